@@ -1,0 +1,56 @@
+# The two promises of the README: `make serve` and `make test` do all the set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages the end-to-end tests and benchmarks drive: real OCI clients and the reference registry.
+DEB_PACKAGES := skopeo podman docker-registry
+export REGISTRY_PORT ?= 5000
+export REGISTRY_DATA_DIR ?= .registry-data
+
+.PHONY: help install system-deps serve test unit lint typecheck bench package clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	touch $(STAMP)
+
+install: $(STAMP) ## Create the venv and install Python dependencies
+
+system-deps: ## Install the Debian packages the e2e tests need (skopeo, podman, distribution)
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+serve: install ## Run the registry on 127.0.0.1:$REGISTRY_PORT with state in $REGISTRY_DATA_DIR
+	exec $(BIN)/python -m chalicelib.local
+
+lint: install ## ruff (lint + format check)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install ## mypy on the application code
+	$(BIN)/mypy
+
+test: install system-deps lint typecheck ## Lint, type-check, unit, functional and end-to-end tests
+	$(BIN)/python -m pytest
+
+unit: install ## Unit and functional tests only (no real clients)
+	$(BIN)/python -m pytest tests/unit tests/functional
+
+bench: install system-deps ## Benchmarks against make serve and CNCF distribution
+	$(BIN)/python -m tests.bench
+
+package: install ## chalice package + merge infra/ + cfn-lint into build/package
+	bash infra/package.sh build/package
+
+clean: ## Remove the venv, caches and local state
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .registry-data

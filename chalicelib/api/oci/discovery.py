@@ -1,0 +1,37 @@
+"""Tags list, catalog and referrers, each paginated with `n`/`last` and a `Link` header."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.edge import HttpRequest, json_response
+from chalicelib.api.oci._http import next_link, page_size
+from chalicelib.core import mediatypes as mt
+from chalicelib.services.repositories import referrer_index
+from chalicelib.wiring import services
+
+
+def list_tags(request: HttpRequest) -> Response:
+    name = request.params["name"]
+    registry = services()
+    limit = page_size(request.arg("n"), registry.settings.page_max_entries)
+    tags, more = registry.repositories.tags(name, limit, request.arg("last"))
+    headers = {"Link": next_link(f"/v2/{name}/tags/list", limit, tags[-1])} if more else {}
+    return json_response({"name": name, "tags": tags}, headers=headers)
+
+
+def catalog(request: HttpRequest) -> Response:
+    registry = services()
+    limit = page_size(request.arg("n"), registry.settings.page_max_entries)
+    names, more = registry.repositories.catalog(limit, request.arg("last"))
+    headers = {"Link": next_link("/v2/_catalog", limit, names[-1])} if more else {}
+    return json_response({"repositories": names}, headers=headers)
+
+
+def referrers(request: HttpRequest) -> Response:
+    artifact_type = request.arg("artifactType")
+    descriptors = services().repositories.referrers(request.params["name"], request.params["digest"], artifact_type)
+    headers = {"Content-Type": mt.OCI_INDEX}
+    if artifact_type is not None:
+        headers["OCI-Filters-Applied"] = "artifactType"
+    return json_response(referrer_index(descriptors), headers=headers)

@@ -1,0 +1,104 @@
+"""The /v2 blueprint: one greedy Chalice route and a dispatch table for names with slashes.
+
+API Gateway and Chalice cannot route `<name>` values that contain `/`, so everything under `/v2/`
+arrives on `/v2/{proxy+}` and is matched here, most specific pattern first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import NamedTuple
+
+from chalice import Blueprint, Response
+
+from chalicelib.api.edge import HttpRequest, guarded
+from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
+from chalicelib.config import get_settings
+from chalicelib.core.reference import validate_name
+from chalicelib.errors import PayloadTooLarge, Unsupported
+from chalicelib.observability import logger, tracer
+
+Handler = Callable[[HttpRequest], Response]
+METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+API_VERSION = {"Docker-Distribution-Api-Version": "registry/2.0"}
+
+
+class Route(NamedTuple):
+    pattern: re.Pattern[str]
+    handlers: dict[str, Handler]
+
+
+def _route(pattern: str, **handlers: Handler) -> Route:
+    return Route(re.compile(pattern), handlers)
+
+
+_NAME = r"(?P<name>.+)"
+ROUTES: tuple[Route, ...] = (
+    _route(r"^_catalog$", GET=discovery.catalog),
+    _route(rf"^{_NAME}/tags/list$", GET=discovery.list_tags),
+    _route(rf"^{_NAME}/manifests/(?P<reference>[^/]+)$", GET=manifests.get_manifest, HEAD=manifests.get_manifest,
+           PUT=manifests.put_manifest, DELETE=manifests.delete_manifest),
+    _route(rf"^{_NAME}/blobs/uploads/?$", POST=uploads.start_upload),
+    _route(rf"^{_NAME}/blobs/uploads/(?P<upload>[^/]+)$", GET=uploads.upload_status, PATCH=uploads.patch_upload,
+           PUT=uploads.finish_upload, DELETE=uploads.cancel_upload),
+    _route(rf"^{_NAME}/blobs/(?P<digest>[^/]+)$", GET=blobs.get_blob, HEAD=blobs.head_blob,
+           DELETE=blobs.delete_blob),
+    _route(rf"^{_NAME}/referrers/(?P<digest>[^/]+)$", GET=discovery.referrers),
+)
+
+bp = Blueprint(__name__)
+
+
+@bp.route("/v2", methods=["GET", "HEAD"], content_types=["*/*"])
+def v2_root() -> Response:
+    return _serve("", base.version_check)
+
+
+@bp.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"])
+def v2_proxy() -> Response:
+    request = bp.current_request
+    path = ((request.uri_params or {}).get("proxy") or "").strip()
+    return _serve(path, None)
+
+
+@tracer.capture_method(capture_response=False)
+def _serve(path: str, fixed: Handler | None) -> Response:
+    request = HttpRequest.from_chalice(bp.current_request)
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(request_id=request.request_id, method=request.method)
+    response = guarded(lambda r: _dispatch(path, r, fixed), request, API_VERSION)
+    response.headers.update(API_VERSION)
+    logger.info("request", extra={"path": f"/v2/{path}", "status": response.status_code})
+    return response
+
+
+def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Response:
+    if fixed is not None or path in ("", "/"):
+        return (fixed or base.version_check)(request)
+    for route in ROUTES:
+        match = route.pattern.match(path)
+        if match is None:
+            continue
+        handler = route.handlers.get(request.method)
+        if handler is None:
+            raise Unsupported(f"{request.method} is not supported here", status=405)
+        params = match.groupdict()
+        if "name" in params:
+            validate_name(params["name"])
+        logger.thread_safe_append_keys(repository=params.get("name"), digest=params.get("digest"),
+                                       reference=params.get("reference"))
+        _check_body_cap(request)
+        return handler(request.with_params(params))
+    raise Unsupported("unknown endpoint", {"path": path[:200]}, status=404)
+
+
+def _check_body_cap(request: HttpRequest) -> None:
+    cap = get_settings().max_body_bytes
+    if cap and len(request.body) > cap:
+        raise PayloadTooLarge(
+            f"request body of {len(request.body)} bytes exceeds this registry's limit of {cap} bytes; "
+            f"push the blob in chunks: POST an upload, then PATCH at most {cap} bytes per request "
+            "with Content-Range (the limit is advertised in OCI-Chunk-Max-Length)",
+            {"limit": cap, "size": len(request.body)},
+        )

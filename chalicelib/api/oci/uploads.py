@@ -1,0 +1,72 @@
+"""/v2/<name>/blobs/uploads/: sessions, chunks, monolithic pushes, mounts, status and cancel."""
+
+from __future__ import annotations
+
+from chalice import Response
+
+from chalicelib.api.edge import HttpRequest, empty_response
+from chalicelib.api.oci._http import blob_location, content_range, range_header, upload_location
+from chalicelib.core.models import Upload
+from chalicelib.observability import metrics
+from chalicelib.wiring import services
+
+
+def start_upload(request: HttpRequest) -> Response:
+    name = request.params["name"]
+    registry = services()
+    mount, digest = request.arg("mount"), request.arg("digest")
+    if mount and registry.uploads.mount(name, mount, request.arg("from")):
+        return _created(name, mount)
+    if digest:
+        stored = registry.uploads.put_monolithic(name, digest, request.body)
+        metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
+        return _created(name, stored)
+    upload = registry.uploads.start(name, request.arg("digest-algorithm") or "sha256")
+    return _session(name, upload, 202)
+
+
+def patch_upload(request: HttpRequest) -> Response:
+    name, upload_id = request.params["name"], request.params["upload"]
+    upload = services().uploads.append(
+        name, upload_id, request.body, content_range(request.header("content-range")),
+        upload_location(name, upload_id),
+    )
+    metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
+    return _session(name, upload, 202)
+
+
+def finish_upload(request: HttpRequest) -> Response:
+    name, upload_id = request.params["name"], request.params["upload"]
+    digest = request.arg("digest") or ""
+    stored = services().uploads.finish(
+        name, upload_id, digest, request.body, content_range(request.header("content-range")),
+        upload_location(name, upload_id),
+    )
+    metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
+    return _created(name, stored)
+
+
+def upload_status(request: HttpRequest) -> Response:
+    name = request.params["name"]
+    return _session(name, services().uploads.status(name, request.params["upload"]), 204)
+
+
+def cancel_upload(request: HttpRequest) -> Response:
+    services().uploads.cancel(request.params["name"], request.params["upload"])
+    return empty_response(204)
+
+
+def _session(name: str, upload: Upload, status: int) -> Response:
+    settings = services().settings
+    headers = {
+        "Location": upload_location(name, upload.id),
+        "Range": range_header(upload.offset),
+        "Docker-Upload-UUID": upload.id,
+    }
+    if settings.body_cap_enabled:
+        headers["OCI-Chunk-Max-Length"] = str(settings.max_body_bytes)
+    return empty_response(status, headers)
+
+
+def _created(name: str, digest: str) -> Response:
+    return empty_response(201, {"Location": blob_location(name, digest), "Docker-Content-Digest": digest})

@@ -1,0 +1,72 @@
+"""The one settings object: every `REGISTRY_*` environment variable is read here and nowhere else."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIB = 1024 * 1024
+S3_MIN_PART_BYTES = 5 * MIB
+
+
+class Settings(BaseSettings):
+    """Registry configuration.
+
+    Defaults suit the embedded local runner; the AWS stages in `.chalice/config.json` override
+    what differs there (the request-body cap above all).
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REGISTRY_", extra="ignore")
+
+    # Where the data lives.
+    table_name: str = "registry"
+    bucket_name: str = "registry-blobs"
+    aws_region: str = Field(
+        default="us-east-1",
+        validation_alias=AliasChoices("REGISTRY_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
+    )
+    # Set only when talking to an AWS emulator (the local runner points it at moto).
+    aws_endpoint_url: str | None = None
+
+    # Upload data plane (DESIGN.md section 3).
+    max_body_bytes: int = Field(default=0, ge=0, description="0 disables the request-body cap")
+    part_size_bytes: int = Field(default=8 * MIB, ge=S3_MIN_PART_BYTES)
+    upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
+    upload_lease_seconds: int = Field(default=60, ge=1)
+    auto_mount: bool = Field(default=False, description="mount a known blob when POST has mount= but no from=")
+
+    # Manifests.
+    manifest_max_bytes: int = Field(default=4 * MIB, ge=1024)
+    inline_manifest_max_bytes: int = Field(default=300_000, ge=0, le=350_000)
+
+    # Downloads.
+    presign_ttl_seconds: int = Field(default=1200, ge=60, le=7 * 24 * 3600)
+
+    # Pagination of tags, catalog and referrers.
+    page_max_entries: int = Field(default=1000, ge=1)
+
+    # The embedded runner (`make serve`).
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=1, le=65535)
+    moto_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    data_dir: Path = Path(".registry-data")
+    snapshot_interval_seconds: int = Field(default=30, ge=1)
+    server_threads: int = Field(default=16, ge=1)
+
+    @field_validator("aws_endpoint_url")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @property
+    def body_cap_enabled(self) -> bool:
+        return self.max_body_bytes > 0
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once; tests clear the cache after changing the environment."""
+    return Settings()

@@ -1,0 +1,168 @@
+"""Typed errors, raised anywhere and mapped to the wire exactly once (in `api/edge.py`).
+
+Every wire code is registered once in `ErrorCode` with its HTTP status and default message, the
+way distribution's `errcode.Register` does. Domain code raises `RegistryError` subclasses; it never
+builds a response.
+
+    RegistryError(code, message, detail)
+     ├── BlobUnknown            BLOB_UNKNOWN           404
+     ├── BlobUploadUnknown      BLOB_UPLOAD_UNKNOWN    404
+     ├── BlobUploadInvalid      BLOB_UPLOAD_INVALID    400
+     ├── RangeInvalid           RANGE_INVALID          416 (carries the current upload offset)
+     ├── DigestInvalid          DIGEST_INVALID         400
+     ├── ManifestUnknown        MANIFEST_UNKNOWN       404
+     ├── ManifestInvalid        MANIFEST_INVALID       400
+     ├── ManifestBlobUnknown    MANIFEST_BLOB_UNKNOWN  400
+     ├── NameInvalid            NAME_INVALID           400
+     ├── NameUnknown            NAME_UNKNOWN           404
+     ├── TagInvalid             TAG_INVALID            400
+     ├── SizeInvalid            SIZE_INVALID           400
+     ├── PayloadTooLarge        SIZE_INVALID           413
+     ├── PaginationInvalid      PAGINATION_NUMBER_INVALID 400
+     ├── Unsupported            UNSUPPORTED            405/415
+     └── Conflict               CONFLICT               409 (a concurrent writer won; safe to retry)
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+
+class ErrorCode(Enum):
+    """A wire error code with its HTTP status and the spec's message."""
+
+    BLOB_UNKNOWN = (404, "blob unknown to registry")
+    BLOB_UPLOAD_INVALID = (400, "blob upload invalid")
+    BLOB_UPLOAD_UNKNOWN = (404, "blob upload unknown to registry")
+    DIGEST_INVALID = (400, "provided digest did not match uploaded content")
+    MANIFEST_BLOB_UNKNOWN = (400, "manifest references a manifest or blob unknown to registry")
+    MANIFEST_INVALID = (400, "manifest invalid")
+    MANIFEST_UNKNOWN = (404, "manifest unknown to registry")
+    NAME_INVALID = (400, "invalid repository name")
+    NAME_UNKNOWN = (404, "repository name not known to registry")
+    SIZE_INVALID = (400, "provided length did not match content length")
+    TAG_INVALID = (400, "manifest tag did not match URI")
+    UNAUTHORIZED = (401, "authentication required")
+    DENIED = (403, "requested access to the resource is denied")
+    UNSUPPORTED = (405, "the operation is unsupported")
+    TOOMANYREQUESTS = (429, "too many requests")
+    RANGE_INVALID = (416, "invalid content range")
+    PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
+    # Harbor's codes, used by /api/v2.0.
+    NOT_FOUND = (404, "resource not found")
+    BAD_REQUEST = (400, "bad request")
+    CONFLICT = (409, "conflict")
+    UNKNOWN = (500, "internal server error")
+
+    @property
+    def status(self) -> int:
+        return self.value[0]
+
+    @property
+    def message(self) -> str:
+        return self.value[1]
+
+
+class RegistryError(Exception):
+    """Base of every error that reaches a client; `status` may differ from the code's default."""
+
+    code: ErrorCode = ErrorCode.UNKNOWN
+    status: int | None = None
+
+    def __init__(self, message: str | None = None, detail: Any = None, *, status: int | None = None) -> None:
+        self.message = message or self.code.message
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        super().__init__(self.message)
+
+    @property
+    def http_status(self) -> int:
+        return self.status or self.code.status
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error needs (416 carries the upload's Range)."""
+        return {}
+
+
+class BlobUnknown(RegistryError):
+    code = ErrorCode.BLOB_UNKNOWN
+
+
+class BlobUploadUnknown(RegistryError):
+    code = ErrorCode.BLOB_UPLOAD_UNKNOWN
+
+
+class BlobUploadInvalid(RegistryError):
+    code = ErrorCode.BLOB_UPLOAD_INVALID
+
+
+class RangeInvalid(RegistryError):
+    """An out-of-order or overlapping chunk: 416 with the range the registry really holds."""
+
+    code = ErrorCode.BLOB_UPLOAD_INVALID
+    status = 416
+
+    def __init__(self, message: str, *, location: str, offset: int) -> None:
+        super().__init__(message, {"offset": offset})
+        self.location = location
+        self.offset = offset
+
+    def headers(self) -> dict[str, str]:
+        return {"Location": self.location, "Range": f"0-{max(self.offset - 1, 0)}", "Content-Length": "0"}
+
+
+class DigestInvalid(RegistryError):
+    code = ErrorCode.DIGEST_INVALID
+
+
+class ManifestUnknown(RegistryError):
+    code = ErrorCode.MANIFEST_UNKNOWN
+
+
+class ManifestInvalid(RegistryError):
+    code = ErrorCode.MANIFEST_INVALID
+
+
+class ManifestBlobUnknown(RegistryError):
+    code = ErrorCode.MANIFEST_BLOB_UNKNOWN
+
+
+class NameInvalid(RegistryError):
+    code = ErrorCode.NAME_INVALID
+
+
+class NameUnknown(RegistryError):
+    code = ErrorCode.NAME_UNKNOWN
+
+
+class TagInvalid(RegistryError):
+    code = ErrorCode.TAG_INVALID
+
+
+class SizeInvalid(RegistryError):
+    code = ErrorCode.SIZE_INVALID
+
+
+class PayloadTooLarge(RegistryError):
+    code = ErrorCode.SIZE_INVALID
+    status = 413
+
+
+class PaginationInvalid(RegistryError):
+    code = ErrorCode.PAGINATION_NUMBER_INVALID
+
+
+class Unsupported(RegistryError):
+    code = ErrorCode.UNSUPPORTED
+
+
+class Conflict(RegistryError):
+    code = ErrorCode.CONFLICT
+
+
+class NotFound(RegistryError):
+    """A route that does not exist."""
+
+    code = ErrorCode.NOT_FOUND

@@ -1,0 +1,119 @@
+"""`python -m chalicelib.local`: the embedded registry that `make serve` runs.
+
+One process: moto on loopback for DynamoDB and S3, the Chalice app behind waitress through the
+WSGI adapter, state snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+import waitress
+from waitress.channel import HTTPChannel
+
+
+def _refuse_tls_probes() -> None:
+    """Close a connection whose first bytes are a TLS ClientHello.
+
+    docker and skopeo try https first even for an insecure registry; waitress would wait for a
+    request line until a 10 s handshake timeout. Closing at once makes them fall back to http.
+    """
+    original = HTTPChannel.received
+
+    def received(self: Any, data: bytes) -> bool:
+        if not getattr(self, "_registry_plain", False):
+            if data[:2] == b"\x16\x03":
+                self.will_close = True
+                return False
+            self._registry_plain = True
+        return bool(original(self, data))
+
+    HTTPChannel.received = received  # type: ignore[method-assign]
+
+
+def _configure_libraries() -> None:
+    # Local-only defaults for boto3 and Powertools (they read their own variables).
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
+    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+
+class _Stop(Exception):
+    pass
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def main() -> int:
+    _configure_libraries()
+    from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
+    from chalicelib.config import get_settings  # noqa: PLC0415
+    from chalicelib.local.emulator import Emulator  # noqa: PLC0415
+    from chalicelib.local.snapshot import Snapshotter  # noqa: PLC0415
+    from chalicelib.local.wsgi import ChaliceWSGI  # noqa: PLC0415
+
+    settings = get_settings()
+    data_dir = settings.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    lock = (data_dir / ".lock").open("w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(f"another registry is already using {data_dir}", file=sys.stderr)
+        return 1
+
+    emulator = Emulator(settings)
+    os.environ["REGISTRY_AWS_ENDPOINT_URL"] = emulator.start()
+    wiring.reset()
+    settings = get_settings()
+    emulator.create_resources()
+    snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), emulator.client("s3"),
+                            settings.table_name, settings.bucket_name)
+    items, objects = snapshots.restore()
+
+    from app import app  # noqa: PLC0415
+
+    wiring.services()  # build clients now, not on the first request
+    _refuse_tls_probes()
+    server = waitress.create_server(
+        ChaliceWSGI(app, on_write=snapshots.mark_dirty),
+        host=settings.host, port=settings.port, threads=settings.server_threads,
+        max_request_body_size=64 * 1024**3, channel_timeout=300, clear_untrusted_proxy_headers=True,
+        ident="registry",
+    )
+    stop_snapshots = threading.Event()
+
+    def snapshot_loop() -> None:
+        while not stop_snapshots.wait(settings.snapshot_interval_seconds):
+            snapshots.save_if_dirty()
+
+    threading.Thread(target=snapshot_loop, name="snapshots", daemon=True).start()
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    print(f"registry listening on http://{settings.host}:{server.effective_port}  "  # type: ignore[union-attr]
+          f"(data: {data_dir}, restored {items} rows and {objects} objects)", flush=True)
+    try:
+        server.run()
+    except _Stop as reason:
+        print(f"stopping on {reason}", flush=True)
+    finally:
+        stop_snapshots.set()
+        server.close()
+        snapshots.save()
+        emulator.stop()
+        print("state saved", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

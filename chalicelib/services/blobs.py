@@ -1,0 +1,37 @@
+"""Blob reads and deletes; bytes are served by S3 through presigned redirects."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chalicelib.core.digest import Digest
+from chalicelib.errors import BlobUnknown
+from chalicelib.stores import keys
+
+if TYPE_CHECKING:
+    from chalicelib.stores.blobs import BlobMetaStore
+    from chalicelib.stores.objects import S3ObjectStore
+
+
+class BlobService:
+    def __init__(self, blobs: BlobMetaStore, objects: S3ObjectStore, presign_ttl_seconds: int) -> None:
+        self._blobs = blobs
+        self._objects = objects
+        self._ttl = presign_ttl_seconds
+
+    def stat(self, repository: str, digest_text: str) -> tuple[str, int]:
+        """(digest, size) of a blob the repository can see, from DynamoDB alone."""
+        digest = str(Digest.parse(digest_text))
+        size = self._blobs.stat(repository, digest)
+        if size is None:
+            raise BlobUnknown(detail={"digest": digest})
+        return digest, size
+
+    def download_url(self, repository: str, digest_text: str) -> tuple[str, int, str]:
+        digest, size = self.stat(repository, digest_text)
+        return digest, size, self._objects.presigned_get(keys.blob_object_key(digest), self._ttl)
+
+    def delete(self, repository: str, digest_text: str) -> None:
+        digest = str(Digest.parse(digest_text))
+        if not self._blobs.unlink(repository, digest):
+            raise BlobUnknown(detail={"digest": digest})

@@ -1,0 +1,86 @@
+"""Manifest push, pull and delete: validation, reference rules and content negotiation."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING
+
+from chalicelib.core.digest import Digest, is_digest
+from chalicelib.core.manifest import ParsedManifest, parse_manifest
+from chalicelib.core.models import Manifest
+from chalicelib.core.reference import validate_tag
+from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, ManifestUnknown, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from chalicelib.stores.blobs import BlobMetaStore
+    from chalicelib.stores.manifests import ManifestStore
+
+
+class ManifestService:
+    def __init__(self, manifests: ManifestStore, blobs: BlobMetaStore, max_bytes: int) -> None:
+        self._manifests = manifests
+        self._blobs = blobs
+        self._max_bytes = max_bytes
+
+    def put(self, repository: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
+        if len(body) > self._max_bytes:
+            raise PayloadTooLarge(f"manifest exceeds the {self._max_bytes}-byte limit", {"size": len(body)})
+        if is_digest(reference):
+            expected = Digest.parse(reference)
+            digest = Digest(expected.algorithm, hashlib.new(expected.algorithm, body).hexdigest())
+            if digest != expected:
+                raise DigestInvalid("manifest does not match the digest in the URL", {"digest": reference})
+            tag = None
+        else:
+            tag = validate_tag(reference)
+            digest = Digest.of(body)
+        manifest = parse_manifest(body, content_type, str(digest))
+        self._check_references(repository, manifest)
+        self._manifests.put(repository, manifest, body, tag)
+        return manifest
+
+    def get(self, repository: str, reference: str, accept: list[str]) -> Manifest:
+        digest = self.resolve(repository, reference)
+        manifest = self._manifests.get(repository, digest)
+        if manifest is None:
+            raise ManifestUnknown(detail={"reference": reference})
+        if accept and not _accepts(accept, manifest.media_type):
+            raise ManifestUnknown(
+                f"manifest is {manifest.media_type}, which the Accept header does not allow",
+                {"reference": reference, "mediaType": manifest.media_type},
+            )
+        return manifest
+
+    def resolve(self, repository: str, reference: str) -> str:
+        if is_digest(reference):
+            return str(Digest.parse(reference))
+        digest = self._manifests.resolve_tag(repository, validate_tag(reference))
+        if digest is None:
+            raise ManifestUnknown(detail={"tag": reference})
+        return digest
+
+    def delete(self, repository: str, reference: str) -> None:
+        """By tag: untag. By digest: the manifest and every tag on it (bytes are left to GC)."""
+        if is_digest(reference):
+            if not self._manifests.delete(repository, str(Digest.parse(reference))):
+                raise ManifestUnknown(detail={"digest": reference})
+        elif not self._manifests.delete_tag(repository, validate_tag(reference)):
+            raise ManifestUnknown(detail={"tag": reference})
+
+    def _check_references(self, repository: str, manifest: ParsedManifest) -> None:
+        """Every blob and child must already be in the repository; the subject need not be."""
+        if manifest.blobs:
+            linked = self._blobs.linked(repository, list(manifest.blobs))
+            missing = [d for d in manifest.blobs if d not in linked]
+            if missing:
+                raise ManifestBlobUnknown(detail={"digests": missing[:20]})
+        if manifest.children:
+            found = self._manifests.existing(repository, list(manifest.children))
+            missing = [d for d in manifest.children if d not in found]
+            if missing:
+                raise ManifestBlobUnknown("manifest references manifests unknown to the repository",
+                                          {"digests": missing[:20]})
+
+
+def _accepts(accept: list[str], media_type: str) -> bool:
+    return any(a in ("*/*", "application/*", media_type) for a in accept)

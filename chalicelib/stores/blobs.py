@@ -1,0 +1,67 @@
+"""Blob metadata: global blob rows, repository links and project-blob rows (keys in `keys.py`)."""
+
+from __future__ import annotations
+
+import time
+
+from pynamodb.exceptions import PutError
+from pynamodb.models import BatchWrite
+
+from chalicelib.stores import keys
+from chalicelib.stores.tables import BlobRow, LinkRow, ProjectBlobRow, batch_get_raw
+
+# Blobs in these GC states are invisible: a sweep has claimed them (reference/harbor.md section 2).
+_HIDDEN_STATES = frozenset({"deleting", "deletefailed"})
+
+
+class BlobMetaStore:
+    def stat(self, repository: str, digest: str) -> int | None:
+        """The blob's size if `repository` may see it; one BatchGetItem (link + blob row)."""
+        items = batch_get_raw([(keys.repo_pk(repository), keys.link_sk(digest)), (keys.blob_pk(digest), keys.BLOB_SK)])
+        if len(items) != 2:
+            return None
+        blob = BlobRow.from_raw_data(next(i for i in items if i["sk"]["S"] == keys.BLOB_SK))
+        return None if blob.state in _HIDDEN_STATES else int(blob.size)
+
+    def global_size(self, digest: str) -> int | None:
+        """Size of a verified blob anywhere in the registry (dedupe and automatic mount)."""
+        try:
+            blob = BlobRow.get(keys.blob_pk(digest), keys.BLOB_SK)
+        except BlobRow.DoesNotExist:
+            return None
+        return None if blob.state in _HIDDEN_STATES else int(blob.size)
+
+    def linked(self, repository: str, digests: list[str]) -> set[str]:
+        """Which of `digests` the repository can see (manifest validation), in batches of 100."""
+        pk = keys.repo_pk(repository)
+        items = batch_get_raw([(pk, keys.link_sk(d)) for d in digests])
+        return {item["sk"]["S"].removeprefix("BLOB#") for item in items}
+
+    def record(self, digest: str, size: int, repository: str, project: str) -> None:
+        """Make a verified blob visible in `repository`: blob row (once), link and project rows."""
+        now = int(time.time())
+        try:
+            BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now).save(
+                condition=BlobRow.pk.does_not_exist()
+            )
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            BlobRow(keys.blob_pk(digest), keys.BLOB_SK).update(actions=[BlobRow.updated_at.set(now)])
+        self.link(repository, project, digest, size)
+
+    def link(self, repository: str, project: str, digest: str, size: int) -> None:
+        now = int(time.time())
+        with BatchWrite(LinkRow) as batch:
+            batch.save(LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=now))
+            batch.save(ProjectBlobRow(keys.project_pk(project), keys.link_sk(digest), size=size, created_at=now))
+
+    def unlink(self, repository: str, digest: str) -> bool:
+        """Remove the repository's link; the bytes stay for GC. False when there was none."""
+        try:
+            LinkRow(keys.repo_pk(repository), keys.link_sk(digest)).delete(condition=LinkRow.pk.exists())
+        except Exception as exc:  # pynamodb DeleteError
+            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

@@ -1,0 +1,138 @@
+"""S3 object store: the only code that sends bytes to or reads bytes from the bucket."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import BlobUploadUnknown, DigestInvalid
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# CopyObject handles up to 5 GiB; larger objects are copied part by part, in parallel.
+_SINGLE_COPY_MAX = 5 * 1024**3
+_COPY_PART_BYTES = 512 * 1024**2
+_READ_BLOCK = 8 * 1024**2
+
+
+class S3ObjectStore:
+    """Thin, typed wrapper over one bucket; boto3 errors become registry errors here."""
+
+    def __init__(self, client: S3Client, bucket: str, presign_client: S3Client | None = None) -> None:
+        self._s3 = client
+        self._presign = presign_client or client
+        self.bucket = bucket
+
+    def put(self, key: str, data: bytes, *, sha256_hex: str | None = None) -> None:
+        """Write an object; with `sha256_hex`, S3 itself refuses bytes that do not match."""
+        extra: dict[str, Any] = {}
+        if sha256_hex:
+            extra["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256_hex)).decode()
+        try:
+            self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+        except ClientError as exc:
+            if _code(exc) in {"BadDigest", "InvalidRequest"} and sha256_hex:
+                raise DigestInvalid("content does not match digest") from None
+            raise
+
+    def get(self, key: str) -> bytes:
+        return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def iter_bytes(self, key: str) -> Iterator[bytes]:
+        body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
+        yield from iter(lambda: body.read(_READ_BLOCK), b"")
+
+    def ping(self) -> None:
+        """Reach the bucket with a read (a missing key is an answer; only errors raise)."""
+        self.exists("health/ping")
+
+    def exists(self, key: str) -> bool:
+        try:
+            self._s3.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as exc:
+            if _code(exc) in {"404", "NoSuchKey", "NotFound", "403"}:
+                # Without s3:ListBucket (least privilege) S3 answers 403 for a missing key.
+                return False
+            raise
+        return True
+
+    def delete(self, *keys: str) -> None:
+        for start in range(0, len(keys), 1000):
+            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            if batch:
+                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+
+    def presigned_get(self, key: str, ttl_seconds: int) -> str:
+        return self._presign.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=ttl_seconds
+        )
+
+    # Multipart: how chunked uploads become one object without holding it in memory.
+
+    def start_multipart(self, key: str) -> str:
+        return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+        try:
+            result = self._s3.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
+            )
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
+            raise
+        return result["ETag"]
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        try:
+            self._s3.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": e} for n, e in parts]},
+            )
+        except ClientError as exc:
+            if _code(exc) == "NoSuchUpload":
+                raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
+            raise
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        try:
+            self._s3.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _code(exc) != "NoSuchUpload":
+                raise
+
+    def copy(self, source: str, target: str, size: int) -> None:
+        """Server-side copy; no bytes pass through this process."""
+        if size <= _SINGLE_COPY_MAX:
+            self._s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
+            return
+        upload_id = self.start_multipart(target)
+        ranges = [(i + 1, start, min(start + _COPY_PART_BYTES, size) - 1)
+                  for i, start in enumerate(range(0, size, _COPY_PART_BYTES))]
+
+        def copy_part(spec: tuple[int, int, int]) -> tuple[int, str]:
+            number, first, last = spec
+            result = self._s3.upload_part_copy(
+                Bucket=self.bucket, Key=target, UploadId=upload_id, PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source}, CopySourceRange=f"bytes={first}-{last}",
+            )
+            return number, result["CopyPartResult"]["ETag"]
+
+        try:
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                parts = list(pool.map(copy_part, ranges))
+            self.complete_multipart(target, upload_id, parts)
+        except Exception:
+            self.abort_multipart(target, upload_id)
+            raise
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Package the registry into one deployable SAM/CloudFormation template and lint it.
+#
+#   bash infra/package.sh [OUT_DIR [STAGE]]      (default OUT_DIR build/package, STAGE dev)
+#
+# Writes OUT_DIR/sam.json (Chalice's template merged with infra/resources.json), the code zips
+# it points at (deployment.zip, layer-deployment.zip) and OUT_DIR/infra-only.json (the table,
+# bucket, role and log group alone, for the `chalice deploy` route). Fails if cfn-lint reports an
+# error or a warning on either template. See infra/README.md for deploying the result.
+#
+# Environment: AWS_DEFAULT_REGION (default us-east-1; chalice needs one, nothing is called),
+# CHALICE, CFN_LINT, PYTHON (default: the repo's .venv), CHALICE_STAGE (default dev),
+# CFN_LINT_FAIL_LEVEL (error|warning|informational; default warning).
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+out_arg="${1:-build/package}"
+stage="${2:-${CHALICE_STAGE:-dev}}"
+
+# Resolve OUT_DIR against the caller's directory before moving to the repo root.
+mkdir -p "$out_arg"
+out_dir="$(cd "$out_arg" && pwd)"
+
+cd "$repo_root"
+chalice="${CHALICE:-.venv/bin/chalice}"
+cfn_lint="${CFN_LINT:-.venv/bin/cfn-lint}"
+python="${PYTHON:-.venv/bin/python}"
+fail_level="${CFN_LINT_FAIL_LEVEL:-warning}"
+
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+
+# A stale template must never survive a failed run.
+rm -f "$out_dir/sam.json" "$out_dir/infra-only.json"
+
+"$chalice" package \
+    --stage "$stage" \
+    --pkg-format cloudformation \
+    --template-format json \
+    --merge-template infra/resources.json \
+    "$out_dir"
+
+"$python" infra/infra_only.py infra/resources.json "$out_dir/infra-only.json"
+
+echo "cfn-lint $("$cfn_lint" --version 2>&1 | awk '{print $NF}'): $out_dir/sam.json $out_dir/infra-only.json"
+"$cfn_lint" --non-zero-exit-code "$fail_level" -- "$out_dir/sam.json" "$out_dir/infra-only.json"
+echo "OK: $out_dir/sam.json (stage $stage)"

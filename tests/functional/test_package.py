@@ -1,0 +1,228 @@
+"""`infra/package.sh` builds one deployable template that cfn-lint accepts, with the right shape.
+
+Runs the real `chalice package` (it fetches Lambda wheels from PyPI unless cached in
+`.chalice/deployments`) and cfn-lint, once per module, then checks the merged template.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PACKAGE_SH = REPO_ROOT / "infra" / "package.sh"
+RESOURCES = REPO_ROOT / "infra" / "resources.json"
+
+# The keys the local runner maps onto boto3 create_table (or knowingly ignores).
+TABLE_PROPERTY_KEYS = {
+    "AttributeDefinitions",
+    "KeySchema",
+    "GlobalSecondaryIndexes",
+    "BillingMode",
+    "TimeToLiveSpecification",
+    "PointInTimeRecoverySpecification",
+    "SSESpecification",
+}
+TABLE_ACTIONS = {
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+}
+OBJECT_ACTIONS = {
+    "s3:GetObject",
+    "s3:PutObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+}
+
+
+def _tool(name: str) -> str:
+    """The tool from the environment running the tests (the repo's .venv when run as documented)."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if not (REPO_ROOT / "app.py").exists():
+        pytest.skip("app.py does not exist yet: nothing to package")
+    out = tmp_path_factory.mktemp("package")
+    env = {
+        **os.environ,
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        "CHALICE": _tool("chalice"),
+        "CFN_LINT": _tool("cfn-lint"),
+        "PYTHON": sys.executable,
+    }
+    bash = shutil.which("bash") or "/bin/bash"
+    proc = subprocess.run(  # noqa: S603 - fixed argv: our own script and a temp dir
+        [bash, str(PACKAGE_SH), str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 0, f"package.sh failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    return out
+
+
+@pytest.fixture(scope="module")
+def template(package_dir: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((package_dir / "sam.json").read_text())
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    loaded: dict[str, Any] = template["Resources"]
+    return loaded
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
+    return [s for policy in role["Properties"]["Policies"] for s in policy["PolicyDocument"]["Statement"]]
+
+
+def test_package_outputs(package_dir: Path) -> None:
+    for name in ("sam.json", "deployment.zip", "infra-only.json"):
+        assert (package_dir / name).is_file(), name
+
+
+def test_table(resources: dict[str, Any]) -> None:
+    table = resources["RegistryTable"]
+    assert table["Type"] == "AWS::DynamoDB::Table"
+    assert table["DeletionPolicy"] == "Retain"
+    assert table["UpdateReplacePolicy"] == "Retain"
+    props = table["Properties"]
+    assert set(props) <= TABLE_PROPERTY_KEYS, set(props) - TABLE_PROPERTY_KEYS
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == "gsi1"
+    assert gsi["Projection"] == {"ProjectionType": "KEYS_ONLY"}
+    assert props["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_table_source_stays_loadable_by_local_runner() -> None:
+    """The local runner reads RegistryTable.Properties straight from infra/resources.json."""
+    source = json.loads(RESOURCES.read_text())
+    props = source["Resources"]["RegistryTable"]["Properties"]
+    assert set(props) <= TABLE_PROPERTY_KEYS
+
+
+def test_bucket(resources: dict[str, Any]) -> None:
+    bucket = resources["BlobBucket"]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    assert bucket["DeletionPolicy"] == "Retain"
+    assert bucket["UpdateReplacePolicy"] == "Retain"
+    props = bucket["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    (sse,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"AES256", "aws:kms"}
+    assert props.get("VersioningConfiguration", {}).get("Status") != "Enabled"
+    uploads = [r for r in props["LifecycleConfiguration"]["Rules"] if r.get("Prefix") == "uploads/"]
+    assert len(uploads) == 1
+    (rule,) = uploads
+    assert rule["Status"] == "Enabled"
+    assert rule["ExpirationInDays"] == 2
+    assert rule["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
+
+
+def test_bucket_policy_denies_plain_http(resources: dict[str, Any]) -> None:
+    policy = resources["BlobBucketPolicy"]
+    assert policy["Properties"]["Bucket"] == {"Ref": "BlobBucket"}
+    (stmt,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert stmt["Effect"] == "Deny"
+    assert stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_api_handler_env_and_role(resources: dict[str, Any]) -> None:
+    handler = resources["APIHandler"]["Properties"]
+    env = handler["Environment"]["Variables"]
+    assert env["REGISTRY_TABLE_NAME"] == {"Ref": "RegistryTable"}
+    assert env["REGISTRY_BUCKET_NAME"] == {"Ref": "BlobBucket"}
+    # The stage's own variables survive the merge.
+    assert env["REGISTRY_MAX_BODY_BYTES"] == "4194304"
+    assert env["POWERTOOLS_SERVICE_NAME"] == "registry"
+    assert handler["Role"] == {"Fn::GetAtt": ["RegistryApiRole", "Arn"]}
+    assert handler["LoggingConfig"]["LogGroup"] == {"Ref": "RegistryApiLogGroup"}
+    assert handler["Tracing"] == "Active"
+    assert handler["Timeout"] <= 30
+    assert handler["MemorySize"] == 1024
+
+
+def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
+    role = resources["RegistryApiRole"]
+    assert role["Type"] == "AWS::IAM::Role"
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+    granted: dict[str, set[str]] = {}
+    for stmt in _statements(role):
+        assert stmt["Effect"] == "Allow"
+        for action in _as_list(stmt["Action"]):
+            assert "*" not in action, action
+            for resource in _as_list(stmt["Resource"]):
+                granted.setdefault(json.dumps(resource, sort_keys=True), set()).add(action)
+
+    def on(resource: Any) -> set[str]:
+        return granted.pop(json.dumps(resource, sort_keys=True), set())
+
+    assert on({"Fn::GetAtt": ["RegistryTable", "Arn"]}) == TABLE_ACTIONS
+    assert on({"Fn::Sub": "${RegistryTable.Arn}/index/*"}) == {"dynamodb:Query"}
+    assert on({"Fn::Sub": "${BlobBucket.Arn}/*"}) == OBJECT_ACTIONS
+    assert on({"Fn::GetAtt": ["RegistryApiLogGroup", "Arn"]}) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert on("*") == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    assert granted == {}, f"unexpected grants: {granted}"
+
+
+def test_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    assert outputs["RegistryTableName"]["Value"] == {"Ref": "RegistryTable"}
+    assert outputs["RegistryBucketName"]["Value"] == {"Ref": "BlobBucket"}
+    assert outputs["RegistryApiRoleArn"]["Value"] == {"Fn::GetAtt": ["RegistryApiRole", "Arn"]}
+
+
+def test_infra_only_template(package_dir: Path) -> None:
+    infra = json.loads((package_dir / "infra-only.json").read_text())
+    assert "Transform" not in infra
+    resources = infra["Resources"]
+    assert {"RegistryTable", "BlobBucket", "BlobBucketPolicy", "RegistryApiRole", "RegistryApiLogGroup"} <= set(
+        resources
+    )
+    assert all("Type" in r for r in resources.values())
+    assert "APIHandler" not in resources
+    assert "RegistryDomainMapping" not in resources  # it needs the Chalice REST API
+    assert "RegistryDomain" not in resources  # chalice deploy uses api_gateway_custom_domain
+    assert {"RegistryTableName", "RegistryBucketName", "RegistryApiRoleArn"} <= set(infra["Outputs"])
+    assert "ApiLogGroupName" in infra["Parameters"]
