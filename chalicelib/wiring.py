@@ -40,7 +40,7 @@ def s3_client(settings: Settings) -> S3Client:
     addressing = "path" if settings.aws_endpoint_url else "virtual"
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": addressing},
+        s3={"addressing_style": addressing},  # type: ignore[arg-type]
         max_pool_connections=max(10, settings.server_threads * 2),
         retries={"mode": "standard", "max_attempts": 4},
     )

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import chalice.app
-from chalice import Chalice, Response
+from chalice.app import Chalice, Response
 
 from chalicelib.errors import ErrorCode, RegistryError
 from chalicelib.observability import logger, metrics
 
-chalice.app.RestAPIEventHandler._validate_binary_response = lambda self, request_headers, response_headers: True  # type: ignore[method-assign]  # noqa: E501
+chalice.app.RestAPIEventHandler._validate_binary_response = lambda self, request_headers, response_headers: True  # type: ignore[method-assign]
 
 
 class RegistryApp(Chalice):
@@ -31,7 +31,7 @@ class RegistryApp(Chalice):
 
     _state = threading.local()
 
-    @property  # type: ignore[override]
+    @property
     def current_request(self) -> chalice.app.Request | None:
         return getattr(self._state, "request", None)
 
@@ -39,7 +39,7 @@ class RegistryApp(Chalice):
     def current_request(self, value: chalice.app.Request | None) -> None:
         self._state.request = value
 
-    @property  # type: ignore[override]
+    @property
     def lambda_context(self) -> Any:
         return getattr(self._state, "context", None)
 
@@ -90,8 +90,7 @@ class HttpRequest:
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, separators=(",", ":")).encode()
-    return Response(body=body, status_code=status,
-                    headers={"Content-Type": "application/json", **(headers or {})})
+    return Response(body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})})
 
 
 def empty_response(status: int, headers: dict[str, str] | None = None) -> Response:
@@ -107,8 +106,9 @@ def error_response(exc: RegistryError, request_id: str, extra_headers: dict[str,
     return json_response({"errors": [entry]}, exc.http_status, headers)
 
 
-def guarded(handler: Callable[[HttpRequest], Response], request: HttpRequest,
-            extra_headers: dict[str, str] | None = None) -> Response:
+def guarded(
+    handler: Callable[[HttpRequest], Response], request: HttpRequest, extra_headers: dict[str, str] | None = None
+) -> Response:
     """Run a handler, turning typed errors into the envelope and anything else into a logged 500."""
     try:
         response = handler(request)

@@ -13,6 +13,7 @@ another (a Lambda runtime update in the middle of an upload) — such a state re
 
 from __future__ import annotations
 
+import _hashlib  # noqa: F401  (loading it maps the libcrypto that hashlib uses into the process)
 import ctypes
 import ctypes.util
 import hashlib
@@ -26,8 +27,6 @@ _PREFIX = {"sha256": "SHA256", "sha512": "SHA512"}
 
 def _libcrypto_path() -> str | None:
     """The libcrypto already mapped into this process by `_hashlib`, else the linker's choice."""
-    import _hashlib  # noqa: F401  (maps libcrypto into the process)
-
     try:
         with open("/proc/self/maps", encoding="utf-8") as maps:
             for line in maps:

@@ -7,6 +7,7 @@ WSGI adapter, state snapshotted under `REGISTRY_DATA_DIR` periodically and on SI
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import signal
 import sys
@@ -34,7 +35,7 @@ def _refuse_tls_probes() -> None:
             self._registry_plain = True
         return bool(original(self, data))
 
-    HTTPChannel.received = received  # type: ignore[method-assign]
+    HTTPChannel.received = received
 
 
 def _configure_libraries() -> None:
@@ -44,6 +45,8 @@ def _configure_libraries() -> None:
     os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    # moto's embedded server would log every S3 and DynamoDB call the registry makes.
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
 class _Stop(Exception):
@@ -77,8 +80,9 @@ def main() -> int:
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
-    snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), emulator.client("s3"),
-                            settings.table_name, settings.bucket_name)
+    snapshots = Snapshotter(
+        data_dir, emulator.client("dynamodb"), emulator.client("s3"), settings.table_name, settings.bucket_name
+    )
     items, objects = snapshots.restore()
 
     from app import app  # noqa: PLC0415
@@ -87,8 +91,12 @@ def main() -> int:
     _refuse_tls_probes()
     server = waitress.create_server(
         ChaliceWSGI(app, on_write=snapshots.mark_dirty),
-        host=settings.host, port=settings.port, threads=settings.server_threads,
-        max_request_body_size=64 * 1024**3, channel_timeout=300, clear_untrusted_proxy_headers=True,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.server_threads,
+        max_request_body_size=64 * 1024**3,
+        channel_timeout=300,
+        clear_untrusted_proxy_headers=True,
         ident="registry",
     )
     stop_snapshots = threading.Event()
@@ -100,8 +108,11 @@ def main() -> int:
     threading.Thread(target=snapshot_loop, name="snapshots", daemon=True).start()
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
-    print(f"registry listening on http://{settings.host}:{server.effective_port}  "  # type: ignore[union-attr]
-          f"(data: {data_dir}, restored {items} rows and {objects} objects)", flush=True)
+    print(
+        f"registry listening on http://{settings.host}:{server.effective_port}  "
+        f"(data: {data_dir}, restored {items} rows and {objects} objects)",
+        flush=True,
+    )
     try:
         server.run()
     except _Stop as reason:

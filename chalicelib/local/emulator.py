@@ -38,10 +38,13 @@ class Emulator:
     def stop(self) -> None:
         self._server.stop()
 
-    def client(self, service: str) -> Any:
+    def client(self, service: Any) -> Any:
         return boto3.session.Session().client(
-            service, region_name=self._settings.aws_region, endpoint_url=self.endpoint_url,
-            aws_access_key_id="local", aws_secret_access_key="local",
+            service,
+            region_name=self._settings.aws_region,
+            endpoint_url=self.endpoint_url,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",  # noqa: S106 (moto accepts any)
         )
 
     def create_resources(self) -> None:

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +122,7 @@ class Snapshotter:
                     body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
                     tmp = directory / f"{name}.tmp"
                     with tmp.open("wb") as out:
-                        for block in iter(lambda: body.read(8 * 1024 * 1024), b""):
+                        for block in iter(partial(body.read, 8 * 1024 * 1024), b""):
                             out.write(block)
                     tmp.replace(directory / name)
                 new[key] = entry

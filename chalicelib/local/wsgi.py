@@ -14,16 +14,31 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalice import Chalice
+from chalice.app import Chalice
 
 StartResponse = Callable[..., Any]
 
 _REASONS = {
-    200: "OK", 201: "Created", 202: "Accepted", 204: "No Content", 206: "Partial Content",
-    307: "Temporary Redirect", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed", 413: "Payload Too Large",
-    415: "Unsupported Media Type", 416: "Range Not Satisfiable", 429: "Too Many Requests",
-    500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    206: "Partial Content",
+    307: "Temporary Redirect",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    416: "Range Not Satisfiable",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
 }
 
 
@@ -60,8 +75,11 @@ class ChaliceWSGI:
             path = path.rstrip("/") or "/"
         matched = self._match(path)
         if matched is None or method not in self._app.routes[matched[0]]:
-            return _plain(start_response, 404 if matched is None else 405, b'{"errors":[{"code":"UNSUPPORTED",'
-                          b'"message":"unknown endpoint"}]}')
+            return _plain(
+                start_response,
+                404 if matched is None else 405,
+                b'{"errors":[{"code":"UNSUPPORTED","message":"unknown endpoint"}]}',
+            )
         resource, params = matched
         event = self._event(environ, method, path, resource, params)
         result = self._app(event, LocalLambdaContext())
@@ -77,8 +95,9 @@ class ChaliceWSGI:
         return None
 
     @staticmethod
-    def _event(environ: dict[str, Any], method: str, path: str, resource: str,
-               params: dict[str, str]) -> dict[str, Any]:
+    def _event(
+        environ: dict[str, Any], method: str, path: str, resource: str, params: dict[str, str]
+    ) -> dict[str, Any]:
         length = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
         body = stream.read(int(length)) if length.isdigit() else stream.read()
@@ -141,6 +160,8 @@ def _route_regex(path: str) -> re.Pattern[str]:
 
 
 def _plain(start_response: StartResponse, status: int, body: bytes) -> list[bytes]:
-    start_response(f"{status} {_REASONS.get(status, 'Status')}",
-                   [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(
+        f"{status} {_REASONS.get(status, 'Status')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
     return [body]

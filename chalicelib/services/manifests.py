@@ -78,8 +78,9 @@ class ManifestService:
             found = self._manifests.existing(repository, list(manifest.children))
             missing = [d for d in manifest.children if d not in found]
             if missing:
-                raise ManifestBlobUnknown("manifest references manifests unknown to the repository",
-                                          {"digests": missing[:20]})
+                raise ManifestBlobUnknown(
+                    "manifest references manifests unknown to the repository", {"digests": missing[:20]}
+                )
 
 
 def _accepts(accept: list[str], media_type: str) -> bool:

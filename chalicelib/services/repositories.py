@@ -33,8 +33,9 @@ class RepositoryService:
         """Descriptors of the manifests whose `subject` is the digest, plus those a client listed
         in a referrers fallback tag (`<alg>-<hex>`) before the API existed for it."""
         subject = Digest.parse(subject_text)
-        found: dict[str, dict[str, Any]] = {r.digest: r.descriptor() for r in self._manifests.referrers(
-            repository, str(subject))}
+        found: dict[str, dict[str, Any]] = {
+            r.digest: r.descriptor() for r in self._manifests.referrers(repository, str(subject))
+        }
         for descriptor in self._fallback_descriptors(repository, subject):
             found.setdefault(descriptor["digest"], descriptor)
         descriptors = list(found.values())
@@ -55,4 +56,3 @@ class RepositoryService:
 
 def referrer_index(descriptors: list[dict[str, Any]]) -> dict[str, Any]:
     return {"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": descriptors}
-

@@ -38,9 +38,7 @@ _MAX_PART_BYTES = 1024**3
 
 
 class UploadService:
-    def __init__(
-        self, uploads: UploadStore, objects: S3ObjectStore, blobs: BlobMetaStore, settings: Settings
-    ) -> None:
+    def __init__(self, uploads: UploadStore, objects: S3ObjectStore, blobs: BlobMetaStore, settings: Settings) -> None:
         self._uploads = uploads
         self._objects = objects
         self._blobs = blobs
@@ -59,7 +57,7 @@ class UploadService:
         return upload
 
     def append(
-        self, repository: str, upload_id: str, data: bytes, content_range: tuple[int, int] | None, location: str
+        self, repository: str, upload_id: str, data: bytes, *, content_range: tuple[int, int] | None, location: str
     ) -> Upload:
         """Append one chunk (PATCH). `content_range` is inclusive; None means "at the current end"."""
         upload = self.status(repository, upload_id)
@@ -70,8 +68,14 @@ class UploadService:
         return self._append_claimed(upload, data, location)
 
     def finish(
-        self, repository: str, upload_id: str, digest_text: str, data: bytes,
-        content_range: tuple[int, int] | None, location: str,
+        self,
+        repository: str,
+        upload_id: str,
+        digest_text: str,
+        data: bytes,
+        *,
+        content_range: tuple[int, int] | None,
+        location: str,
     ) -> str:
         """Close the upload (PUT ?digest=): verify, move into place, make the blob visible.
 
@@ -82,15 +86,16 @@ class UploadService:
         upload = self.status(repository, upload_id)
         whole_body = upload.offset == 0 and bool(data)
         if not whole_body and (content_range is not None or data):
-            upload = self.append(repository, upload_id, data, content_range, location)
+            upload = self.append(repository, upload_id, data, content_range=content_range, location=location)
         elif whole_body and content_range is not None:
             self._check_range(upload, data, content_range, location)
         upload, seq, token = self._claim(upload, 1, location)
+        completed = False
         try:
             if whole_body:
                 self._store_verified_bytes(repository, digest, _checked(data, digest))
             else:
-                self._verify_and_store(upload, digest, seq)
+                completed = self._verify_and_store(upload, digest, seq)
         except DigestInvalid:
             self._discard(upload)
             self._uploads.delete(upload.id)
@@ -98,7 +103,7 @@ class UploadService:
         except BaseException:
             self._uploads.release(upload.id, token)
             raise
-        self._discard(upload)
+        self._discard(upload, completed=completed)
         self._uploads.delete(upload.id)
         return str(digest)
 
@@ -143,7 +148,8 @@ class UploadService:
         if first != upload.offset:
             raise RangeInvalid(
                 f"chunk starts at {first} but the upload holds {upload.offset} bytes",
-                location=location, offset=upload.offset,
+                location=location,
+                offset=upload.offset,
             )
 
     def _claim(self, upload: Upload, parts: int, location: str) -> tuple[Upload, int, str]:
@@ -157,7 +163,8 @@ class UploadService:
                 raise BlobUploadUnknown(detail={"upload": upload.id}) from None
             raise RangeInvalid(
                 "another request is writing to this upload or it moved on; check its status",
-                location=location, offset=current.offset,
+                location=location,
+                offset=current.offset,
             ) from None
         if seq + parts - 1 > _MAX_PART_NUMBER:
             self._uploads.release(upload.id, token)
@@ -173,8 +180,9 @@ class UploadService:
             updated = self._write(claimed, seq, data)
             self._uploads.commit(updated, token)
         except LeaseLost:
-            raise RangeInvalid("the upload changed during this request", location=location,
-                               offset=upload.offset) from None
+            raise RangeInvalid(
+                "the upload changed during this request", location=location, offset=upload.offset
+            ) from None
         except BaseException:
             self._uploads.release(upload.id, token)
             raise
@@ -205,8 +213,12 @@ class UploadService:
                 etag = self._objects.upload_part(data_key, multipart_id, seq + index, piece)
                 parts.append(Part(seq + index, etag, len(piece)))
         return replace(
-            upload, offset=upload.offset + len(data), parts=parts, pending=pending,
-            multipart_id=multipart_id, hash_state=hash_state,
+            upload,
+            offset=upload.offset + len(data),
+            parts=parts,
+            pending=pending,
+            multipart_id=multipart_id,
+            hash_state=hash_state,
         )
 
     @staticmethod
@@ -225,10 +237,12 @@ class UploadService:
         hasher.update(data)
         return hasher.state()
 
-    def _verify_and_store(self, upload: Upload, digest: Digest, tail_part: int) -> None:
+    def _verify_and_store(self, upload: Upload, digest: Digest, tail_part: int) -> bool:
+        """Verify the upload against `digest` and make the blob visible; True if the multipart upload
+        was completed (so there is nothing left to abort)."""
         if upload.offset == 0:
             self._store_verified_bytes(upload.repository, digest, _checked(b"", digest))
-            return
+            return False
         incremental = None
         if upload.hash_state and upload.hash_algorithm == digest.algorithm:
             restored = ResumableHash.restore(digest.algorithm, upload.hash_state)
@@ -239,16 +253,18 @@ class UploadService:
             # Everything is staged in small chunks (< one part): assemble in memory.
             body = b"".join(self._objects.get(c.key) for c in upload.pending)
             self._store_verified_bytes(upload.repository, digest, _checked(body, digest))
-            return
+            return False
         if incremental is not None and self._blobs.global_size(str(digest)) is not None:
+            # Deduplicated: the bytes are already stored under this digest.
             self._blobs.record(str(digest), upload.offset, upload.repository, project_of(upload.repository))
-            return
+            return False
         data_key = _data_key(upload.id)
         self._complete_multipart(upload, data_key, tail_part)
         if incremental is None:
             _checked_stream(self._objects.iter_bytes(data_key), digest)
         self._objects.copy(data_key, keys.blob_object_key(str(digest)), upload.offset)
         self._blobs.record(str(digest), upload.offset, upload.repository, project_of(upload.repository))
+        return True
 
     def _complete_multipart(self, upload: Upload, data_key: str, tail_part: int) -> None:
         assert upload.multipart_id is not None
@@ -266,11 +282,16 @@ class UploadService:
             self._objects.put(keys.blob_object_key(digest_text), data, sha256_hex=sha256)
         self._blobs.record(digest_text, len(data), repository, project_of(repository))
 
-    def _discard(self, upload: Upload) -> None:
-        """Drop the session's staging objects (the bucket lifecycle rule is the safety net)."""
+    def _discard(self, upload: Upload, *, completed: bool = False) -> None:
+        """Drop the session's staging objects (the bucket lifecycle rule is the safety net).
+
+        A completed multipart upload has nothing left to abort; an unfinished one must be aborted
+        or S3 keeps (and bills) its parts.
+        """
         staged = [c.key for c in upload.pending]
         if upload.multipart_id:
-            self._objects.abort_multipart(_data_key(upload.id), upload.multipart_id)
+            if not completed:
+                self._objects.abort_multipart(_data_key(upload.id), upload.multipart_id)
             staged.append(_data_key(upload.id))
         if staged:
             self._objects.delete(*staged)

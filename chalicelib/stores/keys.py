@@ -3,16 +3,16 @@
 DynamoDB: one table (`REGISTRY_TABLE_NAME`), string keys `pk` (partition) and `sk` (sort), one
 KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 
-| item            | pk                    | sk                                  | gsi1pk / gsi1sk              |
-|-----------------|-----------------------|-------------------------------------|------------------------------|
-| blob (global)   | `BLOB#<digest>`       | `BLOB`                              |                              |
-| repository      | `REPOS`               | `<name>`                            |                              |
-| repo blob link  | `REPO#<name>`         | `BLOB#<digest>`                     |                              |
-| manifest        | `REPO#<name>`         | `MANIFEST#<digest>`                 |                              |
-| tag             | `REPO#<name>`         | `TAG#<tag>`                         | `REPO#<name>#M#<digest>` / `TAG#<tag>` |
-| referrer edge   | `REPO#<name>`         | `REFERRER#<subject>#<referrer>`     |                              |
-| project blob    | `PROJECT#<project>`   | `BLOB#<digest>`                     |                              |
-| upload session  | `UPLOAD#<id>`         | `UPLOAD`                            |                  (TTL: `expires_at`) |
+| item            | pk                  | sk                              | gsi1pk, gsi1sk                       |
+|-----------------|---------------------|---------------------------------|--------------------------------------|
+| blob (global)   | `BLOB#<digest>`     | `BLOB`                          |                                      |
+| repository      | `REPOS`             | `<name>`                        |                                      |
+| repo blob link  | `REPO#<name>`       | `BLOB#<digest>`                 |                                      |
+| manifest        | `REPO#<name>`       | `MANIFEST#<digest>`             |                                      |
+| tag             | `REPO#<name>`       | `TAG#<tag>`                     | `REPO#<name>#M#<digest>`, `TAG#<tag>` |
+| referrer edge   | `REPO#<name>`       | `REFERRER#<subject>#<referrer>` |                                      |
+| project blob    | `PROJECT#<project>` | `BLOB#<digest>`                 |                                      |
+| upload session  | `UPLOAD#<id>`       | `UPLOAD`                        | (TTL attribute `expires_at`)         |
 
 Why this shape: every request-path read is a GetItem, a BatchGetItem or a Query on one partition
 (no Scan): blob HEAD reads the link and the blob row in one BatchGetItem; tags list and referrers

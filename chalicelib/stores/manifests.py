@@ -68,8 +68,7 @@ class ManifestStore:
 
     def list_repositories(self, limit: int, last: str | None) -> tuple[list[str], bool]:
         start = {"pk": {"S": keys.REPOS_PK}, "sk": {"S": last}} if last else None
-        rows = RepositoryRow.query(keys.REPOS_PK, limit=limit + 1, last_evaluated_key=start,
-                                   attributes_to_get=["sk"])
+        rows = RepositoryRow.query(keys.REPOS_PK, limit=limit + 1, last_evaluated_key=start, attributes_to_get=["sk"])
         names = [row.sk for row in rows]
         return names[:limit], len(names) > limit
 

@@ -63,7 +63,7 @@ class S3ObjectStore:
 
     def delete(self, *keys: str) -> None:
         for start in range(0, len(keys), 1000):
-            batch = [{"Key": k} for k in keys[start : start + 1000]]
+            batch: list[Any] = [{"Key": k} for k in keys[start : start + 1000]]
             if batch:
                 self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
 
@@ -79,9 +79,7 @@ class S3ObjectStore:
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
         try:
-            result = self._s3.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data
-            )
+            result = self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
         except ClientError as exc:
             if _code(exc) == "NoSuchUpload":
                 raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
@@ -114,14 +112,20 @@ class S3ObjectStore:
             self._s3.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": self.bucket, "Key": source})
             return
         upload_id = self.start_multipart(target)
-        ranges = [(i + 1, start, min(start + _COPY_PART_BYTES, size) - 1)
-                  for i, start in enumerate(range(0, size, _COPY_PART_BYTES))]
+        ranges = [
+            (i + 1, start, min(start + _COPY_PART_BYTES, size) - 1)
+            for i, start in enumerate(range(0, size, _COPY_PART_BYTES))
+        ]
 
         def copy_part(spec: tuple[int, int, int]) -> tuple[int, str]:
             number, first, last = spec
             result = self._s3.upload_part_copy(
-                Bucket=self.bucket, Key=target, UploadId=upload_id, PartNumber=number,
-                CopySource={"Bucket": self.bucket, "Key": source}, CopySourceRange=f"bytes={first}-{last}",
+                Bucket=self.bucket,
+                Key=target,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source},
+                CopySourceRange=f"bytes={first}-{last}",
             )
             return number, result["CopyPartResult"]["ETag"]
 

@@ -142,7 +142,8 @@ MODELS: tuple[type[Model], ...] = (
 
 def bind(table_name: str, region: str, host: str | None) -> None:
     """Point every model at one table; drops cached connections so a rebind takes effect."""
-    for model in (_Base, *MODELS):
+    models: tuple[type[Model], ...] = (_Base, *MODELS)
+    for model in models:
         model.Meta.table_name = table_name
         model.Meta.region = region
         model.Meta.host = host
@@ -155,7 +156,7 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
     PynamoDB's own batch_get reads one model only; this lets one call fetch a link row and the
     blob row it points at. Unprocessed keys are retried (throttling) a bounded number of times.
     """
-    client = _Base._get_connection().connection.client
+    client: Any = _Base._get_connection().connection.client
     table = _Base.Meta.table_name
     items: list[dict[str, Any]] = []
     unique = list(dict.fromkeys(item_keys))

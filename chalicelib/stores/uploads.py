@@ -31,12 +31,18 @@ class UploadStore:
     def create(self, repository: str, hash_algorithm: str) -> Upload:
         now = int(time.time())
         upload = Upload(
-            id=secrets.token_urlsafe(24), repository=repository, hash_algorithm=hash_algorithm,
+            id=secrets.token_urlsafe(24),
+            repository=repository,
+            hash_algorithm=hash_algorithm,
             expires_at=now + self._ttl,
         )
         UploadRow(
-            keys.upload_pk(upload.id), keys.UPLOAD_SK, repository=repository, hash_algorithm=hash_algorithm,
-            created_at=now, expires_at=upload.expires_at,
+            keys.upload_pk(upload.id),
+            keys.UPLOAD_SK,
+            repository=repository,
+            hash_algorithm=hash_algorithm,
+            created_at=now,
+            expires_at=upload.expires_at,
         ).save(condition=UploadRow.pk.does_not_exist())
         return upload
 
@@ -89,8 +95,11 @@ class UploadStore:
                     UploadRow.parts.set([PartAttr(number=p.number, etag=p.etag, size=p.size) for p in upload.parts]),
                     UploadRow.pending.set([ChunkAttr(key=c.key, size=c.size) for c in upload.pending]),
                     *([UploadRow.multipart_id.set(upload.multipart_id)] if upload.multipart_id else []),
-                    *([UploadRow.hash_state.set(upload.hash_state)] if upload.hash_state else
-                      [UploadRow.hash_state.remove()]),
+                    *(
+                        [UploadRow.hash_state.set(upload.hash_state)]
+                        if upload.hash_state
+                        else [UploadRow.hash_state.remove()]
+                    ),
                     UploadRow.expires_at.set(int(time.time()) + self._ttl),
                     UploadRow.lease_token.remove(),
                     UploadRow.lease_until.remove(),

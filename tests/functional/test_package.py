@@ -68,7 +68,7 @@ def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "PYTHON": sys.executable,
     }
     bash = shutil.which("bash") or "/bin/bash"
-    proc = subprocess.run(  # noqa: S603 - fixed argv: our own script and a temp dir
+    proc = subprocess.run(
         [bash, str(PACKAGE_SH), str(out)],
         cwd=REPO_ROOT,
         env=env,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.observability import metrics
@@ -11,9 +11,15 @@ from chalicelib.wiring import services
 
 def head_blob(request: HttpRequest) -> Response:
     digest, size = services().blobs.stat(request.params["name"], request.params["digest"])
-    return Response(body=b"", status_code=200, headers={
-        "Content-Length": str(size), "Docker-Content-Digest": digest, "Content-Type": "application/octet-stream",
-    })
+    return Response(
+        body=b"",
+        status_code=200,
+        headers={
+            "Content-Length": str(size),
+            "Docker-Content-Digest": digest,
+            "Content-Type": "application/octet-stream",
+        },
+    )
 
 
 def get_blob(request: HttpRequest) -> Response:

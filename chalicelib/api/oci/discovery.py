@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.oci._http import next_link, page_size

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.observability import metrics
@@ -11,8 +11,7 @@ from chalicelib.wiring import services
 
 def put_manifest(request: HttpRequest) -> Response:
     name = request.params["name"]
-    manifest = services().manifests.put(name, request.params["reference"], request.body,
-                                        request.header("content-type"))
+    manifest = services().manifests.put(name, request.params["reference"], request.body, request.header("content-type"))
     metrics.add_metric(name="ManifestPushes", unit="Count", value=1)
     headers = {"Location": f"/v2/{name}/manifests/{manifest.digest}", "Docker-Content-Digest": manifest.digest}
     if manifest.subject:
@@ -21,15 +20,20 @@ def put_manifest(request: HttpRequest) -> Response:
 
 
 def get_manifest(request: HttpRequest) -> Response:
-    manifest = services().manifests.get(request.params["name"], request.params["reference"],
-                                        _accepted(request.header("accept")))
+    manifest = services().manifests.get(
+        request.params["name"], request.params["reference"], _accepted(request.header("accept"))
+    )
     if request.method == "GET":
         metrics.add_metric(name="ManifestPulls", unit="Count", value=1)
-    return Response(body=manifest.body if request.method == "GET" else b"", status_code=200, headers={
-        "Content-Type": manifest.media_type,
-        "Content-Length": str(manifest.size),
-        "Docker-Content-Digest": manifest.digest,
-    })
+    return Response(
+        body=manifest.body if request.method == "GET" else b"",
+        status_code=200,
+        headers={
+            "Content-Type": manifest.media_type,
+            "Content-Length": str(manifest.size),
+            "Docker-Content-Digest": manifest.digest,
+        },
+    )
 
 
 def delete_manifest(request: HttpRequest) -> Response:

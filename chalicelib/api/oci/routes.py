@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable
 from typing import NamedTuple
 
-from chalice import Blueprint, Response
+from chalice.app import Blueprint, Response
 
 from chalicelib.api.edge import HttpRequest, guarded
 from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
@@ -37,13 +37,22 @@ _NAME = r"(?P<name>.+)"
 ROUTES: tuple[Route, ...] = (
     _route(r"^_catalog$", GET=discovery.catalog),
     _route(rf"^{_NAME}/tags/list$", GET=discovery.list_tags),
-    _route(rf"^{_NAME}/manifests/(?P<reference>[^/]+)$", GET=manifests.get_manifest, HEAD=manifests.get_manifest,
-           PUT=manifests.put_manifest, DELETE=manifests.delete_manifest),
+    _route(
+        rf"^{_NAME}/manifests/(?P<reference>[^/]+)$",
+        GET=manifests.get_manifest,
+        HEAD=manifests.get_manifest,
+        PUT=manifests.put_manifest,
+        DELETE=manifests.delete_manifest,
+    ),
     _route(rf"^{_NAME}/blobs/uploads/?$", POST=uploads.start_upload),
-    _route(rf"^{_NAME}/blobs/uploads/(?P<upload>[^/]+)$", GET=uploads.upload_status, PATCH=uploads.patch_upload,
-           PUT=uploads.finish_upload, DELETE=uploads.cancel_upload),
-    _route(rf"^{_NAME}/blobs/(?P<digest>[^/]+)$", GET=blobs.get_blob, HEAD=blobs.head_blob,
-           DELETE=blobs.delete_blob),
+    _route(
+        rf"^{_NAME}/blobs/uploads/(?P<upload>[^/]+)$",
+        GET=uploads.upload_status,
+        PATCH=uploads.patch_upload,
+        PUT=uploads.finish_upload,
+        DELETE=uploads.cancel_upload,
+    ),
+    _route(rf"^{_NAME}/blobs/(?P<digest>[^/]+)$", GET=blobs.get_blob, HEAD=blobs.head_blob, DELETE=blobs.delete_blob),
     _route(rf"^{_NAME}/referrers/(?P<digest>[^/]+)$", GET=discovery.referrers),
 )
 
@@ -86,8 +95,9 @@ def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Respons
         params = match.groupdict()
         if "name" in params:
             validate_name(params["name"])
-        logger.thread_safe_append_keys(repository=params.get("name"), digest=params.get("digest"),
-                                       reference=params.get("reference"))
+        logger.thread_safe_append_keys(
+            repository=params.get("name"), digest=params.get("digest"), reference=params.get("reference")
+        )
         _check_body_cap(request)
         return handler(request.with_params(params))
     raise Unsupported("unknown endpoint", {"path": path[:200]}, status=404)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.api.oci._http import blob_location, content_range, range_header, upload_location
@@ -28,8 +28,11 @@ def start_upload(request: HttpRequest) -> Response:
 def patch_upload(request: HttpRequest) -> Response:
     name, upload_id = request.params["name"], request.params["upload"]
     upload = services().uploads.append(
-        name, upload_id, request.body, content_range(request.header("content-range")),
-        upload_location(name, upload_id),
+        name,
+        upload_id,
+        request.body,
+        content_range=content_range(request.header("content-range")),
+        location=upload_location(name, upload_id),
     )
     metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
     return _session(name, upload, 202)
@@ -39,8 +42,12 @@ def finish_upload(request: HttpRequest) -> Response:
     name, upload_id = request.params["name"], request.params["upload"]
     digest = request.arg("digest") or ""
     stored = services().uploads.finish(
-        name, upload_id, digest, request.body, content_range(request.header("content-range")),
-        upload_location(name, upload_id),
+        name,
+        upload_id,
+        digest,
+        request.body,
+        content_range=content_range(request.header("content-range")),
+        location=upload_location(name, upload_id),
     )
     metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
     return _created(name, stored)

@@ -1,0 +1,10 @@
+"""Shared by every test folder: the repository root is importable (`app`, `chalicelib`)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))

@@ -1,0 +1,112 @@
+"""The registry over HTTP, in process: `werkzeug.test.Client(ChaliceWSGI(app))` on moto's `mock_aws()`.
+
+Every test gets a fresh, empty mock (a table and a bucket) and freshly read settings. A test that
+needs other settings calls `registry.configure(max_body_bytes=1024, ...)`: that sets the
+`REGISTRY_*` variables for this test only and rebuilds the wiring against the same mocked data.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+
+from tests.functional.helpers import Registry
+
+TABLE = "registry-test"
+BUCKET = "registry-test-blobs"
+REGION = "us-east-1"
+# CloudFormation keys of the table resource that create_table does not take.
+_NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
+
+_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "REGISTRY_TABLE_NAME": TABLE,
+    "REGISTRY_BUCKET_NAME": BUCKET,
+}
+
+
+@pytest.fixture(scope="session")
+def aws_env() -> Iterator[None]:
+    """Fake credentials and a fixed region for the whole session (nothing can reach real AWS)."""
+    with pytest.MonkeyPatch.context() as mp:
+        for key in [k for k in os.environ if k.startswith("REGISTRY_") or k in ("AWS_PROFILE", "AWS_ENDPOINT_URL")]:
+            mp.delenv(key)
+        for key, value in _ENV.items():
+            mp.setenv(key, value)
+        yield
+
+
+@pytest.fixture(scope="session")
+def wsgi_app(aws_env: None) -> Any:
+    """The Chalice app behind the WSGI adapter (imported once, after the environment is set)."""
+    from app import app
+    from chalicelib.local.wsgi import ChaliceWSGI
+
+    return ChaliceWSGI(app)
+
+
+class LiveRegistry(Registry):
+    """`Registry` plus access to the mocked AWS behind it and per-test settings."""
+
+    def __init__(self, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__(client)
+        self._monkeypatch = monkeypatch
+        self.s3 = boto3.client("s3", region_name=REGION)
+        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
+        self.bucket = BUCKET
+        self.table = TABLE
+
+    def configure(self, **settings: Any) -> None:
+        """Set `REGISTRY_<NAME>` variables for this test and make the app read them again."""
+        from chalicelib import wiring
+
+        for name, value in settings.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            self._monkeypatch.setenv(f"REGISTRY_{name.upper()}", text)
+        wiring.reset()
+
+    def object_keys(self, prefix: str = "") -> list[str]:
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def read_object(self, key: str) -> bytes:
+        return self.s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+    def multipart_uploads(self) -> list[dict[str, Any]]:
+        return list(self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []))
+
+
+def create_resources() -> None:
+    from chalicelib.local.emulator import table_properties
+
+    args = {k: v for k, v in table_properties().items() if k not in _NOT_CREATE_TABLE_ARGS}
+    boto3.client("dynamodb", region_name=REGION).create_table(TableName=TABLE, **args)
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+
+
+@pytest.fixture
+def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
+    """A fresh registry (empty table and bucket) for one test."""
+    from moto import mock_aws
+    from werkzeug.test import Client
+
+    from chalicelib import wiring
+
+    with mock_aws():
+        create_resources()
+        wiring.reset()
+        try:
+            yield LiveRegistry(Client(wsgi_app), monkeypatch)
+        finally:
+            wiring.reset()

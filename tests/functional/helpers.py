@@ -1,0 +1,263 @@
+"""HTTP helpers for the functional tests: a registry client, pushes, manifest builders, assertions.
+
+`Registry` wraps `werkzeug.test.Client(ChaliceWSGI(app))`; every call goes through the same WSGI
+adapter and API Gateway event shape as `make serve`, with moto (`mock_aws`) behind the app.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from werkzeug.test import Client, TestResponse
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
+
+MIB = 1024 * 1024
+
+
+def digest_of(data: bytes, algorithm: str = "sha256") -> str:
+    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+
+
+def random_bytes(size: int) -> bytes:
+    return os.urandom(size)
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    """A stable JSON encoding (the registry stores whatever bytes it gets; tests want them fixed)."""
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+def descriptor(
+    media_type: str, data: bytes, *, artifact_type: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"mediaType": media_type, "digest": digest_of(data), "size": len(data)}
+    if artifact_type is not None:
+        out["artifactType"] = artifact_type
+    out.update(extra)
+    return out
+
+
+def image_manifest(
+    config: dict[str, Any],
+    layers: Iterable[dict[str, Any]] = (),
+    *,
+    media_type: str | None = OCI_MANIFEST,
+    artifact_type: str | None = None,
+    subject: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"schemaVersion": 2, "config": config, "layers": list(layers)}
+    if media_type is not None:
+        doc["mediaType"] = media_type
+    if artifact_type is not None:
+        doc["artifactType"] = artifact_type
+    if subject is not None:
+        doc["subject"] = subject
+    if annotations is not None:
+        doc["annotations"] = annotations
+    return doc
+
+
+def index_manifest(
+    manifests: Iterable[dict[str, Any]],
+    *,
+    media_type: str | None = OCI_INDEX,
+    artifact_type: str | None = None,
+    subject: dict[str, Any] | None = None,
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"schemaVersion": 2, "manifests": list(manifests)}
+    if media_type is not None:
+        doc["mediaType"] = media_type
+    if artifact_type is not None:
+        doc["artifactType"] = artifact_type
+    if subject is not None:
+        doc["subject"] = subject
+    if annotations is not None:
+        doc["annotations"] = annotations
+    return doc
+
+
+def assert_error(response: TestResponse, status: int, code: str) -> dict[str, Any]:
+    """The OCI error envelope with `code`; returns the first error entry."""
+    assert response.status_code == status, (response.status_code, response.get_data()[:500])
+    body = response.get_json(force=True, silent=True)
+    assert isinstance(body, dict) and isinstance(body.get("errors"), list) and body["errors"], response.get_data()
+    entry = body["errors"][0]
+    assert entry["code"] == code, entry
+    assert isinstance(entry.get("message"), str) and entry["message"], entry
+    return entry
+
+
+def range_end(response: TestResponse) -> int:
+    """The inclusive end of a `Range: 0-N` upload header."""
+    value = response.headers["Range"]
+    first, _, last = value.partition("-")
+    assert first == "0", value
+    return int(last)
+
+
+class Registry:
+    """A thin HTTP client for /v2 plus the multi-request flows tests repeat."""
+
+    def __init__(self, client: Client) -> None:
+        self.http = client
+
+    # Raw verbs (paths are absolute, e.g. "/v2/").
+
+    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        return self.http.open(path, method=method, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("HEAD", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("DELETE", path, **kwargs)
+
+    # Uploads.
+
+    def start_upload(self, repo: str, **query: str) -> TestResponse:
+        response = self.post(f"/v2/{repo}/blobs/uploads/", query_string=query or None)
+        assert response.status_code == 202, (response.status_code, response.get_data()[:500])
+        return response
+
+    def patch_chunk(self, location: str, data: bytes, start: int | None = None) -> TestResponse:
+        headers = {"Content-Type": "application/octet-stream"}
+        if start is not None:
+            headers["Content-Range"] = f"{start}-{start + len(data) - 1}"
+        return self.patch(location, data=data, headers=headers)
+
+    def finish_upload(
+        self, location: str, digest: str, data: bytes = b"", start: int | None = None
+    ) -> TestResponse:
+        headers = {"Content-Type": "application/octet-stream"}
+        if data and start is not None:
+            headers["Content-Range"] = f"{start}-{start + len(data) - 1}"
+        return self.put(location, query_string={"digest": digest}, data=data, headers=headers)
+
+    def push_blob(self, repo: str, data: bytes, *, algorithm: str = "sha256") -> str:
+        """Monolithic push: POST then one PUT ?digest= carrying the whole body."""
+        location = self.start_upload(repo).headers["Location"]
+        digest = digest_of(data, algorithm)
+        response = self.finish_upload(location, digest, data)
+        assert response.status_code == 201, (response.status_code, response.get_data()[:500])
+        assert response.headers["Docker-Content-Digest"] == digest
+        return digest
+
+    def push_blob_chunked(
+        self,
+        repo: str,
+        data: bytes,
+        chunk_size: int,
+        *,
+        algorithm: str = "sha256",
+        upload_algorithm: str | None = None,
+        content_range: bool = True,
+    ) -> str:
+        """POST, PATCH every chunk (with Content-Range unless told not to), PUT ?digest= empty."""
+        query = {"digest-algorithm": upload_algorithm} if upload_algorithm else {}
+        location = self.start_upload(repo, **query).headers["Location"]
+        offset = 0
+        while offset < len(data):
+            chunk = data[offset : offset + chunk_size]
+            response = self.patch_chunk(location, chunk, offset if content_range else None)
+            assert response.status_code == 202, (response.status_code, response.get_data()[:500])
+            offset += len(chunk)
+            assert range_end(response) == offset - 1
+            location = response.headers["Location"]
+        digest = digest_of(data, algorithm)
+        response = self.finish_upload(location, digest)
+        assert response.status_code == 201, (response.status_code, response.get_data()[:500])
+        assert response.headers["Docker-Content-Digest"] == digest
+        return digest
+
+    # Manifests.
+
+    def put_manifest(
+        self, repo: str, reference: str, manifest: dict[str, Any] | bytes, media_type: str | None = None
+    ) -> TestResponse:
+        body = manifest if isinstance(manifest, bytes) else canonical(manifest)
+        if media_type is None and isinstance(manifest, dict):
+            media_type = manifest.get("mediaType")
+        headers = {"Content-Type": media_type} if media_type else {}
+        return self.put(f"/v2/{repo}/manifests/{reference}", data=body, headers=headers)
+
+    def push_manifest(
+        self, repo: str, reference: str, manifest: dict[str, Any] | bytes, media_type: str | None = None
+    ) -> str:
+        response = self.put_manifest(repo, reference, manifest, media_type)
+        assert response.status_code == 201, (response.status_code, response.get_data()[:500])
+        return response.headers["Docker-Content-Digest"]
+
+    def push_image(
+        self,
+        repo: str,
+        reference: str | None = None,
+        *,
+        layers: int = 1,
+        media_type: str = OCI_MANIFEST,
+        artifact_type: str | None = None,
+        subject: dict[str, Any] | None = None,
+        config_media_type: str | None = None,
+        annotations: dict[str, str] | None = None,
+        seed: bytes | None = None,
+    ) -> tuple[str, bytes]:
+        """Push a config, `layers` layers and an image manifest; returns (digest, manifest bytes)."""
+        docker = media_type == DOCKER_MANIFEST
+        seed = seed if seed is not None else os.urandom(8)
+        config_bytes = canonical({"architecture": "amd64", "os": "linux", "seed": seed.hex()})
+        self.push_blob(repo, config_bytes)
+        layer_descriptors = []
+        for i in range(layers):
+            layer = seed + bytes([i]) * 64
+            self.push_blob(repo, layer)
+            layer_descriptors.append(descriptor(DOCKER_LAYER if docker else OCI_LAYER, layer))
+        config_type = config_media_type or (DOCKER_CONFIG if docker else OCI_CONFIG)
+        document = image_manifest(
+            descriptor(config_type, config_bytes),
+            layer_descriptors,
+            media_type=media_type,
+            artifact_type=artifact_type,
+            subject=subject,
+            annotations=annotations,
+        )
+        body = canonical(document)
+        digest = self.push_manifest(repo, reference or digest_of(body), body, media_type)
+        assert digest == digest_of(body)
+        return digest, body
+
+    def tags(self, repo: str, **query: str) -> TestResponse:
+        return self.get(f"/v2/{repo}/tags/list", query_string=query or None)
+
+    def tag_names(self, repo: str) -> list[str]:
+        response = self.tags(repo)
+        if response.status_code == 404:
+            return []
+        assert response.status_code == 200, response.get_data()
+        return list(response.get_json()["tags"])
