@@ -17,7 +17,7 @@ from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
 from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
-from chalicelib.observability import logger, tracer
+from chalicelib.observability import logger, metrics, tracer
 
 Handler = Callable[[HttpRequest], Response]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -79,6 +79,8 @@ def _serve(path: str, fixed: Handler | None) -> Response:
     response = guarded(lambda r: _dispatch(path, r, fixed), request, API_VERSION)
     response.headers.update(API_VERSION)
     logger.info("request", extra={"path": f"/v2/{path}", "status": response.status_code})
+    # One EMF line per request on Lambda (a no-op when POWERTOOLS_METRICS_DISABLED is set).
+    metrics.flush_metrics(raise_on_empty_metrics=False)
     return response
 
 
