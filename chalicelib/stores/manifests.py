@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from typing import Any
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError
@@ -14,6 +16,9 @@ from chalicelib.core.reference import project_of
 from chalicelib.stores import keys
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.tables import ManifestRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw
+
+# Annotations up to this size (JSON) are copied into the manifest and referrer rows.
+_ANNOTATIONS_COPY_MAX = 64_000
 
 
 class ManifestStore:
@@ -80,10 +85,19 @@ class ManifestStore:
                 media_type=row.media_type,
                 size=int(row.size),
                 artifact_type=row.artifact_type,
-                annotations=row.annotations.as_dict() if row.annotations else None,
+                annotations=self._body_annotations(repository, row.digest)
+                if row.annotations_in_body
+                else (row.annotations.as_dict() if row.annotations else None),
             )
             for row in rows
         ]
+
+    def _body_annotations(self, repository: str, digest: str) -> dict[str, Any] | None:
+        manifest = self.get(repository, digest)
+        if manifest is None:
+            return None
+        annotations = json.loads(manifest.body).get("annotations")
+        return annotations if isinstance(annotations, dict) else None
 
     # Writes.
 
@@ -95,7 +109,11 @@ class ManifestStore:
         """
         now = int(time.time())
         pk = keys.repo_pk(repository)
-        in_s3 = len(body) > self._inline_max
+        # DynamoDB items stop at 400 KB: big annotations stay only in the body, big bodies go to S3.
+        annotations_size = len(json.dumps(manifest.annotations))
+        copy_annotations = annotations_size <= _ANNOTATIONS_COPY_MAX
+        annotations = (manifest.annotations or None) if copy_annotations else None
+        in_s3 = len(body) + (annotations_size if copy_annotations else 0) > self._inline_max
         if in_s3:
             self._objects.put(keys.manifest_object_key(manifest.digest), body)
         row = ManifestRow(
@@ -110,7 +128,8 @@ class ManifestStore:
             subject=manifest.subject,
             artifact_type=manifest.artifact_type,
             config_media_type=manifest.config_media_type,
-            annotations=manifest.annotations or None,
+            annotations=annotations,
+            annotations_in_body=not copy_annotations,
             created_at=now,
         )
         with TransactWrite(connection=self._connection()) as tx:
@@ -132,7 +151,8 @@ class ManifestStore:
                         media_type=manifest.media_type,
                         size=manifest.size,
                         artifact_type=manifest.referrer_artifact_type,
-                        annotations=manifest.annotations or None,
+                        annotations=annotations,
+                        annotations_in_body=not copy_annotations,
                     )
                 )
             if tag:

@@ -72,6 +72,8 @@ class ManifestRow(_Base):
     artifact_type = UnicodeAttribute(null=True)
     config_media_type = UnicodeAttribute(null=True)
     annotations = MapAttribute[str, Any](null=True)
+    # Set when the annotations were too big to copy into the row; read them from the body.
+    annotations_in_body = BooleanAttribute(default=False)
     created_at = NumberAttribute()
 
 
@@ -98,6 +100,7 @@ class ReferrerRow(_Base):
     size = NumberAttribute()
     artifact_type = UnicodeAttribute(null=True)
     annotations = MapAttribute[str, Any](null=True)
+    annotations_in_body = BooleanAttribute(default=False)
 
 
 class PartAttr(MapAttribute[str, Any]):

@@ -7,6 +7,7 @@ needs other settings calls `registry.configure(max_body_bytes=1024, ...)`: that 
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +37,11 @@ _ENV = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # Powertools warns on every request that flushes no metric (metrics are off in tests).
+    config.addinivalue_line("filterwarnings", "ignore:No application metrics to publish:UserWarning")
+
+
 @pytest.fixture(scope="session")
 def aws_env() -> Iterator[None]:
     """Fake credentials and a fixed region for the whole session (nothing can reach real AWS)."""
@@ -51,8 +57,10 @@ def aws_env() -> Iterator[None]:
 def wsgi_app(aws_env: None) -> Any:
     """The Chalice app behind the WSGI adapter (imported once, after the environment is set)."""
     from app import app
+    from chalicelib import wiring
     from chalicelib.local.wsgi import ChaliceWSGI
 
+    wiring.reset()
     return ChaliceWSGI(app)
 
 
@@ -62,10 +70,17 @@ class LiveRegistry(Registry):
     def __init__(self, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         super().__init__(client)
         self._monkeypatch = monkeypatch
-        self.s3 = boto3.client("s3", region_name=REGION)
-        self.dynamodb = boto3.client("dynamodb", region_name=REGION)
         self.bucket = BUCKET
         self.table = TABLE
+        self.configured = False
+
+    @property
+    def s3(self) -> Any:
+        return _admin_clients()[1]
+
+    @property
+    def dynamodb(self) -> Any:
+        return _admin_clients()[0]
 
     def configure(self, **settings: Any) -> None:
         """Set `REGISTRY_<NAME>` variables for this test and make the app read them again."""
@@ -74,6 +89,7 @@ class LiveRegistry(Registry):
         for name, value in settings.items():
             text = str(value).lower() if isinstance(value, bool) else str(value)
             self._monkeypatch.setenv(f"REGISTRY_{name.upper()}", text)
+        self.configured = True
         wiring.reset()
 
     def object_keys(self, prefix: str = "") -> list[str]:
@@ -87,17 +103,29 @@ class LiveRegistry(Registry):
         return list(self.s3.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []))
 
 
+@functools.cache
+def _admin_clients() -> tuple[Any, Any]:
+    # botocore clients stay mocked across `mock_aws()` contexts; building them costs ~50 ms each.
+    return boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
+
+
 def create_resources() -> None:
     from chalicelib.local.emulator import table_properties
 
+    dynamodb, s3 = _admin_clients()
     args = {k: v for k, v in table_properties().items() if k not in _NOT_CREATE_TABLE_ARGS}
-    boto3.client("dynamodb", region_name=REGION).create_table(TableName=TABLE, **args)
-    boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+    dynamodb.create_table(TableName=TABLE, **args)
+    s3.create_bucket(Bucket=BUCKET)
 
 
 @pytest.fixture
 def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
-    """A fresh registry (empty table and bucket) for one test."""
+    """A fresh registry (empty table and bucket) for one test.
+
+    The app's clients and settings outlive the test unless it reconfigured them: botocore clients
+    stay mocked across `mock_aws()` contexts, and rebuilding them for every test would double the
+    suite's run time.
+    """
     from moto import mock_aws
     from werkzeug.test import Client
 
@@ -105,8 +133,10 @@ def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveReg
 
     with mock_aws():
         create_resources()
-        wiring.reset()
+        live = LiveRegistry(Client(wsgi_app), monkeypatch)
         try:
-            yield LiveRegistry(Client(wsgi_app), monkeypatch)
+            yield live
         finally:
-            wiring.reset()
+            if live.configured:
+                monkeypatch.undo()
+                wiring.reset()

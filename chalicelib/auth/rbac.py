@@ -1,0 +1,120 @@
+"""Harbor's permission model: resources, actions, project roles and what each role may do.
+
+The matrix follows Harbor's `rbac_role.go` (reference/harbor.md section 1.5). It is data, not code:
+a role is a set of (resource, action) pairs, and every check in the registry, on `/v2` and on
+`/api/v2.0` alike, goes through `Permission` lookups in these sets.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import NamedTuple
+
+
+class Role(IntEnum):
+    PROJECT_ADMIN = 1
+    DEVELOPER = 2
+    GUEST = 3
+    MAINTAINER = 4
+    LIMITED_GUEST = 5
+
+    @property
+    def harbor_name(self) -> str:
+        return {
+            Role.PROJECT_ADMIN: "projectAdmin",
+            Role.DEVELOPER: "developer",
+            Role.GUEST: "guest",
+            Role.MAINTAINER: "maintainer",
+            Role.LIMITED_GUEST: "limitedGuest",
+        }[self]
+
+
+class Permission(NamedTuple):
+    resource: str
+    action: str
+
+
+PROJECT_RESOURCES = (
+    "project", "repository", "artifact", "tag", "accessory", "artifact-addition", "artifact-label", "scan",
+    "sbom", "scanner", "label", "member", "metadata", "log", "quota", "robot", "tag-retention", "immutable-tag",
+    "notification-policy", "preheat-policy", "export-cve", "configuration",
+)  # fmt: skip
+SYSTEM_RESOURCES = (
+    "project", "user", "user-group", "registry", "replication", "replication-policy", "replication-adapter",
+    "distribution", "garbage-collection", "scan-all", "scanner", "audit-log", "catalog", "purge-audit",
+    "security-hub", "jobservice-monitor", "system-volumes", "label", "ldap-user", "preheat-instance",
+)  # fmt: skip
+ACTIONS = ("pull", "push", "create", "read", "update", "delete", "list", "operate", "stop", "scanner-pull")
+
+
+def _grants(spec: dict[str, str]) -> frozenset[Permission]:
+    return frozenset(Permission(resource, action) for resource, actions in spec.items() for action in actions.split())
+
+
+_CRUDL = "create read update delete list"
+
+_LIMITED_GUEST = {
+    "project": "read",
+    "repository": "read list pull",
+    "artifact": "read list",
+    "tag": "list",
+    "accessory": "list",
+    "artifact-addition": "read",
+    "quota": "read",
+    "scan": "read",
+    "sbom": "read",
+}
+_GUEST = _LIMITED_GUEST | {
+    "member": "read list",
+    "metadata": "read list",
+    "log": "list",
+    "label": "read list",
+    "robot": "read list",
+    "tag-retention": "read list",
+    "immutable-tag": "list",
+    "scanner": "read",
+    "notification-policy": "read list",
+    "preheat-policy": "read list",
+}
+_DEVELOPER = _GUEST | {
+    "repository": "create read update list pull push",
+    "artifact": "create read list",
+    "tag": "create list",
+    "artifact-label": "create delete",
+    "scan": "create stop read",
+    "sbom": "create stop read",
+    "tag-retention": "read list operate",
+    "export-cve": "create read",
+}
+_MAINTAINER = _DEVELOPER | {
+    "repository": "create read update delete list pull push",
+    "artifact": "create read list delete",
+    "tag": "create delete list",
+    "label": _CRUDL,
+    "tag-retention": _CRUDL + " operate",
+    "immutable-tag": _CRUDL,
+}
+_PROJECT_ADMIN = {resource: " ".join(ACTIONS) for resource in PROJECT_RESOURCES}
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.LIMITED_GUEST: _grants(_LIMITED_GUEST),
+    Role.GUEST: _grants(_GUEST),
+    Role.DEVELOPER: _grants(_DEVELOPER),
+    Role.MAINTAINER: _grants(_MAINTAINER),
+    Role.PROJECT_ADMIN: _grants(_PROJECT_ADMIN),
+}
+
+# What anyone (anonymous included) may do in a public project: read and pull.
+PUBLIC_PROJECT_PERMISSIONS: frozenset[Permission] = _grants(_LIMITED_GUEST | {"label": "read list"})
+
+# Repository actions a Docker token can carry, and the permission each needs.
+TOKEN_ACTIONS: dict[str, Permission] = {
+    "pull": Permission("repository", "pull"),
+    "push": Permission("repository", "push"),
+    "delete": Permission("artifact", "delete"),
+    "scanner-pull": Permission("repository", "scanner-pull"),
+}
+
+
+def role_allows(role: Role | None, permission: Permission) -> bool:
+    return role is not None and permission in ROLE_PERMISSIONS[role]

@@ -1,0 +1,265 @@
+"""`python -m tests.bench [awscalls] [import] [transfer] [latency]` (all sections when none is named)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tests.bench import importtime, latency, transfer
+from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
+from tests.bench.servers import Distribution, OurRegistry
+
+SECTIONS = ("awscalls", "import", "transfer", "latency")
+RATIO_TARGET = 1.5
+
+
+def _version(command: list[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False).stdout
+    except OSError:
+        return "not installed"
+    return out.strip().splitlines()[0] if out.strip() else "unknown"
+
+
+def _git() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, timeout=30, check=False)
+        return proc.stdout.strip()
+
+    changed = [line for line in git("status", "--porcelain").splitlines() if line.strip()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_changes": len(changed)}
+
+
+def _environment() -> dict[str, Any]:
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "skopeo": _version(["skopeo", "--version"]),
+        "distribution": _version(["docker-registry", "--version"]),
+        "git": _git(),
+    }
+
+
+class Bench:
+    def __init__(self, sections: list[str]) -> None:
+        self.sections = sections
+        self.runs = env_int("BENCH_RUNS", 5)
+        self.medium_mb = env_float("BENCH_MEDIUM_MB", 50.0)
+        self.latency_n = env_int("BENCH_LATENCY_N", 200)
+        self.summary: dict[str, Any] = {
+            "environment": _environment(),
+            "config": {"runs": self.runs, "medium_mb": self.medium_mb, "latency_n": self.latency_n},
+            "sections": {},
+            "errors": {},
+        }
+        self.workdir = Path(tempfile.mkdtemp(prefix="registry-bench-"))
+
+    def section(self, name: str, title: str, body: Callable[[], Any]) -> None:
+        if name not in self.sections:
+            return
+        banner(title)
+        started = time.monotonic()
+        try:
+            self.summary["sections"][name] = body()
+        except Exception as exc:
+            traceback.print_exc()
+            self.summary["errors"][name] = f"{type(exc).__name__}: {exc}"
+        print(f"({name}: {time.monotonic() - started:.1f}s)", flush=True)
+
+    def run(self) -> None:
+        self.section("awscalls", "AWS calls per operation (in-process, moto mock_aws)", self._awscalls)
+        self.section("import", "import time of the Lambda handler module (`import app`)", self._import)
+        if "transfer" in self.sections or "latency" in self.sections:
+            banner("starting registries on 127.0.0.1")
+            with Distribution(self.workdir) as dist, OurRegistry(self.workdir) as ours:
+                self.summary["servers"] = {"ours": ours.url, "distribution": dist.url, "ours_startup_s": ours.startup_s}
+                self.section(
+                    "transfer",
+                    f"skopeo push/pull of the medium image ({self.medium_mb:g} MB), {self.runs} runs per registry",
+                    lambda: self._transfer(ours, dist),
+                )
+                self.section(
+                    "latency",
+                    f"request latency: {self.latency_n} sequential per kind, {2 * self.latency_n} at concurrency 8",
+                    lambda: self._latency(ours, dist),
+                )
+            self._keep_logs(ours, dist)
+
+    def _awscalls(self) -> dict[str, Any]:
+        out = self.workdir / "awscalls.json"
+        proc = subprocess.run(
+            [PYTHON, "-m", "tests.bench.awscalls", "--json", str(out)],
+            cwd=REPO_ROOT,
+            env=loopback_env(),
+            timeout=600,
+            check=False,
+        )
+        if not out.exists():
+            raise RuntimeError(f"awscalls exited with {proc.returncode} and no result")
+        result: dict[str, Any] = json.loads(out.read_text())
+        if result["errors"]:
+            self.summary["errors"]["awscalls"] = "; ".join(result["errors"])
+        return result
+
+    def _import(self) -> dict[str, Any]:
+        result = importtime.measure(5)
+        importtime.print_report(result)
+        return result
+
+    def _transfer(self, ours: OurRegistry, dist: Distribution) -> dict[str, Any]:
+        theirs = transfer.timing_baseline("distribution", dist.url, self.runs, self.medium_mb, self.workdir / "d.json")
+        mine = transfer.timing_baseline("ours", ours.url, self.runs, self.medium_mb, self.workdir / "o.json")
+        ratios = transfer.ratios(mine, theirs)
+        for kind in ("push", "pull"):
+            value = ratios[kind]
+            shown = "n/a" if value is None else f"{value:.2f}x"
+            verdict = "" if value is None else ("OK" if value <= RATIO_TARGET else "OVER TARGET")
+            print(f"ratio ours/distribution {kind}: {shown} (target <= {RATIO_TARGET}x) {verdict}", flush=True)
+        failed = [r for r, res in (("ours", mine), ("distribution", theirs)) if not res["ok"]]
+        if failed:
+            self.summary["errors"]["transfer"] = f"failed runs against: {', '.join(failed)}"
+        return {"ours": mine, "distribution": theirs, "ratios": ratios, "target_ratio": RATIO_TARGET}
+
+    def _latency(self, ours: OurRegistry, dist: Distribution) -> dict[str, Any]:
+        results = {
+            "ours": latency.measure(ours.url, self.latency_n, 8, blob_get_status=307),
+            # distribution's filesystem driver answers blob GET with 200 and the (4 KiB) bytes.
+            "distribution": latency.measure(dist.url, self.latency_n, 8, blob_get_status=200),
+        }
+        latency.print_report(results)
+        return results
+
+    def _keep_logs(self, ours: OurRegistry, dist: Distribution) -> None:
+        logs = BUILD / "bench-logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for source, name in ((ours.log_path, "registry.log"), (dist.state / "registry.log", "distribution.log")):
+            if source.exists():
+                shutil.copyfile(source, logs / name)
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _fmt_s(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f} s"
+
+
+def print_summary(summary: dict[str, Any]) -> list[str]:
+    """Print the summary block; returns the targets that were missed."""
+    missed: list[str] = []
+    sections = summary["sections"]
+    env = summary["environment"]
+    banner("SUMMARY")
+    print(
+        f"{env['date']}  {env['cpus']} CPUs  python {env['python']}  {env['skopeo']}  {env['distribution']}  "
+        f"git {env['git']['commit']} (+{env['git']['uncommitted_changes']} uncommitted)"
+    )
+    if "transfer" in sections:
+        t = sections["transfer"]
+        ours, theirs, ratios = t["ours"], t["distribution"], t["ratios"]
+        size = ours["runs"][0]["bytes"] / 1e6 if ours.get("runs") else float("nan")
+        counts = f"{len(ours['runs'])}/{len(theirs['runs'])}"
+        print(f"\n[1] skopeo medium image ({size:.1f} MB), runs ours/distribution: {counts}")
+        print(f"    {'':<6}{'ours median':>14}{'distribution':>14}{'ratio':>9}  target")
+        for kind in ("push", "pull"):
+            ratio = ratios[kind]
+            ok = ratio is not None and ratio <= t["target_ratio"]
+            if not ok:
+                missed.append(f"{kind} ratio {'n/a' if ratio is None else f'{ratio:.2f}x'} > {t['target_ratio']}x")
+            shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+            print(
+                f"    {kind:<6}{_fmt_s(ours[f'median_{kind}_s']):>14}{_fmt_s(theirs[f'median_{kind}_s']):>14}"
+                f"{shown:>9}  <= {t['target_ratio']}x {'OK' if ok else 'MISSED'}"
+            )
+    if "awscalls" in sections:
+        a = sections["awscalls"]
+        print("\n[2] AWS calls per operation (in-process)")
+        for row in a["operations"]:
+            breakdown = ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in row["breakdown"].items())
+            print(f"    {row['operation']:<58}{row['total_calls']:>4}  {breakdown}")
+        if a["forbidden_calls"]:
+            missed.append("Scan/ListObjects on a request path")
+            print(f"    FLAG: Scan/ListObjects on a request path: {', '.join(a['forbidden_calls'])}")
+        else:
+            print("    Scan/ListObjects on these paths: none (OK)")
+    if "import" in sections:
+        i = sections["import"]
+        ok = i["meets_target"]
+        if not ok:
+            missed.append(f"import app {i['median_s'] * 1000:.0f} ms >= 500 ms")
+        print(
+            f"\n[3] import app (Lambda env): median {i['median_s'] * 1000:.1f} ms of {len(i['runs'])} "
+            f"(target < 500 ms {'OK' if ok else 'MISSED'}); without .pyc {i['no_bytecode_median_s'] * 1000:.1f} ms; "
+            f"moto imported: {i['moto_imported']}"
+        )
+        top = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in i["importtime_top10"][:10])
+        print(f"    importtime top 10 cumulative (ms): {top}")
+    if "latency" in sections:
+        print("\n[4] latency (ms)       " + "".join(f"{name + ' median/p95':>30}" for name in sections["latency"]))
+        for key, label in latency.LABELS.items():
+            pairs = [f"{r[key]['median_ms']:.2f} / {r[key]['p95_ms']:.2f}" for r in sections["latency"].values()]
+            cells = "".join(f"{pair:>30}" for pair in pairs)
+            print(f"    {label:<46}{cells}")
+        for name, r in sections["latency"].items():
+            c = r["manifest_get_concurrent"]
+            rate = f"{c['wall_s']:.2f} s, {c['throughput_rps']:.0f} req/s"
+            print(f"    {name}: {c['n']} manifest GETs at concurrency 8: {rate}")
+    if summary["errors"]:
+        print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
+    print("\ntargets missed: " + ("; ".join(missed) if missed else "none"))
+    return missed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("sections", nargs="*", metavar="SECTION", help=f"any of {', '.join(SECTIONS)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.sections if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if not (SHARED / "harness").is_dir():
+        print(f"missing {SHARED}/harness (expected next to the repository)", file=sys.stderr)
+        return 2
+    # SIGTERM/SIGHUP unwind like Ctrl-C, so every `finally` stops its server.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.default_int_handler)
+    bench = Bench(list(args.sections) or list(SECTIONS))
+    interrupted = False
+    try:
+        bench.run()
+    except KeyboardInterrupt:
+        interrupted = True
+        bench.summary["errors"]["interrupted"] = "stopped by a signal before the end"
+        print("\ninterrupted: servers stopped", file=sys.stderr, flush=True)
+    finally:
+        bench.cleanup()
+    missed = print_summary(bench.summary)
+    bench.summary["targets_missed"] = missed
+    BUILD.mkdir(parents=True, exist_ok=True)
+    out = BUILD / "bench.json"
+    out.write_text(json.dumps(bench.summary, indent=2) + "\n")
+    print(f"\nwritten: {out.relative_to(REPO_ROOT)}")
+    if interrupted:
+        return 130
+    if bench.summary["errors"]:
+        return 1
+    return 1 if missed and os.environ.get("BENCH_STRICT") == "1" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""AWS API calls per registry operation, counted in-process.
+
+Run as `python -m tests.bench.awscalls [--json FILE]` (the bench runs it in a subprocess so that its
+environment and moto's patches stay out of the other sections). The app runs under moto's
+`mock_aws()` behind `werkzeug.test.Client(ChaliceWSGI(app))`, exactly the Lambda code path minus API
+Gateway; every botocore call (boto3 and PynamoDB alike go through `BaseClient._make_api_call`) is
+recorded as `service:Operation` while an operation is being measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from tests.bench import oci
+
+# Operations that must never appear on a request path (DESIGN.md section 2).
+FORBIDDEN = {"dynamodb:Scan", "s3:ListObjects", "s3:ListObjectsV2", "s3:ListObjectVersions"}
+# Worth pointing out when they appear on a request path (cold-start or metadata calls).
+NOTABLE = {"dynamodb:DescribeTable", "s3:HeadBucket", "s3:ListBuckets", "dynamodb:ListTables"}
+MIB = 1024 * 1024
+
+
+class CallCounter:
+    """Wraps `botocore.client.BaseClient._make_api_call`; records calls only inside `measure()`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = False
+        self._calls: list[str] = []
+
+    def install(self) -> None:
+        from botocore.client import BaseClient
+
+        original = BaseClient._make_api_call
+        counter = self
+
+        def _make_api_call(client: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+            counter.record(f"{client.meta.service_model.service_name}:{operation_name}")
+            return original(client, operation_name, api_params)
+
+        BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+
+    def record(self, name: str) -> None:
+        with self._lock:
+            if self._active:
+                self._calls.append(name)
+
+    @contextmanager
+    def measure(self) -> Iterator[list[str]]:
+        with self._lock:
+            self._calls = []
+            self._active = True
+        calls = self._calls
+        try:
+            yield calls
+        finally:
+            with self._lock:
+                self._active = False
+
+
+class WerkzeugHttp:
+    """The `oci.Http` protocol over werkzeug's test client; records the AWS calls of each request."""
+
+    def __init__(self, client: Any, counter: CallCounter) -> None:
+        self._client = client
+        self._counter = counter
+        self.per_request: list[tuple[str, int, list[str]]] | None = None
+
+    def request(
+        self, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> oci.Reply:
+        path = oci.path_of(target)
+        with self._counter.measure() as calls:
+            response = self._client.open(path, method=method, headers=dict(headers or {}), data=body)
+            data = response.get_data()
+        if self.per_request is not None:
+            self.per_request.append((method, response.status_code, list(calls)))
+        return oci.Reply(response.status_code, response.headers, data)
+
+
+def _configure_environment() -> None:
+    """What the functional tests set: fake credentials, Powertools quiet, default registry settings."""
+    for key in list(os.environ):
+        if key.startswith("REGISTRY_"):
+            del os.environ[key]
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SECURITY_TOKEN": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": "WARNING",
+        }
+    )
+    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB"):
+        os.environ.pop(key, None)
+
+
+def _create_resources() -> None:
+    import boto3
+
+    from chalicelib.config import get_settings
+    from chalicelib.local.emulator import table_properties
+
+    settings = get_settings()
+    skip = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
+    properties = {k: v for k, v in table_properties().items() if k not in skip}
+    boto3.client("dynamodb", region_name=settings.aws_region).create_table(TableName=settings.table_name, **properties)
+    boto3.client("s3", region_name=settings.aws_region).create_bucket(Bucket=settings.bucket_name)
+
+
+Scenario = Callable[[oci.Http], list[oci.Reply]]
+
+
+def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
+    """(key, label, run) for each measured operation; the fixture image is pushed first."""
+    repo = "bench/app"
+    config, layers = oci.config_blob(), [oci.random_blob(32 * 1024), oci.random_blob(64 * 1024)]
+    oci.push_image(http, repo, "v1", config, layers, style="single")
+    body = oci.image_manifest(config, layers)
+    digest = oci.manifest_digest(body)
+    layer = layers[0]
+    accept = {"Accept": oci.MANIFEST_ACCEPT}
+
+    def one(method: str, path: str, what: str, status: int, headers: dict[str, str] | None = None) -> Scenario:
+        return lambda h: [oci.expect(h.request(method, path, headers), what, status)]
+
+    def upload(flow: Callable[..., list[oci.Reply]], size: int, *extra: int) -> Scenario:
+        return lambda h: flow(h, repo, oci.random_blob(size), *extra)
+
+    second = oci.image_manifest(config, layers, {"bench.manifest": "v2"})
+    absent = oci.random_blob(16).digest
+    return [
+        ("manifest_get_tag", "manifest GET by tag", one("GET", f"/v2/{repo}/manifests/v1", "GET", 200, accept)),
+        (
+            "manifest_get_digest",
+            "manifest GET by digest",
+            one("GET", f"/v2/{repo}/manifests/{digest}", "GET", 200, accept),
+        ),
+        ("manifest_head_tag", "manifest HEAD by tag", one("HEAD", f"/v2/{repo}/manifests/v1", "HEAD", 200, accept)),
+        ("blob_head", "blob HEAD", one("HEAD", f"/v2/{repo}/blobs/{layer.digest}", "HEAD", 200)),
+        ("blob_head_miss", "blob HEAD (absent, 404)", one("HEAD", f"/v2/{repo}/blobs/{absent}", "HEAD", 404)),
+        ("blob_get", "blob GET (307 redirect)", one("GET", f"/v2/{repo}/blobs/{layer.digest}", "GET", 307)),
+        ("upload_monolithic", "blob upload monolithic POST+PUT (64 KiB)", upload(oci.upload_post_put, 64 * 1024)),
+        ("upload_single_post", "blob upload single POST ?digest= (64 KiB)", upload(oci.upload_single_post, 64 * 1024)),
+        ("upload_patch", "blob upload POST+PATCH+PUT (skopeo, 64 KiB)", upload(oci.upload_patch_put, 64 * 1024)),
+        ("upload_chunked_3", "blob upload chunked, 3 x 256 KiB", upload(oci.upload_chunked, 768 * 1024, 3)),
+        (
+            "upload_chunked_3_large",
+            "blob upload chunked, 3 x 6 MiB (multipart)",
+            upload(oci.upload_chunked, 18 * MIB, 3),
+        ),
+        ("blob_mount", "cross-repo mount POST ?mount=&from=", lambda h: oci.mount(h, "bench/mounted", layer, repo)),
+        ("manifest_put", "manifest PUT by tag", lambda h: [oci.put_manifest(h, repo, "v2", second)]),
+        ("tags_list", "tags list", one("GET", f"/v2/{repo}/tags/list", "tags", 200)),
+        ("image_push", "image push: config + 2 layers + manifest (skopeo-style)", _push("bench/push-a", "patch")),
+        (
+            "image_push_monolithic",
+            "image push: config + 2 layers + manifest (oras-style)",
+            _push("bench/push-b", "monolithic"),
+        ),
+    ]
+
+
+def _push(repo: str, style: str) -> Scenario:
+    def run(http: oci.Http) -> list[oci.Reply]:
+        config, layers = oci.config_blob(), [oci.random_blob(48 * 1024), oci.random_blob(96 * 1024)]
+        return oci.push_image(http, repo, "latest", config, layers, style=style)
+
+    return run
+
+
+def measure() -> dict[str, Any]:
+    _configure_environment()
+    from moto import mock_aws
+
+    counter = CallCounter()
+    with mock_aws():
+        counter.install()
+        _create_resources()
+        from chalicelib import wiring
+
+        wiring.reset()
+        from werkzeug.test import Client
+
+        from app import app
+        from chalicelib.local.wsgi import ChaliceWSGI
+
+        http = WerkzeugHttp(Client(ChaliceWSGI(app)), counter)
+        rows: list[dict[str, Any]] = []
+        errors: list[str] = []
+        # The very first request builds the clients: any cold-start-only call shows up here.
+        http.per_request = []
+        oci.expect(http.request("HEAD", f"/v2/bench/cold/blobs/{oci.random_blob(16).digest}"), "cold HEAD", 404)
+        rows.append(_row("cold_first_request", "first request after start (blob HEAD, 404)", http.per_request))
+        http.per_request = None
+        scenarios = _scenarios(http)  # pushes the fixture image, not measured
+        for key, label, scenario in scenarios:
+            http.per_request = []
+            try:
+                scenario(http)
+            except oci.BenchError as exc:
+                errors.append(f"{label}: {exc}")
+            rows.append(_row(key, label, http.per_request))
+            http.per_request = None
+    forbidden = sorted({c for row in rows for c in row["breakdown"] if c in FORBIDDEN})
+    return {"operations": rows, "forbidden_calls": forbidden, "errors": errors}
+
+
+def _row(key: str, label: str, requests: list[tuple[str, int, list[str]]]) -> dict[str, Any]:
+    calls = [c for _, _, cs in requests for c in cs]
+    return {
+        "key": key,
+        "operation": label,
+        "http_requests": [f"{method} {status}" for method, status, _ in requests],
+        "calls_per_request": [len(cs) for _, _, cs in requests],
+        "total_calls": len(calls),
+        "breakdown": dict(sorted(Counter(calls).items())),
+        "forbidden": sorted({c for c in calls if c in FORBIDDEN}),
+        "notable": sorted({c for c in calls if c in NOTABLE}),
+    }
+
+
+def _short(name: str) -> str:
+    service, _, operation = name.partition(":")
+    return f"{'ddb' if service == 'dynamodb' else service}:{operation}"
+
+
+def print_table(result: dict[str, Any]) -> None:
+    rows = result["operations"]
+    width = max(len(r["operation"]) for r in rows)
+    print(f"{'operation':<{width}}  {'HTTP':>4}  {'calls':>5}  breakdown (per-request calls)")
+    print("-" * (width + 70))
+    for row in rows:
+        breakdown = ", ".join(f"{_short(k)} x{v}" for k, v in row["breakdown"].items()) or "-"
+        flags = ""
+        if row["forbidden"]:
+            flags += "  <<< FORBIDDEN: " + ", ".join(row["forbidden"])
+        if row["notable"]:
+            flags += "  (notable: " + ", ".join(row["notable"]) + ")"
+        per = "/".join(str(n) for n in row["calls_per_request"])
+        head = f"{row['operation']:<{width}}  {len(row['http_requests']):>4}  {row['total_calls']:>5}"
+        print(f"{head}  {breakdown}  [{per}]{flags}")
+    if result["forbidden_calls"]:
+        print(f"\nFLAG: Scan/ListObjects on a request path: {', '.join(result['forbidden_calls'])}")
+    else:
+        print("\nno Scan or ListObjects call on any measured path")
+    for error in result["errors"]:
+        print(f"ERROR {error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", help="write the result here")
+    args = parser.parse_args(argv)
+    result = measure()
+    print_table(result)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Request latency against a running registry, with `requests` Sessions (keep-alive).
+
+A small image is pushed first; then N sequential manifest GETs by tag, N blob HEADs and N blob GETs
+that do not follow the redirect, and 2N manifest GETs from 8 threads (one Session each). A few
+warm-up requests of each kind are not counted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import requests
+
+from tests.bench import oci
+from tests.bench.common import median, percentile
+
+WARMUP = 10
+
+
+class RequestsHttp:
+    """The `oci.Http` protocol over a requests Session bound to one base URL."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.session = requests.Session()
+        self.session.trust_env = False  # no proxy for 127.0.0.1
+
+    def request(
+        self, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> oci.Reply:
+        url = target if target.startswith("http") else self.base + target
+        response = self.session.request(
+            method, url, headers=dict(headers or {}), data=body or None, allow_redirects=False, timeout=60
+        )
+        return oci.Reply(response.status_code, response.headers, response.content)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def _stats(samples: list[float]) -> dict[str, Any]:
+    return {
+        "n": len(samples),
+        "median_ms": median(samples) * 1000,
+        "p95_ms": percentile(samples, 95) * 1000,
+        "min_ms": min(samples) * 1000,
+        "max_ms": max(samples) * 1000,
+    }
+
+
+def _timed(http: RequestsHttp, method: str, path: str, headers: dict[str, str], status: int, n: int) -> list[float]:
+    samples = []
+    for i in range(WARMUP + n):
+        started = time.perf_counter()
+        reply = http.request(method, path, headers)
+        elapsed = time.perf_counter() - started
+        oci.expect(reply, f"{method} {path}", status)
+        if i >= WARMUP:
+            samples.append(elapsed)
+    return samples
+
+
+def measure(base: str, n: int = 200, concurrency: int = 8, blob_get_status: int = 307) -> dict[str, Any]:
+    http = RequestsHttp(base)
+    try:
+        repo = f"bench/latency-{time.time_ns()}"
+        config, layers = oci.config_blob(), [oci.random_blob(4096)]
+        oci.push_image(http, repo, "latest", config, layers, style="patch")
+        manifest_path = f"/v2/{repo}/manifests/latest"
+        blob_path = f"/v2/{repo}/blobs/{layers[0].digest}"
+        accept = {"Accept": oci.MANIFEST_ACCEPT}
+        result: dict[str, Any] = {
+            "manifest_get": _stats(_timed(http, "GET", manifest_path, accept, 200, n)),
+            "blob_head": _stats(_timed(http, "HEAD", blob_path, {}, 200, n)),
+            "blob_get_no_redirect": _stats(_timed(http, "GET", blob_path, {}, blob_get_status, n)),
+        }
+    finally:
+        http.close()
+
+    local = threading.local()
+    sessions: list[RequestsHttp] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> float:
+        client = getattr(local, "http", None)
+        if client is None:
+            client = local.http = RequestsHttp(base)
+            with lock:
+                sessions.append(client)
+        started = time.perf_counter()
+        reply = client.request("GET", manifest_path, accept)
+        elapsed = time.perf_counter() - started
+        oci.expect(reply, "concurrent manifest GET", 200)
+        return elapsed
+
+    total = 2 * n
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            list(pool.map(one, range(concurrency * 2)))  # warm-up: one connection per thread
+            started = time.perf_counter()
+            samples = list(pool.map(one, range(total)))
+            wall = time.perf_counter() - started
+    finally:
+        for client in sessions:
+            client.close()
+    concurrent = _stats(samples)
+    concurrent.update({"concurrency": concurrency, "wall_s": wall, "throughput_rps": total / wall})
+    result["manifest_get_concurrent"] = concurrent
+    return result
+
+
+LABELS = {
+    "manifest_get": "manifest GET by tag (sequential)",
+    "blob_head": "blob HEAD (sequential)",
+    "blob_get_no_redirect": "blob GET, redirect not followed (sequential)",
+    "manifest_get_concurrent": "manifest GET by tag, concurrency 8",
+}
+
+
+def print_report(results: dict[str, dict[str, Any]]) -> None:
+    names = list(results)
+    header = "".join(f"  {name + ' median':>20} {name + ' p95':>17}" for name in names)
+    print(f"{'request':<46}{'n':>5}{header}")
+    for key, label in LABELS.items():
+        n = results[names[0]][key]["n"]
+        cells = "".join(f"  {r[key]['median_ms']:>17.2f} ms {r[key]['p95_ms']:>14.2f} ms" for r in results.values())
+        print(f"{label:<46}{n:>5}{cells}")
+    for name, result in results.items():
+        c = result["manifest_get_concurrent"]
+        print(f"{name}: {c['n']} concurrent manifest GETs in {c['wall_s']:.2f}s = {c['throughput_rps']:.0f} req/s")

@@ -1,0 +1,1 @@
+"""End-to-end tests: real OCI clients (skopeo, podman, oras-py, the shared harness) against `make serve`."""

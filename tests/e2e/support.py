@@ -1,0 +1,412 @@
+"""Helpers for the end-to-end tests: the `make serve` process, client commands and OCI layouts."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+EMPTY_JSON = b"{}"
+MANIFEST_ACCEPT = ", ".join(
+    [
+        OCI_MANIFEST,
+        OCI_INDEX,
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+    ]
+)
+LISTENING = "registry listening on"
+STATE_SAVED = "state saved"
+LOCKED = "another registry is already using"
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def canon(obj: Any) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+# Shared harness (`../shared/harness` beside the clone).
+
+
+def find_harness() -> Path | None:
+    candidates = []
+    if os.environ.get("E2E_SHARED_DIR"):
+        candidates.append(Path(os.environ["E2E_SHARED_DIR"]) / "harness")
+    candidates += [REPO_ROOT.parent / "shared" / "harness", Path("/work/shared/harness")]
+    for c in candidates:
+        if (c / "make-images").is_file() and (c / "push-pull-check").is_file():
+            return c.resolve()
+    return None
+
+
+# Commands.
+
+
+class CommandLog:
+    """Every client command and its output, appended to one file in the session's tmp dir."""
+
+    path: ClassVar[Path | None] = None
+
+    @classmethod
+    def write(cls, text: str) -> None:
+        if cls.path is not None:
+            with cls.path.open("a", encoding="utf-8") as f:
+                f.write(text)
+
+
+def run(
+    cmd: Sequence[str | os.PathLike[str]],
+    *,
+    timeout: float = 180,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a client command; stdout and stderr combined in `.stdout`."""
+    argv = [str(c) for c in cmd]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=cwd,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        p = subprocess.CompletedProcess(argv, 124, out + f"\n[timeout after {timeout}s]")
+    CommandLog.write(f"$ {' '.join(argv)}\n[rc={p.returncode} {time.monotonic() - t0:.2f}s]\n{p.stdout}\n")
+    return p
+
+
+def check(cmd: Sequence[str | os.PathLike[str]], **kw: Any) -> str:
+    p = run(cmd, **kw)
+    assert p.returncode == 0, f"command failed (rc={p.returncode}): {' '.join(p.args)}\n{p.stdout[-3000:]}"
+    return p.stdout
+
+
+def require_tool(name: str) -> str:
+    path = shutil.which(name)
+    assert path, f"{name} is not installed (`make system-deps` installs skopeo, podman and docker-registry)"
+    return path
+
+
+# The server, started exactly like a developer does: `make serve`.
+
+
+def _pgrp_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        # fields: state ppid pgrp ...; a zombie no longer counts as running code
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry.name))
+    return members
+
+
+class RegistryServer:
+    """One `make serve` process group with its own port, data dir and log file."""
+
+    live: ClassVar[list[RegistryServer]] = []
+    instances: ClassVar[list[RegistryServer]] = []
+
+    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, **extra_env: str) -> None:
+        self.data_dir = data_dir
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.extra_env = extra_env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started_at_offset = 0
+        RegistryServer.instances.append(self)
+
+    @property
+    def hostport(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.hostport}"
+
+    def ref(self, repo: str, tag_or_digest: str | None = None) -> str:
+        r = f"{self.hostport}/{repo}"
+        if tag_or_digest:
+            r += ("@" if ":" in tag_or_digest else ":") + tag_or_digest
+        return r
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+        # A top-level `make serve`, even when the tests themselves run under `make test`.
+        for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
+            env.pop(k, None)
+        env["REGISTRY_PORT"] = str(self.port)
+        env["REGISTRY_DATA_DIR"] = str(self.data_dir)
+        env.update(self.extra_env)
+        return env
+
+    def log_size(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_text(self, offset: int = 0) -> str:
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.started_at_offset = self.log_size()
+        with self.log_path.open("ab") as log:
+            log.write(f"===== make serve port={self.port} data={self.data_dir} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                ["make", "serve"],
+                cwd=REPO_ROOT,
+                env=self.env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        RegistryServer.live.append(self)
+        return self.proc
+
+    def start(self, timeout: float = 60) -> RegistryServer:
+        proc = self.launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise AssertionError(
+                    f"make serve exited with {proc.returncode} before listening:\n{self.log_text(self.started_at_offset)}"
+                )
+            if LISTENING in self.log_text(self.started_at_offset):
+                try:
+                    if requests.get(self.url + "/v2/", timeout=5).status_code == 200:
+                        return self
+                except requests.RequestException:
+                    pass
+            time.sleep(0.2)
+        self.kill()
+        raise AssertionError(
+            f"make serve not ready on {self.url} after {timeout}s:\n{self.log_text(self.started_at_offset)}"
+        )
+
+    def python_pids(self) -> list[int]:
+        assert self.proc is not None
+        return [p for p in _pgrp_members(self.proc.pid) if p != self.proc.pid]
+
+    def stop(self, timeout: float = 60) -> str:
+        """SIGTERM the process group; wait for make and python; return this run's log."""
+        assert self.proc is not None
+        pgid = self.proc.pid
+        if self.proc.poll() is None:
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError(f"make serve did not end {timeout}s after SIGTERM") from None
+        deadline = time.monotonic() + 10
+        while _pgrp_members(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left = _pgrp_members(pgid)
+        if self in RegistryServer.live:
+            RegistryServer.live.remove(self)
+        assert not left, f"processes still running in the server's group after SIGTERM: {left}"
+        return self.log_text(self.started_at_offset)
+
+    def kill(self) -> None:
+        """SIGKILL the whole group (a crash); no state is saved by the process itself."""
+        if self.proc is None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while _pgrp_members(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self in RegistryServer.live:
+            RegistryServer.live.remove(self)
+
+    # Raw HTTP.
+
+    def get_manifest(self, repo: str, ref: str, accept: str = MANIFEST_ACCEPT) -> requests.Response:
+        return requests.get(f"{self.url}/v2/{repo}/manifests/{ref}", headers={"Accept": accept}, timeout=60)
+
+    def tags(self, repo: str) -> list[str]:
+        r = requests.get(f"{self.url}/v2/{repo}/tags/list", timeout=60)
+        assert r.status_code == 200, f"GET tags/list {repo}: {r.status_code} {r.text}"
+        return list(r.json().get("tags") or [])
+
+
+class RecordingProxy:
+    """A TCP pass-through in front of the registry that records each request line and its headers.
+
+    Lets a test prove which upload path a client took (e.g. `Transfer-Encoding: chunked` PATCHes).
+    """
+
+    _REQUEST = re.compile(rb"(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) HTTP/1\.[01]\r\n(.*?)\r\n\r\n", re.DOTALL)
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(32)
+        self.port = int(self._sock.getsockname()[1])
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def hostport(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            threading.Thread(target=self._pipe, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, False), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if record:
+                    for m in self._REQUEST.finditer(data):
+                        headers = {}
+                        for line in m.group(3).split(b"\r\n"):
+                            k, _, v = line.decode("latin-1").partition(":")
+                            headers[k.strip().lower()] = v.strip()
+                        with self._lock:
+                            self.requests.append((m.group(1).decode(), m.group(2).decode("latin-1"), headers))
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+# OCI image layouts.
+
+
+class Layout:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def index(self) -> dict[str, Any]:
+        return json.loads((self.path / "index.json").read_bytes())
+
+    def ref(self, name: str) -> dict[str, Any]:
+        for m in self.index().get("manifests", []):
+            if (m.get("annotations") or {}).get("org.opencontainers.image.ref.name") == name:
+                return dict(m)
+        raise AssertionError(f"no ref {name!r} in {self.path}/index.json: {self.index()}")
+
+    def blob_path(self, digest: str) -> Path:
+        alg, hexd = digest.split(":", 1)
+        return self.path / "blobs" / alg / hexd
+
+    def blob(self, digest: str) -> bytes:
+        return self.blob_path(digest).read_bytes()
+
+    def json_blob(self, digest: str) -> dict[str, Any]:
+        return json.loads(self.blob(digest))
+
+    def reachable(self, digest: str) -> set[str]:
+        """Digests of every blob a manifest or index references, itself included."""
+        out = {digest}
+        doc = self.json_blob(digest)
+        for child in doc.get("manifests", []):
+            out |= self.reachable(child["digest"])
+        if "config" in doc:
+            out.add(doc["config"]["digest"])
+        out |= {layer["digest"] for layer in doc.get("layers", [])}
+        return out
+
+    def bad_blobs(self) -> list[str]:
+        """Blobs whose content does not hash to their name."""
+        bad = []
+        for p in sorted((self.path / "blobs" / "sha256").iterdir()):
+            h = hashlib.sha256()
+            with p.open("rb") as f:
+                for chunk in iter(lambda f=f: f.read(1 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != p.name:
+                bad.append(p.name)
+        return bad
+
+
+def assert_same_blobs(original: Layout, pulled: Layout, digests: Iterable[str]) -> None:
+    """Every listed blob exists in the pulled layout with exactly the original bytes."""
+    for d in sorted(digests):
+        assert pulled.blob_path(d).exists(), f"blob {d} missing from the pulled layout {pulled.path}"
+        assert pulled.blob(d) == original.blob(d), f"blob {d} differs after the round trip"
+    assert pulled.bad_blobs() == [], f"pulled layout has blobs that do not match their digest: {pulled.bad_blobs()}"
+
+
+def gunzip_sha256(data: bytes) -> str:
+    return sha256(gzip.decompress(data))
+
+
+def python_of_venv() -> Path:
+    """The venv the tests run in (the repo's .venv when run as documented)."""
+    venv = REPO_ROOT / ".venv"
+    if (venv / "bin" / "python").exists():
+        return venv
+    return Path(sys.prefix)

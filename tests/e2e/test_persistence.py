@@ -1,0 +1,122 @@
+"""`make serve` keeps its state in REGISTRY_DATA_DIR: across SIGTERM and restart, after a crash, one owner at a time."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from .support import (
+    LISTENING,
+    LOCKED,
+    STATE_SAVED,
+    Layout,
+    RegistryServer,
+    assert_same_blobs,
+    check,
+    require_tool,
+)
+
+pytestmark = pytest.mark.e2e
+
+RESTORED = re.compile(r"restored (\d+) rows and (\d+) objects")
+
+
+@pytest.fixture(autouse=True)
+def _skopeo() -> None:
+    require_tool("skopeo")
+
+
+def push(server: RegistryServer, lay: Layout, repo: str, tag: str, *extra: str) -> None:
+    check(["skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", *extra,
+           f"oci:{lay.path}:latest", "docker://" + server.ref(repo, tag)])  # fmt: skip
+
+
+def pull_and_compare(server: RegistryServer, src: Layout, repo: str, ref: str, digest: str, out: Path) -> None:
+    check(["skopeo", "copy", "--all", "--preserve-digests", "--src-tls-verify=false",
+           "docker://" + server.ref(repo, ref), f"oci:{out}:x"])  # fmt: skip
+    pulled = Layout(out)
+    assert pulled.ref("x")["digest"] == digest
+    assert_same_blobs(src, pulled, src.reachable(digest))
+
+
+def restored(log: str) -> tuple[int, int]:
+    m = RESTORED.search(log)
+    assert m, f"no 'restored N rows and M objects' in the start-up log:\n{log}"
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_state_survives_sigterm_and_restart(images: dict[str, Any], tmp_path: Path) -> None:
+    tiny = Layout(images["dir"] / images["tiny"]["layout"])
+    multi = Layout(images["dir"] / images["multiarch"]["layout"])
+    data = tmp_path / "data"
+
+    first = RegistryServer(data, tmp_path / "server-1.log").start()
+    try:
+        assert restored(first.log_text()) == (0, 0)
+        push(first, tiny, "e2e/persist/tiny", "v1")
+        push(first, tiny, "e2e/persist/tiny", "v2")
+        push(first, multi, "e2e/persist/multiarch", "v1", "--all")
+
+        # A second registry on the same data dir refuses to start (and the first keeps serving).
+        second = RegistryServer(data, tmp_path / "server-locked.log")
+        proc = second.launch()
+        rc = proc.wait(timeout=60)
+        log = second.log_text()
+        assert rc != 0, f"a second `make serve` on the same data dir started (rc={rc}):\n{log}"
+        assert f"{LOCKED} {data.resolve()}" in log, log
+        assert LISTENING not in log
+        second.stop()  # nothing left running in its group
+        assert requests.get(first.url + "/v2/", timeout=30).status_code == 200
+    finally:
+        log = first.stop()
+    assert "stopping on SIGTERM" in log
+    assert STATE_SAVED in log, f"no '{STATE_SAVED}' after SIGTERM:\n{log[-3000:]}"
+    assert list((data / "dynamodb").glob("*.jsonl")), sorted(str(p) for p in data.rglob("*"))
+
+    again = RegistryServer(data, tmp_path / "server-2.log", port=first.port).start()
+    try:
+        rows, objects = restored(again.log_text())
+        assert rows > 0
+        assert objects > 0
+        assert again.tags("e2e/persist/tiny") == ["v1", "v2"]
+        assert again.tags("e2e/persist/multiarch") == ["v1"]
+        catalog = requests.get(again.url + "/v2/_catalog", timeout=30).json()["repositories"]
+        assert {"e2e/persist/tiny", "e2e/persist/multiarch"} <= set(catalog), catalog
+        pull_and_compare(again, tiny, "e2e/persist/tiny", "v2", images["tiny"]["digest"], tmp_path / "tiny")
+        pull_and_compare(again, multi, "e2e/persist/multiarch", "v1", images["multiarch"]["digest"], tmp_path / "m")
+        # and it still takes writes
+        push(again, tiny, "e2e/persist/tiny", "v3")
+        assert again.tags("e2e/persist/tiny") == ["v1", "v2", "v3"]
+    finally:
+        log = again.stop()
+    assert STATE_SAVED in log
+
+
+def test_periodic_snapshot_survives_a_crash(images: dict[str, Any], tmp_path: Path) -> None:
+    tiny = Layout(images["dir"] / images["tiny"]["layout"])
+    data = tmp_path / "data"
+    server = RegistryServer(data, tmp_path / "server-1.log", REGISTRY_SNAPSHOT_INTERVAL_SECONDS="1").start()
+    try:
+        push(server, tiny, "e2e/crash/tiny", "v1")
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any("e2e/crash/tiny" in p.read_text(errors="replace") for p in (data / "dynamodb").glob("*.jsonl")):
+                break
+            time.sleep(0.2)
+        time.sleep(3)  # a few more intervals: the objects are saved after the rows
+    finally:
+        server.kill()  # SIGKILL: the shutdown save never runs
+    assert STATE_SAVED not in server.log_text()
+
+    again = RegistryServer(data, tmp_path / "server-2.log").start()
+    try:
+        assert restored(again.log_text())[0] > 0
+        assert again.tags("e2e/crash/tiny") == ["v1"]
+        pull_and_compare(again, tiny, "e2e/crash/tiny", "v1", images["tiny"]["digest"], tmp_path / "pulled")
+    finally:
+        again.stop()
