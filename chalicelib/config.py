@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIB = 1024 * 1024
@@ -48,6 +49,26 @@ class Settings(BaseSettings):
     # Pagination of tags, catalog and referrers.
     page_max_entries: int = Field(default=1000, ge=1)
 
+    # Identity and tokens (Harbor's database auth mode).
+    admin_password: SecretStr | None = None
+    # On AWS: an SSM SecureString name or a Secrets Manager ARN holding the admin password.
+    admin_password_parameter: str | None = None
+    # The RS256 key that signs registry tokens: a PEM file (local) or an SSM/Secrets Manager name (AWS).
+    token_key_file: Path | None = None
+    token_key_parameter: str | None = None
+    token_service: str = "harbor-registry"  # noqa: S105 (a name, not a secret)
+    token_issuer: str = "harbor-token-issuer"  # noqa: S105
+    # Public base URL (scheme://host) for the token realm; derived from the request when unset.
+    external_url: str | None = None
+    v2_basic_auth: bool = Field(default=True, description="accept Basic credentials directly on /v2")
+    credential_cache_seconds: int = Field(default=60, ge=0)
+    # Defaults of Harbor's /configurations keys until an administrator changes them.
+    project_creation_restriction: Literal["everyone", "adminonly"] = "everyone"
+    robot_name_prefix: str = "robot$"
+    token_expiration_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    robot_token_duration_days: int = Field(default=30, ge=-1)
+    storage_per_project: int = Field(default=-1, ge=-1)
+
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
@@ -56,7 +77,7 @@ class Settings(BaseSettings):
     snapshot_interval_seconds: int = Field(default=30, ge=1)
     server_threads: int = Field(default=16, ge=1)
 
-    @field_validator("aws_endpoint_url")
+    @field_validator("aws_endpoint_url", "admin_password_parameter", "token_key_parameter", "external_url")
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None

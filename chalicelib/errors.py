@@ -20,7 +20,13 @@ builds a response.
      ├── PayloadTooLarge        SIZE_INVALID           413
      ├── PaginationInvalid      PAGINATION_NUMBER_INVALID 400
      ├── Unsupported            UNSUPPORTED            405/415
-     └── Conflict               CONFLICT               409 (a concurrent writer won; safe to retry)
+     ├── Conflict               CONFLICT               409 (a concurrent writer won; safe to retry)
+     ├── Unauthorized           UNAUTHORIZED           401 (carries the WWW-Authenticate challenge)
+     ├── Denied                 DENIED                 403 (on /v2) / Forbidden FORBIDDEN 403 (on /api)
+     ├── QuotaExceeded          DENIED                 403 (Harbor's quota message)
+     ├── BadRequest             BAD_REQUEST            400 (management API input)
+     ├── NotFound               NOT_FOUND              404 (management API)
+     └── Precondition           PRECONDITION           412
 """
 
 from __future__ import annotations
@@ -50,6 +56,8 @@ class ErrorCode(Enum):
     RANGE_INVALID = (416, "invalid content range")
     PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
     # Harbor's codes, used by /api/v2.0.
+    FORBIDDEN = (403, "forbidden")
+    PRECONDITION = (412, "precondition failed")
     NOT_FOUND = (404, "resource not found")
     BAD_REQUEST = (400, "bad request")
     CONFLICT = (409, "conflict")
@@ -163,6 +171,37 @@ class Conflict(RegistryError):
 
 
 class NotFound(RegistryError):
-    """A route that does not exist."""
-
     code = ErrorCode.NOT_FOUND
+
+
+class BadRequest(RegistryError):
+    code = ErrorCode.BAD_REQUEST
+
+
+class Unauthorized(RegistryError):
+    """401; `challenge` is the WWW-Authenticate value the client needs to log in."""
+
+    code = ErrorCode.UNAUTHORIZED
+
+    def __init__(self, message: str | None = None, detail: Any = None, *, challenge: str | None = None) -> None:
+        super().__init__(message, detail)
+        self.challenge = challenge
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": self.challenge} if self.challenge else {}
+
+
+class Denied(RegistryError):
+    code = ErrorCode.DENIED
+
+
+class Forbidden(RegistryError):
+    code = ErrorCode.FORBIDDEN
+
+
+class QuotaExceeded(RegistryError):
+    code = ErrorCode.DENIED
+
+
+class Precondition(RegistryError):
+    code = ErrorCode.PRECONDITION

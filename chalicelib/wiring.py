@@ -1,4 +1,8 @@
-"""Composition root: builds clients, stores and services once, lazily (never at import time)."""
+"""Composition root: builds clients, stores and services once, lazily (never at import time).
+
+The first build also bootstraps what Harbor has from the start: the `admin` system administrator
+and the public `library` project (two GetItems on a warm table).
+"""
 
 from __future__ import annotations
 
@@ -9,17 +13,30 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
+from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
+from chalicelib.observability import logger
+from chalicelib.services.access import AccessService
 from chalicelib.services.blobs import BlobService
+from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
 from chalicelib.services.manifests import ManifestService
+from chalicelib.services.members import MemberService
+from chalicelib.services.projects import ProjectService
+from chalicelib.services.quotas import QuotaService
 from chalicelib.services.repositories import RepositoryService
+from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
+from chalicelib.services.users import UserService
 from chalicelib.stores import tables
 from chalicelib.stores.blobs import BlobMetaStore
+from chalicelib.stores.configuration import ConfigurationStore
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import S3ObjectStore
+from chalicelib.stores.projects import ProjectStore
+from chalicelib.stores.robots import RobotStore
 from chalicelib.stores.uploads import UploadStore
+from chalicelib.stores.users import UserStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -33,6 +50,13 @@ class Services:
     blobs: BlobService
     repositories: RepositoryService
     health: HealthService
+    access: AccessService
+    configuration: ConfigurationService
+    users: UserService
+    projects: ProjectService
+    members: MemberService
+    robots: RobotService
+    quotas: QuotaService
 
 
 def s3_client(settings: Settings) -> S3Client:
@@ -49,23 +73,83 @@ def s3_client(settings: Settings) -> S3Client:
     )
 
 
+def _secret_value(name: str) -> str:
+    """An SSM SecureString (by name) or a Secrets Manager secret (by ARN), through Powertools."""
+    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (only on AWS)
+
+    if name.startswith("arn:aws:secretsmanager:"):
+        return str(parameters.get_secret(name))
+    return str(parameters.get_parameter(name, decrypt=True))
+
+
+def signing_key(settings: Settings) -> SigningKey:
+    if settings.token_key_file is not None:
+        return SigningKey.from_pem(settings.token_key_file.read_bytes())
+    if settings.token_key_parameter:
+        return SigningKey.from_pem(_secret_value(settings.token_key_parameter).encode())
+    logger.warning("no token signing key configured: using a key that lives only in this process")
+    return SigningKey.generate()
+
+
+def admin_password(settings: Settings) -> str | None:
+    if settings.admin_password is not None:
+        return settings.admin_password.get_secret_value()
+    if settings.admin_password_parameter:
+        return _secret_value(settings.admin_password_parameter)
+    return None
+
+
 @lru_cache(maxsize=1)
 def services() -> Services:
     settings = get_settings()
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
     objects = S3ObjectStore(s3_client(settings), settings.bucket_name)
     blob_meta = BlobMetaStore()
-    manifests = ManifestStore(objects, settings.inline_manifest_max_bytes)
-    return Services(
+    manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes)
+    project_store = ProjectStore()
+    user_store = UserStore()
+    configuration = ConfigurationService(ConfigurationStore(), settings)
+    access = AccessService(
+        user_store, RobotStore(), project_store, configuration, signing_key(settings),
+        issuer=settings.token_issuer, service=settings.token_service,
+        credential_cache_seconds=settings.credential_cache_seconds,
+    )  # fmt: skip
+    projects = ProjectService(project_store, access, configuration)
+    quotas = QuotaService(project_store, projects)
+    built = Services(
         settings=settings,
         uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds), objects, blob_meta, settings
+            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds),
+            objects,
+            blob_meta,
+            quotas,
+            settings,
         ),
-        manifests=ManifestService(manifests, blob_meta, settings.manifest_max_bytes),
+        manifests=ManifestService(manifest_store, blob_meta, quotas, settings.manifest_max_bytes),
         blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
-        repositories=RepositoryService(manifests),
+        repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
+        access=access,
+        configuration=configuration,
+        users=UserService(user_store, access),
+        projects=projects,
+        members=MemberService(projects, project_store, user_store),
+        robots=RobotService(RobotStore(), projects, access, configuration),
+        quotas=quotas,
     )
+    _bootstrap(built, settings)
+    return built
+
+
+def _bootstrap(built: Services, settings: Settings) -> None:
+    password = admin_password(settings)
+    if password is None:
+        logger.error("no admin password configured (REGISTRY_ADMIN_PASSWORD or REGISTRY_ADMIN_PASSWORD_PARAMETER)")
+    elif built.users.ensure_admin(password):
+        logger.info("created the admin user")
+    admin = UserStore().get("admin")
+    if admin is not None:
+        built.projects.ensure_library(admin.user_id, admin.username)
 
 
 def reset() -> None:

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from chalicelib.api.mgmt import health
-from chalicelib.api.oci import routes
+from chalicelib.api.mgmt import health, members, projects, quotas, robots, system, users
+from chalicelib.api.oci import routes, token
 
-BLUEPRINTS = (routes.bp, health.bp)
+BLUEPRINTS = (
+    routes.bp,
+    token.bp,
+    health.bp,
+    system.bp,
+    users.bp,
+    projects.bp,
+    members.bp,
+    robots.bp,
+    quotas.bp,
+)

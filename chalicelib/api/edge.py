@@ -20,6 +20,8 @@ from typing import Any
 import chalice.app
 from chalice.app import Chalice, Response
 
+from chalicelib.auth.tokens import Claims
+from chalicelib.core.identity import ANONYMOUS, Principal
 from chalicelib.errors import ErrorCode, RegistryError
 from chalicelib.observability import logger, metrics
 
@@ -58,9 +60,22 @@ class HttpRequest:
     body: bytes
     request_id: str
     params: dict[str, str] = field(default_factory=dict)
+    principal: Principal = ANONYMOUS
+    # Set when the caller presented a bearer token: /v2 then authorises from its grants alone.
+    claims: Claims | None = None
 
     def with_params(self, params: dict[str, str]) -> HttpRequest:
         return replace(self, params=params)
+
+    def with_caller(self, principal: Principal, claims: Claims | None) -> HttpRequest:
+        return replace(self, principal=principal, claims=claims)
+
+    def base_url(self, configured: str | None) -> str:
+        """scheme://host the client used (API Gateway sets X-Forwarded-Proto), unless configured."""
+        if configured:
+            return configured.rstrip("/")
+        proto = (self.header("x-forwarded-proto") or "http").split(",")[0].strip()
+        return f"{proto}://{self.header('host') or 'localhost'}"
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())

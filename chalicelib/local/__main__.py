@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -57,6 +58,31 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
+def _prepare_identity(data_dir: Path) -> str | None:
+    """Local stand-ins for what AWS keeps in Secrets Manager: the token signing key (a file under
+    the data dir) and, on first start, a generated admin password (returned to be printed once)."""
+    from chalicelib.auth.secrets import generate_robot_secret  # noqa: PLC0415
+    from chalicelib.auth.tokens import SigningKey  # noqa: PLC0415
+    from chalicelib.config import get_settings  # noqa: PLC0415
+    from chalicelib.stores import tables  # noqa: PLC0415
+    from chalicelib.stores.users import UserStore  # noqa: PLC0415
+
+    key_file = data_dir / "token-signing-key.pem"
+    if not key_file.exists():
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(SigningKey.generate().to_pem())
+    os.environ.setdefault("REGISTRY_TOKEN_KEY_FILE", str(key_file))
+    settings = get_settings()
+    if settings.admin_password is not None:
+        return None
+    tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
+    if UserStore().get("admin") is not None:
+        return None
+    password = generate_robot_secret(32)
+    os.environ["REGISTRY_ADMIN_PASSWORD"] = password
+    return password
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
@@ -84,6 +110,9 @@ def main() -> int:
         data_dir, emulator.client("dynamodb"), emulator.client("s3"), settings.table_name, settings.bucket_name
     )
     items, objects = snapshots.restore()
+    generated_password = _prepare_identity(data_dir)
+    wiring.reset()
+    settings = get_settings()
 
     from app import app  # noqa: PLC0415
 
@@ -113,6 +142,9 @@ def main() -> int:
         f"(data: {data_dir}, restored {items} rows and {objects} objects)",
         flush=True,
     )
+    if generated_password:
+        print(f"created user admin with password {generated_password} (shown once; set REGISTRY_ADMIN_PASSWORD "
+              "to choose it)", flush=True)  # fmt: skip
     try:
         server.run()
     except _Stop as reason:

@@ -65,7 +65,7 @@ class ChaliceWSGI:
         self._app = app
         self._on_write = on_write
         # Literal and single-segment routes match before greedy `{proxy+}` ones, as on API Gateway.
-        routes = sorted(app.routes, key=lambda path: ("+}" in path, -path.count("/"), path))
+        routes = sorted(app.routes, key=lambda path: ("+}" in path, -path.count("/"), path.count("{"), path))
         self._routes = [(path, _route_regex(path)) for path in routes]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

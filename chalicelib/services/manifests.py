@@ -8,18 +8,20 @@ from typing import TYPE_CHECKING
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest
-from chalicelib.core.reference import validate_tag
+from chalicelib.core.reference import project_of, validate_tag
 from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, ManifestUnknown, PayloadTooLarge
 
 if TYPE_CHECKING:
+    from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
 
 
 class ManifestService:
-    def __init__(self, manifests: ManifestStore, blobs: BlobMetaStore, max_bytes: int) -> None:
+    def __init__(self, manifests: ManifestStore, blobs: BlobMetaStore, quota: QuotaService, max_bytes: int) -> None:
         self._manifests = manifests
         self._blobs = blobs
+        self._quota = quota
         self._max_bytes = max_bytes
 
     def put(self, repository: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
@@ -35,9 +37,31 @@ class ManifestService:
             tag = validate_tag(reference)
             digest = Digest.of(body)
         manifest = parse_manifest(body, content_type, str(digest))
-        self._check_references(repository, manifest)
-        self._manifests.put(repository, manifest, body, tag)
+        sizes = self._check_references(repository, manifest)
+        sizes[manifest.digest] = len(body)
+        project = project_of(repository)
+        charged = self._charge(project, sizes)
+        try:
+            self._manifests.put(repository, manifest, body, tag)
+        except BaseException:
+            for d in charged:
+                self._quota.release(project, d)
+            raise
+        self._quota.track_manifest(project, repository, manifest.digest, list(manifest.blobs))
         return manifest
+
+    def _charge(self, project: str, sizes: dict[str, int]) -> list[str]:
+        """Charge the manifest and any referenced blob the project does not count yet (Harbor)."""
+        charged: list[str] = []
+        try:
+            for d in self._blobs.unassociated(project, list(sizes)):
+                if self._quota.charge(project, d, sizes[d]):
+                    charged.append(d)
+        except BaseException:
+            for d in charged:
+                self._quota.release(project, d)
+            raise
+        return charged
 
     def get(self, repository: str, reference: str, accept: list[str]) -> Manifest:
         digest = self.resolve(repository, reference)
@@ -62,13 +86,19 @@ class ManifestService:
     def delete(self, repository: str, reference: str) -> None:
         """By tag: untag. By digest: the manifest and every tag on it (bytes are left to GC)."""
         if is_digest(reference):
-            if not self._manifests.delete(repository, str(Digest.parse(reference))):
+            digest = str(Digest.parse(reference))
+            blobs = self._manifests.delete(repository, digest)
+            if blobs is None:
                 raise ManifestUnknown(detail={"digest": reference})
+            self._quota.untrack_manifest(project_of(repository), repository, digest, blobs)
         elif not self._manifests.delete_tag(repository, validate_tag(reference)):
             raise ManifestUnknown(detail={"tag": reference})
 
-    def _check_references(self, repository: str, manifest: ParsedManifest) -> None:
-        """Every blob and child must already be in the repository; the subject need not be."""
+    def _check_references(self, repository: str, manifest: ParsedManifest) -> dict[str, int]:
+        """Every blob and child must already be in the repository; the subject need not be.
+
+        Returns the sizes of the referenced blobs."""
+        linked: dict[str, int] = {}
         if manifest.blobs:
             linked = self._blobs.linked(repository, list(manifest.blobs))
             missing = [d for d in manifest.blobs if d not in linked]
@@ -81,6 +111,7 @@ class ManifestService:
                 raise ManifestBlobUnknown(
                     "manifest references manifests unknown to the repository", {"digests": missing[:20]}
                 )
+        return linked
 
 
 def _accepts(accept: list[str], media_type: str) -> bool:

@@ -15,8 +15,9 @@ Design (DESIGN.md section 3, measured in the closing note of the OCI-core issue)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 from chalicelib.core.digest import Digest
@@ -28,6 +29,7 @@ from chalicelib.stores import keys
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
+    from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.objects import S3ObjectStore
     from chalicelib.stores.uploads import UploadStore
@@ -38,10 +40,18 @@ _MAX_PART_BYTES = 1024**3
 
 
 class UploadService:
-    def __init__(self, uploads: UploadStore, objects: S3ObjectStore, blobs: BlobMetaStore, settings: Settings) -> None:
+    def __init__(
+        self,
+        uploads: UploadStore,
+        objects: S3ObjectStore,
+        blobs: BlobMetaStore,
+        quota: QuotaService,
+        settings: Settings,
+    ) -> None:
         self._uploads = uploads
         self._objects = objects
         self._blobs = blobs
+        self._quota = quota
         self._part_size = settings.part_size_bytes
         self._auto_mount = settings.auto_mount
 
@@ -135,7 +145,7 @@ class UploadService:
             return False
         if size is None:
             return False
-        self._blobs.link(repository, project_of(repository), digest, size)
+        self._make_visible(repository, digest, size, None)
         return True
 
     # Internals.
@@ -256,14 +266,16 @@ class UploadService:
             return False
         if incremental is not None and self._blobs.global_size(str(digest)) is not None:
             # Deduplicated: the bytes are already stored under this digest.
-            self._blobs.record(str(digest), upload.offset, upload.repository, project_of(upload.repository))
+            self._make_visible(upload.repository, str(digest), upload.offset, None)
             return False
         data_key = _data_key(upload.id)
         self._complete_multipart(upload, data_key, tail_part)
         if incremental is None:
             _checked_stream(self._objects.iter_bytes(data_key), digest)
-        self._objects.copy(data_key, keys.blob_object_key(str(digest)), upload.offset)
-        self._blobs.record(str(digest), upload.offset, upload.repository, project_of(upload.repository))
+        self._make_visible(
+            upload.repository, str(digest), upload.offset,
+            lambda: self._objects.copy(data_key, keys.blob_object_key(str(digest)), upload.offset),
+        )  # fmt: skip
         return True
 
     def _complete_multipart(self, upload: Upload, data_key: str, tail_part: int) -> None:
@@ -277,10 +289,28 @@ class UploadService:
 
     def _store_verified_bytes(self, repository: str, digest: Digest, data: bytes) -> None:
         digest_text = str(digest)
+        write = None
         if self._blobs.global_size(digest_text) is None:
             sha256 = digest.hex if digest.algorithm == "sha256" else None
-            self._objects.put(keys.blob_object_key(digest_text), data, sha256_hex=sha256)
-        self._blobs.record(digest_text, len(data), repository, project_of(repository))
+            write = partial(self._objects.put, keys.blob_object_key(digest_text), data, sha256_hex=sha256)
+        self._make_visible(repository, digest_text, len(data), write)
+
+    def _make_visible(self, repository: str, digest: str, size: int, write: Callable[[], None] | None) -> None:
+        """Charge the project's quota, write the bytes if needed, then the blob row and link.
+
+        The quota is charged first so a push over the limit costs no S3 write; a failure after the
+        charge gives it back.
+        """
+        project = project_of(repository)
+        charged = self._quota.charge(project, digest, size)
+        try:
+            if write is not None:
+                write()
+            self._blobs.record(digest, size, repository)
+        except BaseException:
+            if charged:
+                self._quota.release(project, digest)
+            raise
 
     def _discard(self, upload: Upload, *, completed: bool = False) -> None:
         """Drop the session's staging objects (the bucket lifecycle rule is the safety net).

@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 from pynamodb.exceptions import PutError
-from pynamodb.models import BatchWrite
 
 from chalicelib.stores import keys
-from chalicelib.stores.tables import BlobRow, LinkRow, ProjectBlobRow, batch_get_raw
+from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw
 
 # Blobs in these GC states are invisible: a sweep has claimed them (reference/harbor.md section 2).
 _HIDDEN_STATES = frozenset({"deleting", "deletefailed"})
@@ -31,14 +30,14 @@ class BlobMetaStore:
             return None
         return None if blob.state in _HIDDEN_STATES else int(blob.size)
 
-    def linked(self, repository: str, digests: list[str]) -> set[str]:
-        """Which of `digests` the repository can see (manifest validation), in batches of 100."""
+    def linked(self, repository: str, digests: list[str]) -> dict[str, int]:
+        """Digest -> size of those of `digests` the repository can see, in batches of 100."""
         pk = keys.repo_pk(repository)
         items = batch_get_raw([(pk, keys.link_sk(d)) for d in digests])
-        return {item["sk"]["S"].removeprefix("BLOB#") for item in items}
+        return {item["sk"]["S"].removeprefix("BLOB#"): int(item["size"]["N"]) for item in items}
 
-    def record(self, digest: str, size: int, repository: str, project: str) -> None:
-        """Make a verified blob visible in `repository`: blob row (once), link and project rows."""
+    def record(self, digest: str, size: int, repository: str) -> None:
+        """Make a verified blob visible in `repository`: the global blob row (once) and the link."""
         now = int(time.time())
         try:
             BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now).save(
@@ -48,13 +47,16 @@ class BlobMetaStore:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
             BlobRow(keys.blob_pk(digest), keys.BLOB_SK).update(actions=[BlobRow.updated_at.set(now)])
-        self.link(repository, project, digest, size)
+        self.link(repository, digest, size)
 
-    def link(self, repository: str, project: str, digest: str, size: int) -> None:
-        now = int(time.time())
-        with BatchWrite(LinkRow) as batch:
-            batch.save(LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=now))
-            batch.save(ProjectBlobRow(keys.project_pk(project), keys.link_sk(digest), size=size, created_at=now))
+    def link(self, repository: str, digest: str, size: int) -> None:
+        LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=int(time.time())).save()
+
+    def unassociated(self, project: str, digests: list[str]) -> list[str]:
+        """Which digests the project does not count yet (one BatchGetItem per 100)."""
+        pk = keys.project_pk(project)
+        found = {i["sk"]["S"].removeprefix("BLOB#") for i in batch_get_raw([(pk, keys.link_sk(d)) for d in digests])}
+        return [d for d in dict.fromkeys(digests) if d not in found]
 
     def unlink(self, repository: str, digest: str) -> bool:
         """Remove the repository's link; the bytes stay for GC. False when there was none."""

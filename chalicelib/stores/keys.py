@@ -13,6 +13,21 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | referrer edge   | `REPO#<name>`       | `REFERRER#<subject>#<referrer>` |                                      |
 | project blob    | `PROJECT#<project>` | `BLOB#<digest>`                 |                                      |
 | upload session  | `UPLOAD#<id>`       | `UPLOAD`                        | (TTL attribute `expires_at`)         |
+| user            | `USER#<username>`   | `ENTITY`                        | `USERS`, `<username>`                |
+| project         | `PROJECT#<name>`    | `ENTITY`                        | `PROJECTS`, `<name>`                 |
+| project member  | `PROJECT#<name>`    | `MEMBER#<user id>`              |                                      |
+| blob reference  | `PROJECT#<name>`    | `REF#<blob>#<repo>@<manifest>`  |                                      |
+| robot account   | `ROBOT#<name>`      | `ENTITY`                        | `ROBOTS`, `<name>`                   |
+| id -> name      | `<KIND>ID#<id>`     | `ENTITY`                        |                                      |
+| id sequence     | `COUNTER#<kind>`    | `COUNTER`                       |                                      |
+| configuration   | `CONFIG`            | `CONFIG`                        |                                      |
+
+Identity rows are keyed by name because authentication and authorisation look them up by name
+(one GetItem for a login, one BatchGetItem for a project and the caller's membership); Harbor's
+integer ids come from an atomic counter and resolve through the id row. Lists (users, projects,
+robots) are Queries on one `gsi1` partition each. A project's storage usage lives on its row and
+moves only together with a project-blob row, in one transaction, so it equals the sum of the
+distinct blobs the project holds.
 
 Why this shape: every request-path read is a GetItem, a BatchGetItem or a Query on one partition
 (no Scan): blob HEAD reads the link and the blob row in one BatchGetItem; tags list and referrers
@@ -40,6 +55,36 @@ from __future__ import annotations
 REPOS_PK = "REPOS"
 BLOB_SK = "BLOB"
 UPLOAD_SK = "UPLOAD"
+ENTITY_SK = "ENTITY"
+MEMBER_PREFIX = "MEMBER#"
+USERS_LIST = "USERS"
+PROJECTS_LIST = "PROJECTS"
+ROBOTS_LIST = "ROBOTS"
+CONFIG_PK = "CONFIG"
+
+
+def user_pk(username: str) -> str:
+    return f"USER#{username}"
+
+
+def robot_pk(name: str) -> str:
+    return f"ROBOT#{name}"
+
+
+def id_pk(kind: str, entity_id: int) -> str:
+    return f"{kind}ID#{entity_id}"
+
+
+def member_sk(user_id: int) -> str:
+    return f"{MEMBER_PREFIX}{user_id}"
+
+
+def blob_ref_prefix(digest: str) -> str:
+    return f"REF#{digest}#"
+
+
+def blob_ref_sk(digest: str, repository: str, manifest: str) -> str:
+    return f"{blob_ref_prefix(digest)}{repository}@{manifest}"
 
 
 def blob_pk(digest: str) -> str:

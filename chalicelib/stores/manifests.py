@@ -167,13 +167,14 @@ class ManifestStore:
             raise
         return True
 
-    def delete(self, repository: str, digest: str) -> bool:
-        """Delete a manifest with its tags and referrer edge; blobs and S3 bodies are left to GC."""
+    def delete(self, repository: str, digest: str) -> list[str] | None:
+        """Delete a manifest with its tags and referrer edge; returns the blobs it referenced, or None
+        if it did not exist. Blob bytes and S3 bodies are left to GC."""
         pk = keys.repo_pk(repository)
         try:
-            row = ManifestRow.get(pk, keys.manifest_sk(digest), attributes_to_get=["pk", "sk", "subject"])
+            row = ManifestRow.get(pk, keys.manifest_sk(digest), attributes_to_get=["pk", "sk", "subject", "blobs"])
         except ManifestRow.DoesNotExist:
-            return False
+            return None
         for tag in self.tags_of(repository, digest):
             # Only remove the tag if it still points here: a concurrent push may have moved it.
             try:
@@ -184,7 +185,7 @@ class ManifestStore:
         if row.subject:
             ReferrerRow(pk, keys.referrer_sk(row.subject, digest)).delete()
         ManifestRow(pk, keys.manifest_sk(digest)).delete()
-        return True
+        return [str(b) for b in row.blobs or []]
 
     @staticmethod
     def _tag_row(repository: str, tag: str, digest: str, now: int) -> TagRow:

@@ -61,6 +61,10 @@ class ProjectBlobRow(_Base):
     created_at = NumberAttribute()
 
 
+class BlobRefRow(_Base):
+    """A manifest of the project references a blob (keys only): what quota release looks up."""
+
+
 class ManifestRow(_Base):
     media_type = UnicodeAttribute()
     size = NumberAttribute()
@@ -131,6 +135,93 @@ class UploadRow(_Base):
     expires_at = NumberAttribute()
 
 
+class CounterRow(_Base):
+    """Atomic id sequence per kind (`COUNTER#<kind>`): Harbor's ids are integers."""
+
+    value = NumberAttribute(default=0)
+
+
+class IdRow(_Base):
+    """`<KIND>ID#<id>` -> name, so numeric ids in API paths resolve with one GetItem."""
+
+    name = UnicodeAttribute()
+
+
+class UserRow(_Base):
+    user_id = NumberAttribute()
+    email = UnicodeAttribute(default="")
+    realname = UnicodeAttribute(default="")
+    comment = UnicodeAttribute(default="")
+    password_hash = UnicodeAttribute()
+    sysadmin = BooleanAttribute(default=False)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+
+
+class ProjectRow(_Base):
+    project_id = NumberAttribute()
+    owner_id = NumberAttribute()
+    owner_name = UnicodeAttribute()
+    metadata = MapAttribute[str, Any](default=dict)
+    cve_allowlist = UnicodeAttribute(default="{}")
+    storage_limit = NumberAttribute(default=-1)
+    storage_used = NumberAttribute(default=0)
+    # limit - used, kept beside them because a condition expression cannot do arithmetic.
+    storage_free = NumberAttribute(default=0)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+
+
+class MemberRow(_Base):
+    member_id = NumberAttribute()
+    entity_id = NumberAttribute()
+    entity_name = UnicodeAttribute()
+    entity_type = UnicodeAttribute(default="u")
+    role_id = NumberAttribute()
+
+
+class RobotRow(_Base):
+    robot_id = NumberAttribute()
+    level = UnicodeAttribute()
+    permissions = UnicodeAttribute()  # JSON: Harbor's [{kind, namespace, access:[...]}]
+    secret_hash = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    duration = NumberAttribute(default=-1)
+    expires_at = NumberAttribute(default=-1)
+    disabled = BooleanAttribute(default=False)
+    creator = UnicodeAttribute(default="")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+
+
+class ConfigRow(_Base):
+    values = UnicodeAttribute(default="{}")  # JSON object of Harbor configuration keys
+    updated_at = NumberAttribute(default=0)
+
+
+class ListIndex(GlobalSecondaryIndex["ListEntry"]):
+    """`gsi1` read as a list: users, projects and robots each sit under one gsi1pk."""
+
+    class Meta:
+        index_name = "gsi1"
+        projection = KeysOnlyProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class ListEntry(_Base):
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+    listing = ListIndex()
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -140,6 +231,15 @@ MODELS: tuple[type[Model], ...] = (
     TagRow,
     ReferrerRow,
     UploadRow,
+    CounterRow,
+    BlobRefRow,
+    IdRow,
+    UserRow,
+    ProjectRow,
+    MemberRow,
+    RobotRow,
+    ConfigRow,
+    ListEntry,
 )
 
 
@@ -176,6 +276,18 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
         else:
             raise RuntimeError("BatchGetItem left keys unprocessed after retries")
     return items
+
+
+def connection() -> Any:
+    """The models' cached low-level connection, for transactions (no new botocore client each time)."""
+    return _Base._get_connection().connection
+
+
+def next_id(kind: str) -> int:
+    """The next integer id of `kind` (users, projects, members, robots); one atomic UpdateItem."""
+    row = CounterRow(f"COUNTER#{kind}", "COUNTER")
+    row.update(actions=[CounterRow.value.add(1)])
+    return int(row.value)
 
 
 def ping() -> None:

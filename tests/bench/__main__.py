@@ -64,6 +64,7 @@ class Bench:
         self.summary: dict[str, Any] = {
             "environment": _environment(),
             "config": {"runs": self.runs, "medium_mb": self.medium_mb, "latency_n": self.latency_n},
+            "requested": sections,
             "sections": {},
             "errors": {},
         }
@@ -86,19 +87,26 @@ class Bench:
         self.section("import", "import time of the Lambda handler module (`import app`)", self._import)
         if "transfer" in self.sections or "latency" in self.sections:
             banner("starting registries on 127.0.0.1")
-            with Distribution(self.workdir) as dist, OurRegistry(self.workdir) as ours:
-                self.summary["servers"] = {"ours": ours.url, "distribution": dist.url, "ours_startup_s": ours.startup_s}
-                self.section(
-                    "transfer",
-                    f"skopeo push/pull of the medium image ({self.medium_mb:g} MB), {self.runs} runs per registry",
-                    lambda: self._transfer(ours, dist),
-                )
-                self.section(
-                    "latency",
-                    f"request latency: {self.latency_n} sequential per kind, {2 * self.latency_n} at concurrency 8",
-                    lambda: self._latency(ours, dist),
-                )
-            self._keep_logs(ours, dist)
+            dist, ours = Distribution(self.workdir), OurRegistry(self.workdir)
+            try:
+                with dist, ours:
+                    self.summary["servers"] = {"ours": ours.url, "distribution": dist.url, "startup_s": ours.startup_s}
+                    self.section(
+                        "transfer",
+                        f"skopeo push/pull of the medium image ({self.medium_mb:g} MB), {self.runs} runs per registry",
+                        lambda: self._transfer(ours, dist),
+                    )
+                    self.section(
+                        "latency",
+                        f"request latency: {self.latency_n} sequential per kind, {2 * self.latency_n} at concurrency 8",
+                        lambda: self._latency(ours, dist),
+                    )
+            except Exception as exc:  # a server that does not start: report it, keep the other sections
+                traceback.print_exc()
+                self.summary["errors"]["servers"] = f"{type(exc).__name__}: {str(exc)[:2000]}"
+            finally:
+                self.summary["servers_stopped"] = {"ours_exit": ours.exit_code, "ours_shutdown_s": ours.shutdown_s}
+                self._keep_logs(ours, dist)
 
     def _awscalls(self) -> dict[str, Any]:
         out = self.workdir / "awscalls.json"
@@ -221,7 +229,10 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
             print(f"    {name}: {c['n']} manifest GETs at concurrency 8: {rate}")
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
-    print("\ntargets missed: " + ("; ".join(missed) if missed else "none"))
+    not_run = [name for name in summary["requested"] if name not in sections]
+    if not_run:
+        print(f"\nsections without a result: {', '.join(not_run)}")
+    print("\ntargets missed: " + ("; ".join(missed) if missed else "none") + (" (incomplete run)" if not_run else ""))
     return missed
 
 

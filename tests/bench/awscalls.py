@@ -12,8 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +28,9 @@ FORBIDDEN = {"dynamodb:Scan", "s3:ListObjects", "s3:ListObjectsV2", "s3:ListObje
 # Worth pointing out when they appear on a request path (cold-start or metadata calls).
 NOTABLE = {"dynamodb:DescribeTable", "s3:HeadBucket", "s3:ListBuckets", "dynamodb:ListTables"}
 MIB = 1024 * 1024
+# `library` is the project the registry creates at start (Harbor's default), so pushes need no setup.
+REPO, MOUNTED, PUSH_A, PUSH_B, COLD = (f"library/bench-{n}" for n in ("app", "mounted", "push-a", "push-b", "cold"))
+ADMIN = ("admin", secrets.token_urlsafe(18))
 
 
 class CallCounter:
@@ -72,17 +77,19 @@ class WerkzeugHttp:
     def __init__(self, client: Any, counter: CallCounter) -> None:
         self._client = client
         self._counter = counter
-        self.per_request: list[tuple[str, int, list[str]]] | None = None
+        self.per_request: list[tuple[str, int, list[str], float]] | None = None
 
     def request(
         self, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b""
     ) -> oci.Reply:
         path = oci.path_of(target)
+        started = time.perf_counter()
         with self._counter.measure() as calls:
             response = self._client.open(path, method=method, headers=dict(headers or {}), data=body)
             data = response.get_data()
+        elapsed = time.perf_counter() - started
         if self.per_request is not None:
-            self.per_request.append((method, response.status_code, list(calls)))
+            self.per_request.append((method, response.status_code, list(calls), elapsed))
         return oci.Reply(response.status_code, response.headers, data)
 
 
@@ -101,7 +108,8 @@ def _configure_environment() -> None:
             "AWS_REGION": "us-east-1",
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
-            "POWERTOOLS_LOG_LEVEL": "WARNING",
+            "POWERTOOLS_LOG_LEVEL": "ERROR",
+            "REGISTRY_ADMIN_PASSWORD": ADMIN[1],
         }
     )
     for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL_DYNAMODB"):
@@ -126,7 +134,7 @@ Scenario = Callable[[oci.Http], list[oci.Reply]]
 
 def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
     """(key, label, run) for each measured operation; the fixture image is pushed first."""
-    repo = "bench/app"
+    repo = REPO
     config, layers = oci.config_blob(), [oci.random_blob(32 * 1024), oci.random_blob(64 * 1024)]
     oci.push_image(http, repo, "v1", config, layers, style="single")
     body = oci.image_manifest(config, layers)
@@ -141,6 +149,8 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
         return lambda h: flow(h, repo, oci.random_blob(size), *extra)
 
     second = oci.image_manifest(config, layers, {"bench.manifest": "v2"})
+    # Above REGISTRY_INLINE_MANIFEST_MAX_BYTES (300 kB by default) a manifest body lives in S3.
+    large = oci.image_manifest(config, layers, {"bench.padding": "x" * 400_000})
     absent = oci.random_blob(16).digest
     return [
         ("manifest_get_tag", "manifest GET by tag", one("GET", f"/v2/{repo}/manifests/v1", "GET", 200, accept)),
@@ -162,14 +172,29 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
             "blob upload chunked, 3 x 6 MiB (multipart)",
             upload(oci.upload_chunked, 18 * MIB, 3),
         ),
-        ("blob_mount", "cross-repo mount POST ?mount=&from=", lambda h: oci.mount(h, "bench/mounted", layer, repo)),
+        ("blob_mount", "cross-repo mount POST ?mount=&from=", lambda h: oci.mount(h, MOUNTED, layer, repo)),
         ("manifest_put", "manifest PUT by tag", lambda h: [oci.put_manifest(h, repo, "v2", second)]),
         ("tags_list", "tags list", one("GET", f"/v2/{repo}/tags/list", "tags", 200)),
-        ("image_push", "image push: config + 2 layers + manifest (skopeo-style)", _push("bench/push-a", "patch")),
+        (
+            "manifest_put_large",
+            "manifest PUT by tag, 400 kB (body in S3)",
+            lambda h: [oci.put_manifest(h, repo, "big", large)],
+        ),
+        (
+            "manifest_get_large",
+            "manifest GET by tag, 400 kB (body in S3)",
+            one("GET", f"/v2/{repo}/manifests/big", "GET", 200, accept),
+        ),
+        (
+            "manifest_head_large",
+            "manifest HEAD by tag, 400 kB (body in S3)",
+            one("HEAD", f"/v2/{repo}/manifests/big", "HEAD", 200, accept),
+        ),
+        ("image_push", "image push: config + 2 layers + manifest (skopeo-style)", _push(PUSH_A, "patch")),
         (
             "image_push_monolithic",
             "image push: config + 2 layers + manifest (oras-style)",
-            _push("bench/push-b", "monolithic"),
+            _push(PUSH_B, "monolithic"),
         ),
     ]
 
@@ -198,34 +223,48 @@ def measure() -> dict[str, Any]:
         from app import app
         from chalicelib.local.wsgi import ChaliceWSGI
 
-        http = WerkzeugHttp(Client(ChaliceWSGI(app)), counter)
+        raw = WerkzeugHttp(Client(ChaliceWSGI(app)), counter)
+        http = oci.Authenticated(raw, ADMIN)
         rows: list[dict[str, Any]] = []
         errors: list[str] = []
-        # The very first request builds the clients: any cold-start-only call shows up here.
-        http.per_request = []
-        oci.expect(http.request("HEAD", f"/v2/bench/cold/blobs/{oci.random_blob(16).digest}"), "cold HEAD", 404)
-        rows.append(_row("cold_first_request", "first request after start (blob HEAD, 404)", http.per_request))
-        http.per_request = None
-        scenarios = _scenarios(http)  # pushes the fixture image, not measured
-        for key, label, scenario in scenarios:
-            http.per_request = []
+
+        def measured(key: str, label: str, run: Callable[[], object]) -> None:
+            raw.per_request = []
             try:
-                scenario(http)
+                run()
             except oci.BenchError as exc:
                 errors.append(f"{label}: {exc}")
-            rows.append(_row(key, label, http.per_request))
-            http.per_request = None
+            rows.append(_row(key, label, raw.per_request))
+            raw.per_request = None
+
+        # The very first request builds the clients and bootstraps (admin user, `library` project).
+        measured(
+            "cold_first_request", "first request after start: GET /v2/ anonymous", lambda: raw.request("GET", "/v2/")
+        )
+        # A new Lambda container on an existing table: what every later cold start pays.
+        wiring.reset()
+        measured(
+            "cold_restart", "first request of a new container (bootstrap done)", lambda: raw.request("GET", "/v2/")
+        )
+        scopes = [oci.pull_push_scope(r) for r in (REPO, MOUNTED, PUSH_A, PUSH_B, COLD)]
+        measured("token_first", "token GET, Basic admin, first (password hashed)", lambda: http.login(scopes))
+        measured("token_again", "token GET, Basic admin, again (cached check)", lambda: http.login(scopes))
+        measured("v2_bearer", "GET /v2/ with the bearer token", lambda: http.request("GET", "/v2/"))
+        scenarios = _scenarios(http)  # pushes the fixture image, not measured
+        for key, label, scenario in scenarios:
+            measured(key, label, lambda scenario=scenario: scenario(http))
     forbidden = sorted({c for row in rows for c in row["breakdown"] if c in FORBIDDEN})
     return {"operations": rows, "forbidden_calls": forbidden, "errors": errors}
 
 
-def _row(key: str, label: str, requests: list[tuple[str, int, list[str]]]) -> dict[str, Any]:
-    calls = [c for _, _, cs in requests for c in cs]
+def _row(key: str, label: str, requests: list[tuple[str, int, list[str], float]]) -> dict[str, Any]:
+    calls = [c for _, _, cs, _ in requests for c in cs]
     return {
         "key": key,
         "operation": label,
-        "http_requests": [f"{method} {status}" for method, status, _ in requests],
-        "calls_per_request": [len(cs) for _, _, cs in requests],
+        "http_requests": [f"{method} {status}" for method, status, _, _ in requests],
+        "calls_per_request": [len(cs) for _, _, cs, _ in requests],
+        "in_process_ms": round(sum(t for *_, t in requests) * 1000, 2),
         "total_calls": len(calls),
         "breakdown": dict(sorted(Counter(calls).items())),
         "forbidden": sorted({c for c in calls if c in FORBIDDEN}),
@@ -241,8 +280,8 @@ def _short(name: str) -> str:
 def print_table(result: dict[str, Any]) -> None:
     rows = result["operations"]
     width = max(len(r["operation"]) for r in rows)
-    print(f"{'operation':<{width}}  {'HTTP':>4}  {'calls':>5}  breakdown (per-request calls)")
-    print("-" * (width + 70))
+    print(f"{'operation':<{width}}  {'HTTP':>4}  {'ms':>7}  {'calls':>5}  breakdown [calls per HTTP request]")
+    print("-" * (width + 80))
     for row in rows:
         breakdown = ", ".join(f"{_short(k)} x{v}" for k, v in row["breakdown"].items()) or "-"
         flags = ""
@@ -251,7 +290,8 @@ def print_table(result: dict[str, Any]) -> None:
         if row["notable"]:
             flags += "  (notable: " + ", ".join(row["notable"]) + ")"
         per = "/".join(str(n) for n in row["calls_per_request"])
-        head = f"{row['operation']:<{width}}  {len(row['http_requests']):>4}  {row['total_calls']:>5}"
+        head = f"{row['operation']:<{width}}  {len(row['http_requests']):>4}  {row['in_process_ms']:>7.1f}"
+        head += f"  {row['total_calls']:>5}"
         print(f"{head}  {breakdown}  [{per}]{flags}")
     if result["forbidden_calls"]:
         print(f"\nFLAG: Scan/ListObjects on a request path: {', '.join(result['forbidden_calls'])}")

@@ -7,9 +7,11 @@ with Content-Range; single POST ?digest=; cross-repository mount).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -56,6 +58,77 @@ class Blob:
 
     def descriptor(self) -> dict[str, Any]:
         return {"mediaType": self.media_type, "digest": self.digest, "size": len(self.data)}
+
+
+class Authenticated:
+    """Docker registry auth over any `Http`: answers a 401 challenge (Bearer token or Basic) and keeps
+    the credential for the next requests, as skopeo and docker do. Without credentials, or against a
+    registry that never answers 401 (distribution here), it is a pass-through.
+
+    `login()` fetches one token for several scopes up front, so that measured requests carry a token
+    and never pay the 401 round trip.
+    """
+
+    def __init__(self, inner: Http, creds: tuple[str, str] | None) -> None:
+        self.inner = inner
+        self.creds = creds
+        self.authorization: str | None = None
+        self.scopes: list[str] = []
+        self.last_token_reply: Reply | None = None
+
+    def request(self, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b"") -> Reply:
+        sent = dict(headers or {})
+        if self.authorization:
+            sent["Authorization"] = self.authorization
+        reply = self.inner.request(method, target, sent, body)
+        if reply.status == 401 and self.creds:
+            authorization = self.negotiate(reply.headers.get("WWW-Authenticate", ""))
+            if authorization:
+                self.authorization = sent["Authorization"] = authorization
+                reply = self.inner.request(method, target, sent, body)
+        return reply
+
+    def login(self, scopes: list[str]) -> list[Reply]:
+        """GET /v2/ and, when it answers 401, one token for all `scopes`; returns the replies."""
+        self.last_token_reply = None
+        probe = self.inner.request("GET", "/v2/")
+        if probe.status != 401 or not self.creds:
+            return [probe]
+        self.scopes = list(dict.fromkeys([*self.scopes, *scopes]))
+        authorization = self.negotiate(probe.headers.get("WWW-Authenticate", ""), add_scope=False)
+        if authorization is None:
+            raise BenchError(f"could not authenticate: {probe.headers.get('WWW-Authenticate')!r}")
+        self.authorization = authorization
+        return [probe] + ([self.last_token_reply] if self.last_token_reply else [])
+
+    def negotiate(self, challenge: str, add_scope: bool = True) -> str | None:
+        assert self.creds is not None
+        basic = "Basic " + base64.b64encode(":".join(self.creds).encode()).decode()
+        scheme, _, rest = challenge.partition(" ")
+        if scheme.lower() == "basic":
+            return basic
+        if scheme.lower() != "bearer":
+            return None
+        params = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        realm = params.get("realm")
+        if not realm:
+            return None
+        if add_scope and params.get("scope"):
+            self.scopes = list(dict.fromkeys([*self.scopes, *params["scope"].split(" ")]))
+        query = [("service", params["service"])] if params.get("service") else []
+        query += [("scope", scope) for scope in self.scopes]
+        url = realm + ("?" + urlencode(query) if query else "")
+        reply = self.inner.request("GET", url, {"Authorization": basic})
+        self.last_token_reply = reply
+        if reply.status != 200:
+            raise BenchError(f"token request: HTTP {reply.status}: {reply.body[:300]!r}")
+        document = json.loads(reply.body)
+        token = document.get("token") or document.get("access_token")
+        return f"Bearer {token}" if token else None
+
+
+def pull_push_scope(repo: str) -> str:
+    return f"repository:{repo}:pull,push"
 
 
 def random_blob(size: int) -> Blob:

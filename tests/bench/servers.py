@@ -47,6 +47,7 @@ class OurRegistry:
         self._log: IO[bytes] | None = None
         self.startup_s: float | None = None
         self.shutdown_s: float | None = None
+        self.exit_code: int | None = None
 
     def __enter__(self) -> OurRegistry:
         try:
@@ -107,12 +108,14 @@ class OurRegistry:
             process.send_signal(signal.SIGTERM)
             try:
                 process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                print(f"our registry pid {process.pid} ignored SIGTERM for {STOP_TIMEOUT_S}s; killing it", flush=True)
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                print(f"our registry pid {process.pid} still running after SIGTERM; killing it", flush=True)
                 process.kill()
                 process.wait(10)
             self.shutdown_s = time.monotonic() - started
-            print(f"our registry stopped (exit {process.returncode}, {self.shutdown_s:.1f}s)", flush=True)
+            self.exit_code = process.returncode
+            note = "" if process.returncode == 0 else f"; log: {self.log_path.name} (kept in build/bench-logs)"
+            print(f"our registry stopped (exit {process.returncode}, {self.shutdown_s:.1f}s{note})", flush=True)
         if self._log is not None:
             self._log.close()
             self._log = None

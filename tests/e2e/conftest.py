@@ -24,6 +24,22 @@ SEED = "42"
 
 _log_marks = pytest.StashKey[dict[int, int]]()
 
+# Clients push the same images; the suite's own checks run first so that their pushes really upload bytes
+# (later pushes of the same blobs are cross-repository mounts), then the harness, then the extra servers.
+MODULE_ORDER = ["test_skopeo", "test_oras", "test_podman", "test_harness", "test_persistence"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if item.path.parent == here]
+
+    def rank(item: pytest.Item) -> int:
+        return MODULE_ORDER.index(item.path.stem) if item.path.stem in MODULE_ORDER else len(MODULE_ORDER)
+
+    ordered = sorted((items[i] for i in slots), key=rank)  # stable: keeps the order inside a module
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item
+
 
 @pytest.fixture(scope="session")
 def e2e_tmp(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -61,8 +77,8 @@ def registry(e2e_tmp: Path) -> Iterator[RegistryServer]:
     server = RegistryServer(e2e_tmp / "registry-data", e2e_tmp / "server.log").start()
     yield server
     log = server.stop()
-    assert "stopping on SIGTERM" in log, f"server did not report the SIGTERM:\n{log[-3000:]}"
-    assert STATE_SAVED in log, f"server did not save its state on SIGTERM:\n{log[-3000:]}"
+    assert "stopping on SIGTERM" in log, f"server did not report the SIGTERM:\n{log[-1500:]}"
+    assert STATE_SAVED in log, f"server did not save its state on SIGTERM:\n{log[-1500:]}"
 
 
 @pytest.fixture(scope="session")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import gzip
 import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -34,9 +37,21 @@ MANIFEST_ACCEPT = ", ".join(
         "application/vnd.docker.distribution.manifest.list.v2+json",
     ]
 )
+# Every repository the tests create lives here: `library` is the project Harbor (and this registry) always has.
+NAMESPACE = "library/e2e"
+ADMIN = "admin"
 LISTENING = "registry listening on"
 STATE_SAVED = "state saved"
 LOCKED = "another registry is already using"
+
+
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def repo_name(name: str) -> str:
+    """A repository under the tests' namespace: repo_name("skopeo/tiny") == "library/e2e/skopeo/tiny"."""
+    return f"{NAMESPACE}/{name}"
 
 
 def sha256(data: bytes) -> str:
@@ -147,11 +162,16 @@ class RegistryServer:
     live: ClassVar[list[RegistryServer]] = []
     instances: ClassVar[list[RegistryServer]] = []
 
-    def __init__(self, data_dir: Path, log_path: Path, port: int | None = None, **extra_env: str) -> None:
+    def __init__(
+        self, data_dir: Path, log_path: Path, port: int | None = None, password: str | None = None, **extra_env: str
+    ) -> None:
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
+        # The admin password the first start creates the admin with (a restart must pass the same one).
+        self.password = password or "E2e-" + secrets.token_hex(12)
         self.extra_env = extra_env
+        self._tokens: dict[str | None, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at_offset = 0
         RegistryServer.instances.append(self)
@@ -177,6 +197,7 @@ class RegistryServer:
             env.pop(k, None)
         env["REGISTRY_PORT"] = str(self.port)
         env["REGISTRY_DATA_DIR"] = str(self.data_dir)
+        env["REGISTRY_ADMIN_PASSWORD"] = self.password
         env.update(self.extra_env)
         return env
 
@@ -217,12 +238,11 @@ class RegistryServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise AssertionError(
-                    f"make serve exited with {proc.returncode} before listening:\n{self.log_text(self.started_at_offset)}"
-                )
+                log = self.log_text(self.started_at_offset)
+                raise AssertionError(f"make serve exited with {proc.returncode} before listening:\n{log}")
             if LISTENING in self.log_text(self.started_at_offset):
                 try:
-                    if requests.get(self.url + "/v2/", timeout=5).status_code == 200:
+                    if self.http("GET", "/v2/", timeout=5).status_code == 200:
                         return self
                 except requests.RequestException:
                     pass
@@ -241,10 +261,8 @@ class RegistryServer:
         assert self.proc is not None
         pgid = self.proc.pid
         if self.proc.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -263,10 +281,8 @@ class RegistryServer:
         """SIGKILL the whole group (a crash); no state is saved by the process itself."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait(timeout=30)
         deadline = time.monotonic() + 10
         while _pgrp_members(self.proc.pid) and time.monotonic() < deadline:
@@ -274,13 +290,50 @@ class RegistryServer:
         if self in RegistryServer.live:
             RegistryServer.live.remove(self)
 
-    # Raw HTTP.
+    # Client credentials.
+
+    @property
+    def creds(self) -> str:
+        return f"{ADMIN}:{self.password}"
+
+    def skopeo_src(self) -> list[str]:
+        return ["--src-tls-verify=false", "--src-creds", self.creds]
+
+    def skopeo_dest(self) -> list[str]:
+        return ["--dest-tls-verify=false", "--dest-creds", self.creds]
+
+    def skopeo_plain(self) -> list[str]:
+        """For inspect, list-tags and delete."""
+        return ["--tls-verify=false", "--creds", self.creds]
+
+    # Raw HTTP as the admin: Basic credentials, or the Bearer token flow when the registry asks for it.
+
+    def http(self, method: str, path: str, scope: str | None = None, **kw: Any) -> requests.Response:
+        url = path if path.startswith("http") else self.url + path
+        kw.setdefault("timeout", 60)
+        headers = dict(kw.pop("headers", None) or {})
+        token = self._tokens.get(scope)
+        headers["Authorization"] = f"Bearer {token}" if token else _basic(ADMIN, self.password)
+        r = requests.request(method, url, headers=headers, **kw)
+        challenge = r.headers.get("WWW-Authenticate", "")
+        if r.status_code == 401 and challenge.lower().startswith("bearer"):
+            params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+            realm = params.pop("realm")
+            params.pop("error", None)
+            if scope and "scope" not in params:
+                params["scope"] = scope
+            t = requests.get(realm, params=params, auth=(ADMIN, self.password), timeout=60)
+            assert t.status_code == 200, f"token from {realm} {params}: {t.status_code} {t.text}"
+            self._tokens[scope] = t.json().get("token") or t.json()["access_token"]
+            headers["Authorization"] = f"Bearer {self._tokens[scope]}"
+            r = requests.request(method, url, headers=headers, **kw)
+        return r
 
     def get_manifest(self, repo: str, ref: str, accept: str = MANIFEST_ACCEPT) -> requests.Response:
-        return requests.get(f"{self.url}/v2/{repo}/manifests/{ref}", headers={"Accept": accept}, timeout=60)
+        return self.http("GET", f"/v2/{repo}/manifests/{ref}", headers={"Accept": accept})
 
     def tags(self, repo: str) -> list[str]:
-        r = requests.get(f"{self.url}/v2/{repo}/tags/list", timeout=60)
+        r = self.http("GET", f"/v2/{repo}/tags/list")
         assert r.status_code == 200, f"GET tags/list {repo}: {r.status_code} {r.text}"
         return list(r.json().get("tags") or [])
 
@@ -333,10 +386,8 @@ class RecordingProxy:
             pass
         finally:
             for s in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
 
     def close(self) -> None:
         self._sock.close()

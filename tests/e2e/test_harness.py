@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from .conftest import MEDIUM_MB, SEED
-from .support import RegistryServer, python_of_venv, run
+from .support import RegistryServer, python_of_venv, repo_name, run
 
 pytestmark = pytest.mark.e2e
 
@@ -24,7 +24,8 @@ def test_push_pull_check(registry: RegistryServer, harness: Path, images: dict[s
     # (its work dir stays in the default temp dir: podman refuses a --runroot longer than 50 characters)
     env = dict(os.environ, HARNESS_VENV=str(venv))
     p = run(
-        [harness / "push-pull-check", registry.url, "--require-referrers", "--namespace", "e2e/harness",
+        [harness / "push-pull-check", registry.url, "--creds", registry.creds, "--require-referrers",
+         "--namespace", repo_name("harness"),
          "--images", images["dir"], "--seed", SEED, "--medium-mb", str(MEDIUM_MB), "--timeout", "180"],
         env=env,
         timeout=300,

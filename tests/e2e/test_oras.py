@@ -19,6 +19,7 @@ from .support import (
     RegistryServer,
     canon,
     check,
+    repo_name,
     require_tool,
     sha256,
 )
@@ -38,7 +39,11 @@ TITLE = "org.opencontainers.image.title"
 
 @pytest.fixture(scope="module")
 def client(registry: RegistryServer) -> Any:
-    return oras_client.OrasClient(hostname=registry.hostport, insecure=True)
+    # the default "token" backend: Bearer token flow with these credentials whenever the registry challenges
+    c = oras_client.OrasClient(hostname=registry.hostport, insecure=True)
+    user, _, password = registry.creds.partition(":")
+    c.auth.set_basic_auth(user, password)
+    return c
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +97,7 @@ def assert_pulled(client: Any, target: str, files: dict[str, Path], out: Path) -
 def test_artifact_with_custom_config_roundtrip(
     registry: RegistryServer, client: Any, files: dict[str, Path], tmp_path: Path
 ) -> None:
-    repo = "e2e/oras/artifact"
+    repo = repo_name("oras/artifact")
     r = push_files(client, registry.ref(repo, "v1"), files)
     _, sent = assert_pushed(registry, repo, "v1", r)
 
@@ -102,7 +107,7 @@ def test_artifact_with_custom_config_roundtrip(
         ("text/plain", "notes.txt"),
         (PAYLOAD_TYPE, "payload.bin"),
     ]
-    cfg = requests.get(f"{registry.url}/v2/{repo}/blobs/{manifest['config']['digest']}", timeout=60)
+    cfg = registry.http("GET", f"/v2/{repo}/blobs/{manifest['config']['digest']}")
     assert cfg.status_code == 200
     assert cfg.content == files["config.json"].read_bytes()
 
@@ -114,7 +119,7 @@ def test_chunked_upload_roundtrip(
     registry: RegistryServer, client: Any, files: dict[str, Path], tmp_path: Path
 ) -> None:
     """POST, PATCH with Content-Range in 64 KiB chunks, PUT ?digest= (oras-py's do_chunked)."""
-    repo = "e2e/oras/chunked"
+    repo = repo_name("oras/chunked")
     r = push_files(client, registry.ref(repo, "v1"), files, do_chunked=True, chunk_size=64 * 1024)
     assert_pushed(registry, repo, "v1", r)
     assert_pulled(client, registry.ref(repo, "v1"), files, tmp_path / "out")
@@ -124,9 +129,9 @@ def test_chunked_upload_roundtrip(
 def subject(registry: RegistryServer, images: dict[str, Any]) -> dict[str, Any]:
     """The tiny image, pushed with skopeo: the subject of the referrers below."""
     require_tool("skopeo")
-    repo = "e2e/oras/app"
+    repo = repo_name("oras/app")
     lay = Layout(images["dir"] / images["tiny"]["layout"])
-    check(["skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false",
+    check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(),
            f"oci:{lay.path}:latest", "docker://" + registry.ref(repo, "v1")])  # fmt: skip
     digest = images["tiny"]["digest"]
     return {"repo": repo, "mediaType": OCI_MANIFEST, "digest": digest, "size": len(lay.blob(digest))}
@@ -134,7 +139,7 @@ def subject(registry: RegistryServer, images: dict[str, Any]) -> dict[str, Any]:
 
 def referrers(registry: RegistryServer, repo: str, digest: str, artifact_type: str | None = None) -> requests.Response:
     params = {"artifactType": artifact_type} if artifact_type else None
-    r = requests.get(f"{registry.url}/v2/{repo}/referrers/{digest}", params=params, timeout=60)
+    r = registry.http("GET", f"/v2/{repo}/referrers/{digest}", params=params)
     assert r.status_code == 200, f"GET referrers {repo} {digest} {params}: {r.status_code} {r.text}"
     assert r.headers.get("Content-Type", "").startswith(OCI_INDEX)
     body = r.json()
@@ -155,12 +160,7 @@ def without_empty_annotations(desc: dict[str, Any]) -> dict[str, Any]:
 def put_manifest(registry: RegistryServer, repo: str, doc: dict[str, Any]) -> tuple[requests.Response, str, bytes]:
     body = canon(doc)
     digest = sha256(body)
-    r = requests.put(
-        f"{registry.url}/v2/{repo}/manifests/{digest}",
-        data=body,
-        headers={"Content-Type": doc["mediaType"]},
-        timeout=60,
-    )
+    r = registry.http("PUT", f"/v2/{repo}/manifests/{digest}", data=body, headers={"Content-Type": doc["mediaType"]})
     return r, digest, body
 
 
@@ -219,10 +219,11 @@ def test_referrers(registry: RegistryServer, client: Any, files: dict[str, Path]
     # D: a referrer of the same digest in another repository (its subject is not even there) stays there.
     other = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": SBOM_TYPE, "config": empty,
              "layers": [empty], "subject": subj_desc}  # fmt: skip
-    up = requests.post(f"{registry.url}/v2/e2e/oras/other/blobs/uploads/?digest={empty['digest']}", data=EMPTY_JSON,
-                       headers={"Content-Type": "application/octet-stream"}, timeout=60)  # fmt: skip
+    other_repo = repo_name("oras/other")
+    up = registry.http("POST", f"/v2/{other_repo}/blobs/uploads/?digest={empty['digest']}", data=EMPTY_JSON,
+                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
     assert up.status_code == 201, f"monolithic POST upload: {up.status_code} {up.text}"
-    r, other_digest, _ = put_manifest(registry, "e2e/oras/other", other)
+    r, other_digest, _ = put_manifest(registry, other_repo, other)
     assert r.status_code == 201, r.text
 
     # All referrers, unfiltered.
@@ -251,7 +252,7 @@ def test_referrers(registry: RegistryServer, client: Any, files: dict[str, Path]
         "size": len(bundle_body),
         "artifactType": INDEX_TYPE,
     }
-    assert set(by_digest(referrers(registry, "e2e/oras/other", subject["digest"]))) == {other_digest}
+    assert set(by_digest(referrers(registry, other_repo, subject["digest"]))) == {other_digest}
 
     # Filtered by artifactType.
     r = referrers(registry, repo, subject["digest"], SBOM_TYPE)
@@ -266,10 +267,10 @@ def test_referrers(registry: RegistryServer, client: Any, files: dict[str, Path]
 
     # A digest nobody refers to: an empty index, never 404; a malformed digest: 400.
     assert referrers(registry, repo, sha256(b"nobody refers to this")).json()["manifests"] == []
-    bad = requests.get(f"{registry.url}/v2/{repo}/referrers/sha256:xyz", timeout=60)
+    bad = registry.http("GET", f"/v2/{repo}/referrers/sha256:xyz")
     assert bad.status_code == 400, bad.text
 
     # Deleting a referrer removes it from the list.
-    d = requests.delete(f"{registry.url}/v2/{repo}/manifests/{sbom_digest}", timeout=60)
+    d = registry.http("DELETE", f"/v2/{repo}/manifests/{sbom_digest}")
     assert d.status_code == 202, d.text
     assert set(by_digest(referrers(registry, repo, subject["digest"]))) == {sig_digest, bundle_digest}

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from .support import Layout, RegistryServer, check, require_tool, run
+from .support import Layout, RegistryServer, check, repo_name, require_tool, run
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +34,10 @@ def podman(tmp_path_factory: pytest.TempPathFactory, podman_env: dict[str, str])
     shutil.rmtree(runroot, ignore_errors=True)
 
 
+def creds(registry: RegistryServer) -> list[str]:
+    return ["--tls-verify=false", "--creds", registry.creds]
+
+
 def inspect(podman: Any, ref: str) -> dict[str, Any]:
     info: dict[str, Any] = json.loads(podman("image", "inspect", ref))[0]
     return info
@@ -47,12 +51,13 @@ def test_podman_push_remove_pull(registry: RegistryServer, images: dict[str, Any
     podman("pull", "-q", f"oci:{tiny.path}:latest")
     assert inspect(podman, image_id)["Id"] == image_id
 
-    dest = registry.ref("e2e/podman/tiny", "v1")
+    repo = repo_name("podman/tiny")
+    dest = registry.ref(repo, "v1")
     podman("tag", image_id, dest)
     digestfile = tmp_path / "digest"
-    podman("push", "-q", "--tls-verify=false", "--digestfile", str(digestfile), dest)
+    podman("push", "-q", *creds(registry), "--digestfile", str(digestfile), dest)
     pushed = digestfile.read_text().strip()
-    r = registry.get_manifest("e2e/podman/tiny", "v1")
+    r = registry.get_manifest(repo, "v1")
     assert r.status_code == 200, r.text
     assert r.headers.get("Docker-Content-Digest") == pushed
     remote = json.loads(r.content)
@@ -62,11 +67,11 @@ def test_podman_push_remove_pull(registry: RegistryServer, images: dict[str, Any
     podman("rmi", "-f", image_id)
     assert podman("images", "-q").strip() == ""
 
-    podman("pull", "-q", "--tls-verify=false", dest)
+    podman("pull", "-q", *creds(registry), dest)
     info = inspect(podman, dest)
     assert info["Id"] == image_id
     assert info["Digest"] == pushed
-    assert f"{registry.ref('e2e/podman/tiny')}@{pushed}" in info["RepoDigests"]
+    assert f"{registry.ref(repo)}@{pushed}" in info["RepoDigests"]
     assert info["Labels"] == {"harness.case": "tiny"}
     # the same layer content (uncompressed diff id) as the source image
     assert info["RootFS"]["Layers"] == tiny.json_blob(manifest["config"]["digest"])["rootfs"]["diff_ids"]
@@ -74,13 +79,13 @@ def test_podman_push_remove_pull(registry: RegistryServer, images: dict[str, Any
 
 def test_podman_pulls_platform_from_index(registry: RegistryServer, images: dict[str, Any], podman: Any) -> None:
     multi = Layout(images["dir"] / images["multiarch"]["layout"])
-    repo = "e2e/podman/multiarch"
-    check(["skopeo", "copy", "--all", "--preserve-digests", "--dest-tls-verify=false",
+    repo = repo_name("podman/multiarch")
+    check(["skopeo", "copy", "--all", "--preserve-digests", *registry.skopeo_dest(),
            f"oci:{multi.path}:latest", "docker://" + registry.ref(repo, "v1")])  # fmt: skip
     for child in images["multiarch"]["children"]:
         arch = child["platform"]["architecture"]
         ref = registry.ref(repo, "v1")
-        podman("pull", "-q", "--tls-verify=false", "--arch", arch, "--os", "linux", ref)
+        podman("pull", "-q", *creds(registry), "--arch", arch, "--os", "linux", ref)
         info = inspect(podman, ref)
         config_digest = multi.json_blob(child["digest"])["config"]["digest"]
         assert info["Id"] == config_digest.split(":", 1)[1]

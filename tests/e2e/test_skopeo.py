@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from .support import (
     OCI_INDEX,
@@ -22,16 +21,13 @@ from .support import (
     assert_same_blobs,
     check,
     gunzip_sha256,
+    repo_name,
     require_tool,
     run,
     sha256,
 )
 
 pytestmark = pytest.mark.e2e
-
-NO_TLS_DEST = "--dest-tls-verify=false"
-NO_TLS_SRC = "--src-tls-verify=false"
-NO_TLS = "--tls-verify=false"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -44,18 +40,19 @@ def layout(images: dict[str, Any], case: str) -> Layout:
 
 
 def push(src: Layout, tag: str, registry: RegistryServer, repo: str, dest_tag: str, *extra: str) -> None:
-    check(["skopeo", "copy", "--preserve-digests", NO_TLS_DEST, *extra,
+    check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(), *extra,
            f"oci:{src.path}:{tag}", "docker://" + registry.ref(repo, dest_tag)])  # fmt: skip
 
 
 def pull(registry: RegistryServer, repo: str, ref: str, out: Path, out_tag: str, *extra: str) -> Layout:
-    check(["skopeo", "copy", NO_TLS_SRC, *extra, "docker://" + registry.ref(repo, ref), f"oci:{out}:{out_tag}"])
+    check(["skopeo", "copy", *registry.skopeo_src(), *extra,
+           "docker://" + registry.ref(repo, ref), f"oci:{out}:{out_tag}"])  # fmt: skip
     return Layout(out)
 
 
 def inspect_raw(registry: RegistryServer, repo: str, ref: str) -> bytes:
     p = subprocess.run(
-        ["skopeo", "inspect", "--raw", NO_TLS, "docker://" + registry.ref(repo, ref)],
+        ["skopeo", "inspect", "--raw", *registry.skopeo_plain(), "docker://" + registry.ref(repo, ref)],
         capture_output=True,
         timeout=120,
         check=False,
@@ -67,7 +64,7 @@ def inspect_raw(registry: RegistryServer, repo: str, ref: str) -> bytes:
 @pytest.fixture(scope="module")
 def pushed_tiny(registry: RegistryServer, images: dict[str, Any]) -> dict[str, Any]:
     src = layout(images, "tiny")
-    repo = "e2e/skopeo/tiny"
+    repo = repo_name("skopeo/tiny")
     push(src, "latest", registry, repo, "v1")
     return {"repo": repo, "tag": "v1", "digest": images["tiny"]["digest"], "layout": src}
 
@@ -87,7 +84,7 @@ def test_tiny_push_inspect_pull_byte_exact(
     assert r.headers.get("Docker-Content-Digest") == digest
     assert r.headers.get("Content-Type") == OCI_MANIFEST
 
-    info = json.loads(check(["skopeo", "inspect", NO_TLS, "docker://" + registry.ref(repo, "v1")]))
+    info = json.loads(check(["skopeo", "inspect", *registry.skopeo_plain(), "docker://" + registry.ref(repo, "v1")]))
     assert info["Digest"] == digest
     assert info["Architecture"] == "amd64"
     assert info["Os"] == "linux"
@@ -104,9 +101,9 @@ def test_list_tags(registry: RegistryServer, pushed_tiny: dict[str, Any]) -> Non
     repo = pushed_tiny["repo"]
     # registry -> registry copies: a pull and a push that finds every blob already there
     for tag in ("v2", "latest"):
-        check(["skopeo", "copy", "--preserve-digests", NO_TLS_SRC, NO_TLS_DEST,
+        check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_src(), *registry.skopeo_dest(),
                "docker://" + registry.ref(repo, "v1"), "docker://" + registry.ref(repo, tag)])  # fmt: skip
-    out = json.loads(check(["skopeo", "list-tags", NO_TLS, "docker://" + registry.ref(repo)]))
+    out = json.loads(check(["skopeo", "list-tags", *registry.skopeo_plain(), "docker://" + registry.ref(repo)]))
     assert out["Repository"] == registry.ref(repo)
     assert {"v1", "v2", "latest"} <= set(out["Tags"]), out
     for tag in ("v2", "latest"):
@@ -115,7 +112,7 @@ def test_list_tags(registry: RegistryServer, pushed_tiny: dict[str, Any]) -> Non
 
 def test_multiarch_index_roundtrip(registry: RegistryServer, images: dict[str, Any], tmp_path: Path) -> None:
     src = layout(images, "multiarch")
-    repo = "e2e/skopeo/multiarch"
+    repo = repo_name("skopeo/multiarch")
     index_digest = images["multiarch"]["digest"]
     children = images["multiarch"]["children"]
     push(src, "latest", registry, repo, "v1", "--all")
@@ -144,28 +141,38 @@ def test_multiarch_index_roundtrip(registry: RegistryServer, images: dict[str, A
 
 def test_delete_manifest_by_digest(registry: RegistryServer, images: dict[str, Any]) -> None:
     src = layout(images, "tiny")
-    repo = "e2e/skopeo/delete-me"
+    repo = repo_name("skopeo/delete-me")
     digest = images["tiny"]["digest"]
     push(src, "latest", registry, repo, "v1")
     push(src, "latest", registry, repo, "v2")
     assert inspect_raw(registry, repo, digest) == src.blob(digest)
 
-    check(["skopeo", "delete", NO_TLS, "docker://" + registry.ref(repo, digest)])
+    check(["skopeo", "delete", *registry.skopeo_plain(), "docker://" + registry.ref(repo, digest)])
 
     for ref in (digest, "v1", "v2"):
-        p = run(["skopeo", "inspect", "--raw", NO_TLS, "docker://" + registry.ref(repo, ref)])
+        p = run(["skopeo", "inspect", "--raw", *registry.skopeo_plain(), "docker://" + registry.ref(repo, ref)])
         assert p.returncode != 0, f"skopeo inspect {repo}@{ref} still succeeds after the delete:\n{p.stdout}"
         assert registry.get_manifest(repo, ref).status_code == 404
-    r = requests.get(f"{registry.url}/v2/{repo}/tags/list", timeout=30)
+    r = registry.http("GET", f"/v2/{repo}/tags/list")
     # Either the repository is gone or it lists no tag of the deleted manifest.
     assert r.status_code == 404 or not {"v1", "v2"} & set(r.json().get("tags") or []), r.text
 
 
 def test_medium_known_size_roundtrip(registry: RegistryServer, images: dict[str, Any], tmp_path: Path) -> None:
     src = layout(images, "medium")
-    repo = "e2e/skopeo/medium"
+    repo = repo_name("skopeo/medium")
     digest = images["medium"]["digest"]
-    push(src, "latest", registry, repo, "v1")
+    proxy = RecordingProxy(registry.port)
+    try:
+        check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(),
+               f"oci:{src.path}:latest", f"docker://{proxy.hostport}/{repo}:v1"])  # fmt: skip
+    finally:
+        proxy.close()
+    # Each layer went up as one PATCH of known length (not mounted or skipped).
+    patched = sorted(int(h.get("content-length", -1)) for m, _, h in proxy.requests if m == "PATCH")
+    layer_sizes = sorted(layer["size"] for layer in src.json_blob(digest)["layers"])
+    assert set(layer_sizes) <= set(patched), f"layers {layer_sizes} not uploaded; requests: {proxy.requests}"
+
     assert inspect_raw(registry, repo, "v1") == src.blob(digest)
     pulled = pull(registry, repo, "v1", tmp_path / "pulled", "v1", "--preserve-digests")
     assert pulled.ref("v1")["digest"] == digest
@@ -184,10 +191,10 @@ def test_medium_recompressed_streaming_push(
            str(images["medium_mb"]), "--seed", f"e2e-zstd-{time.time_ns()}"])  # fmt: skip
     src = Layout(fresh / "medium")
     src_manifest = src.json_blob(src.ref("latest")["digest"])
-    repo = "e2e/skopeo/medium-zstd"
+    repo = repo_name("skopeo/medium-zstd")
     proxy = RecordingProxy(registry.port)
     try:
-        check(["skopeo", "copy", NO_TLS_DEST, "--dest-compress-format", "zstd",
+        check(["skopeo", "copy", *registry.skopeo_dest(), "--dest-compress-format", "zstd",
                f"oci:{src.path}:latest", f"docker://{proxy.hostport}/{repo}:v1"])  # fmt: skip
     finally:
         proxy.close()

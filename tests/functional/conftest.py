@@ -1,8 +1,15 @@
 """The registry over HTTP, in process: `werkzeug.test.Client(ChaliceWSGI(app))` on moto's `mock_aws()`.
 
-Every test gets a fresh, empty mock (a table and a bucket) and freshly read settings. A test that
-needs other settings calls `registry.configure(max_body_bytes=1024, ...)`: that sets the
-`REGISTRY_*` variables for this test only and rebuilds the wiring against the same mocked data.
+Every test gets a fresh mock (a table and a bucket) holding only what the app bootstraps on its
+first start (the `admin` user, the `library` project, ...). The bootstrap runs once per session;
+its DynamoDB items are recorded and written into each new mock, which is much cheaper than
+rebuilding the app's clients and hashing the admin password for every test.
+
+The client authenticates as `admin` (Basic) unless a test says otherwise, and tests keep their
+repositories under the `library` project, which exists from the start.
+
+A test that needs other settings calls `registry.configure(max_body_bytes=1024, ...)`: that sets
+the `REGISTRY_*` variables for this test only and rebuilds the wiring against the same mocked data.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from tests.functional.helpers import Registry
 TABLE = "registry-test"
 BUCKET = "registry-test-blobs"
 REGION = "us-east-1"
+ADMIN = ("admin", "Functional-Tests-1")
 # CloudFormation keys of the table resource that create_table does not take.
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
 
@@ -31,9 +39,10 @@ _ENV = {
     "AWS_DEFAULT_REGION": REGION,
     "POWERTOOLS_TRACE_DISABLED": "true",
     "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "WARNING",
+    "POWERTOOLS_LOG_LEVEL": "ERROR",
     "REGISTRY_TABLE_NAME": TABLE,
     "REGISTRY_BUCKET_NAME": BUCKET,
+    "REGISTRY_ADMIN_PASSWORD": ADMIN[1],
 }
 
 
@@ -68,7 +77,7 @@ class LiveRegistry(Registry):
     """`Registry` plus access to the mocked AWS behind it and per-test settings."""
 
     def __init__(self, client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-        super().__init__(client)
+        super().__init__(client, auth=ADMIN)
         self._monkeypatch = monkeypatch
         self.bucket = BUCKET
         self.table = TABLE
@@ -109,7 +118,7 @@ def _admin_clients() -> tuple[Any, Any]:
     return boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
 
 
-def create_resources() -> None:
+def _create_resources() -> None:
     from chalicelib.local.emulator import table_properties
 
     dynamodb, s3 = _admin_clients()
@@ -118,9 +127,35 @@ def create_resources() -> None:
     s3.create_bucket(Bucket=BUCKET)
 
 
+def _scan() -> list[dict[str, Any]]:
+    pages = _admin_clients()[0].get_paginator("scan").paginate(TableName=TABLE, ConsistentRead=True)
+    return [item for page in pages for item in page.get("Items", [])]
+
+
+class _Bootstrap:
+    """The table items the app writes when it first starts, recorded once per session."""
+
+    items: list[dict[str, Any]] | None = None
+
+    @classmethod
+    def apply(cls, client: Any) -> None:
+        from chalicelib import wiring
+
+        if cls.items is None:
+            wiring.reset()
+            response = client.get("/v2/", auth=ADMIN)  # builds the services, which bootstraps
+            assert response.status_code == 200, response.get_data()[:500]
+            cls.items = _scan()
+            return
+        dynamodb = _admin_clients()[0]
+        for start in range(0, len(cls.items), 25):
+            batch = [{"PutRequest": {"Item": item}} for item in cls.items[start : start + 25]]
+            dynamodb.batch_write_item(RequestItems={TABLE: batch})
+
+
 @pytest.fixture
 def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
-    """A fresh registry (empty table and bucket) for one test.
+    """A fresh registry (bootstrapped table, empty bucket) for one test.
 
     The app's clients and settings outlive the test unless it reconfigured them: botocore clients
     stay mocked across `mock_aws()` contexts, and rebuilding them for every test would double the
@@ -132,8 +167,10 @@ def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveReg
     from chalicelib import wiring
 
     with mock_aws():
-        create_resources()
-        live = LiveRegistry(Client(wsgi_app), monkeypatch)
+        _create_resources()
+        client = Client(wsgi_app)
+        _Bootstrap.apply(client)
+        live = LiveRegistry(client, monkeypatch)
         try:
             yield live
         finally:

@@ -114,12 +114,18 @@ def range_end(response: TestResponse) -> int:
 class Registry:
     """A thin HTTP client for /v2 plus the multi-request flows tests repeat."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: Client, auth: tuple[str, str] | None = None) -> None:
         self.http = client
+        self.auth = auth
 
-    # Raw verbs (paths are absolute, e.g. "/v2/").
+    def clone(self) -> Registry:
+        """Another client (own cookie jar and state) for the same app and credentials."""
+        return Registry(Client(self.http.application), self.auth)
+
+    # Raw verbs (paths are absolute, e.g. "/v2/"). `auth=None` sends no credentials.
 
     def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        kwargs.setdefault("auth", self.auth)
         return self.http.open(path, method=method, **kwargs)
 
     def get(self, path: str, **kwargs: Any) -> TestResponse:

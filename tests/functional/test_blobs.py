@@ -8,6 +8,9 @@ import requests
 from tests.functional.helpers import assert_error, digest_of, random_bytes
 
 REPO = "library/blobs"
+SOURCE = "library/source"
+TARGET = "library/target"
+UPLOADS = f"/v2/{TARGET}/blobs/uploads/"
 
 
 def test_head_blob(registry):
@@ -76,16 +79,16 @@ def test_unknown_blob(registry, method):
 
 
 def test_unknown_blob_in_unknown_repository(registry):
-    assert_error(registry.get(f"/v2/nobody/here/blobs/{digest_of(b'x')}"), 404, "BLOB_UNKNOWN")
+    assert_error(registry.get(f"/v2/library/nobody-here/blobs/{digest_of(b'x')}"), 404, "BLOB_UNKNOWN")
 
 
 def test_blob_of_another_repository_is_not_visible(registry):
     data = random_bytes(200)
-    digest = registry.push_blob("team/one", data)
-    assert registry.head(f"/v2/team/two/blobs/{digest}").status_code == 404
-    assert_error(registry.get(f"/v2/team/two/blobs/{digest}"), 404, "BLOB_UNKNOWN")
-    assert_error(registry.delete(f"/v2/team/two/blobs/{digest}"), 404, "BLOB_UNKNOWN")
-    assert registry.head(f"/v2/team/one/blobs/{digest}").status_code == 200
+    digest = registry.push_blob("library/team-one", data)
+    assert registry.head(f"/v2/library/team-two/blobs/{digest}").status_code == 404
+    assert_error(registry.get(f"/v2/library/team-two/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    assert_error(registry.delete(f"/v2/library/team-two/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    assert registry.head(f"/v2/library/team-one/blobs/{digest}").status_code == 200
 
 
 def test_delete_blob(registry):
@@ -99,11 +102,11 @@ def test_delete_blob(registry):
 
 def test_delete_blob_only_unlinks_one_repository(registry):
     data = random_bytes(64)
-    digest = registry.push_blob("team/one", data)
-    registry.push_blob("team/two", data)
-    assert registry.delete(f"/v2/team/one/blobs/{digest}").status_code == 202
-    assert registry.head(f"/v2/team/one/blobs/{digest}").status_code == 404
-    assert registry.head(f"/v2/team/two/blobs/{digest}").status_code == 200
+    digest = registry.push_blob("library/team-one", data)
+    registry.push_blob("library/team-two", data)
+    assert registry.delete(f"/v2/library/team-one/blobs/{digest}").status_code == 202
+    assert registry.head(f"/v2/library/team-one/blobs/{digest}").status_code == 404
+    assert registry.head(f"/v2/library/team-two/blobs/{digest}").status_code == 200
 
 
 def test_push_after_delete_makes_blob_visible_again(registry):
@@ -126,86 +129,82 @@ def test_malformed_digest(registry, method, digest):
 class TestMount:
     def test_mount_from_repository_that_has_the_blob(self, registry):
         data = random_bytes(300)
-        digest = registry.push_blob("team/source", data)
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest, "from": "team/source"})
+        digest = registry.push_blob(SOURCE, data)
+        response = registry.post(UPLOADS, query_string={"mount": digest, "from": SOURCE})
         assert response.status_code == 201
-        assert response.headers["Location"] == f"/v2/team/target/blobs/{digest}"
+        assert response.headers["Location"] == f"/v2/{TARGET}/blobs/{digest}"
         assert response.headers["Docker-Content-Digest"] == digest
-        head = registry.head(f"/v2/team/target/blobs/{digest}")
+        head = registry.head(f"/v2/{TARGET}/blobs/{digest}")
         assert head.status_code == 200
         assert head.headers["Content-Length"] == "300"
-        fetched = requests.get(registry.get(f"/v2/team/target/blobs/{digest}").headers["Location"], timeout=30)
+        fetched = requests.get(registry.get(f"/v2/{TARGET}/blobs/{digest}").headers["Location"], timeout=30)
         assert fetched.content == data
         # A link, not a copy.
         assert registry.object_keys("blobs/") == [f"blobs/sha256/{digest.split(':')[1]}"]
 
     def test_mount_from_repository_without_the_blob_opens_a_session(self, registry):
-        digest = registry.push_blob("team/source", random_bytes(300))
-        response = registry.post(
-            "/v2/team/target/blobs/uploads/", query_string={"mount": digest, "from": "team/elsewhere"}
-        )
+        digest = registry.push_blob(SOURCE, random_bytes(300))
+        response = registry.post(UPLOADS, query_string={"mount": digest, "from": "library/elsewhere"})
         assert response.status_code == 202
-        assert response.headers["Location"].startswith("/v2/team/target/blobs/uploads/")
+        assert response.headers["Location"].startswith(UPLOADS)
         assert response.headers["Docker-Upload-UUID"]
         assert response.headers["Range"] == "0-0"
-        assert registry.head(f"/v2/team/target/blobs/{digest}").status_code == 404
+        assert registry.head(f"/v2/{TARGET}/blobs/{digest}").status_code == 404
         # The session works as a normal upload.
         data = random_bytes(10)
         assert registry.finish_upload(response.headers["Location"], digest_of(data), data).status_code == 201
 
     def test_mount_of_unknown_blob_opens_a_session(self, registry):
         digest = digest_of(b"nobody has this")
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest, "from": "team/src"})
+        response = registry.post(UPLOADS, query_string={"mount": digest, "from": "library/src"})
         assert response.status_code == 202
-        assert registry.head(f"/v2/team/target/blobs/{digest}").status_code == 404
+        assert registry.head(f"/v2/{TARGET}/blobs/{digest}").status_code == 404
 
     def test_mount_from_repository_that_deleted_the_blob(self, registry):
-        digest = registry.push_blob("team/source", random_bytes(30))
-        assert registry.delete(f"/v2/team/source/blobs/{digest}").status_code == 202
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest, "from": "team/source"})
+        digest = registry.push_blob(SOURCE, random_bytes(30))
+        assert registry.delete(f"/v2/{SOURCE}/blobs/{digest}").status_code == 202
+        response = registry.post(UPLOADS, query_string={"mount": digest, "from": SOURCE})
         assert response.status_code == 202
 
     def test_mount_without_from_opens_a_session_by_default(self, registry):
-        digest = registry.push_blob("team/source", random_bytes(300))
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest})
+        digest = registry.push_blob(SOURCE, random_bytes(300))
+        response = registry.post(UPLOADS, query_string={"mount": digest})
         assert response.status_code == 202
-        assert registry.head(f"/v2/team/target/blobs/{digest}").status_code == 404
+        assert registry.head(f"/v2/{TARGET}/blobs/{digest}").status_code == 404
 
     def test_mount_without_from_with_auto_mount(self, registry):
         registry.configure(auto_mount=True)
-        digest = registry.push_blob("team/source", random_bytes(300))
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest})
+        digest = registry.push_blob(SOURCE, random_bytes(300))
+        response = registry.post(UPLOADS, query_string={"mount": digest})
         assert response.status_code == 201
         assert response.headers["Docker-Content-Digest"] == digest
-        assert registry.head(f"/v2/team/target/blobs/{digest}").status_code == 200
+        assert registry.head(f"/v2/{TARGET}/blobs/{digest}").status_code == 200
 
     def test_auto_mount_of_unknown_blob_opens_a_session(self, registry):
         registry.configure(auto_mount=True)
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest_of(b"?")})
+        response = registry.post(UPLOADS, query_string={"mount": digest_of(b"?")})
         assert response.status_code == 202
 
     def test_mount_with_malformed_digest(self, registry):
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": "sha256:zz", "from": "a/b"})
+        response = registry.post(UPLOADS, query_string={"mount": "sha256:zz", "from": SOURCE})
         assert_error(response, 400, "DIGEST_INVALID")
 
     def test_mount_with_invalid_source_name(self, registry):
-        digest = registry.push_blob("team/source", random_bytes(30))
-        response = registry.post("/v2/team/target/blobs/uploads/", query_string={"mount": digest, "from": "Team/Source"})
+        digest = registry.push_blob(SOURCE, random_bytes(30))
+        response = registry.post(UPLOADS, query_string={"mount": digest, "from": "Team/Source"})
         # An invalid `from` cannot have the blob: either refused as a name or treated as "not there".
         assert response.status_code in (202, 400)
         if response.status_code == 400:
             assert_error(response, 400, "NAME_INVALID")
-        assert registry.head(f"/v2/team/target/blobs/{digest}").status_code == 404
+        assert registry.head(f"/v2/{TARGET}/blobs/{digest}").status_code == 404
 
     def test_mounted_blob_can_be_referenced_by_a_manifest(self, registry):
-        digest, _ = registry.push_image("team/source", "v1")
-        manifest = registry.get("/v2/team/source/manifests/v1").get_json()
+        digest, _ = registry.push_image(SOURCE, "v1")
+        manifest = registry.get(f"/v2/{SOURCE}/manifests/v1").get_json()
         for entry in [manifest["config"], *manifest["layers"]]:
-            response = registry.post(
-                "/v2/team/target/blobs/uploads/", query_string={"mount": entry["digest"], "from": "team/source"}
-            )
+            response = registry.post(UPLOADS, query_string={"mount": entry["digest"], "from": SOURCE})
             assert response.status_code == 201
-        body = registry.get("/v2/team/source/manifests/v1").get_data()
-        response = registry.put_manifest("team/target", "v1", body)
+        body = registry.get(f"/v2/{SOURCE}/manifests/v1").get_data()
+        response = registry.put_manifest(TARGET, "v1", body)
         assert response.status_code == 201
         assert response.headers["Docker-Content-Digest"] == digest

@@ -134,7 +134,7 @@ def test_repository_with_untagged_manifest(registry):
 
 
 class TestCatalog:
-    NAMES = ["zeta", "alpha/one", "alpha/two", "alpha", "beta/a/b/c", "b-c", "b_c", "b.c"]
+    NAMES = [f"library/{n}" for n in ("zeta", "alpha/one", "alpha/two", "alpha", "beta/a/b/c", "b-c", "b_c", "b.c")]
 
     @pytest.fixture(autouse=True)
     def _repos(self, registry):
@@ -164,8 +164,8 @@ class TestCatalog:
         assert sizes == [4, 4]
 
     def test_catalog_last(self, registry):
-        response = registry.get("/v2/_catalog", query_string={"last": "alpha/two"})
-        assert response.get_json()["repositories"] == [n for n in sorted(self.NAMES) if n > "alpha/two"]
+        response = registry.get("/v2/_catalog", query_string={"last": "library/alpha/two"})
+        assert response.get_json()["repositories"] == [n for n in sorted(self.NAMES) if n > "library/alpha/two"]
 
     def test_catalog_n_zero(self, registry):
         response = registry.get("/v2/_catalog", query_string={"n": "0"})

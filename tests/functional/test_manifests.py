@@ -138,9 +138,9 @@ def test_get_unknown_manifest(registry):
 
 
 def test_manifest_of_another_repository_is_not_visible(registry):
-    digest, _ = registry.push_image("team/one", "v1")
-    assert_error(registry.get(f"/v2/team/two/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
-    assert_error(registry.get("/v2/team/two/manifests/v1"), 404, "MANIFEST_UNKNOWN")
+    digest, _ = registry.push_image("library/team-one", "v1")
+    assert_error(registry.get(f"/v2/library/team-two/manifests/{digest}"), 404, "MANIFEST_UNKNOWN")
+    assert_error(registry.get("/v2/library/team-two/manifests/v1"), 404, "MANIFEST_UNKNOWN")
 
 
 def test_tag_moves_to_the_latest_push(registry):
@@ -363,7 +363,7 @@ class TestRejectedPushes:
         self._assert_nothing_visible(registry, body)
 
     def test_layer_only_in_another_repository(self, registry):
-        _, body = registry.push_image("team/elsewhere", "v1")
+        _, body = registry.push_image("library/team-elsewhere", "v1")
         assert_error(registry.put_manifest(REPO, "v1", body, OCI_MANIFEST), 400, "MANIFEST_BLOB_UNKNOWN")
         self._assert_nothing_visible(registry, body)
 
@@ -406,7 +406,7 @@ class TestRejectedPushes:
         assert response.get_json()["errors"][0]["code"] in ("DIGEST_INVALID", "MANIFEST_INVALID", "TAG_INVALID")
         assert registry.tag_names(REPO) == ["existing"]
 
-    @pytest.mark.parametrize("tag", ["-bad", ".bad", "a" * 129, "bad+tag", "bad/tag", "ünïcode"])
+    @pytest.mark.parametrize("tag", ["-bad", ".bad", "a" * 129, "bad+tag", "bad/tag", "ünïcode", "newline\n"])
     def test_invalid_tag(self, registry, tag):
         from urllib.parse import quote
 

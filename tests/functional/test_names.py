@@ -79,24 +79,30 @@ def test_invalid_name_leaves_nothing_behind(registry, name):
     assert registry.object_keys() == []
 
 
+def _longest_deep_name() -> str:
+    name = "library/" + "/".join(["abcdefghij"] * 22)
+    return name + "/" + "a" * (255 - len(name) - 1)
+
+
 @pytest.mark.parametrize(
     "name",
     [
-        "a",
-        "a/b/c/d",
-        "a0/b-c/d_e/f__g/h.i/j--k",
-        "x" * 255,
-        "/".join(["abcdefghij"] * 23) + "/ab",
+        "library/b/c/d",
+        "library/b0/c-d/e_f/g__h/i.j/k--l",
+        "library/" + "x" * 247,
+        _longest_deep_name(),
         # Names whose components look like route words.
-        "team/blobs",
-        "team/manifests/x",
-        "tags/list/x",
-        "a/blobs/uploads",
-        "referrers/b",
+        "library/blobs",
+        "library/manifests/x",
+        "library/tags/list/x",
+        "library/blobs/uploads",
+        "library/referrers/b",
+        "library/v2/_catalog",
     ],
 )
 def test_valid_names_work_everywhere(registry, name):
     assert len(name) <= 255
+    assert name != _longest_deep_name() or len(name) == 255
     data = random_bytes(100)
     blob = registry.push_blob_chunked(name, data, 40)
     head = registry.head(f"/v2/{name}/blobs/{blob}")
@@ -120,7 +126,7 @@ def test_valid_names_work_everywhere(registry, name):
     assert referrers.status_code == 200
     assert referrers.get_json()["manifests"] == []
 
-    mounted = registry.post("/v2/other/repo/blobs/uploads/", query_string={"mount": blob, "from": name})
+    mounted = registry.post("/v2/library/other/blobs/uploads/", query_string={"mount": blob, "from": name})
     assert mounted.status_code == 201
     assert registry.delete(f"/v2/{name}/manifests/v1").status_code == 202
     assert registry.delete(f"/v2/{name}/manifests/{digest}").status_code == 202
@@ -129,10 +135,10 @@ def test_valid_names_work_everywhere(registry, name):
 
 
 def test_similar_names_are_distinct(registry):
-    registry.push_image("a/b", "one")
-    registry.push_image("a/b/c", "two")
-    registry.push_image("a/bc", "three")
-    assert registry.tag_names("a/b") == ["one"]
-    assert registry.tag_names("a/b/c") == ["two"]
-    assert registry.tag_names("a/bc") == ["three"]
-    assert_error(registry.get("/v2/a/manifests/one"), 404, "MANIFEST_UNKNOWN")
+    registry.push_image("library/b", "one")
+    registry.push_image("library/b/c", "two")
+    registry.push_image("library/bc", "three")
+    assert registry.tag_names("library/b") == ["one"]
+    assert registry.tag_names("library/b/c") == ["two"]
+    assert registry.tag_names("library/bc") == ["three"]
+    assert_error(registry.get("/v2/library/manifests/one"), 404, "MANIFEST_UNKNOWN")

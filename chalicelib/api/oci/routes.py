@@ -14,6 +14,7 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api.edge import HttpRequest, guarded
 from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
+from chalicelib.api.oci._auth import identify, require
 from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
@@ -26,34 +27,40 @@ API_VERSION = {"Docker-Distribution-Api-Version": "registry/2.0"}
 
 class Route(NamedTuple):
     pattern: re.Pattern[str]
-    handlers: dict[str, Handler]
+    # method -> (handler, the action the caller needs: pull, push, delete or catalog)
+    handlers: dict[str, tuple[Handler, str]]
 
 
-def _route(pattern: str, **handlers: Handler) -> Route:
+def _route(pattern: str, **handlers: tuple[Handler, str]) -> Route:
     return Route(re.compile(pattern), handlers)
 
 
 _NAME = r"(?P<name>.+)"
 ROUTES: tuple[Route, ...] = (
-    _route(r"^_catalog$", GET=discovery.catalog),
-    _route(rf"^{_NAME}/tags/list$", GET=discovery.list_tags),
+    _route(r"^_catalog$", GET=(discovery.catalog, "catalog")),
+    _route(rf"^{_NAME}/tags/list$", GET=(discovery.list_tags, "pull")),
     _route(
         rf"^{_NAME}/manifests/(?P<reference>[^/]+)$",
-        GET=manifests.get_manifest,
-        HEAD=manifests.get_manifest,
-        PUT=manifests.put_manifest,
-        DELETE=manifests.delete_manifest,
+        GET=(manifests.get_manifest, "pull"),
+        HEAD=(manifests.get_manifest, "pull"),
+        PUT=(manifests.put_manifest, "push"),
+        DELETE=(manifests.delete_manifest, "delete"),
     ),
-    _route(rf"^{_NAME}/blobs/uploads/?$", POST=uploads.start_upload),
+    _route(rf"^{_NAME}/blobs/uploads/?$", POST=(uploads.start_upload, "push")),
     _route(
         rf"^{_NAME}/blobs/uploads/(?P<upload>[^/]+)$",
-        GET=uploads.upload_status,
-        PATCH=uploads.patch_upload,
-        PUT=uploads.finish_upload,
-        DELETE=uploads.cancel_upload,
+        GET=(uploads.upload_status, "push"),
+        PATCH=(uploads.patch_upload, "push"),
+        PUT=(uploads.finish_upload, "push"),
+        DELETE=(uploads.cancel_upload, "push"),
     ),
-    _route(rf"^{_NAME}/blobs/(?P<digest>[^/]+)$", GET=blobs.get_blob, HEAD=blobs.head_blob, DELETE=blobs.delete_blob),
-    _route(rf"^{_NAME}/referrers/(?P<digest>[^/]+)$", GET=discovery.referrers),
+    _route(
+        rf"^{_NAME}/blobs/(?P<digest>[^/]+)$",
+        GET=(blobs.get_blob, "pull"),
+        HEAD=(blobs.head_blob, "pull"),
+        DELETE=(blobs.delete_blob, "delete"),
+    ),
+    _route(rf"^{_NAME}/referrers/(?P<digest>[^/]+)$", GET=(discovery.referrers, "pull")),
 )
 
 bp = Blueprint(__name__)
@@ -86,20 +93,26 @@ def _serve(path: str, fixed: Handler | None) -> Response:
 
 def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Response:
     if fixed is not None or path in ("", "/"):
+        request = identify(request)
+        require(request, "", "version")
         return (fixed or base.version_check)(request)
     for route in ROUTES:
         match = route.pattern.match(path)
         if match is None:
             continue
-        handler = route.handlers.get(request.method)
-        if handler is None:
+        entry = route.handlers.get(request.method)
+        if entry is None:
             raise Unsupported(f"{request.method} is not supported here", status=405)
+        handler, action = entry
         params = match.groupdict()
         if "name" in params:
             validate_name(params["name"])
         logger.thread_safe_append_keys(
             repository=params.get("name"), digest=params.get("digest"), reference=params.get("reference")
         )
+        request = identify(request)
+        require(request, params.get("name"), action)
+        logger.thread_safe_append_keys(user=request.principal.name or "anonymous")
         _check_body_cap(request)
         return handler(request.with_params(params))
     raise Unsupported("unknown endpoint", {"path": path[:200]}, status=404)

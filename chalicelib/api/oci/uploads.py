@@ -5,8 +5,11 @@ from __future__ import annotations
 from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
+from chalicelib.api.oci._auth import allowed
 from chalicelib.api.oci._http import blob_location, content_range, range_header, upload_location
 from chalicelib.core.models import Upload
+from chalicelib.core.reference import validate_name
+from chalicelib.errors import NameInvalid
 from chalicelib.observability import metrics
 from chalicelib.wiring import services
 
@@ -14,8 +17,10 @@ from chalicelib.wiring import services
 def start_upload(request: HttpRequest) -> Response:
     name = request.params["name"]
     registry = services()
-    mount, digest = request.arg("mount"), request.arg("digest")
-    if mount and registry.uploads.mount(name, mount, request.arg("from")):
+    mount, digest, source = request.arg("mount"), request.arg("digest"), request.arg("from")
+    # Mounting needs pull on the source too; without it the client gets a plain upload session.
+    readable = source is None or (_valid_name(source) and allowed(request, source, "pull"))
+    if mount and readable and registry.uploads.mount(name, mount, source):
         return _created(name, mount)
     if digest:
         stored = registry.uploads.put_monolithic(name, digest, request.body)
@@ -23,6 +28,14 @@ def start_upload(request: HttpRequest) -> Response:
         return _created(name, stored)
     upload = registry.uploads.start(name, request.arg("digest-algorithm") or "sha256")
     return _session(name, upload, 202)
+
+
+def _valid_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except NameInvalid:
+        return False
+    return True
 
 
 def patch_upload(request: HttpRequest) -> Response:

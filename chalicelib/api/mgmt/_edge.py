@@ -1,0 +1,112 @@
+"""What every /api/v2.0 handler shares: the caller, JSON bodies as pydantic models, list responses.
+
+Harbor's API authenticates with HTTP Basic (a user's password or a robot's secret); a bearer token
+from /service/token is accepted too and re-resolved to its account. Bodies are validated with
+pydantic models that forbid unknown fields, so a typo is a 400 naming the field, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from chalice.app import Blueprint, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.api.edge import HttpRequest, guarded, json_response
+from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse_page, parse_sort
+from chalicelib.api.mgmt.query import parse_q
+from chalicelib.core.identity import Principal
+from chalicelib.errors import BadRequest
+from chalicelib.observability import logger
+from chalicelib.wiring import services
+
+API = "/api/v2.0"
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Handler = Callable[[HttpRequest], Response]
+_MAX_BODY = 1024 * 1024
+
+
+def serve(bp: Blueprint, handler: Handler, **params: str) -> Response:
+    """Run a management handler for the blueprint's current request."""
+    request = HttpRequest.from_chalice(bp.current_request).with_params(params)
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(request_id=request.request_id, method=request.method)
+    return guarded(lambda r: handler(_identified(r)), request)
+
+
+def _identified(request: HttpRequest) -> HttpRequest:
+    access = services().access
+    principal, claims = access.authenticate(request.header("authorization"))
+    if claims is not None and claims.subject:
+        principal = access.token_subject(claims)
+    logger.thread_safe_append_keys(user=principal.name or "anonymous")
+    return request.with_caller(principal, None)
+
+
+def body(request: HttpRequest, model: type[ModelT]) -> ModelT:
+    """Parse the JSON body into `model`; malformed JSON, wrong types or unknown fields are a 400."""
+    if len(request.body) > _MAX_BODY:
+        raise BadRequest(f"request body larger than {_MAX_BODY} bytes")
+    try:
+        return model.model_validate_json(request.body or b"{}")
+    except ValidationError as exc:
+        problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()[:10]]
+        raise BadRequest("invalid request body", problems) from None
+
+
+def raw_json(request: HttpRequest) -> Any:
+    if len(request.body) > _MAX_BODY:
+        raise BadRequest(f"request body larger than {_MAX_BODY} bytes")
+    try:
+        return json.loads(request.body or b"{}")
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadRequest("request body is not valid JSON") from None
+
+
+def int_param(value: str, name: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise BadRequest(f"{name} must be a positive integer", {name: value[:32]})
+    return int(value)
+
+
+def listing(
+    request: HttpRequest,
+    path: str,
+    records: list[dict[str, Any]],
+    *,
+    q_fields: Mapping[str, type] | None = None,
+    sort_fields: tuple[str, ...] = (),
+) -> Response:
+    """Filter (`q`), sort, page and answer with `X-Total-Count` and `Link`, as Harbor lists do."""
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    if q_fields is not None:
+        query = parse_q(request.arg("q"), dict(q_fields))
+        records = [r for r in records if query.matches(r)]
+    spec = parse_sort(request.arg("sort"), sort_fields) if sort_fields else []
+    if spec:
+        records = apply_sort(records, spec)
+    others = {k: v[-1] for k, v in request.query.items() if k not in ("page", "page_size") and v}
+    headers = page_headers(f"{API}{path}", others, page, len(records))
+    return json_response(paginate(records, page), headers=headers)
+
+
+def created(location: str, payload: Any = None) -> Response:
+    if payload is None:
+        return Response(body=b"", status_code=201, headers={"Location": location, "Content-Length": "0"})
+    return json_response(payload, 201, {"Location": location})
+
+
+def ok() -> Response:
+    return Response(body=b"", status_code=200, headers={"Content-Length": "0"})
+
+
+def iso(epoch: int) -> str:
+    """Harbor's timestamps: RFC 3339 with milliseconds, UTC."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def caller(request: HttpRequest) -> Principal:
+    return request.principal

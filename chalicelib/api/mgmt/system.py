@@ -1,0 +1,92 @@
+"""/api/v2.0 system endpoints: ping, systeminfo, statistics and configurations."""
+
+from __future__ import annotations
+
+from chalice.app import Blueprint, Response
+
+from chalicelib.api.edge import HttpRequest, json_response
+from chalicelib.api.mgmt._edge import API, ok, raw_json, serve
+from chalicelib.auth.rbac import Permission
+from chalicelib.errors import BadRequest, Forbidden, Unauthorized
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+VERSION = "v2.0.0-serverless"
+
+
+@bp.route(f"{API}/ping", methods=["GET"])
+def ping() -> Response:
+    return Response(body=b"Pong", status_code=200, headers={"Content-Type": "text/plain"})
+
+
+@bp.route(f"{API}/systeminfo", methods=["GET"])
+def systeminfo() -> Response:
+    return serve(bp, _systeminfo)
+
+
+def _systeminfo(request: HttpRequest) -> Response:
+    registry = services()
+    base = request.base_url(registry.settings.external_url)
+    info: dict[str, object] = {
+        "auth_mode": "db_auth",
+        "harbor_version": VERSION,
+        "project_creation_restriction": registry.configuration.project_creation_restriction(),
+        "self_registration": False,
+        "read_only": False,
+        "has_ca_root": False,
+        "registry_storage_provider_name": "s3",
+        "notification_enable": False,
+        "banner_message": "",
+    }
+    if request.principal.authenticated:
+        # Harbor shows these to logged-in users only.
+        info.update({"external_url": base, "registry_url": base.split("://", 1)[-1]})
+    return json_response(info)
+
+
+@bp.route(f"{API}/statistics", methods=["GET"])
+def statistics() -> Response:
+    return serve(bp, _statistics)
+
+
+def _statistics(request: HttpRequest) -> Response:
+    if not request.principal.authenticated:
+        raise Unauthorized("log in to read statistics")
+    registry = services()
+    visible = registry.projects.visible(request.principal)
+    public = [p for p in visible if p.public]
+    private = [p for p in visible if not p.public]
+    repos = {p.name: registry.projects.repository_count(p.name) for p in visible}
+    stats: dict[str, int] = {
+        "private_project_count": len(private),
+        "private_repo_count": sum(repos[p.name] for p in private),
+        "public_project_count": len(public),
+        "public_repo_count": sum(repos[p.name] for p in public),
+        "total_project_count": len(visible),
+        "total_repo_count": sum(repos.values()),
+    }
+    if request.principal.sysadmin:
+        stats["total_storage_consumption"] = sum(p.storage_used for p in visible)
+    return json_response(stats)
+
+
+@bp.route(f"{API}/configurations", methods=["GET", "PUT"], content_types=["*/*"])
+def configurations() -> Response:
+    return serve(bp, _configurations)
+
+
+def _configurations(request: HttpRequest) -> Response:
+    registry = services()
+    if not request.principal.authenticated:
+        raise Unauthorized("log in first")
+    if not registry.access.system_allows(request.principal, Permission("configuration", "read")) and not (
+        request.principal.sysadmin
+    ):
+        raise Forbidden("only system administrators read or change the configuration")
+    if request.method == "GET":
+        return json_response(registry.configuration.describe())
+    changes = raw_json(request)
+    if not isinstance(changes, dict):
+        raise BadRequest("body must be a JSON object of configuration keys")
+    registry.configuration.update(changes)
+    return ok()

@@ -1,0 +1,84 @@
+"""Authorisation of /v2 requests: the caller, the action a route needs, and the 401 challenge.
+
+With a bearer token the decision uses only the token's grants (no AWS call); with Basic credentials
+(when allowed on /v2) it asks the access service, which reads the project and membership rows.
+"""
+
+from __future__ import annotations
+
+from chalicelib.api.edge import HttpRequest
+from chalicelib.auth.rbac import TOKEN_ACTIONS, Permission
+from chalicelib.auth.scopes import challenge
+from chalicelib.core.reference import project_of
+from chalicelib.errors import Denied, NameUnknown, Unauthorized
+from chalicelib.wiring import services
+
+CATALOG = "catalog"
+# The scope a client should ask for when a route refuses it.
+_SCOPE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
+
+
+def identify(request: HttpRequest) -> HttpRequest:
+    """Attach the caller; bad credentials are a 401 carrying the Bearer challenge."""
+    registry = services()
+    header = request.header("authorization")
+    if header and header.lower().startswith("basic") and not registry.settings.v2_basic_auth:
+        raise Unauthorized("Basic credentials are not accepted on /v2; use a token", challenge=_challenge(request))
+    try:
+        principal, claims = registry.access.authenticate(header)
+    except Unauthorized as exc:
+        raise Unauthorized(exc.message, challenge=_challenge(request)) from None
+    return request.with_caller(principal, claims)
+
+
+def allowed(request: HttpRequest, repository: str, action: str) -> bool:
+    """May the caller do `action` (pull, push, delete) on `repository`?"""
+    if request.claims is not None:
+        return action in request.claims.actions_for("repository", repository)
+    ok, project = services().access.project_allows(request.principal, project_of(repository), TOKEN_ACTIONS[action])
+    if project is None and ok:
+        # An administrator reaching a project that does not exist: say so instead of a vague denial.
+        raise NameUnknown(f"project {project_of(repository)} does not exist; create it first",
+                          {"project": project_of(repository)})  # fmt: skip
+    return ok
+
+
+def require(request: HttpRequest, repository: str | None, action: str) -> None:
+    """Raise the right refusal: 401 with a challenge for anonymous and token callers, else 403."""
+    if repository is None:
+        ok = _catalog_allowed(request)
+        scope = "registry:catalog:*"
+    elif action == "version":
+        ok = request.principal.authenticated or request.claims is not None
+        scope = None
+    else:
+        ok = allowed(request, repository, action)
+        scope = f"repository:{repository}:{_SCOPE_ACTIONS[action]}"
+    if ok:
+        return
+    if repository and request.claims is not None and request.claims.subject:
+        _explain_missing_project(repository)
+    if not request.principal.authenticated or request.claims is not None:
+        error = "insufficient_scope" if request.claims is not None else None
+        raise Unauthorized("authentication required", {"scope": scope} if scope else None,
+                           challenge=_challenge(request, scope, error))  # fmt: skip
+    raise Denied("requested access to the resource is denied", {"scope": scope})
+
+
+def _explain_missing_project(repository: str) -> None:
+    """A logged-in caller refused because the project does not exist is told so (Harbor does too)."""
+    if not services().projects.exists(project_of(repository)):
+        raise NameUnknown(f"project {project_of(repository)} does not exist; create it first",
+                          {"project": project_of(repository)})  # fmt: skip
+
+
+def _catalog_allowed(request: HttpRequest) -> bool:
+    if request.claims is not None:
+        return "*" in request.claims.actions_for("registry", CATALOG)
+    return services().access.system_allows(request.principal, Permission("catalog", "read"))
+
+
+def _challenge(request: HttpRequest, scope: str | None = None, error: str | None = None) -> str:
+    registry = services()
+    realm = f"{request.base_url(registry.settings.external_url)}/service/token"
+    return challenge(realm, registry.settings.token_service, scope, error)

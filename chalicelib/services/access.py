@@ -1,0 +1,269 @@
+"""Authentication and authorisation: who is calling, and may they do this.
+
+Every check on `/v2`, `/service/token` and `/api/v2.0` goes through here, so the permission matrix
+(`auth/rbac.py`) is enforced the same way everywhere:
+- Basic credentials are a user's password or a robot's secret. The stored hash is read on every
+  request (so a disabled robot or a changed password takes effect at once); only the expensive
+  argon2 verification is skipped when the same secret was verified against the same hash recently.
+- Bearer tokens are verified locally (signature, issuer, audience, time window): no AWS call.
+- A project permission comes from, in order: system administrator, robot grants, membership role,
+  and the public-project read set. A token grants the intersection of what was asked and what the
+  caller may really do.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chalicelib.auth import secrets as credentials
+from chalicelib.auth.rbac import (
+    PUBLIC_PROJECT_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    TOKEN_ACTIONS,
+    Permission,
+    Role,
+    role_allows,
+)
+from chalicelib.auth.scopes import Access, Scope
+from chalicelib.auth.tokens import Claims, InvalidToken, IssuedToken, TokenIssuer, TokenVerifier
+from chalicelib.core.identity import ANONYMOUS, Member, Principal, Project, Robot
+from chalicelib.core.reference import project_of
+from chalicelib.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from chalicelib.auth.tokens import SigningKey
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.users import UserStore
+
+
+class _VerifiedSecrets:
+    """Remembers (name, secret, stored hash) triples that verified, for `ttl` seconds."""
+
+    def __init__(self, ttl: int, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(name: str, secret: str, stored: str) -> str:
+        return hashlib.sha256(f"{name}\0{secret}\0{stored}".encode()).hexdigest()
+
+    def seen(self, name: str, secret: str, stored: str) -> bool:
+        key = self._key(name, secret, stored)
+        with self._lock:
+            expiry = self._entries.get(key)
+            return expiry is not None and expiry > self._clock()
+
+    def remember(self, name: str, secret: str, stored: str) -> None:
+        if self._ttl <= 0:
+            return
+        now = self._clock()
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries = {k: v for k, v in self._entries.items() if v > now}
+            self._entries[self._key(name, secret, stored)] = now + self._ttl
+
+
+class AccessService:
+    def __init__(
+        self,
+        users: UserStore,
+        robots: RobotStore,
+        projects: ProjectStore,
+        configuration: ConfigurationService,
+        signing_key: SigningKey,
+        *,
+        issuer: str,
+        service: str,
+        credential_cache_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._users = users
+        self._robots = robots
+        self._projects = projects
+        self._configuration = configuration
+        self._key = signing_key
+        self._issuer = issuer
+        self.service = service
+        self._clock = clock
+        self._verified = _VerifiedSecrets(credential_cache_seconds, clock)
+        self._verifier = TokenVerifier({signing_key.kid: signing_key.private_key.public_key()}, issuer, service, clock)
+
+    # Authentication.
+
+    def authenticate(self, authorization: str | None) -> tuple[Principal, Claims | None]:
+        """The caller from an Authorization header; bad credentials are a 401, none is anonymous."""
+        if not authorization:
+            return ANONYMOUS, None
+        scheme, _, value = authorization.strip().partition(" ")
+        if scheme.lower() == "basic":
+            username, secret = _decode_basic(value.strip())
+            return self.login(username, secret), None
+        if scheme.lower() == "bearer":
+            claims = self.verify_token(value.strip())
+            return self._token_principal(claims), claims
+        raise Unauthorized("unsupported authorization scheme")
+
+    def login(self, username: str, secret: str) -> Principal:
+        """Check a user's password or a robot's secret; any failure is the same 401."""
+        prefix = self._configuration.robot_name_prefix()
+        principal = self._robot_login(username[len(prefix) :], secret) if username.startswith(prefix) else None
+        if principal is None and not username.startswith(prefix):
+            principal = self._user_login(username, secret)
+        if principal is None:
+            raise Unauthorized("invalid username or password")
+        return principal
+
+    def _user_login(self, username: str, password: str) -> Principal | None:
+        user = self._users.get(username)
+        if user is None or not user.password_hash:
+            return None
+        if not self._verified.seen(username, password, user.password_hash):
+            if not credentials.verify_password(password, user.password_hash):
+                return None
+            self._verified.remember(username, password, user.password_hash)
+        return Principal(kind="user", name=user.username, user_id=user.user_id, sysadmin=user.sysadmin)
+
+    def _robot_login(self, name: str, secret: str) -> Principal | None:
+        robot = self._robots.get(name)
+        if robot is None or robot.disabled or robot.expired(int(self._clock())):
+            return None
+        if not credentials.verify_secret(secret, robot.secret_hash):
+            return None
+        return self.robot_principal(robot)
+
+    def robot_prefix(self) -> str:
+        return self._configuration.robot_name_prefix()
+
+    def robot_principal(self, robot: Robot) -> Principal:
+        prefix = self._configuration.robot_name_prefix()
+        return Principal(kind="robot", name=f"{prefix}{robot.name}", robot=robot)
+
+    def verify_token(self, token: str) -> Claims:
+        try:
+            return self._verifier.verify(token)
+        except InvalidToken as exc:
+            raise Unauthorized(f"invalid token: {exc.reason}") from None
+
+    @staticmethod
+    def _token_principal(claims: Claims) -> Principal:
+        if not claims.subject:
+            return ANONYMOUS
+        return Principal(kind="user", name=claims.subject)
+
+    # Authorisation.
+
+    def project_allows(self, principal: Principal, project: str, permission: Permission) -> tuple[bool, Project | None]:
+        """Whether the caller holds `permission` in `project`, and the project (None if absent)."""
+        found, member = self._projects.project_and_member(project, principal.user_id)
+        if found is None:
+            return principal.sysadmin, None
+        return _evaluate(principal, found, member, permission), found
+
+    def project_permissions(self, principal: Principal, project: str) -> list[Permission]:
+        """Everything the caller may do in `project` (one read), sorted."""
+        found, member = self._projects.project_and_member(project, principal.user_id)
+        if found is None:
+            return []
+        every = sorted(ROLE_PERMISSIONS[Role.PROJECT_ADMIN])
+        return [p for p in every if _evaluate(principal, found, member, p)]
+
+    def system_allows(self, principal: Principal, permission: Permission) -> bool:
+        if principal.sysadmin:
+            return True
+        return principal.kind == "robot" and principal.robot_allows(None, permission)
+
+    # Tokens.
+
+    def grant(self, principal: Principal, scopes: list[Scope]) -> list[Access]:
+        """What a token may carry: for each scope, the actions the caller really has (maybe none)."""
+        granted: list[Access] = []
+        for scope in scopes:
+            if scope.type == "registry" and scope.name == "catalog":
+                allowed = ["*"] if principal.sysadmin and "*" in scope.actions else []
+                granted.append(Access("registry", "catalog", allowed))
+            elif scope.type == "repository":
+                granted.append(Access("repository", scope.name, self._repository_actions(principal, scope.name)))
+            else:
+                granted.append(Access(scope.type, scope.name, []))
+        return granted
+
+    def _repository_actions(self, principal: Principal, repository: str) -> list[str]:
+        found, member = self._projects.project_and_member(project_of(repository), principal.user_id)
+        if found is None:
+            return []  # a project that does not exist grants nothing, even to an administrator
+        return [a for a, permission in TOKEN_ACTIONS.items() if _evaluate(principal, found, member, permission)]
+
+    def issue_token(
+        self, principal: Principal, service: str | None, scopes: list[Scope]
+    ) -> tuple[IssuedToken, list[Access]]:
+        """A signed token carrying what the caller may do of what it asked, and that grant."""
+        ttl = self._configuration.token_expiration_minutes() * 60
+        issuer = TokenIssuer(self._key, self._issuer, self.service, ttl, self._clock)
+        subject = principal.name if principal.authenticated else ""
+        granted = self.grant(principal, scopes)
+        return issuer.issue(subject, service or self.service, granted), granted
+
+    def issue_refresh_token(self, principal: Principal, service: str | None) -> str:
+        """A long-lived token that can only be exchanged for access tokens (OAuth2 refresh)."""
+        issuer = TokenIssuer(self._key, self._issuer, self.service, REFRESH_TTL_SECONDS, self._clock)
+        return issuer.issue(principal.name, _refresh_audience(service or self.service), []).token
+
+    def refresh(self, token: str, service: str | None) -> Principal:
+        verifier = TokenVerifier({self._key.kid: self._key.private_key.public_key()}, self._issuer,
+                                 _refresh_audience(service or self.service), self._clock)  # fmt: skip
+        try:
+            claims = verifier.verify(token)
+        except InvalidToken as exc:
+            raise Unauthorized(f"invalid refresh token: {exc.reason}") from None
+        return self.token_subject(claims)
+
+    def token_subject(self, claims: Claims) -> Principal:
+        """Re-resolve a token's subject (refresh tokens): the account must still exist and be enabled."""
+        prefix = self._configuration.robot_name_prefix()
+        if claims.subject.startswith(prefix):
+            robot = self._robots.get(claims.subject[len(prefix) :])
+            if robot is None or robot.disabled or robot.expired(int(self._clock())):
+                raise Unauthorized("the account of this token is no longer valid")
+            return self.robot_principal(robot)
+        user = self._users.get(claims.subject)
+        if user is None:
+            raise Unauthorized("the account of this token is no longer valid")
+        return Principal(kind="user", name=user.username, user_id=user.user_id, sysadmin=user.sysadmin)
+
+
+REFRESH_TTL_SECONDS = 7 * 86_400
+
+
+def _refresh_audience(service: str) -> str:
+    return f"{service}#refresh"
+
+
+def _evaluate(principal: Principal, project: Project, member: Member | None, permission: Permission) -> bool:
+    if principal.sysadmin:
+        return True
+    if principal.kind == "robot":
+        return principal.robot_allows(project.name, permission)
+    if member is not None and role_allows(member.role, permission):
+        return True
+    return project.public and permission in PUBLIC_PROJECT_PERMISSIONS
+
+
+def _decode_basic(value: str) -> tuple[str, str]:
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        raise Unauthorized("malformed Basic credentials") from None
+    username, sep, secret = decoded.partition(":")
+    if not sep or not username:
+        raise Unauthorized("malformed Basic credentials")
+    return username, secret

@@ -1,0 +1,64 @@
+"""Project members and their roles (users only: groups need LDAP/OIDC, which are not built)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chalicelib.auth.rbac import Role
+from chalicelib.core.identity import Member, Principal, Project
+from chalicelib.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.users import UserStore
+
+
+def role_of(role_id: int) -> Role:
+    try:
+        return Role(role_id)
+    except ValueError:
+        raise BadRequest(f"role_id must be one of {[int(r) for r in Role]}") from None
+
+
+class MemberService:
+    def __init__(self, projects: ProjectService, store: ProjectStore, users: UserStore) -> None:
+        self._projects = projects
+        self._store = store
+        self._users = users
+
+    def list(self, caller: Principal, project: Project, entity_name: str | None) -> list[Member]:
+        self._projects.authorize(caller, project, "member", "list")
+        members = self._store.members(project.name)
+        if entity_name:
+            members = [m for m in members if entity_name in m.entity_name]
+        return sorted(members, key=lambda m: m.member_id)
+
+    def get(self, caller: Principal, project: Project, member_id: int) -> Member:
+        self._projects.authorize(caller, project, "member", "read")
+        return self._find(project, member_id)
+
+    def add(self, caller: Principal, project: Project, role_id: int, username: str | None,
+            user_id: int | None) -> Member:  # fmt: skip
+        self._projects.authorize(caller, project, "member", "create")
+        role = role_of(role_id)
+        user = self._users.get_by_id(user_id) if user_id is not None else self._users.get(username or "")
+        if user is None:
+            raise NotFound("user not found", {"username": username, "user_id": user_id})
+        return self._store.add_member(project.name, user.user_id, user.username, role)
+
+    def update(self, caller: Principal, project: Project, member_id: int, role_id: int) -> None:
+        self._projects.authorize(caller, project, "member", "update")
+        member = self._find(project, member_id)
+        self._store.set_member_role(project.name, member.entity_id, role_of(role_id))
+
+    def remove(self, caller: Principal, project: Project, member_id: int) -> None:
+        self._projects.authorize(caller, project, "member", "delete")
+        member = self._find(project, member_id)
+        self._store.remove_member(project.name, member.entity_id)
+
+    def _find(self, project: Project, member_id: int) -> Member:
+        for member in self._store.members(project.name):
+            if member.member_id == member_id:
+                return member
+        raise NotFound(f"member {member_id} not found in project {project.name}")

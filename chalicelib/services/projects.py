@@ -1,0 +1,182 @@
+"""Projects: the unit of tenancy, access and quota. A repository belongs to the project named by its
+first path component."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.auth.rbac import Permission, Role
+from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, Unauthorized
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.stores.projects import ProjectStore
+
+LIBRARY = "library"
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_BOOLEAN_KEYS = {"public", "auto_scan", "auto_sbom_generation", "prevent_vul", "reuse_sys_cve_allowlist",
+                 "enable_content_trust", "enable_content_trust_cosign"}  # fmt: skip
+_SEVERITIES = {"none", "low", "medium", "high", "critical"}
+METADATA_KEYS = _BOOLEAN_KEYS | {"severity"}
+
+
+def validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
+    """Harbor's project metadata: string values, booleans written "true"/"false"."""
+    clean: dict[str, str] = {}
+    for key, value in metadata.items():
+        if key not in METADATA_KEYS:
+            raise BadRequest(f"unknown project metadata key {key!r}")
+        text = str(value).lower() if isinstance(value, bool) else value
+        if not isinstance(text, str):
+            raise BadRequest(f"metadata {key!r} must be a string")
+        if key in _BOOLEAN_KEYS and text not in ("true", "false"):
+            raise BadRequest(f"metadata {key!r} must be 'true' or 'false'")
+        if key == "severity" and text not in _SEVERITIES:
+            raise BadRequest(f"severity must be one of {', '.join(sorted(_SEVERITIES))}")
+        clean[key] = text
+    return clean
+
+
+def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
+    items = allowlist.get("items", [])
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("cve_id"), str)
+                                              for i in items):  # fmt: skip
+        raise BadRequest("cve_allowlist.items must be a list of {cve_id}")
+    expires = allowlist.get("expires_at")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
+        raise BadRequest("cve_allowlist.expires_at must be an integer or null")
+    return {"items": [{"cve_id": i["cve_id"]} for i in items], "expires_at": expires}
+
+
+class ProjectService:
+    def __init__(self, projects: ProjectStore, access: AccessService, configuration: ConfigurationService) -> None:
+        self._projects = projects
+        self._access = access
+        self._configuration = configuration
+
+    def ensure_library(self, owner_id: int, owner_name: str) -> None:
+        """The public `library` project Harbor creates at start (idempotent)."""
+        if self._projects.get(LIBRARY) is None:
+            with contextlib.suppress(Conflict):  # another instance created it first
+                self._projects.create(Project(0, LIBRARY, owner_id, owner_name, metadata={"public": "true"}))
+
+    def create(self, caller: Principal, name: str, metadata: dict[str, Any], cve_allowlist: dict[str, Any],
+               storage_limit: int | None) -> Project:  # fmt: skip
+        if not caller.authenticated:
+            raise Unauthorized("log in to create projects")
+        may_create = self._access.system_allows(caller, Permission("project", "create"))
+        if not may_create and (
+            caller.kind == "robot" or self._configuration.project_creation_restriction() != "everyone"
+        ):
+            raise Forbidden("only system administrators may create projects")
+        if not 1 <= len(name) <= 255 or not _NAME_RE.match(name):
+            raise BadRequest(
+                "project name must be lower-case letters, digits and . _ - separators", {"name": name[:64]}
+            )
+        limit = self._configuration.storage_per_project() if storage_limit is None else storage_limit
+        if limit < UNLIMITED or (limit == 0 and storage_limit is None):
+            raise BadRequest("storage_limit must be -1 (unlimited) or a positive number of bytes")
+        if (
+            storage_limit is not None
+            and not caller.sysadmin
+            and storage_limit != self._configuration.storage_per_project()
+        ):
+            raise Forbidden("only system administrators may set a storage limit")
+        owner_id = caller.user_id if caller.user_id is not None else 0
+        project = self._projects.create(Project(0, name, owner_id, caller.name, metadata=validate_metadata(metadata),
+                                                cve_allowlist=validate_cve_allowlist(cve_allowlist),
+                                                storage_limit=limit))  # fmt: skip
+        if caller.kind == "user" and caller.user_id is not None:
+            self._projects.add_member(name, caller.user_id, caller.name, Role.PROJECT_ADMIN)
+        return project
+
+    def resolve(self, name_or_id: str, force_name: bool) -> Project:
+        name = name_or_id if force_name or not name_or_id.isdigit() else self._projects.name_of(int(name_or_id))
+        project = self._projects.get(name) if name else None
+        if project is None:
+            raise NotFound(f"project {name_or_id} not found")
+        return project
+
+    def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:
+        """Harbor's RequireProjectAccess: 401 for anonymous, 403 (or 404 when unseen) otherwise."""
+        allowed, _ = self._access.project_allows(caller, project.name, Permission(resource, action))
+        if allowed:
+            return
+        if not caller.authenticated:
+            raise Unauthorized("log in to access this project")
+        readable, _ = self._access.project_allows(caller, project.name, Permission("project", "read"))
+        if not readable:
+            raise NotFound(f"project {project.name} not found")
+        raise Forbidden(f"not allowed to {action} {resource} in project {project.name}")
+
+    def get(self, caller: Principal, name_or_id: str, force_name: bool = False) -> Project:
+        project = self.resolve(name_or_id, force_name)
+        self.authorize(caller, project, "project", "read")
+        return project
+
+    def membership(self, project: str, user_id: int) -> Member | None:
+        return self._projects.member(project, user_id)
+
+    def repository_count(self, name: str) -> int:
+        return self._projects.repository_count(name)
+
+    def exists(self, name: str) -> bool:
+        return self._projects.get(name) is not None
+
+    def visible(self, caller: Principal) -> list[Project]:
+        """Projects the caller can read: all for administrators, else public ones and memberships."""
+        projects = self._projects.get_many(self._projects.names())
+        if caller.sysadmin:
+            return projects
+        return [p for p in projects if self._access.project_allows(caller, p.name, Permission("project", "read"))[0]]
+
+    def update(self, caller: Principal, project: Project, metadata: dict[str, Any] | None,
+               cve_allowlist: dict[str, Any] | None, storage_limit: int | None) -> None:  # fmt: skip
+        self.authorize(caller, project, "project", "update")
+        if storage_limit is not None and not caller.sysadmin:
+            raise Forbidden("only system administrators may change the storage limit")
+        merged = None if metadata is None else {**project.metadata, **validate_metadata(metadata)}
+        allowlist = None if cve_allowlist is None else validate_cve_allowlist(cve_allowlist)
+        self._projects.update(project.name, metadata=merged, cve_allowlist=allowlist, storage_limit=storage_limit)
+
+    def set_metadata(self, caller: Principal, project: Project, values: dict[str, Any]) -> None:
+        self.authorize(caller, project, "metadata", "update")
+        self._projects.update(project.name, metadata={**project.metadata, **validate_metadata(values)})
+
+    def delete_metadata(self, caller: Principal, project: Project, key: str) -> None:
+        self.authorize(caller, project, "metadata", "delete")
+        if key not in project.metadata:
+            raise NotFound(f"metadata {key} not found")
+        remaining = {k: v for k, v in project.metadata.items() if k != key}
+        self._projects.update(project.name, metadata=remaining)
+
+    def deletable(self, caller: Principal, project: Project) -> tuple[bool, str]:
+        self.authorize(caller, project, "project", "delete")
+        if self._projects.has_repositories(project.name):
+            return False, "the project contains repositories"
+        return True, ""
+
+    def delete(self, caller: Principal, project: Project) -> None:
+        ok, message = self.deletable(caller, project)
+        if not ok:
+            raise Precondition(message)
+        self._projects.delete(project)
+
+    def summary(self, caller: Principal, project: Project) -> dict[str, Any]:
+        self.authorize(caller, project, "project", "read")
+        counts = dict.fromkeys(Role, 0)
+        for member in self._projects.members(project.name):
+            counts[member.role] += 1
+        return {
+            "repo_count": self._projects.repository_count(project.name),
+            "project_admin_count": counts[Role.PROJECT_ADMIN],
+            "maintainer_count": counts[Role.MAINTAINER],
+            "developer_count": counts[Role.DEVELOPER],
+            "guest_count": counts[Role.GUEST],
+            "limited_guest_count": counts[Role.LIMITED_GUEST],
+            "quota": {"hard": {"storage": project.storage_limit}, "used": {"storage": project.storage_used}},
+        }

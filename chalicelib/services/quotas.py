@@ -1,0 +1,91 @@
+"""Per-project storage quotas with Harbor's semantics.
+
+A blob counts once per project: it is charged when it first enters the project (blob upload,
+cross-project mount, manifest push) and released when no manifest of the project references it any
+more (manifest delete). Blobs uploaded but never referenced keep counting until garbage collection,
+as in Harbor. Exceeding the limit is 403 DENIED with Harbor's message.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.core.identity import UNLIMITED, Principal, Project
+from chalicelib.errors import BadRequest, Forbidden, NotFound, QuotaExceeded, Unauthorized
+from chalicelib.stores.projects import QuotaExceededError
+
+if TYPE_CHECKING:
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.projects import ProjectStore
+
+
+def quota_view(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.project_id,
+        "ref": {"id": project.project_id, "name": project.name, "owner_name": project.owner_name},
+        "hard": {"storage": project.storage_limit},
+        "used": {"storage": project.storage_used},
+        "creation_time": project.created_at,
+        "update_time": project.updated_at,
+    }
+
+
+class QuotaService:
+    def __init__(self, store: ProjectStore, projects: ProjectService) -> None:
+        self._store = store
+        self._projects = projects
+
+    def charge(self, project: str, digest: str, size: int) -> bool:
+        """Count a blob in its project once; QuotaExceeded (403) if that passes the limit."""
+        try:
+            return self._store.associate_blob(project, digest, size)
+        except QuotaExceededError as exc:
+            p = exc.project
+            raise QuotaExceeded(
+                f"Quota exceeded when processing the request of adding {size} of storage resource, which when "
+                f"updated to current usage of {p.storage_used} will exceed the configured upper limit of "
+                f"{p.storage_limit}.",
+                {"project": p.name},
+            ) from None
+
+    def release(self, project: str, digest: str) -> None:
+        self._store.release_blob(project, digest)
+
+    def track_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
+        self._store.add_references(project, repository, manifest, blobs)
+
+    def untrack_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
+        """After a manifest delete: release what no manifest of the project references any more."""
+        for digest in self._store.remove_references(project, repository, manifest, blobs):
+            self._store.release_blob(project, digest)
+
+    def list(self, caller: Principal, reference_id: int | None) -> list[Project]:
+        if not caller.authenticated:
+            raise Unauthorized("log in to read quotas")
+        if reference_id is not None:
+            project = self._projects.resolve(str(reference_id), force_name=False)
+            self._projects.authorize(caller, project, "quota", "read")
+            return [project]
+        return [p for p in self._projects.visible(caller) if caller.sysadmin or self._readable(caller, p)]
+
+    def _readable(self, caller: Principal, project: Project) -> bool:
+        try:
+            self._projects.authorize(caller, project, "quota", "read")
+        except (Forbidden, NotFound, Unauthorized):
+            return False
+        return True
+
+    def get(self, caller: Principal, quota_id: int) -> Project:
+        project = self._projects.resolve(str(quota_id), force_name=False)
+        self._projects.authorize(caller, project, "quota", "read")
+        return project
+
+    def set_limit(self, caller: Principal, quota_id: int, storage: Any) -> None:
+        if not caller.authenticated:
+            raise Unauthorized("log in first")
+        if not caller.sysadmin:
+            raise Forbidden("only system administrators change quotas")
+        if isinstance(storage, bool) or not isinstance(storage, int) or (storage < 1 and storage != UNLIMITED):
+            raise BadRequest("hard.storage must be -1 (unlimited) or a positive number of bytes")
+        project = self._projects.resolve(str(quota_id), force_name=False)
+        self._store.set_storage_limit(project.name, storage)

@@ -1,0 +1,199 @@
+"""Robot accounts (Harbor v2): machine credentials with explicit permissions and an expiry.
+
+The secret is generated (or checked for strength), returned once, and only its salted hash is kept.
+A project robot is stored as `<project>+<name>`, a system robot as `<name>`; clients log in with the
+configured prefix in front (`robot$proj+ci`).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Literal
+
+from chalicelib.auth import secrets as credentials
+from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, SYSTEM_RESOURCES, Permission
+from chalicelib.core.identity import Principal, Robot, RobotAccess, RobotPermission
+from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
+
+if TYPE_CHECKING:
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.robots import RobotStore
+
+_NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+_DAY = 86_400
+
+
+def parse_permissions(raw: Any, level: str) -> tuple[RobotPermission, ...]:
+    """Validate Harbor's `[{kind, namespace, access:[{resource, action, effect}]}]`."""
+    if not isinstance(raw, list) or not raw:
+        raise BadRequest("permissions must be a non-empty list")
+    parsed = []
+    for entry in raw:
+        if not isinstance(entry, dict):
+            raise BadRequest("each permission must be an object")
+        kind, namespace, access = entry.get("kind"), entry.get("namespace"), entry.get("access")
+        if kind not in ("project", "system"):
+            raise BadRequest("permission kind must be 'project' or 'system'")
+        if level == "project" and kind != "project":
+            raise BadRequest("a project robot can only hold project permissions")
+        if not isinstance(namespace, str) or not namespace or (kind == "system" and namespace != "/"):
+            raise BadRequest("namespace must be a project name or '*' (project) or '/' (system)")
+        if not isinstance(access, list) or not access:
+            raise BadRequest("access must be a non-empty list")
+        resources = PROJECT_RESOURCES if kind == "project" else SYSTEM_RESOURCES
+        parsed.append(RobotPermission(kind=kind, namespace=namespace,
+                                      access=tuple(_access(a, resources) for a in access)))  # fmt: skip
+    return tuple(parsed)
+
+
+def _access(raw: Any, resources: tuple[str, ...]) -> RobotAccess:
+    if not isinstance(raw, dict):
+        raise BadRequest("each access entry must be an object")
+    resource, action, effect = raw.get("resource"), raw.get("action"), raw.get("effect") or "allow"
+    if resource != "*" and resource not in resources:
+        raise BadRequest(f"unknown resource {resource!r}")
+    if action != "*" and action not in ACTIONS:
+        raise BadRequest(f"unknown action {action!r}")
+    if effect not in ("allow", "deny"):
+        raise BadRequest("effect must be 'allow' or 'deny'")
+    return RobotAccess(str(resource), str(action), "deny" if effect == "deny" else "allow")
+
+
+def expiry(duration: int, now: int) -> int:
+    if duration == -1:
+        return -1
+    if duration <= 0:
+        raise BadRequest("duration must be -1 (never expires) or a positive number of days")
+    return now + duration * _DAY
+
+
+class RobotService:
+    def __init__(self, robots: RobotStore, projects: ProjectService, access: AccessService,
+                 configuration: ConfigurationService, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self._robots = robots
+        self._projects = projects
+        self._access = access
+        self._configuration = configuration
+        self._clock = clock
+
+    def create(self, caller: Principal, body: dict[str, Any]) -> tuple[Robot, str]:
+        """Create a robot; returns it with its clear-text secret (shown this once)."""
+        level = body.get("level")
+        if level not in ("system", "project"):
+            raise BadRequest("level must be 'system' or 'project'")
+        name = body.get("name")
+        if not isinstance(name, str) or not 1 <= len(name) <= 128 or not _NAME_RE.match(name):
+            raise BadRequest("robot name must be lower-case letters, digits and . _ - separators")
+        permissions = parse_permissions(body.get("permissions"), level)
+        stored = self._authorize_create(caller, level, name, permissions)
+        duration = body.get("duration")
+        if duration is None or duration == 0:
+            duration = self._configuration.robot_token_duration()
+        if isinstance(duration, bool) or not isinstance(duration, int):
+            raise BadRequest("duration must be an integer number of days")
+        secret = self._secret(body.get("secret"))
+        description = body.get("description") or ""
+        if not isinstance(description, str) or len(description) > 1024:
+            raise BadRequest("description must be a string of at most 1024 characters")
+        now = int(self._clock())
+        robot = Robot(
+            robot_id=0, name=stored, level=level, permissions=permissions,
+            secret_hash=credentials.hash_secret(secret), description=description, duration=duration,
+            expires_at=expiry(duration, now), disabled=bool(body.get("disable", False)), creator=caller.name,
+        )  # fmt: skip
+        return self._robots.create(robot), secret
+
+    def _authorize_create(self, caller: Principal, level: str, name: str,
+                          permissions: tuple[RobotPermission, ...]) -> str:  # fmt: skip
+        if not caller.authenticated:
+            raise Unauthorized("log in to create robots")
+        if level == "system":
+            if not self._access.system_allows(caller, Permission("robot", "create")) and not caller.sysadmin:
+                raise Forbidden("only system administrators create system robots")
+            return name
+        if len(permissions) != 1:
+            raise BadRequest("a project robot has exactly one permission entry, for its project")
+        project = self._projects.resolve(permissions[0].namespace, force_name=True)
+        self._projects.authorize(caller, project, "robot", "create")
+        return f"{project.name}+{name}"
+
+    def _secret(self, provided: Any) -> str:
+        if provided is None:
+            return credentials.generate_robot_secret()
+        if not isinstance(provided, str) or not credentials.validate_secret_strength(provided):
+            raise BadRequest("secret must be 8-128 characters with upper-case, lower-case and a digit")
+        return provided
+
+    def get(self, caller: Principal, robot_id: int) -> Robot:
+        robot = self._robots.get_by_id(robot_id)
+        if robot is None:
+            raise NotFound(f"robot {robot_id} not found")
+        self._authorize(caller, robot, "read")
+        return robot
+
+    def list(self, caller: Principal, level: str | None, project_id: int | None) -> list[Robot]:
+        robots = self._robots.get_many(self._robots.names())
+        if project_id is not None:
+            project = self._projects.resolve(str(project_id), force_name=False)
+            self._projects.authorize(caller, project, "robot", "list")
+            robots = [r for r in robots if r.level == "project" and r.name.startswith(f"{project.name}+")]
+        elif not caller.sysadmin:
+            if not caller.authenticated:
+                raise Unauthorized("log in to list robots")
+            raise Forbidden("only system administrators list all robots; filter with q=Level=project,ProjectID=<id>")
+        if level is not None:
+            robots = [r for r in robots if r.level == level]
+        return robots
+
+    def update(self, caller: Principal, robot_id: int, body: dict[str, Any]) -> None:
+        robot = self.get(caller, robot_id)
+        self._authorize(caller, robot, "update")
+        duration = body.get("duration", robot.duration)
+        if isinstance(duration, bool) or not isinstance(duration, int):
+            raise BadRequest("duration must be an integer number of days")
+        permissions = (
+            parse_permissions(body["permissions"], robot.level) if "permissions" in body else robot.permissions
+        )
+        if robot.level == "project" and permissions != robot.permissions:
+            project = robot.name.split("+", 1)[0]
+            if len(permissions) != 1 or permissions[0].namespace != project:
+                raise BadRequest("a project robot's permission must stay on its own project")
+        description = body.get("description", robot.description)
+        if not isinstance(description, str):
+            raise BadRequest("description must be a string")
+        expires_at = robot.expires_at if duration == robot.duration else expiry(duration, int(self._clock()))
+        disabled = body.get("disable", robot.disabled)
+        if not isinstance(disabled, bool):
+            raise BadRequest("disable must be a boolean")
+        self._robots.update(replace(robot, description=description, duration=duration, expires_at=expires_at,
+                                    permissions=permissions, disabled=disabled))  # fmt: skip
+
+    def refresh_secret(self, caller: Principal, robot_id: int, provided: Any) -> str:
+        robot = self._robots.get_by_id(robot_id)
+        if robot is None:
+            raise NotFound(f"robot {robot_id} not found")
+        if not (caller.robot is not None and caller.robot.robot_id == robot.robot_id):
+            self._authorize(caller, robot, "update")
+        secret = self._secret(provided)
+        self._robots.update(replace(robot, secret_hash=credentials.hash_secret(secret)))
+        return secret
+
+    def delete(self, caller: Principal, robot_id: int) -> None:
+        robot = self.get(caller, robot_id)
+        self._authorize(caller, robot, "delete")
+        self._robots.delete(robot)
+
+    def _authorize(self, caller: Principal, robot: Robot, action: Literal["read", "update", "delete"]) -> None:
+        if robot.level == "system":
+            if not caller.authenticated:
+                raise Unauthorized("log in first")
+            if not caller.sysadmin:
+                raise Forbidden("only system administrators manage system robots")
+            return
+        project = self._projects.resolve(robot.name.split("+", 1)[0], force_name=True)
+        self._projects.authorize(caller, project, "robot", action)

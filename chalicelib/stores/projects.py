@@ -1,0 +1,296 @@
+"""Projects, their members and their storage quota; keys in `keys.py`.
+
+Quota accounting follows Harbor: a blob counts once per project. `associate_blob` writes the
+project-blob row and adds its size to the project's usage in one transaction whose condition
+keeps usage within the limit, so concurrent pushes can never overshoot it and usage always equals
+the sum of the project's distinct blobs.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
+from pynamodb.models import BatchWrite
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.auth.rbac import Role
+from chalicelib.core.identity import UNLIMITED, Member, Project
+from chalicelib.errors import Conflict
+from chalicelib.stores import keys
+from chalicelib.stores.tables import (
+    BlobRefRow,
+    IdRow,
+    ListEntry,
+    MemberRow,
+    ProjectBlobRow,
+    ProjectRow,
+    batch_get_raw,
+    connection,
+    next_id,
+)
+
+
+class QuotaExceededError(Exception):
+    """Adding a blob would take the project past its storage limit."""
+
+    def __init__(self, project: Project, adding: int) -> None:
+        super().__init__(project.name)
+        self.project = project
+        self.adding = adding
+
+
+class ProjectStore:
+    # Projects.
+
+    def create(self, project: Project) -> Project:
+        now = int(time.time())
+        project_id = next_id("project")
+        row = ProjectRow(
+            keys.project_pk(project.name), keys.ENTITY_SK, project_id=project_id, owner_id=project.owner_id,
+            owner_name=project.owner_name, metadata=dict(project.metadata),
+            cve_allowlist=json.dumps(project.cve_allowlist), storage_limit=project.storage_limit, storage_used=0,
+            storage_free=project.storage_limit,
+            created_at=now, updated_at=now, gsi1pk=keys.PROJECTS_LIST, gsi1sk=project.name,
+        )  # fmt: skip
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.save(row, condition=ProjectRow.pk.does_not_exist())
+                tx.save(IdRow(keys.id_pk("PROJECT", project_id), keys.ENTITY_SK, name=project.name))
+        except TransactWriteError as exc:
+            raise Conflict(f"project {project.name!r} already exists") from exc
+        return _to_project(row)
+
+    def get(self, name: str) -> Project | None:
+        try:
+            return _to_project(ProjectRow.get(keys.project_pk(name), keys.ENTITY_SK))
+        except ProjectRow.DoesNotExist:
+            return None
+
+    def name_of(self, project_id: int) -> str | None:
+        try:
+            return str(IdRow.get(keys.id_pk("PROJECT", project_id), keys.ENTITY_SK).name)
+        except IdRow.DoesNotExist:
+            return None
+
+    def names(self) -> list[str]:
+        return [row.gsi1sk for row in ListEntry.listing.query(keys.PROJECTS_LIST)]
+
+    def get_many(self, names: list[str]) -> list[Project]:
+        items = batch_get_raw([(keys.project_pk(n), keys.ENTITY_SK) for n in names])
+        found = {p.name: p for p in (_to_project(ProjectRow.from_raw_data(i)) for i in items)}
+        return [found[n] for n in names if n in found]
+
+    def update(
+        self, name: str, *, metadata: dict[str, str] | None = None, cve_allowlist: dict[str, Any] | None = None,
+        storage_limit: int | None = None,
+    ) -> None:  # fmt: skip
+        actions: list[Any] = [ProjectRow.updated_at.set(int(time.time()))]
+        if metadata is not None:
+            actions.append(ProjectRow.metadata.set(metadata))
+        if cve_allowlist is not None:
+            actions.append(ProjectRow.cve_allowlist.set(json.dumps(cve_allowlist)))
+        if storage_limit is not None:
+            self.set_storage_limit(name, storage_limit)
+        ProjectRow(keys.project_pk(name), keys.ENTITY_SK).update(actions=actions, condition=ProjectRow.pk.exists())
+
+    def set_storage_limit(self, name: str, limit: int) -> None:
+        """Change the limit, recomputing `storage_free` against a usage read in the same condition."""
+        for _attempt in range(10):
+            current = self.get(name)
+            if current is None:
+                raise Conflict(f"project {name!r} no longer exists")
+            try:
+                ProjectRow(keys.project_pk(name), keys.ENTITY_SK).update(
+                    actions=[
+                        ProjectRow.storage_limit.set(limit),
+                        ProjectRow.storage_free.set(limit - current.storage_used),
+                    ],
+                    condition=ProjectRow.storage_used == current.storage_used,
+                )
+            except UpdateError as exc:
+                if exc.cause_response_code == "ConditionalCheckFailedException":
+                    continue  # a push moved usage meanwhile: read again
+                raise
+            return
+        raise Conflict("project usage keeps changing; retry")
+
+    def delete(self, project: Project) -> None:
+        """Remove the project row, its id row and its member rows (callers check it is empty)."""
+        with TransactWrite(connection=connection()) as tx:
+            tx.delete(ProjectRow(keys.project_pk(project.name), keys.ENTITY_SK))
+            tx.delete(IdRow(keys.id_pk("PROJECT", project.project_id), keys.ENTITY_SK))
+        pk = keys.project_pk(project.name)
+        with BatchWrite(MemberRow) as batch:
+            for row in MemberRow.query(pk, MemberRow.sk.startswith(keys.MEMBER_PREFIX)):
+                batch.delete(row)
+
+    def has_repositories(self, name: str) -> bool:
+        """True if any repository of the project still has content (a repository row)."""
+        from chalicelib.stores.tables import RepositoryRow  # noqa: PLC0415
+
+        for _row in RepositoryRow.query(keys.REPOS_PK, RepositoryRow.sk.startswith(f"{name}/"), limit=1):
+            return True
+        return False
+
+    def repository_count(self, name: str) -> int:
+        from chalicelib.stores.tables import RepositoryRow  # noqa: PLC0415
+
+        return int(RepositoryRow.count(keys.REPOS_PK, RepositoryRow.sk.startswith(f"{name}/")))
+
+    # Members.
+
+    def add_member(self, project: str, user_id: int, username: str, role: Role) -> Member:
+        member_id = next_id("member")
+        row = MemberRow(
+            keys.project_pk(project), keys.member_sk(user_id), member_id=member_id, entity_id=user_id,
+            entity_name=username, entity_type="u", role_id=int(role),
+        )  # fmt: skip
+        try:
+            row.save(condition=MemberRow.pk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict(f"{username!r} is already a member of {project!r}") from None
+            raise
+        return _to_member(project, row)
+
+    def member(self, project: str, user_id: int) -> Member | None:
+        try:
+            return _to_member(project, MemberRow.get(keys.project_pk(project), keys.member_sk(user_id)))
+        except MemberRow.DoesNotExist:
+            return None
+
+    def project_and_member(self, project: str, user_id: int | None) -> tuple[Project | None, Member | None]:
+        """The project row and the caller's membership in one BatchGetItem (the authorisation read)."""
+        wanted = [(keys.project_pk(project), keys.ENTITY_SK)]
+        if user_id is not None:
+            wanted.append((keys.project_pk(project), keys.member_sk(user_id)))
+        found: Project | None = None
+        member: Member | None = None
+        for item in batch_get_raw(wanted):
+            if item["sk"]["S"] == keys.ENTITY_SK:
+                found = _to_project(ProjectRow.from_raw_data(item))
+            else:
+                member = _to_member(project, MemberRow.from_raw_data(item))
+        return found, member
+
+    def members(self, project: str) -> list[Member]:
+        rows = MemberRow.query(keys.project_pk(project), MemberRow.sk.startswith(keys.MEMBER_PREFIX))
+        return [_to_member(project, row) for row in rows]
+
+    def set_member_role(self, project: str, user_id: int, role: Role) -> None:
+        try:
+            MemberRow(keys.project_pk(project), keys.member_sk(user_id)).update(
+                actions=[MemberRow.role_id.set(int(role))], condition=MemberRow.pk.exists()
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict("member no longer exists") from None
+            raise
+
+    def remove_member(self, project: str, user_id: int) -> bool:
+        try:
+            MemberRow(keys.project_pk(project), keys.member_sk(user_id)).delete(condition=MemberRow.pk.exists())
+        except DeleteError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # Quota.
+
+    def associate_blob(self, project: str, digest: str, size: int) -> bool:
+        """Count `digest` in the project once; False if it was already counted.
+
+        Raises QuotaExceededError when the project's limit would be passed (or it does not exist).
+        """
+        now = int(time.time())
+        pk = keys.project_pk(project)
+        limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= size)
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.save(
+                    ProjectBlobRow(pk, keys.link_sk(digest), size=size, created_at=now),
+                    condition=ProjectBlobRow.pk.does_not_exist(),
+                )
+                tx.update(
+                    ProjectRow(pk, keys.ENTITY_SK),
+                    actions=[ProjectRow.storage_used.add(size), ProjectRow.storage_free.add(-size)],
+                    condition=ProjectRow.pk.exists() & limit_ok,
+                )
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return False
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                current = self.get(project) or Project(0, project, 0, "", storage_limit=0)
+                raise QuotaExceededError(current, size) from None
+            raise
+        return True
+
+    def release_blob(self, project: str, digest: str) -> None:
+        """Uncount a blob: delete its project-blob row and subtract its size, in one transaction."""
+        pk = keys.project_pk(project)
+        try:
+            row = ProjectBlobRow.get(pk, keys.link_sk(digest))
+        except ProjectBlobRow.DoesNotExist:
+            return
+        size = int(row.size)
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.delete(ProjectBlobRow(pk, keys.link_sk(digest)), condition=ProjectBlobRow.pk.exists())
+                tx.update(ProjectRow(pk, keys.ENTITY_SK),
+                          actions=[ProjectRow.storage_used.add(-size), ProjectRow.storage_free.add(size)])  # fmt: skip
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return  # released concurrently
+            raise
+
+    def add_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> None:
+        """Record that `manifest` references each digest (itself included), for release on delete."""
+        pk = keys.project_pk(project)
+        with BatchWrite(BlobRefRow) as batch:
+            for digest in dict.fromkeys([manifest, *digests]):
+                batch.save(BlobRefRow(pk, keys.blob_ref_sk(digest, repository, manifest)))
+
+    def remove_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> list[str]:
+        """Drop `manifest`'s references; return the digests nothing in the project references now."""
+        pk = keys.project_pk(project)
+        candidates = list(dict.fromkeys([manifest, *digests]))
+        with BatchWrite(BlobRefRow) as batch:
+            for digest in candidates:
+                batch.delete(BlobRefRow(pk, keys.blob_ref_sk(digest, repository, manifest)))
+        unreferenced = []
+        for digest in candidates:
+            remaining = BlobRefRow.query(pk, BlobRefRow.sk.startswith(keys.blob_ref_prefix(digest)), limit=1)
+            if next(iter(remaining), None) is None:
+                unreferenced.append(digest)
+        return unreferenced
+
+
+def _to_project(row: ProjectRow) -> Project:
+    return Project(
+        project_id=int(row.project_id),
+        name=row.pk.removeprefix("PROJECT#"),
+        owner_id=int(row.owner_id),
+        owner_name=row.owner_name,
+        metadata={str(k): str(v) for k, v in (row.metadata.as_dict() if row.metadata else {}).items()},
+        cve_allowlist=json.loads(row.cve_allowlist or "{}"),
+        storage_limit=int(row.storage_limit),
+        storage_used=int(row.storage_used),
+        created_at=int(row.created_at),
+        updated_at=int(row.updated_at),
+    )
+
+
+def _to_member(project: str, row: MemberRow) -> Member:
+    return Member(
+        member_id=int(row.member_id),
+        project_name=project,
+        entity_id=int(row.entity_id),
+        entity_name=row.entity_name,
+        role=Role(int(row.role_id)),
+    )

@@ -1,0 +1,123 @@
+"""Robot accounts (Harbor v2 robots); keys in `keys.py`. Secrets are stored hashed only."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.core.identity import Robot, RobotAccess, RobotPermission
+from chalicelib.errors import Conflict
+from chalicelib.stores import keys
+from chalicelib.stores.tables import IdRow, ListEntry, RobotRow, batch_get_raw, connection, next_id
+
+
+class RobotStore:
+    def create(self, robot: Robot) -> Robot:
+        now = int(time.time())
+        robot_id = next_id("robot")
+        row = RobotRow(
+            keys.robot_pk(robot.name), keys.ENTITY_SK, robot_id=robot_id, level=robot.level,
+            permissions=_dump_permissions(robot.permissions), secret_hash=robot.secret_hash,
+            description=robot.description, duration=robot.duration, expires_at=robot.expires_at,
+            disabled=robot.disabled, creator=robot.creator, created_at=now, updated_at=now,
+            gsi1pk=keys.ROBOTS_LIST, gsi1sk=robot.name,
+        )  # fmt: skip
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.save(row, condition=RobotRow.pk.does_not_exist())
+                tx.save(IdRow(keys.id_pk("ROBOT", robot_id), keys.ENTITY_SK, name=robot.name))
+        except TransactWriteError as exc:
+            raise Conflict(f"robot {robot.name!r} already exists") from exc
+        return _to_robot(row)
+
+    def get(self, name: str) -> Robot | None:
+        try:
+            return _to_robot(RobotRow.get(keys.robot_pk(name), keys.ENTITY_SK))
+        except RobotRow.DoesNotExist:
+            return None
+
+    def get_by_id(self, robot_id: int) -> Robot | None:
+        try:
+            name = IdRow.get(keys.id_pk("ROBOT", robot_id), keys.ENTITY_SK).name
+        except IdRow.DoesNotExist:
+            return None
+        return self.get(name)
+
+    def names(self) -> list[str]:
+        return [row.gsi1sk for row in ListEntry.listing.query(keys.ROBOTS_LIST)]
+
+    def get_many(self, names: list[str]) -> list[Robot]:
+        items = batch_get_raw([(keys.robot_pk(n), keys.ENTITY_SK) for n in names])
+        found = {r.name: r for r in (_to_robot(RobotRow.from_raw_data(i)) for i in items)}
+        return [found[n] for n in names if n in found]
+
+    def update(self, robot: Robot) -> None:
+        """Write the mutable fields (description, permissions, duration, expiry, disable, secret)."""
+        try:
+            RobotRow(keys.robot_pk(robot.name), keys.ENTITY_SK).update(
+                actions=[
+                    RobotRow.description.set(robot.description),
+                    RobotRow.permissions.set(_dump_permissions(robot.permissions)),
+                    RobotRow.duration.set(robot.duration),
+                    RobotRow.expires_at.set(robot.expires_at),
+                    RobotRow.disabled.set(robot.disabled),
+                    RobotRow.secret_hash.set(robot.secret_hash),
+                    RobotRow.updated_at.set(int(time.time())),
+                ],
+                condition=RobotRow.pk.exists(),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict(f"robot {robot.name!r} no longer exists") from None
+            raise
+
+    def delete(self, robot: Robot) -> None:
+        with TransactWrite(connection=connection()) as tx:
+            tx.delete(RobotRow(keys.robot_pk(robot.name), keys.ENTITY_SK))
+            tx.delete(IdRow(keys.id_pk("ROBOT", robot.robot_id), keys.ENTITY_SK))
+
+
+def _dump_permissions(permissions: tuple[RobotPermission, ...]) -> str:
+    return json.dumps(
+        [
+            {
+                "kind": p.kind,
+                "namespace": p.namespace,
+                "access": [{"resource": a.resource, "action": a.action, "effect": a.effect} for a in p.access],
+            }
+            for p in permissions
+        ]
+    )
+
+
+def _load_permissions(text: str) -> tuple[RobotPermission, ...]:
+    raw: list[dict[str, Any]] = json.loads(text or "[]")
+    return tuple(
+        RobotPermission(
+            kind=p["kind"],
+            namespace=p["namespace"],
+            access=tuple(RobotAccess(a["resource"], a["action"], a.get("effect", "allow")) for a in p["access"]),
+        )
+        for p in raw
+    )
+
+
+def _to_robot(row: RobotRow) -> Robot:
+    return Robot(
+        robot_id=int(row.robot_id),
+        name=row.pk.removeprefix("ROBOT#"),
+        level="system" if row.level == "system" else "project",
+        permissions=_load_permissions(row.permissions),
+        secret_hash=row.secret_hash,
+        description=row.description,
+        duration=int(row.duration),
+        expires_at=int(row.expires_at),
+        disabled=bool(row.disabled),
+        creator=row.creator,
+        created_at=int(row.created_at),
+        updated_at=int(row.updated_at),
+    )
