@@ -66,7 +66,7 @@ class Access:
 
 
 def _parse_type(text: str) -> str | None:
-    match = _TYPE_RE.match(text)
+    match = _TYPE_RE.fullmatch(text)
     return match.group("type") if match else None
 
 
@@ -78,7 +78,7 @@ def _parse_name(text: str) -> str | None:
 
 def _parse_actions(text: str) -> tuple[str, ...] | None:
     actions = [part.strip() for part in text.split(",") if part.strip()]
-    if not actions or not all(_ACTION_RE.match(action) for action in actions):
+    if not actions or not all(_ACTION_RE.fullmatch(action) for action in actions):
         return None
     return tuple(dict.fromkeys(actions))  # de-duplicated, order kept
 

@@ -24,7 +24,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse and validate; an unknown algorithm or a malformed value is DIGEST_INVALID."""
-        match = _DIGEST_RE.match(text or "")
+        match = _DIGEST_RE.fullmatch(text or "")
         if not match:
             raise DigestInvalid("invalid digest", {"digest": text})
         alg, encoded = match["alg"], match["hex"]

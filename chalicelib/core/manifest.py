@@ -24,7 +24,7 @@ class Descriptor(BaseModel):
 
     media_type: str = Field(alias="mediaType", min_length=1)
     digest: str
-    size: int = Field(ge=0)
+    size: int = Field(ge=0, strict=True)
     artifact_type: str | None = Field(default=None, alias="artifactType")
     annotations: dict[str, str] | None = None
     platform: dict[str, Any] | None = None
@@ -42,7 +42,7 @@ class Descriptor(BaseModel):
 class _ImageManifest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    schema_version: int = Field(alias="schemaVersion")
+    schema_version: int = Field(alias="schemaVersion", strict=True)
     media_type: str | None = Field(default=None, alias="mediaType")
     artifact_type: str | None = Field(default=None, alias="artifactType")
     config: Descriptor
@@ -54,7 +54,7 @@ class _ImageManifest(BaseModel):
 class _Index(BaseModel):
     model_config = ConfigDict(extra="allow")
 
-    schema_version: int = Field(alias="schemaVersion")
+    schema_version: int = Field(alias="schemaVersion", strict=True)
     media_type: str | None = Field(default=None, alias="mediaType")
     artifact_type: str | None = Field(default=None, alias="artifactType")
     manifests: list[Descriptor]

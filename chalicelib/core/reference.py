@@ -14,13 +14,13 @@ NAME_MAX_LENGTH = 255
 
 
 def validate_name(name: str) -> str:
-    if len(name) > NAME_MAX_LENGTH or not NAME_RE.match(name):
+    if len(name) > NAME_MAX_LENGTH or not NAME_RE.fullmatch(name):
         raise NameInvalid("invalid repository name", {"name": name[:NAME_MAX_LENGTH]})
     return name
 
 
 def validate_tag(tag: str) -> str:
-    if not TAG_RE.match(tag):
+    if not TAG_RE.fullmatch(tag):
         raise TagInvalid("invalid tag", {"tag": tag[:200]})
     return tag
 

@@ -73,7 +73,7 @@ class ProjectService:
             caller.kind == "robot" or self._configuration.project_creation_restriction() != "everyone"
         ):
             raise Forbidden("only system administrators may create projects")
-        if not 1 <= len(name) <= 255 or not _NAME_RE.match(name):
+        if not 1 <= len(name) <= 255 or not _NAME_RE.fullmatch(name):
             raise BadRequest(
                 "project name must be lower-case letters, digits and . _ - separators", {"name": name[:64]}
             )

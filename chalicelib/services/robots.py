@@ -87,7 +87,7 @@ class RobotService:
         if level not in ("system", "project"):
             raise BadRequest("level must be 'system' or 'project'")
         name = body.get("name")
-        if not isinstance(name, str) or not 1 <= len(name) <= 128 or not _NAME_RE.match(name):
+        if not isinstance(name, str) or not 1 <= len(name) <= 128 or not _NAME_RE.fullmatch(name):
             raise BadRequest("robot name must be lower-case letters, digits and . _ - separators")
         permissions = parse_permissions(body.get("permissions"), level)
         stored = self._authorize_create(caller, level, name, permissions)

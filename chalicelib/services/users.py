@@ -40,7 +40,7 @@ class UserService:
         self, caller: Principal, username: str, password: str, *, email: str, realname: str, comment: str
     ) -> User:
         self._require_admin(caller)
-        if not _USERNAME_RE.match(username) or username.startswith(self._robot_prefix()):
+        if not _USERNAME_RE.fullmatch(username) or username.startswith(self._robot_prefix()):
             raise BadRequest("invalid username", {"username": username[:64]})
         if not credentials.validate_secret_strength(password):
             raise BadRequest(_PASSWORD_RULE)

@@ -48,6 +48,7 @@ def _environment() -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "host": platform.node(),
         "cpus": os.cpu_count(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "skopeo": _version(["skopeo", "--version"]),
         "distribution": _version(["docker-registry", "--version"]),
@@ -130,8 +131,11 @@ class Bench:
         return result
 
     def _transfer(self, ours: OurRegistry, dist: Distribution) -> dict[str, Any]:
-        theirs = transfer.timing_baseline("distribution", dist.url, self.runs, self.medium_mb, self.workdir / "d.json")
-        mine = transfer.timing_baseline("ours", ours.url, self.runs, self.medium_mb, self.workdir / "o.json")
+        # Same namespace on both; `library` is the project ours creates at start.
+        namespace = f"library/bench-timing-{int(time.time())}"
+        args = (self.runs, self.medium_mb)
+        theirs = transfer.timing_baseline("distribution", dist.url, *args, self.workdir / "d.json", namespace)
+        mine = transfer.timing_baseline("ours", ours.url, *args, self.workdir / "o.json", namespace, ours.creds)
         ratios = transfer.ratios(mine, theirs)
         for kind in ("push", "pull"):
             value = ratios[kind]
@@ -145,7 +149,7 @@ class Bench:
 
     def _latency(self, ours: OurRegistry, dist: Distribution) -> dict[str, Any]:
         results = {
-            "ours": latency.measure(ours.url, self.latency_n, 8, blob_get_status=307),
+            "ours": latency.measure(ours.url, self.latency_n, 8, blob_get_status=307, creds=ours.creds),
             # distribution's filesystem driver answers blob GET with 200 and the (4 KiB) bytes.
             "distribution": latency.measure(dist.url, self.latency_n, 8, blob_get_status=200),
         }
@@ -177,6 +181,10 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
         f"{env['date']}  {env['cpus']} CPUs  python {env['python']}  {env['skopeo']}  {env['distribution']}  "
         f"git {env['git']['commit']} (+{env['git']['uncommitted_changes']} uncommitted)"
     )
+    load = max(env["loadavg_start"][0], env.get("loadavg_end", [0])[0])
+    print(f"load average (1 min) at start {env['loadavg_start'][0]}, at end {env.get('loadavg_end', ['?'])[0]}")
+    if env["cpus"] and load > 0.5 * env["cpus"]:
+        print("WARNING: the machine was busy with other work; timings are noisy (ratios less so)")
     if "transfer" in sections:
         t = sections["transfer"]
         ours, theirs, ratios = t["ours"], t["distribution"], t["ratios"]
@@ -217,6 +225,8 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
         )
         top = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in i["importtime_top10"][:10])
         print(f"    importtime top 10 cumulative (ms): {top}")
+        top = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in i["importtime_top10_third_party"][:10])
+        print(f"    outside app/chalicelib (ms): {top}")
     if "latency" in sections:
         print("\n[4] latency (ms)       " + "".join(f"{name + ' median/p95':>30}" for name in sections["latency"]))
         for key, label in latency.LABELS.items():
@@ -259,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted: servers stopped", file=sys.stderr, flush=True)
     finally:
         bench.cleanup()
+    bench.summary["environment"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     missed = print_summary(bench.summary)
     bench.summary["targets_missed"] = missed
     BUILD.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 A small image is pushed first; then N sequential manifest GETs by tag, N blob HEADs and N blob GETs
 that do not follow the redirect, and 2N manifest GETs from 8 threads (one Session each). A few
-warm-up requests of each kind are not counted.
+warm-up requests of each kind are not counted. With credentials, one bearer token is fetched first
+(as a client would) and sent with every request, so the token check is part of what is measured.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _stats(samples: list[float]) -> dict[str, Any]:
     }
 
 
-def _timed(http: RequestsHttp, method: str, path: str, headers: dict[str, str], status: int, n: int) -> list[float]:
+def _timed(http: oci.Http, method: str, path: str, headers: dict[str, str], status: int, n: int) -> list[float]:
     samples = []
     for i in range(WARMUP + n):
         started = time.perf_counter()
@@ -64,10 +65,15 @@ def _timed(http: RequestsHttp, method: str, path: str, headers: dict[str, str], 
     return samples
 
 
-def measure(base: str, n: int = 200, concurrency: int = 8, blob_get_status: int = 307) -> dict[str, Any]:
-    http = RequestsHttp(base)
+def measure(
+    base: str, n: int = 200, concurrency: int = 8, blob_get_status: int = 307, creds: tuple[str, str] | None = None
+) -> dict[str, Any]:
+    raw = RequestsHttp(base)
+    http = oci.Authenticated(raw, creds)
     try:
-        repo = f"bench/latency-{time.time_ns()}"
+        # `library` exists from the start on ours (Harbor's default project); distribution takes any name.
+        repo = f"library/bench-latency-{time.time_ns()}"
+        http.login([oci.pull_push_scope(repo)])
         config, layers = oci.config_blob(), [oci.random_blob(4096)]
         oci.push_image(http, repo, "latest", config, layers, style="patch")
         manifest_path = f"/v2/{repo}/manifests/latest"
@@ -79,7 +85,7 @@ def measure(base: str, n: int = 200, concurrency: int = 8, blob_get_status: int 
             "blob_get_no_redirect": _stats(_timed(http, "GET", blob_path, {}, blob_get_status, n)),
         }
     finally:
-        http.close()
+        raw.close()
 
     local = threading.local()
     sessions: list[RequestsHttp] = []
@@ -88,9 +94,11 @@ def measure(base: str, n: int = 200, concurrency: int = 8, blob_get_status: int 
     def one(_: int) -> float:
         client = getattr(local, "http", None)
         if client is None:
-            client = local.http = RequestsHttp(base)
+            session = RequestsHttp(base)
+            client = local.http = oci.Authenticated(session, creds)
+            client.authorization, client.scopes = http.authorization, list(http.scopes)
             with lock:
-                sessions.append(client)
+                sessions.append(session)
         started = time.perf_counter()
         reply = client.request("GET", manifest_path, accept)
         elapsed = time.perf_counter() - started
@@ -105,8 +113,8 @@ def measure(base: str, n: int = 200, concurrency: int = 8, blob_get_status: int 
             samples = list(pool.map(one, range(total)))
             wall = time.perf_counter() - started
     finally:
-        for client in sessions:
-            client.close()
+        for session in sessions:
+            session.close()
     concurrent = _stats(samples)
     concurrent.update({"concurrency": concurrency, "wall_s": wall, "throughput_rps": total / wall})
     result["manifest_get_concurrent"] = concurrent

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -48,6 +49,8 @@ class OurRegistry:
         self.startup_s: float | None = None
         self.shutdown_s: float | None = None
         self.exit_code: int | None = None
+        # The admin password we give the server, so that clients can authenticate (user `admin`).
+        self.creds = ("admin", secrets.token_urlsafe(18))
 
     def __enter__(self) -> OurRegistry:
         try:
@@ -72,6 +75,7 @@ class OurRegistry:
                 "REGISTRY_PORT": str(self.port),
                 "REGISTRY_DATA_DIR": str(self.data_dir),
                 "REGISTRY_HOST": LOOPBACK,
+                "REGISTRY_ADMIN_PASSWORD": self.creds[1],
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -123,6 +127,7 @@ class OurRegistry:
 
 class Distribution:
     name = "distribution"
+    creds = None  # started without --auth
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()

@@ -15,7 +15,15 @@ from typing import Any
 from tests.bench.common import HARNESS, PYTHON, loopback_env
 
 
-def timing_baseline(label: str, url: str, runs: int, medium_mb: float, json_path: Path) -> dict[str, Any]:
+def timing_baseline(
+    label: str,
+    url: str,
+    runs: int,
+    medium_mb: float,
+    json_path: Path,
+    namespace: str,
+    creds: tuple[str, str] | None = None,
+) -> dict[str, Any]:
     command = [
         PYTHON,
         str(HARNESS / "timing-baseline"),
@@ -26,6 +34,9 @@ def timing_baseline(label: str, url: str, runs: int, medium_mb: float, json_path
         str(medium_mb),
         "--json",
         str(json_path),
+        "--namespace",
+        namespace,
+        *(["--creds", ":".join(creds)] if creds else []),
     ]
     proc = subprocess.Popen(command, env=loopback_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

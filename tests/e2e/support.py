@@ -233,24 +233,31 @@ class RegistryServer:
         RegistryServer.live.append(self)
         return self.proc
 
-    def start(self, timeout: float = 60) -> RegistryServer:
+    def start(self, timeout: float = 60, install_timeout: float = 300) -> RegistryServer:
+        """Launch and wait for the "listening" line and GET /v2/ -> 200.
+
+        `timeout` counts from the moment make execs python; before that make may still be refreshing the
+        venv (`pip install` when requirements changed since its stamp), which gets `install_timeout`.
+        """
         proc = self.launch()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        exec_seen_at: float | None = None
+        while True:
+            now = time.monotonic()
+            log = self.log_text(self.started_at_offset)
             if proc.poll() is not None:
-                log = self.log_text(self.started_at_offset)
                 raise AssertionError(f"make serve exited with {proc.returncode} before listening:\n{log}")
-            if LISTENING in self.log_text(self.started_at_offset):
-                try:
+            if exec_seen_at is None and "-m chalicelib.local" in log:
+                exec_seen_at = now
+            if LISTENING in log:
+                with contextlib.suppress(requests.RequestException):
                     if self.http("GET", "/v2/", timeout=5).status_code == 200:
                         return self
-                except requests.RequestException:
-                    pass
+            if (exec_seen_at is not None and now - exec_seen_at > timeout) or now - t0 > install_timeout + timeout:
+                break
             time.sleep(0.2)
         self.kill()
-        raise AssertionError(
-            f"make serve not ready on {self.url} after {timeout}s:\n{self.log_text(self.started_at_offset)}"
-        )
+        raise AssertionError(f"make serve not ready on {self.url} after {time.monotonic() - t0:.0f}s:\n{log}")
 
     def python_pids(self) -> list[int]:
         assert self.proc is not None

@@ -37,9 +37,15 @@ INDEX_TYPE = "application/vnd.example.e2e.bundle.v1"
 TITLE = "org.opencontainers.image.title"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def client(registry: RegistryServer) -> Any:
-    # the default "token" backend: Bearer token flow with these credentials whenever the registry challenges
+    """A new client per test, i.e. per repository.
+
+    The default "token" backend runs the Bearer token flow with these credentials when challenged, but
+    oras-py 0.2.43 then keeps that one token for every later request and refreshes it only on a 403: after a
+    401 `insufficient_scope` (distribution's and Harbor's answer for a token of another repository) it
+    retries with the same token and fails. So one client never spans two repositories.
+    """
     c = oras_client.OrasClient(hostname=registry.hostport, insecure=True)
     user, _, password = registry.creds.partition(":")
     c.auth.set_basic_auth(user, password)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from .support import (
     LISTENING,
@@ -21,6 +20,7 @@ from .support import (
     RegistryServer,
     assert_same_blobs,
     check,
+    repo_name,
     require_tool,
 )
 
@@ -35,12 +35,12 @@ def _skopeo() -> None:
 
 
 def push(server: RegistryServer, lay: Layout, repo: str, tag: str, *extra: str) -> None:
-    check(["skopeo", "copy", "--preserve-digests", "--dest-tls-verify=false", *extra,
+    check(["skopeo", "copy", "--preserve-digests", *server.skopeo_dest(), *extra,
            f"oci:{lay.path}:latest", "docker://" + server.ref(repo, tag)])  # fmt: skip
 
 
 def pull_and_compare(server: RegistryServer, src: Layout, repo: str, ref: str, digest: str, out: Path) -> None:
-    check(["skopeo", "copy", "--all", "--preserve-digests", "--src-tls-verify=false",
+    check(["skopeo", "copy", "--all", "--preserve-digests", *server.skopeo_src(),
            "docker://" + server.ref(repo, ref), f"oci:{out}:x"])  # fmt: skip
     pulled = Layout(out)
     assert pulled.ref("x")["digest"] == digest
@@ -56,17 +56,18 @@ def restored(log: str) -> tuple[int, int]:
 def test_state_survives_sigterm_and_restart(images: dict[str, Any], tmp_path: Path) -> None:
     tiny = Layout(images["dir"] / images["tiny"]["layout"])
     multi = Layout(images["dir"] / images["multiarch"]["layout"])
+    tiny_repo, multi_repo = repo_name("persist/tiny"), repo_name("persist/multiarch")
     data = tmp_path / "data"
 
     first = RegistryServer(data, tmp_path / "server-1.log").start()
     try:
-        assert restored(first.log_text()) == (0, 0)
-        push(first, tiny, "e2e/persist/tiny", "v1")
-        push(first, tiny, "e2e/persist/tiny", "v2")
-        push(first, multi, "e2e/persist/multiarch", "v1", "--all")
+        assert restored(first.log_text())[1] == 0
+        push(first, tiny, tiny_repo, "v1")
+        push(first, tiny, tiny_repo, "v2")
+        push(first, multi, multi_repo, "v1", "--all")
 
         # A second registry on the same data dir refuses to start (and the first keeps serving).
-        second = RegistryServer(data, tmp_path / "server-locked.log")
+        second = RegistryServer(data, tmp_path / "server-locked.log", password=first.password)
         proc = second.launch()
         rc = proc.wait(timeout=60)
         log = second.log_text()
@@ -74,27 +75,27 @@ def test_state_survives_sigterm_and_restart(images: dict[str, Any], tmp_path: Pa
         assert f"{LOCKED} {data.resolve()}" in log, log
         assert LISTENING not in log
         second.stop()  # nothing left running in its group
-        assert requests.get(first.url + "/v2/", timeout=30).status_code == 200
+        assert first.http("GET", "/v2/").status_code == 200
     finally:
         log = first.stop()
     assert "stopping on SIGTERM" in log
     assert STATE_SAVED in log, f"no '{STATE_SAVED}' after SIGTERM:\n{log[-1500:]}"
     assert list((data / "dynamodb").glob("*.jsonl")), sorted(str(p) for p in data.rglob("*"))
 
-    again = RegistryServer(data, tmp_path / "server-2.log", port=first.port).start()
+    again = RegistryServer(data, tmp_path / "server-2.log", port=first.port, password=first.password).start()
     try:
         rows, objects = restored(again.log_text())
         assert rows > 0
         assert objects > 0
-        assert again.tags("e2e/persist/tiny") == ["v1", "v2"]
-        assert again.tags("e2e/persist/multiarch") == ["v1"]
-        catalog = requests.get(again.url + "/v2/_catalog", timeout=30).json()["repositories"]
-        assert {"e2e/persist/tiny", "e2e/persist/multiarch"} <= set(catalog), catalog
-        pull_and_compare(again, tiny, "e2e/persist/tiny", "v2", images["tiny"]["digest"], tmp_path / "tiny")
-        pull_and_compare(again, multi, "e2e/persist/multiarch", "v1", images["multiarch"]["digest"], tmp_path / "m")
+        assert again.tags(tiny_repo) == ["v1", "v2"]
+        assert again.tags(multi_repo) == ["v1"]
+        catalog = again.http("GET", "/v2/_catalog").json()["repositories"]
+        assert {tiny_repo, multi_repo} <= set(catalog), catalog
+        pull_and_compare(again, tiny, tiny_repo, "v2", images["tiny"]["digest"], tmp_path / "tiny")
+        pull_and_compare(again, multi, multi_repo, "v1", images["multiarch"]["digest"], tmp_path / "multi")
         # and it still takes writes
-        push(again, tiny, "e2e/persist/tiny", "v3")
-        assert again.tags("e2e/persist/tiny") == ["v1", "v2", "v3"]
+        push(again, tiny, tiny_repo, "v3")
+        assert again.tags(tiny_repo) == ["v1", "v2", "v3"]
     finally:
         log = again.stop()
     assert STATE_SAVED in log
@@ -107,10 +108,11 @@ def test_repeated_sigterm_during_shutdown_still_saves(images: dict[str, Any], tm
     as python reports the first one. The shutdown save must still complete.
     """
     medium = Layout(images["dir"] / images["medium"]["layout"])
+    repo = repo_name("sigterm/medium")
     data = tmp_path / "data"
     server = RegistryServer(data, tmp_path / "server-1.log").start()
     try:
-        push(server, medium, "e2e/sigterm/medium", "v1")
+        push(server, medium, repo, "v1")
         (python_pid,) = server.python_pids()
         assert server.proc is not None
         os.killpg(server.proc.pid, signal.SIGTERM)
@@ -124,22 +126,23 @@ def test_repeated_sigterm_during_shutdown_still_saves(images: dict[str, Any], tm
     assert STATE_SAVED in log, f"the shutdown save did not complete:\n{log[-1500:]}"
     assert "Traceback" not in log, log[-1500:]
 
-    again = RegistryServer(data, tmp_path / "server-2.log").start()
+    again = RegistryServer(data, tmp_path / "server-2.log", password=server.password).start()
     try:
-        assert again.tags("e2e/sigterm/medium") == ["v1"]
+        assert again.tags(repo) == ["v1"]
     finally:
         again.stop()
 
 
 def test_periodic_snapshot_survives_a_crash(images: dict[str, Any], tmp_path: Path) -> None:
     tiny = Layout(images["dir"] / images["tiny"]["layout"])
+    repo = repo_name("crash/tiny")
     data = tmp_path / "data"
     server = RegistryServer(data, tmp_path / "server-1.log", REGISTRY_SNAPSHOT_INTERVAL_SECONDS="1").start()
     try:
-        push(server, tiny, "e2e/crash/tiny", "v1")
+        push(server, tiny, repo, "v1")
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            if any("e2e/crash/tiny" in p.read_text(errors="replace") for p in (data / "dynamodb").glob("*.jsonl")):
+            if any(repo in p.read_text(errors="replace") for p in (data / "dynamodb").glob("*.jsonl")):
                 break
             time.sleep(0.2)
         time.sleep(3)  # a few more intervals: the objects are saved after the rows
@@ -147,10 +150,10 @@ def test_periodic_snapshot_survives_a_crash(images: dict[str, Any], tmp_path: Pa
         server.kill()  # SIGKILL: the shutdown save never runs
     assert STATE_SAVED not in server.log_text()
 
-    again = RegistryServer(data, tmp_path / "server-2.log").start()
+    again = RegistryServer(data, tmp_path / "server-2.log", password=server.password).start()
     try:
         assert restored(again.log_text())[0] > 0
-        assert again.tags("e2e/crash/tiny") == ["v1"]
-        pull_and_compare(again, tiny, "e2e/crash/tiny", "v1", images["tiny"]["digest"], tmp_path / "pulled")
+        assert again.tags(repo) == ["v1"]
+        pull_and_compare(again, tiny, repo, "v1", images["tiny"]["digest"], tmp_path / "pulled")
     finally:
         again.stop()

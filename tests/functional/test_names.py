@@ -97,7 +97,7 @@ def _longest_deep_name() -> str:
         "library/tags/list/x",
         "library/blobs/uploads",
         "library/referrers/b",
-        "library/v2/_catalog",
+        "library/v2/catalog",
     ],
 )
 def test_valid_names_work_everywhere(registry, name):

@@ -14,7 +14,7 @@ def content_range(value: str | None) -> tuple[int, int] | None:
     """Parse `<start>-<end>` (inclusive); a malformed header is BLOB_UPLOAD_INVALID."""
     if value is None or value == "":
         return None
-    match = _RANGE_RE.match(value.strip())
+    match = _RANGE_RE.fullmatch(value.strip())
     if not match or int(match[2]) < int(match[1]):
         raise BlobUploadInvalid("malformed Content-Range; expected <start>-<end>", {"Content-Range": value[:100]})
     return int(match[1]), int(match[2])
