@@ -77,7 +77,7 @@ def _secret_value(name: str) -> str:
     """An SSM SecureString (by name) or a Secrets Manager secret (by ARN), through Powertools."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (only on AWS)
 
-    if name.startswith("arn:aws:secretsmanager:"):
+    if name.startswith("arn:") and ":secretsmanager:" in name:  # any partition (aws, aws-cn, aws-us-gov)
         return str(parameters.get_secret(name))
     return str(parameters.get_parameter(name, decrypt=True))
 

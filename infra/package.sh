@@ -5,7 +5,8 @@
 #
 # Writes OUT_DIR/sam.json (Chalice's template merged with infra/resources.json), the code zips
 # it points at (deployment.zip, layer-deployment.zip) and OUT_DIR/infra-only.json (the table,
-# bucket, role and log group alone, for the `chalice deploy` route). Fails if cfn-lint reports an
+# bucket, admin password secret, role and log group alone, for the `chalice deploy` route). The
+# deploy needs the TokenKeySecretArn parameter (infra/create-token-key.sh). Fails if cfn-lint reports an
 # error or a warning on either template. See infra/README.md for deploying the result.
 #
 # Environment: AWS_DEFAULT_REGION (default us-east-1; chalice needs one, nothing is called),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -52,14 +53,52 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def aws_env() -> Iterator[None]:
+def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Fake credentials and a fixed region for the whole session (nothing can reach real AWS)."""
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("REGISTRY_") or k in ("AWS_PROFILE", "AWS_ENDPOINT_URL")]:
             mp.delenv(key)
         for key, value in _ENV.items():
             mp.setenv(key, value)
+        mp.setenv("REGISTRY_TOKEN_KEY_FILE", str(_token_key(tmp_path_factory.mktemp("keys"))))
+        _share_botocore_loader(mp)
         yield
+
+
+def _token_key(directory: Path) -> Path:
+    """One RSA key for the session: otherwise every rebuild of the wiring generates a new one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = directory / "token.pem"
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path
+
+
+def _share_botocore_loader(mp: pytest.MonkeyPatch) -> None:
+    """Let every botocore session reuse one model loader (its cache is read-only data).
+
+    boto3 and PynamoDB open a new botocore session per client (PynamoDB: per model class and
+    thread), and each session parses the service's JSON model again (~50-100 ms). Rebuilding the
+    wiring (`configure`) or starting threads would otherwise dominate the suite's run time.
+    """
+    import botocore.loaders
+    import botocore.session
+    import pynamodb.connection.base as pynamodb_connection
+
+    loader = botocore.loaders.create_loader()
+    original = botocore.session.get_session
+
+    def get_session(env_vars: Any = None) -> botocore.session.Session:
+        session = original(env_vars)
+        session.register_component("data_loader", loader)
+        return session
+
+    mp.setattr(botocore.session, "get_session", get_session)
+    mp.setattr(pynamodb_connection, "get_session", get_session)
 
 
 @pytest.fixture(scope="session")

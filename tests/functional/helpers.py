@@ -167,11 +167,19 @@ class Registry:
             headers["Content-Range"] = f"{start}-{start + len(data) - 1}"
         return self.put(location, query_string={"digest": digest}, data=data, headers=headers)
 
-    def push_blob(self, repo: str, data: bytes, *, algorithm: str = "sha256") -> str:
-        """Monolithic push: POST then one PUT ?digest= carrying the whole body."""
-        location = self.start_upload(repo).headers["Location"]
+    def push_blob(self, repo: str, data: bytes, *, algorithm: str = "sha256", session: bool = False) -> str:
+        """Single-request push (POST ?digest= with the body); with `session`, POST then PUT ?digest=."""
         digest = digest_of(data, algorithm)
-        response = self.finish_upload(location, digest, data)
+        if session:
+            location = self.start_upload(repo).headers["Location"]
+            response = self.finish_upload(location, digest, data)
+        else:
+            response = self.post(
+                f"/v2/{repo}/blobs/uploads/",
+                query_string={"digest": digest},
+                data=data,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         assert response.status_code == 201, (response.status_code, response.get_data()[:500])
         assert response.headers["Docker-Content-Digest"] == digest
         return digest

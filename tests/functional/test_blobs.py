@@ -62,7 +62,7 @@ def test_range_request_through_presigned_url(registry):
 
 def test_sha512_blob_get(registry):
     data = random_bytes(300)
-    digest = registry.push_blob(REPO, data, algorithm="sha512")
+    digest = registry.push_blob(REPO, data, algorithm="sha512", session=True)
     response = registry.get(f"/v2/{REPO}/blobs/{digest}")
     assert response.status_code == 307
     assert response.headers["Docker-Content-Digest"] == digest

@@ -46,9 +46,6 @@ def test_invalid_names_are_long_enough():
     assert len(INVALID_NAMES[-1]) == 256
 
 
-ROUTE_IDS = [f"{m}-{r.split('{name}/')[1][:14]}" for m, r in ROUTES]
-
-
 def _assert_name_invalid(registry, name: str, method: str, route: str) -> None:
     from urllib.parse import quote
 
@@ -60,15 +57,9 @@ def _assert_name_invalid(registry, name: str, method: str, route: str) -> None:
 
 
 @pytest.mark.parametrize("name", INVALID_NAMES)
-@pytest.mark.parametrize(("method", "route"), [ROUTES[0], ROUTES[1], ROUTES[8]], ids=["tags", "manifest", "upload"])
-def test_every_invalid_name_is_400(registry, name, method, route):
-    _assert_name_invalid(registry, name, method, route)
-
-
-@pytest.mark.parametrize("name", ["Library/Upper", "a//b", "trailing-", "a" * 256])
-@pytest.mark.parametrize(("method", "route"), ROUTES, ids=ROUTE_IDS)
-def test_invalid_name_is_400_on_every_route(registry, name, method, route):
-    _assert_name_invalid(registry, name, method, route)
+def test_invalid_name_is_400_on_every_route(registry, name):
+    for method, route in ROUTES:
+        _assert_name_invalid(registry, name, method, route)
 
 
 @pytest.mark.parametrize("name", ["Library/Upper", "a//b", "trailing-", "a" * 256])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PACKAGE_SH = REPO_ROOT / "infra" / "package.sh"
+CREATE_TOKEN_KEY_SH = REPO_ROOT / "infra" / "create-token-key.sh"
 RESOURCES = REPO_ROOT / "infra" / "resources.json"
 
 # The keys the local runner maps onto boto3 create_table (or knowingly ignores).
@@ -47,6 +49,10 @@ OBJECT_ACTIONS = {
     "s3:AbortMultipartUpload",
     "s3:ListMultipartUploadParts",
 }
+# The two secrets the function reads at cold start, as the role's resources and the env values.
+ADMIN_SECRET_REF = {"Ref": "AdminPasswordSecret"}
+TOKEN_KEY_REF = {"Ref": "TokenKeySecretArn"}
+EXTERNAL_URL = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"}, {"Ref": "AWS::NoValue"}]}
 
 
 def _tool(name: str) -> str:
@@ -95,6 +101,11 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
 
 def _as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
+
+
+def _keys(values: Any) -> list[str]:
+    """Order-independent, comparable form of a statement's Resource (a value or a list)."""
+    return sorted(json.dumps(v, sort_keys=True) for v in _as_list(values))
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -170,6 +181,10 @@ def test_api_handler_env_and_role(resources: dict[str, Any]) -> None:
     env = handler["Environment"]["Variables"]
     assert env["REGISTRY_TABLE_NAME"] == {"Ref": "RegistryTable"}
     assert env["REGISTRY_BUCKET_NAME"] == {"Ref": "BlobBucket"}
+    assert env["REGISTRY_ADMIN_PASSWORD_PARAMETER"] == ADMIN_SECRET_REF
+    assert env["REGISTRY_TOKEN_KEY_PARAMETER"] == TOKEN_KEY_REF
+    # https://<CustomDomainName> with a custom domain, else unset (the app uses the request's host).
+    assert env["REGISTRY_EXTERNAL_URL"] == EXTERNAL_URL
     # The stage's own variables survive the merge.
     assert env["REGISTRY_MAX_BODY_BYTES"] == "4194304"
     assert env["POWERTOOLS_SERVICE_NAME"] == "registry"
@@ -202,8 +217,81 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     assert on({"Fn::Sub": "${RegistryTable.Arn}/index/*"}) == {"dynamodb:Query"}
     assert on({"Fn::Sub": "${BlobBucket.Arn}/*"}) == OBJECT_ACTIONS
     assert on({"Fn::GetAtt": ["RegistryApiLogGroup", "Arn"]}) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    assert on(ADMIN_SECRET_REF) == {"secretsmanager:GetSecretValue"}
+    assert on(TOKEN_KEY_REF) == {"secretsmanager:GetSecretValue"}
     assert on("*") == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     assert granted == {}, f"unexpected grants: {granted}"
+
+
+def test_secret_reads_are_scoped_to_the_two_secrets(resources: dict[str, Any]) -> None:
+    """GetSecretValue on exactly the admin password secret and the token key secret: no wildcard."""
+    statements = [
+        s
+        for s in _statements(resources["RegistryApiRole"])
+        if any(a.split(":")[0] in {"secretsmanager", "ssm", "kms"} for a in _as_list(s["Action"]))
+    ]
+    assert len(statements) == 1, statements
+    (stmt,) = statements
+    assert _as_list(stmt["Action"]) == ["secretsmanager:GetSecretValue"]
+    assert "Condition" not in stmt
+    assert "NotResource" not in stmt
+    resource = _as_list(stmt["Resource"])
+    assert _keys(resource) == _keys([ADMIN_SECRET_REF, TOKEN_KEY_REF])
+    assert "*" not in json.dumps(resource)
+
+
+def test_admin_password_secret(resources: dict[str, Any]) -> None:
+    """A generated password that meets Harbor's rule: 8-128 chars with an upper, a lower and a digit."""
+    secret = resources["AdminPasswordSecret"]
+    assert secret["Type"] == "AWS::SecretsManager::Secret"
+    props = secret["Properties"]
+    assert "SecretString" not in props
+    generate = props["GenerateSecretString"]
+    assert 8 <= generate["PasswordLength"] <= 128
+    assert generate["RequireEachIncludedType"] is True
+    assert generate["ExcludePunctuation"] is True
+    assert generate.get("IncludeSpace", False) is False
+    for excluded in ("ExcludeUppercase", "ExcludeLowercase", "ExcludeNumbers"):
+        assert generate.get(excluded, False) is False, excluded
+    # A plain string (no SecretStringTemplate): the app uses the whole value as the password.
+    assert "SecretStringTemplate" not in generate
+    assert "GenerateStringKey" not in generate
+    # Bound to the retained table's admin user: kept when the stack goes.
+    assert secret["DeletionPolicy"] == "Retain"
+    assert secret.get("KmsKeyId") is None  # default aws/secretsmanager key: no kms:Decrypt needed
+
+
+def test_token_key_secret_arn_parameter(template: dict[str, Any]) -> None:
+    """Required (no default): only a full Secrets Manager ARN passes, so the IAM grant matches it exactly."""
+    param = template["Parameters"]["TokenKeySecretArn"]
+    assert param["Type"] == "String"
+    assert "Default" not in param
+    pattern = re.compile(param["AllowedPattern"])
+    for good in (
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry/token-signing-key-AbC123",
+        "arn:aws-us-gov:secretsmanager:us-gov-west-1:123456789012:secret:key-a1B2c3",
+    ):
+        assert pattern.fullmatch(good), good
+    for bad in (
+        "",
+        "*",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:*",
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry/token-signing-key",  # partial ARN
+        "arn:aws:secretsmanager:us-east-1:123456789012:secret:registry/token-signing-key-AbC12*",
+        "/registry/token-key",  # an SSM name: the role has no ssm:GetParameter
+        "arn:aws:ssm:us-east-1:123456789012:parameter/registry/token-key",
+    ):
+        assert not pattern.fullmatch(bad), bad
+
+
+def test_create_token_key_script_parses() -> None:
+    """The operator's script (never run here: it calls AWS) is at least valid bash."""
+    bash = shutil.which("bash") or "/bin/bash"
+    proc = subprocess.run([bash, "-n", str(CREATE_TOKEN_KEY_SH)], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    text = CREATE_TOKEN_KEY_SH.read_text()
+    assert "rsa_keygen_bits:2048" in text
+    assert "secretsmanager create-secret" in text
 
 
 def test_outputs(template: dict[str, Any]) -> None:
@@ -211,18 +299,30 @@ def test_outputs(template: dict[str, Any]) -> None:
     assert outputs["RegistryTableName"]["Value"] == {"Ref": "RegistryTable"}
     assert outputs["RegistryBucketName"]["Value"] == {"Ref": "BlobBucket"}
     assert outputs["RegistryApiRoleArn"]["Value"] == {"Fn::GetAtt": ["RegistryApiRole", "Arn"]}
+    assert outputs["AdminPasswordSecretArn"]["Value"] == ADMIN_SECRET_REF
 
 
 def test_infra_only_template(package_dir: Path) -> None:
     infra = json.loads((package_dir / "infra-only.json").read_text())
     assert "Transform" not in infra
     resources = infra["Resources"]
-    assert {"RegistryTable", "BlobBucket", "BlobBucketPolicy", "RegistryApiRole", "RegistryApiLogGroup"} <= set(
-        resources
-    )
+    assert {
+        "RegistryTable",
+        "BlobBucket",
+        "BlobBucketPolicy",
+        "RegistryApiRole",
+        "RegistryApiLogGroup",
+        "AdminPasswordSecret",
+    } <= set(resources)
     assert all("Type" in r for r in resources.values())
     assert "APIHandler" not in resources
     assert "RegistryDomainMapping" not in resources  # it needs the Chalice REST API
     assert "RegistryDomain" not in resources  # chalice deploy uses api_gateway_custom_domain
-    assert {"RegistryTableName", "RegistryBucketName", "RegistryApiRoleArn"} <= set(infra["Outputs"])
+    assert {"RegistryTableName", "RegistryBucketName", "RegistryApiRoleArn", "AdminPasswordSecretArn"} <= set(
+        infra["Outputs"]
+    )
     assert "ApiLogGroupName" in infra["Parameters"]
+    # The chalice-deploy route's role reads the same two secrets.
+    assert "Default" not in infra["Parameters"]["TokenKeySecretArn"]
+    (stmt,) = [s for s in _statements(resources["RegistryApiRole"]) if s.get("Sid") == "RegistrySecrets"]
+    assert _keys(stmt["Resource"]) == _keys([ADMIN_SECRET_REF, TOKEN_KEY_REF])
