@@ -89,7 +89,7 @@ class ChaliceWSGI:
 
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
         for resource, regex in self._routes:
-            found = regex.match(path)
+            found = regex.fullmatch(path)
             if found:
                 return resource, found.groupdict()
         return None
@@ -156,7 +156,7 @@ class ChaliceWSGI:
 def _route_regex(path: str) -> re.Pattern[str]:
     pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", path)
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
-    return re.compile(f"^{pattern}$")
+    return re.compile(f"^{pattern}$", re.DOTALL)
 
 
 def _plain(start_response: StartResponse, status: int, body: bytes) -> list[bytes]:

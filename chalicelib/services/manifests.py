@@ -63,9 +63,9 @@ class ManifestService:
             raise
         return charged
 
-    def get(self, repository: str, reference: str, accept: list[str]) -> Manifest:
+    def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True) -> Manifest:
         digest = self.resolve(repository, reference)
-        manifest = self._manifests.get(repository, digest)
+        manifest = self._manifests.get(repository, digest, with_body=with_body)
         if manifest is None:
             raise ManifestUnknown(detail={"reference": reference})
         if accept and not _accepts(accept, manifest.media_type):

@@ -75,7 +75,7 @@ class UploadService:
             self._check_range(upload, data, content_range, location)
         if not data:
             return upload
-        return self._append_claimed(upload, data, location)
+        return self._append_claimed(upload, data, location, streamed=content_range is None)
 
     def finish(
         self,
@@ -181,13 +181,13 @@ class UploadService:
             raise BlobUploadInvalid("too many chunks in one upload; send larger chunks")
         return claimed, seq, token
 
-    def _append_claimed(self, upload: Upload, data: bytes, location: str) -> Upload:
+    def _append_claimed(self, upload: Upload, data: bytes, location: str, *, streamed: bool) -> Upload:
         from chalicelib.stores.uploads import LeaseLost  # noqa: PLC0415
 
         pieces = max(1, -(-len(data) // _MAX_PART_BYTES))
         claimed, seq, token = self._claim(upload, pieces, location)
         try:
-            updated = self._write(claimed, seq, data)
+            updated = self._write(claimed, seq, data, streamed=streamed)
             self._uploads.commit(updated, token)
         except LeaseLost:
             raise RangeInvalid(
@@ -198,17 +198,23 @@ class UploadService:
             raise
         # Staged chunks folded into the part are no longer referenced by the committed state.
         folded = [c.key for c in claimed.pending if c not in updated.pending]
-        if folded:
-            self._objects.delete(*folded)
+        _delete_staging(self._objects, folded)
         return updated
 
-    def _write(self, upload: Upload, seq: int, data: bytes) -> Upload:
+    def _write(self, upload: Upload, seq: int, data: bytes, *, streamed: bool) -> Upload:
         """Stage or upload `data` under reserved part numbers; returns the new (uncommitted) state."""
         hash_state = self._advance_hash(upload, data)
         parts = list(upload.parts)
         pending = list(upload.pending)
         multipart_id = upload.multipart_id
-        if upload.pending_bytes + len(data) < self._part_size:
+        if upload.offset == 0 and streamed:
+            # A first chunk sent without Content-Range is how docker, podman and skopeo stream a
+            # whole blob in one request: it goes to the content address of its own bytes, and the
+            # closing PUT only has to check that this is the digest it names (no copy). The object
+            # is invisible until a blob row exists, and its bytes match its key by construction (S3
+            # checks the SHA-256 on write). Chunked clients (Content-Range) stage as usual.
+            pending.append(self._stage_content_addressed(upload.hash_algorithm, data))
+        elif upload.pending_bytes + len(data) < self._part_size:
             key = f"{keys.upload_prefix(upload.id)}chunk-{seq}"
             self._objects.put(key, data)
             pending.append(Chunk(key, len(data)))
@@ -230,6 +236,13 @@ class UploadService:
             multipart_id=multipart_id,
             hash_state=hash_state,
         )
+
+    def _stage_content_addressed(self, algorithm: str, data: bytes) -> Chunk:
+        digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+        key = keys.blob_object_key(digest)
+        if self._blobs.global_size(digest) is None:
+            self._objects.put(key, data, sha256_hex=digest.partition(":")[2] if algorithm == "sha256" else None)
+        return Chunk(key, len(data))
 
     @staticmethod
     def _advance_hash(upload: Upload, data: bytes) -> bytes | None:
@@ -259,6 +272,10 @@ class UploadService:
             incremental = restored.hexdigest() if restored else None
         if incremental is not None and incremental != digest.hex:
             raise DigestInvalid("content does not match digest", {"digest": str(digest)})
+        if not upload.parts and len(upload.pending) == 1 and upload.pending[0].key == keys.blob_object_key(str(digest)):
+            # One chunk, already at this digest's address: its bytes hash to the digest by construction.
+            self._make_visible(upload.repository, str(digest), upload.offset, None)
+            return False
         if not upload.parts:
             # Everything is staged in small chunks (< one part): assemble in memory.
             body = b"".join(self._objects.get(c.key) for c in upload.pending)
@@ -323,8 +340,15 @@ class UploadService:
             if not completed:
                 self._objects.abort_multipart(_data_key(upload.id), upload.multipart_id)
             staged.append(_data_key(upload.id))
-        if staged:
-            self._objects.delete(*staged)
+        _delete_staging(self._objects, staged)
+
+
+def _delete_staging(objects: S3ObjectStore, staged: list[str]) -> None:
+    """Delete staging objects, never a content-addressed one: another upload or a blob may own it
+    (an unreferenced one is garbage collection's to remove)."""
+    removable = [k for k in staged if not k.startswith(keys.BLOBS_PREFIX)]
+    if removable:
+        objects.delete(*removable)
 
 
 def _data_key(upload_id: str) -> str:

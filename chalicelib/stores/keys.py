@@ -41,9 +41,14 @@ S3: one bucket (`REGISTRY_BUCKET_NAME`).
 
 | object                         | key                               |
 |--------------------------------|-----------------------------------|
-| blob bytes (verified only)     | `blobs/<alg>/<hex>`               |
+| blob bytes                     | `blobs/<alg>/<hex>`               |
 | manifest too big to inline     | `manifests/<alg>/<hex>`           |
 | upload staging (chunks, parts) | `uploads/<id>/...`                |
+
+An object under `blobs/` always holds bytes that hash to its key (S3 checks the SHA-256 on write), but
+it is part of the registry only once its blob row exists. The first chunk of every upload is written
+straight to the address of its own bytes, so a blob pushed in one request (the common case) needs no
+copy when the upload closes; when more chunks follow, that object is left for garbage collection.
 
 `uploads/` is expired by a bucket lifecycle rule (and abandoned multipart uploads aborted), so an
 upload that is never finished costs nothing after a day or two even if its DynamoDB row's TTL has
@@ -128,6 +133,9 @@ def referrer_prefix(subject: str) -> str:
 
 def referrer_sk(subject: str, referrer: str) -> str:
     return f"{referrer_prefix(subject)}{referrer}"
+
+
+BLOBS_PREFIX = "blobs/"
 
 
 def blob_object_key(digest: str) -> str:

@@ -34,12 +34,18 @@ class ManifestStore:
         except TagRow.DoesNotExist:
             return None
 
-    def get(self, repository: str, digest: str) -> Manifest | None:
+    def get(self, repository: str, digest: str, *, with_body: bool = True) -> Manifest | None:
+        """The manifest; without `with_body` (HEAD) a body kept in S3 is not fetched."""
         try:
             row = ManifestRow.get(keys.repo_pk(repository), keys.manifest_sk(digest))
         except ManifestRow.DoesNotExist:
             return None
-        body = self._objects.get(keys.manifest_object_key(digest)) if row.in_s3 else bytes(row.body or b"")
+        if not with_body:
+            body = b""
+        elif row.in_s3:
+            body = self._objects.get(keys.manifest_object_key(digest))
+        else:
+            body = bytes(row.body or b"")
         return Manifest(digest=digest, media_type=row.media_type, size=int(row.size), body=body, subject=row.subject)
 
     def existing(self, repository: str, digests: list[str]) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .support import STATE_SAVED, CommandLog, RegistryServer, check, find_harness
+from .support import CommandLog, RegistryServer, check, find_harness
 
 MEDIUM_MB = 8
 SEED = "42"
@@ -76,9 +76,7 @@ def registry(e2e_tmp: Path) -> Iterator[RegistryServer]:
         pytest.fail("make is not installed")
     server = RegistryServer(e2e_tmp / "registry-data", e2e_tmp / "server.log").start()
     yield server
-    log = server.stop()
-    assert "stopping on SIGTERM" in log, f"server did not report the SIGTERM:\n{log[-1500:]}"
-    assert STATE_SAVED in log, f"server did not save its state on SIGTERM:\n{log[-1500:]}"
+    server.stop()  # SIGTERM to the group; asserts python ended and printed "state saved"
 
 
 @pytest.fixture(scope="session")

@@ -263,8 +263,12 @@ class RegistryServer:
         assert self.proc is not None
         return [p for p in _pgrp_members(self.proc.pid) if p != self.proc.pid]
 
-    def stop(self, timeout: float = 60) -> str:
-        """SIGTERM the process group; wait for make and python; return this run's log."""
+    def stop(self, timeout: float = 60, expect_saved: bool = True) -> str:
+        """SIGTERM the process group as a developer's `kill -- -PGID` or a supervisor would; return this run's log.
+
+        Both make and python end (nothing of the group is left) and, unless `expect_saved` is false (a
+        server that never started), python reported the SIGTERM and saved its state.
+        """
         assert self.proc is not None
         pgid = self.proc.pid
         if self.proc.poll() is None:
@@ -282,7 +286,14 @@ class RegistryServer:
         if self in RegistryServer.live:
             RegistryServer.live.remove(self)
         assert not left, f"processes still running in the server's group after SIGTERM: {left}"
-        return self.log_text(self.started_at_offset)
+        log = self.log_text(self.started_at_offset)
+        if expect_saved:
+            tail = log[-2500:]
+            assert "stopping on SIGTERM" in log, f"{self.url} did not report the SIGTERM:\n{tail}"
+            assert STATE_SAVED in log, (
+                f"{self.url} did not save its state on SIGTERM (rc={self.proc.returncode}):\n{tail}"
+            )
+        return log
 
     def kill(self) -> None:
         """SIGKILL the whole group (a crash); no state is saved by the process itself."""

@@ -74,12 +74,10 @@ def test_state_survives_sigterm_and_restart(images: dict[str, Any], tmp_path: Pa
         assert rc != 0, f"a second `make serve` on the same data dir started (rc={rc}):\n{log}"
         assert f"{LOCKED} {data.resolve()}" in log, log
         assert LISTENING not in log
-        second.stop()  # nothing left running in its group
+        second.stop(expect_saved=False)  # nothing left running in its group
         assert first.http("GET", "/v2/").status_code == 200
     finally:
-        log = first.stop()
-    assert "stopping on SIGTERM" in log
-    assert STATE_SAVED in log, f"no '{STATE_SAVED}' after SIGTERM:\n{log[-1500:]}"
+        first.stop()  # asserts "state saved"
     assert list((data / "dynamodb").glob("*.jsonl")), sorted(str(p) for p in data.rglob("*"))
 
     again = RegistryServer(data, tmp_path / "server-2.log", port=first.port, password=first.password).start()
@@ -97,8 +95,7 @@ def test_state_survives_sigterm_and_restart(images: dict[str, Any], tmp_path: Pa
         push(again, tiny, tiny_repo, "v3")
         assert again.tags(tiny_repo) == ["v1", "v2", "v3"]
     finally:
-        log = again.stop()
-    assert STATE_SAVED in log
+        again.stop()
 
 
 def test_repeated_sigterm_during_shutdown_still_saves(images: dict[str, Any], tmp_path: Path) -> None:
@@ -122,8 +119,7 @@ def test_repeated_sigterm_during_shutdown_still_saves(images: dict[str, Any], tm
         with contextlib.suppress(ProcessLookupError):
             os.kill(python_pid, signal.SIGTERM)  # what make does when it gets its own SIGTERM
     finally:
-        log = server.stop()
-    assert STATE_SAVED in log, f"the shutdown save did not complete:\n{log[-1500:]}"
+        log = server.stop()  # asserts "state saved"
     assert "Traceback" not in log, log[-1500:]
 
     again = RegistryServer(data, tmp_path / "server-2.log", password=server.password).start()

@@ -204,7 +204,10 @@ def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveReg
     from werkzeug.test import Client
 
     from chalicelib import wiring
+    from chalicelib.config import get_settings
 
+    if (get_settings().table_name, get_settings().bucket_name) != (TABLE, BUCKET):
+        wiring.reset()  # another suite pointed the app elsewhere and left its settings cached
     with mock_aws():
         _create_resources()
         client = Client(wsgi_app)

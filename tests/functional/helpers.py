@@ -41,9 +41,7 @@ def canonical(document: dict[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
-def descriptor(
-    media_type: str, data: bytes, *, artifact_type: str | None = None, **extra: Any
-) -> dict[str, Any]:
+def descriptor(media_type: str, data: bytes, *, artifact_type: str | None = None, **extra: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"mediaType": media_type, "digest": digest_of(data), "size": len(data)}
     if artifact_type is not None:
         out["artifactType"] = artifact_type
@@ -159,9 +157,7 @@ class Registry:
             headers["Content-Range"] = f"{start}-{start + len(data) - 1}"
         return self.patch(location, data=data, headers=headers)
 
-    def finish_upload(
-        self, location: str, digest: str, data: bytes = b"", start: int | None = None
-    ) -> TestResponse:
+    def finish_upload(self, location: str, digest: str, data: bytes = b"", start: int | None = None) -> TestResponse:
         headers = {"Content-Type": "application/octet-stream"}
         if data and start is not None:
             headers["Content-Range"] = f"{start}-{start + len(data) - 1}"

@@ -77,7 +77,7 @@ def test_wrong_method_on_root(registry, method):
 
 
 def test_error_responses_carry_request_id(registry):
-    response = registry.get(f"/v2/library/repo/manifests/latest")
+    response = registry.get("/v2/library/repo/manifests/latest")
     assert response.status_code == 404
     assert response.headers["X-Request-Id"]
     assert response.headers["Content-Type"] == "application/json"

@@ -16,6 +16,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from tests.functional.helpers import (
     OCI_MANIFEST,
     Registry,

@@ -134,7 +134,9 @@ def test_repository_with_untagged_manifest(registry):
 
 
 class TestCatalog:
-    NAMES = [f"library/{n}" for n in ("zeta", "alpha/one", "alpha/two", "alpha", "beta/a/b/c", "b-c", "b_c", "b.c")]
+    NAMES = tuple(
+        f"library/{n}" for n in ("zeta", "alpha/one", "alpha/two", "alpha", "beta/a/b/c", "b-c", "b_c", "b.c")
+    )
 
     @pytest.fixture(autouse=True)
     def _repos(self, registry):

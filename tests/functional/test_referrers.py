@@ -53,7 +53,7 @@ def _artifact(registry, subject: dict, *, artifact_type=None, config_type=OCI_EM
 
 @pytest.fixture
 def subject(registry):
-    digest, body = registry.push_image(REPO, "v1")
+    _, body = registry.push_image(REPO, "v1")
     return descriptor(OCI_MANIFEST, body)
 
 

@@ -6,7 +6,15 @@ import hashlib
 
 import pytest
 
-from tests.functional.helpers import assert_error, digest_of, random_bytes, range_end
+from tests.functional.helpers import (
+    OCI_CONFIG,
+    assert_error,
+    descriptor,
+    digest_of,
+    image_manifest,
+    random_bytes,
+    range_end,
+)
 
 REPO = "library/uploads"
 
@@ -466,9 +474,27 @@ class TestBodyCap:
         assert str(self.LIMIT) in entry["message"]
         assert registry.head(f"/v2/{REPO}/blobs/{digest}").status_code == 404
 
+    def test_oversized_manifest_is_413(self, registry):
+        config = b"{}"
+        registry.push_blob(REPO, config)
+        doc = image_manifest(descriptor(OCI_CONFIG, config), [], annotations={"pad": "x" * 2048})
+        response = registry.put_manifest(REPO, "big", doc)
+        entry = assert_error(response, 413, "SIZE_INVALID")
+        assert str(self.LIMIT) in entry["message"]
+        assert registry.tag_names(REPO) == []
+
     def test_oversized_final_put_is_413(self, registry):
         data = random_bytes(2048)
         location = registry.start_upload(REPO).headers["Location"]
         assert_error(registry.finish_upload(location, digest_of(data), data), 413, "SIZE_INVALID")
         assert registry.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status_code == 404
         assert _status(registry, location).headers["Range"] == "0-0"
+
+
+def test_empty_patch_keeps_the_offset(registry):
+    location = registry.start_upload(REPO).headers["Location"]
+    assert registry.patch_chunk(location, b"abc", 0).status_code == 202
+    response = registry.patch(location, data=b"")
+    assert response.status_code == 202
+    assert response.headers["Range"] == "0-2"
+    assert registry.finish_upload(location, digest_of(b"abc")).status_code == 201

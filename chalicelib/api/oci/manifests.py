@@ -21,7 +21,10 @@ def put_manifest(request: HttpRequest) -> Response:
 
 def get_manifest(request: HttpRequest) -> Response:
     manifest = services().manifests.get(
-        request.params["name"], request.params["reference"], _accepted(request.header("accept"))
+        request.params["name"],
+        request.params["reference"],
+        _accepted(request.header("accept")),
+        with_body=request.method == "GET",
     )
     if request.method == "GET":
         metrics.add_metric(name="ManifestPulls", unit="Count", value=1)

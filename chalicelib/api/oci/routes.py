@@ -32,7 +32,7 @@ class Route(NamedTuple):
 
 
 def _route(pattern: str, **handlers: tuple[Handler, str]) -> Route:
-    return Route(re.compile(pattern), handlers)
+    return Route(re.compile(pattern, re.DOTALL), handlers)
 
 
 _NAME = r"(?P<name>.+)"
@@ -74,7 +74,7 @@ def v2_root() -> Response:
 @bp.route("/v2/{proxy+}", methods=METHODS, content_types=["*/*"])
 def v2_proxy() -> Response:
     request = bp.current_request
-    path = ((request.uri_params or {}).get("proxy") or "").strip()
+    path = (request.uri_params or {}).get("proxy") or ""
     return _serve(path, None)
 
 
@@ -97,7 +97,7 @@ def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Respons
         require(request, "", "version")
         return (fixed or base.version_check)(request)
     for route in ROUTES:
-        match = route.pattern.match(path)
+        match = route.pattern.fullmatch(path)
         if match is None:
             continue
         entry = route.handlers.get(request.method)

@@ -8,6 +8,7 @@ apart by using unique user, project and robot names.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import uuid
@@ -44,7 +45,6 @@ def signing_key(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> rsa.RSAPriva
 @pytest.fixture(scope="module")
 def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
     """A fresh registry (own table and bucket) for the whole test module, driven over WSGI."""
-    import boto3
     from moto import mock_aws
     from werkzeug.test import Client
 
@@ -73,10 +73,10 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
             from chalicelib import wiring
             from chalicelib.local.emulator import table_properties
 
-            dynamodb = boto3.client("dynamodb", region_name=REGION)
+            dynamodb, s3 = _aws_clients()
             args = {k: v for k, v in table_properties().items() if k not in _NOT_CREATE_TABLE_ARGS}
             dynamodb.create_table(TableName=table, **args)
-            boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
+            s3.create_bucket(Bucket=bucket)
             wiring.reset()
             from app import app
             from chalicelib.local.wsgi import ChaliceWSGI
@@ -85,6 +85,14 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
                 yield Harbor(Client(ChaliceWSGI(app)))
             finally:
                 wiring.reset()
+
+
+@functools.cache
+def _aws_clients() -> tuple[Any, Any]:
+    """botocore clients stay mocked across `mock_aws()` contexts, and building one costs ~0.1-0.3 s."""
+    import boto3
+
+    return boto3.client("dynamodb", region_name=REGION), boto3.client("s3", region_name=REGION)
 
 
 @pytest.fixture

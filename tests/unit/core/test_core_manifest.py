@@ -280,8 +280,6 @@ class TestIndexDescriptors:
         doc["manifests"] += [{"digest": 5}, "text", {"mediaType": "x"}]
         assert [d["digest"] for d in index_descriptors(json.dumps(doc).encode())] == [CHILD1, CHILD2]
 
-    @pytest.mark.parametrize(
-        "body", [b"not json", b"\xff", b"[]", b"{}", b'{"manifests": null}', b'{"manifests": []}']
-    )
+    @pytest.mark.parametrize("body", [b"not json", b"\xff", b"[]", b"{}", b'{"manifests": null}', b'{"manifests": []}'])
     def test_anything_else_has_no_entries(self, body):
         assert index_descriptors(body) == []

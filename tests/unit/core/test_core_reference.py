@@ -73,7 +73,21 @@ def test_name_max_length_is_255():
 
 @pytest.mark.parametrize(
     "tag",
-    ["latest", "v1.0.0", "1", "_", "_a", "A", "a-b", "a_b", "a.b", "Z9", "a" * 128, "_" + "-" * 127, "sha256-" + "a" * 64],
+    [
+        "latest",
+        "v1.0.0",
+        "1",
+        "_",
+        "_a",
+        "A",
+        "a-b",
+        "a_b",
+        "a.b",
+        "Z9",
+        "a" * 128,
+        "_" + "-" * 127,
+        "sha256-" + "a" * 64,
+    ],
 )
 def test_valid_tags(tag):
     assert validate_tag(tag) == tag
