@@ -29,8 +29,10 @@ class Settings(BaseSettings):
         default="us-east-1",
         validation_alias=AliasChoices("REGISTRY_AWS_REGION", "AWS_REGION", "AWS_DEFAULT_REGION"),
     )
-    # Set only when talking to an AWS emulator (the local runner points it at moto).
+    # Set only when talking to an AWS emulator over HTTP.
     aws_endpoint_url: str | None = None
+    # S3 endpoint that presigned download URLs point at (the local runner's moto server); unset on AWS.
+    presign_endpoint_url: str | None = None
 
     # Upload data plane (DESIGN.md section 3).
     max_body_bytes: int = Field(default=0, ge=0, description="0 disables the request-body cap")
@@ -77,7 +79,9 @@ class Settings(BaseSettings):
     snapshot_interval_seconds: int = Field(default=30, ge=1)
     server_threads: int = Field(default=16, ge=1)
 
-    @field_validator("aws_endpoint_url", "admin_password_parameter", "token_key_parameter", "external_url")
+    @field_validator(
+        "aws_endpoint_url", "presign_endpoint_url", "admin_password_parameter", "token_key_parameter", "external_url"
+    )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None

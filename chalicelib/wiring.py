@@ -59,9 +59,9 @@ class Services:
     quotas: QuotaService
 
 
-def s3_client(settings: Settings) -> S3Client:
+def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     # Path-style addressing is what an emulator endpoint (moto) serves; AWS uses virtual hosts.
-    addressing = "path" if settings.aws_endpoint_url else "virtual"
+    addressing = "path" if endpoint_url else "virtual"
     config = Config(
         signature_version="s3v4",
         s3={"addressing_style": addressing},  # type: ignore[arg-type]
@@ -71,7 +71,7 @@ def s3_client(settings: Settings) -> S3Client:
         request_checksum_calculation="when_required",
     )
     return boto3.session.Session().client(
-        "s3", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url, config=config
+        "s3", region_name=settings.aws_region, endpoint_url=endpoint_url, config=config
     )
 
 
@@ -105,7 +105,8 @@ def admin_password(settings: Settings) -> str | None:
 def services() -> Services:
     settings = get_settings()
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
-    objects = S3ObjectStore(s3_client(settings), settings.bucket_name)
+    presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
+    objects = S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
     blob_meta = BlobMetaStore()
     manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes)
     project_store = ProjectStore()

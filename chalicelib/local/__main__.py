@@ -14,10 +14,14 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import waitress
 from waitress.channel import HTTPChannel
+
+if TYPE_CHECKING:
+    from chalicelib.config import Settings
+    from chalicelib.local.snapshot import Snapshotter
 
 
 def _refuse_tls_probes() -> None:
@@ -55,6 +59,10 @@ class _Stop(Exception):
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # Only the first signal stops the server: `make` forwards the group's SIGTERM a second time,
+    # and a second _Stop raised inside the final snapshot would lose the state it is saving.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise _Stop(signal.Signals(signum).name)
 
 
@@ -83,13 +91,35 @@ def _prepare_identity(data_dir: Path) -> str | None:
     return password
 
 
+def _build_server(settings: Settings, snapshots: Snapshotter) -> Any:
+    """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
+    from app import app  # noqa: PLC0415
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.local.wsgi import ChaliceWSGI  # noqa: PLC0415
+
+    wiring.services()
+    _refuse_tls_probes()
+    return waitress.create_server(
+        ChaliceWSGI(app, on_write=snapshots.mark_dirty),
+        host=settings.host,
+        port=settings.port,
+        threads=settings.server_threads,
+        max_request_body_size=64 * 1024**3,
+        # Bodies are handed to the app in memory anyway; spooling them to disk first only costs I/O.
+        inbuf_overflow=512 * 1024**2,
+        channel_timeout=300,
+        clear_untrusted_proxy_headers=True,
+        ident="registry",
+    )
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
     from chalicelib.config import get_settings  # noqa: PLC0415
+    from chalicelib.local import moto_patches  # noqa: PLC0415
     from chalicelib.local.emulator import Emulator  # noqa: PLC0415
     from chalicelib.local.snapshot import Snapshotter  # noqa: PLC0415
-    from chalicelib.local.wsgi import ChaliceWSGI  # noqa: PLC0415
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
@@ -101,8 +131,9 @@ def main() -> int:
         print(f"another registry is already using {data_dir}", file=sys.stderr)
         return 1
 
+    moto_patches.apply()
     emulator = Emulator(settings)
-    os.environ["REGISTRY_AWS_ENDPOINT_URL"] = emulator.start()
+    os.environ["REGISTRY_PRESIGN_ENDPOINT_URL"] = emulator.start()
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
@@ -114,20 +145,7 @@ def main() -> int:
     wiring.reset()
     settings = get_settings()
 
-    from app import app  # noqa: PLC0415
-
-    wiring.services()  # build clients now, not on the first request
-    _refuse_tls_probes()
-    server = waitress.create_server(
-        ChaliceWSGI(app, on_write=snapshots.mark_dirty),
-        host=settings.host,
-        port=settings.port,
-        threads=settings.server_threads,
-        max_request_body_size=64 * 1024**3,
-        channel_timeout=300,
-        clear_untrusted_proxy_headers=True,
-        ident="registry",
-    )
+    server = _build_server(settings, snapshots)
     stop_snapshots = threading.Event()
 
     def snapshot_loop() -> None:

@@ -1,7 +1,12 @@
-"""In-process AWS for the embedded runner: moto's server on loopback, tables and bucket from `infra/`.
+"""In-process AWS for the embedded runner: moto, with tables and bucket created from `infra/`.
 
-The table definition is read from `infra/resources.json`, the same resource CloudFormation
-creates on AWS, so local and cloud never drift apart.
+The app's boto3 and PynamoDB calls are served by moto inside the process (`mock_aws`): no sockets,
+no request parsing, so a local push costs little more than the bytes it moves. moto's HTTP server
+runs beside it on loopback, on the same in-memory state, only to serve the presigned URLs that blob
+downloads redirect to (clients fetch those themselves).
+
+The table definition is read from `infra/resources.json`, the same resource CloudFormation creates
+on AWS, so local and cloud never drift apart.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+from moto import mock_aws
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from chalicelib.config import Settings
@@ -22,30 +28,29 @@ _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecifi
 
 
 class Emulator:
-    """moto on 127.0.0.1, reachable by the app (boto3) and by clients following presigned URLs."""
-
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
+        self._mock = mock_aws()
         self._server = ThreadedMotoServer(ip_address=settings.host, port=settings.moto_port, verbose=False)
-        self.endpoint_url = ""
+        self.server_url = ""
 
     def start(self) -> str:
+        """Start moto (in-process and on loopback); returns the URL presigned links should use."""
+        self._mock.start()
         self._server.start()
         host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
-        return self.endpoint_url
+        self.server_url = f"http://{host}:{port}"
+        return self.server_url
 
     def stop(self) -> None:
         self._server.stop()
+        self._mock.stop(remove_data=False)
 
     def client(self, service: Any) -> Any:
         return boto3.session.Session().client(
-            service,
-            region_name=self._settings.aws_region,
-            endpoint_url=self.endpoint_url,
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 (moto accepts any)
-        )
+            service, region_name=self._settings.aws_region,
+            aws_access_key_id="local", aws_secret_access_key="local",  # noqa: S106 (moto accepts any)
+        )  # fmt: skip
 
     def create_resources(self) -> None:
         """Create the table and bucket if absent (idempotent)."""

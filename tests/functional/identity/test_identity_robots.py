@@ -340,3 +340,21 @@ def test_project_admin_manages_robots_of_own_project_only(harbor):
         "permissions": [{"kind": "project", "namespace": foreign, "access": PULL}]})  # fmt: skip
     expect_error(response, 404, "NOT_FOUND")
     expect_status(harbor.delete(f"robots/{robot['id']}", auth=(owner, PASSWORD)), 200)
+
+
+def test_deleting_a_project_removes_its_robots(harbor):
+    """Harbor deletes a project's robots with it; a project re-created under the same name must not
+    be open to the old project's robots."""
+    name, _ = harbor.create_project()
+    robot = harbor.project_robot(name, PULL_PUSH)
+    expect_status(harbor.delete(f"projects/{name}"), 200)
+    expect_error(harbor.get(f"robots/{robot['id']}"), 404, "NOT_FOUND")
+    expect_error(harbor.get("/v2/", auth=_login(robot)), 401, "UNAUTHORIZED")
+
+    owner, _ = harbor.create_user()
+    harbor.create_project(name, auth=(owner, PASSWORD))
+    harbor.push_image(f"{name}/app", "v1", auth=(owner, PASSWORD))
+    response = harbor.pull(f"{name}/app", "v1", auth=_login(robot))
+    assert response.status_code == 401, (response.status_code, response.get_data()[:300])
+    response = harbor.start_upload(f"{name}/app", auth=_login(robot))
+    assert response.status_code == 401, (response.status_code, response.get_data()[:300])

@@ -188,3 +188,18 @@ def test_robot_prefix_is_not_a_valid_username(harbor):
 def test_admin_can_use_basic_on_api_and_v2(harbor):
     assert ADMIN[0] == "admin"
     expect_status(harbor.get("users", auth=ADMIN), 200)
+
+
+def test_deleting_a_user_removes_their_memberships(harbor):
+    project, _ = harbor.create_project()
+    name, user_id = harbor.create_user()
+    harbor.add_member(project, name, 2)
+    expect_status(harbor.delete(f"users/{user_id}"), 200)
+    members = expect_status(harbor.get(f"projects/{project}/members"), 200).get_json()
+    assert name not in [m["entity_name"] for m in members], members
+    summary = expect_status(harbor.get(f"projects/{project}/summary"), 200).get_json()
+    assert summary["developer_count"] == 0
+    # A new account with the same name starts with nothing.
+    harbor.create_user(name)
+    expect_error(harbor.get(f"projects/{project}", auth=(name, PASSWORD)), 404, "NOT_FOUND")
+    expect_error(harbor.start_upload(f"{project}/app", auth=(name, PASSWORD)), 403, "DENIED")

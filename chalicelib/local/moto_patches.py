@@ -1,0 +1,119 @@
+"""Two fixes to moto's DynamoDB for a long-running, multi-threaded local registry (moto 5.2.5, pinned).
+
+moto's `transact_write_items` deep-copies the whole table once per transaction item to be able to
+roll back, then on failure puts those copies back. That costs O(table size) per transaction, and
+under threads it is wrong: a write another request made meanwhile is lost when a failed
+transaction restores its copy. DynamoDB itself isolates transactions.
+
+The replacement checks every condition first and writes only when all hold, remembers just the
+items it touches, and restores only those if a write still fails. One lock serialises it with
+moto's single-item writes, so no write can interleave with a transaction. The tests and the AWS
+path are unaffected: this is applied only by the local runner.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+
+_WRITE_LOCK = threading.RLock()
+_SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with _WRITE_LOCK:
+            return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return dict(op["Key"])
+    table = backend.get_table(op["TableName"])
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
+def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[tuple[Any, Any, Any]]:
+    """Evaluate every condition without writing; returns moto's per-item error tuples."""
+    errors: list[tuple[Any, Any, Any]] = []
+    seen: set[tuple[str, str]] = set()
+    for item in transact_items:
+        if len(item) != 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(item.items()))
+        key = _key(backend, op_type, op)
+        unique = (str(op["TableName"]), str(dict(sorted(key.items()))))
+        if unique in seen:
+            raise MultipleTransactionsException()
+        seen.add(unique)
+        expression = op.get("ConditionExpression")
+        if expression is None:
+            errors.append((None, None, None))
+            continue
+        current = backend.get_item(op["TableName"], key)
+        condition = get_filter_expression(
+            expression, op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        )
+        if condition.expr(current):
+            errors.append((None, None, None))
+        else:
+            wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+            old = current.to_json()["Attributes"] if current and wants_old else None
+            errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+    return errors
+
+
+def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    with _WRITE_LOCK:
+        errors = _check(self, transact_items)
+        if any(code is not None for code, _, _ in errors):
+            raise TransactionCanceledException(errors)
+        touched: list[tuple[str, dict[str, Any], Any]] = []
+        try:
+            for item in transact_items:
+                op_type, op = next(iter(item.items()))
+                key = _key(self, op_type, op)
+                before = self.get_item(op["TableName"], key)
+                touched.append((op["TableName"], key, before.to_json()["Attributes"] if before else None))
+                names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+                if op_type == "Put":
+                    self.put_item(op["TableName"], op["Item"])
+                elif op_type == "Delete":
+                    self.delete_item(op["TableName"], key)
+                elif op_type == "Update":
+                    self.update_item(
+                        op["TableName"], key, update_expression=op["UpdateExpression"],
+                        expression_attribute_names=names, expression_attribute_values=values,
+                    )  # fmt: skip
+        except Exception:
+            for table_name, key, before in reversed(touched):
+                if before is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, before)
+            raise
+
+
+def apply() -> None:
+    for name in _SINGLE_WRITES:
+        setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
