@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # Manifests.
     manifest_max_bytes: int = Field(default=4 * MIB, ge=1024)
     inline_manifest_max_bytes: int = Field(default=300_000, ge=0, le=350_000)
+    # Room in a manifest's DynamoDB row for the digests it references (~540 digests); a longer list
+    # is read from the manifest body when needed. Keeps rows under DynamoDB's 400 KB item limit.
+    manifest_row_refs_max_bytes: int = Field(default=40_000, ge=0, le=40_000)
 
     # Downloads.
     presign_ttl_seconds: int = Field(default=1200, ge=60, le=7 * 24 * 3600)

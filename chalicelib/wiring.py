@@ -108,7 +108,7 @@ def services() -> Services:
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
     objects = S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
     blob_meta = BlobMetaStore()
-    manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes)
+    manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes)
     project_store = ProjectStore()
     user_store = UserStore()
     configuration = ConfigurationService(ConfigurationStore(), settings)

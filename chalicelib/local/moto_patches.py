@@ -113,7 +113,15 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
             raise
 
 
+_applied = False
+
+
 def apply() -> None:
+    """Install the fixes (idempotent)."""
+    global _applied  # noqa: PLW0603 (a process-wide patch is applied once)
+    if _applied:
+        return
+    _applied = True
     for name in _SINGLE_WRITES:
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]

@@ -10,7 +10,7 @@ from pynamodb.connection import Connection
 from pynamodb.exceptions import DeleteError
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.core.manifest import ParsedManifest
+from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
 from chalicelib.stores import keys
@@ -22,9 +22,10 @@ _ANNOTATIONS_COPY_MAX = 64_000
 
 
 class ManifestStore:
-    def __init__(self, objects: S3ObjectStore, inline_max_bytes: int) -> None:
+    def __init__(self, objects: S3ObjectStore, inline_max_bytes: int, refs_max_bytes: int) -> None:
         self._objects = objects
         self._inline_max = inline_max_bytes
+        self._refs_max = refs_max_bytes
 
     # Reads.
 
@@ -119,7 +120,12 @@ class ManifestStore:
         annotations_size = len(json.dumps(manifest.annotations))
         copy_annotations = annotations_size <= _ANNOTATIONS_COPY_MAX
         annotations = (manifest.annotations or None) if copy_annotations else None
-        in_s3 = len(body) + (annotations_size if copy_annotations else 0) > self._inline_max
+        # A manifest may list thousands of blobs (an oras push of a directory): past a limit the
+        # list is read from the body when needed instead of being copied into the row.
+        refs_size = sum(len(d) + 3 for d in (*manifest.blobs, *manifest.children))
+        copy_refs = refs_size <= self._refs_max
+        copied = (annotations_size if copy_annotations else 0) + (refs_size if copy_refs else 0)
+        in_s3 = len(body) + copied > self._inline_max
         if in_s3:
             self._objects.put(keys.manifest_object_key(manifest.digest), body)
         row = ManifestRow(
@@ -129,8 +135,9 @@ class ManifestStore:
             size=manifest.size,
             body=None if in_s3 else body,
             in_s3=in_s3,
-            blobs=list(manifest.blobs),
-            children=list(manifest.children),
+            blobs=list(manifest.blobs) if copy_refs else [],
+            children=list(manifest.children) if copy_refs else [],
+            refs_in_body=not copy_refs,
             subject=manifest.subject,
             artifact_type=manifest.artifact_type,
             config_media_type=manifest.config_media_type,
@@ -178,9 +185,13 @@ class ManifestStore:
         if it did not exist. Blob bytes and S3 bodies are left to GC."""
         pk = keys.repo_pk(repository)
         try:
-            row = ManifestRow.get(pk, keys.manifest_sk(digest), attributes_to_get=["pk", "sk", "subject", "blobs"])
+            row = ManifestRow.get(pk, keys.manifest_sk(digest))
         except ManifestRow.DoesNotExist:
             return None
+        blobs = [str(b) for b in row.blobs or []]
+        if row.refs_in_body:
+            stored = self.get(repository, digest)
+            blobs = list(parse_manifest(stored.body, row.media_type, digest).blobs) if stored else []
         for tag in self.tags_of(repository, digest):
             # Only remove the tag if it still points here: a concurrent push may have moved it.
             try:
@@ -191,7 +202,7 @@ class ManifestStore:
         if row.subject:
             ReferrerRow(pk, keys.referrer_sk(row.subject, digest)).delete()
         ManifestRow(pk, keys.manifest_sk(digest)).delete()
-        return [str(b) for b in row.blobs or []]
+        return blobs
 
     @staticmethod
     def _tag_row(repository: str, tag: str, digest: str, now: int) -> TagRow:

@@ -72,6 +72,8 @@ class ManifestRow(_Base):
     in_s3 = BooleanAttribute(default=False)
     blobs = ListAttribute(of=UnicodeAttribute, default=list)
     children = ListAttribute(of=UnicodeAttribute, default=list)
+    # Set when blobs/children were too many to copy into the row; parse them from the body.
+    refs_in_body = BooleanAttribute(default=False)
     subject = UnicodeAttribute(null=True)
     artifact_type = UnicodeAttribute(null=True)
     config_media_type = UnicodeAttribute(null=True)

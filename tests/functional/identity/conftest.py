@@ -1,9 +1,10 @@
-"""Fixtures of the identity suite: its own moto world per test module, independent of siblings.
+"""Fixtures of the identity suite: its own moto world, independent of the sibling fixtures.
 
-Each module gets a fresh `mock_aws()` with a uniquely named table and bucket, an environment set
-here (and restored afterwards), a token signing key the tests can read (to forge tokens), and the
-app rebuilt against all of that (`wiring.reset()`). Tests inside a module share the world and keep
-apart by using unique user, project and robot names.
+The world is a `mock_aws()` with a uniquely named table and bucket, an environment set here (and
+restored afterwards), a token signing key the tests can read (to forge tokens), and the app wired
+to all of that (`wiring.reset()`). Consecutive modules of this directory share one world (see
+`_World`); tests keep apart by using unique user, project and robot names, and restore any system
+configuration they change.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.functional.identity.identity_support import ADMIN_PASSWORD, Harbor
 
 REGION = "us-east-1"
+HERE = Path(__file__).resolve().parent
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
 
 
@@ -42,15 +44,34 @@ def signing_key(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> rsa.RSAPriva
     return signing_key_pem[1]
 
 
-@pytest.fixture(scope="module")
-def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
-    """A fresh registry (own table and bucket) for the whole test module, driven over WSGI."""
-    from moto import mock_aws
-    from werkzeug.test import Client
+class _World:
+    """The environment and app wiring, kept from one identity module to the next.
 
+    Each module gets a fresh mock (an empty table and bucket): moto copies whole tables inside
+    transactions, so a table that grows over the suite makes every later request slower. Only the
+    app's wiring (clients, settings, signing key) is reused between consecutive modules of this
+    directory, which saves rebuilding it; the bootstrap (admin, `library`) is redone in each fresh
+    table. Whenever the next test is not one of ours, everything is undone: wiring reset, env restored.
+    """
+
+    env: dict[str, str] | None = None
+    next_item: pytest.Item | None = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    # Runs before the fixtures of `item` are finalised, so `harbor` knows what comes next.
+    _World.next_item = nextitem
+
+
+def _next_is_ours() -> bool:
+    nxt = _World.next_item
+    return nxt is not None and Path(str(nxt.path)).resolve().parent == HERE
+
+
+def _fresh_env(key_file: Path) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
-    table, bucket = f"identity-{suffix}", f"identity-{suffix}"
-    env = {
+    return {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SECURITY_TOKEN": "testing",
@@ -59,32 +80,62 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
         "POWERTOOLS_TRACE_DISABLED": "true",
         "POWERTOOLS_METRICS_DISABLED": "true",
         "POWERTOOLS_LOG_LEVEL": "ERROR",
-        "REGISTRY_TABLE_NAME": table,
-        "REGISTRY_BUCKET_NAME": bucket,
+        "REGISTRY_TABLE_NAME": f"identity-{suffix}",
+        "REGISTRY_BUCKET_NAME": f"identity-{suffix}",
         "REGISTRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "REGISTRY_TOKEN_KEY_FILE": str(signing_key_pem[0]),
+        "REGISTRY_TOKEN_KEY_FILE": str(key_file),
     }
+
+
+@pytest.fixture(scope="module")
+def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
+    """The registry (own table and bucket under `mock_aws()`) driven over WSGI, for a test module."""
+    from moto import mock_aws
+    from werkzeug.test import Client
+
+    from chalicelib import wiring
+
+    continuing = _World.env is not None
+    env = _World.env if _World.env is not None else _fresh_env(signing_key_pem[0])
     with pytest.MonkeyPatch.context() as mp:
         for key in [k for k in os.environ if k.startswith("REGISTRY_") or k in ("AWS_PROFILE", "AWS_ENDPOINT_URL")]:
             mp.delenv(key)
         for key, value in env.items():
             mp.setenv(key, value)
+        keep = False
         with mock_aws():
-            from chalicelib import wiring
-            from chalicelib.local.emulator import table_properties
-
-            dynamodb, s3 = _aws_clients()
-            args = {k: v for k, v in table_properties().items() if k not in _NOT_CREATE_TABLE_ARGS}
-            dynamodb.create_table(TableName=table, **args)
-            s3.create_bucket(Bucket=bucket)
-            wiring.reset()
-            from app import app
-            from chalicelib.local.wsgi import ChaliceWSGI
-
             try:
-                yield Harbor(Client(ChaliceWSGI(app)))
+                from chalicelib.local.emulator import table_properties
+
+                dynamodb, s3 = _aws_clients()
+                args = {k: v for k, v in table_properties().items() if k not in _NOT_CREATE_TABLE_ARGS}
+                dynamodb.create_table(TableName=env["REGISTRY_TABLE_NAME"], **args)
+                s3.create_bucket(Bucket=env["REGISTRY_BUCKET_NAME"])
+                from app import app
+                from chalicelib.local.wsgi import ChaliceWSGI
+
+                client = Harbor(Client(ChaliceWSGI(app)))
+                if continuing:
+                    _bootstrap_again(client)
+                else:
+                    wiring.reset()  # the first request builds the services, which bootstraps
+                    _World.env = env
+                yield client
+                keep = _next_is_ours()
             finally:
-                wiring.reset()
+                if not keep:
+                    _World.env = None
+                    wiring.reset()
+
+
+def _bootstrap_again(client: Harbor) -> None:
+    """What the app does on its first start (admin user, public `library`), in a fresh table."""
+    from chalicelib.wiring import services
+
+    registry = services()
+    registry.users.ensure_admin(ADMIN_PASSWORD)
+    admin = client.get("users/current").get_json()
+    registry.projects.ensure_library(admin["user_id"], admin["username"])
 
 
 @functools.cache

@@ -165,8 +165,10 @@ class Harbor:
 
     def create_user(self, username: str | None = None, password: str = PASSWORD) -> tuple[str, int]:
         name = username or unique("user")
-        response = self.post("users", json_body={"username": name, "password": password,
-                                                 "email": f"{name}@example.com", "realname": name})  # fmt: skip
+        response = self.post(
+            "users",
+            json_body={"username": name, "password": password, "email": f"{name}@example.com", "realname": name},
+        )
         expect_status(response, 201)
         return name, int(response.headers["Location"].rsplit("/", 1)[1])
 
@@ -180,7 +182,10 @@ class Harbor:
         metadata: dict[str, str] | None = None,
     ) -> tuple[str, int]:
         project = name or unique("proj")
-        body: dict[str, Any] = {"project_name": project, "metadata": {"public": str(public).lower(), **(metadata or {})}}
+        body: dict[str, Any] = {
+            "project_name": project,
+            "metadata": {"public": str(public).lower(), **(metadata or {})},
+        }
         if storage_limit is not None:
             body["storage_limit"] = storage_limit
         response = self.post("projects", json_body=body, auth=auth)
@@ -188,8 +193,11 @@ class Harbor:
         return project, int(response.headers["Location"].rsplit("/", 1)[1])
 
     def add_member(self, project: str, username: str, role_id: int, auth: Auth = ADMIN) -> int:
-        response = self.post(f"projects/{project}/members",
-                             json_body={"role_id": role_id, "member_user": {"username": username}}, auth=auth)  # fmt: skip
+        response = self.post(
+            f"projects/{project}/members",
+            json_body={"role_id": role_id, "member_user": {"username": username}},
+            auth=auth,
+        )
         expect_status(response, 201)
         return int(response.headers["Location"].rsplit("/", 1)[1])
 
@@ -203,8 +211,13 @@ class Harbor:
     def project_robot(
         self, project: str, access: list[dict[str, str]], *, name: str | None = None, auth: Auth = ADMIN, **extra: Any
     ) -> dict[str, Any]:
-        body = {"name": name or unique("bot"), "level": "project", "duration": -1,
-                "permissions": [{"kind": "project", "namespace": project, "access": access}], **extra}  # fmt: skip
+        body = {
+            "name": name or unique("bot"),
+            "level": "project",
+            "duration": -1,
+            "permissions": [{"kind": "project", "namespace": project, "access": access}],
+            **extra,
+        }
         return self.create_robot(body, auth=auth)
 
     def usage(self, project_id: int) -> tuple[int, int]:
@@ -233,8 +246,9 @@ class Harbor:
         return str(response.get_json()["token"])
 
     def oauth(self, form: dict[str, str]) -> TestResponse:
-        return self.post("/service/token", auth=None, data=urlencode(form),
-                         content_type="application/x-www-form-urlencoded")  # fmt: skip
+        return self.post(
+            "/service/token", auth=None, data=urlencode(form), content_type="application/x-www-form-urlencoded"
+        )
 
     # OCI pushes and pulls.
 
@@ -246,8 +260,13 @@ class Harbor:
         started = self.start_upload(repo, auth)
         if started.status_code != 202:
             return started
-        return self.put(started.headers["Location"], auth=auth, query={"digest": digest_of(data)}, data=data,
-                        content_type="application/octet-stream")  # fmt: skip
+        return self.put(
+            started.headers["Location"],
+            auth=auth,
+            query={"digest": digest_of(data)},
+            data=data,
+            content_type="application/octet-stream",
+        )
 
     def push_blob(self, repo: str, data: bytes, auth: Auth = ADMIN) -> str:
         expect_status(self.upload_blob(repo, data, auth), 201)
@@ -258,11 +277,14 @@ class Harbor:
         seed = seed or os.urandom(8)
         config = canonical({"architecture": "amd64", "os": "linux", "seed": seed.hex()})
         layer = layer if layer is not None else seed + b"\x01" * 100
-        manifest = canonical({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
-        })  # fmt: skip
+        manifest = canonical(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+                "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
+            }
+        )
         return config, layer, manifest
 
     def put_manifest(self, repo: str, reference: str, manifest: bytes, auth: Auth = ADMIN) -> TestResponse:

@@ -52,8 +52,16 @@ def test_systeminfo_anonymous_and_logged_in(harbor):
     assert "harbor_version" in anonymous
     assert "external_url" not in anonymous and "registry_url" not in anonymous
     logged_in = expect_status(harbor.get("systeminfo"), 200).get_json()
-    for key in ("auth_mode", "harbor_version", "project_creation_restriction", "self_registration", "read_only",
-                "external_url", "registry_url", "registry_storage_provider_name"):  # fmt: skip
+    for key in (
+        "auth_mode",
+        "harbor_version",
+        "project_creation_restriction",
+        "self_registration",
+        "read_only",
+        "external_url",
+        "registry_url",
+        "registry_storage_provider_name",
+    ):
         assert key in logged_in, key
     assert logged_in["project_creation_restriction"] in ("everyone", "adminonly")
     assert logged_in["external_url"].startswith("http")
@@ -65,8 +73,15 @@ def test_statistics(harbor):
     private, _ = harbor.create_project(public=False)
     harbor.push_image(f"{private}/app")
     stats = expect_status(harbor.get("statistics"), 200).get_json()
-    for key in ("private_project_count", "private_repo_count", "public_project_count", "public_repo_count",
-                "total_project_count", "total_repo_count", "total_storage_consumption"):  # fmt: skip
+    for key in (
+        "private_project_count",
+        "private_repo_count",
+        "public_project_count",
+        "public_repo_count",
+        "total_project_count",
+        "total_repo_count",
+        "total_storage_consumption",
+    ):
         assert isinstance(stats[key], int), key
     assert stats["total_project_count"] == stats["private_project_count"] + stats["public_project_count"]
     assert stats["total_repo_count"] == stats["private_repo_count"] + stats["public_repo_count"]

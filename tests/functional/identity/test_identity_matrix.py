@@ -24,6 +24,9 @@ from tests.functional.identity.identity_support import (
     expect_status,
     unique,
 )
+from tests.functional.identity.identity_support import (
+    digest_of as digest_of_bytes,
+)
 
 ROLES = ("projectAdmin", "maintainer", "developer", "guest", "limitedGuest")
 CALLERS = (*ROLES, "nonMember", "anonymous", "sysadmin")
@@ -309,8 +312,11 @@ def test_api_members_list(harbor, world, caller):
 @pytest.mark.parametrize("caller", CALLERS)
 def test_api_members_add(harbor, world, caller):
     target, _ = harbor.create_user(unique("target")) if caller in PROJECT_MANAGERS else (world.auth["nonMember"][0], 0)
-    response = harbor.post(f"projects/{world.project}/members", auth=world.auth[caller],
-                           json_body={"role_id": 3, "member_user": {"username": target}})  # fmt: skip
+    response = harbor.post(
+        f"projects/{world.project}/members",
+        auth=world.auth[caller],
+        json_body={"role_id": 3, "member_user": {"username": target}},
+    )
     if caller in PROJECT_MANAGERS:
         expect_status(response, 201)
     else:
@@ -321,8 +327,14 @@ def test_api_members_add(harbor, world, caller):
 
 @pytest.mark.parametrize("caller", CALLERS)
 def test_api_robot_create(harbor, world, caller):
-    body = {"name": unique("bot"), "level": "project", "duration": -1, "permissions": [
-        {"kind": "project", "namespace": world.project, "access": [{"resource": "repository", "action": "pull"}]}]}
+    body = {
+        "name": unique("bot"),
+        "level": "project",
+        "duration": -1,
+        "permissions": [
+            {"kind": "project", "namespace": world.project, "access": [{"resource": "repository", "action": "pull"}]}
+        ],
+    }
     response = harbor.post("robots", json_body=body, auth=world.auth[caller])
     if caller in PROJECT_MANAGERS:
         expect_status(response, 201)
@@ -333,8 +345,9 @@ def test_api_robot_create(harbor, world, caller):
 
 @pytest.mark.parametrize("caller", CALLERS)
 def test_api_project_metadata_update(harbor, world, caller):
-    response = harbor.put(f"projects/{world.project_id}", auth=world.auth[caller],
-                          json_body={"metadata": {"auto_scan": "true"}})  # fmt: skip
+    response = harbor.put(
+        f"projects/{world.project_id}", auth=world.auth[caller], json_body={"metadata": {"auto_scan": "true"}}
+    )
     if caller in PROJECT_MANAGERS:
         expect_status(response, 200)
     else:
@@ -378,7 +391,24 @@ def test_api_project_read(harbor, world, caller):
         _refused_on_api(response, caller)
 
 
-def test_bearer_token_works_on_the_api_as_its_user(harbor, world):
-    token = harbor.token([], auth=world.auth["developer"])
-    me = expect_status(harbor.get("users/current", auth=token), 200).get_json()
-    assert me["username"] == world.auth["developer"][0]
+def test_cross_repository_mount_needs_pull_on_the_source(harbor, world):
+    """A developer of one project cannot mount a blob out of a private project they cannot read."""
+    secret_project, _ = harbor.create_project(public=False)
+    secret = b"secret layer " + bytes(range(50))
+    harbor.push_blob(f"{secret_project}/vault", secret)
+    developer = world.auth["developer"]
+    target = f"{world.project}/mounted"
+    query = {"mount": digest_of_bytes(secret), "from": f"{secret_project}/vault"}
+    response = harbor.post(f"/v2/{target}/blobs/uploads/", auth=developer, query=query)
+    assert response.status_code == 202, (response.status_code, response.get_data()[:300])  # a plain session
+    assert harbor.head(f"/v2/{target}/blobs/{digest_of_bytes(secret)}").status_code == 404
+    # From a repository they can read, the mount works.
+    readable = b"readable layer " + bytes(range(40))
+    harbor.push_blob(world.repo, readable)
+    query = {"mount": digest_of_bytes(readable), "from": world.repo}
+    expect_status(harbor.post(f"/v2/{target}/blobs/uploads/", auth=developer, query=query), 201)
+    assert harbor.head(f"/v2/{target}/blobs/{digest_of_bytes(readable)}").status_code == 200
+    # With a token, the token's grants decide: pull on the target only is not enough.
+    token = harbor.token([f"repository:{target}:pull,push"], auth=world.auth["sysadmin"])
+    query = {"mount": digest_of_bytes(secret), "from": f"{secret_project}/vault"}
+    assert harbor.post(f"/v2/{target}/blobs/uploads/", auth=token, query=query).status_code == 202

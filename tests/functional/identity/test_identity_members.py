@@ -27,8 +27,9 @@ def project(harbor):
 def test_add_member_by_username_with_each_role(harbor, project, role_id):
     name, project_id = project
     username, user_id = harbor.create_user()
-    response = harbor.post(f"projects/{name}/members",
-                           json_body={"role_id": role_id, "member_user": {"username": username}})  # fmt: skip
+    response = harbor.post(
+        f"projects/{name}/members", json_body={"role_id": role_id, "member_user": {"username": username}}
+    )
     expect_status(response, 201)
     location = response.headers["Location"]
     assert re.fullmatch(rf"{API}/projects/{name}/members/\d+", location), location
@@ -61,8 +62,9 @@ def test_add_member_by_user_id(harbor, project):
 def test_invalid_role_is_400(harbor, project, role_id):
     name, _ = project
     username, _ = harbor.create_user()
-    response = harbor.post(f"projects/{name}/members",
-                           json_body={"role_id": role_id, "member_user": {"username": username}})  # fmt: skip
+    response = harbor.post(
+        f"projects/{name}/members", json_body={"role_id": role_id, "member_user": {"username": username}}
+    )
     expect_error(response, 400, "BAD_REQUEST")
     listed = expect_status(harbor.get(f"projects/{name}/members", query={"entityname": username}), 200).get_json()
     assert listed == []
@@ -72,21 +74,23 @@ def test_duplicate_member_is_409(harbor, project):
     name, _ = project
     username, _ = harbor.create_user()
     harbor.add_member(name, username, 2)
-    response = harbor.post(f"projects/{name}/members",
-                           json_body={"role_id": 3, "member_user": {"username": username}})  # fmt: skip
+    response = harbor.post(f"projects/{name}/members", json_body={"role_id": 3, "member_user": {"username": username}})
     expect_error(response, 409, "CONFLICT")
 
 
 def test_unknown_user_is_404_and_missing_member_user_is_400(harbor, project):
     name, _ = project
-    response = harbor.post(f"projects/{name}/members",
-                           json_body={"role_id": 2, "member_user": {"username": unique("ghost")}})  # fmt: skip
+    response = harbor.post(
+        f"projects/{name}/members", json_body={"role_id": 2, "member_user": {"username": unique("ghost")}}
+    )
     expect_error(response, 404, "NOT_FOUND")
     expect_error(harbor.post(f"projects/{name}/members", json_body={"role_id": 2}), 400, "BAD_REQUEST")
-    expect_error(harbor.post(f"projects/{name}/members", json_body={"role_id": 2, "member_user": {}}),
-                 400, "BAD_REQUEST")  # fmt: skip
-    response = harbor.post(f"projects/{unique('noproj')}/members",
-                           json_body={"role_id": 2, "member_user": {"username": "admin"}})  # fmt: skip
+    expect_error(
+        harbor.post(f"projects/{name}/members", json_body={"role_id": 2, "member_user": {}}), 400, "BAD_REQUEST"
+    )
+    response = harbor.post(
+        f"projects/{unique('noproj')}/members", json_body={"role_id": 2, "member_user": {"username": "admin"}}
+    )
     expect_error(response, 404, "NOT_FOUND")
 
 

@@ -39,8 +39,9 @@ def test_create_returns_201_and_location(harbor):
 
 def test_create_with_resource_name_in_location(harbor):
     name = unique("named")
-    response = harbor.post("projects", json_body={"project_name": name},
-                           headers={"X-Resource-Name-In-Location": "true"})  # fmt: skip
+    response = harbor.post(
+        "projects", json_body={"project_name": name}, headers={"X-Resource-Name-In-Location": "true"}
+    )
     expect_status(response, 201)
     assert response.headers["Location"] == f"{API}/projects/{name}"
 
@@ -99,8 +100,9 @@ def test_update_metadata(harbor):
 def test_invalid_metadata_is_400(harbor, metadata):
     _, project_id = harbor.create_project()
     expect_error(harbor.put(f"projects/{project_id}", json_body={"metadata": metadata}), 400, "BAD_REQUEST")
-    expect_error(harbor.post("projects", json_body={"project_name": unique("badmeta"), "metadata": metadata}),
-                 400, "BAD_REQUEST")  # fmt: skip
+    expect_error(
+        harbor.post("projects", json_body={"project_name": unique("badmeta"), "metadata": metadata}), 400, "BAD_REQUEST"
+    )
 
 
 def test_metadatas_crud(harbor):
@@ -113,8 +115,9 @@ def test_metadatas_crud(harbor):
     assert expect_status(harbor.get(f"projects/{name}/metadatas/auto_scan"), 200).get_json() == {"auto_scan": "false"}
     # PUT must name the same key as the path; values are validated.
     expect_error(harbor.put(f"projects/{name}/metadatas/auto_scan", json_body={"severity": "low"}), 400, "BAD_REQUEST")
-    expect_error(harbor.put(f"projects/{name}/metadatas/auto_scan", json_body={"auto_scan": "perhaps"}),
-                 400, "BAD_REQUEST")  # fmt: skip
+    expect_error(
+        harbor.put(f"projects/{name}/metadatas/auto_scan", json_body={"auto_scan": "perhaps"}), 400, "BAD_REQUEST"
+    )
     expect_status(harbor.delete(f"projects/{name}/metadatas/auto_scan"), 200)
     expect_error(harbor.get(f"projects/{name}/metadatas/auto_scan"), 404, "NOT_FOUND")
     expect_error(harbor.delete(f"projects/{name}/metadatas/auto_scan"), 404, "NOT_FOUND")
@@ -159,12 +162,21 @@ def test_deletable_and_delete(harbor):
 
 def test_private_project_is_invisible_to_non_members(harbor, user):
     name, project_id = harbor.create_project(public=False)
-    for path in (f"projects/{project_id}", f"projects/{name}", f"projects/{name}/summary",
-                 f"projects/{name}/metadatas", f"projects/{name}/members"):  # fmt: skip
+    for path in (
+        f"projects/{project_id}",
+        f"projects/{name}",
+        f"projects/{name}/summary",
+        f"projects/{name}/metadatas",
+        f"projects/{name}/members",
+    ):
         expect_error(harbor.get(path, auth=(user[0], PASSWORD)), 404, "NOT_FOUND")
         expect_error(harbor.get(path, auth=None), 401, "UNAUTHORIZED")
-    names = [p["name"] for p in expect_status(harbor.get("projects", auth=(user[0], PASSWORD),
-                                                         query={"page_size": 100}), 200).get_json()]  # fmt: skip
+    names = [
+        p["name"]
+        for p in expect_status(
+            harbor.get("projects", auth=(user[0], PASSWORD), query={"page_size": 100}), 200
+        ).get_json()
+    ]
     assert name not in names
 
 
@@ -188,8 +200,9 @@ def test_list_shows_public_and_member_projects(harbor):
     admin = names(("admin", "Harbor12345"))
     assert {public, private, member_of} <= set(admin)
     # Filters.
-    only_public = expect_status(harbor.get("projects", auth=(viewer, PASSWORD),
-                                           query={"public": "true", "page_size": 100}), 200).get_json()  # fmt: skip
+    only_public = expect_status(
+        harbor.get("projects", auth=(viewer, PASSWORD), query={"public": "true", "page_size": 100}), 200
+    ).get_json()
     assert all(p["metadata"]["public"] == "true" for p in only_public)
     by_name = expect_status(harbor.get("projects", query={"name": public}), 200).get_json()
     assert [p["name"] for p in by_name] == [public]
@@ -205,8 +218,9 @@ def test_normal_user_creates_a_project_and_becomes_its_admin(harbor, user):
 
 
 def test_a_normal_user_cannot_set_a_storage_limit(harbor, user):
-    response = harbor.post("projects", auth=(user[0], PASSWORD),
-                           json_body={"project_name": unique("limited"), "storage_limit": 1024})  # fmt: skip
+    response = harbor.post(
+        "projects", auth=(user[0], PASSWORD), json_body={"project_name": unique("limited"), "storage_limit": 1024}
+    )
     expect_error(response, 403, "FORBIDDEN")
 
 
@@ -227,3 +241,15 @@ def test_adminonly_creation_restriction(harbor, user):
 
 def test_anonymous_cannot_create_projects(harbor):
     expect_error(harbor.post("projects", auth=None, json_body={"project_name": unique("anon")}), 401, "UNAUTHORIZED")
+
+
+def test_toggling_public_opens_and_closes_anonymous_pulls(harbor):
+    name, project_id = harbor.create_project(public=False)
+    harbor.push_image(f"{name}/app", "v1")
+    expect_error(harbor.pull(f"{name}/app", "v1", auth=None), 401, "UNAUTHORIZED")
+    expect_status(harbor.put(f"projects/{name}/metadatas/public", json_body={"public": "true"}), 200)
+    expect_status(harbor.pull(f"{name}/app", "v1", auth=None), 200)
+    expect_status(harbor.get(f"projects/{project_id}", auth=None), 200)
+    expect_status(harbor.put(f"projects/{project_id}", json_body={"metadata": {"public": "false"}}), 200)
+    expect_error(harbor.pull(f"{name}/app", "v1", auth=None), 401, "UNAUTHORIZED")
+    expect_error(harbor.get(f"projects/{project_id}", auth=None), 401, "UNAUTHORIZED")

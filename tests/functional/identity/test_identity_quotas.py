@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -85,11 +86,20 @@ def test_update_quota(harbor):
     expect_error(harbor.put(f"quotas/{quota_id}", auth=(owner, PASSWORD), json_body=body), 403, "FORBIDDEN")
     expect_error(harbor.put(f"quotas/{quota_id}", auth=None, json_body=body), 401, "UNAUTHORIZED")
     # The project admin cannot raise it through the project either.
-    expect_error(harbor.put(f"projects/{project_id}", auth=(owner, PASSWORD), json_body={"storage_limit": 5}),
-                 403, "FORBIDDEN")  # fmt: skip
-    for bad in ({"hard": {"storage": -5}}, {"hard": {"storage": "abc"}}, {"hard": {"storage": None}},
-                {"hard": {"storage": 1.5}}, {"hard": {}}, {}, {"hard": {"storage": 10, "count": 3}},
-                {"hard": {"storage": 10}, "used": {"storage": 0}}, {"hard": "big"}):  # fmt: skip
+    expect_error(
+        harbor.put(f"projects/{project_id}", auth=(owner, PASSWORD), json_body={"storage_limit": 5}), 403, "FORBIDDEN"
+    )
+    for bad in (
+        {"hard": {"storage": -5}},
+        {"hard": {"storage": "abc"}},
+        {"hard": {"storage": None}},
+        {"hard": {"storage": 1.5}},
+        {"hard": {}},
+        {},
+        {"hard": {"storage": 10, "count": 3}},
+        {"hard": {"storage": 10}, "used": {"storage": 0}},
+        {"hard": "big"},
+    ):
         expect_error(harbor.put(f"quotas/{quota_id}", json_body=bad), 400, "BAD_REQUEST")
     expect_error(harbor.put("quotas/987654321", json_body={"hard": {"storage": 10}}), 404, "NOT_FOUND")
     assert quota_of(harbor, project_id)["hard"] == {"storage": -1}
@@ -208,6 +218,23 @@ def test_release_makes_room_for_new_pushes(harbor):
     expect_status(harbor.upload_blob(f"{name}/app", os.urandom(size)), 201)
 
 
+def test_a_recreated_project_starts_with_a_clean_quota(harbor):
+    """Deleting a project drops its blob associations (Harbor cleans project_blob and the quota), so a
+    project re-created under the same name is charged for every blob pushed into it."""
+    name, project_id = harbor.create_project(storage_limit=10_000)
+    orphan = os.urandom(3000)
+    expect_status(harbor.upload_blob(f"{name}/app", orphan), 201)  # never referenced by a manifest
+    assert used(harbor, project_id) == 3000
+    assert expect_status(harbor.get(f"projects/{project_id}/_deletable"), 200).get_json()["deletable"] is True
+    expect_status(harbor.delete(f"projects/{project_id}"), 200)
+
+    _, new_id = harbor.create_project(name, storage_limit=10_000)
+    assert used(harbor, new_id) == 0
+    expect_status(harbor.upload_blob(f"{name}/app", orphan), 201)
+    assert used(harbor, new_id) == 3000
+    expect_error(harbor.upload_blob(f"{name}/app", os.urandom(8000)), 403, "DENIED")
+
+
 # ------------------------------------------------------------------------------------- races
 
 
@@ -290,25 +317,39 @@ def test_race_same_blob_counts_once(harbor, atomic_aws_calls, attempt):
     assert max(watcher.samples, default=0) <= 4000, watcher.samples
 
 
-@pytest.mark.parametrize("attempt", range(2))
-def test_race_manifest_deletes_and_pushes_keep_usage_exact(harbor, atomic_aws_calls, attempt):
-    """Half the threads delete images, half push new ones sharing a layer: usage ends exact."""
-    name, project_id = harbor.create_project(storage_limit=10_000_000)
-    shared = os.urandom(3000)
-    old = [harbor.image(layer=shared) for _ in range(THREADS // 2)]
-    digests = [push_exact(harbor, f"{name}/old{i}", *image) for i, image in enumerate(old)]
-    new = [harbor.image(layer=shared) for _ in range(THREADS // 2)]
+@pytest.mark.parametrize("attempt", range(3))
+def test_race_manifest_delete_and_push_sharing_a_layer_keep_usage_exact(harbor, atomic_aws_calls, attempt):
+    """A manifest delete racing a push of another image that uses the same layer.
+
+    Four projects race in parallel (8 threads). In each, the only image using layer L is deleted
+    while a new image is pushed: its layer upload finds L still counted (so it is not charged
+    again) and its manifest then references L. Whatever the interleaving, L is referenced at the
+    end, so usage must be the new image's config + layer + manifest. The pushes start with small
+    staggered delays so that each project's race lands at a different point of the delete.
+    """
+    pairs = THREADS // 2
+    worlds = []
+    for _ in range(pairs):
+        name, project_id = harbor.create_project(storage_limit=10_000_000)
+        shared = os.urandom(3000)
+        old_config, _, old_manifest = harbor.image(layer=shared)
+        old_digest = push_exact(harbor, f"{name}/old", old_config, shared, old_manifest)
+        new_config, _, new_manifest = harbor.image(layer=shared)
+        harbor.push_blob(f"{name}/new", new_config)
+        expected = len(new_config) + len(shared) + len(new_manifest)
+        worlds.append((name, project_id, old_digest, shared, new_manifest, expected))
 
     def work(index: int, client) -> int:
-        half = index // 2
+        name, _, old_digest, shared, new_manifest, _ = worlds[index // 2]
         if index % 2:
-            return client.delete(f"/v2/{name}/old{half}/manifests/{digests[half]}").status_code
-        config, layer, manifest = new[half]
-        client.push_blob(f"{name}/new{half}", config)
-        client.push_blob(f"{name}/new{half}", layer)
-        return client.put_manifest(f"{name}/new{half}", "v1", manifest).status_code
+            return client.delete(f"/v2/{name}/old/manifests/{old_digest}").status_code
+        time.sleep(0.004 * (index // 2) + 0.002 * attempt)
+        client.push_blob(f"{name}/new", shared)
+        return client.put_manifest(f"{name}/new", "v1", new_manifest).status_code
 
     statuses = _together(harbor, THREADS, work)
-    assert sorted(statuses) == [201] * (THREADS // 2) + [202] * (THREADS // 2), statuses
-    expected = len(shared) + sum(len(config) + len(manifest) for config, _, manifest in new)
-    assert used(harbor, project_id) == expected
+    assert sorted(statuses) == [201] * pairs + [202] * pairs, statuses
+    usage = {name: (used(harbor, project_id), expected) for name, project_id, _, _, _, expected in worlds}
+    wrong = {name: f"used {actual}, expected {expected}" for name, (actual, expected) in usage.items()
+             if actual != expected}  # fmt: skip
+    assert not wrong, f"shared layer is 3000 bytes: {wrong}"

@@ -12,6 +12,7 @@ from tests.functional.identity.identity_support import (
     PASSWORD,
     SERVICE,
     actions_in,
+    envelope,
     expect_error,
     expect_status,
     unique,
@@ -37,9 +38,16 @@ def test_create_project_robot(harbor, project):
     name, _ = project
     short = unique("ci")
     before = int(time.time())
-    response = harbor.post("robots", json_body={
-        "name": short, "description": "CI pusher", "level": "project", "duration": 1,
-        "permissions": [{"kind": "project", "namespace": name, "access": PULL_PUSH}]})  # fmt: skip
+    response = harbor.post(
+        "robots",
+        json_body={
+            "name": short,
+            "description": "CI pusher",
+            "level": "project",
+            "duration": 1,
+            "permissions": [{"kind": "project", "namespace": name, "access": PULL_PUSH}],
+        },
+    )
     expect_status(response, 201)
     created = response.get_json()
     assert set(created) >= {"id", "name", "secret", "expires_at", "creation_time"}
@@ -54,9 +62,16 @@ def test_create_project_robot(harbor, project):
     assert "secret" not in robot
     assert robot["name"] == created["name"] and robot["level"] == "project" and robot["description"] == "CI pusher"
     assert robot["duration"] == 1 and robot["expires_at"] == created["expires_at"] and robot["disable"] is False
-    assert robot["permissions"] == [{"kind": "project", "namespace": name, "access": [
-        {"resource": "repository", "action": "pull", "effect": "allow"},
-        {"resource": "repository", "action": "push", "effect": "allow"}]}]  # fmt: skip
+    assert robot["permissions"] == [
+        {
+            "kind": "project",
+            "namespace": name,
+            "access": [
+                {"resource": "repository", "action": "pull", "effect": "allow"},
+                {"resource": "repository", "action": "push", "effect": "allow"},
+            ],
+        }
+    ]
     listed = expect_status(harbor.get("robots", query={"page_size": 100}), 200).get_json()
     assert all("secret" not in r for r in listed)
 
@@ -64,9 +79,17 @@ def test_create_project_robot(harbor, project):
 def test_create_system_robot(harbor, project):
     name, _ = project
     short = unique("sys")
-    created = harbor.create_robot({"name": short, "level": "system", "duration": -1, "permissions": [
-        {"kind": "system", "namespace": "/", "access": [{"resource": "project", "action": "create"}]},
-        {"kind": "project", "namespace": "*", "access": PULL}]})  # fmt: skip
+    created = harbor.create_robot(
+        {
+            "name": short,
+            "level": "system",
+            "duration": -1,
+            "permissions": [
+                {"kind": "system", "namespace": "/", "access": [{"resource": "project", "action": "create"}]},
+                {"kind": "project", "namespace": "*", "access": PULL},
+            ],
+        }
+    )
     assert created["name"] == f"robot${short}"
     assert created["expires_at"] == -1
     auth = _login(created)
@@ -76,23 +99,42 @@ def test_create_system_robot(harbor, project):
     harbor.create_project(auth=auth)
     # A non-administrator cannot create system robots.
     user, _ = harbor.create_user()
-    response = harbor.post("robots", auth=(user, PASSWORD), json_body={
-        "name": unique("sys"), "level": "system", "duration": -1,
-        "permissions": [{"kind": "project", "namespace": "*", "access": PULL}]})  # fmt: skip
+    response = harbor.post(
+        "robots",
+        auth=(user, PASSWORD),
+        json_body={
+            "name": unique("sys"),
+            "level": "system",
+            "duration": -1,
+            "permissions": [{"kind": "project", "namespace": "*", "access": PULL}],
+        },
+    )
     expect_error(response, 403, "FORBIDDEN")
 
 
 def test_default_duration_comes_from_configuration(harbor, project):
     before = int(time.time())
-    robot = harbor.create_robot({"name": unique("dflt"), "level": "project",  # no duration given
-                                 "permissions": [{"kind": "project", "namespace": project[0], "access": PULL}]})  # fmt: skip
+    robot = harbor.create_robot(
+        {
+            "name": unique("dflt"),
+            "level": "project",  # no duration given
+            "permissions": [{"kind": "project", "namespace": project[0], "access": PULL}],
+        }
+    )
     assert before + 30 * DAY - 5 <= robot["expires_at"] <= int(time.time()) + 30 * DAY + 5
 
 
-@pytest.mark.parametrize("secret", ["short1A", "alllowercase1", "ALLUPPER1", "NoDigitsHere", "A1" + "x" * 127, 12345678])
+@pytest.mark.parametrize(
+    "secret", ["short1A", "alllowercase1", "ALLUPPER1", "NoDigitsHere", "A1" + "x" * 127, 12345678]
+)
 def test_provided_secret_must_be_strong(harbor, project, secret):
-    body = {"name": unique("weak"), "level": "project", "duration": -1, "secret": secret,
-            "permissions": [{"kind": "project", "namespace": project[0], "access": PULL}]}  # fmt: skip
+    body = {
+        "name": unique("weak"),
+        "level": "project",
+        "duration": -1,
+        "secret": secret,
+        "permissions": [{"kind": "project", "namespace": project[0], "access": PULL}],
+    }
     expect_error(harbor.post("robots", json_body=body), 400, "BAD_REQUEST")
 
 
@@ -105,8 +147,12 @@ def test_provided_strong_secret_is_used(harbor, project):
 def test_duplicate_and_invalid_robots(harbor, project):
     short = unique("dup")
     harbor.project_robot(project[0], PULL, name=short)
-    body = {"name": short, "level": "project", "duration": -1,
-            "permissions": [{"kind": "project", "namespace": project[0], "access": PULL}]}  # fmt: skip
+    body = {
+        "name": short,
+        "level": "project",
+        "duration": -1,
+        "permissions": [{"kind": "project", "namespace": project[0], "access": PULL}],
+    }
     expect_error(harbor.post("robots", json_body=body), 409, "CONFLICT")
     bad_bodies = [
         {**body, "name": "Bad Name"},
@@ -114,19 +160,38 @@ def test_duplicate_and_invalid_robots(harbor, project):
         {**body, "level": "galaxy"},
         {**body, "duration": -5},
         {**body, "permissions": []},
-        {**body, "permissions": [{"kind": "project", "namespace": project[0], "access": [
-            {"resource": "repository", "action": "fly"}]}]},  # fmt: skip
-        {**body, "permissions": [{"kind": "project", "namespace": project[0], "access": [
-            {"resource": "spaceship", "action": "pull"}]}]},  # fmt: skip
-        {**body, "permissions": [{"kind": "project", "namespace": project[0], "access": [
-            {"resource": "repository", "action": "pull", "effect": "maybe"}]}]},  # fmt: skip
+        {
+            **body,
+            "permissions": [
+                {"kind": "project", "namespace": project[0], "access": [{"resource": "repository", "action": "fly"}]}
+            ],
+        },
+        {
+            **body,
+            "permissions": [
+                {"kind": "project", "namespace": project[0], "access": [{"resource": "spaceship", "action": "pull"}]}
+            ],
+        },
+        {
+            **body,
+            "permissions": [
+                {
+                    "kind": "project",
+                    "namespace": project[0],
+                    "access": [{"resource": "repository", "action": "pull", "effect": "maybe"}],
+                }
+            ],
+        },
         {**body, "permissions": [{"kind": "system", "namespace": "/", "access": PULL}]},  # system perm, project robot
     ]
     for bad in bad_bodies:
-        bad = {**bad, "name": bad["name"] if bad["name"] != short else unique("bad")}
-        expect_error(harbor.post("robots", json_body=bad), 400, "BAD_REQUEST")
-    body = {**body, "name": unique("ghost"), "permissions": [{"kind": "project", "namespace": unique("noproj"),
-                                                              "access": PULL}]}  # fmt: skip
+        renamed = {**bad, "name": bad["name"] if bad["name"] != short else unique("bad")}
+        expect_error(harbor.post("robots", json_body=renamed), 400, "BAD_REQUEST")
+    body = {
+        **body,
+        "name": unique("ghost"),
+        "permissions": [{"kind": "project", "namespace": unique("noproj"), "access": PULL}],
+    }
     expect_error(harbor.post("robots", json_body=body), 404, "NOT_FOUND")
 
 
@@ -149,11 +214,15 @@ def test_list_for_admin_and_for_project_members(harbor):
     expect_error(harbor.get("robots", auth=(developer, PASSWORD)), 403, "FORBIDDEN")
     expect_error(harbor.get("robots", auth=None), 401, "UNAUTHORIZED")
     stranger, _ = harbor.create_user()
-    expect_error(harbor.get("robots", auth=(stranger, PASSWORD), query={"q": f"Level=project,ProjectID={project_id}"}),
-                 404, "NOT_FOUND")  # fmt: skip
+    expect_error(
+        harbor.get("robots", auth=(stranger, PASSWORD), query={"q": f"Level=project,ProjectID={project_id}"}),
+        404,
+        "NOT_FOUND",
+    )
     # Paging.
-    page = expect_status(harbor.get("robots", query={"q": f"Level=project,ProjectID={project_id}", "page_size": 1}),
-                         200)  # fmt: skip
+    page = expect_status(
+        harbor.get("robots", query={"q": f"Level=project,ProjectID={project_id}", "page_size": 1}), 200
+    )
     assert len(page.get_json()) == 1 and 'rel="next"' in page.headers["Link"]
 
 
@@ -215,13 +284,17 @@ def test_disabled_robot_cannot_refresh_its_token(harbor, project):
     robot = harbor.project_robot(name, PULL)
     response = harbor.token_response([f"repository:{name}/app:pull"], auth=_login(robot), offline_token="true")
     refresh = expect_status(response, 200).get_json()["refresh_token"]
-    token = response.get_json()["token"]
     expect_status(harbor.put(f"robots/{robot['id']}", json_body={"disable": True}), 200)
-    response = harbor.oauth({"grant_type": "refresh_token", "client_id": "docker", "refresh_token": refresh,
-                             "service": SERVICE, "scope": f"repository:{name}/app:pull"})  # fmt: skip
+    response = harbor.oauth(
+        {
+            "grant_type": "refresh_token",
+            "client_id": "docker",
+            "refresh_token": refresh,
+            "service": SERVICE,
+            "scope": f"repository:{name}/app:pull",
+        }
+    )
     expect_error(response, 401, "UNAUTHORIZED")
-    # An access token already issued stays valid until it expires (Harbor's tokens are not revocable).
-    assert harbor.pull(f"{name}/app", "v1", auth=token).status_code in (200, 401)
 
 
 def test_refresh_secret(harbor, project):
@@ -239,8 +312,9 @@ def test_refresh_secret(harbor, project):
     expect_status(harbor.pull(f"{name}/app", "v1", auth=(robot["name"], "Picked-Secret7")), 200)
     expect_error(harbor.pull(f"{name}/app", "v1", auth=(robot["name"], refreshed)), 401, "UNAUTHORIZED")
     expect_error(harbor.patch(f"robots/{robot['id']}", json_body={"secret": "weak"}), 400, "BAD_REQUEST")
-    expect_error(harbor.patch(f"robots/{robot['id']}", json_body={"secret": "Picked-Secret8", "x": 1}),
-                 400, "BAD_REQUEST")  # fmt: skip
+    expect_error(
+        harbor.patch(f"robots/{robot['id']}", json_body={"secret": "Picked-Secret8", "x": 1}), 400, "BAD_REQUEST"
+    )
     # Only someone who may update the robot may refresh it.
     developer, _ = harbor.create_user()
     harbor.add_member(name, developer, 2)
@@ -299,8 +373,10 @@ def test_push_robot_pushes_and_delete_needs_artifact_delete(harbor, project):
 def test_deny_overrides_allow(harbor, project):
     name, _ = project
     repo = f"{name}/app"
-    robot = harbor.project_robot(name, [{"resource": "repository", "action": "*"},
-                                        {"resource": "repository", "action": "push", "effect": "deny"}])  # fmt: skip
+    robot = harbor.project_robot(
+        name,
+        [{"resource": "repository", "action": "*"}, {"resource": "repository", "action": "push", "effect": "deny"}],
+    )
     auth = _login(robot)
     expect_status(harbor.pull(repo, "v1", auth=auth), 200)
     expect_error(harbor.start_upload(repo, auth=auth), 403, "DENIED")
@@ -335,22 +411,37 @@ def test_project_admin_manages_robots_of_own_project_only(harbor):
     listed = harbor.get("robots", auth=(owner, PASSWORD), query={"q": f"Level=project,ProjectID={mine_id}"})
     assert [r["name"] for r in expect_status(listed, 200).get_json()] == [robot["name"]]
     foreign, _ = harbor.create_project()
-    response = harbor.post("robots", auth=(owner, PASSWORD), json_body={
-        "name": unique("bot"), "level": "project", "duration": -1,
-        "permissions": [{"kind": "project", "namespace": foreign, "access": PULL}]})  # fmt: skip
+    response = harbor.post(
+        "robots",
+        auth=(owner, PASSWORD),
+        json_body={
+            "name": unique("bot"),
+            "level": "project",
+            "duration": -1,
+            "permissions": [{"kind": "project", "namespace": foreign, "access": PULL}],
+        },
+    )
     expect_error(response, 404, "NOT_FOUND")
     expect_status(harbor.delete(f"robots/{robot['id']}", auth=(owner, PASSWORD)), 200)
 
 
 def test_deleting_a_project_removes_its_robots(harbor):
-    """Harbor deletes a project's robots with it; a project re-created under the same name must not
-    be open to the old project's robots."""
+    """Harbor deletes a project's robots with the project (robot manager DeleteByProjectID)."""
     name, _ = harbor.create_project()
     robot = harbor.project_robot(name, PULL_PUSH)
     expect_status(harbor.delete(f"projects/{name}"), 200)
     expect_error(harbor.get(f"robots/{robot['id']}"), 404, "NOT_FOUND")
+    listed = expect_status(harbor.get("robots", query={"page_size": 100}), 200).get_json()
+    assert robot["name"] not in [r["name"] for r in listed]
     expect_error(harbor.get("/v2/", auth=_login(robot)), 401, "UNAUTHORIZED")
+    expect_error(harbor.token_response([f"repository:{name}/app:pull"], auth=_login(robot)), 401, "UNAUTHORIZED")
 
+
+def test_a_recreated_project_is_closed_to_the_old_projects_robots(harbor):
+    """Another user re-creating a deleted project's name must not let the old robot in."""
+    name, _ = harbor.create_project()
+    robot = harbor.project_robot(name, PULL_PUSH)
+    expect_status(harbor.delete(f"projects/{name}"), 200)
     owner, _ = harbor.create_user()
     harbor.create_project(name, auth=(owner, PASSWORD))
     harbor.push_image(f"{name}/app", "v1", auth=(owner, PASSWORD))
@@ -358,3 +449,59 @@ def test_deleting_a_project_removes_its_robots(harbor):
     assert response.status_code == 401, (response.status_code, response.get_data()[:300])
     response = harbor.start_upload(f"{name}/app", auth=_login(robot))
     assert response.status_code == 401, (response.status_code, response.get_data()[:300])
+
+
+def test_a_robot_cannot_create_a_more_powerful_robot(harbor, project):
+    """Harbor (isValidPermissionScope): a robot may only create robots whose permissions are a subset
+    of its own. Otherwise `robot:create` would be a key to every right in the project."""
+    name, project_id = project
+    creator = harbor.project_robot(name, [{"resource": "robot", "action": "create"}, *PULL])
+    body = {
+        "name": unique("escalated"),
+        "level": "project",
+        "duration": -1,
+        "permissions": [{"kind": "project", "namespace": name, "access": [{"resource": "*", "action": "*"}]}],
+    }
+    response = harbor.post("robots", auth=_login(creator), json_body=body)
+    assert response.status_code in (400, 403), (response.status_code, response.get_data()[:300])
+    envelope(response)
+    listed = expect_status(
+        harbor.get("robots", query={"q": f"Level=project,ProjectID={project_id}", "page_size": 100}), 200
+    ).get_json()
+    assert f"robot${name}+{body['name']}" not in [r["name"] for r in listed]
+
+
+def test_a_robot_may_create_a_robot_with_a_subset_of_its_rights(harbor, project):
+    name, _ = project
+    creator = harbor.project_robot(name, [{"resource": "robot", "action": "create"}, *PULL])
+    child = harbor.project_robot(name, PULL, auth=_login(creator))
+    expect_status(harbor.pull(f"{name}/app", "v1", auth=_login(child)), 200)
+    expect_error(harbor.start_upload(f"{name}/app", auth=_login(child)), 403, "DENIED")
+
+
+def test_robot_name_prefix_is_configurable(harbor, project):
+    name, _ = project
+    robot = harbor.project_robot(name, PULL)
+    stored = robot["name"].removeprefix("robot$")
+    harbor.set_config(robot_name_prefix="bot_")
+    try:
+        shown = expect_status(harbor.get(f"robots/{robot['id']}"), 200).get_json()["name"]
+        assert shown == f"bot_{stored}"
+        expect_status(harbor.pull(f"{name}/app", "v1", auth=(f"bot_{stored}", robot["secret"])), 200)
+        expect_error(harbor.pull(f"{name}/app", "v1", auth=_login(robot)), 401, "UNAUTHORIZED")
+        token = harbor.token([f"repository:{name}/app:pull"], auth=(f"bot_{stored}", robot["secret"]))
+        assert actions_in(token, f"{name}/app") == {"pull"}
+    finally:
+        harbor.set_config(robot_name_prefix="robot$")
+    expect_status(harbor.pull(f"{name}/app", "v1", auth=_login(robot)), 200)
+
+
+def test_a_robot_is_not_an_administrator_on_the_api(harbor, project):
+    robot = harbor.project_robot(project[0], [{"resource": "*", "action": "*"}])
+    auth = _login(robot)
+    expect_error(harbor.get("users", auth=auth), 403, "FORBIDDEN")
+    expect_error(harbor.get("configurations", auth=auth), 403, "FORBIDDEN")
+    expect_error(harbor.get("robots", auth=auth), 403, "FORBIDDEN")
+    expect_error(harbor.post("projects", auth=auth, json_body={"project_name": unique("robotmade")}), 403, "FORBIDDEN")
+    expect_error(harbor.get("/v2/_catalog", auth=auth), (401, 403), ("UNAUTHORIZED", "DENIED"))
+    expect_error(harbor.get("users/current", auth=auth), (401, 403), ("UNAUTHORIZED", "FORBIDDEN"))

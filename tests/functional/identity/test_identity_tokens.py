@@ -51,14 +51,25 @@ def repo(harbor) -> str:
 def forge(signing_key):
     """Sign arbitrary claims with the app's key (or another), defaults being a valid admin token."""
 
-    def make(repository: str, *, key: Any = None, headers: dict[str, Any] | None = None, algorithm: str = "RS256",
-             **overrides: Any) -> str:  # fmt: skip
+    def make(
+        repository: str,
+        *,
+        key: Any = None,
+        headers: dict[str, Any] | None = None,
+        algorithm: str = "RS256",
+        **overrides: Any,
+    ) -> str:
         now = int(time.time())
         claims: dict[str, Any] = {
-            "iss": ISSUER, "sub": "admin", "aud": SERVICE, "exp": now + 300, "nbf": now, "iat": now,
+            "iss": ISSUER,
+            "sub": "admin",
+            "aud": SERVICE,
+            "exp": now + 300,
+            "nbf": now,
+            "iat": now,
             "jti": "forged-jti-0123456789",
             "access": [{"type": "repository", "name": repository, "actions": ["pull", "push"]}],
-        }  # fmt: skip
+        }
         for name, value in overrides.items():
             if value is None:
                 claims.pop(name, None)
@@ -108,8 +119,11 @@ def test_several_scopes_in_one_token(harbor, repo):
     other = f"{repo.split('/')[0]}/other"
     token = harbor.token([f"repository:{repo}:pull", f"repository:{other}:push", "registry:catalog:*"])
     access = claims_of(token)["access"]
-    assert [(a["type"], a["name"]) for a in access] == [("repository", repo), ("repository", other),
-                                                         ("registry", "catalog")]  # fmt: skip
+    assert [(a["type"], a["name"]) for a in access] == [
+        ("repository", repo),
+        ("repository", other),
+        ("registry", "catalog"),
+    ]
     assert "pull" in actions_in(token, repo) and "push" in actions_in(token, other)
     assert actions_in(token, "catalog", "registry") == {"*"}
     # The OAuth2 style: several scopes in one space-separated value.
@@ -276,8 +290,12 @@ def test_bad_credentials_on_the_token_service_are_401(harbor, repo):
     for auth in ((user, "Wrong-Pass1"), ("nobody-here", PASSWORD), ("robot$nobody", PASSWORD)):
         expect_error(harbor.token_response([f"repository:{repo}:pull"], auth=auth), 401, "UNAUTHORIZED")
     for header in ("Basic !!!notbase64", "Basic " + base64.b64encode(b"no-colon").decode(), "Digest abc"):
-        response = harbor.get("/service/token", auth=None, headers={"Authorization": header},
-                              query={"service": SERVICE, "scope": f"repository:{repo}:pull"})  # fmt: skip
+        response = harbor.get(
+            "/service/token",
+            auth=None,
+            headers={"Authorization": header},
+            query={"service": SERVICE, "scope": f"repository:{repo}:pull"},
+        )
         expect_error(response, 401, "UNAUTHORIZED")
 
 
@@ -306,8 +324,16 @@ def test_oauth2_password_grant(harbor, repo):
     user, _ = harbor.create_user()
     project = repo.split("/")[0]
     harbor.add_member(project, user, 3)
-    response = harbor.oauth({"grant_type": "password", "client_id": "docker", "username": user, "password": PASSWORD,
-                             "service": SERVICE, "scope": f"repository:{repo}:pull,push"})  # fmt: skip
+    response = harbor.oauth(
+        {
+            "grant_type": "password",
+            "client_id": "docker",
+            "username": user,
+            "password": PASSWORD,
+            "service": SERVICE,
+            "scope": f"repository:{repo}:pull,push",
+        }
+    )
     body = expect_status(response, 200).get_json()
     assert set(body) >= {"access_token", "expires_in", "issued_at", "scope"}
     assert "refresh_token" not in body  # only with access_type=offline
@@ -323,16 +349,30 @@ def test_oauth2_refresh_token_flow_rechecks_the_account(harbor, repo):
     user, user_id = harbor.create_user()
     project = repo.split("/")[0]
     harbor.add_member(project, user, 2)
-    form = {"grant_type": "password", "client_id": "docker", "username": user, "password": PASSWORD,
-            "service": SERVICE, "scope": f"repository:{repo}:pull", "access_type": "offline"}  # fmt: skip
+    form = {
+        "grant_type": "password",
+        "client_id": "docker",
+        "username": user,
+        "password": PASSWORD,
+        "service": SERVICE,
+        "scope": f"repository:{repo}:pull",
+        "access_type": "offline",
+    }
     body = expect_status(harbor.oauth(form), 200).get_json()
     refresh = body["refresh_token"]
     assert isinstance(refresh, str) and refresh
     # A refresh token is not an access token.
     expect_error(harbor.pull(repo, "v1", auth=refresh), 401, "UNAUTHORIZED")
 
-    again = harbor.oauth({"grant_type": "refresh_token", "client_id": "docker", "refresh_token": refresh,
-                          "service": SERVICE, "scope": f"repository:{repo}:pull,push"})  # fmt: skip
+    again = harbor.oauth(
+        {
+            "grant_type": "refresh_token",
+            "client_id": "docker",
+            "refresh_token": refresh,
+            "service": SERVICE,
+            "scope": f"repository:{repo}:pull,push",
+        }
+    )
     renewed = expect_status(again, 200).get_json()
     assert claims_of(renewed["access_token"])["sub"] == user
     assert actions_in(renewed["access_token"], repo) == {"pull", "push"}
@@ -340,32 +380,53 @@ def test_oauth2_refresh_token_flow_rechecks_the_account(harbor, repo):
 
     # Bad refresh tokens are refused.
     for bad in ("", "garbage", body["access_token"], refresh[:-4] + "AAAA"):
-        response = harbor.oauth({"grant_type": "refresh_token", "client_id": "docker", "refresh_token": bad,
-                                 "service": SERVICE})  # fmt: skip
+        response = harbor.oauth(
+            {"grant_type": "refresh_token", "client_id": "docker", "refresh_token": bad, "service": SERVICE}
+        )
         expect_error(response, 401, "UNAUTHORIZED")
     # Once the account is gone, its refresh token is worthless.
     expect_status(harbor.delete(f"users/{user_id}"), 200)
-    response = harbor.oauth({"grant_type": "refresh_token", "client_id": "docker", "refresh_token": refresh,
-                             "service": SERVICE, "scope": f"repository:{repo}:pull"})  # fmt: skip
+    response = harbor.oauth(
+        {
+            "grant_type": "refresh_token",
+            "client_id": "docker",
+            "refresh_token": refresh,
+            "service": SERVICE,
+            "scope": f"repository:{repo}:pull",
+        }
+    )
     expect_error(response, 401, "UNAUTHORIZED")
 
 
 def test_get_with_offline_token_returns_a_refresh_token(harbor, repo):
     response = expect_status(harbor.token_response([f"repository:{repo}:pull"], offline_token="true"), 200)
     refresh = response.get_json()["refresh_token"]
-    renewed = harbor.oauth({"grant_type": "refresh_token", "client_id": "docker", "refresh_token": refresh,
-                            "service": SERVICE, "scope": f"repository:{repo}:pull"})  # fmt: skip
+    renewed = harbor.oauth(
+        {
+            "grant_type": "refresh_token",
+            "client_id": "docker",
+            "refresh_token": refresh,
+            "service": SERVICE,
+            "scope": f"repository:{repo}:pull",
+        }
+    )
     assert claims_of(expect_status(renewed, 200).get_json()["access_token"])["sub"] == ADMIN[0]
 
 
 def test_oauth2_bad_credentials_and_bad_forms(harbor, repo):
     user, _ = harbor.create_user()
-    base = {"grant_type": "password", "client_id": "docker", "username": user, "service": SERVICE,
-            "scope": f"repository:{repo}:pull"}  # fmt: skip
+    base = {
+        "grant_type": "password",
+        "client_id": "docker",
+        "username": user,
+        "service": SERVICE,
+        "scope": f"repository:{repo}:pull",
+    }
     expect_error(harbor.oauth({**base, "password": "Wrong-Pass1"}), 401, "UNAUTHORIZED")
     expect_error(harbor.oauth({**base, "username": "ghost-user", "password": PASSWORD}), 401, "UNAUTHORIZED")
     expect_error(harbor.oauth({**base, "password": PASSWORD, "client_id": ""}), 400, "BAD_REQUEST")
     expect_error(harbor.oauth({**base, "password": PASSWORD, "grant_type": "client_credentials"}), 400, "BAD_REQUEST")
-    response = harbor.post("/service/token", auth=None, data=b"\xff\xfe{not a form",
-                           content_type="application/x-www-form-urlencoded")  # fmt: skip
+    response = harbor.post(
+        "/service/token", auth=None, data=b"\xff\xfe{not a form", content_type="application/x-www-form-urlencoded"
+    )
     expect_error(response, 400, "BAD_REQUEST")

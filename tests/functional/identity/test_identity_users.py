@@ -99,20 +99,25 @@ def test_own_password_change_needs_the_old_password(harbor):
     name, user_id = harbor.create_user()
     new = "Changed-Pass2"
     # Wrong old password: 403, and nothing changed.
-    response = harbor.put(f"users/{user_id}/password", auth=(name, PASSWORD),
-                          json_body={"old_password": "Wrong-Pass9", "new_password": new})  # fmt: skip
+    response = harbor.put(
+        f"users/{user_id}/password",
+        auth=(name, PASSWORD),
+        json_body={"old_password": "Wrong-Pass9", "new_password": new},
+    )
     expect_error(response, 403, "FORBIDDEN")
     # Missing old password: refused too.
     response = harbor.put(f"users/{user_id}/password", auth=(name, PASSWORD), json_body={"new_password": new})
     assert response.status_code in (400, 403), response.get_data()
     expect_status(harbor.get("/v2/", auth=(name, PASSWORD)), 200)
     # A weak new password is a 400.
-    response = harbor.put(f"users/{user_id}/password", auth=(name, PASSWORD),
-                          json_body={"old_password": PASSWORD, "new_password": "weak"})  # fmt: skip
+    response = harbor.put(
+        f"users/{user_id}/password", auth=(name, PASSWORD), json_body={"old_password": PASSWORD, "new_password": "weak"}
+    )
     expect_error(response, 400, "BAD_REQUEST")
     # The right old password works; the old one stops working at once.
-    response = harbor.put(f"users/{user_id}/password", auth=(name, PASSWORD),
-                          json_body={"old_password": PASSWORD, "new_password": new})  # fmt: skip
+    response = harbor.put(
+        f"users/{user_id}/password", auth=(name, PASSWORD), json_body={"old_password": PASSWORD, "new_password": new}
+    )
     expect_status(response, 200)
     expect_error(harbor.get("/v2/", auth=(name, PASSWORD)), 401, "UNAUTHORIZED")
     expect_error(harbor.get("users/current", auth=(name, PASSWORD)), 401, "UNAUTHORIZED")
@@ -129,8 +134,11 @@ def test_admin_resets_another_users_password_without_the_old_one(harbor):
 def test_a_user_cannot_change_another_users_password(harbor):
     name, _ = harbor.create_user()
     _, victim_id = harbor.create_user()
-    response = harbor.put(f"users/{victim_id}/password", auth=(name, PASSWORD),
-                          json_body={"old_password": PASSWORD, "new_password": "Hijack-Pass4"})  # fmt: skip
+    response = harbor.put(
+        f"users/{victim_id}/password",
+        auth=(name, PASSWORD),
+        json_body={"old_password": PASSWORD, "new_password": "Hijack-Pass4"},
+    )
     expect_error(response, 403, "FORBIDDEN")
 
 
@@ -191,6 +199,7 @@ def test_admin_can_use_basic_on_api_and_v2(harbor):
 
 
 def test_deleting_a_user_removes_their_memberships(harbor):
+    """Harbor's user delete cleans up the user's project memberships (DeleteMemberByUserID)."""
     project, _ = harbor.create_project()
     name, user_id = harbor.create_user()
     harbor.add_member(project, name, 2)
@@ -199,7 +208,14 @@ def test_deleting_a_user_removes_their_memberships(harbor):
     assert name not in [m["entity_name"] for m in members], members
     summary = expect_status(harbor.get(f"projects/{project}/summary"), 200).get_json()
     assert summary["developer_count"] == 0
-    # A new account with the same name starts with nothing.
-    harbor.create_user(name)
+
+
+def test_a_recreated_user_does_not_inherit_the_old_accounts_rights(harbor):
+    project, _ = harbor.create_project()
+    name, user_id = harbor.create_user()
+    harbor.add_member(project, name, 1)
+    expect_status(harbor.delete(f"users/{user_id}"), 200)
+    _, new_id = harbor.create_user(name)
+    assert new_id != user_id
     expect_error(harbor.get(f"projects/{project}", auth=(name, PASSWORD)), 404, "NOT_FOUND")
     expect_error(harbor.start_upload(f"{project}/app", auth=(name, PASSWORD)), 403, "DENIED")
