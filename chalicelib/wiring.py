@@ -112,12 +112,13 @@ def services() -> Services:
     project_store = ProjectStore()
     user_store = UserStore()
     configuration = ConfigurationService(ConfigurationStore(), settings)
+    robot_store = RobotStore()
     access = AccessService(
-        user_store, RobotStore(), project_store, configuration, signing_key(settings),
+        user_store, robot_store, project_store, configuration, signing_key(settings),
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
     )  # fmt: skip
-    projects = ProjectService(project_store, access, configuration)
+    projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
     built = Services(
         settings=settings,
@@ -134,10 +135,10 @@ def services() -> Services:
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
         access=access,
         configuration=configuration,
-        users=UserService(user_store, access),
+        users=UserService(user_store, access, project_store),
         projects=projects,
         members=MemberService(projects, project_store, user_store),
-        robots=RobotService(RobotStore(), projects, access, configuration),
+        robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
     )
     _bootstrap(built, settings)

@@ -103,6 +103,14 @@ class HttpRequest:
         )
 
 
+def request_from(chalice_request: chalice.app.Request) -> HttpRequest:
+    """The request view, with this thread's log context reset to it (threads serve many requests)."""
+    request = HttpRequest.from_chalice(chalice_request)
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(request_id=request.request_id, method=request.method)
+    return request
+
+
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     body = json.dumps(data, separators=(",", ":")).encode()
     return Response(body=body, status_code=status, headers={"Content-Type": "application/json", **(headers or {})})

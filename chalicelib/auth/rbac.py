@@ -94,7 +94,8 @@ _MAINTAINER = _DEVELOPER | {
     "tag-retention": _CRUDL + " operate",
     "immutable-tag": _CRUDL,
 }
-_PROJECT_ADMIN = {resource: " ".join(ACTIONS) for resource in PROJECT_RESOURCES}
+# Everything in the project except `scanner-pull`, which only the scanner's robot holds.
+_PROJECT_ADMIN = {resource: " ".join(a for a in ACTIONS if a != "scanner-pull") for resource in PROJECT_RESOURCES}
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.LIMITED_GUEST: _grants(_LIMITED_GUEST),

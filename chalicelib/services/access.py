@@ -201,7 +201,13 @@ class AccessService:
         found, member = self._projects.project_and_member(project_of(repository), principal.user_id)
         if found is None:
             return []  # a project that does not exist grants nothing, even to an administrator
-        return [a for a, permission in TOKEN_ACTIONS.items() if _evaluate(principal, found, member, permission)]
+        return [
+            action
+            for action, permission in TOKEN_ACTIONS.items()
+            # scanner-pull bypasses pull policies: only a robot granted it explicitly holds it.
+            if (action != "scanner-pull" or principal.kind == "robot")
+            and _evaluate(principal, found, member, permission)
+        ]
 
     def issue_token(
         self, principal: Principal, service: str | None, scopes: list[Scope]

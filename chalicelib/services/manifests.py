@@ -40,14 +40,21 @@ class ManifestService:
         sizes = self._check_references(repository, manifest)
         sizes[manifest.digest] = len(body)
         project = project_of(repository)
-        charged = self._charge(project, sizes)
+        # References first, then the charge: a concurrent delete that releases a shared blob either
+        # sees these references (and keeps it counted) or released it before the charge (which then
+        # counts it again). The other order could leave a referenced blob uncounted.
+        self._quota.track_manifest(project, repository, manifest.digest, list(manifest.blobs))
+        charged: list[str] = []
         try:
+            charged = self._charge(project, sizes)
             self._manifests.put(repository, manifest, body, tag)
         except BaseException:
             for d in charged:
                 self._quota.release(project, d)
+            if self._manifests.get(repository, manifest.digest, with_body=False) is None:
+                # Not stored: drop its references, but blobs uploaded for it stay counted (Harbor).
+                self._quota.forget_manifest(project, repository, manifest.digest, list(manifest.blobs))
             raise
-        self._quota.track_manifest(project, repository, manifest.digest, list(manifest.blobs))
         return manifest
 
     def _charge(self, project: str, sizes: dict[str, int]) -> list[str]:

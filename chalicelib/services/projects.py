@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
     from chalicelib.services.configuration import ConfigurationService
     from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.robots import RobotStore
 
 LIBRARY = "library"
 _NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
@@ -53,10 +54,13 @@ def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
 
 
 class ProjectService:
-    def __init__(self, projects: ProjectStore, access: AccessService, configuration: ConfigurationService) -> None:
+    def __init__(
+        self, projects: ProjectStore, access: AccessService, configuration: ConfigurationService, robots: RobotStore
+    ) -> None:
         self._projects = projects
         self._access = access
         self._configuration = configuration
+        self._robots = robots
 
     def ensure_library(self, owner_id: int, owner_name: str) -> None:
         """The public `library` project Harbor creates at start (idempotent)."""
@@ -165,6 +169,9 @@ class ProjectService:
         if not ok:
             raise Precondition(message)
         self._projects.delete(project)
+        # Its robots go with it: a project re-created under the name must not open to them.
+        for robot in self._robots.get_many([n for n in self._robots.names() if n.startswith(f"{project.name}+")]):
+            self._robots.delete(robot)
 
     def summary(self, caller: Principal, project: Project) -> dict[str, Any]:
         self.authorize(caller, project, "project", "read")

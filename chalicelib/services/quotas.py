@@ -55,9 +55,21 @@ class QuotaService:
         self._store.add_references(project, repository, manifest, blobs)
 
     def untrack_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
-        """After a manifest delete: release what no manifest of the project references any more."""
+        """After a manifest delete: release what no manifest of the project references any more.
+
+        A push of another manifest may reference a blob between the check and the release; so after
+        releasing, the references are read again and a blob that gained one is counted back. (The
+        push writes its references before it checks what the project counts, so one of the two
+        always sees the other.)
+        """
         for digest in self._store.remove_references(project, repository, manifest, blobs):
-            self._store.release_blob(project, digest)
+            size = self._store.release_blob(project, digest)
+            if size is not None and self._store.referenced(project, digest):
+                self._store.associate_blob(project, digest, size, enforce_limit=False)
+
+    def forget_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
+        """A manifest that was not stored after all: remove its references, release nothing."""
+        self._store.remove_references(project, repository, manifest, blobs)
 
     def list(self, caller: Principal, reference_id: int | None) -> list[Project]:
         if not caller.authenticated:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.auth import secrets as credentials
-from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, SYSTEM_RESOURCES, Permission
+from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, ROLE_PERMISSIONS, SYSTEM_RESOURCES, Permission, Role
 from chalicelib.core.identity import Principal, Robot, RobotAccess, RobotPermission
 from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
 
@@ -120,7 +120,21 @@ class RobotService:
             raise BadRequest("a project robot has exactly one permission entry, for its project")
         project = self._projects.resolve(permissions[0].namespace, force_name=True)
         self._projects.authorize(caller, project, "robot", "create")
+        self._check_no_escalation(caller, project.name, permissions[0])
         return f"{project.name}+{name}"
+
+    def _check_no_escalation(self, caller: Principal, project: str, permission: RobotPermission) -> None:
+        """A caller can only hand out what it holds itself in the project (Harbor's rule)."""
+        if caller.sysadmin:
+            return
+        held = set(self._access.project_permissions(caller, project))
+        every = ROLE_PERMISSIONS[Role.PROJECT_ADMIN] | {Permission("repository", "scanner-pull")}
+        for access in permission.access:
+            if access.effect == "deny":
+                continue
+            wanted = {p for p in every if access.resource in (p.resource, "*") and access.action in (p.action, "*")}
+            if not wanted <= held:
+                raise Forbidden(f"cannot grant {access.resource}:{access.action}, which the caller does not hold")
 
     def _secret(self, provided: Any) -> str:
         if provided is None:
@@ -163,6 +177,7 @@ class RobotService:
             project = robot.name.split("+", 1)[0]
             if len(permissions) != 1 or permissions[0].namespace != project:
                 raise BadRequest("a project robot's permission must stay on its own project")
+            self._check_no_escalation(caller, project, permissions[0])
         description = body.get("description", robot.description)
         if not isinstance(description, str):
             raise BadRequest("description must be a string")

@@ -12,6 +12,7 @@ from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Unautho
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
+    from chalicelib.stores.projects import ProjectStore
     from chalicelib.stores.users import UserStore
 
 ADMIN_USERNAME = "admin"
@@ -21,9 +22,10 @@ _PASSWORD_RULE = f"password must be {_RULE}"
 
 
 class UserService:
-    def __init__(self, users: UserStore, access: AccessService) -> None:
+    def __init__(self, users: UserStore, access: AccessService, memberships: ProjectStore) -> None:
         self._users = users
         self._access = access
+        self._memberships = memberships
 
     def ensure_admin(self, password: str) -> bool:
         """Create `admin` (a system administrator) if absent; True if it was created now."""
@@ -108,6 +110,7 @@ class UserService:
         if user.username == ADMIN_USERNAME or caller.user_id == user.user_id:
             raise Forbidden("the admin user and the caller's own account cannot be deleted")
         self._users.delete(user)
+        self._memberships.remove_user_everywhere(user.user_id)
 
     def _require_admin(self, caller: Principal) -> None:
         if not caller.authenticated:

@@ -118,14 +118,19 @@ class ProjectStore:
         raise Conflict("project usage keeps changing; retry")
 
     def delete(self, project: Project) -> None:
-        """Remove the project row, its id row and its member rows (callers check it is empty)."""
+        """Remove the project and everything kept under it: members, counted blobs and references
+        (callers check it holds no repository), so a project re-created under the name starts clean."""
         with TransactWrite(connection=connection()) as tx:
             tx.delete(ProjectRow(keys.project_pk(project.name), keys.ENTITY_SK))
             tx.delete(IdRow(keys.id_pk("PROJECT", project.project_id), keys.ENTITY_SK))
-        pk = keys.project_pk(project.name)
         with BatchWrite(MemberRow) as batch:
-            for row in MemberRow.query(pk, MemberRow.sk.startswith(keys.MEMBER_PREFIX)):
+            for row in MemberRow.query(keys.project_pk(project.name), attributes_to_get=["pk", "sk"]):
                 batch.delete(row)
+
+    def remove_user_everywhere(self, user_id: int) -> None:
+        """Drop a deleted user's membership in every project (one conditional delete per project)."""
+        for name in self.names():
+            self.remove_member(name, user_id)
 
     def has_repositories(self, name: str) -> bool:
         """True if any repository of the project still has content (a repository row)."""
@@ -201,14 +206,14 @@ class ProjectStore:
 
     # Quota.
 
-    def associate_blob(self, project: str, digest: str, size: int) -> bool:
+    def associate_blob(self, project: str, digest: str, size: int, *, enforce_limit: bool = True) -> bool:
         """Count `digest` in the project once; False if it was already counted.
 
         Raises QuotaExceededError when the project's limit would be passed (or it does not exist).
         """
         now = int(time.time())
         pk = keys.project_pk(project)
-        limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= size)
+        limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= (size if enforce_limit else 0))
         try:
             with TransactWrite(connection=connection()) as tx:
                 tx.save(
@@ -230,13 +235,15 @@ class ProjectStore:
             raise
         return True
 
-    def release_blob(self, project: str, digest: str) -> None:
-        """Uncount a blob: delete its project-blob row and subtract its size, in one transaction."""
+    def release_blob(self, project: str, digest: str) -> int | None:
+        """Uncount a blob: delete its project-blob row and subtract its size, in one transaction.
+
+        Returns the size released, or None if it was not counted."""
         pk = keys.project_pk(project)
         try:
             row = ProjectBlobRow.get(pk, keys.link_sk(digest))
         except ProjectBlobRow.DoesNotExist:
-            return
+            return None
         size = int(row.size)
         try:
             with TransactWrite(connection=connection()) as tx:
@@ -246,8 +253,9 @@ class ProjectStore:
         except TransactWriteError as exc:
             reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
-                return  # released concurrently
+                return None  # released concurrently
             raise
+        return size
 
     def add_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> None:
         """Record that `manifest` references each digest (itself included), for release on delete."""
@@ -263,12 +271,13 @@ class ProjectStore:
         with BatchWrite(BlobRefRow) as batch:
             for digest in candidates:
                 batch.delete(BlobRefRow(pk, keys.blob_ref_sk(digest, repository, manifest)))
-        unreferenced = []
-        for digest in candidates:
-            remaining = BlobRefRow.query(pk, BlobRefRow.sk.startswith(keys.blob_ref_prefix(digest)), limit=1)
-            if next(iter(remaining), None) is None:
-                unreferenced.append(digest)
-        return unreferenced
+        return [digest for digest in candidates if not self.referenced(project, digest)]
+
+    def referenced(self, project: str, digest: str) -> bool:
+        """Whether any manifest of the project references the digest (one Query, one key)."""
+        pk = keys.project_pk(project)
+        rows = BlobRefRow.query(pk, BlobRefRow.sk.startswith(keys.blob_ref_prefix(digest)), limit=1)
+        return next(iter(rows), None) is not None
 
 
 def _to_project(row: ProjectRow) -> Project:

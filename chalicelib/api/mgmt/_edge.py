@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.api.edge import HttpRequest, guarded, json_response
+from chalicelib.api.edge import HttpRequest, guarded, json_response, request_from
 from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse_page, parse_sort
 from chalicelib.api.mgmt.query import parse_q
 from chalicelib.core.identity import Principal
@@ -31,9 +31,7 @@ _MAX_BODY = 1024 * 1024
 
 def serve(bp: Blueprint, handler: Handler, **params: str) -> Response:
     """Run a management handler for the blueprint's current request."""
-    request = HttpRequest.from_chalice(bp.current_request).with_params(params)
-    logger.thread_safe_clear_keys()
-    logger.thread_safe_append_keys(request_id=request.request_id, method=request.method)
+    request = request_from(bp.current_request).with_params(params)
     return guarded(lambda r: handler(_identified(r)), request)
 
 

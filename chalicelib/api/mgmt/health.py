@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalice.app import Blueprint, Response
 
-from chalicelib.api.edge import HttpRequest, guarded, json_response
+from chalicelib.api.edge import HttpRequest, guarded, json_response, request_from
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -12,7 +12,7 @@ bp = Blueprint(__name__)
 
 @bp.route("/api/v2.0/health", methods=["GET"])
 def health() -> Response:
-    return guarded(_health, HttpRequest.from_chalice(bp.current_request))
+    return guarded(_health, request_from(bp.current_request))
 
 
 def _health(request: HttpRequest) -> Response:

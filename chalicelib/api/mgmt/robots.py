@@ -15,7 +15,8 @@ from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 _CREATE_FIELDS = {"name", "description", "level", "duration", "disable", "permissions", "secret"}
-_UPDATE_FIELDS = _CREATE_FIELDS | {"id", "editable", "expires_at", "creation_time", "update_time"}
+# A PUT may send back what GET returned; the read-only fields are ignored.
+_UPDATE_FIELDS = _CREATE_FIELDS | {"id", "editable", "expires_at", "creation_time", "update_time", "creator"}
 
 
 def robot_view(robot: Robot) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 from chalice.app import Blueprint, Response
 
-from chalicelib.api.edge import HttpRequest, guarded
+from chalicelib.api.edge import HttpRequest, guarded, request_from
 from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
 from chalicelib.api.oci._auth import identify, require
 from chalicelib.config import get_settings
@@ -80,9 +80,7 @@ def v2_proxy() -> Response:
 
 @tracer.capture_method(capture_response=False)
 def _serve(path: str, fixed: Handler | None) -> Response:
-    request = HttpRequest.from_chalice(bp.current_request)
-    logger.thread_safe_clear_keys()
-    logger.thread_safe_append_keys(request_id=request.request_id, method=request.method)
+    request = request_from(bp.current_request)
     response = guarded(lambda r: _dispatch(path, r, fixed), request, API_VERSION)
     response.headers.update(API_VERSION)
     logger.info("request", extra={"path": f"/v2/{path}", "status": response.status_code})

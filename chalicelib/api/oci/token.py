@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 
 from chalice.app import Blueprint, Response
 
-from chalicelib.api.edge import HttpRequest, guarded, json_response
+from chalicelib.api.edge import HttpRequest, guarded, json_response, request_from
 from chalicelib.auth.scopes import parse_scopes
 from chalicelib.core.identity import ANONYMOUS, Principal
 from chalicelib.errors import BadRequest, Unauthorized
@@ -23,12 +23,12 @@ _MAX_SCOPES = 32
 
 @bp.route("/service/token", methods=["GET"], content_types=["*/*"])
 def get_token() -> Response:
-    return guarded(_get_token, HttpRequest.from_chalice(bp.current_request))
+    return guarded(_get_token, request_from(bp.current_request))
 
 
 @bp.route("/service/token", methods=["POST"], content_types=["application/x-www-form-urlencoded", "*/*"])
 def post_token() -> Response:
-    return guarded(_post_token, HttpRequest.from_chalice(bp.current_request))
+    return guarded(_post_token, request_from(bp.current_request))
 
 
 def _get_token(request: HttpRequest) -> Response:
@@ -37,6 +37,9 @@ def _get_token(request: HttpRequest) -> Response:
     scopes = parse_scopes(request.query.get("scope", []))
     if len(scopes) > _MAX_SCOPES:
         raise BadRequest(f"at most {_MAX_SCOPES} scopes per token")
+    if not principal.authenticated and not scopes:
+        # `docker login` asks for a token without a scope: with no credentials that is a failed login.
+        raise Unauthorized("credentials are required for a token without a scope")
     service = request.arg("service")
     issued, _granted = access.issue_token(principal, service, scopes)
     body: dict[str, object] = dict(issued.to_response())

@@ -47,11 +47,12 @@ def signing_key(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> rsa.RSAPriva
 class _World:
     """The environment and app wiring, kept from one identity module to the next.
 
-    Each module gets a fresh mock (an empty table and bucket): moto copies whole tables inside
-    transactions, so a table that grows over the suite makes every later request slower. Only the
-    app's wiring (clients, settings, signing key) is reused between consecutive modules of this
-    directory, which saves rebuilding it; the bootstrap (admin, `library`) is redone in each fresh
-    table. Whenever the next test is not one of ours, everything is undone: wiring reset, env restored.
+    Each module gets a fresh mock (an empty table and bucket), so modules stay independent and a
+    table that grows over the suite does not slow later requests (moto's scans, queries and,
+    without the local fixes, transactions cost O(table)). Only the app's wiring (clients,
+    settings, signing key) is reused between consecutive modules of this directory, which saves
+    rebuilding it; the bootstrap (admin, `library`) is redone in each fresh table. Whenever the
+    next test is not one of ours, everything is undone: wiring reset, environment restored.
     """
 
     env: dict[str, str] | None = None
@@ -95,6 +96,7 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
 
     from chalicelib import wiring
 
+    _apply_moto_fixes()
     continuing = _World.env is not None
     env = _World.env if _World.env is not None else _fresh_env(signing_key_pem[0])
     with pytest.MonkeyPatch.context() as mp:
@@ -128,6 +130,16 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
                     wiring.reset()
 
 
+def _apply_moto_fixes() -> None:
+    """The moto fixes the local runner and the sibling suites run with (transactions that neither
+    copy the whole table nor lose concurrent writes). Process-wide and idempotent."""
+    try:
+        from chalicelib.local import moto_patches
+    except ImportError:  # pragma: no cover - the fixes are an optimisation, not a requirement
+        return
+    moto_patches.apply()
+
+
 def _bootstrap_again(client: Harbor) -> None:
     """What the app does on its first start (admin user, public `library`), in a fresh table."""
     from chalicelib.wiring import services
@@ -157,8 +169,7 @@ def clock(harbor: Harbor, monkeypatch: pytest.MonkeyPatch) -> Callable[[float], 
 
     from chalicelib.wiring import services
 
-    harbor.get("ping")  # make sure the services exist
-    access = services().access
+    access = services().access  # built now if no request has built it yet
     offset = {"seconds": 0.0}
 
     def now() -> float:
