@@ -8,6 +8,7 @@ warm-up requests of each kind are not counted. With credentials, one bearer toke
 
 from __future__ import annotations
 
+import base64
 import threading
 import time
 from collections.abc import Mapping
@@ -84,6 +85,11 @@ def measure(
             "blob_head": _stats(_timed(http, "HEAD", blob_path, {}, 200, n)),
             "blob_get_no_redirect": _stats(_timed(http, "GET", blob_path, {}, blob_get_status, n)),
         }
+        if creds is not None:
+            # A token request as docker/skopeo make it: Basic credentials, one repository scope.
+            basic = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+            token_path = f"/service/token?service=harbor-registry&scope=repository:{repo}:pull,push"
+            result["token_get"] = _stats(_timed(raw, "GET", token_path, {"Authorization": basic}, 200, n))
     finally:
         raw.close()
 
@@ -126,6 +132,7 @@ LABELS = {
     "blob_head": "blob HEAD (sequential)",
     "blob_get_no_redirect": "blob GET, redirect not followed (sequential)",
     "manifest_get_concurrent": "manifest GET by tag, concurrency 8",
+    "token_get": "token GET, Basic credentials (sequential)",
 }
 
 
@@ -134,9 +141,14 @@ def print_report(results: dict[str, dict[str, Any]]) -> None:
     header = "".join(f"  {name + ' median':>20} {name + ' p95':>17}" for name in names)
     print(f"{'request':<46}{'n':>5}{header}")
     for key, label in LABELS.items():
-        n = results[names[0]][key]["n"]
-        cells = "".join(f"  {r[key]['median_ms']:>17.2f} ms {r[key]['p95_ms']:>14.2f} ms" for r in results.values())
-        print(f"{label:<46}{n:>5}{cells}")
+        measured = [r[key] for r in results.values() if key in r]
+        if not measured:
+            continue
+        cells = "".join(
+            f"  {r[key]['median_ms']:>17.2f} ms {r[key]['p95_ms']:>14.2f} ms" if key in r else f"  {'-':>20} {'-':>17}"
+            for r in results.values()
+        )
+        print(f"{label:<46}{measured[0]['n']:>5}{cells}")
     for name, result in results.items():
         c = result["manifest_get_concurrent"]
         print(f"{name}: {c['n']} concurrent manifest GETs in {c['wall_s']:.2f}s = {c['throughput_rps']:.0f} req/s")
