@@ -1,7 +1,8 @@
 """What every /api/v2.0 handler shares: the caller, JSON bodies as pydantic models, list responses.
 
-Harbor's API authenticates with HTTP Basic (a user's password or a robot's secret); a bearer token
-from /service/token is accepted too and re-resolved to its account. Bodies are validated with
+Harbor's API authenticates with HTTP Basic (a user's password or a robot's secret). Registry tokens
+from /service/token are refused here, as in Harbor: they carry a narrow grant for /v2 and must not
+become a full API login. Bodies are validated with
 pydantic models that forbid unknown fields, so a typo is a 400 naming the field, never a 500.
 """
 
@@ -19,7 +20,7 @@ from chalicelib.api.edge import HttpRequest, guarded, json_response, request_fro
 from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse_page, parse_sort
 from chalicelib.api.mgmt.query import parse_q
 from chalicelib.core.identity import Principal
-from chalicelib.errors import BadRequest
+from chalicelib.errors import BadRequest, Unauthorized
 from chalicelib.observability import logger
 from chalicelib.wiring import services
 
@@ -36,10 +37,10 @@ def serve(bp: Blueprint, handler: Handler, **params: str) -> Response:
 
 
 def _identified(request: HttpRequest) -> HttpRequest:
-    access = services().access
-    principal, claims = access.authenticate(request.header("authorization"))
-    if claims is not None and claims.subject:
-        principal = access.token_subject(claims)
+    header = request.header("authorization")
+    if header and header.lower().startswith("bearer "):
+        raise Unauthorized("registry tokens are for /v2; use Basic credentials on the management API")
+    principal, _ = services().access.authenticate(header)
     logger.thread_safe_append_keys(user=principal.name or "anonymous")
     return request.with_caller(principal, None)
 

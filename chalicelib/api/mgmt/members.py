@@ -25,7 +25,7 @@ class MemberUser(BaseModel):
 
 
 class MemberReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role_id: int
     member_user: MemberUser | None = None
@@ -33,7 +33,7 @@ class MemberReq(BaseModel):
 
 
 class RoleReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     role_id: int
 

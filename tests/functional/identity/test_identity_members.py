@@ -58,7 +58,7 @@ def test_add_member_by_user_id(harbor, project):
     assert [(m["entity_name"], m["role_id"]) for m in listed] == [(username, 3)]
 
 
-@pytest.mark.parametrize("role_id", [0, 6, -1, 100])
+@pytest.mark.parametrize("role_id", [0, 6, -1, 100, "2", 2.0, True])
 def test_invalid_role_is_400(harbor, project, role_id):
     name, _ = project
     username, _ = harbor.create_user()

@@ -115,6 +115,13 @@ def test_the_token_works_on_v2(harbor, repo):
     expect_status(harbor.pull(repo, "v1", auth=token), 200)
 
 
+def test_registry_tokens_are_refused_on_the_management_api(harbor, repo):
+    """As in Harbor: a token's narrow /v2 grant must not become a full API login."""
+    token = harbor.token([f"repository:{repo}:pull"])
+    expect_error(harbor.get("users/current", auth=token), 401, "UNAUTHORIZED")
+    expect_error(harbor.get("projects", auth=token), 401, "UNAUTHORIZED")
+
+
 def test_several_scopes_in_one_token(harbor, repo):
     other = f"{repo.split('/')[0]}/other"
     token = harbor.token([f"repository:{repo}:pull", f"repository:{other}:push", "registry:catalog:*"])
