@@ -64,7 +64,9 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     addressing = "path" if endpoint_url else "virtual"
     config = Config(
         signature_version="s3v4",
-        s3={"addressing_style": addressing},  # type: ignore[arg-type]
+        # Requests carry their own SHA-256 checksum where it matters (and go over TLS on AWS), so
+        # SigV4 need not hash every payload a second time.
+        s3={"addressing_style": addressing, "payload_signing_enabled": False},  # type: ignore[arg-type]
         max_pool_connections=max(10, settings.server_threads * 2),
         retries={"mode": "standard", "max_attempts": 4},
         # The registry sends its own SHA-256 where it matters; skip botocore's extra CRC pass.

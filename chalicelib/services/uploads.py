@@ -213,7 +213,7 @@ class UploadService:
             # closing PUT only has to check that this is the digest it names (no copy). The object
             # is invisible until a blob row exists, and its bytes match its key by construction (S3
             # checks the SHA-256 on write). Chunked clients (Content-Range) stage as usual.
-            pending.append(self._stage_content_addressed(upload.hash_algorithm, data))
+            pending.append(self._stage_content_addressed(upload.hash_algorithm, hash_state, data))
         elif upload.pending_bytes + len(data) < self._part_size:
             key = f"{keys.upload_prefix(upload.id)}chunk-{seq}"
             self._objects.put(key, data)
@@ -237,8 +237,11 @@ class UploadService:
             hash_state=hash_state,
         )
 
-    def _stage_content_addressed(self, algorithm: str, data: bytes) -> Chunk:
-        digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    def _stage_content_addressed(self, algorithm: str, hash_state: bytes | None, data: bytes) -> Chunk:
+        # The running hash already covers exactly these bytes: no second pass over them.
+        restored = ResumableHash.restore(algorithm, hash_state) if hash_state else None
+        hexdigest = restored.hexdigest() if restored else hashlib.new(algorithm, data).hexdigest()
+        digest = f"{algorithm}:{hexdigest}"
         key = keys.blob_object_key(digest)
         if self._blobs.global_size(digest) is None:
             self._objects.put(key, data, sha256_hex=digest.partition(":")[2] if algorithm == "sha256" else None)

@@ -230,7 +230,10 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
     if "latency" in sections:
         print("\n[4] latency (ms)       " + "".join(f"{name + ' median/p95':>30}" for name in sections["latency"]))
         for key, label in latency.LABELS.items():
-            pairs = [f"{r[key]['median_ms']:.2f} / {r[key]['p95_ms']:.2f}" for r in sections["latency"].values()]
+            pairs = [
+                f"{r[key]['median_ms']:.2f} / {r[key]['p95_ms']:.2f}" if key in r else "-"
+                for r in sections["latency"].values()
+            ]
             cells = "".join(f"{pair:>30}" for pair in pairs)
             print(f"    {label:<46}{cells}")
         for name, r in sections["latency"].items():
