@@ -107,6 +107,7 @@ def _build_server(settings: Settings, snapshots: Snapshotter) -> Any:
         max_request_body_size=64 * 1024**3,
         # Bodies are handed to the app in memory anyway; spooling them to disk first only costs I/O.
         inbuf_overflow=512 * 1024**2,
+        recv_bytes=1024 * 1024,  # fewer, larger reads of multi-megabyte layer bodies
         channel_timeout=300,
         clear_untrusted_proxy_headers=True,
         ident="registry",
