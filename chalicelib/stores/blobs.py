@@ -7,7 +7,7 @@ import time
 from pynamodb.exceptions import PutError
 
 from chalicelib.stores import keys
-from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw
+from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw, delete_where
 
 # Blobs in these GC states are invisible: a sweep has claimed them (reference/harbor.md section 2).
 _HIDDEN_STATES = frozenset({"deleting", "deletefailed"})
@@ -60,10 +60,4 @@ class BlobMetaStore:
 
     def unlink(self, repository: str, digest: str) -> bool:
         """Remove the repository's link; the bytes stay for GC. False when there was none."""
-        try:
-            LinkRow(keys.repo_pk(repository), keys.link_sk(digest)).delete(condition=LinkRow.pk.exists())
-        except Exception as exc:  # pynamodb DeleteError
-            if getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return delete_where(LinkRow(keys.repo_pk(repository), keys.link_sk(digest)), LinkRow.pk.exists())

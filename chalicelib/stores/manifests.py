@@ -15,7 +15,7 @@ from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
 from chalicelib.stores import keys
 from chalicelib.stores.objects import S3ObjectStore
-from chalicelib.stores.tables import ManifestRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw
+from chalicelib.stores.tables import ManifestRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw, delete_where
 
 # Annotations up to this size (JSON) are copied into the manifest and referrer rows.
 _ANNOTATIONS_COPY_MAX = 64_000
@@ -172,13 +172,7 @@ class ManifestStore:
                 tx.save(self._tag_row(repository, tag, manifest.digest, now))
 
     def delete_tag(self, repository: str, tag: str) -> bool:
-        try:
-            TagRow(keys.repo_pk(repository), keys.tag_sk(tag)).delete(condition=TagRow.pk.exists())
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return delete_where(TagRow(keys.repo_pk(repository), keys.tag_sk(tag)), TagRow.pk.exists())
 
     def delete(self, repository: str, digest: str) -> list[str] | None:
         """Delete a manifest with its tags and referrer edge; returns the blobs it referenced, or None

@@ -12,7 +12,7 @@ import json
 import time
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.models import BatchWrite
 from pynamodb.transactions import TransactWrite
 
@@ -29,6 +29,9 @@ from chalicelib.stores.tables import (
     ProjectRow,
     batch_get_raw,
     connection,
+    create_with_id,
+    delete_where,
+    name_by_id,
     next_id,
 )
 
@@ -55,12 +58,7 @@ class ProjectStore:
             storage_free=project.storage_limit,
             created_at=now, updated_at=now, gsi1pk=keys.PROJECTS_LIST, gsi1sk=project.name,
         )  # fmt: skip
-        try:
-            with TransactWrite(connection=connection()) as tx:
-                tx.save(row, condition=ProjectRow.pk.does_not_exist())
-                tx.save(IdRow(keys.id_pk("PROJECT", project_id), keys.ENTITY_SK, name=project.name))
-        except TransactWriteError as exc:
-            raise Conflict(f"project {project.name!r} already exists") from exc
+        create_with_id(row, "PROJECT", project.name, f"project {project.name!r} already exists")
         return _to_project(row)
 
     def get(self, name: str) -> Project | None:
@@ -70,10 +68,7 @@ class ProjectStore:
             return None
 
     def name_of(self, project_id: int) -> str | None:
-        try:
-            return str(IdRow.get(keys.id_pk("PROJECT", project_id), keys.ENTITY_SK).name)
-        except IdRow.DoesNotExist:
-            return None
+        return name_by_id("PROJECT", project_id)
 
     def names(self) -> list[str]:
         return [row.gsi1sk for row in ListEntry.listing.query(keys.PROJECTS_LIST)]
@@ -196,13 +191,7 @@ class ProjectStore:
             raise
 
     def remove_member(self, project: str, user_id: int) -> bool:
-        try:
-            MemberRow(keys.project_pk(project), keys.member_sk(user_id)).delete(condition=MemberRow.pk.exists())
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return delete_where(MemberRow(keys.project_pk(project), keys.member_sk(user_id)), MemberRow.pk.exists())
 
     # Quota.
 

@@ -6,13 +6,22 @@ import json
 import time
 from typing import Any
 
-from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.identity import Robot, RobotAccess, RobotPermission
 from chalicelib.errors import Conflict
 from chalicelib.stores import keys
-from chalicelib.stores.tables import IdRow, ListEntry, RobotRow, batch_get_raw, connection, next_id
+from chalicelib.stores.tables import (
+    IdRow,
+    ListEntry,
+    RobotRow,
+    batch_get_raw,
+    connection,
+    create_with_id,
+    name_by_id,
+    next_id,
+)
 
 
 class RobotStore:
@@ -26,12 +35,7 @@ class RobotStore:
             disabled=robot.disabled, creator=robot.creator, created_at=now, updated_at=now,
             gsi1pk=keys.ROBOTS_LIST, gsi1sk=robot.name,
         )  # fmt: skip
-        try:
-            with TransactWrite(connection=connection()) as tx:
-                tx.save(row, condition=RobotRow.pk.does_not_exist())
-                tx.save(IdRow(keys.id_pk("ROBOT", robot_id), keys.ENTITY_SK, name=robot.name))
-        except TransactWriteError as exc:
-            raise Conflict(f"robot {robot.name!r} already exists") from exc
+        create_with_id(row, "ROBOT", robot.name, f"robot {robot.name!r} already exists")
         return _to_robot(row)
 
     def get(self, name: str) -> Robot | None:
@@ -41,11 +45,8 @@ class RobotStore:
             return None
 
     def get_by_id(self, robot_id: int) -> Robot | None:
-        try:
-            name = IdRow.get(keys.id_pk("ROBOT", robot_id), keys.ENTITY_SK).name
-        except IdRow.DoesNotExist:
-            return None
-        return self.get(name)
+        name = name_by_id("ROBOT", robot_id)
+        return self.get(name) if name else None
 
     def names(self) -> list[str]:
         return [row.gsi1sk for row in ListEntry.listing.query(keys.ROBOTS_LIST)]

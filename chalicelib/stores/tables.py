@@ -16,8 +16,13 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
+from pynamodb.exceptions import DeleteError, TransactWriteError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.errors import Conflict
+from chalicelib.stores import keys
 
 
 class _Base(Model):
@@ -278,6 +283,37 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
         else:
             raise RuntimeError("BatchGetItem left keys unprocessed after retries")
     return items
+
+
+def delete_where(row: Model, condition: Any) -> bool:
+    """Delete `row` if `condition` holds; False (not an error) when it does not."""
+    try:
+        row.delete(condition=condition)
+    except DeleteError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def create_with_id(row: _Base, kind: str, name: str, conflict: str) -> None:
+    """Insert a named entity and its `<KIND>ID#<id>` row in one transaction; Conflict if the name is taken.
+
+    `row` must carry its new integer id already (from `next_id`)."""
+    entity_id = int(getattr(row, f"{kind.lower()}_id"))
+    try:
+        with TransactWrite(connection=connection()) as tx:
+            tx.save(row, condition=type(row).pk.does_not_exist())
+            tx.save(IdRow(keys.id_pk(kind, entity_id), keys.ENTITY_SK, name=name))
+    except TransactWriteError as exc:
+        raise Conflict(conflict) from exc
+
+
+def name_by_id(kind: str, entity_id: int) -> str | None:
+    try:
+        return str(IdRow.get(keys.id_pk(kind, entity_id), keys.ENTITY_SK).name)
+    except IdRow.DoesNotExist:
+        return None
 
 
 def connection() -> Any:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import secrets
 import time
 
-from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.exceptions import UpdateError
 
 from chalicelib.core.models import Chunk, Part, Upload
 from chalicelib.stores import keys
-from chalicelib.stores.tables import ChunkAttr, PartAttr, UploadRow
+from chalicelib.stores.tables import ChunkAttr, PartAttr, UploadRow, delete_where
 
 
 class LeaseLost(Exception):
@@ -124,13 +124,7 @@ class UploadStore:
 
     def delete(self, upload_id: str, token: str | None = None) -> bool:
         condition = UploadRow.pk.exists() if token is None else UploadRow.lease_token == token
-        try:
-            UploadRow(keys.upload_pk(upload_id), keys.UPLOAD_SK).delete(condition=condition)
-        except (DeleteError, PutError) as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return delete_where(UploadRow(keys.upload_pk(upload_id), keys.UPLOAD_SK), condition)
 
 
 def _to_upload(upload_id: str, row: UploadRow) -> Upload:

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import time
 
-from pynamodb.exceptions import TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.identity import User
-from chalicelib.errors import Conflict
 from chalicelib.stores import keys
-from chalicelib.stores.tables import IdRow, ListEntry, UserRow, batch_get_raw, connection, next_id
+from chalicelib.stores.tables import (
+    IdRow,
+    ListEntry,
+    UserRow,
+    batch_get_raw,
+    connection,
+    create_with_id,
+    name_by_id,
+    next_id,
+)
 
 _FIELDS = ("email", "realname", "comment", "password_hash", "sysadmin")
 
@@ -25,12 +32,7 @@ class UserStore:
             comment=user.comment, password_hash=user.password_hash, sysadmin=user.sysadmin, created_at=now,
             updated_at=now, gsi1pk=keys.USERS_LIST, gsi1sk=user.username,
         )  # fmt: skip
-        try:
-            with TransactWrite(connection=connection()) as tx:
-                tx.save(row, condition=UserRow.pk.does_not_exist())
-                tx.save(IdRow(keys.id_pk("USER", user_id), keys.ENTITY_SK, name=user.username))
-        except TransactWriteError as exc:
-            raise Conflict(f"user {user.username!r} already exists") from exc
+        create_with_id(row, "USER", user.username, f"user {user.username!r} already exists")
         return _to_user(row)
 
     def get(self, username: str) -> User | None:
@@ -40,11 +42,8 @@ class UserStore:
             return None
 
     def get_by_id(self, user_id: int) -> User | None:
-        try:
-            name = IdRow.get(keys.id_pk("USER", user_id), keys.ENTITY_SK).name
-        except IdRow.DoesNotExist:
-            return None
-        return self.get(name)
+        name = name_by_id("USER", user_id)
+        return self.get(name) if name else None
 
     def names(self) -> list[str]:
         """Every username, sorted (one Query on the list index)."""
