@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from werkzeug.test import Client, TestResponse
@@ -271,3 +273,18 @@ class Registry:
             return []
         assert response.status_code == 200, response.get_data()
         return list(response.get_json()["tags"])
+
+
+def run_together(source: Any, count: int, work: Any) -> list[Any]:
+    """Run `work(index, client)` in `count` threads released at the same moment; return the results.
+
+    `source` is any test client with `clone()` (each thread gets its own)."""
+    barrier = threading.Barrier(count)
+
+    def run(index: int) -> Any:
+        client = source.clone()
+        barrier.wait(timeout=30)
+        return work(index, client)
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        return list(pool.map(run, range(count)))

@@ -13,7 +13,6 @@ the granularity the app's leases and conditions are designed for.
 from __future__ import annotations
 
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -23,6 +22,7 @@ from tests.functional.helpers import (
     assert_error,
     digest_of,
     random_bytes,
+    run_together,
 )
 
 REPO = "library/concurrent"
@@ -43,19 +43,6 @@ def _atomic_aws_calls(monkeypatch):
     monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
 
 
-def _run_together(registry, count: int, work):
-    """Run `work(index, client)` in `count` threads released at the same moment; return the results."""
-    barrier = threading.Barrier(count)
-
-    def run(index: int):
-        client = registry.clone()
-        barrier.wait(timeout=30)
-        return work(index, client)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 def test_same_blob_pushed_by_many_threads(registry):
     data = random_bytes(64 * 1024)
     digest = digest_of(data)
@@ -68,7 +55,7 @@ def test_same_blob_pushed_by_many_threads(registry):
         assert client.patch_chunk(location, data[:1000], 0).status_code == 202
         return client.finish_upload(location, digest, data[1000:], 1000).status_code
 
-    assert _run_together(registry, THREADS, push) == [201] * THREADS
+    assert run_together(registry, THREADS, push) == [201] * THREADS
     head = registry.head(f"/v2/{REPO}/blobs/{digest}")
     assert head.status_code == 200
     assert head.headers["Content-Length"] == str(len(data))
@@ -83,7 +70,7 @@ def test_different_blobs_pushed_by_many_threads(registry):
     def push(index: int, client: Registry) -> str:
         return client.push_blob_chunked(REPO, blobs[index], 3000)
 
-    digests = _run_together(registry, THREADS, push)
+    digests = run_together(registry, THREADS, push)
     assert digests == [digest_of(b) for b in blobs]
     for data, digest in zip(blobs, digests, strict=True):
         head = registry.head(f"/v2/{REPO}/blobs/{digest}")
@@ -103,7 +90,7 @@ def test_two_patches_at_the_same_offset(registry, attempt):
     def patch(index: int, client: Registry):
         return client.patch_chunk(location, candidates[index], 500)
 
-    responses = _run_together(registry, 2, patch)
+    responses = run_together(registry, 2, patch)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [202, 416], [r.get_data() for r in responses]
     loser = next(r for r in responses if r.status_code == 416)
@@ -139,7 +126,7 @@ def test_concurrent_tag_moves_leave_a_consistent_tag(registry):
         def move(index: int, client: Registry) -> int:
             return client.put_manifest(REPO, "latest", bodies[index], OCI_MANIFEST).status_code
 
-        assert _run_together(registry, THREADS, move) == [201] * THREADS
+        assert run_together(registry, THREADS, move) == [201] * THREADS
     finally:
         stop.set()
         reader.join(timeout=30)
@@ -164,7 +151,7 @@ def test_concurrent_pushes_of_different_tags(registry):
         digest, _ = client.push_image(REPO, f"t{index}")
         return digest
 
-    digests = _run_together(registry, THREADS, push)
+    digests = run_together(registry, THREADS, push)
     assert registry.tag_names(REPO) == sorted(f"t{i}" for i in range(THREADS))
     for index, digest in enumerate(digests):
         assert registry.get(f"/v2/{REPO}/manifests/t{index}").headers["Docker-Content-Digest"] == digest
@@ -177,7 +164,7 @@ def test_concurrent_uploads_with_multipart_assembly(registry):
     def push(index: int, client: Registry) -> str:
         return client.push_blob_chunked(REPO, blobs[index], 2 * 1024 * 1024)
 
-    digests = _run_together(registry, 3, push)
+    digests = run_together(registry, 3, push)
     for data, digest in zip(blobs, digests, strict=True):
         assert registry.read_object(f"blobs/sha256/{digest.split(':')[1]}") == data
     assert registry.object_keys("uploads/") == []

@@ -6,11 +6,11 @@ import os
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from tests.functional.helpers import run_together
 from tests.functional.identity.identity_support import (
     PASSWORD,
     digest_of,
@@ -238,18 +238,6 @@ def test_a_recreated_project_starts_with_a_clean_quota(harbor):
 # ------------------------------------------------------------------------------------- races
 
 
-def _together(harbor, count: int, work):
-    barrier = threading.Barrier(count)
-
-    def run(index: int):
-        client = harbor.clone()
-        barrier.wait(timeout=30)
-        return work(index, client)
-
-    with ThreadPoolExecutor(max_workers=count) as pool:
-        return list(pool.map(run, range(count)))
-
-
 class UsageWatcher:
     """Polls /quotas from its own client while a race runs; remembers the highest usage seen."""
 
@@ -288,7 +276,7 @@ def test_race_distinct_blobs_never_exceed_the_limit(harbor, atomic_aws_calls, at
         return response.status_code
 
     with UsageWatcher(harbor, project_id) as watcher:
-        statuses = _together(harbor, THREADS, push)
+        statuses = run_together(harbor, THREADS, push)
     assert set(statuses) <= {201, 403}, statuses
     accepted = [sizes[i] for i, status in enumerate(statuses) if status == 201]
     refused = [sizes[i] for i, status in enumerate(statuses) if status == 403]
@@ -312,7 +300,7 @@ def test_race_same_blob_counts_once(harbor, atomic_aws_calls, attempt):
         return client.upload_blob(f"{name}/r{index % 2}", data).status_code
 
     with UsageWatcher(harbor, project_id) as watcher:
-        statuses = _together(harbor, THREADS, push)
+        statuses = run_together(harbor, THREADS, push)
     assert statuses == [201] * THREADS, statuses
     assert used(harbor, project_id) == 4000
     assert watcher.samples and max(watcher.samples) <= 4000, watcher.samples
@@ -348,7 +336,7 @@ def test_race_manifest_delete_and_push_sharing_a_layer_keep_usage_exact(harbor, 
         client.push_blob(f"{name}/new", shared)
         return client.put_manifest(f"{name}/new", "v1", new_manifest).status_code
 
-    statuses = _together(harbor, THREADS, work)
+    statuses = run_together(harbor, THREADS, work)
     assert sorted(statuses) == [201] * pairs + [202] * pairs, statuses
     usage = {name: (used(harbor, project_id), expected) for name, project_id, _, _, _, expected in worlds}
     wrong = {name: f"used {actual}, expected {expected}" for name, (actual, expected) in usage.items()
