@@ -23,7 +23,7 @@ from chalice.app import Chalice, Response
 from chalicelib.auth.tokens import Claims
 from chalicelib.core.identity import ANONYMOUS, Principal
 from chalicelib.errors import ErrorCode, RegistryError
-from chalicelib.observability import logger, metrics
+from chalicelib.observability import count, logger
 
 chalice.app.RestAPIEventHandler._validate_binary_response = lambda self, request_headers, response_headers: True  # type: ignore[method-assign]
 
@@ -138,11 +138,11 @@ def guarded(
     except RegistryError as exc:
         if exc.http_status >= 500:
             logger.exception("request failed")
-        metrics.add_metric(name="ClientErrors" if exc.http_status < 500 else "ServerErrors", unit="Count", value=1)
+        count("ClientErrors" if exc.http_status < 500 else "ServerErrors")
         return error_response(exc, request.request_id, extra_headers)
     except Exception:
         logger.exception("unhandled error")
-        metrics.add_metric(name="ServerErrors", unit="Count", value=1)
+        count("ServerErrors")
         failure = RegistryError(f"internal error; quote request id {request.request_id}")
         failure.code = ErrorCode.UNKNOWN
         return error_response(failure, request.request_id, extra_headers)

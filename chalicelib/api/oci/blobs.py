@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
-from chalicelib.observability import metrics
+from chalicelib.observability import count
 from chalicelib.wiring import services
 
 
@@ -24,8 +24,8 @@ def head_blob(request: HttpRequest) -> Response:
 
 def get_blob(request: HttpRequest) -> Response:
     digest, size, url = services().blobs.download_url(request.params["name"], request.params["digest"])
-    metrics.add_metric(name="BlobPulls", unit="Count", value=1)
-    metrics.add_metric(name="BlobBytesRedirected", unit="Bytes", value=size)
+    count("BlobPulls")
+    count("BlobBytesRedirected", size, "Bytes")
     return empty_response(307, {"Location": url, "Docker-Content-Digest": digest})
 
 

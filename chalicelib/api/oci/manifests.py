@@ -5,14 +5,14 @@ from __future__ import annotations
 from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
-from chalicelib.observability import metrics
+from chalicelib.observability import count
 from chalicelib.wiring import services
 
 
 def put_manifest(request: HttpRequest) -> Response:
     name = request.params["name"]
     manifest = services().manifests.put(name, request.params["reference"], request.body, request.header("content-type"))
-    metrics.add_metric(name="ManifestPushes", unit="Count", value=1)
+    count("ManifestPushes")
     headers = {"Location": f"/v2/{name}/manifests/{manifest.digest}", "Docker-Content-Digest": manifest.digest}
     if manifest.subject:
         headers["OCI-Subject"] = manifest.subject
@@ -27,7 +27,7 @@ def get_manifest(request: HttpRequest) -> Response:
         with_body=request.method == "GET",
     )
     if request.method == "GET":
-        metrics.add_metric(name="ManifestPulls", unit="Count", value=1)
+        count("ManifestPulls")
     return Response(
         body=manifest.body if request.method == "GET" else b"",
         status_code=200,

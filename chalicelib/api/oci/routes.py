@@ -18,7 +18,7 @@ from chalicelib.api.oci._auth import identify, require
 from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
-from chalicelib.observability import logger, metrics, tracer
+from chalicelib.observability import flush, logger, tracer
 
 Handler = Callable[[HttpRequest], Response]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -85,7 +85,7 @@ def _serve(path: str, fixed: Handler | None) -> Response:
     response.headers.update(API_VERSION)
     logger.info("request", extra={"path": f"/v2/{path}", "status": response.status_code})
     # One EMF line per request on Lambda (a no-op when POWERTOOLS_METRICS_DISABLED is set).
-    metrics.flush_metrics(raise_on_empty_metrics=False)
+    flush()
     return response
 
 

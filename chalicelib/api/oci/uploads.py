@@ -10,7 +10,7 @@ from chalicelib.api.oci._http import blob_location, content_range, range_header,
 from chalicelib.core.models import Upload
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import NameInvalid
-from chalicelib.observability import metrics
+from chalicelib.observability import count
 from chalicelib.wiring import services
 
 
@@ -24,7 +24,7 @@ def start_upload(request: HttpRequest) -> Response:
         return _created(name, mount)
     if digest:
         stored = registry.uploads.put_monolithic(name, digest, request.body)
-        metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
+        count("BytesUploaded", len(request.body), "Bytes")
         return _created(name, stored)
     upload = registry.uploads.start(name, request.arg("digest-algorithm") or "sha256")
     return _session(name, upload, 202)
@@ -47,7 +47,7 @@ def patch_upload(request: HttpRequest) -> Response:
         content_range=content_range(request.header("content-range")),
         location=upload_location(name, upload_id),
     )
-    metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
+    count("BytesUploaded", len(request.body), "Bytes")
     return _session(name, upload, 202)
 
 
@@ -62,7 +62,7 @@ def finish_upload(request: HttpRequest) -> Response:
         content_range=content_range(request.header("content-range")),
         location=upload_location(name, upload_id),
     )
-    metrics.add_metric(name="BytesUploaded", unit="Bytes", value=len(request.body))
+    count("BytesUploaded", len(request.body), "Bytes")
     return _created(name, stored)
 
 
