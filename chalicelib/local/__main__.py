@@ -17,6 +17,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import waitress
+from waitress import wasyncore
 from waitress.channel import HTTPChannel
 
 if TYPE_CHECKING:
@@ -54,16 +55,20 @@ def _configure_libraries() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
-class _Stop(Exception):
-    pass
+_stop_requested = threading.Event()
+_stop_reason: list[str] = []
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    # Only the first signal stops the server: `make` forwards the group's SIGTERM a second time,
-    # and a second _Stop raised inside the final snapshot would lose the state it is saving.
+    """Ask the main thread to stop; never raise here.
+
+    waitress runs in another thread, so nothing its loop does can swallow the request (an exception
+    raised from a handler inside waitress's loop is caught there as a channel error). Only the first
+    signal counts: `make` forwards the group's SIGTERM a second time."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise _Stop(signal.Signals(signum).name)
+    _stop_reason.append(signal.Signals(signum).name)
+    _stop_requested.set()
 
 
 def _prepare_identity(data_dir: Path) -> str | None:
@@ -112,6 +117,16 @@ def _build_server(settings: Settings, snapshots: Snapshotter) -> Any:
         clear_untrusted_proxy_headers=True,
         ident="registry",
     )
+
+
+def _shut_down(server: Any, serving: threading.Thread) -> None:
+    """Stop accepting, let requests in flight finish and flush, then close every channel so that
+    waitress's loop (in `serving`) ends. Sockets are closed by the loop thread itself (through
+    waitress's trigger), never under its select()."""
+    server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
+    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    serving.join(timeout=10)
 
 
 def main() -> int:
@@ -164,13 +179,15 @@ def main() -> int:
     if generated_password:
         print(f"created user admin with password {generated_password} (shown once; set REGISTRY_ADMIN_PASSWORD "
               "to choose it)", flush=True)  # fmt: skip
+    serving = threading.Thread(target=server.run, name="waitress", daemon=True)
+    serving.start()
     try:
-        server.run()
-    except _Stop as reason:
-        print(f"stopping on {reason}", flush=True)
+        while not _stop_requested.wait(0.5) and serving.is_alive():
+            pass
+        print(f"stopping on {_stop_reason[0] if _stop_reason else 'server exit'}", flush=True)
     finally:
         stop_snapshots.set()
-        server.close()
+        _shut_down(server, serving)
         snapshots.save()
         emulator.stop()
         print("state saved", flush=True)
