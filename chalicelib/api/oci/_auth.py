@@ -38,8 +38,7 @@ def allowed(request: HttpRequest, repository: str, action: str) -> bool:
     ok, project = services().access.project_allows(request.principal, project_of(repository), TOKEN_ACTIONS[action])
     if project is None and ok:
         # An administrator reaching a project that does not exist: say so instead of a vague denial.
-        raise NameUnknown(f"project {project_of(repository)} does not exist; create it first",
-                          {"project": project_of(repository)})  # fmt: skip
+        raise _missing_project(repository)
     return ok
 
 
@@ -68,8 +67,12 @@ def require(request: HttpRequest, repository: str | None, action: str) -> None:
 def _explain_missing_project(repository: str) -> None:
     """A logged-in caller refused because the project does not exist is told so (Harbor does too)."""
     if not services().projects.exists(project_of(repository)):
-        raise NameUnknown(f"project {project_of(repository)} does not exist; create it first",
-                          {"project": project_of(repository)})  # fmt: skip
+        raise _missing_project(repository)
+
+
+def _missing_project(repository: str) -> NameUnknown:
+    project = project_of(repository)
+    return NameUnknown(f"project {project} does not exist; create it first", {"project": project})
 
 
 def _catalog_allowed(request: HttpRequest) -> bool:
