@@ -169,6 +169,10 @@ class AccessService:
             return principal.sysadmin, None
         return _evaluate(principal, found, member, permission), found
 
+    def allows(self, principal: Principal, project: Project, member: Member | None, permission: Permission) -> bool:
+        """The decision for a project and membership the caller already read (listing many projects)."""
+        return _evaluate(principal, project, member, permission)
+
     def project_permissions(self, principal: Principal, project: str) -> list[Permission]:
         """Everything the caller may do in `project` (one read), sorted."""
         found, member = self._projects.project_and_member(project, principal.user_id)

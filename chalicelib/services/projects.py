@@ -122,21 +122,28 @@ class ProjectService:
         self.authorize(caller, project, "project", "read")
         return project
 
-    def membership(self, project: str, user_id: int) -> Member | None:
-        return self._projects.member(project, user_id)
-
     def repository_count(self, name: str) -> int:
         return self._projects.repository_count(name)
 
     def exists(self, name: str) -> bool:
         return self._projects.get(name) is not None
 
-    def visible(self, caller: Principal) -> list[Project]:
-        """Projects the caller can read: all for administrators, else public ones and memberships."""
+    def visible(self, caller: Principal, resource: str = "project", action: str = "read") -> list[Project]:
+        """Projects in which the caller may do `action` on `resource` (by default: read the project).
+
+        The caller's memberships are read in one batch, not one call per project."""
         projects = self._projects.get_many(self._projects.names())
         if caller.sysadmin:
             return projects
-        return [p for p in projects if self._access.project_allows(caller, p.name, Permission("project", "read"))[0]]
+        roles = self.memberships(caller, projects)
+        wanted = Permission(resource, action)
+        return [p for p in projects if self._access.allows(caller, p, roles.get(p.name), wanted)]
+
+    def memberships(self, caller: Principal, projects: list[Project]) -> dict[str, Member]:
+        """The caller's membership in each project that has one (users only; robots have grants)."""
+        if caller.user_id is None or not projects:
+            return {}
+        return self._projects.memberships(caller.user_id, [p.name for p in projects])
 
     def update(self, caller: Principal, project: Project, metadata: dict[str, Any] | None,
                cve_allowlist: dict[str, Any] | None, storage_limit: int | None) -> None:  # fmt: skip

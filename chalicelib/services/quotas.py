@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.identity import UNLIMITED, Principal, Project
-from chalicelib.errors import BadRequest, Forbidden, NotFound, QuotaExceeded, Unauthorized
+from chalicelib.errors import BadRequest, Forbidden, QuotaExceeded, Unauthorized
 from chalicelib.stores.projects import QuotaExceededError
 
 if TYPE_CHECKING:
@@ -78,14 +78,7 @@ class QuotaService:
             project = self._projects.resolve(str(reference_id), force_name=False)
             self._projects.authorize(caller, project, "quota", "read")
             return [project]
-        return [p for p in self._projects.visible(caller) if caller.sysadmin or self._readable(caller, p)]
-
-    def _readable(self, caller: Principal, project: Project) -> bool:
-        try:
-            self._projects.authorize(caller, project, "quota", "read")
-        except (Forbidden, NotFound, Unauthorized):
-            return False
-        return True
+        return self._projects.visible(caller, "quota", "read")
 
     def get(self, caller: Principal, quota_id: int) -> Project:
         project = self._projects.resolve(str(quota_id), force_name=False)

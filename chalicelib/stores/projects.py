@@ -156,12 +156,6 @@ class ProjectStore:
             raise
         return _to_member(project, row)
 
-    def member(self, project: str, user_id: int) -> Member | None:
-        try:
-            return _to_member(project, MemberRow.get(keys.project_pk(project), keys.member_sk(user_id)))
-        except MemberRow.DoesNotExist:
-            return None
-
     def project_and_member(self, project: str, user_id: int | None) -> tuple[Project | None, Member | None]:
         """The project row and the caller's membership in one BatchGetItem (the authorisation read)."""
         wanted = [(keys.project_pk(project), keys.ENTITY_SK)]
@@ -175,6 +169,15 @@ class ProjectStore:
             else:
                 member = _to_member(project, MemberRow.from_raw_data(item))
         return found, member
+
+    def memberships(self, user_id: int, projects: list[str]) -> dict[str, Member]:
+        """The user's membership in each of `projects` that has one (BatchGetItem, 100 keys a call)."""
+        items = batch_get_raw([(keys.project_pk(p), keys.member_sk(user_id)) for p in projects])
+        found = {}
+        for item in items:
+            name = item["pk"]["S"].removeprefix("PROJECT#")
+            found[name] = _to_member(name, MemberRow.from_raw_data(item))
+        return found
 
     def members(self, project: str) -> list[Member]:
         rows = MemberRow.query(keys.project_pk(project), MemberRow.sk.startswith(keys.MEMBER_PREFIX))

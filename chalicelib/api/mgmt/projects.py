@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, raw_json, serve
 from chalicelib.api.mgmt.names import is_resource_name
-from chalicelib.core.identity import Principal, Project
+from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.wiring import services
 
@@ -35,12 +35,9 @@ class ProjectReq(BaseModel):
     registry_id: int | None = None
 
 
-def project_view(project: Project, caller: Principal) -> dict[str, Any]:
-    registry = services()
-    role = None
-    if caller.user_id is not None:
-        member = registry.projects.membership(project.name, caller.user_id)
-        role = int(member.role) if member else None
+def project_view(project: Project, member: Member | None) -> dict[str, Any]:
+    """Harbor's project shape; `member` is the caller's membership, if any."""
+    role = int(member.role) if member else None
     return {
         "project_id": project.project_id,
         "name": project.name,
@@ -75,13 +72,14 @@ def _list(request: HttpRequest) -> Response:
     name, public, owner = request.arg("name"), request.arg("public"), request.arg("owner")
     if public is not None and public not in ("true", "false"):
         raise BadRequest("public must be true or false")
+    roles = registry.projects.memberships(request.principal, visible)
     records = []
     for project in visible:
         if (name and name not in project.name) or (owner and owner != project.owner_name):
             continue
         if public is not None and str(project.public).lower() != public:
             continue
-        view = project_view(project, request.principal)
+        view = project_view(project, roles.get(project.name))
         view["public"] = project.public
         records.append(view)
     return listing(request, "/projects", records,
@@ -123,8 +121,10 @@ def project(project: str) -> Response:
 
 def _get(request: HttpRequest) -> Response:
     found = target(request)
-    services().projects.authorize(request.principal, found, "project", "read")
-    return json_response(project_view(found, request.principal))
+    registry = services()
+    registry.projects.authorize(request.principal, found, "project", "read")
+    member = registry.projects.memberships(request.principal, [found]).get(found.name)
+    return json_response(project_view(found, member))
 
 
 def _update(request: HttpRequest) -> Response:
