@@ -23,24 +23,16 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.functional.helpers import Registry
+from tests.functional.helpers import BASE_ENV, REGION, Registry
 
 TABLE = "registry-test"
 BUCKET = "registry-test-blobs"
-REGION = "us-east-1"
 ADMIN = ("admin", "Functional-Tests-1")
 # CloudFormation keys of the table resource that create_table does not take.
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
 
 _ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SECURITY_TOKEN": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_DEFAULT_REGION": REGION,
-    "POWERTOOLS_TRACE_DISABLED": "true",
-    "POWERTOOLS_METRICS_DISABLED": "true",
-    "POWERTOOLS_LOG_LEVEL": "ERROR",
+    **BASE_ENV,
     "REGISTRY_TABLE_NAME": TABLE,
     "REGISTRY_BUCKET_NAME": BUCKET,
     "REGISTRY_ADMIN_PASSWORD": ADMIN[1],

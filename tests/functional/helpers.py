@@ -30,6 +30,21 @@ DOCKER_SCHEMA1 = "application/vnd.docker.distribution.manifest.v1+prettyjws"
 MIB = 1024 * 1024
 
 
+REGION = "us-east-1"
+# What every in-process suite runs with: fake AWS credentials (nothing can reach real AWS), a fixed
+# region, no X-Ray or metrics output, quiet logs. Suites add their table, bucket and secrets.
+BASE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "ERROR",
+}
+
+
 def digest_of(data: bytes, algorithm: str = "sha256") -> str:
     return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
 

@@ -21,9 +21,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.functional.helpers import BASE_ENV, REGION
 from tests.functional.identity.identity_support import ADMIN_PASSWORD, Harbor
 
-REGION = "us-east-1"
 HERE = Path(__file__).resolve().parent
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
 
@@ -73,14 +73,7 @@ def _next_is_ours() -> bool:
 def _fresh_env(key_file: Path) -> dict[str, str]:
     suffix = uuid.uuid4().hex[:10]
     return {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SECURITY_TOKEN": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        **BASE_ENV,
         "REGISTRY_TABLE_NAME": f"identity-{suffix}",
         "REGISTRY_BUCKET_NAME": f"identity-{suffix}",
         "REGISTRY_ADMIN_PASSWORD": ADMIN_PASSWORD,
