@@ -70,7 +70,9 @@ class UploadService:
         self, repository: str, upload_id: str, data: bytes, *, content_range: tuple[int, int] | None, location: str
     ) -> Upload:
         """Append one chunk (PATCH). `content_range` is inclusive; None means "at the current end"."""
-        upload = self.status(repository, upload_id)
+        return self._append(self.status(repository, upload_id), data, content_range, location)
+
+    def _append(self, upload: Upload, data: bytes, content_range: tuple[int, int] | None, location: str) -> Upload:
         if content_range is not None:
             self._check_range(upload, data, content_range, location)
         if not data:
@@ -95,9 +97,9 @@ class UploadService:
         digest = Digest.parse(digest_text)
         upload = self.status(repository, upload_id)
         whole_body = upload.offset == 0 and bool(data)
-        if not whole_body and (content_range is not None or data):
-            upload = self.append(repository, upload_id, data, content_range=content_range, location=location)
-        elif whole_body and content_range is not None:
+        if not whole_body:
+            upload = self._append(upload, data, content_range, location)
+        elif content_range is not None:
             self._check_range(upload, data, content_range, location)
         upload, seq, token = self._claim(upload, 1, location)
         completed = False
