@@ -6,6 +6,7 @@ WSGI adapter, state snapshotted under `REGISTRY_DATA_DIR` periodically and on SI
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -123,10 +124,24 @@ def _shut_down(server: Any, serving: threading.Thread) -> None:
     """Stop accepting, let requests in flight finish and flush, then close every channel so that
     waitress's loop (in `serving`) ends. Sockets are closed by the loop thread itself (through
     waitress's trigger), never under its select()."""
-    server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
+    # Best effort at each step (the loop may already be gone): the state is saved after this whatever
+    # happens here, and `serving` is a daemon thread that cannot keep the process alive.
+    with contextlib.suppress(OSError):
+        server.trigger.pull_trigger(lambda: wasyncore.dispatcher.close(server))
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=10)
-    server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+    if serving.is_alive():
+        with contextlib.suppress(OSError):
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
     serving.join(timeout=10)
+
+
+def _shut_down_and_save(server: Any, serving: threading.Thread, snapshots: Snapshotter, emulator: Any) -> None:
+    try:
+        _shut_down(server, serving)
+    finally:
+        snapshots.save()
+        emulator.stop()
+        print("state saved", flush=True)
 
 
 def main() -> int:
@@ -187,10 +202,7 @@ def main() -> int:
         print(f"stopping on {_stop_reason[0] if _stop_reason else 'server exit'}", flush=True)
     finally:
         stop_snapshots.set()
-        _shut_down(server, serving)
-        snapshots.save()
-        emulator.stop()
-        print("state saved", flush=True)
+        _shut_down_and_save(server, serving, snapshots, emulator)
     return 0
 
 
