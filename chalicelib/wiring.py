@@ -15,6 +15,7 @@ from botocore.config import Config
 
 from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
+from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
 from chalicelib.services.blobs import BlobService
@@ -57,6 +58,7 @@ class Services:
     members: MemberService
     robots: RobotService
     quotas: QuotaService
+    events: EventBus
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -122,6 +124,7 @@ def services() -> Services:
     )  # fmt: skip
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
+    events = EventBus()
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -131,7 +134,7 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(manifest_store, blob_meta, quotas, settings.manifest_max_bytes),
+        manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
         blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
         repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
@@ -142,6 +145,7 @@ def services() -> Services:
         members=MemberService(projects, project_store, user_store),
         robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
+        events=events,
     )
     _bootstrap(built, settings)
     return built

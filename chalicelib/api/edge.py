@@ -23,6 +23,7 @@ from chalice.app import Chalice, Response
 from chalicelib.auth.tokens import Claims
 from chalicelib.core.identity import ANONYMOUS, Principal
 from chalicelib.errors import ErrorCode, RegistryError
+from chalicelib.events import set_operator
 from chalicelib.observability import count, logger
 
 chalice.app.RestAPIEventHandler._validate_binary_response = lambda self, request_headers, response_headers: True  # type: ignore[method-assign]
@@ -108,6 +109,7 @@ def request_from(chalice_request: chalice.app.Request) -> HttpRequest:
     request = HttpRequest.from_chalice(chalice_request)
     logger.thread_safe_clear_keys()
     logger.thread_safe_append_keys(request_id=request.request_id, method=request.method)
+    set_operator(None)
     return request
 
 

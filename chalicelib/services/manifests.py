@@ -10,6 +10,7 @@ from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest
 from chalicelib.core.reference import project_of, validate_tag
 from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, ManifestUnknown, PayloadTooLarge
+from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
     from chalicelib.services.quotas import QuotaService
@@ -18,10 +19,13 @@ if TYPE_CHECKING:
 
 
 class ManifestService:
-    def __init__(self, manifests: ManifestStore, blobs: BlobMetaStore, quota: QuotaService, max_bytes: int) -> None:
+    def __init__(
+        self, manifests: ManifestStore, blobs: BlobMetaStore, quota: QuotaService, events: EventBus, max_bytes: int
+    ) -> None:
         self._manifests = manifests
         self._blobs = blobs
         self._quota = quota
+        self._events = events
         self._max_bytes = max_bytes
 
     def put(self, repository: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
@@ -55,6 +59,12 @@ class ManifestService:
                 # Not stored: drop its references, but blobs uploaded for it stay counted (Harbor).
                 self._quota.forget_manifest(project, repository, manifest.digest, list(manifest.blobs))
             raise
+        self._events.publish(
+            Event.now(
+                EventType.PUSH_ARTIFACT, project=project, repository=repository, digest=manifest.digest,
+                tag=tag, media_type=manifest.media_type, size=len(body),
+            )
+        )  # fmt: skip
         return manifest
 
     def _charge(self, project: str, sizes: dict[str, int]) -> list[str]:
@@ -80,6 +90,14 @@ class ManifestService:
                 f"manifest is {manifest.media_type}, which the Accept header does not allow",
                 {"reference": reference, "mediaType": manifest.media_type},
             )
+        if with_body:
+            self._events.publish(
+                Event.now(
+                    EventType.PULL_ARTIFACT, project=project_of(repository), repository=repository,
+                    digest=digest, tag=None if is_digest(reference) else reference,
+                    media_type=manifest.media_type, size=manifest.size,
+                )
+            )  # fmt: skip
         return manifest
 
     def resolve(self, repository: str, reference: str) -> str:
@@ -97,9 +115,20 @@ class ManifestService:
             blobs = self._manifests.delete(repository, digest)
             if blobs is None:
                 raise ManifestUnknown(detail={"digest": reference})
-            self._quota.untrack_manifest(project_of(repository), repository, digest, blobs)
-        elif not self._manifests.delete_tag(repository, validate_tag(reference)):
-            raise ManifestUnknown(detail={"tag": reference})
+            project = project_of(repository)
+            self._quota.untrack_manifest(project, repository, digest, blobs)
+            deleted = Event.now(EventType.DELETE_ARTIFACT, project=project, repository=repository, digest=digest)
+            self._events.publish(deleted)
+        else:
+            tag = validate_tag(reference)
+            tagged = self._manifests.resolve_tag(repository, tag)
+            if tagged is None or not self._manifests.delete_tag(repository, tag):
+                raise ManifestUnknown(detail={"tag": reference})
+            self._events.publish(
+                Event.now(
+                    EventType.DELETE_TAG, project=project_of(repository), repository=repository, digest=tagged, tag=tag
+                )
+            )
 
     def _check_references(self, repository: str, manifest: ParsedManifest) -> dict[str, int]:
         """Every blob and child must already be in the repository; the subject need not be.

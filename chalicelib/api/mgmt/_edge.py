@@ -21,6 +21,7 @@ from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse
 from chalicelib.api.mgmt.query import parse_q
 from chalicelib.core.identity import Principal
 from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.events import set_operator
 from chalicelib.observability import logger
 from chalicelib.wiring import services
 
@@ -42,6 +43,7 @@ def _identified(request: HttpRequest) -> HttpRequest:
         raise Unauthorized("registry tokens are for /v2; use Basic credentials on the management API")
     principal, _ = services().access.authenticate(header)
     logger.thread_safe_append_keys(user=principal.name or "anonymous")
+    set_operator(principal.name)
     return request.with_caller(principal, None)
 
 

@@ -18,6 +18,7 @@ from chalicelib.api.oci._auth import identify, require
 from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
+from chalicelib.events import set_operator
 from chalicelib.observability import flush, logger, tracer
 
 Handler = Callable[[HttpRequest], Response]
@@ -111,6 +112,7 @@ def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Respons
         request = identify(request)
         require(request, params.get("name"), action)
         logger.thread_safe_append_keys(user=request.principal.name or "anonymous")
+        set_operator(request.principal.name)
         _check_body_cap(request)
         return handler(request.with_params(params))
     raise Unsupported("unknown endpoint", {"path": path[:200]}, status=404)

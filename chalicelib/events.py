@@ -1,0 +1,163 @@
+"""Domain events: what happened, published only after the write that made it happen succeeded.
+
+Services publish; consumers (audit log, pull-time recorder, webhooks, job triggers) subscribe. The
+request path never waits for a consumer: locally the in-process bus hands events to one worker
+thread; on AWS the publisher sends them to an EventBridge bus and the consumers run in their own
+Lambda invocations (DESIGN.md section 4).
+
+The operator (who caused the event) is taken from a context variable that the HTTP edge sets once
+per request, so services need not thread the caller through every call.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from chalicelib.observability import logger
+
+
+class EventType(StrEnum):
+    """Harbor's event types (webhook `event_type` values), plus the non-artifact ones the audit
+    log records."""
+
+    PUSH_ARTIFACT = "PUSH_ARTIFACT"
+    PULL_ARTIFACT = "PULL_ARTIFACT"
+    DELETE_ARTIFACT = "DELETE_ARTIFACT"
+    CREATE_TAG = "CREATE_TAG"
+    DELETE_TAG = "DELETE_TAG"
+    QUOTA_EXCEED = "QUOTA_EXCEED"
+    QUOTA_WARNING = "QUOTA_WARNING"
+    TAG_RETENTION = "TAG_RETENTION"
+    CREATE_PROJECT = "CREATE_PROJECT"
+    DELETE_PROJECT = "DELETE_PROJECT"
+    CREATE_ROBOT = "CREATE_ROBOT"
+    DELETE_ROBOT = "DELETE_ROBOT"
+
+
+_operator: ContextVar[str] = ContextVar("registry_operator", default="anonymous")
+
+
+def set_operator(name: str | None) -> None:
+    """Called by the edge once the caller is known (and reset at the start of every request)."""
+    _operator.set(name or "anonymous")
+
+
+def current_operator() -> str:
+    return _operator.get()
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    type: EventType
+    operator: str
+    occurred_at: float
+    project: str | None = None
+    repository: str | None = None
+    digest: str | None = None
+    tag: str | None = None
+    media_type: str | None = None
+    size: int | None = None
+    # For events about things other than artifacts: "project", "robot", ... and its name.
+    resource_type: str | None = None
+    resource: str | None = None
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def now(cls, event_type: EventType, **fields: Any) -> Event:
+        return cls(type=event_type, operator=current_operator(), occurred_at=time.time(), **fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["type"] = self.type.value
+        out["detail"] = dict(self.detail)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Event:
+        values = dict(data)
+        values["type"] = EventType(values["type"])
+        return cls(**values)
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Publisher(Protocol):
+    """Where published events go: the in-process bus, or a remote bus (stores/eventbus.py)."""
+
+    def publish(self, event: Event) -> None: ...
+
+
+class EventBus:
+    """Fan-out to subscribers. `deliver` runs them in the caller's thread (the AWS consumer Lambda
+    uses that); `publish` goes through the configured publisher, which is the asynchronous local
+    worker unless wiring installed a remote one."""
+
+    def __init__(self, publisher: Publisher | None = None) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._publisher: Publisher = publisher or _LocalWorker(self.deliver)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def publish(self, event: Event) -> None:
+        """Never raises: losing an event must not fail a write that already succeeded."""
+        try:
+            self._publisher.publish(event)
+        except Exception:
+            logger.exception("event not published", extra={"event_type": event.type.value})
+
+    def deliver(self, event: Event) -> None:
+        for subscriber in list(self._subscribers):
+            try:
+                subscriber(event)
+            except Exception:
+                logger.exception("event subscriber failed", extra={"event_type": event.type.value})
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every event published so far was delivered (tests, shutdown)."""
+        drain = getattr(self._publisher, "drain", None)
+        return bool(drain(timeout)) if drain is not None else True
+
+
+class _LocalWorker:
+    """One daemon thread delivering events in publish order, started on first use."""
+
+    def __init__(self, deliver: Subscriber) -> None:
+        self._deliver = deliver
+        self._queue: queue.Queue[Event] = queue.Queue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def publish(self, event: Event) -> None:
+        self._ensure_thread()
+        self._queue.put(event)
+
+    def drain(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def _ensure_thread(self) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="registry-events", daemon=True)
+                self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            try:
+                self._deliver(event)
+            finally:
+                self._queue.task_done()
