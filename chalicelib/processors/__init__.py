@@ -29,7 +29,9 @@ from chalicelib.processors.base import (
     fit,
 )
 
-__all__ = ["UNKNOWN", "Abstract", "Addition", "BlobReader", "ManifestReader", "abstract", "addition", "kind_of"]
+__all__ = [
+    "UNKNOWN", "Abstract", "Addition", "BlobReader", "ManifestReader", "abstract", "addition", "icon", "kind_of",
+]  # fmt: skip
 
 ARTIFACT_TYPE_ANNOTATION = "org.opencontainers.artifactType"
 _KINDS: dict[str, Kind] = {
@@ -65,13 +67,22 @@ def abstract(
         # Unreadable is expected on hostile input; anything else is a bug, but still not a reason
         # to fail a push or a listing.
         logger.warning("artifact attributes unavailable", extra={"digest": manifest.digest}, exc_info=True)
-    icon = None
-    if kind.icon is not None:
-        try:
-            icon = kind.icon(source)
-        except Exception:
-            logger.warning("artifact icon unavailable", extra={"digest": manifest.digest}, exc_info=True)
-    return Abstract(kind.type, attrs, icon, kind.additions)
+    return Abstract(kind.type, attrs, _icon(kind, source), kind.additions)
+
+
+def icon(manifest: ParsedManifest, body: bytes, read_blob: BlobReader) -> str | None:
+    """Only the icon of `abstract` (reads nothing but the icon layer)."""
+    return _icon(kind_of(manifest), Source(manifest, body, read_blob))
+
+
+def _icon(kind: Kind, source: Source) -> str | None:
+    if kind.icon is None:
+        return None
+    try:
+        return kind.icon(source)
+    except Exception:
+        logger.warning("artifact icon unavailable", extra={"digest": source.manifest.digest}, exc_info=True)
+        return None
 
 
 def addition(
