@@ -3,7 +3,8 @@
 Harbor serves an icon only if some artifact uses it, to anyone (no login), as base64 JSON. Here the
 push event marks the icon blob (after the processors validated it: PNG, JPEG or GIF, at most
 1 MiB), so the endpoint needs one GetItem to decide and never serves other blobs, whatever their
-bytes. The bytes are checked again when served. Unlike Harbor the image is returned as pushed,
+bytes. The bytes are checked again when served. Harbor's built-in icon digests (shown for artifacts without
+an icon) get a drawn placeholder tile. Unlike Harbor the image is returned as pushed,
 not resized to 50x50 (no imaging library in the Lambda).
 """
 
@@ -18,7 +19,7 @@ from chalicelib.core.digest import Digest
 from chalicelib.core.manifest import parse_manifest
 from chalicelib.errors import BadRequest, DigestInvalid, NotFound
 from chalicelib.events import Event, EventType
-from chalicelib.processors.icon import ICON_MAX_BYTES, icon_type
+from chalicelib.processors.icon import ICON_MAX_BYTES, builtin_icon, icon_type
 from chalicelib.stores import keys
 
 if TYPE_CHECKING:
@@ -48,6 +49,9 @@ class IconService:
             digest = str(Digest.parse(digest_text))
         except DigestInvalid as exc:
             raise BadRequest(exc.message, {"digest": digest_text[:200]}) from None
+        builtin = builtin_icon(digest)
+        if builtin is not None:
+            return Icon("image/png", builtin)
         size = self._blob_meta.icon_size(digest)
         if size is None or size > ICON_MAX_BYTES:
             raise NotFound(f"the icon {digest} not found")

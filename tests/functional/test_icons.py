@@ -149,3 +149,27 @@ def test_the_icon_survives_a_second_artifact_and_query_junk(registry: Any) -> No
     response = registry.get(f"/api/v2.0/icons/{first['icon']}", query_string={"page_size": "999999999", "q": "(("})
     assert response.status_code == 200
     assert base64.b64decode(response.get_json()["content"]) == image
+
+
+def test_harbors_built_in_icon_digests_are_served_without_storage(registry: Any) -> None:
+    image_icon = "sha256:0048162a053eef4d4ce3fe7518615bef084403614f8bca43b40ae2e762e11e06"
+
+    response = _get_icon(registry, image_icon, auth=None)
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["content-type"] == "image/png"
+    assert base64.b64decode(body["content"]).startswith(b"\x89PNG\r\n\x1a\n")
+    assert registry.object_keys() == []
+
+
+def test_an_icon_layer_that_understates_its_size_is_still_refused(registry: Any) -> None:
+    big = png(padding=2 * MIB)
+    config = canonical({"name": "liar"})
+    for blob in (config, big):
+        registry.push_blob(REPO, blob)
+    icon_layer = {**descriptor("image/png", big), "size": 100, "annotations": {ICON: ""}}
+    registry.push_manifest(REPO, "liar", image_manifest(descriptor(MODEL_CONFIG, config), [icon_layer]))
+    _drain()
+
+    assert_error(_get_icon(registry, digest_of(big)), 404, "NOT_FOUND")

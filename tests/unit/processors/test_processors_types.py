@@ -297,3 +297,43 @@ def test_icon_sniffing() -> None:
 def test_index_of_images_is_unaffected_by_icons() -> None:
     parsed, body = index([desc(OCI_MANIFEST, b"c")], media_type=OCI_INDEX)
     assert abstract(parsed, body, Blobs()).icon is None
+
+
+def test_display_icon_falls_back_to_harbors_built_in_digests() -> None:
+    from chalicelib.processors.icon import BUILTIN_ICONS, display_icon
+
+    image_icon = "sha256:0048162a053eef4d4ce3fe7518615bef084403614f8bca43b40ae2e762e11e06"
+    default_icon = "sha256:da834479c923584f4cbcdecc0dac61f32bef1d51e8aae598cf16bd154efab49f"
+    assert display_icon("IMAGE", None) == image_icon
+    assert display_icon("MODEL", None) == default_icon
+    assert display_icon("UNKNOWN", None) == default_icon
+    assert display_icon("IMAGE", "sha256:" + "a" * 64) == "sha256:" + "a" * 64
+    assert {display_icon(t, None) for t in ("IMAGE", "CHART", "CNAB", "WASM", "X")} == set(BUILTIN_ICONS)
+
+
+def test_built_in_icons_are_valid_50px_pngs() -> None:
+    import struct
+    import zlib
+
+    from chalicelib.processors.icon import BUILTIN_ICONS, builtin_icon
+
+    tiles = {digest: builtin_icon(digest) for digest in BUILTIN_ICONS}
+    assert len(set(tiles.values())) == len(BUILTIN_ICONS)  # one tile per type
+    for data in tiles.values():
+        assert data is not None and icon_type(data) == "image/png"
+        width, height, depth, colour = struct.unpack(">IIBB", data[16:26])
+        assert (width, height, depth, colour) == (50, 50, 8, 2)
+        idat_length = struct.unpack(">I", data[33:37])[0]
+        assert data[37:41] == b"IDAT"
+        assert len(zlib.decompress(data[41 : 41 + idat_length])) == 50 * (1 + 50 * 3)
+    assert builtin_icon("sha256:" + "b" * 64) is None
+
+
+def test_icon_alone_reads_only_the_icon_layer() -> None:
+    from chalicelib.processors import icon
+
+    parsed, body, blobs = _model(icon=GIF)
+    assert icon(parsed, body, blobs) == parsed.layers[0].digest
+    assert [digest for digest, _ in blobs.reads] == [parsed.layers[0].digest]
+    chart_like, chart_body = manifest(desc("application/vnd.cncf.helm.config.v1+json", b"{}"), [])
+    assert icon(chart_like, chart_body, blobs) is None
