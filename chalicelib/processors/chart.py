@@ -75,7 +75,7 @@ def chart_files(tarball: bytes) -> dict[str, bytes]:
                 found[name] = handle.read() if handle else b""
                 if len(found) == len(_WANTED):
                     break
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, OSError, EOFError, zlib.error, ValueError) as exc:
         raise Unreadable(f"not a readable chart tarball: {exc}") from exc
     if _CHART_YAML not in found:
         raise Unreadable("the chart tarball has no Chart.yaml")

@@ -259,3 +259,25 @@ class _Zeros(io.RawIOBase):
         size = self._left if size < 0 else min(size, self._left)
         self._left -= size
         return b"\x00" * size
+
+
+def test_corrupted_tarballs_never_raise_anything_but_not_found() -> None:
+    """A fixed-seed mutation sweep: every damaged chart is read or refused, nothing else."""
+    import random
+
+    _, tar = make_chart()
+    raw = gzip.decompress(tar)
+    rng = random.Random(20261127)
+    outcomes = {"read": 0, "refused": 0}
+    for i in range(200):
+        damaged = bytearray(raw if i % 2 else tar)
+        for _ in range(rng.randint(1, 8)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        blob = gzip.compress(bytes(damaged), mtime=0) if i % 2 else bytes(damaged)
+        parsed, body, blobs = _pushed(blob)
+        try:
+            addition("dependencies", parsed, body, blobs)
+            outcomes["read"] += 1
+        except NotFound:
+            outcomes["refused"] += 1
+    assert outcomes["read"] and outcomes["refused"]
