@@ -173,3 +173,20 @@ def test_an_icon_layer_that_understates_its_size_is_still_refused(registry: Any)
     _drain()
 
     assert_error(_get_icon(registry, digest_of(big)), 404, "NOT_FOUND")
+
+
+def test_any_user_may_read_an_icon_and_a_request_body_is_ignored(registry: Any) -> None:
+    """Harbor checks no permission on icons: a user with no role anywhere reads them too."""
+    pushed = _push_model(registry, png())
+    created = registry.post(
+        "/api/v2.0/users",
+        json={"username": "no-role", "password": "No-role-pass1", "email": "n@example.com", "realname": "n"},
+    )
+    assert created.status_code == 201, created.get_data()[:300]
+
+    as_user = _get_icon(registry, pushed["icon"], auth=("no-role", "No-role-pass1"))
+    with_body = _get_icon(registry, pushed["icon"], data=b'{"unterminated": ', content_type="application/json")
+
+    assert as_user.status_code == 200
+    assert with_body.status_code == 200
+    assert as_user.get_json() == with_body.get_json()
