@@ -97,5 +97,5 @@ def addition(
         return kind.addition(wanted, Source(manifest, body, read_blob, read_manifest))
     except Unreadable as exc:
         detail = {"digest": manifest.digest, "addition": wanted, "reason": str(exc)}
-        logger.warning("addition unavailable", extra=detail)
+        logger.warning("addition unavailable", extra=detail, exc_info=True)
         raise NotFound(f"the {wanted} of this artifact cannot be read: {exc}") from None

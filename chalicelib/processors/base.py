@@ -63,7 +63,8 @@ class Source:
         try:
             data = self.read_blob(descriptor.digest, limit)
         except Exception as exc:
-            raise Unreadable(f"cannot read {descriptor.digest}: {exc}") from exc
+            # The reader's own message (S3, DynamoDB) is logged with the cause, not shown to clients.
+            raise Unreadable(f"cannot read {descriptor.digest}") from exc
         if len(data) > limit:
             raise Unreadable(f"{descriptor.digest} is over the {limit} byte limit")
         return data
@@ -85,7 +86,7 @@ class Source:
             body = self.read_manifest(descriptor.digest, MANIFEST_MAX_BYTES)
             parsed = parse_manifest(body, descriptor.media_type, descriptor.digest)
         except Exception as exc:
-            raise Unreadable(f"cannot read manifest {descriptor.digest}: {exc}") from exc
+            raise Unreadable(f"cannot read manifest {descriptor.digest}") from exc
         return Source(parsed, body, self.read_blob, self.read_manifest)
 
 

@@ -3,9 +3,9 @@
 Harbor serves an icon only if some artifact uses it, to anyone (no login), as base64 JSON. Here the
 push event marks the icon blob (after the processors validated it: PNG, JPEG or GIF, at most
 1 MiB), so the endpoint needs one GetItem to decide and never serves other blobs, whatever their
-bytes. The bytes are checked again when served. Harbor's built-in icon digests (shown for artifacts without
-an icon) get a drawn placeholder tile. Unlike Harbor the image is returned as pushed,
-not resized to 50x50 (no imaging library in the Lambda).
+bytes; the bytes are checked again when served. Harbor's built-in icon digests (shown for
+artifacts without an icon) get a drawn placeholder tile. Unlike Harbor the image is returned as
+pushed, not resized to 50x50 (no imaging library in the Lambda).
 """
 
 from __future__ import annotations

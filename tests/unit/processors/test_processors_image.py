@@ -209,3 +209,15 @@ def test_dispatch_uses_the_config_media_type_not_the_manifest_one() -> None:
     parsed, body = manifest(desc(DOCKER_CONFIG, data), [], media_type=OCI_MANIFEST)
     assert abstract(parsed, body, blobs).type == "IMAGE"
     assert digest_of(body) == parsed.digest
+
+
+def test_reader_errors_do_not_leak_into_the_not_found_message() -> None:
+    parsed, body, _ = _image()
+
+    def broken(_digest: str, _max: int) -> bytes:
+        raise RuntimeError("arn:aws:s3:::internal-bucket-name")
+
+    with pytest.raises(NotFound) as caught:
+        addition("build_history", parsed, body, broken)
+    assert "internal-bucket-name" not in caught.value.message
+    assert parsed.config.digest in caught.value.message
