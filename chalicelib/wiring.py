@@ -21,6 +21,7 @@ from chalicelib.services.access import AccessService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
+from chalicelib.services.icons import IconService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
@@ -59,6 +60,7 @@ class Services:
     robots: RobotService
     quotas: QuotaService
     events: EventBus
+    icons: IconService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -125,6 +127,9 @@ def services() -> Services:
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
     events = EventBus()
+    blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
+    icons = IconService(blob_meta, objects, manifest_store, blobs)
+    events.subscribe(icons.on_event)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -135,7 +140,7 @@ def services() -> Services:
             settings,
         ),
         manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
-        blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
+        blobs=blobs,
         repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
         access=access,
@@ -146,6 +151,7 @@ def services() -> Services:
         robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
         events=events,
+        icons=icons,
     )
     _bootstrap(built, settings)
     return built

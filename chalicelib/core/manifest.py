@@ -75,6 +75,11 @@ class ParsedManifest:
     artifact_type: str | None = None
     config_media_type: str | None = None
     annotations: dict[str, str] = field(default_factory=dict)
+    # The descriptors themselves, for the artifact processors (config and layer annotations,
+    # an index's per-child annotations).
+    config: Descriptor | None = None
+    layers: tuple[Descriptor, ...] = ()
+    manifests: tuple[Descriptor, ...] = ()
 
     @property
     def is_index(self) -> bool:
@@ -149,6 +154,8 @@ def _from_image(doc: _ImageManifest, media_type: str, digest: str, size: int) ->
         artifact_type=doc.artifact_type,
         config_media_type=doc.config.media_type,
         annotations=doc.annotations or {},
+        config=doc.config,
+        layers=tuple(doc.layers),
     )
 
 
@@ -162,6 +169,7 @@ def _from_index(doc: _Index, media_type: str, digest: str, size: int) -> ParsedM
         subject=doc.subject.digest if doc.subject else None,
         artifact_type=doc.artifact_type,
         annotations=doc.annotations or {},
+        manifests=tuple(doc.manifests),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from chalicelib.core.digest import Digest
-from chalicelib.errors import BlobUnknown
+from chalicelib.errors import BlobUnknown, PayloadTooLarge
 from chalicelib.stores import keys
 
 if TYPE_CHECKING:
@@ -26,6 +26,15 @@ class BlobService:
         if size is None:
             raise BlobUnknown(detail={"digest": digest})
         return digest, size
+
+    def read(self, repository: str, digest_text: str, max_bytes: int) -> bytes:
+        """The bytes of a blob the repository can see, refused (before reading) above `max_bytes`.
+
+        This is the `BlobReader` the artifact processors take (bind the repository)."""
+        digest, size = self.stat(repository, digest_text)
+        if size > max_bytes:
+            raise PayloadTooLarge(f"blob is {size} bytes, over the {max_bytes} byte limit", {"digest": digest})
+        return self._objects.get(keys.blob_object_key(digest))
 
     def download_url(self, repository: str, digest_text: str) -> tuple[str, int, str]:
         digest, size = self.stat(repository, digest_text)

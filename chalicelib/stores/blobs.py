@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import PutError, UpdateError
 
 from chalicelib.stores import keys
 from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw, delete_where
@@ -29,6 +29,24 @@ class BlobMetaStore:
         except BlobRow.DoesNotExist:
             return None
         return None if blob.state in _HIDDEN_STATES else int(blob.size)
+
+    def icon_size(self, digest: str) -> int | None:
+        """Size of a visible blob that some pushed artifact uses as its icon (one GetItem)."""
+        try:
+            blob = BlobRow.get(keys.blob_pk(digest), keys.BLOB_SK)
+        except BlobRow.DoesNotExist:
+            return None
+        return None if blob.state in _HIDDEN_STATES or not blob.icon else int(blob.size)
+
+    def mark_icon(self, digest: str) -> None:
+        """Flag a blob as an artifact's icon; a blob GC already removed stays removed."""
+        try:
+            BlobRow(keys.blob_pk(digest), keys.BLOB_SK).update(
+                actions=[BlobRow.icon.set(True)], condition=BlobRow.pk.exists()
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def linked(self, repository: str, digests: list[str]) -> dict[str, int]:
         """Digest -> size of those of `digests` the repository can see, in batches of 100."""

@@ -22,6 +22,10 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | id sequence     | `COUNTER#<kind>`    | `COUNTER`                       |                                      |
 | configuration   | `CONFIG`            | `CONFIG`                        |                                      |
 
+A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
+(Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
+with one GetItem, and the flag goes when garbage collection removes the row.
+
 Identity rows are keyed by name because authentication and authorisation look them up by name
 (one GetItem for a login, one BatchGetItem for a project and the caller's membership); Harbor's
 integer ids come from an atomic counter and resolve through the id row. Lists (users, projects,

@@ -46,6 +46,8 @@ class BlobRow(_Base):
     version = NumberAttribute(default=0)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
+    # Set once an artifact was pushed with this blob as its validated icon (GET /api/v2.0/icons).
+    icon = BooleanAttribute(null=True)
 
 
 class RepositoryRow(_Base):
