@@ -21,6 +21,7 @@ from chalicelib.services.access import AccessService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
+from chalicelib.services.immutability import ImmutabilityService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
@@ -32,6 +33,7 @@ from chalicelib.services.users import UserService
 from chalicelib.stores import tables
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.immutability import ImmutabilityStore
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
@@ -59,6 +61,7 @@ class Services:
     robots: RobotService
     quotas: QuotaService
     events: EventBus
+    immutability: ImmutabilityService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -125,6 +128,8 @@ def services() -> Services:
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
     events = EventBus()
+    immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)
+    events.subscribe(immutability.on_event)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -134,7 +139,9 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
+        manifests=ManifestService(
+            manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes, immutability=immutability
+        ),
         blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
         repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
@@ -146,6 +153,7 @@ def services() -> Services:
         robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
         events=events,
+        immutability=immutability,
     )
     _bootstrap(built, settings)
     return built
