@@ -18,6 +18,7 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
+from chalicelib.services.audit import AuditService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
@@ -31,6 +32,7 @@ from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
 from chalicelib.stores import tables
+from chalicelib.stores.audit import AuditStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
 from chalicelib.stores.immutability import ImmutabilityStore
@@ -62,6 +64,7 @@ class Services:
     quotas: QuotaService
     events: EventBus
     immutability: ImmutabilityService
+    audit: AuditService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -125,9 +128,11 @@ def services() -> Services:
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
     )  # fmt: skip
-    projects = ProjectService(project_store, access, configuration, robot_store)
-    quotas = QuotaService(project_store, projects)
     events = EventBus()
+    projects = ProjectService(project_store, access, configuration, robot_store, events)
+    quotas = QuotaService(project_store, projects)
+    audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
+    events.subscribe_batch(audit.record_many)
     immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)
     events.subscribe(immutability.on_event)
     built = Services(
@@ -150,10 +155,11 @@ def services() -> Services:
         users=UserService(user_store, access, project_store),
         projects=projects,
         members=MemberService(projects, project_store, user_store),
-        robots=RobotService(robot_store, projects, access, configuration),
+        robots=RobotService(robot_store, projects, access, configuration, events),
         quotas=quotas,
         events=events,
         immutability=immutability,
+        audit=audit,
     )
     _bootstrap(built, settings)
     return built

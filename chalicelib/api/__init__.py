@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.mgmt import health, immutable, members, projects, quotas, robots, system, users
+from chalicelib.api.mgmt import audit, health, immutable, members, projects, quotas, robots, system, users
 from chalicelib.api.oci import routes, token
 
 BLUEPRINTS = (
@@ -16,4 +16,5 @@ BLUEPRINTS = (
     robots.bp,
     quotas.bp,
     immutable.bp,
+    audit.bp,
 )
