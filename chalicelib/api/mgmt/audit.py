@@ -6,6 +6,7 @@ oldest first) rather than applied to a list in memory, because an audit log grow
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,8 @@ from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 _Q_FIELDS: dict[str, type] = {**dict.fromkeys(FILTER_FIELDS, str), "op_time": datetime}
+# (filter, offset, size, newest_first) -> (total, entries on the page)
+Lister = Callable[[AuditFilter, int, int, bool], tuple[int, list[AuditEntry]]]
 
 
 def entry_view(entry: AuditEntry) -> dict[str, Any]:
@@ -68,12 +71,12 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp()) * 1000
 
 
-def _respond(request: HttpRequest, path: str, lister: Any) -> Response:
+def _respond(request: HttpRequest, path: str, lister: Lister) -> Response:
     page = parse_page(request.arg("page"), request.arg("page_size"))
     flt = audit_filter(parse_q(request.arg("q"), _Q_FIELDS))
     sort = parse_sort(request.arg("sort"), ("op_time",))
     newest_first = not sort or sort[0][1]
-    total, entries = lister(flt, page.offset, page.size, newest_first=newest_first)
+    total, entries = lister(flt, page.offset, page.size, newest_first)
     others = {k: v[-1] for k, v in request.query.items() if k not in ("page", "page_size") and v}
     return json_response([entry_view(e) for e in entries], headers=page_headers(f"{API}{path}", others, page, total))
 
@@ -84,8 +87,12 @@ def audit_logs() -> Response:
 
 
 def _all(request: HttpRequest) -> Response:
-    audit = services().audit
-    return _respond(request, "/audit-logs", lambda *a, **k: audit.list_all(request.principal, *a, **k))
+    audit, caller = services().audit, request.principal
+    return _respond(
+        request,
+        "/audit-logs",
+        lambda flt, offset, size, newest: audit.list_all(caller, flt, offset, size, newest_first=newest),
+    )
 
 
 @bp.route(f"{API}/projects/{{project}}/logs", methods=["GET"])
@@ -94,10 +101,9 @@ def project_logs(project: str) -> Response:
 
 
 def _project(request: HttpRequest) -> Response:
-    found = target(request)
-    audit = services().audit
+    found, audit, caller = target(request), services().audit, request.principal
     return _respond(
         request,
         f"/projects/{request.params['project']}/logs",
-        lambda *a, **k: audit.list_project(request.principal, found, *a, **k),
+        lambda flt, offset, size, newest: audit.list_project(caller, found, flt, offset, size, newest_first=newest),
     )
