@@ -91,9 +91,9 @@ def _selector_record(selector: Selector) -> dict[str, Any]:
 
 def parse_rule(data: dict[str, Any], rule_id: int) -> ImmutableRule:
     """Validate Harbor's rule JSON (already type-checked by the API model); 400 on anything wrong."""
-    if data.get("action", ACTION) != ACTION:
+    if (data.get("action") or ACTION) != ACTION:  # absent or null: the only action there is
         raise BadRequest(f"action must be {ACTION!r}")
-    if data.get("template", TEMPLATE) != TEMPLATE:
+    if (data.get("template") or TEMPLATE) != TEMPLATE:
         raise BadRequest(f"template must be {TEMPLATE!r}")
     tags = data.get("tag_selectors") or []
     scopes = data.get("scope_selectors") or {}

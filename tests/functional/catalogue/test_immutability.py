@@ -86,6 +86,14 @@ def test_rule_lifecycle_in_harbor_json(registry, project):
     harbor_error(api(registry, "DELETE", f"/projects/{name}/immutabletagrules/{rule_id}"), 404, "NOT_FOUND")
 
 
+def test_action_and_template_may_be_left_out(registry, project):
+    name, _ = project
+    body = {k: v for k, v in rule_body().items() if k not in ("action", "template", "priority")}
+    add_rule(registry, name, body)
+    [rule] = list_rules(registry, name)
+    assert (rule["action"], rule["template"], rule["priority"]) == ("immutable", "immutable_template", 0)
+
+
 def test_list_pages_filters_and_sorts(registry, project):
     name, _ = project
     ids = [add_rule(registry, name, rule_body(f"t{i}*", priority=10 - i)) for i in range(3)]
