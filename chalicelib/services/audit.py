@@ -10,7 +10,9 @@ their write succeeded and the audit writer runs later, so recording costs a requ
   `record_many`) below for what it receives; the jobs side owns that consumer.
 
 Entries expire through DynamoDB TTL `retention_days` after the operation (Harbor purges its audit
-log on a schedule; here the table does it).
+log on a schedule; here the table does it). Ids are Harbor's integers, reserved a batch at a time
+with one UpdateItem on one counter item: a consumer that records events one by one is bounded by
+that item's write rate (~1,000/s), so consumers should call `record_many` with what they receive.
 """
 
 from __future__ import annotations

@@ -19,6 +19,9 @@ Cost on the push path: the rules of a project are cached in-process for `cache_s
 and never a Query. Rule changes made through this process invalidate its cache at once; other
 processes (other Lambda instances) see them within `cache_seconds`. A push that read the rules just
 before a rule was created is not refused (Harbor has the same window).
+
+A PUT replaces the whole rule (selectors, priority, `disabled`); Harbor's only toggles `disabled`
+when that changed and ignores the rest of the body then.
 """
 
 from __future__ import annotations

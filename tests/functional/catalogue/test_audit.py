@@ -204,3 +204,24 @@ def test_a_burst_of_events_is_written_in_batches(registry, monkeypatch):
     assert len(batches) < 21 and max(batches) > 1, batches
     assert len(project_logs(registry, name, q="operation=pull", page_size="100")) == 20
     assert digest == digest_of(registry.get(f"/v2/{repo}/manifests/v1").get_data())
+
+
+def test_robots_see_everything_only_with_the_system_audit_log_permission(registry):
+    name, _ = create_project(registry)
+
+    def system_robot(access: list[dict[str, str]]) -> tuple[str, str]:
+        body = {"name": f"audit{len(access)}-{name[-8:]}", "level": "system", "duration": -1,
+                "permissions": [{"kind": "system", "namespace": "/", "access": access}]}  # fmt: skip
+        created = expect(api(registry, "POST", "/robots", json=body), 201).get_json()
+        return created["name"], created["secret"]
+
+    reader = system_robot([{"resource": "audit-log", "action": "list"}])
+    other = system_robot([{"resource": "project", "action": "list"}, {"resource": "user", "action": "list"}])
+    drain()
+    # System robots are audited in the global partition only (they belong to no project).
+    created = logs(registry, "/audit-logs", q="resource_type=robot,operation=create", page_size="100")[0]
+    assert {reader[0], other[0]} <= {e["resource"] for e in created}
+    assert all(e["resource_type"] == "project" for e in project_logs(registry, name))
+    everything, headers = logs(registry, "/audit-logs", auth=reader, q=f"resource={name}")
+    assert [e["operation"] for e in everything] == ["create"] and headers["X-Total-Count"] == "1"
+    assert logs(registry, "/audit-logs", auth=other)[0] == []
