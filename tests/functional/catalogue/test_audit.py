@@ -225,3 +225,14 @@ def test_robots_see_everything_only_with_the_system_audit_log_permission(registr
     everything, headers = logs(registry, "/audit-logs", auth=reader, q=f"resource={name}")
     assert [e["operation"] for e in everything] == ["create"] and headers["X-Total-Count"] == "1"
     assert logs(registry, "/audit-logs", auth=other)[0] == []
+
+
+def test_the_operator_is_the_caller(registry):
+    name, _ = create_project(registry)
+    developer = member(registry, name, "developer")
+    as_developer = Registry(registry.http, developer)
+    repo = f"{name}/mine"
+    as_developer.push_manifest(repo, "v1", small_image(as_developer, repo, "dev"), OCI_MANIFEST)
+    drain()
+    [entry] = project_logs(registry, name, q="resource_type=artifact")
+    assert (entry["username"], entry["operation"], entry["resource"]) == (developer[0], "create", f"{repo}:v1")
