@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     robot_token_duration_days: int = Field(default=30, ge=-1)
     storage_per_project: int = Field(default=-1, ge=-1)
 
+    # Tag immutability: how long a process trusts its cached copy of a project's rules.
+    immutable_rules_cache_seconds: int = Field(default=10, ge=0, le=3600)
+    # Audit log: entries expire (DynamoDB TTL) this many days after the operation.
+    audit_retention_days: int = Field(default=90, ge=1, le=3650)
+
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)

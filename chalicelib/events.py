@@ -14,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -87,6 +87,11 @@ class Event:
 
 
 Subscriber = Callable[[Event], None]
+# Gets every delivered event too, but several at a time when several were waiting (the audit
+# writer turns them into one BatchWriteItem).
+BatchSubscriber = Callable[[Sequence[Event]], None]
+# The most events the local worker hands over at once (BatchWriteItem takes 25 items).
+BATCH_MAX = 25
 
 
 class Publisher(Protocol):
@@ -102,10 +107,14 @@ class EventBus:
 
     def __init__(self, publisher: Publisher | None = None) -> None:
         self._subscribers: list[Subscriber] = []
-        self._publisher: Publisher = publisher or _LocalWorker(self.deliver)
+        self._batch_subscribers: list[BatchSubscriber] = []
+        self._publisher: Publisher = publisher or _LocalWorker(self.deliver_many)
 
     def subscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.append(subscriber)
+
+    def subscribe_batch(self, subscriber: BatchSubscriber) -> None:
+        self._batch_subscribers.append(subscriber)
 
     def publish(self, event: Event) -> None:
         """Never raises: losing an event must not fail a write that already succeeded."""
@@ -115,11 +124,20 @@ class EventBus:
             logger.exception("event not published", extra={"event_type": event.type.value})
 
     def deliver(self, event: Event) -> None:
-        for subscriber in list(self._subscribers):
+        self.deliver_many([event])
+
+    def deliver_many(self, events: Sequence[Event]) -> None:
+        for event in events:
+            for subscriber in list(self._subscribers):
+                try:
+                    subscriber(event)
+                except Exception:
+                    logger.exception("event subscriber failed", extra={"event_type": event.type.value})
+        for batch_subscriber in list(self._batch_subscribers):
             try:
-                subscriber(event)
+                batch_subscriber(events)
             except Exception:
-                logger.exception("event subscriber failed", extra={"event_type": event.type.value})
+                logger.exception("event subscriber failed", extra={"events": len(events)})
 
     def drain(self, timeout: float = 10.0) -> bool:
         """Wait until every event published so far was delivered (tests, shutdown)."""
@@ -130,7 +148,7 @@ class EventBus:
 class _LocalWorker:
     """One daemon thread delivering events in publish order, started on first use."""
 
-    def __init__(self, deliver: Subscriber) -> None:
+    def __init__(self, deliver: BatchSubscriber) -> None:
         self._deliver = deliver
         self._queue: queue.Queue[Event] = queue.Queue()
         self._lock = threading.Lock()
@@ -156,8 +174,14 @@ class _LocalWorker:
 
     def _run(self) -> None:
         while True:
-            event = self._queue.get()
+            batch = [self._queue.get()]
+            while len(batch) < BATCH_MAX:  # whatever else is already waiting goes along
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                self._deliver(event)
+                self._deliver(batch)
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()

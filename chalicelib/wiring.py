@@ -18,10 +18,12 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
+from chalicelib.services.audit import AuditService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
 from chalicelib.services.icons import IconService
+from chalicelib.services.immutability import ImmutabilityService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
@@ -31,8 +33,10 @@ from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
 from chalicelib.stores import tables
+from chalicelib.stores.audit import AuditStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.immutability import ImmutabilityStore
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
@@ -61,6 +65,8 @@ class Services:
     quotas: QuotaService
     events: EventBus
     icons: IconService
+    immutability: ImmutabilityService
+    audit: AuditService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -124,9 +130,13 @@ def services() -> Services:
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
     )  # fmt: skip
-    projects = ProjectService(project_store, access, configuration, robot_store)
-    quotas = QuotaService(project_store, projects)
     events = EventBus()
+    projects = ProjectService(project_store, access, configuration, robot_store, events)
+    quotas = QuotaService(project_store, projects)
+    audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
+    events.subscribe_batch(audit.record_many)
+    immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)
+    events.subscribe(immutability.on_event)
     blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
     icons = IconService(blob_meta, objects, manifest_store, blobs)
     events.subscribe(icons.on_event)
@@ -139,7 +149,9 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
+        manifests=ManifestService(
+            manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes, immutability=immutability
+        ),
         blobs=blobs,
         repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
@@ -148,10 +160,12 @@ def services() -> Services:
         users=UserService(user_store, access, project_store),
         projects=projects,
         members=MemberService(projects, project_store, user_store),
-        robots=RobotService(robot_store, projects, access, configuration),
+        robots=RobotService(robot_store, projects, access, configuration, events),
         quotas=quotas,
         events=events,
         icons=icons,
+        immutability=immutability,
+        audit=audit,
     )
     _bootstrap(built, settings)
     return built

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.mgmt import health, icons, members, projects, quotas, robots, system, users
+from chalicelib.api.mgmt import audit, health, icons, immutable, members, projects, quotas, robots, system, users
 from chalicelib.api.oci import routes, token
 
 BLUEPRINTS = (
@@ -16,4 +16,6 @@ BLUEPRINTS = (
     robots.bp,
     quotas.bp,
     icons.bp,
+    immutable.bp,
+    audit.bp,
 )

@@ -9,10 +9,11 @@ from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest
 from chalicelib.core.reference import project_of, validate_tag
-from chalicelib.errors import DigestInvalid, ManifestBlobUnknown, ManifestUnknown, PayloadTooLarge
+from chalicelib.errors import Conflict, DigestInvalid, ManifestBlobUnknown, ManifestUnknown, PayloadTooLarge
 from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
+    from chalicelib.services.immutability import ImmutabilityService
     from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
@@ -20,9 +21,17 @@ if TYPE_CHECKING:
 
 class ManifestService:
     def __init__(
-        self, manifests: ManifestStore, blobs: BlobMetaStore, quota: QuotaService, events: EventBus, max_bytes: int
+        self,
+        manifests: ManifestStore,
+        blobs: BlobMetaStore,
+        quota: QuotaService,
+        events: EventBus,
+        max_bytes: int,
+        *,
+        immutability: ImmutabilityService,
     ) -> None:
         self._manifests = manifests
+        self._immutability = immutability
         self._blobs = blobs
         self._quota = quota
         self._events = events
@@ -44,6 +53,11 @@ class ManifestService:
         sizes = self._check_references(repository, manifest)
         sizes[manifest.digest] = len(body)
         project = project_of(repository)
+        # Tag immutability: an immutable tag may not move to another manifest (checked here, before
+        # any charge, and again by the conditional tag write, which closes the race).
+        frozen = tag is not None and self._immutability.protects(repository, tag)
+        if frozen and tag is not None and self._manifests.resolve_tag(repository, tag) not in (None, manifest.digest):
+            raise self._immutability.immutable_error(repository, tag)
         # References first, then the charge: a concurrent delete that releases a shared blob either
         # sees these references (and keeps it counted) or released it before the charge (which then
         # counts it again). The other order could leave a referenced blob uncounted.
@@ -51,13 +65,15 @@ class ManifestService:
         charged: list[str] = []
         try:
             charged = self._charge(project, sizes)
-            self._manifests.put(repository, manifest, body, tag)
-        except BaseException:
+            self._manifests.put(repository, manifest, body, tag, tag_may_move=not frozen)
+        except BaseException as exc:
             for d in charged:
                 self._quota.release(project, d)
             if self._manifests.get(repository, manifest.digest, with_body=False) is None:
                 # Not stored: drop its references, but blobs uploaded for it stay counted (Harbor).
                 self._quota.forget_manifest(project, repository, manifest.digest, list(manifest.blobs))
+            if frozen and tag is not None and isinstance(exc, Conflict):  # tag immutability: lost the race
+                raise self._immutability.immutable_error(repository, tag) from exc
             raise
         self._events.publish(
             Event.now(
@@ -112,6 +128,8 @@ class ManifestService:
         """By tag: untag. By digest: the manifest and every tag on it (bytes are left to GC)."""
         if is_digest(reference):
             digest = str(Digest.parse(reference))
+            # Tag immutability: a manifest carrying an immutable tag stays.
+            self._immutability.ensure_tags_mutable(repository, lambda: self._manifests.tags_of(repository, digest))
             blobs = self._manifests.delete(repository, digest)
             if blobs is None:
                 raise ManifestUnknown(detail={"digest": reference})
@@ -122,7 +140,10 @@ class ManifestService:
         else:
             tag = validate_tag(reference)
             tagged = self._manifests.resolve_tag(repository, tag)
-            if tagged is None or not self._manifests.delete_tag(repository, tag):
+            if tagged is None:
+                raise ManifestUnknown(detail={"tag": reference})
+            self._immutability.ensure_mutable(repository, tag)  # tag immutability
+            if not self._manifests.delete_tag(repository, tag):
                 raise ManifestUnknown(detail={"tag": reference})
             self._events.publish(
                 Event.now(

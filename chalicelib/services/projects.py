@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.auth.rbac import Permission, Role
 from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, Unauthorized
+from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
@@ -55,9 +56,15 @@ def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
 
 class ProjectService:
     def __init__(
-        self, projects: ProjectStore, access: AccessService, configuration: ConfigurationService, robots: RobotStore
+        self,
+        projects: ProjectStore,
+        access: AccessService,
+        configuration: ConfigurationService,
+        robots: RobotStore,
+        events: EventBus,
     ) -> None:
         self._projects = projects
+        self._events = events
         self._access = access
         self._configuration = configuration
         self._robots = robots
@@ -96,6 +103,7 @@ class ProjectService:
                                                 storage_limit=limit))  # fmt: skip
         if caller.kind == "user" and caller.user_id is not None:
             self._projects.add_member(name, caller.user_id, caller.name, Role.PROJECT_ADMIN)
+        self._events.publish(Event.now(EventType.CREATE_PROJECT, project=name, resource_type="project", resource=name))
         return project
 
     def resolve(self, name_or_id: str, force_name: bool) -> Project:
@@ -179,6 +187,9 @@ class ProjectService:
         # Its robots go with it: a project re-created under the name must not open to them.
         for robot in self._robots.get_many([n for n in self._robots.names() if n.startswith(f"{project.name}+")]):
             self._robots.delete(robot)
+        self._events.publish(
+            Event.now(EventType.DELETE_PROJECT, project=project.name, resource_type="project", resource=project.name)
+        )
 
     def summary(self, caller: Principal, project: Project) -> dict[str, Any]:
         self.authorize(caller, project, "project", "read")

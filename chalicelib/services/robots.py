@@ -17,6 +17,7 @@ from chalicelib.auth import secrets as credentials
 from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, ROLE_PERMISSIONS, SYSTEM_RESOURCES, Permission, Role
 from chalicelib.core.identity import Principal, Robot, RobotAccess, RobotPermission
 from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
@@ -74,8 +75,10 @@ def expiry(duration: int, now: int) -> int:
 
 class RobotService:
     def __init__(self, robots: RobotStore, projects: ProjectService, access: AccessService,
-                 configuration: ConfigurationService, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 configuration: ConfigurationService, events: EventBus, *,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._robots = robots
+        self._events = events
         self._projects = projects
         self._access = access
         self._configuration = configuration
@@ -106,7 +109,9 @@ class RobotService:
             secret_hash=credentials.hash_secret(secret), description=description, duration=duration,
             expires_at=expiry(duration, now), disabled=bool(body.get("disable", False)), creator=caller.name,
         )  # fmt: skip
-        return self._robots.create(robot), secret
+        created = self._robots.create(robot)
+        self._publish(EventType.CREATE_ROBOT, created)
+        return created, secret
 
     def _authorize_create(self, caller: Principal, level: str, name: str,
                           permissions: tuple[RobotPermission, ...]) -> str:  # fmt: skip
@@ -202,6 +207,13 @@ class RobotService:
         robot = self.get(caller, robot_id)
         self._authorize(caller, robot, "delete")
         self._robots.delete(robot)
+        self._publish(EventType.DELETE_ROBOT, robot)
+
+    def _publish(self, event_type: EventType, robot: Robot) -> None:
+        """For the audit log: the robot's login name, under its project when it has one."""
+        project = robot.name.split("+", 1)[0] if robot.level == "project" else None
+        name = f"{self._access.robot_prefix()}{robot.name}"
+        self._events.publish(Event.now(event_type, project=project, resource_type="robot", resource=name))
 
     def _authorize(self, caller: Principal, robot: Robot, action: Literal["read", "update", "delete"]) -> None:
         if robot.level == "system":

@@ -21,6 +21,9 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | id -> name      | `<KIND>ID#<id>`     | `ENTITY`                        |                                      |
 | id sequence     | `COUNTER#<kind>`    | `COUNTER`                       |                                      |
 | configuration   | `CONFIG`            | `CONFIG`                        |                                      |
+| immutable rules | `PROJECT#<project>` | `IMMUTABLE`                     |                                      |
+| audit (project) | `AUDIT#<project>`   | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
+| audit (all)     | `AUDIT`             | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -40,6 +43,17 @@ sort key); the catalog is a Query on `REPOS`; the tags pointing at a digest come
 A blob is global (content-addressed) and seen by a repository only through its link row, so a
 cross-repository mount writes one row and copies no bytes. Project-blob rows count a blob once per
 project (Harbor's quota and GC unit).
+
+A project's immutable-tag rules are one item (at most 15 small rules) beside the project row, so a
+push asks "is this tag protected?" with one GetItem (cached in-process, see services/immutability.py),
+the rule limit and duplicate check hold under concurrent writers through one conditional put on its
+`version`, and deleting the project (which clears its whole partition) takes them along. Audit
+entries are written twice, to the project's partition and to the global one, with a sort key that
+starts with the time: each list is a newest-first Query on one partition, an `op_time` range is a
+sort-key condition, and entries expire through the TTL attribute. The global partition takes every
+entry, so it bounds the sustained audit write rate (~1,000 entries/s per DynamoDB partition);
+shard it (`AUDIT#<n>`) if a deployment ever needs more. Audit partitions are not under `PROJECT#`,
+so a deleted project's history stays until it expires.
 
 S3: one bucket (`REGISTRY_BUCKET_NAME`).
 
@@ -70,6 +84,8 @@ USERS_LIST = "USERS"
 PROJECTS_LIST = "PROJECTS"
 ROBOTS_LIST = "ROBOTS"
 CONFIG_PK = "CONFIG"
+IMMUTABLE_SK = "IMMUTABLE"
+AUDIT_ALL = "AUDIT"
 
 
 def user_pk(username: str) -> str:
@@ -154,3 +170,12 @@ def manifest_object_key(digest: str) -> str:
 
 def upload_prefix(upload_id: str) -> str:
     return f"uploads/{upload_id}/"
+
+
+def audit_pk(project: str | None) -> str:
+    """The project's audit partition, or the global one (`None`)."""
+    return f"{AUDIT_ALL}#{project}" if project is not None else AUDIT_ALL
+
+
+def audit_sk(op_time_ms: int, log_id: int) -> str:
+    return f"{op_time_ms:013d}#{log_id:012d}"

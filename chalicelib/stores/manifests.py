@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError
+from pynamodb.exceptions import DeleteError, TransactWriteError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
+from chalicelib.errors import Conflict
 from chalicelib.stores import keys
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.tables import ManifestRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw, delete_where
@@ -108,11 +111,15 @@ class ManifestStore:
 
     # Writes.
 
-    def put(self, repository: str, manifest: ParsedManifest, body: bytes, tag: str | None) -> None:
+    def put(
+        self, repository: str, manifest: ParsedManifest, body: bytes, tag: str | None, *, tag_may_move: bool = True
+    ) -> None:
         """Store the manifest, its referrer edge, the repository row and the tag in one transaction.
 
         A reader therefore never sees a tag whose manifest is missing. A body too big to inline goes
-        to S3 first (content-addressed, so a retry rewrites identical bytes).
+        to S3 first (content-addressed, so a retry rewrites identical bytes). Without `tag_may_move`
+        (an immutable tag) the tag is written only if it is new or already on this manifest, and
+        Conflict is raised otherwise: nothing of the transaction is then written.
         """
         now = int(time.time())
         pk = keys.repo_pk(repository)
@@ -145,7 +152,7 @@ class ManifestStore:
             annotations_in_body=not copy_annotations,
             created_at=now,
         )
-        with TransactWrite(connection=self._connection()) as tx:
+        with _kept_tag_conflicts(tag_may_move, tag), TransactWrite(connection=self._connection()) as tx:
             tx.save(row)
             tx.update(
                 RepositoryRow(keys.REPOS_PK, repository),
@@ -169,7 +176,8 @@ class ManifestStore:
                     )
                 )
             if tag:
-                tx.save(self._tag_row(repository, tag, manifest.digest, now))
+                kept = None if tag_may_move else TagRow.pk.does_not_exist() | (TagRow.digest == manifest.digest)
+                tx.save(self._tag_row(repository, tag, manifest.digest, now), condition=kept)
 
     def delete_tag(self, repository: str, tag: str) -> bool:
         return delete_where(TagRow(keys.repo_pk(repository), keys.tag_sk(tag)), TagRow.pk.exists())
@@ -213,3 +221,15 @@ class ManifestStore:
     def _connection() -> Connection:
         """The models' cached connection, so a transaction does not build a new botocore client."""
         return ManifestRow._get_connection().connection
+
+
+@contextmanager
+def _kept_tag_conflicts(tag_may_move: bool, tag: str | None) -> Iterator[None]:
+    """A kept (immutable) tag's condition failing is a Conflict; it is the only condition in `put`."""
+    try:
+        yield
+    except TransactWriteError as exc:
+        reasons = exc.cancellation_reasons or []
+        if not tag_may_move and any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons):
+            raise Conflict(f"tag {tag} points at another manifest") from exc
+        raise

@@ -214,6 +214,28 @@ class ConfigRow(_Base):
     updated_at = NumberAttribute(default=0)
 
 
+class ImmutableRulesRow(_Base):
+    """All immutable-tag rules of a project in one item (`PROJECT#<name>`, `IMMUTABLE`): at most 15
+    small rules, so one GetItem answers "is this tag protected?" and one conditional put on
+    `version` keeps the 15-rule limit and the no-duplicates rule under concurrent writers."""
+
+    rules = UnicodeAttribute(default="[]")  # JSON: [{id, priority, disabled, tag_selectors, scope_selectors}]
+    version = NumberAttribute(default=0)
+
+
+class AuditRow(_Base):
+    """One audit log entry, written twice: under its project and under the global partition."""
+
+    log_id = NumberAttribute()
+    username = UnicodeAttribute()
+    resource = UnicodeAttribute()
+    resource_type = UnicodeAttribute()
+    operation = UnicodeAttribute()
+    op_time = NumberAttribute()  # epoch milliseconds
+    project = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute()  # DynamoDB TTL
+
+
 class ListIndex(GlobalSecondaryIndex["ListEntry"]):
     """`gsi1` read as a list: users, projects and robots each sit under one gsi1pk."""
 
@@ -249,6 +271,8 @@ MODELS: tuple[type[Model], ...] = (
     RobotRow,
     ConfigRow,
     ListEntry,
+    ImmutableRulesRow,
+    AuditRow,
 )
 
 

@@ -118,6 +118,8 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
                 yield client
                 keep = _next_is_ours()
             finally:
+                if wiring.services.cache_info().currsize:
+                    wiring.services().events.drain()  # nothing published may outlive this mock
                 if not keep:
                     _World.env = None
                     wiring.reset()

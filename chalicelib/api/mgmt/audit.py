@@ -1,0 +1,109 @@
+"""/api/v2.0/audit-logs and /api/v2.0/projects/{project}/logs: Harbor's (legacy) audit log lists.
+
+Paging, `q` and `sort` are pushed down to the store (a time window, field conditions, newest or
+oldest first) rather than applied to a list in memory, because an audit log grows without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from chalice.app import Blueprint, Response
+
+from chalicelib.api.edge import HttpRequest, json_response
+from chalicelib.api.mgmt._edge import API, serve
+from chalicelib.api.mgmt.paging import page_headers, parse_page, parse_sort
+from chalicelib.api.mgmt.projects import target
+from chalicelib.api.mgmt.query import AnyOf, Exact, Fuzzy, InvalidQuery, Query, Range, parse_q
+from chalicelib.core.audit import FILTER_FIELDS, AuditEntry, AuditFilter
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+_Q_FIELDS: dict[str, type] = {**dict.fromkeys(FILTER_FIELDS, str), "op_time": datetime}
+# (filter, offset, size, newest_first) -> (total, entries on the page)
+Lister = Callable[[AuditFilter, int, int, bool], tuple[int, list[AuditEntry]]]
+
+
+def entry_view(entry: AuditEntry) -> dict[str, Any]:
+    op_time = datetime.fromtimestamp(entry.op_time_ms / 1000, UTC)
+    return {
+        "id": entry.log_id,
+        "username": entry.username,
+        "resource": entry.resource,
+        "resource_type": entry.resource_type,
+        "operation": entry.operation,
+        "op_time": f"{op_time:%Y-%m-%dT%H:%M:%S}.{entry.op_time_ms % 1000:03d}Z",
+    }
+
+
+def audit_filter(query: Query) -> AuditFilter:
+    """The parsed `q` as a store filter; forms the store cannot answer are a 400, not ignored."""
+    flt = AuditFilter()
+    for key, term in query.terms.items():
+        if key == "op_time":
+            flt = _time_window(flt, term)
+        elif isinstance(term, Exact):
+            flt.exact[key] = str(term.value)
+        elif isinstance(term, Fuzzy):
+            flt.fuzzy[key] = term.value
+        elif isinstance(term, AnyOf):
+            flt.any_of[key] = tuple(str(v) for v in term.values)
+        else:
+            raise InvalidQuery(f'q: "{key}" takes an exact value, ~substring or {{a b}} list')
+    return flt
+
+
+def _time_window(flt: AuditFilter, term: object) -> AuditFilter:
+    if isinstance(term, Range):
+        since = _ms(term.min) if isinstance(term.min, datetime) else None
+        until = _ms(term.max) + 999 if isinstance(term.max, datetime) else None
+    elif isinstance(term, Exact) and isinstance(term.value, datetime):
+        since = _ms(term.value)
+        until = since + 999
+    else:
+        raise InvalidQuery('q: "op_time" takes a time or a range [from~to]')
+    return AuditFilter(since, until, flt.exact, flt.fuzzy, flt.any_of)
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp()) * 1000
+
+
+def _respond(request: HttpRequest, path: str, lister: Lister) -> Response:
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    flt = audit_filter(parse_q(request.arg("q"), _Q_FIELDS))
+    sort = parse_sort(request.arg("sort"), ("op_time",))
+    newest_first = not sort or sort[0][1]
+    total, entries = lister(flt, page.offset, page.size, newest_first)
+    others = {k: v[-1] for k, v in request.query.items() if k not in ("page", "page_size") and v}
+    return json_response([entry_view(e) for e in entries], headers=page_headers(f"{API}{path}", others, page, total))
+
+
+@bp.route(f"{API}/audit-logs", methods=["GET"])
+def audit_logs() -> Response:
+    return serve(bp, _all)
+
+
+def _all(request: HttpRequest) -> Response:
+    audit, caller = services().audit, request.principal
+    return _respond(
+        request,
+        "/audit-logs",
+        lambda flt, offset, size, newest: audit.list_all(caller, flt, offset, size, newest_first=newest),
+    )
+
+
+@bp.route(f"{API}/projects/{{project}}/logs", methods=["GET"])
+def project_logs(project: str) -> Response:
+    return serve(bp, _project, project=project)
+
+
+def _project(request: HttpRequest) -> Response:
+    found, audit, caller = target(request), services().audit, request.principal
+    return _respond(
+        request,
+        f"/projects/{request.params['project']}/logs",
+        lambda flt, offset, size, newest: audit.list_project(caller, found, flt, offset, size, newest_first=newest),
+    )

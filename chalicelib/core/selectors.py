@@ -1,0 +1,326 @@
+"""Harbor's selector library (`src/lib/selector`): which artifacts a retention or immutability rule
+applies to. Pure: no I/O, shared by tag immutability now and tag retention later.
+
+Patterns follow `github.com/bmatcuk/doublestar` v1.3, the version Harbor links, because users'
+existing rules (Terraform, harbor-cli, the portal) were written against it:
+
+- `*` any run of characters except `/`; `?` one character except `/`;
+- `**` as a whole path component: zero or more components (`a/**/b` matches `a/b` and `a/x/y/b`;
+  a trailing `a/**` needs something after `a/`); `**` inside a component is just `*`;
+- `[abc]`, `[a-z]`, `[^a-z]` / `[!a-z]` one character (never `/`); an empty or unclosed class is an
+  error; `{a,b,c}` alternatives, nestable, may hold any of the above; `\\x` a literal `x`;
+- an empty pattern matches everything (Harbor's `match` shortcut); matching is case-sensitive.
+
+It is written here rather than taken from wcmatch because wcmatch's globstar differs on exactly the
+cases Harbor users hit (a trailing `**` also matches the bare parent, `{1..3}` expands to a numeric
+range, dot-files need a flag), and a rule must select the same tags here as on Harbor.
+
+Patterns are compiled once to a regular expression (cached) and validated when a rule is saved, so
+enforcement on the push path never meets a malformed pattern.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+DOUBLESTAR = "doublestar"
+LABEL = "label"
+
+MATCHES = "matches"
+EXCLUDES = "excludes"
+REPO_MATCHES = "repoMatches"
+REPO_EXCLUDES = "repoExcludes"
+NS_MATCHES = "nsMatches"
+NS_EXCLUDES = "nsExcludes"
+WITH_LABELS = "withLabels"
+WITHOUT_LABELS = "withoutLabels"
+
+TAG_DECORATIONS = frozenset({MATCHES, EXCLUDES})
+REPOSITORY_DECORATIONS = frozenset({REPO_MATCHES, REPO_EXCLUDES})
+NAMESPACE_DECORATIONS = frozenset({NS_MATCHES, NS_EXCLUDES})
+LABEL_DECORATIONS = frozenset({WITH_LABELS, WITHOUT_LABELS})
+_EXCLUDING = frozenset({EXCLUDES, REPO_EXCLUDES, NS_EXCLUDES})
+
+MAX_PATTERN_LENGTH = 1024
+# `{a,b}{c,d}...` multiplies; past this many alternatives a pattern is refused, not expanded.
+MAX_ALTERNATIVES = 256
+
+
+class InvalidPattern(ValueError):
+    """A malformed doublestar pattern; the message says what is wrong, for a 400."""
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """What a selector looks at: Harbor's `selector.Candidate`, reduced to what selectors read.
+
+    `repository` is the name inside the project (`team/app`, not `proj/team/app`), as in Harbor.
+    """
+
+    repository: str
+    namespace: str = ""
+    tags: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """One `{kind, decoration, pattern, extras}` entry of a rule's tag or scope selectors.
+
+    `untagged` is the tag selectors' `extras` `{"untagged": bool}`: whether an artifact without
+    tags counts as selected (Harbor: default true for `matches`, false for `excludes`).
+    """
+
+    kind: str
+    decoration: str
+    pattern: str
+    untagged: bool | None = None
+    _labels: tuple[str, ...] = field(default=(), compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind == DOUBLESTAR:
+            if self.decoration not in TAG_DECORATIONS | REPOSITORY_DECORATIONS | NAMESPACE_DECORATIONS:
+                raise InvalidPattern(f"unknown doublestar decoration {self.decoration!r}")
+            compile_pattern(self.pattern)
+        elif self.kind == LABEL:
+            if self.decoration not in LABEL_DECORATIONS:
+                raise InvalidPattern(f"unknown label decoration {self.decoration!r}")
+            labels = tuple(label for label in self.pattern.split(",") if label)
+            object.__setattr__(self, "_labels", labels)
+        else:
+            raise InvalidPattern(f"unknown selector kind {self.kind!r}")
+
+    def selects(self, candidate: Candidate) -> bool:
+        if self.kind == LABEL:
+            return self._select_labels(candidate)
+        if self.decoration in TAG_DECORATIONS:
+            return self._select_tags(candidate)
+        value = candidate.repository if self.decoration in REPOSITORY_DECORATIONS else candidate.namespace
+        # Harbor selects nothing on an empty repository or namespace, whatever the decoration.
+        if not value:
+            return False
+        return matches(self.pattern, value) != (self.decoration in _EXCLUDING)
+
+    def _select_tags(self, candidate: Candidate) -> bool:
+        excluding = self.decoration == EXCLUDES
+        if not candidate.tags:
+            untagged = (not excluding) if self.untagged is None else self.untagged
+            # Harbor's `excludes` inverts the flag for an untagged artifact (selector.go).
+            return untagged != excluding
+        if excluding:
+            return any(not matches(self.pattern, tag) for tag in candidate.tags)
+        return any(matches(self.pattern, tag) for tag in candidate.tags)
+
+    def _select_labels(self, candidate: Candidate) -> bool:
+        held = set(candidate.labels)
+        if self.decoration == WITH_LABELS:
+            return all(label in held for label in self._labels)
+        return not any(label in held for label in self._labels)
+
+
+def select_all(selectors: Iterable[Selector], candidate: Candidate) -> bool:
+    """Every selector selects the candidate (a rule ANDs its selectors)."""
+    return all(s.selects(candidate) for s in selectors)
+
+
+def matches(pattern: str, value: str) -> bool:
+    """Whether `value` matches the doublestar `pattern` as a whole. Raises InvalidPattern."""
+    if not pattern:
+        return True
+    return compile_pattern(pattern).fullmatch(value) is not None
+
+
+def validate(pattern: str) -> str:
+    compile_pattern(pattern)
+    return pattern
+
+
+@lru_cache(maxsize=1024)
+def compile_pattern(pattern: str) -> re.Pattern[str]:
+    """The regular expression equivalent to a doublestar pattern (cached per pattern)."""
+    if len(pattern) > MAX_PATTERN_LENGTH:
+        raise InvalidPattern(f"pattern longer than {MAX_PATTERN_LENGTH} characters")
+    alternatives = _expand_braces(pattern)
+    return re.compile("|".join(f"(?:{_path_regex(alt)})" for alt in dict.fromkeys(alternatives)), re.DOTALL)
+
+
+# ------------------------------------------------------------------------------------------ braces
+
+
+def _expand_braces(pattern: str) -> list[str]:
+    """`a{b,c{d,e}}f` -> [abf, acdf, acef]; escapes and classes are copied through untouched."""
+    results, end = _expand_sequence(pattern, 0, top=True)
+    if end != len(pattern):  # pragma: no cover - _expand_sequence consumes everything at top level
+        raise InvalidPattern("unbalanced braces")
+    return results
+
+
+def _expand_sequence(pattern: str, start: int, *, top: bool) -> tuple[list[str], int]:
+    """Expand from `start` until a `,` or `}` that closes the enclosing group (or the end)."""
+    results = [""]
+    i = start
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            if i + 1 >= len(pattern):
+                raise InvalidPattern("pattern ends with an unfinished escape")
+            results = [r + pattern[i : i + 2] for r in results]
+            i += 2
+        elif char == "[":
+            end = _class_end(pattern, i)
+            results = [r + pattern[i : end + 1] for r in results]
+            i = end + 1
+        elif char == "{":
+            options, i = _expand_group(pattern, i + 1)
+            results = [r + o for r in results for o in options]
+            if len(results) > MAX_ALTERNATIVES:
+                raise InvalidPattern(f"pattern expands to more than {MAX_ALTERNATIVES} alternatives")
+        elif char in ",}" and not top:
+            return results, i
+        else:
+            results = [r + char for r in results]
+            i += 1
+    if not top:
+        raise InvalidPattern("unclosed '{' in pattern")
+    return results, i
+
+
+def _expand_group(pattern: str, start: int) -> tuple[list[str], int]:
+    """Alternatives of a `{...}` group that starts after its `{`; returns them and the index after `}`."""
+    options: list[str] = []
+    i = start
+    while True:
+        expanded, i = _expand_sequence(pattern, i, top=False)
+        options.extend(expanded)
+        if pattern[i] == "}":
+            return options, i + 1
+        i += 1  # a comma: the next alternative
+
+
+def _class_end(pattern: str, start: int) -> int:
+    """Index of the `]` closing the class that opens at `start` (escapes respected)."""
+    i = start + 1
+    if i < len(pattern) and pattern[i] in "^!":
+        i += 1
+    first = i
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            i += 2
+            continue
+        if pattern[i] == "]":
+            if i == first:
+                raise InvalidPattern("empty character class '[]'")
+            return i
+        i += 1
+    raise InvalidPattern("unclosed '[' in pattern")
+
+
+# ------------------------------------------------------------------------------------ translation
+
+
+def _split_components(pattern: str) -> list[str]:
+    """Split on `/` outside escapes and classes."""
+    parts: list[str] = []
+    current: list[str] = []
+    i = 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            current.append(pattern[i : i + 2])
+            i += 2
+        elif char == "[":
+            end = _class_end(pattern, i)
+            current.append(pattern[i : end + 1])
+            i = end + 1
+        elif char == "/":
+            parts.append("".join(current))
+            current = []
+            i += 1
+        else:
+            current.append(char)
+            i += 1
+    parts.append("".join(current))
+    return parts
+
+
+def _path_regex(pattern: str) -> str:
+    components = _split_components(pattern)
+    last = len(components) - 1
+    out: list[str] = []
+    for index, component in enumerate(components):
+        if component == "**":
+            # Zero or more whole components; the separator after it is part of the repetition.
+            out.append(".*" if index == last else "(?:[^/]*/)*")
+            continue
+        out.append(_component_regex(component))
+        if index != last:
+            out.append("/")
+    return "".join(out)
+
+
+def _component_regex(component: str) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(component):
+        char = component[i]
+        if char == "\\":
+            out.append(re.escape(component[i + 1]))
+            i += 2
+        elif char == "*":
+            while i < len(component) and component[i] == "*":
+                i += 1
+            out.append("[^/]*")
+        elif char == "?":
+            out.append("[^/]")
+            i += 1
+        elif char == "[":
+            end = _class_end(component, i)
+            out.append(_class_regex(component[i + 1 : end]))
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+            i += 1
+    return "".join(out)
+
+
+def _class_regex(body: str) -> str:
+    negated = body[:1] in ("^", "!")
+    if negated:
+        body = body[1:]
+    items: list[str] = []
+    chars = _class_chars(body)
+    j = 0
+    while j < len(chars):
+        low, literal = chars[j]
+        if low == "-" and not literal:
+            raise InvalidPattern("a character range needs a start: '[-...]'")
+        if j + 2 < len(chars) and chars[j + 1] == ("-", False):
+            high, _ = chars[j + 2]
+            if high < low:
+                raise InvalidPattern(f"character range {low}-{high} is out of order")
+            items.append(f"{re.escape(low)}-{re.escape(high)}")
+            j += 3
+            continue
+        if j + 1 < len(chars) and chars[j + 1] == ("-", False):
+            raise InvalidPattern("a character range needs an end: '[a-]'")
+        items.append(re.escape(low))
+        j += 1
+    # A class never matches the separator, like every other single-character term.
+    return f"(?!/)[{'^' if negated else ''}{''.join(items)}]"
+
+
+def _class_chars(body: str) -> list[tuple[str, bool]]:
+    """(character, escaped) pairs of a class body."""
+    chars: list[tuple[str, bool]] = []
+    i = 0
+    while i < len(body):
+        if body[i] == "\\":
+            chars.append((body[i + 1], True))
+            i += 2
+        else:
+            chars.append((body[i], False))
+            i += 1
+    return chars
