@@ -200,7 +200,9 @@ class RobotRow(_Base):
     secret_hash = UnicodeAttribute()
     description = UnicodeAttribute(default="")
     duration = NumberAttribute(default=-1)
-    expires_at = NumberAttribute(default=-1)
+    # Not the table's TTL attribute (`expires_at`): DynamoDB would delete an expired robot, where
+    # Harbor keeps it, listed as expired, until someone deletes or refreshes it.
+    expires_at = NumberAttribute(default=-1, attr_name="robot_expires_at")
     disabled = BooleanAttribute(default=False)
     creator = UnicodeAttribute(default="")
     created_at = NumberAttribute()

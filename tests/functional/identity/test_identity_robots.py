@@ -505,3 +505,20 @@ def test_a_robot_is_not_an_administrator_on_the_api(harbor, project):
     expect_error(harbor.post("projects", auth=auth, json_body={"project_name": unique("robotmade")}), 403, "FORBIDDEN")
     expect_error(harbor.get("/v2/_catalog", auth=auth), (401, 403), ("UNAUTHORIZED", "DENIED"))
     expect_error(harbor.get("users/current", auth=auth), (401, 403), ("UNAUTHORIZED", "FORBIDDEN"))
+
+
+def test_an_expiring_robot_is_not_subject_to_the_table_ttl(harbor, project):
+    """DynamoDB deletes items whose `expires_at` has passed; Harbor keeps expired robots listed."""
+    import boto3
+
+    from chalicelib.wiring import services
+
+    name, _ = project
+    robot = harbor.project_robot(name, PULL, duration=1)
+    settings = services().settings
+    stored_name = robot["name"].removeprefix("robot$")
+    item = boto3.client("dynamodb", region_name=settings.aws_region).get_item(
+        TableName=settings.table_name, Key={"pk": {"S": f"ROBOT#{stored_name}"}, "sk": {"S": "ENTITY"}}
+    )["Item"]
+    assert "expires_at" not in item
+    assert int(item["robot_expires_at"]["N"]) == robot["expires_at"]
