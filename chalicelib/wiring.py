@@ -21,6 +21,7 @@ from chalicelib.services.access import AccessService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
+from chalicelib.services.labels import LabelService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
@@ -32,9 +33,11 @@ from chalicelib.services.users import UserService
 from chalicelib.stores import tables
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.labels import LabelStore
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
+from chalicelib.stores.repositories import RepositoryStore
 from chalicelib.stores.robots import RobotStore
 from chalicelib.stores.uploads import UploadStore
 from chalicelib.stores.users import UserStore
@@ -59,6 +62,7 @@ class Services:
     robots: RobotService
     quotas: QuotaService
     events: EventBus
+    labels: LabelService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -125,6 +129,12 @@ def services() -> Services:
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
     events = EventBus()
+    manifests = ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes)
+    repositories = RepositoryService(manifest_store, RepositoryStore(), projects, manifests,
+                                     settings.pull_count_flush_seconds)  # fmt: skip
+    labels = LabelService(LabelStore(), projects, access, manifests)
+    events.subscribe(repositories.record_pull)
+    events.subscribe(labels.forget_artifact)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -134,9 +144,9 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
+        manifests=manifests,
         blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
-        repositories=RepositoryService(manifest_store),
+        repositories=repositories,
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
         access=access,
         configuration=configuration,
@@ -146,6 +156,7 @@ def services() -> Services:
         robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
         events=events,
+        labels=labels,
     )
     _bootstrap(built, settings)
     return built

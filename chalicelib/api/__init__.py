@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.mgmt import health, members, projects, quotas, robots, system, users
+from chalicelib.api.mgmt import health, labels, members, projects, quotas, repositories, robots, search, system, users
 from chalicelib.api.oci import routes, token
 
 BLUEPRINTS = (
@@ -15,4 +15,7 @@ BLUEPRINTS = (
     members.bp,
     robots.bp,
     quotas.bp,
+    repositories.bp,
+    labels.bp,
+    search.bp,
 )
