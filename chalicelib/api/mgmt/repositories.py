@@ -80,8 +80,9 @@ def _listing(request: HttpRequest, path: str, found: list[tuple[Repository, int]
 
     def complete(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
         named = registry.with_ids([by_name[record["name"]] for record in page])
+        counts = registry.artifact_counts([r.name for r in named])
         return [
-            {"id": r.repository_id, **record, "artifact_count": registry.artifact_count(r.name)}
+            {"id": r.repository_id, **record, "artifact_count": counts[r.name]}
             for r, record in zip(named, page, strict=True)
         ]
 

@@ -37,6 +37,7 @@ def _search(request: HttpRequest) -> Response:
         {**project_view(p, roles.get(p.name)), "repo_count": registry.projects.repository_count(p.name)}
         for p in projects
     ]
+    counts = registry.repositories.artifact_counts([r.name for r, _ in repositories])
     repository_results = [
         {
             "project_id": project.project_id,
@@ -44,7 +45,7 @@ def _search(request: HttpRequest) -> Response:
             "project_public": project.public,
             "repository_name": repository.name,
             "pull_count": repository.pull_count,
-            "artifact_count": registry.repositories.artifact_count(repository.name),
+            "artifact_count": counts[repository.name],
         }
         for repository, project in repositories
     ]
