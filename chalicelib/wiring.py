@@ -135,6 +135,7 @@ def services() -> Services:
     labels = LabelService(LabelStore(), projects, access, manifests)
     events.subscribe(repositories.record_pull)
     events.subscribe(labels.forget_artifact)
+    events.subscribe(labels.forget_project)
     built = Services(
         settings=settings,
         uploads=UploadService(

@@ -127,6 +127,13 @@ class LabelService:
         if event.type is EventType.DELETE_ARTIFACT and event.repository and event.digest:
             self._labels.detach_artifact(event.repository, event.digest)
 
+    def forget_project(self, event: Event) -> None:
+        """Event subscriber: a deleted project's labels go with it (Harbor deletes them). The
+        event names the project's id in `detail["project_id"]`, since the id row is gone by then."""
+        project_id = event.detail.get("project_id")
+        if event.type is EventType.DELETE_PROJECT and isinstance(project_id, int) and project_id > 0:
+            self._labels.delete_scope(PROJECT, project_id)
+
     # Helpers.
 
     def _artifact(self, caller: Principal, project: Project, repository: str, reference: str,

@@ -105,6 +105,13 @@ class LabelStore:
         self.detach_everywhere(label.label_id)
         return True
 
+    def delete_scope(self, scope: str, project_id: int) -> int:
+        """Delete every label of a scope (a deleted project's), each with its attachments."""
+        deleted = 0
+        for label in self.in_scope(scope, project_id):
+            deleted += self.delete(label)
+        return deleted
+
     def detach_everywhere(self, label_id: int) -> None:
         """Remove every attachment of a (deleted) label: one consistent Query on its partition."""
         refs = LabelRefRow.query(keys.label_pk(label_id), LabelRefRow.sk.startswith(keys.LABEL_REF_PREFIX),

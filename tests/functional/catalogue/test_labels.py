@@ -220,6 +220,28 @@ def test_deleting_a_repository_drops_its_labels(api, registry):
     assert attachments(registry, label_id) == []
 
 
+def test_deleted_project_takes_its_labels(api, registry):
+    """Contract with the project service: DELETE_PROJECT carries `detail["project_id"]`."""
+    from chalicelib.events import Event, EventType
+    from chalicelib.wiring import services
+
+    project, project_id = api.create_project()
+    kept = create_label(api)
+    doomed = [create_label(api, project_id=project_id) for _ in range(2)]
+    expect_status(api.delete(f"projects/{project}"), 200)
+    services().events.publish(Event.now(EventType.DELETE_PROJECT, project=project, detail={"project_id": project_id}))
+    drain()
+    for label_id in doomed:
+        check_error(api.get(f"labels/{label_id}"), (404,))
+    rows = registry.dynamodb.query(
+        TableName=registry.table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"LABELS#p#{project_id}"}},
+    )["Items"]
+    assert rows == []
+    assert api.get(f"labels/{kept}").status_code == 200
+
+
 def test_two_attaches_of_one_label_race(api, monkeypatch):
     serialise_aws_calls(monkeypatch)
     project, _ = api.create_project()
