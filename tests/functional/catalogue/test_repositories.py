@@ -279,3 +279,18 @@ def test_bad_repository_names(api, world, name):
         response = api.request(method, f"projects/{project}/repositories/{name}", json_body={"description": "x"})
         check_error(response, (400, 404))
     assert api.repositories(project).headers["X-Total-Count"] == "3"
+
+
+def test_project_robots_need_repository_list(api):
+    project, _ = api.create_project()
+    api.push_image(f"{project}/app", "v1")
+    lister = api.project_robot(project, [{"resource": "repository", "action": "list"}])
+    puller = api.project_robot(project, [{"resource": "repository", "action": "pull"}])
+    auth = (lister["name"], lister["secret"])
+    listed = expect_status(api.repositories(project, auth=auth), 200).get_json()
+    assert [r["name"] for r in listed] == [f"{project}/app"]
+    expect_status(api.get(f"projects/{project}/repositories/app", auth=auth), 200)
+    # Denied (ProjectService answers 404 to callers without `project:read`, as if unseen).
+    check_error(api.put(f"projects/{project}/repositories/app", auth=auth, json_body={"description": "x"}), (403, 404))
+    check_error(api.repositories(project, auth=(puller["name"], puller["secret"])), (403, 404))
+    assert api.get(f"projects/{project}/repositories/app").get_json()["description"] == ""
