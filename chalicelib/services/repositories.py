@@ -199,21 +199,31 @@ class RepositoryService:
         then the repository row. Blobs are left to garbage collection."""
         self._projects.authorize(caller, project, "repository", "delete")
         repository = self._existing(project, name)
+        token = self._repositories.mark_deleting(repository.name)
+        if token is None:
+            raise NotFound(f"repository {repository.name} not found")
+        try:
+            self._delete_artifacts(repository.name)
+            if not self._repositories.delete(repository, token):
+                raise Conflict(f"repository {repository.name} was pushed to while it was being deleted; retry")
+        except BaseException:
+            self._repositories.unmark(repository.name, token, repository.updated_at)
+            raise
+
+    def _delete_artifacts(self, name: str) -> None:
         for _round in range(_DELETE_ROUNDS_MAX):
-            artifacts = self._repositories.artifacts(repository.name)
+            artifacts = self._repositories.artifacts(name)
             if not artifacts:
-                break
+                return
             referenced = {
                 child
                 for digest, children, in_body in artifacts
-                for child in self._children(repository.name, digest, children, in_body)
+                for child in self._children(name, digest, children, in_body)
             }
             for digest, _children, _in_body in artifacts:
                 if digest not in referenced:
                     with contextlib.suppress(ManifestUnknown):  # deleted concurrently: fine
-                        self._manifest_service.delete(repository.name, digest)
-        if not self._repositories.delete(repository):
-            raise Conflict(f"repository {repository.name} changed while it was being deleted; retry")
+                        self._manifest_service.delete(name, digest)
 
     def record_pull(self, event: Event) -> None:
         """Event subscriber: count manifest pulls per repository (coalesced)."""

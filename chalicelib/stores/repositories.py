@@ -6,6 +6,8 @@ Harbor's fields to it and reads it back. Keys in `keys.py`.
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import time
 from dataclasses import replace
 from typing import Any
@@ -88,17 +90,29 @@ class RepositoryStore:
             for row in rows
         ]
 
-    def delete(self, repository: Repository) -> bool:
-        """Remove the row and its id row, unless a push touched the repository since it was read
-        (the row's `updated_at` moved) or it still holds a manifest. False when refused."""
+    def mark_deleting(self, name: str) -> int | None:
+        """Stamp the row's `updated_at` with a unique negative token before its artifacts are
+        deleted; None if the row is gone. Every push sets `updated_at` to the time, so the final
+        `delete` (conditional on the token) fails if any push landed meanwhile, whatever second
+        it was in; readers see `creation_time` as the update time while the stamp is on."""
+        token = -1 - secrets.randbelow(2**52)
+        return token if _update_existing(name, [RepositoryRow.updated_at.set(token)]) else None
+
+    def unmark(self, name: str, token: int, updated_at: int) -> None:
+        """Put back the update time after a failed delete, unless a push has already moved it."""
+        with contextlib.suppress(UpdateError):
+            RepositoryRow(keys.REPOS_PK, name).update(
+                actions=[RepositoryRow.updated_at.set(updated_at)], condition=RepositoryRow.updated_at == token
+            )
+
+    def delete(self, repository: Repository, token: int) -> bool:
+        """Remove the row and its id row if it holds no manifest and no push touched it since
+        `mark_deleting` gave `token`. False when refused."""
         if next(iter(self.artifacts(repository.name)), None) is not None:
             return False
         try:
             with TransactWrite(connection=connection()) as tx:
-                tx.delete(
-                    RepositoryRow(keys.REPOS_PK, repository.name),
-                    condition=RepositoryRow.updated_at == repository.updated_at,
-                )
+                tx.delete(RepositoryRow(keys.REPOS_PK, repository.name), condition=RepositoryRow.updated_at == token)
                 if repository.repository_id:
                     tx.delete(IdRow(keys.id_pk(_KIND, repository.repository_id), keys.ENTITY_SK))
         except TransactWriteError as exc:
@@ -132,5 +146,6 @@ def _to_repository(row: RepositoryRow) -> Repository:
         pull_count=int(row.pull_count or 0),
         pull_time=int(row.pull_time) if row.pull_time is not None else None,
         created_at=int(row.created_at),
-        updated_at=int(row.updated_at),
+        # Negative while a delete is in progress (`mark_deleting`).
+        updated_at=int(row.updated_at) if row.updated_at >= 0 else int(row.created_at),
     )

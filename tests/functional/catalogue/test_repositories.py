@@ -294,3 +294,66 @@ def test_project_robots_need_repository_list(api):
     check_error(api.put(f"projects/{project}/repositories/app", auth=auth, json_body={"description": "x"}), (403, 404))
     check_error(api.repositories(project, auth=(puller["name"], puller["secret"])), (403, 404))
     assert api.get(f"projects/{project}/repositories/app").get_json()["description"] == ""
+
+
+def test_delete_racing_a_push_never_hides_an_artifact(api, monkeypatch):
+    """Whichever wins, a manifest that exists afterwards is in a listed repository, and a delete
+    that answered 200 left nothing behind. (A 409 may leave the repository, emptied or not.)"""
+    serialise_aws_calls(monkeypatch)
+    project, _ = api.create_project()
+    outcomes = set()
+    for round_ in range(8):
+        repo = f"{project}/race{round_}"
+        api.push_image(repo, "old")
+        config, layer, manifest = api.image()
+        api.push_blob(repo, config)
+        api.push_blob(repo, layer)
+
+        def race(index: int, client: Catalogue, repo: str = repo, manifest: bytes = manifest) -> int:
+            if index == 0:
+                return client.delete(f"projects/{project}/repositories/{repo.split('/', 1)[1]}").status_code
+            return client.put_manifest(repo, "new", manifest).status_code
+
+        deleted, pushed = run_together(api, 2, race)
+        assert deleted in (200, 409) and pushed == 201, (deleted, pushed)
+        outcomes.add(deleted)
+        survives = api.pull(repo, "new").status_code == 200
+        listed = api.get(f"projects/{project}/repositories/{repo.split('/', 1)[1]}")
+        if survives:
+            assert expect_status(listed, 200).get_json()["artifact_count"] >= 1
+        if deleted == 200 and not survives:
+            check_error(listed, (404,))
+    assert outcomes
+
+
+def test_push_landing_just_before_the_row_is_deleted_keeps_the_repository(api, monkeypatch):
+    """The worst moment for a push: after the delete found the repository empty, before it removes
+    the row (in the same second as the last push). The delete must refuse (409), not hide it."""
+    from chalicelib.stores.repositories import RepositoryStore
+
+    project, _ = api.create_project()
+    repo = f"{project}/app"
+    api.push_image(repo, "old")
+    config, layer, manifest = api.image()
+    api.push_blob(repo, config)
+    api.push_blob(repo, layer)
+    original_delete, original_artifacts = RepositoryStore.delete, RepositoryStore.artifacts
+    state = {"deleting": False, "pushed": 0}
+
+    def delete(self, *args):
+        state["deleting"] = True
+        return original_delete(self, *args)
+
+    def artifacts(self, name):
+        found = original_artifacts(self, name)
+        if state["deleting"] and not found and not state["pushed"]:
+            state["pushed"] = api.clone().put_manifest(repo, "new", manifest).status_code
+        return found
+
+    monkeypatch.setattr(RepositoryStore, "delete", delete)
+    monkeypatch.setattr(RepositoryStore, "artifacts", artifacts)
+    check_error(api.delete(f"projects/{project}/repositories/app"), (409,))
+    assert state["pushed"] == 201
+    expect_status(api.pull(repo, "new"), 200)
+    listed = expect_status(api.get(f"projects/{project}/repositories/app"), 200).get_json()
+    assert listed["artifact_count"] == 1 and TIME.fullmatch(listed["update_time"])
