@@ -237,7 +237,8 @@ class RepositoryService:
         result list is cut at `limit` so the per-result counts that follow stay bounded."""
         visible = self._projects.visible(caller)
         projects = [p for p in visible if text in p.name][:limit]
-        repositories = [(r, p) for r, p in self._in_projects(caller, visible) if text in r.name][:limit]
+        # Harbor matches repository names case-insensitively (SQL ILIKE); they are lower case.
+        repositories = [(r, p) for r, p in self._in_projects(caller, visible) if text.lower() in r.name][:limit]
         return projects, repositories
 
     def _existing(self, project: Project, name: str) -> Repository:

@@ -87,6 +87,8 @@ def _listing(request: HttpRequest, path: str, found: list[tuple[Repository, int]
         ]
 
     records = [repository_view(r, project_id) for r, project_id in found]
+    if not request.arg("sort"):  # Harbor's default order: newest first
+        records.sort(key=lambda r: (r["creation_time"], r["name"]), reverse=True)
     return listing(request, path, records, q_fields=_Q_FIELDS, sort_fields=_SORT_FIELDS, fill=complete)
 
 

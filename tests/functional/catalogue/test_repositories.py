@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -39,7 +40,7 @@ def world(api):
 
 def test_project_repositories_have_harbor_shape(api, world):
     project, project_id = world
-    response = expect_status(api.repositories(project), 200)
+    response = expect_status(api.repositories(project, sort="name"), 200)
     assert response.headers["X-Total-Count"] == "3"
     listed = response.get_json()
     assert [r["name"] for r in listed] == [f"{project}/app", f"{project}/team/tool", f"{project}/zeta"]
@@ -59,11 +60,11 @@ def test_project_repositories_have_harbor_shape(api, world):
 
 def test_paging_sorting_and_query(api, world):
     project, _ = world
-    first = expect_status(api.repositories(project, page_size=2), 200)
+    first = expect_status(api.repositories(project, page_size=2, sort="name"), 200)
     assert first.headers["X-Total-Count"] == "3"
     assert [r["name"] for r in first.get_json()] == [f"{project}/app", f"{project}/team/tool"]
     assert 'rel="next"' in first.headers["Link"] and "page=2" in first.headers["Link"]
-    second = expect_status(api.repositories(project, page=2, page_size=2), 200)
+    second = expect_status(api.repositories(project, page=2, page_size=2, sort="name"), 200)
     assert [r["name"] for r in second.get_json()] == [f"{project}/zeta"]
     assert 'rel="prev"' in second.headers["Link"] and 'rel="next"' not in second.headers["Link"]
     descending = api.repositories(project, sort="-name").get_json()
@@ -74,6 +75,18 @@ def test_paging_sorting_and_query(api, world):
     other, _ = api.create_project(f"{project}x")
     api.push_image(f"{other}/app", "v1")
     assert api.repositories(project).headers["X-Total-Count"] == "3"
+
+
+def test_default_order_is_newest_first(api):
+    project, _ = api.create_project()
+    api.push_image(f"{project}/older", "v1")
+    time.sleep(1.1)  # creation times have a one-second resolution
+    api.push_image(f"{project}/newer", "v1")
+    assert [r["name"] for r in api.repositories(project).get_json()] == [f"{project}/newer", f"{project}/older"]
+    assert [r["name"] for r in api.repositories(project, sort="creation_time").get_json()] == [
+        f"{project}/older",
+        f"{project}/newer",
+    ]
 
 
 def test_get_update_and_unknown(api, world):

@@ -63,6 +63,10 @@ def test_substring_matches_inside_names(api, world):
     assert [r["repository_name"] for r in found["repository"]] == [f"{world['public']}/tools/cli"]
     assert found["project"] == []
     assert _search(api, "no-such-thing-anywhere") == {"project": [], "repository": []}
+    # Repository names match case-insensitively (Harbor's ILIKE), project names exactly.
+    upper = _search(api, "TOOLS/C")
+    assert [r["repository_name"] for r in upper["repository"]] == [f"{world['public']}/tools/cli"]
+    assert _search(api, world["word"].upper())["project"] == []
 
 
 def test_members_see_their_projects_and_public_ones(api, world):
