@@ -53,6 +53,8 @@ class Settings(BaseSettings):
 
     # Pagination of tags, catalog and referrers.
     page_max_entries: int = Field(default=1000, ge=1)
+    # Pulls are counted in memory and written at most once per repository per this many seconds.
+    pull_count_flush_seconds: int = Field(default=60, ge=0, le=3600)
 
     # Identity and tokens (Harbor's database auth mode).
     admin_password: SecretStr | None = None

@@ -24,6 +24,7 @@ from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
 from chalicelib.services.icons import IconService
 from chalicelib.services.immutability import ImmutabilityService
+from chalicelib.services.labels import LabelService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
@@ -37,9 +38,11 @@ from chalicelib.stores.audit import AuditStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
 from chalicelib.stores.immutability import ImmutabilityStore
+from chalicelib.stores.labels import LabelStore
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
+from chalicelib.stores.repositories import RepositoryStore
 from chalicelib.stores.robots import RobotStore
 from chalicelib.stores.uploads import UploadStore
 from chalicelib.stores.users import UserStore
@@ -67,6 +70,7 @@ class Services:
     icons: IconService
     immutability: ImmutabilityService
     audit: AuditService
+    labels: LabelService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -140,6 +144,15 @@ def services() -> Services:
     blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
     icons = IconService(blob_meta, objects, manifest_store, blobs)
     events.subscribe(icons.on_event)
+    manifests = ManifestService(
+        manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes, immutability=immutability
+    )
+    repositories = RepositoryService(manifest_store, RepositoryStore(), projects, manifests,
+                                     settings.pull_count_flush_seconds)  # fmt: skip
+    labels = LabelService(LabelStore(), projects, access, manifests)
+    events.subscribe(repositories.record_pull)
+    events.subscribe(labels.forget_artifact)
+    events.subscribe(labels.forget_project)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -149,11 +162,9 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(
-            manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes, immutability=immutability
-        ),
+        manifests=manifests,
         blobs=blobs,
-        repositories=RepositoryService(manifest_store),
+        repositories=repositories,
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
         access=access,
         configuration=configuration,
@@ -166,6 +177,7 @@ def services() -> Services:
         icons=icons,
         immutability=immutability,
         audit=audit,
+        labels=labels,
     )
     _bootstrap(built, settings)
     return built

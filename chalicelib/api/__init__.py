@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from chalicelib.api.mgmt import audit, health, icons, immutable, members, projects, quotas, robots, system, users
+from chalicelib.api.mgmt import (
+    audit,
+    health,
+    icons,
+    immutable,
+    labels,
+    members,
+    projects,
+    quotas,
+    repositories,
+    robots,
+    search,
+    system,
+    users,
+)
 from chalicelib.api.oci import routes, token
 
 BLUEPRINTS = (
@@ -18,4 +32,7 @@ BLUEPRINTS = (
     icons.bp,
     immutable.bp,
     audit.bp,
+    repositories.bp,
+    labels.bp,
+    search.bp,
 )

@@ -188,8 +188,11 @@ class ProjectService:
         for robot in self._robots.get_many([n for n in self._robots.names() if n.startswith(f"{project.name}+")]):
             self._robots.delete(robot)
         self._events.publish(
-            Event.now(EventType.DELETE_PROJECT, project=project.name, resource_type="project", resource=project.name)
-        )
+            Event.now(
+                EventType.DELETE_PROJECT, project=project.name, resource_type="project", resource=project.name,
+                detail={"project_id": project.project_id},
+            )
+        )  # fmt: skip
 
     def summary(self, caller: Principal, project: Project) -> dict[str, Any]:
         self.authorize(caller, project, "project", "read")

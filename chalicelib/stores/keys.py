@@ -24,6 +24,10 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | immutable rules | `PROJECT#<project>` | `IMMUTABLE`                     |                                      |
 | audit (project) | `AUDIT#<project>`   | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
 | audit (all)     | `AUDIT`             | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
+| label           | `LABEL#<id>`        | `ENTITY`                        |                                      |
+| label name      | `LABELS#<scope>`    | `NAME#<name>`                   |                                      |
+| label on artifact | `REPO#<name>`     | `LABEL#<digest>#<label id>`     |                                      |
+| artifact of label | `LABEL#<id>`      | `REF#<repo>@<digest>`           |                                      |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -35,6 +39,17 @@ integer ids come from an atomic counter and resolve through the id row. Lists (u
 robots) are Queries on one `gsi1` partition each. A project's storage usage lives on its row and
 moves only together with a project-blob row, in one transaction, so it equals the sum of the
 distinct blobs the project holds.
+
+The catalogue (management API): a repository row also carries Harbor's fields (integer id,
+assigned on first use through `REPOSITORYID#<id>`; description; pull count and time). The
+`REPOS` partition is sorted by name and a name starts with its project, so a project's
+repositories are one Query with `begins_with("<project>/")`; an artifact count is a `Select=COUNT`
+Query on `REPO#<name>` with the `MANIFEST#` prefix (reads the manifest rows, returns no data; see
+services/repositories.py for its cost). A label's `<scope>` is `g` (global) or `p#<project id>`;
+the name row makes names unique per scope (one conditional put in the create transaction) and
+listing a scope is one Query. An attachment is written twice in one transaction, under the
+repository (so a page of artifacts gets its labels with one Query) and under the label (so deleting
+a label finds its attachments with one Query, never a Scan).
 
 Why this shape: every request-path read is a GetItem, a BatchGetItem or a Query on one partition
 (no Scan): blob HEAD reads the link and the blob row in one BatchGetItem; tags list and referrers
@@ -153,6 +168,37 @@ def referrer_prefix(subject: str) -> str:
 
 def referrer_sk(subject: str, referrer: str) -> str:
     return f"{referrer_prefix(subject)}{referrer}"
+
+
+LABEL_PREFIX = "LABEL#"
+LABEL_REF_PREFIX = "REF#"
+LABEL_NAME_PREFIX = "NAME#"
+
+
+def label_pk(label_id: int) -> str:
+    return f"{LABEL_PREFIX}{label_id}"
+
+
+def label_scope_pk(scope: str, project_id: int) -> str:
+    """`LABELS#g` for global labels, `LABELS#p#<project id>` for a project's."""
+    return "LABELS#g" if scope == "g" else f"LABELS#p#{project_id}"
+
+
+def label_name_sk(name: str) -> str:
+    return f"{LABEL_NAME_PREFIX}{name}"
+
+
+def artifact_label_sk(digest: str, label_id: int) -> str:
+    return f"{LABEL_PREFIX}{digest}#{label_id}"
+
+
+def label_ref_sk(repository: str, digest: str) -> str:
+    return f"{LABEL_REF_PREFIX}{repository}@{digest}"
+
+
+def project_repos_prefix(project: str) -> str:
+    """Sort-key prefix of a project's rows in the `REPOS` partition."""
+    return f"{project}/"
 
 
 BLOBS_PREFIX = "blobs/"

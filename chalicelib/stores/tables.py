@@ -54,6 +54,11 @@ class RepositoryRow(_Base):
     project = UnicodeAttribute()
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
+    # Harbor's integer id, assigned on first use by the management API (stores/repositories.py).
+    repository_id = NumberAttribute(null=True)
+    description = UnicodeAttribute(default="")
+    pull_count = NumberAttribute(default=0)
+    pull_time = NumberAttribute(null=True)
 
 
 class LinkRow(_Base):
@@ -255,6 +260,34 @@ class ListEntry(_Base):
     listing = ListIndex()
 
 
+class LabelRow(_Base):
+    """A Harbor label (`LABEL#<id>`); its name is claimed by a `LabelNameRow` in its scope."""
+
+    name = UnicodeAttribute()
+    scope = UnicodeAttribute()
+    project_id = NumberAttribute(default=0)
+    description = UnicodeAttribute(default="")
+    color = UnicodeAttribute(default="")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+
+
+class LabelNameRow(_Base):
+    """`LABELS#<scope>` / `NAME#<name>`: makes a name unique in its scope, and lists the scope."""
+
+    label_id = NumberAttribute()
+
+
+class LabelRefRow(_Base):
+    """An attachment, written twice in one transaction: under the artifact's repository (read by
+    artifact listings) and under the label (so deleting the label finds every attachment)."""
+
+    label_id = NumberAttribute()
+    repository = UnicodeAttribute()
+    digest = UnicodeAttribute()
+    created_at = NumberAttribute()
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -275,6 +308,9 @@ MODELS: tuple[type[Model], ...] = (
     ListEntry,
     ImmutableRulesRow,
     AuditRow,
+    LabelRow,
+    LabelNameRow,
+    LabelRefRow,
 )
 
 

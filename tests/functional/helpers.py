@@ -303,3 +303,20 @@ def run_together(source: Any, count: int, work: Any) -> list[Any]:
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(run, range(count)))
+
+
+def serialise_aws_calls(monkeypatch: Any) -> None:
+    """Make moto handle one AWS call at a time, as real DynamoDB and S3 are atomic per call.
+
+    moto itself is not thread-safe (a Query can iterate a table another thread writes to); the
+    app's requests still interleave between calls, the granularity its conditions are built for."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.Lock()
+    original = BotocoreStubber.process_request
+
+    def process_request(self: Any, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)

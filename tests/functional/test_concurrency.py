@@ -23,6 +23,7 @@ from tests.functional.helpers import (
     digest_of,
     random_bytes,
     run_together,
+    serialise_aws_calls,
 )
 
 REPO = "library/concurrent"
@@ -31,16 +32,7 @@ THREADS = 8
 
 @pytest.fixture(autouse=True)
 def _atomic_aws_calls(monkeypatch):
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.Lock()
-    original = BotocoreStubber.process_request
-
-    def process_request(self, request):
-        with lock:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+    serialise_aws_calls(monkeypatch)
 
 
 def test_same_blob_pushed_by_many_threads(registry):

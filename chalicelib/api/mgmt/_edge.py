@@ -80,8 +80,12 @@ def listing(
     *,
     q_fields: Mapping[str, type] | None = None,
     sort_fields: tuple[str, ...] = (),
+    fill: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
 ) -> Response:
-    """Filter (`q`), sort, page and answer with `X-Total-Count` and `Link`, as Harbor lists do."""
+    """Filter (`q`), sort, page and answer with `X-Total-Count` and `Link`, as Harbor lists do.
+
+    `fill` completes the records of the returned page only (fields too costly to compute for
+    every record, such as counts)."""
     page = parse_page(request.arg("page"), request.arg("page_size"))
     if q_fields is not None:
         query = parse_q(request.arg("q"), dict(q_fields))
@@ -91,7 +95,8 @@ def listing(
         records = apply_sort(records, spec)
     others = {k: v[-1] for k, v in request.query.items() if k not in ("page", "page_size") and v}
     headers = page_headers(f"{API}{path}", others, page, len(records))
-    return json_response(paginate(records, page), headers=headers)
+    page_records = paginate(records, page)
+    return json_response(fill(page_records) if fill else page_records, headers=headers)
 
 
 def created(location: str, payload: Any = None) -> Response:

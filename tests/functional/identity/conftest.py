@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.functional.helpers import BASE_ENV, REGION
+from tests.functional.helpers import BASE_ENV, REGION, serialise_aws_calls
 from tests.functional.identity.identity_support import ADMIN_PASSWORD, Harbor
 
 HERE = Path(__file__).resolve().parent
@@ -181,18 +180,5 @@ def clock(harbor: Harbor, monkeypatch: pytest.MonkeyPatch) -> Callable[[float], 
 
 @pytest.fixture
 def atomic_aws_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serialise moto's handling of each AWS call, as real DynamoDB and S3 are atomic per call.
-
-    moto is not thread-safe (a TransactWriteItems deep-copies a table another thread writes); the
-    app's requests still interleave between calls, which is what its conditions must survive.
-    """
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.Lock()
-    original = BotocoreStubber.process_request
-
-    def process_request(self: Any, request: Any) -> Any:
-        with lock:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+    """Serialise moto's handling of each AWS call, as real DynamoDB and S3 are atomic per call."""
+    serialise_aws_calls(monkeypatch)

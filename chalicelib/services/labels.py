@@ -1,0 +1,174 @@
+"""Labels (Harbor): global ones, managed by system administrators, and project ones, managed by the
+project's administrators and maintainers; attached to artifacts by developers and above.
+
+Rules, as Harbor has them: a name is unique within its scope (global, or one project); a project
+label can only go on that project's artifacts; attaching a label twice is a conflict; deleting a
+label removes it from every artifact; deleting an artifact drops its attachments.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.auth.rbac import Permission
+from chalicelib.core.catalog import GLOBAL, PROJECT, Label
+from chalicelib.core.reference import validate_name
+from chalicelib.errors import BadRequest, Forbidden, ManifestUnknown, NotFound, RegistryError, Unauthorized
+from chalicelib.events import Event, EventType
+
+if TYPE_CHECKING:
+    from chalicelib.core.identity import Principal, Project
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.labels import LabelStore
+
+NAME_MAX = 128  # Harbor's limit
+COLOR_MAX = 16  # Harbor's column width (`#RRGGBB` in practice)
+DESCRIPTION_MAX = 1024
+
+
+def _validate(name: str, description: str, color: str) -> None:
+    if not name.strip():
+        raise BadRequest("label name cannot be empty")
+    if len(name) > NAME_MAX:
+        raise BadRequest(f"label name is longer than {NAME_MAX} characters")
+    if len(color) > COLOR_MAX:
+        raise BadRequest(f"label color is longer than {COLOR_MAX} characters")
+    if len(description) > DESCRIPTION_MAX:
+        raise BadRequest(f"label description is longer than {DESCRIPTION_MAX} characters")
+
+
+class LabelService:
+    def __init__(
+        self, labels: LabelStore, projects: ProjectService, access: AccessService, manifests: ManifestService
+    ) -> None:
+        self._labels = labels
+        self._projects = projects
+        self._access = access
+        self._manifests = manifests
+
+    def in_scope(self, caller: Principal, scope: str, project_id: int | None) -> list[Label]:
+        """A scope's labels; global ones are readable by anyone (Harbor does not check), a
+        project's need `label:list` in it."""
+        if scope == GLOBAL:
+            return self._labels.in_scope(GLOBAL, 0)
+        if scope != PROJECT:
+            raise BadRequest(f"invalid scope {scope!r}: use g or p")
+        if not project_id:
+            raise BadRequest("project_id is required to list project labels")
+        project = self._project(project_id)
+        self._projects.authorize(caller, project, "label", "list")
+        return self._labels.in_scope(PROJECT, project.project_id)
+
+    def create(self, caller: Principal, name: str, *, scope: str, project_id: int | None, description: str,
+               color: str) -> Label:  # fmt: skip
+        if scope not in (GLOBAL, PROJECT):
+            raise BadRequest(f"invalid scope {scope!r}: use g or p")
+        if scope == PROJECT and not project_id:
+            raise BadRequest("a project label needs a project_id")
+        _validate(name, description, color)
+        owner = 0
+        if scope == GLOBAL:
+            self._authorize_system(caller, "create")
+        else:
+            project = self._project(project_id or 0)
+            self._projects.authorize(caller, project, "label", "create")
+            owner = project.project_id
+        label = Label(0, name, "g" if scope == GLOBAL else "p", owner, description, color)
+        return self._labels.create(label)
+
+    def get(self, caller: Principal, label_id: int) -> Label:
+        return self._authorized(caller, label_id, "read")
+
+    def update(self, caller: Principal, label_id: int, name: str | None, description: str | None,
+               color: str | None) -> None:  # fmt: skip
+        """Harbor's PUT rewrites name, description and color; a field left out keeps its value."""
+        current = self._authorized(caller, label_id, "update")
+        new_name = current.name if name is None else name
+        new_description = current.description if description is None else description
+        new_color = current.color if color is None else color
+        _validate(new_name, new_description, new_color)
+        self._labels.update(current, new_name, new_description, new_color)
+
+    def delete(self, caller: Principal, label_id: int) -> None:
+        label = self._authorized(caller, label_id, "delete")
+        if not self._labels.delete(label):
+            raise NotFound(f"label {label_id} not found")
+
+    # Attachments.
+
+    def attach(self, caller: Principal, project: Project, repository: str, reference: str, label_id: int) -> None:
+        full, digest = self._artifact(caller, project, repository, reference, "create")
+        label = self._labels.get(label_id)
+        if label is None:
+            raise NotFound(f"label {label_id} not found")
+        if label.scope == PROJECT and label.project_id != project.project_id:
+            raise BadRequest(f"label {label_id} belongs to another project")
+        self._labels.attach(label_id, full, digest)
+
+    def detach(self, caller: Principal, project: Project, repository: str, reference: str, label_id: int) -> None:
+        full, digest = self._artifact(caller, project, repository, reference, "delete")
+        if not self._labels.detach(label_id, full, digest):
+            raise NotFound(f"label {label_id} is not attached to the artifact")
+
+    def labels_for(self, repository: str, digests: list[str]) -> dict[str, list[dict[str, Any]]]:
+        """Harbor label JSON per digest, for artifact listings: one Query for the repository's
+        attachments and one BatchGetItem for the labels. Digests without labels map to []."""
+        attached = self._labels.attached(repository, digests)
+        labels = self._labels.get_many(sorted({i for ids in attached.values() for i in ids}))
+        return {
+            digest: [labels[i].harbor_json() for i in sorted(attached.get(digest, [])) if i in labels]
+            for digest in digests
+        }
+
+    def forget_artifact(self, event: Event) -> None:
+        """Event subscriber: a deleted artifact loses its labels (Harbor removes the references)."""
+        if event.type is EventType.DELETE_ARTIFACT and event.repository and event.digest:
+            self._labels.detach_artifact(event.repository, event.digest)
+
+    def forget_project(self, event: Event) -> None:
+        """Event subscriber: a deleted project's labels go with it (Harbor deletes them). The
+        event names the project's id in `detail["project_id"]`, since the id row is gone by then."""
+        project_id = event.detail.get("project_id")
+        if event.type is EventType.DELETE_PROJECT and isinstance(project_id, int) and project_id > 0:
+            self._labels.delete_scope(PROJECT, project_id)
+
+    # Helpers.
+
+    def _artifact(self, caller: Principal, project: Project, repository: str, reference: str,
+                  action: str) -> tuple[str, str]:  # fmt: skip
+        self._projects.authorize(caller, project, "artifact-label", action)
+        full = validate_name(f"{project.name}/{repository}")
+        try:
+            return full, self._manifests.resolve(full, reference)
+        except ManifestUnknown:
+            raise NotFound(f"artifact {reference} not found in {full}") from None
+        except RegistryError as exc:
+            if exc.http_status >= 500:
+                raise
+            raise BadRequest(f"invalid artifact reference: {exc.message}") from None
+
+    def _authorized(self, caller: Principal, label_id: int, action: str) -> Label:
+        label = self._labels.get(label_id)
+        if label is None:
+            raise NotFound(f"label {label_id} not found")
+        if label.scope == GLOBAL:
+            if action != "read":
+                self._authorize_system(caller, action)
+        else:
+            self._projects.authorize(caller, self._project(label.project_id), "label", action)
+        return label
+
+    def _authorize_system(self, caller: Principal, action: str) -> None:
+        if self._access.system_allows(caller, Permission("label", action)):
+            return
+        if not caller.authenticated:
+            raise Unauthorized("log in to manage labels")
+        raise Forbidden(f"only system administrators may {action} global labels")
+
+    def _project(self, project_id: int) -> Project:
+        try:
+            return self._projects.resolve(str(project_id), force_name=False)
+        except NotFound:
+            raise NotFound(f"project {project_id} not found") from None
