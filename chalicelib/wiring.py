@@ -18,6 +18,7 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
+from chalicelib.services.artifacts import ArtifactService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
 from chalicelib.services.health import HealthService
@@ -30,6 +31,7 @@ from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
 from chalicelib.stores import tables
+from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
 from chalicelib.stores.manifests import ManifestStore
@@ -59,6 +61,7 @@ class Services:
     robots: RobotService
     quotas: QuotaService
     events: EventBus
+    artifacts: ArtifactService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -125,6 +128,13 @@ def services() -> Services:
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
     events = EventBus()
+    artifact_store = ArtifactStore()
+    manifests = ManifestService(
+        manifest_store, artifact_store, blob_meta, objects=objects, quota=quotas, events=events,
+        max_bytes=settings.manifest_max_bytes,
+    )  # fmt: skip
+    artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta)
+    events.subscribe(artifacts.pulls.observe)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -134,7 +144,7 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
+        manifests=manifests,
         blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
         repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
@@ -146,6 +156,7 @@ def services() -> Services:
         robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
         events=events,
+        artifacts=artifacts,
     )
     _bootstrap(built, settings)
     return built
