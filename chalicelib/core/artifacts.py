@@ -98,6 +98,8 @@ class Artifact:
     accessory_type: str | None = None
     subject: str | None = None
     children: tuple[str, ...] = ()
+    # An index's `manifests` entries (platform, annotations, urls), when its body is at hand.
+    descriptors: tuple[dict[str, Any], ...] = ()
 
     @property
     def id(self) -> int:

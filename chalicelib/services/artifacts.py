@@ -20,7 +20,7 @@ from chalicelib.core.artifacts import Accessory, Artifact, Tag
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.identity import Principal, Project
 from chalicelib.core.manifest import parse_manifest
-from chalicelib.core.reference import validate_name, validate_tag
+from chalicelib.core.reference import project_of, validate_name, validate_tag
 from chalicelib.errors import BadRequest, ManifestUnknown, NotFound
 from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
@@ -138,17 +138,19 @@ class ArtifactService:
         artifact = self.resolve(repository, reference)
         self._manifests.delete_artifact(repository, artifact.digest)
 
-    def copy(self, target: str, source: str, reference: str) -> Artifact:
-        """Harbor's copy: the artifact (children and accessories first) is linked into `target`
-        without copying a byte: blob links and manifest rows only, quota charged as a push."""
+    def copy(self, caller: Principal, project: Project, repo: str, source: str, reference: str) -> str:
+        """Harbor's copy: the artifact (children and accessories first) is linked into the target
+        without copying a byte: blob links and manifest rows only, quota charged as a push. The
+        caller needs to create artifacts in the target and to pull the source; returns the digest."""
+        self._projects.authorize(caller, project, "artifact", "create")
+        target = validate_name(f"{project.name}/{repo}")
+        source_project = self._projects.resolve(project_of(source), True)
+        self._projects.authorize(caller, source_project, "repository", "pull")
         artifact = self.resolve(source, reference)
         self._copy_tree(source, target, artifact.digest, set())
         for tag in self._store.tags_of(source, [artifact.digest], TAGS_PER_ARTIFACT).get(artifact.digest, []):
             self._copy_manifest(source, target, artifact.digest, tag.name)
-        copied = self._store.get(target, artifact.digest)
-        if copied is None:  # deleted again already
-            raise NotFound(f"artifact {target}@{artifact.digest} not found")
-        return copied
+        return artifact.digest
 
     def _copy_tree(self, source: str, target: str, digest: str, seen: set[str]) -> None:
         if digest in seen:

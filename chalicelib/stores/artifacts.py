@@ -24,7 +24,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import Accessory, Artifact, Tag, accessory_type, cosign_tag
+from chalicelib.core.manifest import index_descriptors
 from chalicelib.errors import BadRequest
 from chalicelib.stores import keys
 from chalicelib.stores.tables import ManifestRow, ParentRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw
@@ -85,7 +87,8 @@ class ArtifactStore:
         parents = [edge.sk.removeprefix(prefix) for edge in edges]
         if not parents:
             return []
-        found = self.get_many(repository, parents)
+        items = batch_get_raw([(pk, keys.manifest_sk(p)) for p in parents])
+        found = {item["sk"]["S"].removeprefix("MANIFEST#") for item in items}
         return [p for p in parents if p in found]
 
     def relist(self, repository: str, digest: str) -> None:
@@ -274,8 +277,9 @@ def _artifact(repository: str, row: ManifestRow) -> Artifact:
         media_type=row.config_media_type or row.media_type,
         artifact_type=row.artifact_type,
         kind=row.kind or "UNKNOWN",
-        size=int(row.total_size if row.total_size is not None else row.size),
-        push_time=int(row.push_time if row.push_time is not None else row.created_at),
+        # Rows written before artifact records existed fall back to what they have.
+        size=int(row.total_size if row.total_size is not None else row.size or 0),
+        push_time=int(row.push_time if row.push_time is not None else row.created_at or 0),
         pull_time=int(row.pull_time) if row.pull_time is not None else None,
         extra_attrs=extra if isinstance(extra, dict) else {},
         icon=row.icon or "",
@@ -283,4 +287,5 @@ def _artifact(repository: str, row: ManifestRow) -> Artifact:
         accessory_type=row.accessory_type,
         subject=row.subject,
         children=tuple(str(c) for c in row.children or []),
+        descriptors=tuple(index_descriptors(bytes(row.body))) if row.media_type in mt.INDEXES and row.body else (),
     )
