@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import processors
 from chalicelib.core.artifacts import Accessory, Artifact, Tag
@@ -25,6 +25,7 @@ from chalicelib.errors import BadRequest, ManifestUnknown, NotFound
 from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
 from chalicelib.stores import keys
+from chalicelib.stores.artifacts import FILTER_MAX
 
 if TYPE_CHECKING:
     from chalicelib.services.manifests import ManifestService
@@ -92,6 +93,9 @@ class ArtifactService:
             raise NotFound(f"repository {name} not found")
         return name
 
+    def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:
+        self._projects.authorize(caller, project, resource, action)
+
     def project(self, project_ref: str, force_name: bool) -> Project:
         """The project named in the path (NotFound); access is checked per operation."""
         return self._projects.resolve(project_ref, force_name)
@@ -118,15 +122,50 @@ class ArtifactService:
         if matches is None:
             offset = (page.page - 1) * page.size
             key_page = self._store.key_page(partition, page.size, page.ascending, page.cursor, offset)
-            items = self._store.rows_for_keys(repository, key_page.keys)
+            items = self._store.rows_for_keys(key_page.keys)
             tags = self._store.tags_of(repository, [a.digest for a in items], TAGS_PER_ARTIFACT) if with_tags else {}
             return Listing(items, self._store.count(partition), key_page.next_cursor, tags)
-        everything = self._store.rows_for_keys(repository, self._store.all_keys(partition, page.ascending))
+        everything = self._store.rows_for_keys(self._store.all_keys(partition, page.ascending))
         all_tags = self._store.tags_of(repository, [a.digest for a in everything], TAGS_PER_ARTIFACT)
         kept = [a for a in everything if matches(a, all_tags.get(a.digest, []))]
         start = (page.page - 1) * page.size
         items = kept[start : start + page.size]
         return Listing(items, len(kept), None, {a.digest: all_tags.get(a.digest, []) for a in items})
+
+    def list_project(self, project: Project, page: PageRequest, with_tags: bool, matches: Matcher | None,
+                     latest_in_repository: bool) -> Listing:  # fmt: skip
+        """Harbor 2.9's project-wide list, newest push first across repositories.
+
+        Not constant per page: it reads the listing keys of every repository of the project (a
+        keys-only Query each, bounded by FILTER_MAX in all) and merges them by push time; only the
+        page's rows are then fetched, unless a filter needs them all."""
+        every: list[dict[str, Any]] = []
+        for repository in self._store.repositories_of(project.name):
+            every += self._store.all_keys(keys.artifacts_pk(repository), page.ascending)
+            if len(every) > FILTER_MAX:
+                raise BadRequest(f"the project holds too many artifacts to list at once (over {FILTER_MAX})")
+        every.sort(key=lambda k: k["gsi1sk"]["S"], reverse=not page.ascending)
+        if latest_in_repository:
+            newest: dict[str, dict[str, Any]] = {}
+            for key in every:
+                newest.setdefault(key["pk"]["S"], key)
+            every = list(newest.values())
+        start = (page.page - 1) * page.size
+        if matches is None:
+            items = self._store.rows_for_keys(every[start : start + page.size])
+            return Listing(items, len(every), None, self._tags_by_digest(items) if with_tags else {})
+        candidates = self._store.rows_for_keys(every)
+        tags = self._tags_by_digest(candidates)
+        kept = [a for a in candidates if matches(a, tags.get(a.digest, []))]
+        return Listing(kept[start : start + page.size], len(kept), None, tags)
+
+    def _tags_by_digest(self, items: list[Artifact]) -> dict[str, list[Tag]]:
+        out: dict[str, list[Tag]] = {}
+        for repository in {a.repository for a in items}:
+            digests = [a.digest for a in items if a.repository == repository]
+            for digest, tags in self._store.tags_of(repository, digests, TAGS_PER_ARTIFACT).items():
+                out.setdefault(digest, []).extend(tags)
+        return out
 
     def tags_of(self, repository: str, digests: list[str]) -> dict[str, list[Tag]]:
         return self._store.tags_of(repository, digests, TAGS_PER_ARTIFACT)

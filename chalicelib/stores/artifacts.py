@@ -202,11 +202,22 @@ class ArtifactStore:
             if start is None:
                 return collected
 
-    def rows_for_keys(self, repository: str, page: list[dict[str, Any]]) -> list[Artifact]:
-        """The artifacts of a page of listing keys, in the page's order."""
-        digests = [k["sk"]["S"].removeprefix("MANIFEST#") for k in page]
-        found = self.get_many(repository, digests)
-        return [found[d] for d in digests if d in found]
+    def rows_for_keys(self, page: list[dict[str, Any]]) -> list[Artifact]:
+        """The artifacts of a page of listing keys (of one or more repositories), in the page's order."""
+        wanted = [(k["pk"]["S"].removeprefix("REPO#"), k["sk"]["S"].removeprefix("MANIFEST#")) for k in page]
+        items = batch_get_raw([(keys.repo_pk(r), keys.manifest_sk(d)) for r, d in wanted])
+        found = {}
+        for item in items:
+            row = ManifestRow.from_raw_data(item)
+            repository = row.pk.removeprefix("REPO#")
+            found[repository, row.sk.removeprefix("MANIFEST#")] = _artifact(repository, row)
+        return [found[w] for w in wanted if w in found]
+
+    @staticmethod
+    def repositories_of(project: str) -> list[str]:
+        """The project's repositories: one Query on the `REPOS` partition by name prefix."""
+        rows = RepositoryRow.query(keys.REPOS_PK, RepositoryRow.sk.startswith(f"{project}/"), attributes_to_get=["sk"])
+        return [row.sk for row in rows]
 
     @staticmethod
     def _query(

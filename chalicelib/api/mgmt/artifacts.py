@@ -30,7 +30,7 @@ from chalicelib.services.artifacts import PageRequest, parse_copy_source
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
-_REPO = f"{API}/projects/{{project_name}}/repositories/{{repository_name}}/artifacts"
+_REPO = f"{API}/projects/{{project}}/repositories/{{repository_name}}/artifacts"
 _ZERO_TIME = "0001-01-01T00:00:00.000Z"  # what Harbor shows for a time never set
 _FLAGS = ("with_tag", "with_label", "with_scan_overview", "with_sbom_overview", "with_signature",
           "with_immutable_status", "with_accessory", "with_inherited_accessory")  # fmt: skip
@@ -57,38 +57,43 @@ class TagReq(BaseModel):
 
 
 @bp.route(_REPO, methods=["GET", "POST"], content_types=["*/*"])
-def artifacts(project_name: str, repository_name: str) -> Response:
+def artifacts(project: str, repository_name: str) -> Response:
     handler = _copy if bp.current_request.method == "POST" else _list
-    return serve(bp, handler, project_name=project_name, repository_name=repository_name)
+    return serve(bp, handler, project=project, repository_name=repository_name)
 
 
 @bp.route(f"{_REPO}/{{reference}}", methods=["GET", "DELETE"], content_types=["*/*"])
-def artifact(project_name: str, repository_name: str, reference: str) -> Response:
+def artifact(project: str, repository_name: str, reference: str) -> Response:
     handler = _delete if bp.current_request.method == "DELETE" else _get
-    return serve(bp, handler, project_name=project_name, repository_name=repository_name, reference=reference)
+    return serve(bp, handler, project=project, repository_name=repository_name, reference=reference)
 
 
 @bp.route(f"{_REPO}/{{reference}}/tags", methods=["GET", "POST"], content_types=["*/*"])
-def tags(project_name: str, repository_name: str, reference: str) -> Response:
+def tags(project: str, repository_name: str, reference: str) -> Response:
     handler = _create_tag if bp.current_request.method == "POST" else _list_tags
-    return serve(bp, handler, project_name=project_name, repository_name=repository_name, reference=reference)
+    return serve(bp, handler, project=project, repository_name=repository_name, reference=reference)
 
 
 @bp.route(f"{_REPO}/{{reference}}/tags/{{tag_name}}", methods=["DELETE"], content_types=["*/*"])
-def tag(project_name: str, repository_name: str, reference: str, tag_name: str) -> Response:
-    return serve(bp, _delete_tag, project_name=project_name, repository_name=repository_name,
+def tag(project: str, repository_name: str, reference: str, tag_name: str) -> Response:
+    return serve(bp, _delete_tag, project=project, repository_name=repository_name,
                  reference=reference, tag_name=tag_name)  # fmt: skip
 
 
 @bp.route(f"{_REPO}/{{reference}}/accessories", methods=["GET"], content_types=["*/*"])
-def accessories(project_name: str, repository_name: str, reference: str) -> Response:
-    return serve(bp, _accessories, project_name=project_name, repository_name=repository_name, reference=reference)
+def accessories(project: str, repository_name: str, reference: str) -> Response:
+    return serve(bp, _accessories, project=project, repository_name=repository_name, reference=reference)
 
 
 @bp.route(f"{_REPO}/{{reference}}/additions/{{addition}}", methods=["GET"], content_types=["*/*"])
-def additions(project_name: str, repository_name: str, reference: str, addition: str) -> Response:
-    return serve(bp, _addition, project_name=project_name, repository_name=repository_name,
+def additions(project: str, repository_name: str, reference: str, addition: str) -> Response:
+    return serve(bp, _addition, project=project, repository_name=repository_name,
                  reference=reference, addition=addition)  # fmt: skip
+
+
+@bp.route(f"{API}/projects/{{project}}/artifacts", methods=["GET"], content_types=["*/*"])
+def project_artifacts(project: str) -> Response:
+    return serve(bp, _list_project, project=project)
 
 
 # Handlers.
@@ -103,14 +108,14 @@ def _repository(request: HttpRequest, resource: str, action: str) -> tuple[int, 
 
 
 def _project(request: HttpRequest) -> Project:
-    value = request.params["project_name"]
+    value = request.params["project"]
     return services().artifacts.project(value, is_resource_name(value, request.header("x-is-resource-name")))
 
 
 def _path(request: HttpRequest, suffix: str = "") -> str:
     """This list's path as clients send it (the repository encoded twice again), for `Link`."""
     repo = quote(request.params["repository_name"], safe="")
-    return f"/projects/{request.params['project_name']}/repositories/{repo}/artifacts{suffix}"
+    return f"/projects/{request.params['project']}/repositories/{repo}/artifacts{suffix}"
 
 
 def _reference(request: HttpRequest) -> str:
@@ -134,6 +139,24 @@ def _list(request: HttpRequest) -> Response:
     records = [_artifact_view(a, found.tags.get(a.digest, []), flags, project_id) for a in found.items]
     headers = _page_links(request, _path(request), page, found.total, found.next_cursor)
     return json_response(records, headers=headers)
+
+
+def _list_project(request: HttpRequest) -> Response:
+    project = _project(request)
+    services().artifacts.authorize(request.principal, project, "artifact", "list")
+    flags = _flags(request)
+    latest = _bool(request, "latest_in_repository", default=False)
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    ascending = _sort(request.arg("sort"))
+    query = parse_q(request.arg("q"), _Q_FIELDS)
+    matches = None
+    if not query.is_empty:
+        matches = lambda a, t: query.matches(_q_record(a, t))  # noqa: E731
+    found = services().artifacts.list_project(project, PageRequest(page.page, page.size, None, ascending),
+                                              flags["with_tag"], matches, latest)  # fmt: skip
+    records = [_artifact_view(a, found.tags.get(a.digest, []), flags, project.project_id) for a in found.items]
+    path = f"/projects/{request.params['project']}/artifacts"
+    return json_response(records, headers=_page_links(request, path, page, found.total, None))
 
 
 def _get(request: HttpRequest) -> Response:
@@ -214,16 +237,16 @@ def _addition(request: HttpRequest) -> Response:
 
 
 def _flags(request: HttpRequest) -> dict[str, bool]:
-    out = {}
-    for name in _FLAGS:
-        raw = request.arg(name)
-        if raw is None or raw == "":
-            out[name] = name == "with_tag"
-        elif raw.lower() in ("true", "false"):
-            out[name] = raw.lower() == "true"
-        else:
-            raise BadRequest(f"{name} must be true or false", {name: raw[:32]})
-    return out
+    return {name: _bool(request, name, default=name == "with_tag") for name in _FLAGS}
+
+
+def _bool(request: HttpRequest, name: str, *, default: bool) -> bool:
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false", {name: raw[:32]})
+    return raw.lower() == "true"
 
 
 def _sort(value: str | None) -> bool:

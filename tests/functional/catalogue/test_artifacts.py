@@ -475,3 +475,28 @@ def test_credentials_and_roles_are_checked(registry: Any) -> None:
     harbor_error(copy, 404, "NOT_FOUND")
     assert registry.get(f"/v2/{repo}/manifests/{digest}").status_code == 200
     assert registry.get(arts(repo, "/v1/accessories"), auth=guest).status_code == 200
+
+
+# The project-wide list (Harbor 2.9+).
+
+
+def test_the_project_list_merges_repositories_by_push_time(registry: Any) -> None:
+    first, _ = registry.push_image("library/one", "v1")
+    second, _ = registry.push_image("library/two/nested", "v1")
+    third, third_body = registry.push_image("library/one", "v2")
+    signature(registry, "library/one", third, third_body)  # hidden under its subject
+    response = registry.get(f"{API}/projects/library/artifacts", query_string={"page_size": "2"})
+    assert response.headers["X-Total-Count"] == "3" and 'rel="next"' in response.headers["Link"]
+    everything = ok_json(registry.get(f"{API}/projects/library/artifacts"))
+    assert {a["digest"] for a in everything} == {first, second, third}
+    assert {a["repository_name"] for a in everything} == {"library/one", "library/two/nested"}
+    latest = ok_json(registry.get(f"{API}/projects/library/artifacts", query_string={"latest_in_repository": "true"}))
+    assert len(latest) == 2 and second in {a["digest"] for a in latest}
+    tagged = ok_json(registry.get(f"{API}/projects/library/artifacts", query_string={"q": "tags=v2"}))
+    assert [a["digest"] for a in tagged] == [third]
+    for query in ({"page_size": "500"}, {"with_tag": "yes"}, {"latest_in_repository": "1"}, {"q": "x=1"},
+                  {"sort": "name"}):  # fmt: skip
+        harbor_error(registry.get(f"{API}/projects/library/artifacts", query_string=query), 400, "BAD_REQUEST")
+    harbor_error(registry.get(f"{API}/projects/nosuch/artifacts"), 404, "NOT_FOUND")
+    project = private_project(registry, "private-list")
+    harbor_error(registry.get(f"{API}/projects/{project}/artifacts", auth=None), 401, "UNAUTHORIZED")
