@@ -111,32 +111,26 @@ class Bench:
                 self._keep_logs(ours, dist)
 
     def _awscalls(self) -> dict[str, Any]:
-        out = self.workdir / "awscalls.json"
-        proc = subprocess.run(
-            [PYTHON, "-m", "tests.bench.awscalls", "--json", str(out)],
-            cwd=REPO_ROOT,
-            env=loopback_env(),
-            timeout=600,
-            check=False,
-        )
-        if not out.exists():
-            raise RuntimeError(f"awscalls exited with {proc.returncode} and no result")
-        result: dict[str, Any] = json.loads(out.read_text())
+        result = self._in_subprocess("awscalls", 600)
         if result["errors"]:
             self.summary["errors"]["awscalls"] = "; ".join(result["errors"])
         return result
 
     def _listing(self) -> dict[str, Any]:
-        out = self.workdir / "listing.json"
+        return self._in_subprocess("listing", 1800)
+
+    def _in_subprocess(self, module: str, timeout: int) -> dict[str, Any]:
+        """Run `tests.bench.<module> --json` in its own process (its moto patches stay there)."""
+        out = self.workdir / f"{module}.json"
         proc = subprocess.run(
-            [PYTHON, "-m", "tests.bench.listing", "--json", str(out)],
+            [PYTHON, "-m", f"tests.bench.{module}", "--json", str(out)],
             cwd=REPO_ROOT,
             env=loopback_env(),
-            timeout=1800,
+            timeout=timeout,
             check=False,
         )
         if not out.exists():
-            raise RuntimeError(f"listing exited with {proc.returncode} and no result")
+            raise RuntimeError(f"{module} exited with {proc.returncode} and no result")
         result: dict[str, Any] = json.loads(out.read_text())
         return result
 

@@ -25,7 +25,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
-from tests.bench.awscalls import ADMIN, CallCounter, _configure_environment, _create_resources
+from tests.bench.awscalls import ADMIN, CallCounter, in_process_app
 
 REPO = "library/bench-list"
 ARTIFACTS, TAGS, PAGE_SIZE = 5_000, 10_000, 50
@@ -91,22 +91,8 @@ def populate() -> str:
 
 
 def measure() -> dict[str, Any]:
-    _configure_environment()
-    from moto import mock_aws
-
     counter = CallCounter()
-    with mock_aws():
-        counter.install()
-        _create_resources()
-        from chalicelib import wiring
-
-        wiring.reset()
-        from werkzeug.test import Client
-
-        from app import app
-        from chalicelib.local.wsgi import ChaliceWSGI
-
-        client = Client(ChaliceWSGI(app))
+    with in_process_app(counter) as client:
         assert client.get("/v2/", auth=ADMIN).status_code == 200  # bootstrap and credential cache
         started = time.perf_counter()
         many = populate()

@@ -26,7 +26,7 @@ from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.identity import Project
 from chalicelib.errors import BadRequest
-from chalicelib.services.artifacts import PageRequest, parse_copy_source
+from chalicelib.services.artifacts import Matcher, PageRequest, parse_copy_source
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -127,14 +127,7 @@ def _reference(request: HttpRequest) -> str:
 
 def _list(request: HttpRequest) -> Response:
     project_id, repository = _repository(request, "artifact", "list")
-    flags = _flags(request)
-    page = parse_page(request.arg("page"), request.arg("page_size"))
-    ascending = _sort(request.arg("sort"))
-    query = parse_q(request.arg("q"), _Q_FIELDS)
-    matches = None
-    if not query.is_empty:
-        matches = lambda a, t: query.matches(_q_record(a, t))  # noqa: E731
-    request_page = PageRequest(page.page, page.size, _cursor(request), ascending)
+    flags, page, request_page, matches = _list_args(request)
     found = services().artifacts.list_page(repository, request_page, flags["with_tag"], matches)
     records = [_artifact_view(a, found.tags.get(a.digest, []), flags, project_id) for a in found.items]
     headers = _page_links(request, _path(request), page, found.total, found.next_cursor)
@@ -144,19 +137,23 @@ def _list(request: HttpRequest) -> Response:
 def _list_project(request: HttpRequest) -> Response:
     project = _project(request)
     services().artifacts.authorize(request.principal, project, "artifact", "list")
-    flags = _flags(request)
     latest = _bool(request, "latest_in_repository", default=False)
-    page = parse_page(request.arg("page"), request.arg("page_size"))
-    ascending = _sort(request.arg("sort"))
-    query = parse_q(request.arg("q"), _Q_FIELDS)
-    matches = None
-    if not query.is_empty:
-        matches = lambda a, t: query.matches(_q_record(a, t))  # noqa: E731
-    found = services().artifacts.list_project(project, PageRequest(page.page, page.size, None, ascending),
-                                              flags["with_tag"], matches, latest)  # fmt: skip
+    flags, page, request_page, matches = _list_args(request)
+    found = services().artifacts.list_project(project, request_page, flags["with_tag"], matches, latest)
     records = [_artifact_view(a, found.tags.get(a.digest, []), flags, project.project_id) for a in found.items]
     path = f"/projects/{request.params['project']}/artifacts"
     return json_response(records, headers=_page_links(request, path, page, found.total, None))
+
+
+def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest, Matcher | None]:
+    """What both artifact lists take: flags, page, sort, cursor and the `q` filter."""
+    flags = _flags(request)
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    request_page = PageRequest(page.page, page.size, _cursor(request), _sort(request.arg("sort")))
+    query = parse_q(request.arg("q"), _Q_FIELDS)
+    if query.is_empty:
+        return flags, page, request_page, None
+    return flags, page, request_page, lambda a, t: query.matches(_q_record(a, t))
 
 
 def _get(request: HttpRequest) -> Response:
