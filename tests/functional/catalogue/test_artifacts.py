@@ -373,6 +373,22 @@ def test_a_delete_racing_a_tag_leaves_no_dangling_tag(registry: Any) -> None:
             assert registry.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}).status_code == 200
 
 
+def test_a_delete_racing_a_push_of_the_same_manifest_leaves_tags_that_resolve(registry: Any) -> None:
+    repo = "library/race-push"
+    for attempt in range(3):
+        digest, body = registry.push_image(repo, f"base{attempt}")
+
+        def work(index: int, client: Registry, digest: str = digest, body: bytes = body, attempt: int = attempt) -> int:
+            if index == 0:
+                return client.delete(arts(repo, f"/{digest}")).status_code
+            return client.put_manifest(repo, f"again{attempt}", body, OCI_MANIFEST).status_code
+
+        deleted, pushed = run_together(registry, 2, work)
+        assert deleted == 200 and pushed == 201, (deleted, pushed)
+        for tag in registry.tag_names(repo):
+            assert registry.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST}).status_code == 200
+
+
 def test_an_index_push_racing_a_child_delete_never_leaves_a_missing_child(registry: Any) -> None:
     repo = "library/race-index"
     for attempt in range(3):
