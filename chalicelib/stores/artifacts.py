@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,8 @@ from chalicelib.stores import keys
 from chalicelib.stores.tables import ManifestRow, ParentRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw
 
 _INDEX = "gsi1"
+# Tag Queries of one list page in flight at once (botocore's pool holds 10 connections by default).
+_TAG_QUERY_THREADS = 8
 # The longest list the filtered (`q`) path reads into memory before it refuses.
 FILTER_MAX = 20_000
 
@@ -139,12 +142,18 @@ class ArtifactStore:
     # Tags.
 
     def tags_of(self, repository: str, digests: list[str], per_artifact: int) -> dict[str, list[Tag]]:
-        """Up to `per_artifact` tags of each digest: one keys-only Query each, one BatchGetItem."""
-        names: dict[str, list[str]] = {}
-        for digest in digests:
+        """Up to `per_artifact` tags of each digest: one keys-only Query each (run side by side, so a
+        page of 50 artifacts waits for about one Query, not 50), then one BatchGetItem per 100."""
+
+        def names_of(digest: str) -> list[str]:
             page = self.key_page(keys.tags_by_digest_pk(repository, digest), per_artifact, True, None, 0)
-            names[digest] = [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in page.keys]
-        return self._tags(repository, names)
+            return [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in page.keys]
+
+        if len(digests) <= 1:
+            return self._tags(repository, {d: names_of(d) for d in digests})
+        with ThreadPoolExecutor(max_workers=min(_TAG_QUERY_THREADS, len(digests))) as pool:
+            found = dict(zip(digests, pool.map(names_of, digests), strict=True))
+        return self._tags(repository, found)
 
     def tag_rows(self, repository: str, names: dict[str, list[str]]) -> dict[str, list[Tag]]:
         return self._tags(repository, names)
