@@ -112,6 +112,7 @@ class Tag:
     name: str
     digest: str
     push_time: int
+    pull_time: int | None = None
 
     @property
     def id(self) -> int:

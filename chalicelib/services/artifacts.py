@@ -267,16 +267,18 @@ def parse_copy_source(value: str | None) -> tuple[str, str]:
 
 
 class PullRecorder:
-    """Records pull times and repository pull counts from PULL_ARTIFACT events, coalesced.
+    """Records pull times (of artifacts, and of tags pulled by name) and repository pull counts from
+    PULL_ARTIFACT events, coalesced.
 
     A pull never writes to DynamoDB: `ManifestService.get` publishes an event and the bus delivers it
     off the request path (a worker thread locally, a consumer Lambda on AWS). Here pulls collect in
-    memory (latest time per artifact, count per repository) and are written in one flush at most
-    once per `window` seconds: the first pull after a quiet window flushes at once, later ones are
-    flushed by a timer when the window closes. So an artifact pulled a thousand times a minute
-    costs one UpdateItem a minute, and its repository one more (`pull_count` ADD n). Writes only
-    move `pull_time` forward and skip deleted artifacts (conditions). A process that dies
-    with pulls pending loses at most one window of them: pull times are advisory in Harbor too.
+    memory (the latest time per artifact and per tag, a count per repository) and are written in one
+    flush at most once per `window` seconds: the first pull after a quiet window flushes at once,
+    later ones are flushed by a timer when the window closes. So an artifact pulled a thousand times
+    a minute costs one UpdateItem a minute, its tag one more, its repository one more (`pull_count`
+    ADD n). Writes only move times forward and skip deleted artifacts and moved tags (conditions).
+    A process that dies with pulls pending loses at most one window of them: pull times are
+    advisory in Harbor too.
     """
 
     def __init__(self, store: ArtifactStore, window: float = PULL_WINDOW_SECONDS,
@@ -286,6 +288,7 @@ class PullRecorder:
         self._clock = clock
         self._lock = threading.Lock()
         self._pending: dict[tuple[str, str], int] = {}
+        self._tags: dict[tuple[str, str], tuple[str, int]] = {}
         self._counts: dict[str, int] = {}
         self._last_flush = float("-inf")
         self._timer: threading.Timer | None = None
@@ -296,6 +299,8 @@ class PullRecorder:
         key = (event.repository, event.digest)
         with self._lock:
             self._pending[key] = max(self._pending.get(key, 0), int(event.occurred_at))
+            if event.tag:
+                self._tags[event.repository, event.tag] = (event.digest, int(event.occurred_at))
             self._counts[event.repository] = self._counts.get(event.repository, 0) + 1
             wait = self._last_flush + self._window - self._clock()
             if wait > 0 and (self._timer is None or not self._timer.is_alive()):
@@ -308,12 +313,12 @@ class PullRecorder:
     def flush(self) -> None:
         """Write everything pending now (also what the AWS consumer calls after a batch)."""
         with self._lock:
-            pending, counts = self._pending, self._counts
-            self._pending, self._counts = {}, {}
+            pending, counts, tags = self._pending, self._counts, self._tags
+            self._pending, self._counts, self._tags = {}, {}, {}
             self._last_flush = self._clock()
         if not pending and not counts:
             return
         try:
-            self._store.record_pulls(pending, counts)
+            self._store.record_pulls(pending, counts, tags)
         except Exception:  # a timer thread has no caller to report to
             logger.exception("pull times not recorded")

@@ -166,7 +166,7 @@ class ArtifactStore:
         out: dict[str, list[Tag]] = {}
         for digest, tags in names.items():
             out[digest] = [
-                Tag(repository, n, digest, int(rows[n].updated_at))
+                Tag(repository, n, digest, int(rows[n].updated_at), _optional_int(rows[n].pull_time))
                 for n in tags
                 if n in rows and rows[n].digest == digest
             ]
@@ -256,9 +256,16 @@ class ArtifactStore:
 
     # Pull times (written by the coalescing recorder in services/artifacts.py, never on a pull).
 
-    def record_pulls(self, pulled: dict[tuple[str, str], int], counts: dict[str, int]) -> None:
-        """One UpdateItem per artifact (only forward in time, only if it still exists) and one per
-        repository (`pull_count` += the pulls seen)."""
+    def record_pulls(
+        self, pulled: dict[tuple[str, str], int], counts: dict[str, int], tags: dict[tuple[str, str], tuple[str, int]]
+    ) -> None:
+        """One UpdateItem per artifact (only forward in time, only if it still exists), one per tag
+        pulled by name (only while it still points at the pulled digest) and one per repository
+        (`pull_count` += the pulls seen)."""
+        for (repository, tag), (digest, when) in tags.items():
+            tag_row = TagRow(keys.repo_pk(repository), keys.tag_sk(tag))
+            condition = (TagRow.digest == digest) & (TagRow.pull_time.does_not_exist() | (TagRow.pull_time < when))
+            _ignore_condition(lambda r=tag_row, c=condition, w=when: r.update([TagRow.pull_time.set(w)], c))
         for (repository, digest), when in pulled.items():
             row = ManifestRow(keys.repo_pk(repository), keys.manifest_sk(digest))
             condition = ManifestRow.pk.exists() & (
@@ -277,6 +284,10 @@ class ArtifactStore:
             return int(RepositoryRow.get(keys.REPOS_PK, repository).pull_count or 0)
         except RepositoryRow.DoesNotExist:
             return 0
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def _ignore_condition(write: Any) -> None:

@@ -119,6 +119,7 @@ class TagsByDigest(GlobalSecondaryIndex["TagRow"]):
 class TagRow(_Base):
     digest = UnicodeAttribute()
     updated_at = NumberAttribute()
+    pull_time = NumberAttribute(null=True)  # coalesced by the pull recorder (services/artifacts.py)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
     by_digest = TagsByDigest()

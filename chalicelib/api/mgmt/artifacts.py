@@ -360,7 +360,7 @@ def _tag_view(t: Tag, a: Artifact, *, signed: bool | None = None) -> dict[str, A
         "artifact_id": a.id,
         "name": t.name,
         "push_time": iso(t.push_time),
-        "pull_time": _ZERO_TIME,
+        "pull_time": iso(t.pull_time) if t.pull_time else _ZERO_TIME,
         "immutable": False,
     }
     if signed is not None:

@@ -11,9 +11,13 @@ from chalicelib.services.artifacts import PullRecorder
 class FakeStore:
     def __init__(self) -> None:
         self.writes: list[tuple[dict[tuple[str, str], int], dict[str, int]]] = []
+        self.tags: list[dict[tuple[str, str], tuple[str, int]]] = []
 
-    def record_pulls(self, pulled: dict[tuple[str, str], int], counts: dict[str, int]) -> None:
+    def record_pulls(
+        self, pulled: dict[tuple[str, str], int], counts: dict[str, int], tags: dict[tuple[str, str], tuple[str, int]]
+    ) -> None:
         self.writes.append((dict(pulled), dict(counts)))
+        self.tags.append(dict(tags))
 
 
 class Clock:
@@ -24,8 +28,9 @@ class Clock:
         return self.now
 
 
-def pull(repository: str, digest: str, at: float) -> Event:
-    return Event(EventType.PULL_ARTIFACT, "someone", at, project="library", repository=repository, digest=digest)
+def pull(repository: str, digest: str, at: float, tag: str | None = None) -> Event:
+    return Event(EventType.PULL_ARTIFACT, "someone", at, project="library", repository=repository, digest=digest,
+                 tag=tag)  # fmt: skip
 
 
 def recorder(window: float = 60.0) -> tuple[PullRecorder, FakeStore, Clock]:
@@ -70,3 +75,12 @@ def test_other_events_are_ignored() -> None:
     rec, store, _ = recorder()
     rec.observe(Event(EventType.PUSH_ARTIFACT, "x", 1.0, repository="library/a", digest="sha256:1"))
     assert store.writes == []
+
+
+def test_pulls_by_tag_record_the_tag_too() -> None:
+    rec, store, _ = recorder(window=3600.0)
+    rec.observe(pull("library/a", "sha256:1", 10.0, tag="v1"))
+    rec.observe(pull("library/a", "sha256:1", 20.0, tag="v1"))
+    rec.observe(pull("library/a", "sha256:1", 30.0))
+    rec.flush()
+    assert store.tags == [{("library/a", "v1"): ("sha256:1", 10)}, {("library/a", "v1"): ("sha256:1", 20)}]
