@@ -13,6 +13,7 @@ from werkzeug.test import TestResponse
 from tests.functional.helpers import (
     OCI_EMPTY,
     OCI_INDEX,
+    OCI_LAYER,
     OCI_MANIFEST,
     Registry,
     canonical,
@@ -186,6 +187,26 @@ def test_a_child_shared_by_two_indexes_stays_until_the_last_goes(registry: Any) 
     assert registry.get(f"/v2/{repo}/manifests/{other}").status_code == 404
     assert registry.get(f"/v2/{repo}/manifests/{first}").status_code == 404
     assert registry.get(f"/v2/{repo}/manifests/{second}").status_code == 404
+
+
+def test_an_index_with_more_children_than_one_transaction_holds(registry: Any) -> None:
+    """Past 45 children the index edges are written before the push transaction (DynamoDB's limit
+    of 100 items); the rules are the same."""
+    repo = "library/wide"
+    config, layer = b'{"architecture":"amd64","os":"linux"}', b"shared layer"
+    registry.push_blob(repo, config)
+    registry.push_blob(repo, layer)
+    children = []
+    for i in range(60):
+        body = canonical(image_manifest(descriptor("application/vnd.oci.image.config.v1+json", config),
+                                        [descriptor(OCI_LAYER, layer)], annotations={"n": str(i)}))  # fmt: skip
+        children.append((registry.push_manifest(repo, digest_of(body), body, OCI_MANIFEST), body))
+    index, _ = push_index(registry, repo, "wide", [(f"arch{i}", body) for i, (_, body) in enumerate(children)])
+    listed = ok_json(registry.get(arts(repo)))
+    assert [a["digest"] for a in listed] == [index] and len(listed[0]["references"]) == 60
+    harbor_error(registry.delete(arts(repo, f"/{children[59][0]}")), 412, "VIOLATE_FOREIGN_KEY_CONSTRAINT")
+    assert registry.delete(arts(repo, "/wide")).status_code == 200
+    assert all(registry.get(f"/v2/{repo}/manifests/{d}").status_code == 404 for d, _ in children)
 
 
 # Accessories.
