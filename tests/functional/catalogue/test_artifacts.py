@@ -209,6 +209,21 @@ def test_an_index_with_more_children_than_one_transaction_holds(registry: Any) -
     assert all(registry.get(f"/v2/{repo}/manifests/{d}").status_code == 404 for d, _ in children)
 
 
+def test_a_deep_delete_releases_the_quota_of_everything_it_removed(registry: Any) -> None:
+    repo = "library/quota"
+
+    def used() -> int:
+        return int(ok_json(registry.get(f"{API}/projects/library/summary"))["quota"]["used"]["storage"])
+
+    _, amd_body = registry.push_image(repo)
+    subject, subject_body = registry.push_image(repo)
+    push_index(registry, repo, "latest", [("amd64", amd_body), ("arm64", subject_body)])
+    signature(registry, repo, subject, subject_body)
+    assert used() > 0
+    assert registry.delete(arts(repo, "/latest")).status_code == 200
+    assert used() == 0
+
+
 # Accessories.
 
 
