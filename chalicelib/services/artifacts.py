@@ -167,11 +167,17 @@ class ArtifactService:
                 out.setdefault(digest, []).extend(tags)
         return out
 
-    def tags_of(self, repository: str, digests: list[str]) -> dict[str, list[Tag]]:
-        return self._store.tags_of(repository, digests, TAGS_PER_ARTIFACT)
+    def get(self, repository: str, reference: str, with_tags: bool) -> tuple[Artifact, list[Tag]]:
+        artifact = self.resolve(repository, reference)
+        if not with_tags:
+            return artifact, []
+        return artifact, self._store.tags_of(repository, [artifact.digest], TAGS_PER_ARTIFACT)[artifact.digest]
 
-    def accessories(self, repository: str, digest: str) -> list[Accessory]:
-        return self._store.accessories(repository, digest)
+    def accessories(self, repository: str, reference: str) -> list[Accessory]:
+        return self.accessories_of(self.resolve(repository, reference))
+
+    def accessories_of(self, artifact: Artifact) -> list[Accessory]:
+        return self._store.accessories(artifact.repository, artifact.digest)
 
     def delete(self, repository: str, reference: str) -> None:
         artifact = self.resolve(repository, reference)
@@ -220,31 +226,36 @@ class ArtifactService:
 
     # Tags.
 
-    def tags(self, repository: str, digest: str, page: PageRequest) -> TagListing:
-        partition = keys.tags_by_digest_pk(repository, digest)
+    def tags(self, repository: str, reference: str, page: PageRequest) -> tuple[Artifact, TagListing]:
+        """A page of the artifact's tags in name order (constant work per page, as artifact lists)."""
+        artifact = self.resolve(repository, reference)
+        partition = keys.tags_by_digest_pk(repository, artifact.digest)
         key_page = self._store.key_page(partition, page.size, True, page.cursor, (page.page - 1) * page.size)
         names = [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in key_page.keys]
-        rows = self._store.tag_rows(repository, {digest: names}).get(digest, [])
-        return TagListing(rows, self._store.count(partition), key_page.next_cursor)
+        rows = self._store.tag_rows(repository, {artifact.digest: names}).get(artifact.digest, [])
+        return artifact, TagListing(rows, self._store.count(partition), key_page.next_cursor)
 
-    def add_tag(self, repository: str, digest: str, tag: str) -> None:
-        self._manifests.add_tag(repository, digest, tag)
+    def all_tags(self, repository: str, reference: str) -> tuple[Artifact, list[Tag]]:
+        """Every tag of the artifact (bounded by FILTER_MAX), for filtered or re-sorted tag lists."""
+        artifact = self.resolve(repository, reference)
+        return artifact, self._store.tags_of(repository, [artifact.digest], FILTER_MAX)[artifact.digest]
 
-    def delete_tag(self, repository: str, digest: str, tag: str) -> None:
+    def add_tag(self, repository: str, reference: str, tag: str) -> None:
+        self._manifests.add_tag(repository, self.resolve(repository, reference).digest, tag)
+
+    def delete_tag(self, repository: str, reference: str, tag: str) -> None:
         validate_tag(tag)
-        self._manifests.delete_tag(repository, digest, tag)
+        self._manifests.delete_tag(repository, self.resolve(repository, reference).digest, tag)
 
     # Additions.
 
-    def addition(self, repository: str, digest: str, name: str) -> processors.Addition:
+    def addition(self, repository: str, reference: str, name: str) -> processors.Addition:
+        digest = self.resolve(repository, reference).digest
         stored = self._manifest_store.get(repository, digest)
         if stored is None:
             raise NotFound(f"artifact {repository}@{digest} not found")
         parsed = parse_manifest(stored.body, stored.media_type, digest)
         return processors.addition(name, parsed, stored.body, self._manifests.blob_reader(parsed.blobs))
-
-    def pull_count(self, repository: str) -> int:
-        return self._store.pull_count(repository)
 
 
 def parse_copy_source(value: str | None) -> tuple[str, str]:

@@ -278,13 +278,6 @@ class ArtifactStore:
                 lambda r=repo, n=number: r.update([RepositoryRow.pull_count.add(n)], RepositoryRow.pk.exists())
             )
 
-    @staticmethod
-    def pull_count(repository: str) -> int:
-        try:
-            return int(RepositoryRow.get(keys.REPOS_PK, repository).pull_count or 0)
-        except RepositoryRow.DoesNotExist:
-            return 0
-
 
 def _optional_int(value: Any) -> int | None:
     return None if value is None else int(value)

@@ -159,9 +159,7 @@ def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest
 def _get(request: HttpRequest) -> Response:
     project_id, repository = _repository(request, "artifact", "read")
     flags = _flags(request)
-    registry = services().artifacts
-    found = registry.resolve(repository, _reference(request))
-    tags = registry.tags_of(repository, [found.digest]).get(found.digest, []) if flags["with_tag"] else []
+    found, tags = services().artifacts.get(repository, _reference(request), flags["with_tag"])
     return json_response(_artifact_view(found, tags, flags, project_id))
 
 
@@ -183,14 +181,14 @@ def _list_tags(request: HttpRequest) -> Response:
     _, repository = _repository(request, "tag", "list")
     page = parse_page(request.arg("page"), request.arg("page_size"))
     name_query = parse_q(request.arg("q"), {"name": str})
-    registry = services().artifacts
-    found = registry.resolve(repository, _reference(request))
     path = _path(request, f"/{request.params['reference']}/tags")
     if not name_query.is_empty or request.arg("sort"):
-        # Filtered or re-sorted: read the artifact's tags (bounded) and page in memory.
-        views = [_tag_view(t, found) for t in registry.tags_of(repository, [found.digest]).get(found.digest, [])]
+        # Filtered or re-sorted: every tag of the artifact (bounded), paged in memory.
+        found, every = services().artifacts.all_tags(repository, _reference(request))
+        views = [_tag_view(t, found) for t in every]
         return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
-    result = registry.tags(repository, found.digest, PageRequest(page.page, page.size, _cursor(request)))
+    request_page = PageRequest(page.page, page.size, _cursor(request))
+    found, result = services().artifacts.tags(repository, _reference(request), request_page)
     headers = _page_links(request, path, page, result.total, result.next_cursor)
     return json_response([_tag_view(t, found) for t in result.items], headers=headers)
 
@@ -198,25 +196,19 @@ def _list_tags(request: HttpRequest) -> Response:
 def _create_tag(request: HttpRequest) -> Response:
     _, repository = _repository(request, "tag", "create")
     name = body(request, TagReq).name
-    registry = services().artifacts
-    found = registry.resolve(repository, _reference(request))
-    registry.add_tag(repository, found.digest, name)
+    services().artifacts.add_tag(repository, _reference(request), name)
     return created(f"{API}{_path(request, '/' + request.params['reference'])}/tags/{name}")
 
 
 def _delete_tag(request: HttpRequest) -> Response:
     _, repository = _repository(request, "tag", "delete")
-    registry = services().artifacts
-    found = registry.resolve(repository, _reference(request))
-    registry.delete_tag(repository, found.digest, request.params["tag_name"])
+    services().artifacts.delete_tag(repository, _reference(request), request.params["tag_name"])
     return ok()
 
 
 def _accessories(request: HttpRequest) -> Response:
     _, repository = _repository(request, "accessory", "list")
-    registry = services().artifacts
-    found = registry.resolve(repository, _reference(request))
-    views = [_accessory_view(a) for a in registry.accessories(repository, found.digest)]
+    views = [_accessory_view(a) for a in services().artifacts.accessories(repository, _reference(request))]
     path = _path(request, f"/{request.params['reference']}/accessories")
     return listing(request, path, views, q_fields={"type": str, "digest": str},
                    sort_fields=("creation_time", "size", "type"))  # fmt: skip
@@ -224,9 +216,7 @@ def _accessories(request: HttpRequest) -> Response:
 
 def _addition(request: HttpRequest) -> Response:
     _, repository = _repository(request, "artifact-addition", "read")
-    registry = services().artifacts
-    found = registry.resolve(repository, _reference(request))
-    result = registry.addition(repository, found.digest, request.params["addition"])
+    result = services().artifacts.addition(repository, _reference(request), request.params["addition"])
     return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
 
 
@@ -327,7 +317,7 @@ def _artifact_view(a: Artifact, tags: list[Tag], flags: dict[str, bool], project
         signed = flags["with_signature"] and _signed(a)
         view["tags"] = [_tag_view(t, a, signed=signed if flags["with_signature"] else None) for t in tags]
     if flags["with_accessory"]:
-        view["accessories"] = [_accessory_view(x) for x in services().artifacts.accessories(a.repository, a.digest)]
+        view["accessories"] = [_accessory_view(x) for x in services().artifacts.accessories_of(a)]
     if flags["with_scan_overview"]:
         view["scan_overview"] = {}
     return view
@@ -335,7 +325,7 @@ def _artifact_view(a: Artifact, tags: list[Tag], flags: dict[str, bool], project
 
 def _signed(a: Artifact) -> bool:
     return any(x.type in HIDDEN_ACCESSORIES and x.type.startswith("signature.")
-               for x in services().artifacts.accessories(a.repository, a.digest))  # fmt: skip
+               for x in services().artifacts.accessories_of(a))  # fmt: skip
 
 
 def _references(a: Artifact) -> list[dict[str, Any]] | None:
