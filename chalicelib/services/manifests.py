@@ -1,4 +1,10 @@
-"""Manifest push, pull and delete: validation, reference rules and content negotiation."""
+"""Manifest push, pull and delete: validation, reference rules and content negotiation.
+
+A push also records Harbor's artifact (the processor's type, Harbor's size, the accessory type) in
+the row it writes anyway; a delete by digest is Harbor's deep artifact delete, on `/v2` as on the
+management API. Tag writes from the management API go through `add_tag`/`delete_tag` here, so a
+rule about tags (immutability) has one place to go.
+"""
 
 from __future__ import annotations
 
@@ -71,7 +77,7 @@ class ManifestService:
             digest = Digest.of(body)
         manifest = parse_manifest(body, content_type, str(digest))
         sizes, children_size = self._check_references(repository, manifest)
-        record = self._record(repository, manifest, body, tag, sum(sizes.values()) + children_size)
+        record = self._record(manifest, body, tag, sum(sizes.values()) + children_size)
         sizes[manifest.digest] = len(body)
         project = project_of(repository)
         # References first, then the charge: a concurrent delete that releases a shared blob either
@@ -174,9 +180,7 @@ class ManifestService:
             children_size = sum(a.size for a in found.values())
         return linked, children_size
 
-    def _record(
-        self, repository: str, manifest: ParsedManifest, body: bytes, tag: str | None, referenced: int
-    ) -> ArtifactRecord:
+    def _record(self, manifest: ParsedManifest, body: bytes, tag: str | None, referenced: int) -> ArtifactRecord:
         """The artifact record of a push: the processor's view, Harbor's size, the accessory type."""
         summary = processors.abstract(manifest, body, self.blob_reader(manifest.blobs))
         kind = None

@@ -1,4 +1,5 @@
-"""Manifests, tags, referrer edges and repository rows (keys in `keys.py`)."""
+"""Manifests (with their artifact records), tags, referrer and index edges, and repository rows
+(keys in `keys.py`)."""
 
 from __future__ import annotations
 
