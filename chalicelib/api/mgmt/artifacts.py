@@ -21,7 +21,7 @@ from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
-from chalicelib.api.mgmt.query import InvalidQuery, parse_q
+from chalicelib.api.mgmt.query import Exact, InvalidQuery, Query, parse_q
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.identity import Project
@@ -150,10 +150,23 @@ def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest
     flags = _flags(request)
     page = parse_page(request.arg("page"), request.arg("page_size"))
     request_page = PageRequest(page.page, page.size, _cursor(request), _sort(request.arg("sort")))
-    query = parse_q(request.arg("q"), _Q_FIELDS)
+    return flags, page, request_page, _matcher(parse_q(request.arg("q"), _Q_FIELDS))
+
+
+def _matcher(query: Query) -> Matcher | None:
+    """`q` as a predicate; Harbor's `tags=*` means "has a tag" and `tags=nil` "has none"."""
     if query.is_empty:
-        return flags, page, request_page, None
-    return flags, page, request_page, lambda a, t: query.matches(_q_record(a, t))
+        return None
+    term = query.get("tags")
+    special = term.value if isinstance(term, Exact) and term.value in ("*", "nil") else None
+    rest = Query({k: v for k, v in query.terms.items() if k != "tags" or special is None})
+
+    def matches(artifact: Artifact, tags: list[Tag]) -> bool:
+        if special is not None and bool(tags) != (special == "*"):
+            return False
+        return rest.matches(_q_record(artifact, tags))
+
+    return matches
 
 
 def _get(request: HttpRequest) -> Response:

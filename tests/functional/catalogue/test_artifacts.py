@@ -305,6 +305,10 @@ def test_q_filters_artifacts(registry: Any) -> None:
     assert [a["digest"] for a in ok_json(registry.get(arts(repo), query_string={"q": f"digest={wanted}"}))] == [wanted]
     assert len(ok_json(registry.get(arts(repo), query_string={"q": "type=IMAGE"}))) == 2
     assert ok_json(registry.get(arts(repo), query_string={"q": "labels=1"})) == []
+    untagged, _ = registry.push_image(repo)
+    assert [a["digest"] for a in ok_json(registry.get(arts(repo), query_string={"q": "tags=nil"}))] == [untagged]
+    tagged = ok_json(registry.get(arts(repo), query_string={"q": "tags=*,type=IMAGE"}))
+    assert {a["digest"] for a in tagged} == {wanted, ok_json(registry.get(arts(repo, "/dev-1")))["digest"]}
 
 
 # Tags.
