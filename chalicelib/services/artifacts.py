@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -41,14 +42,28 @@ TAGS_PER_ARTIFACT = 100
 PULL_WINDOW_SECONDS = 60.0
 
 
+Key = tuple[str, str]
+"""(repository, digest): what identifies an artifact (a digest may sit in several repositories)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """What to read besides the artifacts themselves (Harbor's `with_*` flags)."""
+
+    tags: bool = True
+    accessories: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """One page of a list: the items, the total, and the cursor of the next page if any."""
+    """One page of a list: the items, the total, the cursor of the next page if any, and the tags
+    and accessories of the items when they were asked for."""
 
     items: list[Artifact]
     total: int
-    next_cursor: str | None
-    tags: dict[str, list[Tag]] = field(default_factory=dict)
+    next_cursor: str | None = None
+    tags: dict[Key, list[Tag]] = field(default_factory=dict)
+    accessories: dict[Key, list[Accessory]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +128,9 @@ class ArtifactService:
             raise NotFound(f"artifact {repository}@{digest} not found")
         return artifact
 
-    def list_page(self, repository: str, page: PageRequest, with_tags: bool, matches: Matcher | None = None) -> Listing:
+    def list_page(
+        self, repository: str, page: PageRequest, include: Include, matches: Matcher | None = None
+    ) -> Listing:
         """A page of the listed artifacts, newest push first unless `ascending`.
 
         Without a filter it costs a constant number of calls per page (stores/artifacts.py);
@@ -123,16 +140,10 @@ class ArtifactService:
             offset = (page.page - 1) * page.size
             key_page = self._store.key_page(partition, page.size, page.ascending, page.cursor, offset)
             items = self._store.rows_for_keys(key_page.keys)
-            tags = self._store.tags_of(repository, [a.digest for a in items], TAGS_PER_ARTIFACT) if with_tags else {}
-            return Listing(items, self._store.count(partition), key_page.next_cursor, tags)
-        everything = self._store.rows_for_keys(self._store.all_keys(partition, page.ascending))
-        all_tags = self._store.tags_of(repository, [a.digest for a in everything], TAGS_PER_ARTIFACT)
-        kept = [a for a in everything if matches(a, all_tags.get(a.digest, []))]
-        start = (page.page - 1) * page.size
-        items = kept[start : start + page.size]
-        return Listing(items, len(kept), None, {a.digest: all_tags.get(a.digest, []) for a in items})
+            return self._listing(items, self._store.count(partition), key_page.next_cursor, include)
+        return self._filtered(self._store.all_keys(partition, page.ascending), page, include, matches)
 
-    def list_project(self, project: Project, page: PageRequest, with_tags: bool, matches: Matcher | None,
+    def list_project(self, project: Project, page: PageRequest, include: Include, matches: Matcher | None,
                      latest_in_repository: bool) -> Listing:  # fmt: skip
         """Harbor 2.9's project-wide list, newest push first across repositories.
 
@@ -150,34 +161,44 @@ class ArtifactService:
             for key in every:
                 newest.setdefault(key["pk"]["S"], key)
             every = list(newest.values())
+        if matches is not None:
+            return self._filtered(every, page, include, matches)
         start = (page.page - 1) * page.size
-        if matches is None:
-            items = self._store.rows_for_keys(every[start : start + page.size])
-            return Listing(items, len(every), None, self._tags_by_digest(items) if with_tags else {})
-        candidates = self._store.rows_for_keys(every)
-        tags = self._tags_by_digest(candidates)
-        kept = [a for a in candidates if matches(a, tags.get(a.digest, []))]
-        return Listing(kept[start : start + page.size], len(kept), None, tags)
+        return self._listing(self._store.rows_for_keys(every[start : start + page.size]), len(every), None, include)
 
-    def _tags_by_digest(self, items: list[Artifact]) -> dict[str, list[Tag]]:
-        out: dict[str, list[Tag]] = {}
+    def get(self, repository: str, reference: str, include: Include) -> Listing:
+        """One artifact, as a one-item listing (with its tags and accessories if asked)."""
+        return self._listing([self.resolve(repository, reference)], 1, None, include)
+
+    def _filtered(self, every: list[dict[str, Any]], page: PageRequest, include: Include, matches: Matcher) -> Listing:
+        candidates = self._store.rows_for_keys(every)
+        tags = self._tags(candidates)
+        kept = [a for a in candidates if matches(a, tags.get((a.repository, a.digest), []))]
+        start = (page.page - 1) * page.size
+        return self._listing(kept[start : start + page.size], len(kept), None, include, tags)
+
+    def _listing(self, items: list[Artifact], total: int, cursor: str | None, include: Include,
+                 tags: dict[Key, list[Tag]] | None = None) -> Listing:  # fmt: skip
+        if include.tags and tags is None:
+            tags = self._tags(items)
+        accessories: dict[Key, list[Accessory]] = {}
+        if include.accessories and items:
+            # One referrer Query and one tag read per artifact: run side by side, like the tag Queries.
+            with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+                found = pool.map(lambda a: self._store.accessories(a.repository, a.digest), items)
+                accessories = {(a.repository, a.digest): acc for a, acc in zip(items, found, strict=True)}
+        return Listing(items, total, cursor, tags if include.tags and tags else {}, accessories)
+
+    def _tags(self, items: list[Artifact]) -> dict[Key, list[Tag]]:
+        out: dict[Key, list[Tag]] = {}
         for repository in {a.repository for a in items}:
             digests = [a.digest for a in items if a.repository == repository]
             for digest, tags in self._store.tags_of(repository, digests, TAGS_PER_ARTIFACT).items():
-                out.setdefault(digest, []).extend(tags)
+                out[repository, digest] = tags
         return out
 
-    def get(self, repository: str, reference: str, with_tags: bool) -> tuple[Artifact, list[Tag]]:
-        artifact = self.resolve(repository, reference)
-        if not with_tags:
-            return artifact, []
-        return artifact, self._store.tags_of(repository, [artifact.digest], TAGS_PER_ARTIFACT)[artifact.digest]
-
     def accessories(self, repository: str, reference: str) -> list[Accessory]:
-        return self.accessories_of(self.resolve(repository, reference))
-
-    def accessories_of(self, artifact: Artifact) -> list[Accessory]:
-        return self._store.accessories(artifact.repository, artifact.digest)
+        return self._store.accessories(repository, self.resolve(repository, reference).digest)
 
     def delete(self, repository: str, reference: str) -> None:
         artifact = self.resolve(repository, reference)

@@ -26,7 +26,7 @@ from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.identity import Project
 from chalicelib.errors import BadRequest
-from chalicelib.services.artifacts import Matcher, PageRequest, parse_copy_source
+from chalicelib.services.artifacts import Include, Listing, Matcher, PageRequest, parse_copy_source
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -128,8 +128,8 @@ def _reference(request: HttpRequest) -> str:
 def _list(request: HttpRequest) -> Response:
     project_id, repository = _repository(request, "artifact", "list")
     flags, page, request_page, matches = _list_args(request)
-    found = services().artifacts.list_page(repository, request_page, flags["with_tag"], matches)
-    records = [_artifact_view(a, found.tags.get(a.digest, []), flags, project_id) for a in found.items]
+    found = services().artifacts.list_page(repository, request_page, _include(flags), matches)
+    records = _views(found, flags, project_id)
     headers = _page_links(request, _path(request), page, found.total, found.next_cursor)
     return json_response(records, headers=headers)
 
@@ -139,8 +139,8 @@ def _list_project(request: HttpRequest) -> Response:
     services().artifacts.authorize(request.principal, project, "artifact", "list")
     latest = _bool(request, "latest_in_repository", default=False)
     flags, page, request_page, matches = _list_args(request)
-    found = services().artifacts.list_project(project, request_page, flags["with_tag"], matches, latest)
-    records = [_artifact_view(a, found.tags.get(a.digest, []), flags, project.project_id) for a in found.items]
+    found = services().artifacts.list_project(project, request_page, _include(flags), matches, latest)
+    records = _views(found, flags, project.project_id)
     path = f"/projects/{request.params['project']}/artifacts"
     return json_response(records, headers=_page_links(request, path, page, found.total, None))
 
@@ -172,8 +172,8 @@ def _matcher(query: Query) -> Matcher | None:
 def _get(request: HttpRequest) -> Response:
     project_id, repository = _repository(request, "artifact", "read")
     flags = _flags(request)
-    found, tags = services().artifacts.get(repository, _reference(request), flags["with_tag"])
-    return json_response(_artifact_view(found, tags, flags, project_id))
+    found = services().artifacts.get(repository, _reference(request), _include(flags))
+    return json_response(_views(found, flags, project_id)[0])
 
 
 def _delete(request: HttpRequest) -> Response:
@@ -299,7 +299,20 @@ def repository_id(name: str) -> int:
     return int.from_bytes(hashlib.sha256(f"repository {name}".encode()).digest()[:6], "big")
 
 
-def _artifact_view(a: Artifact, tags: list[Tag], flags: dict[str, bool], project_id: int) -> dict[str, Any]:
+def _include(flags: dict[str, bool]) -> Include:
+    return Include(tags=flags["with_tag"], accessories=flags["with_accessory"] or flags["with_signature"])
+
+
+def _views(found: Listing, flags: dict[str, bool], project_id: int) -> list[dict[str, Any]]:
+    views = []
+    for a in found.items:
+        key = (a.repository, a.digest)
+        views.append(_artifact_view(a, found.tags.get(key, []), found.accessories.get(key), flags, project_id))
+    return views
+
+
+def _artifact_view(a: Artifact, tags: list[Tag], accessories: list[Accessory] | None, flags: dict[str, bool],
+                   project_id: int) -> dict[str, Any]:  # fmt: skip
     project, _, repo = a.repository.partition("/")
     encoded = quote(quote(repo, safe=""), safe="")
     links: dict[str, Any] = {}
@@ -327,18 +340,15 @@ def _artifact_view(a: Artifact, tags: list[Tag], flags: dict[str, bool], project
         "labels": [],
     }
     if flags["with_tag"]:
-        signed = flags["with_signature"] and _signed(a)
-        view["tags"] = [_tag_view(t, a, signed=signed if flags["with_signature"] else None) for t in tags]
+        signed = None
+        if flags["with_signature"]:
+            signed = any(x.type in HIDDEN_ACCESSORIES and x.type.startswith("signature.") for x in accessories or [])
+        view["tags"] = [_tag_view(t, a, signed=signed) for t in tags]
     if flags["with_accessory"]:
-        view["accessories"] = [_accessory_view(x) for x in services().artifacts.accessories_of(a)]
+        view["accessories"] = [_accessory_view(x) for x in accessories or []]
     if flags["with_scan_overview"]:
         view["scan_overview"] = {}
     return view
-
-
-def _signed(a: Artifact) -> bool:
-    return any(x.type in HIDDEN_ACCESSORIES and x.type.startswith("signature.")
-               for x in services().artifacts.accessories_of(a))  # fmt: skip
 
 
 def _references(a: Artifact) -> list[dict[str, Any]] | None:

@@ -558,3 +558,13 @@ def test_the_project_list_merges_repositories_by_push_time(registry: Any) -> Non
     harbor_error(registry.get(f"{API}/projects/nosuch/artifacts"), 404, "NOT_FOUND")
     project = private_project(registry, "private-list")
     harbor_error(registry.get(f"{API}/projects/{project}/artifacts", auth=None), 401, "UNAUTHORIZED")
+
+
+def test_the_same_digest_in_two_repositories_keeps_its_own_tags(registry: Any) -> None:
+    digest, _ = registry.push_image("library/left", "l1", seed=b"same-image")
+    again, _ = registry.push_image("library/right", "r1", seed=b"same-image")
+    assert digest == again
+    listed = ok_json(registry.get(f"{API}/projects/library/artifacts"))
+    tags = {a["repository_name"]: [t["name"] for t in a["tags"]] for a in listed}
+    assert tags == {"library/left": ["l1"], "library/right": ["r1"]}
+    assert len({a["id"] for a in listed}) == 2
