@@ -149,7 +149,7 @@ def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest
     """What both artifact lists take: flags, page, sort, cursor and the `q` filter."""
     flags = _flags(request)
     page = parse_page(request.arg("page"), request.arg("page_size"))
-    request_page = PageRequest(page.page, page.size, _cursor(request), _sort(request.arg("sort")))
+    request_page = PageRequest(page.page, page.size, _cursor(request, page), _sort(request.arg("sort")))
     return flags, page, request_page, _matcher(parse_q(request.arg("q"), _Q_FIELDS))
 
 
@@ -200,7 +200,7 @@ def _list_tags(request: HttpRequest) -> Response:
         found, every = services().artifacts.all_tags(repository, _reference(request))
         views = [_tag_view(t, found) for t in every]
         return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
-    request_page = PageRequest(page.page, page.size, _cursor(request))
+    request_page = PageRequest(page.page, page.size, _cursor(request, page))
     found, result = services().artifacts.tags(repository, _reference(request), request_page)
     headers = _page_links(request, path, page, result.total, result.next_cursor)
     return json_response([_tag_view(t, found) for t in result.items], headers=headers)
@@ -258,11 +258,16 @@ def _sort(value: str | None) -> bool:
     raise InvalidQuery(f"sort: only push_time or -push_time is supported, got {value[:64]!r}")
 
 
-def _cursor(request: HttpRequest) -> str | None:
+def _cursor(request: HttpRequest, page: Page) -> str | None:
+    """The store's cursor, if the request's `cursor` was issued for this very page and size
+    (`<page>.<size>.<key>`); a client that changed `page` by hand gets that page, by number."""
     value = request.arg("cursor")
-    if value is not None and (not value or len(value) > 2048):
+    if value is None:
+        return None
+    number, size, key = [*value.split(".", 2), "", ""][:3]
+    if not key or len(value) > 2048 or not number.isdigit() or not size.isdigit():
         raise BadRequest("cursor is not valid")
-    return value
+    return key if (int(number), int(size)) == (page.page, page.size) else None
 
 
 def _page_links(request: HttpRequest, path: str, page: Page, total: int, cursor: str | None) -> dict[str, str]:
@@ -272,7 +277,7 @@ def _page_links(request: HttpRequest, path: str, page: Page, total: int, cursor:
     headers = page_headers(base, others, page, total)
     if cursor and "Link" in headers:
         plain = {**others, "page": str(page.page + 1), "page_size": str(page.size)}
-        with_cursor = {**plain, "cursor": cursor}
+        with_cursor = {**plain, "cursor": f"{page.page + 1}.{page.size}.{cursor}"}
         headers["Link"] = headers["Link"].replace(
             f"{base}?{urlencode(sorted(plain.items()))}>", f"{base}?{urlencode(sorted(with_cursor.items()))}>"
         )

@@ -285,6 +285,11 @@ def test_pages_carry_total_links_and_a_cursor_that_matches_page_numbers(registry
     page2 = [a["digest"] for a in ok_json(by_cursor)]
     by_number = [a["digest"] for a in ok_json(registry.get(arts(repo), query_string={"page": "2", "page_size": "2"}))]
     assert page2 == by_number and len(page2) == 2
+    # A cursor only counts for the page it was issued for: edited by hand, the page number wins.
+    edited = next_url.replace("page=2", "page=3")
+    assert [a["digest"] for a in ok_json(registry.get(edited))] == [
+        a["digest"] for a in ok_json(registry.get(arts(repo), query_string={"page": "3", "page_size": "2"}))
+    ]
     assert 'rel="prev"' in by_cursor.headers["Link"] and 'rel="next"' in by_cursor.headers["Link"]
     last = registry.get(arts(repo), query_string={"page": "3", "page_size": "2"})
     page3 = [a["digest"] for a in ok_json(last)]
@@ -465,7 +470,9 @@ def test_an_index_push_racing_a_child_delete_never_leaves_a_missing_child(regist
         ("GET", "", {"sort": "size"}, 400, "BAD_REQUEST"),
         ("GET", "", {"with_tag": "maybe"}, 400, "BAD_REQUEST"),
         ("GET", "", {"cursor": "!!!not-base64"}, 400, "BAD_REQUEST"),
+        ("GET", "", {"cursor": "1.10.eyJhIjoxfQ"}, 400, "BAD_REQUEST"),
         ("GET", "", {"cursor": "eyJhIjoxfQ"}, 400, "BAD_REQUEST"),
+        ("GET", "", {"cursor": "x.10.abc"}, 400, "BAD_REQUEST"),
         ("GET", "/v1/tags", {"page_size": "101"}, 400, "BAD_REQUEST"),
         ("GET", "/v1/tags", {"q": "bogus=1"}, 400, "BAD_REQUEST"),
         ("GET", "/v1/accessories", {"page_size": "-1"}, 400, "BAD_REQUEST"),
