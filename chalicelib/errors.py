@@ -26,7 +26,8 @@ builds a response.
      ├── QuotaExceeded          DENIED                 403 (Harbor's quota message)
      ├── BadRequest             BAD_REQUEST            400 (management API input)
      ├── NotFound               NOT_FOUND              404 (management API)
-     └── Precondition           PRECONDITION           412
+     ├── Precondition           PRECONDITION           412
+     └── ReferencedByOthers     VIOLATE_FOREIGN_KEY_CONSTRAINT 412 (an index references the artifact)
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ class ErrorCode(Enum):
     BAD_REQUEST = (400, "bad request")
     CONFLICT = (409, "conflict")
     UNKNOWN = (500, "internal server error")
+    # Harbor's answer to deleting an artifact an index still references.
+    VIOLATE_FOREIGN_KEY_CONSTRAINT = (412, "the deleting artifact is referenced by others")
 
     @property
     def status(self) -> int:
@@ -205,3 +208,7 @@ class QuotaExceeded(RegistryError):
 
 class Precondition(RegistryError):
     code = ErrorCode.PRECONDITION
+
+
+class ReferencedByOthers(RegistryError):
+    code = ErrorCode.VIOLATE_FOREIGN_KEY_CONSTRAINT

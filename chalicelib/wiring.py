@@ -18,6 +18,7 @@ from chalicelib.config import Settings, get_settings
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
+from chalicelib.services.artifacts import ArtifactService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
@@ -34,6 +35,7 @@ from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
 from chalicelib.stores import tables
+from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.audit import AuditStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
@@ -71,6 +73,7 @@ class Services:
     immutability: ImmutabilityService
     audit: AuditService
     labels: LabelService
+    artifacts: ArtifactService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -144,9 +147,13 @@ def services() -> Services:
     blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
     icons = IconService(blob_meta, objects, manifest_store, blobs)
     events.subscribe(icons.on_event)
+    artifact_store = ArtifactStore()
     manifests = ManifestService(
-        manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes, immutability=immutability
-    )
+        manifest_store, artifact_store, blob_meta, objects=objects, quota=quotas, events=events,
+        max_bytes=settings.manifest_max_bytes, immutability=immutability,
+    )  # fmt: skip
+    artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta)
+    events.subscribe(artifacts.pulls.observe)
     repositories = RepositoryService(manifest_store, RepositoryStore(), projects, manifests,
                                      settings.pull_count_flush_seconds)  # fmt: skip
     labels = LabelService(LabelStore(), projects, access, manifests)
@@ -178,6 +185,7 @@ def services() -> Services:
         immutability=immutability,
         audit=audit,
         labels=labels,
+        artifacts=artifacts,
     )
     _bootstrap(built, settings)
     return built

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.api.mgmt import (
+    artifacts,
     audit,
     health,
     icons,
@@ -35,4 +36,5 @@ BLUEPRINTS = (
     repositories.bp,
     labels.bp,
     search.bp,
+    artifacts.bp,
 )

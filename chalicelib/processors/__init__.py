@@ -7,14 +7,14 @@ annotation when it has one (CNAB). A key no built-in kind claims goes to the use
 which derives the type from the media type or says UNKNOWN.
 
 `abstract` never raises: a missing, oversized or malformed blob costs the artifact its extra
-attributes or icon (logged), never the push or the listing. `addition` raises NotFound for an
-addition the kind does not have or whose content cannot be read.
+attributes or icon (logged), never the push or the listing. `addition` raises BadRequest for an
+addition the kind does not have (Harbor's code) and NotFound for one whose content cannot be read.
 """
 
 from __future__ import annotations
 
 from chalicelib.core.manifest import ParsedManifest
-from chalicelib.errors import NotFound
+from chalicelib.errors import BadRequest, NotFound
 from chalicelib.observability import logger
 from chalicelib.processors import chart, cnab, custom, image, sbom, wasm
 from chalicelib.processors.base import (
@@ -92,7 +92,7 @@ def addition(
     kind = kind_of(manifest)
     wanted = name.lower()
     if wanted not in kind.additions or kind.addition is None:
-        raise NotFound(f"addition {name[:64]!r} is not supported for {kind.type}")
+        raise BadRequest(f"addition {name[:64]!r} is not supported for {kind.type}")
     try:
         return kind.addition(wanted, Source(manifest, body, read_blob, read_manifest))
     except Unreadable as exc:

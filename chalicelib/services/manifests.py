@@ -1,38 +1,67 @@
-"""Manifest push, pull and delete: validation, reference rules and content negotiation."""
+"""Manifest push, pull and delete: validation, reference rules and content negotiation.
+
+A push also records Harbor's artifact (the processor's type, Harbor's size, the accessory type) in
+the row it writes anyway; a delete by digest is Harbor's deep artifact delete, on `/v2` as on the
+management API. Tag writes from the management API go through `add_tag`/`delete_tag` here, so a
+rule about tags (immutability) has one place to go.
+"""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from enum import Enum
 from typing import TYPE_CHECKING
 
+from chalicelib import processors
+from chalicelib.core.artifacts import COSIGN_SIGNATURE, ArtifactRecord, accessory_type, cosign_subject
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest
 from chalicelib.core.reference import project_of, validate_tag
-from chalicelib.errors import Conflict, DigestInvalid, ManifestBlobUnknown, ManifestUnknown, PayloadTooLarge
+from chalicelib.errors import (
+    BadRequest,
+    Conflict,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    NotFound,
+    PayloadTooLarge,
+    ReferencedByOthers,
+)
 from chalicelib.events import Event, EventBus, EventType
+from chalicelib.stores.keys import blob_object_key
 
 if TYPE_CHECKING:
     from chalicelib.services.immutability import ImmutabilityService
     from chalicelib.services.quotas import QuotaService
+    from chalicelib.stores.artifacts import ArtifactStore
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
+    from chalicelib.stores.objects import S3ObjectStore
+
+# A delete whose condition keeps failing (indexes adopting the artifact meanwhile) gives up after this.
+_DELETE_ATTEMPTS = 3
 
 
 class ManifestService:
     def __init__(
         self,
         manifests: ManifestStore,
+        artifacts: ArtifactStore,
         blobs: BlobMetaStore,
+        *,
+        objects: S3ObjectStore,
         quota: QuotaService,
         events: EventBus,
         max_bytes: int,
-        *,
         immutability: ImmutabilityService,
     ) -> None:
         self._manifests = manifests
+        self._artifacts = artifacts
         self._immutability = immutability
         self._blobs = blobs
+        self._objects = objects
         self._quota = quota
         self._events = events
         self._max_bytes = max_bytes
@@ -50,7 +79,8 @@ class ManifestService:
             tag = validate_tag(reference)
             digest = Digest.of(body)
         manifest = parse_manifest(body, content_type, str(digest))
-        sizes = self._check_references(repository, manifest)
+        sizes, children_size = self._check_references(repository, manifest)
+        record = self._record(manifest, body, tag, sum(sizes.values()) + children_size)
         sizes[manifest.digest] = len(body)
         project = project_of(repository)
         # Tag immutability: an immutable tag may not move to another manifest (checked here, before
@@ -65,7 +95,7 @@ class ManifestService:
         charged: list[str] = []
         try:
             charged = self._charge(project, sizes)
-            self._manifests.put(repository, manifest, body, tag, tag_may_move=not frozen)
+            self._manifests.put(repository, manifest, body, tag, record, tag_may_move=not frozen)
         except BaseException as exc:
             for d in charged:
                 self._quota.release(project, d)
@@ -125,18 +155,9 @@ class ManifestService:
         return digest
 
     def delete(self, repository: str, reference: str) -> None:
-        """By tag: untag. By digest: the manifest and every tag on it (bytes are left to GC)."""
+        """By tag: untag. By digest: the artifact, as Harbor deletes it (bytes are left to GC)."""
         if is_digest(reference):
-            digest = str(Digest.parse(reference))
-            # Tag immutability: a manifest carrying an immutable tag stays.
-            self._immutability.ensure_tags_mutable(repository, lambda: self._manifests.tags_of(repository, digest))
-            blobs = self._manifests.delete(repository, digest)
-            if blobs is None:
-                raise ManifestUnknown(detail={"digest": reference})
-            project = project_of(repository)
-            self._quota.untrack_manifest(project, repository, digest, blobs)
-            deleted = Event.now(EventType.DELETE_ARTIFACT, project=project, repository=repository, digest=digest)
-            self._events.publish(deleted)
+            self.delete_artifact(repository, str(Digest.parse(reference)))
         else:
             tag = validate_tag(reference)
             tagged = self._manifests.resolve_tag(repository, tag)
@@ -151,24 +172,121 @@ class ManifestService:
                 )
             )
 
-    def _check_references(self, repository: str, manifest: ParsedManifest) -> dict[str, int]:
+    def _check_references(self, repository: str, manifest: ParsedManifest) -> tuple[dict[str, int], int]:
         """Every blob and child must already be in the repository; the subject need not be.
 
-        Returns the sizes of the referenced blobs."""
+        Returns the sizes of the referenced blobs and the summed artifact sizes of the children."""
         linked: dict[str, int] = {}
         if manifest.blobs:
             linked = self._blobs.linked(repository, list(manifest.blobs))
             missing = [d for d in manifest.blobs if d not in linked]
             if missing:
                 raise ManifestBlobUnknown(detail={"digests": missing[:20]})
+        children_size = 0
         if manifest.children:
-            found = self._manifests.existing(repository, list(manifest.children))
+            found = self._artifacts.get_many(repository, manifest.children)
             missing = [d for d in manifest.children if d not in found]
             if missing:
                 raise ManifestBlobUnknown(
                     "manifest references manifests unknown to the repository", {"digests": missing[:20]}
                 )
-        return linked
+            children_size = sum(a.size for a in found.values())
+        return linked, children_size
+
+    def _record(self, manifest: ParsedManifest, body: bytes, tag: str | None, referenced: int) -> ArtifactRecord:
+        """The artifact record of a push: the processor's view, Harbor's size, the accessory type."""
+        summary = processors.abstract(manifest, body, self.blob_reader(manifest.blobs))
+        kind = None
+        if manifest.subject:
+            kind = accessory_type(manifest.artifact_type, manifest.config_media_type)
+        elif cosign_subject(tag):
+            kind = COSIGN_SIGNATURE
+        return ArtifactRecord(
+            kind=summary.type,
+            total_size=len(body) + referenced,
+            extra_attrs=summary.extra_attrs,
+            icon=summary.icon or "",
+            accessory_type=kind,
+        )
+
+    # Artifacts (the management API and /v2 DELETE by digest share these rules).
+
+    def blob_reader(self, digests: tuple[str, ...]) -> Callable[[str, int], bytes]:
+        """A bounded reader of an artifact's own blobs (checked present when it was pushed): all
+        that a processor may read."""
+
+        def read(digest: str, max_bytes: int) -> bytes:
+            if digest not in digests:
+                raise BadRequest("a processor may read only the blobs of the artifact")
+            return self._objects.get_head(blob_object_key(digest), max_bytes)
+
+        return read
+
+    def delete_artifact(self, repository: str, digest: str) -> None:
+        """Harbor's deep delete: refused (412) while an index references the artifact; removes its
+        accessories and the children nothing else references or tags; quota as for a manifest.
+        An artifact carrying an immutable tag stays (tag immutability)."""
+        self._immutability.ensure_tags_mutable(repository, lambda: self._manifests.tags_of(repository, digest))
+        if not self._delete_deeply(repository, digest, _Mode.ROOT):
+            raise ManifestUnknown(detail={"digest": digest})
+
+    def _delete_deeply(self, repository: str, digest: str, mode: _Mode) -> bool:
+        deleted = None
+        for _attempt in range(_DELETE_ATTEMPTS):
+            if mode is _Mode.CHILD and self._manifests.tags_of(repository, digest):
+                return False  # a tagged child stays, as an artifact of its own
+            if self._artifacts.live_parents(repository, digest):
+                if mode is _Mode.ROOT:
+                    raise ReferencedByOthers(detail={"digest": digest})
+                return False
+            try:
+                deleted = self._manifests.delete(repository, digest)
+                break
+            except Conflict:
+                continue  # an index adopted it meanwhile: look at the parents again
+        else:
+            raise Conflict("the artifact kept changing while it was being deleted; retry", {"digest": digest})
+        if deleted is None:
+            return False
+        project = project_of(repository)
+        self._quota.untrack_manifest(project, repository, digest, deleted.blobs)
+        for accessory in self._artifacts.accessory_digests(repository, digest):
+            self._delete_deeply(repository, accessory, _Mode.ACCESSORY)
+        for child in deleted.children:
+            if not self._delete_deeply(repository, child, _Mode.CHILD) and not self._artifacts.live_parents(
+                repository, child
+            ):
+                self._artifacts.relist(repository, child)
+        if mode is _Mode.ROOT:
+            self._events.publish(
+                Event.now(EventType.DELETE_ARTIFACT, project=project, repository=repository, digest=digest,
+                          detail={"tags": deleted.tags})
+            )  # fmt: skip
+        return True
+
+    def add_tag(self, repository: str, digest: str, tag: str) -> None:
+        """Tag an artifact through the API (Harbor: a new name only; 409 if the name is taken)."""
+        self._manifests.add_tag(repository, validate_tag(tag), digest)
+        self._events.publish(
+            Event.now(EventType.CREATE_TAG, project=project_of(repository), repository=repository, digest=digest,
+                      tag=tag)
+        )  # fmt: skip
+
+    def delete_tag(self, repository: str, digest: str, tag: str) -> None:
+        """Untag through the API: only while the tag still points at `digest`, and never an immutable tag."""
+        self._immutability.ensure_mutable(repository, tag)
+        if not self._manifests.delete_tag(repository, tag, digest):
+            raise NotFound(f"tag {tag} not found on the artifact")
+        self._events.publish(
+            Event.now(EventType.DELETE_TAG, project=project_of(repository), repository=repository, digest=digest,
+                      tag=tag)
+        )  # fmt: skip
+
+
+class _Mode(Enum):
+    ROOT = "root"
+    CHILD = "child"
+    ACCESSORY = "accessory"
 
 
 def _accepts(accept: list[str], media_type: str) -> bool:

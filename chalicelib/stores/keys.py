@@ -8,9 +8,10 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | blob (global)   | `BLOB#<digest>`     | `BLOB`                          |                                      |
 | repository      | `REPOS`             | `<name>`                        |                                      |
 | repo blob link  | `REPO#<name>`       | `BLOB#<digest>`                 |                                      |
-| manifest        | `REPO#<name>`       | `MANIFEST#<digest>`             |                                      |
+| manifest        | `REPO#<name>`       | `MANIFEST#<digest>`             | `ART#<name>` / `ARTX#<name>`, `<t>#<d>` |
 | tag             | `REPO#<name>`       | `TAG#<tag>`                     | `REPO#<name>#M#<digest>`, `TAG#<tag>` |
 | referrer edge   | `REPO#<name>`       | `REFERRER#<subject>#<referrer>` |                                      |
+| index edge      | `REPO#<name>`       | `PARENT#<child>#<index>`        |                                      |
 | project blob    | `PROJECT#<project>` | `BLOB#<digest>`                 |                                      |
 | upload session  | `UPLOAD#<id>`       | `UPLOAD`                        | (TTL attribute `expires_at`)         |
 | user            | `USER#<username>`   | `ENTITY`                        | `USERS`, `<username>`                |
@@ -69,6 +70,19 @@ sort-key condition, and entries expire through the TTL attribute. The global par
 entry, so it bounds the sustained audit write rate (~1,000 entries/s per DynamoDB partition);
 shard it (`AUDIT#<n>`) if a deployment ever needs more. Audit partitions are not under `PROJECT#`,
 so a deleted project's history stays until it expires.
+
+A manifest's `gsi1sk` is its push time (12 digits, seconds) and digest.
+
+Artifacts (Harbor's artifact rows) are the manifest rows themselves: the push transaction writes
+the processor's type, sizes and push time into the row it writes anyway, so recording an artifact
+costs no extra call. The artifact list is a Query on `gsi1` partition `ART#<name>` in push-time
+order (a page is one Query with `Limit` plus one BatchGetItem of the rows); children of an index and
+accessories that Harbor hides from the list (signatures, SBOMs) sit in `ARTX#<name>` instead, so the
+index is sparse for the list and paging needs no filter. An index push writes an index edge per
+child and bumps the child's `ref_version`; deleting a manifest refuses while a live index has an
+edge to it, and conditions its delete on `ref_version` so an index pushed meanwhile is not missed.
+Accessories need no row of their own: OCI 1.1 ones are the referrer edges of the subject, cosign's
+legacy ones the tag `sha256-<hex>.sig`.
 
 S3: one bucket (`REGISTRY_BUCKET_NAME`).
 
@@ -199,6 +213,22 @@ def label_ref_sk(repository: str, digest: str) -> str:
 def project_repos_prefix(project: str) -> str:
     """Sort-key prefix of a project's rows in the `REPOS` partition."""
     return f"{project}/"
+
+
+def parent_prefix(child: str) -> str:
+    return f"PARENT#{child}#"
+
+
+def parent_sk(child: str, parent: str) -> str:
+    return f"{parent_prefix(child)}{parent}"
+
+
+def artifacts_pk(name: str, *, listed: bool = True) -> str:
+    return f"ART#{name}" if listed else f"ARTX#{name}"
+
+
+def artifacts_sk(push_time: int, digest: str) -> str:
+    return f"{push_time:012d}#{digest}"
 
 
 BLOBS_PREFIX = "blobs/"

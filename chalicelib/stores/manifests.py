@@ -1,27 +1,46 @@
-"""Manifests, tags, referrer edges and repository rows (keys in `keys.py`)."""
+"""Manifests (with their artifact records), tags, referrer and index edges, and repository rows
+(keys in `keys.py`)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, cast
 
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DeleteError, TransactWriteError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core.artifacts import ArtifactRecord
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, ManifestBlobUnknown, ManifestUnknown
 from chalicelib.stores import keys
 from chalicelib.stores.objects import S3ObjectStore
-from chalicelib.stores.tables import ManifestRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw, delete_where
+from chalicelib.stores.tables import (
+    ManifestRow,
+    ParentRow,
+    ReferrerRow,
+    RepositoryRow,
+    TagRow,
+    delete_where,
+)
 
 # Annotations up to this size (JSON) are copied into the manifest and referrer rows.
 _ANNOTATIONS_COPY_MAX = 64_000
+# Children of an index written inside its push transaction (2 items each; DynamoDB allows 100).
+_TX_CHILDREN = 45
+
+
+@dataclass(frozen=True, slots=True)
+class DeletedManifest:
+    blobs: list[str]
+    children: list[str]
+    subject: str | None
+    tags: list[str]
 
 
 class ManifestStore:
@@ -51,11 +70,6 @@ class ManifestStore:
         else:
             body = bytes(row.body or b"")
         return Manifest(digest=digest, media_type=row.media_type, size=int(row.size), body=body, subject=row.subject)
-
-    def existing(self, repository: str, digests: list[str]) -> set[str]:
-        pk = keys.repo_pk(repository)
-        items = batch_get_raw([(pk, keys.manifest_sk(d)) for d in digests])
-        return {item["sk"]["S"].removeprefix("MANIFEST#") for item in items}
 
     def repository_exists(self, repository: str) -> bool:
         try:
@@ -112,14 +126,28 @@ class ManifestStore:
     # Writes.
 
     def put(
-        self, repository: str, manifest: ParsedManifest, body: bytes, tag: str | None, *, tag_may_move: bool = True
+        self,
+        repository: str,
+        manifest: ParsedManifest,
+        body: bytes,
+        tag: str | None,
+        record: ArtifactRecord,
+        *,
+        tag_may_move: bool = True,
     ) -> None:
-        """Store the manifest, its referrer edge, the repository row and the tag in one transaction.
+        """Store the manifest (its artifact record included), its referrer and index edges, the
+        repository row and the tag in one transaction.
 
         A reader therefore never sees a tag whose manifest is missing. A body too big to inline goes
-        to S3 first (content-addressed, so a retry rewrites identical bytes). Without `tag_may_move`
-        (an immutable tag) the tag is written only if it is new or already on this manifest, and
-        Conflict is raised otherwise: nothing of the transaction is then written.
+        to S3 first (content-addressed, so a retry rewrites identical bytes). The row is updated, not
+        replaced, so a re-push keeps what only later writes set (pull time, being a child). Each
+        child of an index must still exist when the transaction commits (a condition), gets its
+        `ref_version` bumped (so a concurrent delete of it fails its own condition) and leaves the
+        artifact list (`ARTX#`). Past `_TX_CHILDREN` children the transaction would exceed
+        DynamoDB's 100 items, so those writes go first, outside it: a failed push then leaves
+        edges to an index that does not exist, which readers ignore. Without `tag_may_move` (an
+        immutable tag) the tag is written only if it is new or already on this manifest, and Conflict
+        is raised otherwise: nothing of the transaction is then written.
         """
         now = int(time.time())
         pk = keys.repo_pk(repository)
@@ -131,80 +159,166 @@ class ManifestStore:
         # list is read from the body when needed instead of being copied into the row.
         refs_size = sum(len(d) + 3 for d in (*manifest.blobs, *manifest.children))
         copy_refs = refs_size <= self._refs_max
-        copied = (annotations_size if copy_annotations else 0) + (refs_size if copy_refs else 0)
+        extra = json.dumps(record.extra_attrs, separators=(",", ":"))
+        copied = (annotations_size if copy_annotations else 0) + (refs_size if copy_refs else 0) + len(extra)
         in_s3 = len(body) + copied > self._inline_max
         if in_s3:
             self._objects.put(keys.manifest_object_key(manifest.digest), body)
-        row = ManifestRow(
-            pk,
-            keys.manifest_sk(manifest.digest),
-            media_type=manifest.media_type,
-            size=manifest.size,
-            body=None if in_s3 else body,
-            in_s3=in_s3,
-            blobs=list(manifest.blobs) if copy_refs else [],
-            children=list(manifest.children) if copy_refs else [],
-            refs_in_body=not copy_refs,
-            subject=manifest.subject,
-            artifact_type=manifest.artifact_type,
-            config_media_type=manifest.config_media_type,
-            annotations=annotations,
-            annotations_in_body=not copy_annotations,
-            created_at=now,
-        )
-        with _kept_tag_conflicts(tag_may_move, tag), TransactWrite(connection=self._connection()) as tx:
-            tx.save(row)
-            tx.update(
-                RepositoryRow(keys.REPOS_PK, repository),
-                actions=[
-                    RepositoryRow.project.set(project_of(repository)),
-                    RepositoryRow.created_at.set(RepositoryRow.created_at | now),
-                    RepositoryRow.updated_at.set(now),
-                ],
-            )
-            if manifest.subject:
-                tx.save(
-                    ReferrerRow(
-                        pk,
-                        keys.referrer_sk(manifest.subject, manifest.digest),
-                        digest=manifest.digest,
-                        media_type=manifest.media_type,
-                        size=manifest.size,
-                        artifact_type=manifest.referrer_artifact_type,
-                        annotations=annotations,
-                        annotations_in_body=not copy_annotations,
-                    )
+        row = ManifestRow(pk, keys.manifest_sk(manifest.digest))
+        listing = keys.artifacts_pk(repository, listed=record.listed)
+        actions: list[Any] = [
+            ManifestRow.media_type.set(manifest.media_type),
+            ManifestRow.size.set(manifest.size),
+            ManifestRow.body.remove() if in_s3 else ManifestRow.body.set(body),
+            ManifestRow.in_s3.set(in_s3),
+            ManifestRow.blobs.set(cast(Any, list(manifest.blobs) if copy_refs else [])),
+            ManifestRow.children.set(cast(Any, list(manifest.children) if copy_refs else [])),
+            ManifestRow.refs_in_body.set(not copy_refs),
+            ManifestRow.annotations_in_body.set(not copy_annotations),
+            ManifestRow.created_at.set(ManifestRow.created_at | now),
+            ManifestRow.kind.set(record.kind),
+            ManifestRow.extra_attrs.set(extra),
+            ManifestRow.icon.set(record.icon),
+            ManifestRow.total_size.set(record.total_size),
+            ManifestRow.push_time.set(now),
+            # A child stays out of the list when pushed again: only a hidden accessory forces it.
+            ManifestRow.gsi1pk.set(listing if not record.listed else ManifestRow.gsi1pk | listing),
+            ManifestRow.gsi1sk.set(keys.artifacts_sk(now, manifest.digest)),
+        ]
+        optional: list[tuple[Any, Any]] = [
+            (ManifestRow.subject, manifest.subject),
+            (ManifestRow.artifact_type, manifest.artifact_type),
+            (ManifestRow.config_media_type, manifest.config_media_type),
+            (ManifestRow.annotations, annotations),
+            (ManifestRow.accessory_type, record.accessory_type),
+        ]
+        actions += [attribute.set(value) for attribute, value in optional if value]
+        children = list(manifest.children)
+        early, in_tx = (children, []) if len(children) > _TX_CHILDREN else ([], children)
+        for child in early:
+            self._adopt(repository, child, manifest.digest, None)
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.update(row, actions=actions)
+                tx.update(
+                    RepositoryRow(keys.REPOS_PK, repository),
+                    actions=[
+                        RepositoryRow.project.set(project_of(repository)),
+                        RepositoryRow.created_at.set(RepositoryRow.created_at | now),
+                        RepositoryRow.updated_at.set(now),
+                    ],
                 )
-            if tag:
-                kept = None if tag_may_move else TagRow.pk.does_not_exist() | (TagRow.digest == manifest.digest)
-                tx.save(self._tag_row(repository, tag, manifest.digest, now), condition=kept)
+                if manifest.subject:
+                    tx.save(
+                        ReferrerRow(
+                            pk,
+                            keys.referrer_sk(manifest.subject, manifest.digest),
+                            digest=manifest.digest,
+                            media_type=manifest.media_type,
+                            size=manifest.size,
+                            artifact_type=manifest.referrer_artifact_type,
+                            annotations=annotations,
+                            annotations_in_body=not copy_annotations,
+                        )
+                    )
+                if tag:
+                    kept = None if tag_may_move else TagRow.pk.does_not_exist() | (TagRow.digest == manifest.digest)
+                    tx.save(self._tag_row(repository, tag, manifest.digest, now), condition=kept)
+                for child in in_tx:
+                    self._adopt(repository, child, manifest.digest, tx)
+        except TransactWriteError as exc:
+            reasons = exc.cancellation_reasons or []
+            # The tag's place among the items: PynamoDB sends condition checks, deletes, puts, then
+            # updates, so the puts (referrer edge, tag, index edges) come first.
+            tag_at = 1 if manifest.subject else 0
+            if tag and not tag_may_move and len(reasons) > tag_at and _failed(reasons[tag_at]):
+                raise Conflict(f"tag {tag} points at another manifest") from exc
+            if any(_failed(r) for r in reasons):
+                raise ManifestBlobUnknown("a manifest the index references was deleted meanwhile") from exc
+            if exc.cause_response_code == "TransactionCanceledException":
+                raise Conflict("a concurrent write to this artifact won; retry") from exc
+            raise
 
-    def delete_tag(self, repository: str, tag: str) -> bool:
-        return delete_where(TagRow(keys.repo_pk(repository), keys.tag_sk(tag)), TagRow.pk.exists())
+    @staticmethod
+    def _adopt(repository: str, child: str, parent: str, tx: TransactWrite | None) -> None:
+        """The index edge to `child`, and the child's `ref_version` bump and exit from the list."""
+        pk = keys.repo_pk(repository)
+        edge = ParentRow(pk, keys.parent_sk(child, parent))
+        actions: list[Action] = [
+            ManifestRow.ref_version.add(1),
+            ManifestRow.gsi1pk.set(keys.artifacts_pk(repository, listed=False)),
+        ]
+        condition = ManifestRow.pk.exists()
+        if tx is None:
+            edge.save()
+            try:
+                ManifestRow(pk, keys.manifest_sk(child)).update(actions=actions, condition=condition)
+            except UpdateError as exc:
+                if exc.cause_response_code == "ConditionalCheckFailedException":
+                    raise ManifestBlobUnknown("a manifest the index references was deleted meanwhile") from exc
+                raise
+            return
+        tx.save(edge)
+        tx.update(ManifestRow(pk, keys.manifest_sk(child)), actions=actions, condition=condition)
 
-    def delete(self, repository: str, digest: str) -> list[str] | None:
-        """Delete a manifest with its tags and referrer edge; returns the blobs it referenced, or None
-        if it did not exist. Blob bytes and S3 bodies are left to GC."""
+    def delete_tag(self, repository: str, tag: str, digest: str | None = None) -> bool:
+        """Delete the tag (only while it points at `digest`, when given); False if it did not."""
+        condition = TagRow.pk.exists() if digest is None else TagRow.digest == digest
+        return delete_where(TagRow(keys.repo_pk(repository), keys.tag_sk(tag)), condition)
+
+    def add_tag(self, repository: str, tag: str, digest: str) -> None:
+        """A new tag on an existing manifest, in one transaction: 404 if the manifest is gone,
+        409 if the name is taken (Harbor creates tags; moving one is a push)."""
         pk = keys.repo_pk(repository)
         try:
-            row = ManifestRow.get(pk, keys.manifest_sk(digest))
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.condition_check(ManifestRow, pk, keys.manifest_sk(digest), condition=ManifestRow.pk.exists())
+                tx.save(self._tag_row(repository, tag, digest, int(time.time())), condition=TagRow.pk.does_not_exist())
+        except TransactWriteError as exc:
+            reasons = [r.code if r else None for r in exc.cancellation_reasons]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                raise ManifestUnknown(detail={"digest": digest}) from exc
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                raise Conflict(f"tag {tag} already exists", {"tag": tag}) from exc
+            if exc.cause_response_code == "TransactionCanceledException":
+                raise Conflict("a concurrent write to this tag won; retry", {"tag": tag}) from exc
+            raise
+
+    def delete(self, repository: str, digest: str) -> DeletedManifest | None:
+        """Delete a manifest, then its tags, referrer edge and the index edges it holds; None if it
+        did not exist. Blob bytes and S3 bodies are left to GC.
+
+        The row's delete is conditioned on the `ref_version` read first, so an index that adopted
+        the manifest meanwhile makes it fail (Conflict; the caller checks the parents again), and on
+        the row still existing, so of two concurrent deletes exactly one succeeds.
+        """
+        pk = keys.repo_pk(repository)
+        try:
+            row = ManifestRow.get(pk, keys.manifest_sk(digest), consistent_read=True)
         except ManifestRow.DoesNotExist:
             return None
         blobs = [str(b) for b in row.blobs or []]
+        children = [str(c) for c in row.children or []]
         if row.refs_in_body:
             stored = self.get(repository, digest)
-            blobs = list(parse_manifest(stored.body, row.media_type, digest).blobs) if stored else []
-        for tag in self.tags_of(repository, digest):
+            parsed = parse_manifest(stored.body, row.media_type, digest) if stored else None
+            blobs, children = (list(parsed.blobs), list(parsed.children)) if parsed else ([], [])
+        version = row.ref_version
+        unchanged = (
+            ManifestRow.ref_version == version if version is not None else ManifestRow.ref_version.does_not_exist()
+        )
+        if not delete_where(ManifestRow(pk, keys.manifest_sk(digest)), ManifestRow.pk.exists() & unchanged):
+            raise Conflict("the artifact changed while it was being deleted; retry", {"digest": digest})
+        tags = self.tags_of(repository, digest)
+        for tag in tags:
             # Only remove the tag if it still points here: a concurrent push may have moved it.
-            try:
-                TagRow(pk, keys.tag_sk(tag)).delete(condition=TagRow.digest == digest)
-            except DeleteError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+            delete_where(TagRow(pk, keys.tag_sk(tag)), TagRow.digest == digest)
         if row.subject:
             ReferrerRow(pk, keys.referrer_sk(row.subject, digest)).delete()
-        ManifestRow(pk, keys.manifest_sk(digest)).delete()
-        return blobs
+        with ParentRow.batch_write() as batch:
+            for child in children:
+                batch.delete(ParentRow(pk, keys.parent_sk(child, digest)))
+        return DeletedManifest(blobs=blobs, children=children, subject=row.subject, tags=tags)
 
     @staticmethod
     def _tag_row(repository: str, tag: str, digest: str, now: int) -> TagRow:
@@ -223,13 +337,5 @@ class ManifestStore:
         return ManifestRow._get_connection().connection
 
 
-@contextmanager
-def _kept_tag_conflicts(tag_may_move: bool, tag: str | None) -> Iterator[None]:
-    """A kept (immutable) tag's condition failing is a Conflict; it is the only condition in `put`."""
-    try:
-        yield
-    except TransactWriteError as exc:
-        reasons = exc.cancellation_reasons or []
-        if not tag_may_move and any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons):
-            raise Conflict(f"tag {tag} points at another manifest") from exc
-        raise
+def _failed(reason: Any) -> bool:
+    return reason is not None and reason.code == "ConditionalCheckFailed"

@@ -43,6 +43,10 @@ class S3ObjectStore:
     def get(self, key: str) -> bytes:
         return self._s3.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
+    def get_head(self, key: str, max_bytes: int) -> bytes:
+        """At most the first `max_bytes` of an object (one ranged GET): bounded reads for processors."""
+        return self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{max(max_bytes, 1) - 1}")["Body"].read()
+
     def iter_bytes(self, key: str) -> Iterator[bytes]:
         body = self._s3.get_object(Bucket=self.bucket, Key=key)["Body"]
         yield from iter(lambda: body.read(_READ_BLOCK), b"")

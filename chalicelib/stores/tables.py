@@ -93,6 +93,24 @@ class ManifestRow(_Base):
     # Set when the annotations were too big to copy into the row; read them from the body.
     annotations_in_body = BooleanAttribute(default=False)
     created_at = NumberAttribute()
+    # The artifact record (Harbor's artifact row), written by the same push transaction. Rows
+    # pushed before these existed lack them; readers fall back (stores/artifacts.py).
+    kind = UnicodeAttribute(null=True)  # the processor's type: IMAGE, CHART, UNKNOWN, ...
+    extra_attrs = UnicodeAttribute(null=True)  # JSON object
+    icon = UnicodeAttribute(null=True)
+    total_size = NumberAttribute(null=True)  # manifest + config + layers, or index + children
+    push_time = NumberAttribute(null=True)
+    pull_time = NumberAttribute(null=True)
+    accessory_type = UnicodeAttribute(null=True)  # set when the artifact is an accessory
+    # Bumped by every index push that references this manifest: a delete conditions on it.
+    ref_version = NumberAttribute(null=True)
+    # The push-time listing (`ART#<repo>`), or `ARTX#<repo>` for children and hidden accessories.
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+
+
+class ParentRow(_Base):
+    """`PARENT#<child>#<parent>`: an index references a manifest (keys only)."""
 
 
 class TagsByDigest(GlobalSecondaryIndex["TagRow"]):
@@ -107,6 +125,7 @@ class TagsByDigest(GlobalSecondaryIndex["TagRow"]):
 class TagRow(_Base):
     digest = UnicodeAttribute()
     updated_at = NumberAttribute()
+    pull_time = NumberAttribute(null=True)  # coalesced by the pull recorder (services/artifacts.py)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
     by_digest = TagsByDigest()
@@ -311,6 +330,7 @@ MODELS: tuple[type[Model], ...] = (
     LabelRow,
     LabelNameRow,
     LabelRefRow,
+    ParentRow,
 )
 
 

@@ -1,4 +1,4 @@
-"""`python -m tests.bench [awscalls] [import] [transfer] [latency]` (all sections when none is named)."""
+"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [listing]` (all sections when none is named)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from tests.bench import importtime, latency, transfer
 from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
 from tests.bench.servers import Distribution, OurRegistry
 
-SECTIONS = ("awscalls", "import", "transfer", "latency")
+SECTIONS = ("awscalls", "import", "transfer", "latency", "listing")
 RATIO_TARGET = 1.5
 
 
@@ -86,6 +86,7 @@ class Bench:
     def run(self) -> None:
         self.section("awscalls", "AWS calls per operation (in-process, moto mock_aws)", self._awscalls)
         self.section("import", "import time of the Lambda handler module (`import app`)", self._import)
+        self.section("listing", "artifact and tag lists of a 5,000-artifact, 10,000-tag repository", self._listing)
         if "transfer" in self.sections or "latency" in self.sections:
             banner("starting registries on 127.0.0.1")
             dist, ours = Distribution(self.workdir), OurRegistry(self.workdir)
@@ -110,19 +111,27 @@ class Bench:
                 self._keep_logs(ours, dist)
 
     def _awscalls(self) -> dict[str, Any]:
-        out = self.workdir / "awscalls.json"
+        result = self._in_subprocess("awscalls", 600)
+        if result["errors"]:
+            self.summary["errors"]["awscalls"] = "; ".join(result["errors"])
+        return result
+
+    def _listing(self) -> dict[str, Any]:
+        return self._in_subprocess("listing", 1800)
+
+    def _in_subprocess(self, module: str, timeout: int) -> dict[str, Any]:
+        """Run `tests.bench.<module> --json` in its own process (its moto patches stay there)."""
+        out = self.workdir / f"{module}.json"
         proc = subprocess.run(
-            [PYTHON, "-m", "tests.bench.awscalls", "--json", str(out)],
+            [PYTHON, "-m", f"tests.bench.{module}", "--json", str(out)],
             cwd=REPO_ROOT,
             env=loopback_env(),
-            timeout=600,
+            timeout=timeout,
             check=False,
         )
         if not out.exists():
-            raise RuntimeError(f"awscalls exited with {proc.returncode} and no result")
+            raise RuntimeError(f"{module} exited with {proc.returncode} and no result")
         result: dict[str, Any] = json.loads(out.read_text())
-        if result["errors"]:
-            self.summary["errors"]["awscalls"] = "; ".join(result["errors"])
         return result
 
     def _import(self) -> dict[str, Any]:
@@ -240,6 +249,12 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
             c = r["manifest_get_concurrent"]
             rate = f"{c['wall_s']:.2f} s, {c['throughput_rps']:.0f} req/s"
             print(f"    {name}: {c['n']} manifest GETs at concurrency 8: {rate}")
+    if "listing" in sections:
+        r = sections["listing"]
+        sizes = f"{r['artifacts']} artifacts / {r['tags']} tags, page_size {r['page_size']}"
+        print(f"\n[5] lists of {sizes} (ms are moto's)")
+        for row in r["pages"]:
+            print(f"    {row['list']:<30}{row['page']:<34}{row['calls']:>4} calls {row['ms']:>9.1f} ms")
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
     not_run = [name for name in summary["requested"] if name not in sections]

@@ -207,11 +207,12 @@ def _push(repo: str, style: str) -> Scenario:
     return run
 
 
-def measure() -> dict[str, Any]:
+@contextmanager
+def in_process_app(counter: CallCounter) -> Iterator[Any]:
+    """The app behind werkzeug's test client on a fresh moto world, with `counter` installed."""
     _configure_environment()
     from moto import mock_aws
 
-    counter = CallCounter()
     with mock_aws():
         counter.install()
         _create_resources()
@@ -223,7 +224,15 @@ def measure() -> dict[str, Any]:
         from app import app
         from chalicelib.local.wsgi import ChaliceWSGI
 
-        raw = WerkzeugHttp(Client(ChaliceWSGI(app)), counter)
+        yield Client(ChaliceWSGI(app))
+
+
+def measure() -> dict[str, Any]:
+    counter = CallCounter()
+    with in_process_app(counter) as client:
+        from chalicelib import wiring
+
+        raw = WerkzeugHttp(client, counter)
         http = oci.Authenticated(raw, ADMIN)
         rows: list[dict[str, Any]] = []
         errors: list[str] = []

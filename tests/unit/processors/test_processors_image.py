@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.errors import NotFound
+from chalicelib.errors import BadRequest, NotFound
 from chalicelib.processors import abstract, addition
 from chalicelib.processors.base import CONFIG_MAX_BYTES, EXTRA_ATTRS_MAX_BYTES
 from tests.unit.processors.support import (
@@ -117,7 +117,7 @@ def test_an_index_is_an_image_without_attributes_or_additions(media_type: str) -
 
     assert (result.type, result.extra_attrs, result.icon, result.additions) == ("IMAGE", {}, None, ())
     assert blobs.reads == []
-    with pytest.raises(NotFound):
+    with pytest.raises(BadRequest):
         addition("build_history", parsed, body, blobs)
 
 
@@ -195,9 +195,9 @@ def test_oversized_attributes_lose_their_largest_keys() -> None:
 
 
 @pytest.mark.parametrize("name", ["values.yaml", "readme.md", "dependencies", "sbom", "nope", "", "x" * 10_000])
-def test_unsupported_additions_are_not_found(name: str) -> None:
+def test_unsupported_additions_are_bad_requests(name: str) -> None:
     parsed, body, blobs = _image()
-    with pytest.raises(NotFound) as caught:
+    with pytest.raises(BadRequest) as caught:
         addition(name, parsed, body, blobs)
     assert len(caught.value.message) < 200
 

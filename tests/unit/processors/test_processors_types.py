@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from chalicelib.errors import NotFound
+from chalicelib.errors import BadRequest, NotFound
 from chalicelib.processors import abstract, addition
 from chalicelib.processors.icon import ICON_MAX_BYTES, icon_type
 from tests.unit.processors.support import (
@@ -181,7 +181,7 @@ def test_user_defined_type_comes_from_the_config_media_type() -> None:
     result = abstract(parsed, body, blobs)
 
     assert (result.type, result.extra_attrs, result.icon, result.additions) == ("MODEL", MODEL, None, ())
-    with pytest.raises(NotFound):
+    with pytest.raises(BadRequest):
         addition("readme.md", parsed, body, blobs)
 
 

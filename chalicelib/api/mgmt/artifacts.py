@@ -1,0 +1,402 @@
+"""/api/v2.0/projects/{p}/repositories/{r}/artifacts: Harbor's artifacts, tags, accessories, additions.
+
+Thin: parse the path and query, authorise through the service, one service call, Harbor's JSON
+shapes. Repository names arrive URL-encoded twice (`a%252Fb`, see names.py). Lists page with
+Harbor's `page`/`page_size` and answer `X-Total-Count` and `Link`; the `next` link also carries a
+`cursor`, which lets the next page start where this one ended (constant work per page; see
+stores/artifacts.py for what a bare page number costs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from chalice.app import Blueprint, Response
+from pydantic import BaseModel, ConfigDict
+
+from chalicelib.api.edge import HttpRequest, json_response
+from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serve
+from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
+from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
+from chalicelib.api.mgmt.query import Exact, InvalidQuery, Query, parse_q
+from chalicelib.core import mediatypes as mt
+from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
+from chalicelib.core.identity import Project
+from chalicelib.errors import BadRequest
+from chalicelib.processors.icon import display_icon
+from chalicelib.services.artifacts import Include, Listing, Matcher, PageRequest, parse_copy_source
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+_REPO = f"{API}/projects/{{project}}/repositories/{{repository}}/artifacts"
+_ZERO_TIME = "0001-01-01T00:00:00.000Z"  # what Harbor shows for a time never set
+_FLAGS = ("with_tag", "with_label", "with_scan_overview", "with_sbom_overview", "with_signature",
+          "with_immutable_status", "with_accessory", "with_inherited_accessory")  # fmt: skip
+_Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "tags": str, "labels": str,
+                              "push_time": datetime, "pull_time": datetime}  # fmt: skip
+
+
+class TagReq(BaseModel):
+    """Harbor's Tag model: only `name` is used; the read-only fields a client may echo are ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    id: int | None = None
+    repository_id: int | None = None
+    artifact_id: int | None = None
+    push_time: str | None = None
+    pull_time: str | None = None
+    immutable: bool | None = None
+    signed: bool | None = None
+
+
+# Routes.
+
+
+@bp.route(_REPO, methods=["GET", "POST"], content_types=["*/*"])
+def artifacts(project: str, repository: str) -> Response:
+    handler = _copy if bp.current_request.method == "POST" else _list
+    return serve(bp, handler, project=project, repository=repository)
+
+
+@bp.route(f"{_REPO}/{{reference}}", methods=["GET", "DELETE"], content_types=["*/*"])
+def artifact(project: str, repository: str, reference: str) -> Response:
+    handler = _delete if bp.current_request.method == "DELETE" else _get
+    return serve(bp, handler, project=project, repository=repository, reference=reference)
+
+
+@bp.route(f"{_REPO}/{{reference}}/tags", methods=["GET", "POST"], content_types=["*/*"])
+def tags(project: str, repository: str, reference: str) -> Response:
+    handler = _create_tag if bp.current_request.method == "POST" else _list_tags
+    return serve(bp, handler, project=project, repository=repository, reference=reference)
+
+
+@bp.route(f"{_REPO}/{{reference}}/tags/{{tag_name}}", methods=["DELETE"], content_types=["*/*"])
+def tag(project: str, repository: str, reference: str, tag_name: str) -> Response:
+    return serve(bp, _delete_tag, project=project, repository=repository,
+                 reference=reference, tag_name=tag_name)  # fmt: skip
+
+
+@bp.route(f"{_REPO}/{{reference}}/accessories", methods=["GET"], content_types=["*/*"])
+def accessories(project: str, repository: str, reference: str) -> Response:
+    return serve(bp, _accessories, project=project, repository=repository, reference=reference)
+
+
+@bp.route(f"{_REPO}/{{reference}}/additions/{{addition}}", methods=["GET"], content_types=["*/*"])
+def additions(project: str, repository: str, reference: str, addition: str) -> Response:
+    return serve(bp, _addition, project=project, repository=repository,
+                 reference=reference, addition=addition)  # fmt: skip
+
+
+@bp.route(f"{API}/projects/{{project}}/artifacts", methods=["GET"], content_types=["*/*"])
+def project_artifacts(project: str) -> Response:
+    return serve(bp, _list_project, project=project)
+
+
+# Handlers.
+
+
+def _repository(request: HttpRequest, resource: str, action: str) -> tuple[int, str]:
+    """Resolve the project (name or id), check the caller's permission, then the repository:
+    the project's id and the repository's full name."""
+    project = _project(request)
+    repo = decode_repository_name(request.params["repository"])
+    return project.project_id, services().artifacts.repository(request.principal, project, repo, resource, action)
+
+
+def _project(request: HttpRequest) -> Project:
+    value = request.params["project"]
+    return services().artifacts.project(value, is_resource_name(value, request.header("x-is-resource-name")))
+
+
+def _path(request: HttpRequest, suffix: str = "") -> str:
+    """This list's path as clients send it (the repository encoded twice again), for `Link`."""
+    repo = quote(request.params["repository"], safe="")
+    return f"/projects/{request.params['project']}/repositories/{repo}/artifacts{suffix}"
+
+
+def _reference(request: HttpRequest) -> str:
+    reference = request.params["reference"]
+    if not reference or len(reference) > 256:
+        raise BadRequest("reference must be a digest or a tag")
+    return reference
+
+
+def _list(request: HttpRequest) -> Response:
+    project_id, repository = _repository(request, "artifact", "list")
+    flags, page, request_page, matches = _list_args(request)
+    found = services().artifacts.list_page(repository, request_page, _include(flags), matches)
+    records = _views(found, flags, project_id)
+    headers = _page_links(request, _path(request), page, found.total, found.next_cursor)
+    return json_response(records, headers=headers)
+
+
+def _list_project(request: HttpRequest) -> Response:
+    project = _project(request)
+    services().artifacts.authorize(request.principal, project, "artifact", "list")
+    latest = _bool(request, "latest_in_repository", default=False)
+    flags, page, request_page, matches = _list_args(request)
+    found = services().artifacts.list_project(project, request_page, _include(flags), matches, latest)
+    records = _views(found, flags, project.project_id)
+    path = f"/projects/{request.params['project']}/artifacts"
+    return json_response(records, headers=_page_links(request, path, page, found.total, None))
+
+
+def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest, Matcher | None]:
+    """What both artifact lists take: flags, page, sort, cursor and the `q` filter."""
+    flags = _flags(request)
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    request_page = PageRequest(page.page, page.size, _cursor(request, page), _sort(request.arg("sort")))
+    return flags, page, request_page, _matcher(parse_q(request.arg("q"), _Q_FIELDS))
+
+
+def _matcher(query: Query) -> Matcher | None:
+    """`q` as a predicate; Harbor's `tags=*` means "has a tag" and `tags=nil` "has none"."""
+    if query.is_empty:
+        return None
+    term = query.get("tags")
+    special = term.value if isinstance(term, Exact) and term.value in ("*", "nil") else None
+    rest = Query({k: v for k, v in query.terms.items() if k != "tags" or special is None})
+
+    def matches(artifact: Artifact, tags: list[Tag]) -> bool:
+        if special is not None and bool(tags) != (special == "*"):
+            return False
+        return rest.matches(_q_record(artifact, tags))
+
+    return matches
+
+
+def _get(request: HttpRequest) -> Response:
+    project_id, repository = _repository(request, "artifact", "read")
+    flags = _flags(request)
+    found = services().artifacts.get(repository, _reference(request), _include(flags))
+    return json_response(_views(found, flags, project_id)[0])
+
+
+def _delete(request: HttpRequest) -> Response:
+    _, repository = _repository(request, "artifact", "delete")
+    services().artifacts.delete(repository, _reference(request))
+    return ok()
+
+
+def _copy(request: HttpRequest) -> Response:
+    target_project = _project(request)
+    source, reference = parse_copy_source(request.arg("from"))
+    repo = decode_repository_name(request.params["repository"])
+    digest = services().artifacts.copy(request.principal, target_project, repo, source, reference)
+    return created(f"{API}{_path(request)}/{digest}")
+
+
+def _list_tags(request: HttpRequest) -> Response:
+    _, repository = _repository(request, "tag", "list")
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    name_query = parse_q(request.arg("q"), {"name": str})
+    path = _path(request, f"/{request.params['reference']}/tags")
+    if not name_query.is_empty or request.arg("sort"):
+        # Filtered or re-sorted: every tag of the artifact (bounded), paged in memory.
+        found, every = services().artifacts.all_tags(repository, _reference(request))
+        views = [_tag_view(t, found) for t in every]
+        return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
+    request_page = PageRequest(page.page, page.size, _cursor(request, page))
+    found, result = services().artifacts.tags(repository, _reference(request), request_page)
+    headers = _page_links(request, path, page, result.total, result.next_cursor)
+    return json_response([_tag_view(t, found) for t in result.items], headers=headers)
+
+
+def _create_tag(request: HttpRequest) -> Response:
+    _, repository = _repository(request, "tag", "create")
+    name = body(request, TagReq).name
+    services().artifacts.add_tag(repository, _reference(request), name)
+    return created(f"{API}{_path(request, '/' + request.params['reference'])}/tags/{name}")
+
+
+def _delete_tag(request: HttpRequest) -> Response:
+    _, repository = _repository(request, "tag", "delete")
+    services().artifacts.delete_tag(repository, _reference(request), request.params["tag_name"])
+    return ok()
+
+
+def _accessories(request: HttpRequest) -> Response:
+    _, repository = _repository(request, "accessory", "list")
+    views = [_accessory_view(a) for a in services().artifacts.accessories(repository, _reference(request))]
+    path = _path(request, f"/{request.params['reference']}/accessories")
+    return listing(request, path, views, q_fields={"type": str, "digest": str},
+                   sort_fields=("creation_time", "size", "type"))  # fmt: skip
+
+
+def _addition(request: HttpRequest) -> Response:
+    _, repository = _repository(request, "artifact-addition", "read")
+    result = services().artifacts.addition(repository, _reference(request), request.params["addition"])
+    return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
+
+
+# Query parameters.
+
+
+def _flags(request: HttpRequest) -> dict[str, bool]:
+    return {name: _bool(request, name, default=name == "with_tag") for name in _FLAGS}
+
+
+def _bool(request: HttpRequest, name: str, *, default: bool) -> bool:
+    raw = request.arg(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() not in ("true", "false"):
+        raise BadRequest(f"{name} must be true or false", {name: raw[:32]})
+    return raw.lower() == "true"
+
+
+def _sort(value: str | None) -> bool:
+    """Only push time is indexed: `sort=push_time` (oldest first) or `-push_time` (the default)."""
+    if value is None or value.strip() in ("", "-push_time"):
+        return False
+    if value.strip() in ("push_time", "+push_time"):
+        return True
+    raise InvalidQuery(f"sort: only push_time or -push_time is supported, got {value[:64]!r}")
+
+
+def _cursor(request: HttpRequest, page: Page) -> str | None:
+    """The store's cursor, if the request's `cursor` was issued for this very page and size
+    (`<page>.<size>.<key>`); a client that changed `page` by hand gets that page, by number."""
+    value = request.arg("cursor")
+    if value is None:
+        return None
+    number, size, key = [*value.split(".", 2), "", ""][:3]
+    if not key or len(value) > 2048 or not number.isdigit() or not size.isdigit():
+        raise BadRequest("cursor is not valid")
+    return key if (int(number), int(size)) == (page.page, page.size) else None
+
+
+def _page_links(request: HttpRequest, path: str, page: Page, total: int, cursor: str | None) -> dict[str, str]:
+    """Harbor's headers; the `next` link also carries the cursor that starts the next page."""
+    others = {k: v[-1] for k, v in request.query.items() if k not in ("page", "page_size", "cursor") and v}
+    base = f"{API}{path}"
+    headers = page_headers(base, others, page, total)
+    if cursor and "Link" in headers:
+        plain = {**others, "page": str(page.page + 1), "page_size": str(page.size)}
+        with_cursor = {**plain, "cursor": f"{page.page + 1}.{page.size}.{cursor}"}
+        headers["Link"] = headers["Link"].replace(
+            f"{base}?{urlencode(sorted(plain.items()))}>", f"{base}?{urlencode(sorted(with_cursor.items()))}>"
+        )
+    return headers
+
+
+def _q_record(artifact: Artifact, tags: list[Tag]) -> dict[str, Any]:
+    return {
+        "digest": artifact.digest,
+        "type": artifact.kind,
+        "media_type": artifact.media_type,
+        "tags": [t.name for t in tags],
+        "labels": [],
+        "push_time": datetime.fromtimestamp(artifact.push_time, UTC),
+        "pull_time": datetime.fromtimestamp(artifact.pull_time, UTC) if artifact.pull_time else None,
+    }
+
+
+# Views (Harbor's models).
+
+
+def repository_id(name: str) -> int:
+    """Repositories have no integer id yet (the repositories API owns them): derived, stable."""
+    return int.from_bytes(hashlib.sha256(f"repository {name}".encode()).digest()[:6], "big")
+
+
+def _include(flags: dict[str, bool]) -> Include:
+    return Include(tags=flags["with_tag"], accessories=flags["with_accessory"] or flags["with_signature"])
+
+
+def _views(found: Listing, flags: dict[str, bool], project_id: int) -> list[dict[str, Any]]:
+    views = []
+    for a in found.items:
+        key = (a.repository, a.digest)
+        views.append(_artifact_view(a, found.tags.get(key, []), found.accessories.get(key), flags, project_id))
+    return views
+
+
+def _artifact_view(a: Artifact, tags: list[Tag], accessories: list[Accessory] | None, flags: dict[str, bool],
+                   project_id: int) -> dict[str, Any]:  # fmt: skip
+    project, _, repo = a.repository.partition("/")
+    encoded = quote(quote(repo, safe=""), safe="")
+    links: dict[str, Any] = {}
+    if a.kind == "IMAGE" and a.manifest_media_type in mt.IMAGE_MANIFESTS:
+        href = f"{API}/projects/{project}/repositories/{encoded}/artifacts/{a.digest}/additions/build_history"
+        links["build_history"] = {"href": href, "absolute": False}
+    view: dict[str, Any] = {
+        "id": a.id,
+        "type": a.kind,
+        "media_type": a.media_type,
+        "manifest_media_type": a.manifest_media_type,
+        "artifact_type": a.artifact_type or (a.media_type if a.manifest_media_type in mt.IMAGE_MANIFESTS else ""),
+        "project_id": project_id,
+        "repository_id": repository_id(a.repository),
+        "repository_name": a.repository,
+        "digest": a.digest,
+        "size": a.size,
+        "icon": display_icon(a.kind, a.icon),
+        "push_time": iso(a.push_time),
+        "pull_time": iso(a.pull_time) if a.pull_time else _ZERO_TIME,
+        "extra_attrs": a.extra_attrs,
+        "annotations": a.annotations,
+        "references": _references(a),
+        "addition_links": links,
+        "labels": [],
+    }
+    if flags["with_tag"]:
+        signed = None
+        if flags["with_signature"]:
+            signed = any(x.type in HIDDEN_ACCESSORIES and x.type.startswith("signature.") for x in accessories or [])
+        view["tags"] = [_tag_view(t, a, signed=signed) for t in tags]
+    if flags["with_accessory"]:
+        view["accessories"] = [_accessory_view(x) for x in accessories or []]
+    if flags["with_scan_overview"]:
+        view["scan_overview"] = {}
+    return view
+
+
+def _references(a: Artifact) -> list[dict[str, Any]] | None:
+    if a.manifest_media_type not in mt.INDEXES:
+        return None
+    parent = a.id
+    out = []
+    for d in a.descriptors or [{"digest": c} for c in a.children]:
+        ref: dict[str, Any] = {"parent_id": parent, "child_id": artifact_id(a.repository, d["digest"]),
+                               "child_digest": d["digest"]}  # fmt: skip
+        for key in ("platform", "annotations", "urls"):
+            if isinstance(d.get(key), dict | list):
+                ref[key] = d[key]
+        out.append(ref)
+    return out
+
+
+def _tag_view(t: Tag, a: Artifact, *, signed: bool | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": t.id,
+        "repository_id": repository_id(t.repository),
+        "artifact_id": a.id,
+        "name": t.name,
+        "push_time": iso(t.push_time),
+        "pull_time": iso(t.pull_time) if t.pull_time else _ZERO_TIME,
+        "immutable": False,
+    }
+    if signed is not None:
+        view["signed"] = signed
+    return view
+
+
+def _accessory_view(x: Accessory) -> dict[str, Any]:
+    return {
+        "id": artifact_id(x.subject_repository, x.digest),
+        "artifact_id": artifact_id(x.subject_repository, x.digest),
+        "subject_artifact_id": artifact_id(x.subject_repository, x.subject),
+        "subject_artifact_repo": x.subject_repository,
+        "subject_artifact_digest": x.subject,
+        "size": x.size,
+        "digest": x.digest,
+        "type": x.type,
+        "icon": "",
+        "creation_time": iso(x.push_time),
+    }

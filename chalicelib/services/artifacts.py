@@ -1,0 +1,354 @@
+"""Harbor's artifact catalogue: list, read, delete and copy artifacts; their tags, accessories and
+additions; and pull times recorded off the request path.
+
+Authorisation follows Harbor's RBAC (`auth/rbac.py`): artifact list/read/create/delete, tag
+list/create/delete, accessory list, artifact-addition read. The deletion rules live in
+`ManifestService` (shared with `/v2` DELETE), and so do tag writes (`add_tag`, `delete_tag`), so
+an immutability guard has one place to go.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chalicelib import processors
+from chalicelib.core.artifacts import Accessory, Artifact, Tag
+from chalicelib.core.digest import Digest, is_digest
+from chalicelib.core.identity import Principal, Project
+from chalicelib.core.manifest import parse_manifest
+from chalicelib.core.reference import project_of, validate_name, validate_tag
+from chalicelib.errors import BadRequest, ManifestUnknown, NotFound
+from chalicelib.events import Event, EventType
+from chalicelib.observability import logger
+from chalicelib.stores import keys
+from chalicelib.stores.artifacts import FILTER_MAX
+
+if TYPE_CHECKING:
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.stores.blobs import BlobMetaStore
+    from chalicelib.stores.manifests import ManifestStore
+
+Matcher = Callable[[Artifact, list[Tag]], bool]
+# Harbor lists every tag of each artifact; a list page stops at this many per artifact.
+TAGS_PER_ARTIFACT = 100
+# Pulls of one artifact are written at most once per window (see PullRecorder).
+PULL_WINDOW_SECONDS = 60.0
+
+
+Key = tuple[str, str]
+"""(repository, digest): what identifies an artifact (a digest may sit in several repositories)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Include:
+    """What to read besides the artifacts themselves (Harbor's `with_*` flags)."""
+
+    tags: bool = True
+    accessories: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """One page of a list: the items, the total, the cursor of the next page if any, and the tags
+    and accessories of the items when they were asked for."""
+
+    items: list[Artifact]
+    total: int
+    next_cursor: str | None = None
+    tags: dict[Key, list[Tag]] = field(default_factory=dict)
+    accessories: dict[Key, list[Accessory]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TagListing:
+    items: list[Tag]
+    total: int
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    page: int
+    size: int
+    cursor: str | None = None
+    ascending: bool = False
+
+
+class ArtifactService:
+    def __init__(
+        self,
+        store: ArtifactStore,
+        manifests: ManifestService,
+        manifest_store: ManifestStore,
+        projects: ProjectService,
+        blobs: BlobMetaStore,
+    ) -> None:
+        self._store = store
+        self._manifests = manifests
+        self._manifest_store = manifest_store
+        self._projects = projects
+        self._blobs = blobs
+        self.pulls = PullRecorder(store)
+
+    # Access.
+
+    def repository(self, caller: Principal, project: Project, repo: str, resource: str, action: str) -> str:
+        """The full repository name, once the caller may do `action` on `resource` in its project."""
+        self._projects.authorize(caller, project, resource, action)
+        name = f"{project.name}/{repo}"
+        validate_name(name)
+        if not self._manifest_store.repository_exists(name):
+            raise NotFound(f"repository {name} not found")
+        return name
+
+    def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:
+        self._projects.authorize(caller, project, resource, action)
+
+    def project(self, project_ref: str, force_name: bool) -> Project:
+        """The project named in the path (NotFound); access is checked per operation."""
+        return self._projects.resolve(project_ref, force_name)
+
+    # Artifacts.
+
+    def resolve(self, repository: str, reference: str) -> Artifact:
+        """An artifact by digest or tag; NotFound (Harbor's 404) otherwise."""
+        try:
+            digest = self._manifests.resolve(repository, reference)
+        except ManifestUnknown:
+            raise NotFound(f"artifact {repository}:{reference} not found") from None
+        artifact = self._store.get(repository, digest)
+        if artifact is None:
+            raise NotFound(f"artifact {repository}@{digest} not found")
+        return artifact
+
+    def list_page(
+        self, repository: str, page: PageRequest, include: Include, matches: Matcher | None = None
+    ) -> Listing:
+        """A page of the listed artifacts, newest push first unless `ascending`.
+
+        Without a filter it costs a constant number of calls per page (stores/artifacts.py);
+        with one, every listed artifact is read (bounded by FILTER_MAX) and filtered in memory."""
+        partition = keys.artifacts_pk(repository)
+        if matches is None:
+            offset = (page.page - 1) * page.size
+            key_page = self._store.key_page(partition, page.size, page.ascending, page.cursor, offset)
+            items = self._store.rows_for_keys(key_page.keys)
+            return self._listing(items, self._store.count(partition), key_page.next_cursor, include)
+        return self._filtered(self._store.all_keys(partition, page.ascending), page, include, matches)
+
+    def list_project(self, project: Project, page: PageRequest, include: Include, matches: Matcher | None,
+                     latest_in_repository: bool) -> Listing:  # fmt: skip
+        """Harbor 2.9's project-wide list, newest push first across repositories.
+
+        Not constant per page: it reads the listing keys of every repository of the project (a
+        keys-only Query each, bounded by FILTER_MAX in all) and merges them by push time; only the
+        page's rows are then fetched, unless a filter needs them all."""
+        every: list[dict[str, Any]] = []
+        for repository in self._store.repositories_of(project.name):
+            every += self._store.all_keys(keys.artifacts_pk(repository), page.ascending)
+            if len(every) > FILTER_MAX:
+                raise BadRequest(f"the project holds too many artifacts to list at once (over {FILTER_MAX})")
+        every.sort(key=lambda k: k["gsi1sk"]["S"], reverse=not page.ascending)
+        if latest_in_repository:
+            newest: dict[str, dict[str, Any]] = {}
+            for key in every:
+                newest.setdefault(key["pk"]["S"], key)
+            every = list(newest.values())
+        if matches is not None:
+            return self._filtered(every, page, include, matches)
+        start = (page.page - 1) * page.size
+        return self._listing(self._store.rows_for_keys(every[start : start + page.size]), len(every), None, include)
+
+    def get(self, repository: str, reference: str, include: Include) -> Listing:
+        """One artifact, as a one-item listing (with its tags and accessories if asked)."""
+        return self._listing([self.resolve(repository, reference)], 1, None, include)
+
+    def _filtered(self, every: list[dict[str, Any]], page: PageRequest, include: Include, matches: Matcher) -> Listing:
+        candidates = self._store.rows_for_keys(every)
+        tags = self._tags(candidates)
+        kept = [a for a in candidates if matches(a, tags.get((a.repository, a.digest), []))]
+        start = (page.page - 1) * page.size
+        return self._listing(kept[start : start + page.size], len(kept), None, include, tags)
+
+    def _listing(self, items: list[Artifact], total: int, cursor: str | None, include: Include,
+                 tags: dict[Key, list[Tag]] | None = None) -> Listing:  # fmt: skip
+        if include.tags and tags is None:
+            tags = self._tags(items)
+        accessories: dict[Key, list[Accessory]] = {}
+        if include.accessories and items:
+            # One referrer Query and one tag read per artifact: run side by side, like the tag Queries.
+            with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
+                found = pool.map(lambda a: self._store.accessories(a.repository, a.digest), items)
+                accessories = {(a.repository, a.digest): acc for a, acc in zip(items, found, strict=True)}
+        return Listing(items, total, cursor, tags if include.tags and tags else {}, accessories)
+
+    def _tags(self, items: list[Artifact]) -> dict[Key, list[Tag]]:
+        out: dict[Key, list[Tag]] = {}
+        for repository in {a.repository for a in items}:
+            digests = [a.digest for a in items if a.repository == repository]
+            for digest, tags in self._store.tags_of(repository, digests, TAGS_PER_ARTIFACT).items():
+                out[repository, digest] = tags
+        return out
+
+    def accessories(self, repository: str, reference: str) -> list[Accessory]:
+        return self._store.accessories(repository, self.resolve(repository, reference).digest)
+
+    def delete(self, repository: str, reference: str) -> None:
+        artifact = self.resolve(repository, reference)
+        self._manifests.delete_artifact(repository, artifact.digest)
+
+    def copy(self, caller: Principal, project: Project, repo: str, source: str, reference: str) -> str:
+        """Harbor's copy: the artifact (children and accessories first) is linked into the target
+        without copying a byte: blob links and manifest rows only, quota charged as a push. The
+        caller needs to create artifacts in the target and to pull the source; returns the digest."""
+        self._projects.authorize(caller, project, "artifact", "create")
+        target = validate_name(f"{project.name}/{repo}")
+        source_project = self._projects.resolve(project_of(source), True)
+        self._projects.authorize(caller, source_project, "repository", "pull")
+        artifact = self.resolve(source, reference)
+        self._copy_tree(source, target, artifact.digest, set())
+        for tag in self._store.tags_of(source, [artifact.digest], TAGS_PER_ARTIFACT).get(artifact.digest, []):
+            self._copy_manifest(source, target, artifact.digest, tag.name)
+        return artifact.digest
+
+    def _copy_tree(self, source: str, target: str, digest: str, seen: set[str]) -> None:
+        if digest in seen:
+            return
+        seen.add(digest)
+        stored = self._manifest_store.get(source, digest)
+        if stored is None:
+            raise NotFound(f"artifact {source}@{digest} not found")
+        parsed = parse_manifest(stored.body, stored.media_type, digest)
+        for child in parsed.children:
+            self._copy_tree(source, target, child, seen)
+        sizes = self._blobs.linked(source, list(parsed.blobs))
+        for blob, size in sizes.items():
+            self._blobs.link(target, blob, size)
+        self._copy_manifest(source, target, digest, digest)
+        for accessory in self._store.accessory_digests(source, digest):
+            self._copy_tree(source, target, accessory, seen)
+        # cosign's legacy signature is found through its tag: carry the tag over too.
+        for tag in self._store.tags_of(source, [digest], TAGS_PER_ARTIFACT).get(digest, []):
+            if tag.name.endswith(".sig") and tag.name.startswith("sha256-"):
+                self._copy_manifest(source, target, digest, tag.name)
+
+    def _copy_manifest(self, source: str, target: str, digest: str, reference: str) -> None:
+        stored = self._manifest_store.get(source, digest)
+        if stored is None:
+            raise NotFound(f"artifact {source}@{digest} not found")
+        self._manifests.put(target, reference, stored.body, stored.media_type)
+
+    # Tags.
+
+    def tags(self, repository: str, reference: str, page: PageRequest) -> tuple[Artifact, TagListing]:
+        """A page of the artifact's tags in name order (constant work per page, as artifact lists)."""
+        artifact = self.resolve(repository, reference)
+        partition = keys.tags_by_digest_pk(repository, artifact.digest)
+        key_page = self._store.key_page(partition, page.size, True, page.cursor, (page.page - 1) * page.size)
+        names = [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in key_page.keys]
+        rows = self._store.tag_rows(repository, {artifact.digest: names}).get(artifact.digest, [])
+        return artifact, TagListing(rows, self._store.count(partition), key_page.next_cursor)
+
+    def all_tags(self, repository: str, reference: str) -> tuple[Artifact, list[Tag]]:
+        """Every tag of the artifact (bounded by FILTER_MAX), for filtered or re-sorted tag lists."""
+        artifact = self.resolve(repository, reference)
+        return artifact, self._store.tags_of(repository, [artifact.digest], FILTER_MAX)[artifact.digest]
+
+    def add_tag(self, repository: str, reference: str, tag: str) -> None:
+        self._manifests.add_tag(repository, self.resolve(repository, reference).digest, tag)
+
+    def delete_tag(self, repository: str, reference: str, tag: str) -> None:
+        validate_tag(tag)
+        self._manifests.delete_tag(repository, self.resolve(repository, reference).digest, tag)
+
+    # Additions.
+
+    def addition(self, repository: str, reference: str, name: str) -> processors.Addition:
+        digest = self.resolve(repository, reference).digest
+        stored = self._manifest_store.get(repository, digest)
+        if stored is None:
+            raise NotFound(f"artifact {repository}@{digest} not found")
+        parsed = parse_manifest(stored.body, stored.media_type, digest)
+        return processors.addition(name, parsed, stored.body, self._manifests.blob_reader(parsed.blobs))
+
+
+def parse_copy_source(value: str | None) -> tuple[str, str]:
+    """`from=<project>/<repo>@<digest>` or `<project>/<repo>:<tag>` -> (repository, reference)."""
+    if not value:
+        raise BadRequest("from is required: <project>/<repository>@<digest> or :<tag>")
+    if "@" in value:
+        name, _, reference = value.partition("@")
+        if not is_digest(reference):
+            raise BadRequest("from: not a valid digest", {"from": value[:300]})
+        reference = str(Digest.parse(reference))
+    else:
+        name, sep, reference = value.rpartition(":")
+        if not sep or "/" in reference:
+            raise BadRequest("from must be <project>/<repository>@<digest> or :<tag>", {"from": value[:300]})
+        validate_tag(reference)
+    if "/" not in name:
+        raise BadRequest("from must name a project and a repository", {"from": value[:300]})
+    return validate_name(name), reference
+
+
+class PullRecorder:
+    """Records pull times (of artifacts, and of tags pulled by name) from PULL_ARTIFACT events,
+    coalesced (repository pull counts are coalesced the same way by services/repositories.py).
+
+    A pull never writes to DynamoDB: `ManifestService.get` publishes an event and the bus delivers it
+    off the request path (a worker thread locally, a consumer Lambda on AWS). Here pulls collect in
+    memory (the latest time per artifact and per tag) and are written in one flush at most once per
+    `window` seconds: the first pull after a quiet window flushes at once, later ones are flushed by
+    a timer when the window closes. So an artifact pulled a thousand times a minute costs one
+    UpdateItem a minute, and its tag one more. Writes only move times forward and skip deleted
+    artifacts and moved tags (conditions).
+    A process that dies with pulls pending loses at most one window of them: pull times are
+    advisory in Harbor too.
+    """
+
+    def __init__(self, store: ArtifactStore, window: float = PULL_WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+        self._store = store
+        self._window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, str], int] = {}
+        self._tags: dict[tuple[str, str], tuple[str, int]] = {}
+        self._last_flush = float("-inf")
+        self._timer: threading.Timer | None = None
+
+    def observe(self, event: Event) -> None:
+        if event.type is not EventType.PULL_ARTIFACT or not event.repository or not event.digest:
+            return
+        key = (event.repository, event.digest)
+        with self._lock:
+            self._pending[key] = max(self._pending.get(key, 0), int(event.occurred_at))
+            if event.tag:
+                self._tags[event.repository, event.tag] = (event.digest, int(event.occurred_at))
+            wait = self._last_flush + self._window - self._clock()
+            if wait > 0 and (self._timer is None or not self._timer.is_alive()):
+                self._timer = threading.Timer(wait, self.flush)
+                self._timer.daemon = True
+                self._timer.start()
+        if wait <= 0:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write everything pending now (also what the AWS consumer calls after a batch)."""
+        with self._lock:
+            pending, tags = self._pending, self._tags
+            self._pending, self._tags = {}, {}
+            self._last_flush = self._clock()
+        if not pending:
+            return
+        try:
+            self._store.record_pulls(pending, tags)
+        except Exception:  # a timer thread has no caller to report to
+            logger.exception("pull times not recorded")
