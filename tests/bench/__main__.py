@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import importtime, latency, transfer
+from tests.bench import apptime, importtime, latency, transfer
 from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
 from tests.bench.servers import Distribution, OurRegistry
 
-SECTIONS = ("awscalls", "import", "transfer", "latency")
+SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime")
 RATIO_TARGET = 1.5
 
 
@@ -108,6 +108,7 @@ class Bench:
             finally:
                 self.summary["servers_stopped"] = {"ours_exit": ours.exit_code, "ours_shutdown_s": ours.shutdown_s}
                 self._keep_logs(ours, dist)
+        self.section("apptime", f"server-side cost per request over {self.runs} skopeo pushes and pulls", self._apptime)
 
     def _awscalls(self) -> dict[str, Any]:
         out = self.workdir / "awscalls.json"
@@ -155,6 +156,20 @@ class Bench:
         }
         latency.print_report(results)
         return results
+
+    def _apptime(self) -> dict[str, Any]:
+        """Our runner alone, under `tests.bench.apptime` (requests timed inside the process)."""
+        log = self.workdir / "apptime.jsonl"
+        namespace = f"library/bench-apptime-{int(time.time())}"
+        with OurRegistry(self.workdir, ("tests.bench.apptime", str(log)), label="apptime") as ours:
+            run = transfer.timing_baseline(
+                "apptime", ours.url, self.runs, self.medium_mb, self.workdir / "a.json", namespace, ours.creds
+            )
+        if not run["ok"]:
+            raise RuntimeError(f"timing-baseline failed against the timed server (exit {run['returncode']})")
+        rows = apptime.summarise(log)
+        apptime.print_table(rows, self.runs)
+        return {"runs": self.runs, "median_push_s": run["median_push_s"], "requests": rows}
 
     def _keep_logs(self, ours: OurRegistry, dist: Distribution) -> None:
         logs = BUILD / "bench-logs"
@@ -240,6 +255,10 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
             c = r["manifest_get_concurrent"]
             rate = f"{c['wall_s']:.2f} s, {c['throughput_rps']:.0f} req/s"
             print(f"    {name}: {c['n']} manifest GETs at concurrency 8: {rate}")
+    if "apptime" in sections:
+        a = sections["apptime"]
+        print(f"\n[5] server-side cost per request (thread CPU inside the app), {a['runs']} pushes and pulls")
+        apptime.print_table(a["requests"], a["runs"])
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
     not_run = [name for name in summary["requested"] if name not in sections]
