@@ -1,7 +1,8 @@
 """`python -m chalicelib.local`: the embedded registry that `make serve` runs.
 
-One process: moto on loopback for DynamoDB and S3, the Chalice app behind waitress through the
-WSGI adapter, state snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
+One process: moto in-process for DynamoDB, blob bytes as files under `REGISTRY_DATA_DIR/objects`
+(`stores/files.py`), the Chalice app behind waitress through the WSGI adapter (which also serves the
+blob download URLs), DynamoDB snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from waitress.channel import HTTPChannel
 if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.local.snapshot import Snapshotter
+    from chalicelib.stores.files import FileObjectStore
 
 
 def _refuse_tls_probes() -> None:
@@ -97,7 +99,7 @@ def _prepare_identity(data_dir: Path) -> str | None:
     return password
 
 
-def _build_server(settings: Settings, snapshots: Snapshotter) -> Any:
+def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectStore) -> Any:
     """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
     from app import app  # noqa: PLC0415
     from chalicelib import wiring  # noqa: PLC0415
@@ -106,7 +108,7 @@ def _build_server(settings: Settings, snapshots: Snapshotter) -> Any:
     wiring.services()
     _refuse_tls_probes()
     return waitress.create_server(
-        ChaliceWSGI(app, on_write=snapshots.mark_dirty),
+        ChaliceWSGI(app, on_write=snapshots.mark_dirty, files=files),
         host=settings.host,
         port=settings.port,
         threads=settings.server_threads,
@@ -151,6 +153,7 @@ def main() -> int:
     from chalicelib.local import moto_patches  # noqa: PLC0415
     from chalicelib.local.emulator import Emulator  # noqa: PLC0415
     from chalicelib.local.snapshot import Snapshotter  # noqa: PLC0415
+    from chalicelib.stores.files import FileObjectStore  # noqa: PLC0415
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
@@ -164,19 +167,19 @@ def main() -> int:
 
     moto_patches.apply()
     emulator = Emulator(settings)
-    os.environ["REGISTRY_PRESIGN_ENDPOINT_URL"] = emulator.start()
+    emulator.start()
+    os.environ["REGISTRY_LOCAL_OBJECT_DIR"] = str(data_dir / "objects")
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
-    snapshots = Snapshotter(
-        data_dir, emulator.client("dynamodb"), emulator.client("s3"), settings.table_name, settings.bucket_name
-    )
+    files = FileObjectStore(data_dir / "objects")
+    snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
     items, objects = snapshots.restore()
     generated_password = _prepare_identity(data_dir)
     wiring.reset()
     settings = get_settings()
 
-    server = _build_server(settings, snapshots)
+    server = _build_server(settings, snapshots, files)
     stop_snapshots = threading.Event()
 
     def snapshot_loop() -> None:

@@ -9,15 +9,10 @@ The replacement checks every condition first and writes only when all hold, reme
 items it touches, and restores only those if a write still fails. One lock serialises it with
 moto's single-item writes, so no write can interleave with a transaction. The tests and the AWS
 path are unaffected: this is applied only by the local runner.
-
-moto also computes an MD5 ETag over every object it stores. Nothing in the registry reads it (blob
-identity is the SHA-256 digest), so the ETag is derived from a SHA-256 instead, which OpenSSL
-computes about three times faster here; it stays a stable 32-hex-digit tag of the content.
 """
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Callable
 from functools import wraps
@@ -31,7 +26,6 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
-from moto.s3.models import FakeKey
 
 _WRITE_LOCK = threading.RLock()
 _SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
@@ -122,16 +116,6 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
 _applied = False
 
 
-def _fast_etag(self: FakeKey) -> str:
-    if self._etag is None:
-        digest = hashlib.sha256()
-        self._value_buffer.seek(0)
-        for block in iter(lambda: self._value_buffer.read(16 * 1024 * 1024), b""):
-            digest.update(block)
-        self._etag = digest.hexdigest()[:32]
-    return f'"{self._etag}"'
-
-
 def apply() -> None:
     """Install the fixes (idempotent)."""
     global _applied  # noqa: PLW0603 (a process-wide patch is applied once)
@@ -141,4 +125,3 @@ def apply() -> None:
     for name in _SINGLE_WRITES:
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
-    FakeKey.etag = property(_fast_etag)  # type: ignore[assignment,method-assign]

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.blobs import BlobMetaStore
-    from chalicelib.stores.objects import S3ObjectStore
+    from chalicelib.stores.objects import ObjectStore
     from chalicelib.stores.uploads import UploadStore
 
 _MAX_PART_NUMBER = 10_000
@@ -43,7 +43,7 @@ class UploadService:
     def __init__(
         self,
         uploads: UploadStore,
-        objects: S3ObjectStore,
+        objects: ObjectStore,
         blobs: BlobMetaStore,
         quota: QuotaService,
         settings: Settings,
@@ -348,7 +348,7 @@ class UploadService:
         _delete_staging(self._objects, staged)
 
 
-def _delete_staging(objects: S3ObjectStore, staged: list[str]) -> None:
+def _delete_staging(objects: ObjectStore, staged: list[str]) -> None:
     """Delete staging objects, never a content-addressed one: another upload or a blob may own it
     (an unreferenced one is garbage collection's to remove)."""
     removable = [k for k in staged if not k.startswith(keys.BLOBS_PREFIX)]

@@ -14,7 +14,7 @@ from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
 from chalicelib.stores import keys
-from chalicelib.stores.objects import S3ObjectStore
+from chalicelib.stores.objects import ObjectStore
 from chalicelib.stores.tables import ManifestRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw, delete_where
 
 # Annotations up to this size (JSON) are copied into the manifest and referrer rows.
@@ -22,7 +22,7 @@ _ANNOTATIONS_COPY_MAX = 64_000
 
 
 class ManifestStore:
-    def __init__(self, objects: S3ObjectStore, inline_max_bytes: int, refs_max_bytes: int) -> None:
+    def __init__(self, objects: ObjectStore, inline_max_bytes: int, refs_max_bytes: int) -> None:
         self._objects = objects
         self._inline_max = inline_max_bytes
         self._refs_max = refs_max_bytes
