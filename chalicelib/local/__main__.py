@@ -173,6 +173,7 @@ def main() -> int:
     settings = get_settings()
     emulator.create_resources()
     files = FileObjectStore(data_dir / "objects")
+    files.clear_scratch()
     snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
     items, objects = snapshots.restore()
     generated_password = _prepare_identity(data_dir)

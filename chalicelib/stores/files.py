@@ -72,6 +72,14 @@ class FileObjectStore:
         self._url_key = _url_key(root / ".url-key")
         self._direct_ok = hasattr(os, "O_DIRECT")
 
+    def clear_scratch(self) -> int:
+        """Remove temporary files a crash left behind (call before serving); returns how many."""
+        removed = 0
+        for leftover in self._tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
     def path(self, key: str) -> Path:
         """The file that holds `key`; refuses keys that could leave the directory."""
         if len(key) > 1024 or not _KEY.fullmatch(key):
