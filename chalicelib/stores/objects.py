@@ -22,7 +22,12 @@ _READ_BLOCK = 8 * 1024**2
 
 
 class ObjectStore(Protocol):
-    """Keys as in `stores/keys.py`; `put` with `sha256_hex` refuses bytes that do not match it."""
+    """Keys as in `stores/keys.py`.
+
+    `put`'s `sha256_hex` is the caller's digest of exactly `data`, computed in this process from
+    those bytes (the upload service has verified it against the client's digest by then). S3
+    checks it again on arrival, because the bytes cross a network; the local file store, where
+    they do not, writes them without a second pass."""
 
     def put(self, key: str, data: bytes, *, sha256_hex: str | None = None) -> None: ...
     def get(self, key: str) -> bytes: ...
