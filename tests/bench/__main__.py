@@ -134,9 +134,14 @@ class Bench:
     def _transfer(self, ours: OurRegistry, dist: Distribution) -> dict[str, Any]:
         # Same namespace on both; `library` is the project ours creates at start.
         namespace = f"library/bench-timing-{int(time.time())}"
-        args = (self.runs, self.medium_mb)
-        theirs = transfer.timing_baseline("distribution", dist.url, *args, self.workdir / "d.json", namespace)
-        mine = transfer.timing_baseline("ours", ours.url, *args, self.workdir / "o.json", namespace, ours.creds)
+        both = transfer.interleaved(
+            [("distribution", dist.url, dist.creds), ("ours", ours.url, ours.creds)],
+            self.runs, self.medium_mb, self.workdir, namespace,
+        )  # fmt: skip
+        theirs, mine = both["distribution"], both["ours"]
+        for label, result in both.items():
+            push, pull = _fmt_s(result["median_push_s"]), _fmt_s(result["median_pull_s"])
+            print(f"{label}: median push {push}, pull {pull} over {len(result['runs'])} runs", flush=True)
         ratios = transfer.ratios(mine, theirs)
         for kind in ("push", "pull"):
             value = ratios[kind]
