@@ -30,6 +30,7 @@ Being relative, the URL works under whichever host and port the client reached t
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import mmap
@@ -196,8 +197,10 @@ class FileObjectStore:
         if len(data) >= _DIRECT_MIN and self._direct_ok:
             try:
                 _write_direct(tmp, data)
-            except OSError:
+            except OSError as exc:
                 tmp.unlink(missing_ok=True)
+                if exc.errno != errno.EINVAL:
+                    raise
                 self._direct_ok = False  # this filesystem refuses O_DIRECT (tmpfs): plain writes from now on
             else:
                 return tmp
@@ -257,7 +260,7 @@ def _write_direct(path: Path, data: bytes) -> None:
             buffer[:size] = piece
             buffer[size:padded] = bytes(padded - size)
             if os.write(fd, memoryview(buffer)[:padded]) != padded:
-                raise OSError("short O_DIRECT write")
+                raise OSError(errno.EINVAL, "short O_DIRECT write")  # then a plain write, as for tmpfs
         os.ftruncate(fd, len(data))
     finally:
         os.close(fd)

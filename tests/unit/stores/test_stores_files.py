@@ -25,6 +25,17 @@ def leftovers(store: FileObjectStore) -> list[str]:
     return sorted(p.name for p in (store.root / ".tmp").iterdir())
 
 
+def test_a_failing_disk_is_an_error_not_a_fallback(store: FileObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "_write_direct", full)
+    with pytest.raises(OSError, match="No space"):
+        store.put(KEY, os.urandom(files._DIRECT_MIN))
+    assert not store.exists(KEY)
+    assert store._direct_ok
+
+
 def test_put_get_exists_delete(store: FileObjectStore) -> None:
     store.put(KEY, b"hello")
     assert store.exists(KEY)
