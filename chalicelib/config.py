@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     )
     # Set only when talking to an AWS emulator over HTTP.
     aws_endpoint_url: str | None = None
-    # S3 endpoint that presigned download URLs point at (the local runner's moto server); unset on AWS.
+    # S3 endpoint that presigned download URLs point at, when clients reach an S3 emulator under another
+    # address than the app does; unset on AWS (the local runner serves blob downloads itself).
     presign_endpoint_url: str | None = None
 
     # Upload data plane (DESIGN.md section 3).
