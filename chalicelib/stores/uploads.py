@@ -67,10 +67,10 @@ class UploadStore:
         now = int(time.time())
         token = secrets.token_hex(8)
         row = UploadRow(keys.upload_pk(upload_id), keys.UPLOAD_SK)
-        condition = (
-            UploadRow.pk.exists()
-            & (UploadRow.expires_at > now)
-            & (UploadRow.lease_token.does_not_exist() | (UploadRow.lease_until < now))
+        # `expires_at > now` also fails on a missing row (an absent attribute compares false), so
+        # the update never creates one.
+        condition = (UploadRow.expires_at > now) & (
+            UploadRow.lease_token.does_not_exist() | (UploadRow.lease_until < now)
         )
         if offset is not None:
             condition &= UploadRow.offset == offset
