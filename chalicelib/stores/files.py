@@ -264,6 +264,10 @@ def _write_direct(path: Path, data: bytes) -> None:
             if os.write(fd, memoryview(buffer)[:padded]) != padded:
                 raise OSError(errno.EINVAL, "short O_DIRECT write")  # then a plain write, as for tmpfs
         os.ftruncate(fd, len(data))
+        if hasattr(os, "posix_fadvise"):
+            # Let the kernel read it back into the page cache in the background: a pull often
+            # follows a push, and cold reads make waitress's loop wait on the disk.
+            os.posix_fadvise(fd, 0, len(data), os.POSIX_FADV_WILLNEED)
     finally:
         os.close(fd)
 
