@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,23 @@ def _shut_down_and_save(server: Any, serving: threading.Thread, snapshots: Snaps
         print("state saved", flush=True)
 
 
+def _start_housekeeping(snapshots: Snapshotter, files: FileObjectStore, interval: int) -> threading.Event:
+    """A thread that snapshots after writes and, hourly, expires abandoned uploads' staging (what
+    the bucket's lifecycle rules do on AWS); setting the returned event stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        last_expiry = time.monotonic()
+        while not stop.wait(interval):
+            snapshots.save_if_dirty()
+            if time.monotonic() - last_expiry > 3600:
+                files.expire_staging()
+                last_expiry = time.monotonic()
+
+    threading.Thread(target=loop, name="snapshots", daemon=True).start()
+    return stop
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
@@ -204,6 +222,7 @@ def main() -> int:
     emulator.create_resources()
     files = FileObjectStore(data_dir / "objects")
     files.clear_scratch()
+    files.expire_staging()
     snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
     items, objects = snapshots.restore()
     generated_password = _prepare_identity(data_dir)
@@ -211,13 +230,7 @@ def main() -> int:
     settings = get_settings()
 
     server = _build_server(settings, snapshots, files)
-    stop_snapshots = threading.Event()
-
-    def snapshot_loop() -> None:
-        while not stop_snapshots.wait(settings.snapshot_interval_seconds):
-            snapshots.save_if_dirty()
-
-    threading.Thread(target=snapshot_loop, name="snapshots", daemon=True).start()
+    stop_snapshots = _start_housekeeping(snapshots, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     print(

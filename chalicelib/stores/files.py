@@ -32,6 +32,7 @@ Being relative, the URL works under whichever host and port the client reached t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import hmac
@@ -60,6 +61,9 @@ _DIRECT_MIN = 1024**2
 _DIRECT_BLOCK = 4 * 1024**2
 _ALIGN = 4096
 _per_thread = threading.local()
+# The bucket's lifecycle rules for staging (`infra/resources.json`), applied by `expire_staging`.
+_STAGED_TTL = 2 * 86400
+_MULTIPART_TTL = 86400
 
 
 class DownloadRefused(Exception):
@@ -84,6 +88,26 @@ class FileObjectStore:
         for leftover in self._tmp.iterdir():
             leftover.unlink(missing_ok=True)
             removed += 1
+        return removed
+
+    def expire_staging(self, now: float | None = None) -> int:
+        """What the bucket's lifecycle rules do on AWS (`infra/resources.json`): staged chunks under
+        `uploads/` go after 2 days, multipart staging 1 day after its last part. Returns how many
+        files and directories were removed. Walks only the staging areas."""
+        now = time.time() if now is None else now
+        removed = 0
+        uploads = self.root / "uploads"
+        for session in list(uploads.iterdir()) if uploads.is_dir() else []:
+            for staged in list(session.iterdir()):
+                if staged.stat().st_mtime < now - _STAGED_TTL:
+                    staged.unlink(missing_ok=True)
+                    removed += 1
+            with contextlib.suppress(OSError):
+                session.rmdir()  # only when empty
+        for upload in list(self._multipart.iterdir()):
+            if upload.stat().st_mtime < now - _MULTIPART_TTL:
+                shutil.rmtree(upload, ignore_errors=True)
+                removed += 1
         return removed
 
     def path(self, key: str) -> Path:

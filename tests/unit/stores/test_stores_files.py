@@ -173,3 +173,23 @@ def test_clear_scratch_removes_only_leftover_temporary_files(store: FileObjectSt
     assert leftovers(store) == []
     assert store.get(KEY) == b"kept"
     assert len(list((store.root / ".multipart" / upload).iterdir())) == 1  # sessions survive a restart
+
+
+def test_expire_staging_follows_the_bucket_lifecycle_rules(store: FileObjectStore) -> None:
+    store.put("uploads/old/chunk-1", b"a")
+    store.put("uploads/live/chunk-1", b"b")
+    store.put(KEY, b"blob")
+    stale = store.start_multipart("uploads/stale/data")
+    store.upload_part("uploads/stale/data", stale, 1, b"p")
+    live = store.start_multipart("uploads/live/data")
+    store.upload_part("uploads/live/data", live, 1, b"p")
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(store.path("uploads/old/chunk-1"), (three_days_ago, three_days_ago))
+    os.utime(store.root / ".multipart" / stale, (three_days_ago, three_days_ago))
+
+    assert store.expire_staging() == 2
+    assert not (store.root / "uploads" / "old").exists()
+    assert store.get("uploads/live/chunk-1") == b"b"
+    assert store.get(KEY) == b"blob"
+    assert sorted(p.name for p in (store.root / ".multipart").iterdir()) == [live]
+    assert store.expire_staging() == 0
