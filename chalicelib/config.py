@@ -31,7 +31,8 @@ class Settings(BaseSettings):
     )
     # Set only when talking to an AWS emulator over HTTP.
     aws_endpoint_url: str | None = None
-    # S3 endpoint that presigned download URLs point at (the local runner's moto server); unset on AWS.
+    # S3 endpoint that presigned download URLs point at, when clients reach an S3 emulator under another
+    # address than the app does; unset on AWS (the local runner serves blob downloads itself).
     presign_endpoint_url: str | None = None
 
     # Upload data plane (DESIGN.md section 3).
@@ -84,10 +85,12 @@ class Settings(BaseSettings):
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
-    moto_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
     data_dir: Path = Path(".registry-data")
     snapshot_interval_seconds: int = Field(default=30, ge=1)
     server_threads: int = Field(default=16, ge=1)
+    # Set by the embedded runner: blob bytes as files under this directory instead of S3
+    # (`stores/files.py` says why). Unset on AWS and in the functional tests.
+    local_object_dir: Path | None = None
 
     @field_validator(
         "aws_endpoint_url", "presign_endpoint_url", "admin_password_parameter", "token_key_parameter", "external_url"

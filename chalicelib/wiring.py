@@ -39,10 +39,11 @@ from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.audit import AuditStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.files import FileObjectStore
 from chalicelib.stores.immutability import ImmutabilityStore
 from chalicelib.stores.labels import LabelStore
 from chalicelib.stores.manifests import ManifestStore
-from chalicelib.stores.objects import S3ObjectStore
+from chalicelib.stores.objects import ObjectStore, S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
 from chalicelib.stores.repositories import RepositoryStore
 from chalicelib.stores.robots import RobotStore
@@ -94,6 +95,14 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     )
 
 
+def object_store(settings: Settings) -> ObjectStore:
+    """S3, or files under `local_object_dir` when the embedded runner asks for them."""
+    if settings.local_object_dir is not None:
+        return FileObjectStore(settings.local_object_dir)
+    presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
+    return S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
+
+
 def _secret_value(name: str) -> str:
     """An SSM SecureString (by name) or a Secrets Manager secret (by ARN), through Powertools."""
     from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (only on AWS)
@@ -124,8 +133,7 @@ def admin_password(settings: Settings) -> str | None:
 def services() -> Services:
     settings = get_settings()
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
-    presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
-    objects = S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
+    objects = object_store(settings)
     blob_meta = BlobMetaStore()
     manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes)
     project_store = ProjectStore()

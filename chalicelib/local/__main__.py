@@ -1,7 +1,8 @@
 """`python -m chalicelib.local`: the embedded registry that `make serve` runs.
 
-One process: moto on loopback for DynamoDB and S3, the Chalice app behind waitress through the
-WSGI adapter, state snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
+One process: moto in-process for DynamoDB, blob bytes as files under `REGISTRY_DATA_DIR/objects`
+(`stores/files.py`), the Chalice app behind waitress through the WSGI adapter (which also serves the
+blob download URLs), DynamoDB snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -24,6 +26,7 @@ from waitress.channel import HTTPChannel
 if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.local.snapshot import Snapshotter
+    from chalicelib.stores.files import FileObjectStore
 
 
 def _refuse_tls_probes() -> None:
@@ -43,6 +46,25 @@ def _refuse_tls_probes() -> None:
         return bool(original(self, data))
 
     HTTPChannel.received = received
+
+
+def _send_in_smaller_pieces() -> None:
+    """Cap how much waitress takes from a response buffer per send() at 256 KiB.
+
+    waitress reads `SO_SNDBUF` bytes (4 MiB on loopback) from the response (a blob file) for every
+    send() and puts back what the socket did not take; sends take ~1 MiB on average here, so a
+    52 MB pull read 190 MB from its files (measured with skopeo). With 256 KiB it reads little
+    more than it sends."""
+    original = HTTPChannel.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.sendbuf_len = min(self.sendbuf_len, _SEND_PIECE)
+
+    HTTPChannel.__init__ = init
+
+
+_SEND_PIECE = 256 * 1024
 
 
 def _configure_libraries() -> None:
@@ -97,16 +119,27 @@ def _prepare_identity(data_dir: Path) -> str | None:
     return password
 
 
-def _build_server(settings: Settings, snapshots: Snapshotter) -> Any:
+def _warm_clients() -> None:
+    """Build every table model's botocore client now (PynamoDB builds one per model class, lazily,
+    ~40 ms each): otherwise the first push after a start pays for a dozen of them."""
+    from chalicelib.stores import tables  # noqa: PLC0415
+
+    for model in tables.MODELS:
+        model._get_connection().connection.client  # noqa: B018 (the property builds the client)
+
+
+def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectStore) -> Any:
     """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
     from app import app  # noqa: PLC0415
     from chalicelib import wiring  # noqa: PLC0415
     from chalicelib.local.wsgi import ChaliceWSGI  # noqa: PLC0415
 
     wiring.services()
+    _warm_clients()
     _refuse_tls_probes()
+    _send_in_smaller_pieces()
     return waitress.create_server(
-        ChaliceWSGI(app, on_write=snapshots.mark_dirty),
+        ChaliceWSGI(app, on_write=snapshots.mark_dirty, files=files),
         host=settings.host,
         port=settings.port,
         threads=settings.server_threads,
@@ -144,6 +177,23 @@ def _shut_down_and_save(server: Any, serving: threading.Thread, snapshots: Snaps
         print("state saved", flush=True)
 
 
+def _start_housekeeping(snapshots: Snapshotter, files: FileObjectStore, interval: int) -> threading.Event:
+    """A thread that snapshots after writes and, hourly, expires abandoned uploads' staging (what
+    the bucket's lifecycle rules do on AWS); setting the returned event stops it."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        last_expiry = time.monotonic()
+        while not stop.wait(interval):
+            snapshots.save_if_dirty()
+            if time.monotonic() - last_expiry > 3600:
+                files.expire_staging()
+                last_expiry = time.monotonic()
+
+    threading.Thread(target=loop, name="snapshots", daemon=True).start()
+    return stop
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
@@ -151,6 +201,7 @@ def main() -> int:
     from chalicelib.local import moto_patches  # noqa: PLC0415
     from chalicelib.local.emulator import Emulator  # noqa: PLC0415
     from chalicelib.local.snapshot import Snapshotter  # noqa: PLC0415
+    from chalicelib.stores.files import FileObjectStore  # noqa: PLC0415
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
@@ -164,26 +215,22 @@ def main() -> int:
 
     moto_patches.apply()
     emulator = Emulator(settings)
-    os.environ["REGISTRY_PRESIGN_ENDPOINT_URL"] = emulator.start()
+    emulator.start()
+    os.environ["REGISTRY_LOCAL_OBJECT_DIR"] = str(data_dir / "objects")
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
-    snapshots = Snapshotter(
-        data_dir, emulator.client("dynamodb"), emulator.client("s3"), settings.table_name, settings.bucket_name
-    )
+    files = FileObjectStore(data_dir / "objects")
+    files.clear_scratch()
+    files.expire_staging()
+    snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
     items, objects = snapshots.restore()
     generated_password = _prepare_identity(data_dir)
     wiring.reset()
     settings = get_settings()
 
-    server = _build_server(settings, snapshots)
-    stop_snapshots = threading.Event()
-
-    def snapshot_loop() -> None:
-        while not stop_snapshots.wait(settings.snapshot_interval_seconds):
-            snapshots.save_if_dirty()
-
-    threading.Thread(target=snapshot_loop, name="snapshots", daemon=True).start()
+    server = _build_server(settings, snapshots, files)
+    stop_snapshots = _start_housekeeping(snapshots, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     print(

@@ -1,9 +1,7 @@
-"""In-process AWS for the embedded runner: moto, with tables and bucket created from `infra/`.
+"""In-process AWS for the embedded runner: moto, with the table created from `infra/`.
 
-The app's boto3 and PynamoDB calls are served by moto inside the process (`mock_aws`): no sockets,
-no request parsing, so a local push costs little more than the bytes it moves. moto's HTTP server
-runs beside it on loopback, on the same in-memory state, only to serve the presigned URLs that blob
-downloads redirect to (clients fetch those themselves).
+The app's PynamoDB calls are served by moto inside the process (`mock_aws`): no sockets, no request
+parsing. Blob bytes do not go through moto: the runner keeps them as files (`stores/files.py`).
 
 The table definition is read from `infra/resources.json`, the same resource CloudFormation creates
 on AWS, so local and cloud never drift apart.
@@ -18,7 +16,6 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from chalicelib.config import Settings
 
@@ -31,19 +28,11 @@ class Emulator:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._mock = mock_aws()
-        self._server = ThreadedMotoServer(ip_address=settings.host, port=settings.moto_port, verbose=False)
-        self.server_url = ""
 
-    def start(self) -> str:
-        """Start moto (in-process and on loopback); returns the URL presigned links should use."""
+    def start(self) -> None:
         self._mock.start()
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.server_url = f"http://{host}:{port}"
-        return self.server_url
 
     def stop(self) -> None:
-        self._server.stop()
         self._mock.stop(remove_data=False)
 
     def client(self, service: Any) -> Any:
@@ -53,7 +42,7 @@ class Emulator:
         )  # fmt: skip
 
     def create_resources(self) -> None:
-        """Create the table and bucket if absent (idempotent)."""
+        """Create the table if absent (idempotent)."""
         dynamodb = self.client("dynamodb")
         properties = table_properties()
         try:
@@ -65,12 +54,6 @@ class Emulator:
         ttl = properties.get("TimeToLiveSpecification")
         if ttl:
             dynamodb.update_time_to_live(TableName=self._settings.table_name, TimeToLiveSpecification=ttl)
-        s3 = self.client("s3")
-        try:
-            s3.create_bucket(Bucket=self._settings.bucket_name)
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
-                raise
 
 
 def table_properties() -> dict[str, Any]:

@@ -1,35 +1,38 @@
-"""Persistence of the embedded runner's state under `REGISTRY_DATA_DIR`, through public AWS APIs only.
+"""Persistence of the embedded runner's state under `REGISTRY_DATA_DIR`.
 
-moto keeps everything in memory. On a snapshot, DynamoDB items are dumped to JSON lines and S3
-objects are written one file each (incrementally: an unchanged object is not rewritten); on start
-they are loaded back with BatchWriteItem and PutObject. Using the public API instead of pickling
-moto's internals keeps the format stable across moto versions.
+Blob and manifest bytes are files already (`stores/files.py`, under `objects/`): nothing to copy.
+DynamoDB lives in moto's memory; on a snapshot its items are dumped to JSON lines through the
+public API (stable across moto versions) and loaded back with BatchWriteItem on start.
 
-Order matters: the table is dumped before the bucket, and the registry writes S3 objects before the
-rows that reference them, so a snapshot taken while requests run never holds a row whose object is
-missing.
+Order matters for a power cut: the registry writes an object before the row that references it,
+and a snapshot dumps the rows first, then flushes everything to disk (`os.sync`, which covers the
+object files written before those rows), then renames the dump into place. So a saved row never
+points at an object that is not on disk.
+
+A data directory from before the file store kept S3 objects under `s3/<bucket>/` with an
+`index.json`; they are moved into the object directory once, on start.
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
+import contextlib
 import json
 import os
+import shutil
 import threading
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from chalicelib.observability import logger
+from chalicelib.stores.files import FileObjectStore
 
 
 class Snapshotter:
-    def __init__(self, data_dir: Path, dynamodb: Any, s3: Any, table: str, bucket: str) -> None:
+    def __init__(self, data_dir: Path, dynamodb: Any, table: str, objects: FileObjectStore, bucket: str) -> None:
         self._dir = data_dir
         self._dynamodb = dynamodb
-        self._s3 = s3
         self._table = table
+        self._objects = objects
         self._bucket = bucket
         self._lock = threading.Lock()
         self._dirty = threading.Event()
@@ -39,17 +42,17 @@ class Snapshotter:
         return self._dir / "dynamodb" / f"{self._table}.jsonl"
 
     @property
-    def _objects_dir(self) -> Path:
+    def _legacy_objects_dir(self) -> Path:
         return self._dir / "s3" / self._bucket
 
     def mark_dirty(self) -> None:
         self._dirty.set()
 
     def restore(self) -> tuple[int, int]:
-        """Load a previous snapshot; returns (items, objects) restored."""
+        """Load a previous snapshot; returns (items restored, objects in the object store)."""
         items = self._restore_items()
-        objects = self._restore_objects()
-        return items, objects
+        self._migrate_legacy_objects()
+        return items, self._count_objects()
 
     def save_if_dirty(self) -> bool:
         if not self._dirty.is_set():
@@ -61,7 +64,6 @@ class Snapshotter:
         with self._lock:
             self._dirty.clear()
             self._save_items()
-            self._save_objects()
 
     # DynamoDB.
 
@@ -73,8 +75,7 @@ class Snapshotter:
             for page in self._dynamodb.get_paginator("scan").paginate(TableName=self._table):
                 for item in page["Items"]:
                     out.write(json.dumps(_encode(item), separators=(",", ":")) + "\n")
-            out.flush()
-            os.fsync(out.fileno())
+        os.sync()  # this dump and every object its rows reference (see the module docstring)
         tmp.replace(path)
 
     def _restore_items(self) -> int:
@@ -96,50 +97,30 @@ class Snapshotter:
             request = self._dynamodb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
         return len(batch)
 
-    # S3.
+    # Objects.
 
-    def _index_path(self) -> Path:
-        return self._objects_dir / "index.json"
+    def _count_objects(self) -> int:
+        root, count = self._objects.root, 0
+        for top, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]  # the store's own temporary files
+            count += len(files) if top != str(root) else 0
+        return count
 
-    def _load_index(self) -> dict[str, dict[str, Any]]:
+    def _migrate_legacy_objects(self) -> None:
+        legacy = self._legacy_objects_dir
         try:
-            index: dict[str, dict[str, Any]] = json.loads(self._index_path().read_text())
+            index: dict[str, dict[str, Any]] = json.loads((legacy / "index.json").read_text())
         except (OSError, ValueError):
-            return {}
-        return index
-
-    def _save_objects(self) -> None:
-        directory = self._objects_dir
-        directory.mkdir(parents=True, exist_ok=True)
-        old = self._load_index()
-        new: dict[str, dict[str, Any]] = {}
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self._bucket):
-            for obj in page.get("Contents", []):
-                key, etag = obj["Key"], obj["ETag"]
-                name = hashlib.sha256(key.encode()).hexdigest()
-                entry = {"file": name, "etag": etag, "size": obj["Size"]}
-                if old.get(key) != entry or not (directory / name).exists():
-                    body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-                    tmp = directory / f"{name}.tmp"
-                    with tmp.open("wb") as out:
-                        for block in iter(partial(body.read, 8 * 1024 * 1024), b""):
-                            out.write(block)
-                    tmp.replace(directory / name)
-                new[key] = entry
-        index_tmp = directory / "index.json.tmp"
-        index_tmp.write_text(json.dumps(new))
-        index_tmp.replace(self._index_path())
-        kept = {e["file"] for e in new.values()} | {"index.json"}
-        for stale in directory.iterdir():
-            if stale.name not in kept:
-                stale.unlink(missing_ok=True)
-
-    def _restore_objects(self) -> int:
-        index = self._load_index()
+            return
         for key, entry in index.items():
-            with (self._objects_dir / entry["file"]).open("rb") as body:
-                self._s3.put_object(Bucket=self._bucket, Key=key, Body=body)
-        return len(index)
+            source = legacy / entry["file"]
+            if source.exists() and not self._objects.exists(key):
+                target = self._objects.path(key)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                source.replace(target)
+        shutil.rmtree(legacy)
+        with contextlib.suppress(OSError):
+            legacy.parent.rmdir()  # `s3/`, when no other bucket's snapshot is left in it
 
 
 def _encode(value: Any) -> Any:
@@ -160,7 +141,3 @@ def _decode(value: Any) -> Any:
     if isinstance(value, list):
         return [_decode(v) for v in value]
     return value
-
-
-def log_restored(items: int, objects: int) -> None:
-    logger.info("state restored", extra={"items": items, "objects": objects})

@@ -3,18 +3,26 @@
 Not `chalice local`, which drops chunked bodies and mishandles HEAD (reference/stack.md section 2).
 The event is what API Gateway's REST proxy integration sends, so the app runs the same code path
 as on Lambda; the body travels as raw bytes (no base64 round trip).
+
+Beside the app, it serves the signed download URLs of the local object store (`stores/files.py`),
+the part S3 plays on AWS when blob GET redirects there: GET and HEAD, one byte range at most.
 """
 
 from __future__ import annotations
 
 import base64
+import json
+import os
 import re
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any
-from urllib.parse import parse_qs
+from collections.abc import Callable, Iterable, Iterator
+from io import BytesIO
+from typing import Any, BinaryIO
+from urllib.parse import parse_qs, unquote
 
 from chalice.app import Chalice
+
+from chalicelib.stores.files import DOWNLOAD_PREFIX, DownloadRefused, FileObjectStore
 
 StartResponse = Callable[..., Any]
 
@@ -61,9 +69,12 @@ class LocalLambdaContext:
 class ChaliceWSGI:
     """A WSGI application wrapping a Chalice app's REST routes."""
 
-    def __init__(self, app: Chalice, on_write: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, app: Chalice, on_write: Callable[[], None] | None = None, files: FileObjectStore | None = None
+    ) -> None:
         self._app = app
         self._on_write = on_write
+        self._files = files
         # Literal and single-segment routes match before greedy `{proxy+}` ones, as on API Gateway.
         routes = sorted(app.routes, key=lambda path: ("+}" in path, -path.count("/"), path.count("{"), path))
         self._routes = [(path, _route_regex(path)) for path in routes]
@@ -71,6 +82,8 @@ class ChaliceWSGI:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"].upper()
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace") or "/"
+        if self._files is not None and path.startswith(DOWNLOAD_PREFIX):
+            return self._download(environ, method, path[len(DOWNLOAD_PREFIX) :], start_response)
         if len(path) > 1:
             path = path.rstrip("/") or "/"
         matched = self._match(path)
@@ -87,6 +100,24 @@ class ChaliceWSGI:
             self._on_write()
         return self._respond(result, method, start_response)
 
+    def _download(
+        self, environ: dict[str, Any], method: str, key: str, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """A signed download URL: the object's bytes (S3's GetObject, as far as clients use it)."""
+        assert self._files is not None
+        if method not in ("GET", "HEAD"):
+            return _plain(start_response, 405, _error("UNSUPPORTED", "read only"))
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        try:
+            body = self._files.open_signed(
+                unquote(key), query.get("expires", [""])[-1], query.get("signature", [""])[-1]
+            )
+        except DownloadRefused as exc:
+            return _plain(start_response, 403, _error("DENIED", str(exc)))
+        except (FileNotFoundError, IsADirectoryError):
+            return _plain(start_response, 404, _error("BLOB_UNKNOWN", "blob unknown"))
+        return _send_file(environ, method, body, start_response)
+
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
         for resource, regex in self._routes:
             found = regex.fullmatch(path)
@@ -100,7 +131,13 @@ class ChaliceWSGI:
     ) -> dict[str, Any]:
         length = environ.get("CONTENT_LENGTH") or ""
         stream = environ["wsgi.input"]
-        body = stream.read(int(length)) if length.isdigit() else stream.read()
+        if isinstance(stream, BytesIO) and stream.tell() == 0:
+            # waitress's own buffer: CPython hands out its bytes without copying them (a layer is
+            # tens of MB; a copy costs ~1 ms per MB here, mostly page faults on fresh memory).
+            body = stream.getvalue()
+            body = body[: int(length)] if length.isdigit() else body
+        else:
+            body = stream.read(int(length)) if length.isdigit() else stream.read()
         headers: dict[str, str] = {}
         for key, value in environ.items():
             if key.startswith("HTTP_"):
@@ -157,6 +194,72 @@ def _route_regex(path: str) -> re.Pattern[str]:
     pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", path)
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
     return re.compile(f"^{pattern}$", re.DOTALL)
+
+
+def _send_file(environ: dict[str, Any], method: str, body: BinaryIO, start_response: StartResponse) -> Iterable[bytes]:
+    size = os.fstat(body.fileno()).st_size
+    span = _byte_range(environ.get("HTTP_RANGE"), size)
+    if span is None:
+        body.close()
+        start_response("416 Range Not Satisfiable", [("Content-Range", f"bytes */{size}"), ("Content-Length", "0")])
+        return [b""]
+    first, last = span
+    headers = [
+        ("Content-Type", "application/octet-stream"),
+        ("Content-Length", str(last - first + 1)),
+        ("Accept-Ranges", "bytes"),
+    ]
+    partial = (first, last) != (0, size - 1)
+    if partial:
+        headers.append(("Content-Range", f"bytes {first}-{last}/{size}"))
+    start_response("206 Partial Content" if partial else "200 OK", headers)
+    if method == "HEAD" or size == 0:
+        body.close()
+        return [b""]
+    if hasattr(os, "posix_fadvise"):
+        # Blobs are written past the page cache (O_DIRECT): start reading all of the span now, so
+        # that waitress's loop, which reads the file block by block as it sends, rarely waits.
+        os.posix_fadvise(body.fileno(), first, last - first + 1, os.POSIX_FADV_WILLNEED)
+    body.seek(first)
+    wrapper = environ.get("wsgi.file_wrapper")
+    if wrapper is not None and last == size - 1:
+        # waitress sends the file from where it stands to its end, in large blocks.
+        return wrapper(body, 1024 * 1024)  # type: ignore[no-any-return]
+    return _read_span(body, last - first + 1)
+
+
+def _error(code: str, message: str) -> bytes:
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+
+
+def _byte_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """(first, last) inclusive for a `Range: bytes=...` header (the whole object without one);
+    None when unsatisfiable. Multiple ranges are not supported: the whole object is sent, as the
+    HTTP spec allows a server to do."""
+    whole = (0, size - 1)  # (0, -1): an empty object
+    found = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
+    if found is None or found.group(1) == found.group(2) == "":
+        return whole
+    start, end = found.groups()
+    if start == "":
+        first, last = max(size - int(end), 0), size - 1
+    else:
+        first, last = int(start), min(int(end), size - 1) if end else size - 1
+    if first >= size or first > last:
+        return None
+    return first, last
+
+
+def _read_span(body: BinaryIO, length: int) -> Iterator[bytes]:
+    try:
+        while length > 0:
+            block = body.read(min(length, 1024 * 1024))
+            if not block:
+                return
+            length -= len(block)
+            yield block
+    finally:
+        body.close()
 
 
 def _plain(start_response: StartResponse, status: int, body: bytes) -> list[bytes]:

@@ -10,11 +10,11 @@ from chalicelib.stores import keys
 
 if TYPE_CHECKING:
     from chalicelib.stores.blobs import BlobMetaStore
-    from chalicelib.stores.objects import S3ObjectStore
+    from chalicelib.stores.objects import ObjectStore
 
 
 class BlobService:
-    def __init__(self, blobs: BlobMetaStore, objects: S3ObjectStore, presign_ttl_seconds: int) -> None:
+    def __init__(self, blobs: BlobMetaStore, objects: ObjectStore, presign_ttl_seconds: int) -> None:
         self._blobs = blobs
         self._objects = objects
         self._ttl = presign_ttl_seconds

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from chalicelib.services.blobs import BlobService
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
-    from chalicelib.stores.objects import S3ObjectStore
+    from chalicelib.stores.objects import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class Icon:
 
 class IconService:
     def __init__(
-        self, blob_meta: BlobMetaStore, objects: S3ObjectStore, manifests: ManifestStore, blobs: BlobService
+        self, blob_meta: BlobMetaStore, objects: ObjectStore, manifests: ManifestStore, blobs: BlobService
     ) -> None:
         self._blob_meta = blob_meta
         self._objects = objects

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from chalicelib.stores.artifacts import ArtifactStore
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
-    from chalicelib.stores.objects import S3ObjectStore
+    from chalicelib.stores.objects import ObjectStore
 
 # A delete whose condition keeps failing (indexes adopting the artifact meanwhile) gives up after this.
 _DELETE_ATTEMPTS = 3
@@ -51,7 +51,7 @@ class ManifestService:
         artifacts: ArtifactStore,
         blobs: BlobMetaStore,
         *,
-        objects: S3ObjectStore,
+        objects: ObjectStore,
         quota: QuotaService,
         events: EventBus,
         max_bytes: int,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.blobs import BlobMetaStore
-    from chalicelib.stores.objects import S3ObjectStore
+    from chalicelib.stores.objects import ObjectStore
     from chalicelib.stores.uploads import UploadStore
 
 _MAX_PART_NUMBER = 10_000
@@ -43,7 +43,7 @@ class UploadService:
     def __init__(
         self,
         uploads: UploadStore,
-        objects: S3ObjectStore,
+        objects: ObjectStore,
         blobs: BlobMetaStore,
         quota: QuotaService,
         settings: Settings,
@@ -69,8 +69,22 @@ class UploadService:
     def append(
         self, repository: str, upload_id: str, data: bytes, *, content_range: tuple[int, int] | None, location: str
     ) -> Upload:
-        """Append one chunk (PATCH). `content_range` is inclusive; None means "at the current end"."""
-        return self._append(self.status(repository, upload_id), data, content_range, location)
+        """Append one chunk (PATCH). `content_range` is inclusive; None means "at the current end".
+
+        The session is not read first: the claim (one conditional write) returns it, and what it
+        shows (repository, offset) is checked under the lease, which is given back on a mismatch.
+        """
+        if not data:
+            return self._append(self.status(repository, upload_id), data, content_range, location)
+        pieces = max(1, -(-len(data) // _MAX_PART_BYTES))
+        claimed, seq, token = self._claim(upload_id, None, pieces, location, repository)
+        if content_range is not None:
+            try:
+                self._check_range(claimed, data, content_range, location)
+            except RangeInvalid:
+                self._uploads.release(upload_id, token)
+                raise
+        return self._write_under_lease(claimed, seq, token, data, location, streamed=content_range is None)
 
     def _append(self, upload: Upload, data: bytes, content_range: tuple[int, int] | None, location: str) -> Upload:
         if content_range is not None:
@@ -95,13 +109,18 @@ class UploadService:
         written once, without staging.
         """
         digest = Digest.parse(digest_text)
-        upload = self.status(repository, upload_id)
-        whole_body = upload.offset == 0 and bool(data)
-        if not whole_body:
-            upload = self._append(upload, data, content_range, location)
-        elif content_range is not None:
-            self._check_range(upload, data, content_range, location)
-        upload, seq, token = self._claim(upload, 1, location)
+        whole_body = False
+        if data or content_range is not None:
+            upload = self.status(repository, upload_id)
+            whole_body = upload.offset == 0 and bool(data)
+            if not whole_body:
+                upload = self._append(upload, data, content_range, location)
+            elif content_range is not None:
+                self._check_range(upload, data, content_range, location)
+            upload, seq, token = self._claim(upload.id, upload.offset, 1, location)
+        else:
+            # The common close (docker, podman, skopeo): no body, so no read before the claim.
+            upload, seq, token = self._claim(upload_id, None, 1, location, repository)
         completed = False
         try:
             if whole_body:
@@ -164,39 +183,51 @@ class UploadService:
                 offset=upload.offset,
             )
 
-    def _claim(self, upload: Upload, parts: int, location: str) -> tuple[Upload, int, str]:
+    def _claim(
+        self, upload_id: str, offset: int | None, parts: int, location: str, repository: str | None = None
+    ) -> tuple[Upload, int, str]:
+        """Take the session's lease (at `offset`, or wherever it stands when None) and reserve part
+        numbers; with `repository`, a session of another repository is given back and unknown."""
         from chalicelib.stores.uploads import LeaseLost  # noqa: PLC0415 (exception type only)
 
         try:
-            claimed, seq, token = self._uploads.claim(upload.id, upload.offset, parts)
+            claimed, seq, token = self._uploads.claim(upload_id, offset, parts)
         except LeaseLost:
-            current = self._uploads.get(upload.id)
-            if current is None:
-                raise BlobUploadUnknown(detail={"upload": upload.id}) from None
+            current = self._uploads.get(upload_id)
+            if current is None or (repository is not None and current.repository != repository):
+                raise BlobUploadUnknown(detail={"upload": upload_id}) from None
             raise RangeInvalid(
                 "another request is writing to this upload or it moved on; check its status",
                 location=location,
                 offset=current.offset,
             ) from None
+        if repository is not None and claimed.repository != repository:
+            self._uploads.release(upload_id, token)
+            raise BlobUploadUnknown(detail={"upload": upload_id})
         if seq + parts - 1 > _MAX_PART_NUMBER:
-            self._uploads.release(upload.id, token)
+            self._uploads.release(upload_id, token)
             raise BlobUploadInvalid("too many chunks in one upload; send larger chunks")
         return claimed, seq, token
 
     def _append_claimed(self, upload: Upload, data: bytes, location: str, *, streamed: bool) -> Upload:
+        pieces = max(1, -(-len(data) // _MAX_PART_BYTES))
+        claimed, seq, token = self._claim(upload.id, upload.offset, pieces, location)
+        return self._write_under_lease(claimed, seq, token, data, location, streamed=streamed)
+
+    def _write_under_lease(
+        self, claimed: Upload, seq: int, token: str, data: bytes, location: str, *, streamed: bool
+    ) -> Upload:
         from chalicelib.stores.uploads import LeaseLost  # noqa: PLC0415
 
-        pieces = max(1, -(-len(data) // _MAX_PART_BYTES))
-        claimed, seq, token = self._claim(upload, pieces, location)
         try:
             updated = self._write(claimed, seq, data, streamed=streamed)
             self._uploads.commit(updated, token)
         except LeaseLost:
             raise RangeInvalid(
-                "the upload changed during this request", location=location, offset=upload.offset
+                "the upload changed during this request", location=location, offset=claimed.offset
             ) from None
         except BaseException:
-            self._uploads.release(upload.id, token)
+            self._uploads.release(claimed.id, token)
             raise
         # Staged chunks folded into the part are no longer referenced by the committed state.
         folded = [c.key for c in claimed.pending if c not in updated.pending]
@@ -348,7 +379,7 @@ class UploadService:
         _delete_staging(self._objects, staged)
 
 
-def _delete_staging(objects: S3ObjectStore, staged: list[str]) -> None:
+def _delete_staging(objects: ObjectStore, staged: list[str]) -> None:
     """Delete staging objects, never a content-addressed one: another upload or a blob may own it
     (an unreferenced one is garbage collection's to remove)."""
     removable = [k for k in staged if not k.startswith(keys.BLOBS_PREFIX)]

@@ -19,7 +19,7 @@ from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
 from chalicelib.errors import Conflict, ManifestBlobUnknown, ManifestUnknown
 from chalicelib.stores import keys
-from chalicelib.stores.objects import S3ObjectStore
+from chalicelib.stores.objects import ObjectStore
 from chalicelib.stores.tables import (
     ManifestRow,
     ParentRow,
@@ -44,7 +44,7 @@ class DeletedManifest:
 
 
 class ManifestStore:
-    def __init__(self, objects: S3ObjectStore, inline_max_bytes: int, refs_max_bytes: int) -> None:
+    def __init__(self, objects: ObjectStore, inline_max_bytes: int, refs_max_bytes: int) -> None:
         self._objects = objects
         self._inline_max = inline_max_bytes
         self._refs_max = refs_max_bytes

@@ -1,11 +1,12 @@
-"""S3 object store: the only code that sends bytes to or reads bytes from the bucket."""
+"""Object stores: the only code that moves blob bytes. `S3ObjectStore` on AWS (the bucket);
+`stores/files.py` for the embedded runner. Both satisfy `ObjectStore`, which is what services see."""
 
 from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
@@ -18,6 +19,32 @@ if TYPE_CHECKING:
 _SINGLE_COPY_MAX = 5 * 1024**3
 _COPY_PART_BYTES = 512 * 1024**2
 _READ_BLOCK = 8 * 1024**2
+
+
+class ObjectStore(Protocol):
+    """Keys as in `stores/keys.py`.
+
+    `put`'s `sha256_hex` is the caller's digest of exactly `data`, computed in this process from
+    those bytes (the upload service has verified it against the client's digest by then). S3
+    checks it again on arrival, because the bytes cross a network; the local file store, where
+    they do not, writes them without a second pass."""
+
+    def put(self, key: str, data: bytes, *, sha256_hex: str | None = None) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def get_head(self, key: str, max_bytes: int) -> bytes:
+        """At most the first `max_bytes` of an object: bounded reads for processors."""
+        ...
+
+    def iter_bytes(self, key: str) -> Iterator[bytes]: ...
+    def ping(self) -> None: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, *keys: str) -> None: ...
+    def presigned_get(self, key: str, ttl_seconds: int) -> str: ...
+    def start_multipart(self, key: str) -> str: ...
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str: ...
+    def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+    def copy(self, source: str, target: str, size: int) -> None: ...
 
 
 class S3ObjectStore:

@@ -56,15 +56,24 @@ class UploadStore:
             return None
         return _to_upload(upload_id, row)
 
-    def claim(self, upload_id: str, offset: int, part_numbers: int) -> tuple[Upload, int, str]:
-        """Take the lease at `offset` and reserve `part_numbers` part numbers.
+    def claim(self, upload_id: str, offset: int | None, part_numbers: int) -> tuple[Upload, int, str]:
+        """Take the lease at `offset` (None: at whatever offset the session has) and reserve
+        `part_numbers` part numbers.
 
-        Returns the session, the first reserved number and the lease token; raises LeaseLost when
-        the offset moved, another writer holds the lease, or the session is gone.
+        Returns the session as the claim left it, the first reserved number and the lease token;
+        raises LeaseLost when the offset moved, another writer holds the lease, or the session is
+        gone or expired.
         """
         now = int(time.time())
         token = secrets.token_hex(8)
         row = UploadRow(keys.upload_pk(upload_id), keys.UPLOAD_SK)
+        # `expires_at > now` also fails on a missing row (an absent attribute compares false), so
+        # the update never creates one.
+        condition = (UploadRow.expires_at > now) & (
+            UploadRow.lease_token.does_not_exist() | (UploadRow.lease_until < now)
+        )
+        if offset is not None:
+            condition &= UploadRow.offset == offset
         try:
             row.update(
                 actions=[
@@ -72,12 +81,7 @@ class UploadStore:
                     UploadRow.lease_until.set(now + self._lease),
                     UploadRow.next_seq.add(part_numbers),
                 ],
-                condition=(
-                    UploadRow.pk.exists()
-                    & (UploadRow.offset == offset)
-                    & (UploadRow.expires_at > now)
-                    & (UploadRow.lease_token.does_not_exist() | (UploadRow.lease_until < now))
-                ),
+                condition=condition,
             )
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":

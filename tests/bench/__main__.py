@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import importtime, latency, transfer
+from tests.bench import apptime, importtime, latency, transfer
 from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
 from tests.bench.servers import Distribution, OurRegistry
 
-SECTIONS = ("awscalls", "import", "transfer", "latency", "listing")
+SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime", "listing")
 RATIO_TARGET = 1.5
 
 
@@ -109,6 +109,7 @@ class Bench:
             finally:
                 self.summary["servers_stopped"] = {"ours_exit": ours.exit_code, "ours_shutdown_s": ours.shutdown_s}
                 self._keep_logs(ours, dist)
+        self.section("apptime", f"server-side cost per request over {self.runs} skopeo pushes and pulls", self._apptime)
 
     def _awscalls(self) -> dict[str, Any]:
         result = self._in_subprocess("awscalls", 600)
@@ -142,9 +143,14 @@ class Bench:
     def _transfer(self, ours: OurRegistry, dist: Distribution) -> dict[str, Any]:
         # Same namespace on both; `library` is the project ours creates at start.
         namespace = f"library/bench-timing-{int(time.time())}"
-        args = (self.runs, self.medium_mb)
-        theirs = transfer.timing_baseline("distribution", dist.url, *args, self.workdir / "d.json", namespace)
-        mine = transfer.timing_baseline("ours", ours.url, *args, self.workdir / "o.json", namespace, ours.creds)
+        both = transfer.interleaved(
+            [("distribution", dist.url, dist.creds), ("ours", ours.url, ours.creds)],
+            self.runs, self.medium_mb, self.workdir, namespace,
+        )  # fmt: skip
+        theirs, mine = both["distribution"], both["ours"]
+        for label, result in both.items():
+            push, pull = _fmt_s(result["median_push_s"]), _fmt_s(result["median_pull_s"])
+            print(f"{label}: median push {push}, pull {pull} over {len(result['runs'])} runs", flush=True)
         ratios = transfer.ratios(mine, theirs)
         for kind in ("push", "pull"):
             value = ratios[kind]
@@ -164,6 +170,20 @@ class Bench:
         }
         latency.print_report(results)
         return results
+
+    def _apptime(self) -> dict[str, Any]:
+        """Our runner alone, under `tests.bench.apptime` (requests timed inside the process)."""
+        log = self.workdir / "apptime.jsonl"
+        namespace = f"library/bench-apptime-{int(time.time())}"
+        with OurRegistry(self.workdir, ("tests.bench.apptime", str(log)), label="apptime") as ours:
+            run = transfer.timing_baseline(
+                "apptime", ours.url, self.runs, self.medium_mb, self.workdir / "a.json", namespace, ours.creds
+            )
+        if not run["ok"]:
+            raise RuntimeError(f"timing-baseline failed against the timed server (exit {run['returncode']})")
+        rows = apptime.summarise(log)
+        apptime.print_table(rows, self.runs)
+        return {"runs": self.runs, "median_push_s": run["median_push_s"], "requests": rows}
 
     def _keep_logs(self, ours: OurRegistry, dist: Distribution) -> None:
         logs = BUILD / "bench-logs"
@@ -249,10 +269,14 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
             c = r["manifest_get_concurrent"]
             rate = f"{c['wall_s']:.2f} s, {c['throughput_rps']:.0f} req/s"
             print(f"    {name}: {c['n']} manifest GETs at concurrency 8: {rate}")
+    if "apptime" in sections:
+        a = sections["apptime"]
+        print(f"\n[5] server-side cost per request (thread CPU inside the app), {a['runs']} pushes and pulls")
+        apptime.print_table(a["requests"], a["runs"])
     if "listing" in sections:
         r = sections["listing"]
         sizes = f"{r['artifacts']} artifacts / {r['tags']} tags, page_size {r['page_size']}"
-        print(f"\n[5] lists of {sizes} (ms are moto's)")
+        print(f"\n[6] lists of {sizes} (ms are moto's)")
         for row in r["pages"]:
             print(f"    {row['list']:<30}{row['page']:<34}{row['calls']:>4} calls {row['ms']:>9.1f} ms")
     if summary["errors"]:

@@ -38,12 +38,14 @@ def _tail(path: Path, lines: int = 30) -> str:
 class OurRegistry:
     name = "ours"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, module: tuple[str, ...] = ("chalicelib.local",), label: str = "registry") -> None:
+        """`module`: what `python -m` runs (the apptime section wraps the runner to time requests)."""
         self.workdir = workdir
+        self.module = module
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
-        self.data_dir = workdir / "registry-data"
-        self.log_path = workdir / "registry.log"
+        self.data_dir = workdir / f"{label}-data"
+        self.log_path = workdir / f"{label}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self.startup_s: float | None = None
@@ -86,7 +88,7 @@ class OurRegistry:
         # Own session: a Ctrl-C in the terminal reaches only the bench, which then stops the server
         # with SIGTERM (the documented way), instead of racing it.
         self.process = subprocess.Popen(
-            [python, "-m", "chalicelib.local"],
+            [python, "-m", *self.module],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,

@@ -2,12 +2,17 @@
 
 `timing-baseline URL --runs N --json FILE` already does what this section needs: fresh random data
 and a new repository per run (no dedupe, no mount from skopeo's blob-info cache), untimed image
-generation, monotonic wall clock, medians. It runs once per registry with the same N.
+generation, monotonic wall clock, medians.
+
+The registries take turns, one run each (`interleaved`), the first alternating: on a machine that
+other work loads unevenly, running all of one registry's runs and then all of the other's measured
+the load's drift as much as the registries (the same code gave 1.1x and 1.6x a minute apart).
 """
 
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -54,6 +59,35 @@ def timing_baseline(
     result["ok"] = returncode == 0 and len(result["runs"]) == runs
     result["returncode"] = returncode
     return result
+
+
+Registry = tuple[str, str, tuple[str, str] | None]  # label, URL, credentials
+
+
+def interleaved(
+    registries: list[Registry], runs: int, medium_mb: float, workdir: Path, namespace: str
+) -> dict[str, dict[str, Any]]:
+    """`runs` single-run `timing_baseline`s per registry (label, url, creds), taking turns; per
+    registry the same result shape as one `timing_baseline` of `runs` runs."""
+    results: dict[str, dict[str, Any]] = {
+        label: {"registry": url, "medium_mb": medium_mb, "runs": [], "ok": True, "returncode": 0}
+        for label, url, _ in registries
+    }
+    for index in range(1, runs + 1):
+        order = registries if index % 2 else list(reversed(registries))
+        for label, url, creds in order:
+            one = timing_baseline(
+                label, url, 1, medium_mb, workdir / f"{label}-{index}.json", f"{namespace}-{index}", creds
+            )
+            merged = results[label]
+            merged["runs"] += [dict(run, run=index) for run in one["runs"]]
+            if not one["ok"]:
+                merged["ok"], merged["returncode"] = False, one["returncode"] or 1
+    for merged in results.values():
+        for kind in ("push", "pull"):
+            values = [run[f"{kind}_s"] for run in merged["runs"]]
+            merged[f"median_{kind}_s"] = statistics.median(values) if values else None
+    return results
 
 
 def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | None]:

@@ -79,6 +79,9 @@ def test_state_survives_sigterm_and_restart(images: dict[str, Any], tmp_path: Pa
     finally:
         first.stop()  # asserts "state saved"
     assert list((data / "dynamodb").glob("*.jsonl")), sorted(str(p) for p in data.rglob("*"))
+    # Blob bytes are files of the local object store (stores/files.py), nothing left mid-write.
+    assert [p for p in (data / "objects" / "blobs").rglob("*") if p.is_file()], sorted(map(str, data.rglob("*")))
+    assert not list((data / "objects" / ".tmp").iterdir())
 
     again = RegistryServer(data, tmp_path / "server-2.log", port=first.port, password=first.password).start()
     try:

@@ -336,6 +336,35 @@ def test_upload_of_another_repository_is_unknown(registry):
     assert _status(registry, location).status_code == 204
 
 
+def test_claims_on_another_repositorys_upload_give_the_lease_back(registry):
+    """PATCH and the empty closing PUT take the session without reading it first; a session of
+    another repository is then unknown to them, and its own client carries on at once."""
+    data = random_bytes(3000)
+    location = registry.start_upload(REPO).headers["Location"]
+    upload_id = location.rsplit("/", 1)[1]
+    other = f"/v2/library/other/blobs/uploads/{upload_id}"
+    assert_error(registry.patch_chunk(other, data[:1000]), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert_error(registry.finish_upload(other, digest_of(data)), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert _status(registry, location).headers["Range"] == "0-0"
+    response = registry.patch_chunk(location, data)
+    assert response.status_code == 202
+    assert range_end(response) == len(data) - 1
+    assert_error(registry.finish_upload(other, digest_of(data)), 404, "BLOB_UPLOAD_UNKNOWN")
+    assert registry.finish_upload(location, digest_of(data)).status_code == 201
+    assert registry.head(f"/v2/library/other/blobs/{digest_of(data)}").status_code == 404
+
+
+def test_empty_close_of_an_unknown_or_finished_upload(registry):
+    assert_error(
+        registry.finish_upload(f"/v2/{REPO}/blobs/uploads/does-not-exist", digest_of(b"")), 404, "BLOB_UPLOAD_UNKNOWN"
+    )
+    data = random_bytes(100)
+    location = registry.start_upload(REPO).headers["Location"]
+    assert registry.patch_chunk(location, data).status_code == 202
+    assert registry.finish_upload(location, digest_of(data)).status_code == 201
+    assert_error(registry.finish_upload(location, digest_of(data)), 404, "BLOB_UPLOAD_UNKNOWN")
+
+
 def test_cancel_upload(registry):
     location = registry.start_upload(REPO).headers["Location"]
     assert registry.patch_chunk(location, b"abc" * 100, 0).status_code == 202

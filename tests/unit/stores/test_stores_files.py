@@ -1,0 +1,203 @@
+"""The local object store (`stores/files.py`): the S3 guarantees the upload path relies on, on files."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from chalicelib.errors import BlobUploadUnknown
+from chalicelib.stores import files
+from chalicelib.stores.files import DOWNLOAD_PREFIX, DownloadRefused, FileObjectStore
+
+KEY = "blobs/sha256/" + "ab" * 32
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> FileObjectStore:
+    return FileObjectStore(tmp_path / "objects")
+
+
+def leftovers(store: FileObjectStore) -> list[str]:
+    return sorted(p.name for p in (store.root / ".tmp").iterdir())
+
+
+def test_a_failing_disk_is_an_error_not_a_fallback(store: FileObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files, "_write_direct", full)
+    with pytest.raises(OSError, match="No space"):
+        store.put(KEY, os.urandom(files._DIRECT_MIN))
+    assert not store.exists(KEY)
+    assert store._direct_ok
+
+
+def test_put_get_exists_delete(store: FileObjectStore) -> None:
+    store.put(KEY, b"hello")
+    assert store.exists(KEY)
+    assert store.get(KEY) == b"hello"
+    assert b"".join(store.iter_bytes(KEY)) == b"hello"
+    store.delete(KEY, "uploads/x/never-written")
+    assert not store.exists(KEY)
+    assert leftovers(store) == []
+
+
+def test_get_head_reads_at_most_the_asked_bytes(store: FileObjectStore) -> None:
+    store.put(KEY, b"0123456789")
+    assert store.get_head(KEY, 4) == b"0123"
+    assert store.get_head(KEY, 100) == b"0123456789"
+    with pytest.raises(FileNotFoundError):
+        store.get_head("blobs/sha256/" + "cd" * 32, 4)
+
+
+@pytest.mark.parametrize("size", [files._DIRECT_MIN, files._DIRECT_BLOCK + 4097, 2 * files._DIRECT_BLOCK])
+def test_large_bodies_keep_their_exact_bytes(store: FileObjectStore, size: int) -> None:
+    """Large bodies go through padded 4 KiB-aligned blocks; the file must still be exactly the data."""
+    data = os.urandom(size)
+    store.put(KEY, data, sha256_hex=hashlib.sha256(data).hexdigest())
+    assert store.path(KEY).stat().st_size == size
+    assert store.get(KEY) == data
+
+
+def test_filesystem_without_o_direct_falls_back(store: FileObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(path: Path, data: bytes) -> None:
+        path.touch()  # as if the open had worked and the write then failed
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(files, "_write_direct", refuse)
+    data = os.urandom(files._DIRECT_MIN + 1)
+    store.put(KEY, data)
+    assert store.get(KEY) == data
+    assert leftovers(store) == []
+    store.put("blobs/sha256/" + "cd" * 32, data)  # no second attempt
+    assert store.get("blobs/sha256/" + "cd" * 32) == data
+
+
+def test_a_replaced_object_is_never_seen_half_written(store: FileObjectStore) -> None:
+    """Writes go to a temporary file renamed into place: a reader holding the old file keeps it whole."""
+    store.put(KEY, b"a" * 100)
+    with store.path(KEY).open("rb") as old:
+        store.put(KEY, b"b" * 50)
+        assert old.read() == b"a" * 100
+    assert store.get(KEY) == b"b" * 50
+
+
+@pytest.mark.parametrize(
+    "key", ["", "/etc/passwd", "../outside", "blobs/../../x", "blobs/./x", ".url-key", ".tmp/x", "a//b", "a/b/", "a\\b"]
+)
+def test_keys_cannot_leave_the_directory(store: FileObjectStore, key: str) -> None:
+    with pytest.raises(ValueError, match="invalid object key"):
+        store.put(key, b"x")
+    with pytest.raises(ValueError, match="invalid object key"):
+        store.presigned_get(key, 60)
+
+
+def test_multipart_assembles_only_the_listed_parts_in_order(store: FileObjectStore) -> None:
+    target = "uploads/u1/data"
+    upload = store.start_multipart(target)
+    second = store.upload_part(target, upload, 2, b"world")
+    first = store.upload_part(target, upload, 1, b"hello ")
+    store.upload_part(target, upload, 3, b"stale part of a writer that lost its lease")
+    store.complete_multipart(target, upload, [(1, first), (2, second)])
+    assert store.get(target) == b"hello world"
+    assert list((store.root / ".multipart").iterdir()) == []
+
+
+def test_multipart_with_a_wrong_tag_or_unknown_upload_is_unknown(store: FileObjectStore) -> None:
+    target = "uploads/u1/data"
+    upload = store.start_multipart(target)
+    store.upload_part(target, upload, 1, b"x")
+    with pytest.raises(BlobUploadUnknown):
+        store.complete_multipart(target, upload, [(1, "0" * 16)])
+    assert not store.exists(target)
+    assert leftovers(store) == []
+    for bad in ("0" * 32, "../../etc", upload.upper()):
+        with pytest.raises(BlobUploadUnknown):
+            store.upload_part(target, bad, 1, b"x")
+    store.abort_multipart(target, upload)
+    with pytest.raises(BlobUploadUnknown):
+        store.upload_part(target, upload, 2, b"x")
+    store.abort_multipart(target, upload)  # twice is fine, as on S3
+
+
+def test_copy_is_a_link_that_survives_the_source(store: FileObjectStore) -> None:
+    store.put("uploads/u1/data", b"assembled")
+    store.copy("uploads/u1/data", KEY, 9)
+    store.delete("uploads/u1/data")
+    assert store.get(KEY) == b"assembled"
+    with pytest.raises(FileNotFoundError):
+        store.copy("uploads/u2/data", "blobs/sha256/" + "cd" * 32, 1)
+
+
+def _url_parts(url: str) -> tuple[str, str, str]:
+    path, _, query = url.partition("?")
+    params = dict(p.split("=", 1) for p in query.split("&"))
+    return path.removeprefix(DOWNLOAD_PREFIX), params["expires"], params["signature"]
+
+
+def test_download_url_is_relative_signed_and_expires(store: FileObjectStore) -> None:
+    store.put(KEY, b"payload")
+    url = store.presigned_get(KEY, 60)
+    assert url.startswith(DOWNLOAD_PREFIX)
+    key, expires, signature = _url_parts(url)
+    with store.open_signed(key, expires, signature) as body:
+        assert body.read() == b"payload"
+    with pytest.raises(DownloadRefused, match="bad signature"):
+        store.open_signed(key, str(int(expires) + 1), signature)
+    with pytest.raises(DownloadRefused, match="bad signature"):
+        store.open_signed("blobs/sha256/" + "cd" * 32, expires, signature)
+    with pytest.raises(DownloadRefused, match="malformed"):
+        store.open_signed("../" + key, expires, signature)
+    with pytest.raises(DownloadRefused, match="malformed"):
+        store.open_signed(key, "soon", signature)
+    key, expires, signature = _url_parts(store.presigned_get(KEY, -1))
+    with pytest.raises(DownloadRefused, match="expired"):
+        store.open_signed(key, expires, signature)
+
+
+def test_signing_key_is_kept_and_private(tmp_path: Path) -> None:
+    first = FileObjectStore(tmp_path / "objects")
+    first.put(KEY, b"x")
+    key, expires, signature = _url_parts(first.presigned_get(KEY, 60))
+    second = FileObjectStore(tmp_path / "objects")  # the WSGI adapter's instance, or after a restart
+    with second.open_signed(key, expires, signature) as body:
+        assert body.read() == b"x"
+    assert (tmp_path / "objects" / ".url-key").stat().st_mode & 0o777 == 0o600
+    other = FileObjectStore(tmp_path / "elsewhere")
+    with pytest.raises(DownloadRefused):
+        other.open_signed(key, str(int(time.time()) + 60), signature)
+
+
+def test_clear_scratch_removes_only_leftover_temporary_files(store: FileObjectStore) -> None:
+    store.put(KEY, b"kept")
+    upload = store.start_multipart("uploads/u1/data")
+    store.upload_part("uploads/u1/data", upload, 1, b"part")
+    (store.root / ".tmp" / "crashed-write").write_bytes(b"half")
+    assert store.clear_scratch() == 1
+    assert leftovers(store) == []
+    assert store.get(KEY) == b"kept"
+    assert len(list((store.root / ".multipart" / upload).iterdir())) == 1  # sessions survive a restart
+
+
+def test_expire_staging_follows_the_bucket_lifecycle_rules(store: FileObjectStore) -> None:
+    store.put("uploads/old/chunk-1", b"a")
+    store.put("uploads/live/chunk-1", b"b")
+    store.put(KEY, b"blob")
+    stale = store.start_multipart("uploads/stale/data")
+    store.upload_part("uploads/stale/data", stale, 1, b"p")
+    live = store.start_multipart("uploads/live/data")
+    store.upload_part("uploads/live/data", live, 1, b"p")
+    three_days_ago = time.time() - 3 * 86400
+    os.utime(store.path("uploads/old/chunk-1"), (three_days_ago, three_days_ago))
+    os.utime(store.root / ".multipart" / stale, (three_days_ago, three_days_ago))
+
+    assert store.expire_staging() == 2
+    assert not (store.root / "uploads" / "old").exists()
+    assert store.get("uploads/live/chunk-1") == b"b"
+    assert store.get(KEY) == b"blob"
+    assert sorted(p.name for p in (store.root / ".multipart").iterdir()) == [live]
+    assert store.expire_staging() == 0
