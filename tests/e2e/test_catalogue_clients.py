@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import requests
 
 from .support import (
     API,
@@ -49,6 +50,7 @@ SPDX = "application/spdx+json"
 # The pull recorder writes at most once a minute (services/artifacts.py PullRecorder): a pull is
 # written at once after a quiet minute, else when the minute closes.
 PULL_WINDOW = 60
+GUEST = 3  # Harbor's role id
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -109,7 +111,8 @@ def test_multiarch_index_is_one_image_with_references(registry: RegistryServer, 
     assert art["manifest_media_type"] == OCI_INDEX
     assert art["repository_name"] == repo
     assert art["size"] == len(src.blob(index_digest)) + sum(child_sizes.values())
-    assert isinstance(art["extra_attrs"], dict)
+    assert art["extra_attrs"] == {}  # an index has no config of its own
+    assert art["addition_links"] == {}
     assert [t["name"] for t in art["tags"]] == ["v1"]
     assert art["tags"][0]["artifact_id"] == art["id"]
     assert [(r["child_digest"], r["platform"]) for r in art["references"]] == [
@@ -333,3 +336,59 @@ def test_audit_log_shows_the_clients_pushes_and_pulls(
     # Exact filters narrow the list.
     pulls = api_get(registry, f"{API}/audit-logs", q=f"operation=pull,resource=~{repo}", page_size=100)
     assert pulls and {e["operation"] for e in pulls} == {"pull"}
+
+
+# Bad input on the real server: Harbor's envelope and a 4xx, never a 500, and nothing changed.
+
+
+def test_bad_input_gets_harbors_envelope(registry: RegistryServer, images: dict[str, Any]) -> None:
+    _, repo, digest = push_tiny(registry, images, "bad-input", "v1")
+    before = listed(registry, repo)
+    admin = ("admin", registry.password)
+    guest = (f"e2ecat-guest-{secrets.token_hex(4)}", f"Guest-Pw1-{secrets.token_hex(8)}")
+    user = {"username": guest[0], "password": guest[1], "email": f"{guest[0]}@example.com", "realname": "guest"}
+    assert registry.http("POST", f"{API}/users", json=user).status_code == 201
+    member = {"role_id": GUEST, "member_user": {"username": guest[0]}}
+    assert registry.http("POST", f"{API}/projects/library/members", json=member).status_code == 201
+    # A guest reads the artifact but may not change it.
+    r = requests.get(registry.url + artifacts_path(repo, "/v1"), auth=guest, timeout=60)
+    assert r.status_code == 200 and r.json()["digest"] == digest, r.text
+    cases: list[tuple[str, str, dict[str, Any], int]] = [
+        ("GET", artifacts_path(repo, "/sha256:nothex"), {}, 400),
+        ("GET", artifacts_path(repo, "/" + "x" * 300), {}, 400),
+        ("GET", artifacts_path(repo, f"/{sha256(b'never pushed')}"), {}, 404),
+        ("GET", artifacts_path(repo), {"params": {"page_size": "100000"}}, 400),
+        ("GET", artifacts_path(repo), {"params": {"page": "0"}}, 400),
+        ("GET", artifacts_path(repo), {"params": {"q": "no-operator"}}, 400),
+        ("GET", artifacts_path(repo), {"params": {"q": "unknown_field=1"}}, 400),
+        ("GET", artifacts_path(repo), {"params": {"with_tag": "maybe"}}, 400),
+        ("GET", artifacts_path(repo), {"params": {"sort": "size"}}, 400),
+        ("GET", artifacts_path(repo), {"params": {"cursor": "garbage"}}, 400),
+        ("GET", artifacts_path(repo_name("cat/never-pushed")), {}, 404),
+        ("GET", artifacts_path(repo, f"/{digest}/additions/values.yaml"), {}, 400),
+        ("GET", artifacts_path(repo, f"/{digest}/accessories"), {"params": {"q": "type=~"}}, 400),
+        ("POST", artifacts_path(repo, f"/{digest}/tags"), {"data": b"{not json", "auth": admin}, 400),
+        ("POST", artifacts_path(repo, f"/{digest}/tags"), {"json": {"name": "bad tag!"}, "auth": admin}, 400),
+        ("POST", artifacts_path(repo, f"/{digest}/tags"), {"json": {"name": "x" * 200}, "auth": admin}, 400),
+        ("POST", artifacts_path(repo, f"/{digest}/tags"), {"json": {"name": "ok", "extra": 1}, "auth": admin}, 400),
+        ("POST", artifacts_path(repo), {"params": {"from": "not-a-reference"}, "auth": admin}, 400),
+        ("DELETE", artifacts_path(repo, f"/{digest}"), {"auth": ("admin", "wrong-password")}, 401),
+        ("DELETE", artifacts_path(repo, f"/{digest}"), {"auth": None}, 401),
+        ("DELETE", artifacts_path(repo, f"/{digest}"), {"auth": guest}, 403),
+        ("POST", artifacts_path(repo, f"/{digest}/tags"), {"json": {"name": "by-guest"}, "auth": guest}, 403),
+        ("DELETE", artifacts_path(repo, f"/{digest}/tags/v1"), {"auth": guest}, 403),
+        ("GET", f"{API}/audit-logs", {"auth": None}, 401),
+        ("GET", f"{API}/audit-logs", {"params": {"q": "op_time=yesterday"}, "auth": admin}, 400),
+        ("GET", f"{API}/icons/sha256:{'0' * 64}", {"auth": None}, 404),
+    ]
+    for method, path, kw, status in cases:
+        auth = kw.pop("auth", admin)
+        r = requests.request(method, registry.url + path, auth=auth, timeout=60, **kw)
+        where = f"{method} {path} {kw}"
+        assert r.status_code == status, f"{where}: {r.status_code} {r.text[:300]}"
+        errors = r.json()["errors"]
+        assert errors and errors[0]["code"] and errors[0]["message"], f"{where}: {r.text[:300]}"
+    # Nothing was written: the artifact, its single tag and its digest are as pushed.
+    after = listed(registry, repo)
+    assert after == before and [t["name"] for t in after[0]["tags"]] == ["v1"]
+    assert registry.get_manifest(repo, "v1").headers.get("Docker-Content-Digest") == digest
