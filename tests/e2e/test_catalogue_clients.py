@@ -154,6 +154,18 @@ def test_multiarch_index_is_one_image_with_references(registry: RegistryServer, 
     bad = registry.http("GET", artifacts_path(repo, f"/{index_digest}/additions/build_history"))
     assert 400 <= bad.status_code < 500 and bad.json()["errors"][0]["code"], bad.text
 
+    # A child the index references cannot be deleted; deleting the index takes its children with it.
+    refused = registry.http("DELETE", artifacts_path(repo, f"/{children[0]['digest']}"))
+    assert refused.status_code == 412 and refused.json()["errors"][0]["code"] == "VIOLATE_FOREIGN_KEY_CONSTRAINT", (
+        refused.text
+    )
+    assert registry.get_manifest(repo, children[0]["digest"]).status_code == 200
+    d = registry.http("DELETE", artifacts_path(repo, "/v1"))
+    assert d.status_code == 200, d.text
+    for digest in (index_digest, *(c["digest"] for c in children)):
+        assert registry.get_manifest(repo, digest).status_code == 404, digest
+    assert listed(registry, repo) == []
+
 
 # Signature-like referrers (oras-py) and their subject.
 
@@ -221,6 +233,24 @@ def test_referrers_are_accessories_of_their_subject_and_go_with_it(
         gone = registry.http("GET", artifacts_path(repo, f"/{digest}"))
         assert gone.status_code == 404 and gone.json()["errors"][0]["code"] == "NOT_FOUND", gone.text
     assert listed(registry, repo) == []
+
+
+def test_cosign_legacy_signature_tag_is_an_accessory(registry: RegistryServer, images: dict[str, Any]) -> None:
+    """cosign's pre-OCI-1.1 layout: the signature is an ordinary manifest tagged `sha256-<hex>.sig`."""
+    _, repo, subject_digest = push_tiny(registry, images, "legacy-sig", "v1")
+    sig_src = layout(images, "multiarch")  # any other manifest: skopeo resolves the index to linux/amd64
+    sig_digest = next(c["digest"] for c in images["multiarch"]["children"] if c["platform"]["architecture"] == "amd64")
+    sig_tag = subject_digest.replace("sha256:", "sha256-") + ".sig"
+    push(registry, sig_src, repo, sig_tag)
+    assert registry.get_manifest(repo, sig_tag).headers.get("Docker-Content-Digest") == sig_digest
+
+    arts = listed(registry, repo, with_accessory="true", with_signature="true")
+    assert [a["digest"] for a in arts] == [subject_digest], arts
+    assert [(x["digest"], x["type"], x["size"]) for x in arts[0]["accessories"]] == [
+        (sig_digest, "signature.cosign", image_size(sig_src, sig_digest))
+    ]
+    assert [(t["name"], t["signed"]) for t in arts[0]["tags"]] == [("v1", True)]
+    assert [a["digest"] for a in listed(registry, repo, q="tags=nil")] == []
 
 
 # Pull time (skopeo).
