@@ -14,6 +14,7 @@ import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -153,6 +154,13 @@ def test_multiarch_index_is_one_image_with_references(registry: RegistryServer, 
     # An index has no build history of its own.
     bad = registry.http("GET", artifacts_path(repo, f"/{index_digest}/additions/build_history"))
     assert 400 <= bad.status_code < 500 and bad.json()["errors"][0]["code"], bad.text
+
+    # The repository counts one artifact (Harbor counts tagged or unreferenced ones); search finds it.
+    project, _, name = repo.partition("/")
+    repository = api_get(registry, f"{API}/projects/{project}/repositories/{quote(quote(name, safe=''), safe='')}")
+    assert (repository["name"], repository["artifact_count"]) == (repo, 1), repository
+    found = api_get(registry, f"{API}/search", q="cat/multiarch")
+    assert [(r["repository_name"], r["artifact_count"]) for r in found["repository"]] == [(repo, 1)], found
 
     # A child the index references cannot be deleted; deleting the index takes its children with it.
     refused = registry.http("DELETE", artifacts_path(repo, f"/{children[0]['digest']}"))
