@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -120,6 +121,7 @@ def test_multiarch_index_is_one_image_with_references(registry: RegistryServer, 
         (c["digest"], c["platform"]) for c in children
     ]
     assert {r["parent_id"] for r in art["references"]} == {art["id"]}
+    assert [set(r) for r in art["references"]] == [{"parent_id", "child_id", "child_digest", "platform"}] * 2
     assert art["pull_time"] == ZERO_TIME
 
     # Getting the index by tag and by digest is the same record.
@@ -333,6 +335,21 @@ def test_immutable_tag_rule_refuses_a_second_push_to_the_tag(registry: RegistryS
     r = registry.http("DELETE", artifacts_path(repo, f"/{tiny_digest}/tags/release-1"))
     assert r.status_code == 412 and r.json()["errors"][0]["code"] == "PRECONDITION", r.text
     assert registry.get_manifest(repo, "release-1").headers.get("Docker-Content-Digest") == tiny_digest
+
+    # Two clients racing to create a new immutable tag with different images (their blobs are already
+    # there, so the manifest PUTs race): one wins, the other is refused, and the tag stays the winner's.
+    def racer(src: Layout) -> int:
+        return run(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(),
+                    f"oci:{src.path}:latest", "docker://" + registry.ref(repo, "release-2")]).returncode  # fmt: skip
+
+    with ThreadPoolExecutor(2) as pool:
+        codes = list(pool.map(racer, (tiny, other)))
+    assert sorted(code == 0 for code in codes) == [False, True], codes
+    winner = tiny_digest if codes[0] == 0 else amd64
+    assert registry.get_manifest(repo, "release-2").headers.get("Docker-Content-Digest") == winner
+    arts = {a["digest"]: sorted(t["name"] for t in a["tags"]) for a in listed(registry, repo, with_tag="true")}
+    assert "release-2" in arts[winner]
+    assert sum("release-2" in names for names in arts.values()) == 1, arts
 
 
 # Audit log.
