@@ -19,7 +19,7 @@ from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.processors import BlobReader, abstract, addition
 from tests.unit.processors.support import HELM_CONFIG, HELM_LAYER, png, tarball, to_json
 
-from .support import OCI_MANIFEST, RegistryServer, api_get, artifacts_path, oras_client_for, repo_name, sha256
+from .support import API, OCI_MANIFEST, RegistryServer, api_get, artifacts_path, oras_client_for, repo_name, sha256
 
 pytest.importorskip("oras.client", reason="oras-py is in requirements-dev.txt; run `make install`")
 
@@ -179,6 +179,9 @@ def test_helm_chart(registry: RegistryServer, client: Any, tmp_path: Path) -> No
     assert art["extra_attrs"] == CHART_CONFIG
     assert art["icon"] == CHART_ICON  # no icon of its own: Harbor's built-in chart icon, which /icons serves
     assert [t["name"] for t in art["tags"]] == ["0.4.1"]
+    # The project-wide list finds it by digest too.
+    in_project = api_get(registry, f"{API}/projects/library/artifacts", q=f"digest={digest}")
+    assert [(a["repository_name"], a["type"], a["size"]) for a in in_project] == [(repo, "CHART", art["size"])]
     builtin = get_icon(registry, CHART_ICON)
     assert builtin.status_code == 200 and builtin.json()["content-type"] == "image/png", builtin.text
     assert get_icon(registry, sha256(chart_tgz), wait=1).status_code == 404

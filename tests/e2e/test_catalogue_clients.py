@@ -363,10 +363,16 @@ def test_audit_log_shows_the_clients_pushes_and_pulls(
     check(["skopeo", "copy", *registry.skopeo_src(), "docker://" + registry.ref(repo, "v1"),
            f"oci:{tmp_path / 'out'}:v1"])  # fmt: skip
     check(["skopeo", "inspect", "--raw", *registry.skopeo_plain(), "docker://" + registry.ref(repo, digest)])
+    notes = tmp_path / "notes.txt"
+    notes.write_text("pushed by oras-py\n")
+    r = oras_client_for(registry).push(target=registry.ref(repo, "notes"), files=[f"{notes}:text/plain"],
+                                       disable_path_validation=True, quiet=True)  # fmt: skip
+    assert r.status_code == 201, r.text
     d = registry.http("DELETE", artifacts_path(repo, f"/{digest}"))
     assert d.status_code == 200, d.text
 
     want = {
+        ("create", f"{repo}:notes"),
         ("create", f"{repo}:v1"),
         ("pull", f"{repo}:v1"),
         ("pull", f"{repo}@{digest}"),
