@@ -17,6 +17,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.catalog import Repository
 from chalicelib.stores import keys
+from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.tables import IdRow, ManifestRow, RepositoryRow, connection, name_by_id, next_id
 
 _KIND = "REPOSITORY"
@@ -74,8 +75,10 @@ class RepositoryStore:
         return _update_existing(name, actions)
 
     def artifact_count(self, name: str) -> int:
-        """Manifests of the repository: a `Select=COUNT` Query (no item data comes back)."""
-        return int(ManifestRow.count(keys.repo_pk(name), ManifestRow.sk.startswith("MANIFEST#")))
+        """Harbor's count: the artifacts the repository's list shows, not every manifest (an index's
+        untagged children and hidden accessories are not counted), so it equals the artifact
+        list's X-Total-Count; a `Select=COUNT` Query of the list's partition (no item data)."""
+        return ArtifactStore().count(keys.artifacts_pk(name))
 
     def artifacts(self, name: str) -> list[tuple[str, list[str], bool]]:
         """(digest, children, children only in the body) of every manifest in the repository."""

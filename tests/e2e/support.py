@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import requests
 
@@ -479,3 +480,42 @@ def python_of_venv() -> Path:
     if (venv / "bin" / "python").exists():
         return venv
     return Path(sys.prefix)
+
+
+# The management API (/api/v2.0) as the admin.
+
+API = "/api/v2.0"
+ZERO_TIME = "0001-01-01T00:00:00.000Z"  # Harbor's time never set (e.g. pull_time before any pull)
+
+
+def artifacts_path(repo: str, suffix: str = "") -> str:
+    """`/api/v2.0/projects/<p>/repositories/<r>/artifacts<suffix>`, the repository URL-encoded twice (Harbor)."""
+    project, _, name = repo.partition("/")
+    encoded = quote(quote(name, safe=""), safe="")
+    return f"{API}/projects/{project}/repositories/{encoded}/artifacts{suffix}"
+
+
+def api_get(registry: RegistryServer, path: str, **params: Any) -> Any:
+    """GET a management API path as the admin; asserts 200 and returns the JSON."""
+    r = registry.http("GET", path, params=params or None)
+    assert r.status_code == 200, f"GET {path} {params}: {r.status_code} {r.text}"
+    return r.json()
+
+
+def poll(probe: Callable[[], Any], timeout: float, interval: float = 0.25) -> Any:
+    """Call `probe` until it returns something truthy or `timeout` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got or time.monotonic() >= deadline:
+            return got
+        time.sleep(interval)
+
+
+def oras_client_for(registry: RegistryServer) -> Any:
+    """An oras-py client logged in as the admin; use one per repository (see test_oras.py's `client`)."""
+    from oras.client import OrasClient  # imported here: oras-py is a dev dependency the modules importorskip
+
+    client = OrasClient(hostname=registry.hostport, insecure=True)
+    client.auth.set_basic_auth(ADMIN, registry.password)
+    return client

@@ -1,6 +1,7 @@
 """Typed artifacts pushed by oras-py against `make serve`: a user-defined type (skip-list, icon layer)
-and a Helm chart. The icon is read back through /api/v2.0/icons; the processors run on the manifests
-and blobs exactly as the registry serves them (the artifacts API assertions come with that API)."""
+and a Helm chart built in the test with Helm's media types. What the registry recorded is read back
+through the artifacts API (type, size from the bytes sent, extra_attrs, icon, additions) and the icon
+through /api/v2.0/icons; the processors also run on the manifests and blobs as /v2 serves them."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ import requests
 
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.processors import BlobReader, abstract, addition
-from tests.unit.processors.support import CHART_CONFIG, HELM_CONFIG, HELM_LAYER, chart, png
+from tests.unit.processors.support import HELM_CONFIG, HELM_LAYER, png, tarball, to_json
 
-from .support import RegistryServer, repo_name, sha256
+from .support import API, OCI_MANIFEST, RegistryServer, api_get, artifacts_path, oras_client_for, repo_name, sha256
 
-oras_client = pytest.importorskip("oras.client", reason="oras-py is in requirements-dev.txt; run `make install`")
+pytest.importorskip("oras.client", reason="oras-py is in requirements-dev.txt; run `make install`")
 
 pytestmark = pytest.mark.e2e
 
@@ -29,14 +30,35 @@ MODEL_LAYER = "application/vnd.acme.model.weights.v1.tar"
 ICON = "io.goharbor.artifact.v1alpha1.icon"
 SKIP = "io.goharbor.artifact.v1alpha1.skip-list"
 MODEL = {"name": "resnet", "framework": "pytorch", "metrics": {"top1": 0.76}, "git": {"commit": "abc123"}}
+CHART_ICON = "sha256:61cf3a178ff0f75bf08a25d96b75cf7355dc197749a9f128ed3ef34b0df05518"  # Harbor's built-in
+CHART_CONFIG = {"apiVersion": "v2", "name": "shop", "version": "0.4.1", "description": "A shop", "type": "application"}
+CHART_FILES: dict[str, bytes | None] = {
+    "shop/Chart.yaml": b"""apiVersion: v2
+name: shop
+version: 0.4.1
+description: A shop
+type: application
+dependencies:
+  - name: redis
+    version: 17.3.2
+    repository: https://charts.example.com
+    condition: redis.enabled
+  - name: postgresql
+    version: "12.1"
+    repository: oci://registry.example.com/charts
+    alias: db
+""",
+    "shop/values.yaml": b"replicaCount: 3\nimage:\n  repository: shop\n  tag: 0.4.1\n",
+    "shop/README.md": b"# Shop\n\nSells things.\n",
+    "shop/templates/deployment.yaml": b"kind: Deployment\n",
+    "shop/charts/redis/README.md": b"# A dependency's readme, not the chart's\n",
+}
 
 
 @pytest.fixture
 def client(registry: RegistryServer) -> Any:
     """One client per test (oras-py keeps one token per client: see test_oras.py)."""
-    c = oras_client.OrasClient(hostname=registry.hostport, insecure=True)
-    c.auth.set_basic_auth(*registry.creds.split(":", 1))
-    return c
+    return oras_client_for(registry)
 
 
 def pulled(registry: RegistryServer, repo: str, tag: str) -> tuple[ParsedManifest, bytes, BlobReader]:
@@ -65,6 +87,14 @@ def get_icon(registry: RegistryServer, digest: str, *, wait: float = 0) -> reque
         time.sleep(0.2)
 
 
+def pushed_digest(r: requests.Response) -> tuple[str, bytes]:
+    """The manifest oras-py sent (201 and the digest of those bytes)."""
+    assert r.status_code == 201, r.text
+    sent = r.request.body if isinstance(r.request.body, bytes) else str(r.request.body).encode()
+    assert r.headers.get("Docker-Content-Digest") == sha256(sent)
+    return sha256(sent), sent
+
+
 def test_user_defined_artifact_with_skip_list_and_icon(registry: RegistryServer, client: Any, tmp_path: Path) -> None:
     icon, weights = png(32, 32), random.Random("e2e-types").randbytes(50_000)
     (tmp_path / "icon.png").write_bytes(icon)
@@ -83,7 +113,30 @@ def test_user_defined_artifact_with_skip_list_and_icon(registry: RegistryServer,
         disable_path_validation=True,
         quiet=True,
     )
-    assert r.status_code == 201, r.text
+    digest, sent = pushed_digest(r)
+
+    # The artifacts API: the type from the config media type, the config minus the skip-list, the icon layer.
+    arts = api_get(registry, artifacts_path(repo), with_tag="true")
+    assert [a["digest"] for a in arts] == [digest]
+    art = arts[0]
+    assert art["type"] == "MODEL"
+    assert (art["media_type"], art["manifest_media_type"], art["artifact_type"]) == (
+        MODEL_CONFIG,
+        OCI_MANIFEST,
+        MODEL_CONFIG,
+    )
+    config_size = len((tmp_path / "config.json").read_bytes())
+    assert art["size"] == len(sent) + config_size + len(weights) + len(icon)
+    assert art["extra_attrs"] == {"name": "resnet", "framework": "pytorch"}
+    assert art["icon"] == sha256(icon)
+    assert art["addition_links"] == {}
+    assert art["references"] is None
+    assert [t["name"] for t in art["tags"]] == ["v1"]
+    assert art["annotations"] == json.loads(sent).get("annotations", {})
+    assert api_get(registry, artifacts_path(repo, f"/{digest}"), with_tag="true") == art
+    # A user-defined type has no additions: Harbor's envelope, not a 500.
+    none = registry.http("GET", artifacts_path(repo, "/v1/additions/readme.md"))
+    assert 400 <= none.status_code < 500 and none.json()["errors"][0]["code"], none.text
 
     served = get_icon(registry, sha256(icon), wait=15)
     assert served.status_code == 200, served.text
@@ -93,38 +146,69 @@ def test_user_defined_artifact_with_skip_list_and_icon(registry: RegistryServer,
     bad = get_icon(registry, "sha256:nothex")
     assert bad.status_code == 400 and bad.json()["errors"][0]["code"] == "BAD_REQUEST"
 
+    # The processor, run on what /v2 serves, agrees with the record.
     parsed, body, read = pulled(registry, repo, "v1")
     result = abstract(parsed, body, read)
-    assert result.type == "MODEL"
-    assert result.extra_attrs == {"name": "resnet", "framework": "pytorch"}
-    assert result.icon == sha256(icon)
-    assert result.additions == ()
+    assert (result.type, result.extra_attrs, result.icon, result.additions) == (
+        "MODEL",
+        art["extra_attrs"],
+        art["icon"],
+        (),
+    )
 
 
 def test_helm_chart(registry: RegistryServer, client: Any, tmp_path: Path) -> None:
-    config, tarball = chart()
+    config, chart_tgz = to_json(CHART_CONFIG), tarball(CHART_FILES)
     (tmp_path / "chart.json").write_bytes(config)
-    (tmp_path / "demo-1.2.3.tgz").write_bytes(tarball)
-    repo = repo_name("types/demo")
+    (tmp_path / "shop-0.4.1.tgz").write_bytes(chart_tgz)
+    repo = repo_name("types/shop")
 
     r = client.push(
-        target=registry.ref(repo, "1.2.3"),
-        files=[f"{tmp_path / 'demo-1.2.3.tgz'}:{HELM_LAYER}"],
+        target=registry.ref(repo, "0.4.1"),
+        files=[f"{tmp_path / 'shop-0.4.1.tgz'}:{HELM_LAYER}"],
         manifest_config=f"{tmp_path / 'chart.json'}:{HELM_CONFIG}",
         disable_path_validation=True,
         quiet=True,
     )
-    assert r.status_code == 201, r.text
+    digest, sent = pushed_digest(r)
 
-    parsed, body, read = pulled(registry, repo, "1.2.3")
+    art = api_get(registry, artifacts_path(repo, "/0.4.1"), with_tag="true")
+    assert art["digest"] == digest
+    assert (art["type"], art["media_type"], art["manifest_media_type"]) == ("CHART", HELM_CONFIG, OCI_MANIFEST)
+    assert art["size"] == len(sent) + len(config) + len(chart_tgz)
+    assert art["extra_attrs"] == CHART_CONFIG
+    assert art["icon"] == CHART_ICON  # no icon of its own: Harbor's built-in chart icon, which /icons serves
+    assert [t["name"] for t in art["tags"]] == ["0.4.1"]
+    # The project-wide list finds it by digest too.
+    in_project = api_get(registry, f"{API}/projects/library/artifacts", q=f"digest={digest}")
+    assert [(a["repository_name"], a["type"], a["size"]) for a in in_project] == [(repo, "CHART", art["size"])]
+    builtin = get_icon(registry, CHART_ICON)
+    assert builtin.status_code == 200 and builtin.json()["content-type"] == "image/png", builtin.text
+    assert get_icon(registry, sha256(chart_tgz), wait=1).status_code == 404
+
+    def addition_of(name: str) -> requests.Response:
+        got = registry.http("GET", artifacts_path(repo, f"/{digest}/additions/{name}"))
+        assert got.status_code == 200, f"{name}: {got.status_code} {got.text}"
+        return got
+
+    values = addition_of("values.yaml")
+    assert values.content == CHART_FILES["shop/values.yaml"]
+    assert values.headers["Content-Type"].startswith("text/plain")
+    readme = addition_of("readme.md")
+    assert readme.content == CHART_FILES["shop/README.md"]
+    assert readme.headers["Content-Type"].startswith("text/markdown")
+    assert addition_of("dependencies").json() == [
+        {"name": "redis", "version": "17.3.2", "repository": "https://charts.example.com",
+         "condition": "redis.enabled"},
+        {"name": "postgresql", "version": "12.1", "repository": "oci://registry.example.com/charts", "alias": "db"},
+    ]  # fmt: skip
+    # A chart has no build history, and an unknown addition is Harbor's envelope.
+    for name in ("build_history", "nonsense"):
+        got = registry.http("GET", artifacts_path(repo, f"/{digest}/additions/{name}"))
+        assert 400 <= got.status_code < 500 and got.json()["errors"][0]["code"], f"{name}: {got.text}"
+
+    parsed, body, read = pulled(registry, repo, "0.4.1")
     result = abstract(parsed, body, read)
     assert (result.type, result.extra_attrs, result.icon) == ("CHART", CHART_CONFIG, None)
     assert result.additions == ("values.yaml", "readme.md", "dependencies")
-    assert addition("values.yaml", parsed, body, read).content == b"replicaCount: 2\nimage: nginx\n"
-    assert addition("readme.md", parsed, body, read).content.startswith(b"# Demo")
-    assert [d["name"] for d in json.loads(addition("dependencies", parsed, body, read).content)] == [
-        "redis",
-        "postgres",
-    ]
-    # A chart has no icon of its own here (Harbor's built-in chart icon is not served).
-    assert get_icon(registry, sha256(tarball), wait=1).status_code == 404
+    assert addition("values.yaml", parsed, body, read).content == values.content
