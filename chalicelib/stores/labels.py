@@ -13,6 +13,7 @@ Every write that must stay consistent is one transaction with conditions:
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
@@ -31,6 +32,9 @@ from chalicelib.stores.tables import (
     connection,
     next_id,
 )
+
+# Attachment Queries of one list page in flight at once (botocore's pool holds 10 connections).
+_QUERY_THREADS = 8
 
 
 class LabelStore:
@@ -160,14 +164,32 @@ class LabelStore:
         return True
 
     def attached(self, repository: str, digests: list[str] | None = None) -> dict[str, list[int]]:
-        """Label ids per digest of the repository (all digests when None): one Query."""
-        wanted = set(digests) if digests is not None else None
-        rows = LabelRefRow.query(keys.repo_pk(repository), LabelRefRow.sk.startswith(keys.LABEL_PREFIX),
-                                 consistent_read=True)  # fmt: skip
+        """Label ids per digest of the repository; digests without a label are left out.
+
+        With `digests` (a list page), one Query per digest on its own `LABEL#<digest>#` prefix, run
+        side by side: a page reads only its own attachments, however many the repository holds.
+        Without (the `q=labels` filter, which looks at every artifact anyway), one Query over all
+        the repository's attachments."""
+        if digests is None:
+            return self._attachments(repository, keys.LABEL_PREFIX)
+        wanted = list(dict.fromkeys(digests))
+
+        def of(digest: str) -> list[int]:
+            return self._attachments(repository, f"{keys.LABEL_PREFIX}{digest}#").get(digest, [])
+
+        if len(wanted) <= 1:
+            found = [of(d) for d in wanted]
+        else:
+            with ThreadPoolExecutor(max_workers=min(_QUERY_THREADS, len(wanted))) as pool:
+                found = list(pool.map(of, wanted))
+        return {digest: ids for digest, ids in zip(wanted, found, strict=True) if ids}
+
+    @staticmethod
+    def _attachments(repository: str, prefix: str) -> dict[str, list[int]]:
+        rows = LabelRefRow.query(keys.repo_pk(repository), LabelRefRow.sk.startswith(prefix), consistent_read=True)
         found: dict[str, list[int]] = {}
         for row in rows:
-            if wanted is None or row.digest in wanted:
-                found.setdefault(row.digest, []).append(int(row.label_id))
+            found.setdefault(row.digest, []).append(int(row.label_id))
         return found
 
     def detach_artifact(self, repository: str, digest: str) -> None:
