@@ -113,10 +113,10 @@ class LabelService:
             raise NotFound(f"label {label_id} is not attached to the artifact")
 
     def labels_for(self, repository: str, digests: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Harbor label JSON per digest, for artifact listings: the page's attachments (one Query
-        per digest, side by side) and one BatchGetItem for the labels. Digests without labels map
-        to []."""
-        attached = self._labels.attached(repository, digests)
+        """Harbor label JSON per digest, for artifact listings: one BatchGetItem for the page's
+        label sets and one for the labels (a deleted label drops out here). Digests without
+        labels map to []."""
+        attached = self._labels.label_sets(repository, digests)
         labels = self._labels.get_many(sorted({i for ids in attached.values() for i in ids}))
         return {
             digest: [labels[i].harbor_json() for i in sorted(attached.get(digest, [])) if i in labels]

@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.functional.catalogue.catalogue_support import Catalogue, catalogue_of, check_error, expect_status
+from tests.functional.catalogue.catalogue_support import Catalogue, catalogue_of, check_error, drain, expect_status
 from tests.functional.catalogue.test_labels import create_label
 
 
@@ -86,30 +86,54 @@ def test_labels_are_shown_when_asked(api: Catalogue, project: tuple[str, int]) -
     assert [label["id"] for label in one["labels"]] == [local_id]
 
 
-def test_a_page_reads_only_its_own_label_attachments(
+def test_a_page_reads_its_labels_in_one_batch(
     api: Catalogue, project: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A list page reads the label sets of its own artifacts (one BatchGetItem), never the
+    repository's attachment rows."""
     name, _ = project
     label_id = create_label(api)
     digests = [api.push_image(f"{name}/app", f"t{i}")[0] for i in range(4)]
     for digest in digests:
         attach(api, name, "app", digest, label_id)
-    from chalicelib.stores import labels as label_store
+    from chalicelib.stores.labels import LabelStore
 
-    prefixes: list[str] = []
-    original = label_store.LabelStore._attachments
+    asked: list[list[str]] = []
+    original = LabelStore.label_sets
 
-    def spy(repository: str, prefix: str) -> dict[str, list[int]]:
-        prefixes.append(prefix)
-        return original(repository, prefix)
+    def spy(self: LabelStore, repository: str, wanted: list[str]) -> dict[str, list[int]]:
+        asked.append(sorted(wanted))
+        return original(self, repository, wanted)
 
-    monkeypatch.setattr(label_store.LabelStore, "_attachments", staticmethod(spy))
-    page = listed(api, arts(name, "app"), with_label="true", page_size="1")
-    assert [[label["id"] for label in a["labels"]] for a in page] == [[label_id]]
-    assert prefixes == [f"LABEL#{page[0]['digest']}#"]  # one Query, on that digest's attachments only
-    prefixes.clear()
-    page = listed(api, arts(name, "app"), with_label="true", page_size="3", page="1")
-    assert sorted(prefixes) == sorted(f"LABEL#{a['digest']}#" for a in page) and len(page) == 3
+    def refuse(*_args: Any, **_kwargs: Any) -> Any:
+        raise AssertionError("a list page must not Query the attachment rows")
+
+    monkeypatch.setattr(LabelStore, "label_sets", spy)
+    monkeypatch.setattr(LabelStore, "attached", refuse)
+    page = listed(api, arts(name, "app"), with_label="true", page_size="3")
+    assert [[label["id"] for label in a["labels"]] for a in page] == [[label_id]] * 3
+    assert asked == [sorted(a["digest"] for a in page)]
+
+
+def test_labels_of_deleted_labels_and_artifacts_do_not_linger(api: Catalogue, project: tuple[str, int]) -> None:
+    name, _ = project
+    config, layer, manifest = api.image()
+    for blob in (config, layer):
+        api.push_blob(f"{name}/app", blob)
+    digest = expect_status(api.put_manifest(f"{name}/app", "v1", manifest), 201).headers["Docker-Content-Digest"]
+    kept, dropped = create_label(api), create_label(api)
+    attach(api, name, "app", "v1", kept)
+    attach(api, name, "app", "v1", dropped)
+    expect_status(api.delete(f"labels/{dropped}"), 200)
+    one = expect_status(api.get(arts(name, "app", "/v1"), query={"with_label": "true"}), 200).get_json()
+    assert [label["id"] for label in one["labels"]] == [kept]
+    # A deleted artifact loses its labels; pushed again, it starts without any.
+    expect_status(api.delete(arts(name, "app", f"/{digest}")), 200)
+    drain()
+    expect_status(api.put_manifest(f"{name}/app", "v1", manifest), 201)
+    one = expect_status(api.get(arts(name, "app", "/v1"), query={"with_label": "true"}), 200).get_json()
+    assert one["digest"] == digest and one["labels"] == []
+    assert expect_status(api.get(arts(name, "app"), query={"q": f"labels={kept}"}), 200).get_json() == []
 
 
 def test_q_labels_keeps_artifacts_carrying_every_label(api: Catalogue, project: tuple[str, int]) -> None:
