@@ -39,8 +39,18 @@ if TYPE_CHECKING:
     from chalicelib.stores.manifests import ManifestStore
     from chalicelib.stores.repositories import RepositoryStore
 
-Matcher = Callable[[Artifact, list[Tag], list[int]], bool]
-"""A `q` filter: the artifact, its tags and the ids of its labels -> kept or not."""
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A `q` filter: `matches(artifact, its tags, the ids of its labels)` -> kept or not, and
+    whether it looks at tags or labels at all: what it does not look at is not read for every
+    candidate (a tag Query per artifact), only for the page returned."""
+
+    matches: Callable[[Artifact, list[Tag], list[int]], bool]
+    uses_tags: bool = True
+    uses_labels: bool = True
+
+
 # Harbor lists every tag of each artifact; a list page stops at this many per artifact.
 TAGS_PER_ARTIFACT = 100
 # Pulls of one artifact are written at most once per window (see PullRecorder).
@@ -204,15 +214,16 @@ class ArtifactService:
         """Every candidate read, with its tags and label ids (one Query per repository), then
         filtered in memory; bounded by FILTER_MAX."""
         candidates = self._store.rows_for_keys(every)
-        tags = self._tags(candidates)
+        tags = self._tags(candidates) if matches.uses_tags else {}
         label_ids = {
             (repository, digest): ids
-            for repository in {a.repository for a in candidates}
+            for repository in ({a.repository for a in candidates} if matches.uses_labels else set())
             for digest, ids in self._labels.label_ids(repository).items()
         }
-        kept = [a for a in candidates if matches(a, tags.get(_key(a), []), label_ids.get(_key(a), []))]
+        kept = [a for a in candidates if matches.matches(a, tags.get(_key(a), []), label_ids.get(_key(a), []))]
         start = (page.page - 1) * page.size
-        return self._listing(kept[start : start + page.size], len(kept), None, include, known=known, tags=tags)
+        page_tags = tags if matches.uses_tags else None  # else read for the page only
+        return self._listing(kept[start : start + page.size], len(kept), None, include, known=known, tags=page_tags)
 
     def _listing(self, items: list[Artifact], total: int, cursor: str | None, include: Include, *,
                  known: dict[str, Repository], tags: dict[Key, list[Tag]] | None = None) -> Listing:  # fmt: skip

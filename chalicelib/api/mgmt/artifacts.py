@@ -172,7 +172,7 @@ def _matcher(query: Query) -> Matcher | None:
             return False
         return rest.matches(_q_record(artifact, tags, label_ids))
 
-    return matches
+    return Matcher(matches, uses_tags=term is not None, uses_labels=labels is not None)
 
 
 def _get(request: HttpRequest) -> Response:

@@ -276,3 +276,31 @@ def test_a_new_repository_gets_its_id_from_the_project_wide_list(api: Catalogue,
     assert (
         expect_status(api.get(f"projects/{name}/repositories/fresh"), 200).get_json()["id"] == artifact["repository_id"]
     )
+
+
+def test_a_filter_reads_tags_only_when_it_looks_at_them(
+    api: Catalogue, project: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`q=labels=...` or `q=type=...` reads the tags of the page returned, not of every candidate."""
+    name, _ = project
+    label_id = create_label(api)
+    digests = [api.push_image(f"{name}/app", f"t{i}")[0] for i in range(3)]
+    for digest in digests[:2]:
+        attach(api, name, "app", digest, label_id)
+    from chalicelib.stores.artifacts import ArtifactStore
+
+    asked: list[int] = []
+    original = ArtifactStore.tags_of
+
+    def spy(self: ArtifactStore, repository: str, wanted: list[str], per_artifact: int) -> dict[str, Any]:
+        asked.append(len(wanted))
+        return original(self, repository, wanted, per_artifact)
+
+    monkeypatch.setattr(ArtifactStore, "tags_of", spy)
+    page = listed(api, arts(name, "app"), q=f"labels={label_id}", page_size="1")
+    assert len(page) == 1 and page[0]["digest"] in digests[:2] and [t["name"] for t in page[0]["tags"]]
+    assert asked == [1]
+    asked.clear()
+    assert len(listed(api, arts(name, "app"), q="type=IMAGE", page_size="2")) == 2 and asked == [2]
+    asked.clear()
+    assert len(listed(api, arts(name, "app"), q="tags=~t", page_size="1")) == 1 and asked == [3]
