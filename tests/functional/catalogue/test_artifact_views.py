@@ -304,3 +304,38 @@ def test_a_filter_reads_tags_only_when_it_looks_at_them(
     assert len(listed(api, arts(name, "app"), q="type=IMAGE", page_size="2")) == 2 and asked == [2]
     asked.clear()
     assert len(listed(api, arts(name, "app"), q="tags=~t", page_size="1")) == 1 and asked == [3]
+
+
+def test_concurrent_attaches_and_detaches_keep_the_label_set_exact(
+    api: Catalogue, project: tuple[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The label set moves in the attach and detach transactions: racing writers of different
+    labels on one artifact all land, and a racing attach of the same label lands once."""
+    from tests.functional.helpers import run_together, serialise_aws_calls
+
+    serialise_aws_calls(monkeypatch)
+    name, _ = project
+    api.push_image(f"{name}/app", "v1")
+    ids = [create_label(api) for _ in range(4)]
+    path = arts(name, "app", "/v1/labels")
+
+    def attach_one(index: int, client: Catalogue) -> int:
+        return client.post(path, json_body={"id": ids[index]}).status_code
+
+    assert run_together(api, 4, attach_one) == [200] * 4
+    again = run_together(api, 3, lambda _i, client: client.post(path, json_body={"id": ids[0]}).status_code)
+    assert again == [409] * 3
+
+    def shown() -> list[int]:
+        one = expect_status(api.get(arts(name, "app", "/v1"), query={"with_label": "true"}), 200).get_json()
+        return sorted(label["id"] for label in one["labels"])
+
+    assert shown() == sorted(ids)
+
+    def detach_or_attach(index: int, client: Catalogue) -> int:
+        if index < 2:
+            return client.delete(f"{path}/{ids[index]}").status_code
+        return client.post(path, json_body={"id": ids[index]}).status_code
+
+    assert run_together(api, 4, detach_or_attach) == [200, 200, 409, 409]
+    assert shown() == sorted(ids[2:])
