@@ -160,11 +160,13 @@ def services() -> Services:
         manifest_store, artifact_store, blob_meta, objects=objects, quota=quotas, events=events,
         max_bytes=settings.manifest_max_bytes, immutability=immutability,
     )  # fmt: skip
-    artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta)
-    events.subscribe(artifacts.pulls.observe)
-    repositories = RepositoryService(manifest_store, RepositoryStore(), projects, manifests,
-                                     settings.pull_count_flush_seconds)  # fmt: skip
+    repository_store = RepositoryStore()
     labels = LabelService(LabelStore(), projects, access, manifests)
+    artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta,
+                                repositories=repository_store, labels=labels, immutability=immutability)  # fmt: skip
+    events.subscribe(artifacts.pulls.observe)
+    repositories = RepositoryService(manifest_store, repository_store, projects, manifests,
+                                     settings.pull_count_flush_seconds)  # fmt: skip
     events.subscribe(repositories.record_pull)
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib import processors
 from chalicelib.core.artifacts import Accessory, Artifact, Tag
+from chalicelib.core.catalog import Repository
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.identity import Principal, Project
 from chalicelib.core.manifest import parse_manifest
@@ -29,13 +30,27 @@ from chalicelib.stores import keys
 from chalicelib.stores.artifacts import FILTER_MAX
 
 if TYPE_CHECKING:
+    from chalicelib.services.immutability import ImmutabilityService
+    from chalicelib.services.labels import LabelService
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.projects import ProjectService
     from chalicelib.stores.artifacts import ArtifactStore
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
+    from chalicelib.stores.repositories import RepositoryStore
 
-Matcher = Callable[[Artifact, list[Tag]], bool]
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """A `q` filter: `matches(artifact, its tags, the ids of its labels)` -> kept or not, and
+    whether it looks at tags or labels at all: what it does not look at is not read for every
+    candidate (a tag Query per artifact), only for the page returned."""
+
+    matches: Callable[[Artifact, list[Tag], list[int]], bool]
+    uses_tags: bool = True
+    uses_labels: bool = True
+
+
 # Harbor lists every tag of each artifact; a list page stops at this many per artifact.
 TAGS_PER_ARTIFACT = 100
 # Pulls of one artifact are written at most once per window (see PullRecorder).
@@ -52,18 +67,24 @@ class Include:
 
     tags: bool = True
     accessories: bool = False
+    labels: bool = False
+    immutable: bool = False  # the immutable status of each listed tag
 
 
 @dataclass(frozen=True, slots=True)
 class Listing:
-    """One page of a list: the items, the total, the cursor of the next page if any, and the tags
-    and accessories of the items when they were asked for."""
+    """One page of a list: the items, the total, the cursor of the next page if any, the integer
+    id of each repository on the page, and what was asked for: tags, accessories, labels (Harbor's
+    label JSON) and which (repository, tag) pairs are immutable."""
 
     items: list[Artifact]
     total: int
     next_cursor: str | None = None
     tags: dict[Key, list[Tag]] = field(default_factory=dict)
     accessories: dict[Key, list[Accessory]] = field(default_factory=dict)
+    labels: dict[Key, list[dict[str, Any]]] = field(default_factory=dict)
+    immutable: frozenset[tuple[str, str]] = frozenset()
+    repository_ids: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +92,7 @@ class TagListing:
     items: list[Tag]
     total: int
     next_cursor: str | None
+    immutable: frozenset[tuple[str, str]] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,24 +111,36 @@ class ArtifactService:
         manifest_store: ManifestStore,
         projects: ProjectService,
         blobs: BlobMetaStore,
+        *,
+        repositories: RepositoryStore,
+        labels: LabelService,
+        immutability: ImmutabilityService,
     ) -> None:
         self._store = store
         self._manifests = manifests
         self._manifest_store = manifest_store
         self._projects = projects
         self._blobs = blobs
+        self._repositories = repositories
+        self._labels = labels
+        self._immutability = immutability
         self.pulls = PullRecorder(store)
 
     # Access.
 
-    def repository(self, caller: Principal, project: Project, repo: str, resource: str, action: str) -> str:
-        """The full repository name, once the caller may do `action` on `resource` in its project."""
+    def repository(self, caller: Principal, project: Project, repo: str, resource: str, action: str) -> Repository:
+        """The repository, once the caller may do `action` on `resource` in its project.
+
+        One GetItem on the repository row, which also gives Harbor's integer id (the one
+        `/repositories/{r}` shows; assigned here on first use), so artifact and tag JSON name
+        the same `repository_id` without a read per item."""
         self._projects.authorize(caller, project, resource, action)
         name = f"{project.name}/{repo}"
         validate_name(name)
-        if not self._manifest_store.repository_exists(name):
+        found = self._repositories.get(name)
+        if found is None:
             raise NotFound(f"repository {name} not found")
-        return name
+        return self._repositories.ensure_id(found)
 
     def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:
         self._projects.authorize(caller, project, resource, action)
@@ -129,19 +163,20 @@ class ArtifactService:
         return artifact
 
     def list_page(
-        self, repository: str, page: PageRequest, include: Include, matches: Matcher | None = None
+        self, repository: Repository, page: PageRequest, include: Include, matches: Matcher | None = None
     ) -> Listing:
         """A page of the listed artifacts, newest push first unless `ascending`.
 
         Without a filter it costs a constant number of calls per page (stores/artifacts.py);
         with one, every listed artifact is read (bounded by FILTER_MAX) and filtered in memory."""
-        partition = keys.artifacts_pk(repository)
+        partition = keys.artifacts_pk(repository.name)
+        known = {repository.name: repository}
         if matches is None:
             offset = (page.page - 1) * page.size
             key_page = self._store.key_page(partition, page.size, page.ascending, page.cursor, offset)
             items = self._store.rows_for_keys(key_page.keys)
-            return self._listing(items, self._store.count(partition), key_page.next_cursor, include)
-        return self._filtered(self._store.all_keys(partition, page.ascending), page, include, matches)
+            return self._listing(items, self._store.count(partition), key_page.next_cursor, include, known=known)
+        return self._filtered(self._store.all_keys(partition, page.ascending), page, include, matches, known)
 
     def list_project(self, project: Project, page: PageRequest, include: Include, matches: Matcher | None,
                      latest_in_repository: bool) -> Listing:  # fmt: skip
@@ -149,9 +184,11 @@ class ArtifactService:
 
         Not constant per page: it reads the listing keys of every repository of the project (a
         keys-only Query each, bounded by FILTER_MAX in all) and merges them by push time; only the
-        page's rows are then fetched, unless a filter needs them all."""
+        page's rows are then fetched, unless a filter needs them all. The repository rows (one
+        Query) carry the repositories' integer ids."""
         every: list[dict[str, Any]] = []
-        for repository in self._store.repositories_of(project.name):
+        known = {r.name: r for r in self._repositories.find(project.name)}
+        for repository in known:
             every += self._store.all_keys(keys.artifacts_pk(repository), page.ascending)
             if len(every) > FILTER_MAX:
                 raise BadRequest(f"the project holds too many artifacts to list at once (over {FILTER_MAX})")
@@ -162,24 +199,39 @@ class ArtifactService:
                 newest.setdefault(key["pk"]["S"], key)
             every = list(newest.values())
         if matches is not None:
-            return self._filtered(every, page, include, matches)
+            return self._filtered(every, page, include, matches, known)
         start = (page.page - 1) * page.size
-        return self._listing(self._store.rows_for_keys(every[start : start + page.size]), len(every), None, include)
+        items = self._store.rows_for_keys(every[start : start + page.size])
+        return self._listing(items, len(every), None, include, known=known)
 
-    def get(self, repository: str, reference: str, include: Include) -> Listing:
-        """One artifact, as a one-item listing (with its tags and accessories if asked)."""
-        return self._listing([self.resolve(repository, reference)], 1, None, include)
+    def get(self, repository: Repository, reference: str, include: Include) -> Listing:
+        """One artifact, as a one-item listing (with its tags, accessories and labels if asked)."""
+        artifact = self.resolve(repository.name, reference)
+        return self._listing([artifact], 1, None, include, known={repository.name: repository})
 
-    def _filtered(self, every: list[dict[str, Any]], page: PageRequest, include: Include, matches: Matcher) -> Listing:
+    def _filtered(self, every: list[dict[str, Any]], page: PageRequest, include: Include, matches: Matcher,
+                  known: dict[str, Repository]) -> Listing:  # fmt: skip
+        """Every candidate read, with its tags and label ids (one Query per repository), then
+        filtered in memory; bounded by FILTER_MAX."""
         candidates = self._store.rows_for_keys(every)
-        tags = self._tags(candidates)
-        kept = [a for a in candidates if matches(a, tags.get((a.repository, a.digest), []))]
+        tags = self._tags(candidates) if matches.uses_tags else {}
+        label_ids = {
+            (repository, digest): ids
+            for repository in ({a.repository for a in candidates} if matches.uses_labels else set())
+            for digest, ids in self._labels.label_ids(repository).items()
+        }
+        kept = [a for a in candidates if matches.matches(a, tags.get(_key(a), []), label_ids.get(_key(a), []))]
         start = (page.page - 1) * page.size
-        return self._listing(kept[start : start + page.size], len(kept), None, include, tags)
+        page_tags = tags if matches.uses_tags else None  # else read for the page only
+        return self._listing(kept[start : start + page.size], len(kept), None, include, known=known, tags=page_tags)
 
-    def _listing(self, items: list[Artifact], total: int, cursor: str | None, include: Include,
-                 tags: dict[Key, list[Tag]] | None = None) -> Listing:  # fmt: skip
-        if include.tags and tags is None:
+    def _listing(self, items: list[Artifact], total: int, cursor: str | None, include: Include, *,
+                 known: dict[str, Repository], tags: dict[Key, list[Tag]] | None = None) -> Listing:  # fmt: skip
+        """A page with what `include` asks for. Each extra costs a bounded number of calls for
+        the page, never one per item read in sequence: labels one Query per artifact (side by
+        side) and one BatchGetItem; immutability nothing beyond the project's cached rules."""
+        ids = {name: self._repositories.ensure_id(known[name]).repository_id for name in {a.repository for a in items}}
+        if (include.tags or include.immutable) and tags is None:
             tags = self._tags(items)
         accessories: dict[Key, list[Accessory]] = {}
         if include.accessories and items:
@@ -187,7 +239,22 @@ class ArtifactService:
             with ThreadPoolExecutor(max_workers=min(8, len(items))) as pool:
                 found = pool.map(lambda a: self._store.accessories(a.repository, a.digest), items)
                 accessories = {(a.repository, a.digest): acc for a, acc in zip(items, found, strict=True)}
-        return Listing(items, total, cursor, tags if include.tags and tags else {}, accessories)
+        labels = self._label_views(items) if include.labels else {}
+        every_tag = [t for on in (tags or {}).values() for t in on]
+        immutable = self._immutable(every_tag) if include.immutable else frozenset()
+        return Listing(items, total, cursor, tags if include.tags and tags else {}, accessories, labels, immutable, ids)
+
+    def _label_views(self, items: list[Artifact]) -> dict[Key, list[dict[str, Any]]]:
+        out: dict[Key, list[dict[str, Any]]] = {}
+        for repository in {a.repository for a in items}:
+            found = self._labels.labels_for(repository, [a.digest for a in items if a.repository == repository])
+            out.update({(repository, digest): views for digest, views in found.items()})
+        return out
+
+    def _immutable(self, tags: list[Tag]) -> frozenset[tuple[str, str]]:
+        """The (repository, tag) pairs an immutability rule protects: the rules are cached per
+        project by the immutability service, so this costs no call per tag."""
+        return frozenset((t.repository, t.name) for t in tags if self._immutability.protects(t.repository, t.name))
 
     def _tags(self, items: list[Artifact]) -> dict[Key, list[Tag]]:
         out: dict[Key, list[Tag]] = {}
@@ -247,19 +314,23 @@ class ArtifactService:
 
     # Tags.
 
-    def tags(self, repository: str, reference: str, page: PageRequest) -> tuple[Artifact, TagListing]:
-        """A page of the artifact's tags in name order (constant work per page, as artifact lists)."""
+    def tags(self, repository: str, reference: str, page: PageRequest,
+             immutable: bool = False) -> tuple[Artifact, TagListing]:  # fmt: skip
+        """A page of the artifact's tags in name order (constant work per page, as artifact lists),
+        with their immutable status if asked."""
         artifact = self.resolve(repository, reference)
         partition = keys.tags_by_digest_pk(repository, artifact.digest)
         key_page = self._store.key_page(partition, page.size, True, page.cursor, (page.page - 1) * page.size)
         names = [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in key_page.keys]
         rows = self._store.tag_rows(repository, {artifact.digest: names}).get(artifact.digest, [])
-        return artifact, TagListing(rows, self._store.count(partition), key_page.next_cursor)
+        frozen = self._immutable(rows) if immutable else frozenset()
+        return artifact, TagListing(rows, self._store.count(partition), key_page.next_cursor, frozen)
 
-    def all_tags(self, repository: str, reference: str) -> tuple[Artifact, list[Tag]]:
+    def all_tags(self, repository: str, reference: str, immutable: bool = False) -> tuple[Artifact, TagListing]:
         """Every tag of the artifact (bounded by FILTER_MAX), for filtered or re-sorted tag lists."""
         artifact = self.resolve(repository, reference)
-        return artifact, self._store.tags_of(repository, [artifact.digest], FILTER_MAX)[artifact.digest]
+        rows = self._store.tags_of(repository, [artifact.digest], FILTER_MAX)[artifact.digest]
+        return artifact, TagListing(rows, len(rows), None, self._immutable(rows) if immutable else frozenset())
 
     def add_tag(self, repository: str, reference: str, tag: str) -> None:
         self._manifests.add_tag(repository, self.resolve(repository, reference).digest, tag)
@@ -277,6 +348,10 @@ class ArtifactService:
             raise NotFound(f"artifact {repository}@{digest} not found")
         parsed = parse_manifest(stored.body, stored.media_type, digest)
         return processors.addition(name, parsed, stored.body, self._manifests.blob_reader(parsed.blobs))
+
+
+def _key(artifact: Artifact) -> Key:
+    return artifact.repository, artifact.digest
 
 
 def parse_copy_source(value: str | None) -> tuple[str, str]:

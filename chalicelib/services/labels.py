@@ -113,14 +113,20 @@ class LabelService:
             raise NotFound(f"label {label_id} is not attached to the artifact")
 
     def labels_for(self, repository: str, digests: list[str]) -> dict[str, list[dict[str, Any]]]:
-        """Harbor label JSON per digest, for artifact listings: one Query for the repository's
-        attachments and one BatchGetItem for the labels. Digests without labels map to []."""
-        attached = self._labels.attached(repository, digests)
+        """Harbor label JSON per digest, for artifact listings: one BatchGetItem for the page's
+        label sets and one for the labels (a deleted label drops out here). Digests without
+        labels map to []."""
+        attached = self._labels.label_sets(repository, digests)
         labels = self._labels.get_many(sorted({i for ids in attached.values() for i in ids}))
         return {
             digest: [labels[i].harbor_json() for i in sorted(attached.get(digest, [])) if i in labels]
             for digest in digests
         }
+
+    def label_ids(self, repository: str) -> dict[str, list[int]]:
+        """Label ids per digest for every labelled artifact of the repository (one Query), for
+        Harbor's `q=labels=...` filter on artifact lists."""
+        return self._labels.attached(repository)
 
     def forget_artifact(self, event: Event) -> None:
         """Event subscriber: a deleted artifact loses its labels (Harbor removes the references)."""

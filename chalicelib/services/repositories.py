@@ -10,8 +10,10 @@ Costs, since nothing here may Scan:
   bodies included): 1,000 manifests of ~1.7 KB rows are ~1.7 MB, about 210 RCU per count with
   eventual consistency (moto: 1.7 ms for 10, 10 ms for 100, 50-110 ms for 1,000 manifests).
   The alternative, a counter on the repository row moved in the manifest PUT/DELETE
-  transactions, is cheaper to read but needs those transactions to know whether the manifest is
-  new, which the artifact records (another module) will; switch then.
+  transactions, is cheaper to read but needs those writes (stores/manifests.py) to know whether
+  the manifest is new: the PUT is an upsert that cannot tell, and the delete is a lone
+  conditional DeleteItem. Both would become conditional on a prior read (retried when a racing
+  push or delete changes it), and rows older than the counter would need a backfill.
 - pull counts are coalesced in memory: at most one write per repository per flush window.
 """
 

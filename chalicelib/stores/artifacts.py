@@ -30,7 +30,7 @@ from chalicelib.core.artifacts import Accessory, Artifact, Tag, accessory_type, 
 from chalicelib.core.manifest import index_descriptors
 from chalicelib.errors import BadRequest
 from chalicelib.stores import keys
-from chalicelib.stores.tables import ManifestRow, ParentRow, ReferrerRow, RepositoryRow, TagRow, batch_get_raw
+from chalicelib.stores.tables import ManifestRow, ParentRow, ReferrerRow, TagRow, batch_get_raw
 
 _INDEX = "gsi1"
 # Tag Queries of one list page in flight at once (botocore's pool holds 10 connections by default).
@@ -221,12 +221,6 @@ class ArtifactStore:
             repository = row.pk.removeprefix("REPO#")
             found[repository, row.sk.removeprefix("MANIFEST#")] = _artifact(repository, row)
         return [found[w] for w in wanted if w in found]
-
-    @staticmethod
-    def repositories_of(project: str) -> list[str]:
-        """The project's repositories: one Query on the `REPOS` partition by name prefix."""
-        rows = RepositoryRow.query(keys.REPOS_PK, RepositoryRow.sk.startswith(f"{project}/"), attributes_to_get=["sk"])
-        return [row.sk for row in rows]
 
     @staticmethod
     def _query(

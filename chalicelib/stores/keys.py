@@ -29,6 +29,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | label name      | `LABELS#<scope>`    | `NAME#<name>`                   |                                      |
 | label on artifact | `REPO#<name>`     | `LABEL#<digest>#<label id>`     |                                      |
 | artifact of label | `LABEL#<id>`      | `REF#<repo>@<digest>`           |                                      |
+| labels of artifact | `REPO#<name>`    | `ALABELS#<digest>`              | (number set `label_ids`)             |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -50,7 +51,11 @@ services/repositories.py for its cost). A label's `<scope>` is `g` (global) or `
 the name row makes names unique per scope (one conditional put in the create transaction) and
 listing a scope is one Query. An attachment is written twice in one transaction, under the
 repository (so a page of artifacts gets its labels with one Query) and under the label (so deleting
-a label finds its attachments with one Query, never a Scan).
+a label finds its attachments with one Query, never a Scan). The same transaction adds the label's
+id to the artifact's `ALABELS#<digest>` set (a detach removes it), so an artifact list page reads
+the labels of its artifacts with one BatchGetItem, whatever the repository holds; the attachment
+rows stay the source of truth (the `q=labels` filter, label deletes). A deleted label's id may stay
+in such sets: ids are never reused and readers keep only the labels that still exist.
 
 Why this shape: every request-path read is a GetItem, a BatchGetItem or a Query on one partition
 (no Scan): blob HEAD reads the link and the blob row in one BatchGetItem; tags list and referrers
@@ -207,6 +212,10 @@ def label_name_sk(name: str) -> str:
 
 def artifact_label_sk(digest: str, label_id: int) -> str:
     return f"{LABEL_PREFIX}{digest}#{label_id}"
+
+
+def artifact_labels_sk(digest: str) -> str:
+    return f"ALABELS#{digest}"
 
 
 def label_ref_sk(repository: str, digest: str) -> str:

@@ -3,8 +3,9 @@
 Every write that must stay consistent is one transaction with conditions:
 - create: the label row and its name row (the name must be free in its scope);
 - rename: the old name row goes, the new one must be free, the label must still exist;
-- attach: both attachment rows, on condition that the label and the manifest still exist and the
-  attachment does not (a second attach of the same label is a Conflict);
+- attach: both attachment rows and the label's id in the artifact's label set, on condition that
+  the label and the manifest still exist and the attachment does not (a second attach of the same
+  label is a Conflict); detach undoes the three together;
 - delete: the label row and its name row first, then every attachment found under the label. An
   attach racing the delete either committed before it (and is found by the consistent Query that
   follows) or fails its label-exists check, so no attachment outlives its label.
@@ -23,12 +24,14 @@ from chalicelib.core.catalog import Label
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.stores import keys
 from chalicelib.stores.tables import (
+    ArtifactLabelsRow,
     LabelNameRow,
     LabelRefRow,
     LabelRow,
     ManifestRow,
     batch_get_raw,
     connection,
+    delete_where,
     next_id,
 )
 
@@ -136,6 +139,8 @@ class LabelStore:
                                    condition=ManifestRow.pk.exists())  # fmt: skip
                 tx.save(forward, condition=LabelRefRow.pk.does_not_exist())
                 tx.save(reverse)
+                # PynamoDB sends updates after checks and puts: the reasons below keep their places.
+                tx.update(_label_set(repository, digest), actions=[ArtifactLabelsRow.label_ids.add({label_id})])
         except TransactWriteError as exc:
             reasons = _reasons(exc)
             if reasons[:1] == ["ConditionalCheckFailed"]:
@@ -153,31 +158,49 @@ class LabelStore:
                 tx.delete(LabelRefRow(keys.repo_pk(repository), keys.artifact_label_sk(digest, label_id)),
                           condition=LabelRefRow.pk.exists())  # fmt: skip
                 tx.delete(LabelRefRow(keys.label_pk(label_id), keys.label_ref_sk(repository, digest)))
+                tx.update(_label_set(repository, digest), actions=[ArtifactLabelsRow.label_ids.delete({label_id})])
         except TransactWriteError as exc:
             if _failed(exc):
                 return False
             raise
         return True
 
-    def attached(self, repository: str, digests: list[str] | None = None) -> dict[str, list[int]]:
-        """Label ids per digest of the repository (all digests when None): one Query."""
-        wanted = set(digests) if digests is not None else None
-        rows = LabelRefRow.query(keys.repo_pk(repository), LabelRefRow.sk.startswith(keys.LABEL_PREFIX),
-                                 consistent_read=True)  # fmt: skip
+    def attached(self, repository: str, digest: str | None = None) -> dict[str, list[int]]:
+        """Label ids per digest of the repository (of one digest, when given), from the attachment
+        rows: one Query. Digests without a label are left out."""
+        prefix = keys.LABEL_PREFIX if digest is None else f"{keys.LABEL_PREFIX}{digest}#"
+        rows = LabelRefRow.query(keys.repo_pk(repository), LabelRefRow.sk.startswith(prefix), consistent_read=True)
         found: dict[str, list[int]] = {}
         for row in rows:
-            if wanted is None or row.digest in wanted:
-                found.setdefault(row.digest, []).append(int(row.label_id))
+            found.setdefault(row.digest, []).append(int(row.label_id))
+        return found
+
+    def label_sets(self, repository: str, digests: list[str]) -> dict[str, list[int]]:
+        """Label ids per digest from the artifacts' label sets: one BatchGetItem (per 100), for list
+        pages. May name labels deleted since (see keys.py); digests without a label are left out."""
+        pk = keys.repo_pk(repository)
+        items = batch_get_raw([(pk, keys.artifact_labels_sk(d)) for d in digests])
+        found: dict[str, list[int]] = {}
+        for item in items:
+            row = ArtifactLabelsRow.from_raw_data(item)
+            if row.label_ids:
+                found[row.sk.removeprefix("ALABELS#")] = sorted(int(i) for i in row.label_ids)
         return found
 
     def detach_artifact(self, repository: str, digest: str) -> None:
-        """Drop every attachment of a deleted artifact (both rows of each)."""
-        for label_id in self.attached(repository, [digest]).get(digest, []):
+        """Drop every attachment of a deleted artifact (both rows of each), then its emptied label
+        set (only while empty: a label attached meanwhile to a re-pushed manifest stays)."""
+        for label_id in self.attached(repository, digest).get(digest, []):
             self.detach(label_id, repository, digest)
+        delete_where(_label_set(repository, digest), ArtifactLabelsRow.label_ids.does_not_exist())
 
     @staticmethod
     def _name_row(scope: str, project_id: int, name: str, label_id: int) -> LabelNameRow:
         return LabelNameRow(keys.label_scope_pk(scope, project_id), keys.label_name_sk(name), label_id=label_id)
+
+
+def _label_set(repository: str, digest: str) -> ArtifactLabelsRow:
+    return ArtifactLabelsRow(keys.repo_pk(repository), keys.artifact_labels_sk(digest))
 
 
 def _reasons(exc: TransactWriteError) -> list[str | None]:

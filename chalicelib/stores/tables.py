@@ -14,6 +14,7 @@ from pynamodb.attributes import (
     ListAttribute,
     MapAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     UnicodeAttribute,
 )
 from pynamodb.exceptions import DeleteError, TransactWriteError
@@ -307,6 +308,13 @@ class LabelRefRow(_Base):
     created_at = NumberAttribute()
 
 
+class ArtifactLabelsRow(_Base):
+    """`REPO#<name>` / `ALABELS#<digest>`: the ids of the labels attached to one artifact, moved in
+    the attach and detach transactions, so a list page reads its labels with one BatchGetItem."""
+
+    label_ids = NumberSetAttribute(null=True)
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -331,6 +339,7 @@ MODELS: tuple[type[Model], ...] = (
     LabelNameRow,
     LabelRefRow,
     ParentRow,
+    ArtifactLabelsRow,
 )
 
 

@@ -9,7 +9,6 @@ stores/artifacts.py for what a bare page number costs).
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -21,9 +20,10 @@ from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
-from chalicelib.api.mgmt.query import Exact, InvalidQuery, Query, parse_q
+from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
+from chalicelib.core.catalog import Repository
 from chalicelib.core.identity import Project
 from chalicelib.errors import BadRequest
 from chalicelib.processors.icon import display_icon
@@ -35,7 +35,7 @@ _REPO = f"{API}/projects/{{project}}/repositories/{{repository}}/artifacts"
 _ZERO_TIME = "0001-01-01T00:00:00.000Z"  # what Harbor shows for a time never set
 _FLAGS = ("with_tag", "with_label", "with_scan_overview", "with_sbom_overview", "with_signature",
           "with_immutable_status", "with_accessory", "with_inherited_accessory")  # fmt: skip
-_Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "tags": str, "labels": str,
+_Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "tags": str, "labels": int,
                               "push_time": datetime, "pull_time": datetime}  # fmt: skip
 
 
@@ -100,9 +100,9 @@ def project_artifacts(project: str) -> Response:
 # Handlers.
 
 
-def _repository(request: HttpRequest, resource: str, action: str) -> tuple[int, str]:
+def _repository(request: HttpRequest, resource: str, action: str) -> tuple[int, Repository]:
     """Resolve the project (name or id), check the caller's permission, then the repository:
-    the project's id and the repository's full name."""
+    the project's id and the repository (full name and integer id)."""
     project = _project(request)
     repo = decode_repository_name(request.params["repository"])
     return project.project_id, services().artifacts.repository(request.principal, project, repo, resource, action)
@@ -155,19 +155,24 @@ def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest
 
 
 def _matcher(query: Query) -> Matcher | None:
-    """`q` as a predicate; Harbor's `tags=*` means "has a tag" and `tags=nil` "has none"."""
+    """`q` as a predicate; Harbor's `tags=*` means "has a tag" and `tags=nil` "has none";
+    `labels=<id>` or `labels=(<id> <id>)` keeps artifacts carrying every label listed (Harbor
+    refuses any other form of `labels`)."""
     if query.is_empty:
         return None
     term = query.get("tags")
     special = term.value if isinstance(term, Exact) and term.value in ("*", "nil") else None
     rest = Query({k: v for k, v in query.terms.items() if k != "tags" or special is None})
+    labels = query.get("labels")
+    if labels is not None and not isinstance(labels, Exact | AllOf):
+        raise InvalidQuery("q: labels takes a label id or a list of ids that must all be present: labels=(1 2)")
 
-    def matches(artifact: Artifact, tags: list[Tag]) -> bool:
+    def matches(artifact: Artifact, tags: list[Tag], label_ids: list[int]) -> bool:
         if special is not None and bool(tags) != (special == "*"):
             return False
-        return rest.matches(_q_record(artifact, tags))
+        return rest.matches(_q_record(artifact, tags, label_ids))
 
-    return matches
+    return Matcher(matches, uses_tags=term is not None, uses_labels=labels is not None)
 
 
 def _get(request: HttpRequest) -> Response:
@@ -179,7 +184,7 @@ def _get(request: HttpRequest) -> Response:
 
 def _delete(request: HttpRequest) -> Response:
     _, repository = _repository(request, "artifact", "delete")
-    services().artifacts.delete(repository, _reference(request))
+    services().artifacts.delete(repository.name, _reference(request))
     return ok()
 
 
@@ -195,34 +200,36 @@ def _list_tags(request: HttpRequest) -> Response:
     _, repository = _repository(request, "tag", "list")
     page = parse_page(request.arg("page"), request.arg("page_size"))
     name_query = parse_q(request.arg("q"), {"name": str})
+    immutable = _bool(request, "with_immutable_status", default=False)
     path = _path(request, f"/{request.params['reference']}/tags")
     if not name_query.is_empty or request.arg("sort"):
         # Filtered or re-sorted: every tag of the artifact (bounded), paged in memory.
-        found, every = services().artifacts.all_tags(repository, _reference(request))
-        views = [_tag_view(t, found) for t in every]
+        found, every = services().artifacts.all_tags(repository.name, _reference(request), immutable)
+        views = [_tag_view(t, found, repository.repository_id, every.immutable) for t in every.items]
         return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
     request_page = PageRequest(page.page, page.size, _cursor(request, page))
-    found, result = services().artifacts.tags(repository, _reference(request), request_page)
+    found, result = services().artifacts.tags(repository.name, _reference(request), request_page, immutable)
     headers = _page_links(request, path, page, result.total, result.next_cursor)
-    return json_response([_tag_view(t, found) for t in result.items], headers=headers)
+    views = [_tag_view(t, found, repository.repository_id, result.immutable) for t in result.items]
+    return json_response(views, headers=headers)
 
 
 def _create_tag(request: HttpRequest) -> Response:
     _, repository = _repository(request, "tag", "create")
     name = body(request, TagReq).name
-    services().artifacts.add_tag(repository, _reference(request), name)
+    services().artifacts.add_tag(repository.name, _reference(request), name)
     return created(f"{API}{_path(request, '/' + request.params['reference'])}/tags/{name}")
 
 
 def _delete_tag(request: HttpRequest) -> Response:
     _, repository = _repository(request, "tag", "delete")
-    services().artifacts.delete_tag(repository, _reference(request), request.params["tag_name"])
+    services().artifacts.delete_tag(repository.name, _reference(request), request.params["tag_name"])
     return ok()
 
 
 def _accessories(request: HttpRequest) -> Response:
     _, repository = _repository(request, "accessory", "list")
-    views = [_accessory_view(a) for a in services().artifacts.accessories(repository, _reference(request))]
+    views = [_accessory_view(a) for a in services().artifacts.accessories(repository.name, _reference(request))]
     path = _path(request, f"/{request.params['reference']}/accessories")
     return listing(request, path, views, q_fields={"type": str, "digest": str},
                    sort_fields=("creation_time", "size", "type"))  # fmt: skip
@@ -230,7 +237,7 @@ def _accessories(request: HttpRequest) -> Response:
 
 def _addition(request: HttpRequest) -> Response:
     _, repository = _repository(request, "artifact-addition", "read")
-    result = services().artifacts.addition(repository, _reference(request), request.params["addition"])
+    result = services().artifacts.addition(repository.name, _reference(request), request.params["addition"])
     return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
 
 
@@ -285,13 +292,13 @@ def _page_links(request: HttpRequest, path: str, page: Page, total: int, cursor:
     return headers
 
 
-def _q_record(artifact: Artifact, tags: list[Tag]) -> dict[str, Any]:
+def _q_record(artifact: Artifact, tags: list[Tag], label_ids: list[int]) -> dict[str, Any]:
     return {
         "digest": artifact.digest,
         "type": artifact.kind,
         "media_type": artifact.media_type,
         "tags": [t.name for t in tags],
-        "labels": [],
+        "labels": label_ids,
         "push_time": datetime.fromtimestamp(artifact.push_time, UTC),
         "pull_time": datetime.fromtimestamp(artifact.pull_time, UTC) if artifact.pull_time else None,
     }
@@ -300,25 +307,25 @@ def _q_record(artifact: Artifact, tags: list[Tag]) -> dict[str, Any]:
 # Views (Harbor's models).
 
 
-def repository_id(name: str) -> int:
-    """Repositories have no integer id yet (the repositories API owns them): derived, stable."""
-    return int.from_bytes(hashlib.sha256(f"repository {name}".encode()).digest()[:6], "big")
-
-
 def _include(flags: dict[str, bool]) -> Include:
-    return Include(tags=flags["with_tag"], accessories=flags["with_accessory"] or flags["with_signature"])
+    return Include(
+        tags=flags["with_tag"],
+        accessories=flags["with_accessory"] or flags["with_signature"],
+        labels=flags["with_label"],
+        immutable=flags["with_tag"] and flags["with_immutable_status"],
+    )
 
 
 def _views(found: Listing, flags: dict[str, bool], project_id: int) -> list[dict[str, Any]]:
-    views = []
-    for a in found.items:
-        key = (a.repository, a.digest)
-        views.append(_artifact_view(a, found.tags.get(key, []), found.accessories.get(key), flags, project_id))
-    return views
+    return [_artifact_view(a, found, flags, project_id) for a in found.items]
 
 
-def _artifact_view(a: Artifact, tags: list[Tag], accessories: list[Accessory] | None, flags: dict[str, bool],
-                   project_id: int) -> dict[str, Any]:  # fmt: skip
+def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_id: int) -> dict[str, Any]:
+    """Harbor's Artifact model; `labels` is filled only with `with_label=true` (Harbor's default is
+    false) and each tag's `immutable` only with `with_immutable_status=true`."""
+    key = (a.repository, a.digest)
+    accessories = found.accessories.get(key)
+    repository_id = found.repository_ids[a.repository]
     project, _, repo = a.repository.partition("/")
     encoded = quote(quote(repo, safe=""), safe="")
     links: dict[str, Any] = {}
@@ -332,7 +339,7 @@ def _artifact_view(a: Artifact, tags: list[Tag], accessories: list[Accessory] | 
         "manifest_media_type": a.manifest_media_type,
         "artifact_type": a.artifact_type or (a.media_type if a.manifest_media_type in mt.IMAGE_MANIFESTS else ""),
         "project_id": project_id,
-        "repository_id": repository_id(a.repository),
+        "repository_id": repository_id,
         "repository_name": a.repository,
         "digest": a.digest,
         "size": a.size,
@@ -343,13 +350,13 @@ def _artifact_view(a: Artifact, tags: list[Tag], accessories: list[Accessory] | 
         "annotations": a.annotations,
         "references": _references(a),
         "addition_links": links,
-        "labels": [],
+        "labels": found.labels.get(key, []),
     }
     if flags["with_tag"]:
         signed = None
         if flags["with_signature"]:
             signed = any(x.type in HIDDEN_ACCESSORIES and x.type.startswith("signature.") for x in accessories or [])
-        view["tags"] = [_tag_view(t, a, signed=signed) for t in tags]
+        view["tags"] = [_tag_view(t, a, repository_id, found.immutable, signed=signed) for t in found.tags.get(key, [])]
     if flags["with_accessory"]:
         view["accessories"] = [_accessory_view(x) for x in accessories or []]
     if flags["with_scan_overview"]:
@@ -372,15 +379,16 @@ def _references(a: Artifact) -> list[dict[str, Any]] | None:
     return out
 
 
-def _tag_view(t: Tag, a: Artifact, *, signed: bool | None = None) -> dict[str, Any]:
+def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tuple[str, str]], *,
+              signed: bool | None = None) -> dict[str, Any]:  # fmt: skip
     view: dict[str, Any] = {
         "id": t.id,
-        "repository_id": repository_id(t.repository),
+        "repository_id": repository_id,
         "artifact_id": a.id,
         "name": t.name,
         "push_time": iso(t.push_time),
         "pull_time": iso(t.pull_time) if t.pull_time else _ZERO_TIME,
-        "immutable": False,
+        "immutable": (t.repository, t.name) in immutable,
     }
     if signed is not None:
         view["signed"] = signed
