@@ -54,7 +54,8 @@ class Settings(BaseSettings):
 
     # Pagination of tags, catalog and referrers.
     page_max_entries: int = Field(default=1000, ge=1)
-    # Pulls are counted in memory and written at most once per repository per this many seconds.
+    # Pull counts and pull times are kept in memory and written at most once per repository (and per
+    # artifact and tag) per this many seconds.
     pull_count_flush_seconds: int = Field(default=60, ge=0, le=3600)
 
     # Identity and tokens (Harbor's database auth mode).

@@ -163,7 +163,8 @@ def services() -> Services:
     repository_store = RepositoryStore()
     labels = LabelService(LabelStore(), projects, access, manifests)
     artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta,
-                                repositories=repository_store, labels=labels, immutability=immutability)  # fmt: skip
+                                repositories=repository_store, labels=labels, immutability=immutability,
+                                pull_window_seconds=settings.pull_count_flush_seconds)  # fmt: skip
     events.subscribe(artifacts.pulls.observe)
     repositories = RepositoryService(manifest_store, repository_store, projects, manifests,
                                      settings.pull_count_flush_seconds)  # fmt: skip

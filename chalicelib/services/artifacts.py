@@ -115,6 +115,7 @@ class ArtifactService:
         repositories: RepositoryStore,
         labels: LabelService,
         immutability: ImmutabilityService,
+        pull_window_seconds: float = PULL_WINDOW_SECONDS,
     ) -> None:
         self._store = store
         self._manifests = manifests
@@ -124,7 +125,7 @@ class ArtifactService:
         self._repositories = repositories
         self._labels = labels
         self._immutability = immutability
-        self.pulls = PullRecorder(store)
+        self.pulls = PullRecorder(store, window=pull_window_seconds)
 
     # Access.
 

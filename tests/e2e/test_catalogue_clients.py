@@ -20,6 +20,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from .conftest import PULL_WINDOW
 from .support import (
     API,
     EMPTY_JSON,
@@ -49,9 +50,6 @@ COSIGN_SIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 COSIGN_PAYLOAD = "application/vnd.dev.cosign.simplesigning.v1+json"
 HARBOR_SBOM = "application/vnd.goharbor.harbor.sbom.v1"
 SPDX = "application/spdx+json"
-# The pull recorder writes at most once a minute (services/artifacts.py PullRecorder): a pull is
-# written at once after a quiet minute, else when the minute closes.
-PULL_WINDOW = 60
 GUEST = 3  # Harbor's role id
 
 
