@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     robot_token_duration_days: int = Field(default=30, ge=-1)
     storage_per_project: int = Field(default=-1, ge=-1)
 
+    # Background jobs (DESIGN.md section 4). GC treats a blob untouched for this long as a candidate
+    # (Harbor's window: it covers the gap between a layer upload and the manifest that uses it).
+    gc_time_window_hours: float = Field(default=2.0, ge=0, le=24 * 365)
+    # The Step Functions state machine that runs GC (set by the stack on AWS, by the runner locally).
+    gc_state_machine_arn: str | None = None
+    # How often the local scheduler thread looks for due schedules.
+    scheduler_interval_seconds: float = Field(default=5.0, gt=0)
+
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
@@ -83,7 +91,12 @@ class Settings(BaseSettings):
     server_threads: int = Field(default=16, ge=1)
 
     @field_validator(
-        "aws_endpoint_url", "presign_endpoint_url", "admin_password_parameter", "token_key_parameter", "external_url"
+        "aws_endpoint_url",
+        "presign_endpoint_url",
+        "admin_password_parameter",
+        "token_key_parameter",
+        "external_url",
+        "gc_state_machine_arn",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -20,7 +20,9 @@ from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
+from chalicelib.services.gc import GcService
 from chalicelib.services.health import HealthService
+from chalicelib.services.jobs import JobService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
@@ -32,6 +34,8 @@ from chalicelib.services.users import UserService
 from chalicelib.stores import tables
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.gc import GcStore
+from chalicelib.stores.jobs import JobStore, StepFunctionsRunner
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
@@ -59,6 +63,8 @@ class Services:
     robots: RobotService
     quotas: QuotaService
     events: EventBus
+    jobs: JobService
+    gc: GcService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -77,6 +83,16 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     return boto3.session.Session().client(
         "s3", region_name=settings.aws_region, endpoint_url=endpoint_url, config=config
     )
+
+
+def _job_runner(settings: Settings) -> StepFunctionsRunner:
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "stepfunctions", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
+    return StepFunctionsRunner(client, machines)
 
 
 def _secret_value(name: str) -> str:
@@ -110,8 +126,10 @@ def services() -> Services:
     settings = get_settings()
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
-    objects = S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
-    blob_meta = BlobMetaStore()
+    s3 = s3_client(settings, settings.aws_endpoint_url)
+    objects = S3ObjectStore(s3, settings.bucket_name, presign)
+    gc_window = int(settings.gc_time_window_hours * 3600)
+    blob_meta = BlobMetaStore(objects, touch_older_than_seconds=gc_window // 2)
     manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes)
     project_store = ProjectStore()
     user_store = UserStore()
@@ -125,6 +143,12 @@ def services() -> Services:
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
     events = EventBus()
+    manifests = ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes)
+    jobs = JobService(JobStore(), _job_runner(settings))
+    # A GC tombstone outlives any upload session that could have written bytes before the sweep.
+    tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
+    gc = GcService(jobs, GcStore(s3, settings.bucket_name), manifests, manifest_store, project_store,
+                   window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -134,7 +158,7 @@ def services() -> Services:
             quotas,
             settings,
         ),
-        manifests=ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes),
+        manifests=manifests,
         blobs=BlobService(blob_meta, objects, settings.presign_ttl_seconds),
         repositories=RepositoryService(manifest_store),
         health=HealthService({"dynamodb": tables.ping, "s3": objects.ping}),
@@ -146,6 +170,8 @@ def services() -> Services:
         robots=RobotService(robot_store, projects, access, configuration),
         quotas=quotas,
         events=events,
+        jobs=jobs,
+        gc=gc,
     )
     _bootstrap(built, settings)
     return built

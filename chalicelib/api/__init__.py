@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.mgmt import health, members, projects, quotas, robots, system, users
+from chalicelib.api.mgmt import gc, health, members, projects, quotas, robots, system, users
 from chalicelib.api.oci import routes, token
 
 BLUEPRINTS = (
@@ -15,4 +15,5 @@ BLUEPRINTS = (
     members.bp,
     robots.bp,
     quotas.bp,
+    gc.bp,
 )

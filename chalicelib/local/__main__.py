@@ -144,6 +144,26 @@ def _shut_down_and_save(server: Any, serving: threading.Thread, snapshots: Snaps
         print("state saved", flush=True)
 
 
+def _start_job_engine(emulator: Any, settings: Settings) -> None:
+    """moto executes the state machines of `infra/statemachines/`, its Lambda Tasks dispatched to the
+    registry's handlers (chalicelib/local/stepfunctions.py)."""
+    from chalicelib.local import stepfunctions  # noqa: PLC0415
+
+    stepfunctions.install()
+    machines = stepfunctions.create_state_machines(emulator.client("stepfunctions"), settings.aws_region)
+    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", machines["GARBAGE_COLLECTION"])
+
+
+def _start_scheduler(settings: Settings) -> Any:
+    """The scheduler thread; it first marks jobs the last shutdown interrupted (chalicelib/local/scheduler.py)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.local.scheduler import Scheduler  # noqa: PLC0415
+
+    scheduler = Scheduler(lambda: wiring.services().jobs, settings.scheduler_interval_seconds)
+    scheduler.start()
+    return scheduler
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
@@ -168,6 +188,7 @@ def main() -> int:
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
+    _start_job_engine(emulator, settings)
     snapshots = Snapshotter(
         data_dir, emulator.client("dynamodb"), emulator.client("s3"), settings.table_name, settings.bucket_name
     )
@@ -177,6 +198,7 @@ def main() -> int:
     settings = get_settings()
 
     server = _build_server(settings, snapshots)
+    scheduler = _start_scheduler(settings)
     stop_snapshots = threading.Event()
 
     def snapshot_loop() -> None:
@@ -202,6 +224,7 @@ def main() -> int:
         print(f"stopping on {_stop_reason[0] if _stop_reason else 'server exit'}", flush=True)
     finally:
         stop_snapshots.set()
+        scheduler.stop()
         _shut_down_and_save(server, serving, snapshots, emulator)
     return 0
 

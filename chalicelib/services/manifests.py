@@ -42,6 +42,10 @@ class ManifestService:
             digest = Digest.of(body)
         manifest = parse_manifest(body, content_type, str(digest))
         sizes = self._check_references(repository, manifest)
+        # Touch what the manifest references, so no GC sweep deletes a blob this push relies on.
+        gone = self._blobs.protect(list(manifest.blobs)) if manifest.blobs else []
+        if gone:
+            raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
         sizes[manifest.digest] = len(body)
         project = project_of(repository)
         # References first, then the charge: a concurrent delete that releases a shared blob either
