@@ -211,6 +211,7 @@ class GcService:
         self._tombstone = tombstone_seconds
         # Tests pause here (phase name, job id) to interleave pushes with a run.
         self.pause: Callable[[str, int], None] = lambda phase, job_id: None
+        self.sweep_batch = _SWEEP_BATCH
 
     # The API side.
 
@@ -291,7 +292,7 @@ class GcService:
         deadline = time.monotonic() + _SWEEP_BUDGET_SECONDS
         while time.monotonic() < deadline:
             self._jobs.check(job_id)
-            batch = self._store.candidates(job_id, shard, _SWEEP_BATCH)
+            batch = self._store.candidates(job_id, shard, self.sweep_batch)
             if not batch:
                 return False
             self.pause("sweep", job_id)
@@ -303,6 +304,8 @@ class GcService:
             if not claimed:
                 continue
             self.pause("claimed", job_id)
+            # Stopped now: the claimed blobs stay `deleting` (invisible) and the next run takes them over.
+            self._jobs.check(job_id)
             self._store.delete_objects([keys.blob_object_key(c.digest) for c in claimed])
             for c in claimed:
                 if c.repositories:

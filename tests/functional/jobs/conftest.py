@@ -36,10 +36,12 @@ class GcRegistry(LiveRegistry):
         return dict(response.get_json())
 
     def wait_gc(self, job_id: int, timeout: float = 120) -> dict[str, Any]:
+        """The job's record once it has ended and its execution has stopped running."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = self.gc_job(job_id)
             if job["job_status"] in FINAL:
+                wait_for_executions(deadline - time.monotonic())
                 return job
             time.sleep(0.02)
         raise AssertionError(f"GC job {job_id} did not finish: {self.gc_job(job_id)}")
@@ -57,6 +59,16 @@ class GcRegistry(LiveRegistry):
         return self.get(f"{API}/system/gc/{job_id}/log").get_data(as_text=True)
 
 
+def wait_for_executions(timeout: float) -> None:
+    """No state machine execution is left running (none may outlive its test's moto world)."""
+    client = boto3.client("stepfunctions", region_name=REGION)
+    deadline = time.monotonic() + max(timeout, 1)
+    for machine in client.list_state_machines()["stateMachines"]:
+        while client.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")["executions"]:
+            assert time.monotonic() < deadline, "a state machine execution is still running"
+            time.sleep(0.02)
+
+
 @pytest.fixture
 def gc(registry: LiveRegistry) -> Iterator[GcRegistry]:
     from chalicelib.local import stepfunctions
@@ -66,4 +78,10 @@ def gc(registry: LiveRegistry) -> Iterator[GcRegistry]:
     registry.__class__ = GcRegistry
     registry.configure(gc_state_machine_arn=arns["GARBAGE_COLLECTION"], gc_time_window_hours=0)
     assert isinstance(registry, GcRegistry)
-    yield registry
+    try:
+        yield registry
+    finally:
+        from chalicelib.wiring import services
+
+        services().gc.pause = lambda phase, job_id: None
+        wait_for_executions(60)
