@@ -57,8 +57,14 @@ class JobService:
             schedule_type=schedule.schedule_type if schedule else None,
             schedule_cron=schedule.cron if schedule else None,
         )  # fmt: skip
-        self._acquire(vendor_type, job.job_id)
+        # The row first: a lock always names a job that exists, so a holder without a row is never
+        # mistaken for a dead one. A refused job leaves no trace.
         self._store.create(job)
+        try:
+            self._acquire(vendor_type, job.job_id)
+        except Conflict:
+            self._store.discard(job.job_id)
+            raise
         try:
             arn = self._runner.start(vendor_type, job.job_id, {"job_id": job.job_id})
         except Exception as exc:

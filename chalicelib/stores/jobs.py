@@ -39,6 +39,10 @@ class JobStore:
             gsi1pk=keys.jobs_list_pk(job.vendor_type), gsi1sk=keys.job_list_sk(job.job_id),
         ).save(condition=JobRow.pk.does_not_exist())  # fmt: skip
 
+    def discard(self, job_id: int) -> None:
+        """Remove a job that never started (refused before it ran)."""
+        delete_where(JobRow(keys.job_pk(job_id), keys.JOB_SK), JobRow.status == JobStatus.PENDING)
+
     def get(self, job_id: int) -> Job | None:
         try:
             return _to_job(JobRow.get(keys.job_pk(job_id), keys.JOB_SK, consistent_read=True))

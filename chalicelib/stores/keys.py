@@ -25,7 +25,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | job log line    | `JOB#<id>`          | `LOG#<epoch ms>#<n>`            |                                      |
 | job schedule    | `SCHEDULE#<vendor>` | `SCHEDULE`                      |                                      |
 | job lock        | `JOBLOCK#<vendor>`  | `LOCK`                          |                                      |
-| GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`                      |                                      |
+| GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`, `~COUNTS` (totals)  | (TTL attribute `expires_at`)         |
 
 Identity rows are keyed by name because authentication and authorisation look them up by name
 (one GetItem for a login, one BatchGetItem for a project and the caller's membership); Harbor's
