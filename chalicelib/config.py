@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     gc_time_window_hours: float = Field(default=2.0, ge=0, le=24 * 365)
     # The Step Functions state machine that runs GC (set by the stack on AWS, by the runner locally).
     gc_state_machine_arn: str | None = None
+    # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
+    event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
     scheduler_interval_seconds: float = Field(default=5.0, gt=0)
 
@@ -97,6 +99,7 @@ class Settings(BaseSettings):
         "token_key_parameter",
         "external_url",
         "gc_state_machine_arn",
+        "event_bus_name",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

@@ -34,6 +34,7 @@ from chalicelib.services.users import UserService
 from chalicelib.stores import tables
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.eventbus import EventBridgePublisher
 from chalicelib.stores.gc import GcStore
 from chalicelib.stores.jobs import JobStore, StepFunctionsRunner
 from chalicelib.stores.manifests import ManifestStore
@@ -83,6 +84,19 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     return boto3.session.Session().client(
         "s3", region_name=settings.aws_region, endpoint_url=endpoint_url, config=config
     )
+
+
+def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
+    """EventBridge on AWS; None (the in-process worker) locally."""
+    if not settings.event_bus_name:
+        return None
+
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "events", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    return EventBridgePublisher(client, settings.event_bus_name)
 
 
 def _job_runner(settings: Settings) -> StepFunctionsRunner:
@@ -142,7 +156,7 @@ def services() -> Services:
     )  # fmt: skip
     projects = ProjectService(project_store, access, configuration, robot_store)
     quotas = QuotaService(project_store, projects)
-    events = EventBus()
+    events = EventBus(_event_publisher(settings))
     manifests = ManifestService(manifest_store, blob_meta, quotas, events, settings.manifest_max_bytes)
     jobs = JobService(JobStore(), _job_runner(settings))
     # A GC tombstone outlives any upload session that could have written bytes before the sweep.

@@ -6,10 +6,11 @@ blueprints, and the local runner dispatches moto's Lambda Task invocations to th
 
 from __future__ import annotations
 
+from chalicelib.jobs.events import bp as events_bp
 from chalicelib.jobs.gc import HANDLERS as GC_HANDLERS
 from chalicelib.jobs.gc import bp as gc_bp
 from chalicelib.jobs.schedules import HANDLERS as SCHEDULE_HANDLERS
 from chalicelib.jobs.schedules import bp as schedules_bp
 
-BLUEPRINTS = (gc_bp, schedules_bp)
+BLUEPRINTS = (gc_bp, schedules_bp, events_bp)
 HANDLERS = {**GC_HANDLERS, **SCHEDULE_HANDLERS}

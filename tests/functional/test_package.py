@@ -58,6 +58,7 @@ GC_MACHINE_ARN = {
 GC_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-gc:*"
 }
+DEFAULT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
 GC_FUNCTIONS = ("GcBegin", "GcUntagged", "GcMark", "GcSweep", "GcFinish", "GcFail")
 EXTERNAL_URL = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"}, {"Ref": "AWS::NoValue"}]}
 
@@ -195,6 +196,7 @@ def test_api_handler_env_and_role(resources: dict[str, Any]) -> None:
     # The stage's own variables survive the merge.
     assert env["REGISTRY_MAX_BODY_BYTES"] == "4194304"
     assert env["POWERTOOLS_SERVICE_NAME"] == "registry"
+    assert env["REGISTRY_EVENT_BUS_NAME"] == "default"
     assert handler["Role"] == {"Fn::GetAtt": ["RegistryApiRole", "Arn"]}
     assert handler["LoggingConfig"]["LogGroup"] == {"Ref": "RegistryApiLogGroup"}
     assert handler["Tracing"] == "Active"
@@ -230,6 +232,7 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     # Starting, reading and stopping GC executions (the /system/gc API).
     assert on(GC_MACHINE_ARN) == {"states:StartExecution"}
     assert on(GC_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 
 
@@ -344,10 +347,11 @@ def test_job_functions_run_with_the_jobs_role_and_the_state_machine_calls_only_t
     """The GC Task Lambdas and the schedule tick: their own least-privilege role, 15 min timeout; the
     state machine is the ASL file of infra/statemachines with its Lambda ARNs substituted."""
     assert "DefaultRole" not in resources  # no function falls back to Chalice's broad default role
-    for name in (*GC_FUNCTIONS, "JobSchedule"):
+    for name in (*GC_FUNCTIONS, "JobSchedule", "EventConsumer"):
         props = resources[name]["Properties"]
         assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
-        assert props["Timeout"] == 900
+        assert props["Timeout"] == (60 if name == "EventConsumer" else 900)
+        assert props["Environment"]["Variables"]["REGISTRY_EVENT_BUS_NAME"] == "default"
         assert props["Environment"]["Variables"]["REGISTRY_GC_STATE_MACHINE_ARN"] == GC_MACHINE_ARN
     machine = resources["GcStateMachine"]["Properties"]
     assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-gc"}
