@@ -296,10 +296,17 @@ def test_a_job_whose_execution_vanished_is_marked_error_not_left_running(gc: GcR
     store.set_fields(999, execution_arn="arn:aws:states:us-east-1:123456789012:execution:registry-gc:gone")
     store.lock("GARBAGE_COLLECTION", 999, None)
 
-    job = gc.gc_job(999)
+    from chalicelib.local.scheduler import Scheduler
+    from chalicelib.wiring import services
 
-    assert job["job_status"] == "Error"
-    assert "interrupted" in gc.gc_log(999)
+    scheduler = Scheduler(lambda: services().jobs, interval=3600)
+    scheduler.start()  # what `make serve` does at start: reconcile what the last process left active
+    scheduler.stop()
+
+    recovered = store.get(999)
+    assert recovered is not None and recovered.status == JobStatus.ERROR
+    assert gc.gc_job(999)["job_status"] == "Error"
+    assert "interrupted by a restart" in gc.gc_log(999)
     assert gc.run_gc()["job_status"] == "Success"  # its lock did not outlive it
 
 
