@@ -144,14 +144,21 @@ def _shut_down_and_save(server: Any, serving: threading.Thread, snapshots: Snaps
         print("state saved", flush=True)
 
 
-def _start_job_engine(emulator: Any, settings: Settings) -> None:
+def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     """moto executes the state machines of `infra/statemachines/`, its Lambda Tasks dispatched to the
-    registry's handlers (chalicelib/local/stepfunctions.py)."""
+    registry's handlers (chalicelib/local/stepfunctions.py). Created on a thread (loading moto's
+    interpreter takes seconds); joined before the server accepts requests."""
     from chalicelib.local import stepfunctions  # noqa: PLC0415
 
     stepfunctions.install()
-    machines = stepfunctions.create_state_machines(emulator.client("stepfunctions"), settings.aws_region)
-    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", machines["GARBAGE_COLLECTION"])
+    arn = stepfunctions.machine_arns(settings.aws_region)["GARBAGE_COLLECTION"]
+    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arn)
+    client = emulator.client("stepfunctions")
+    engine = threading.Thread(
+        target=stepfunctions.create_state_machines, args=(client, settings.aws_region), name="job-engine", daemon=True
+    )
+    engine.start()
+    return engine
 
 
 def _start_scheduler(settings: Settings) -> Any:
@@ -188,7 +195,7 @@ def main() -> int:
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
-    _start_job_engine(emulator, settings)
+    engine = _start_job_engine(emulator, settings)
     snapshots = Snapshotter(
         data_dir, emulator.client("dynamodb"), emulator.client("s3"), settings.table_name, settings.bucket_name
     )
@@ -198,6 +205,7 @@ def main() -> int:
     settings = get_settings()
 
     server = _build_server(settings, snapshots)
+    engine.join()
     scheduler = _start_scheduler(settings)
     stop_snapshots = threading.Event()
 

@@ -57,17 +57,23 @@ def install() -> None:
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
 
 
+def machine_arns(region: str) -> dict[str, str]:
+    """Job kind -> the ARN its local state machine has (known before it is created)."""
+    return {v: f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:registry-{stem}" for v, stem in MACHINES.items()}
+
+
 def create_state_machines(client: Any, region: str) -> dict[str, str]:
-    """Create (or update) every job kind's state machine; returns job kind -> ARN."""
+    """Create (or update) every job kind's state machine; returns job kind -> ARN.
+
+    The first call loads moto's ASL interpreter (~2 s), so the local runner does this on a thread
+    while it restores its state."""
     role = f"arn:aws:iam::{ACCOUNT}:role/registry-jobs"
     existing = {m["name"]: m["stateMachineArn"] for m in client.list_state_machines().get("stateMachines", [])}
-    arns: dict[str, str] = {}
-    for vendor_type, stem in MACHINES.items():
+    for stem in MACHINES.values():
         text = definition(stem, region)
         name = f"registry-{stem}"
         if name in existing:
             client.update_state_machine(stateMachineArn=existing[name], definition=text)
-            arns[vendor_type] = existing[name]
         else:
-            arns[vendor_type] = client.create_state_machine(name=name, definition=text, roleArn=role)["stateMachineArn"]
-    return arns
+            client.create_state_machine(name=name, definition=text, roleArn=role)
+    return machine_arns(region)
