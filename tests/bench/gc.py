@@ -123,40 +123,43 @@ def _wait_for_executions() -> None:
 
 
 def measure(blobs: int) -> dict[str, Any]:
+    """One fresh moto world per worker count, so both runs see the same table."""
     _configure_environment()
     os.environ["REGISTRY_TABLE_NAME"], os.environ["REGISTRY_BUCKET_NAME"] = "bench-gc", "bench-gc"
+    from chalicelib.local import moto_patches
+
+    counter = CallCounter()
+    counter.install()
+    moto_patches.apply()
+    runs = [_measure_one(blobs, workers, counter) for workers in WORKERS]
+    return {"blobs": blobs, "runs": runs, "errors": [r for r in runs if r["collected"] != blobs]}
+
+
+def _measure_one(blobs: int, workers: int, counter: CallCounter) -> dict[str, Any]:
+    import boto3
     from moto import mock_aws
     from werkzeug.test import Client
 
     from chalicelib import wiring
-    from chalicelib.local import moto_patches, stepfunctions
+    from chalicelib.local import stepfunctions
     from chalicelib.local.wsgi import ChaliceWSGI
 
-    counter = CallCounter()
-    counter.install()
-    runs: list[dict[str, Any]] = []
     with mock_aws():
-        moto_patches.apply()
         stepfunctions.install()
-        import boto3
-
         _create_resources()
         machines = stepfunctions.create_state_machines(boto3.client("stepfunctions"), "us-east-1")
         os.environ["REGISTRY_GC_STATE_MACHINE_ARN"] = machines["GARBAGE_COLLECTION"]
         wiring.reset()
         from app import app
 
-        http = Client(ChaliceWSGI(app), use_cookies=False)
         credentials = base64.b64encode(f"admin:{os.environ['REGISTRY_ADMIN_PASSWORD']}".encode()).decode()
-        http = _Authed(http, {"Authorization": f"Basic {credentials}"})
-        for workers in WORKERS:
-            started = time.monotonic()
-            created = _populate(blobs, f"w{workers}")
-            print(f"created {created} garbage + {created} held blobs in {time.monotonic() - started:.1f}s", flush=True)
-            run = _run(http, counter, workers)
-            runs.append(run)
-            print(json.dumps({k: v for k, v in run.items() if k != "calls"}), flush=True)
-    return {"blobs": blobs, "runs": runs, "errors": [r for r in runs if r["collected"] != blobs]}
+        http = _Authed(Client(ChaliceWSGI(app), use_cookies=False), {"Authorization": f"Basic {credentials}"})
+        started = time.monotonic()
+        created = _populate(blobs, f"w{workers}")
+        print(f"created {created} garbage + {created} live blobs in {time.monotonic() - started:.1f}s", flush=True)
+        run = _run(http, counter, workers)
+        print(json.dumps({k: v for k, v in run.items() if k != "calls"}), flush=True)
+        return run
 
 
 class _Authed:
