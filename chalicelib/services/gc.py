@@ -290,6 +290,7 @@ class GcService:
     def sweep(self, job_id: int, shard: int) -> bool:
         """Sweep one shard for up to a time budget; True if candidates remain (call again)."""
         deadline = time.monotonic() + _SWEEP_BUDGET_SECONDS
+        kept = 0
         while time.monotonic() < deadline:
             self._jobs.check(job_id)
             batch = self._store.candidates(job_id, shard, self.sweep_batch)
@@ -300,7 +301,9 @@ class GcService:
             for c in batch:
                 if c not in claimed:
                     self._store.drop_candidate(job_id, shard, c.digest)
-                    self._jobs.log(job_id, f"kept blob {c.digest}: a client used it after it was marked")
+                    kept += 1
+                    if kept <= _LOG_DIGESTS:
+                        self._jobs.log(job_id, f"kept blob {c.digest}: a client used it after it was marked")
             if not claimed:
                 continue
             self.pause("claimed", job_id)
@@ -310,7 +313,8 @@ class GcService:
             for c in claimed:
                 if c.repositories:
                     self._store.unlink(c.digest, c.repositories)
-                self._store.commit_swept(job_id, shard, c, self._tombstone)
+                if not self._store.commit_swept(job_id, shard, c, self._tombstone):
+                    self._store.drop_candidate(job_id, shard, c.digest)  # never loop on one candidate
         return True
 
     def finish(self, job_id: int, workers: int) -> None:
