@@ -33,6 +33,7 @@ import time
 import zlib
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +56,8 @@ VENDOR = VendorType.GARBAGE_COLLECTION
 _SWEEP_BATCH = 100
 _SWEEP_BUDGET_SECONDS = 600.0  # per Task invocation; the state machine loops until a shard is empty
 _LOG_DIGESTS = 50
+_MARK_THREADS = 16
+_MARK_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -365,21 +368,28 @@ class GcService:
 
     def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]],
               cutoff: int) -> list[Candidate]:  # fmt: skip
-        shards: dict[int, list[Candidate]] = defaultdict(list)
-        marked: list[Candidate] = []
-        for digest, blob in found:
+        """Conditional marks, `_MARK_THREADS` at a time (each is one round trip; on AWS a sequential
+        mark of 100,000 blobs would take most of a Lambda's 15 minutes), then the candidates are
+        written to their shards, a chunk at a time so a stop is noticed."""
+
+        def mark_one(item: tuple[str, _Blob]) -> Candidate | None:
+            digest, blob = item
             version = self._store.mark(digest, blob.state, blob.version, cutoff if blob.state != "deleting" else 2**62)
             if version is None:
-                continue
-            candidate = Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
-            marked.append(candidate)
-            shard = zlib.crc32(digest.encode()) % workers
-            shards[shard].append(candidate)
-            if len(shards[shard]) >= 25:
-                self._store.add_candidates(job_id, shard, shards.pop(shard))
+                return None
+            return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
+
+        marked: list[Candidate] = []
+        with ThreadPoolExecutor(_MARK_THREADS, thread_name_prefix="gc-mark") as pool:
+            for start in range(0, len(found), _MARK_CHUNK):
                 self._jobs.check(job_id)
-        for shard, rest in shards.items():
-            self._store.add_candidates(job_id, shard, rest)
+                chunk = [c for c in pool.map(mark_one, found[start : start + _MARK_CHUNK]) if c is not None]
+                shards: dict[int, list[Candidate]] = defaultdict(list)
+                for candidate in chunk:
+                    shards[zlib.crc32(candidate.digest.encode()) % workers].append(candidate)
+                for shard, candidates in shards.items():
+                    self._store.add_candidates(job_id, shard, candidates)
+                marked.extend(chunk)
         return marked
 
     def _expire_tombstones(self, view: GcView, dry_run: bool) -> None:
