@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     immutable_rules_cache_seconds: int = Field(default=10, ge=0, le=3600)
     # Audit log: entries expire (DynamoDB TTL) this many days after the operation.
     audit_retention_days: int = Field(default=90, ge=1, le=3650)
+    # Background jobs (DESIGN.md section 4). GC treats a blob untouched for this long as a candidate
+    # (Harbor's window: it covers the gap between a layer upload and the manifest that uses it).
+    gc_time_window_hours: float = Field(default=2.0, ge=0, le=24 * 365)
+    # The Step Functions state machine that runs GC (set by the stack on AWS, by the runner locally).
+    gc_state_machine_arn: str | None = None
+    # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
+    event_bus_name: str | None = None
+    # How often the local scheduler thread looks for due schedules.
+    scheduler_interval_seconds: float = Field(default=5.0, gt=0)
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
@@ -94,7 +103,13 @@ class Settings(BaseSettings):
     local_object_dir: Path | None = None
 
     @field_validator(
-        "aws_endpoint_url", "presign_endpoint_url", "admin_password_parameter", "token_key_parameter", "external_url"
+        "aws_endpoint_url",
+        "presign_endpoint_url",
+        "admin_password_parameter",
+        "token_key_parameter",
+        "external_url",
+        "gc_state_machine_arn",
+        "event_bus_name",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

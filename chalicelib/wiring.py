@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -22,9 +22,11 @@ from chalicelib.services.artifacts import ArtifactService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.blobs import BlobService
 from chalicelib.services.configuration import ConfigurationService
+from chalicelib.services.gc import GcService
 from chalicelib.services.health import HealthService
 from chalicelib.services.icons import IconService
 from chalicelib.services.immutability import ImmutabilityService
+from chalicelib.services.jobs import JobService
 from chalicelib.services.labels import LabelService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
@@ -39,8 +41,11 @@ from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.audit import AuditStore
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
+from chalicelib.stores.eventbus import EventBridgePublisher
 from chalicelib.stores.files import FileObjectStore
+from chalicelib.stores.gc import GcStore
 from chalicelib.stores.immutability import ImmutabilityStore
+from chalicelib.stores.jobs import JobStore, StepFunctionsRunner
 from chalicelib.stores.labels import LabelStore
 from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import ObjectStore, S3ObjectStore
@@ -75,6 +80,8 @@ class Services:
     audit: AuditService
     labels: LabelService
     artifacts: ArtifactService
+    jobs: JobService
+    gc: GcService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -101,6 +108,29 @@ def object_store(settings: Settings) -> ObjectStore:
         return FileObjectStore(settings.local_object_dir)
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
     return S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
+
+
+def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
+    """EventBridge on AWS; None (the in-process worker) locally."""
+    if not settings.event_bus_name:
+        return None
+
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "events", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    return EventBridgePublisher(client, settings.event_bus_name)
+
+
+def _job_runner(settings: Settings) -> StepFunctionsRunner:
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "stepfunctions", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
+    return StepFunctionsRunner(client, machines)
 
 
 def _secret_value(name: str) -> str:
@@ -134,7 +164,8 @@ def services() -> Services:
     settings = get_settings()
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
     objects = object_store(settings)
-    blob_meta = BlobMetaStore()
+    gc_window = int(settings.gc_time_window_hours * 3600)
+    blob_meta = BlobMetaStore(objects, touch_older_than_seconds=gc_window // 2)
     manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes)
     project_store = ProjectStore()
     user_store = UserStore()
@@ -145,7 +176,7 @@ def services() -> Services:
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
     )  # fmt: skip
-    events = EventBus()
+    events = EventBus(_event_publisher(settings))
     projects = ProjectService(project_store, access, configuration, robot_store, events)
     quotas = QuotaService(project_store, projects)
     audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
@@ -171,6 +202,11 @@ def services() -> Services:
     events.subscribe(repositories.record_pull)
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)
+    jobs = JobService(JobStore(), _job_runner(settings))
+    # A GC tombstone outlives any upload session that could have written bytes before the sweep.
+    tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
+    gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
+                   window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -197,6 +233,8 @@ def services() -> Services:
         audit=audit,
         labels=labels,
         artifacts=artifacts,
+        jobs=jobs,
+        gc=gc,
     )
     _bootstrap(built, settings)
     return built

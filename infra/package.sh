@@ -40,6 +40,9 @@ rm -f "$out_dir/sam.json" "$out_dir/infra-only.json"
     --merge-template infra/resources.json \
     "$out_dir"
 
+# The state machines' DefinitionS3Location paths are relative to the template (aws cloudformation package uploads them).
+mkdir -p "$out_dir/statemachines" && cp infra/statemachines/*.asl.json "$out_dir/statemachines/"
+
 "$python" infra/infra_only.py infra/resources.json "$out_dir/infra-only.json"
 
 echo "cfn-lint $("$cfn_lint" --version 2>&1 | awk '{print $NF}'): $out_dir/sam.json $out_dir/infra-only.json"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalicelib.api.mgmt import (
     artifacts,
     audit,
+    gc,
     health,
     icons,
     immutable,
@@ -37,4 +38,5 @@ BLUEPRINTS = (
     labels.bp,
     search.bp,
     artifacts.bp,
+    gc.bp,
 )

@@ -194,6 +194,43 @@ def _start_housekeeping(snapshots: Snapshotter, files: FileObjectStore, interval
     return stop
 
 
+def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
+    """moto executes the state machines of `infra/statemachines/`, its Lambda Tasks dispatched to the
+    registry's handlers (chalicelib/local/stepfunctions.py). Created on a thread (loading moto's
+    interpreter takes seconds); joined before the server accepts requests."""
+    from chalicelib.local import stepfunctions  # noqa: PLC0415
+
+    stepfunctions.install()
+    arn = stepfunctions.machine_arns(settings.aws_region)["GARBAGE_COLLECTION"]
+    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arn)
+    client = emulator.client("stepfunctions")
+    engine = threading.Thread(
+        target=stepfunctions.create_state_machines, args=(client, settings.aws_region), name="job-engine", daemon=True
+    )
+    engine.start()
+    return engine
+
+
+def _start_scheduler(settings: Settings) -> Any:
+    """The scheduler thread; it first marks jobs the last shutdown interrupted (chalicelib/local/scheduler.py)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.local.scheduler import Scheduler  # noqa: PLC0415
+
+    scheduler = Scheduler(lambda: wiring.services().jobs, settings.scheduler_interval_seconds)
+    scheduler.start()
+    return scheduler
+
+
+def _open_object_store(data_dir: Path) -> FileObjectStore:
+    """The blob files, without what a crash or abandoned uploads left behind."""
+    from chalicelib.stores.files import FileObjectStore  # noqa: PLC0415
+
+    files = FileObjectStore(data_dir / "objects")
+    files.clear_scratch()
+    files.expire_staging()
+    return files
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
@@ -201,7 +238,6 @@ def main() -> int:
     from chalicelib.local import moto_patches  # noqa: PLC0415
     from chalicelib.local.emulator import Emulator  # noqa: PLC0415
     from chalicelib.local.snapshot import Snapshotter  # noqa: PLC0415
-    from chalicelib.stores.files import FileObjectStore  # noqa: PLC0415
 
     settings = get_settings()
     data_dir = settings.data_dir.resolve()
@@ -220,9 +256,8 @@ def main() -> int:
     wiring.reset()
     settings = get_settings()
     emulator.create_resources()
-    files = FileObjectStore(data_dir / "objects")
-    files.clear_scratch()
-    files.expire_staging()
+    engine = _start_job_engine(emulator, settings)
+    files = _open_object_store(data_dir)
     snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
     items, objects = snapshots.restore()
     generated_password = _prepare_identity(data_dir)
@@ -230,6 +265,8 @@ def main() -> int:
     settings = get_settings()
 
     server = _build_server(settings, snapshots, files)
+    engine.join()
+    scheduler = _start_scheduler(settings)
     stop_snapshots = _start_housekeeping(snapshots, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
@@ -249,6 +286,7 @@ def main() -> int:
         print(f"stopping on {_stop_reason[0] if _stop_reason else 'server exit'}", flush=True)
     finally:
         stop_snapshots.set()
+        scheduler.stop()
         _shut_down_and_save(server, serving, snapshots, emulator)
     return 0
 

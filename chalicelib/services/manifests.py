@@ -95,6 +95,7 @@ class ManifestService:
         charged: list[str] = []
         try:
             charged = self._charge(project, sizes)
+            self._protect(manifest)
             self._manifests.put(repository, manifest, body, tag, record, tag_may_move=not frozen)
         except BaseException as exc:
             for d in charged:
@@ -112,6 +113,17 @@ class ManifestService:
             )
         )  # fmt: skip
         return manifest
+
+    def _protect(self, manifest: ParsedManifest) -> None:
+        """Touch the referenced blobs so no GC run deletes what this push relies on.
+
+        After the charge on purpose: a GC scan that ran before the project held these blobs sees
+        their versions change here (its conditional mark or claim then fails); a scan after it sees
+        them held. Either way a blob this manifest references is never swept; one already being
+        swept is reported, and the client pushes it again (reference/harbor.md section 2)."""
+        gone = self._blobs.protect(list(manifest.blobs)) if manifest.blobs else []
+        if gone:
+            raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
 
     def _charge(self, project: str, sizes: dict[str, int]) -> list[str]:
         """Charge the manifest and any referenced blob the project does not count yet (Harbor)."""

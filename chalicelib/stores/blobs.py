@@ -1,26 +1,99 @@
-"""Blob metadata: global blob rows, repository links and project-blob rows (keys in `keys.py`)."""
+"""Blob metadata: global blob rows, repository links and project-blob rows (keys in `keys.py`).
+
+The GC side of every blob write lives here (Harbor's non-blocking protocol, reference/harbor.md
+section 2): a blob row moves between `none`, `delete` (GC candidate), `deleting` (claimed by a
+sweep), `deletefailed` and `deleted` (a tombstone) only by conditional writes on `state` and
+`version`. Clients "touch" a blob (back to `none`, version + 1) before they rely on it, so a sweep
+that marked it earlier loses its conditional claim; a blob already claimed is reported missing
+and the client uploads it again.
+"""
 
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import PutError, UpdateError
 
+from chalicelib.errors import BlobUnknown
 from chalicelib.stores import keys
 from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw, delete_where
 
+if TYPE_CHECKING:
+    from chalicelib.stores.objects import ObjectStore
+
 # Blobs in these GC states are invisible: a sweep has claimed them (reference/harbor.md section 2).
-_HIDDEN_STATES = frozenset({"deleting", "deletefailed"})
+_HIDDEN_STATES = frozenset({"deleting", "deletefailed", "deleted"})
+# States whose bytes may be gone: an upload that lands on one checks the object before reviving it.
+_MAYBE_GONE = frozenset({"deletefailed", "deleted"})
 
 
 class BlobMetaStore:
+    def __init__(self, objects: ObjectStore | None = None, touch_older_than_seconds: int = 3600) -> None:
+        self._objects = objects
+        # A manifest PUT touches a referenced blob only when it is a GC candidate or has not been
+        # touched for this long (half the GC window): a GC run marks only blobs untouched for a whole
+        # window, so a fresher blob cannot be claimed while the PUT that read it is still running.
+        self._touch_age = touch_older_than_seconds
+
     def stat(self, repository: str, digest: str) -> int | None:
-        """The blob's size if `repository` may see it; one BatchGetItem (link + blob row)."""
+        """The blob's size if `repository` may see it; one BatchGetItem (link + blob row).
+
+        A blob a GC run has marked (`delete`) is touched, which takes it out of that run; any other
+        state costs no write, so HEAD normally stays write-free."""
         items = batch_get_raw([(keys.repo_pk(repository), keys.link_sk(digest)), (keys.blob_pk(digest), keys.BLOB_SK)])
         if len(items) != 2:
             return None
         blob = BlobRow.from_raw_data(next(i for i in items if i["sk"]["S"] == keys.BLOB_SK))
+        if blob.state == "delete" and not self._touch(blob):
+            return self.global_size(digest)
         return None if blob.state in _HIDDEN_STATES else int(blob.size)
+
+    def protect(self, digests: list[str]) -> list[str]:
+        """Make sure no GC sweep deletes these blobs (a manifest about to reference them); returns
+        those already gone or being deleted. One BatchGetItem per 100; a write only for blobs that
+        are GC candidates or were not touched for half a window."""
+        stale = int(time.time()) - self._touch_age
+        items = batch_get_raw([(keys.blob_pk(d), keys.BLOB_SK) for d in digests])
+        rows = {i["pk"]["S"].removeprefix("BLOB#"): BlobRow.from_raw_data(i) for i in items}
+        missing: list[str] = []
+        for digest in dict.fromkeys(digests):
+            row = rows.get(digest)
+            if row is None or row.state in _HIDDEN_STATES or not self._fresh(row, stale):
+                missing.append(digest)
+        return missing
+
+    def _fresh(self, row: BlobRow, stale: int) -> bool:
+        """True once the row is safe from any GC run in progress (touched now if it had to be)."""
+        if row.state == "none" and int(row.updated_at) > stale:
+            return True
+        return self._touch(row) or self._touch_current(row.pk.removeprefix("BLOB#"))
+
+    def _touch_current(self, digest: str) -> bool:
+        try:
+            row = BlobRow.get(keys.blob_pk(digest), keys.BLOB_SK, consistent_read=True)
+        except BlobRow.DoesNotExist:
+            return False
+        return row.state not in _HIDDEN_STATES and self._touch(row)
+
+    @staticmethod
+    def _touch(row: BlobRow) -> bool:
+        """Back to `none` with a new version and update time, if nobody changed the row meanwhile."""
+        try:
+            row.update(
+                actions=[
+                    BlobRow.state.set("none"),
+                    BlobRow.version.set(int(row.version) + 1),
+                    BlobRow.updated_at.set(int(time.time())),
+                    BlobRow.expires_at.remove(),
+                ],
+                condition=(BlobRow.state == row.state) & (BlobRow.version == int(row.version)),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def global_size(self, digest: str) -> int | None:
         """Size of a verified blob anywhere in the registry (dedupe and automatic mount)."""
@@ -55,7 +128,11 @@ class BlobMetaStore:
         return {item["sk"]["S"].removeprefix("BLOB#"): int(item["size"]["N"]) for item in items}
 
     def record(self, digest: str, size: int, repository: str) -> None:
-        """Make a verified blob visible in `repository`: the global blob row (once) and the link."""
+        """Make a verified blob visible in `repository`: the global blob row (once) and the link.
+
+        An existing row is touched (Harbor's probe on blob PUT). While a sweep is deleting the blob
+        the upload is refused (404, the client uploads again); over a tombstone, the bytes this
+        upload wrote may have been deleted by that sweep, so the object is checked first."""
         now = int(time.time())
         try:
             BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now).save(
@@ -64,8 +141,24 @@ class BlobMetaStore:
         except PutError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
-            BlobRow(keys.blob_pk(digest), keys.BLOB_SK).update(actions=[BlobRow.updated_at.set(now)])
+            self._revive(digest)
         self.link(repository, digest, size)
+
+    def _revive(self, digest: str) -> None:
+        for _attempt in range(5):
+            try:
+                row = BlobRow.get(keys.blob_pk(digest), keys.BLOB_SK, consistent_read=True)
+            except BlobRow.DoesNotExist:  # a tombstone expired meanwhile: the bytes may be gone
+                break
+            if row.state == "deleting":
+                raise BlobUnknown("blob is being garbage collected; upload it again", {"digest": digest})
+            if row.state in _MAYBE_GONE and (
+                self._objects is None or not self._objects.exists(keys.blob_object_key(digest))
+            ):
+                raise BlobUnknown("blob was garbage collected during the upload; upload it again", {"digest": digest})
+            if self._touch(row):
+                return
+        raise BlobUnknown("blob changed during the upload; upload it again", {"digest": digest})
 
     def link(self, repository: str, digest: str, size: int) -> None:
         LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=int(time.time())).save()

@@ -50,6 +50,7 @@ from typing import BinaryIO
 from urllib.parse import quote
 
 from chalicelib.errors import BlobUploadUnknown
+from chalicelib.stores.objects import StoredObject
 
 DOWNLOAD_PREFIX = "/_local/objects/"
 _READ_BLOCK = 8 * 1024**2
@@ -160,6 +161,29 @@ class FileObjectStore:
         if int(expires) < time.time():
             raise DownloadRefused("download URL expired")
         return self.path(key).open("rb")
+
+    # Inventory (garbage collection only).
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix` (a whole path segment or more)."""
+        start = self.root / prefix.rstrip("/") if prefix.rstrip("/") else self.root
+        if not start.is_dir():
+            return
+        for directory, subdirs, names in os.walk(start):
+            subdirs[:] = [d for d in subdirs if not d.startswith(".")]
+            for name in names:
+                if name.startswith("."):
+                    continue
+                path = Path(directory) / name
+                key = path.relative_to(self.root).as_posix()
+                with contextlib.suppress(FileNotFoundError):  # deleted while listed
+                    stat = path.stat()
+                    yield StoredObject(key, stat.st_size, int(stat.st_mtime))
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, int]]:
+        """None: staging directories are not keyed by object key here; `expire_staging` removes
+        abandoned ones, as the bucket's lifecycle rule does on AWS."""
+        return iter(())
 
     # Multipart staging: one directory per upload, one file per part.
 

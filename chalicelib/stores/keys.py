@@ -30,6 +30,11 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | label on artifact | `REPO#<name>`     | `LABEL#<digest>#<label id>`     |                                      |
 | artifact of label | `LABEL#<id>`      | `REF#<repo>@<digest>`           |                                      |
 | labels of artifact | `REPO#<name>`    | `ALABELS#<digest>`              | (number set `label_ids`)             |
+| job execution   | `JOB#<id>`          | `JOB`                           | `JOBS#<vendor type>`, `<id, 12 digits>` |
+| job log line    | `JOB#<id>`          | `LOG#<epoch ms>#<n>`            |                                      |
+| job schedule    | `SCHEDULE#<vendor>` | `SCHEDULE`                      |                                      |
+| job lock        | `JOBLOCK#<vendor>`  | `LOCK`                          |                                      |
+| GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`, `~COUNTS` (totals)  | (TTL attribute `expires_at`)         |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -88,6 +93,20 @@ child and bumps the child's `ref_version`; deleting a manifest refuses while a l
 edge to it, and conditions its delete on `ref_version` so an index pushed meanwhile is not missed.
 Accessories need no row of their own: OCI 1.1 ones are the referrer edges of the subject, cosign's
 legacy ones the tag `sha256-<hex>.sig`.
+
+Background jobs (`services/jobs.py`): every job kind (GC, and later retention, webhooks...) is one
+execution row; the history of a kind is a Query on its `gsi1` partition, newest first (the id is
+zero-padded so the sort key orders numerically). A job's log is its own rows under the execution's
+partition, read back with one Query. The lock row admits one running job per kind (Harbor runs one
+GC at a time); it names the holder, so a holder that ended without releasing it is detected.
+GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
+sweep worker Queries only its own shard and deletes each row in the same transaction that counts
+the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind.
+
+A blob row GC has deleted stays as a tombstone (`state` `deleted`, TTL `expires_at`) for longer than
+an upload session lives: an upload that wrote bytes before the sweep deleted them and finishes
+after it finds the tombstone and checks the object really exists before the blob becomes visible
+again (`stores/blobs.py`).
 
 S3: one bucket (`REGISTRY_BUCKET_NAME`).
 
@@ -267,3 +286,39 @@ def audit_pk(project: str | None) -> str:
 
 def audit_sk(op_time_ms: int, log_id: int) -> str:
     return f"{op_time_ms:013d}#{log_id:012d}"
+
+
+UPLOADS_PREFIX = "uploads/"
+MANIFESTS_PREFIX = "manifests/"
+JOB_SK = "JOB"
+LOG_PREFIX = "LOG#"
+SCHEDULE_SK = "SCHEDULE"
+LOCK_SK = "LOCK"
+
+
+def job_pk(job_id: int) -> str:
+    return f"JOB#{job_id}"
+
+
+def jobs_list_pk(vendor_type: str) -> str:
+    return f"JOBS#{vendor_type}"
+
+
+def job_list_sk(job_id: int) -> str:
+    return f"{job_id:012d}"
+
+
+def job_log_sk(epoch_ms: int, n: int) -> str:
+    return f"{LOG_PREFIX}{epoch_ms:015d}#{n:06d}"
+
+
+def schedule_pk(vendor_type: str) -> str:
+    return f"SCHEDULE#{vendor_type}"
+
+
+def job_lock_pk(vendor_type: str) -> str:
+    return f"JOBLOCK#{vendor_type}"
+
+
+def gc_shard_pk(job_id: int, shard: int) -> str:
+    return f"JOB#{job_id}#SHARD#{shard}"

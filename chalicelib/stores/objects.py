@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
@@ -45,6 +46,19 @@ class ObjectStore(Protocol):
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
     def abort_multipart(self, key: str, upload_id: str) -> None: ...
     def copy(self, source: str, target: str, size: int) -> None: ...
+
+    # Inventory: garbage collection only, never a request path.
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]: ...
+    def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, int]]:
+        """(key, upload id, initiated epoch) of unfinished multipart uploads under `prefix`."""
+        ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: int
 
 
 class S3ObjectStore:
@@ -96,7 +110,21 @@ class S3ObjectStore:
         for start in range(0, len(keys), 1000):
             batch: list[Any] = [{"Key": k} for k in keys[start : start + 1000]]
             if batch:
-                self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                result = self._s3.delete_objects(Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True})
+                if result.get("Errors"):
+                    raise RuntimeError(f"S3 refused to delete {len(result['Errors'])} objects: {result['Errors'][:3]}")
+
+    def list_objects(self, prefix: str) -> Iterator[StoredObject]:
+        pages = self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"], int(item["Size"]), int(item["LastModified"].timestamp()))
+
+    def list_multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, int]]:
+        pages = self._s3.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Uploads", []):
+                yield item["Key"], item["UploadId"], int(item["Initiated"].timestamp())
 
     def presigned_get(self, key: str, ttl_seconds: int) -> str:
         return self._presign.generate_presigned_url(

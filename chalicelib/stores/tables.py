@@ -49,6 +49,8 @@ class BlobRow(_Base):
     updated_at = NumberAttribute()
     # Set once an artifact was pushed with this blob as its validated icon (GET /api/v2.0/icons).
     icon = BooleanAttribute(null=True)
+    # Set only on a GC tombstone (state `deleted`): DynamoDB's TTL removes it later.
+    expires_at = NumberAttribute(null=True)
 
 
 class RepositoryRow(_Base):
@@ -263,6 +265,56 @@ class AuditRow(_Base):
     expires_at = NumberAttribute()  # DynamoDB TTL
 
 
+class JobRow(_Base):
+    """One execution of a background job (GC, retention, ...): Harbor's execution/task record."""
+
+    vendor_type = UnicodeAttribute()
+    trigger = UnicodeAttribute()
+    status = UnicodeAttribute()
+    parameters = UnicodeAttribute(default="{}")  # JSON object
+    schedule_type = UnicodeAttribute(null=True)
+    schedule_cron = UnicodeAttribute(null=True)
+    counts = MapAttribute[str, Any](default=dict)
+    execution_arn = UnicodeAttribute(null=True)
+    stop_requested = BooleanAttribute(default=False)
+    error = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    started_at = NumberAttribute(null=True)
+    ended_at = NumberAttribute(null=True)
+    gsi1pk = UnicodeAttribute()
+    gsi1sk = UnicodeAttribute()
+
+
+class JobLogRow(_Base):
+    line = UnicodeAttribute()
+
+
+class ScheduleRow(_Base):
+    """A job kind's schedule: Harbor's type (Hourly/Daily/Weekly/Custom/None), 6-field cron, parameters."""
+
+    schedule_type = UnicodeAttribute()
+    cron = UnicodeAttribute(default="")
+    parameters = UnicodeAttribute(default="{}")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    # The last cron slot a scheduler started a run for, so two schedulers never start it twice.
+    last_fired = NumberAttribute(default=0)
+
+
+class JobLockRow(_Base):
+    job_id = NumberAttribute()
+
+
+class GcCandidateRow(_Base):
+    """A blob the GC mark phase claimed (state `delete` at `version`), waiting in its sweep shard."""
+
+    version = NumberAttribute()
+    size = NumberAttribute()
+    repositories = ListAttribute(of=UnicodeAttribute, default=list)
+    expires_at = NumberAttribute(null=True)
+
+
 class ListIndex(GlobalSecondaryIndex["ListEntry"]):
     """`gsi1` read as a list: users, projects and robots each sit under one gsi1pk."""
 
@@ -340,6 +392,11 @@ MODELS: tuple[type[Model], ...] = (
     LabelRefRow,
     ParentRow,
     ArtifactLabelsRow,
+    JobRow,
+    JobLogRow,
+    ScheduleRow,
+    JobLockRow,
+    GcCandidateRow,
 )
 
 

@@ -1,4 +1,6 @@
-"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [listing]` (all sections when none is named)."""
+"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [apptime] [listing] [gc]`.
+
+All sections run when none is named."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from tests.bench import apptime, importtime, latency, transfer
 from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
 from tests.bench.servers import Distribution, OurRegistry
 
-SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime", "listing")
+SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime", "listing", "gc")
 RATIO_TARGET = 1.5
 
 
@@ -87,6 +89,7 @@ class Bench:
         self.section("awscalls", "AWS calls per operation (in-process, moto mock_aws)", self._awscalls)
         self.section("import", "import time of the Lambda handler module (`import app`)", self._import)
         self.section("listing", "artifact and tag lists of a 5,000-artifact, 10,000-tag repository", self._listing)
+        self.section("gc", "GC mark and sweep throughput on moto, workers 1 and 4 (tests/bench/gc.py)", self._gc)
         if "transfer" in self.sections or "latency" in self.sections:
             banner("starting registries on 127.0.0.1")
             dist, ours = Distribution(self.workdir), OurRegistry(self.workdir)
@@ -133,6 +136,20 @@ class Bench:
         if not out.exists():
             raise RuntimeError(f"{module} exited with {proc.returncode} and no result")
         result: dict[str, Any] = json.loads(out.read_text())
+        return result
+
+    def _gc(self) -> dict[str, Any]:
+        out = self.workdir / "gc.json"
+        blobs = str(env_int("BENCH_GC_BLOBS", 5000))
+        proc = subprocess.run(
+            [PYTHON, "-m", "tests.bench.gc", "--blobs", blobs, "--json", str(out)],
+            cwd=REPO_ROOT, env=loopback_env(), timeout=7200, check=False,
+        )  # fmt: skip
+        if not out.exists():
+            raise RuntimeError(f"gc bench exited with {proc.returncode} and no result")
+        result: dict[str, Any] = json.loads(out.read_text())
+        if result["errors"]:
+            self.summary["errors"]["gc"] = f"runs that did not collect every blob: {result['errors']}"
         return result
 
     def _import(self) -> dict[str, Any]:
@@ -279,6 +296,12 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
         print(f"\n[6] lists of {sizes} (ms are moto's)")
         for row in r["pages"]:
             print(f"    {row['list']:<30}{row['page']:<34}{row['calls']:>4} calls {row['ms']:>9.1f} ms")
+    if "gc" in sections:
+        g = sections["gc"]
+        print(f"\n[7] GC of {g['blobs']} garbage blobs on moto (as many live ones in the table)")
+        for r in g["runs"]:
+            print(f"    workers {r['workers']}: {r['total_s']} s ({r['blobs_per_s']} blobs/s; mark {r['mark_s']} s, "
+                  f"sweep {r['sweep_s']} s), {r['aws_calls_per_blob']} AWS calls per collected blob")  # fmt: skip
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
     not_run = [name for name in summary["requested"] if name not in sections]

@@ -14,9 +14,12 @@ ROW_REFS_MAX = 1000
 
 def _seed_blobs(registry, digests: list[str], size: int) -> None:
     """Link many blobs into the repository and count them in the project without pushing bytes
-    (the manifest path only reads these rows; pushing each blob would only slow the test down)."""
+    (the manifest path only reads these rows, and touches the blob rows for GC; pushing each blob
+    would only slow the test down)."""
     items = []
     for d in digests:
+        blob = {"size": {"N": str(size)}, "state": {"S": "none"}, "version": {"N": "0"}, "created_at": {"N": "0"}}
+        items.append({"pk": {"S": f"BLOB#{d}"}, "sk": {"S": "BLOB"}, **blob, "updated_at": {"N": "0"}})
         items.append(
             {"pk": {"S": f"REPO#{REPO}"}, "sk": {"S": f"BLOB#{d}"}, "size": {"N": str(size)}, "created_at": {"N": "0"}}
         )

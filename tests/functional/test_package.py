@@ -52,6 +52,14 @@ OBJECT_ACTIONS = {
 # The two secrets the function reads at cold start, as the role's resources and the env values.
 ADMIN_SECRET_REF = {"Ref": "AdminPasswordSecret"}
 TOKEN_KEY_REF = {"Ref": "TokenKeySecretArn"}
+GC_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-gc"
+}
+GC_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-gc:*"
+}
+DEFAULT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
+GC_FUNCTIONS = ("GcBegin", "GcUntagged", "GcMark", "GcSweep", "GcFinish", "GcFail")
 EXTERNAL_URL = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"}, {"Ref": "AWS::NoValue"}]}
 
 
@@ -188,6 +196,7 @@ def test_api_handler_env_and_role(resources: dict[str, Any]) -> None:
     # The stage's own variables survive the merge.
     assert env["REGISTRY_MAX_BODY_BYTES"] == "4194304"
     assert env["POWERTOOLS_SERVICE_NAME"] == "registry"
+    assert env["REGISTRY_EVENT_BUS_NAME"] == "default"
     assert handler["Role"] == {"Fn::GetAtt": ["RegistryApiRole", "Arn"]}
     assert handler["LoggingConfig"]["LogGroup"] == {"Ref": "RegistryApiLogGroup"}
     assert handler["Tracing"] == "Active"
@@ -220,6 +229,10 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     assert on(ADMIN_SECRET_REF) == {"secretsmanager:GetSecretValue"}
     assert on(TOKEN_KEY_REF) == {"secretsmanager:GetSecretValue"}
     assert on("*") == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+    # Starting, reading and stopping GC executions (the /system/gc API).
+    assert on(GC_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(GC_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 
 
@@ -326,3 +339,32 @@ def test_infra_only_template(package_dir: Path) -> None:
     assert "Default" not in infra["Parameters"]["TokenKeySecretArn"]
     (stmt,) = [s for s in _statements(resources["RegistryApiRole"]) if s.get("Sid") == "RegistrySecrets"]
     assert _keys(stmt["Resource"]) == _keys([ADMIN_SECRET_REF, TOKEN_KEY_REF])
+
+
+def test_job_functions_run_with_the_jobs_role_and_the_state_machine_calls_only_them(
+    resources: dict[str, Any], package_dir: Path
+) -> None:
+    """The GC Task Lambdas and the schedule tick: their own least-privilege role, 15 min timeout; the
+    state machine is the ASL file of infra/statemachines with its Lambda ARNs substituted."""
+    assert "DefaultRole" not in resources  # no function falls back to Chalice's broad default role
+    for name in (*GC_FUNCTIONS, "JobSchedule", "EventConsumer"):
+        props = resources[name]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
+        assert props["Timeout"] == (60 if name == "EventConsumer" else 900)
+        assert props["Environment"]["Variables"]["REGISTRY_EVENT_BUS_NAME"] == "default"
+        assert props["Environment"]["Variables"]["REGISTRY_GC_STATE_MACHINE_ARN"] == GC_MACHINE_ARN
+    machine = resources["GcStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-gc"}
+    assert (package_dir / machine["DefinitionS3Location"]).is_file()
+    asl = (package_dir / machine["DefinitionS3Location"]).read_text()
+    assert set(machine["DefinitionSubstitutions"]) == {f"{n}Arn" for n in GC_FUNCTIONS}
+    assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
+    (invoke,) = _statements(resources["GcStateMachineRole"])
+    assert invoke["Action"] == "lambda:InvokeFunction"
+    assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in GC_FUNCTIONS]
+    jobs_actions = {a for stmt in _statements(resources["RegistryJobsRole"]) for a in _as_list(stmt["Action"])}
+    assert "dynamodb:Scan" in jobs_actions and "s3:ListBucket" in jobs_actions
+    assert not any("*" in a for a in jobs_actions)
+    schedule = resources["GcScheduleTick"]["Properties"]
+    assert schedule["Target"]["Arn"] == {"Fn::GetAtt": ["JobSchedule", "Arn"]}
+    assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "GARBAGE_COLLECTION"}

@@ -1,0 +1,94 @@
+"""The GC state machine's Task handlers (`infra/statemachines/gc.asl.json`): thin, one service call.
+
+Each takes the state's input and returns what the next state needs. They are idempotent (the
+service's writes are conditional), so a Task that Step Functions retries does no harm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalice.app import Blueprint
+
+from chalicelib.observability import logger
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def begin(event: dict[str, Any]) -> dict[str, Any]:
+    return services().gc.begin(int(event["job_id"]))
+
+
+def untagged(event: dict[str, Any]) -> dict[str, Any]:
+    services().gc.delete_untagged(int(event["job_id"]))
+    return event
+
+
+def mark(event: dict[str, Any]) -> dict[str, Any]:
+    services().gc.mark(int(event["job_id"]))
+    return event
+
+
+def sweep(event: dict[str, Any]) -> dict[str, Any]:
+    more = services().gc.sweep(int(event["job_id"]), int(event["shard"]))
+    return {"job_id": event["job_id"], "shard": event["shard"], "more": more}
+
+
+def finish(event: dict[str, Any]) -> dict[str, Any]:
+    services().gc.finish(int(event["job_id"]), int(event["workers"]))
+    return {"job_id": event["job_id"]}
+
+
+def fail(event: dict[str, Any]) -> dict[str, Any]:
+    """The Catch of every state: record why the run failed (a stopped job stays Stopped)."""
+    error = event.get("error") or {}
+    reason = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:1500]}"
+    logger.error("GC job failed", job_id=event.get("job_id"), reason=reason)
+    services().gc.fail(int(event["job_id"]), reason)
+    return {"job_id": event["job_id"]}
+
+
+HANDLERS: dict[str, Handler] = {
+    "gc_begin": begin,
+    "gc_untagged": untagged,
+    "gc_mark": mark,
+    "gc_sweep": sweep,
+    "gc_finish": finish,
+    "gc_fail": fail,
+}
+
+
+# The Lambda entry points: Chalice packages each as its own function (`chalicelib.jobs.gc.<name>`).
+
+
+@bp.lambda_function(name="gc_begin")
+def gc_begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return begin(event)
+
+
+@bp.lambda_function(name="gc_untagged")
+def gc_untagged(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return untagged(event)
+
+
+@bp.lambda_function(name="gc_mark")
+def gc_mark(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return mark(event)
+
+
+@bp.lambda_function(name="gc_sweep")
+def gc_sweep(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return sweep(event)
+
+
+@bp.lambda_function(name="gc_finish")
+def gc_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return finish(event)
+
+
+@bp.lambda_function(name="gc_fail")
+def gc_fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return fail(event)

@@ -1,0 +1,27 @@
+"""Scheduled runs on AWS: EventBridge Scheduler invokes `job_schedule` with `{"vendor_type": ...}` at
+each cron slot of a job kind's schedule (locally, `chalicelib/local/scheduler.py` calls the same
+service method from a thread)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalice.app import Blueprint
+
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+
+
+def run_scheduled(event: dict[str, Any]) -> dict[str, Any]:
+    job = services().jobs.run_due(str(event["vendor_type"]), time.time())
+    return {"job_id": job.job_id if job else None}
+
+
+HANDLERS = {"job_schedule": run_scheduled}
+
+
+@bp.lambda_function(name="job_schedule")
+def job_schedule(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return run_scheduled(event)

@@ -1,0 +1,53 @@
+"""The local stand-in for EventBridge Scheduler: a thread that starts scheduled jobs when due.
+
+Every `interval` seconds it asks the job service to run each kind whose cron slot has passed
+(`JobService.run_due`, the same call the `job_schedule` Lambda makes on AWS). The slot is claimed
+with a conditional write, so a run is started once per slot even if two processes share a table;
+slots missed while the process was down are not replayed, only the latest one runs (Harbor's
+behaviour after a jobservice outage).
+
+At start it also reconciles jobs a previous process left active: their moto executions died with
+that process, so they are marked Error (a GC run's leftovers are resumed by the next run).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from chalicelib.core.jobs import VendorType
+from chalicelib.observability import logger
+from chalicelib.services.jobs import JobService
+
+
+class Scheduler:
+    def __init__(self, jobs: Callable[[], JobService], interval: float) -> None:
+        self._jobs = jobs
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        recovered = self._jobs().recover([str(v) for v in VendorType])
+        if recovered:
+            logger.warning("jobs interrupted by the last shutdown were marked Error", count=recovered)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def tick(self, now: float) -> None:
+        for vendor_type in VendorType:
+            try:
+                job = self._jobs().run_due(str(vendor_type), now)
+            except Exception:  # one failing kind must not stop the scheduler
+                logger.exception("scheduled job failed to start", vendor_type=str(vendor_type))
+                continue
+            if job is not None:
+                logger.info("scheduled job started", vendor_type=str(vendor_type), job_id=job.job_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.tick(time.time())

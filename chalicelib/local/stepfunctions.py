@@ -1,0 +1,79 @@
+"""Local Step Functions: moto executes the same `infra/statemachines/*.asl.json` that AWS runs.
+
+moto's interpreter (ported from LocalStack) runs an execution on its own thread and invokes each
+Lambda Task through moto's Lambda API. Without Docker that lands in `LambdaSimpleBackend.invoke`,
+which normally echoes its input; `install` makes it call the registry's own handler of that
+function name instead (`chalicelib.jobs.HANDLERS`), in this process, so a local GC runs the real
+job code (reference/stack.md section 4). A handler's exception fails the Task, which the state
+machine's Catch turns into a recorded job error, as on AWS.
+
+On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubstitutions in
+`infra/resources.json`); here they become moto Lambda ARNs named after the handlers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from moto.awslambda_simple.models import LambdaSimpleBackend
+from moto.core.config import default_user_config
+
+from chalicelib.jobs import HANDLERS
+
+STATE_MACHINES = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
+# Job kind -> state machine file stem (and the machine's name).
+MACHINES = {"GARBAGE_COLLECTION": "gc"}
+ACCOUNT = "123456789012"  # moto's default account
+EXECUTE = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+
+
+def placeholder(function_name: str) -> str:
+    """`gc_begin` -> `GcBeginArn`: Chalice's logical id for the function, plus `Arn`."""
+    return "".join(part.capitalize() for part in function_name.split("_")) + "Arn"
+
+
+def definition(stem: str, region: str) -> str:
+    text = (STATE_MACHINES / f"{stem}.asl.json").read_text()
+    for name in HANDLERS:
+        text = text.replace("${" + placeholder(name) + "}", f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}")
+    return text
+
+
+def _invoke(self: Any, function_name: str, *args: Any) -> bytes:
+    """moto's signature: (function_name, qualifier, body, headers, response_headers)."""
+    body = args[1]
+    name = function_name.rsplit(":function:", 1)[-1].partition(":")[0]
+    handler = HANDLERS.get(name)
+    if handler is None:
+        raise RuntimeError(f"no local handler for Lambda function {name}")
+    return json.dumps(handler(json.loads(body or "{}"))).encode()
+
+
+def install() -> None:
+    """Make moto execute state machines and dispatch Lambda Tasks to the registry's handlers."""
+    default_user_config.update(EXECUTE)  # type: ignore[typeddict-item]
+    LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
+
+
+def machine_arns(region: str) -> dict[str, str]:
+    """Job kind -> the ARN its local state machine has (known before it is created)."""
+    return {v: f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:registry-{stem}" for v, stem in MACHINES.items()}
+
+
+def create_state_machines(client: Any, region: str) -> dict[str, str]:
+    """Create (or update) every job kind's state machine; returns job kind -> ARN.
+
+    The first call loads moto's ASL interpreter (~2 s), so the local runner does this on a thread
+    while it restores its state."""
+    role = f"arn:aws:iam::{ACCOUNT}:role/registry-jobs"
+    existing = {m["name"]: m["stateMachineArn"] for m in client.list_state_machines().get("stateMachines", [])}
+    for stem in MACHINES.values():
+        text = definition(stem, region)
+        name = f"registry-{stem}"
+        if name in existing:
+            client.update_state_machine(stateMachineArn=existing[name], definition=text)
+        else:
+            client.create_state_machine(name=name, definition=text, roleArn=role)
+    return machine_arns(region)

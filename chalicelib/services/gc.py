@@ -1,0 +1,444 @@
+"""Non-blocking garbage collection with Harbor's protocol (reference/harbor.md section 2).
+
+The registry stays writable throughout. A run is a Step Functions execution of
+`infra/statemachines/gc.asl.json`; each phase below is one Task handler:
+
+1. `begin`: the job becomes Running; its window cutoff is `started_at - window`.
+2. `delete_untagged` (optional): untagged artifacts are deleted through `ManifestService.delete`,
+   as a client deleting them would (their tags, references and quota go with them).
+3. `mark`: one Scan of the table (the only full read; this is not a request path) gives every blob
+   row, project-blob row, reference row, manifest, tag, link and live upload session. Project-blob
+   associations nothing references any more and older than the window are released (Harbor's
+   association cleanup; released, then re-checked, so a concurrent push that referenced the blob
+   meanwhile gets it counted back). Candidates are blobs no project holds, untouched for a window:
+   each is marked `delete` by a write conditional on the version read, and written to one of
+   `workers` shards. Blobs an interrupted run left `deleting` are taken over. Orphan objects (under
+   `blobs/` with no row, under `manifests/` with no manifest, upload staging with no live session;
+   all older than the window) are deleted here.
+4. `sweep` (a Map over the shards, `workers` at a time): each candidate is claimed `deleting` by a
+   write conditional on the marked version (a client that touched it since wins and the blob is
+   skipped), its object deleted, its links removed, and its row turned into a tombstone in the
+   same transaction that removes the candidate and counts it; so a sweep stopped midway resumes in
+   the next run and counts nothing twice.
+5. `finish`: the counts are summed, every project's usage is recomputed, the job ends Success.
+
+A dry run reads and computes the same way (simulating steps 2 and the association cleanup) and
+writes nothing but the job's own record: its `freed_space`, `purged_blobs` and `purged_manifests`
+are what a real run on the same data would report.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.core.jobs import Job, JobStatus, Trigger, VendorType
+from chalicelib.core.manifest import parse_manifest
+from chalicelib.core.reference import project_of
+from chalicelib.errors import BadRequest, Conflict, ManifestUnknown, Precondition, ReferencedByOthers
+from chalicelib.services.jobs import JobEnded
+from chalicelib.stores import keys
+from chalicelib.stores.gc import Candidate
+
+if TYPE_CHECKING:
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.stores.gc import GcStore
+    from chalicelib.stores.manifests import ManifestStore
+    from chalicelib.stores.projects import ProjectStore
+
+VENDOR = VendorType.GARBAGE_COLLECTION
+_SWEEP_BATCH = 100
+_SWEEP_BUDGET_SECONDS = 600.0  # per Task invocation; the state machine loops until a shard is empty
+_LOG_DIGESTS = 50
+_MARK_THREADS = 16
+_MARK_CHUNK = 1000
+
+
+@dataclass(frozen=True)
+class GcParameters:
+    delete_untagged: bool = True
+    dry_run: bool = False
+    workers: int = 1
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> GcParameters:
+        unknown = sorted(set(raw) - {"delete_untagged", "dry_run", "workers", "time_window", "delete_tag"})
+        if unknown:
+            raise BadRequest(f"unknown GC parameters: {', '.join(unknown)}")
+        delete_untagged, dry_run = raw.get("delete_untagged", True), raw.get("dry_run", False)
+        workers = raw.get("workers", 1)
+        if not isinstance(delete_untagged, bool) or not isinstance(dry_run, bool):
+            raise BadRequest("delete_untagged and dry_run must be booleans")
+        if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= 10:
+            raise BadRequest("workers must be an integer from 1 to 10", {"workers": str(workers)[:20]})
+        return cls(delete_untagged, dry_run, workers)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"delete_untagged": self.delete_untagged, "dry_run": self.dry_run, "workers": self.workers}
+
+
+@dataclass(frozen=True)
+class _Blob:
+    state: str
+    version: int
+    size: int
+    updated_at: int
+    expires_at: int | None
+
+
+@dataclass(frozen=True)
+class _Manifest:
+    children: tuple[str, ...]
+    subject: str | None
+    refs_in_body: bool
+
+
+@dataclass
+class GcView:
+    """Everything the mark phase decides from, built from one Scan."""
+
+    blobs: dict[str, _Blob] = field(default_factory=dict)
+    held: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))  # project -> digest -> since
+    refs: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=lambda: defaultdict(dict))
+    links: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # digest -> repositories
+    manifests: dict[str, dict[str, _Manifest]] = field(default_factory=lambda: defaultdict(dict))
+    tagged: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # repo -> digests with tags
+    uploads: set[str] = field(default_factory=set)
+    upload_keys: set[str] = field(default_factory=set)
+
+    def add(self, item: dict[str, Any]) -> None:
+        pk, sk = item["pk"]["S"], item["sk"]["S"]
+        if pk.startswith("BLOB#") and sk == keys.BLOB_SK:
+            expires = item.get("expires_at", {}).get("N")
+            self.blobs[pk[5:]] = _Blob(item.get("state", {}).get("S", "none"), int(item.get("version", {}).get("N", 0)),
+                                       int(item["size"]["N"]), int(item.get("updated_at", {}).get("N", 0)),
+                                       int(expires) if expires else None)  # fmt: skip
+        elif pk.startswith("PROJECT#") and sk.startswith("BLOB#"):
+            self.held[pk[8:]][sk[5:]] = int(item.get("created_at", {}).get("N", 0))
+        elif pk.startswith("PROJECT#") and sk.startswith("REF#"):
+            blob, _, tail = sk[4:].partition("#")
+            repository, _, manifest = tail.rpartition("@")
+            self.refs[pk[8:]].setdefault(blob, set()).add((repository, manifest))
+        elif pk.startswith("REPO#") and "#M#" not in pk:
+            repository = pk[5:]
+            if sk.startswith("BLOB#"):
+                self.links[sk[5:]].append(repository)
+            elif sk.startswith("MANIFEST#"):
+                children = tuple(c["S"] for c in item.get("children", {}).get("L", []))
+                subject = item.get("subject", {}).get("S")
+                in_body = bool(item.get("refs_in_body", {}).get("BOOL", False))
+                self.manifests[repository][sk[9:]] = _Manifest(children, subject, in_body)
+            elif sk.startswith(keys.TAG_PREFIX) and "digest" in item:
+                self.tagged[repository].add(item["digest"]["S"])
+        elif pk.startswith("UPLOAD#") and sk == keys.UPLOAD_SK:
+            self.uploads.add(pk[7:])
+            for chunk in item.get("pending", {}).get("L", []):
+                self.upload_keys.add(chunk["M"]["key"]["S"])
+
+    def untagged(self, children_of: Callable[[str, str], tuple[str, ...]]) -> list[tuple[str, str]]:
+        """Artifacts GC deletes with `delete_untagged`: no tag, not a child of a kept index, not an
+        accessory of a kept subject (deleted together with what they belong to, as in Harbor)."""
+        doomed: list[tuple[str, str]] = []
+        for repository, manifests in self.manifests.items():
+            tagged = self.tagged.get(repository, set())
+            parents: dict[str, set[str]] = defaultdict(set)
+            for digest, m in manifests.items():
+                for child in children_of(repository, digest) if m.refs_in_body else m.children:
+                    parents[child].add(digest)
+            gone: set[str] = set()
+            changed = True
+            while changed:
+                changed = False
+                for digest, m in manifests.items():
+                    if digest in gone or digest in tagged or parents[digest] - gone:
+                        continue
+                    if m.subject and m.subject in manifests and m.subject not in gone:
+                        continue
+                    gone.add(digest)
+                    changed = True
+            doomed.extend((repository, d) for d in sorted(gone))
+        return doomed
+
+    def drop_references(self, repository: str, manifest: str) -> list[tuple[str, str]]:
+        """Simulate deleting a manifest: remove its references; returns the (project, digest)
+        pairs no manifest of the project references any more (released, like untrack)."""
+        project = project_of(repository)
+        released: list[tuple[str, str]] = []
+        for digest, holders in self.refs.get(project, {}).items():
+            if (repository, manifest) in holders:
+                holders.discard((repository, manifest))
+                if not holders:
+                    released.append((project, digest))
+        for pair in released:
+            self.held[pair[0]].pop(pair[1], None)
+        return released
+
+    def unreferenced(self, cutoff: int) -> list[tuple[str, str]]:
+        """Project associations nothing in the project references, older than the window."""
+        found: list[tuple[str, str]] = []
+        for project, digests in self.held.items():
+            refs = self.refs.get(project, {})
+            for digest, since in digests.items():
+                blob = self.blobs.get(digest)
+                touched = max(since, blob.updated_at if blob else 0)
+                if not refs.get(digest) and touched <= cutoff:
+                    found.append((project, digest))
+        return found
+
+    def candidates(self, cutoff: int) -> list[tuple[str, _Blob]]:
+        held = {d for digests in self.held.values() for d in digests}
+        out: list[tuple[str, _Blob]] = []
+        for digest, blob in self.blobs.items():
+            if blob.state == "deleting" or (
+                blob.state in ("none", "delete", "deletefailed") and digest not in held and blob.updated_at <= cutoff
+            ):
+                out.append((digest, blob))
+        return sorted(out)
+
+
+class GcService:
+    def __init__(self, jobs: JobService, store: GcStore, manifests: ManifestService, manifest_store: ManifestStore,
+                 projects: ProjectStore, *, window_seconds: int, tombstone_seconds: int) -> None:  # fmt: skip
+        self._jobs = jobs
+        self._store = store
+        self._manifests = manifests
+        self._manifest_store = manifest_store
+        self._projects = projects
+        self._window = window_seconds
+        self._tombstone = tombstone_seconds
+        # Tests pause here (phase name, job id) to interleave pushes with a run.
+        self.pause: Callable[[str, int], None] = lambda phase, job_id: None
+        self.sweep_batch = _SWEEP_BATCH
+
+    # The API side.
+
+    def start(self, parameters: dict[str, Any], trigger: Trigger = Trigger.MANUAL) -> Job:
+        params = GcParameters.parse(parameters)
+        return self._jobs.submit(VENDOR, trigger, params.as_dict())
+
+    # Phases (Step Functions Task handlers call these).
+
+    def begin(self, job_id: int) -> dict[str, Any]:
+        job = self._jobs.begin(job_id)
+        params = GcParameters.parse(job.parameters)
+        self.pause("begin", job_id)
+        self._jobs.log(job_id, f"GC started: {params.as_dict()}, window {self._window} s, cutoff {self._cutoff(job)}")
+        shards = [{"job_id": job_id, "shard": n} for n in range(params.workers)]
+        return {"job_id": job_id, "workers": params.workers, "shards": shards}
+
+    def delete_untagged(self, job_id: int) -> None:
+        job = self._jobs.check(job_id)
+        params = GcParameters.parse(job.parameters)
+        self.pause("delete_untagged", job_id)
+        if not params.delete_untagged or params.dry_run:
+            return
+        view = self._view()
+        deleted = 0
+        for repository, digest in view.untagged(self._children_of):
+            self._jobs.check(job_id)
+            if self._manifest_store.tags_of(repository, digest):
+                continue  # tagged since the scan
+            try:
+                self._manifests.delete(repository, digest)
+            except ManifestUnknown:
+                continue  # gone with an index or subject deleted before it
+            except (ReferencedByOthers, Precondition, Conflict) as exc:
+                # An index adopted it, a tag rule protects it, or it kept changing: it stays.
+                self._jobs.log(job_id, f"kept {repository}@{digest}: {exc.message}")
+                continue
+            deleted += 1
+            if deleted <= _LOG_DIGESTS:
+                self._jobs.log(job_id, f"deleted untagged artifact {repository}@{digest}")
+        self._jobs.set_counts(job_id, {**job.counts, "purged_manifests": deleted})
+        self._jobs.log(job_id, f"deleted {deleted} untagged artifacts")
+
+    def mark(self, job_id: int) -> None:
+        job = self._jobs.check(job_id)
+        params = GcParameters.parse(job.parameters)
+        cutoff = self._cutoff(job)
+        self.pause("mark", job_id)
+        view = self._view()
+        purged_manifests = job.counts.get("purged_manifests", 0)
+        if params.dry_run:
+            doomed = view.untagged(self._children_of) if params.delete_untagged else []
+            for repository, digest in doomed:
+                view.drop_references(repository, digest)
+            purged_manifests = len(doomed)
+        released = view.unreferenced(cutoff)
+        for project, digest in released:
+            view.held[project].pop(digest, None)
+            if not params.dry_run:
+                self._release(project, digest)
+        self._jobs.log(job_id, f"{len(released)} project associations nothing references were released")
+        found = view.candidates(cutoff)
+        self._expire_tombstones(view, params.dry_run)
+        orphans, orphan_bytes = self._orphans(job_id, view, cutoff, params.dry_run)
+        if params.dry_run:
+            marked = [Candidate(d, b.version, b.size, []) for d, b in found]
+        else:
+            marked = self._mark(job_id, params.workers, view, found, cutoff)
+        freed = sum(c.size for c in marked)
+        counts = {"purged_manifests": purged_manifests, "candidates": len(marked), "orphan_objects": orphans,
+                  "orphan_space": orphan_bytes}  # fmt: skip
+        if params.dry_run:
+            counts.update(purged_blobs=len(marked), freed_space=freed + orphan_bytes)
+        self._jobs.set_counts(job_id, counts)
+        for c in marked[:_LOG_DIGESTS]:
+            self._jobs.log(job_id, f"{'would delete' if params.dry_run else 'marked'} blob {c.digest} ({c.size} bytes)")
+        self._jobs.log(job_id, f"{len(marked)} blobs ({freed} bytes) {'would be' if params.dry_run else 'are'} "
+                               f"collected; {orphans} orphan objects ({orphan_bytes} bytes)")  # fmt: skip
+
+    def sweep(self, job_id: int, shard: int) -> bool:
+        """Sweep one shard for up to a time budget; True if candidates remain (call again)."""
+        deadline = time.monotonic() + _SWEEP_BUDGET_SECONDS
+        kept = 0
+        while time.monotonic() < deadline:
+            self._jobs.check(job_id)
+            batch = self._store.candidates(job_id, shard, self.sweep_batch)
+            if not batch:
+                return False
+            self.pause("sweep", job_id)
+            claimed = [c for c in batch if self._store.claim(c.digest, c.version)]
+            for c in batch:
+                if c not in claimed:
+                    self._store.drop_candidate(job_id, shard, c.digest)
+                    kept += 1
+                    if kept <= _LOG_DIGESTS:
+                        self._jobs.log(job_id, f"kept blob {c.digest}: a client used it after it was marked")
+            if not claimed:
+                continue
+            self.pause("claimed", job_id)
+            # Stopped now: the claimed blobs stay `deleting` (invisible) and the next run takes them over.
+            self._jobs.check(job_id)
+            self._store.delete_objects([keys.blob_object_key(c.digest) for c in claimed])
+            for c in claimed:
+                if c.repositories:
+                    self._store.unlink(c.digest, c.repositories)
+                if not self._store.commit_swept(job_id, shard, c, self._tombstone):
+                    self._store.drop_candidate(job_id, shard, c.digest)  # never loop on one candidate
+        return True
+
+    def finish(self, job_id: int, workers: int) -> None:
+        job = self._jobs.check(job_id)
+        params = GcParameters.parse(job.parameters)
+        self.pause("finish", job_id)
+        counts = dict(job.counts)
+        if not params.dry_run:
+            swept = [self._store.shard_counts(job_id, n) for n in range(workers)]
+            counts["purged_blobs"] = sum(n for n, _ in swept)
+            counts["freed_space"] = sum(size for _, size in swept) + counts.get("orphan_space", 0)
+            for project in self._projects.names():
+                changed = self._store.recompute_usage(project)
+                if changed:
+                    self._jobs.log(job_id, f"project {project}: usage {changed[0]} -> {changed[1]} bytes")
+        counts.setdefault("purged_blobs", 0)
+        counts.setdefault("freed_space", 0)
+        self._jobs.log(job_id, f"freed_space={counts['freed_space']} purged_blobs={counts['purged_blobs']} "
+                               f"purged_manifests={counts.get('purged_manifests', 0)}")  # fmt: skip
+        self._jobs.finish(job_id, JobStatus.SUCCESS, None, counts)
+
+    def fail(self, job_id: int, error: str) -> None:
+        self._jobs.finish(job_id, JobStatus.ERROR, error)
+
+    # Internals.
+
+    def _cutoff(self, job: Job) -> int:
+        return (job.started_at or job.created_at) - self._window
+
+    def _view(self) -> GcView:
+        view = GcView()
+        for item in self._store.scan():
+            view.add(item)
+        return view
+
+    def _children_of(self, repository: str, digest: str) -> tuple[str, ...]:
+        stored = self._manifest_store.get(repository, digest)
+        if stored is None:
+            return ()
+        return parse_manifest(stored.body, stored.media_type, digest).children
+
+    def _release(self, project: str, digest: str) -> None:
+        """Harbor's association cleanup, safe against a push that references the blob meanwhile
+        (the push writes its reference before it checks the association)."""
+        size = self._projects.release_blob(project, digest)
+        if size is not None and self._projects.referenced(project, digest):
+            self._projects.associate_blob(project, digest, size, enforce_limit=False)
+
+    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]],
+              cutoff: int) -> list[Candidate]:  # fmt: skip
+        """Conditional marks, `_MARK_THREADS` at a time (each is one round trip; on AWS a sequential
+        mark of 100,000 blobs would take most of a Lambda's 15 minutes), then the candidates are
+        written to their shards, a chunk at a time so a stop is noticed."""
+
+        def mark_one(item: tuple[str, _Blob]) -> Candidate | None:
+            digest, blob = item
+            version = self._store.mark(digest, blob.state, blob.version, cutoff if blob.state != "deleting" else 2**62)
+            if version is None:
+                return None
+            return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
+
+        marked: list[Candidate] = []
+        with ThreadPoolExecutor(_MARK_THREADS, thread_name_prefix="gc-mark") as pool:
+            for start in range(0, len(found), _MARK_CHUNK):
+                self._jobs.check(job_id)
+                chunk = [c for c in pool.map(mark_one, found[start : start + _MARK_CHUNK]) if c is not None]
+                shards: dict[int, list[Candidate]] = defaultdict(list)
+                for candidate in chunk:
+                    shards[zlib.crc32(candidate.digest.encode()) % workers].append(candidate)
+                for shard, candidates in shards.items():
+                    self._store.add_candidates(job_id, shard, candidates)
+                marked.extend(chunk)
+        return marked
+
+    def _expire_tombstones(self, view: GcView, dry_run: bool) -> None:
+        now = int(time.time())
+        for digest, blob in view.blobs.items():
+            if blob.state == "deleted" and blob.expires_at is not None and blob.expires_at <= now and not dry_run:
+                self._store.drop_tombstone(digest, blob.version)
+
+    def _orphans(self, job_id: int, view: GcView, cutoff: int, dry_run: bool) -> tuple[int, int]:
+        """Objects no row accounts for, older than the window: blob bytes whose upload never became a
+        blob (first chunks of multi-chunk uploads), manifest bodies of deleted manifests, and upload
+        staging of sessions that are gone."""
+        live_rows = {d for d, b in view.blobs.items() if b.state != "deleted"}
+        manifests = {d for repo in view.manifests.values() for d in repo}
+        doomed: list[tuple[str, int]] = []
+        for obj in self._store.objects(keys.BLOBS_PREFIX):
+            digest = _digest_of(obj.key)
+            if digest not in live_rows and obj.modified <= cutoff and obj.key not in view.upload_keys:
+                doomed.append((obj.key, obj.size))
+        for obj in self._store.objects(keys.MANIFESTS_PREFIX):
+            if _digest_of(obj.key) not in manifests and obj.modified <= cutoff:
+                doomed.append((obj.key, obj.size))
+        for obj in self._store.objects(keys.UPLOADS_PREFIX):
+            if obj.key.split("/")[1] not in view.uploads and obj.modified <= cutoff:
+                doomed.append((obj.key, obj.size))
+        if not dry_run and doomed:
+            blob_keys = {k: _digest_of(k) for k, _ in doomed if k.startswith(keys.BLOBS_PREFIX)}
+            revived = self._store.existing_blob_rows(list(blob_keys.values())) - {
+                d for d, b in view.blobs.items() if b.state == "deleted"
+            }
+            doomed = [(k, s) for k, s in doomed if blob_keys.get(k) not in revived]
+            self._store.delete_objects([k for k, _ in doomed])
+            for key, upload_id, initiated in self._store.multipart_uploads(keys.UPLOADS_PREFIX):
+                if key.split("/")[1] not in view.uploads and initiated <= cutoff:
+                    self._store.abort_multipart(key, upload_id)
+        for key, _size in doomed[:_LOG_DIGESTS]:
+            self._jobs.log(job_id, f"{'would delete' if dry_run else 'deleted'} orphan object {key}")
+        return len(doomed), sum(s for _, s in doomed)
+
+
+def _digest_of(key: str) -> str:
+    """`blobs/<alg>/<hex>` or `manifests/<alg>/<hex>` -> `<alg>:<hex>`."""
+    parts = key.split("/")
+    return f"{parts[1]}:{parts[2]}" if len(parts) == 3 else ""
+
+
+def job_is_over(exc: BaseException) -> bool:
+    return isinstance(exc, JobEnded)
