@@ -34,11 +34,14 @@ ADMIN = ("admin", secrets.token_urlsafe(18))
 
 
 class CallCounter:
-    """Wraps `botocore.client.BaseClient._make_api_call`; records calls only inside `measure()`."""
+    """Wraps `botocore.client.BaseClient._make_api_call`; records calls only inside `measure()` and
+    only from the thread that measures (the one the request runs on): what event subscribers (audit
+    log, pull times, icons) write later on their worker thread is off the request path."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._active = False
+        self._owner: int | None = None
         self._calls: list[str] = []
 
     def install(self) -> None:
@@ -55,13 +58,14 @@ class CallCounter:
 
     def record(self, name: str) -> None:
         with self._lock:
-            if self._active:
+            if self._active and threading.get_ident() == self._owner:
                 self._calls.append(name)
 
     @contextmanager
     def measure(self) -> Iterator[list[str]]:
         with self._lock:
             self._calls = []
+            self._owner = threading.get_ident()
             self._active = True
         calls = self._calls
         try:
