@@ -21,6 +21,7 @@ import io
 import json
 import os
 import random
+import secrets
 import tarfile
 import time
 from collections.abc import Iterator
@@ -28,8 +29,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from .support import (
+    ADMIN,
     API,
     OCI_MANIFEST,
     Layout,
@@ -56,6 +59,7 @@ OTHER_PROJECT = "gce2e-other"
 APP = repo_name("gc/app")
 OTHER = f"{OTHER_PROJECT}/app"
 IMAGES = ("a", "b", "c1", "c2", "o")
+JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -66,14 +70,14 @@ def _skopeo() -> None:
 # An OCI layout whose images share a base layer (the harness's images share nothing).
 
 
-def _layer(name: str, content: bytes) -> bytes:
-    """A gzip'ed tar with one file, byte-for-byte the same on every run."""
+def _layer(name: str, content: bytes) -> tuple[bytes, str]:
+    """A gzip'ed tar with one file, the same bytes on every run; and its diff id."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         info = tarfile.TarInfo(name)
         info.size, info.mtime, info.mode = len(content), 0, 0o644
         tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(raw.getvalue(), mtime=0)
+    return gzip.compress(raw.getvalue(), mtime=0), sha256(raw.getvalue())
 
 
 def _write_blob(root: Path, data: bytes, media_type: str) -> dict[str, Any]:
@@ -87,28 +91,23 @@ def build_layout(root: Path) -> dict[str, dict[str, Any]]:
     (root / "blobs" / "sha256").mkdir(parents=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     # Incompressible layers (seeded, so the same every run) that outweigh manifests and configs.
-    base = _write_blob(root, _layer("base.bin", random.Random("base").randbytes(256 * 1024)), OCI_LAYER_GZ)
-    out: dict[str, dict[str, Any]] = {}
+    base_gz, base_id = _layer("base.bin", random.Random("base").randbytes(256 * 1024))
+    base = _write_blob(root, base_gz, OCI_LAYER_GZ)
+    out: dict[str, dict[str, Any]] = {"base": {"digest": base["digest"]}}
     refs = []
-    for name in IMAGES:
-        own = _write_blob(root, _layer(f"{name}.bin", random.Random(name).randbytes(32 * 1024 * (1 + len(out)))),
-                          OCI_LAYER_GZ)  # fmt: skip
-        config = _write_blob(root, canon({
-            "architecture": "amd64", "os": "linux", "config": {"Labels": {"gce2e.image": name}},
-            "rootfs": {"type": "layers", "diff_ids": [sha256(gzip.decompress(_blob(root, d["digest"])))
-                                                      for d in (base, own)]},
-        }), OCI_CONFIG)  # fmt: skip
+    for n, name in enumerate(IMAGES, 1):
+        own_gz, own_id = _layer(f"{name}.bin", random.Random(name).randbytes(32 * 1024 * n))
+        own = _write_blob(root, own_gz, OCI_LAYER_GZ)
+        config = _write_blob(root, canon({"architecture": "amd64", "os": "linux",
+                                          "config": {"Labels": {"gce2e.image": name}},
+                                          "rootfs": {"type": "layers", "diff_ids": [base_id, own_id]}}),
+                             OCI_CONFIG)  # fmt: skip
         manifest = _write_blob(root, canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
                                             "layers": [base, own]}), OCI_MANIFEST)  # fmt: skip
         refs.append({**manifest, "annotations": {REF_NAME: name}})
         out[name] = {"digest": manifest["digest"], "own": {config["digest"], own["digest"]}}
     (root / "index.json").write_bytes(canon({"schemaVersion": 2, "manifests": refs}))
-    out["base"] = {"digest": base["digest"]}
     return out
-
-
-def _blob(root: Path, digest: str) -> bytes:
-    return (root / "blobs" / "sha256" / digest.split(":")[1]).read_bytes()
 
 
 # The registry side.
@@ -158,6 +157,18 @@ def gc_log(server: RegistryServer, gc_id: int) -> list[str]:
     return [line for line in r.text.splitlines() if line.strip()]
 
 
+def used(server: RegistryServer, project: str) -> int:
+    return int(api_get(server, f"{API}/projects/{project}/summary")["quota"]["used"]["storage"])
+
+
+def held_bytes(src: Layout, images: dict[str, dict[str, Any]], *names: str) -> int:
+    """Bytes of the shared base layer plus each named image's manifest, config and own layer."""
+    digests = {images["base"]["digest"]}
+    for name in names:
+        digests |= images[name]["own"] | {images[name]["digest"]}
+    return sum(len(src.blob(d)) for d in digests)
+
+
 def leave_strays(server: RegistryServer) -> list[Path]:
     """Files no row accounts for, as a crash between writing bytes and their row leaves them: a blob
     object (content named by its digest) and the staging of an upload session that does not exist.
@@ -202,6 +213,49 @@ def world(gc_server: RegistryServer, tmp_path_factory: pytest.TempPathFactory) -
     return {"src": src, "images": images}
 
 
+def test_bad_requests_get_harbor_errors_and_start_nothing(gc_server: RegistryServer) -> None:
+    """Through `make serve`'s adapter as well: every refusal is a 4xx with Harbor's envelope, no job starts."""
+    url = f"{gc_server.url}{API}/system/gc"
+    password = "Gce2e-Pw1-" + secrets.token_hex(6)
+    user = {"username": "gce2e-dev", "password": password, "email": "gce2e-dev@example.com", "realname": "gc e2e"}
+    r = gc_server.http("POST", f"{API}/users", json=user)
+    assert r.status_code == 201, f"create user: {r.status_code} {r.text}"
+
+    def schedule(body: Any) -> requests.Response:
+        return gc_server.http("POST", f"{url}/schedule", json=body)
+
+    def manual(**parameters: Any) -> requests.Response:
+        return schedule({"schedule": {"type": "Manual"}, "parameters": parameters})
+
+    def as_user(method: str, path: str, auth: tuple[str, str] | None) -> requests.Response:
+        return requests.request(method, url + path, json={"schedule": {"type": "Manual"}}, auth=auth, timeout=60)
+
+    cases: list[tuple[str, requests.Response, int]] = [
+        ("malformed JSON", gc_server.http("POST", f"{url}/schedule", data=b'{"schedule": {', headers=JSON), 400),
+        ("no body", gc_server.http("POST", f"{url}/schedule", headers=JSON), 400),
+        ("not an object", schedule([1, 2]), 400),
+        ("unknown type", schedule({"schedule": {"type": "Often"}}), 400),
+        ("bad cron", schedule({"schedule": {"type": "Custom", "cron": "x"}}), 400),
+        *((f"workers={w!r}", manual(workers=w), 400) for w in (0, 11, "2", True, 10**30)),
+        ("dry_run not a bool", manual(dry_run="yes"), 400),
+        ("unknown parameter", manual(purge=True), 400),
+        ("no credentials", as_user("POST", "/schedule", None), 401),
+        ("wrong password", as_user("POST", "/schedule", (ADMIN, "wrong")), 401),
+        ("not an admin runs", as_user("POST", "/schedule", ("gce2e-dev", password)), 403),
+        ("not an admin lists", as_user("GET", "", ("gce2e-dev", password)), 403),
+        ("bad id", gc_server.http("GET", f"{url}/abc"), 400),
+        ("huge id", gc_server.http("GET", f"{url}/{10**40}"), 400),
+        ("no such id", gc_server.http("GET", f"{url}/987654"), 404),
+        ("no such log", gc_server.http("GET", f"{url}/987654/log"), 404),
+        ("bad q", gc_server.http("GET", url, params={"q": "nope=~("}), 400),
+        ("huge page_size", gc_server.http("GET", url, params={"page_size": 10**9}), 400),
+    ]
+    for what, got, status in cases:
+        assert got.status_code == status, f"{what}: {got.status_code} {got.text}"
+        assert got.json()["errors"][0]["code"], f"{what}: {got.text}"
+    assert api_get(gc_server, f"{API}/system/gc") == []
+
+
 def test_dry_run_predicts_the_real_run_and_only_unreferenced_blob_files_go(
     gc_server: RegistryServer, world: dict[str, Any], tmp_path: Path
 ) -> None:
@@ -211,6 +265,9 @@ def test_dry_run_predicts_the_real_run_and_only_unreferenced_blob_files_go(
     for digest in doomed | kept:
         assert blob_file(gc_server, digest).is_file(), f"blob file of {digest} missing before GC"
 
+    # Harbor's project usage: every blob the project holds once, manifests included; A's went with its delete.
+    assert used(gc_server, "library") == held_bytes(src, images, "b", "c1", "c2")
+    assert used(gc_server, OTHER_PROJECT) == held_bytes(src, images, "o")
     strays = leave_strays(gc_server)
     stray_bytes = sum(p.stat().st_size for p in strays)
 
@@ -222,14 +279,17 @@ def test_dry_run_predicts_the_real_run_and_only_unreferenced_blob_files_go(
     assert all(p.is_file() for p in strays), "the dry run deleted a stray file"
     assert gc_server.get_manifest(APP, images["c1"]["digest"]).status_code == 200
 
+    assert used(gc_server, "library") == held_bytes(src, images, "b", "c1", "c2")  # the dry run changed nothing
     real = run_gc(gc_server, dry_run=False)
+    assert used(gc_server, "library") == held_bytes(src, images, "b", "c2")
+    assert used(gc_server, OTHER_PROJECT) == held_bytes(src, images, "o")
     assert real["id"] > dry["id"]
     for key in ("freed_space", "purged_blobs", "purged_manifests"):
         assert dry["params"][key] == real["params"][key], f"{key}: dry run {dry['params']}, real run {real['params']}"
     assert real["params"]["purged_manifests"] == 1  # C1; A was deleted by the client
     # Small manifests live in the table, not as objects: the bytes freed are the doomed configs and layers,
     # and the stray files.
-    assert real["params"]["freed_space"] == sum(len(_blob(src.path, d)) for d in doomed) + stray_bytes
+    assert real["params"]["freed_space"] == sum(len(src.blob(d)) for d in doomed) + stray_bytes
     assert real["params"]["orphan_objects"] == len(strays), real["params"]
     assert not [p for p in strays if p.exists()], "GC left stray files no row accounts for"
     assert real["params"]["purged_blobs"] == len(doomed), real["params"]
@@ -258,7 +318,7 @@ def test_dry_run_predicts_the_real_run_and_only_unreferenced_blob_files_go(
     assert {dry["id"], real["id"], again["id"]} <= {h["id"] for h in history}, history
 
 
-def test_gc_history_survives_a_restart(gc_server: RegistryServer, world: dict[str, Any]) -> None:
+def test_gc_history_survives_a_restart(gc_server: RegistryServer, world: dict[str, Any], tmp_path: Path) -> None:
     before = {h["id"]: h["job_status"] for h in api_get(gc_server, f"{API}/system/gc", page_size=100)}
     assert before, "no GC ran before the restart"
     assert set(before.values()) <= FINAL  # nothing runs while the server stops
@@ -274,6 +334,11 @@ def test_gc_history_survives_a_restart(gc_server: RegistryServer, world: dict[st
         images, src = world["images"], world["src"]
         assert again.get_manifest(APP, "b").headers.get("Docker-Content-Digest") == images["b"]["digest"]
         assert blob_file(again, images["base"]["digest"]).is_file()
-        assert src.path.is_dir()
+        # Job ids go on from where they were (a reused id would overwrite a run's record and log).
+        later = run_gc(again)
+        assert later["id"] > max(before), (later["id"], before)
+        assert later["params"]["freed_space"] == 0 and later["params"]["purged_blobs"] == 0, later
+        for tag in ("b", "c"):
+            pull_check(again, src, APP, tag, images[{"c": "c2"}.get(tag, tag)]["digest"], tmp_path / tag)
     finally:
         again.stop()
