@@ -33,6 +33,7 @@ from chalicelib.core.webhooks import MAX_POLICIES, Policy, Target, parse_policy,
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
+from chalicelib.services.project_documents import ProjectCache, change_versioned
 
 if TYPE_CHECKING:
     from chalicelib.core.identity import Principal, Project
@@ -43,8 +44,6 @@ if TYPE_CHECKING:
 RESOURCE = "notification-policy"
 # The newest executions (of a policy) or tasks (of an execution) the API lists.
 HISTORY_LIMIT = 500
-_WRITE_ATTEMPTS = 4
-_CACHE_MAX_PROJECTS = 10_000
 
 
 class Sender(Protocol):
@@ -74,14 +73,11 @@ class WebhookService:
         self._registry_host = registry_host
         self._attempts = attempts
         self._backoff = backoff_seconds
-        self._cache_seconds = cache_seconds
-        self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks") if asynchronous else None
         self._pending = 0
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
-        self._cache: dict[str, tuple[float, tuple[Policy, ...]]] = {}
-        self._generation: dict[str, int] = {}
+        self._cache: ProjectCache[tuple[Policy, ...]] = ProjectCache(cache_seconds, clock)
 
     # Policies (/projects/{p}/webhook/policies).
 
@@ -144,18 +140,11 @@ class WebhookService:
         return [Policy.from_record(r) for r in records], version
 
     def _change(self, project: str, change: Callable[[list[Policy]], list[Policy]]) -> None:
-        """Read-modify-write on the version read; a concurrent writer makes us re-read and re-check."""
-        for _attempt in range(_WRITE_ATTEMPTS):
-            policies, version = self._load(project)
-            changed = change(policies)
-            try:
-                self._store.save(project, [p.record() for p in changed], version)
-            except Conflict:
-                continue
-            finally:
-                self._forget(project)
-            return
-        raise Conflict(f"the webhook policies of project {project} are changing concurrently; retry")
+        def save(policies: list[Policy], version: int) -> None:
+            self._store.save(project, [p.record() for p in policies], version)
+
+        what = f"the webhook policies of project {project}"
+        change_versioned(lambda: self._load(project), save, change, lambda: self._cache.forget(project), what)
 
     # Executions, tasks and logs.
 
@@ -186,11 +175,14 @@ class WebhookService:
 
     def on_event(self, event: Event) -> None:
         if event.type in (EventType.DELETE_PROJECT, EventType.CREATE_PROJECT) and event.project:
-            self._forget(event.project)
+            self._cache.forget(event.project)
             return
         if not event.project:
             return
-        wanted = [p for p in self._cached(event.project) if p.wants(event.type.value)]
+        project = event.project
+        wanted = [
+            p for p in self._cache.get(project, lambda: tuple(self._load(project)[0])) if p.wants(event.type.value)
+        ]
         for policy in wanted:
             if self._pool is None:
                 self._fire(event.project, policy, event)
@@ -276,30 +268,6 @@ class WebhookService:
             return self._projects.resolve(project, True).public
         except NotFound:
             return False
-
-    # The per-process cache of each project's policies (also "none").
-
-    def _forget(self, project: str) -> None:
-        with self._lock:
-            self._cache.pop(project, None)
-            self._generation[project] = self._generation.get(project, 0) + 1
-
-    def _cached(self, project: str) -> tuple[Policy, ...]:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(project)
-            generation = self._generation.get(project, 0)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        policies = tuple(self._load(project)[0])
-        if self._cache_seconds > 0:
-            with self._lock:
-                if len(self._cache) >= _CACHE_MAX_PROJECTS:
-                    self._cache.clear()
-                    self._generation.clear()
-                if self._generation.get(project, 0) == generation:
-                    self._cache[project] = (now + self._cache_seconds, policies)
-        return policies
 
 
 def _executions_key(policy_id: int) -> str:
