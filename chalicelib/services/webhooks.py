@@ -1,6 +1,7 @@
 """Webhooks (Harbor's notification policies): policies per project and their delivery as jobs.
 
-Policies are managed by project administrators (RBAC resource `notification-policy`). Delivery
+Policies are managed by project administrators (RBAC resource `notification-policy`); Harbor lets
+maintainers list policies and executions, and nobody else below project admin see them. Delivery
 is driven by domain events (`events.py`): `on_event` finds the project's enabled policies that
 want the event type (one GetItem per project, cached for `cache_seconds`, including "none"),
 and for each records an execution (job row, vendor type `WEBHOOK`, trigger `Event`) with one
@@ -85,8 +86,8 @@ class WebhookService:
         self._projects.authorize(caller, project, RESOURCE, "list")
         return sorted(self._load(project.name)[0], key=lambda p: p.policy_id)
 
-    def policy(self, caller: Principal, project: Project, policy_id: int) -> Policy:
-        self._projects.authorize(caller, project, RESOURCE, "read")
+    def policy(self, caller: Principal, project: Project, policy_id: int, action: str = "read") -> Policy:
+        self._projects.authorize(caller, project, RESOURCE, action)
         return _find(self._load(project.name)[0], policy_id)
 
     def create(self, caller: Principal, project: Project, data: dict[str, Any]) -> Policy:
@@ -125,8 +126,8 @@ class WebhookService:
         self._change(project.name, change)
 
     def authorize_read(self, caller: Principal, project: Project) -> None:
-        """For `/webhook/events` (the supported types): anyone who may list the project's policies."""
-        self._projects.authorize(caller, project, RESOURCE, "list")
+        """For `/webhook/events` (the supported types), as Harbor checks it."""
+        self._projects.authorize(caller, project, RESOURCE, "read")
 
     def last_triggers(self, caller: Principal, project: Project) -> list[tuple[Policy, str, int | None]]:
         """(policy, event type, last trigger time or None) for every event type of every policy."""
@@ -149,22 +150,22 @@ class WebhookService:
     # Executions, tasks and logs.
 
     def executions(self, caller: Principal, project: Project, policy_id: int) -> list[Job]:
-        self.policy(caller, project, policy_id)
+        self.policy(caller, project, policy_id, "list")
         return self._jobs.history(_executions_key(policy_id), HISTORY_LIMIT)
 
     def tasks(self, caller: Principal, project: Project, policy_id: int, execution_id: int) -> list[Job]:
-        self._execution(caller, project, policy_id, execution_id)
+        self._execution(caller, project, policy_id, execution_id, "list")
         return self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT)
 
     def task_log(self, caller: Principal, project: Project, policy_id: int, execution_id: int, task_id: int) -> str:
-        self._execution(caller, project, policy_id, execution_id)
+        self._execution(caller, project, policy_id, execution_id, "read")
         task = self._jobs.get(task_id)
         if task is None or task.parameters.get("execution_id") != execution_id:
             raise NotFound(f"task {task_id} not found")
         return "".join(f"{line}\n" for line in self._jobs.log_lines(task_id))
 
-    def _execution(self, caller: Principal, project: Project, policy_id: int, execution_id: int) -> Job:
-        self.policy(caller, project, policy_id)
+    def _execution(self, caller: Principal, project: Project, policy_id: int, execution_id: int, action: str) -> Job:
+        self.policy(caller, project, policy_id, action)
         job = self._jobs.get(execution_id)
         if (job is None or job.vendor_type != VendorType.WEBHOOK or job.parameters.get("policy_id") != policy_id
                 or job.parameters.get("project") != project.name):  # fmt: skip

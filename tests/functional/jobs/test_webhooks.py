@@ -421,20 +421,26 @@ def test_roles_credentials_and_anonymous(hooks: LiveRegistry, receiver: Receiver
     assert response.status_code == 201
     base = f"{API}/projects/team/webhook"
     policy_id = _create(hooks, _policy(receiver.url), project="team")
-    developer, guest, outsider = _user(hooks, "dev"), _user(hooks, "guest"), _user(hooks, "outsider")
-    for (name, _), role in ((developer, 2), (guest, 3)):
+    maintainer, developer, guest = _user(hooks, "maint"), _user(hooks, "dev"), _user(hooks, "guest")
+    outsider = _user(hooks, "outsider")
+    for (name, _), role in ((maintainer, 4), (developer, 2), (guest, 3)):
         member = {"role_id": role, "member_user": {"username": name}}
         assert hooks.post(f"{API}/projects/team/members", json=member).status_code == 201
 
     body = _policy(receiver.url, name="mine")
-    for who in (developer, guest):  # may read, may not manage (Harbor: project admins manage)
-        assert hooks.get(f"{base}/policies", auth=who).status_code == 200
-        assert hooks.get(f"{base}/policies/{policy_id}", auth=who).status_code == 200
-        assert hooks.get(f"{base}/events", auth=who).status_code == 200
-        assert hooks.get(f"{base}/policies/{policy_id}/executions", auth=who).status_code == 200
+    # Harbor: maintainers may list policies and executions; only project admins read and manage.
+    assert hooks.get(f"{base}/policies", auth=maintainer).status_code == 200
+    assert hooks.get(f"{base}/policies/{policy_id}/executions", auth=maintainer).status_code == 200
+    _errors(hooks.get(f"{base}/policies/{policy_id}", auth=maintainer), 403)
+    _errors(hooks.get(f"{base}/lasttrigger", auth=maintainer), 403)
+    for who in (maintainer, developer, guest):
         _errors(hooks.post(f"{base}/policies", json=body, auth=who), 403)
         _errors(hooks.put(f"{base}/policies/{policy_id}", json=body, auth=who), 403)
         _errors(hooks.delete(f"{base}/policies/{policy_id}", auth=who), 403)
+    for who in (developer, guest):  # members of the project, but webhooks are not theirs to see
+        _errors(hooks.get(f"{base}/policies", auth=who), 403)
+        _errors(hooks.get(f"{base}/events", auth=who), 403)
+        _errors(hooks.get(f"{base}/policies/{policy_id}/executions", auth=who), 403)
     _errors(hooks.get(f"{base}/policies", auth=outsider), 404)  # a private project it cannot see
     _errors(hooks.post(f"{base}/policies", json=body, auth=outsider), 404)
     _errors(hooks.get(f"{base}/policies", auth=("admin", "wrong")), 401)
