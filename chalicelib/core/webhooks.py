@@ -135,7 +135,7 @@ class Delivery:
 def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]:
     """Harbor's `event_data` for artifact events (resources and repository); quota and retention
     events carry their detail as it was published."""
-    if event.repository is None:
+    if event.repository is None:  # retention: {"retention": {...}} as its publisher sends it
         return dict(event.detail)
     namespace, _, name = event.repository.partition("/")
     reference = f":{event.tag}" if event.tag else f"@{event.digest}"
@@ -143,7 +143,7 @@ def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]
     resource: dict[str, Any] = {"digest": event.digest, "resource_url": url}
     if event.tag:
         resource["tag"] = event.tag
-    return {
+    data: dict[str, Any] = {
         "resources": [resource],
         "repository": {
             # Harbor sends the repository's creation time; the event carries none, so the
@@ -152,6 +152,10 @@ def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]
             "repo_full_name": event.repository, "repo_type": "public" if public else "private",
         },
     }  # fmt: skip
+    if event.type in (EventType.QUOTA_EXCEED, EventType.QUOTA_WARNING):
+        # Harbor's quota events explain themselves in `custom_attributes.Details`.
+        data["custom_attributes"] = {"Details": str(event.detail.get("details", ""))}
+    return data
 
 
 def payload(event: Event, target: Target, policy_source: str, registry_host: str, public: bool) -> Delivery:

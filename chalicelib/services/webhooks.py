@@ -217,7 +217,7 @@ class WebhookService:
         """One execution for (policy, event), one task per target, delivered in target order."""
         now = int(time.time())
         base = {"policy_id": policy.policy_id, "project": project, "event_type": event.type.value}
-        execution = self._new_job(VendorType.WEBHOOK, base, now)
+        execution = replace(self._new_job(VendorType.WEBHOOK, base, now), counts={"tasks": len(policy.targets)})
         self._jobs.create(execution, _executions_key(policy.policy_id))
         self._jobs.transition(execution.job_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
         self._store.triggered(project, policy.policy_id, event.type.value, now)
@@ -230,7 +230,7 @@ class WebhookService:
         public = self._public(project)
         source = f"/projects/{project}/webhook/policies/{policy.policy_id}"
         succeeded = sum(self._deliver(task.job_id, target, event, source, public) for task, target in tasks)
-        counts = {"success": succeeded, "error": len(tasks) - succeeded}
+        counts = {"tasks": len(tasks), "success": succeeded, "error": len(tasks) - succeeded}
         status = JobStatus.SUCCESS if succeeded == len(tasks) else JobStatus.ERROR
         error = None if status is JobStatus.SUCCESS else f"{counts['error']} of {len(tasks)} targets failed"
         self._jobs.transition(execution.job_id, status, allowed=(JobStatus.RUNNING,), counts=counts, error=error)

@@ -61,14 +61,15 @@ def _time(epoch: int | None) -> str | None:
 
 def execution_view(job: Job) -> dict[str, Any]:
     success, error = job.counts.get("success", 0), job.counts.get("error", 0)
+    total = job.counts.get("tasks", success + error)
     return {
         "id": job.job_id, "vendor_type": job.vendor_type, "vendor_id": job.parameters.get("policy_id"),
         "status": job.status.value, "status_message": job.error or "", "trigger": job.trigger.upper(),
         "extra_attrs": {"event_type": job.parameters.get("event_type")},
         "start_time": _time(job.started_at or job.created_at), "end_time": _time(job.ended_at),
-        "metrics": {"task_count": success + error, "success_task_count": success, "error_task_count": error,
-                    "pending_task_count": 0, "running_task_count": 0, "scheduled_task_count": 0,
-                    "stopped_task_count": 0},
+        "metrics": {"task_count": total, "success_task_count": success, "error_task_count": error,
+                    "pending_task_count": 0, "running_task_count": total - success - error,
+                    "scheduled_task_count": 0, "stopped_task_count": 0},
     }  # fmt: skip
 
 

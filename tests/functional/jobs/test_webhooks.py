@@ -449,3 +449,36 @@ def test_roles_credentials_and_anonymous(hooks: LiveRegistry, receiver: Receiver
     _errors(hooks.post(f"{base}/policies", json=body, auth=None), 401)
     policies = hooks.get(f"{base}/policies").get_json()
     assert [(p["id"], p["name"]) for p in policies] == [(policy_id, "hook")]
+
+
+def test_concurrent_creates_of_one_name_make_one_policy(
+    hooks: LiveRegistry, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.functional.helpers import run_together, serialise_aws_calls
+
+    serialise_aws_calls(monkeypatch)  # DynamoDB applies each call atomically; moto needs help
+
+    def create(reg: Any) -> int:
+        return int(reg.post(_BASE, json=_policy(receiver.url, name="race")).status_code)
+
+    statuses = run_together(hooks, 4, lambda index, reg: create(reg))
+    assert sorted(statuses) == [201, 409, 409, 409]
+    assert hooks.get(_BASE).headers["X-Total-Count"] == "1"
+
+
+def test_on_aws_the_event_consumer_delivers_before_it_returns(hooks: LiveRegistry, receiver: Receiver) -> None:
+    """With an EventBridge bus the API process delivers nothing; the consumer Lambda's invocation
+    does the delivery (retries included) before it returns."""
+    from chalicelib.events import Event, EventType
+    from chalicelib.jobs.events import consume
+
+    hooks.configure(event_bus_name="default", webhook_backoff_seconds=0.05, webhook_policy_cache_seconds=0)
+    receiver.statuses = [500]
+    policy_id = _create(hooks, _policy(receiver.url))
+    digest, _ = hooks.push_image("library/aws", "v1")
+    assert receiver.requests == []
+    event = Event.now(EventType.PUSH_ARTIFACT, project="library", repository="library/aws", digest=digest, tag="v1")
+    consume(event.to_dict())
+    assert len(receiver.requests) == 2 and receiver.documents()[1]["event_data"]["resources"][0]["digest"] == digest
+    (execution,) = _executions(hooks, policy_id)
+    assert execution["status"] == "Success" and execution["metrics"]["task_count"] == 1
