@@ -220,7 +220,8 @@ def services() -> Services:
     webhooks = WebhookService(
         WebhookStore(), JobStore(), projects, HttpSender(settings.webhook_timeout_seconds),
         registry_host=_registry_host(settings), attempts=settings.webhook_attempts,
-        backoff_seconds=settings.webhook_backoff_seconds, cache_seconds=settings.webhook_policy_cache_seconds,
+        backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
+        cache_seconds=settings.webhook_policy_cache_seconds,
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
     )  # fmt: skip
     events.subscribe(webhooks.on_event)

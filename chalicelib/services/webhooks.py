@@ -29,8 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.core.jobs import Job, JobStatus, Trigger, VendorType
-from chalicelib.core.webhooks import MAX_POLICIES, Policy, Target, parse_policy, payload
+from chalicelib.core.jobs import ACTIVE_STATUSES, Job, JobStatus, Trigger, VendorType
+from chalicelib.core.webhooks import MAX_POLICIES, MAX_TARGETS, Policy, Target, parse_policy, payload
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
@@ -62,6 +62,7 @@ class WebhookService:
         registry_host: str,
         attempts: int,
         backoff_seconds: float,
+        timeout_seconds: float,
         cache_seconds: float,
         asynchronous: bool,
         workers: int = 4,
@@ -74,6 +75,10 @@ class WebhookService:
         self._registry_host = registry_host
         self._attempts = attempts
         self._backoff = backoff_seconds
+        # The longest one execution can take: every target, every attempt timing out (connect and
+        # read), every backoff; plus a minute for the rows. Active for longer means abandoned.
+        per_target = attempts * 2 * timeout_seconds + backoff_seconds * (2**attempts - 1)
+        self._longest_seconds = MAX_TARGETS * per_target + 60
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks") if asynchronous else None
         self._pending = 0
         self._lock = threading.Lock()
@@ -151,11 +156,11 @@ class WebhookService:
 
     def executions(self, caller: Principal, project: Project, policy_id: int) -> list[Job]:
         self.policy(caller, project, policy_id, "list")
-        return self._jobs.history(_executions_key(policy_id), HISTORY_LIMIT)
+        return [self._settled(j) for j in self._jobs.history(_executions_key(policy_id), HISTORY_LIMIT)]
 
     def tasks(self, caller: Principal, project: Project, policy_id: int, execution_id: int) -> list[Job]:
         self._execution(caller, project, policy_id, execution_id, "list")
-        return self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT)
+        return [self._settled(j) for j in self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT)]
 
     def task_log(self, caller: Principal, project: Project, policy_id: int, execution_id: int, task_id: int) -> str:
         self._execution(caller, project, policy_id, execution_id, "read")
@@ -163,6 +168,16 @@ class WebhookService:
         if task is None or task.parameters.get("execution_id") != execution_id:
             raise NotFound(f"task {task_id} not found")
         return "".join(f"{line}\n" for line in self._jobs.log_lines(task_id))
+
+    def _settled(self, job: Job) -> Job:
+        """An execution or task still active long after any delivery could have ended lost its
+        deliverer (a restart, a Lambda timeout): it is marked Error when read, never left Running."""
+        if job.status not in ACTIVE_STATUSES or time.time() - job.created_at <= self._longest_seconds:
+            return job
+        error = "interrupted: the process delivering it stopped before it ended"
+        if self._jobs.transition(job.job_id, JobStatus.ERROR, allowed=ACTIVE_STATUSES, error=error):
+            self._jobs.log(job.job_id, error)
+        return self._jobs.get(job.job_id) or job
 
     def _execution(self, caller: Principal, project: Project, policy_id: int, execution_id: int, action: str) -> Job:
         self.policy(caller, project, policy_id, action)

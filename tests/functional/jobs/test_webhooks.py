@@ -482,3 +482,25 @@ def test_on_aws_the_event_consumer_delivers_before_it_returns(hooks: LiveRegistr
     assert len(receiver.requests) == 2 and receiver.documents()[1]["event_data"]["resources"][0]["digest"] == digest
     (execution,) = _executions(hooks, policy_id)
     assert execution["status"] == "Success" and execution["metrics"]["task_count"] == 1
+
+
+def test_an_abandoned_delivery_is_marked_error_when_read(hooks: LiveRegistry, receiver: Receiver) -> None:
+    """A delivery whose process stopped (a restart, a Lambda timeout) never stays Running."""
+    from chalicelib.core.jobs import Job, JobStatus, Trigger
+    from chalicelib.stores.jobs import JobStore
+    from chalicelib.stores.tables import next_id
+
+    policy_id = _create(hooks, _policy(receiver.url))
+    store, long_ago = JobStore(), int(time.time()) - 86_400
+    base = {"policy_id": policy_id, "project": "library", "event_type": "PUSH_ARTIFACT"}
+    execution = Job(next_id("JOB"), "WEBHOOK", Trigger.EVENT, JobStatus.PENDING, base, long_ago, long_ago)
+    store.create(execution, f"WEBHOOK#{policy_id}")
+    task = Job(next_id("JOB"), "WEBHOOK_TASK", Trigger.EVENT, JobStatus.PENDING,
+               {**base, "execution_id": execution.job_id}, long_ago, long_ago)  # fmt: skip
+    store.create(task, f"WEBHOOK_TASK#{execution.job_id}")
+    assert store.transition(execution.job_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
+
+    (listed,) = _executions(hooks, policy_id)
+    assert listed["status"] == "Error" and listed["status_message"].startswith("interrupted")
+    (listed_task,) = _tasks(hooks, policy_id, execution.job_id)
+    assert listed_task["status"] == "Error" and "interrupted" in _log(hooks, policy_id, execution.job_id, task.job_id)
