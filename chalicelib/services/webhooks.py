@@ -15,9 +15,11 @@ Where the work runs:
   POSTs, backoff sleeps) runs on this service's own small thread pool, so a slow receiver never
   holds up the audit log or other subscribers;
 - on AWS (`asynchronous=False`) the EventBridge consumer Lambda calls `on_event` and delivery runs
-  in that invocation, retries included. What is left for production: a Lambda that ends (timeout)
-  mid-retry leaves its task Running; the durable form is one Step Functions execution or SQS
-  message per task with the backoff as a Wait state / visibility timeout.
+  in that invocation, retries included. A Lambda that ends (timeout) mid-retry, or a local
+  process that stops, leaves its task active until a read finds it older than any delivery can
+  take (`_settled`), which marks it Error. What is left for production: the durable form, one Step
+  Functions execution or SQS message per task with the backoff as a Wait state / visibility
+  timeout, so a lost invocation is retried rather than only reported.
 """
 
 from __future__ import annotations
