@@ -504,3 +504,31 @@ def test_an_abandoned_delivery_is_marked_error_when_read(hooks: LiveRegistry, re
     assert listed["status"] == "Error" and listed["status_message"].startswith("interrupted")
     (listed_task,) = _tasks(hooks, policy_id, execution.job_id)
     assert listed_task["status"] == "Error" and "interrupted" in _log(hooks, policy_id, execution.job_id, task.job_id)
+
+
+def test_what_one_delivery_costs_in_dynamodb_calls(
+    hooks: LiveRegistry, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One event, one policy, one target answering at once: the calls the delivery makes (off the
+    request path), counted so a change that adds calls shows up here."""
+    from botocore.client import BaseClient
+
+    calls: list[tuple[str, str]] = []
+    original = BaseClient._make_api_call
+
+    def counted(client: Any, operation: str, params: Any) -> Any:
+        if client.meta.service_model.service_name == "dynamodb":
+            calls.append((threading.current_thread().name, operation))
+        return original(client, operation, params)
+
+    _create(hooks, _policy(receiver.url))
+    monkeypatch.setattr(BaseClient, "_make_api_call", counted)
+    hooks.push_image("library/cost", "v1")
+    settle()
+    monkeypatch.setattr(BaseClient, "_make_api_call", original)
+    delivery = sorted(op for thread, op in calls if thread.startswith("webhooks"))
+    print(f"delivery calls: {len(delivery)} {delivery}")
+    assert len(receiver.requests) == 1
+    # Puts: execution, task, last trigger, one log line. Updates: two ids, the execution and the
+    # task to Running and to their end. Get: whether the project is public.
+    assert delivery == sorted(["PutItem"] * 4 + ["UpdateItem"] * 6 + ["GetItem"])
