@@ -294,12 +294,12 @@ def test_disabled_or_uninterested_policies_send_nothing(hooks: LiveRegistry, rec
 def test_a_slow_receiver_does_not_hold_up_other_event_consumers(hooks: LiveRegistry, receiver: Receiver) -> None:
     from chalicelib.wiring import services
 
-    receiver.delay = 1.5
+    receiver.delay = 3.0
     _create(hooks, _policy(receiver.url))
     hooks.push_image("library/slow", "v1")
     started = time.monotonic()
     assert services().events.drain(30)
-    assert time.monotonic() - started < 1.0  # the bus is free while the POST is still waiting
+    assert time.monotonic() - started < 2.5  # the bus is free while the POST is still waiting
     settle()
     assert len(receiver.requests) == 1
 
