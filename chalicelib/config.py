@@ -91,6 +91,13 @@ class Settings(BaseSettings):
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
     scheduler_interval_seconds: float = Field(default=5.0, gt=0)
+    # Webhooks: attempts per target, the first backoff (doubled after each failure), the HTTP
+    # timeout, how long a process trusts its copy of a project's policies, delivery threads.
+    webhook_attempts: int = Field(default=3, ge=1, le=10)
+    webhook_backoff_seconds: float = Field(default=1.0, ge=0, le=300)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    webhook_policy_cache_seconds: int = Field(default=10, ge=0, le=3600)
+    webhook_workers: int = Field(default=4, ge=1, le=32)
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"

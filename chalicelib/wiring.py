@@ -36,6 +36,7 @@ from chalicelib.services.repositories import RepositoryService
 from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
+from chalicelib.services.webhooks import WebhookService
 from chalicelib.stores import tables
 from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.audit import AuditStore
@@ -54,6 +55,7 @@ from chalicelib.stores.repositories import RepositoryStore
 from chalicelib.stores.robots import RobotStore
 from chalicelib.stores.uploads import UploadStore
 from chalicelib.stores.users import UserStore
+from chalicelib.stores.webhooks import HttpSender, WebhookStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -82,6 +84,7 @@ class Services:
     artifacts: ArtifactService
     jobs: JobService
     gc: GcService
+    webhooks: WebhookService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -131,6 +134,13 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
 
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     return StepFunctionsRunner(client, machines)
+
+
+def _registry_host(settings: Settings) -> str:
+    """The host webhook payloads name in `resource_url` (Harbor: its external endpoint)."""
+    if settings.external_url:
+        return settings.external_url.split("://", 1)[-1].rstrip("/")
+    return f"{settings.host}:{settings.port}"
 
 
 def _secret_value(name: str) -> str:
@@ -207,6 +217,14 @@ def services() -> Services:
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
     gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
                    window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
+    webhooks = WebhookService(
+        WebhookStore(), JobStore(), projects, HttpSender(settings.webhook_timeout_seconds),
+        registry_host=_registry_host(settings), attempts=settings.webhook_attempts,
+        backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
+        cache_seconds=settings.webhook_policy_cache_seconds,
+        asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
+    )  # fmt: skip
+    events.subscribe(webhooks.on_event)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -235,6 +253,7 @@ def services() -> Services:
         artifacts=artifacts,
         jobs=jobs,
         gc=gc,
+        webhooks=webhooks,
     )
     _bootstrap(built, settings)
     return built

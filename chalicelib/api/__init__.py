@@ -18,6 +18,7 @@ from chalicelib.api.mgmt import (
     search,
     system,
     users,
+    webhooks,
 )
 from chalicelib.api.oci import routes, token
 
@@ -39,4 +40,5 @@ BLUEPRINTS = (
     search.bp,
     artifacts.bp,
     gc.bp,
+    webhooks.bp,
 )

@@ -73,7 +73,6 @@ _GUEST = _LIMITED_GUEST | {
     "tag-retention": "read list",
     "immutable-tag": "list",
     "scanner": "read",
-    "notification-policy": "read list",
     "preheat-policy": "read list",
 }
 _DEVELOPER = _GUEST | {
@@ -93,6 +92,7 @@ _MAINTAINER = _DEVELOPER | {
     "label": _CRUDL,
     "tag-retention": _CRUDL + " operate",
     "immutable-tag": _CRUDL,
+    "notification-policy": "list",  # Harbor: maintainers see the policies, only project admins manage them
 }
 # Everything in the project except `scanner-pull`, which only the scanner's robot holds.
 _PROJECT_ADMIN = {resource: " ".join(a for a in ACTIONS if a != "scanner-pull") for resource in PROJECT_RESOURCES}

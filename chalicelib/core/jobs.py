@@ -33,6 +33,8 @@ class Trigger(StrEnum):
 
 class VendorType(StrEnum):
     GARBAGE_COLLECTION = "GARBAGE_COLLECTION"
+    WEBHOOK = "WEBHOOK"
+    WEBHOOK_TASK = "WEBHOOK_TASK"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

@@ -26,7 +26,6 @@ when that changed and ignores the rest of the body then.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -42,6 +41,7 @@ from chalicelib.core.selectors import (
 )
 from chalicelib.errors import BadRequest, Conflict, NotFound, Precondition
 from chalicelib.events import Event, EventType
+from chalicelib.services.project_documents import ProjectCache, change_versioned
 
 if TYPE_CHECKING:
     from chalicelib.core.identity import Principal, Project
@@ -51,8 +51,6 @@ if TYPE_CHECKING:
 ACTION = "immutable"
 TEMPLATE = "immutable_template"
 MAX_RULES = 15  # Harbor's limit per project
-_WRITE_ATTEMPTS = 4
-_CACHE_MAX_PROJECTS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +140,7 @@ class ImmutabilityService:
     ) -> None:
         self._store = store
         self._projects = projects
-        self._cache_seconds = cache_seconds
-        self._clock = clock
-        self._cache: dict[str, tuple[float, tuple[ImmutableRule, ...]]] = {}
-        # Bumped by `forget`: a load that raced with a rule change must not cache what it read.
-        self._generation: dict[str, int] = {}
-        self._lock = threading.Lock()
+        self._cache: ProjectCache[tuple[ImmutableRule, ...]] = ProjectCache(cache_seconds, clock)
 
     # Rules (the /api/v2.0/projects/{p}/immutabletagrules resource).
 
@@ -194,17 +187,15 @@ class ImmutabilityService:
 
     def _change(self, project: str, change: Callable[[list[ImmutableRule]], list[ImmutableRule]]) -> None:
         """Read-modify-write on the version read; a concurrent writer makes us re-read and re-check."""
-        for _attempt in range(_WRITE_ATTEMPTS):
+
+        def load() -> tuple[list[ImmutableRule], int]:
             records, version = self._store.load(project)
-            rules = change([_from_record(r) for r in records])
-            try:
-                self._store.save(project, [r.record() for r in rules], version)
-            except Conflict:
-                continue
-            finally:
-                self.forget(project)
-            return
-        raise Conflict(f"the immutable rules of project {project} are changing concurrently; retry")
+            return [_from_record(r) for r in records], version
+
+        def save(rules: list[ImmutableRule], version: int) -> None:
+            self._store.save(project, [r.record() for r in rules], version)
+
+        change_versioned(load, save, change, lambda: self.forget(project), f"the immutable rules of project {project}")
 
     # Enforcement.
 
@@ -233,9 +224,7 @@ class ImmutabilityService:
         return Precondition(f"Failed to process request due to '{name}:{tag}' configured as immutable.")
 
     def forget(self, project: str) -> None:
-        with self._lock:
-            self._cache.pop(project, None)
-            self._generation[project] = self._generation.get(project, 0) + 1
+        self._cache.forget(project)
 
     def on_event(self, event: Event) -> None:
         """A deleted or re-created project must not keep the old project's cached rules."""
@@ -243,22 +232,7 @@ class ImmutabilityService:
             self.forget(event.project)
 
     def _rules(self, project: str) -> tuple[ImmutableRule, ...]:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(project)
-            generation = self._generation.get(project, 0)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        records, _ = self._store.load(project)
-        rules = tuple(_from_record(r) for r in records)
-        if self._cache_seconds > 0:
-            with self._lock:
-                if len(self._cache) >= _CACHE_MAX_PROJECTS:
-                    self._cache.clear()
-                    self._generation.clear()
-                if self._generation.get(project, 0) == generation:
-                    self._cache[project] = (now + self._cache_seconds, rules)
-        return rules
+        return self._cache.get(project, lambda: tuple(_from_record(r) for r in self._store.load(project)[0]))
 
 
 def _find(rules: list[ImmutableRule], rule_id: int) -> ImmutableRule:

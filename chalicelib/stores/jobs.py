@@ -29,14 +29,16 @@ MAX_LOG_LINES = 2000
 class JobStore:
     # Executions.
 
-    def create(self, job: Job) -> None:
+    def create(self, job: Job, list_key: str | None = None) -> None:
+        """`list_key` lists the job under another `gsi1` partition than its vendor type's (webhook
+        executions are listed per policy, their tasks per execution)."""
         JobRow(
             keys.job_pk(job.job_id), keys.JOB_SK,
             vendor_type=job.vendor_type, trigger=job.trigger, status=job.status,
             parameters=json.dumps(job.parameters, sort_keys=True),
             schedule_type=job.schedule_type, schedule_cron=job.schedule_cron,
             counts=dict(job.counts), created_at=job.created_at, updated_at=job.created_at,
-            gsi1pk=keys.jobs_list_pk(job.vendor_type), gsi1sk=keys.job_list_sk(job.job_id),
+            gsi1pk=keys.jobs_list_pk(list_key or job.vendor_type), gsi1sk=keys.job_list_sk(job.job_id),
         ).save(condition=JobRow.pk.does_not_exist())  # fmt: skip
 
     def discard(self, job_id: int) -> None:

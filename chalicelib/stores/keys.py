@@ -35,6 +35,10 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | job schedule    | `SCHEDULE#<vendor>` | `SCHEDULE`                      |                                      |
 | job lock        | `JOBLOCK#<vendor>`  | `LOCK`                          |                                      |
 | GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`, `~COUNTS` (totals)  | (TTL attribute `expires_at`)         |
+| webhook policies | `PROJECT#<project>` | `WEBHOOKS`                     |                                      |
+| webhook last trigger | `PROJECT#<project>` | `WEBHOOKLAST#<policy id>#<event type>` |                      |
+| webhook execution | `JOB#<id>`         | `JOB`                           | `JOBS#WEBHOOK#<policy id>`, `<id, 12>` |
+| webhook task    | `JOB#<id>`          | `JOB`                           | `JOBS#WEBHOOK_TASK#<exec id>`, `<id>` |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -102,6 +106,13 @@ GC at a time); it names the holder, so a holder that ended without releasing it 
 GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
 sweep worker Queries only its own shard and deletes each row in the same transaction that counts
 the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind.
+
+Webhooks (`services/webhooks.py`): a project's policies are one item beside the project row (like
+the immutable rules), so an event finds the policies to fire with one GetItem (cached briefly), and
+deleting the project takes them along. Their executions and tasks are job execution rows (vendor
+types `WEBHOOK` and `WEBHOOK_TASK`) listed under the policy's and the execution's own `gsi1`
+partitions, so a policy's executions and an execution's tasks are one Query each; a task's log is
+its job log. `lasttrigger` is a Query on the project partition with the `WEBHOOKLAST#` prefix.
 
 A blob row GC has deleted stays as a tombstone (`state` `deleted`, TTL `expires_at`) for longer than
 an upload session lives: an upload that wrote bytes before the sweep deleted them and finishes
@@ -322,3 +333,11 @@ def job_lock_pk(vendor_type: str) -> str:
 
 def gc_shard_pk(job_id: int, shard: int) -> str:
     return f"JOB#{job_id}#SHARD#{shard}"
+
+
+WEBHOOKS_SK = "WEBHOOKS"
+WEBHOOK_LAST_PREFIX = "WEBHOOKLAST#"
+
+
+def webhook_last_sk(policy_id: int, event_type: str) -> str:
+    return f"{WEBHOOK_LAST_PREFIX}{policy_id}#{event_type}"

@@ -286,6 +286,21 @@ class JobRow(_Base):
     gsi1sk = UnicodeAttribute()
 
 
+class WebhookPoliciesRow(_Base):
+    """All webhook policies of a project in one item (`PROJECT#<name>`, `WEBHOOKS`): an event needs
+    them with one GetItem, and one conditional put on `version` keeps names unique under
+    concurrent writers."""
+
+    policies = UnicodeAttribute(default="[]")  # JSON: [Policy.record()]
+    version = NumberAttribute(default=0)
+
+
+class WebhookLastTriggerRow(_Base):
+    """When a policy last fired for one event type (`PROJECT#<name>`, `WEBHOOKLAST#<id>#<type>`)."""
+
+    last_trigger = NumberAttribute()
+
+
 class JobLogRow(_Base):
     line = UnicodeAttribute()
 

@@ -1,0 +1,308 @@
+"""Webhooks (Harbor's notification policies): policies per project and their delivery as jobs.
+
+Policies are managed by project administrators (RBAC resource `notification-policy`); Harbor lets
+maintainers list policies and executions, and nobody else below project admin see them. Delivery
+is driven by domain events (`events.py`): `on_event` finds the project's enabled policies that
+want the event type (one GetItem per project, cached for `cache_seconds`, including "none"),
+and for each records an execution (job row, vendor type `WEBHOOK`, trigger `Event`) with one
+task per target (vendor type `WEBHOOK_TASK`), then POSTs the payload. A target that fails (a
+non-2xx answer, a connection error, a timeout) is retried up to `attempts` times, waiting
+`backoff`, 2 x `backoff`, ... between attempts; every attempt is a line in the task's log, and the
+task ends Success or Error with the last reason. The execution ends Success when every task did.
+
+Where the work runs:
+- locally the in-process bus calls `on_event` on its single worker thread; the delivery (rows,
+  POSTs, backoff sleeps) runs on this service's own small thread pool, so a slow receiver never
+  holds up the audit log or other subscribers;
+- on AWS (`asynchronous=False`) the EventBridge consumer Lambda calls `on_event` and delivery runs
+  in that invocation, retries included. A Lambda that ends (timeout) mid-retry, or a local
+  process that stops, leaves its task active until a read finds it older than any delivery can
+  take (`_settled`), which marks it Error. What is left for production: the durable form, one Step
+  Functions execution or SQS message per task with the backoff as a Wait state / visibility
+  timeout, so a lost invocation is retried rather than only reported.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Protocol
+
+from chalicelib.core.jobs import ACTIVE_STATUSES, Job, JobStatus, Trigger, VendorType
+from chalicelib.core.webhooks import MAX_POLICIES, MAX_TARGETS, Policy, Target, parse_policy, payload
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.events import Event, EventType
+from chalicelib.observability import logger
+from chalicelib.services.project_documents import ProjectCache, change_versioned
+
+if TYPE_CHECKING:
+    from chalicelib.core.identity import Principal, Project
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.jobs import JobStore
+    from chalicelib.stores.webhooks import WebhookStore
+
+RESOURCE = "notification-policy"
+# The newest executions (of a policy) or tasks (of an execution) the API lists.
+HISTORY_LIMIT = 500
+
+
+class Sender(Protocol):
+    def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int: ...
+
+
+class WebhookService:
+    def __init__(
+        self,
+        store: WebhookStore,
+        jobs: JobStore,
+        projects: ProjectService,
+        sender: Sender,
+        *,
+        registry_host: str,
+        attempts: int,
+        backoff_seconds: float,
+        timeout_seconds: float,
+        cache_seconds: float,
+        asynchronous: bool,
+        workers: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._jobs = jobs
+        self._projects = projects
+        self._sender = sender
+        self._registry_host = registry_host
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        # The longest one execution can take: every target, every attempt timing out (connect and
+        # read), every backoff; plus a minute for the rows. Active for longer means abandoned.
+        per_target = attempts * 2 * timeout_seconds + backoff_seconds * (2**attempts - 1)
+        self._longest_seconds = MAX_TARGETS * per_target + 60
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="webhooks") if asynchronous else None
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._cache: ProjectCache[tuple[Policy, ...]] = ProjectCache(cache_seconds, clock)
+
+    # Policies (/projects/{p}/webhook/policies).
+
+    def policies(self, caller: Principal, project: Project) -> list[Policy]:
+        self._projects.authorize(caller, project, RESOURCE, "list")
+        return sorted(self._load(project.name)[0], key=lambda p: p.policy_id)
+
+    def policy(self, caller: Principal, project: Project, policy_id: int, action: str = "read") -> Policy:
+        self._projects.authorize(caller, project, RESOURCE, action)
+        return _find(self._load(project.name)[0], policy_id)
+
+    def create(self, caller: Principal, project: Project, data: dict[str, Any]) -> Policy:
+        self._projects.authorize(caller, project, RESOURCE, "create")
+        now = int(time.time())
+        policy = parse_policy(data, 0, caller.name, now, now)  # validated before an id is spent
+        policy = replace(policy, policy_id=self._store.new_id())
+
+        def change(policies: list[Policy]) -> list[Policy]:
+            if len(policies) >= MAX_POLICIES:
+                raise Conflict(f"a project has at most {MAX_POLICIES} webhook policies")
+            _refuse_duplicate(policies, policy)
+            return [*policies, policy]
+
+        self._change(project.name, change)
+        return policy
+
+    def update(self, caller: Principal, project: Project, policy_id: int, data: dict[str, Any]) -> None:
+        self._projects.authorize(caller, project, RESOURCE, "update")
+
+        def change(policies: list[Policy]) -> list[Policy]:
+            current = _find(policies, policy_id)
+            updated = parse_policy(data, policy_id, current.creator, current.created_at, int(time.time()))
+            _refuse_duplicate([p for p in policies if p.policy_id != policy_id], updated)
+            return [updated if p.policy_id == policy_id else p for p in policies]
+
+        self._change(project.name, change)
+
+    def delete(self, caller: Principal, project: Project, policy_id: int) -> None:
+        self._projects.authorize(caller, project, RESOURCE, "delete")
+
+        def change(policies: list[Policy]) -> list[Policy]:
+            _find(policies, policy_id)
+            return [p for p in policies if p.policy_id != policy_id]
+
+        self._change(project.name, change)
+
+    def authorize_read(self, caller: Principal, project: Project) -> None:
+        """For `/webhook/events` (the supported types), as Harbor checks it."""
+        self._projects.authorize(caller, project, RESOURCE, "read")
+
+    def last_triggers(self, caller: Principal, project: Project) -> list[tuple[Policy, str, int | None]]:
+        """(policy, event type, last trigger time or None) for every event type of every policy."""
+        self._projects.authorize(caller, project, RESOURCE, "read")
+        fired = self._store.last_triggers(project.name)
+        policies = sorted(self._load(project.name)[0], key=lambda p: p.policy_id)
+        return [(p, t, fired.get((p.policy_id, t))) for p in policies for t in p.event_types]
+
+    def _load(self, project: str) -> tuple[list[Policy], int]:
+        records, version = self._store.load(project)
+        return [Policy.from_record(r) for r in records], version
+
+    def _change(self, project: str, change: Callable[[list[Policy]], list[Policy]]) -> None:
+        def save(policies: list[Policy], version: int) -> None:
+            self._store.save(project, [p.record() for p in policies], version)
+
+        what = f"the webhook policies of project {project}"
+        change_versioned(lambda: self._load(project), save, change, lambda: self._cache.forget(project), what)
+
+    # Executions, tasks and logs.
+
+    def executions(self, caller: Principal, project: Project, policy_id: int) -> list[Job]:
+        self.policy(caller, project, policy_id, "list")
+        return [self._settled(j) for j in self._jobs.history(_executions_key(policy_id), HISTORY_LIMIT)]
+
+    def tasks(self, caller: Principal, project: Project, policy_id: int, execution_id: int) -> list[Job]:
+        self._execution(caller, project, policy_id, execution_id, "list")
+        return [self._settled(j) for j in self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT)]
+
+    def task_log(self, caller: Principal, project: Project, policy_id: int, execution_id: int, task_id: int) -> str:
+        self._execution(caller, project, policy_id, execution_id, "read")
+        task = self._jobs.get(task_id)
+        if task is None or task.parameters.get("execution_id") != execution_id:
+            raise NotFound(f"task {task_id} not found")
+        return "".join(f"{line}\n" for line in self._jobs.log_lines(task_id))
+
+    def _settled(self, job: Job) -> Job:
+        """An execution or task still active long after any delivery could have ended lost its
+        deliverer (a restart, a Lambda timeout): it is marked Error when read, never left Running."""
+        if job.status not in ACTIVE_STATUSES or time.time() - job.created_at <= self._longest_seconds:
+            return job
+        error = "interrupted: the process delivering it stopped before it ended"
+        if self._jobs.transition(job.job_id, JobStatus.ERROR, allowed=ACTIVE_STATUSES, error=error):
+            self._jobs.log(job.job_id, error)
+        return self._jobs.get(job.job_id) or job
+
+    def _execution(self, caller: Principal, project: Project, policy_id: int, execution_id: int, action: str) -> Job:
+        self.policy(caller, project, policy_id, action)
+        job = self._jobs.get(execution_id)
+        if (job is None or job.vendor_type != VendorType.WEBHOOK or job.parameters.get("policy_id") != policy_id
+                or job.parameters.get("project") != project.name):  # fmt: skip
+            raise NotFound(f"execution {execution_id} not found")
+        return job
+
+    # Delivery.
+
+    def on_event(self, event: Event) -> None:
+        if event.type in (EventType.DELETE_PROJECT, EventType.CREATE_PROJECT) and event.project:
+            self._cache.forget(event.project)
+            return
+        if not event.project:
+            return
+        project = event.project
+        wanted = [
+            p for p in self._cache.get(project, lambda: tuple(self._load(project)[0])) if p.wants(event.type.value)
+        ]
+        for policy in wanted:
+            if self._pool is None:
+                self._fire(event.project, policy, event)
+            else:
+                with self._lock:
+                    self._pending += 1
+                self._pool.submit(self._run, event.project, policy, event)
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until every delivery started so far has ended (tests, shutdown)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._idle.wait(left)
+        return True
+
+    def _run(self, project: str, policy: Policy, event: Event) -> None:
+        try:
+            self._fire(project, policy, event)
+        except Exception:
+            logger.exception("webhook delivery failed", extra={"policy_id": policy.policy_id})
+        finally:
+            with self._idle:
+                self._pending -= 1
+                self._idle.notify_all()
+
+    def _fire(self, project: str, policy: Policy, event: Event) -> None:
+        """One execution for (policy, event), one task per target, delivered in target order."""
+        now = int(time.time())
+        base = {"policy_id": policy.policy_id, "project": project, "event_type": event.type.value}
+        execution = replace(self._new_job(VendorType.WEBHOOK, base, now), counts={"tasks": len(policy.targets)})
+        self._jobs.create(execution, _executions_key(policy.policy_id))
+        self._jobs.transition(execution.job_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
+        self._store.triggered(project, policy.policy_id, event.type.value, now)
+        tasks = []
+        for target in policy.targets:
+            about = {**base, "execution_id": execution.job_id, "type": target.type, "address": target.address}
+            task = self._new_job(VendorType.WEBHOOK_TASK, about, now)
+            self._jobs.create(task, _tasks_key(execution.job_id))
+            tasks.append((task, target))
+        public = self._public(project)
+        source = f"/projects/{project}/webhook/policies/{policy.policy_id}"
+        succeeded = sum(self._deliver(task.job_id, target, event, source, public) for task, target in tasks)
+        counts = {"tasks": len(tasks), "success": succeeded, "error": len(tasks) - succeeded}
+        status = JobStatus.SUCCESS if succeeded == len(tasks) else JobStatus.ERROR
+        error = None if status is JobStatus.SUCCESS else f"{counts['error']} of {len(tasks)} targets failed"
+        self._jobs.transition(execution.job_id, status, allowed=(JobStatus.RUNNING,), counts=counts, error=error)
+
+    def _deliver(self, task_id: int, target: Target, event: Event, source: str, public: bool) -> bool:
+        self._jobs.transition(task_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
+        delivery = payload(event, target, source, self._registry_host, public)
+        reason = ""
+        for attempt in range(1, self._attempts + 1):
+            try:
+                code = self._sender.post(target.address, delivery.body, delivery.headers, not target.skip_cert_verify)
+                reason = f"HTTP {code}"
+                ok = 200 <= code < 300
+            except Exception as exc:  # any transport failure is a failed attempt, never a crash
+                reason = f"{type(exc).__name__}: {str(exc)[:300]}"
+                ok = False
+            self._jobs.log(task_id, f"attempt {attempt}/{self._attempts} to {target.address}: {reason}")
+            if ok:
+                self._jobs.transition(task_id, JobStatus.SUCCESS, allowed=(JobStatus.RUNNING,),
+                                      counts={"attempts": attempt})  # fmt: skip
+                return True
+            if attempt < self._attempts:
+                time.sleep(self._backoff * 2 ** (attempt - 1))
+        error = f"gave up after {self._attempts} attempts: {reason}"
+        self._jobs.log(task_id, error)
+        self._jobs.transition(task_id, JobStatus.ERROR, allowed=(JobStatus.RUNNING,), error=error,
+                              counts={"attempts": self._attempts})  # fmt: skip
+        return False
+
+    def _new_job(self, vendor_type: VendorType, parameters: dict[str, Any], now: int) -> Job:
+        return Job(job_id=self._store.new_job_id(), vendor_type=vendor_type, trigger=Trigger.EVENT,
+                   status=JobStatus.PENDING, parameters=parameters, created_at=now, updated_at=now)  # fmt: skip
+
+    def _public(self, project: str) -> bool:
+        try:
+            return self._projects.resolve(project, True).public
+        except NotFound:
+            return False
+
+
+def _executions_key(policy_id: int) -> str:
+    return f"{VendorType.WEBHOOK}#{policy_id}"
+
+
+def _tasks_key(execution_id: int) -> str:
+    return f"{VendorType.WEBHOOK_TASK}#{execution_id}"
+
+
+def _find(policies: list[Policy], policy_id: int) -> Policy:
+    for policy in policies:
+        if policy.policy_id == policy_id:
+            return policy
+    raise NotFound(f"webhook policy {policy_id} not found")
+
+
+def _refuse_duplicate(policies: list[Policy], policy: Policy) -> None:
+    if any(p.name == policy.name for p in policies):
+        raise Conflict(f"webhook policy {policy.name!r} already exists")

@@ -1,0 +1,96 @@
+"""Webhook storage and the one outbound call: a project's policies (one item, `PROJECT#<name>` /
+`WEBHOOKS`), the last trigger time per policy and event type, and the HTTP POST to a target.
+
+Executions and tasks are job rows (`stores/jobs.py`); keys in `keys.py`. The store keeps policies
+as opaque JSON records and a `version`; writers put back with a condition on the version they
+read, so two concurrent creates cannot both take the same name.
+
+The POST goes through urllib3 (a dependency of botocore, so it is in every deployment) with a
+connect and read timeout, no redirects (a receiver that redirects answered wrongly) and
+certificate checks unless the target asks to skip them.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any
+
+import urllib3
+from pynamodb.exceptions import PutError
+
+from chalicelib.errors import Conflict
+from chalicelib.stores import keys
+from chalicelib.stores.tables import WebhookLastTriggerRow, WebhookPoliciesRow, next_id
+
+
+class WebhookStore:
+    def load(self, project: str) -> tuple[list[dict[str, Any]], int]:
+        """The project's policy records and the version they were read at (0: never written)."""
+        try:
+            row = WebhookPoliciesRow.get(keys.project_pk(project), keys.WEBHOOKS_SK, consistent_read=True)
+        except WebhookPoliciesRow.DoesNotExist:
+            return [], 0
+        records: list[dict[str, Any]] = json.loads(row.policies or "[]")
+        return records, int(row.version)
+
+    def save(self, project: str, records: list[dict[str, Any]], read_version: int) -> None:
+        """Replace the policies if nobody changed them since `read_version`; Conflict otherwise."""
+        row = WebhookPoliciesRow(
+            keys.project_pk(project), keys.WEBHOOKS_SK, policies=json.dumps(records), version=read_version + 1
+        )
+        condition = (
+            WebhookPoliciesRow.pk.does_not_exist() if read_version == 0 else WebhookPoliciesRow.version == read_version
+        )
+        try:
+            row.save(condition=condition)
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict(f"the webhook policies of project {project} changed concurrently") from None
+            raise
+
+    def new_id(self) -> int:
+        return next_id("webhook")
+
+    def new_job_id(self) -> int:
+        """Executions and tasks take their ids from the job framework's sequence."""
+        return next_id("JOB")
+
+    def triggered(self, project: str, policy_id: int, event_type: str, when: int) -> None:
+        WebhookLastTriggerRow(keys.project_pk(project), keys.webhook_last_sk(policy_id, event_type),
+                              last_trigger=when).save()  # fmt: skip
+
+    def last_triggers(self, project: str) -> dict[tuple[int, str], int]:
+        """(policy id, event type) -> last trigger time: one Query on the project's partition."""
+        rows = WebhookLastTriggerRow.query(
+            keys.project_pk(project), WebhookLastTriggerRow.sk.startswith(keys.WEBHOOK_LAST_PREFIX)
+        )
+        out: dict[tuple[int, str], int] = {}
+        for row in rows:
+            policy_id, _, event_type = row.sk.removeprefix(keys.WEBHOOK_LAST_PREFIX).partition("#")
+            out[(int(policy_id), event_type)] = int(row.last_trigger)
+        return out
+
+
+class HttpSender:
+    """POSTs a payload; returns the status code (raises on a connection or timeout error)."""
+
+    def __init__(self, timeout_seconds: float) -> None:
+        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
+        self._lock = threading.Lock()
+        self._pools: dict[bool, urllib3.PoolManager] = {}
+
+    def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int:
+        response = self._pool(verify).request(
+            "POST", url, body=body, headers=headers, timeout=self._timeout, retries=False, redirect=False
+        )
+        return int(response.status)
+
+    def _pool(self, verify: bool) -> urllib3.PoolManager:
+        with self._lock:
+            pool = self._pools.get(verify)
+            if pool is None:
+                checks = "CERT_REQUIRED" if verify else "CERT_NONE"
+                pool = urllib3.PoolManager(num_pools=20, maxsize=4, cert_reqs=checks)
+                self._pools[verify] = pool
+            return pool
