@@ -350,7 +350,8 @@ def test_job_functions_run_with_the_jobs_role_and_the_state_machine_calls_only_t
     for name in (*GC_FUNCTIONS, "JobSchedule", "EventConsumer"):
         props = resources[name]["Properties"]
         assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
-        assert props["Timeout"] == (60 if name == "EventConsumer" else 900)
+        # The consumer delivers webhooks inline: 3 attempts x (10 s connect + 10 s read) + backoff.
+        assert props["Timeout"] == (120 if name == "EventConsumer" else 900)
         assert props["Environment"]["Variables"]["REGISTRY_EVENT_BUS_NAME"] == "default"
         assert props["Environment"]["Variables"]["REGISTRY_GC_STATE_MACHINE_ARN"] == GC_MACHINE_ARN
     machine = resources["GcStateMachine"]["Properties"]
