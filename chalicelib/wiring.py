@@ -188,7 +188,7 @@ def services() -> Services:
     )  # fmt: skip
     events = EventBus(_event_publisher(settings))
     projects = ProjectService(project_store, access, configuration, robot_store, events)
-    quotas = QuotaService(project_store, projects)
+    quotas = QuotaService(project_store, projects, events)
     audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
     events.subscribe_batch(audit.record_many)
     immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)

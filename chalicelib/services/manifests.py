@@ -94,7 +94,7 @@ class ManifestService:
         self._quota.track_manifest(project, repository, manifest.digest, list(manifest.blobs))
         charged: list[str] = []
         try:
-            charged = self._charge(project, sizes)
+            charged = self._charge(project, repository, sizes)
             self._protect(manifest)
             self._manifests.put(repository, manifest, body, tag, record, tag_may_move=not frozen)
         except BaseException as exc:
@@ -125,12 +125,12 @@ class ManifestService:
         if gone:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
 
-    def _charge(self, project: str, sizes: dict[str, int]) -> list[str]:
+    def _charge(self, project: str, repository: str, sizes: dict[str, int]) -> list[str]:
         """Charge the manifest and any referenced blob the project does not count yet (Harbor)."""
         charged: list[str] = []
         try:
             for d in self._blobs.unassociated(project, list(sizes)):
-                if self._quota.charge(project, d, sizes[d]):
+                if self._quota.charge(project, d, sizes[d], repository):
                     charged.append(d)
         except BaseException:
             for d in charged:

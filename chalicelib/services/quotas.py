@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.identity import UNLIMITED, Principal, Project
 from chalicelib.errors import BadRequest, Forbidden, QuotaExceeded, Unauthorized
+from chalicelib.events import Event, EventBus, EventType
 from chalicelib.stores.projects import QuotaExceededError
 
 if TYPE_CHECKING:
@@ -31,22 +32,35 @@ def quota_view(project: Project) -> dict[str, Any]:
 
 
 class QuotaService:
-    def __init__(self, store: ProjectStore, projects: ProjectService) -> None:
+    def __init__(self, store: ProjectStore, projects: ProjectService, events: EventBus) -> None:
         self._store = store
         self._projects = projects
+        self._events = events
 
-    def charge(self, project: str, digest: str, size: int) -> bool:
-        """Count a blob in its project once; QuotaExceeded (403) if that passes the limit."""
+    def charge(self, project: str, digest: str, size: int, repository: str) -> bool:
+        """Count a blob in its project once; QuotaExceeded (403) if that passes the limit (and a
+        QUOTA_EXCEED event naming the repository the push was for)."""
         try:
             return self._store.associate_blob(project, digest, size)
         except QuotaExceededError as exc:
             p = exc.project
-            raise QuotaExceeded(
+            message = (
                 f"Quota exceeded when processing the request of adding {size} of storage resource, which when "
                 f"updated to current usage of {p.storage_used} will exceed the configured upper limit of "
-                f"{p.storage_limit}.",
-                {"project": p.name},
-            ) from None
+                f"{p.storage_limit}."
+            )
+            # Webhook policies hear of it (QUOTA_EXCEED); nothing was written.
+            self._events.publish(
+                Event.now(
+                    EventType.QUOTA_EXCEED,
+                    project=p.name,
+                    repository=repository,
+                    digest=digest,
+                    size=size,
+                    detail={"details": message},
+                )
+            )
+            raise QuotaExceeded(message, {"project": p.name}) from None
 
     def release(self, project: str, digest: str) -> None:
         self._store.release_blob(project, digest)

@@ -355,7 +355,7 @@ class UploadService:
         charge gives it back.
         """
         project = project_of(repository)
-        charged = self._quota.charge(project, digest, size)
+        charged = self._quota.charge(project, digest, size, repository)
         try:
             if write is not None:
                 write()

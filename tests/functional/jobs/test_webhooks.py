@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.functional.conftest import LiveRegistry
+from tests.functional.helpers import digest_of
 
 API = "/api/v2.0"
 PASSWORD = "Webhook-Tests-1"
@@ -532,3 +533,19 @@ def test_what_one_delivery_costs_in_dynamodb_calls(
     # Puts: execution, task, last trigger, one log line. Updates: two ids, the execution and the
     # task to Running and to their end. Get: whether the project is public.
     assert delivery == sorted(["PutItem"] * 4 + ["UpdateItem"] * 6 + ["GetItem"])
+
+
+def test_a_push_past_the_quota_sends_quota_exceed(hooks: LiveRegistry, receiver: Receiver) -> None:
+    response = hooks.post(f"{API}/projects", json={"project_name": "tight", "storage_limit": 100})
+    assert response.status_code == 201, response.get_data()
+    _create(hooks, _policy(receiver.url, event_types=["QUOTA_EXCEED"]), project="tight")
+    data = b"x" * 200
+    digest = digest_of(data)
+    refused = hooks.post("/v2/tight/app/blobs/uploads/", query_string={"digest": digest}, data=data,
+                         headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert refused.status_code == 403, refused.get_data()
+    settle()
+    (document,) = receiver.documents()
+    assert document["type"] == "QUOTA_EXCEED" and document["operator"] == "admin"
+    assert document["event_data"]["repository"]["namespace"] == "tight"
+    assert "exceed the configured upper limit of 100" in document["event_data"]["custom_attributes"]["Details"]
