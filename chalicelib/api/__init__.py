@@ -14,6 +14,7 @@ from chalicelib.api.mgmt import (
     projects,
     quotas,
     repositories,
+    retention,
     robots,
     search,
     system,
@@ -39,4 +40,5 @@ BLUEPRINTS = (
     search.bp,
     artifacts.bp,
     gc.bp,
+    retention.bp,
 )

@@ -33,6 +33,7 @@ class Trigger(StrEnum):
 
 class VendorType(StrEnum):
     GARBAGE_COLLECTION = "GARBAGE_COLLECTION"
+    RETENTION = "RETENTION"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

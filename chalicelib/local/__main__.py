@@ -201,8 +201,9 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     from chalicelib.local import stepfunctions  # noqa: PLC0415
 
     stepfunctions.install()
-    arn = stepfunctions.machine_arns(settings.aws_region)["GARBAGE_COLLECTION"]
-    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arn)
+    arns = stepfunctions.machine_arns(settings.aws_region)
+    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
+    os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
     client = emulator.client("stepfunctions")
     engine = threading.Thread(
         target=stepfunctions.create_state_machines, args=(client, settings.aws_region), name="job-engine", daemon=True

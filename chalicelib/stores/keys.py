@@ -322,3 +322,20 @@ def job_lock_pk(vendor_type: str) -> str:
 
 def gc_shard_pk(job_id: int, shard: int) -> str:
     return f"JOB#{job_id}#SHARD#{shard}"
+
+
+# Tag retention (`stores/retention.py`): a policy is `RETENTION#<id>` / `POLICY`; the project's link to
+# its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project);
+# an execution is a job row (vendor type `RETENTION`) and its tasks, one per repository, are
+# `JOB#<execution>` / `RTASK#<task id, zero-padded>` beside the job's log, listed with one Query.
+RETENTION_POLICY_SK = "POLICY"
+RETENTION_LINK_SK = "RETENTION"
+RETENTION_TASK_PREFIX = "RTASK#"
+
+
+def retention_pk(policy_id: int) -> str:
+    return f"RETENTION#{policy_id}"
+
+
+def retention_task_sk(task_id: int) -> str:
+    return f"{RETENTION_TASK_PREFIX}{task_id:012d}"
