@@ -217,7 +217,11 @@ def _start_scheduler(settings: Settings) -> Any:
     from chalicelib import wiring  # noqa: PLC0415
     from chalicelib.local.scheduler import Scheduler  # noqa: PLC0415
 
-    scheduler = Scheduler(lambda: wiring.services().jobs, settings.scheduler_interval_seconds)
+    scheduler = Scheduler(
+        lambda: wiring.services().jobs,
+        settings.scheduler_interval_seconds,
+        lambda now: wiring.services().retention.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+    )
     scheduler.start()
     return scheduler
 

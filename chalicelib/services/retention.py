@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ from chalicelib.core.jobs import Cron, CronError, Job, JobStatus, Trigger, Vendo
 from chalicelib.core.retention import ALGORITHM, MAX_RULES, Decision, InvalidPolicy, Item, decide, parse_rules
 from chalicelib.errors import BadRequest, Conflict, ManifestUnknown, NotFound, Precondition, ReferencedByOthers
 from chalicelib.events import Event, EventType
+from chalicelib.observability import logger
 from chalicelib.services.jobs import JobEnded
 from chalicelib.stores import keys
 
@@ -111,7 +113,9 @@ class RetentionService:
         existing = self._store.policy_of(project.name)
         if existing is not None and self._store.get(existing) is None:
             self._store.unlink(project.name, existing)  # a delete that stopped halfway
-        return self._store.create(project.name, project.project_id, stored)
+        policy_id = self._store.create(project.name, project.project_id, stored)
+        self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
+        return policy_id
 
     def get(self, caller: Principal, policy_id: int, action: str = "read") -> PolicyRecord:
         record = self._store.get(policy_id)
@@ -125,9 +129,12 @@ class RetentionService:
 
     def update(self, caller: Principal, policy_id: int, policy: dict[str, Any]) -> None:
         record = self.get(caller, policy_id, "update")
-        self._store.update(record, normalize(policy, record.project_id))
+        stored = normalize(policy, record.project_id)
+        self._store.update(record, stored)
+        self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
 
     def delete(self, caller: Principal, policy_id: int) -> None:
+        self._store.set_schedule(policy_id, "")  # first: a schedule never names a deleted policy for long
         self._store.delete(self.get(caller, policy_id, "delete"))
 
     def _scope_project(self, policy: dict[str, Any]) -> Project:
@@ -170,6 +177,24 @@ class RetentionService:
         if task is None:
             raise NotFound(f"retention task {task_id} not found")
         return task
+
+    def run_due(self, now: float) -> list[Job]:
+        """Start every policy whose cron slot passed since its last run (once per slot, even with
+        several schedulers: the slot is claimed by a conditional write). The scheduler tick calls it."""
+        started = []
+        for schedule in self._store.schedules():
+            since = max(schedule.last_fired, schedule.updated_at)
+            slot = int(Cron.parse(schedule.cron).next_after(datetime.fromtimestamp(since, UTC)).timestamp())
+            if slot > now or not self._store.claim_slot(schedule.policy_id, schedule.last_fired, slot):
+                continue
+            if self._store.get(schedule.policy_id) is None:
+                continue
+            parameters = {"policy_id": schedule.policy_id, "dry_run": False}
+            try:
+                started.append(self._jobs.submit(VENDOR, Trigger.SCHEDULE, parameters))
+            except Conflict:
+                logger.warning("scheduled retention skipped: a retention run is active", policy_id=schedule.policy_id)
+        return started
 
     # The execution itself (the state machine's Task handlers call these).
 

@@ -328,9 +328,12 @@ def gc_shard_pk(job_id: int, shard: int) -> str:
 # its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project);
 # an execution is a job row (vendor type `RETENTION`) and its tasks, one per repository, are
 # `JOB#<execution>` / `RTASK#<task id, zero-padded>` beside the job's log, listed with one Query.
+# A policy with a cron has a row `RETENTION_SCHEDULES` / `<policy id, zero-padded>`: the scheduler
+# tick Queries that one partition (never on a request path) and claims each due slot conditionally.
 RETENTION_POLICY_SK = "POLICY"
 RETENTION_LINK_SK = "RETENTION"
 RETENTION_TASK_PREFIX = "RTASK#"
+RETENTION_SCHEDULES_PK = "RETENTION_SCHEDULES"
 
 
 def retention_pk(policy_id: int) -> str:
@@ -339,3 +342,7 @@ def retention_pk(policy_id: int) -> str:
 
 def retention_task_sk(task_id: int) -> str:
     return f"{RETENTION_TASK_PREFIX}{task_id:012d}"
+
+
+def retention_schedule_sk(policy_id: int) -> str:
+    return f"{policy_id:012d}"

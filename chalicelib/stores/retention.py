@@ -12,11 +12,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DeleteError, PutError
+from pynamodb.exceptions import DeleteError, PutError, UpdateError
 
 from chalicelib.errors import BadRequest, Conflict
 from chalicelib.stores import keys
-from chalicelib.stores.tables import RetentionLinkRow, RetentionPolicyRow, RetentionTaskRow, next_id
+from chalicelib.stores.tables import (
+    RetentionLinkRow,
+    RetentionPolicyRow,
+    RetentionScheduleRow,
+    RetentionTaskRow,
+    next_id,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +34,14 @@ class PolicyRecord:
     created_at: int
     updated_at: int
     version: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    policy_id: int
+    cron: str
+    updated_at: int
+    last_fired: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +129,38 @@ class RetentionStore:
         except DeleteError as exc:
             if not _conditional(exc):
                 raise
+
+    # Schedules.
+
+    def set_schedule(self, policy_id: int, cron: str) -> None:
+        """Record the policy's cron (an empty one removes the schedule); slots already fired stay fired."""
+        sk = keys.retention_schedule_sk(policy_id)
+        if not cron:
+            RetentionScheduleRow(keys.RETENTION_SCHEDULES_PK, sk).delete()
+            return
+        RetentionScheduleRow(keys.RETENTION_SCHEDULES_PK, sk).update(actions=[
+            RetentionScheduleRow.policy_id.set(policy_id), RetentionScheduleRow.cron.set(cron),
+            RetentionScheduleRow.updated_at.set(int(time.time())),
+        ])  # fmt: skip
+
+    def schedules(self) -> list[ScheduleRecord]:
+        rows = RetentionScheduleRow.query(keys.RETENTION_SCHEDULES_PK, consistent_read=True)
+        return [ScheduleRecord(int(r.policy_id), r.cron, int(r.updated_at), int(r.last_fired or 0)) for r in rows]
+
+    def claim_slot(self, policy_id: int, last_fired: int, slot: int) -> bool:
+        """Move `last_fired` from what was read to `slot`; False if another scheduler got there first."""
+        row = RetentionScheduleRow(keys.RETENTION_SCHEDULES_PK, keys.retention_schedule_sk(policy_id))
+        try:
+            unchanged = RetentionScheduleRow.last_fired == last_fired
+            if not last_fired:  # never fired: the attribute may not exist yet
+                unchanged = unchanged | RetentionScheduleRow.last_fired.does_not_exist()
+            row.update(actions=[RetentionScheduleRow.last_fired.set(slot)],
+                       condition=RetentionScheduleRow.pk.exists() & unchanged)  # fmt: skip
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     # Tasks.
 

@@ -398,6 +398,15 @@ class RetentionTaskRow(_Base):
     log = UnicodeAttribute(default="")
 
 
+class RetentionScheduleRow(_Base):
+    """`RETENTION_SCHEDULES` / `<policy id>`: a policy's cron, and the last slot a scheduler claimed."""
+
+    policy_id = NumberAttribute()
+    cron = UnicodeAttribute()
+    updated_at = NumberAttribute()
+    last_fired = NumberAttribute(default=0)
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -431,6 +440,7 @@ MODELS: tuple[type[Model], ...] = (
     RetentionPolicyRow,
     RetentionLinkRow,
     RetentionTaskRow,
+    RetentionScheduleRow,
 )
 
 

@@ -435,3 +435,60 @@ def test_credentials_and_roles(ret: Retention) -> None:
     assert ret.call("GET", f"{base}/executions").headers["X-Total-Count"] == "0"
     assert ret.execute(policy_id, dry_run=True, auth=maint)["status"] == "Success"
     assert ret.call("PUT", base, ret.policy(rule("nothing")), auth=maint).status_code == 200
+
+
+# Schedules and stop.
+
+
+def test_a_policy_cron_starts_a_scheduled_run(ret: Retention) -> None:
+    from chalicelib.jobs.schedules import run_scheduled
+
+    digests = four(ret)
+    response = ret.call("POST", "/retentions", ret.policy(rule("latestPushedK", 3), cron="* * * * * *"))
+    assert response.status_code == 201
+    policy_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    time.sleep(1.1)  # the first slot after the policy was saved
+    started = run_scheduled({"vendor_type": "RETENTION"})["job_ids"]
+    assert len(started) == 1
+    deadline = time.monotonic() + 60
+    while ret.call("GET", f"/retentions/{policy_id}/executions").get_json()[0]["status"] not in FINAL:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    wait_for_executions(60)
+    (execution,) = ret.call("GET", f"/retentions/{policy_id}/executions").get_json()
+    assert execution["trigger"] == "SCHEDULE" and execution["status"] == "Success" and not execution["dry_run"]
+    assert ret.present("app", digests) == {"b", "c", "d"}
+    # Removing the cron removes the schedule.
+    assert ret.call("PUT", f"/retentions/{policy_id}", ret.policy(rule("latestPushedK", 3))).status_code == 200
+    time.sleep(1.1)
+    assert run_scheduled({"vendor_type": "RETENTION"})["job_ids"] == []
+
+
+def test_stopping_a_running_execution_deletes_nothing_more(ret: Retention, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from chalicelib.services.retention import RetentionService
+
+    digests = four(ret)
+    policy_id = ret.create(rule("nothing"))
+    entered, release = threading.Event(), threading.Event()
+    original = RetentionService._items
+
+    def paused(self: RetentionService, repository: str) -> Any:
+        entered.set()
+        assert release.wait(30)
+        return original(self, repository)
+
+    monkeypatch.setattr(RetentionService, "_items", paused)
+    response = ret.call("POST", f"/retentions/{policy_id}/executions", {"dry_run": False})
+    assert response.status_code == 201
+    execution_id = int(response.headers["Location"].rsplit("/", 1)[1])
+    assert entered.wait(30)
+    running = ret.call("GET", f"/retentions/{policy_id}/executions").get_json()[0]
+    assert running["status"] == "Running"
+    stop = ret.call("PATCH", f"/retentions/{policy_id}/executions/{execution_id}", {"action": "stop"})
+    assert stop.status_code == 200
+    release.set()
+    wait_for_executions(60)
+    assert ret.call("GET", f"/retentions/{policy_id}/executions").get_json()[0]["status"] == "Stopped"
+    assert ret.present("app", digests) == set(digests)
