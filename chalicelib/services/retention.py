@@ -111,21 +111,30 @@ class RetentionService:
         self._projects.authorize(caller, project, RESOURCE, "create")
         stored = normalize(policy, project.project_id)
         existing = self._store.policy_of(project.name)
-        if existing is not None and self._store.get(existing) is None:
-            self._store.unlink(project.name, existing)  # a delete that stopped halfway
+        if existing is not None:
+            old = self._store.get(existing)
+            if old is None or old.project_id != project.project_id:
+                # A delete that stopped halfway, or the policy of a deleted project of the same name.
+                self._store.unlink(project.name, existing)
         policy_id = self._store.create(project.name, project.project_id, stored)
         self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
         return policy_id
 
     def get(self, caller: Principal, policy_id: int, action: str = "read") -> PolicyRecord:
         record = self._store.get(policy_id)
-        if record is None:
+        project = self._same_project(record) if record is not None else None
+        if record is None or project is None:  # never existed, or its project was deleted
             raise NotFound(f"retention policy {policy_id} not found")
-        project = self._projects.resolve(record.project, True)
-        if project.project_id != record.project_id:
-            raise NotFound(f"retention policy {policy_id} not found")  # its project was deleted
         self._projects.authorize(caller, project, RESOURCE, action)
         return record
+
+    def _same_project(self, record: PolicyRecord) -> Project | None:
+        """The policy's project, unless it was deleted (a new project of the same name is another)."""
+        try:
+            project = self._projects.resolve(record.project, True)
+        except NotFound:
+            return None
+        return project if project.project_id == record.project_id else None
 
     def update(self, caller: Principal, policy_id: int, policy: dict[str, Any]) -> None:
         record = self.get(caller, policy_id, "update")
@@ -205,6 +214,9 @@ class RetentionService:
         record = self._store.get(policy_id)
         if record is None:
             self._jobs.finish(job_id, JobStatus.ERROR, f"retention policy {policy_id} no longer exists")
+            return
+        if not self._same_project(record):
+            self._jobs.finish(job_id, JobStatus.ERROR, f"project {record.project} of policy {policy_id} was deleted")
             return
         rules = parse_rules(record.policy.get("rules") or [])
         self._jobs.log(job_id, f"retention policy {policy_id} on project {record.project}, dry_run={dry_run}")

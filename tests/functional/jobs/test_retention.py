@@ -492,3 +492,17 @@ def test_stopping_a_running_execution_deletes_nothing_more(ret: Retention, monke
     wait_for_executions(60)
     assert ret.call("GET", f"/retentions/{policy_id}/executions").get_json()[0]["status"] == "Stopped"
     assert ret.present("app", digests) == set(digests)
+
+
+def test_a_deleted_projects_policy_does_not_apply_to_a_new_project_of_the_same_name(ret: Retention) -> None:
+    old = ret.create(rule("nothing"))
+    assert ret.call("DELETE", f"/projects/{PROJECT}").status_code == 200
+    assert ret.call("POST", "/projects", {"project_name": PROJECT, "metadata": {"public": "false"}}).status_code == 201
+    ret.project_id = int(ret.call("GET", f"/projects/{PROJECT}").get_json()["project_id"])
+    _error(ret.call("GET", f"/retentions/{old}"), 404)
+    _error(ret.call("POST", f"/retentions/{old}/executions", {"dry_run": False}), 404)
+    digests = {"x": ret.push("app", "v1", age_days=1)}
+    new = ret.create(rule("always"))
+    assert new != old
+    ret.execute(new, dry_run=False)
+    assert ret.present("app", digests) == {"x"}
