@@ -12,7 +12,7 @@ from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
+from chalicelib.api.mgmt._edge import API, Handler, body, created, int_param, iso, listing, ok, serve
 from chalicelib.api.mgmt.immutable import SelectorReq
 from chalicelib.core.jobs import Job, Trigger
 from chalicelib.core.retention import MAX_RULES, metadatas
@@ -110,18 +110,28 @@ def _task_view(task: TaskRecord) -> dict[str, Any]:
 
 @bp.route(f"{API}/retentions/metadatas", methods=["GET"], content_types=["*/*"])
 def retention_metadatas() -> Response:
-    return serve(bp, _metadatas)
+    return serve(bp, _logged_in(_metadatas))
+
+
+def _logged_in(handler: Handler) -> Handler:
+    """Harbor's retention API asks for a login before anything else (a bad body from an anonymous
+    caller is a 401, not a 400)."""
+
+    def checked(request: HttpRequest) -> Response:
+        if not request.principal.authenticated:
+            raise Unauthorized("log in to use tag retention")
+        return handler(request)
+
+    return checked
 
 
 def _metadatas(request: HttpRequest) -> Response:
-    if not request.principal.authenticated:
-        raise Unauthorized("log in to read the retention metadata")
     return json_response(metadatas())
 
 
 @bp.route(f"{API}/retentions", methods=["POST"], content_types=["*/*"])
 def retentions() -> Response:
-    return serve(bp, _create)
+    return serve(bp, _logged_in(_create))
 
 
 def _create(request: HttpRequest) -> Response:
@@ -133,7 +143,7 @@ def _create(request: HttpRequest) -> Response:
 @bp.route(f"{API}/retentions/{{policy_id}}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
 def retention(policy_id: str) -> Response:
     handler = {"GET": _get, "PUT": _update, "DELETE": _delete}[bp.current_request.method]
-    return serve(bp, handler, policy_id=policy_id)
+    return serve(bp, _logged_in(handler), policy_id=policy_id)
 
 
 def _get(request: HttpRequest) -> Response:
@@ -157,7 +167,8 @@ def _delete(request: HttpRequest) -> Response:
 
 @bp.route(f"{API}/retentions/{{policy_id}}/executions", methods=["GET", "POST"], content_types=["*/*"])
 def executions(policy_id: str) -> Response:
-    return serve(bp, _execute if bp.current_request.method == "POST" else _executions, policy_id=policy_id)
+    handler = _execute if bp.current_request.method == "POST" else _executions
+    return serve(bp, _logged_in(handler), policy_id=policy_id)
 
 
 def _execute(request: HttpRequest) -> Response:
@@ -176,7 +187,7 @@ def _executions(request: HttpRequest) -> Response:
 
 @bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}", methods=["PATCH"], content_types=["*/*"])
 def execution(policy_id: str, execution_id: str) -> Response:
-    return serve(bp, _stop, policy_id=policy_id, execution_id=execution_id)
+    return serve(bp, _logged_in(_stop), policy_id=policy_id, execution_id=execution_id)
 
 
 def _stop(request: HttpRequest) -> Response:
@@ -191,7 +202,7 @@ def _stop(request: HttpRequest) -> Response:
 @bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}/tasks", methods=["GET"],
           content_types=["*/*"])  # fmt: skip
 def tasks(policy_id: str, execution_id: str) -> Response:
-    return serve(bp, _tasks, policy_id=policy_id, execution_id=execution_id)
+    return serve(bp, _logged_in(_tasks), policy_id=policy_id, execution_id=execution_id)
 
 
 def _tasks(request: HttpRequest) -> Response:
@@ -204,7 +215,7 @@ def _tasks(request: HttpRequest) -> Response:
 @bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}/tasks/{{task_id}}", methods=["GET"],
           content_types=["*/*"])  # fmt: skip
 def task_log(policy_id: str, execution_id: str, task_id: str) -> Response:
-    return serve(bp, _task_log, policy_id=policy_id, execution_id=execution_id, task_id=task_id)
+    return serve(bp, _logged_in(_task_log), policy_id=policy_id, execution_id=execution_id, task_id=task_id)
 
 
 def _task_log(request: HttpRequest) -> Response:

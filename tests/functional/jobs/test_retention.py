@@ -414,6 +414,8 @@ def test_credentials_and_roles(ret: Retention) -> None:
     _error(ret.call("GET", "/retentions/metadatas", auth=None), 401)
     _error(ret.call("GET", base, auth=("admin", "wrong-password")), 401)
     _error(ret.call("POST", f"{base}/executions", {"dry_run": True}, auth=None), 401)
+    _error(ret.call("POST", "/retentions", data=b"{nope", content_type="application/json", auth=None), 401)
+    _error(ret.call("PATCH", f"{base}/executions/1", {"action": "pause"}, auth=None), 401)
     for name, role in (("stranger", None), ("dev", 2), ("maint", 4)):
         user = {"username": name, "password": "Retention-1", "email": f"{name}@example.com", "realname": name}
         assert ret.call("POST", "/users", user).status_code == 201
