@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     gc_time_window_hours: float = Field(default=2.0, ge=0, le=24 * 365)
     # The Step Functions state machine that runs GC (set by the stack on AWS, by the runner locally).
     gc_state_machine_arn: str | None = None
+    # The state machine that runs tag retention executions (as for GC).
+    retention_state_machine_arn: str | None = None
     # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
@@ -116,6 +118,7 @@ class Settings(BaseSettings):
         "token_key_parameter",
         "external_url",
         "gc_state_machine_arn",
+        "retention_state_machine_arn",
         "event_bus_name",
     )
     @classmethod

@@ -33,6 +33,7 @@ from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
 from chalicelib.services.quotas import QuotaService
 from chalicelib.services.repositories import RepositoryService
+from chalicelib.services.retention import RetentionService
 from chalicelib.services.robots import RobotService
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
@@ -52,6 +53,7 @@ from chalicelib.stores.manifests import ManifestStore
 from chalicelib.stores.objects import ObjectStore, S3ObjectStore
 from chalicelib.stores.projects import ProjectStore
 from chalicelib.stores.repositories import RepositoryStore
+from chalicelib.stores.retention import RetentionStore
 from chalicelib.stores.robots import RobotStore
 from chalicelib.stores.uploads import UploadStore
 from chalicelib.stores.users import UserStore
@@ -85,6 +87,7 @@ class Services:
     jobs: JobService
     gc: GcService
     webhooks: WebhookService
+    retention: RetentionService
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -133,6 +136,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
         )
 
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
+    if settings.retention_state_machine_arn:
+        machines["RETENTION"] = settings.retention_state_machine_arn
     return StepFunctionsRunner(client, machines)
 
 
@@ -254,6 +259,17 @@ def services() -> Services:
         jobs=jobs,
         gc=gc,
         webhooks=webhooks,
+        retention=RetentionService(
+            RetentionStore(),
+            jobs,
+            projects,
+            repositories=repository_store,
+            artifacts=artifact_store,
+            labels=labels,
+            immutability=immutability,
+            manifests=manifests,
+            events=events,
+        ),
     )
     _bootstrap(built, settings)
     return built

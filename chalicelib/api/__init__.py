@@ -14,6 +14,7 @@ from chalicelib.api.mgmt import (
     projects,
     quotas,
     repositories,
+    retention,
     robots,
     search,
     system,
@@ -41,4 +42,5 @@ BLUEPRINTS = (
     artifacts.bp,
     gc.bp,
     webhooks.bp,
+    retention.bp,
 )

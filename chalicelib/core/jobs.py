@@ -35,6 +35,7 @@ class VendorType(StrEnum):
     GARBAGE_COLLECTION = "GARBAGE_COLLECTION"
     WEBHOOK = "WEBHOOK"
     WEBHOOK_TASK = "WEBHOOK_TASK"
+    RETENTION = "RETENTION"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

@@ -9,8 +9,10 @@ from __future__ import annotations
 from chalicelib.jobs.events import bp as events_bp
 from chalicelib.jobs.gc import HANDLERS as GC_HANDLERS
 from chalicelib.jobs.gc import bp as gc_bp
+from chalicelib.jobs.retention import HANDLERS as RETENTION_HANDLERS
+from chalicelib.jobs.retention import bp as retention_bp
 from chalicelib.jobs.schedules import HANDLERS as SCHEDULE_HANDLERS
 from chalicelib.jobs.schedules import bp as schedules_bp
 
-BLUEPRINTS = (gc_bp, schedules_bp, events_bp)
-HANDLERS = {**GC_HANDLERS, **SCHEDULE_HANDLERS}
+BLUEPRINTS = (gc_bp, schedules_bp, events_bp, retention_bp)
+HANDLERS = {**GC_HANDLERS, **SCHEDULE_HANDLERS, **RETENTION_HANDLERS}

@@ -11,6 +11,7 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from chalicelib.jobs import failures
 from chalicelib.observability import logger
 from chalicelib.wiring import services
 
@@ -44,10 +45,9 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
 
 def fail(event: dict[str, Any]) -> dict[str, Any]:
     """The Catch of every state: record why the run failed (a stopped job stays Stopped)."""
-    error = event.get("error") or {}
-    reason = f"{error.get('Error', 'error')}: {str(error.get('Cause', ''))[:1500]}"
-    logger.error("GC job failed", job_id=event.get("job_id"), reason=reason)
-    services().gc.fail(int(event["job_id"]), reason)
+    why = failures.reason(event)
+    logger.error("GC job failed", job_id=event.get("job_id"), reason=why)
+    services().gc.fail(int(event["job_id"]), why)
     return {"job_id": event["job_id"]}
 
 

@@ -9,12 +9,15 @@ from typing import Any
 
 from chalice.app import Blueprint
 
+from chalicelib.core.jobs import VendorType
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
 def run_scheduled(event: dict[str, Any]) -> dict[str, Any]:
+    if event["vendor_type"] == VendorType.RETENTION:  # one schedule per policy, not per kind
+        return {"job_ids": [job.job_id for job in services().retention.run_due(time.time())]}
     job = services().jobs.run_due(str(event["vendor_type"]), time.time())
     return {"job_id": job.job_id if job else None}
 

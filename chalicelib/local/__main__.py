@@ -201,8 +201,9 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     from chalicelib.local import stepfunctions  # noqa: PLC0415
 
     stepfunctions.install()
-    arn = stepfunctions.machine_arns(settings.aws_region)["GARBAGE_COLLECTION"]
-    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arn)
+    arns = stepfunctions.machine_arns(settings.aws_region)
+    os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
+    os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
     client = emulator.client("stepfunctions")
     engine = threading.Thread(
         target=stepfunctions.create_state_machines, args=(client, settings.aws_region), name="job-engine", daemon=True
@@ -216,7 +217,11 @@ def _start_scheduler(settings: Settings) -> Any:
     from chalicelib import wiring  # noqa: PLC0415
     from chalicelib.local.scheduler import Scheduler  # noqa: PLC0415
 
-    scheduler = Scheduler(lambda: wiring.services().jobs, settings.scheduler_interval_seconds)
+    scheduler = Scheduler(
+        lambda: wiring.services().jobs,
+        settings.scheduler_interval_seconds,
+        lambda now: wiring.services().retention.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+    )
     scheduler.start()
     return scheduler
 

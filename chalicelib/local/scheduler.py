@@ -22,8 +22,10 @@ from chalicelib.services.jobs import JobService
 
 
 class Scheduler:
-    def __init__(self, jobs: Callable[[], JobService], interval: float) -> None:
+    def __init__(self, jobs: Callable[[], JobService], interval: float,
+                 retention: Callable[[float], object] | None = None) -> None:  # fmt: skip
         self._jobs = jobs
+        self._retention = retention  # tag retention: one schedule per policy (RetentionService.run_due)
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
@@ -39,6 +41,11 @@ class Scheduler:
         self._thread.join(timeout=10)
 
     def tick(self, now: float) -> None:
+        if self._retention is not None:
+            try:
+                self._retention(now)
+            except Exception:
+                logger.exception("scheduled retention failed to start")
         for vendor_type in VendorType:
             try:
                 job = self._jobs().run_due(str(vendor_type), now)

@@ -341,3 +341,27 @@ WEBHOOK_LAST_PREFIX = "WEBHOOKLAST#"
 
 def webhook_last_sk(policy_id: int, event_type: str) -> str:
     return f"{WEBHOOK_LAST_PREFIX}{policy_id}#{event_type}"
+
+
+# Tag retention (`stores/retention.py`): a policy is `RETENTION#<id>` / `POLICY`; the project's link to
+# its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project);
+# an execution is a job row (vendor type `RETENTION`) and its tasks, one per repository, are
+# `JOB#<execution>` / `RTASK#<task id, zero-padded>` beside the job's log, listed with one Query.
+# A policy with a cron has a row `RETENTION_SCHEDULES` / `<policy id, zero-padded>`: the scheduler
+# tick Queries that one partition (never on a request path) and claims each due slot conditionally.
+RETENTION_POLICY_SK = "POLICY"
+RETENTION_LINK_SK = "RETENTION"
+RETENTION_TASK_PREFIX = "RTASK#"
+RETENTION_SCHEDULES_PK = "RETENTION_SCHEDULES"
+
+
+def retention_pk(policy_id: int) -> str:
+    return f"RETENTION#{policy_id}"
+
+
+def retention_task_sk(task_id: int) -> str:
+    return f"{RETENTION_TASK_PREFIX}{task_id:012d}"
+
+
+def retention_schedule_sk(policy_id: int) -> str:
+    return f"{policy_id:012d}"

@@ -382,6 +382,46 @@ class ArtifactLabelsRow(_Base):
     label_ids = NumberSetAttribute(null=True)
 
 
+class RetentionPolicyRow(_Base):
+    """`RETENTION#<id>` / `POLICY`: a project's tag retention policy (Harbor's JSON, opaque here)."""
+
+    project = UnicodeAttribute()
+    project_id = NumberAttribute()
+    policy = UnicodeAttribute(default="{}")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = NumberAttribute(default=1)
+
+
+class RetentionLinkRow(_Base):
+    """`PROJECT#<name>` / `RETENTION`: the project's one policy (Harbor's `retention_id` metadata);
+    created with a condition so a project never gets two policies."""
+
+    policy_id = NumberAttribute()
+
+
+class RetentionTaskRow(_Base):
+    """`JOB#<execution>` / `RTASK#<id>`: one repository's part of a retention execution, with its log."""
+
+    task_id = NumberAttribute()
+    repository = UnicodeAttribute()
+    status = UnicodeAttribute()
+    total = NumberAttribute(default=0)
+    retained = NumberAttribute(default=0)
+    started_at = NumberAttribute()
+    ended_at = NumberAttribute(null=True)
+    log = UnicodeAttribute(default="")
+
+
+class RetentionScheduleRow(_Base):
+    """`RETENTION_SCHEDULES` / `<policy id>`: a policy's cron, and the last slot a scheduler claimed."""
+
+    policy_id = NumberAttribute()
+    cron = UnicodeAttribute()
+    updated_at = NumberAttribute()
+    last_fired = NumberAttribute(default=0)
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -412,6 +452,10 @@ MODELS: tuple[type[Model], ...] = (
     ScheduleRow,
     JobLockRow,
     GcCandidateRow,
+    RetentionPolicyRow,
+    RetentionLinkRow,
+    RetentionTaskRow,
+    RetentionScheduleRow,
 )
 
 

@@ -60,6 +60,13 @@ GC_EXECUTIONS_ARN = {
 }
 DEFAULT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/default"}
 GC_FUNCTIONS = ("GcBegin", "GcUntagged", "GcMark", "GcSweep", "GcFinish", "GcFail")
+RETENTION_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-retention"
+}
+RETENTION_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-retention:*"
+}
+RETENTION_FUNCTIONS = ("RetentionRun", "RetentionFail")
 EXTERNAL_URL = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"}, {"Ref": "AWS::NoValue"}]}
 
 
@@ -232,6 +239,9 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     # Starting, reading and stopping GC executions (the /system/gc API).
     assert on(GC_MACHINE_ARN) == {"states:StartExecution"}
     assert on(GC_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    # The same for tag retention executions (the /retentions API).
+    assert on(RETENTION_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(RETENTION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 
@@ -369,3 +379,23 @@ def test_job_functions_run_with_the_jobs_role_and_the_state_machine_calls_only_t
     schedule = resources["GcScheduleTick"]["Properties"]
     assert schedule["Target"]["Arn"] == {"Fn::GetAtt": ["JobSchedule", "Arn"]}
     assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "GARBAGE_COLLECTION"}
+
+
+def test_retention_machine_calls_only_its_functions_and_ticks_every_minute(
+    resources: dict[str, Any], package_dir: Path
+) -> None:
+    """Tag retention: its Task Lambdas run with the jobs role; its state machine is the ASL file with
+    their ARNs substituted and may invoke only them; the schedule tick asks for RETENTION."""
+    for name in (*RETENTION_FUNCTIONS, "JobSchedule"):
+        props = resources[name]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
+        assert props["Environment"]["Variables"]["REGISTRY_RETENTION_STATE_MACHINE_ARN"] == RETENTION_MACHINE_ARN
+    machine = resources["RetentionStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-retention"}
+    asl = (package_dir / machine["DefinitionS3Location"]).read_text()
+    assert set(machine["DefinitionSubstitutions"]) == {f"{n}Arn" for n in RETENTION_FUNCTIONS}
+    assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
+    (invoke,) = _statements(resources["RetentionStateMachineRole"])
+    assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in RETENTION_FUNCTIONS]
+    schedule = resources["RetentionScheduleTick"]["Properties"]
+    assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "RETENTION"}

@@ -1,0 +1,225 @@
+"""/api/v2.0/retentions: Harbor's tag retention policies, executions, tasks and task logs.
+
+Thin: parse, one service call, respond. Project admins manage a policy (Harbor's RBAC
+`tag-retention`); the service authorises against the policy's project.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice.app import Blueprint, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.api.edge import HttpRequest, json_response
+from chalicelib.api.mgmt._edge import API, Handler, body, created, int_param, iso, listing, ok, serve
+from chalicelib.api.mgmt.immutable import SelectorReq
+from chalicelib.core.jobs import Job, Trigger
+from chalicelib.core.retention import MAX_RULES, metadatas
+from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.stores.retention import TaskRecord
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+_MAX_SELECTORS = 8
+
+
+class RuleReq(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: int | None = None
+    priority: int | None = Field(default=None, ge=0, le=1_000_000)
+    disabled: bool | None = None
+    action: str | None = Field(default=None, max_length=32)
+    template: str = Field(max_length=64)
+    params: dict[str, int] | None = Field(default=None, max_length=4)
+    tag_selectors: list[SelectorReq] = Field(default_factory=list, max_length=_MAX_SELECTORS)
+    scope_selectors: dict[str, list[SelectorReq]] = Field(default_factory=dict, max_length=_MAX_SELECTORS)
+
+
+class TriggerReq(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    kind: str = Field(max_length=32)
+    settings: dict[str, str | None] | None = Field(default=None, max_length=4)
+    references: dict[str, Any] | None = None
+
+
+class ScopeReq(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    level: str = Field(max_length=32)
+    ref: int
+
+
+class PolicyReq(BaseModel):
+    """Harbor's `RetentionPolicy`; `id` is read-only and may be sent back."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: int | None = None
+    algorithm: str | None = Field(default=None, max_length=16)
+    rules: list[RuleReq] = Field(default_factory=list, max_length=MAX_RULES)
+    trigger: TriggerReq | None = None
+    scope: ScopeReq
+
+
+class ExecuteReq(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    dry_run: bool = False
+
+
+class StopReq(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    action: str = Field(max_length=16)
+
+
+def _policy_id(request: HttpRequest) -> int:
+    return int_param(request.params["policy_id"], "id")
+
+
+def _execution_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.job_id,
+        "policy_id": int(job.parameters["policy_id"]),
+        "start_time": iso(job.started_at or job.created_at),
+        "end_time": iso(job.ended_at) if job.ended_at else None,
+        "status": str(job.status),
+        "trigger": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
+        "dry_run": bool(job.parameters.get("dry_run")),
+    }
+
+
+def _task_view(task: TaskRecord) -> dict[str, Any]:
+    return {
+        "id": task.task_id,
+        "execution_id": task.execution_id,
+        "repository": task.repository,
+        "job_id": str(task.task_id),
+        "status": task.status,
+        "status_code": 3 if task.status == "Success" else 2,
+        "status_revision": task.ended_at or task.started_at,
+        "start_time": iso(task.started_at),
+        "end_time": iso(task.ended_at) if task.ended_at else None,
+        "total": task.total,
+        "retained": task.retained,
+    }
+
+
+@bp.route(f"{API}/retentions/metadatas", methods=["GET"], content_types=["*/*"])
+def retention_metadatas() -> Response:
+    return serve(bp, _logged_in(_metadatas))
+
+
+def _logged_in(handler: Handler) -> Handler:
+    """Harbor's retention API asks for a login before anything else (a bad body from an anonymous
+    caller is a 401, not a 400)."""
+
+    def checked(request: HttpRequest) -> Response:
+        if not request.principal.authenticated:
+            raise Unauthorized("log in to use tag retention")
+        return handler(request)
+
+    return checked
+
+
+def _metadatas(request: HttpRequest) -> Response:
+    return json_response(metadatas())
+
+
+@bp.route(f"{API}/retentions", methods=["POST"], content_types=["*/*"])
+def retentions() -> Response:
+    return serve(bp, _logged_in(_create))
+
+
+def _create(request: HttpRequest) -> Response:
+    req = body(request, PolicyReq)
+    policy_id = services().retention.create(request.principal, req.model_dump())
+    return created(f"{API}/retentions/{policy_id}")
+
+
+@bp.route(f"{API}/retentions/{{policy_id}}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
+def retention(policy_id: str) -> Response:
+    handler = {"GET": _get, "PUT": _update, "DELETE": _delete}[bp.current_request.method]
+    return serve(bp, _logged_in(handler), policy_id=policy_id)
+
+
+def _get(request: HttpRequest) -> Response:
+    record = services().retention.get(request.principal, _policy_id(request))
+    return json_response({**record.policy, "id": record.policy_id})
+
+
+def _update(request: HttpRequest) -> Response:
+    policy_id = _policy_id(request)
+    req = body(request, PolicyReq)
+    if req.id not in (None, policy_id):
+        raise BadRequest("the id in the body does not match the path")
+    services().retention.update(request.principal, policy_id, req.model_dump())
+    return ok()
+
+
+def _delete(request: HttpRequest) -> Response:
+    services().retention.delete(request.principal, _policy_id(request))
+    return ok()
+
+
+@bp.route(f"{API}/retentions/{{policy_id}}/executions", methods=["GET", "POST"], content_types=["*/*"])
+def executions(policy_id: str) -> Response:
+    handler = _execute if bp.current_request.method == "POST" else _executions
+    return serve(bp, _logged_in(handler), policy_id=policy_id)
+
+
+def _execute(request: HttpRequest) -> Response:
+    policy_id = _policy_id(request)
+    req = body(request, ExecuteReq)
+    job = services().retention.execute(request.principal, policy_id, req.dry_run)
+    location = f"{API}/retentions/{policy_id}/executions/{job.job_id}"
+    return created(location)
+
+
+def _executions(request: HttpRequest) -> Response:
+    policy_id = _policy_id(request)
+    records = [_execution_view(j) for j in services().retention.executions(request.principal, policy_id)]
+    return listing(request, f"/retentions/{policy_id}/executions", records)
+
+
+@bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}", methods=["PATCH"], content_types=["*/*"])
+def execution(policy_id: str, execution_id: str) -> Response:
+    return serve(bp, _logged_in(_stop), policy_id=policy_id, execution_id=execution_id)
+
+
+def _stop(request: HttpRequest) -> Response:
+    policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
+    req = body(request, StopReq)
+    if req.action != "stop":
+        raise BadRequest("action must be 'stop'")
+    services().retention.stop(request.principal, policy_id, execution_id)
+    return ok()
+
+
+@bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}/tasks", methods=["GET"],
+          content_types=["*/*"])  # fmt: skip
+def tasks(policy_id: str, execution_id: str) -> Response:
+    return serve(bp, _logged_in(_tasks), policy_id=policy_id, execution_id=execution_id)
+
+
+def _tasks(request: HttpRequest) -> Response:
+    policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
+    listed = services().retention.tasks(request.principal, policy_id, execution_id)
+    return listing(request, f"/retentions/{policy_id}/executions/{execution_id}/tasks",
+                   [_task_view(t) for t in listed])  # fmt: skip
+
+
+@bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}/tasks/{{task_id}}", methods=["GET"],
+          content_types=["*/*"])  # fmt: skip
+def task_log(policy_id: str, execution_id: str, task_id: str) -> Response:
+    return serve(bp, _logged_in(_task_log), policy_id=policy_id, execution_id=execution_id, task_id=task_id)
+
+
+def _task_log(request: HttpRequest) -> Response:
+    policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
+    task = services().retention.task(request.principal, policy_id, execution_id,
+                                     int_param(request.params["task_id"], "tid"))  # fmt: skip
+    return Response(body=task.log.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})

@@ -1,0 +1,288 @@
+"""Tag retention (Harbor's `pkg/retention`): a project's policy, and executions that apply it.
+
+A policy is validated by `core/retention.py` when saved, so an execution never meets a malformed
+rule. An execution is a job of the framework (vendor type `RETENTION`, `services/jobs.py`) run by
+the `retention` state machine; it has one task per repository an enabled rule selects. The task
+lists what the rules keep and delete; a dry run records exactly the same lists and deletes
+nothing; a real run deletes each doomed artifact through the manifest service's deep delete (so
+tags, accessories, quota and DELETE_ARTIFACT events follow the usual rules; GC reclaims the blobs
+later) and publishes one TAG_RETENTION event per execution. An artifact with an immutable tag is
+never deleted (it is listed as kept).
+
+The framework admits one active job per vendor type, so two retention executions (even of two
+projects) do not run at once: the second is refused with 409, as a second GC is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.core.jobs import Cron, CronError, Job, JobStatus, Trigger, VendorType
+from chalicelib.core.retention import ALGORITHM, MAX_RULES, Decision, InvalidPolicy, Item, decide, parse_rules
+from chalicelib.errors import BadRequest, Conflict, ManifestUnknown, NotFound, Precondition, ReferencedByOthers
+from chalicelib.events import Event, EventType
+from chalicelib.observability import logger
+from chalicelib.services.jobs import JobEnded
+from chalicelib.stores import keys
+
+if TYPE_CHECKING:
+    from chalicelib.core.identity import Principal, Project
+    from chalicelib.events import EventBus
+    from chalicelib.services.immutability import ImmutabilityService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.labels import LabelService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.stores.repositories import RepositoryStore
+    from chalicelib.stores.retention import PolicyRecord, RetentionStore, TaskRecord
+
+VENDOR = str(VendorType.RETENTION)
+RESOURCE = "tag-retention"
+_HISTORY_MAX = 500
+_TAGS_PER_ARTIFACT = 1000
+
+
+def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
+    """Validate Harbor's policy JSON (already type-checked by the API model) and return what is
+    stored. BadRequest on anything wrong."""
+    if (policy.get("algorithm") or ALGORITHM) != ALGORITHM:
+        raise BadRequest(f"algorithm must be {ALGORITHM!r}")
+    scope = policy.get("scope") or {}
+    if scope.get("level") != "project" or scope.get("ref") != project_id:
+        raise BadRequest("scope must be {level: project, ref: <the project id>}")
+    rules = policy.get("rules") or []
+    if len(rules) > MAX_RULES:
+        raise BadRequest(f"only {MAX_RULES} rules are allowed at most")
+    try:
+        parse_rules(rules)
+    except InvalidPolicy as exc:
+        raise BadRequest(str(exc)) from None
+    seen: dict[str, int] = {}
+    for n, rule in enumerate(rules):
+        key = json.dumps({k: v for k, v in rule.items() if k != "id"}, sort_keys=True)
+        if key in seen:
+            raise Conflict(f"rule {n} is conflict with rule {seen[key]}")
+        seen[key] = n
+    trigger = policy.get("trigger") or {"kind": "Schedule", "settings": {}}
+    if trigger.get("kind") != "Schedule":
+        raise BadRequest("trigger.kind must be 'Schedule'")
+    cron = str((trigger.get("settings") or {}).get("cron") or "")
+    if cron:
+        try:
+            Cron.parse(cron)
+        except CronError as exc:
+            raise BadRequest(f"invalid cron: {exc}", {"cron": cron[:100]}) from None
+    return {
+        "algorithm": ALGORITHM,
+        "rules": [{**r, "id": n + 1, "priority": r.get("priority") or 0, "action": "retain",
+                   "params": r.get("params") or {}, "disabled": bool(r.get("disabled"))}
+                  for n, r in enumerate(rules)],
+        "trigger": {"kind": "Schedule", "settings": {"cron": cron}, "references": {}},
+        "scope": {"level": "project", "ref": project_id},
+    }  # fmt: skip
+
+
+class RetentionService:
+    def __init__(self, store: RetentionStore, jobs: JobService, projects: ProjectService, *,
+                 repositories: RepositoryStore, artifacts: ArtifactStore, labels: LabelService,
+                 immutability: ImmutabilityService, manifests: ManifestService, events: EventBus,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self._store = store
+        self._jobs = jobs
+        self._projects = projects
+        self._repositories = repositories
+        self._artifacts = artifacts
+        self._labels = labels
+        self._immutability = immutability
+        self._manifests = manifests
+        self._events = events
+        self._clock = clock
+
+    # Policies.
+
+    def create(self, caller: Principal, policy: dict[str, Any]) -> int:
+        project = self._scope_project(policy)
+        self._projects.authorize(caller, project, RESOURCE, "create")
+        stored = normalize(policy, project.project_id)
+        existing = self._store.policy_of(project.name)
+        if existing is not None:
+            old = self._store.get(existing)
+            if old is None or old.project_id != project.project_id:
+                # A delete that stopped halfway, or the policy of a deleted project of the same name.
+                self._store.unlink(project.name, existing)
+        policy_id = self._store.create(project.name, project.project_id, stored)
+        self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
+        return policy_id
+
+    def get(self, caller: Principal, policy_id: int, action: str = "read") -> PolicyRecord:
+        record = self._store.get(policy_id)
+        project = self._same_project(record) if record is not None else None
+        if record is None or project is None:  # never existed, or its project was deleted
+            raise NotFound(f"retention policy {policy_id} not found")
+        self._projects.authorize(caller, project, RESOURCE, action)
+        return record
+
+    def _same_project(self, record: PolicyRecord) -> Project | None:
+        """The policy's project, unless it was deleted (a new project of the same name is another)."""
+        try:
+            project = self._projects.resolve(record.project, True)
+        except NotFound:
+            return None
+        return project if project.project_id == record.project_id else None
+
+    def update(self, caller: Principal, policy_id: int, policy: dict[str, Any]) -> None:
+        record = self.get(caller, policy_id, "update")
+        stored = normalize(policy, record.project_id)
+        self._store.update(record, stored)
+        self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
+
+    def delete(self, caller: Principal, policy_id: int) -> None:
+        self._store.set_schedule(policy_id, "")  # first: a schedule never names a deleted policy for long
+        self._store.delete(self.get(caller, policy_id, "delete"))
+
+    def _scope_project(self, policy: dict[str, Any]) -> Project:
+        ref = (policy.get("scope") or {}).get("ref")
+        if not isinstance(ref, int) or isinstance(ref, bool) or ref < 1:
+            raise BadRequest("scope.ref must be a project id")
+        try:
+            return self._projects.resolve(str(ref), False)
+        except NotFound:
+            raise BadRequest(f"invalid Project id {ref}") from None
+
+    # Executions.
+
+    def execute(self, caller: Principal, policy_id: int, dry_run: bool) -> Job:
+        record = self.get(caller, policy_id, "update")  # Harbor asks `update` to run a policy
+        return self._jobs.submit(VENDOR, Trigger.MANUAL, {"policy_id": record.policy_id, "dry_run": dry_run})
+
+    def executions(self, caller: Principal, policy_id: int) -> list[Job]:
+        self.get(caller, policy_id, "list")
+        return [j for j in self._jobs.history(VENDOR, _HISTORY_MAX) if j.parameters.get("policy_id") == policy_id]
+
+    def execution(self, caller: Principal, policy_id: int, execution_id: int, action: str = "read") -> Job:
+        self.get(caller, policy_id, action)
+        job = self._jobs.get(execution_id, VENDOR)
+        if job.parameters.get("policy_id") != policy_id:
+            raise NotFound(f"retention execution {execution_id} not found")
+        return job
+
+    def stop(self, caller: Principal, policy_id: int, execution_id: int) -> None:
+        self.execution(caller, policy_id, execution_id, "update")
+        self._jobs.stop(execution_id, VENDOR)
+
+    def tasks(self, caller: Principal, policy_id: int, execution_id: int) -> list[TaskRecord]:
+        self.execution(caller, policy_id, execution_id, "list")
+        return self._store.tasks(execution_id)
+
+    def task(self, caller: Principal, policy_id: int, execution_id: int, task_id: int) -> TaskRecord:
+        self.execution(caller, policy_id, execution_id)
+        task = self._store.task(execution_id, task_id)
+        if task is None:
+            raise NotFound(f"retention task {task_id} not found")
+        return task
+
+    def run_due(self, now: float) -> list[Job]:
+        """Start every policy whose cron slot passed since its last run (once per slot, even with
+        several schedulers: the slot is claimed by a conditional write). The scheduler tick calls it."""
+        started = []
+        for schedule in self._store.schedules():
+            since = max(schedule.last_fired, schedule.updated_at)
+            slot = int(Cron.parse(schedule.cron).next_after(datetime.fromtimestamp(since, UTC)).timestamp())
+            if slot > now or not self._store.claim_slot(schedule.policy_id, schedule.last_fired, slot):
+                continue
+            if self._store.get(schedule.policy_id) is None:
+                continue
+            parameters = {"policy_id": schedule.policy_id, "dry_run": False}
+            try:
+                started.append(self._jobs.submit(VENDOR, Trigger.SCHEDULE, parameters))
+            except Conflict:
+                logger.warning("scheduled retention skipped: a retention run is active", policy_id=schedule.policy_id)
+        return started
+
+    # The execution itself (the state machine's Task handlers call these).
+
+    def run(self, job_id: int) -> None:
+        """Apply the policy to every repository a rule selects, one task each, then end the job."""
+        job = self._jobs.begin(job_id)
+        policy_id, dry_run = int(job.parameters["policy_id"]), bool(job.parameters.get("dry_run"))
+        record = self._store.get(policy_id)
+        if record is None:
+            self._jobs.finish(job_id, JobStatus.ERROR, f"retention policy {policy_id} no longer exists")
+            return
+        if not self._same_project(record):
+            self._jobs.finish(job_id, JobStatus.ERROR, f"project {record.project} of policy {policy_id} was deleted")
+            return
+        rules = parse_rules(record.policy.get("rules") or [])
+        self._jobs.log(job_id, f"retention policy {policy_id} on project {record.project}, dry_run={dry_run}")
+        totals = {"total": 0, "retained": 0, "deleted": 0}
+        deleted_all: list[dict[str, Any]] = []
+        try:
+            for repository in self._repositories.find(record.project):
+                name = repository.name.partition("/")[2]
+                if not any(rule.selects_repository(name) for rule in rules):
+                    continue
+                self._jobs.check(job_id)
+                task = self._store.start_task(job_id, repository.name)
+                items = self._items(repository.name)
+                decision = decide(rules, name, items, int(self._clock()), partial(self._immutable, repository.name))
+                deleted, log = self._apply(job_id, repository.name, decision, dry_run)
+                retained = len(items) - len(deleted)
+                self._store.end_task(task, "Success", len(items), retained, log)
+                totals["total"] += len(items)
+                totals["retained"] += retained
+                totals["deleted"] += len(deleted)
+                deleted_all += [{"repository": repository.name, "digest": i.digest, "tags": list(i.tags)}
+                                for i in deleted]  # fmt: skip
+        except JobEnded:
+            return
+        except Exception as exc:
+            self._jobs.finish(job_id, JobStatus.ERROR, f"{type(exc).__name__}: {exc}", totals)
+            raise
+        if self._jobs.finish(job_id, JobStatus.SUCCESS, None, totals) and not dry_run:
+            detail = {"execution_id": job_id, **totals, "deleted": deleted_all[:1000]}
+            event = Event.now(EventType.TAG_RETENTION, project=record.project, resource_type="retention",
+                              resource=str(policy_id), detail=detail)  # fmt: skip
+            self._events.publish(event)
+
+    def fail(self, job_id: int, error: str) -> None:
+        self._jobs.finish(job_id, JobStatus.ERROR, error)
+
+    def _items(self, repository: str) -> list[Item]:
+        artifacts = self._artifacts.rows_for_keys(self._artifacts.all_keys(keys.artifacts_pk(repository), False))
+        digests = [a.digest for a in artifacts]
+        tags = self._artifacts.tags_of(repository, digests, _TAGS_PER_ARTIFACT) if digests else {}
+        labels = self._labels.labels_for(repository, digests) if digests else {}
+        return [
+            Item(a.digest, tuple(t.name for t in tags.get(a.digest, [])),
+                 tuple(str(label["name"]) for label in labels.get(a.digest, [])), a.push_time, a.pull_time or 0)
+            for a in artifacts
+        ]  # fmt: skip
+
+    def _immutable(self, repository: str, item: Item) -> bool:
+        return any(self._immutability.protects(repository, tag) for tag in item.tags)
+
+    def _apply(self, job_id: int, repository: str, decision: Decision, dry_run: bool) -> tuple[list[Item], str]:
+        """Delete (unless a dry run) what the decision dooms; the task's log and what went."""
+        lines = [f"{'retained':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.retained]
+        lines += [f"{'immutable':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.immutable]
+        deleted: list[Item] = []
+        for item in decision.deleted:
+            if not dry_run:
+                self._jobs.check(job_id)
+                try:
+                    self._manifests.delete_artifact(repository, item.digest)
+                except ManifestUnknown:
+                    continue  # deleted meanwhile (with an index, or by a user)
+                except (ReferencedByOthers, Precondition, Conflict) as exc:
+                    lines.append(f"{'kept':<10} {repository}@{item.digest}: {exc.message}")
+                    continue
+            deleted.append(item)
+            verb = "would delete" if dry_run else "deleted"
+            lines.append(f"{verb:<10} {repository}@{item.digest} tags={list(item.tags)}")
+        return deleted, "".join(f"{line}\n" for line in lines)
