@@ -145,11 +145,17 @@ class BlobMetaStore:
         self.link(repository, digest, size)
 
     def _revive(self, digest: str) -> None:
+        lost_to: int | None = None  # the version our touch lost against
         for _attempt in range(5):
             try:
                 row = BlobRow.get(keys.blob_pk(digest), keys.BLOB_SK, consistent_read=True)
             except BlobRow.DoesNotExist:  # a tombstone expired meanwhile: the bytes may be gone
                 break
+            if lost_to is not None and row.state == "none" and int(row.version) != lost_to:
+                # Another upload of the same blob touched it between our read and our write: that
+                # touch protects the blob as well as ours would (a GC mark conditioned on the old
+                # version fails), so many concurrent uploads need not all win their own touch.
+                return
             if row.state == "deleting":
                 raise BlobUnknown("blob is being garbage collected; upload it again", {"digest": digest})
             if row.state in _MAYBE_GONE and (
@@ -158,6 +164,7 @@ class BlobMetaStore:
                 raise BlobUnknown("blob was garbage collected during the upload; upload it again", {"digest": digest})
             if self._touch(row):
                 return
+            lost_to = int(row.version)
         raise BlobUnknown("blob changed during the upload; upload it again", {"digest": digest})
 
     def link(self, repository: str, digest: str, size: int) -> None:
