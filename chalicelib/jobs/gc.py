@@ -12,7 +12,6 @@ from typing import Any
 from chalice.app import Blueprint
 
 from chalicelib.jobs import failures
-from chalicelib.observability import logger
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -45,10 +44,7 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
 
 def fail(event: dict[str, Any]) -> dict[str, Any]:
     """The Catch of every state: record why the run failed (a stopped job stays Stopped)."""
-    why = failures.reason(event)
-    logger.error("GC job failed", job_id=event.get("job_id"), reason=why)
-    services().gc.fail(int(event["job_id"]), why)
-    return {"job_id": event["job_id"]}
+    return failures.record("GC", event, services().gc.fail)
 
 
 HANDLERS: dict[str, Handler] = {

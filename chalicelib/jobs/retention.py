@@ -9,7 +9,6 @@ from typing import Any
 from chalice.app import Blueprint
 
 from chalicelib.jobs import failures
-from chalicelib.observability import logger
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -23,10 +22,7 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
 
 def fail(event: dict[str, Any]) -> dict[str, Any]:
     """The Catch: record why the execution failed (a stopped one stays Stopped)."""
-    why = failures.reason(event)
-    logger.error("retention job failed", job_id=event.get("job_id"), reason=why)
-    services().retention.fail(int(event["job_id"]), why)
-    return {"job_id": event["job_id"]}
+    return failures.record("retention", event, services().retention.fail)
 
 
 HANDLERS: dict[str, Handler] = {"retention_run": run, "retention_fail": fail}

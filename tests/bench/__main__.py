@@ -123,11 +123,11 @@ class Bench:
     def _listing(self) -> dict[str, Any]:
         return self._in_subprocess("listing", 1800)
 
-    def _in_subprocess(self, module: str, timeout: int) -> dict[str, Any]:
-        """Run `tests.bench.<module> --json` in its own process (its moto patches stay there)."""
+    def _in_subprocess(self, module: str, timeout: int, *args: str) -> dict[str, Any]:
+        """Run `tests.bench.<module> [args] --json` in its own process (its moto patches stay there)."""
         out = self.workdir / f"{module}.json"
         proc = subprocess.run(
-            [PYTHON, "-m", f"tests.bench.{module}", "--json", str(out)],
+            [PYTHON, "-m", f"tests.bench.{module}", *args, "--json", str(out)],
             cwd=REPO_ROOT,
             env=loopback_env(),
             timeout=timeout,
@@ -139,15 +139,7 @@ class Bench:
         return result
 
     def _gc(self) -> dict[str, Any]:
-        out = self.workdir / "gc.json"
-        blobs = str(env_int("BENCH_GC_BLOBS", 5000))
-        proc = subprocess.run(
-            [PYTHON, "-m", "tests.bench.gc", "--blobs", blobs, "--json", str(out)],
-            cwd=REPO_ROOT, env=loopback_env(), timeout=7200, check=False,
-        )  # fmt: skip
-        if not out.exists():
-            raise RuntimeError(f"gc bench exited with {proc.returncode} and no result")
-        result: dict[str, Any] = json.loads(out.read_text())
+        result = self._in_subprocess("gc", 7200, "--blobs", str(env_int("BENCH_GC_BLOBS", 5000)))
         if result["errors"]:
             self.summary["errors"]["gc"] = f"runs that did not collect every blob: {result['errors']}"
         return result

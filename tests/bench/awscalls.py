@@ -34,12 +34,15 @@ ADMIN = ("admin", secrets.token_urlsafe(18))
 
 
 class CallCounter:
-    """Wraps `botocore.client.BaseClient._make_api_call`; records calls only inside `measure()` and
-    only from the thread that measures (the one the request runs on): what event subscribers (audit
-    log, pull times, icons) write later on their worker thread is off the request path."""
+    """Wraps `botocore.client.BaseClient._make_api_call`; records calls only inside `measure()`.
 
-    def __init__(self) -> None:
+    With `measuring_thread_only`, only calls from the thread that measures (the one a request runs
+    on): what event subscribers (audit log, pull times, icons) write later on their worker thread
+    is off the request path. Without it every thread counts (a GC run's Tasks run on moto's)."""
+
+    def __init__(self, *, measuring_thread_only: bool = False) -> None:
         self._lock = threading.Lock()
+        self._thread_only = measuring_thread_only
         self._active = False
         self._owner: int | None = None
         self._calls: list[str] = []
@@ -58,7 +61,7 @@ class CallCounter:
 
     def record(self, name: str) -> None:
         with self._lock:
-            if self._active and threading.get_ident() == self._owner:
+            if self._active and (not self._thread_only or threading.get_ident() == self._owner):
                 self._calls.append(name)
 
     @contextmanager
@@ -232,7 +235,7 @@ def in_process_app(counter: CallCounter) -> Iterator[Any]:
 
 
 def measure() -> dict[str, Any]:
-    counter = CallCounter()
+    counter = CallCounter(measuring_thread_only=True)
     with in_process_app(counter) as client:
         from chalicelib import wiring
 
