@@ -49,6 +49,9 @@ from moto.dynamodb.responses import DynamoResult
 
 _WRITE_LOCK = threading.RLock()
 _SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
+# Reads that iterate a table or a partition: moto raises "dictionary changed size during iteration"
+# (or skips rows) when another thread writes meanwhile; DynamoDB answers each call atomically.
+_ITERATING_READS = ("scan", "query")
 
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -164,14 +167,22 @@ def _method_names(clazz: type) -> list[str]:
 _applied = False
 
 
+def atomic_calls() -> dict[str, Callable[..., Any]]:
+    """moto's DynamoDB methods wrapped so each call runs alone, as each DynamoDB call is atomic:
+    writes and the reads that iterate. `apply` installs them for good; a test that runs GC Tasks
+    beside concurrent requests installs them for its own duration."""
+    names = (*_SINGLE_WRITES, *_ITERATING_READS, "transact_write_items")
+    return {name: _locked(getattr(DynamoDBBackend, name)) for name in names}
+
+
 def apply() -> None:
     """Install the fixes (idempotent)."""
     global _applied  # noqa: PLW0603 (a process-wide patch is applied once)
     if _applied:
         return
     _applied = True
-    for name in _SINGLE_WRITES:
-        setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    for name, method in atomic_calls().items():
+        setattr(DynamoDBBackend, name, method)
     ActionResult.execute_result = _execute_result  # type: ignore[method-assign]
     moto_responses.method_names_from_class = _method_names  # type: ignore[attr-defined]

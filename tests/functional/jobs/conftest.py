@@ -70,8 +70,15 @@ def wait_for_executions(timeout: float) -> None:
 
 
 @pytest.fixture
-def gc(registry: LiveRegistry) -> Iterator[GcRegistry]:
-    from chalicelib.local import stepfunctions
+def gc(registry: LiveRegistry, monkeypatch: pytest.MonkeyPatch) -> Iterator[GcRegistry]:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    from chalicelib.local import moto_patches, stepfunctions
+
+    # GC Tasks run on moto's execution threads beside the test's requests; DynamoDB answers each
+    # call atomically, moto only with the runner's lock (a Scan would otherwise see a table change).
+    for name, method in moto_patches.atomic_calls().items():
+        monkeypatch.setattr(DynamoDBBackend, name, method)
 
     stepfunctions.install()  # undone with the test's mock (moto restores its config)
     arns = stepfunctions.create_state_machines(boto3.client("stepfunctions", region_name=REGION), REGION)
