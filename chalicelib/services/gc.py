@@ -364,11 +364,8 @@ class GcService:
         return parse_manifest(stored.body, stored.media_type, digest).children
 
     def _release(self, project: str, digest: str) -> None:
-        """Harbor's association cleanup, safe against a push that references the blob meanwhile
-        (the push writes its reference before it checks the association)."""
-        size = self._projects.release_blob(project, digest)
-        if size is not None and self._projects.referenced(project, digest):
-            self._projects.associate_blob(project, digest, size, enforce_limit=False)
+        """Harbor's association cleanup; `release_blob` keeps a blob a push references meanwhile."""
+        self._projects.release_blob(project, digest)
 
     def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]],
               cutoff: int) -> list[Candidate]:  # fmt: skip

@@ -94,15 +94,15 @@ class ManifestService:
         self._quota.track_manifest(project, repository, manifest.digest, list(manifest.blobs))
         charged: list[str] = []
         try:
-            charged = self._charge(project, repository, sizes)
+            charged = self._quota.count_all(project, repository, sizes)
             self._protect(manifest)
             self._manifests.put(repository, manifest, body, tag, record, tag_may_move=not frozen)
         except BaseException as exc:
-            for d in charged:
-                self._quota.release(project, d)
             if self._manifests.get(repository, manifest.digest, with_body=False) is None:
                 # Not stored: drop its references, but blobs uploaded for it stay counted (Harbor).
                 self._quota.forget_manifest(project, repository, manifest.digest, list(manifest.blobs))
+            for d in charged:  # unless another manifest relies on them now
+                self._quota.release(project, d)
             if frozen and tag is not None and isinstance(exc, Conflict):  # tag immutability: lost the race
                 raise self._immutability.immutable_error(repository, tag) from exc
             raise
@@ -124,19 +124,6 @@ class ManifestService:
         gone = self._blobs.protect(list(manifest.blobs)) if manifest.blobs else []
         if gone:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
-
-    def _charge(self, project: str, repository: str, sizes: dict[str, int]) -> list[str]:
-        """Charge the manifest and any referenced blob the project does not count yet (Harbor)."""
-        charged: list[str] = []
-        try:
-            for d in self._blobs.unassociated(project, list(sizes)):
-                if self._quota.charge(project, d, sizes[d], repository):
-                    charged.append(d)
-        except BaseException:
-            for d in charged:
-                self._quota.release(project, d)
-            raise
-        return charged
 
     def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True) -> Manifest:
         digest = self.resolve(repository, reference)

@@ -62,24 +62,36 @@ class QuotaService:
             )
             raise QuotaExceeded(message, {"project": p.name}) from None
 
+    def count_all(self, project: str, repository: str, sizes: dict[str, int]) -> list[str]:
+        """Make sure the project counts every digest (a manifest push, after `track_manifest`):
+        charge those it does not count yet, and stop any release in progress of those it does.
+        Returns the digests charged here (the caller releases them if the push fails)."""
+        charged: list[str] = []
+        try:
+            counted = self._store.counted(project, list(sizes))
+            for digest, size in sizes.items():
+                if digest in counted and (not counted[digest] or self._store.keep_blob(project, digest)):
+                    continue
+                if self.charge(project, digest, size, repository):
+                    charged.append(digest)
+        except BaseException:
+            for digest in charged:
+                self.release(project, digest)
+            raise
+        return charged
+
     def release(self, project: str, digest: str) -> None:
+        """Uncount a blob unless a manifest of the project still references it."""
         self._store.release_blob(project, digest)
 
     def track_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
         self._store.add_references(project, repository, manifest, blobs)
 
     def untrack_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
-        """After a manifest delete: release what no manifest of the project references any more.
-
-        A push of another manifest may reference a blob between the check and the release; so after
-        releasing, the references are read again and a blob that gained one is counted back. (The
-        push writes its references before it checks what the project counts, so one of the two
-        always sees the other.)
-        """
+        """After a manifest delete: release what no manifest of the project references any more
+        (`release_blob` checks again, safely against a push that references it meanwhile)."""
         for digest in self._store.remove_references(project, repository, manifest, blobs):
-            size = self._store.release_blob(project, digest)
-            if size is not None and self._store.referenced(project, digest):
-                self._store.associate_blob(project, digest, size, enforce_limit=False)
+            self._store.release_blob(project, digest)
 
     def forget_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
         """A manifest that was not stored after all: remove its references, release nothing."""

@@ -170,12 +170,6 @@ class BlobMetaStore:
     def link(self, repository: str, digest: str, size: int) -> None:
         LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=int(time.time())).save()
 
-    def unassociated(self, project: str, digests: list[str]) -> list[str]:
-        """Which digests the project does not count yet (one BatchGetItem per 100)."""
-        pk = keys.project_pk(project)
-        found = {i["sk"]["S"].removeprefix("BLOB#") for i in batch_get_raw([(pk, keys.link_sk(d)) for d in digests])}
-        return [d for d in dict.fromkeys(digests) if d not in found]
-
     def unlink(self, repository: str, digest: str) -> bool:
         """Remove the repository's link; the bytes stay for GC. False when there was none."""
         return delete_where(LinkRow(keys.repo_pk(repository), keys.link_sk(digest)), LinkRow.pk.exists())

@@ -9,6 +9,7 @@ the sum of the project's distinct blobs.
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from typing import Any
 
@@ -198,14 +199,14 @@ class ProjectStore:
 
     # Quota.
 
-    def associate_blob(self, project: str, digest: str, size: int, *, enforce_limit: bool = True) -> bool:
+    def associate_blob(self, project: str, digest: str, size: int) -> bool:
         """Count `digest` in the project once; False if it was already counted.
 
         Raises QuotaExceededError when the project's limit would be passed (or it does not exist).
         """
         now = int(time.time())
         pk = keys.project_pk(project)
-        limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= (size if enforce_limit else 0))
+        limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= size)
         try:
             with TransactWrite(connection=connection()) as tx:
                 tx.save(
@@ -227,27 +228,70 @@ class ProjectStore:
             raise
         return True
 
-    def release_blob(self, project: str, digest: str) -> int | None:
-        """Uncount a blob: delete its project-blob row and subtract its size, in one transaction.
+    def counted(self, project: str, digests: list[str]) -> dict[str, bool]:
+        """Digest -> "being released" for those of `digests` the project counts (one consistent
+        BatchGetItem per 100 keys)."""
+        items = batch_get_raw([(keys.project_pk(project), keys.link_sk(d)) for d in digests])
+        return {i["sk"]["S"].removeprefix("BLOB#"): "releasing" in i for i in items}
 
-        Returns the size released, or None if it was not counted."""
-        pk = keys.project_pk(project)
+    def keep_blob(self, project: str, digest: str) -> bool:
+        """Stop a release in progress (see `release_blob`); False if there was none to stop."""
         try:
-            row = ProjectBlobRow.get(pk, keys.link_sk(digest))
-        except ProjectBlobRow.DoesNotExist:
+            ProjectBlobRow(keys.project_pk(project), keys.link_sk(digest)).update(
+                actions=[ProjectBlobRow.releasing.remove()], condition=ProjectBlobRow.releasing.exists()
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_blob(self, project: str, digest: str) -> int | None:
+        """Uncount a blob that no manifest of the project references; returns the size released,
+        or None if it was not counted or is still referenced.
+
+        Never uncounts a blob a stored manifest relies on, which is what keeps GC from collecting
+        it. A push writes its references, then reads which blobs the project counts, and counts
+        (or keeps, below) the rest before it stores the manifest. The release first flags the row
+        `releasing` with a token, then looks for references, then deletes the row only if the
+        token is still there. A push that read the row before the flag wrote its references
+        before the release looked, so the release sees them and backs off; a push that read the
+        flag removes it (`keep_blob`), so the delete fails, or finds the row gone and counts the
+        blob again itself. (Deleting after one look, as before, let a failed push release a blob a
+        concurrent push had just decided not to charge because it was already counted.)
+        """
+        pk, sk = keys.project_pk(project), keys.link_sk(digest)
+        token = secrets.token_hex(8)
+        row = ProjectBlobRow(pk, sk)
+        try:
+            row.update(actions=[ProjectBlobRow.releasing.set(token)], condition=ProjectBlobRow.pk.exists())
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return None  # not counted
+            raise
+        if self.referenced(project, digest):
+            self._unflag(row, token)
             return None
         size = int(row.size)
         try:
             with TransactWrite(connection=connection()) as tx:
-                tx.delete(ProjectBlobRow(pk, keys.link_sk(digest)), condition=ProjectBlobRow.pk.exists())
+                tx.delete(ProjectBlobRow(pk, sk), condition=ProjectBlobRow.releasing == token)
                 tx.update(ProjectRow(pk, keys.ENTITY_SK),
                           actions=[ProjectRow.storage_used.add(-size), ProjectRow.storage_free.add(size)])  # fmt: skip
         except TransactWriteError as exc:
             reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
             if reasons and reasons[0] == "ConditionalCheckFailed":
-                return None  # released concurrently
+                return None  # a push kept it, or another release took over
             raise
         return size
+
+    @staticmethod
+    def _unflag(row: ProjectBlobRow, token: str) -> None:
+        try:
+            row.update(actions=[ProjectBlobRow.releasing.remove()], condition=ProjectBlobRow.releasing == token)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
 
     def add_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> None:
         """Record that `manifest` references each digest (itself included), for release on delete."""
@@ -268,7 +312,8 @@ class ProjectStore:
     def referenced(self, project: str, digest: str) -> bool:
         """Whether any manifest of the project references the digest (one Query, one key)."""
         pk = keys.project_pk(project)
-        rows = BlobRefRow.query(pk, BlobRefRow.sk.startswith(keys.blob_ref_prefix(digest)), limit=1)
+        rows = BlobRefRow.query(pk, BlobRefRow.sk.startswith(keys.blob_ref_prefix(digest)), limit=1,
+                                consistent_read=True)  # fmt: skip
         return next(iter(rows), None) is not None
 
 

@@ -74,6 +74,7 @@ class LinkRow(_Base):
 class ProjectBlobRow(_Base):
     size = NumberAttribute()
     created_at = NumberAttribute()
+    releasing = UnicodeAttribute(null=True)  # a release's token while it checks for references
 
 
 class BlobRefRow(_Base):
@@ -473,7 +474,9 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
     """Raw items for (pk, sk) pairs of any model, in BatchGetItem calls of 100 keys.
 
     PynamoDB's own batch_get reads one model only; this lets one call fetch a link row and the
-    blob row it points at. Unprocessed keys are retried (throttling) a bounded number of times.
+    blob row it points at. Reads are strongly consistent: the GC protocol decides on what these
+    read (a blob state, a project's count), and a stale read could let a push rely on a blob a
+    sweep has claimed. Unprocessed keys are retried (throttling) a bounded number of times.
     """
     client: Any = _Base._get_connection().connection.client
     table = _Base.Meta.table_name
@@ -481,7 +484,10 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
     unique = list(dict.fromkeys(item_keys))
     for start in range(0, len(unique), 100):
         request: dict[str, Any] = {
-            table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]]}
+            table: {
+                "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]],
+                "ConsistentRead": True,
+            }
         }
         for _attempt in range(8):
             result = client.batch_get_item(RequestItems=request)
