@@ -31,6 +31,7 @@ from chalicelib.services.labels import LabelService
 from chalicelib.services.manifests import ManifestService
 from chalicelib.services.members import MemberService
 from chalicelib.services.projects import ProjectService
+from chalicelib.services.pulls import PullCoalescer
 from chalicelib.services.quotas import QuotaService
 from chalicelib.services.repositories import RepositoryService
 from chalicelib.services.retention import RetentionService
@@ -88,6 +89,7 @@ class Services:
     gc: GcService
     webhooks: WebhookService
     retention: RetentionService
+    pulls: PullCoalescer
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -209,12 +211,10 @@ def services() -> Services:
     repository_store = RepositoryStore()
     labels = LabelService(LabelStore(), projects, access, manifests)
     artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta,
-                                repositories=repository_store, labels=labels, immutability=immutability,
-                                pull_window_seconds=settings.pull_count_flush_seconds)  # fmt: skip
-    events.subscribe(artifacts.pulls.observe)
-    repositories = RepositoryService(manifest_store, repository_store, projects, manifests,
-                                     settings.pull_count_flush_seconds)  # fmt: skip
-    events.subscribe(repositories.record_pull)
+                                repositories=repository_store, labels=labels, immutability=immutability)  # fmt: skip
+    pulls = PullCoalescer(artifact_store, repository_store, settings.pull_count_flush_seconds)
+    events.subscribe(pulls.observe)
+    repositories = RepositoryService(manifest_store, repository_store, projects, manifests)
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)
     jobs = JobService(JobStore(), _job_runner(settings))
@@ -270,6 +270,7 @@ def services() -> Services:
             manifests=manifests,
             events=events,
         ),
+        pulls=pulls,
     )
     _bootstrap(built, settings)
     return built

@@ -9,8 +9,6 @@ an immutability guard has one place to go.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -24,8 +22,6 @@ from chalicelib.core.identity import Principal, Project
 from chalicelib.core.manifest import parse_manifest
 from chalicelib.core.reference import project_of, validate_name, validate_tag
 from chalicelib.errors import BadRequest, ManifestUnknown, NotFound
-from chalicelib.events import Event, EventType
-from chalicelib.observability import logger
 from chalicelib.stores import keys
 from chalicelib.stores.artifacts import FILTER_MAX
 
@@ -53,8 +49,6 @@ class Matcher:
 
 # Harbor lists every tag of each artifact; a list page stops at this many per artifact.
 TAGS_PER_ARTIFACT = 100
-# Pulls of one artifact are written at most once per window (see PullRecorder).
-PULL_WINDOW_SECONDS = 60.0
 
 
 Key = tuple[str, str]
@@ -115,7 +109,6 @@ class ArtifactService:
         repositories: RepositoryStore,
         labels: LabelService,
         immutability: ImmutabilityService,
-        pull_window_seconds: float = PULL_WINDOW_SECONDS,
     ) -> None:
         self._store = store
         self._manifests = manifests
@@ -125,7 +118,6 @@ class ArtifactService:
         self._repositories = repositories
         self._labels = labels
         self._immutability = immutability
-        self.pulls = PullRecorder(store, window=pull_window_seconds)
 
     # Access.
 
@@ -372,59 +364,3 @@ def parse_copy_source(value: str | None) -> tuple[str, str]:
     if "/" not in name:
         raise BadRequest("from must name a project and a repository", {"from": value[:300]})
     return validate_name(name), reference
-
-
-class PullRecorder:
-    """Records pull times (of artifacts, and of tags pulled by name) from PULL_ARTIFACT events,
-    coalesced (repository pull counts are coalesced the same way by services/repositories.py).
-
-    A pull never writes to DynamoDB: `ManifestService.get` publishes an event and the bus delivers it
-    off the request path (a worker thread locally, a consumer Lambda on AWS). Here pulls collect in
-    memory (the latest time per artifact and per tag) and are written in one flush at most once per
-    `window` seconds: the first pull after a quiet window flushes at once, later ones are flushed by
-    a timer when the window closes. So an artifact pulled a thousand times a minute costs one
-    UpdateItem a minute, and its tag one more. Writes only move times forward and skip deleted
-    artifacts and moved tags (conditions).
-    A process that dies with pulls pending loses at most one window of them: pull times are
-    advisory in Harbor too.
-    """
-
-    def __init__(self, store: ArtifactStore, window: float = PULL_WINDOW_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self._store = store
-        self._window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._pending: dict[tuple[str, str], int] = {}
-        self._tags: dict[tuple[str, str], tuple[str, int]] = {}
-        self._last_flush = float("-inf")
-        self._timer: threading.Timer | None = None
-
-    def observe(self, event: Event) -> None:
-        if event.type is not EventType.PULL_ARTIFACT or not event.repository or not event.digest:
-            return
-        key = (event.repository, event.digest)
-        with self._lock:
-            self._pending[key] = max(self._pending.get(key, 0), int(event.occurred_at))
-            if event.tag:
-                self._tags[event.repository, event.tag] = (event.digest, int(event.occurred_at))
-            wait = self._last_flush + self._window - self._clock()
-            if wait > 0 and (self._timer is None or not self._timer.is_alive()):
-                self._timer = threading.Timer(wait, self.flush)
-                self._timer.daemon = True
-                self._timer.start()
-        if wait <= 0:
-            self.flush()
-
-    def flush(self) -> None:
-        """Write everything pending now (also what the AWS consumer calls after a batch)."""
-        with self._lock:
-            pending, tags = self._pending, self._tags
-            self._pending, self._tags = {}, {}
-            self._last_flush = self._clock()
-        if not pending:
-            return
-        try:
-            self._store.record_pulls(pending, tags)
-        except Exception:  # a timer thread has no caller to report to
-            logger.exception("pull times not recorded")

@@ -20,9 +20,6 @@ Costs, since nothing here may Scan:
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +29,6 @@ from chalicelib.core.digest import Digest
 from chalicelib.core.manifest import index_descriptors, parse_manifest
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import Conflict, ManifestUnknown, NameUnknown, NotFound
-from chalicelib.events import Event, EventType
 
 if TYPE_CHECKING:
     from chalicelib.core.identity import Principal, Project
@@ -52,53 +48,6 @@ _COUNT_WORKERS = 8
 _DELETE_ROUNDS_MAX = 8
 
 
-class PullCounter:
-    """Coalesces pulls: a repository's pulls are written in one `add_pulls` call at most once per
-    `window` seconds (its first pull at once). Every pull also writes whatever other repository
-    has waited a full window, so counts keep moving while anything is pulled.
-
-    Counts still waiting when the process ends are lost (at most one window's worth per
-    repository); `flush_all` writes them (shutdown, tests)."""
-
-    def __init__(self, write: Callable[[str, int, int], object], window: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
-        self._write = write
-        self._window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._pending: dict[str, tuple[int, int]] = {}
-        self._written_at: dict[str, float] = {}
-
-    def add(self, repository: str, pulled_at: int) -> None:
-        with self._lock:
-            count, last = self._pending.get(repository, (0, 0))
-            self._pending[repository] = (count + 1, max(last, pulled_at))
-            now = self._clock()
-            ready = [r for r in self._pending if now - self._written_at.get(r, now - self._window) >= self._window]
-            due = {r: self._pending.pop(r) for r in ready}
-            for name in due:
-                self._written_at[name] = now
-            if len(self._written_at) > 10_000:
-                self._written_at = {k: v for k, v in self._written_at.items() if now - v < self._window}
-        for name, (total, latest) in due.items():
-            self._flush(name, total, latest)
-
-    def flush_all(self) -> None:
-        with self._lock:
-            due, self._pending = self._pending, {}
-        for repository, (count, last) in due.items():
-            self._flush(repository, count, last)
-
-    def _flush(self, repository: str, count: int, last: int) -> None:
-        try:
-            self._write(repository, count, last)
-        except Exception:
-            with self._lock:  # keep them for the next write rather than lose them
-                held, held_last = self._pending.get(repository, (0, 0))
-                self._pending[repository] = (held + count, max(held_last, last))
-            raise
-
-
 class RepositoryService:
     def __init__(
         self,
@@ -106,13 +55,11 @@ class RepositoryService:
         repositories: RepositoryStore,
         projects: ProjectService,
         manifest_service: ManifestService,
-        pull_flush_seconds: float,
     ) -> None:
         self._manifests = manifests
         self._repositories = repositories
         self._projects = projects
         self._manifest_service = manifest_service
-        self.pulls = PullCounter(repositories.add_pulls, pull_flush_seconds)
 
     def tags(self, repository: str, limit: int, last: str | None) -> tuple[list[str], bool]:
         if not self._manifests.repository_exists(repository):
@@ -226,11 +173,6 @@ class RepositoryService:
                 if digest not in referenced:
                     with contextlib.suppress(ManifestUnknown):  # deleted concurrently: fine
                         self._manifest_service.delete(name, digest)
-
-    def record_pull(self, event: Event) -> None:
-        """Event subscriber: count manifest pulls per repository (coalesced)."""
-        if event.type is EventType.PULL_ARTIFACT and event.repository:
-            self.pulls.add(event.repository, int(event.occurred_at))
 
     def search(self, caller: Principal, text: str, limit: int) -> tuple[list[Project], list[Located]]:
         """Projects and repositories whose name contains `text`, among those the caller may read.

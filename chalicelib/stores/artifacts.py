@@ -253,7 +253,7 @@ class ArtifactStore:
     def record_pulls(self, pulled: dict[tuple[str, str], int], tags: dict[tuple[str, str], tuple[str, int]]) -> None:
         """One UpdateItem per artifact (only forward in time, only if it still exists) and one per
         tag pulled by name (only while it still points at the pulled digest). Repository pull counts
-        are the repository service's (services/repositories.py)."""
+        are written beside them (services/pulls.py)."""
         for (repository, tag), (digest, when) in tags.items():
             tag_row = TagRow(keys.repo_pk(repository), keys.tag_sk(tag))
             condition = (TagRow.digest == digest) & (TagRow.pull_time.does_not_exist() | (TagRow.pull_time < when))

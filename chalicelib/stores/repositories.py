@@ -69,7 +69,7 @@ class RepositoryStore:
     def add_pulls(self, name: str, count: int, last_pull_time: int) -> bool:
         """Add `count` pulls (one atomic UpdateItem); False when the repository is gone.
 
-        Callers coalesce pulls (services/repositories.py), so this runs at most about once per
+        Callers coalesce pulls (services/pulls.py), so this runs at most about once per
         repository per flush window, not once per pull."""
         actions = [RepositoryRow.pull_count.add(count), RepositoryRow.pull_time.set(last_pull_time)]
         return _update_existing(name, actions)

@@ -79,8 +79,7 @@ def drain_pulls() -> None:
     from chalicelib.wiring import services
 
     assert services().events.drain()
-    services().artifacts.pulls.flush()
-    services().repositories.pulls.flush_all()
+    services().pulls.flush()
 
 
 def make_user(registry: Registry, project: str, role_id: int | None) -> tuple[str, str]:

@@ -216,6 +216,7 @@ def test_outsiders_and_anonymous(api):
 
 
 def test_pull_count_is_counted_and_coalesced(api, registry):
+    registry.configure(pull_count_flush_seconds=60)  # a coalescer that has not flushed yet
     project, _ = api.create_project()
     repo = f"{project}/app"
     api.push_image(repo, "v1")
@@ -227,7 +228,7 @@ def test_pull_count_is_counted_and_coalesced(api, registry):
     assert counted["pull_count"] == 1
     from chalicelib.wiring import services
 
-    services().repositories.pulls.flush_all()
+    services().pulls.flush()
     assert api.get(f"projects/{project}/repositories/app").get_json()["pull_count"] == 3
     registry.configure(pull_count_flush_seconds=0)
     api.pull(repo, "v1")
