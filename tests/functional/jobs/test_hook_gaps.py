@@ -275,37 +275,46 @@ def _final(ret: Retention, policy_id: int) -> str:
     return str(status)
 
 
-def test_one_run_per_policy_while_another_projects_policy_runs_beside_it(
-    ret: Retention, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _pause_first_project(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
+    """Make every retention run in `PROJECT` wait (inside its first task) until released; each
+    DynamoDB call atomic, as the real service's are, since the runs' Tasks work on moto's threads
+    beside the requests (the GC fixture does the same)."""
     from moto.dynamodb.models import DynamoDBBackend
 
     from chalicelib.local import moto_patches
     from chalicelib.services.retention import RetentionService
 
-    # Retention Tasks run on moto's execution threads beside the requests: each DynamoDB call atomic,
-    # as the real service's are (the GC fixture does the same).
     for name, method in moto_patches.atomic_calls().items():
         monkeypatch.setattr(DynamoDBBackend, name, method)
-    ret.push("app", "v1", age_days=1)
-    first = ret.create(rule("always"))
-    other_id = _project(ret, "other", -1)
-    ret.push_image("other/app", "v1")
-    other = ret.call("POST", "/retentions", {**ret.policy(rule("always")),
-                                             "scope": {"level": "project", "ref": other_id}})  # fmt: skip
-    assert other.status_code == 201
-    second = int(other.headers["Location"].rsplit("/", 1)[1])
-
     entered, release = threading.Event(), threading.Event()
     original = RetentionService._items
 
     def paused(self: RetentionService, repository: str) -> Any:
-        if repository.startswith(f"{PROJECT}/"):  # only the first project's run waits
+        if repository.startswith(f"{PROJECT}/"):
             entered.set()
             assert release.wait(60)
         return original(self, repository)
 
     monkeypatch.setattr(RetentionService, "_items", paused)
+    return entered, release
+
+
+def _other_policy(ret: Retention, cron: str = "") -> int:
+    other_id = _project(ret, "other", -1)
+    ret.push_image("other/app", "v1")
+    body = {**ret.policy(rule("always"), cron=cron), "scope": {"level": "project", "ref": other_id}}
+    response = ret.call("POST", "/retentions", body)
+    assert response.status_code == 201, response.get_data()
+    return int(response.headers["Location"].rsplit("/", 1)[1])
+
+
+def test_one_run_per_policy_while_another_projects_policy_runs_beside_it(
+    ret: Retention, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ret.push("app", "v1", age_days=1)
+    first = ret.create(rule("always"))
+    second = _other_policy(ret)
+    entered, release = _pause_first_project(monkeypatch)
     try:
         # Two triggers of the same policy at once: exactly one starts.
         def trigger(index: int, reg: Any) -> Any:
@@ -330,3 +339,30 @@ def test_one_run_per_policy_while_another_projects_policy_runs_beside_it(
     wait_for_executions(60)
     # The lock went with the run: the policy runs again.
     assert ret.execute(first, dry_run=True)["status"] == "Success"
+
+
+def test_a_scheduled_run_of_a_busy_policy_is_skipped_and_others_start(
+    ret: Retention, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.jobs.schedules import run_scheduled
+
+    ret.push("app", "v1", age_days=1)
+    response = ret.call("POST", "/retentions", ret.policy(rule("always"), cron="* * * * * *"))
+    assert response.status_code == 201
+    first = int(response.headers["Location"].rsplit("/", 1)[1])
+    second = _other_policy(ret, cron="* * * * * *")
+    entered, release = _pause_first_project(monkeypatch)
+    try:
+        assert ret.call("POST", f"/retentions/{first}/executions", {"dry_run": True}).status_code == 201
+        assert entered.wait(30)
+        time.sleep(1.1)  # both policies' first cron slot has passed
+        started = run_scheduled({"vendor_type": "RETENTION"})["job_ids"]
+        assert len(started) == 1  # the busy policy's slot is skipped (Harbor would start a second run)
+        assert _final(ret, second) == "Success"
+        executions = ret.call("GET", f"/retentions/{second}/executions").get_json()
+        assert [e["id"] for e in executions] == started and executions[0]["trigger"] == "SCHEDULE"
+        assert len(ret.call("GET", f"/retentions/{first}/executions").get_json()) == 1
+    finally:
+        release.set()
+    assert _final(ret, first) == "Success"
+    wait_for_executions(60)
