@@ -50,7 +50,9 @@ Identity rows are keyed by name because authentication and authorisation look th
 integer ids come from an atomic counter and resolve through the id row. Lists (users, projects,
 robots) are Queries on one `gsi1` partition each. A project's storage usage lives on its row and
 moves only together with a project-blob row, in one transaction, so it equals the sum of the
-distinct blobs the project holds.
+distinct blobs the project holds. The row's `quota_warned` flag records that QUOTA_WARNING was sent
+for the current crossing of the warning share (set and cleared by conditional updates that also
+check usage, services/quotas.py); its `metadata.retention_id` names the project's retention policy.
 
 The catalogue (management API): a repository row also carries Harbor's fields (integer id,
 assigned on first use through `REPOSITORYID#<id>`; description; pull count and time). The
@@ -347,7 +349,8 @@ def webhook_last_sk(policy_id: int, event_type: str) -> str:
 
 
 # Tag retention (`stores/retention.py`): a policy is `RETENTION#<id>` / `POLICY`; the project's link to
-# its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project);
+# its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project; the id
+# is also the project's `retention_id` metadata, which a project delete uses to delete the policy);
 # an execution is a job row (vendor type `RETENTION`) and its tasks, one per repository, are
 # `JOB#<execution>` / `RTASK#<task id, zero-padded>` beside the job's log, listed with one Query.
 # A policy with a cron has a row `RETENTION_SCHEDULES` / `<policy id, zero-padded>`: the scheduler
