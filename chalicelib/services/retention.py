@@ -52,6 +52,9 @@ RESOURCE = "tag-retention"
 RETENTION_ID = "retention_id"  # the project metadata key naming its policy
 _HISTORY_MAX = 500
 _TAGS_PER_ARTIFACT = 1000
+# The most deleted artifacts one TAG_RETENTION event lists: ~100 bytes each keeps the event well
+# under EventBridge's 256 KB (its `total` and `retained` still count them all).
+_ANNOUNCED_MAX = 1000
 
 
 def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
@@ -99,12 +102,12 @@ def retention_payload(record: PolicyRecord, repository: str, deleted: list[Item]
     """Harbor's `event_data.retention` for one task (its `model.Retention`; `harbor_hostname` is
     added by the webhook that sends it). Fields Harbor omits when empty are omitted here too; an
     untagged artifact has an empty `name_tag`, as in Harbor. Unlike Harbor (whose handler keeps
-    only the last one), every deleted artifact is listed."""
+    only the last one), the deleted artifacts are listed, the first `_ANNOUNCED_MAX` of them."""
     rules = [{k: rule[k] for k in ("template", "params", "tag_selectors", "scope_selectors") if rule.get(k)}
              for rule in record.policy.get("rules") or []]  # fmt: skip
     short = repository.partition("/")[2]
     artifacts = [{"type": "image", "status": "SUCCESS", "name_tag": f"{short}:{i.tags[0]}" if i.tags else "",
-                  "references": None} for i in deleted]  # fmt: skip
+                  "references": None} for i in deleted[:_ANNOUNCED_MAX]]  # fmt: skip
     payload: dict[str, Any] = {"total": total, "retained": retained, "project_name": record.project,
                                "retention_policy_id": record.policy_id, "result": "SUCCESS"}  # fmt: skip
     if rules:
