@@ -164,13 +164,13 @@ class ProjectService:
         self.authorize(caller, project, "project", "update")
         if storage_limit is not None and not caller.sysadmin:
             raise Forbidden("only system administrators may change the storage limit")
-        merged = None if metadata is None else {**project.metadata, **validate_metadata(metadata)}
+        changed = None if metadata is None else validate_metadata(metadata)  # merged into the stored keys
         allowlist = None if cve_allowlist is None else validate_cve_allowlist(cve_allowlist)
-        self._projects.update(project.name, metadata=merged, cve_allowlist=allowlist, storage_limit=storage_limit)
+        self._projects.update(project.name, metadata=changed, cve_allowlist=allowlist, storage_limit=storage_limit)
 
     def set_metadata(self, caller: Principal, project: Project, values: dict[str, Any]) -> None:
         self.authorize(caller, project, "metadata", "update")
-        self._projects.update(project.name, metadata={**project.metadata, **validate_metadata(values)})
+        self._projects.update(project.name, metadata=validate_metadata(values))
 
     def set_server_metadata(self, name: str, key: str, value: str | None, *, if_value: str | None = None) -> bool:
         """Write one of `SERVER_METADATA_KEYS` (callers authorised the change they make)."""
@@ -180,8 +180,7 @@ class ProjectService:
         self.authorize(caller, project, "metadata", "delete")
         if key not in project.metadata:
             raise NotFound(f"metadata {key} not found")
-        remaining = {k: v for k, v in project.metadata.items() if k != key}
-        self._projects.update(project.name, metadata=remaining)
+        self._projects.update(project.name, remove_metadata=key)
 
     def deletable(self, caller: Principal, project: Project) -> tuple[bool, str]:
         self.authorize(caller, project, "project", "delete")

@@ -80,11 +80,15 @@ class ProjectStore:
 
     def update(
         self, name: str, *, metadata: dict[str, str] | None = None, cve_allowlist: dict[str, Any] | None = None,
-        storage_limit: int | None = None,
+        storage_limit: int | None = None, remove_metadata: str | None = None,
     ) -> None:  # fmt: skip
+        """`metadata` sets those keys and `remove_metadata` removes one, each by its own path: the
+        other keys are never rewritten, so no concurrent change to one of them (the registry's own
+        `retention_id` included) is lost."""
         actions: list[Any] = [ProjectRow.updated_at.set(int(time.time()))]
-        if metadata is not None:
-            actions.append(ProjectRow.metadata.set(metadata))
+        actions += [ProjectRow.metadata[k].set(v) for k, v in (metadata or {}).items()]
+        if remove_metadata is not None:
+            actions.append(ProjectRow.metadata[remove_metadata].remove())
         if cve_allowlist is not None:
             actions.append(ProjectRow.cve_allowlist.set(json.dumps(cve_allowlist)))
         if storage_limit is not None:

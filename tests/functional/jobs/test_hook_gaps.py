@@ -232,6 +232,31 @@ def test_retention_id_follows_the_policy_in_project_metadata(ret: Retention) -> 
     assert _metadata(ret)["retention_id"] == str(again) != str(policy_id)
 
 
+def test_a_project_update_racing_a_policy_create_keeps_retention_id(
+    ret: Retention, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The update read the project before the policy existed and writes after it was created:
+    it sets only the keys it changes, so the new `retention_id` survives."""
+    from chalicelib.stores.projects import ProjectStore
+
+    original = ProjectStore.update
+    created: list[int] = []
+
+    def late(self: ProjectStore, name: str, **fields: Any) -> None:
+        if not created:  # the first update (the PUT below): a policy is created in between
+            worker = threading.Thread(target=lambda: created.append(ret.clone().post(
+                f"{API}/retentions", json=ret.policy(rule("always"))).status_code))  # fmt: skip
+            worker.start()
+            worker.join(30)
+        original(self, name, **fields)
+
+    monkeypatch.setattr(ProjectStore, "update", late)
+    assert ret.call("PUT", f"/projects/{PROJECT}", {"metadata": {"auto_scan": "true"}}).status_code == 200
+    assert created == [201]
+    metadata = _metadata(ret)
+    assert metadata["auto_scan"] == "true" and metadata["retention_id"].isdigit()
+
+
 def _items(ret: Retention, pk: str) -> list[dict[str, Any]]:
     response = ret.dynamodb.query(TableName=ret.table, KeyConditionExpression="pk = :p",
                                   ExpressionAttributeValues={":p": {"S": pk}}, ConsistentRead=True)  # fmt: skip
