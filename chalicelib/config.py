@@ -101,6 +101,9 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_policy_cache_seconds: int = Field(default=10, ge=0, le=3600)
     webhook_workers: int = Field(default=4, ge=1, le=32)
+    # QUOTA_WARNING fires when a push takes a project's storage to this share of its limit
+    # (Harbor's `ResourcesWarningPercent`, 85 by default).
+    quota_warning_percent: int = Field(default=85, ge=1, le=100)
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"

@@ -195,7 +195,8 @@ def services() -> Services:
     )  # fmt: skip
     events = EventBus(_event_publisher(settings))
     projects = ProjectService(project_store, access, configuration, robot_store, events)
-    quotas = QuotaService(project_store, projects, events)
+    quotas = QuotaService(project_store, projects, events, settings.quota_warning_percent)
+    events.subscribe(quotas.on_event)
     audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
     events.subscribe_batch(audit.record_many)
     immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)
@@ -230,6 +231,11 @@ def services() -> Services:
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
     )  # fmt: skip
     events.subscribe(webhooks.on_event)
+    retention = RetentionService(
+        RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
+        immutability=immutability, manifests=manifests, events=events,
+    )  # fmt: skip
+    events.subscribe(retention.on_event)
     built = Services(
         settings=settings,
         uploads=UploadService(
@@ -259,17 +265,7 @@ def services() -> Services:
         jobs=jobs,
         gc=gc,
         webhooks=webhooks,
-        retention=RetentionService(
-            RetentionStore(),
-            jobs,
-            projects,
-            repositories=repository_store,
-            artifacts=artifact_store,
-            labels=labels,
-            immutability=immutability,
-            manifests=manifests,
-            events=events,
-        ),
+        retention=retention,
         pulls=pulls,
     )
     _bootstrap(built, settings)

@@ -60,6 +60,9 @@ class Job:
     error: str | None = None
     started_at: int | None = None
     ended_at: int | None = None
+    # The lock the job holds while active: its vendor type (one job of the kind at a time, as GC)
+    # unless it was submitted under a narrower one (retention: one run per policy).
+    lock: str | None = None
 
 
 @dataclass(frozen=True)

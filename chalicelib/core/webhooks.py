@@ -34,7 +34,7 @@ CLOUDEVENT_TYPES = {
     EventType.PUSH_ARTIFACT: "harbor.artifact.pushed",
     EventType.PULL_ARTIFACT: "harbor.artifact.pulled",
     EventType.DELETE_ARTIFACT: "harbor.artifact.deleted",
-    EventType.QUOTA_EXCEED: "harbor.quota.exceed",
+    EventType.QUOTA_EXCEED: "harbor.quota.exceeded",
     EventType.QUOTA_WARNING: "harbor.quota.warned",
     EventType.TAG_RETENTION: "harbor.tag_retention.finished",
 }
@@ -133,29 +133,33 @@ class Delivery:
 
 
 def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]:
-    """Harbor's `event_data` for artifact events (resources and repository); quota and retention
-    events carry their detail as it was published."""
-    if event.repository is None:  # retention: {"retention": {...}} as its publisher sends it
+    """Harbor's `event_data`: resources and repository for artifact and quota events (quota ones
+    explain themselves in `custom_attributes`), `retention` for TAG_RETENTION."""
+    if event.type is EventType.TAG_RETENTION:  # {"retention": {...}} from services/retention.py
+        retention = dict(event.detail.get("retention") or {})
+        retention["harbor_hostname"] = urlsplit(f"//{registry_host}").hostname or registry_host
+        return {"retention": retention}
+    if event.repository is None:
         return dict(event.detail)
     namespace, _, name = event.repository.partition("/")
+    repository = {"name": name, "namespace": namespace, "repo_full_name": event.repository,
+                  "repo_type": "public" if public else "private"}  # fmt: skip
+    if event.type in (EventType.QUOTA_EXCEED, EventType.QUOTA_WARNING):
+        # Harbor's quota payload (`constructQuotaPayload`): no URL, no creation time; the event
+        # explains itself in `custom_attributes.Details`.
+        quota: dict[str, Any] = {"repository": repository,
+                                 "custom_attributes": {"Details": str(event.detail.get("details", ""))}}  # fmt: skip
+        if event.digest or event.tag:
+            quota["resources"] = [{"digest": event.digest, "tag": event.tag or ""}]
+        return quota
     reference = f":{event.tag}" if event.tag else f"@{event.digest}"
     url = f"{registry_host}/{event.repository}{reference}"
     resource: dict[str, Any] = {"digest": event.digest, "resource_url": url}
     if event.tag:
         resource["tag"] = event.tag
-    data: dict[str, Any] = {
-        "resources": [resource],
-        "repository": {
-            # Harbor sends the repository's creation time; the event carries none, so the
-            # event's time stands in (a documented difference).
-            "date_created": int(event.occurred_at), "name": name, "namespace": namespace,
-            "repo_full_name": event.repository, "repo_type": "public" if public else "private",
-        },
-    }  # fmt: skip
-    if event.type in (EventType.QUOTA_EXCEED, EventType.QUOTA_WARNING):
-        # Harbor's quota events explain themselves in `custom_attributes.Details`.
-        data["custom_attributes"] = {"Details": str(event.detail.get("details", ""))}
-    return data
+    # Harbor sends the repository's creation time; the event carries none, so the event's time
+    # stands in (a documented difference).
+    return {"resources": [resource], "repository": {"date_created": int(event.occurred_at), **repository}}
 
 
 def payload(event: Event, target: Target, policy_source: str, registry_host: str, public: bool) -> Delivery:

@@ -46,22 +46,24 @@ class JobService:
     # Starting and stopping.
 
     def submit(self, vendor_type: str, trigger: Trigger, parameters: dict[str, Any],
-               schedule: Schedule | None = None) -> Job:  # fmt: skip
-        """Record a Pending job, take the kind's lock and start its execution.
+               schedule: Schedule | None = None, *, lock: str | None = None) -> Job:  # fmt: skip
+        """Record a Pending job, take its lock and start its execution.
 
-        Conflict (409) while another job of the kind is active, as Harbor refuses a second GC."""
+        The lock is the kind's (one active job of the kind, as Harbor runs one GC at a time) unless
+        `lock` names a narrower one (retention: one run per policy, so two projects' runs proceed
+        in parallel). Conflict (409) while another job holds it."""
         now = int(time.time())
         job = Job(
             job_id=tables.next_id("JOB"), vendor_type=vendor_type, trigger=trigger, status=JobStatus.PENDING,
             parameters=parameters, created_at=now, updated_at=now,
             schedule_type=schedule.schedule_type if schedule else None,
-            schedule_cron=schedule.cron if schedule else None,
+            schedule_cron=schedule.cron if schedule else None, lock=lock,
         )  # fmt: skip
         # The row first: a lock always names a job that exists, so a holder without a row is never
         # mistaken for a dead one. A refused job leaves no trace.
         self._store.create(job)
         try:
-            self._acquire(vendor_type, job.job_id)
+            self._acquire(lock or vendor_type, job.job_id, vendor_type)
         except Conflict:
             self._store.discard(job.job_id)
             raise
@@ -74,17 +76,17 @@ class JobService:
         self._store.log(job.job_id, f"{vendor_type} job {job.job_id} submitted ({trigger}), parameters {parameters}")
         return self.get(job.job_id, vendor_type)
 
-    def _acquire(self, vendor_type: str, job_id: int) -> None:
-        if self._store.lock(vendor_type, job_id, None):
+    def _acquire(self, lock: str, job_id: int, vendor_type: str) -> None:
+        if self._store.lock(lock, job_id, None):
             return
-        holder = self._store.lock_holder(vendor_type)
+        holder = self._store.lock_holder(lock)
         if holder is not None:
             current = self._store.get(holder)
             if current is not None and current.status in ACTIVE_STATUSES:
                 current = self.reconcile(current)
             if current is not None and current.status in ACTIVE_STATUSES:
                 raise Conflict(f"a {vendor_type} job is already running", {"id": holder})
-        if not self._store.lock(vendor_type, job_id, holder):
+        if not self._store.lock(lock, job_id, holder):
             raise Conflict(f"a {vendor_type} job is already running", {"id": holder})
 
     def stop(self, job_id: int, vendor_type: str) -> Job:
@@ -113,14 +115,14 @@ class JobService:
         return job
 
     def finish(self, job_id: int, status: JobStatus, error: str | None, counts: dict[str, int] | None = None) -> bool:
-        """Record the end (once) and release the kind's lock; False if the job had already ended."""
+        """Record the end (once) and release the job's lock; False if the job had already ended."""
         fields: dict[str, Any] = {"error": error[:2000] if error else None}
         if counts is not None:
             fields["counts"] = counts
         changed = self._store.transition(job_id, status, allowed=ACTIVE_STATUSES, **fields)
         job = self._store.get(job_id)
         if job is not None:
-            self._store.unlock(job.vendor_type, job_id)
+            self._store.unlock(job.lock or job.vendor_type, job_id)
             if changed:
                 self._store.log(job_id, f"job ended: {status}" + (f" ({error})" if error else ""))
         return changed

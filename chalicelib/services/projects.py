@@ -24,12 +24,18 @@ _BOOLEAN_KEYS = {"public", "auto_scan", "auto_sbom_generation", "prevent_vul", "
                  "enable_content_trust", "enable_content_trust_cosign"}  # fmt: skip
 _SEVERITIES = {"none", "low", "medium", "high", "critical"}
 METADATA_KEYS = _BOOLEAN_KEYS | {"severity"}
+# Keys the registry itself keeps in a project's metadata (Harbor: `retention_id`, the project's
+# tag retention policy, which its UI reads from GET /projects/{p}). A client may send them back
+# with the rest of the metadata; they are ignored there, never taken from a client.
+SERVER_METADATA_KEYS = frozenset({"retention_id"})
 
 
 def validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
     """Harbor's project metadata: string values, booleans written "true"/"false"."""
     clean: dict[str, str] = {}
     for key, value in metadata.items():
+        if key in SERVER_METADATA_KEYS:
+            continue
         if key not in METADATA_KEYS:
             raise BadRequest(f"unknown project metadata key {key!r}")
         text = str(value).lower() if isinstance(value, bool) else value
@@ -158,20 +164,23 @@ class ProjectService:
         self.authorize(caller, project, "project", "update")
         if storage_limit is not None and not caller.sysadmin:
             raise Forbidden("only system administrators may change the storage limit")
-        merged = None if metadata is None else {**project.metadata, **validate_metadata(metadata)}
+        changed = None if metadata is None else validate_metadata(metadata)  # merged into the stored keys
         allowlist = None if cve_allowlist is None else validate_cve_allowlist(cve_allowlist)
-        self._projects.update(project.name, metadata=merged, cve_allowlist=allowlist, storage_limit=storage_limit)
+        self._projects.update(project.name, metadata=changed, cve_allowlist=allowlist, storage_limit=storage_limit)
 
     def set_metadata(self, caller: Principal, project: Project, values: dict[str, Any]) -> None:
         self.authorize(caller, project, "metadata", "update")
-        self._projects.update(project.name, metadata={**project.metadata, **validate_metadata(values)})
+        self._projects.update(project.name, metadata=validate_metadata(values))
+
+    def set_server_metadata(self, name: str, key: str, value: str | None, *, if_value: str | None = None) -> bool:
+        """Write one of `SERVER_METADATA_KEYS` (callers authorised the change they make)."""
+        return self._projects.set_metadata_value(name, key, value, if_value=if_value)
 
     def delete_metadata(self, caller: Principal, project: Project, key: str) -> None:
         self.authorize(caller, project, "metadata", "delete")
         if key not in project.metadata:
             raise NotFound(f"metadata {key} not found")
-        remaining = {k: v for k, v in project.metadata.items() if k != key}
-        self._projects.update(project.name, metadata=remaining)
+        self._projects.update(project.name, remove_metadata=key)
 
     def deletable(self, caller: Principal, project: Project) -> tuple[bool, str]:
         self.authorize(caller, project, "project", "delete")
@@ -190,7 +199,9 @@ class ProjectService:
         self._events.publish(
             Event.now(
                 EventType.DELETE_PROJECT, project=project.name, resource_type="project", resource=project.name,
-                detail={"project_id": project.project_id},
+                # With the project's retention policy id: its consumer deletes the policy's rows.
+                detail={"project_id": project.project_id,
+                        **{k: project.metadata[k] for k in SERVER_METADATA_KEYS if k in project.metadata}},
             )
         )  # fmt: skip
 

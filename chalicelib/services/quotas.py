@@ -3,7 +3,17 @@
 A blob counts once per project: it is charged when it first enters the project (blob upload,
 cross-project mount, manifest push) and released when no manifest of the project references it any
 more (manifest delete). Blobs uploaded but never referenced keep counting until garbage collection,
-as in Harbor. Exceeding the limit is 403 DENIED with Harbor's message.
+as in Harbor. Exceeding the limit is 403 DENIED with Harbor's message, and a QUOTA_EXCEED event.
+
+QUOTA_WARNING: Harbor checks after every push that charged the quota whether usage reached
+`ResourcesWarningPercent` (85%) of the limit (`used*100 >= limit*percent`) and, if so, publishes
+QUOTA_WARNING with "quota usage reach 85%: resource storage used X of Y" (so on every such push).
+Here a warning is sent once per crossing: the project row carries `quota_warned`; the charge that
+finds usage at or past the share flips it to true with a conditional write and only the request
+that wins the flip publishes, so neither later pushes nor concurrent ones repeat it. The flag is
+cleared (re-armed) when usage is next seen below the share: by a charge, after a limit change, and
+after an artifact delete (its DELETE_ARTIFACT event, published once the delete released its
+blobs). GC releasing never-referenced uploads re-arms it at the next charge.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.core.identity import UNLIMITED, Principal, Project
 from chalicelib.errors import BadRequest, Forbidden, QuotaExceeded, Unauthorized
 from chalicelib.events import Event, EventBus, EventType
+from chalicelib.observability import logger
 from chalicelib.stores.projects import QuotaExceededError
 
 if TYPE_CHECKING:
@@ -31,17 +42,29 @@ def quota_view(project: Project) -> dict[str, Any]:
     }
 
 
+def display_size(value: int) -> str:
+    """Bytes the way Harbor's quota messages print them: `900 B`, `1.5 KiB`, `10.0 MiB`."""
+    if value < 1024:
+        return f"{value} B"
+    div, exp, n = 1024, 0, value // 1024
+    while n >= 1024:
+        div, exp, n = div * 1024, exp + 1, n // 1024
+    return f"{value / div:.1f} {'KMGTPE'[exp]}iB"
+
+
 class QuotaService:
-    def __init__(self, store: ProjectStore, projects: ProjectService, events: EventBus) -> None:
+    def __init__(self, store: ProjectStore, projects: ProjectService, events: EventBus,
+                 warning_percent: int = 85) -> None:  # fmt: skip
         self._store = store
         self._projects = projects
         self._events = events
+        self._warning_percent = warning_percent
 
     def charge(self, project: str, digest: str, size: int, repository: str) -> bool:
         """Count a blob in its project once; QuotaExceeded (403) if that passes the limit (and a
         QUOTA_EXCEED event naming the repository the push was for)."""
         try:
-            return self._store.associate_blob(project, digest, size)
+            counted = self._store.associate_blob(project, digest, size)
         except QuotaExceededError as exc:
             p = exc.project
             message = (
@@ -61,6 +84,41 @@ class QuotaService:
                 )
             )
             raise QuotaExceeded(message, {"project": p.name}) from None
+        if counted:
+            self._warn_once(project, repository, digest, size)
+        return counted
+
+    def _warn_once(self, project: str, repository: str | None = None, digest: str | None = None,
+                   size: int | None = None) -> None:  # fmt: skip
+        """Publish QUOTA_WARNING if usage crossed the warning share (once per crossing), or re-arm
+        the warning when usage is below it. Without a repository it only re-arms (the checks
+        after a delete or a limit change; Harbor warns only on pushes). Never raises: the charge
+        it follows has succeeded."""
+        try:
+            state = self._store.usage(project)
+            if state is None or state[1] == UNLIMITED:
+                return
+            used, limit, warned = state
+            threshold = -(-limit * self._warning_percent // 100)  # the least usage that is past the share
+            if used < threshold:
+                if warned:
+                    self._store.mark_quota_warned(project, False, limit, threshold)
+                return
+            if warned or repository is None or not self._store.mark_quota_warned(project, True, limit, threshold):
+                return
+        except Exception:
+            logger.exception("quota warning check failed", extra={"project": project})
+            return
+        message = (f"quota usage reach {self._warning_percent}%: resource storage used {display_size(used)} "
+                   f"of {display_size(limit)}")  # fmt: skip
+        self._events.publish(Event.now(EventType.QUOTA_WARNING, project=project, repository=repository,
+                                       digest=digest, size=size, detail={"details": message}))  # fmt: skip
+
+    def on_event(self, event: Event) -> None:
+        """An artifact delete (published after it released the project's blobs) may take usage
+        back below the warning share: re-arm the warning then."""
+        if event.type is EventType.DELETE_ARTIFACT and event.project:
+            self._warn_once(event.project)
 
     def count_all(self, project: str, repository: str, sizes: dict[str, int]) -> list[str]:
         """Make sure the project counts every digest (a manifest push, after `track_manifest`):
@@ -120,3 +178,4 @@ class QuotaService:
             raise BadRequest("hard.storage must be -1 (unlimited) or a positive number of bytes")
         project = self._projects.resolve(str(quota_id), force_name=False)
         self._store.set_storage_limit(project.name, storage)
+        self._warn_once(project.name)  # a higher limit re-arms the warning

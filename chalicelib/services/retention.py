@@ -6,11 +6,16 @@ the `retention` state machine; it has one task per repository an enabled rule se
 lists what the rules keep and delete; a dry run records exactly the same lists and deletes
 nothing; a real run deletes each doomed artifact through the manifest service's deep delete (so
 tags, accessories, quota and DELETE_ARTIFACT events follow the usual rules; GC reclaims the blobs
-later) and publishes one TAG_RETENTION event per execution. An artifact with an immutable tag is
-never deleted (it is listed as kept).
+later). As Harbor does, each task that deleted something publishes a TAG_RETENTION event whose
+detail is Harbor's `event_data.retention` (`retention_payload`); a dry run publishes none. An
+artifact with an immutable tag is never deleted (it is listed as kept).
 
-The framework admits one active job per vendor type, so two retention executions (even of two
-projects) do not run at once: the second is refused with 409, as a second GC is.
+One execution per policy (so per project: a project has one policy) is active at a time: the job
+holds the lock `RETENTION#<policy id>` (a conditional put, `services/jobs.py`), so a second manual
+trigger of the same policy is refused with 409 and a scheduled one is skipped, while the policies
+of other projects run in parallel. (Harbor itself does not check: its `TriggerRetentionExec`
+starts a second execution beside a running one, and the two race to delete the same artifacts;
+refusing it keeps the counts and the TAG_RETENTION payloads of one run true.)
 """
 
 from __future__ import annotations
@@ -44,8 +49,12 @@ if TYPE_CHECKING:
 
 VENDOR = str(VendorType.RETENTION)
 RESOURCE = "tag-retention"
+RETENTION_ID = "retention_id"  # the project metadata key naming its policy
 _HISTORY_MAX = 500
 _TAGS_PER_ARTIFACT = 1000
+# The most deleted artifacts one TAG_RETENTION event lists: ~100 bytes each keeps the event well
+# under EventBridge's 256 KB (its `total` and `retained` still count them all).
+_ANNOUNCED_MAX = 1000
 
 
 def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
@@ -88,6 +97,26 @@ def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+def retention_payload(record: PolicyRecord, repository: str, deleted: list[Item], *, total: int,
+                      retained: int) -> dict[str, Any]:  # fmt: skip
+    """Harbor's `event_data.retention` for one task (its `model.Retention`; `harbor_hostname` is
+    added by the webhook that sends it). Fields Harbor omits when empty are omitted here too; an
+    untagged artifact has an empty `name_tag`, as in Harbor. Unlike Harbor (whose handler keeps
+    only the last one), the deleted artifacts are listed, the first `_ANNOUNCED_MAX` of them."""
+    rules = [{k: rule[k] for k in ("template", "params", "tag_selectors", "scope_selectors") if rule.get(k)}
+             for rule in record.policy.get("rules") or []]  # fmt: skip
+    short = repository.partition("/")[2]
+    artifacts = [{"type": "image", "status": "SUCCESS", "name_tag": f"{short}:{i.tags[0]}" if i.tags else "",
+                  "references": None} for i in deleted[:_ANNOUNCED_MAX]]  # fmt: skip
+    payload: dict[str, Any] = {"total": total, "retained": retained, "project_name": record.project,
+                               "retention_policy_id": record.policy_id, "result": "SUCCESS"}  # fmt: skip
+    if rules:
+        payload["retention_rule"] = rules
+    if artifacts:
+        payload["deleted_artifact"] = artifacts
+    return payload
+
+
 class RetentionService:
     def __init__(self, store: RetentionStore, jobs: JobService, projects: ProjectService, *,
                  repositories: RepositoryStore, artifacts: ArtifactStore, labels: LabelService,
@@ -118,6 +147,8 @@ class RetentionService:
                 self._store.unlink(project.name, existing)
         policy_id = self._store.create(project.name, project.project_id, stored)
         self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
+        # Harbor keeps the id in the project's metadata, where its UI looks for the policy.
+        self._projects.set_server_metadata(project.name, RETENTION_ID, str(policy_id))
         return policy_id
 
     def get(self, caller: Principal, policy_id: int, action: str = "read") -> PolicyRecord:
@@ -143,8 +174,28 @@ class RetentionService:
         self._store.set_schedule(policy_id, stored["trigger"]["settings"]["cron"])
 
     def delete(self, caller: Principal, policy_id: int) -> None:
+        record = self.get(caller, policy_id, "delete")
         self._store.set_schedule(policy_id, "")  # first: a schedule never names a deleted policy for long
-        self._store.delete(self.get(caller, policy_id, "delete"))
+        self._store.delete(record)
+        self._projects.set_server_metadata(record.project, RETENTION_ID, None, if_value=str(policy_id))
+
+    def on_event(self, event: Event) -> None:
+        """A deleted project's policy goes with it (Harbor's project event handler does the same):
+        its project link went with the project's partition; the policy and schedule rows are
+        found through the `retention_id` the project's metadata held."""
+        if event.type is not EventType.DELETE_PROJECT:
+            return
+        policy_id, project_id = event.detail.get(RETENTION_ID), event.detail.get("project_id")
+        if not isinstance(policy_id, str) or not policy_id.isdigit():
+            return
+        record = self._store.get(int(policy_id))
+        if record is None or record.project_id != project_id:
+            return
+        self._store.set_schedule(record.policy_id, "")
+        try:
+            self._store.delete(record)
+        except Conflict:  # changed meanwhile: the policy of a deleted project no longer resolves anyway
+            logger.warning("retention policy of a deleted project left behind", policy_id=record.policy_id)
 
     def _scope_project(self, policy: dict[str, Any]) -> Project:
         ref = (policy.get("scope") or {}).get("ref")
@@ -159,7 +210,15 @@ class RetentionService:
 
     def execute(self, caller: Principal, policy_id: int, dry_run: bool) -> Job:
         record = self.get(caller, policy_id, "update")  # Harbor asks `update` to run a policy
-        return self._jobs.submit(VENDOR, Trigger.MANUAL, {"policy_id": record.policy_id, "dry_run": dry_run})
+        return self._submit(record.policy_id, Trigger.MANUAL, dry_run)
+
+    def _submit(self, policy_id: int, trigger: Trigger, dry_run: bool) -> Job:
+        """Conflict (409) while an execution of the same policy is active."""
+        parameters = {"policy_id": policy_id, "dry_run": dry_run}
+        try:
+            return self._jobs.submit(VENDOR, trigger, parameters, lock=keys.retention_job_lock(policy_id))
+        except Conflict as exc:
+            raise Conflict(f"an execution of retention policy {policy_id} is already running", exc.detail) from None
 
     def executions(self, caller: Principal, policy_id: int) -> list[Job]:
         self.get(caller, policy_id, "list")
@@ -198,11 +257,11 @@ class RetentionService:
                 continue
             if self._store.get(schedule.policy_id) is None:
                 continue
-            parameters = {"policy_id": schedule.policy_id, "dry_run": False}
             try:
-                started.append(self._jobs.submit(VENDOR, Trigger.SCHEDULE, parameters))
+                started.append(self._submit(schedule.policy_id, Trigger.SCHEDULE, False))
             except Conflict:
-                logger.warning("scheduled retention skipped: a retention run is active", policy_id=schedule.policy_id)
+                logger.warning("scheduled retention skipped: the policy's last run is still active",
+                               policy_id=schedule.policy_id)  # fmt: skip
         return started
 
     # The execution itself (the state machine's Task handlers call these).
@@ -221,7 +280,6 @@ class RetentionService:
         rules = parse_rules(record.policy.get("rules") or [])
         self._jobs.log(job_id, f"retention policy {policy_id} on project {record.project}, dry_run={dry_run}")
         totals = {"total": 0, "retained": 0, "deleted": 0}
-        deleted_all: list[dict[str, Any]] = []
         try:
             for repository in self._repositories.find(record.project):
                 name = repository.name.partition("/")[2]
@@ -237,18 +295,22 @@ class RetentionService:
                 totals["total"] += len(items)
                 totals["retained"] += retained
                 totals["deleted"] += len(deleted)
-                deleted_all += [{"repository": repository.name, "digest": i.digest, "tags": list(i.tags)}
-                                for i in deleted]  # fmt: skip
+                if deleted and not dry_run:
+                    self._announce(job, record, repository.name, deleted, total=len(items), retained=retained)
         except JobEnded:
             return
         except Exception as exc:
             self._jobs.finish(job_id, JobStatus.ERROR, f"{type(exc).__name__}: {exc}", totals)
             raise
-        if self._jobs.finish(job_id, JobStatus.SUCCESS, None, totals) and not dry_run:
-            detail = {"execution_id": job_id, **totals, "deleted": deleted_all[:1000]}
-            event = Event.now(EventType.TAG_RETENTION, project=record.project, resource_type="retention",
-                              resource=str(policy_id), detail=detail)  # fmt: skip
-            self._events.publish(event)
+        self._jobs.finish(job_id, JobStatus.SUCCESS, None, totals)
+
+    def _announce(self, job: Job, record: PolicyRecord, repository: str, deleted: list[Item], *, total: int,
+                  retained: int) -> None:  # fmt: skip
+        """Harbor's TAG_RETENTION event for one finished task; its operator is the trigger."""
+        detail = {"retention": retention_payload(record, repository, deleted, total=total, retained=retained)}
+        self._events.publish(Event(type=EventType.TAG_RETENTION, operator=str(job.trigger).upper(),
+                                   occurred_at=self._clock(), project=record.project, resource_type="retention",
+                                   resource=str(record.policy_id), detail=detail))  # fmt: skip
 
     def fail(self, job_id: int, error: str) -> None:
         self._jobs.finish(job_id, JobStatus.ERROR, error)

@@ -244,8 +244,10 @@ class WebhookService:
             task = self._new_job(VendorType.WEBHOOK_TASK, about, now)
             self._jobs.create(task, _tasks_key(execution.job_id))
             tasks.append((task, target))
-        public = self._public(project)
-        source = f"/projects/{project}/webhook/policies/{policy.policy_id}"
+        found = self._project(project)
+        public = found is not None and found.public
+        # CloudEvents `source`, as Harbor builds it: the project's id and the policy's.
+        source = f"/projects/{found.project_id if found else 0}/webhook/policies/{policy.policy_id}"
         succeeded = sum(self._deliver(task.job_id, target, event, source, public) for task, target in tasks)
         counts = {"tasks": len(tasks), "success": succeeded, "error": len(tasks) - succeeded}
         status = JobStatus.SUCCESS if succeeded == len(tasks) else JobStatus.ERROR
@@ -281,11 +283,11 @@ class WebhookService:
         return Job(job_id=self._store.new_job_id(), vendor_type=vendor_type, trigger=Trigger.EVENT,
                    status=JobStatus.PENDING, parameters=parameters, created_at=now, updated_at=now)  # fmt: skip
 
-    def _public(self, project: str) -> bool:
+    def _project(self, project: str) -> Project | None:
         try:
-            return self._projects.resolve(project, True).public
+            return self._projects.resolve(project, True)
         except NotFound:
-            return False
+            return None
 
 
 def _executions_key(policy_id: int) -> str:

@@ -1,4 +1,4 @@
-"""Background job records (executions, logs, schedules, the one-per-kind lock) and the Step Functions
+"""Background job records (executions, logs, schedules, the one-running-job locks) and the Step Functions
 runner that executes them; keys in `keys.py`."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class JobStore:
             vendor_type=job.vendor_type, trigger=job.trigger, status=job.status,
             parameters=json.dumps(job.parameters, sort_keys=True),
             schedule_type=job.schedule_type, schedule_cron=job.schedule_cron,
-            counts=dict(job.counts), created_at=job.created_at, updated_at=job.created_at,
+            counts=dict(job.counts), created_at=job.created_at, updated_at=job.created_at, lock=job.lock,
             gsi1pk=keys.jobs_list_pk(list_key or job.vendor_type), gsi1sk=keys.job_list_sk(job.job_id),
         ).save(condition=JobRow.pk.does_not_exist())  # fmt: skip
 
@@ -132,29 +132,29 @@ class JobStore:
             raise
         return True
 
-    # The one-running-job-per-kind lock.
+    # The one-running-job lock: per kind (named by the vendor type) or narrower (`RETENTION#<policy id>`).
 
-    def lock(self, vendor_type: str, job_id: int, holder: int | None) -> bool:
-        """Take the lock for `job_id`: when free, or from `holder` (a job known to have ended)."""
+    def lock(self, name: str, job_id: int, holder: int | None) -> bool:
+        """Take the lock `name` for `job_id`: when free, or from `holder` (a job known to have ended)."""
         condition = JobLockRow.pk.does_not_exist()
         if holder is not None:
             condition = condition | (JobLockRow.job_id == holder)
         try:
-            JobLockRow(keys.job_lock_pk(vendor_type), keys.LOCK_SK, job_id=job_id).save(condition=condition)
+            JobLockRow(keys.job_lock_pk(name), keys.LOCK_SK, job_id=job_id).save(condition=condition)
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False
             raise
         return True
 
-    def lock_holder(self, vendor_type: str) -> int | None:
+    def lock_holder(self, name: str) -> int | None:
         try:
-            return int(JobLockRow.get(keys.job_lock_pk(vendor_type), keys.LOCK_SK, consistent_read=True).job_id)
+            return int(JobLockRow.get(keys.job_lock_pk(name), keys.LOCK_SK, consistent_read=True).job_id)
         except JobLockRow.DoesNotExist:
             return None
 
-    def unlock(self, vendor_type: str, job_id: int) -> None:
-        delete_where(JobLockRow(keys.job_lock_pk(vendor_type), keys.LOCK_SK), JobLockRow.job_id == job_id)
+    def unlock(self, name: str, job_id: int) -> None:
+        delete_where(JobLockRow(keys.job_lock_pk(name), keys.LOCK_SK), JobLockRow.job_id == job_id)
 
 
 def _to_job(row: JobRow) -> Job:
@@ -174,6 +174,7 @@ def _to_job(row: JobRow) -> Job:
         updated_at=int(row.updated_at),
         started_at=int(row.started_at) if row.started_at is not None else None,
         ended_at=int(row.ended_at) if row.ended_at is not None else None,
+        lock=row.lock,
     )
 
 

@@ -34,6 +34,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | job log line    | `JOB#<id>`          | `LOG#<epoch ms>#<n>`            |                                      |
 | job schedule    | `SCHEDULE#<vendor>` | `SCHEDULE`                      |                                      |
 | job lock        | `JOBLOCK#<vendor>`  | `LOCK`                          |                                      |
+| retention lock  | `JOBLOCK#RETENTION#<policy id>` | `LOCK`              |                                      |
 | GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`, `~COUNTS` (totals)  | (TTL attribute `expires_at`)         |
 | webhook policies | `PROJECT#<project>` | `WEBHOOKS`                     |                                      |
 | webhook last trigger | `PROJECT#<project>` | `WEBHOOKLAST#<policy id>#<event type>` |                      |
@@ -49,7 +50,9 @@ Identity rows are keyed by name because authentication and authorisation look th
 integer ids come from an atomic counter and resolve through the id row. Lists (users, projects,
 robots) are Queries on one `gsi1` partition each. A project's storage usage lives on its row and
 moves only together with a project-blob row, in one transaction, so it equals the sum of the
-distinct blobs the project holds.
+distinct blobs the project holds. The row's `quota_warned` flag records that QUOTA_WARNING was sent
+for the current crossing of the warning share (set and cleared by conditional updates that also
+check usage, services/quotas.py); its `metadata.retention_id` names the project's retention policy.
 
 The catalogue (management API): a repository row also carries Harbor's fields (integer id,
 assigned on first use through `REPOSITORYID#<id>`; description; pull count and time). The
@@ -102,7 +105,9 @@ Background jobs (`services/jobs.py`): every job kind (GC, and later retention, w
 execution row; the history of a kind is a Query on its `gsi1` partition, newest first (the id is
 zero-padded so the sort key orders numerically). A job's log is its own rows under the execution's
 partition, read back with one Query. The lock row admits one running job per kind (Harbor runs one
-GC at a time); it names the holder, so a holder that ended without releasing it is detected.
+GC at a time); it names the holder, so a holder that ended without releasing it is detected. A
+retention execution takes its policy's lock instead (`JOBLOCK#RETENTION#<policy id>`, named on the
+job row as `lock`), so one run per policy is active while other projects' policies run beside it.
 GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
 sweep worker Queries only its own shard and deletes each row in the same transaction that counts
 the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind.
@@ -344,7 +349,8 @@ def webhook_last_sk(policy_id: int, event_type: str) -> str:
 
 
 # Tag retention (`stores/retention.py`): a policy is `RETENTION#<id>` / `POLICY`; the project's link to
-# its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project);
+# its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project; the id
+# is also the project's `retention_id` metadata, which a project delete uses to delete the policy);
 # an execution is a job row (vendor type `RETENTION`) and its tasks, one per repository, are
 # `JOB#<execution>` / `RTASK#<task id, zero-padded>` beside the job's log, listed with one Query.
 # A policy with a cron has a row `RETENTION_SCHEDULES` / `<policy id, zero-padded>`: the scheduler
@@ -365,3 +371,8 @@ def retention_task_sk(task_id: int) -> str:
 
 def retention_schedule_sk(policy_id: int) -> str:
     return f"{policy_id:012d}"
+
+
+def retention_job_lock(policy_id: int) -> str:
+    """The job lock a retention execution holds (row `JOBLOCK#RETENTION#<policy id>`): one run per policy."""
+    return f"RETENTION#{policy_id}"

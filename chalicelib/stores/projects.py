@@ -81,16 +81,37 @@ class ProjectStore:
 
     def update(
         self, name: str, *, metadata: dict[str, str] | None = None, cve_allowlist: dict[str, Any] | None = None,
-        storage_limit: int | None = None,
+        storage_limit: int | None = None, remove_metadata: str | None = None,
     ) -> None:  # fmt: skip
+        """`metadata` sets those keys and `remove_metadata` removes one, each by its own path: the
+        other keys are never rewritten, so no concurrent change to one of them (the registry's own
+        `retention_id` included) is lost."""
         actions: list[Any] = [ProjectRow.updated_at.set(int(time.time()))]
-        if metadata is not None:
-            actions.append(ProjectRow.metadata.set(metadata))
+        actions += [ProjectRow.metadata[k].set(v) for k, v in (metadata or {}).items()]
+        if remove_metadata is not None:
+            actions.append(ProjectRow.metadata[remove_metadata].remove())
         if cve_allowlist is not None:
             actions.append(ProjectRow.cve_allowlist.set(json.dumps(cve_allowlist)))
         if storage_limit is not None:
             self.set_storage_limit(name, storage_limit)
         ProjectRow(keys.project_pk(name), keys.ENTITY_SK).update(actions=actions, condition=ProjectRow.pk.exists())
+
+    def set_metadata_value(self, name: str, key: str, value: str | None, *, if_value: str | None = None) -> bool:
+        """Set one metadata key (None removes it) without rewriting the others: a key the server
+        owns (`retention_id`) cannot lose a concurrent change to another key. With `if_value`, only
+        while the key still holds it. False if the project (or that value) is gone."""
+        path = ProjectRow.metadata[key]
+        condition = ProjectRow.pk.exists()
+        if if_value is not None:
+            condition = condition & (path == if_value)
+        action = path.remove() if value is None else path.set(value)
+        try:
+            ProjectRow(keys.project_pk(name), keys.ENTITY_SK).update(actions=[action], condition=condition)
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def set_storage_limit(self, name: str, limit: int) -> None:
         """Change the limit, recomputing `storage_free` against a usage read in the same condition."""
@@ -292,6 +313,33 @@ class ProjectStore:
         except UpdateError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
+
+    def usage(self, project: str) -> tuple[int, int, bool] | None:
+        """(used, limit, warned) from one strongly consistent GetItem; None if the project is gone."""
+        try:
+            row = ProjectRow.get(keys.project_pk(project), keys.ENTITY_SK, consistent_read=True,
+                                 attributes_to_get=["storage_used", "storage_limit", "quota_warned"])  # fmt: skip
+        except ProjectRow.DoesNotExist:
+            return None
+        return int(row.storage_used), int(row.storage_limit), bool(row.quota_warned)
+
+    def mark_quota_warned(self, project: str, warned: bool, limit: int, threshold: int) -> bool:
+        """Flip the project's warning flag, only while its limit is still `limit` and its usage is
+        still at or past `threshold` (to set it) or below it (to clear it). False if the flag had
+        that value already or usage moved: of several concurrent crossings exactly one wins, and a
+        re-arm never undoes a warning a concurrent push just sent."""
+        flagged = ProjectRow.quota_warned == True  # noqa: E712 (a condition expression, not a test)
+        usage = ProjectRow.storage_used >= threshold if warned else ProjectRow.storage_used < threshold
+        condition = (ProjectRow.storage_limit == limit) & usage & (~flagged if warned else flagged)
+        try:
+            ProjectRow(keys.project_pk(project), keys.ENTITY_SK).update(
+                actions=[ProjectRow.quota_warned.set(warned)], condition=condition
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def add_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> None:
         """Record that `manifest` references each digest (itself included), for release on delete."""

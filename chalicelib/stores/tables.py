@@ -211,6 +211,9 @@ class ProjectRow(_Base):
     updated_at = NumberAttribute()
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
+    # True from the QUOTA_WARNING that announced usage past the warning share until usage is seen
+    # below it again: one warning per crossing (services/quotas.py).
+    quota_warned = BooleanAttribute(null=True)
 
 
 class MemberRow(_Base):
@@ -285,6 +288,7 @@ class JobRow(_Base):
     ended_at = NumberAttribute(null=True)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
+    lock = UnicodeAttribute(null=True)  # the lock it holds when not its vendor type's (`Job.lock`)
 
 
 class WebhookPoliciesRow(_Base):

@@ -261,7 +261,10 @@ def test_dry_run_changes_nothing_and_lists_what_a_real_run_deletes(ret: Retentio
     real_log = ret.logs(policy_id, real["id"])
     assert {name for name, d in digests.items() if f"deleted    {PROJECT}/app@{d}" in real_log} == would
     services().events.drain()
-    assert len(seen) == 1 and seen[0].detail["deleted"] and seen[0].detail["total"] == 4
+    (event,) = seen  # one task (repository) deleted something: one event, Harbor's shape
+    retention = event.detail["retention"]
+    assert (retention["total"], retention["retained"], retention["result"]) == (4, 2, "SUCCESS")
+    assert sorted(a["name_tag"] for a in retention["deleted_artifact"]) == ["app:v1", "app:v2"]
 
 
 # The API: shapes, executions, tasks, logs, the policy's lifecycle.

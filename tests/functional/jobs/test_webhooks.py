@@ -219,7 +219,7 @@ def test_push_pull_delete_send_harbors_default_payloads(hooks: LiveRegistry, rec
 
 
 def test_cloudevents_and_slack_payloads(hooks: LiveRegistry, receiver: Receiver) -> None:
-    _create(hooks, _policy(f"{receiver.url}/ce", name="ce", target={"payload_format": "CloudEvents"}))
+    ce_id = _create(hooks, _policy(f"{receiver.url}/ce", name="ce", target={"payload_format": "CloudEvents"}))
     _create(hooks, _policy(f"{receiver.url}/slack", name="slack", target={"type": "slack"}))
     digest, _ = hooks.push_image("library/ce", "latest")
     settle()
@@ -230,7 +230,8 @@ def test_cloudevents_and_slack_payloads(hooks: LiveRegistry, receiver: Receiver)
     document = json.loads(cloud["body"])
     assert document["specversion"] == "1.0" and document["type"] == "harbor.artifact.pushed"
     assert document["datacontenttype"] == "application/json" and document["operator"] == "admin"
-    assert document["id"] and document["time"].endswith("Z") and document["source"].startswith("/projects/library/")
+    assert document["id"] and document["time"].endswith("Z")
+    assert document["source"] == f"/projects/1/webhook/policies/{ce_id}"  # Harbor's: the project's id
     assert document["data"]["resources"] == [{"digest": digest, "tag": "latest",
                                               "resource_url": f"{HOST}/library/ce:latest"}]  # fmt: skip
     slack = json.loads(by_path["/slack"]["body"])

@@ -83,11 +83,18 @@ def test_cloudevents_payload() -> None:
 
 def test_quota_and_retention_event_data() -> None:
     quota = _body(Target("http", "http://h"), _event(EventType.QUOTA_EXCEED, detail={"details": "over 1 MiB"}), True)
-    assert quota["event_data"]["custom_attributes"] == {"Details": "over 1 MiB"}
-    assert quota["event_data"]["repository"]["repo_type"] == "public"
+    # Harbor's quota payload: no resource URL, no creation time, the tag always present.
+    assert quota["event_data"] == {
+        "resources": [{"digest": DIGEST, "tag": "v1"}],
+        "repository": {"name": "team/app", "namespace": "proj", "repo_full_name": "proj/team/app",
+                       "repo_type": "public"},
+        "custom_attributes": {"Details": "over 1 MiB"},
+    }  # fmt: skip
     retention = _event(EventType.TAG_RETENTION, repository=None, digest=None, tag=None,
                        detail={"retention": {"total": 2, "retained": 1}})  # fmt: skip
-    assert _body(Target("http", "http://h"), retention)["event_data"] == {"retention": {"total": 2, "retained": 1}}
+    # The webhook adds Harbor's `harbor_hostname` (the external host without its port).
+    expected = {"retention": {"total": 2, "retained": 1, "harbor_hostname": "reg.example"}}
+    assert _body(Target("http", "http://h"), retention)["event_data"] == expected
 
 
 def test_slack_payload() -> None:
