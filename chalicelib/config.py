@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     webhook_policy_cache_seconds: int = Field(default=10, ge=0, le=3600)
     webhook_workers: int = Field(default=4, ge=1, le=32)
+    # The state machine that delivers webhooks durably, one attempt per Task (set by the stack on
+    # AWS, by the runner locally); unset: delivery in-process (a thread pool locally, the event
+    # consumer's own invocation on AWS). `threads` keeps local delivery in-process even when the
+    # runner provides the machine (lower latency, but a restart loses what is in flight).
+    webhook_state_machine_arn: str | None = None
+    webhook_delivery: Literal["stepfunctions", "threads"] = "stepfunctions"
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
@@ -120,6 +126,7 @@ class Settings(BaseSettings):
         "gc_state_machine_arn",
         "retention_state_machine_arn",
         "event_bus_name",
+        "webhook_state_machine_arn",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

@@ -204,6 +204,8 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     arns = stepfunctions.machine_arns(settings.aws_region)
     os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
+    # Webhooks use it unless REGISTRY_WEBHOOK_DELIVERY=threads.
+    os.environ.setdefault("REGISTRY_WEBHOOK_STATE_MACHINE_ARN", arns["WEBHOOK"])
     client = emulator.client("stepfunctions")
     engine = threading.Thread(
         target=stepfunctions.create_state_machines, args=(client, settings.aws_region), name="job-engine", daemon=True
