@@ -228,6 +228,17 @@ def _start_scheduler(settings: Settings) -> Any:
     return scheduler
 
 
+def _resume_webhooks() -> None:
+    """Webhook deliveries the last shutdown interrupted start again (their moto executions died
+    with that process; the rows kept each delivery's input and attempt count)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.stores.projects import ProjectStore  # noqa: PLC0415
+
+    resumed = wiring.services().webhooks.resume(ProjectStore().names())
+    if resumed:
+        print(f"resumed {resumed} interrupted webhook deliveries", flush=True)
+
+
 def _open_object_store(data_dir: Path) -> FileObjectStore:
     """The blob files, without what a crash or abandoned uploads left behind."""
     from chalicelib.stores.files import FileObjectStore  # noqa: PLC0415
@@ -274,6 +285,7 @@ def main() -> int:
     server = _build_server(settings, snapshots, files)
     engine.join()
     scheduler = _start_scheduler(settings)
+    _resume_webhooks()
     stop_snapshots = _start_housekeeping(snapshots, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

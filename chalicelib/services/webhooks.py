@@ -34,7 +34,7 @@ import math
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
@@ -321,9 +321,9 @@ class WebhookService:
                   "event": event.to_dict(), "public": self._public(project)}  # fmt: skip
         items = [{**common, "task_id": task.job_id, "target": policy.targets.index(target),
                   "address": target.address, "delivery_id": str(uuid.uuid4())} for task, target in tasks]  # fmt: skip
+        delivery = {"execution_id": execution.job_id, "tasks": items}
         try:
-            arn = runner.start(VendorType.WEBHOOK, execution.job_id, {"execution_id": execution.job_id,
-                                                                        "tasks": items})  # fmt: skip
+            arn = runner.start(VendorType.WEBHOOK, execution.job_id, delivery)
         except Exception as exc:
             logger.exception("could not start a webhook delivery", extra={"execution_id": execution.job_id})
             reason = f"could not start the delivery: {type(exc).__name__}: {str(exc)[:300]}"
@@ -331,7 +331,40 @@ class WebhookService:
                 self._end_task(task.job_id, JobStatus.ERROR, reason, 0, allowed=ACTIVE_STATUSES)
             self._settle_execution(execution.job_id, len(tasks), 0)
             return
-        self._jobs.set_fields(execution.job_id, execution_arn=arn)
+        # The input is kept on the row (one write with the ARN) so that `resume` can start it again.
+        self._jobs.set_fields(execution.job_id, execution_arn=arn,
+                              parameters={**execution.parameters, "delivery": delivery})  # fmt: skip
+
+    def resume(self, projects: Iterable[str], per_policy: int = 50) -> int:
+        """Start again the deliveries whose state machine execution is gone; returns how many.
+
+        The local runner calls it at start: moto's executions die with the process, the rows do
+        not. Each task goes on from the attempt its row counted (`attempt` skips ended tasks).
+        Looks at the newest `per_policy` executions of every policy of `projects` (Queries, no
+        Scan); an execution older than any delivery can take is left to `_settled`."""
+        if self._runner is None:
+            return 0
+        resumed = 0
+        for project in projects:
+            for policy in self._load(project)[0]:
+                for job in self._jobs.history(_executions_key(policy.policy_id), per_policy):
+                    if job.status in ACTIVE_STATUSES and self._resume(self._runner, job):
+                        resumed += 1
+        return resumed
+
+    def _resume(self, runner: Runner, job: Job) -> bool:
+        delivery = job.parameters.get("delivery")
+        if not isinstance(delivery, dict) or not job.execution_arn or runner.status(job.execution_arn) == "RUNNING":
+            return False
+        if time.time() - job.created_at > self._longest_seconds:
+            return False
+        arn = runner.start(VendorType.WEBHOOK, job.job_id, delivery)
+        self._jobs.set_fields(job.job_id, execution_arn=arn)
+        for task in self._jobs.history(_tasks_key(job.job_id), HISTORY_LIMIT):
+            if task.status in ACTIVE_STATUSES:
+                self._jobs.log(task.job_id, "delivery resumed: the process that ran it stopped")
+        logger.info("webhook delivery resumed", execution_id=job.job_id)
+        return True
 
     def attempt(self, item: dict[str, Any]) -> dict[str, Any]:
         """ONE delivery attempt of one task; returns the item with `outcome` (`success`, `retry`,

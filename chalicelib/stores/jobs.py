@@ -81,6 +81,9 @@ class JobStore:
         return True
 
     def set_fields(self, job_id: int, **fields: Any) -> None:
+        """Set attributes of the row; `parameters` is given as a dict, as `create` takes it."""
+        if "parameters" in fields:
+            fields["parameters"] = json.dumps(fields["parameters"], sort_keys=True)
         actions = [getattr(JobRow, name).set(value) for name, value in fields.items()]
         JobRow(keys.job_pk(job_id), keys.JOB_SK).update(actions=[*actions, JobRow.updated_at.set(int(time.time()))])
 

@@ -287,3 +287,36 @@ def test_executions_api_bad_ids_still_answer_harbors_envelope(durable: LiveRegis
     _errors(durable.get(f"{base}/abc/tasks"), 400)
     _errors(durable.get(f"{base}/999999/tasks"), 404)
     _errors(durable.get(f"{base}?page_size=100000"), 400)
+
+
+def test_a_delivery_whose_engine_died_is_resumed_from_its_attempt_count(
+    durable: LiveRegistry, receiver: Receiver
+) -> None:
+    """What the local runner does at start: moto's executions died with the old process, the rows
+    did not. Here the engine's execution is stopped mid-backoff (as a restart loses it); `resume`
+    starts the stored input again and the task goes on with attempt 2, not 1."""
+    from chalicelib.wiring import services
+
+    policy_id = _push_to_failing(durable, receiver, "library/durable-resume")
+    deadline = time.monotonic() + 10
+    while not receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (lost,) = _webhook_executions()
+    assert services().webhooks.resume(["library"]) == 0  # still running: nothing to resume
+    _sfn().stop_execution(executionArn=lost["executionArn"])
+    time.sleep(1.5)  # past the backoff: the stopped execution makes no second attempt
+    assert len(receiver.requests) == 1
+    receiver.default_status = 200
+
+    assert services().webhooks.resume(["library", "nosuchproject"]) == 1
+    settle()
+    assert len(receiver.requests) == 2
+    (execution,) = _executions(durable, policy_id)
+    (task,) = _tasks(durable, policy_id, execution["id"])
+    assert (execution["status"], task["status"], task["run_count"]) == ("Success", "Success", 2)
+    log = _log(durable, policy_id, execution["id"], task["id"])
+    assert "attempt 1/3" in log and "delivery resumed" in log and "attempt 2/3" in log
+    # The stopped one ends ABORTED on AWS; moto 5.2.5 reports a Map stopped mid-iteration FAILED.
+    lost_status, resumed_status = (r["status"] for r in sorted(_webhook_executions(), key=lambda r: r["startDate"]))
+    assert lost_status in {"ABORTED", "FAILED"} and resumed_status == "SUCCEEDED"
+    assert services().webhooks.resume(["library"]) == 0  # ended: nothing more to do
