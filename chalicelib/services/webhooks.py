@@ -377,7 +377,8 @@ class WebhookService:
             raise NotFound(f"webhook task {task_id} of execution {execution_id} not found")
         if task.status not in ACTIVE_STATUSES:
             return {**item, "outcome": "done"}
-        self._jobs.transition(task_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
+        if task.status == JobStatus.PENDING:
+            self._jobs.transition(task_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
         attempt = task.counts.get("attempts", 0) + 1
         target = self._target(project, policy_id, index, address)
         if target is None:
@@ -399,7 +400,7 @@ class WebhookService:
 
     def finish(self, execution_id: int) -> dict[str, Any]:
         """Settle the execution from its tasks (any not successful counts as failed)."""
-        tasks = self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT)
+        tasks = self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT, consistent=True)
         succeeded = sum(1 for t in tasks if t.status == JobStatus.SUCCESS)
         self._settle_execution(execution_id, len(tasks), succeeded)
         return {"execution_id": execution_id, "tasks": len(tasks), "success": succeeded}

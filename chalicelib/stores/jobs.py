@@ -51,11 +51,12 @@ class JobStore:
         except JobRow.DoesNotExist:
             return None
 
-    def history(self, vendor_type: str, limit: int) -> list[Job]:
-        """The newest `limit` executions of a kind: one Query on its list partition, one BatchGetItem."""
+    def history(self, vendor_type: str, limit: int, *, consistent: bool = False) -> list[Job]:
+        """The newest `limit` executions of a kind: one Query on its list partition, one BatchGetItem
+        (`consistent`: the rows as last written, for a decision taken on their status)."""
         rows = ListEntry.listing.query(keys.jobs_list_pk(vendor_type), scan_index_forward=False, limit=limit)
         ids = [int(r.gsi1sk) for r in itertools.islice(rows, limit)]
-        items = batch_get_raw([(keys.job_pk(i), keys.JOB_SK) for i in ids])
+        items = batch_get_raw([(keys.job_pk(i), keys.JOB_SK) for i in ids], consistent=consistent)
         jobs = {int(j.job_id): j for j in (_to_job(JobRow.from_raw_data(i)) for i in items)}
         return [jobs[i] for i in ids if i in jobs]
 

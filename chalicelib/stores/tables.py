@@ -469,8 +469,9 @@ def bind(table_name: str, region: str, host: str | None) -> None:
         model._connection = None
 
 
-def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Raw items for (pk, sk) pairs of any model, in BatchGetItem calls of 100 keys.
+def batch_get_raw(item_keys: list[tuple[str, str]], *, consistent: bool = False) -> list[dict[str, Any]]:
+    """Raw items for (pk, sk) pairs of any model, in BatchGetItem calls of 100 keys (strongly
+    consistent reads when `consistent`).
 
     PynamoDB's own batch_get reads one model only; this lets one call fetch a link row and the
     blob row it points at. Unprocessed keys are retried (throttling) a bounded number of times.
@@ -483,6 +484,8 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
         request: dict[str, Any] = {
             table: {"Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]]}
         }
+        if consistent:
+            request[table]["ConsistentRead"] = True
         for _attempt in range(8):
             result = client.batch_get_item(RequestItems=request)
             items.extend(result.get("Responses", {}).get(table, []))
