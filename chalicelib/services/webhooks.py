@@ -406,7 +406,8 @@ class WebhookService:
         return {"execution_id": execution_id, "tasks": len(tasks), "success": succeeded}
 
     def fail(self, execution_id: int, task_id: int | None, reason: str) -> None:
-        """A Task failed outright (the Catch): record why on the task, or on the execution."""
+        """A Task failed outright (the Catch): record why on the task, or on the execution and
+        every task it left unfinished (none may stay Running once its state machine has ended)."""
         job_id = task_id if task_id is not None else execution_id
         job = self._jobs.get(job_id)
         expected = VendorType.WEBHOOK_TASK if task_id is not None else VendorType.WEBHOOK
@@ -414,7 +415,12 @@ class WebhookService:
             raise NotFound(f"webhook job {job_id} not found")
         if task_id is not None:
             self._end_task(task_id, JobStatus.ERROR, reason, job.counts.get("attempts", 0), allowed=ACTIVE_STATUSES)
-        elif self._jobs.transition(execution_id, JobStatus.ERROR, allowed=ACTIVE_STATUSES, error=reason[:2000]):
+            return
+        for task in self._jobs.history(_tasks_key(execution_id), HISTORY_LIMIT, consistent=True):
+            if task.status in ACTIVE_STATUSES:
+                self._end_task(task.job_id, JobStatus.ERROR, reason, task.counts.get("attempts", 0),
+                               allowed=ACTIVE_STATUSES)  # fmt: skip
+        if self._jobs.transition(execution_id, JobStatus.ERROR, allowed=ACTIVE_STATUSES, error=reason[:2000]):
             self._jobs.log(execution_id, reason)
 
     def _end_task(self, task_id: int, status: JobStatus, error: str | None, attempts: int,

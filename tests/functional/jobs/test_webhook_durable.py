@@ -320,3 +320,25 @@ def test_a_delivery_whose_engine_died_is_resumed_from_its_attempt_count(
     lost_status, resumed_status = (r["status"] for r in sorted(_webhook_executions(), key=lambda r: r["startDate"]))
     assert lost_status in {"ABORTED", "FAILED"} and resumed_status == "SUCCEEDED"
     assert services().webhooks.resume(["library"]) == 0  # ended: nothing more to do
+
+
+def test_a_failed_execution_ends_its_unfinished_tasks_with_the_reason(
+    durable: LiveRegistry, receiver: Receiver
+) -> None:
+    """The execution-level Catch (a Task that failed beyond its own Catch) ends the execution and
+    every task still active with the reason; the POST already in flight cannot turn it back."""
+    from chalicelib.jobs import webhooks
+
+    receiver.delay = 1.0
+    policy_id = _create(durable, _policy(receiver.url))
+    durable.push_image("library/durable-broken", "v1")
+    deadline = time.monotonic() + 10
+    while not receiver.requests and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (execution,) = _executions(durable, policy_id)
+    webhooks.fail({"execution_id": execution["id"], "error": {"Error": "States.Runtime", "Cause": "broken"}})
+    settle()
+    (execution,) = _executions(durable, policy_id)
+    assert execution["status"] == "Error" and execution["status_message"] == "States.Runtime: broken"
+    (task,) = _tasks(durable, policy_id, execution["id"])
+    assert (task["status"], task["status_message"]) == ("Error", "States.Runtime: broken")
