@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     # QUOTA_WARNING fires when a push takes a project's storage to this share of its limit
     # (Harbor's `ResourcesWarningPercent`, 85 by default).
     quota_warning_percent: int = Field(default=85, ge=1, le=100)
+    # The state machine that delivers webhooks durably, one attempt per Task (set by the stack on
+    # AWS, by the runner locally); unset: delivery in-process (a thread pool locally, the event
+    # consumer's own invocation on AWS). `threads` keeps local delivery in-process even when the
+    # runner provides the machine (lower latency, but a restart loses what is in flight).
+    webhook_state_machine_arn: str | None = None
+    webhook_delivery: Literal["stepfunctions", "threads"] = "stepfunctions"
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
@@ -124,6 +130,7 @@ class Settings(BaseSettings):
         "gc_state_machine_arn",
         "retention_state_machine_arn",
         "event_bus_name",
+        "webhook_state_machine_arn",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:

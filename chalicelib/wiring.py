@@ -140,7 +140,14 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     if settings.retention_state_machine_arn:
         machines["RETENTION"] = settings.retention_state_machine_arn
+    if _durable_webhooks(settings):
+        machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
+
+
+def _durable_webhooks(settings: Settings) -> bool:
+    """Webhooks go through their state machine when there is one, unless told to stay in-process."""
+    return settings.webhook_state_machine_arn is not None and settings.webhook_delivery == "stepfunctions"
 
 
 def _registry_host(settings: Settings) -> str:
@@ -218,7 +225,8 @@ def services() -> Services:
     repositories = RepositoryService(manifest_store, repository_store, projects, manifests)
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)
-    jobs = JobService(JobStore(), _job_runner(settings))
+    runner = _job_runner(settings)
+    jobs = JobService(JobStore(), runner)
     # A GC tombstone outlives any upload session that could have written bytes before the sweep.
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
     gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
@@ -229,6 +237,7 @@ def services() -> Services:
         backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
         cache_seconds=settings.webhook_policy_cache_seconds,
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
+        runner=runner if _durable_webhooks(settings) else None,
     )  # fmt: skip
     events.subscribe(webhooks.on_event)
     retention = RetentionService(

@@ -162,7 +162,9 @@ def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]
     return {"resources": [resource], "repository": {"date_created": int(event.occurred_at), **repository}}
 
 
-def payload(event: Event, target: Target, policy_source: str, registry_host: str, public: bool) -> Delivery:
+def payload(event: Event, target: Target, policy_source: str, registry_host: str, public: bool, *,
+            event_id: str | None = None) -> Delivery:  # fmt: skip
+    """`event_id` is the CloudEvents `id`: a durable delivery keeps one across its attempts."""
     data = event_data(event, registry_host, public)
     headers = {"Content-Type": "application/json"}
     if target.auth_header:
@@ -173,7 +175,7 @@ def payload(event: Event, target: Target, policy_source: str, registry_host: str
     elif target.payload_format == "CloudEvents":
         headers["Content-Type"] = "application/cloudevents+json"
         document = {
-            "specversion": "1.0", "id": str(uuid.uuid4()), "source": policy_source,
+            "specversion": "1.0", "id": event_id or str(uuid.uuid4()), "source": policy_source,
             "type": CLOUDEVENT_TYPES.get(EventType(event.type), f"harbor.{event.type.lower()}"),
             "datacontenttype": "application/json",
             "time": datetime.fromtimestamp(event.occurred_at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -13,6 +13,8 @@ from chalicelib.jobs.retention import HANDLERS as RETENTION_HANDLERS
 from chalicelib.jobs.retention import bp as retention_bp
 from chalicelib.jobs.schedules import HANDLERS as SCHEDULE_HANDLERS
 from chalicelib.jobs.schedules import bp as schedules_bp
+from chalicelib.jobs.webhooks import HANDLERS as WEBHOOK_HANDLERS
+from chalicelib.jobs.webhooks import bp as webhooks_bp
 
-BLUEPRINTS = (gc_bp, schedules_bp, events_bp, retention_bp)
-HANDLERS = {**GC_HANDLERS, **SCHEDULE_HANDLERS, **RETENTION_HANDLERS}
+BLUEPRINTS = (gc_bp, schedules_bp, events_bp, retention_bp, webhooks_bp)
+HANDLERS = {**GC_HANDLERS, **SCHEDULE_HANDLERS, **RETENTION_HANDLERS, **WEBHOOK_HANDLERS}

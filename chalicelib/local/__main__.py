@@ -204,6 +204,8 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     arns = stepfunctions.machine_arns(settings.aws_region)
     os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
+    # Webhooks use it unless REGISTRY_WEBHOOK_DELIVERY=threads.
+    os.environ.setdefault("REGISTRY_WEBHOOK_STATE_MACHINE_ARN", arns["WEBHOOK"])
     client = emulator.client("stepfunctions")
     engine = threading.Thread(
         target=stepfunctions.create_state_machines, args=(client, settings.aws_region), name="job-engine", daemon=True
@@ -224,6 +226,17 @@ def _start_scheduler(settings: Settings) -> Any:
     )
     scheduler.start()
     return scheduler
+
+
+def _resume_webhooks() -> None:
+    """Webhook deliveries the last shutdown interrupted start again (their moto executions died
+    with that process; the rows kept each delivery's input and attempt count)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.stores.projects import ProjectStore  # noqa: PLC0415
+
+    resumed = wiring.services().webhooks.resume(ProjectStore().names())
+    if resumed:
+        print(f"resumed {resumed} interrupted webhook deliveries", flush=True)
 
 
 def _open_object_store(data_dir: Path) -> FileObjectStore:
@@ -272,6 +285,7 @@ def main() -> int:
     server = _build_server(settings, snapshots, files)
     engine.join()
     scheduler = _start_scheduler(settings)
+    _resume_webhooks()
     stop_snapshots = _start_housekeeping(snapshots, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)

@@ -24,7 +24,7 @@ from chalicelib.jobs import HANDLERS
 
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 # Job kind -> state machine file stem (and the machine's name).
-MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention"}
+MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention", "WEBHOOK": "webhook"}
 ACCOUNT = "123456789012"  # moto's default account
 EXECUTE = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 

@@ -52,7 +52,8 @@ class JobStore:
             return None
 
     def history(self, vendor_type: str, limit: int) -> list[Job]:
-        """The newest `limit` executions of a kind: one Query on its list partition, one BatchGetItem."""
+        """The newest `limit` executions of a kind: one Query on its list partition, one (strongly
+        consistent) BatchGetItem."""
         rows = ListEntry.listing.query(keys.jobs_list_pk(vendor_type), scan_index_forward=False, limit=limit)
         ids = [int(r.gsi1sk) for r in itertools.islice(rows, limit)]
         items = batch_get_raw([(keys.job_pk(i), keys.JOB_SK) for i in ids])
@@ -81,6 +82,9 @@ class JobStore:
         return True
 
     def set_fields(self, job_id: int, **fields: Any) -> None:
+        """Set attributes of the row; `parameters` is given as a dict, as `create` takes it."""
+        if "parameters" in fields:
+            fields["parameters"] = json.dumps(fields["parameters"], sort_keys=True)
         actions = [getattr(JobRow, name).set(value) for name, value in fields.items()]
         JobRow(keys.job_pk(job_id), keys.JOB_SK).update(actions=[*actions, JobRow.updated_at.set(int(time.time()))])
 

@@ -119,6 +119,12 @@ types `WEBHOOK` and `WEBHOOK_TASK`) listed under the policy's and the execution'
 partitions, so a policy's executions and an execution's tasks are one Query each; a task's log is
 its job log. `lasttrigger` is a Query on the project partition with the `WEBHOOKLAST#` prefix.
 
+A webhook execution delivered durably (its state machine, `services/webhooks.py`) also carries the
+execution's ARN and, in its `parameters` under `delivery`, the state machine's input (the event,
+task ids, target indices; never a target's auth header), written in the one update that records
+the ARN, so that the local runner can start an interrupted delivery again; a task's row counts its
+attempts (`counts.attempts`), so the delivery goes on from there. No new keys.
+
 A blob row GC has deleted stays as a tombstone (`state` `deleted`, TTL `expires_at`) for longer than
 an upload session lives: an upload that wrote bytes before the sweep deleted them and finishes
 after it finds the tombstone and checks the object really exists before the blob becomes visible

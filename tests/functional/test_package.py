@@ -67,6 +67,10 @@ RETENTION_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-retention:*"
 }
 RETENTION_FUNCTIONS = ("RetentionRun", "RetentionFail")
+WEBHOOK_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-webhook"
+}
+WEBHOOK_FUNCTIONS = ("WebhookAttempt", "WebhookFinish", "WebhookFail")
 EXTERNAL_URL = {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"}, {"Ref": "AWS::NoValue"}]}
 
 
@@ -360,8 +364,8 @@ def test_job_functions_run_with_the_jobs_role_and_the_state_machine_calls_only_t
     for name in (*GC_FUNCTIONS, "JobSchedule", "EventConsumer"):
         props = resources[name]["Properties"]
         assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
-        # The consumer delivers webhooks inline: 3 attempts x (10 s connect + 10 s read) + backoff.
-        assert props["Timeout"] == (120 if name == "EventConsumer" else 900)
+        # The consumer only records webhook executions and starts their state machine.
+        assert props["Timeout"] == (30 if name == "EventConsumer" else 900)
         assert props["Environment"]["Variables"]["REGISTRY_EVENT_BUS_NAME"] == "default"
         assert props["Environment"]["Variables"]["REGISTRY_GC_STATE_MACHINE_ARN"] == GC_MACHINE_ARN
     machine = resources["GcStateMachine"]["Properties"]
@@ -399,3 +403,41 @@ def test_retention_machine_calls_only_its_functions_and_ticks_every_minute(
     assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in RETENTION_FUNCTIONS]
     schedule = resources["RetentionScheduleTick"]["Properties"]
     assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "RETENTION"}
+
+
+def test_webhook_delivery_machine_and_its_least_privilege_role(resources: dict[str, Any], package_dir: Path) -> None:
+    """Durable webhook delivery: the consumer may start the webhook machine (and only start it);
+    the machine may invoke only its three Task Lambdas; those run with a role that reads and writes
+    table items and reads the two secrets, and nothing else (no Scan, no S3, no Step Functions)."""
+    consumer = resources["EventConsumer"]["Properties"]
+    assert consumer["Environment"]["Variables"]["REGISTRY_WEBHOOK_STATE_MACHINE_ARN"] == WEBHOOK_MACHINE_ARN
+    (start,) = [s for s in _statements(resources["RegistryJobsRole"]) if s["Resource"] == WEBHOOK_MACHINE_ARN]
+    assert start["Action"] == "states:StartExecution"
+    for name in WEBHOOK_FUNCTIONS:
+        props = resources[name]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["WebhookDeliveryRole", "Arn"]}, name
+        assert props["Environment"]["Variables"]["REGISTRY_EXTERNAL_URL"] == EXTERNAL_URL
+        assert props["Environment"]["Variables"]["REGISTRY_EVENT_BUS_NAME"] == "default"
+    # One attempt: a connect and a read timeout of at most 60 s each, with room to record it.
+    assert resources["WebhookAttempt"]["Properties"]["Timeout"] > 2 * 60
+    granted: dict[str, set[str]] = {}
+    for stmt in _statements(resources["WebhookDeliveryRole"]):
+        for resource in _as_list(stmt["Resource"]):
+            granted.setdefault(json.dumps(resource, sort_keys=True), set()).update(_as_list(stmt["Action"]))
+    assert granted == {
+        json.dumps({"Fn::GetAtt": ["RegistryTable", "Arn"]}, sort_keys=True): TABLE_ACTIONS,
+        json.dumps({"Fn::Sub": "${RegistryTable.Arn}/index/*"}, sort_keys=True): {"dynamodb:Query"},
+        json.dumps(ADMIN_SECRET_REF, sort_keys=True): {"secretsmanager:GetSecretValue"},
+        json.dumps(TOKEN_KEY_REF, sort_keys=True): {"secretsmanager:GetSecretValue"},
+        json.dumps({"Fn::GetAtt": ["RegistryJobsLogGroup", "Arn"]}, sort_keys=True): {
+            "logs:CreateLogStream", "logs:PutLogEvents"},
+        json.dumps("*"): {"xray:PutTraceSegments", "xray:PutTelemetryRecords"},
+    }  # fmt: skip
+    machine = resources["WebhookStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-webhook"}
+    assert machine["StateMachineType"] == "STANDARD"
+    asl = (package_dir / machine["DefinitionS3Location"]).read_text()
+    assert set(machine["DefinitionSubstitutions"]) == {f"{n}Arn" for n in WEBHOOK_FUNCTIONS}
+    assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
+    (invoke,) = _statements(resources["WebhookStateMachineRole"])
+    assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in WEBHOOK_FUNCTIONS]
