@@ -1,5 +1,7 @@
 """The retention state machine's Task handlers (`infra/statemachines/retention.asl.json`): thin,
-one service call each. `run` is idempotent against a retry: `begin` refuses a job that has ended."""
+one service call each. Each is safe to run twice (Step Functions retries, a re-drive): `begin`
+replaces the tasks an earlier attempt created, `task` never runs an ended task again, `finish`
+ends the job and announces each task once."""
 
 from __future__ import annotations
 
@@ -15,8 +17,22 @@ bp = Blueprint(__name__)
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def run(event: dict[str, Any]) -> dict[str, Any]:
-    services().retention.run(int(event["job_id"]))
+def begin(event: dict[str, Any]) -> dict[str, Any]:
+    return services().retention.begin(int(event["job_id"]))
+
+
+def task(event: dict[str, Any]) -> dict[str, Any]:
+    """One repository of a lane, then the lane's next cursor (`more` false when it is done or the
+    job was stopped)."""
+    task_id, step, last = int(event["task_id"]), int(event["step"]), int(event["last"])
+    going = services().retention.run_task(int(event["job_id"]), task_id)
+    following = task_id + step
+    return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last,
+            "more": going and following <= last}  # fmt: skip
+
+
+def finish(event: dict[str, Any]) -> dict[str, Any]:
+    services().retention.finish(int(event["job_id"]))
     return {"job_id": event["job_id"]}
 
 
@@ -25,12 +41,27 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     return failures.record("retention", event, services().retention.fail)
 
 
-HANDLERS: dict[str, Handler] = {"retention_run": run, "retention_fail": fail}
+HANDLERS: dict[str, Handler] = {
+    "retention_begin": begin,
+    "retention_task": task,
+    "retention_finish": finish,
+    "retention_fail": fail,
+}
 
 
-@bp.lambda_function(name="retention_run")
-def retention_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event)
+@bp.lambda_function(name="retention_begin")
+def retention_begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return begin(event)
+
+
+@bp.lambda_function(name="retention_task")
+def retention_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return task(event)
+
+
+@bp.lambda_function(name="retention_finish")
+def retention_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return finish(event)
 
 
 @bp.lambda_function(name="retention_fail")

@@ -2,13 +2,27 @@
 
 A policy is validated by `core/retention.py` when saved, so an execution never meets a malformed
 rule. An execution is a job of the framework (vendor type `RETENTION`, `services/jobs.py`) run by
-the `retention` state machine; it has one task per repository an enabled rule selects. The task
-lists what the rules keep and delete; a dry run records exactly the same lists and deletes
-nothing; a real run deletes each doomed artifact through the manifest service's deep delete (so
-tags, accessories, quota and DELETE_ARTIFACT events follow the usual rules; GC reclaims the blobs
-later). As Harbor does, each task that deleted something publishes a TAG_RETENTION event whose
-detail is Harbor's `event_data.retention` (`retention_payload`); a dry run publishes none. An
-artifact with an immutable tag is never deleted (it is listed as kept).
+the `retention` state machine (`infra/statemachines/retention.asl.json`) in three steps, so no
+Lambda has to walk a whole project within its 15 minutes:
+
+1. `begin` creates one Pending task per repository an enabled rule selects (consecutive ids) and
+   hands the Map `workers` lanes, each a cursor over every `workers`-th task id (a few numbers,
+   never repository documents, so Step Functions' 256 KB state limit is no concern);
+2. the Map runs the lanes in parallel (`REGISTRY_RETENTION_WORKERS` at a time); each iteration is
+   one Task, `run_task`, that applies the policy to ONE repository and ends its task Success or
+   Error with its counts and log. A task is claimed Pending -> Running by a conditional write and
+   ended only from Running, so a retried or re-driven iteration never runs an ended task again
+   (nothing is deleted or counted twice), and the job is checked before each repository (and
+   each delete), so a stop takes effect between two of them;
+3. `finish` sums the tasks and ends the job: Success when every task succeeded, Error otherwise.
+
+Each task lists what the rules keep and delete; a dry run records exactly the same lists and
+deletes nothing; a real run deletes each doomed artifact through the manifest service's deep
+delete (so tags, accessories, quota and DELETE_ARTIFACT events follow the usual rules; GC reclaims
+the blobs later). As Harbor does, each task that deleted something gets a TAG_RETENTION event
+whose detail is Harbor's `event_data.retention` (`retention_payload`), published by `finish` once
+per task (claimed on the task row); a dry run publishes none. An artifact with an immutable tag is
+never deleted (it is listed as kept).
 
 One execution per policy (so per project: a project has one policy) is active at a time: the job
 holds the lock `RETENTION#<policy id>` (a conditional put, `services/jobs.py`), so a second manual
@@ -34,6 +48,7 @@ from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
 from chalicelib.services.jobs import JobEnded
 from chalicelib.stores import keys
+from chalicelib.stores.retention import ERROR, STOPPED, SUCCESS
 
 if TYPE_CHECKING:
     from chalicelib.core.identity import Principal, Project
@@ -97,17 +112,16 @@ def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def retention_payload(record: PolicyRecord, repository: str, deleted: list[Item], *, total: int,
-                      retained: int) -> dict[str, Any]:  # fmt: skip
+def retention_payload(record: PolicyRecord, deleted: list[str], *, total: int, retained: int) -> dict[str, Any]:
     """Harbor's `event_data.retention` for one task (its `model.Retention`; `harbor_hostname` is
     added by the webhook that sends it). Fields Harbor omits when empty are omitted here too; an
     untagged artifact has an empty `name_tag`, as in Harbor. Unlike Harbor (whose handler keeps
-    only the last one), the deleted artifacts are listed, the first `_ANNOUNCED_MAX` of them."""
+    only the last one), the deleted artifacts (their `name_tag`s) are listed, the first
+    `_ANNOUNCED_MAX` of them."""
     rules = [{k: rule[k] for k in ("template", "params", "tag_selectors", "scope_selectors") if rule.get(k)}
              for rule in record.policy.get("rules") or []]  # fmt: skip
-    short = repository.partition("/")[2]
-    artifacts = [{"type": "image", "status": "SUCCESS", "name_tag": f"{short}:{i.tags[0]}" if i.tags else "",
-                  "references": None} for i in deleted[:_ANNOUNCED_MAX]]  # fmt: skip
+    artifacts = [{"type": "image", "status": "SUCCESS", "name_tag": name_tag, "references": None}
+                 for name_tag in deleted[:_ANNOUNCED_MAX]]  # fmt: skip
     payload: dict[str, Any] = {"total": total, "retained": retained, "project_name": record.project,
                                "retention_policy_id": record.policy_id, "result": "SUCCESS"}  # fmt: skip
     if rules:
@@ -121,7 +135,7 @@ class RetentionService:
     def __init__(self, store: RetentionStore, jobs: JobService, projects: ProjectService, *,
                  repositories: RepositoryStore, artifacts: ArtifactStore, labels: LabelService,
                  immutability: ImmutabilityService, manifests: ManifestService, events: EventBus,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 workers: int = 4, clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._store = store
         self._jobs = jobs
         self._projects = projects
@@ -131,6 +145,7 @@ class RetentionService:
         self._immutability = immutability
         self._manifests = manifests
         self._events = events
+        self._workers = workers
         self._clock = clock
 
     # Policies.
@@ -234,6 +249,7 @@ class RetentionService:
     def stop(self, caller: Principal, policy_id: int, execution_id: int) -> None:
         self.execution(caller, policy_id, execution_id, "update")
         self._jobs.stop(execution_id, VENDOR)
+        self._store.stop_tasks(execution_id)  # a task running now ends Stopped itself
 
     def tasks(self, caller: Principal, policy_id: int, execution_id: int) -> list[TaskRecord]:
         self.execution(caller, policy_id, execution_id, "list")
@@ -266,48 +282,94 @@ class RetentionService:
 
     # The execution itself (the state machine's Task handlers call these).
 
-    def run(self, job_id: int) -> None:
-        """Apply the policy to every repository a rule selects, one task each, then end the job."""
-        job = self._jobs.begin(job_id)
+    def begin(self, job_id: int) -> dict[str, Any]:
+        """Start the job, create one Pending task per repository a rule selects and return the
+        Map's items: `lanes` (at most `workers`), each a constant-size cursor over the task ids
+        (`task_id`, `step`, `last`), so the state stays small however many repositories there are.
+        A policy or project gone since the trigger ends the job Error; a stopped job runs nothing."""
+        nothing: dict[str, Any] = {"job_id": job_id, "workers": self._workers, "lanes": []}
+        try:
+            job = self._jobs.begin(job_id)
+        except JobEnded:
+            return nothing
         policy_id, dry_run = int(job.parameters["policy_id"]), bool(job.parameters.get("dry_run"))
         record = self._store.get(policy_id)
         if record is None:
             self._jobs.finish(job_id, JobStatus.ERROR, f"retention policy {policy_id} no longer exists")
-            return
+            return nothing
         if not self._same_project(record):
             self._jobs.finish(job_id, JobStatus.ERROR, f"project {record.project} of policy {policy_id} was deleted")
-            return
+            return nothing
         rules = parse_rules(record.policy.get("rules") or [])
-        self._jobs.log(job_id, f"retention policy {policy_id} on project {record.project}, dry_run={dry_run}")
-        totals = {"total": 0, "retained": 0, "deleted": 0}
-        try:
-            for repository in self._repositories.find(record.project):
-                name = repository.name.partition("/")[2]
-                if not any(rule.selects_repository(name) for rule in rules):
-                    continue
-                self._jobs.check(job_id)
-                task = self._store.start_task(job_id, repository.name)
-                items = self._items(repository.name)
-                decision = decide(rules, name, items, int(self._clock()), partial(self._immutable, repository.name))
-                deleted, log = self._apply(job_id, repository.name, decision, dry_run)
-                retained = len(items) - len(deleted)
-                self._store.end_task(task, "Success", len(items), retained, log)
-                totals["total"] += len(items)
-                totals["retained"] += retained
-                totals["deleted"] += len(deleted)
-                if deleted and not dry_run:
-                    self._announce(job, record, repository.name, deleted, total=len(items), retained=retained)
-        except JobEnded:
-            return
-        except Exception as exc:
-            self._jobs.finish(job_id, JobStatus.ERROR, f"{type(exc).__name__}: {exc}", totals)
-            raise
-        self._jobs.finish(job_id, JobStatus.SUCCESS, None, totals)
+        selected = [r.name for r in self._repositories.find(record.project)
+                    if any(rule.selects_repository(r.name.partition("/")[2]) for rule in rules)]  # fmt: skip
+        first = self._store.create_tasks(job_id, selected)
+        step = min(self._workers, len(selected))
+        self._jobs.log(job_id, f"retention policy {policy_id} on project {record.project}, dry_run={dry_run}: "
+                               f"{len(selected)} repositories, {step} at a time")  # fmt: skip
+        last = first + len(selected) - 1
+        lanes = [{"job_id": job_id, "task_id": first + n, "step": step, "last": last} for n in range(step)]
+        return {**nothing, "lanes": lanes}
 
-    def _announce(self, job: Job, record: PolicyRecord, repository: str, deleted: list[Item], *, total: int,
-                  retained: int) -> None:  # fmt: skip
+    def run_task(self, job_id: int, task_id: int) -> bool:
+        """Apply the policy to one task's repository and end the task Success or Error (an error
+        is the task's, not the execution's: the other repositories go on). False once the job
+        has ended or was stopped, so the lane stops; a task that already ended is not run again."""
+        try:
+            job = self._jobs.check(job_id)
+        except JobEnded:
+            return False
+        task = self._store.claim_task(job_id, task_id)
+        if task is None:
+            return True
+        record = self._store.get(int(job.parameters["policy_id"]))
+        dry_run = bool(job.parameters.get("dry_run"))
+        progress: list[str] = []
+        try:
+            if record is None:
+                raise NotFound("the retention policy was deleted during the run")
+            rules = parse_rules(record.policy.get("rules") or [])
+            name = task.repository.partition("/")[2]
+            items = self._items(task.repository)
+            decision = decide(rules, name, items, int(self._clock()), partial(self._immutable, task.repository))
+            deleted = self._apply(job_id, task.repository, decision, dry_run, progress)
+        except JobEnded:
+            self._store.end_task(task, STOPPED, 0, 0, _log([*progress, "stopped"]))
+            return False
+        except Exception as exc:
+            logger.exception("retention task failed", job_id=job_id, task_id=task_id, repository=task.repository)
+            self._store.end_task(task, ERROR, 0, 0, _log([*progress, f"error: {type(exc).__name__}: {exc}"]))
+            return True
+        retained = len(items) - len(deleted)
+        announced = [_name_tag(task.repository, i) for i in deleted[:_ANNOUNCED_MAX]] if not dry_run else None
+        self._store.end_task(task, SUCCESS, len(items), retained, _log(progress), deleted=announced)
+        return True
+
+    def finish(self, job_id: int) -> None:
+        """Sum the tasks, publish each real task's TAG_RETENTION (once: claimed on the task row),
+        and end the job: Success when every task succeeded, Error otherwise. Nothing is counted
+        twice if this runs again (a retry): the job ends once, each event goes once."""
+        job = self._jobs.get(job_id, VENDOR)
+        tasks = self._store.tasks(job_id)
+        record = self._store.get(int(job.parameters["policy_id"]))
+        totals = {"total": 0, "retained": 0, "deleted": 0}
+        for task in tasks:
+            totals["total"] += task.total
+            totals["retained"] += task.retained
+            totals["deleted"] += task.total - task.retained if task.status == SUCCESS else 0
+            if task.deleted and record is not None and self._store.mark_announced(job_id, task.task_id):
+                self._announce(job, record, task)
+        failed = [t for t in tasks if t.status != SUCCESS]
+        if not failed:
+            self._jobs.finish(job_id, JobStatus.SUCCESS, None, totals)
+            return
+        first = failed[0]
+        error = f"{len(failed)} of {len(tasks)} tasks did not succeed (first: {first.repository}, {first.status})"
+        self._jobs.finish(job_id, JobStatus.ERROR, error, totals)
+
+    def _announce(self, job: Job, record: PolicyRecord, task: TaskRecord) -> None:
         """Harbor's TAG_RETENTION event for one finished task; its operator is the trigger."""
-        detail = {"retention": retention_payload(record, repository, deleted, total=total, retained=retained)}
+        detail = {"retention": retention_payload(record, list(task.deleted), total=task.total, retained=task.retained)}
         self._events.publish(Event(type=EventType.TAG_RETENTION, operator=str(job.trigger).upper(),
                                    occurred_at=self._clock(), project=record.project, resource_type="retention",
                                    resource=str(record.policy_id), detail=detail))  # fmt: skip
@@ -329,9 +391,11 @@ class RetentionService:
     def _immutable(self, repository: str, item: Item) -> bool:
         return any(self._immutability.protects(repository, tag) for tag in item.tags)
 
-    def _apply(self, job_id: int, repository: str, decision: Decision, dry_run: bool) -> tuple[list[Item], str]:
-        """Delete (unless a dry run) what the decision dooms; the task's log and what went."""
-        lines = [f"{'retained':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.retained]
+    def _apply(self, job_id: int, repository: str, decision: Decision, dry_run: bool,
+               lines: list[str]) -> list[Item]:  # fmt: skip
+        """Delete (unless a dry run) what the decision dooms, logging into `lines`; what went.
+        The job is checked before each delete, so a stop takes effect between two artifacts."""
+        lines += [f"{'retained':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.retained]
         lines += [f"{'immutable':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.immutable]
         deleted: list[Item] = []
         for item in decision.deleted:
@@ -347,4 +411,13 @@ class RetentionService:
             deleted.append(item)
             verb = "would delete" if dry_run else "deleted"
             lines.append(f"{verb:<10} {repository}@{item.digest} tags={list(item.tags)}")
-        return deleted, "".join(f"{line}\n" for line in lines)
+        return deleted
+
+
+def _log(lines: list[str]) -> str:
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _name_tag(repository: str, item: Item) -> str:
+    """TAG_RETENTION's `name_tag`: `<repository without project>:<first tag>`, empty when untagged."""
+    return f"{repository.partition('/')[2]}:{item.tags[0]}" if item.tags else ""
