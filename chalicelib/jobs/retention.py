@@ -22,13 +22,12 @@ def begin(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def task(event: dict[str, Any]) -> dict[str, Any]:
-    """One repository of a lane, then the lane's next cursor (`more` false when it is done or the
-    job was stopped)."""
-    task_id, step, last = int(event["task_id"]), int(event["step"]), int(event["last"])
-    going = services().retention.run_task(int(event["job_id"]), task_id)
-    following = task_id + step
-    return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last,
-            "more": going and following <= last}  # fmt: skip
+    """The next repository (or `batch` of them) of a lane; the cursor it goes on with, and `more`
+    false once the lane is done or the job was stopped."""
+    step, last, batch = int(event["step"]), int(event["last"]), int(event.get("batch", 1))
+    following = services().retention.run_lane(int(event["job_id"]), int(event["task_id"]), step, last, batch)
+    return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last, "batch": batch,
+            "more": following is not None}  # fmt: skip
 
 
 def finish(event: dict[str, Any]) -> dict[str, Any]:

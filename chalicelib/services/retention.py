@@ -70,6 +70,9 @@ _TAGS_PER_ARTIFACT = 1000
 # The most deleted artifacts one TAG_RETENTION event lists: ~100 bytes each keeps the event well
 # under EventBridge's 256 KB (its `total` and `retained` still count them all).
 _ANNOUNCED_MAX = 1000
+# The most repository Tasks one execution runs (~7 history events each, under the 25,000 a
+# Standard workflow may have); a bigger project's Tasks take several repositories each.
+_MAX_TASK_CALLS = 3000
 
 
 def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
@@ -247,9 +250,11 @@ class RetentionService:
         return job
 
     def stop(self, caller: Principal, policy_id: int, execution_id: int) -> None:
-        self.execution(caller, policy_id, execution_id, "update")
+        job = self.execution(caller, policy_id, execution_id, "update")
         self._jobs.stop(execution_id, VENDOR)
+        # The execution's `finish` will not run: what it does for the tasks that ended is done here.
         self._store.stop_tasks(execution_id)  # a task running now ends Stopped itself
+        self._jobs.set_counts(execution_id, self._settle(job, self._store.tasks(execution_id)))
 
     def tasks(self, caller: Principal, policy_id: int, execution_id: int) -> list[TaskRecord]:
         self.execution(caller, policy_id, execution_id, "list")
@@ -305,16 +310,32 @@ class RetentionService:
                     if any(rule.selects_repository(r.name.partition("/")[2]) for rule in rules)]  # fmt: skip
         first = self._store.create_tasks(job_id, selected)
         step = min(self._workers, len(selected))
+        # One repository per Task, unless that many Tasks would pass Step Functions' 25,000 events
+        # of history (about 7 a Task): then each Task takes a few of its lane's repositories.
+        batch = max(1, -(-len(selected) // _MAX_TASK_CALLS))
         self._jobs.log(job_id, f"retention policy {policy_id} on project {record.project}, dry_run={dry_run}: "
                                f"{len(selected)} repositories, {step} at a time")  # fmt: skip
         last = first + len(selected) - 1
-        lanes = [{"job_id": job_id, "task_id": first + n, "step": step, "last": last} for n in range(step)]
+        lanes = [{"job_id": job_id, "task_id": first + n, "step": step, "last": last, "batch": batch}
+                 for n in range(step)]  # fmt: skip
         return {**nothing, "lanes": lanes}
+
+    def run_lane(self, job_id: int, task_id: int, step: int, last: int, batch: int) -> int | None:
+        """Run up to `batch` tasks of a lane (every `step`-th id from `task_id` to `last`); the id
+        the lane goes on with, or None when it is done or the job has ended."""
+        for _ in range(batch):
+            if not self.run_task(job_id, task_id):
+                return None
+            task_id += step
+            if task_id > last:
+                return None
+        return task_id
 
     def run_task(self, job_id: int, task_id: int) -> bool:
         """Apply the policy to one task's repository and end the task Success or Error (an error
         is the task's, not the execution's: the other repositories go on). False once the job
-        has ended or was stopped, so the lane stops; a task that already ended is not run again."""
+        has ended or was stopped, so the lane stops; a task that already ended is not run again.
+        A task stopped or failed midway keeps the counts and log of what it did."""
         try:
             job = self._jobs.check(job_id)
         except JobEnded:
@@ -324,26 +345,28 @@ class RetentionService:
             return True
         record = self._store.get(int(job.parameters["policy_id"]))
         dry_run = bool(job.parameters.get("dry_run"))
-        progress: list[str] = []
+        items: list[Item] = []
+        lines: list[str] = []
+        deleted: list[Item] = []
+        status, going = SUCCESS, True
         try:
             if record is None:
                 raise NotFound("the retention policy was deleted during the run")
             rules = parse_rules(record.policy.get("rules") or [])
-            name = task.repository.partition("/")[2]
             items = self._items(task.repository)
-            decision = decide(rules, name, items, int(self._clock()), partial(self._immutable, task.repository))
-            deleted = self._apply(job_id, task.repository, decision, dry_run, progress)
+            decision = decide(rules, task.repository.partition("/")[2], items, int(self._clock()),
+                              partial(self._immutable, task.repository))  # fmt: skip
+            self._apply(job_id, task.repository, decision, dry_run, lines=lines, deleted=deleted)
         except JobEnded:
-            self._store.end_task(task, STOPPED, 0, 0, _log([*progress, "stopped"]))
-            return False
+            status, going = STOPPED, False
+            lines.append("stopped")
         except Exception as exc:
             logger.exception("retention task failed", job_id=job_id, task_id=task_id, repository=task.repository)
-            self._store.end_task(task, ERROR, 0, 0, _log([*progress, f"error: {type(exc).__name__}: {exc}"]))
-            return True
-        retained = len(items) - len(deleted)
-        announced = [_name_tag(task.repository, i) for i in deleted[:_ANNOUNCED_MAX]] if not dry_run else None
-        self._store.end_task(task, SUCCESS, len(items), retained, _log(progress), deleted=announced)
-        return True
+            status = ERROR
+            lines.append(f"error: {type(exc).__name__}: {exc}")
+        names = [_name_tag(task.repository, i) for i in deleted[:_ANNOUNCED_MAX]] if not dry_run else None
+        self._store.end_task(task, status, len(items), len(items) - len(deleted), _log(lines), deleted=names)
+        return going
 
     def finish(self, job_id: int) -> None:
         """Sum the tasks, publish each real task's TAG_RETENTION (once: claimed on the task row),
@@ -351,14 +374,7 @@ class RetentionService:
         twice if this runs again (a retry): the job ends once, each event goes once."""
         job = self._jobs.get(job_id, VENDOR)
         tasks = self._store.tasks(job_id)
-        record = self._store.get(int(job.parameters["policy_id"]))
-        totals = {"total": 0, "retained": 0, "deleted": 0}
-        for task in tasks:
-            totals["total"] += task.total
-            totals["retained"] += task.retained
-            totals["deleted"] += task.total - task.retained if task.status == SUCCESS else 0
-            if task.deleted and record is not None and self._store.mark_announced(job_id, task.task_id):
-                self._announce(job, record, task)
+        totals = self._settle(job, tasks)
         failed = [t for t in tasks if t.status != SUCCESS]
         if not failed:
             self._jobs.finish(job_id, JobStatus.SUCCESS, None, totals)
@@ -366,6 +382,20 @@ class RetentionService:
         first = failed[0]
         error = f"{len(failed)} of {len(tasks)} tasks did not succeed (first: {first.repository}, {first.status})"
         self._jobs.finish(job_id, JobStatus.ERROR, error, totals)
+
+    def _settle(self, job: Job, tasks: list[TaskRecord]) -> dict[str, int]:
+        """The execution's counts over its tasks; each task that deleted something gets its
+        TAG_RETENTION, once (claimed on the task row, so a retried `finish` or a stop racing
+        it does not publish it twice)."""
+        record = self._store.get(int(job.parameters["policy_id"]))
+        totals = {"total": 0, "retained": 0, "deleted": 0}
+        for task in tasks:
+            totals["total"] += task.total
+            totals["retained"] += task.retained
+            totals["deleted"] += task.total - task.retained
+            if task.deleted and record is not None and self._store.mark_announced(job.job_id, task.task_id):
+                self._announce(job, record, task)
+        return totals
 
     def _announce(self, job: Job, record: PolicyRecord, task: TaskRecord) -> None:
         """Harbor's TAG_RETENTION event for one finished task; its operator is the trigger."""
@@ -391,13 +421,13 @@ class RetentionService:
     def _immutable(self, repository: str, item: Item) -> bool:
         return any(self._immutability.protects(repository, tag) for tag in item.tags)
 
-    def _apply(self, job_id: int, repository: str, decision: Decision, dry_run: bool,
-               lines: list[str]) -> list[Item]:  # fmt: skip
-        """Delete (unless a dry run) what the decision dooms, logging into `lines`; what went.
-        The job is checked before each delete, so a stop takes effect between two artifacts."""
+    def _apply(self, job_id: int, repository: str, decision: Decision, dry_run: bool, *, lines: list[str],
+               deleted: list[Item]) -> None:  # fmt: skip
+        """Delete (unless a dry run) what the decision dooms, logging into `lines` and adding what
+        went to `deleted` as it goes (so a task stopped midway knows). The job is checked before
+        each delete, so a stop takes effect between two artifacts."""
         lines += [f"{'retained':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.retained]
         lines += [f"{'immutable':<10} {repository}@{i.digest} tags={list(i.tags)}" for i in decision.immutable]
-        deleted: list[Item] = []
         for item in decision.deleted:
             if not dry_run:
                 self._jobs.check(job_id)
@@ -411,7 +441,6 @@ class RetentionService:
             deleted.append(item)
             verb = "would delete" if dry_run else "deleted"
             lines.append(f"{verb:<10} {repository}@{item.digest} tags={list(item.tags)}")
-        return deleted
 
 
 def _log(lines: list[str]) -> str:

@@ -217,7 +217,8 @@ class RetentionStore:
 
     def end_task(self, task: TaskRecord, status: str, total: int, retained: int, log: str, *,
                  deleted: list[str] | None = None) -> bool:  # fmt: skip
-        """Record a running task's end; False if it had already ended (stopped meanwhile)."""
+        """Record a running task's end; False if it had already ended. A task the stop API marked
+        Stopped while it ran still records what it did before it noticed."""
         actions: list[Action] = [RetentionTaskRow.status.set(status), RetentionTaskRow.total.set(total),
                    RetentionTaskRow.retained.set(retained), RetentionTaskRow.ended_at.set(int(time.time())),
                    RetentionTaskRow.log.set(log[:_LOG_MAX])]  # fmt: skip
@@ -225,7 +226,8 @@ class RetentionStore:
             actions.append(RetentionTaskRow.deleted.set(json.dumps(deleted)))
         row = RetentionTaskRow(keys.job_pk(task.execution_id), keys.retention_task_sk(task.task_id))
         try:
-            row.update(actions=actions, condition=RetentionTaskRow.status == RUNNING)
+            allowed = (RUNNING, STOPPED) if status == STOPPED else (RUNNING,)
+            row.update(actions=actions, condition=RetentionTaskRow.status.is_in(*allowed))
         except UpdateError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 return False

@@ -224,8 +224,11 @@ def test_retried_tasks_and_a_rerun_delete_and_count_nothing_twice(
 
 
 def test_stop_between_repositories(ret: Retention, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.wiring import services
+
     ret.configure(retention_workers=1)
     pushed = {repo: _push(ret, repo, 2) for repo in ("a1", "a2", "a3")}
+    seen = _announced(ret)
     order: list[str] = []
     entered, release = threading.Event(), threading.Event()
 
@@ -253,6 +256,13 @@ def test_stop_between_repositories(ret: Retention, monkeypatch: pytest.MonkeyPat
     assert order[:2] == sorted(order[:2]) and len(order) == 2  # one lane, in order; the third never ran
     assert {r: tasks[r]["status"] for r in pushed} == {order[0]: "Success", order[1]: "Stopped", third: "Stopped"}
     assert tasks[third]["status_code"] == 3 and tasks[third]["end_time"]
+    # The stopped task records what it saw (it noticed the stop before its first delete).
+    assert (tasks[order[1]]["total"], tasks[order[1]]["retained"]) == (2, 2)
+    assert _log(ret, policy_id, execution_id, tasks[order[1]]["id"]).endswith("stopped\n")
+    # The execution's counts and TAG_RETENTION cover the task that ended before the stop.
+    assert _counts(execution_id) == {"total": 2, "retained": 1, "deleted": 1}
+    services().events.drain()
+    assert [e.detail["retention"]["deleted_artifact"][0]["name_tag"] for e in seen] == [f"{order[0]}:v0"]
     assert ret.present(order[0], pushed[order[0]]) == {"v1"}
     assert ret.present(order[1], pushed[order[1]]) == ret.present(third, pushed[third]) == {"v0", "v1"}
 
@@ -281,3 +291,31 @@ def test_a_dry_run_of_many_repositories_deletes_nothing_and_counts_everything(re
     assert all(ret.present(r, d) == {"v0", "v1"} for r, d in pushed.items())
     services().events.drain()
     assert seen == []
+
+
+def test_a_huge_project_gives_each_task_several_repositories(ret: Retention, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past `_MAX_TASK_CALLS` repositories (Step Functions' history limit), a Task takes a few of
+    its lane's repositories instead of one; every repository still gets its own task."""
+    from chalicelib import jobs
+    from chalicelib.services import retention
+
+    ret.configure(retention_workers=2)
+    monkeypatch.setattr(retention, "_MAX_TASK_CALLS", 2)
+    pushed = {f"h{n}": _push(ret, f"h{n}", 2) for n in range(5)}
+    calls: list[dict[str, Any]] = []
+    original = jobs.HANDLERS["retention_task"]
+
+    def counted(event: dict[str, Any]) -> dict[str, Any]:
+        calls.append(event)
+        return original(event)
+
+    monkeypatch.setitem(jobs.HANDLERS, "retention_task", counted)
+    policy_id = ret.create(KEEP_NEWEST)
+    execution_id = _start(ret, policy_id)
+    assert _ended(ret, policy_id, execution_id)["status"] == "Success"
+    assert len(calls) == 2 and {c["batch"] for c in calls} == {3}  # ceil(5 / 2): one Task per lane
+    tasks = _tasks(ret, policy_id, execution_id)
+    assert {r: (t["status"], t["total"], t["retained"]) for r, t in tasks.items()} == dict.fromkeys(
+        pushed, ("Success", 2, 1)
+    )
+    assert all(ret.present(r, d) == {"v1"} for r, d in pushed.items())
