@@ -1,7 +1,8 @@
 """The retention state machine's Task handlers (`infra/statemachines/retention.asl.json`): thin,
 one service call each. Each is safe to run twice (Step Functions retries, a re-drive): `begin`
-replaces the tasks an earlier attempt created, `task` never runs an ended task again, `finish`
-ends the job and announces each task once."""
+replaces the tasks an earlier attempt created, `task` never runs an ended task again,
+`task_failed` (a lane's Catch) ends only a task that had not ended, `finish` ends the job and
+announces each task once."""
 
 from __future__ import annotations
 
@@ -30,6 +31,16 @@ def task(event: dict[str, Any]) -> dict[str, Any]:
             "more": following is not None}  # fmt: skip
 
 
+def task_failed(event: dict[str, Any]) -> dict[str, Any]:
+    """The lane's Catch: the Task died (timeout, out of memory); its repository's task ends Error
+    and the lane goes on with the next one."""
+    step, last, batch = int(event["step"]), int(event["last"]), int(event.get("batch", 1))
+    following = services().retention.abandon(int(event["job_id"]), int(event["task_id"]), step, last, batch,
+                                             error=failures.reason(event))  # fmt: skip
+    return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last, "batch": batch,
+            "more": following is not None}  # fmt: skip
+
+
 def finish(event: dict[str, Any]) -> dict[str, Any]:
     services().retention.finish(int(event["job_id"]))
     return {"job_id": event["job_id"]}
@@ -43,6 +54,7 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
 HANDLERS: dict[str, Handler] = {
     "retention_begin": begin,
     "retention_task": task,
+    "retention_task_failed": task_failed,
     "retention_finish": finish,
     "retention_fail": fail,
 }
@@ -56,6 +68,11 @@ def retention_begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
 @bp.lambda_function(name="retention_task")
 def retention_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return task(event)
+
+
+@bp.lambda_function(name="retention_task_failed")
+def retention_task_failed(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return task_failed(event)
 
 
 @bp.lambda_function(name="retention_finish")

@@ -331,6 +331,24 @@ class RetentionService:
                 return None
         return task_id
 
+    def abandon(self, job_id: int, task_id: int, step: int, last: int, batch: int, *, error: str) -> int | None:
+        """A lane's Task died (a Lambda timeout, out of memory): the first of its tasks that had
+        not ended ends Error with the reason, and the lane goes on after it (None: it is done)."""
+        following = task_id
+        for _ in range(batch):
+            if following > last:
+                return None
+            task = self._store.claim_task(job_id, following)
+            following += step
+            if task is not None:
+                self._store.end_task(task, ERROR, 0, 0, f"error: the Task died: {error}\n")
+                break
+        try:
+            self._jobs.check(job_id)
+        except JobEnded:
+            return None
+        return following if following <= last else None
+
     def run_task(self, job_id: int, task_id: int) -> bool:
         """Apply the policy to one task's repository and end the task Success or Error (an error
         is the task's, not the execution's: the other repositories go on). False once the job

@@ -162,33 +162,62 @@ def test_a_failing_repository_fails_its_task_and_the_execution_but_not_the_other
     assert _counts(execution_id) == {"total": 4, "retained": 2, "deleted": 2}
 
 
+def test_a_task_that_dies_ends_error_and_its_lane_goes_on(ret: Retention, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Task that dies outside the service (a Lambda timeout) is caught inside its lane: its
+    repository's task ends Error with the reason, the next repositories of the lane still run."""
+    from chalicelib.services.retention import RetentionService
+    from chalicelib.stores.retention import RetentionStore
+
+    ret.configure(retention_workers=1)
+    pushed = {repo: _push(ret, repo, 2) for repo in ("alpha", "broken", "gamma")}
+    original = RetentionService.run_task
+
+    def dies(self: RetentionService, job_id: int, task_id: int) -> bool:
+        task = RetentionStore().task(job_id, task_id)
+        if task is not None and task.repository == f"{PROJECT}/broken":
+            raise RuntimeError("Task timed out after 900.00 seconds")
+        return original(self, job_id, task_id)
+
+    monkeypatch.setattr(RetentionService, "run_task", dies)
+    policy_id = ret.create(KEEP_NEWEST)
+    execution_id = _start(ret, policy_id)
+    assert _ended(ret, policy_id, execution_id)["status"] == "Error"
+    tasks = _tasks(ret, policy_id, execution_id)
+    assert {repo: t["status"] for repo, t in tasks.items()} == {"alpha": "Success", "broken": "Error",
+                                                                "gamma": "Success"}  # fmt: skip
+    log = _log(ret, policy_id, execution_id, tasks["broken"]["id"])
+    assert "the Task died: RuntimeError" in log and "Task timed out" in log
+    assert ret.present("broken", pushed["broken"]) == {"v0", "v1"}
+    assert ret.present("alpha", pushed["alpha"]) == ret.present("gamma", pushed["gamma"]) == {"v1"}
+
+
 def test_retried_tasks_and_a_rerun_delete_and_count_nothing_twice(
     ret: Retention, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
     from chalicelib import jobs
+    from chalicelib.local import stepfunctions
     from chalicelib.wiring import services
 
     sizes = {"r1": 3, "r2": 2, "r3": 1}
     pushed = {repo: _push(ret, repo, n) for repo, n in sizes.items()}
     seen = _announced(ret)
-    calls: dict[str, list[dict[str, Any]]] = {}
+    calls: dict[str, list[str]] = {}
+    losing = [True]
 
-    def losing(name: str) -> Callable[[dict[str, Any]], dict[str, Any]]:
-        """The handler does its work, then its first answer for each input is lost."""
-        original = jobs.HANDLERS[name]
+    def invoke(self: Any, function_name: str, *args: Any) -> bytes:
+        """The Lambda service: the handler does its work, then the first answer for each input
+        is lost (a `Lambda.ServiceException`, which the state machine retries)."""
+        answer = stepfunctions._invoke(self, function_name, *args)
+        name, body = function_name.rsplit(":function:", 1)[-1], str(args[1] or "")
+        first = body not in calls.setdefault(name, [])
+        calls[name].append(body)
+        if first and losing[0]:
+            raise _lost()
+        return answer
 
-        def handler(event: dict[str, Any]) -> dict[str, Any]:
-            first = event not in calls.setdefault(name, [])
-            calls[name].append(dict(event))
-            answer = original(event)
-            if first:
-                raise _lost()
-            return answer
-
-        return handler
-
-    for name in ("retention_begin", "retention_task", "retention_finish"):
-        monkeypatch.setitem(jobs.HANDLERS, name, losing(name))
+    monkeypatch.setattr(LambdaSimpleBackend, "invoke", invoke)
     policy_id = ret.create(KEEP_NEWEST)
     execution_id = _start(ret, policy_id)
     assert _ended(ret, policy_id, execution_id)["status"] == "Success"
@@ -206,7 +235,7 @@ def test_retried_tasks_and_a_rerun_delete_and_count_nothing_twice(
     # A re-run of every Task of the ended execution (as a re-drive would) changes nothing, not
     # even for an artifact the policy would delete now.
     late = ret.push("r3", "old", age_days=30)
-    monkeypatch.undo()
+    losing[0] = False
     before = {repo: (t["status"], t["total"], t["retained"], t["end_time"]) for repo, t in tasks.items()}
     lanes = jobs.HANDLERS["retention_begin"]({"job_id": execution_id})["lanes"]
     assert lanes == []  # the execution has ended: nothing is planned again
