@@ -140,55 +140,46 @@ def test_repositories_run_in_parallel_each_task_with_its_own_counts(
     assert len(seen) == 3
 
 
+@pytest.mark.parametrize(("where", "logged"), [
+    ("service", "error: RuntimeError: disk on fire"),  # the service catches it
+    ("lambda", "error: the Task died: RuntimeError"),  # a Lambda timeout: the lane's Catch
+])  # fmt: skip
 def test_a_failing_repository_fails_its_task_and_the_execution_but_not_the_others(
-    ret: Retention, monkeypatch: pytest.MonkeyPatch
+    ret: Retention, monkeypatch: pytest.MonkeyPatch, where: str, logged: str
 ) -> None:
-    pushed = {repo: _push(ret, repo, 2) for repo in ("alpha", "broken", "gamma")}
-
-    def explode(repository: str) -> None:
-        if repository == f"{PROJECT}/broken":
-            raise RuntimeError("disk on fire")
-
-    _wrap_items(monkeypatch, explode)
-    policy_id = ret.create(KEEP_NEWEST)
-    execution_id = _start(ret, policy_id)
-    assert _ended(ret, policy_id, execution_id)["status"] == "Error"
-    tasks = _tasks(ret, policy_id, execution_id)
-    assert {repo: t["status"] for repo, t in tasks.items()} == {"alpha": "Success", "broken": "Error",
-                                                                "gamma": "Success"}  # fmt: skip
-    assert "RuntimeError: disk on fire" in _log(ret, policy_id, execution_id, tasks["broken"]["id"])
-    assert ret.present("broken", pushed["broken"]) == {"v0", "v1"}
-    assert ret.present("alpha", pushed["alpha"]) == ret.present("gamma", pushed["gamma"]) == {"v1"}
-    assert _counts(execution_id) == {"total": 4, "retained": 2, "deleted": 2}
-
-
-def test_a_task_that_dies_ends_error_and_its_lane_goes_on(ret: Retention, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A Task that dies outside the service (a Lambda timeout) is caught inside its lane: its
-    repository's task ends Error with the reason, the next repositories of the lane still run."""
+    """One lane, so the repositories after the failing one show that the lane went on."""
     from chalicelib.services.retention import RetentionService
     from chalicelib.stores.retention import RetentionStore
 
     ret.configure(retention_workers=1)
     pushed = {repo: _push(ret, repo, 2) for repo in ("alpha", "broken", "gamma")}
-    original = RetentionService.run_task
+    if where == "service":
 
-    def dies(self: RetentionService, job_id: int, task_id: int) -> bool:
-        task = RetentionStore().task(job_id, task_id)
-        if task is not None and task.repository == f"{PROJECT}/broken":
-            raise RuntimeError("Task timed out after 900.00 seconds")
-        return original(self, job_id, task_id)
+        def explode(repository: str) -> None:
+            if repository == f"{PROJECT}/broken":
+                raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(RetentionService, "run_task", dies)
+        _wrap_items(monkeypatch, explode)
+    else:
+        original = RetentionService.run_task
+
+        def dies(self: RetentionService, job_id: int, task_id: int) -> bool:
+            task = RetentionStore().task(job_id, task_id)
+            if task is not None and task.repository == f"{PROJECT}/broken":
+                raise RuntimeError("Task timed out after 900.00 seconds")
+            return original(self, job_id, task_id)
+
+        monkeypatch.setattr(RetentionService, "run_task", dies)
     policy_id = ret.create(KEEP_NEWEST)
     execution_id = _start(ret, policy_id)
     assert _ended(ret, policy_id, execution_id)["status"] == "Error"
     tasks = _tasks(ret, policy_id, execution_id)
     assert {repo: t["status"] for repo, t in tasks.items()} == {"alpha": "Success", "broken": "Error",
                                                                 "gamma": "Success"}  # fmt: skip
-    log = _log(ret, policy_id, execution_id, tasks["broken"]["id"])
-    assert "the Task died: RuntimeError" in log and "Task timed out" in log
+    assert logged in _log(ret, policy_id, execution_id, tasks["broken"]["id"])
     assert ret.present("broken", pushed["broken"]) == {"v0", "v1"}
     assert ret.present("alpha", pushed["alpha"]) == ret.present("gamma", pushed["gamma"]) == {"v1"}
+    assert _counts(execution_id) == {"total": 4, "retained": 2, "deleted": 2}
 
 
 def test_retried_tasks_and_a_rerun_delete_and_count_nothing_twice(
