@@ -55,7 +55,8 @@ def _ended(ret: Retention, policy_id: int, execution_id: int) -> dict[str, Any]:
 
 def _tasks(ret: Retention, policy_id: int, execution_id: int) -> dict[str, dict[str, Any]]:
     """Repository (without the project) -> its task; every repository has exactly one."""
-    response = ret.call("GET", f"/retentions/{policy_id}/executions/{execution_id}/tasks")
+    response = ret.call("GET", f"/retentions/{policy_id}/executions/{execution_id}/tasks",
+                        query_string={"page_size": "100"})  # fmt: skip
     assert response.status_code == 200
     tasks = response.get_json()
     assert response.headers["X-Total-Count"] == str(len(tasks))
