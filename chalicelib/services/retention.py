@@ -41,7 +41,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.core.jobs import Cron, CronError, Job, JobStatus, Trigger, VendorType
+from chalicelib.core.jobs import ACTIVE_STATUSES, Cron, CronError, Job, JobStatus, Trigger, VendorType
 from chalicelib.core.retention import ALGORITHM, MAX_RULES, Decision, InvalidPolicy, Item, decide, parse_rules
 from chalicelib.errors import BadRequest, Conflict, ManifestUnknown, NotFound, Precondition, ReferencedByOthers
 from chalicelib.events import Event, EventType
@@ -251,6 +251,8 @@ class RetentionService:
 
     def stop(self, caller: Principal, policy_id: int, execution_id: int) -> None:
         job = self.execution(caller, policy_id, execution_id, "update")
+        if job.status not in ACTIVE_STATUSES:
+            return  # it has ended: stopping changes nothing
         self._jobs.stop(execution_id, VENDOR)
         # The execution's `finish` will not run: what it does for the tasks that ended is done here.
         self._store.stop_tasks(execution_id)  # a task running now ends Stopped itself
