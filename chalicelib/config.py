@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     gc_state_machine_arn: str | None = None
     # The state machine that runs tag retention executions (as for GC).
     retention_state_machine_arn: str | None = None
+    # How many repositories one retention execution processes at a time (its Map's MaxConcurrency).
+    retention_workers: int = Field(default=4, ge=1, le=40)
     # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.

@@ -242,7 +242,7 @@ def services() -> Services:
     events.subscribe(webhooks.on_event)
     retention = RetentionService(
         RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
-        immutability=immutability, manifests=manifests, events=events,
+        immutability=immutability, manifests=manifests, events=events, workers=settings.retention_workers,
     )  # fmt: skip
     events.subscribe(retention.on_event)
     built = Services(

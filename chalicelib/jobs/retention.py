@@ -1,5 +1,8 @@
 """The retention state machine's Task handlers (`infra/statemachines/retention.asl.json`): thin,
-one service call each. `run` is idempotent against a retry: `begin` refuses a job that has ended."""
+one service call each. Each is safe to run twice (Step Functions retries, a re-drive): `begin`
+replaces the tasks an earlier attempt created, `task` never runs an ended task again,
+`task_failed` (a lane's Catch) ends only a task that had not ended, `finish` ends the job and
+announces each task once."""
 
 from __future__ import annotations
 
@@ -15,8 +18,31 @@ bp = Blueprint(__name__)
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-def run(event: dict[str, Any]) -> dict[str, Any]:
-    services().retention.run(int(event["job_id"]))
+def begin(event: dict[str, Any]) -> dict[str, Any]:
+    return services().retention.begin(int(event["job_id"]))
+
+
+def task(event: dict[str, Any]) -> dict[str, Any]:
+    """The next repository (or `batch` of them) of a lane; the cursor it goes on with, and `more`
+    false once the lane is done or the job was stopped."""
+    step, last, batch = int(event["step"]), int(event["last"]), int(event.get("batch", 1))
+    following = services().retention.run_lane(int(event["job_id"]), int(event["task_id"]), step, last, batch)
+    return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last, "batch": batch,
+            "more": following is not None}  # fmt: skip
+
+
+def task_failed(event: dict[str, Any]) -> dict[str, Any]:
+    """The lane's Catch: the Task died (timeout, out of memory); its repository's task ends Error
+    and the lane goes on with the next one."""
+    step, last, batch = int(event["step"]), int(event["last"]), int(event.get("batch", 1))
+    following = services().retention.abandon(int(event["job_id"]), int(event["task_id"]), step, last, batch,
+                                             error=failures.reason(event))  # fmt: skip
+    return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last, "batch": batch,
+            "more": following is not None}  # fmt: skip
+
+
+def finish(event: dict[str, Any]) -> dict[str, Any]:
+    services().retention.finish(int(event["job_id"]))
     return {"job_id": event["job_id"]}
 
 
@@ -25,12 +51,33 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     return failures.record("retention", event, services().retention.fail)
 
 
-HANDLERS: dict[str, Handler] = {"retention_run": run, "retention_fail": fail}
+HANDLERS: dict[str, Handler] = {
+    "retention_begin": begin,
+    "retention_task": task,
+    "retention_task_failed": task_failed,
+    "retention_finish": finish,
+    "retention_fail": fail,
+}
 
 
-@bp.lambda_function(name="retention_run")
-def retention_run(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run(event)
+@bp.lambda_function(name="retention_begin")
+def retention_begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return begin(event)
+
+
+@bp.lambda_function(name="retention_task")
+def retention_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return task(event)
+
+
+@bp.lambda_function(name="retention_task_failed")
+def retention_task_failed(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return task_failed(event)
+
+
+@bp.lambda_function(name="retention_finish")
+def retention_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return finish(event)
 
 
 @bp.lambda_function(name="retention_fail")

@@ -4,8 +4,9 @@ moto's interpreter (ported from LocalStack) runs an execution on its own thread 
 Lambda Task through moto's Lambda API. Without Docker that lands in `LambdaSimpleBackend.invoke`,
 which normally echoes its input; `install` makes it call the registry's own handler of that
 function name instead (`chalicelib.jobs.HANDLERS`), in this process, so a local GC runs the real
-job code (reference/stack.md section 4). A handler's exception fails the Task, which the state
-machine's Catch turns into a recorded job error, as on AWS.
+job code (reference/stack.md section 4). A handler's exception fails the Task with the error
+Lambda would report (its class name), which the state machine's Catch turns into a recorded job
+error, as on AWS.
 
 On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubstitutions in
 `infra/resources.json`); here they become moto Lambda ARNs named after the handlers.
@@ -21,6 +22,7 @@ from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
 
 from chalicelib.jobs import HANDLERS
+from chalicelib.observability import logger
 
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 # Job kind -> state machine file stem (and the machine's name).
@@ -42,13 +44,22 @@ def definition(stem: str, region: str) -> str:
 
 
 def _invoke(self: Any, function_name: str, *args: Any) -> bytes:
-    """moto's signature: (function_name, qualifier, body, headers, response_headers)."""
-    body = args[1]
+    """moto's signature: (function_name, qualifier, body, headers, response_headers).
+
+    A handler's exception is answered as Lambda answers an unhandled one: the
+    `X-Amz-Function-Error: Unhandled` header and `{"errorType", "errorMessage"}`, so the state
+    machine sees the error name AWS would give it (`RuntimeError`, catchable by `States.ALL`)."""
+    body, response_headers = args[1], args[3]
     name = function_name.rsplit(":function:", 1)[-1].partition(":")[0]
     handler = HANDLERS.get(name)
     if handler is None:
         raise RuntimeError(f"no local handler for Lambda function {name}")
-    return json.dumps(handler(json.loads(body or "{}"))).encode()
+    try:
+        return json.dumps(handler(json.loads(body or "{}"))).encode()
+    except Exception as exc:
+        logger.exception("local Lambda Task failed", function=name)
+        response_headers["x-amz-function-error"] = "Unhandled"
+        return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
 
 
 def install() -> None:

@@ -35,6 +35,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | job schedule    | `SCHEDULE#<vendor>` | `SCHEDULE`                      |                                      |
 | job lock        | `JOBLOCK#<vendor>`  | `LOCK`                          |                                      |
 | retention lock  | `JOBLOCK#RETENTION#<policy id>` | `LOCK`              |                                      |
+| retention task  | `JOB#<execution>`   | `RTASK#<task id, 12 digits>`    | (`status`, `deleted`, `announced`)   |
 | GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`, `~COUNTS` (totals)  | (TTL attribute `expires_at`)         |
 | webhook policies | `PROJECT#<project>` | `WEBHOOKS`                     |                                      |
 | webhook last trigger | `PROJECT#<project>` | `WEBHOOKLAST#<policy id>#<event type>` |                      |
@@ -111,6 +112,12 @@ job row as `lock`), so one run per policy is active while other projects' polici
 GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
 sweep worker Queries only its own shard and deletes each row in the same transaction that counts
 the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind.
+A retention execution's tasks (one per repository) are created Pending by its `begin` with
+consecutive ids (one `COUNTER#retention-task` UpdateItem reserves the block), so each parallel lane
+of the state machine's Map walks every `workers`-th id by arithmetic, with no listing. A task moves
+`Pending -> Running -> Success|Error|Stopped` by conditional writes only, so a retried or re-driven
+Task never runs an ended one again; `deleted` keeps a real run's deleted `name_tag`s for the one
+TAG_RETENTION event `finish` publishes per task, claimed by setting `announced` conditionally.
 
 Webhooks (`services/webhooks.py`): a project's policies are one item beside the project row (like
 the immutable rules), so an event finds the policies to fire with one GetItem (cached briefly), and

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.exceptions import DeleteError, PutError, UpdateError
+from pynamodb.expressions.update import Action
+from pynamodb.models import BatchWrite
 
 from chalicelib.errors import BadRequest, Conflict
 from chalicelib.stores import keys
@@ -55,6 +57,17 @@ class TaskRecord:
     started_at: int
     ended_at: int | None
     log: str
+    deleted: tuple[str, ...] = ()  # a real run's deleted artifacts, as TAG_RETENTION names them
+    announced: bool = False
+
+
+# Task statuses (Harbor's job statuses); a task in an ended one is never run again.
+PENDING, RUNNING, SUCCESS, ERROR, STOPPED = "Pending", "Running", "Success", "Error", "Stopped"
+ENDED = (SUCCESS, ERROR, STOPPED)
+_LOG_MAX = 280_000  # characters; with `deleted` (<= ~100 KB) the row stays under DynamoDB's 400 KB
+# What a listing reads: everything but the log (up to 280 KB a task).
+_SUMMARY = ["task_id", "repository", "status", "total", "retained", "started_at", "ended_at", "deleted",
+            "announced"]  # fmt: skip
 
 
 def _conditional(exc: PutError | DeleteError) -> bool:
@@ -164,22 +177,96 @@ class RetentionStore:
 
     # Tasks.
 
-    def start_task(self, execution_id: int, repository: str) -> TaskRecord:
-        task_id = next_id("retention-task")
-        now = int(time.time())
-        RetentionTaskRow(keys.job_pk(execution_id), keys.retention_task_sk(task_id), task_id=task_id,
-                         repository=repository, status="Running", started_at=now).save()  # fmt: skip
-        return TaskRecord(task_id, execution_id, repository, "Running", 0, 0, now, None, "")
+    def create_tasks(self, execution_id: int, repositories: list[str]) -> int:
+        """One Pending task per repository, with consecutive ids; returns the first id.
 
-    def end_task(self, task: TaskRecord, status: str, total: int, retained: int, log: str) -> None:
-        RetentionTaskRow(keys.job_pk(task.execution_id), keys.retention_task_sk(task.task_id), task_id=task.task_id,
-                         repository=task.repository, status=status, total=total, retained=retained,
-                         started_at=task.started_at, ended_at=int(time.time()), log=log[:300_000]).save()  # fmt: skip
+        Whatever tasks an earlier attempt of the same call left are deleted first: nothing runs a
+        task before this call has returned (the state machine's Map starts after it), so they are
+        all Pending, and a retried `begin` never leaves a repository with two tasks."""
+        stale = RetentionTaskRow.query(keys.job_pk(execution_id),
+                                       RetentionTaskRow.sk.startswith(keys.RETENTION_TASK_PREFIX),
+                                       consistent_read=True, attributes_to_get=["pk", "sk"])  # fmt: skip
+        with BatchWrite(RetentionTaskRow) as batch:
+            for row in stale:
+                batch.delete(row)
+        if not repositories:
+            return 0
+        first = next_id("retention-task", len(repositories)) - len(repositories) + 1
+        now = int(time.time())
+        with BatchWrite(RetentionTaskRow) as batch:
+            for n, repository in enumerate(repositories):
+                batch.save(RetentionTaskRow(keys.job_pk(execution_id), keys.retention_task_sk(first + n),
+                                            task_id=first + n, repository=repository, status=PENDING,
+                                            started_at=now))  # fmt: skip
+        return first
+
+    def claim_task(self, execution_id: int, task_id: int) -> TaskRecord | None:
+        """Pending -> Running; None if the task does not exist or has ended (a retried or
+        re-driven Task never runs it again). A Running task is returned as it is: the attempt that
+        claimed it died, and this one takes over."""
+        row = RetentionTaskRow(keys.job_pk(execution_id), keys.retention_task_sk(task_id))
+        try:
+            now = int(time.time())
+            actions: list[Action] = [RetentionTaskRow.status.set(RUNNING), RetentionTaskRow.started_at.set(now)]
+            row.update(actions=actions, condition=RetentionTaskRow.status == PENDING)
+        except UpdateError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise
+        task = self.task(execution_id, task_id)
+        return task if task is not None and task.status == RUNNING else None
+
+    def end_task(self, task: TaskRecord, status: str, total: int, retained: int, log: str, *,
+                 deleted: list[str] | None = None) -> bool:  # fmt: skip
+        """Record a running task's end; False if it had already ended. A task the stop API marked
+        Stopped while it ran still records what it did before it noticed."""
+        actions: list[Action] = [RetentionTaskRow.status.set(status), RetentionTaskRow.total.set(total),
+                   RetentionTaskRow.retained.set(retained), RetentionTaskRow.ended_at.set(int(time.time())),
+                   RetentionTaskRow.log.set(log[:_LOG_MAX])]  # fmt: skip
+        if deleted:
+            actions.append(RetentionTaskRow.deleted.set(json.dumps(deleted)))
+        row = RetentionTaskRow(keys.job_pk(task.execution_id), keys.retention_task_sk(task.task_id))
+        try:
+            allowed = (RUNNING, STOPPED) if status == STOPPED else (RUNNING,)
+            row.update(actions=actions, condition=RetentionTaskRow.status.is_in(*allowed))
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def stop_tasks(self, execution_id: int) -> None:
+        """Every task that has not ended becomes Stopped (a stopped execution's leftovers)."""
+        for task in self.tasks(execution_id):
+            if task.status in ENDED:
+                continue
+            row = RetentionTaskRow(keys.job_pk(execution_id), keys.retention_task_sk(task.task_id))
+            try:
+                row.update(actions=[RetentionTaskRow.status.set(STOPPED),
+                                    RetentionTaskRow.ended_at.set(int(time.time()))],
+                           condition=RetentionTaskRow.status.is_in(PENDING, RUNNING))  # fmt: skip
+            except UpdateError as exc:
+                if exc.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+
+    def mark_announced(self, execution_id: int, task_id: int) -> bool:
+        """Claim the task's one TAG_RETENTION event; False if it was already claimed."""
+        row = RetentionTaskRow(keys.job_pk(execution_id), keys.retention_task_sk(task_id))
+        try:
+            row.update(
+                actions=[RetentionTaskRow.announced.set(int(time.time()))],
+                condition=RetentionTaskRow.pk.exists() & RetentionTaskRow.announced.does_not_exist(),
+            )
+        except UpdateError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def tasks(self, execution_id: int) -> list[TaskRecord]:
+        """The execution's tasks without their logs (one Query)."""
         rows = RetentionTaskRow.query(keys.job_pk(execution_id),
                                       RetentionTaskRow.sk.startswith(keys.RETENTION_TASK_PREFIX),
-                                      consistent_read=True)  # fmt: skip
+                                      consistent_read=True, attributes_to_get=_SUMMARY)  # fmt: skip
         return [_task(execution_id, row) for row in rows]
 
     def task(self, execution_id: int, task_id: int) -> TaskRecord | None:
@@ -192,5 +279,7 @@ class RetentionStore:
 
 def _task(execution_id: int, row: RetentionTaskRow) -> TaskRecord:
     ended = int(row.ended_at) if row.ended_at is not None else None
-    return TaskRecord(int(row.task_id), execution_id, row.repository, row.status, int(row.total), int(row.retained),
-                      int(row.started_at), ended, row.log)  # fmt: skip
+    deleted = tuple(json.loads(row.deleted)) if row.deleted else ()
+    return TaskRecord(int(row.task_id), execution_id, row.repository, row.status, int(row.total or 0),
+                      int(row.retained or 0), int(row.started_at), ended, row.log or "", deleted,
+                      row.announced is not None)  # fmt: skip

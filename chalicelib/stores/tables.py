@@ -416,6 +416,10 @@ class RetentionTaskRow(_Base):
     started_at = NumberAttribute()
     ended_at = NumberAttribute(null=True)
     log = UnicodeAttribute(default="")
+    # A real run's deleted artifacts as TAG_RETENTION names them (JSON list, at most 1,000), kept
+    # for the execution's `finish`, which announces each task once (`announced` set conditionally).
+    deleted = UnicodeAttribute(null=True)
+    announced = NumberAttribute(null=True)
 
 
 class RetentionScheduleRow(_Base):
@@ -540,10 +544,11 @@ def connection() -> Any:
     return _Base._get_connection().connection
 
 
-def next_id(kind: str) -> int:
-    """The next integer id of `kind` (users, projects, members, robots); one atomic UpdateItem."""
+def next_id(kind: str, count: int = 1) -> int:
+    """The next integer id of `kind` (users, projects, members, robots); one atomic UpdateItem.
+    With `count`, reserves that many consecutive ids and returns the last of them."""
     row = CounterRow(f"COUNTER#{kind}", "COUNTER")
-    row.update(actions=[CounterRow.value.add(1)])
+    row.update(actions=[CounterRow.value.add(count)])
     return int(row.value)
 
 

@@ -66,7 +66,7 @@ RETENTION_MACHINE_ARN = {
 RETENTION_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-retention:*"
 }
-RETENTION_FUNCTIONS = ("RetentionRun", "RetentionFail")
+RETENTION_FUNCTIONS = ("RetentionBegin", "RetentionTask", "RetentionTaskFailed", "RetentionFinish", "RetentionFail")
 WEBHOOK_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-webhook"
 }

@@ -92,6 +92,10 @@ def _execution_view(job: Job) -> dict[str, Any]:
     }
 
 
+# Harbor's job status codes: Pending 0, Running 2, every final status 3.
+_STATUS_CODES = {"Pending": 0, "Running": 2}
+
+
 def _task_view(task: TaskRecord) -> dict[str, Any]:
     return {
         "id": task.task_id,
@@ -99,7 +103,7 @@ def _task_view(task: TaskRecord) -> dict[str, Any]:
         "repository": task.repository,
         "job_id": str(task.task_id),
         "status": task.status,
-        "status_code": 3 if task.status == "Success" else 2,
+        "status_code": _STATUS_CODES.get(task.status, 3),
         "status_revision": task.ended_at or task.started_at,
         "start_time": iso(task.started_at),
         "end_time": iso(task.ended_at) if task.ended_at else None,

@@ -85,9 +85,15 @@ class Retention(LiveRegistry):
 
 
 @pytest.fixture
-def ret(registry: LiveRegistry) -> Iterator[Retention]:
-    from chalicelib.local import stepfunctions
+def ret(registry: LiveRegistry, monkeypatch: pytest.MonkeyPatch) -> Iterator[Retention]:
+    from moto.dynamodb.models import DynamoDBBackend
 
+    from chalicelib.local import moto_patches, stepfunctions
+
+    # A run's repositories are Tasks on moto's execution threads, in parallel, beside the test's
+    # requests; DynamoDB answers each call atomically, moto only with the runner's lock.
+    for name, method in moto_patches.atomic_calls().items():
+        monkeypatch.setattr(DynamoDBBackend, name, method)
     stepfunctions.install()
     arns = stepfunctions.create_state_machines(boto3.client("stepfunctions", region_name=REGION), REGION)
     registry.__class__ = Retention
