@@ -35,6 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.jobs import Job, JobStatus, Trigger, VendorType
@@ -58,6 +59,12 @@ _SWEEP_BUDGET_SECONDS = 600.0  # per Task invocation; the state machine loops un
 _LOG_DIGESTS = 50
 _MARK_THREADS = 16
 _MARK_CHUNK = 1000
+_SCAN_SEGMENTS = 8  # parallel Scan segments (one reader thread each) for the mark's view
+# The partitions each phase reads: the mark needs blobs, projects (associations and references),
+# repositories (links, manifests, tags) and upload sessions; deleting untagged artifacts only
+# repositories. Every other partition (jobs, users, audit, GC candidates...) is filtered out.
+_MARK_PARTITIONS = ("BLOB#", "PROJECT#", "REPO#", "UPLOAD#")
+_UNTAGGED_PARTITIONS = ("REPO#",)
 
 
 @dataclass(frozen=True)
@@ -83,7 +90,7 @@ class GcParameters:
         return {"delete_untagged": self.delete_untagged, "dry_run": self.dry_run, "workers": self.workers}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Blob:
     state: str
     version: int
@@ -92,7 +99,7 @@ class _Blob:
     expires_at: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Manifest:
     children: tuple[str, ...]
     subject: str | None
@@ -101,14 +108,22 @@ class _Manifest:
 
 @dataclass
 class GcView:
-    """Everything the mark phase decides from, built from one Scan."""
+    """Everything the mark phase decides from, built from one (parallel) Scan.
 
+    Its size is what bounds a mark phase in one Lambda (10 GB): a few hundred bytes per blob
+    row, project-blob row, reference and link. Each digest string is interned, so the rows that
+    name the same blob share one copy. Without `detail` (a real run deletes untagged artifacts
+    in its own phase, so the mark never simulates it) manifests are kept as bare digests (for
+    the orphan check) and tags are not kept at all."""
+
+    detail: bool = True
     blobs: dict[str, _Blob] = field(default_factory=dict)
     held: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))  # project -> digest -> since
     refs: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=lambda: defaultdict(dict))
     links: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # digest -> repositories
     manifests: dict[str, dict[str, _Manifest]] = field(default_factory=lambda: defaultdict(dict))
     tagged: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # repo -> digests with tags
+    manifest_digests: set[str] = field(default_factory=set)  # of every repository
     uploads: set[str] = field(default_factory=set)
     upload_keys: set[str] = field(default_factory=set)
 
@@ -116,25 +131,30 @@ class GcView:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if pk.startswith("BLOB#") and sk == keys.BLOB_SK:
             expires = item.get("expires_at", {}).get("N")
-            self.blobs[pk[5:]] = _Blob(item.get("state", {}).get("S", "none"), int(item.get("version", {}).get("N", 0)),
-                                       int(item["size"]["N"]), int(item.get("updated_at", {}).get("N", 0)),
-                                       int(expires) if expires else None)  # fmt: skip
+            state = intern(item.get("state", {}).get("S", "none"))
+            self.blobs[intern(pk[5:])] = _Blob(state, int(item.get("version", {}).get("N", 0)), int(item["size"]["N"]),
+                                               int(item.get("updated_at", {}).get("N", 0)),
+                                               int(expires) if expires else None)  # fmt: skip
         elif pk.startswith("PROJECT#") and sk.startswith("BLOB#"):
-            self.held[pk[8:]][sk[5:]] = int(item.get("created_at", {}).get("N", 0))
+            self.held[pk[8:]][intern(sk[5:])] = int(item.get("created_at", {}).get("N", 0))
         elif pk.startswith("PROJECT#") and sk.startswith("REF#"):
             blob, _, tail = sk[4:].partition("#")
             repository, _, manifest = tail.rpartition("@")
-            self.refs[pk[8:]].setdefault(blob, set()).add((repository, manifest))
+            self.refs[pk[8:]].setdefault(intern(blob), set()).add((intern(repository), intern(manifest)))
         elif pk.startswith("REPO#") and "#M#" not in pk:
-            repository = pk[5:]
+            repository = intern(pk[5:])
             if sk.startswith("BLOB#"):
-                self.links[sk[5:]].append(repository)
+                self.links[intern(sk[5:])].append(repository)
             elif sk.startswith("MANIFEST#"):
+                digest = intern(sk[9:])
+                self.manifest_digests.add(digest)
+                if not self.detail:
+                    return
                 children = tuple(c["S"] for c in item.get("children", {}).get("L", []))
                 subject = item.get("subject", {}).get("S")
                 in_body = bool(item.get("refs_in_body", {}).get("BOOL", False))
-                self.manifests[repository][sk[9:]] = _Manifest(children, subject, in_body)
-            elif sk.startswith(keys.TAG_PREFIX) and "digest" in item:
+                self.manifests[repository][digest] = _Manifest(children, subject, in_body)
+            elif self.detail and sk.startswith(keys.TAG_PREFIX) and "digest" in item:
                 self.tagged[repository].add(item["digest"]["S"])
         elif pk.startswith("UPLOAD#") and sk == keys.UPLOAD_SK:
             self.uploads.add(pk[7:])
@@ -215,6 +235,7 @@ class GcService:
         # Tests pause here (phase name, job id) to interleave pushes with a run.
         self.pause: Callable[[str, int], None] = lambda phase, job_id: None
         self.sweep_batch = _SWEEP_BATCH
+        self.scan_segments = _SCAN_SEGMENTS
 
     # The API side.
 
@@ -238,7 +259,7 @@ class GcService:
         self.pause("delete_untagged", job_id)
         if not params.delete_untagged or params.dry_run:
             return
-        view = self._view()
+        view = self._view(job_id, _UNTAGGED_PARTITIONS, detail=True)
         deleted = 0
         for repository, digest in view.untagged(self._children_of):
             self._jobs.check(job_id)
@@ -263,7 +284,7 @@ class GcService:
         params = GcParameters.parse(job.parameters)
         cutoff = self._cutoff(job)
         self.pause("mark", job_id)
-        view = self._view()
+        view = self._view(job_id, _MARK_PARTITIONS, detail=params.dry_run and params.delete_untagged)
         purged_manifests = job.counts.get("purged_manifests", 0)
         if params.dry_run:
             doomed = view.untagged(self._children_of) if params.delete_untagged else []
@@ -351,10 +372,14 @@ class GcService:
     def _cutoff(self, job: Job) -> int:
         return (job.started_at or job.created_at) - self._window
 
-    def _view(self) -> GcView:
-        view = GcView()
-        for item in self._store.scan():
+    def _view(self, job_id: int, partitions: tuple[str, ...], *, detail: bool) -> GcView:
+        started, rows = time.monotonic(), 0
+        view = GcView(detail)
+        for item in self._store.scan(self.scan_segments, partitions):
             view.add(item)
+            rows += 1
+        self._jobs.log(job_id, f"read {rows} rows of {', '.join(partitions)} in {time.monotonic() - started:.1f} s "
+                               f"({self.scan_segments} scan segments)")  # fmt: skip
         return view
 
     def _children_of(self, repository: str, digest: str) -> tuple[str, ...]:
@@ -407,7 +432,7 @@ class GcService:
         blob (first chunks of multi-chunk uploads), manifest bodies of deleted manifests, and upload
         staging of sessions that are gone."""
         live_rows = {d for d, b in view.blobs.items() if b.state != "deleted"}
-        manifests = {d for repo in view.manifests.values() for d in repo}
+        manifests = view.manifest_digests
         doomed: list[tuple[str, int]] = []
         for obj in self._store.objects(keys.BLOBS_PREFIX):
             digest = _digest_of(obj.key)
