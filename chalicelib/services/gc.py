@@ -59,6 +59,7 @@ _SWEEP_BUDGET_SECONDS = 600.0  # per Task invocation; the state machine loops un
 _LOG_DIGESTS = 50
 _MARK_THREADS = 16
 _MARK_CHUNK = 1000
+_MARK_BUDGET_SECONDS = 600.0  # per Task invocation (Lambda timeout 900 s): the state machine calls again
 _SCAN_SEGMENTS = 8  # parallel Scan segments (one reader thread each) for the mark's view
 # The partitions each phase reads: the mark needs blobs, projects (associations and references),
 # repositories (links, manifests, tags) and upload sessions; deleting untagged artifacts only
@@ -236,6 +237,7 @@ class GcService:
         self.pause: Callable[[str, int], None] = lambda phase, job_id: None
         self.sweep_batch = _SWEEP_BATCH
         self.scan_segments = _SCAN_SEGMENTS
+        self.mark_budget = _MARK_BUDGET_SECONDS
 
     # The API side.
 
@@ -279,7 +281,15 @@ class GcService:
         self._jobs.set_counts(job_id, {**job.counts, "purged_manifests": deleted})
         self._jobs.log(job_id, f"deleted {deleted} untagged artifacts")
 
-    def mark(self, job_id: int) -> None:
+    def mark(self, job_id: int) -> bool:
+        """Mark for up to a time budget; True if candidates remain unmarked (call again).
+
+        A call that goes on reads the table again (the only way to see what changed meanwhile)
+        and takes the blobs this run already marked as they are: each has its candidate row in
+        this run's shard at the version the blob still has, found with one batch read per 100
+        instead of a write each. Every call marks at least one chunk, so the run progresses even
+        when the read alone takes the budget. Orphans are removed by the call that finishes."""
+        deadline = time.monotonic() + self.mark_budget
         job = self._jobs.check(job_id)
         params = GcParameters.parse(job.parameters)
         cutoff = self._cutoff(job)
@@ -299,11 +309,15 @@ class GcService:
         self._jobs.log(job_id, f"{len(released)} project associations nothing references were released")
         found = view.candidates(cutoff)
         self._expire_tombstones(view, params.dry_run)
-        orphans, orphan_bytes = self._orphans(job_id, view, cutoff, params.dry_run)
         if params.dry_run:
             marked = [Candidate(d, b.version, b.size, []) for d, b in found]
         else:
-            marked = self._mark(job_id, params.workers, view, found, cutoff)
+            marked, done = self._mark(job_id, params.workers, view, found, cutoff, deadline=deadline)
+            if not done:
+                self._jobs.log(job_id, f"marked {len(marked)} of {len(found)} candidates within the time budget; "
+                                       "marking goes on in the next invocation")  # fmt: skip
+                return True
+        orphans, orphan_bytes = self._orphans(job_id, view, cutoff, params.dry_run)
         freed = sum(c.size for c in marked)
         counts = {"purged_manifests": purged_manifests, "candidates": len(marked), "orphan_objects": orphans,
                   "orphan_space": orphan_bytes}  # fmt: skip
@@ -314,6 +328,7 @@ class GcService:
             self._jobs.log(job_id, f"{'would delete' if params.dry_run else 'marked'} blob {c.digest} ({c.size} bytes)")
         self._jobs.log(job_id, f"{len(marked)} blobs ({freed} bytes) {'would be' if params.dry_run else 'are'} "
                                f"collected; {orphans} orphan objects ({orphan_bytes} bytes)")  # fmt: skip
+        return False
 
     def sweep(self, job_id: int, shard: int) -> bool:
         """Sweep one shard for up to a time budget; True if candidates remain (call again)."""
@@ -395,31 +410,44 @@ class GcService:
         if size is not None and self._projects.referenced(project, digest):
             self._projects.associate_blob(project, digest, size, enforce_limit=False)
 
-    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]],
-              cutoff: int) -> list[Candidate]:  # fmt: skip
+    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]], cutoff: int, *,
+              deadline: float) -> tuple[list[Candidate], bool]:  # fmt: skip
         """Conditional marks, `_MARK_THREADS` at a time (each is one round trip; on AWS a sequential
         mark of 100,000 blobs would take most of a Lambda's 15 minutes), then the candidates are
-        written to their shards, a chunk at a time so a stop is noticed."""
+        written to their shards, a chunk at a time so a stop is noticed; until `deadline` (after
+        one chunk at least). Returns what is marked, by this call or an earlier one of this run, and
+        whether every candidate was tried."""
+
+        def shard_of(digest: str) -> int:
+            return zlib.crc32(digest.encode()) % workers
+
+        def candidate(digest: str, version: int, blob: _Blob) -> Candidate:
+            return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
 
         def mark_one(item: tuple[str, _Blob]) -> Candidate | None:
             digest, blob = item
             version = self._store.mark(digest, blob.state, blob.version, cutoff if blob.state != "deleting" else 2**62)
-            if version is None:
-                return None
-            return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
+            return None if version is None else candidate(digest, version, blob)
 
-        marked: list[Candidate] = []
+        # At the version of this run's candidate row: marked (or taken over) by an earlier call of this run.
+        earlier = self._store.marked(job_id, [(shard_of(d), d, b.version) for d, b in found
+                                              if b.state in ("delete", "deleting")])  # fmt: skip
+        marked = [candidate(d, b.version, b) for d, b in found if d in earlier]
+        todo = [(d, b) for d, b in found if d not in earlier]
         with ThreadPoolExecutor(_MARK_THREADS, thread_name_prefix="gc-mark") as pool:
-            for start in range(0, len(found), _MARK_CHUNK):
+            for start in range(0, len(todo), _MARK_CHUNK):
+                if start and time.monotonic() > deadline:
+                    return marked, False
                 self._jobs.check(job_id)
-                chunk = [c for c in pool.map(mark_one, found[start : start + _MARK_CHUNK]) if c is not None]
+                chunk = [c for c in pool.map(mark_one, todo[start : start + _MARK_CHUNK]) if c is not None]
                 shards: dict[int, list[Candidate]] = defaultdict(list)
-                for candidate in chunk:
-                    shards[zlib.crc32(candidate.digest.encode()) % workers].append(candidate)
+                for c in chunk:
+                    shards[shard_of(c.digest)].append(c)
                 for shard, candidates in shards.items():
                     self._store.add_candidates(job_id, shard, candidates)
                 marked.extend(chunk)
-        return marked
+                self.pause("marked", job_id)
+        return marked, True
 
     def _expire_tombstones(self, view: GcView, dry_run: bool) -> None:
         now = int(time.time())

@@ -123,6 +123,15 @@ class GcStore:
         return version + 1
 
     @staticmethod
+    def marked(job_id: int, blobs: list[tuple[int, str, int]]) -> set[str]:
+        """Of (shard, digest, version) of marked blobs, the digests this run marked: its candidate row
+        in that shard has the blob's version. One BatchGetItem per 100 blobs."""
+        pks = {shard: keys.gc_shard_pk(job_id, shard) for shard in {s for s, _, _ in blobs}}
+        items = batch_get_raw([(pks[shard], digest) for shard, digest, _ in blobs])
+        found = {(i["pk"]["S"], i["sk"]["S"]): int(i["version"]["N"]) for i in items}
+        return {digest for shard, digest, version in blobs if found.get((pks[shard], digest)) == version}
+
+    @staticmethod
     def add_candidates(job_id: int, shard: int, candidates: list[Candidate]) -> None:
         expires = int(time.time()) + _CANDIDATE_TTL_SECONDS
         with BatchWrite(GcCandidateRow) as batch:
