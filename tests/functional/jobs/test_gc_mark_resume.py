@@ -21,6 +21,13 @@ def _garbage(gc: GcRegistry, n: int) -> list[str]:
     return sorted(gc.push_blob("library/loose", _layer_bytes(bytes([65 + i]))) for i in range(n))
 
 
+def _one_chunk_per_call(gc: GcRegistry, n: int) -> tuple[list[str], Any]:
+    """`n` garbage blobs, and the GC service with no time budget: each Mark call marks one chunk."""
+    service = _gc_service()
+    service.mark_budget = 0
+    return _garbage(gc, n), service
+
+
 @pytest.fixture
 def marks(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Small mark chunks, and a count of the conditional marks written per digest."""
@@ -40,10 +47,8 @@ def marks(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
 
 
 def test_a_mark_over_its_budget_resumes_and_counts_nothing_twice(gc: GcRegistry, marks: Counter[str]) -> None:
-    digests = _garbage(gc, 7)
+    digests, service = _one_chunk_per_call(gc, 7)  # 2 blobs per call
     gc.push_image("library/kept", "v1", layers=2)
-    service = _gc_service()
-    service.mark_budget = 0  # one chunk (2 blobs) per invocation
     calls: list[int] = []
     service.pause = lambda phase, job_id: calls.append(job_id) if phase == "mark" else None
 
@@ -59,9 +64,7 @@ def test_a_mark_over_its_budget_resumes_and_counts_nothing_twice(gc: GcRegistry,
 
 
 def test_a_blob_used_between_two_mark_calls_is_kept(gc: GcRegistry, marks: Counter[str]) -> None:
-    digests = _garbage(gc, 5)
-    service = _gc_service()
-    service.mark_budget = 0
+    digests, service = _one_chunk_per_call(gc, 5)
     calls: list[str] = []
 
     def pause(phase: str, job_id: int) -> None:
@@ -110,9 +113,7 @@ def test_a_mark_that_dies_midway_fails_the_run_and_the_next_run_collects_all(
 
 
 def test_a_dry_run_ignores_the_budget_and_marks_nothing(gc: GcRegistry, marks: Counter[str]) -> None:
-    digests = _garbage(gc, 5)
-    service = _gc_service()
-    service.mark_budget = 0
+    digests, service = _one_chunk_per_call(gc, 5)
     calls: list[Any] = []
     service.pause = lambda phase, job_id: calls.append(phase) if phase == "mark" else None
 
