@@ -4,17 +4,26 @@ The registry stays writable throughout. A run is a Step Functions execution of
 `infra/statemachines/gc.asl.json`; each phase below is one Task handler:
 
 1. `begin`: the job becomes Running; its window cutoff is `started_at - window`.
-2. `delete_untagged` (optional): untagged artifacts are deleted through `ManifestService.delete`,
-   as a client deleting them would (their tags, references and quota go with them).
-3. `mark`: one Scan of the table (the only full read; this is not a request path) gives every blob
-   row, project-blob row, reference row, manifest, tag, link and live upload session. Project-blob
+2. `delete_untagged` (optional): untagged artifacts (found by a parallel Scan of the `REPO#`
+   partitions only) are deleted through `ManifestService.delete`, as a client deleting them would
+   (their tags, references and quota go with them).
+3. `mark`: one parallel Scan of the table (`_SCAN_SEGMENTS` segments, a reader thread each; the
+   only full read, and not a request path) gives every blob row, project-blob row, reference row,
+   manifest, link and live upload session (tags and manifest bodies' children only when a dry run
+   simulates step 2: the view's size is what bounds one invocation's memory). Project-blob
    associations nothing references any more and older than the window are released (Harbor's
    association cleanup; released, then re-checked, so a concurrent push that referenced the blob
    meanwhile gets it counted back). Candidates are blobs no project holds, untouched for a window:
    each is marked `delete` by a write conditional on the version read, and written to one of
-   `workers` shards. Blobs an interrupted run left `deleting` are taken over. Orphan objects (under
-   `blobs/` with no row, under `manifests/` with no manifest, upload staging with no live session;
-   all older than the window) are deleted here.
+   `workers` shards. Blobs an interrupted run left `deleting` are taken over. Marking stops at a
+   time budget per invocation (`_MARK_BUDGET_SECONDS`, under the Lambda's 15 minutes) and the state
+   machine calls `mark` again: the next call scans again and takes the blobs whose candidate row of
+   this run has their current version as marked (one batch read per 100, no write), so a resumed
+   mark marks and counts nothing twice, and a blob a client used between two calls is no
+   candidate any more (its stale candidate row loses at the claim). The call that finishes deletes
+   orphan objects (under `blobs/` with no row, under `manifests/` with no manifest, upload staging
+   with no live session; all older than the window). A mark that dies (its Lambda killed) fails
+   the run; the next run re-marks what it left `delete` under its own job.
 4. `sweep` (a Map over the shards, `workers` at a time): each candidate is claimed `deleting` by a
    write conditional on the marked version (a client that touched it since wins and the blob is
    skipped), its object deleted, its links removed, and its row turned into a tombstone in the

@@ -105,7 +105,9 @@ partition, read back with one Query. The lock row admits one running job per kin
 GC at a time); it names the holder, so a holder that ended without releasing it is detected.
 GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
 sweep worker Queries only its own shard and deletes each row in the same transaction that counts
-the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind.
+the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind. A mark that
+stops at its time budget and is called again reads a marked blob's candidate row back (BatchGetItem
+on `JOB#<id>#SHARD#<n>` / `<digest>`): its `version` equal to the blob's means this run marked it.
 
 Webhooks (`services/webhooks.py`): a project's policies are one item beside the project row (like
 the immutable rules), so an event finds the policies to fire with one GetItem (cached briefly), and
