@@ -26,7 +26,9 @@ O(N x table)); a Scan page walks past every item before its `ExclusiveStartKey` 
 of the GC bench took hours to read). So `query` and `scan` tell the `all_items` they call what
 they need: a Query gets just `Table.items[hash_key]`, a Scan the items after its start key, both
 sorted on the keys' values (what `DynamoType` compares) by a C-level sort: the same items in the
-same order, so the same answer.
+same order, so the same answer. The table's sorted items are kept until the next `put_item` or
+`delete_item` (the only ways in or out; an update changes an item in place), so the pages of one
+Scan cost a binary search each, not a sort of the table.
 
 The AWS path is unaffected: this is applied by the local runner and by the in-process tests,
 which thereby run what it runs.
@@ -232,12 +234,33 @@ def _wanted_items(all_items: Callable[[Table], list[Any]]) -> Callable[[Table], 
                 return []
             partition = self.items[value]
             return list(partition.values()) if self.range_key_attr else [partition]
-        key = _key_of(self)
-        items = [i for p in self.items.values() for i in (p.values() if self.range_key_attr else [p])]
-        items.sort(key=key)
-        if value is None:
-            return items
-        return items[bisect.bisect_right([key(i) for i in items], value) :]
+        items, item_keys = _sorted_items(self)
+        return items[bisect.bisect_right(item_keys, value) :] if value is not None else list(items)
+
+    return wrapper
+
+
+def _sorted_items(table: Table) -> tuple[list[Any], list[Any]]:
+    """The table's items in key order and their keys, kept until the table's next put or delete."""
+    stamp = (id(table.items), table.__dict__.get("_registry_writes", 0))
+    cached = table.__dict__.get("_registry_sorted")
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    key = _key_of(table)
+    keyed = sorted(((key(i), i) for p in table.items.values() for i in (p.values() if table.range_key_attr else [p])),
+                   key=lambda pair: pair[0])  # fmt: skip
+    items, item_keys = [i for _, i in keyed], [k for k, _ in keyed]
+    table.__dict__["_registry_sorted"] = (stamp, items, item_keys)
+    return items, item_keys
+
+
+def _counting_writes(write: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(write)
+    def wrapper(self: Table, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(self, *args, **kwargs)
+        finally:
+            self.__dict__["_registry_writes"] = self.__dict__.get("_registry_writes", 0) + 1
 
     return wrapper
 
@@ -264,3 +287,5 @@ def apply() -> None:
     Table.query = _partition_query(Table.query)  # type: ignore[method-assign]
     Table.scan = _paged_scan(Table.scan)  # type: ignore[method-assign]
     Table.all_items = _wanted_items(Table.all_items)  # type: ignore[method-assign,assignment]
+    Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
+    Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]
