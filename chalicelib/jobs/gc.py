@@ -28,8 +28,8 @@ def untagged(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def mark(event: dict[str, Any]) -> dict[str, Any]:
-    services().gc.mark(int(event["job_id"]))
-    return event
+    """`more`: marking stopped at its time budget; the state machine calls again."""
+    return {"job_id": event["job_id"], "more": services().gc.mark(int(event["job_id"]))}
 
 
 def sweep(event: dict[str, Any]) -> dict[str, Any]:

@@ -19,6 +19,17 @@ adds `ConsumedCapacityUnits`), which botocore's parser ignores.
 It also lists the handler class's methods with `inspect.getmembers` on every call, to check the
 action exists: a third of a GetItem's CPU. Classes do not change at run time; the list is kept.
 
+A Query or Scan on the table (not an index) starts from `Table.all_items()`: every item of every
+partition, sorted by comparing `DynamoType`s in Python. A Query then keeps its partition's items
+(O(table) per Query: a GC sweep of N candidates, N/100 Queries on its shard partition, cost
+O(N x table)); a Scan page walks past every item before its `ExclusiveStartKey` (the 400,000 rows
+of the GC bench took hours to read). So `query` and `scan` tell the `all_items` they call what
+they need: a Query gets just `Table.items[hash_key]`, a Scan the items after its start key, both
+sorted on the keys' values (what `DynamoType` compares) by a C-level sort: the same items in the
+same order, so the same answer. The table's sorted items are kept until the next `put_item` or
+`delete_item` (the only ways in or out; an update changes an item in place), so the pages of one
+Scan cost a binary search each, not a sort of the table.
+
 The AWS path is unaffected: this is applied by the local runner and by the in-process tests,
 which thereby run what it runs.
 """
@@ -26,6 +37,7 @@ which thereby run what it runs.
 from __future__ import annotations
 
 import base64
+import bisect
 import datetime
 import functools
 import inspect
@@ -45,6 +57,8 @@ from moto.dynamodb.exceptions import (
     TransactWriteSingleOpException,
 )
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
 
 _WRITE_LOCK = threading.RLock()
@@ -167,6 +181,90 @@ def _method_names(clazz: type) -> list[str]:
 _applied = False
 
 
+# What the table Query or Scan running on this thread needs from `Table.all_items()`.
+_ITEMS_WANTED = threading.local()
+
+
+def _key_of(table: Table) -> Callable[[Any], Any]:
+    if table.range_key_attr:
+        return lambda item: (item.hash_key.cast_value, item.range_key.cast_value)
+    return lambda item: item.hash_key.cast_value
+
+
+def _partition_query(query: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(query)
+    def wrapper(self: Table, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        on_table = kwargs.get("index_name") is None and (len(args) < 7 or args[6] is None)
+        _ITEMS_WANTED.value = ("partition", hash_key) if on_table and hash_key is not None else None
+        try:
+            return query(self, hash_key, *args, **kwargs)
+        finally:
+            _ITEMS_WANTED.value = None
+
+    return wrapper
+
+
+def _paged_scan(scan: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(scan)
+    def wrapper(self: Table, filters: Any, limit: Any, start: dict[str, Any] | None, *args: Any, **kwargs: Any) -> Any:
+        on_table = kwargs.get("index_name") is None and (len(args) < 2 or args[1] is None)
+        after = None
+        if start:
+            after = DynamoType(start[self.hash_key_attr]).cast_value
+            if self.range_key_attr:
+                after = (after, DynamoType(start[self.range_key_attr]).cast_value)
+        _ITEMS_WANTED.value = ("after", after) if on_table else None
+        try:
+            return scan(self, filters, limit, start, *args, **kwargs)
+        finally:
+            _ITEMS_WANTED.value = None
+
+    return wrapper
+
+
+def _wanted_items(all_items: Callable[[Table], list[Any]]) -> Callable[[Table], list[Any]]:
+    @wraps(all_items)
+    def wrapper(self: Table) -> list[Any]:
+        wanted = getattr(_ITEMS_WANTED, "value", None)
+        if wanted is None:
+            return all_items(self)
+        kind, value = wanted
+        if kind == "partition":
+            if value not in self.items:
+                return []
+            partition = self.items[value]
+            return list(partition.values()) if self.range_key_attr else [partition]
+        items, item_keys = _sorted_items(self)
+        return items[bisect.bisect_right(item_keys, value) :] if value is not None else list(items)
+
+    return wrapper
+
+
+def _sorted_items(table: Table) -> tuple[list[Any], list[Any]]:
+    """The table's items in key order and their keys, kept until the table's next put or delete."""
+    stamp = (id(table.items), table.__dict__.get("_registry_writes", 0))
+    cached = table.__dict__.get("_registry_sorted")
+    if cached is not None and cached[0] == stamp:
+        return cached[1], cached[2]
+    key = _key_of(table)
+    keyed = sorted(((key(i), i) for p in table.items.values() for i in (p.values() if table.range_key_attr else [p])),
+                   key=lambda pair: pair[0])  # fmt: skip
+    items, item_keys = [i for _, i in keyed], [k for k, _ in keyed]
+    table.__dict__["_registry_sorted"] = (stamp, items, item_keys)
+    return items, item_keys
+
+
+def _counting_writes(write: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(write)
+    def wrapper(self: Table, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return write(self, *args, **kwargs)
+        finally:
+            self.__dict__["_registry_writes"] = self.__dict__.get("_registry_writes", 0) + 1
+
+    return wrapper
+
+
 def atomic_calls() -> dict[str, Callable[..., Any]]:
     """moto's DynamoDB methods wrapped so each call runs alone, as each DynamoDB call is atomic:
     writes and the reads that iterate. `apply` installs them for good; a test that runs GC Tasks
@@ -186,3 +284,8 @@ def apply() -> None:
         setattr(DynamoDBBackend, name, method)
     ActionResult.execute_result = _execute_result  # type: ignore[method-assign]
     moto_responses.method_names_from_class = _method_names  # type: ignore[attr-defined]
+    Table.query = _partition_query(Table.query)  # type: ignore[method-assign]
+    Table.scan = _paged_scan(Table.scan)  # type: ignore[method-assign]
+    Table.all_items = _wanted_items(Table.all_items)  # type: ignore[method-assign,assignment]
+    Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
+    Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]

@@ -4,17 +4,26 @@ The registry stays writable throughout. A run is a Step Functions execution of
 `infra/statemachines/gc.asl.json`; each phase below is one Task handler:
 
 1. `begin`: the job becomes Running; its window cutoff is `started_at - window`.
-2. `delete_untagged` (optional): untagged artifacts are deleted through `ManifestService.delete`,
-   as a client deleting them would (their tags, references and quota go with them).
-3. `mark`: one Scan of the table (the only full read; this is not a request path) gives every blob
-   row, project-blob row, reference row, manifest, tag, link and live upload session. Project-blob
+2. `delete_untagged` (optional): untagged artifacts (found by a parallel Scan of the `REPO#`
+   partitions only) are deleted through `ManifestService.delete`, as a client deleting them would
+   (their tags, references and quota go with them).
+3. `mark`: one parallel Scan of the table (`_SCAN_SEGMENTS` segments, a reader thread each; the
+   only full read, and not a request path) gives every blob row, project-blob row, reference row,
+   manifest, link and live upload session (tags and manifest bodies' children only when a dry run
+   simulates step 2: the view's size is what bounds one invocation's memory). Project-blob
    associations nothing references any more and older than the window are released (Harbor's
    association cleanup; released, then re-checked, so a concurrent push that referenced the blob
    meanwhile gets it counted back). Candidates are blobs no project holds, untouched for a window:
    each is marked `delete` by a write conditional on the version read, and written to one of
-   `workers` shards. Blobs an interrupted run left `deleting` are taken over. Orphan objects (under
-   `blobs/` with no row, under `manifests/` with no manifest, upload staging with no live session;
-   all older than the window) are deleted here.
+   `workers` shards. Blobs an interrupted run left `deleting` are taken over. Marking stops at a
+   time budget per invocation (`_MARK_BUDGET_SECONDS`, under the Lambda's 15 minutes) and the state
+   machine calls `mark` again: the next call scans again and takes the blobs whose candidate row of
+   this run has their current version as marked (one batch read per 100, no write), so a resumed
+   mark marks and counts nothing twice, and a blob a client used between two calls is no
+   candidate any more (its stale candidate row loses at the claim). The call that finishes deletes
+   orphan objects (under `blobs/` with no row, under `manifests/` with no manifest, upload staging
+   with no live session; all older than the window). A mark that dies (its Lambda killed) fails
+   the run; the next run re-marks what it left `delete` under its own job.
 4. `sweep` (a Map over the shards, `workers` at a time): each candidate is claimed `deleting` by a
    write conditional on the marked version (a client that touched it since wins and the blob is
    skipped), its object deleted, its links removed, and its row turned into a tombstone in the
@@ -35,6 +44,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.jobs import Job, JobStatus, Trigger, VendorType
@@ -58,6 +68,13 @@ _SWEEP_BUDGET_SECONDS = 600.0  # per Task invocation; the state machine loops un
 _LOG_DIGESTS = 50
 _MARK_THREADS = 16
 _MARK_CHUNK = 1000
+_MARK_BUDGET_SECONDS = 600.0  # per Task invocation (Lambda timeout 900 s): the state machine calls again
+_SCAN_SEGMENTS = 8  # parallel Scan segments (one reader thread each) for the mark's view
+# The partitions each phase reads: the mark needs blobs, projects (associations and references),
+# repositories (links, manifests, tags) and upload sessions; deleting untagged artifacts only
+# repositories. Every other partition (jobs, users, audit, GC candidates...) is filtered out.
+_MARK_PARTITIONS = ("BLOB#", "PROJECT#", "REPO#", "UPLOAD#")
+_UNTAGGED_PARTITIONS = ("REPO#",)
 
 
 @dataclass(frozen=True)
@@ -83,7 +100,7 @@ class GcParameters:
         return {"delete_untagged": self.delete_untagged, "dry_run": self.dry_run, "workers": self.workers}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Blob:
     state: str
     version: int
@@ -92,7 +109,7 @@ class _Blob:
     expires_at: int | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Manifest:
     children: tuple[str, ...]
     subject: str | None
@@ -101,14 +118,22 @@ class _Manifest:
 
 @dataclass
 class GcView:
-    """Everything the mark phase decides from, built from one Scan."""
+    """Everything the mark phase decides from, built from one (parallel) Scan.
 
+    Its size is what bounds a mark phase in one Lambda (10 GB): a few hundred bytes per blob
+    row, project-blob row, reference and link. Each digest string is interned, so the rows that
+    name the same blob share one copy. Without `detail` (a real run deletes untagged artifacts
+    in its own phase, so the mark never simulates it) manifests are kept as bare digests (for
+    the orphan check) and tags are not kept at all."""
+
+    detail: bool = True
     blobs: dict[str, _Blob] = field(default_factory=dict)
     held: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))  # project -> digest -> since
     refs: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=lambda: defaultdict(dict))
     links: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # digest -> repositories
     manifests: dict[str, dict[str, _Manifest]] = field(default_factory=lambda: defaultdict(dict))
     tagged: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))  # repo -> digests with tags
+    manifest_digests: set[str] = field(default_factory=set)  # of every repository
     uploads: set[str] = field(default_factory=set)
     upload_keys: set[str] = field(default_factory=set)
 
@@ -116,25 +141,30 @@ class GcView:
         pk, sk = item["pk"]["S"], item["sk"]["S"]
         if pk.startswith("BLOB#") and sk == keys.BLOB_SK:
             expires = item.get("expires_at", {}).get("N")
-            self.blobs[pk[5:]] = _Blob(item.get("state", {}).get("S", "none"), int(item.get("version", {}).get("N", 0)),
-                                       int(item["size"]["N"]), int(item.get("updated_at", {}).get("N", 0)),
-                                       int(expires) if expires else None)  # fmt: skip
+            state = intern(item.get("state", {}).get("S", "none"))
+            self.blobs[intern(pk[5:])] = _Blob(state, int(item.get("version", {}).get("N", 0)), int(item["size"]["N"]),
+                                               int(item.get("updated_at", {}).get("N", 0)),
+                                               int(expires) if expires else None)  # fmt: skip
         elif pk.startswith("PROJECT#") and sk.startswith("BLOB#"):
-            self.held[pk[8:]][sk[5:]] = int(item.get("created_at", {}).get("N", 0))
+            self.held[pk[8:]][intern(sk[5:])] = int(item.get("created_at", {}).get("N", 0))
         elif pk.startswith("PROJECT#") and sk.startswith("REF#"):
             blob, _, tail = sk[4:].partition("#")
             repository, _, manifest = tail.rpartition("@")
-            self.refs[pk[8:]].setdefault(blob, set()).add((repository, manifest))
+            self.refs[pk[8:]].setdefault(intern(blob), set()).add((intern(repository), intern(manifest)))
         elif pk.startswith("REPO#") and "#M#" not in pk:
-            repository = pk[5:]
+            repository = intern(pk[5:])
             if sk.startswith("BLOB#"):
-                self.links[sk[5:]].append(repository)
+                self.links[intern(sk[5:])].append(repository)
             elif sk.startswith("MANIFEST#"):
+                digest = intern(sk[9:])
+                self.manifest_digests.add(digest)
+                if not self.detail:
+                    return
                 children = tuple(c["S"] for c in item.get("children", {}).get("L", []))
                 subject = item.get("subject", {}).get("S")
                 in_body = bool(item.get("refs_in_body", {}).get("BOOL", False))
-                self.manifests[repository][sk[9:]] = _Manifest(children, subject, in_body)
-            elif sk.startswith(keys.TAG_PREFIX) and "digest" in item:
+                self.manifests[repository][digest] = _Manifest(children, subject, in_body)
+            elif self.detail and sk.startswith(keys.TAG_PREFIX) and "digest" in item:
                 self.tagged[repository].add(item["digest"]["S"])
         elif pk.startswith("UPLOAD#") and sk == keys.UPLOAD_SK:
             self.uploads.add(pk[7:])
@@ -215,6 +245,8 @@ class GcService:
         # Tests pause here (phase name, job id) to interleave pushes with a run.
         self.pause: Callable[[str, int], None] = lambda phase, job_id: None
         self.sweep_batch = _SWEEP_BATCH
+        self.scan_segments = _SCAN_SEGMENTS
+        self.mark_budget = _MARK_BUDGET_SECONDS
 
     # The API side.
 
@@ -238,7 +270,7 @@ class GcService:
         self.pause("delete_untagged", job_id)
         if not params.delete_untagged or params.dry_run:
             return
-        view = self._view()
+        view = self._view(job_id, _UNTAGGED_PARTITIONS, detail=True)
         deleted = 0
         for repository, digest in view.untagged(self._children_of):
             self._jobs.check(job_id)
@@ -258,12 +290,20 @@ class GcService:
         self._jobs.set_counts(job_id, {**job.counts, "purged_manifests": deleted})
         self._jobs.log(job_id, f"deleted {deleted} untagged artifacts")
 
-    def mark(self, job_id: int) -> None:
+    def mark(self, job_id: int) -> bool:
+        """Mark for up to a time budget; True if candidates remain unmarked (call again).
+
+        A call that goes on reads the table again (the only way to see what changed meanwhile)
+        and takes the blobs this run already marked as they are: each has its candidate row in
+        this run's shard at the version the blob still has, found with one batch read per 100
+        instead of a write each. Every call marks at least one chunk, so the run progresses even
+        when the read alone takes the budget. Orphans are removed by the call that finishes."""
+        deadline = time.monotonic() + self.mark_budget
         job = self._jobs.check(job_id)
         params = GcParameters.parse(job.parameters)
         cutoff = self._cutoff(job)
         self.pause("mark", job_id)
-        view = self._view()
+        view = self._view(job_id, _MARK_PARTITIONS, detail=params.dry_run and params.delete_untagged)
         purged_manifests = job.counts.get("purged_manifests", 0)
         if params.dry_run:
             doomed = view.untagged(self._children_of) if params.delete_untagged else []
@@ -278,11 +318,15 @@ class GcService:
         self._jobs.log(job_id, f"{len(released)} project associations nothing references were released")
         found = view.candidates(cutoff)
         self._expire_tombstones(view, params.dry_run)
-        orphans, orphan_bytes = self._orphans(job_id, view, cutoff, params.dry_run)
         if params.dry_run:
             marked = [Candidate(d, b.version, b.size, []) for d, b in found]
         else:
-            marked = self._mark(job_id, params.workers, view, found, cutoff)
+            marked, done = self._mark(job_id, params.workers, view, found, cutoff, deadline=deadline)
+            if not done:
+                self._jobs.log(job_id, f"marked {len(marked)} of {len(found)} candidates within the time budget; "
+                                       "marking goes on in the next invocation")  # fmt: skip
+                return True
+        orphans, orphan_bytes = self._orphans(job_id, view, cutoff, params.dry_run)
         freed = sum(c.size for c in marked)
         counts = {"purged_manifests": purged_manifests, "candidates": len(marked), "orphan_objects": orphans,
                   "orphan_space": orphan_bytes}  # fmt: skip
@@ -293,6 +337,7 @@ class GcService:
             self._jobs.log(job_id, f"{'would delete' if params.dry_run else 'marked'} blob {c.digest} ({c.size} bytes)")
         self._jobs.log(job_id, f"{len(marked)} blobs ({freed} bytes) {'would be' if params.dry_run else 'are'} "
                                f"collected; {orphans} orphan objects ({orphan_bytes} bytes)")  # fmt: skip
+        return False
 
     def sweep(self, job_id: int, shard: int) -> bool:
         """Sweep one shard for up to a time budget; True if candidates remain (call again)."""
@@ -351,10 +396,14 @@ class GcService:
     def _cutoff(self, job: Job) -> int:
         return (job.started_at or job.created_at) - self._window
 
-    def _view(self) -> GcView:
-        view = GcView()
-        for item in self._store.scan():
+    def _view(self, job_id: int, partitions: tuple[str, ...], *, detail: bool) -> GcView:
+        started, rows = time.monotonic(), 0
+        view = GcView(detail)
+        for item in self._store.scan(self.scan_segments, partitions):
             view.add(item)
+            rows += 1
+        self._jobs.log(job_id, f"read {rows} rows of {', '.join(partitions)} in {time.monotonic() - started:.1f} s "
+                               f"({self.scan_segments} scan segments)")  # fmt: skip
         return view
 
     def _children_of(self, repository: str, digest: str) -> tuple[str, ...]:
@@ -367,31 +416,44 @@ class GcService:
         """Harbor's association cleanup; `release_blob` keeps a blob a push references meanwhile."""
         self._projects.release_blob(project, digest)
 
-    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]],
-              cutoff: int) -> list[Candidate]:  # fmt: skip
+    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]], cutoff: int, *,
+              deadline: float) -> tuple[list[Candidate], bool]:  # fmt: skip
         """Conditional marks, `_MARK_THREADS` at a time (each is one round trip; on AWS a sequential
         mark of 100,000 blobs would take most of a Lambda's 15 minutes), then the candidates are
-        written to their shards, a chunk at a time so a stop is noticed."""
+        written to their shards, a chunk at a time so a stop is noticed; until `deadline` (after
+        one chunk at least). Returns what is marked, by this call or an earlier one of this run, and
+        whether every candidate was tried."""
+
+        def shard_of(digest: str) -> int:
+            return zlib.crc32(digest.encode()) % workers
+
+        def candidate(digest: str, version: int, blob: _Blob) -> Candidate:
+            return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
 
         def mark_one(item: tuple[str, _Blob]) -> Candidate | None:
             digest, blob = item
             version = self._store.mark(digest, blob.state, blob.version, cutoff if blob.state != "deleting" else 2**62)
-            if version is None:
-                return None
-            return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
+            return None if version is None else candidate(digest, version, blob)
 
-        marked: list[Candidate] = []
+        # At the version of this run's candidate row: marked (or taken over) by an earlier call of this run.
+        earlier = self._store.marked(job_id, [(shard_of(d), d, b.version) for d, b in found
+                                              if b.state in ("delete", "deleting")])  # fmt: skip
+        marked = [candidate(d, b.version, b) for d, b in found if d in earlier]
+        todo = [(d, b) for d, b in found if d not in earlier]
         with ThreadPoolExecutor(_MARK_THREADS, thread_name_prefix="gc-mark") as pool:
-            for start in range(0, len(found), _MARK_CHUNK):
+            for start in range(0, len(todo), _MARK_CHUNK):
+                if start and time.monotonic() > deadline:
+                    return marked, False
                 self._jobs.check(job_id)
-                chunk = [c for c in pool.map(mark_one, found[start : start + _MARK_CHUNK]) if c is not None]
+                chunk = [c for c in pool.map(mark_one, todo[start : start + _MARK_CHUNK]) if c is not None]
                 shards: dict[int, list[Candidate]] = defaultdict(list)
-                for candidate in chunk:
-                    shards[zlib.crc32(candidate.digest.encode()) % workers].append(candidate)
+                for c in chunk:
+                    shards[shard_of(c.digest)].append(c)
                 for shard, candidates in shards.items():
                     self._store.add_candidates(job_id, shard, candidates)
                 marked.extend(chunk)
-        return marked
+                self.pause("marked", job_id)
+        return marked, True
 
     def _expire_tombstones(self, view: GcView, dry_run: bool) -> None:
         now = int(time.time())
@@ -404,7 +466,7 @@ class GcService:
         blob (first chunks of multi-chunk uploads), manifest bodies of deleted manifests, and upload
         staging of sessions that are gone."""
         live_rows = {d for d, b in view.blobs.items() if b.state != "deleted"}
-        manifests = {d for repo in view.manifests.values() for d in repo}
+        manifests = view.manifest_digests
         doomed: list[tuple[str, int]] = []
         for obj in self._store.objects(keys.BLOBS_PREFIX):
             digest = _digest_of(obj.key)

@@ -111,7 +111,9 @@ retention execution takes its policy's lock instead (`JOBLOCK#RETENTION#<policy 
 job row as `lock`), so one run per policy is active while other projects' policies run beside it.
 GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
 sweep worker Queries only its own shard and deletes each row in the same transaction that counts
-the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind.
+the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind. A mark that
+stops at its time budget and is called again reads a marked blob's candidate row back (BatchGetItem
+on `JOB#<id>#SHARD#<n>` / `<digest>`): its `version` equal to the blob's means this run marked it.
 A retention execution's tasks (one per repository) are created Pending by its `begin` with
 consecutive ids (one `COUNTER#retention-task` UpdateItem reserves the block), so each parallel lane
 of the state machine's Map walks every `workers`-th id by arithmetic, with no listing. A task moves

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import apptime, importtime, latency, transfer
+from tests.bench import apptime, gc, importtime, latency, transfer
 from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
 from tests.bench.servers import Distribution, OurRegistry
 
@@ -139,7 +139,7 @@ class Bench:
         return result
 
     def _gc(self) -> dict[str, Any]:
-        result = self._in_subprocess("gc", 7200, "--blobs", str(env_int("BENCH_GC_BLOBS", 5000)))
+        result = self._in_subprocess("gc", 14400, "--blobs", str(env_int("BENCH_GC_BLOBS", gc.DEFAULT_BLOBS)))
         if result["errors"]:
             self.summary["errors"]["gc"] = f"runs that did not collect every blob: {result['errors']}"
         return result
@@ -292,8 +292,11 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
         g = sections["gc"]
         print(f"\n[7] GC of {g['blobs']} garbage blobs on moto (as many live ones in the table)")
         for r in g["runs"]:
-            print(f"    workers {r['workers']}: {r['total_s']} s ({r['blobs_per_s']} blobs/s; mark {r['mark_s']} s, "
-                  f"sweep {r['sweep_s']} s), {r['aws_calls_per_blob']} AWS calls per collected blob")  # fmt: skip
+            print(f"    workers {r['workers']}: {r['total_s']} s ({r['blobs_per_s']} blobs/s; mark {r['mark_s']} s "
+                  f"= {r['mark_blobs_per_s']} blobs/s, of which the scan {r['scan_s']} s; sweep {r['sweep_s']} s "
+                  f"= {r['sweep_blobs_per_s']} blobs/s), {r['aws_calls_per_blob']} AWS calls per collected blob, "
+                  f"peak RSS {r['peak_rss_mb']} MB (+{r['gc_rss_mb']} MB during GC; the mark's view "
+                  f"{r['view_mb']} MB)")  # fmt: skip
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
     not_run = [name for name in summary["requested"] if name not in sections]
