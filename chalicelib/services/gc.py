@@ -12,8 +12,8 @@ The registry stays writable throughout. A run is a Step Functions execution of
    manifest, link and live upload session (tags and manifest bodies' children only when a dry run
    simulates step 2: the view's size is what bounds one invocation's memory). Project-blob
    associations nothing references any more and older than the window are released (Harbor's
-   association cleanup; released, then re-checked, so a concurrent push that referenced the blob
-   meanwhile gets it counted back). Candidates are blobs no project holds, untouched for a window:
+   association cleanup, through `ProjectStore.release_blob`, which never uncounts a blob a
+   concurrent push references meanwhile). Candidates are blobs no project holds, untouched for a window:
    each is marked `delete` by a write conditional on the version read, and written to one of
    `workers` shards. Blobs an interrupted run left `deleting` are taken over. Marking stops at a
    time budget per invocation (`_MARK_BUDGET_SECONDS`, under the Lambda's 15 minutes) and the state
