@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     audit_retention_days: int = Field(default=90, ge=1, le=3650)
     # Background jobs (DESIGN.md section 4). GC treats a blob untouched for this long as a candidate
     # (Harbor's window: it covers the gap between a layer upload and the manifest that uses it).
-    # 0 is for tests: a non-snapshot Scan can then read a blob touched in the run's first second.
+    # 0 is for tests: the mark then re-reads who counts each blob touched in the run's first second.
     gc_time_window_hours: float = Field(default=2.0, ge=0, le=24 * 365)
     # The Step Functions state machine that runs GC (set by the stack on AWS, by the runner locally).
     gc_state_machine_arn: str | None = None

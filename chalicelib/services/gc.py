@@ -321,7 +321,8 @@ class GcService:
         if params.dry_run:
             marked = [Candidate(d, b.version, b.size, []) for d, b in found]
         else:
-            marked, done = self._mark(job_id, params.workers, view, found, cutoff, deadline=deadline)
+            started = job.started_at or job.created_at
+            marked, done = self._mark(job_id, params.workers, view, found, cutoff, started=started, deadline=deadline)
             if not done:
                 self._jobs.log(job_id, f"marked {len(marked)} of {len(found)} candidates within the time budget; "
                                        "marking goes on in the next invocation")  # fmt: skip
@@ -417,7 +418,7 @@ class GcService:
         self._projects.release_blob(project, digest)
 
     def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]], cutoff: int, *,
-              deadline: float) -> tuple[list[Candidate], bool]:  # fmt: skip
+              started: int, deadline: float) -> tuple[list[Candidate], bool]:  # fmt: skip
         """Conditional marks, `_MARK_THREADS` at a time (each is one round trip; on AWS a sequential
         mark of 100,000 blobs would take most of a Lambda's 15 minutes), then the candidates are
         written to their shards, a chunk at a time so a stop is noticed; until `deadline` (after
@@ -435,6 +436,18 @@ class GcService:
             version = self._store.mark(digest, blob.state, blob.version, cutoff if blob.state != "deleting" else 2**62)
             return None if version is None else candidate(digest, version, blob)
 
+        def still_garbage(chunk: list[Candidate]) -> list[Candidate]:
+            """Drop the blobs a project counts now among those touched in the second the run
+            started (only a zero window lets such a blob be a candidate). The Scan is no snapshot:
+            it may have read the project's rows before a push counted the blob and the blob's row
+            after that push touched it, so the version the mark was conditioned on already
+            includes the touch. Later pushes count, then touch: their touch fails the claim."""
+            recent = [c.digest for c in chunk if view.blobs[c.digest].updated_at >= started]
+            held = self._store.held(recent, self._projects.names()) if recent else set()
+            for digest in sorted(held)[:_LOG_DIGESTS]:
+                self._jobs.log(job_id, f"kept blob {digest}: a push counted it as the run started")
+            return [c for c in chunk if c.digest not in held]
+
         # At the version of this run's candidate row: marked (or taken over) by an earlier call of this run.
         earlier = self._store.marked(job_id, [(shard_of(d), d, b.version) for d, b in found
                                               if b.state in ("delete", "deleting")])  # fmt: skip
@@ -445,7 +458,7 @@ class GcService:
                 if start and time.monotonic() > deadline:
                     return marked, False
                 self._jobs.check(job_id)
-                chunk = [c for c in pool.map(mark_one, todo[start : start + _MARK_CHUNK]) if c is not None]
+                chunk = still_garbage([c for c in pool.map(mark_one, todo[start : start + _MARK_CHUNK]) if c])
                 shards: dict[int, list[Candidate]] = defaultdict(list)
                 for c in chunk:
                     shards[shard_of(c.digest)].append(c)

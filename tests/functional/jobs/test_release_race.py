@@ -130,3 +130,51 @@ def test_a_release_backs_off_when_the_blob_is_still_referenced(gc: GcRegistry) -
     assert row is not None and "releasing" not in row
     gc.run_gc(delete_untagged=False)
     assert pulls(gc, repo, "two")
+
+
+def test_a_blob_a_push_counted_while_the_scan_read_is_not_collected(
+    gc: GcRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A zero window, and a Scan that is no snapshot: it read the project's rows before a push
+    counted the shared layer, and the layer's row after that push touched it in the second the run
+    started. The mark's condition then holds (the version it read includes the touch), so the mark
+    itself must notice the project counts the blob now."""
+    from chalicelib.stores import keys
+    from chalicelib.stores.gc import GcStore
+    from chalicelib.wiring import services
+
+    repo = "library/release-scan"
+    shared = b"half-seen-layer-" * 40
+    body = _image(gc, repo, [shared], "b")
+    _uncount(gc, repo, shared)
+    blob_key = {"pk": {"S": f"BLOB#{digest_of(shared)}"}, "sk": {"S": "BLOB"}}
+    original = GcStore.scan
+    seen: dict[str, int] = {}
+    pushed: list[int] = []
+
+    def scan(self: GcStore, *args: Any, **kwargs: Any) -> Any:
+        rows = list(original(self, *args, **kwargs))  # what the Scan read of the project's rows
+        if not pushed:
+            client = gc.clone()
+            push = threading.Thread(target=lambda: pushed.append(client.put_manifest(repo, "b", body).status_code))
+            push.start()
+            push.join(30)
+            job = {"pk": {"S": keys.job_pk(seen["job"])}, "sk": {"S": keys.JOB_SK}}
+            started = gc.dynamodb.get_item(TableName=gc.table, Key=job)["Item"]["started_at"]["N"]
+            gc.dynamodb.update_item(TableName=gc.table, Key=blob_key, UpdateExpression="SET updated_at = :t",
+                                    ExpressionAttributeValues={":t": {"N": started}})  # fmt: skip
+            fresh = gc.dynamodb.get_item(TableName=gc.table, Key=blob_key, ConsistentRead=True)["Item"]
+            rows = [fresh if r["pk"] == blob_key["pk"] and r["sk"] == blob_key["sk"] else r for r in rows]
+        return iter(rows)
+
+    def pause(phase: str, job_id: int) -> None:
+        seen["job"] = job_id
+
+    monkeypatch.setattr(GcStore, "scan", scan)
+    monkeypatch.setattr(services().gc, "pause", pause)
+    job = gc.run_gc(delete_untagged=False)
+    assert pushed == [201]
+
+    assert pulls(gc, repo, "b")
+    assert _counted(gc, digest_of(shared)) is not None
+    assert "a push counted it as the run started" in gc.gc_log(job["id"])
