@@ -30,6 +30,9 @@ same order, so the same answer. The table's sorted items are kept until the next
 `delete_item` (the only ways in or out; an update changes an item in place), so the pages of one
 Scan cost a binary search each, not a sort of the table.
 
+moto's `get_item` indexes the partitions (a defaultdict) and so inserts an empty one for a key in
+none: a read that changes the dict a Scan iterates on another thread. It looks first.
+
 The AWS path is unaffected: this is applied by the local runner and by the in-process tests,
 which thereby run what it runs.
 """
@@ -265,6 +268,20 @@ def _counting_writes(write: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _inserting_nothing(get_item: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's `get_item` indexes the table's partitions, a defaultdict, so reading a missing key
+    inserts an empty partition: an unlocked read that changes the dict a Scan or Query iterates on
+    another thread ("dictionary changed size during iteration" in a GC Task)."""
+
+    @wraps(get_item)
+    def wrapper(self: Table, hash_key: Any, range_key: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if range_key is not None and hash_key not in self.items:
+            return None
+        return get_item(self, hash_key, range_key, *args, **kwargs)
+
+    return wrapper
+
+
 def atomic_calls() -> dict[str, Callable[..., Any]]:
     """moto's DynamoDB methods wrapped so each call runs alone, as each DynamoDB call is atomic:
     writes and the reads that iterate. `apply` installs them for good; a test that runs GC Tasks
@@ -287,5 +304,6 @@ def apply() -> None:
     Table.query = _partition_query(Table.query)  # type: ignore[method-assign]
     Table.scan = _paged_scan(Table.scan)  # type: ignore[method-assign]
     Table.all_items = _wanted_items(Table.all_items)  # type: ignore[method-assign,assignment]
+    Table.get_item = _inserting_nothing(Table.get_item)  # type: ignore[method-assign]
     Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
     Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]

@@ -86,3 +86,17 @@ def test_a_scan_after_writes_sees_them(client: Any) -> None:
     seen = [(i["pk"]["S"], i["sk"]["S"]) for i in first["Items"]]
     seen += [(i["pk"]["S"], i["sk"]["S"]) for page in rest for i in page["Items"]]
     assert seen == sorted([*keys[:60], *keys[61:], ("P#99", "S#0")])
+
+
+def test_reading_missing_keys_changes_no_table_state(client: Any) -> None:
+    """A GetItem or BatchGetItem of a key in no partition must not insert one (moto's partitions
+    are a defaultdict): a Scan on another thread iterates them."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    _fill(client)
+    table = dynamodb_backends["123456789012"]["us-east-1"].get_table(TABLE)
+    partitions = len(table.items)
+    key = {"pk": {"S": "P#missing"}, "sk": {"S": "S#1"}}
+    assert "Item" not in client.get_item(TableName=TABLE, Key=key)
+    assert client.batch_get_item(RequestItems={TABLE: {"Keys": [key]}})["Responses"][TABLE] == []
+    assert len(table.items) == partitions
