@@ -10,7 +10,6 @@ recorded as `service:Operation` while an operation is being measured.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import sys
@@ -22,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tests.bench import oci
+from tests.bench.common import report
 
 # Operations that must never appear on a request path (DESIGN.md section 2).
 FORBIDDEN = {"dynamodb:Scan", "s3:ListObjects", "s3:ListObjectsV2", "s3:ListObjectVersions"}
@@ -322,10 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
     result = measure()
-    print_table(result)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    report(result, print_table, args.json)
     return 1 if result["errors"] else 0
 
 

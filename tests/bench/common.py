@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import socket
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED = (REPO_ROOT / ".." / "shared").resolve()
@@ -61,3 +63,11 @@ def ms(seconds: float | None) -> str:
 
 def banner(title: str) -> None:
     print(f"\n{'=' * 100}\n== {title}\n{'=' * 100}", flush=True)
+
+
+def report(result: dict[str, Any], print_table: Callable[[dict[str, Any]], None], json_path: str | None) -> None:
+    """A section's CLI ending: its table, and its result as JSON where `--json` asked."""
+    print_table(result)
+    if json_path:
+        with open(json_path, "w", encoding="utf-8") as handle:
+            json.dump(result, handle, indent=2)

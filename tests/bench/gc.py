@@ -39,7 +39,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from tests.bench.awscalls import CallCounter, _configure_environment, _create_resources
-from tests.bench.common import PYTHON, REPO_ROOT, loopback_env
+from tests.bench.common import PYTHON, REPO_ROOT, loopback_env, report
 
 WORKERS = (1, 4)
 DEFAULT_BLOBS = 100_000
@@ -287,10 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
     result = measure(args.blobs, tuple(int(w) for w in args.workers.split(",")))
-    print_table(result)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    report(result, print_table, args.json)
     return 1 if result["errors"] else 0
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.bench.awscalls import ADMIN, CallCounter, in_process_app
+from tests.bench.common import report
 
 REPO = "library/bench-list"
 ARTIFACTS, TAGS, PAGE_SIZE = 5_000, 10_000, 50
@@ -159,10 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write the result here")
     args = parser.parse_args(argv)
     result = measure()
-    print_table(result)
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump(result, handle, indent=2)
+    report(result, print_table, args.json)
     return 0
 
 
