@@ -443,7 +443,8 @@ class GcService:
             after that push touched it, so the version the mark was conditioned on already
             includes the touch. Later pushes count, then touch: their touch fails the claim."""
             recent = [c.digest for c in chunk if view.blobs[c.digest].updated_at >= started]
-            held = self._store.held(recent, self._projects.names()) if recent else set()
+            projects = self._projects.names() if recent else []
+            held = {d for p in projects for d in self._projects.counted(p, recent)}
             for digest in sorted(held)[:_LOG_DIGESTS]:
                 self._jobs.log(job_id, f"kept blob {digest}: a push counted it as the run started")
             return [c for c in chunk if c.digest not in held]

@@ -99,12 +99,6 @@ class GcStore:
         """Delete objects (absent keys are not an error)."""
         self._objects.delete(*object_keys)
 
-    @staticmethod
-    def held(digests: list[str], projects: list[str]) -> set[str]:
-        """Which digests some project counts (consistent batch reads, 100 keys each)."""
-        items = batch_get_raw([(keys.project_pk(p), keys.link_sk(d)) for p in projects for d in digests])
-        return {i["sk"]["S"].removeprefix("BLOB#") for i in items}
-
     def existing_blob_rows(self, digests: list[str]) -> set[str]:
         items = batch_get_raw([(keys.blob_pk(d), keys.BLOB_SK) for d in digests])
         return {i["pk"]["S"].removeprefix("BLOB#") for i in items}
