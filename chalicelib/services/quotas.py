@@ -146,13 +146,18 @@ class QuotaService:
         self._store.add_references(project, repository, manifest, blobs)
 
     def untrack_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
-        """After a manifest delete: release what no manifest of the project references any more
-        (`release_blob` checks again, safely against a push that references it meanwhile)."""
-        for digest in self._store.remove_references(project, repository, manifest, blobs):
-            self._store.release_blob(project, digest)
+        """After a manifest delete: release what no manifest of the project references any more.
+
+        One Query per blob skips those still referenced (shared layers, the common case) without
+        a write; `release_blob` checks again, safely against a push that references it meanwhile."""
+        self._store.remove_references(project, repository, manifest, blobs)
+        for digest in dict.fromkeys([manifest, *blobs]):
+            if not self._store.referenced(project, digest):
+                self._store.release_blob(project, digest)
 
     def forget_manifest(self, project: str, repository: str, manifest: str, blobs: list[str]) -> None:
-        """A manifest that was not stored after all: remove its references, release nothing."""
+        """A manifest that was not stored after all: remove its references, release nothing
+        (its caller gives back what the push itself charged)."""
         self._store.remove_references(project, repository, manifest, blobs)
 
     def list(self, caller: Principal, reference_id: int | None) -> list[Project]:

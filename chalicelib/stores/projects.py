@@ -348,14 +348,12 @@ class ProjectStore:
             for digest in dict.fromkeys([manifest, *digests]):
                 batch.save(BlobRefRow(pk, keys.blob_ref_sk(digest, repository, manifest)))
 
-    def remove_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> list[str]:
-        """Drop `manifest`'s references; return the digests nothing in the project references now."""
+    def remove_references(self, project: str, repository: str, manifest: str, digests: list[str]) -> None:
+        """Drop `manifest`'s references (itself included)."""
         pk = keys.project_pk(project)
-        candidates = list(dict.fromkeys([manifest, *digests]))
         with BatchWrite(BlobRefRow) as batch:
-            for digest in candidates:
+            for digest in dict.fromkeys([manifest, *digests]):
                 batch.delete(BlobRefRow(pk, keys.blob_ref_sk(digest, repository, manifest)))
-        return [digest for digest in candidates if not self.referenced(project, digest)]
 
     def referenced(self, project: str, digest: str) -> bool:
         """Whether any manifest of the project references the digest (one Query, one key)."""
