@@ -262,7 +262,7 @@ def services() -> Services:
         configuration=configuration,
         users=UserService(user_store, access, project_store),
         projects=projects,
-        members=MemberService(projects, project_store, user_store),
+        members=MemberService(projects, project_store, user_store, access),
         robots=RobotService(robot_store, projects, access, configuration, events),
         quotas=quotas,
         events=events,

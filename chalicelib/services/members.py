@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalicelib.auth.rbac import Role
+from chalicelib.auth.rbac import ROLE_PERMISSIONS, Role
 from chalicelib.core.identity import Member, Principal, Project
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.errors import BadRequest, Forbidden, NotFound
 
 if TYPE_CHECKING:
+    from chalicelib.services.access import AccessService
     from chalicelib.services.projects import ProjectService
     from chalicelib.stores.projects import ProjectStore
     from chalicelib.stores.users import UserStore
@@ -22,8 +23,9 @@ def role_of(role_id: int) -> Role:
 
 
 class MemberService:
-    def __init__(self, projects: ProjectService, store: ProjectStore, users: UserStore) -> None:
+    def __init__(self, projects: ProjectService, store: ProjectStore, users: UserStore, access: AccessService) -> None:
         self._projects = projects
+        self._access = access
         self._store = store
         self._users = users
 
@@ -41,7 +43,7 @@ class MemberService:
     def add(self, caller: Principal, project: Project, role_id: int, username: str | None,
             user_id: int | None) -> Member:  # fmt: skip
         self._projects.authorize(caller, project, "member", "create")
-        role = role_of(role_id)
+        role = self._grantable(caller, project, role_id)
         user = self._users.get_by_id(user_id) if user_id is not None else self._users.get(username or "")
         if user is None:
             raise NotFound("user not found", {"username": username, "user_id": user_id})
@@ -49,13 +51,25 @@ class MemberService:
 
     def update(self, caller: Principal, project: Project, member_id: int, role_id: int) -> None:
         self._projects.authorize(caller, project, "member", "update")
+        role = self._grantable(caller, project, role_id)
         member = self._find(project, member_id)
-        self._store.set_member_role(project.name, member.entity_id, role_of(role_id))
+        self._store.set_member_role(project.name, member.entity_id, role)
 
     def remove(self, caller: Principal, project: Project, member_id: int) -> None:
         self._projects.authorize(caller, project, "member", "delete")
         member = self._find(project, member_id)
         self._store.remove_member(project.name, member.entity_id)
+
+    def _grantable(self, caller: Principal, project: Project, role_id: int) -> Role:
+        """The role, if the caller holds everything it gives (a robot with `member:create` alone
+        must not make anyone a project administrator)."""
+        role = role_of(role_id)
+        if caller.sysadmin:
+            return role
+        held = set(self._access.project_permissions(caller, project.name))
+        if not ROLE_PERMISSIONS[role] <= held:
+            raise Forbidden(f"cannot give the role {role.harbor_name}, which holds rights the caller does not")
+        return role
 
     def _find(self, project: Project, member_id: int) -> Member:
         for member in self._store.members(project.name):

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.auth import secrets as credentials
+from chalicelib.auth.delegation import robot_holds
 from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, ROLE_PERMISSIONS, SYSTEM_RESOURCES, Permission, Role
 from chalicelib.core.identity import Principal, Robot, RobotAccess, RobotPermission
 from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
@@ -118,28 +119,42 @@ class RobotService:
         if not caller.authenticated:
             raise Unauthorized("log in to create robots")
         if level == "system":
-            if not self._access.system_allows(caller, Permission("robot", "create")) and not caller.sysadmin:
+            if not self._access.system_allows(caller, Permission("robot", "create")):
                 raise Forbidden("only system administrators create system robots")
+            self._check_no_escalation(caller, permissions)
             return name
         if len(permissions) != 1:
             raise BadRequest("a project robot has exactly one permission entry, for its project")
         project = self._projects.resolve(permissions[0].namespace, force_name=True)
         self._projects.authorize(caller, project, "robot", "create")
-        self._check_no_escalation(caller, project.name, permissions[0])
+        self._check_no_escalation(caller, permissions)
         return f"{project.name}+{name}"
 
-    def _check_no_escalation(self, caller: Principal, project: str, permission: RobotPermission) -> None:
-        """A caller can only hand out what it holds itself in the project (Harbor's rule)."""
+    def _check_no_escalation(self, caller: Principal, permissions: tuple[RobotPermission, ...]) -> None:
+        """A caller can only hand out what it holds itself (Harbor's rule), system and project
+        permissions alike: a robot what its own grants contain, a user what its role gives it in
+        the project (a user holds no system permission and no project `*` unless an administrator)."""
         if caller.sysadmin:
             return
-        held = set(self._access.project_permissions(caller, project))
         every = ROLE_PERMISSIONS[Role.PROJECT_ADMIN] | {Permission("repository", "scanner-pull")}
-        for access in permission.access:
-            if access.effect == "deny":
-                continue
-            wanted = {p for p in every if access.resource in (p.resource, "*") and access.action in (p.action, "*")}
-            if not wanted <= held:
-                raise Forbidden(f"cannot grant {access.resource}:{access.action}, which the caller does not hold")
+        for permission in permissions:
+            user_held: set[Permission] = set()
+            if caller.robot is None and permission.kind == "project" and permission.namespace != "*":
+                user_held = set(self._access.project_permissions(caller, permission.namespace))
+            for access in permission.access:
+                if access.effect == "deny":
+                    continue
+                if caller.robot is not None:
+                    holds = robot_holds(caller.robot, permission, access)
+                else:
+                    wanted = {p for p in every if access.resource in (p.resource, "*")
+                              and access.action in (p.action, "*")}  # fmt: skip
+                    holds = bool(user_held) and wanted <= user_held
+                if not holds:
+                    raise Forbidden(
+                        f"cannot grant {access.resource}:{access.action} on {permission.kind} "
+                        f"{permission.namespace}, which the caller does not hold"
+                    )
 
     def _secret(self, provided: Any) -> str:
         if provided is None:
@@ -178,11 +193,11 @@ class RobotService:
         permissions = (
             parse_permissions(body["permissions"], robot.level) if "permissions" in body else robot.permissions
         )
-        if robot.level == "project" and permissions != robot.permissions:
+        if permissions != robot.permissions:
             project = robot.name.split("+", 1)[0]
-            if len(permissions) != 1 or permissions[0].namespace != project:
+            if robot.level == "project" and (len(permissions) != 1 or permissions[0].namespace != project):
                 raise BadRequest("a project robot's permission must stay on its own project")
-            self._check_no_escalation(caller, project, permissions[0])
+            self._check_no_escalation(caller, permissions)
         description = body.get("description", robot.description)
         if not isinstance(description, str):
             raise BadRequest("description must be a string")

@@ -41,7 +41,7 @@ class UserService:
     def create(
         self, caller: Principal, username: str, password: str, *, email: str, realname: str, comment: str
     ) -> User:
-        self._require_admin(caller)
+        self._require_admin(caller, "create")
         if not _USERNAME_RE.fullmatch(username) or username.startswith(self._robot_prefix()):
             raise BadRequest("invalid username", {"username": username[:64]})
         if not credentials.validate_secret_strength(password):
@@ -50,11 +50,14 @@ class UserService:
                                        password_hash=credentials.hash_password(password)))  # fmt: skip
 
     def get(self, caller: Principal, user_id: int) -> User:
+        # The permission first: a 403 or a 404 for someone else's id would tell which ids exist.
+        if not caller.authenticated:
+            raise Unauthorized("log in first")
+        if not caller.sysadmin and caller.user_id != user_id:
+            raise Forbidden("only a system administrator can read other users")
         user = self._users.get_by_id(user_id)
         if user is None:
             raise NotFound(f"user {user_id} not found")
-        if not caller.sysadmin and caller.user_id != user.user_id:
-            raise Forbidden("only a system administrator can read other users")
         return user
 
     def current(self, caller: Principal) -> User:
@@ -66,7 +69,7 @@ class UserService:
         return user
 
     def list_users(self, caller: Principal) -> list[User]:
-        self._require_admin(caller)
+        self._require_admin(caller, "list")
         return self._users.get_many(self._users.names())
 
     def search(self, caller: Principal, fragment: str) -> list[User]:
@@ -98,24 +101,28 @@ class UserService:
         self._users.update(user.username, password_hash=credentials.hash_password(new))
 
     def set_sysadmin(self, caller: Principal, user_id: int, flag: bool) -> None:
-        self._require_admin(caller)
+        # The flag grants everything, so only a caller holding everything may hand it out: a
+        # system robot holds a list of permissions, never the flag, whatever `user` grants it has.
+        self._require_admin(caller, "update")
+        if not caller.sysadmin:
+            raise Forbidden("only a system administrator can change the system administrator flag")
         user = self.get(caller, user_id)
         if user.username == ADMIN_USERNAME and not flag:
             raise Forbidden("the admin user stays a system administrator")
         self._users.update(user.username, sysadmin=flag)
 
     def delete(self, caller: Principal, user_id: int) -> None:
-        self._require_admin(caller)
+        self._require_admin(caller, "delete")
         user = self.get(caller, user_id)
         if user.username == ADMIN_USERNAME or caller.user_id == user.user_id:
             raise Forbidden("the admin user and the caller's own account cannot be deleted")
         self._users.delete(user)
         self._memberships.remove_user_everywhere(user.user_id)
 
-    def _require_admin(self, caller: Principal) -> None:
+    def _require_admin(self, caller: Principal, action: str) -> None:
         if not caller.authenticated:
             raise Unauthorized("log in first")
-        if not self._access.system_allows(caller, Permission("user", "create")):
+        if not self._access.system_allows(caller, Permission("user", action)):
             raise Forbidden("only a system administrator can do this")
 
     def _robot_prefix(self) -> str:

@@ -79,10 +79,10 @@ def _configurations(request: HttpRequest) -> Response:
     registry = services()
     if not request.principal.authenticated:
         raise Unauthorized("log in first")
-    if not registry.access.system_allows(request.principal, Permission("configuration", "read")) and not (
-        request.principal.sysadmin
-    ):
-        raise Forbidden("only system administrators read or change the configuration")
+    # A PUT changes the configuration: it needs `update`, never just `read`.
+    action = "read" if request.method == "GET" else "update"
+    if not registry.access.system_allows(request.principal, Permission("configuration", action)):
+        raise Forbidden(f"only system administrators may {action} the configuration")
     if request.method == "GET":
         return json_response(registry.configuration.describe())
     changes = raw_json(request)
