@@ -28,6 +28,7 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ReferencedByOthers,
+    TagInvalid,
 )
 from chalicelib.events import Event, EventBus, EventType
 from chalicelib.stores.keys import blob_object_key
@@ -126,6 +127,7 @@ class ManifestService:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
 
     def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True) -> Manifest:
+        _nameable(reference)
         digest = self.resolve(repository, reference)
         manifest = self._manifests.get(repository, digest, with_body=with_body)
         if manifest is None:
@@ -155,6 +157,7 @@ class ManifestService:
 
     def delete(self, repository: str, reference: str) -> None:
         """By tag: untag. By digest: the artifact, as Harbor deletes it (bytes are left to GC)."""
+        _nameable(reference)
         if is_digest(reference):
             self.delete_artifact(repository, str(Digest.parse(reference)))
         else:
@@ -290,3 +293,17 @@ class _Mode(Enum):
 
 def _accepts(accept: list[str], media_type: str) -> bool:
     return any(a in ("*/*", "application/*", media_type) for a in accept)
+
+
+def _nameable(reference: str) -> None:
+    """A reference that is neither a valid tag nor a valid digest names no manifest that could
+    exist, so reading or deleting it is 404 MANIFEST_UNKNOWN (the OCI conformance suite's
+    expectation, e.g. `.INVALID_MANIFEST_NAME`); a push with one stays 400 (TAG_INVALID,
+    DIGEST_INVALID), and the management API keeps its 400 for a malformed artifact reference."""
+    try:
+        if is_digest(reference):
+            Digest.parse(reference)
+        else:
+            validate_tag(reference)
+    except (DigestInvalid, TagInvalid):
+        raise ManifestUnknown(detail={"reference": reference[:200]}) from None
