@@ -33,6 +33,7 @@ ALGORITHM = "RS256"
 MIN_TTL_SECONDS = 60  # token.md: "never issue a token that expires in less than 60 seconds"
 MIN_RSA_BITS = 2048
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
+_REGISTERED_CLAIMS = frozenset({*_REQUIRED_CLAIMS, "access"})
 
 Clock = Callable[[], float]
 
@@ -139,13 +140,17 @@ class TokenIssuer:
         self._ttl = ttl_seconds
         self._clock = clock
 
-    def issue(self, subject: str, audience: str | None, access: list[Access]) -> IssuedToken:
+    def issue(
+        self, subject: str, audience: str | None, access: list[Access], extra: Mapping[str, Any] | None = None
+    ) -> IssuedToken:
         """Sign a token for `subject` (empty for anonymous) granting `access` to `audience`.
 
         An empty or missing `audience` (the request's `service`) falls back to the default.
+        `extra` adds private claims (a refresh token's account binding); it cannot replace ours.
         """
         now = int(self._clock())
         claims: dict[str, Any] = {
+            **(extra or {}),
             "iss": self._issuer,
             "sub": subject,
             "aud": audience or self._audience_default,
@@ -168,6 +173,7 @@ class Claims:
     expires_at: int
     jti: str
     access: list[Access] = field(default_factory=list)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # private claims, for their issuer to read
 
     def actions_for(self, type_: str, name: str) -> set[str]:
         """Every action the token grants on resource `type_`/`name` (entries may repeat a resource)."""
@@ -204,6 +210,7 @@ class TokenVerifier:
             expires_at=_int_claim(payload, "exp"),
             jti=_string_claim(payload, "jti"),
             access=_access_claim(payload),
+            extra={k: v for k, v in payload.items() if k not in _REGISTERED_CLAIMS},
         )
 
     def _key_for(self, token: str) -> rsa.RSAPublicKey:

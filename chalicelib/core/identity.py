@@ -21,6 +21,8 @@ class User:
     password_hash: str = field(default="", repr=False)
     created_at: int = 0
     updated_at: int = 0
+    # Bumped whenever the user's refresh tokens must stop working (a password change).
+    token_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,8 @@ class Robot:
     creator: str = ""
     created_at: int = 0
     updated_at: int = 0
+    # Bumped whenever the robot's refresh tokens must stop working (disabled, secret refreshed).
+    token_version: int = 0
 
     def expired(self, now: int) -> bool:
         return self.expires_at != -1 and self.expires_at <= now
@@ -93,6 +97,7 @@ class Principal:
     user_id: int | None = None
     sysadmin: bool = False
     robot: Robot | None = None
+    token_version: int = 0  # a user's (a robot's is on `robot`), for the refresh tokens it is issued
 
     @property
     def authenticated(self) -> bool:

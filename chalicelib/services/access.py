@@ -32,9 +32,10 @@ from chalicelib.auth.rbac import (
 )
 from chalicelib.auth.scopes import Access, Scope
 from chalicelib.auth.tokens import Claims, InvalidToken, IssuedToken, TokenIssuer, TokenVerifier
-from chalicelib.core.identity import ANONYMOUS, Member, Principal, Project, Robot
+from chalicelib.core.identity import ANONYMOUS, Member, Principal, Project, Robot, User
 from chalicelib.core.reference import project_of
-from chalicelib.errors import Unauthorized
+from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.observability import logger
 
 if TYPE_CHECKING:
     from chalicelib.auth.tokens import SigningKey
@@ -131,7 +132,7 @@ class AccessService:
             if not credentials.verify_password(password, user.password_hash):
                 return None
             self._verified.remember(username, password, user.password_hash)
-        return Principal(kind="user", name=user.username, user_id=user.user_id, sysadmin=user.sysadmin)
+        return _user_principal(user)
 
     def _robot_login(self, name: str, secret: str) -> Principal | None:
         robot = self._robots.get(name)
@@ -152,7 +153,9 @@ class AccessService:
         try:
             return self._verifier.verify(token)
         except InvalidToken as exc:
-            raise Unauthorized(f"invalid token: {exc.reason}") from None
+            # Why a token failed is for the log: telling the client helps only a forger.
+            logger.info("bearer token refused", reason=exc.reason)
+            raise Unauthorized("invalid token") from None
 
     @staticmethod
     def _token_principal(claims: Claims) -> Principal:
@@ -221,37 +224,73 @@ class AccessService:
         issuer = TokenIssuer(self._key, self._issuer, self.service, ttl, self._clock)
         subject = principal.name if principal.authenticated else ""
         granted = self.grant(principal, scopes)
-        return issuer.issue(subject, service or self.service, granted), granted
+        return issuer.issue(subject, self.audience(service), granted), granted
+
+    def audience(self, service: str | None) -> str:
+        """The configured service is the only audience a token gets: a client naming another (say
+        `harbor-registry#refresh`, a refresh token's audience) is refused, not obeyed."""
+        if service and service != self.service:
+            raise BadRequest("unknown service", {"service": service[:128]})
+        return self.service
 
     def issue_refresh_token(self, principal: Principal, service: str | None) -> str:
-        """A long-lived token that can only be exchanged for access tokens (OAuth2 refresh)."""
+        """A token that can only be exchanged for access tokens (OAuth2 refresh), bound to the
+        account's id and token version: a password change, disabling or refreshing a robot's
+        secret, or deleting the account revokes it. It lives `REFRESH_TTL_SECONDS` from the
+        sign-in, and a refresh returns the same token, so a chain of refreshes ends then too."""
+        self.audience(service)
         issuer = TokenIssuer(self._key, self._issuer, self.service, REFRESH_TTL_SECONDS, self._clock)
-        return issuer.issue(principal.name, _refresh_audience(service or self.service), []).token
+        return issuer.issue(principal.name, _refresh_audience(self.service), [], _binding(principal)).token
 
     def refresh(self, token: str, service: str | None) -> Principal:
+        """The account a refresh token was issued to, re-read: it must be the same account (not a
+        new one of the same name), at the same token version, still enabled and unexpired."""
+        self.audience(service)
         verifier = TokenVerifier({self._key.kid: self._key.private_key.public_key()}, self._issuer,
-                                 _refresh_audience(service or self.service), self._clock)  # fmt: skip
+                                 _refresh_audience(self.service), self._clock)  # fmt: skip
         try:
             claims = verifier.verify(token)
         except InvalidToken as exc:
-            raise Unauthorized(f"invalid refresh token: {exc.reason}") from None
-        return self.token_subject(claims)
+            logger.info("refresh token refused", reason=exc.reason)
+            raise Unauthorized("invalid refresh token") from None
+        principal = self._bound_account(claims)
+        if principal is None:
+            logger.info("refresh token refused", reason="account gone, changed or disabled")
+            raise Unauthorized("invalid refresh token")
+        return principal
 
-    def token_subject(self, claims: Claims) -> Principal:
-        """Re-resolve a token's subject (refresh tokens): the account must still exist and be enabled."""
-        prefix = self._configuration.robot_name_prefix()
-        if claims.subject.startswith(prefix):
-            robot = self._robots.get(claims.subject[len(prefix) :])
+    def _bound_account(self, claims: Claims) -> Principal | None:
+        kind, account_id, account, version = (claims.extra.get(k) for k in ("kind", "uid", "acct", "ver"))
+        if not isinstance(account, str) or not isinstance(account_id, int) or not isinstance(version, int):
+            return None  # an access token, or a refresh token from before accounts were bound
+        if kind == "robot":
+            robot = self._robots.get(account)
             if robot is None or robot.disabled or robot.expired(int(self._clock())):
-                raise Unauthorized("the account of this token is no longer valid")
-            return self.robot_principal(robot)
-        user = self._users.get(claims.subject)
-        if user is None:
-            raise Unauthorized("the account of this token is no longer valid")
-        return Principal(kind="user", name=user.username, user_id=user.user_id, sysadmin=user.sysadmin)
+                return None
+            same = (robot.robot_id, robot.token_version) == (account_id, version)
+            return self.robot_principal(robot) if same else None
+        user = self._users.get(account) if kind == "user" else None
+        if user is None or (user.user_id, user.token_version) != (account_id, version):
+            return None
+        return _user_principal(user)
 
 
 REFRESH_TTL_SECONDS = 7 * 86_400
+
+
+def _binding(principal: Principal) -> dict[str, str | int]:
+    """The account a refresh token belongs to: kind, id, stored name and token version."""
+    if principal.robot is not None:
+        robot = principal.robot
+        return {"kind": "robot", "uid": robot.robot_id, "acct": robot.name, "ver": robot.token_version}
+    if principal.kind == "user" and principal.user_id is not None:
+        return {"kind": "user", "uid": principal.user_id, "acct": principal.name, "ver": principal.token_version}
+    raise Unauthorized("sign in with a password or secret to get a refresh token")
+
+
+def _user_principal(user: User) -> Principal:
+    return Principal(kind="user", name=user.username, user_id=user.user_id, sysadmin=user.sysadmin,
+                     token_version=user.token_version)  # fmt: skip
 
 
 def _refresh_audience(service: str) -> str:

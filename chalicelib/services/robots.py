@@ -206,7 +206,8 @@ class RobotService:
         if not isinstance(disabled, bool):
             raise BadRequest("disable must be a boolean")
         self._robots.update(replace(robot, description=description, duration=duration, expires_at=expires_at,
-                                    permissions=permissions, disabled=disabled))  # fmt: skip
+                                    permissions=permissions, disabled=disabled),
+                            revoke_tokens=disabled and not robot.disabled)  # fmt: skip
 
     def refresh_secret(self, caller: Principal, robot_id: int, provided: Any) -> str:
         robot = self._robots.get_by_id(robot_id)
@@ -215,7 +216,7 @@ class RobotService:
         if not (caller.robot is not None and caller.robot.robot_id == robot.robot_id):
             self._authorize(caller, robot, "update")
         secret = self._secret(provided)
-        self._robots.update(replace(robot, secret_hash=credentials.hash_secret(secret)))
+        self._robots.update(replace(robot, secret_hash=credentials.hash_secret(secret)), revoke_tokens=True)
         return secret
 
     def delete(self, caller: Principal, robot_id: int) -> None:

@@ -98,7 +98,8 @@ class UserService:
             raise BadRequest(_PASSWORD_RULE)
         if credentials.verify_password(new, user.password_hash):
             raise BadRequest("the new password must differ from the old one")
-        self._users.update(user.username, password_hash=credentials.hash_password(new))
+        # Refresh tokens issued before the change stop working (access tokens run out on their own).
+        self._users.set_password(user.username, credentials.hash_password(new))
 
     def set_sysadmin(self, caller: Principal, user_id: int, flag: bool) -> None:
         # The flag grants everything, so only a caller holding everything may hand it out: a

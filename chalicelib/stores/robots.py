@@ -56,11 +56,14 @@ class RobotStore:
         found = {r.name: r for r in (_to_robot(RobotRow.from_raw_data(i)) for i in items)}
         return [found[n] for n in names if n in found]
 
-    def update(self, robot: Robot) -> None:
-        """Write the mutable fields (description, permissions, duration, expiry, disable, secret)."""
+    def update(self, robot: Robot, *, revoke_tokens: bool = False) -> None:
+        """Write the mutable fields (description, permissions, duration, expiry, disable, secret);
+        `revoke_tokens` bumps the token version in the same write (an ADD: never written back)."""
+        revoke = [RobotRow.token_version.add(1)] if revoke_tokens else []
         try:
             RobotRow(keys.robot_pk(robot.name), keys.ENTITY_SK).update(
                 actions=[
+                    *revoke,
                     RobotRow.description.set(robot.description),
                     RobotRow.permissions.set(_dump_permissions(robot.permissions)),
                     RobotRow.duration.set(robot.duration),
@@ -121,4 +124,5 @@ def _to_robot(row: RobotRow) -> Robot:
         creator=row.creator,
         created_at=int(row.created_at),
         updated_at=int(row.updated_at),
+        token_version=int(row.token_version or 0),
     )

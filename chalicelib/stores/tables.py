@@ -195,6 +195,7 @@ class UserRow(_Base):
     updated_at = NumberAttribute()
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
+    token_version = NumberAttribute(default=0)  # refresh tokens carry it; a bump revokes them
 
 
 class ProjectRow(_Base):
@@ -240,6 +241,7 @@ class RobotRow(_Base):
     updated_at = NumberAttribute()
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
+    token_version = NumberAttribute(default=0)  # refresh tokens carry it; a bump revokes them
 
 
 class ConfigRow(_Base):

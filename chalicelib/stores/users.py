@@ -19,7 +19,7 @@ from chalicelib.stores.tables import (
     next_id,
 )
 
-_FIELDS = ("email", "realname", "comment", "password_hash", "sysadmin")
+_FIELDS = ("email", "realname", "comment", "sysadmin")  # a password goes through `set_password`
 
 
 class UserStore:
@@ -54,6 +54,15 @@ class UserStore:
         users = {u.username: u for u in (_to_user(UserRow.from_raw_data(i)) for i in items)}
         return [users[n] for n in usernames if n in users]
 
+    def set_password(self, username: str, password_hash: str) -> None:
+        """A new password hash, and the token version bumped in the same write (an ADD, which a
+        concurrent update never writes back): refresh tokens issued before stop working."""
+        UserRow(keys.user_pk(username), keys.ENTITY_SK).update(
+            actions=[UserRow.password_hash.set(password_hash), UserRow.token_version.add(1),
+                     UserRow.updated_at.set(int(time.time()))],
+            condition=UserRow.pk.exists(),
+        )  # fmt: skip
+
     def update(self, username: str, **fields: object) -> None:
         unknown = set(fields) - set(_FIELDS)
         if unknown:
@@ -80,4 +89,5 @@ def _to_user(row: UserRow) -> User:
         password_hash=row.password_hash,
         created_at=int(row.created_at),
         updated_at=int(row.updated_at),
+        token_version=int(row.token_version or 0),
     )

@@ -72,7 +72,10 @@ def _post_token(request: HttpRequest) -> Response:
         "expires_in": issued.expires_in,
         "issued_at": issued.issued_at_rfc3339,
     }
-    if form.get("access_type") == "offline" or grant_type == "refresh_token":
+    if grant_type == "refresh_token":
+        # The same token back: a refresh never extends the chain beyond the sign-in's lifetime.
+        body["refresh_token"] = form.get("refresh_token", "")
+    elif form.get("access_type") == "offline":
         body["refresh_token"] = access.issue_refresh_token(principal, service)
     return json_response(body)
 
