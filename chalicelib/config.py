@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     external_url: str | None = None
     v2_basic_auth: bool = Field(default=True, description="accept Basic credentials directly on /v2")
     credential_cache_seconds: int = Field(default=60, ge=0)
+    # Failed sign-ins: past this many in the window, an account name (a source address) gets 429
+    # until the window ends; in-process counts (services/signin_throttle.py says why). 0: no limit.
+    signin_failures_per_account: int = Field(default=10, ge=0)
+    signin_failures_per_source: int = Field(default=100, ge=0)
+    signin_failure_window_seconds: int = Field(default=300, ge=1, le=86_400)
     # Defaults of Harbor's /configurations keys until an administrator changes them.
     project_creation_restriction: Literal["everyone", "adminonly"] = "everyone"
     robot_name_prefix: str = "robot$"

@@ -26,6 +26,8 @@ builds a response.
      ├── QuotaExceeded          DENIED                 403 (Harbor's quota message)
      ├── BadRequest             BAD_REQUEST            400 (management API input)
      ├── NotFound               NOT_FOUND              404 (management API)
+     │    └── ProjectNotFound                            (401 to an anonymous caller: see api/mgmt/_edge.py)
+     ├── TooManyRequests        TOOMANYREQUESTS        429 (sign-ins throttled; carries Retry-After)
      ├── Precondition           PRECONDITION           412
      └── ReferencedByOthers     VIOLATE_FOREIGN_KEY_CONSTRAINT 412 (an index references the artifact)
 """
@@ -175,6 +177,22 @@ class Conflict(RegistryError):
 
 class NotFound(RegistryError):
     code = ErrorCode.NOT_FOUND
+
+
+class ProjectNotFound(NotFound):
+    """No project of that name or id: the management edge tells an anonymous caller only to log
+    in, as it does for a private project, so the answer cannot reveal which names exist."""
+
+
+class TooManyRequests(RegistryError):
+    code = ErrorCode.TOOMANYREQUESTS
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class BadRequest(RegistryError):

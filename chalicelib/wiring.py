@@ -36,6 +36,7 @@ from chalicelib.services.quotas import QuotaService
 from chalicelib.services.repositories import RepositoryService
 from chalicelib.services.retention import RetentionService
 from chalicelib.services.robots import RobotService
+from chalicelib.services.signin_throttle import SignInThrottle
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
 from chalicelib.services.webhooks import WebhookService
@@ -199,6 +200,8 @@ def services() -> Services:
         user_store, robot_store, project_store, configuration, signing_key(settings),
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
+        throttle=SignInThrottle(settings.signin_failures_per_account, settings.signin_failures_per_source,
+                                settings.signin_failure_window_seconds),
     )  # fmt: skip
     events = EventBus(_event_publisher(settings))
     projects = ProjectService(project_store, access, configuration, robot_store, events)

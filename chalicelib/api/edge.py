@@ -64,6 +64,8 @@ class HttpRequest:
     principal: Principal = ANONYMOUS
     # Set when the caller presented a bearer token: /v2 then authorises from its grants alone.
     claims: Claims | None = None
+    # The client's address as API Gateway (or the local adapter) saw it; failed sign-ins count per address.
+    source: str | None = None
 
     def with_params(self, params: dict[str, str]) -> HttpRequest:
         return replace(self, params=params)
@@ -94,8 +96,10 @@ class HttpRequest:
         }
         query = event.get("multiValueQueryStringParameters") or {}
         body = request.raw_body if request.method not in ("GET", "HEAD") else b""
-        context_id = (event.get("requestContext") or {}).get("requestId")
+        context = event.get("requestContext") or {}
+        context_id = context.get("requestId")
         return cls(
+            source=(context.get("identity") or {}).get("sourceIp") or None,
             method=request.method,
             headers=headers,
             query={k: list(v) for k, v in query.items()},

@@ -24,6 +24,7 @@ Pure functions only: no settings, no I/O, no AWS.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -53,6 +54,19 @@ def verify_password(password: str, stored: str) -> bool:
         return _PASSWORD_HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def verify_unknown_password(password: str) -> bool:
+    """For a name with no password (no such user): the cost of a real `verify_password`, so the
+    time a failed sign-in takes does not tell which names exist. Always False."""
+    verify_password(password, _dummy_hash())
+    return False
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash of a random password, made once per process on first use (never at import)."""
+    return hash_password(secrets.token_urlsafe(24))
 
 
 def needs_rehash(stored: str) -> bool:

@@ -36,6 +36,7 @@ from chalicelib.core.identity import ANONYMOUS, Member, Principal, Project, Robo
 from chalicelib.core.reference import project_of
 from chalicelib.errors import BadRequest, Unauthorized
 from chalicelib.observability import logger
+from chalicelib.services.signin_throttle import SignInThrottle
 
 if TYPE_CHECKING:
     from chalicelib.auth.tokens import SigningKey
@@ -86,6 +87,7 @@ class AccessService:
         issuer: str,
         service: str,
         credential_cache_seconds: int,
+        throttle: SignInThrottle | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._users = users
@@ -97,36 +99,43 @@ class AccessService:
         self.service = service
         self._clock = clock
         self._verified = _VerifiedSecrets(credential_cache_seconds, clock)
+        self._throttle = throttle or SignInThrottle(0, 0, 1)
         self._verifier = TokenVerifier({signing_key.kid: signing_key.private_key.public_key()}, issuer, service, clock)
 
     # Authentication.
 
-    def authenticate(self, authorization: str | None) -> tuple[Principal, Claims | None]:
-        """The caller from an Authorization header; bad credentials are a 401, none is anonymous."""
+    def authenticate(self, authorization: str | None, source: str | None = None) -> tuple[Principal, Claims | None]:
+        """The caller from an Authorization header; bad credentials are a 401, none is anonymous.
+        `source` (the client's address) counts failed sign-ins per address."""
         if not authorization:
             return ANONYMOUS, None
         scheme, _, value = authorization.strip().partition(" ")
         if scheme.lower() == "basic":
             username, secret = _decode_basic(value.strip())
-            return self.login(username, secret), None
+            return self.login(username, secret, source), None
         if scheme.lower() == "bearer":
             claims = self.verify_token(value.strip())
             return self._token_principal(claims), claims
         raise Unauthorized("unsupported authorization scheme")
 
-    def login(self, username: str, secret: str) -> Principal:
-        """Check a user's password or a robot's secret; any failure is the same 401."""
+    def login(self, username: str, secret: str, source: str | None = None) -> Principal:
+        """Check a user's password or a robot's secret; any failure is the same 401, and too many
+        failures of one name or from one source a 429 for a while (`SignInThrottle`)."""
+        self._throttle.check(username, source)
         prefix = self._configuration.robot_name_prefix()
         principal = self._robot_login(username[len(prefix) :], secret) if username.startswith(prefix) else None
         if principal is None and not username.startswith(prefix):
             principal = self._user_login(username, secret)
         if principal is None:
+            self._throttle.failed(username, source)
             raise Unauthorized("invalid username or password")
+        self._throttle.succeeded(username)
         return principal
 
     def _user_login(self, username: str, password: str) -> Principal | None:
         user = self._users.get(username)
         if user is None or not user.password_hash:
+            credentials.verify_unknown_password(password)  # as slow as a real check: no name oracle
             return None
         if not self._verified.seen(username, password, user.password_hash):
             if not credentials.verify_password(password, user.password_hash):

@@ -13,7 +13,15 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.auth.rbac import Permission
 from chalicelib.core.catalog import GLOBAL, PROJECT, Label
 from chalicelib.core.reference import validate_name
-from chalicelib.errors import BadRequest, Forbidden, ManifestUnknown, NotFound, RegistryError, Unauthorized
+from chalicelib.errors import (
+    BadRequest,
+    Forbidden,
+    ManifestUnknown,
+    NotFound,
+    ProjectNotFound,
+    RegistryError,
+    Unauthorized,
+)
 from chalicelib.events import Event, EventType
 
 if TYPE_CHECKING:
@@ -177,4 +185,4 @@ class LabelService:
         try:
             return self._projects.resolve(str(project_id), force_name=False)
         except NotFound:
-            raise NotFound(f"project {project_id} not found") from None
+            raise ProjectNotFound(f"project {project_id} not found") from None

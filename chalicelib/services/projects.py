@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth.rbac import Permission, Role
 from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, Unauthorized
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, ProjectNotFound, Unauthorized
 from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ class ProjectService:
         name = name_or_id if force_name or not name_or_id.isdigit() else self._projects.name_of(int(name_or_id))
         project = self._projects.get(name) if name else None
         if project is None:
-            raise NotFound(f"project {name_or_id} not found")
+            raise ProjectNotFound(f"project {name_or_id} not found")
         return project
 
     def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:

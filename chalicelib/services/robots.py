@@ -104,11 +104,14 @@ class RobotService:
         description = body.get("description") or ""
         if not isinstance(description, str) or len(description) > 1024:
             raise BadRequest("description must be a string of at most 1024 characters")
+        disabled = body.get("disable", False)
+        if not isinstance(disabled, bool):  # `"no"` is a string, not a way to say false
+            raise BadRequest("disable must be a boolean")
         now = int(self._clock())
         robot = Robot(
             robot_id=0, name=stored, level=level, permissions=permissions,
             secret_hash=credentials.hash_secret(secret), description=description, duration=duration,
-            expires_at=expiry(duration, now), disabled=bool(body.get("disable", False)), creator=caller.name,
+            expires_at=expiry(duration, now), disabled=disabled, creator=caller.name,
         )  # fmt: skip
         created = self._robots.create(robot)
         self._publish(EventType.CREATE_ROBOT, created)

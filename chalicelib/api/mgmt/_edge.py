@@ -20,7 +20,7 @@ from chalicelib.api.edge import HttpRequest, guarded, json_response, request_fro
 from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse_page, parse_sort
 from chalicelib.api.mgmt.query import parse_q
 from chalicelib.core.identity import Principal
-from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.errors import BadRequest, ProjectNotFound, Unauthorized
 from chalicelib.events import set_operator
 from chalicelib.observability import logger
 from chalicelib.wiring import services
@@ -34,25 +34,39 @@ _MAX_BODY = 1024 * 1024
 def serve(bp: Blueprint, handler: Handler, **params: str) -> Response:
     """Run a management handler for the blueprint's current request."""
     request = request_from(bp.current_request).with_params(params)
-    return guarded(lambda r: handler(_identified(r)), request)
+    return guarded(lambda r: _hiding_projects(handler, _identified(r)), request)
+
+
+def _hiding_projects(handler: Handler, request: HttpRequest) -> Response:
+    """An anonymous caller gets the same 401 for a project that does not exist as for a private
+    one (Harbor's answer too), so probing names or ids cannot tell which projects exist."""
+    try:
+        return handler(request)
+    except ProjectNotFound:
+        if request.principal.authenticated:
+            raise
+        raise Unauthorized("log in to access this project") from None
 
 
 def _identified(request: HttpRequest) -> HttpRequest:
     header = request.header("authorization")
     if header and header.lower().startswith("bearer "):
         raise Unauthorized("registry tokens are for /v2; use Basic credentials on the management API")
-    principal, _ = services().access.authenticate(header)
+    principal, _ = services().access.authenticate(header, request.source)
     logger.thread_safe_append_keys(user=principal.name or "anonymous")
     set_operator(principal.name)
     return request.with_caller(principal, None)
 
 
 def body(request: HttpRequest, model: type[ModelT]) -> ModelT:
-    """Parse the JSON body into `model`; malformed JSON, wrong types or unknown fields are a 400."""
+    """Parse the JSON body into `model`; malformed JSON, wrong types or unknown fields are a 400.
+
+    Strictly: JSON's own types only, so `"no"` or `1` is no boolean and `"5"` or `5.0` no integer
+    (pydantic's lax mode would coerce them, and a caller's typo would flip a flag it meant to keep)."""
     if len(request.body) > _MAX_BODY:
         raise BadRequest(f"request body larger than {_MAX_BODY} bytes")
     try:
-        return model.model_validate_json(request.body or b"{}")
+        return model.model_validate_json(request.body or b"{}", strict=True)
     except ValidationError as exc:
         problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()[:10]]
         raise BadRequest("invalid request body", problems) from None

@@ -11,7 +11,7 @@ from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, raw_json, serve
 from chalicelib.api.mgmt.names import is_resource_name
 from chalicelib.core.identity import Member, Project
-from chalicelib.errors import BadRequest, NotFound
+from chalicelib.errors import BadRequest, NotFound, Unauthorized
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -88,6 +88,10 @@ def _list(request: HttpRequest) -> Response:
 
 
 def _head(request: HttpRequest) -> Response:
+    """Whether a project name is taken, for logged-in callers only (as Harbor): an anonymous
+    answer would list private projects' names one guess at a time."""
+    if not request.principal.authenticated:
+        raise Unauthorized("log in to look up project names")
     name = request.arg("project_name")
     if not name:
         raise BadRequest("project_name is required")

@@ -25,7 +25,7 @@ def identify(request: HttpRequest) -> HttpRequest:
     if header and header.lower().startswith("basic") and not registry.settings.v2_basic_auth:
         raise Unauthorized("Basic credentials are not accepted on /v2; use a token", challenge=_challenge(request))
     try:
-        principal, claims = registry.access.authenticate(header)
+        principal, claims = registry.access.authenticate(header, request.source)
     except Unauthorized as exc:
         raise Unauthorized(exc.message, challenge=_challenge(request)) from None
     return request.with_caller(principal, claims)

@@ -33,7 +33,7 @@ def post_token() -> Response:
 
 def _get_token(request: HttpRequest) -> Response:
     access = services().access
-    principal, _ = access.authenticate(_basic_only(request.header("authorization")))
+    principal, _ = access.authenticate(_basic_only(request.header("authorization")), request.source)
     scopes = parse_scopes(request.query.get("scope", []))
     if len(scopes) > _MAX_SCOPES:
         raise BadRequest(f"at most {_MAX_SCOPES} scopes per token")
@@ -57,7 +57,7 @@ def _post_token(request: HttpRequest) -> Response:
         raise BadRequest("client_id is required")
     principal: Principal = ANONYMOUS
     if grant_type == "password":
-        principal = access.login(form.get("username", ""), form.get("password", ""))
+        principal = access.login(form.get("username", ""), form.get("password", ""), request.source)
     elif grant_type == "refresh_token":
         principal = access.refresh(form.get("refresh_token", ""), service)
     else:
