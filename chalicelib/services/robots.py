@@ -167,6 +167,7 @@ class RobotService:
         return provided
 
     def get(self, caller: Principal, robot_id: int) -> Robot:
+        self._require_login(caller)
         robot = self._robots.get_by_id(robot_id)
         if robot is None:
             raise NotFound(f"robot {robot_id} not found")
@@ -213,6 +214,7 @@ class RobotService:
                             revoke_tokens=disabled and not robot.disabled)  # fmt: skip
 
     def refresh_secret(self, caller: Principal, robot_id: int, provided: Any) -> str:
+        self._require_login(caller)
         robot = self._robots.get_by_id(robot_id)
         if robot is None:
             raise NotFound(f"robot {robot_id} not found")
@@ -227,6 +229,12 @@ class RobotService:
         self._authorize(caller, robot, "delete")
         self._robots.delete(robot)
         self._publish(EventType.DELETE_ROBOT, robot)
+
+    @staticmethod
+    def _require_login(caller: Principal) -> None:
+        """Before any lookup: an anonymous 404 for a free id and 401 for a taken one would list ids."""
+        if not caller.authenticated:
+            raise Unauthorized("log in first")
 
     def _publish(self, event_type: EventType, robot: Robot) -> None:
         """For the audit log: the robot's login name, under its project when it has one."""

@@ -184,3 +184,12 @@ def test_a_string_is_not_a_boolean(harbor):
     assert expect_status(harbor.get(f"users/{user_id}"), 200).get_json()["sysadmin_flag"] is False
     expect_error(harbor.post("projects", json_body={"project_name": unique("p"), "public": "no"}), 400, "BAD_REQUEST")
     expect_error(harbor.put(f"projects/{name}", json_body={"storage_limit": "5"}), 400, "BAD_REQUEST")
+
+
+def test_anonymous_callers_cannot_tell_which_robot_ids_exist(harbor):
+    name, _ = harbor.create_project(public=True)
+    robot = harbor.project_robot(name, [{"resource": "repository", "action": "pull"}])
+    for robot_id in (robot["id"], 987_654):
+        expect_error(harbor.get(f"robots/{robot_id}", auth=None), 401, "UNAUTHORIZED")
+        expect_error(harbor.patch(f"robots/{robot_id}", auth=None, json_body={}), 401, "UNAUTHORIZED")
+        expect_error(harbor.delete(f"robots/{robot_id}", auth=None), 401, "UNAUTHORIZED")
