@@ -133,7 +133,7 @@ class AccessService:
         return principal
 
     def _user_login(self, username: str, password: str) -> Principal | None:
-        user = self._users.get(username)
+        user = self._users.get(username) if _may_exist(username) else None
         if user is None or not user.password_hash:
             credentials.verify_unknown_password(password)  # as slow as a real check: no name oracle
             return None
@@ -144,7 +144,7 @@ class AccessService:
         return _user_principal(user)
 
     def _robot_login(self, name: str, secret: str) -> Principal | None:
-        robot = self._robots.get(name)
+        robot = self._robots.get(name) if _may_exist(name) else None
         if robot is None or robot.disabled or robot.expired(int(self._clock())):
             return None
         if not credentials.verify_secret(secret, robot.secret_hash):
@@ -295,6 +295,15 @@ def _binding(principal: Principal) -> dict[str, str | int]:
     if principal.kind == "user" and principal.user_id is not None:
         return {"kind": "user", "uid": principal.user_id, "acct": principal.name, "ver": principal.token_version}
     raise Unauthorized("sign in with a password or secret to get a refresh token")
+
+
+def _may_exist(name: str) -> bool:
+    """Longer names are no account (users: 255 characters, robots about 400), and DynamoDB would
+    refuse them as keys (2 KB): a sign-in with one is a plain 401, never a failed lookup."""
+    return 0 < len(name.encode()) <= _MAX_NAME_BYTES
+
+
+_MAX_NAME_BYTES = 1024
 
 
 def _user_principal(user: User) -> Principal:

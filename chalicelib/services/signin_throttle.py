@@ -66,6 +66,7 @@ class SignInThrottle:
 
     def check(self, account: str, source: str | None) -> None:
         """Raise 429 while the account or the source is throttled."""
+        account = _key(account)
         now = self._clock()
         with self._lock:
             wait = max(self._accounts.wait(account, now), self._sources.wait(source, now) if source else 0.0)
@@ -75,10 +76,18 @@ class SignInThrottle:
     def failed(self, account: str, source: str | None) -> None:
         now = self._clock()
         with self._lock:
-            self._accounts.add(account, now)
+            self._accounts.add(_key(account), now)
             if source:
                 self._sources.add(source, now)
 
     def succeeded(self, account: str) -> None:
         with self._lock:
-            self._accounts.clear(account)
+            self._accounts.clear(_key(account))
+
+
+def _key(account: str) -> str:
+    """Names longer than any account share one key, so a huge name cannot hold much memory."""
+    return account[:_MAX_KEY]
+
+
+_MAX_KEY = 512

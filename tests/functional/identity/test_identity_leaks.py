@@ -193,3 +193,17 @@ def test_anonymous_callers_cannot_tell_which_robot_ids_exist(harbor):
         expect_error(harbor.get(f"robots/{robot_id}", auth=None), 401, "UNAUTHORIZED")
         expect_error(harbor.patch(f"robots/{robot_id}", auth=None, json_body={}), 401, "UNAUTHORIZED")
         expect_error(harbor.delete(f"robots/{robot_id}", auth=None), 401, "UNAUTHORIZED")
+
+
+def test_a_name_longer_than_any_account_is_a_plain_401_without_a_lookup(harbor, monkeypatch):
+    """DynamoDB refuses keys over 2 KB (moto does not), so such a name must never reach a GetItem."""
+    from chalicelib.wiring import services
+
+    access = services().access
+    looked_up: list[str] = []
+    for store in (access._users, access._robots):
+        real = store.get
+        monkeypatch.setattr(store, "get", lambda name, real=real: looked_up.append(name) or real(name))
+    for name in ("x" * 3000, "robot$" + "y" * 3000, "ü" * 700):
+        expect_error(harbor.get("users/current", auth=(name, PASSWORD)), 401, "UNAUTHORIZED")
+    assert looked_up == []
