@@ -171,12 +171,8 @@ class _BlobCopier:
                         self._progress.at(digest, offset)
                         continue
                     problem = f"the registry holds {end} bytes after a chunk ending at {offset + len(data)}"
-                except _NETWORK_ERRORS as exc:
-                    problem = str(exc)
-                except RegistryResponseError as exc:
-                    if exc.status not in _RETRYABLE_STATUS:
-                        raise PushError(f"{digest}: {exc}") from exc
-                    problem = str(exc)
+                except (*_NETWORK_ERRORS, RegistryResponseError) as exc:
+                    problem = _retryable(exc, digest)
                 failures += 1
                 location, offset = self._resume(location, digest, failures, problem)
                 reader.close()
@@ -205,12 +201,8 @@ class _BlobCopier:
                 self._result.resumes += 1
             try:
                 return self._dest.upload_offset(location)
-            except _NETWORK_ERRORS as exc:
-                problem = str(exc)
-            except RegistryResponseError as exc:
-                if exc.status not in _RETRYABLE_STATUS:
-                    raise PushError(f"{digest}: the upload session is gone ({exc})") from exc
-                problem = str(exc)
+            except (*_NETWORK_ERRORS, RegistryResponseError) as exc:
+                problem = _retryable(exc, digest)
             failures += 1
 
     def _finish(self, location: str, digest: str) -> None:
@@ -226,6 +218,13 @@ class _BlobCopier:
                 if not retryable or failures > self._options.retries:
                     raise PushError(f"{digest}: closing the upload failed: {exc}") from exc
                 time.sleep(self._options.backoff_seconds * 2 ** (failures - 1))
+
+
+def _retryable(exc: Exception, digest: str) -> str:
+    """What went wrong, when trying again may help (network trouble, 5xx, 416, 429); else PushError."""
+    if isinstance(exc, RegistryResponseError) and exc.status not in _RETRYABLE_STATUS:
+        raise PushError(f"{digest}: {exc}") from exc
+    return str(exc)
 
 
 class _Chunks:

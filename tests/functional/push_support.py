@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import tarfile
@@ -14,15 +13,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
-OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar"
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+from tests.functional.helpers import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, digest_of
 
 
 @dataclass
@@ -96,14 +87,14 @@ class Image:
 
     @property
     def digest(self) -> str:
-        return sha256(self.manifest)
+        return digest_of(self.manifest)
 
     def blobs(self) -> dict[str, bytes]:
-        return {sha256(b): b for b in [self.config, *self.layers]}
+        return {digest_of(b): b for b in [self.config, *self.layers]}
 
 
 def make_image(layers: list[bytes], *, layer_type: str = OCI_LAYER, arch: str = "amd64") -> Image:
-    diff_ids = [sha256(layer) for layer in layers]  # as if uncompressed: only the shape matters here
+    diff_ids = [digest_of(layer) for layer in layers]  # as if uncompressed: only the shape matters here
     config = json.dumps(
         {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": diff_ids}}, sort_keys=True
     ).encode()
@@ -111,8 +102,8 @@ def make_image(layers: list[bytes], *, layer_type: str = OCI_LAYER, arch: str = 
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": sha256(config), "size": len(config)},
-            "layers": [{"mediaType": layer_type, "digest": sha256(x), "size": len(x)} for x in layers],
+            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
+            "layers": [{"mediaType": layer_type, "digest": digest_of(x), "size": len(x)} for x in layers],
         },
         indent=1,
     ).encode()
@@ -124,9 +115,9 @@ def write_layout(root: Path, tagged: dict[str, tuple[str, bytes]], blobs: dict[s
     (root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     (root / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
     for data in [*blobs.values(), *(body for _, body in tagged.values())]:
-        (root / "blobs" / "sha256" / sha256(data).split(":")[1]).write_bytes(data)
+        (root / "blobs" / "sha256" / digest_of(data).split(":")[1]).write_bytes(data)
     entries = [
-        {"mediaType": mt, "digest": sha256(body), "size": len(body), "annotations": {
+        {"mediaType": mt, "digest": digest_of(body), "size": len(body), "annotations": {
             "org.opencontainers.image.ref.name": tag, "io.containerd.image.name": f"docker.io/library/app:{tag}"}}
         for tag, (mt, body) in tagged.items()
     ]  # fmt: skip
@@ -148,7 +139,7 @@ def tar_directory(directory: Path, out: Path) -> Path:
 def legacy_docker_save(out: Path, config: bytes, layers: list[bytes], repo_tag: str) -> Path:
     """The archive `docker save` wrote before Docker 25: `<id>/layer.tar`, `<hex>.json`, manifest.json.
     The last layer is stored twice, the second time as a symlink (as docker does for a repeated layer)."""
-    config_name = sha256(config).split(":")[1] + ".json"
+    config_name = digest_of(config).split(":")[1] + ".json"
     names = [f"{i:064x}/layer.tar" for i in range(len(layers))]
 
     def add(tar: tarfile.TarFile, name: str, data: bytes) -> None:

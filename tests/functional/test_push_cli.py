@@ -23,16 +23,14 @@ from chalicelib.cli.references import parse
 from chalicelib.cli.registry import RegistryClient, RegistryResponseError
 from chalicelib.cli.sources import OCI_LAYER_TAR, open_source
 from tests.functional.conftest import ADMIN
-from tests.functional.helpers import random_bytes
+from tests.functional.helpers import OCI_INDEX, OCI_MANIFEST, random_bytes
+from tests.functional.helpers import digest_of as sha256
 from tests.functional.push_support import (
-    OCI_INDEX,
-    OCI_MANIFEST,
     Image,
     Served,
     image_layout,
     legacy_docker_save,
     make_image,
-    sha256,
     tar_directory,
     write_layout,
 )
