@@ -6,7 +6,8 @@ means mounted, a 202 is an ordinary session, used for the upload (a failed mount
 The upload is PATCH chunks of at most min(`--chunk-size`, `OCI-Chunk-Max-Length`) bytes, each
 with `Content-Range`, following the Location each answer gives. A chunk that fails (network
 error, 5xx, 416, 429) does not restart the blob: the session is read back with GET, its `Range`
-says how much the registry holds, and the source is re-read from there. The closing PUT
+says how much the registry holds, and the source is re-read from there. Only a session the
+registry no longer knows (`BLOB_UPLOAD_UNKNOWN`, e.g. expired) starts the blob again, once. The closing PUT
 `?digest=` has no body; the registry verifies the digest.
 
 Blobs go through a thread pool (`--jobs`), every unique blob once even when several platforms of
@@ -38,6 +39,10 @@ class PushError(RuntimeError):
     """A push that could not finish (after the retries it was allowed)."""
 
 
+class _SessionGone(PushError):
+    """The registry no longer knows the upload session (expired, or cleaned up): start the blob again."""
+
+
 @dataclass(frozen=True)
 class PushOptions:
     chunk_size: int = 16 * MIB
@@ -54,6 +59,7 @@ class PushResult:
     manifests: list[str] = field(default_factory=list)  # in the order they were written
     chunks: int = 0
     resumes: int = 0
+    restarts: int = 0  # blobs started again after their session was gone
 
 
 def push(
@@ -137,7 +143,14 @@ class _BlobCopier:
             outcome = "exists"
         else:
             session = self._mount_or_start(digest)
-            outcome = "mounted" if session is None else self._upload(session, descriptor, digest, size)
+            try:
+                outcome = "mounted" if session is None else self._upload(session, descriptor, digest, size)
+            except _SessionGone as gone:  # once: a fresh session from byte 0
+                self._progress.note(f"{digest}: {gone}; starting the blob again")
+                with self._lock:
+                    self._result.restarts += 1
+                session = self._mount_or_start(digest)
+                outcome = "mounted" if session is None else self._upload(session, descriptor, digest, size)
         self._result.outcomes[digest] = outcome
         self._progress.finish_blob(digest, size, outcome)
 
@@ -222,6 +235,8 @@ class _BlobCopier:
 
 def _retryable(exc: Exception, digest: str) -> str:
     """What went wrong, when trying again may help (network trouble, 5xx, 416, 429); else PushError."""
+    if isinstance(exc, RegistryResponseError) and exc.code == "BLOB_UPLOAD_UNKNOWN":
+        raise _SessionGone(f"the upload session is gone ({exc})") from exc
     if isinstance(exc, RegistryResponseError) and exc.status not in _RETRYABLE_STATUS:
         raise PushError(f"{digest}: {exc}") from exc
     return str(exc)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -21,13 +22,16 @@ class Faults:
     """WSGI middleware: records every request and breaks chosen PATCHes.
 
     `lose[n]` for the n-th PATCH (1-based): "request" answers 502 without the app seeing the chunk
-    (lost on the way in); "answer" lets the app store it, then answers 502 (lost on the way out).
+    (lost on the way in); "answer" lets the app store it, then answers 502 (lost on the way out);
+    "drop" lets the app store it, then closes the connection without an answer; "forget" cancels
+    the session in the app (as its expiry would) and passes the PATCH on (404 BLOB_UPLOAD_UNKNOWN).
     """
 
     app: Any
     lose: dict[int, str] = field(default_factory=dict)
     requests: list[tuple[str, str, dict[str, str], int]] = field(default_factory=list)
     patches: int = 0
+    dropped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -46,11 +50,17 @@ class Faults:
         if fault == "request":
             start_response("502 Bad Gateway", [("Content-Length", "0")])
             return [b""]
-        if fault == "answer":
-            body = b"".join(self.app(environ, lambda *a, **k: None))
-            del body
+        if fault in ("answer", "drop"):
+            b"".join(self.app(environ, lambda *a, **k: None))
+            if fault == "drop":
+                self.dropped += 1
+                environ["werkzeug.socket"].shutdown(socket.SHUT_RDWR)
+                return []
             start_response("502 Bad Gateway", [("Content-Length", "0")])
             return [b""]
+        if fault == "forget":
+            cancel = dict(environ, REQUEST_METHOD="DELETE", CONTENT_LENGTH="0", **{"wsgi.input": io.BytesIO()})
+            b"".join(self.app(cancel, lambda *a, **k: None))
         return self.app(environ, start_response)
 
     def patch_sizes(self) -> list[int]:

@@ -93,12 +93,13 @@ def test_layout_push_stays_within_the_cap(served: Served, big_image: Image, tmp_
     assert_pulls_back(served, "library/chunked", "v1", big_image)
 
 
-@pytest.mark.parametrize("where", ["request", "answer"])
+@pytest.mark.parametrize("where", ["request", "answer", "drop"])
 def test_a_lost_chunk_resumes_from_the_sessions_range(
     served: Served, big_image: Image, tmp_path: Path, where: str
 ) -> None:
-    """The layer's second PATCH fails with a 502: lost on the way in (the registry holds 4 MiB, so that
-    chunk is sent again), or on the way out (it holds 8 MiB, so the push goes on after it)."""
+    """The layer's second PATCH fails: a 502 for a chunk lost on the way in (the registry holds
+    4 MiB, so that chunk is sent again), a 502 or a dropped connection after the registry stored it
+    (it holds 8 MiB, so the push goes on after it)."""
     image = make_image([big_image.layers[0]])
     layout = image_layout(tmp_path / "layout", image)
     served.faults.lose[3] = where  # the config is PATCH 1 (one worker: blobs in order), then the layer
@@ -106,10 +107,22 @@ def test_a_lost_chunk_resumes_from_the_sessions_range(
     assert result.resumes == 1
     layer_ranges = [r for r in served.faults.patch_ranges() if r != f"0-{len(image.config) - 1}"]
     again = [f"{CAP}-{2 * CAP - 1}"] if where == "request" else []
+    assert (where == "drop") == (served.faults.dropped == 1)
     assert layer_ranges == [f"0-{CAP - 1}", f"{CAP}-{2 * CAP - 1}", *again, f"{2 * CAP}-{2 * CAP}"]
     gets = [path for method, path, _, _ in served.faults.requests if method == "GET" and "/blobs/uploads/" in path]
     assert len(gets) == 1  # the one status read that found where to go on
     assert pulled_blob(served, "library/resumed", sha256(big_image.layers[0])) == big_image.layers[0]
+
+
+def test_a_session_the_registry_forgot_starts_the_blob_again(served: Served, big_image: Image, tmp_path: Path) -> None:
+    image = make_image([big_image.layers[0]])
+    served.faults.lose[3] = "forget"  # the layer's second chunk finds its session gone
+    result = push_layout(served, image_layout(tmp_path / "layout", image), "library/restarted", jobs=1)
+    assert (result.restarts, result.resumes) == (1, 0)
+    layer_ranges = [r for r in served.faults.patch_ranges() if r != f"0-{len(image.config) - 1}"]
+    assert layer_ranges == [f"0-{CAP - 1}", f"{CAP}-{2 * CAP - 1}", f"0-{CAP - 1}", f"{CAP}-{2 * CAP - 1}",
+                            f"{2 * CAP}-{2 * CAP}"]  # fmt: skip
+    assert pulled_blob(served, "library/restarted", sha256(image.layers[0])) == image.layers[0]
 
 
 def test_gives_up_after_its_retries(served: Served, tmp_path: Path) -> None:

@@ -94,3 +94,14 @@ def test_with_query_keeps_what_the_location_carries() -> None:
     """A relay Location may carry its own query (containerd adds `ns=`): the digest is added to it."""
     url = with_query("https://uploads.example.com/v2/a/blobs/uploads/x?_state=abc", digest="sha256:1")
     assert url == "https://uploads.example.com/v2/a/blobs/uploads/x?_state=abc&digest=sha256%3A1"
+
+
+def test_a_compressed_docker_save_is_refused_with_the_fix(tmp_path: Path) -> None:
+    import gzip
+
+    from chalicelib.cli.sources import SourceError, open_source
+
+    archive = tmp_path / "app.tar.gz"
+    archive.write_bytes(gzip.compress(b"not read"))
+    with pytest.raises(SourceError, match="gunzip it first"):
+        open_source(parse(f"docker-archive:{archive}"))
