@@ -31,7 +31,7 @@ from chalicelib.cli.registry import _range_end, with_query
         (
             "docker-archive:app.tar:docker.io/library/app:v1",
             ArchiveReference(Path("app.tar"), "docker.io/library/app:v1"),
-        ),  # noqa: E501
+        ),
         ("docker-archive:app.tar", ArchiveReference(Path("app.tar"), None)),
     ],
 )
