@@ -7,7 +7,8 @@
 # it points at (deployment.zip, layer-deployment.zip) and OUT_DIR/infra-only.json (the table,
 # bucket, admin password secret, role and log group alone, for the `chalice deploy` route). The
 # deploy needs the TokenKeySecretArn parameter (infra/create-token-key.sh). Fails if cfn-lint reports an
-# error or a warning on either template. See infra/README.md for deploying the result.
+# error or a warning on either template, or on sam.json with the upload relay (parameter
+# UploadRelay) enabled or disabled. See infra/README.md for deploying the result.
 #
 # Environment: AWS_DEFAULT_REGION (default us-east-1; chalice needs one, nothing is called),
 # CHALICE, CFN_LINT, PYTHON (default: the repo's .venv), CHALICE_STAGE (default dev),
@@ -45,6 +46,16 @@ mkdir -p "$out_dir/statemachines" && cp infra/statemachines/*.asl.json "$out_dir
 
 "$python" infra/infra_only.py infra/resources.json "$out_dir/infra-only.json"
 
-echo "cfn-lint $("$cfn_lint" --version 2>&1 | awk '{print $NF}'): $out_dir/sam.json $out_dir/infra-only.json"
-"$cfn_lint" --non-zero-exit-code "$fail_level" -- "$out_dir/sam.json" "$out_dir/infra-only.json"
+# The opt-in upload relay (parameter UploadRelay): besides the template as deployed, lint each shape
+# of the stack the parameter gives, as CloudFormation would create it (infra/fix_condition.py).
+shapes="$(mktemp -d)"
+trap 'rm -rf "$shapes"' EXIT
+for relay in true false; do
+    "$python" infra/fix_condition.py "$out_dir/sam.json" HasUploadRelay "$relay" "$shapes/sam-upload-relay-$relay.json"
+done
+
+echo "cfn-lint $("$cfn_lint" --version 2>&1 | awk '{print $NF}'): $out_dir/sam.json $out_dir/infra-only.json" \
+    "and sam.json with UploadRelay enabled and disabled"
+"$cfn_lint" --non-zero-exit-code "$fail_level" -- "$out_dir/sam.json" "$out_dir/infra-only.json" \
+    "$shapes/sam-upload-relay-true.json" "$shapes/sam-upload-relay-false.json"
 echo "OK: $out_dir/sam.json (stage $stage)"

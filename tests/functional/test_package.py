@@ -441,3 +441,200 @@ def test_webhook_delivery_machine_and_its_least_privilege_role(resources: dict[s
     assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
     (invoke,) = _statements(resources["WebhookStateMachineRole"])
     assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in WEBHOOK_FUNCTIONS]
+
+
+# The opt-in upload relay (parameter UploadRelay).
+
+RELAY_ON = "HasUploadRelay"
+RELAY_URL = {"Fn::Sub": "https://${UploadRelayDomainName}"}
+RELAY_TABLE_ACTIONS = TABLE_ACTIONS - {"dynamodb:BatchWriteItem"}  # an upload writes item by item
+FIX_CONDITION = REPO_ROOT / "infra" / "fix_condition.py"
+
+
+def _shape(package_dir: Path, enabled: bool, tmp_path: Path) -> dict[str, Any]:
+    """The packaged template as CloudFormation creates it with UploadRelay enabled or disabled."""
+    out = tmp_path / f"relay-{enabled}.json"
+    subprocess.run(
+        [sys.executable, str(FIX_CONDITION), str(package_dir / "sam.json"), RELAY_ON, str(enabled).lower(), str(out)],
+        check=True,
+    )
+    loaded: dict[str, Any] = json.loads(out.read_text())
+    return loaded
+
+
+def _relay_resources(resources: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resources.items() if v.get("Condition") == RELAY_ON}
+
+
+def test_upload_relay_is_off_by_default_and_linted_both_ways(template: dict[str, Any], package_dir: Path) -> None:
+    param = template["Parameters"]["UploadRelay"]
+    assert param["Default"] == "disabled"
+    assert param["AllowedValues"] == ["disabled", "enabled"]
+    assert template["Conditions"][RELAY_ON] == {"Fn::Equals": [{"Ref": "UploadRelay"}, "enabled"]}
+    # Enabling it without an image, a host name or a certificate is refused before anything is created.
+    (rule,) = [r for r in template["Rules"].values() if "UploadRelay" in json.dumps(r["RuleCondition"])]
+    asserted = json.dumps(rule["Assertions"])
+    for name in ("UploadRelayImageUri", "UploadRelayDomainName", "UploadRelayCertificateArn"):
+        assert name in asserted, name
+    script = PACKAGE_SH.read_text()
+    assert "fix_condition.py" in script and "sam-upload-relay-true.json" in script
+
+
+def test_upload_relay_disabled_creates_nothing_and_leaves_the_api_unchanged(
+    package_dir: Path, resources: dict[str, Any], tmp_path: Path
+) -> None:
+    off = _shape(package_dir, False, tmp_path)
+    relay = _relay_resources(resources)
+    assert len(relay) >= 20
+    assert not set(relay) & set(off["Resources"])
+    assert not any(r["Type"].startswith(("AWS::ECS::", "AWS::EC2::", "AWS::ElasticLoadBalancingV2::"))
+                   for r in off["Resources"].values())  # fmt: skip
+    env = off["Resources"]["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert "REGISTRY_RELAY_URL" not in env and "REGISTRY_RELAY_KEY_PARAMETER" not in env
+    assert not any(k.startswith("UploadRelay") for k in off.get("Outputs", {}))
+
+
+def test_upload_relay_enabled_wires_the_api_to_it(package_dir: Path, tmp_path: Path) -> None:
+    on = _shape(package_dir, True, tmp_path)
+    resources = on["Resources"]
+    env = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["REGISTRY_RELAY_URL"] == RELAY_URL
+    assert env["REGISTRY_RELAY_KEY_PARAMETER"] == {"Ref": "RelayKeySecret"}
+    # The generated key, readable by the API function through a policy of its own.
+    generate = resources["RelayKeySecret"]["Properties"]["GenerateSecretString"]
+    assert generate["PasswordLength"] >= 32 and "SecretString" not in resources["RelayKeySecret"]["Properties"]
+    policy = resources["RegistryApiRelayKeyPolicy"]["Properties"]
+    assert policy["RoleName"] == {"Ref": "RegistryApiRole"}
+    (stmt,) = policy["PolicyDocument"]["Statement"]
+    assert (stmt["Action"], stmt["Resource"]) == ("secretsmanager:GetSecretValue", {"Ref": "RelayKeySecret"})
+    assert {"UploadRelayLoadBalancerDnsName", "UploadRelayUrl", "UploadRelayKeySecretArn"} <= set(on["Outputs"])
+
+
+def test_upload_relay_task_is_the_smallest_arm_fargate_task(resources: dict[str, Any]) -> None:
+    task = resources["RelayTaskDefinition"]["Properties"]
+    assert (task["Cpu"], task["Memory"]) == ("256", "512")
+    assert task["RuntimePlatform"] == {"CpuArchitecture": "ARM64", "OperatingSystemFamily": "LINUX"}
+    assert task["RequiresCompatibilities"] == ["FARGATE"] and task["NetworkMode"] == "awsvpc"
+    assert task["TaskRoleArn"] == {"Fn::GetAtt": ["RelayTaskRole", "Arn"]}
+    assert task["ExecutionRoleArn"] == {"Fn::GetAtt": ["RelayExecutionRole", "Arn"]}
+    (container,) = task["ContainerDefinitions"]
+    assert container["Image"] == {"Ref": "UploadRelayImageUri"}
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    assert env["REGISTRY_TABLE_NAME"] == {"Ref": "RegistryTable"}
+    assert env["REGISTRY_BUCKET_NAME"] == {"Ref": "BlobBucket"}
+    assert env["REGISTRY_RELAY_URL"] == RELAY_URL
+    assert env["REGISTRY_RELAY_KEY_PARAMETER"] == {"Ref": "RelayKeySecret"}
+    (port,) = container["PortMappings"]
+    assert env["REGISTRY_RELAY_PORT"] == str(port["ContainerPort"])
+    assert env["REGISTRY_RELAY_HOST"] == "0.0.0.0"
+    logs = container["LogConfiguration"]
+    assert logs["LogDriver"] == "awslogs" and logs["Options"]["awslogs-group"] == {"Ref": "RelayLogGroup"}
+    assert resources["RelayLogGroup"]["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    image = re.compile(json.loads(RESOURCES.read_text())["Parameters"]["UploadRelayImageUri"]["AllowedPattern"])
+    assert image.fullmatch("123456789012.dkr.ecr.us-east-1.amazonaws.com/team/registry-relay:v1")
+    assert image.fullmatch("123456789012.dkr.ecr.us-east-1.amazonaws.com/relay@sha256:" + "a" * 64)
+    assert image.fullmatch("")  # disabled: no image
+    assert not image.fullmatch("docker.io/library/python:3.11")  # the execution role pulls from ECR only
+
+
+def test_upload_relay_network_has_no_nat_and_a_long_idle_timeout(resources: dict[str, Any]) -> None:
+    assert not any(r["Type"] == "AWS::EC2::NatGateway" for r in resources.values())
+    service = resources["RelayService"]["Properties"]
+    assert service["LaunchType"] == "FARGATE" and service["DesiredCount"] == 1
+    network = service["NetworkConfiguration"]["AwsvpcConfiguration"]
+    assert network["AssignPublicIp"] == "ENABLED"
+    assert network["Subnets"] == [{"Ref": "RelaySubnetA"}, {"Ref": "RelaySubnetB"}]
+    route = resources["RelayDefaultRoute"]["Properties"]
+    assert (route["DestinationCidrBlock"], route["GatewayId"]) == ("0.0.0.0/0", {"Ref": "RelayInternetGateway"})
+    for zone in "AB":
+        assert resources[f"RelaySubnet{zone}Routes"]["Properties"]["RouteTableId"] == {"Ref": "RelayRouteTable"}
+    endpoints = {
+        json.dumps(r["Properties"]["ServiceName"]): r["Properties"]
+        for r in resources.values() if r["Type"] == "AWS::EC2::VPCEndpoint"
+    }  # fmt: skip
+    assert set(endpoints) == {
+        json.dumps({"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}),
+        json.dumps({"Fn::Sub": "com.amazonaws.${AWS::Region}.dynamodb"}),
+    }
+    for endpoint in endpoints.values():
+        assert endpoint["VpcEndpointType"] == "Gateway"
+        assert endpoint["RouteTableIds"] == [{"Ref": "RelayRouteTable"}]
+    alb = resources["RelayLoadBalancer"]["Properties"]
+    attributes = {a["Key"]: a["Value"] for a in alb["LoadBalancerAttributes"]}
+    assert int(attributes["idle_timeout.timeout_seconds"]) >= 900  # a multi-GB PUT, then the S3 completion
+    assert alb["Scheme"] == "internet-facing"
+    listener = resources["RelayListener"]["Properties"]
+    assert (listener["Port"], listener["Protocol"]) == (443, "HTTPS")
+    assert listener["Certificates"] == [{"CertificateArn": {"Ref": "UploadRelayCertificateArn"}}]
+    (ingress,) = resources["RelayTaskSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert ingress["SourceSecurityGroupId"] == {"Ref": "RelayLoadBalancerSecurityGroup"}  # tasks: from the ALB only
+    assert resources["RelayTargetGroup"]["Properties"]["TargetType"] == "ip"
+
+
+def test_upload_relay_roles_are_least_privilege(resources: dict[str, Any]) -> None:
+    def grants(role: str) -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {}
+        for stmt in _statements(resources[role]):
+            assert stmt["Effect"] == "Allow"
+            for resource in _as_list(stmt["Resource"]):
+                found.setdefault(json.dumps(resource, sort_keys=True), set()).update(_as_list(stmt["Action"]))
+        return found
+
+    def key(value: Any) -> str:
+        return json.dumps(value, sort_keys=True)
+
+    for role in ("RelayTaskRole", "RelayExecutionRole"):
+        (trust,) = resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+        assert "ManagedPolicyArns" not in resources[role]["Properties"]
+    assert grants("RelayTaskRole") == {
+        key({"Fn::GetAtt": ["RegistryTable", "Arn"]}): RELAY_TABLE_ACTIONS,  # no Scan, no batch writes, no index
+        key({"Fn::Sub": "${BlobBucket.Arn}/uploads/*"}): OBJECT_ACTIONS,
+        key({"Fn::Sub": "${BlobBucket.Arn}/blobs/*"}): OBJECT_ACTIONS,  # not manifests/, not the bucket
+        key({"Ref": "RelayKeySecret"}): {"secretsmanager:GetSecretValue"},
+        key(TOKEN_KEY_REF): {"secretsmanager:GetSecretValue"},
+    }
+    execution = grants("RelayExecutionRole")
+    assert execution.pop(key("*")) == {"ecr:GetAuthorizationToken"}  # has no resource-level form
+    assert execution.pop(key({"Fn::GetAtt": ["RelayLogGroup", "Arn"]})) == {"logs:CreateLogStream", "logs:PutLogEvents"}
+    ((repository, actions),) = execution.items()
+    assert actions == {"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage"}
+    assert "UploadRelayImageUri" in repository and ":repository/" in repository  # the image's own repository
+
+
+def test_upload_relay_image_uri_names_its_ecr_repository() -> None:
+    """The execution role's repository ARN is cut out of the image URI with Fn::Split/Select: replay it."""
+    statements = json.loads(RESOURCES.read_text())["Resources"]["RelayExecutionRole"]["Properties"]["Policies"]
+    (pull,) = [s for p in statements for s in p["PolicyDocument"]["Statement"] if s["Sid"] == "PullRelayImage"]
+
+    def evaluate(node: Any, uri: str) -> Any:
+        if isinstance(node, dict):
+            ((fn, arg),) = node.items()
+            if fn == "Ref":
+                return {"UploadRelayImageUri": uri, "AWS::Partition": "aws"}[arg]
+            if fn == "Fn::Split":
+                return evaluate(arg[1], uri).split(arg[0])
+            if fn == "Fn::Select":
+                return evaluate(arg[1], uri)[arg[0]]
+            if fn == "Fn::Join":
+                return arg[0].join(evaluate(x, uri) for x in arg[1])
+            raise AssertionError(fn)
+        return node
+
+    repository = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/registry-relay"
+    for uri in (f"{repository}@sha256:{'b' * 64}", f"{repository}:v3"):
+        assert evaluate(pull["Resource"], uri) == "arn:aws:ecr:eu-west-1:123456789012:repository/team/registry-relay"
+
+
+def test_dockerfile_builds_the_relay_as_a_non_root_user() -> None:
+    lines = [line.strip() for line in (REPO_ROOT / "Dockerfile").read_text().splitlines()]
+    instructions = [line for line in lines if line and not line.startswith("#")]
+    assert instructions[0] == "FROM python:3.11-slim"
+    copies = " ".join(line for line in instructions if line.startswith("COPY"))
+    assert "requirements.txt" in copies and "chalicelib" in copies
+    assert "requirements-relay.txt" in copies
+    (user,) = [line for line in instructions if line.startswith("USER ")]
+    assert user.split()[1] not in ("root", "0")
+    assert instructions[-1] == 'CMD ["python", "-m", "chalicelib.relay"]'
+    relay_requirements = (REPO_ROOT / "requirements-relay.txt").read_text().splitlines()
+    assert "-r requirements.txt" in relay_requirements
