@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -96,6 +97,8 @@ class Settings(BaseSettings):
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
     scheduler_interval_seconds: float = Field(default=5.0, gt=0)
+    # Networks that outbound calls (webhooks, ...) may reach although not public (adapters/egress.py).
+    egress_allow_networks: str = Field(default="", description="comma-separated CIDRs")
     # Webhooks: attempts per target, the first backoff (doubled after each failure), the HTTP
     # timeout, how long a process trusts its copy of a project's policies, delivery threads.
     webhook_attempts: int = Field(default=3, ge=1, le=10)
@@ -137,6 +140,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("egress_allow_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for network in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
 
     @property
     def body_cap_enabled(self) -> bool:

@@ -25,6 +25,7 @@ builds a response.
      ├── Denied                 DENIED                 403 (on /v2) / Forbidden FORBIDDEN 403 (on /api)
      ├── QuotaExceeded          DENIED                 403 (Harbor's quota message)
      ├── BadRequest             BAD_REQUEST            400 (management API input)
+     │    └── EgressRefused       BAD_REQUEST            400 (an outbound address the egress policy refuses)
      ├── NotFound               NOT_FOUND              404 (management API)
      ├── Precondition           PRECONDITION           412
      └── ReferencedByOthers     VIOLATE_FOREIGN_KEY_CONSTRAINT 412 (an index references the artifact)
@@ -179,6 +180,14 @@ class NotFound(RegistryError):
 
 class BadRequest(RegistryError):
     code = ErrorCode.BAD_REQUEST
+
+
+class EgressRefused(BadRequest):
+    """An outbound URL the egress policy refuses (`adapters/egress.py`). One message for every
+    refused address, so the answer never tells an internal host or port from another."""
+
+    def __init__(self) -> None:
+        super().__init__("the target address is not allowed: it must be a public http(s) address")
 
 
 class Unauthorized(RegistryError):
