@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.core import jsondoc
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import Accessory, Artifact, Tag, accessory_type, cosign_tag
 from chalicelib.core.manifest import index_descriptors
@@ -55,8 +56,8 @@ def encode_cursor(key: dict[str, Any]) -> str:
 def decode_cursor(cursor: str, partition: str) -> dict[str, Any]:
     """A cursor back to an ExclusiveStartKey; it must name the partition being listed."""
     try:
-        flat = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
+        flat = jsondoc.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:  # bad base64 or jsondoc.JsonInvalid
         raise BadRequest("cursor is not valid") from None
     names = {"pk", "sk", "gsi1pk", "gsi1sk"}
     if not isinstance(flat, dict) or set(flat) != names or not all(isinstance(v, str) for v in flat.values()):
@@ -116,7 +117,7 @@ class ArtifactStore:
         tag = cosign_tag(digest)
         if tag:
             try:
-                signed = str(TagRow.get(pk, keys.tag_sk(tag), attributes_to_get=["digest"]).digest)
+                signed = str(TagRow.get(pk, keys.tag_sk(tag)).digest)
             except TagRow.DoesNotExist:
                 signed = None
             if signed and signed not in found:
@@ -162,9 +163,7 @@ class ArtifactStore:
     def _tags(repository: str, names: dict[str, list[str]]) -> dict[str, list[Tag]]:
         pk = keys.repo_pk(repository)
         wanted = [(pk, keys.tag_sk(n)) for tags in names.values() for n in tags]
-        # Not the copy of the manifest a tag row carries for pulls: only what a tag listing shows.
-        items = batch_get_raw(wanted, attributes=["pk", "sk", "digest", "updated_at", "pull_time"])
-        rows = {i["sk"]["S"].removeprefix(keys.TAG_PREFIX): TagRow.from_raw_data(i) for i in items}
+        rows = {i["sk"]["S"].removeprefix(keys.TAG_PREFIX): TagRow.from_raw_data(i) for i in batch_get_raw(wanted)}
         out: dict[str, list[Tag]] = {}
         for digest, tags in names.items():
             out[digest] = [
