@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     upload_lease_seconds: int = Field(default=60, ge=1)
     auto_mount: bool = Field(default=False, description="mount a known blob when POST has mount= but no from=")
 
+    # The local server refuses a longer body on every route but blob uploads before reading it
+    # (local/bodygate.py); at least `manifest_max_bytes` is always let through.
+    request_body_max_bytes: int = Field(default=16 * MIB, ge=1024)
+
     # Manifests.
     manifest_max_bytes: int = Field(default=4 * MIB, ge=1024)
     inline_manifest_max_bytes: int = Field(default=300_000, ge=0, le=350_000)

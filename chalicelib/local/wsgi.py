@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 from chalice.app import Chalice
 
+from chalicelib.local import bodygate
 from chalicelib.stores.files import DOWNLOAD_PREFIX, DownloadRefused, FileObjectStore
 
 StartResponse = Callable[..., Any]
@@ -94,6 +95,9 @@ class ChaliceWSGI:
                 b'{"errors":[{"code":"UNSUPPORTED","message":"unknown endpoint"}]}',
             )
         resource, params = matched
+        if environ.pop(bodygate.ENVIRON_HEADER, None) == bodygate.TOO_LARGE:
+            # The body gate read it off the socket without keeping it (local/bodygate.py).
+            return _plain(start_response, 413, _error("SIZE_INVALID", "request body too large for this route"))
         event = self._event(environ, method, path, resource, params)
         result = self._app(event, LocalLambdaContext())
         if method not in ("GET", "HEAD") and self._on_write is not None:
