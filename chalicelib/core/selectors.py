@@ -242,6 +242,8 @@ _LITERAL, _ONE, _CLASS, _STAR, _GLOBSTAR, _REST, _END = range(7)
 _Token = tuple[int, Any]
 # Terms that may match nothing, so a position on them also stands on the next term.
 _SKIPPABLE = frozenset({_STAR, _GLOBSTAR, _REST})
+# Remembered steps per pattern (each a few hundred bytes at most); past this the memory starts over.
+_MAX_CACHED_STEPS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +253,13 @@ class Automaton:
 
     tokens: tuple[_Token, ...]
     starts: tuple[int, ...]
+    _start: frozenset[int] = field(init=False, compare=False, repr=False)
+    _steps: dict[tuple[frozenset[int], str], frozenset[int]] = field(
+        init=False, compare=False, repr=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_start", frozenset(self._closure({2 * start for start in self.starts})))
 
     @property
     def size(self) -> int:
@@ -261,15 +270,25 @@ class Automaton:
         return self.run(value)[0]
 
     def run(self, value: str) -> tuple[bool, int]:
-        """(whether `value` matches, how many state steps it took): the count proves the bound."""
-        tokens = self.tokens
-        live = self._closure({2 * start for start in self.starts})
+        """(whether `value` matches, how many state steps it took): the count proves the bound.
+
+        Each (live states, character) -> next live states step is remembered (a DFA built lazily,
+        at most `_MAX_CACHED_STEPS` of them per pattern), so a tag like the last costs a lookup per
+        character; the count is of the states walked as if nothing were remembered."""
+        tokens, cache = self.tokens, self._steps
+        live = self._start
         steps = len(live)
         for char in value:
             if not live:
                 break
-            moved = {nxt for state in live if (nxt := _step(tokens[state >> 1], state, char)) is not None}
-            live = self._closure(moved)
+            following = cache.get((live, char))
+            if following is None:
+                moved = {nxt for state in live if (nxt := _step(tokens[state >> 1], state, char)) is not None}
+                following = frozenset(self._closure(moved))
+                if len(cache) >= _MAX_CACHED_STEPS:
+                    cache.clear()
+                cache[(live, char)] = following
+            live = following
             steps += len(live)
         return any(tokens[state >> 1][0] == _END for state in live), steps
 

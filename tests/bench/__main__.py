@@ -178,7 +178,9 @@ class Bench:
             "distribution": latency.measure(dist.url, self.latency_n, 8, blob_get_status=200),
         }
         latency.print_report(results)
-        return results
+        rules = latency.measure_rules(ours.url, ours.creds, max(self.latency_n // 2, 20))
+        latency.print_rules_report(rules)
+        return {**results, "immutable_rules": rules}
 
     def _apptime(self) -> dict[str, Any]:
         """Our runner alone, under `tests.bench.apptime` (requests timed inside the process)."""
