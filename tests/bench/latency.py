@@ -233,11 +233,15 @@ def measure_rules(base: str, creds: tuple[str, str], n: int = 100) -> dict[str, 
         for i in range(RULES_IN_PROCESS)
     ]
     candidate = Candidate("app", tags=(RULES_TAG,))
-    started = time.perf_counter()
     rounds = 20
+    # CPU time (what holds the GIL), first match of each pattern and then warm, as on a busy server.
+    started = time.process_time()
+    assert not any(select_all(rule, candidate) for rule in rules)
+    result["match_50_rules_first_cpu_ms"] = (time.process_time() - started) * 1000
+    started = time.process_time()
     for _ in range(rounds):
         assert not any(select_all(rule, candidate) for rule in rules)
-    result["match_50_rules_ms"] = (time.perf_counter() - started) / rounds * 1000
+    result["match_50_rules_cpu_ms"] = (time.process_time() - started) / rounds * 1000
     return result
 
 
@@ -261,4 +265,5 @@ def print_rules_report(result: dict[str, Any]) -> None:
     label = f"  {result['rules_per_project']} adversarial rules (a project's most)"
     print(f"{label:<46}{ruled['n']:>5}{ruled['median_ms']:>9.2f} ms{ruled['p95_ms']:>9.2f} ms")
     print(f"median difference: {ruled['median_ms'] - none['median_ms']:+.2f} ms; "
-          f"matching {RULES_IN_PROCESS} such rules in-process: {result['match_50_rules_ms']:.3f} ms")  # fmt: skip
+          f"matching {RULES_IN_PROCESS} such rules in-process: {result['match_50_rules_cpu_ms']:.2f} ms CPU "
+          f"({result['match_50_rules_first_cpu_ms']:.2f} ms the first time)")  # fmt: skip
