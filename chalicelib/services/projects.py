@@ -116,7 +116,8 @@ class ProjectService:
         return project
 
     def resolve(self, name_or_id: str, force_name: bool) -> Project:
-        name = name_or_id if force_name or not name_or_id.isdigit() else self._projects.name_of(int(name_or_id))
+        numeric = name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 19  # an int64 id
+        name = name_or_id if force_name or not numeric else self._projects.name_of(int(name_or_id))
         project = self._projects.get(name) if name else None
         if project is None:
             raise NotFound(f"project {name_or_id} not found")

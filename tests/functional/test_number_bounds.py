@@ -127,3 +127,27 @@ def test_a_failed_project_delete_leaves_it_whole_for_a_retry(
     members = _call(registry, "GET", "/projects/bounded/members").get_json()
     assert "member1" not in [m["entity_name"] for m in members]
     assert _robot(registry, "bounded").status_code == 201
+
+
+@pytest.mark.parametrize("number", ["\u00b2", "\u0663", "9" * 5000, "1" + "0" * 40])
+def test_odd_digits_in_paths_and_queries_are_never_a_500(registry: LiveRegistry, number: str) -> None:
+    """`str.isdigit()` is true of "²" (which int() refuses) and 5,000 digits pass it (which int()
+    refuses too): each was a 500 wherever a number was parsed that way."""
+    registry.push_image("library/app", "v1")
+    for path, query in [
+        (f"{API}/projects/{number}", {}),
+        (f"{API}/projects/{number}/summary", {}),
+        (f"{API}/robots/{number}", {}),
+        (f"{API}/users/{number}", {}),
+        (f"{API}/labels/{number}", {}),
+        (f"{API}/projects/library/repositories/app/artifacts", {"cursor": f"{number}.10.key"}),
+        ("/v2/_catalog", {"n": number}),
+        ("/v2/library/app/tags/list", {"n": number}),
+    ]:
+        response = registry.get(path, query_string=query)
+        # A cursor of another page is ignored (200), as a hand-edited `page` is.
+        expected = (200, 400) if "cursor" in query else (400, 404)
+        assert response.status_code in expected, (path, query, response.status_code, response.get_data()[:200])
+    schedule = {"schedule": {"type": "Custom", "cron": f"0 {number} * * * *"}}
+    response = _call(registry, "PUT", "/system/gc/schedule", schedule)
+    assert response.status_code == 400, response.get_data()[:200]

@@ -72,7 +72,8 @@ def raw_json(request: HttpRequest) -> Any:
 
 
 def int_param(value: str, name: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    # ASCII only: str.isdigit() is also true of "²", which int() refuses (a 500).
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"{name} must be a positive integer", {name: value[:32]})
     return int(value)
 

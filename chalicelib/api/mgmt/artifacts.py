@@ -274,7 +274,7 @@ def _cursor(request: HttpRequest, page: Page) -> str | None:
     if value is None:
         return None
     number, size, key = [*value.split(".", 2), "", ""][:3]
-    if not key or len(value) > 2048 or not number.isdigit() or not size.isdigit():
+    if not key or len(value) > 2048 or not (number + size).isascii() or not number.isdigit() or not size.isdigit():
         raise BadRequest("cursor is not valid")
     return key if (int(number), int(size)) == (page.page, page.size) else None
 

@@ -25,7 +25,7 @@ def page_size(value: str | None, maximum: int) -> int:
     """`n` of a paginated list: a non-negative integer, capped at `maximum` (the rest pages on)."""
     if value is None or value == "":
         return maximum
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise PaginationInvalid("n must be a non-negative integer", {"n": value[:20]})
     return min(int(value), maximum)
 
