@@ -133,11 +133,11 @@ def _gate_bodies(settings: Settings) -> None:
     from chalicelib import wiring  # noqa: PLC0415
     from chalicelib.local import bodygate  # noqa: PLC0415
 
-    def token_ok(header: str) -> bool:
+    def credentials_ok(header: str) -> bool:
         wiring.services().access.authenticate(header)  # raises Unauthorized
         return True
 
-    bodygate.install(max(settings.request_body_max_bytes, settings.manifest_max_bytes + 1024), token_ok)
+    bodygate.install(max(settings.request_body_max_bytes, settings.manifest_max_bytes + 1024), credentials_ok)
 
 
 def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectStore) -> Any:

@@ -7,13 +7,15 @@ app sees the request, so an anonymous 150 MB POST to any route raised the server
 - a route that is not a blob upload may carry at most `REGISTRY_REQUEST_BODY_MAX_BYTES`; a longer
   body (by Content-Length, or once a chunked body passes the cap) is read off the socket into a
   counter that keeps nothing, and the app answers 413;
-- a blob upload body is kept only for a caller who presented credentials that may push: none at
-  all, or a bearer token that does not verify, and its body is discarded too (the app answers
-  401). Basic credentials cost an argon2 hash (tens of ms) that must not run in waitress's I/O
-  loop, so they pass the gate and are checked by the app, as before.
+- a blob upload body is kept only for a caller whose credentials verify: with none at all, or a
+  bearer token that does not verify (a signature check, cheap enough for waitress's I/O thread),
+  it is discarded too and the app answers 401. Basic credentials cost an argon2 hash (tens of ms),
+  which must not run in the I/O thread: such a body is spooled to a temporary file past
+  `BASIC_SPOOL_BYTES` instead of memory, and the adapter (`local/wsgi.py`) checks the credentials
+  on its worker thread (`verified`) before it reads a byte of it.
 
-The verdict reaches the app as a WSGI environ key a client cannot set (`REFUSED_KEY`); the app
-(`local/wsgi.py`) answers it with the route's own error envelope.
+The verdict reaches the adapter as a request header the gate strips from every client request
+first (`ENVIRON_HEADER` in the WSGI environ); the adapter answers it with the error envelope.
 """
 
 from __future__ import annotations
@@ -26,9 +28,10 @@ from typing import Any
 from waitress import parser as waitress_parser
 from waitress import receiver as waitress_receiver
 
-REFUSED_KEY = "registry.body_refused"
 TOO_LARGE = "too-large"
 UNAUTHENTICATED = "unauthenticated"
+UNVERIFIED = "unverified"
+BASIC_SPOOL_BYTES = 1024 * 1024
 # waitress turns request headers into environ keys `HTTP_<NAME>`; this one only the gate sets.
 _HEADER = "X_REGISTRY_BODY_REFUSED"
 ENVIRON_HEADER = f"HTTP_{_HEADER}"
@@ -36,8 +39,9 @@ ENVIRON_HEADER = f"HTTP_{_HEADER}"
 _UPLOAD = re.compile(r"^/v2/.+/blobs/uploads(?:/[^/]*)?/?$")
 _UPLOAD_METHODS = frozenset({"POST", "PATCH", "PUT"})
 
-# Whether a bearer token verifies (the access service's check); raises or returns False if not.
-TokenCheck = Callable[[str], bool]
+# Whether an Authorization header verifies (the access service's check); raises or returns False if not.
+CredentialsCheck = Callable[[str], bool]
+_installed: list[CredentialsCheck] = []
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -95,7 +99,7 @@ class _Capped:
             self._inner.close()
 
 
-def gate(request: Any, cap: int, token_ok: TokenCheck) -> None:
+def gate(request: Any, cap: int, credentials_ok: CredentialsCheck) -> None:
     """Judge a parsed request (a waitress HTTPRequestParser after `parse_header`)."""
     headers: dict[str, str] = request.headers
     headers.pop(_HEADER, None)  # only the gate says this
@@ -107,7 +111,11 @@ def gate(request: Any, cap: int, token_ok: TokenCheck) -> None:
         headers[_HEADER] = verdict
 
     if is_upload(request.command, request.path):
-        if not _may_upload(headers.get("AUTHORIZATION", ""), token_ok):
+        authorization = headers.get("AUTHORIZATION", "")
+        if authorization.partition(" ")[0].lower() == "basic":
+            refuse(UNVERIFIED)
+            receiver.buf.overflow = BASIC_SPOOL_BYTES  # nothing is in it yet
+        elif not _verifies(authorization, credentials_ok):
             refuse(UNAUTHENTICATED)
             _discard(request)
         return
@@ -118,16 +126,19 @@ def gate(request: Any, cap: int, token_ok: TokenCheck) -> None:
         _discard(request)
 
 
-def _may_upload(authorization: str, token_ok: TokenCheck) -> bool:
+def _verifies(authorization: str, credentials_ok: CredentialsCheck) -> bool:
     scheme, _, credentials = authorization.partition(" ")
-    if scheme.lower() == "basic" and credentials:
-        return True  # checked by the app (see the module docstring)
-    if scheme.lower() == "bearer" and credentials:
-        try:
-            return token_ok(authorization)
-        except Exception:
-            return False
-    return False
+    if scheme.lower() not in ("basic", "bearer") or not credentials.strip():
+        return False
+    try:
+        return credentials_ok(authorization)
+    except Exception:
+        return False
+
+
+def verified(authorization: str) -> bool:
+    """On a worker thread: do these credentials verify (for an UNVERIFIED upload body)?"""
+    return bool(_installed) and _verifies(authorization, _installed[-1])
 
 
 def _discard(request: Any) -> None:
@@ -139,14 +150,16 @@ def _discard(request: Any) -> None:
         request.body_rcv = waitress_receiver.FixedStreamReceiver(request.content_length, _Discard())
 
 
-def install(cap: int, token_ok: TokenCheck) -> None:
+def install(cap: int, credentials_ok: CredentialsCheck) -> None:
     """Judge every request waitress parses from now on (idempotent)."""
     parser_class = waitress_parser.HTTPRequestParser
     original = getattr(parser_class.parse_header, "__wrapped_by_gate__", parser_class.parse_header)
 
     def parse_header(self: Any, header_plus: bytes) -> None:
         original(self, header_plus)
-        gate(self, cap, token_ok)
+        gate(self, cap, credentials_ok)
+
+    _installed.append(credentials_ok)
 
     parse_header.__wrapped_by_gate__ = original  # type: ignore[attr-defined]
     parser_class.parse_header = parse_header

@@ -53,9 +53,13 @@ def test_long_bodies_are_refused_without_being_kept(tmp_path: Path) -> None:
         assert started.status_code == 202, started.text
         parts = urlsplit(started.headers["Location"])
         location = parts.path + (f"?{parts.query}" if parts.query else "")
-        status, body = _send(server, "PATCH", location, {"Content-Type": "application/octet-stream"})
-        assert status == 401 and body["errors"][0]["code"] == "UNAUTHORIZED"
+        for headers in ({}, {"Authorization": "Bearer forged"}, {"Authorization": "Basic YWRtaW46d3Jvbmc="}):
+            status, body = _send(server, "PATCH", location, {"Content-Type": "application/octet-stream", **headers})
+            assert status == 401 and body["errors"][0]["code"] == "UNAUTHORIZED", headers
         grown = _rss(server) - before
         assert grown < 40 * MB, f"the server kept {grown / MB:.0f} MB of refused bodies"
+        # The upload session is untouched: the owner can still send its first chunk.
+        first = server.http("PATCH", location, data=b"x" * 1024, headers={"Content-Type": "application/octet-stream"})
+        assert first.status_code == 202, first.text
     finally:
         server.stop()

@@ -61,7 +61,7 @@ def test_a_body_within_the_cap_is_kept() -> None:
     assert _kept(parser) == CAP
 
 
-@pytest.mark.parametrize("authorization", [None, "Bearer forged", "Bearer", "Digest x"])
+@pytest.mark.parametrize("authorization", [None, "Bearer forged", "Bearer", "Digest x", "Bearer  "])
 def test_an_upload_without_usable_credentials_is_not_kept(authorization: str | None) -> None:
     headers = [f"Authorization: {authorization}"] if authorization else []
     parser = _parse("PATCH", "/v2/library/app/blobs/uploads/0123abcd", BODY, *headers)
@@ -69,12 +69,22 @@ def test_an_upload_without_usable_credentials_is_not_kept(authorization: str | N
     assert _kept(parser) == 0
 
 
-@pytest.mark.parametrize("authorization", ["Bearer good", "Basic YTpi"])
-def test_an_upload_with_credentials_is_kept_whatever_its_size(authorization: str) -> None:
-    parser = _parse("PUT", "/v2/library/app/blobs/uploads/0123abcd?digest=sha256:00", BODY,
-                    f"Authorization: {authorization}")  # fmt: skip
+def test_an_upload_with_a_token_that_verifies_is_kept_whatever_its_size() -> None:
+    parser = _parse(
+        "PUT", "/v2/library/app/blobs/uploads/0123abcd?digest=sha256:00", BODY, "Authorization: Bearer good"
+    )
     assert "X_REGISTRY_BODY_REFUSED" not in parser.headers
     assert _kept(parser) == BODY
+
+
+def test_an_upload_with_basic_credentials_waits_on_disk_for_their_check() -> None:
+    """argon2 must not run on waitress's I/O thread: the body goes to a temporary file, and the
+    adapter checks the credentials on its worker thread before reading it."""
+    parser = _parse("PATCH", "/v2/library/app/blobs/uploads/0123abcd", BODY, "Authorization: Basic YTpi")
+    assert parser.headers["X_REGISTRY_BODY_REFUSED"] == bodygate.UNVERIFIED
+    assert parser.body_rcv.buf.overflowed  # spooled to a file, not held in memory
+    assert _kept(parser) == BODY
+    assert bodygate.verified("Bearer good") and not bodygate.verified("Basic YTpi")
 
 
 def test_a_client_cannot_send_the_verdict_itself() -> None:
@@ -102,3 +112,26 @@ def test_the_app_answers_a_refused_body_with_413_and_the_envelope() -> None:
     body = b"".join(ChaliceWSGI(app)(environ, lambda status, headers: seen.append(status)))
     assert seen == ["413 Payload Too Large"]
     assert b'"code": "SIZE_INVALID"' in body
+
+
+def test_the_adapter_drops_an_unverified_upload_body_before_reading_it() -> None:
+    from io import BytesIO
+
+    from chalice import Chalice
+
+    from chalicelib.local.wsgi import ChaliceWSGI
+
+    app = Chalice("gate")
+    bodies: list[bytes] = []
+
+    @app.route("/v2/{name}/blobs/uploads/{upload}", methods=["PATCH"], content_types=["*/*"])
+    def patch(name: str, upload: str) -> dict[str, Any]:
+        bodies.append(app.current_request.raw_body)
+        return {}
+
+    for authorization, expected in [("Basic YTpi", b""), ("Bearer good", b"layer")]:
+        environ = {"REQUEST_METHOD": "PATCH", "PATH_INFO": "/v2/lib/blobs/uploads/u1", "wsgi.input": BytesIO(b"layer"),
+                   "CONTENT_LENGTH": "5", "HTTP_AUTHORIZATION": authorization,
+                   bodygate.ENVIRON_HEADER: bodygate.UNVERIFIED}  # fmt: skip
+        b"".join(ChaliceWSGI(app)(environ, lambda status, headers: None))
+        assert bodies.pop() == expected
