@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,10 @@ class Settings(BaseSettings):
     upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     upload_lease_seconds: int = Field(default=60, ge=1)
     auto_mount: bool = Field(default=False, description="mount a known blob when POST has mount= but no from=")
+
+    # The local server refuses a longer body on every route but blob uploads before reading it
+    # (local/bodygate.py); at least `manifest_max_bytes` is always let through.
+    request_body_max_bytes: int = Field(default=16 * MIB, ge=1024)
 
     # Manifests.
     manifest_max_bytes: int = Field(default=4 * MIB, ge=1024)
@@ -101,6 +106,8 @@ class Settings(BaseSettings):
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
     scheduler_interval_seconds: float = Field(default=5.0, gt=0)
+    # Networks that outbound calls (webhooks, ...) may reach although not public (adapters/egress.py).
+    egress_allow_networks: str = Field(default="", description="comma-separated CIDRs")
     # Webhooks: attempts per target, the first backoff (doubled after each failure), the HTTP
     # timeout, how long a process trusts its copy of a project's policies, delivery threads.
     webhook_attempts: int = Field(default=3, ge=1, le=10)
@@ -142,6 +149,13 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("egress_allow_networks")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        for network in filter(None, (part.strip() for part in value.split(","))):
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad one
+        return value
 
     @property
     def body_cap_enabled(self) -> bool:

@@ -25,6 +25,7 @@ builds a response.
      ├── Denied                 DENIED                 403 (on /v2) / Forbidden FORBIDDEN 403 (on /api)
      ├── QuotaExceeded          DENIED                 403 (Harbor's quota message)
      ├── BadRequest             BAD_REQUEST            400 (management API input)
+     │    └── EgressRefused       BAD_REQUEST            400 (an outbound address the egress policy refuses)
      ├── NotFound               NOT_FOUND              404 (management API)
      │    └── ProjectNotFound                            (401 to an anonymous caller: see api/mgmt/_edge.py)
      ├── TooManyRequests        TOOMANYREQUESTS        429 (sign-ins throttled; carries Retry-After)
@@ -197,6 +198,14 @@ class TooManyRequests(RegistryError):
 
 class BadRequest(RegistryError):
     code = ErrorCode.BAD_REQUEST
+
+
+class EgressRefused(BadRequest):
+    """An outbound URL the egress policy refuses (`adapters/egress.py`). One message for every
+    refused address, so the answer never tells an internal host or port from another."""
+
+    def __init__(self) -> None:
+        super().__init__("the target address is not allowed: it must be a public http(s) address")
 
 
 class Unauthorized(RegistryError):

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
 from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
 from chalicelib.events import EventBus
@@ -59,7 +60,7 @@ from chalicelib.stores.retention import RetentionStore
 from chalicelib.stores.robots import RobotStore
 from chalicelib.stores.uploads import UploadStore
 from chalicelib.stores.users import UserStore
-from chalicelib.stores.webhooks import HttpSender, WebhookStore
+from chalicelib.stores.webhooks import WebhookStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -151,6 +152,12 @@ def _durable_webhooks(settings: Settings) -> bool:
     return settings.webhook_state_machine_arn is not None and settings.webhook_delivery == "stepfunctions"
 
 
+def _egress(settings: Settings) -> EgressClient:
+    """The one client of every outbound call, under the configured egress policy."""
+    networks = parse_networks(settings.egress_allow_networks.split(","))
+    return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
+
+
 def _registry_host(settings: Settings) -> str:
     """The host webhook payloads name in `resource_url` (Harbor: its external endpoint)."""
     if settings.external_url:
@@ -235,7 +242,7 @@ def services() -> Services:
     gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
                    window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
     webhooks = WebhookService(
-        WebhookStore(), JobStore(), projects, HttpSender(settings.webhook_timeout_seconds),
+        WebhookStore(), JobStore(), projects, _egress(settings),
         registry_host=_registry_host(settings), attempts=settings.webhook_attempts,
         backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
         cache_seconds=settings.webhook_policy_cache_seconds,

@@ -166,6 +166,6 @@ def _number(text: str, index: int) -> int:
     named = _NAMES.get(index, {}).get(text.lower())
     if named is not None:
         return named
-    if not text.isdigit() or len(text) > 4:
+    if not (text.isascii() and text.isdigit()) or len(text) > 4:
         raise CronError(f"{text!r} is not a number")
     return int(text)

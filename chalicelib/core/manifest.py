@@ -6,12 +6,12 @@ need: the digests a manifest references, its subject, its artifact type and anno
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from chalicelib.core import jsondoc
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.digest import Digest
 from chalicelib.errors import DigestInvalid, ManifestInvalid
@@ -94,8 +94,8 @@ class ParsedManifest:
 def parse_manifest(body: bytes, content_type: str | None, digest: str) -> ParsedManifest:
     """Validate a pushed manifest; raise MANIFEST_INVALID for anything a registry must refuse."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = jsondoc.loads(body)
+    except jsondoc.JsonInvalid as exc:
         raise ManifestInvalid("manifest is not valid JSON", {"reason": str(exc)[:200]}) from None
     if not isinstance(document, dict):
         raise ManifestInvalid("manifest must be a JSON object")
@@ -176,8 +176,8 @@ def _from_index(doc: _Index, media_type: str, digest: str, size: int) -> ParsedM
 def index_descriptors(body: bytes) -> list[dict[str, Any]]:
     """The `manifests` entries of a stored index (used to read referrers fallback tags)."""
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        document = jsondoc.loads(body)
+    except jsondoc.JsonInvalid:
         return []
     entries = document.get("manifests") if isinstance(document, dict) else None
     return [e for e in entries or [] if isinstance(e, dict) and isinstance(e.get("digest"), str)]

@@ -15,16 +15,18 @@ It is written here rather than taken from wcmatch because wcmatch's globstar dif
 cases Harbor users hit (a trailing `**` also matches the bare parent, `{1..3}` expands to a numeric
 range, dot-files need a flag), and a rule must select the same tags here as on Harbor.
 
-Patterns are compiled once to a regular expression (cached) and validated when a rule is saved, so
-enforcement on the push path never meets a malformed pattern.
+Patterns are compiled once to a small automaton (cached) and validated when a rule is saved, so
+enforcement on the push path never meets a malformed pattern. The automaton is simulated, never
+backtracked: a regular expression's `[^/]*a[^/]*a...b` took seconds on a 128-character tag (and
+held the GIL meanwhile); here a match costs at most (len(value) + 1) times the automaton's size.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 DOUBLESTAR = "doublestar"
 LABEL = "label"
@@ -47,6 +49,9 @@ _EXCLUDING = frozenset({EXCLUDES, REPO_EXCLUDES, NS_EXCLUDES})
 MAX_PATTERN_LENGTH = 1024
 # `{a,b}{c,d}...` multiplies; past this many alternatives a pattern is refused, not expanded.
 MAX_ALTERNATIVES = 256
+# The terms of all alternatives together: bounds the states live at once, so a match of a value of
+# n characters costs at most (n + 1) * 2 * MAX_AUTOMATON_SIZE steps, whatever the pattern.
+MAX_AUTOMATON_SIZE = 2048
 
 
 class InvalidPattern(ValueError):
@@ -130,7 +135,7 @@ def matches(pattern: str, value: str) -> bool:
     """Whether `value` matches the doublestar `pattern` as a whole. Raises InvalidPattern."""
     if not pattern:
         return True
-    return compile_pattern(pattern).fullmatch(value) is not None
+    return compile_pattern(pattern).fullmatch(value)
 
 
 def validate(pattern: str) -> str:
@@ -139,12 +144,19 @@ def validate(pattern: str) -> str:
 
 
 @lru_cache(maxsize=1024)
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """The regular expression equivalent to a doublestar pattern (cached per pattern)."""
+def compile_pattern(pattern: str) -> Automaton:
+    """The automaton equivalent to a doublestar pattern (cached per pattern)."""
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise InvalidPattern(f"pattern longer than {MAX_PATTERN_LENGTH} characters")
-    alternatives = _expand_braces(pattern)
-    return re.compile("|".join(f"(?:{_path_regex(alt)})" for alt in dict.fromkeys(alternatives)), re.DOTALL)
+    tokens: list[_Token] = []
+    starts: list[int] = []
+    for alternative in dict.fromkeys(_expand_braces(pattern)):
+        starts.append(len(tokens))
+        tokens.extend(_path_tokens(alternative))
+        tokens.append((_END, None))
+        if len(tokens) > MAX_AUTOMATON_SIZE:
+            raise InvalidPattern(f"pattern too complex: more than {MAX_AUTOMATON_SIZE} terms once expanded")
+    return Automaton(tuple(tokens), tuple(starts))
 
 
 # ------------------------------------------------------------------------------------------ braces
@@ -218,7 +230,99 @@ def _class_end(pattern: str, start: int) -> int:
     raise InvalidPattern("unclosed '[' in pattern")
 
 
-# ------------------------------------------------------------------------------------ translation
+# ------------------------------------------------------------------------------------ automaton
+#
+# Each alternative becomes a list of terms; matching walks all of them at once over the value,
+# keeping the set of positions still alive (a Thompson simulation). No position is ever revisited
+# for the same character, so a match costs at most len(value) + 1 rounds of one step per live
+# position: linear in the value, whatever the pattern (`*a*a*a*a*b` is no worse than `ab`).
+
+_LITERAL, _ONE, _CLASS, _STAR, _GLOBSTAR, _REST, _END = range(7)
+# (kind, argument): a literal's character, a class's (negated, characters, ranges), else None.
+_Token = tuple[int, Any]
+# Terms that may match nothing, so a position on them also stands on the next term.
+_SKIPPABLE = frozenset({_STAR, _GLOBSTAR, _REST})
+# Remembered steps per pattern (each a few hundred bytes at most); past this the memory starts over.
+_MAX_CACHED_STEPS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Automaton:
+    """A compiled pattern. A live state is `2 * term + inside`, where `inside` is set only on a
+    `**/` term that has consumed characters since its last `/` (it cannot be skipped there)."""
+
+    tokens: tuple[_Token, ...]
+    starts: tuple[int, ...]
+    _start: frozenset[int] = field(init=False, compare=False, repr=False)
+    _steps: dict[tuple[frozenset[int], str], frozenset[int]] = field(
+        init=False, compare=False, repr=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_start", frozenset(self._closure({2 * start for start in self.starts})))
+
+    @property
+    def size(self) -> int:
+        """The most states that can be live at once."""
+        return 2 * len(self.tokens)
+
+    def fullmatch(self, value: str) -> bool:
+        return self.run(value)[0]
+
+    def run(self, value: str) -> tuple[bool, int]:
+        """(whether `value` matches, how many state steps it took): the count proves the bound.
+
+        Each (live states, character) -> next live states step is remembered (a DFA built lazily,
+        at most `_MAX_CACHED_STEPS` of them per pattern), so a tag like the last costs a lookup per
+        character; the count is of the states walked as if nothing were remembered."""
+        tokens, cache = self.tokens, self._steps
+        live = self._start
+        steps = len(live)
+        for char in value:
+            if not live:
+                break
+            following = cache.get((live, char))
+            if following is None:
+                moved = {nxt for state in live if (nxt := _step(tokens[state >> 1], state, char)) is not None}
+                following = frozenset(self._closure(moved))
+                if len(cache) >= _MAX_CACHED_STEPS:
+                    cache.clear()
+                cache[(live, char)] = following
+            live = following
+            steps += len(live)
+        return any(tokens[state >> 1][0] == _END for state in live), steps
+
+    def _closure(self, states: set[int]) -> set[int]:
+        """Add the positions reached by skipping terms that may match nothing (bounded by size)."""
+        pending = list(states)
+        while pending:
+            state = pending.pop()
+            if state & 1 == 0 and self.tokens[state >> 1][0] in _SKIPPABLE and state + 2 not in states:
+                states.add(state + 2)
+                pending.append(state + 2)
+        return states
+
+
+def _step(token: _Token, state: int, char: str) -> int | None:
+    """The state after `char` from `state` standing on `token`, or None: that path dies."""
+    kind, argument = token
+    if kind == _REST:
+        return state
+    if kind == _GLOBSTAR:
+        return state & ~1 if char == "/" else state | 1
+    if kind == _LITERAL:
+        return state + 2 if argument == char else None
+    if kind == _END or char == "/":
+        return None
+    if kind == _STAR:
+        return state
+    return state + 2 if kind == _ONE or _in_class(argument, char) else None
+
+
+def _in_class(argument: tuple[bool, frozenset[str], tuple[tuple[str, str], ...]], char: str) -> bool:
+    negated, chars, ranges = argument
+    inside = char in chars or any(low <= char <= high for low, high in ranges)
+    return inside != negated
 
 
 def _split_components(pattern: str) -> list[str]:
@@ -246,51 +350,54 @@ def _split_components(pattern: str) -> list[str]:
     return parts
 
 
-def _path_regex(pattern: str) -> str:
+def _path_tokens(pattern: str) -> list[_Token]:
     components = _split_components(pattern)
     last = len(components) - 1
-    out: list[str] = []
+    out: list[_Token] = []
     for index, component in enumerate(components):
         if component == "**":
             # Zero or more whole components; the separator after it is part of the repetition.
-            out.append(".*" if index == last else "(?:[^/]*/)*")
+            out.append((_REST if index == last else _GLOBSTAR, None))
             continue
-        out.append(_component_regex(component))
+        out.extend(_component_tokens(component))
         if index != last:
-            out.append("/")
-    return "".join(out)
+            out.append((_LITERAL, "/"))
+    return out
 
 
-def _component_regex(component: str) -> str:
-    out: list[str] = []
+def _component_tokens(component: str) -> list[_Token]:
+    out: list[_Token] = []
     i = 0
     while i < len(component):
         char = component[i]
         if char == "\\":
-            out.append(re.escape(component[i + 1]))
+            out.append((_LITERAL, component[i + 1]))
             i += 2
         elif char == "*":
             while i < len(component) and component[i] == "*":
                 i += 1
-            out.append("[^/]*")
+            out.append((_STAR, None))
         elif char == "?":
-            out.append("[^/]")
+            out.append((_ONE, None))
             i += 1
         elif char == "[":
             end = _class_end(component, i)
-            out.append(_class_regex(component[i + 1 : end]))
+            out.append((_CLASS, _class_token(component[i + 1 : end])))
             i = end + 1
         else:
-            out.append(re.escape(char))
+            out.append((_LITERAL, char))
             i += 1
-    return "".join(out)
+    return out
 
 
-def _class_regex(body: str) -> str:
+def _class_token(body: str) -> tuple[bool, frozenset[str], tuple[tuple[str, str], ...]]:
+    """(negated, single characters, ranges) of a class body. A class never matches the
+    separator, like every other single-character term (the automaton checks `/` first)."""
     negated = body[:1] in ("^", "!")
     if negated:
         body = body[1:]
-    items: list[str] = []
+    singles: set[str] = set()
+    ranges: list[tuple[str, str]] = []
     chars = _class_chars(body)
     j = 0
     while j < len(chars):
@@ -301,15 +408,14 @@ def _class_regex(body: str) -> str:
             high, _ = chars[j + 2]
             if high < low:
                 raise InvalidPattern(f"character range {low}-{high} is out of order")
-            items.append(f"{re.escape(low)}-{re.escape(high)}")
+            ranges.append((low, high))
             j += 3
             continue
         if j + 1 < len(chars) and chars[j + 1] == ("-", False):
             raise InvalidPattern("a character range needs an end: '[a-]'")
-        items.append(re.escape(low))
+        singles.add(low)
         j += 1
-    # A class never matches the separator, like every other single-character term.
-    return f"(?!/)[{'^' if negated else ''}{''.join(items)}]"
+    return negated, frozenset(singles), tuple(ranges)
 
 
 def _class_chars(body: str) -> list[tuple[str, bool]]:

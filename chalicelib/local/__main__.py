@@ -128,6 +128,18 @@ def _warm_clients() -> None:
         model._get_connection().connection.client  # noqa: B018 (the property builds the client)
 
 
+def _gate_bodies(settings: Settings) -> None:
+    """Judge each body from its headers before waitress reads it (local/bodygate.py)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.local import bodygate  # noqa: PLC0415
+
+    def credentials_ok(header: str) -> bool:
+        wiring.services().access.authenticate(header)  # raises Unauthorized
+        return True
+
+    bodygate.install(max(settings.request_body_max_bytes, settings.manifest_max_bytes + 1024), credentials_ok)
+
+
 def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectStore) -> Any:
     """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
     from app import app  # noqa: PLC0415
@@ -138,6 +150,7 @@ def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectS
     _warm_clients()
     _refuse_tls_probes()
     _send_in_smaller_pieces()
+    _gate_bodies(settings)
     return waitress.create_server(
         ChaliceWSGI(app, on_write=snapshots.mark_dirty, files=files),
         host=settings.host,

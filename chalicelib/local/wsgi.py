@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, unquote
 
 from chalice.app import Chalice
 
+from chalicelib.local import bodygate
 from chalicelib.stores.files import DOWNLOAD_PREFIX, DownloadRefused, FileObjectStore
 
 StartResponse = Callable[..., Any]
@@ -94,6 +95,13 @@ class ChaliceWSGI:
                 b'{"errors":[{"code":"UNSUPPORTED","message":"unknown endpoint"}]}',
             )
         resource, params = matched
+        verdict = environ.pop(bodygate.ENVIRON_HEADER, None)
+        if verdict == bodygate.TOO_LARGE:
+            # The body gate read it off the socket without keeping it (local/bodygate.py).
+            return _plain(start_response, 413, _error("SIZE_INVALID", "request body too large for this route"))
+        if verdict == bodygate.UNVERIFIED and not bodygate.verified(environ.get("HTTP_AUTHORIZATION", "")):
+            # Credentials that do not verify: the app answers 401 without a byte of the body.
+            environ["wsgi.input"], environ["CONTENT_LENGTH"] = BytesIO(b""), "0"
         event = self._event(environ, method, path, resource, params)
         result = self._app(event, LocalLambdaContext())
         if method not in ("GET", "HEAD") and self._on_write is not None:

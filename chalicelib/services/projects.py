@@ -8,6 +8,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth.rbac import Permission, Role
+from chalicelib.core.bounds import MAX_EPOCH
 from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, ProjectNotFound, Unauthorized
 from chalicelib.events import Event, EventBus, EventType
@@ -55,8 +56,10 @@ def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
                                               for i in items):  # fmt: skip
         raise BadRequest("cve_allowlist.items must be a list of {cve_id}")
     expires = allowlist.get("expires_at")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int)):
-        raise BadRequest("cve_allowlist.expires_at must be an integer or null")
+    if expires is not None and (
+        isinstance(expires, bool) or not isinstance(expires, int) or not 0 <= expires <= MAX_EPOCH
+    ):
+        raise BadRequest(f"cve_allowlist.expires_at must be an integer from 0 to {MAX_EPOCH} or null")
     return {"items": [{"cve_id": i["cve_id"]} for i in items], "expires_at": expires}
 
 
@@ -113,7 +116,8 @@ class ProjectService:
         return project
 
     def resolve(self, name_or_id: str, force_name: bool) -> Project:
-        name = name_or_id if force_name or not name_or_id.isdigit() else self._projects.name_of(int(name_or_id))
+        numeric = name_or_id.isascii() and name_or_id.isdigit() and len(name_or_id) <= 19  # an int64 id
+        name = name_or_id if force_name or not numeric else self._projects.name_of(int(name_or_id))
         project = self._projects.get(name) if name else None
         if project is None:
             raise ProjectNotFound(f"project {name_or_id} not found")
@@ -192,10 +196,12 @@ class ProjectService:
         ok, message = self.deletable(caller, project)
         if not ok:
             raise Precondition(message)
-        self._projects.delete(project)
-        # Its robots go with it: a project re-created under the name must not open to them.
+        # Its robots go first, then the project in one write: a failure anywhere leaves the project
+        # in place for a retry (robots were going anyway), never a deleted project whose robots
+        # would open a project re-created under the name.
         for robot in self._robots.get_many([n for n in self._robots.names() if n.startswith(f"{project.name}+")]):
             self._robots.delete(robot)
+        self._projects.delete(project)
         self._events.publish(
             Event.now(
                 EventType.DELETE_PROJECT, project=project.name, resource_type="project", resource=project.name,

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.core.jobs import ACTIVE_STATUSES, Job, JobStatus, Trigger, VendorType
 from chalicelib.core.webhooks import MAX_POLICIES, MAX_TARGETS, Delivery, Policy, Target, parse_policy, payload
-from chalicelib.errors import BadRequest, Conflict, NotFound
+from chalicelib.errors import BadRequest, Conflict, EgressRefused, NotFound
 from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
 from chalicelib.services.project_documents import ProjectCache, change_versioned
@@ -59,6 +59,10 @@ HISTORY_LIMIT = 500
 
 
 class Sender(Protocol):
+    """The egress client (`adapters/egress.py`): both raise EgressRefused for a refused address."""
+
+    def check(self, url: str) -> None: ...
+
     def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int: ...
 
 
@@ -113,6 +117,7 @@ class WebhookService:
         self._projects.authorize(caller, project, RESOURCE, "create")
         now = int(time.time())
         policy = parse_policy(data, 0, caller.name, now, now)  # validated before an id is spent
+        self._check_targets(policy)
         policy = replace(policy, policy_id=self._store.new_id())
 
         def change(policies: list[Policy]) -> list[Policy]:
@@ -130,10 +135,17 @@ class WebhookService:
         def change(policies: list[Policy]) -> list[Policy]:
             current = _find(policies, policy_id)
             updated = parse_policy(data, policy_id, current.creator, current.created_at, int(time.time()))
+            self._check_targets(updated)
             _refuse_duplicate([p for p in policies if p.policy_id != policy_id], updated)
             return [updated if p.policy_id == policy_id else p for p in policies]
 
         self._change(project.name, change)
+
+    def _check_targets(self, policy: Policy) -> None:
+        """Refuse (400) a target the egress policy would refuse at delivery: it is checked again
+        then, since a name may resolve elsewhere later."""
+        for target in policy.targets:
+            self._sender.check(target.address)
 
     def delete(self, caller: Principal, project: Project, policy_id: int) -> None:
         self._projects.authorize(caller, project, RESOURCE, "delete")
@@ -296,9 +308,12 @@ class WebhookService:
             code = self._sender.post(target.address, delivery.body, delivery.headers, not target.skip_cert_verify)
             reason = f"HTTP {code}"
             ok = 200 <= code < 300
+        except EgressRefused:
+            # Nothing was sent; the reason is the same for every refused address (no port scan).
+            reason, ok = "refused: the target address is not allowed", False
         except Exception as exc:  # any transport failure is a failed attempt, never a crash
-            reason = f"{type(exc).__name__}: {str(exc)[:300]}"
-            ok = False
+            # The error's kind only: its text can carry addresses and details of the network.
+            reason, ok = f"connection failed ({type(exc).__name__})", False
         self._jobs.log(task_id, f"attempt {attempt}/{self._attempts} to {target.address}: {reason}")
         return ok, reason
 

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.core import jsondoc
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import Accessory, Artifact, Tag, accessory_type, cosign_tag
 from chalicelib.core.manifest import index_descriptors
@@ -55,8 +56,8 @@ def encode_cursor(key: dict[str, Any]) -> str:
 def decode_cursor(cursor: str, partition: str) -> dict[str, Any]:
     """A cursor back to an ExclusiveStartKey; it must name the partition being listed."""
     try:
-        flat = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except ValueError:
+        flat = jsondoc.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except ValueError:  # bad base64 or jsondoc.JsonInvalid
         raise BadRequest("cursor is not valid") from None
     names = {"pk", "sk", "gsi1pk", "gsi1sk"}
     if not isinstance(flat, dict) or set(flat) != names or not all(isinstance(v, str) for v in flat.values()):

@@ -154,7 +154,7 @@ class FileObjectStore:
         """Open the object a download URL names, after checking its signature and expiry.
 
         Raises DownloadRefused (bad URL) or FileNotFoundError (the object is gone)."""
-        if not expires.isdigit() or not _KEY.fullmatch(key):
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > 18 or not _KEY.fullmatch(key):
             raise DownloadRefused("malformed download URL")
         if not hmac.compare_digest(self._sign(key, int(expires)), signature):
             raise DownloadRefused("bad signature")

@@ -36,6 +36,9 @@ from chalicelib.stores.tables import (
     next_id,
 )
 
+# A DynamoDB transaction holds 100 items: the project row and its id row, and this many more.
+_TRANSACTION_ROWS = 98
+
 
 class QuotaExceededError(Exception):
     """Adding a blob would take the project past its storage limit."""
@@ -136,13 +139,28 @@ class ProjectStore:
 
     def delete(self, project: Project) -> None:
         """Remove the project and everything kept under it: members, counted blobs and references
-        (callers check it holds no repository), so a project re-created under the name starts clean."""
+        (callers check it holds no repository), so a project re-created under the name starts clean.
+
+        One transaction removes the project with up to `_TRANSACTION_ROWS` of its rows, members
+        last in line to be left out; only rows past that are deleted before it. So a failure leaves
+        the project in place with its members (and a retry finishes the work), never a deleted
+        project whose leftover members a project re-created under the name would inherit."""
+        rows = [
+            row
+            for row in MemberRow.query(keys.project_pk(project.name), attributes_to_get=["pk", "sk"])
+            if row.sk != keys.ENTITY_SK
+        ]
+        rows.sort(key=lambda row: row.sk.startswith(keys.MEMBER_PREFIX))
+        cut = max(len(rows) - _TRANSACTION_ROWS, 0)
+        overflow, kept = rows[:cut], rows[cut:]
+        with BatchWrite(MemberRow) as batch:
+            for row in overflow:
+                batch.delete(row)
         with TransactWrite(connection=connection()) as tx:
             tx.delete(ProjectRow(keys.project_pk(project.name), keys.ENTITY_SK))
             tx.delete(IdRow(keys.id_pk("PROJECT", project.project_id), keys.ENTITY_SK))
-        with BatchWrite(MemberRow) as batch:
-            for row in MemberRow.query(keys.project_pk(project.name), attributes_to_get=["pk", "sk"]):
-                batch.delete(row)
+            for row in kept:
+                tx.delete(row)
 
     def remove_user_everywhere(self, user_id: int) -> None:
         """Drop a deleted user's membership in every project (one conditional delete per project)."""

@@ -1,22 +1,16 @@
-"""Webhook storage and the one outbound call: a project's policies (one item, `PROJECT#<name>` /
-`WEBHOOKS`), the last trigger time per policy and event type, and the HTTP POST to a target.
+"""Webhook storage: a project's policies (one item, `PROJECT#<name>` / `WEBHOOKS`) and the last
+trigger time per policy and event type. The POST to a target is `adapters/egress.py`'s.
 
 Executions and tasks are job rows (`stores/jobs.py`); keys in `keys.py`. The store keeps policies
 as opaque JSON records and a `version`; writers put back with a condition on the version they
 read, so two concurrent creates cannot both take the same name.
-
-The POST goes through urllib3 (a dependency of botocore, so it is in every deployment) with a
-connect and read timeout, no redirects (a receiver that redirects answered wrongly) and
-certificate checks unless the target asks to skip them.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from typing import Any
 
-import urllib3
 from pynamodb.exceptions import PutError
 
 from chalicelib.errors import Conflict
@@ -70,27 +64,3 @@ class WebhookStore:
             policy_id, _, event_type = row.sk.removeprefix(keys.WEBHOOK_LAST_PREFIX).partition("#")
             out[(int(policy_id), event_type)] = int(row.last_trigger)
         return out
-
-
-class HttpSender:
-    """POSTs a payload; returns the status code (raises on a connection or timeout error)."""
-
-    def __init__(self, timeout_seconds: float) -> None:
-        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
-        self._lock = threading.Lock()
-        self._pools: dict[bool, urllib3.PoolManager] = {}
-
-    def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int:
-        response = self._pool(verify).request(
-            "POST", url, body=body, headers=headers, timeout=self._timeout, retries=False, redirect=False
-        )
-        return int(response.status)
-
-    def _pool(self, verify: bool) -> urllib3.PoolManager:
-        with self._lock:
-            pool = self._pools.get(verify)
-            if pool is None:
-                checks = "CERT_REQUIRED" if verify else "CERT_NONE"
-                pool = urllib3.PoolManager(num_pools=20, maxsize=4, cert_reqs=checks)
-                self._pools[verify] = pool
-            return pool

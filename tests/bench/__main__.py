@@ -178,7 +178,9 @@ class Bench:
             "distribution": latency.measure(dist.url, self.latency_n, 8, blob_get_status=200),
         }
         latency.print_report(results)
-        return results
+        rules = latency.measure_rules(ours.url, ours.creds, max(self.latency_n // 2, 20))
+        latency.print_rules_report(rules)
+        return {**results, "immutable_rules": rules}
 
     def _apptime(self) -> dict[str, Any]:
         """Our runner alone, under `tests.bench.apptime` (requests timed inside the process)."""
@@ -266,18 +268,20 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
         top = ", ".join(f"{r['module']} {r['cumulative_ms']:.0f}" for r in i["importtime_top10_third_party"][:10])
         print(f"    outside app/chalicelib (ms): {top}")
     if "latency" in sections:
-        print("\n[4] latency (ms)       " + "".join(f"{name + ' median/p95':>30}" for name in sections["latency"]))
+        servers = {name: r for name, r in sections["latency"].items() if name != "immutable_rules"}
+        print("\n[4] latency (ms)       " + "".join(f"{name + ' median/p95':>30}" for name in servers))
         for key, label in latency.LABELS.items():
             pairs = [
-                f"{r[key]['median_ms']:.2f} / {r[key]['p95_ms']:.2f}" if key in r else "-"
-                for r in sections["latency"].values()
+                f"{r[key]['median_ms']:.2f} / {r[key]['p95_ms']:.2f}" if key in r else "-" for r in servers.values()
             ]
             cells = "".join(f"{pair:>30}" for pair in pairs)
             print(f"    {label:<46}{cells}")
-        for name, r in sections["latency"].items():
+        for name, r in servers.items():
             c = r["manifest_get_concurrent"]
             rate = f"{c['wall_s']:.2f} s, {c['throughput_rps']:.0f} req/s"
             print(f"    {name}: {c['n']} manifest GETs at concurrency 8: {rate}")
+        if "immutable_rules" in sections["latency"]:
+            latency.print_rules_report(sections["latency"]["immutable_rules"])
     if "apptime" in sections:
         a = sections["apptime"]
         print(f"\n[5] server-side cost per request (thread CPU inside the app), {a['runs']} pushes and pulls")

@@ -9,6 +9,7 @@ warm-up requests of each kind are not counted. With credentials, one bearer toke
 from __future__ import annotations
 
 import base64
+import json
 import threading
 import time
 from collections.abc import Mapping
@@ -152,3 +153,117 @@ def print_report(results: dict[str, dict[str, Any]]) -> None:
     for name, result in results.items():
         c = result["manifest_get_concurrent"]
         print(f"{name}: {c['n']} concurrent manifest GETs in {c['wall_s']:.2f}s = {c['throughput_rps']:.0f} req/s")
+
+
+# Tagged manifest PUTs under immutable rules: the cost of matching the rules on the push path.
+
+# Patterns a backtracking matcher took seconds on against a long tag of `a`s; none matches it, so
+# every rule is evaluated on every PUT and the tag stays mutable.
+ADVERSARIAL_PATTERNS = ["*a*a*a*a*a*b", "*a*a*a*a*a*a*a*a*c", "{*,?*}{*,?*}{*,?*}*a*a*d", "**/*a*a*a*e"]
+RULES_TAG = "a" * 128
+RULES_IN_PROCESS = 50
+
+
+def _rule(pattern: str) -> dict[str, Any]:
+    return {
+        "action": "immutable",
+        "template": "immutable_template",
+        "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": pattern}],
+        "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches", "pattern": "**"}]},
+    }
+
+
+def _project_with_rules(http: oci.Http, name: str, rules: int) -> None:
+    body = json.dumps({"project_name": name, "metadata": {"public": "false"}}).encode()
+    oci.expect(http.request("POST", "/api/v2.0/projects", _JSON, body), "create project", 201)
+    for index in range(rules):
+        pattern = f"{ADVERSARIAL_PATTERNS[index % len(ADVERSARIAL_PATTERNS)]}{index}"
+        rule = json.dumps(_rule(pattern)).encode()
+        oci.expect(http.request("POST", f"/api/v2.0/projects/{name}/immutabletagrules", _JSON, rule), "add rule", 201)
+
+
+_JSON = {"Content-Type": "application/json"}
+
+
+def _tag_moves(http: oci.Http, repo: str, n: int) -> list[float]:
+    """N PUTs of a tag that moves between two manifests each time (so the rules are checked)."""
+    config, other, layers = oci.config_blob(), oci.config_blob(), [oci.random_blob(4096)]
+    oci.push_image(http, repo, RULES_TAG, config, layers)
+    oci.push_image(http, repo, "other", other, layers)
+    bodies = [oci.image_manifest(other, layers), oci.image_manifest(config, layers)]
+    samples = []
+    for i in range(WARMUP + n):
+        started = time.perf_counter()
+        oci.put_manifest(http, repo, RULES_TAG, bodies[i % 2])
+        elapsed = time.perf_counter() - started
+        if i >= WARMUP:
+            samples.append(elapsed)
+    return samples
+
+
+def measure_rules(base: str, creds: tuple[str, str], n: int = 100) -> dict[str, Any]:
+    """Manifest PUTs by a 128-character tag into a project without rules and into one holding the
+    most immutable rules a project may have (adversarial patterns), alternating so that both see
+    the same server state; plus the in-process cost of matching RULES_IN_PROCESS such rules."""
+    from chalicelib.core.selectors import Candidate, Selector, select_all
+    from chalicelib.services.immutability import MAX_RULES
+
+    basic = "Basic " + base64.b64encode(f"{creds[0]}:{creds[1]}".encode()).decode()
+    raw = RequestsHttp(base)
+    api = _FixedAuth(raw, basic)
+    stamp = time.time_ns()
+    plain, ruled = f"bench-norules-{stamp}", f"bench-rules-{stamp}"
+    try:
+        _project_with_rules(api, plain, 0)
+        _project_with_rules(api, ruled, MAX_RULES)
+        http = oci.Authenticated(raw, creds)
+        http.login([oci.pull_push_scope(f"{plain}/app"), oci.pull_push_scope(f"{ruled}/app")])
+        result = {
+            "manifest_put_no_rules": _stats(_tag_moves(http, f"{plain}/app", n)),
+            "manifest_put_max_rules": _stats(_tag_moves(http, f"{ruled}/app", n)),
+            "rules_per_project": MAX_RULES,
+        }
+    finally:
+        raw.close()
+    rules = [
+        [
+            Selector("doublestar", "matches", f"{ADVERSARIAL_PATTERNS[i % len(ADVERSARIAL_PATTERNS)]}{i}"),
+            Selector("doublestar", "repoMatches", "**"),
+        ]
+        for i in range(RULES_IN_PROCESS)
+    ]
+    candidate = Candidate("app", tags=(RULES_TAG,))
+    rounds = 20
+    # CPU time (what holds the GIL), first match of each pattern and then warm, as on a busy server.
+    started = time.process_time()
+    assert not any(select_all(rule, candidate) for rule in rules)
+    result["match_50_rules_first_cpu_ms"] = (time.process_time() - started) * 1000
+    started = time.process_time()
+    for _ in range(rounds):
+        assert not any(select_all(rule, candidate) for rule in rules)
+    result["match_50_rules_cpu_ms"] = (time.process_time() - started) / rounds * 1000
+    return result
+
+
+class _FixedAuth:
+    """The `oci.Http` protocol with one Authorization header on every request (management API)."""
+
+    def __init__(self, inner: RequestsHttp, authorization: str) -> None:
+        self.inner = inner
+        self.authorization = authorization
+
+    def request(
+        self, method: str, target: str, headers: Mapping[str, str] | None = None, body: bytes = b""
+    ) -> oci.Reply:
+        return self.inner.request(method, target, {**(headers or {}), "Authorization": self.authorization}, body)
+
+
+def print_rules_report(result: dict[str, Any]) -> None:
+    none, ruled = result["manifest_put_no_rules"], result["manifest_put_max_rules"]
+    print(f"{'tagged manifest PUT (128-char tag)':<46}{'n':>5}{'median':>12}{'p95':>12}")
+    print(f"{'  no immutable rules':<46}{none['n']:>5}{none['median_ms']:>9.2f} ms{none['p95_ms']:>9.2f} ms")
+    label = f"  {result['rules_per_project']} adversarial rules (a project's most)"
+    print(f"{label:<46}{ruled['n']:>5}{ruled['median_ms']:>9.2f} ms{ruled['p95_ms']:>9.2f} ms")
+    print(f"median difference: {ruled['median_ms'] - none['median_ms']:+.2f} ms; "
+          f"matching {RULES_IN_PROCESS} such rules in-process: {result['match_50_rules_cpu_ms']:.2f} ms CPU "
+          f"({result['match_50_rules_first_cpu_ms']:.2f} ms the first time)")  # fmt: skip

@@ -28,7 +28,12 @@ MODES = ("stepfunctions", "threads")
 
 def _measure(mode: str, pushes: int, workdir: Path) -> dict[str, Any]:
     receiver = Receiver()
-    server = RegistryServer(workdir / mode, workdir / f"{mode}.log", REGISTRY_WEBHOOK_DELIVERY=mode).start()
+    server = RegistryServer(
+        workdir / mode,
+        workdir / f"{mode}.log",
+        REGISTRY_WEBHOOK_DELIVERY=mode,
+        REGISTRY_EGRESS_ALLOW_NETWORKS="127.0.0.1/32",
+    ).start()
     try:
         policy = {"name": "bench", "enabled": True, "event_types": ["PUSH_ARTIFACT"],
                   "targets": [{"type": "http", "address": receiver.url}]}  # fmt: skip

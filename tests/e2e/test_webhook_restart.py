@@ -55,7 +55,9 @@ def test_a_webhook_delivery_survives_a_restart(tmp_path: Path) -> None:
     receiver.default_status = 500
     data = tmp_path / "data"
     # A 5 s first backoff: time to stop the server between attempt 1 and attempt 2.
-    env = {"REGISTRY_WEBHOOK_BACKOFF_SECONDS": "5", "REGISTRY_WEBHOOK_POLICY_CACHE_SECONDS": "0"}
+    # The receiver is on 127.0.0.1, which the egress policy refuses unless allowed.
+    env = {"REGISTRY_WEBHOOK_BACKOFF_SECONDS": "5", "REGISTRY_WEBHOOK_POLICY_CACHE_SECONDS": "0",
+           "REGISTRY_EGRESS_ALLOW_NETWORKS": "127.0.0.1/32"}  # fmt: skip
     first = RegistryServer(data, tmp_path / "server-1.log", **env).start()
     try:
         policy = {"name": "hook", "enabled": True, "event_types": ["PUSH_ARTIFACT"],

@@ -463,3 +463,22 @@ class TestAcceptNegotiation:
         headers = [("Accept", DOCKER_MANIFEST), ("Accept", OCI_MANIFEST)]
         response = registry.get(f"/v2/{REPO}/manifests/oci", headers=headers)
         _assert_pulled(response, self.body, OCI_MANIFEST)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"schemaVersion":2,"annotations":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+        b'{"schemaVersion":2,"config":' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+        b'{"schemaVersion":' + b"2" * 5000 + b',"config":{},"layers":[]}',
+        b'{"schemaVersion":2e999,"config":{},"layers":[]}',
+        b'{"schemaVersion":2,"mediaType":"\\ud800"}',
+        b'{"schemaVersion":2,' + b'"x":[' * 70 + b"]" * 70 + b"}",
+    ],
+    ids=["deep array", "deep object", "5000 digits", "infinite", "lone surrogate", "depth 71"],
+)
+def test_hostile_manifest_json_is_manifest_invalid(registry, body):
+    """Each of these was a 500 (RecursionError, the int-conversion limit) or got past the parser."""
+    response = registry.put_manifest("library/hostile", "v1", body, OCI_MANIFEST)
+    assert_error(response, 400, "MANIFEST_INVALID")
+    assert_error(registry.get("/v2/library/hostile/manifests/v1"), 404, "MANIFEST_UNKNOWN")

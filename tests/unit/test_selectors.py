@@ -6,9 +6,11 @@ import pytest
 
 from chalicelib.core.selectors import (
     MAX_ALTERNATIVES,
+    MAX_AUTOMATON_SIZE,
     Candidate,
     InvalidPattern,
     Selector,
+    compile_pattern,
     matches,
     select_all,
     validate,
@@ -178,3 +180,37 @@ def test_select_all_ands_selectors() -> None:
     assert select_all(rule, Candidate("app1", tags=("v1",)))
     assert not select_all(rule, Candidate("app1", tags=("latest",)))
     assert not select_all(rule, Candidate("web", tags=("v1",)))
+
+
+ADVERSARIAL = [
+    # pattern, value: each made a backtracking regex try every split of the value between its stars.
+    ("*a*a*a*a*a*b", "a" * 128),
+    ("*a" * 40 + "b", "a" * 128),
+    ("**/" * 60 + "b", "a/" * 127),
+    ("a/**/" * 40 + "c", "a/" * 127),
+    ("{*,?*}" * 7 + "*a*a*", "a" * 255),  # 128 alternatives, every one live at once
+    ("[ab]*" * 30 + "c", "ab" * 64),
+    ("?*" * 60 + "!", "x" * 128),
+]
+
+
+@pytest.mark.parametrize(("pattern", "value"), ADVERSARIAL)
+def test_matching_is_linear_in_the_value(pattern: str, value: str) -> None:
+    automaton = compile_pattern(pattern)
+    matched, steps = automaton.run(value)
+    assert matched is matches(pattern, value)
+    # At most one step per live state per character: (n + 1) * size. A backtracking matcher needs
+    # O(n ** stars) tries on these inputs (`*a*a*a*a*a*b` on 128 `a`s took 9.5 s).
+    assert steps <= (len(value) + 1) * automaton.size
+    assert automaton.size <= 2 * MAX_AUTOMATON_SIZE
+
+
+def test_the_reported_pattern_costs_a_few_thousand_steps() -> None:
+    matched, steps = compile_pattern("*a*a*a*a*a*b").run("a" * 128)
+    assert not matched
+    assert steps < 2_000
+
+
+def test_a_pattern_whose_expansion_is_too_large_is_refused() -> None:
+    with pytest.raises(InvalidPattern, match="too complex"):
+        validate("{a,b}" * 8 + "x" * 40)  # 256 alternatives of 48 terms each

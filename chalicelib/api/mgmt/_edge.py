@@ -8,7 +8,6 @@ pydantic models that forbid unknown fields, so a typo is a 400 naming the field,
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from chalicelib.api.edge import HttpRequest, guarded, json_response, request_from
 from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse_page, parse_sort
 from chalicelib.api.mgmt.query import parse_q
+from chalicelib.core import jsondoc
 from chalicelib.core.identity import Principal
 from chalicelib.errors import BadRequest, ProjectNotFound, Unauthorized
 from chalicelib.events import set_operator
@@ -61,28 +61,39 @@ def _identified(request: HttpRequest) -> HttpRequest:
 def body(request: HttpRequest, model: type[ModelT]) -> ModelT:
     """Parse the JSON body into `model`; malformed JSON, wrong types or unknown fields are a 400.
 
-    Strictly: JSON's own types only, so `"no"` or `1` is no boolean and `"5"` or `5.0` no integer
-    (pydantic's lax mode would coerce them, and a caller's typo would flip a flag it meant to keep)."""
-    if len(request.body) > _MAX_BODY:
-        raise BadRequest(f"request body larger than {_MAX_BODY} bytes")
+    The body first passes `jsondoc`'s bounds (depth, digits, UTF-8), then is validated strictly:
+    JSON's own types only, so `"no"` or `1` is no boolean and `"5"` or `5.0` no integer (pydantic's
+    lax mode would coerce them, and a caller's typo would flip a flag it meant to keep)."""
+    raw_json(request)
+    return _checked(lambda: model.model_validate_json(request.body or b"{}", strict=True))
+
+
+def validated(model: type[ModelT], data: Any) -> ModelT:
+    """`data` as `model`; wrong types, out-of-bound numbers or unknown fields are a 400 naming them."""
+    return _checked(lambda: model.model_validate(data))
+
+
+def _checked(parse: Callable[[], ModelT]) -> ModelT:
     try:
-        return model.model_validate_json(request.body or b"{}", strict=True)
+        return parse()
     except ValidationError as exc:
         problems = [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()[:10]]
         raise BadRequest("invalid request body", problems) from None
 
 
 def raw_json(request: HttpRequest) -> Any:
+    """The JSON body (`{}` when empty) within `jsondoc`'s bounds; anything else is a 400."""
     if len(request.body) > _MAX_BODY:
         raise BadRequest(f"request body larger than {_MAX_BODY} bytes")
     try:
-        return json.loads(request.body or b"{}")
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequest("request body is not valid JSON") from None
+        return jsondoc.loads(request.body or b"{}")
+    except jsondoc.JsonInvalid as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
 
 
 def int_param(value: str, name: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    # ASCII only: str.isdigit() is also true of "²", which int() refuses (a 500).
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise BadRequest(f"{name} must be a positive integer", {name: value[:32]})
     return int(value)
 

@@ -23,6 +23,7 @@ from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
 from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
+from chalicelib.core.bounds import Id
 from chalicelib.core.catalog import Repository
 from chalicelib.core.identity import Project
 from chalicelib.errors import BadRequest
@@ -45,9 +46,9 @@ class TagReq(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str
-    id: int | None = None
-    repository_id: int | None = None
-    artifact_id: int | None = None
+    id: Id | None = None
+    repository_id: Id | None = None
+    artifact_id: Id | None = None
     push_time: str | None = None
     pull_time: str | None = None
     immutable: bool | None = None
@@ -273,7 +274,7 @@ def _cursor(request: HttpRequest, page: Page) -> str | None:
     if value is None:
         return None
     number, size, key = [*value.split(".", 2), "", ""][:3]
-    if not key or len(value) > 2048 or not number.isdigit() or not size.isdigit():
+    if not key or len(value) > 2048 or not (number + size).isascii() or not number.isdigit() or not size.isdigit():
         raise BadRequest("cursor is not valid")
     return key if (int(number), int(size)) == (page.page, page.size) else None
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
 from chalicelib.api.mgmt.projects import target
+from chalicelib.core.bounds import Id
 from chalicelib.core.selectors import MAX_PATTERN_LENGTH
 from chalicelib.wiring import services
 
@@ -31,8 +32,8 @@ class ImmutableRuleReq(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: int | None = None
-    project_id: int | None = None
+    id: Id | None = None
+    project_id: Id | None = None
     priority: int | None = Field(default=None, ge=0, le=1_000_000)
     disabled: bool | None = None
     action: str | None = Field(default=None, max_length=64)

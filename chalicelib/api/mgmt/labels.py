@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name
+from chalicelib.core.bounds import Id
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
@@ -25,7 +26,7 @@ class LabelReq(BaseModel):
     color: str | None = Field(default=None, max_length=1024)
     scope: str | None = Field(default=None, max_length=8)
     project_id: int | None = Field(default=None, ge=0, le=2**53)
-    id: int | None = None
+    id: Id | None = None
     creation_time: str | None = None
     update_time: str | None = None
     deleted: bool | None = None

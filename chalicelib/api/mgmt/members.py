@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
 from chalicelib.api.mgmt.projects import target
+from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Member
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
@@ -21,13 +22,13 @@ class MemberUser(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str | None = Field(default=None, max_length=255)
-    user_id: int | None = None
+    user_id: Id | None = None
 
 
 class MemberReq(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    role_id: int
+    role_id: Id
     member_user: MemberUser | None = None
     member_group: dict[str, Any] | None = None
 
@@ -35,7 +36,7 @@ class MemberReq(BaseModel):
 class RoleReq(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    role_id: int
+    role_id: Id
 
 
 def member_view(member: Member, project_id: int) -> dict[str, Any]:

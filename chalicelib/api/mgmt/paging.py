@@ -62,8 +62,8 @@ def parse_page(
 def _integer(name: str, raw: str | None, default: int) -> int:
     if raw is None or not raw.strip():
         return default
-    if not _INT.fullmatch(raw.strip()):
-        raise InvalidQuery(f"{name} must be an integer, got {raw!r}")
+    if not _INT.fullmatch(raw.strip()) or len(raw.strip()) > 18:
+        raise InvalidQuery(f"{name} must be an integer of at most 18 digits, got {raw[:32]!r}")
     return int(raw)
 
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, raw_json, serve
 from chalicelib.api.mgmt.names import is_resource_name
+from chalicelib.core.bounds import Epoch, Id, StorageLimit
 from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound, Unauthorized
 from chalicelib.wiring import services
@@ -21,7 +22,7 @@ class CveAllowlist(BaseModel):
     model_config = ConfigDict(extra="ignore")  # Harbor clients echo id/project_id/creation_time back
 
     items: list[dict[str, str]] = Field(default_factory=list, max_length=1000)
-    expires_at: int | None = None
+    expires_at: Epoch | None = None
 
 
 class ProjectReq(BaseModel):
@@ -31,8 +32,8 @@ class ProjectReq(BaseModel):
     public: bool | None = None  # deprecated by Harbor; folded into metadata.public
     metadata: dict[str, Any] | None = None
     cve_allowlist: CveAllowlist | None = None
-    storage_limit: int | None = None
-    registry_id: int | None = None
+    storage_limit: StorageLimit | None = None
+    registry_id: Id | None = None
 
 
 def project_view(project: Project, member: Member | None) -> dict[str, Any]:

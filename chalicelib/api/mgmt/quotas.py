@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, int_param, listing, ok, serve
+from chalicelib.core.bounds import StorageLimit
 from chalicelib.errors import BadRequest
 from chalicelib.services.quotas import quota_view
 from chalicelib.wiring import services
@@ -17,7 +18,7 @@ bp = Blueprint(__name__)
 class Hard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    storage: int
+    storage: StorageLimit
 
 
 class QuotaUpdateReq(BaseModel):

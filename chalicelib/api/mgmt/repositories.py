@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name
+from chalicelib.core.bounds import Id
 from chalicelib.core.catalog import Repository, harbor_time
 from chalicelib.core.identity import Project
 from chalicelib.wiring import services
@@ -30,11 +31,11 @@ class RepositoryReq(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str | None = Field(default=None, max_length=65_536)
-    id: int | None = None
-    project_id: int | None = None
-    name: str | None = None
-    artifact_count: int | None = None
-    pull_count: int | None = None
+    id: Id | None = None
+    project_id: Id | None = None
+    name: str | None = Field(default=None, max_length=512)
+    artifact_count: Id | None = None
+    pull_count: Id | None = None
     creation_time: str | None = None
     update_time: str | None = None
 

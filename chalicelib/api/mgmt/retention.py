@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, Handler, body, created, int_param, iso, listing, ok, serve
 from chalicelib.api.mgmt.immutable import SelectorReq
+from chalicelib.core.bounds import Id
 from chalicelib.core.jobs import Job, Trigger
 from chalicelib.core.retention import MAX_RULES, metadatas
 from chalicelib.errors import BadRequest, Unauthorized
@@ -27,12 +28,12 @@ _MAX_SELECTORS = 8
 class RuleReq(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: int | None = None
+    id: Id | None = None
     priority: int | None = Field(default=None, ge=0, le=1_000_000)
     disabled: bool | None = None
     action: str | None = Field(default=None, max_length=32)
     template: str = Field(max_length=64)
-    params: dict[str, int] | None = Field(default=None, max_length=4)
+    params: dict[str, Id] | None = Field(default=None, max_length=4)
     tag_selectors: list[SelectorReq] = Field(default_factory=list, max_length=_MAX_SELECTORS)
     scope_selectors: dict[str, list[SelectorReq]] = Field(default_factory=dict, max_length=_MAX_SELECTORS)
 
@@ -49,7 +50,7 @@ class ScopeReq(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     level: str = Field(max_length=32)
-    ref: int
+    ref: Id
 
 
 class PolicyReq(BaseModel):
@@ -57,7 +58,7 @@ class PolicyReq(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: int | None = None
+    id: Id | None = None
     algorithm: str | None = Field(default=None, max_length=16)
     rules: list[RuleReq] = Field(default_factory=list, max_length=MAX_RULES)
     trigger: TriggerReq | None = None

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from chalice.app import Blueprint, Response
+from pydantic import BaseModel, ConfigDict
 
 from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, int_param, iso, listing, ok, raw_json, serve
+from chalicelib.api.mgmt._edge import API, int_param, iso, listing, ok, raw_json, serve, validated
 from chalicelib.api.mgmt.query import parse_q
+from chalicelib.core.bounds import DurationDays
 from chalicelib.core.identity import Robot
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
@@ -43,6 +45,14 @@ def robot_view(robot: Robot) -> dict[str, Any]:
     }
 
 
+class _Numbers(BaseModel):
+    """The numbers of a robot body, bounded here; the service checks the rest."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    duration: DurationDays | None = None
+
+
 def _object(request: HttpRequest, allowed: set[str]) -> dict[str, Any]:
     data = raw_json(request)
     if not isinstance(data, dict):
@@ -50,6 +60,7 @@ def _object(request: HttpRequest, allowed: set[str]) -> dict[str, Any]:
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise BadRequest(f"unknown fields: {', '.join(unknown)}")
+    validated(_Numbers, data)
     return data
 
 

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
 from chalicelib.api.mgmt.projects import target
+from chalicelib.core.bounds import Id
 from chalicelib.core.jobs import Job
 from chalicelib.core.webhooks import EVENT_TYPES, MAX_TARGETS, NOTIFY_TYPES, PAYLOAD_FORMATS, Policy
 from chalicelib.wiring import services
@@ -34,10 +35,10 @@ class PolicyReq(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: int | None = None
+    id: Id | None = None
     name: str | None = Field(default=None, max_length=256)
     description: str | None = Field(default=None, max_length=1024)
-    project_id: int | None = None
+    project_id: Id | None = None
     targets: list[TargetReq] | None = Field(default=None, max_length=MAX_TARGETS)
     event_types: list[str] | None = Field(default=None, max_length=32)
     creator: str | None = None

@@ -7,7 +7,8 @@ from urllib.parse import quote, urlencode
 
 from chalicelib.errors import BlobUploadInvalid, PaginationInvalid
 
-_RANGE_RE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+# ASCII digits, at most 18 (int64): `\d` takes any script's digits, and 5,000 of them made int() raise.
+_RANGE_RE = re.compile(r"^(?:bytes[ =])?([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1,18}|\*))?$")
 
 
 def content_range(value: str | None) -> tuple[int, int] | None:
@@ -24,7 +25,7 @@ def page_size(value: str | None, maximum: int) -> int:
     """`n` of a paginated list: a non-negative integer, capped at `maximum` (the rest pages on)."""
     if value is None or value == "":
         return maximum
-    if not value.isdigit() or len(value) > 12:
+    if not (value.isascii() and value.isdigit()) or len(value) > 12:
         raise PaginationInvalid("n must be a non-negative integer", {"n": value[:20]})
     return min(int(value), maximum)
 

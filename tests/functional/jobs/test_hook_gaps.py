@@ -29,7 +29,7 @@ from tests.functional.jobs import test_retention as retention_suite
 from tests.functional.jobs import test_webhooks as webhook_suite
 from tests.functional.jobs.conftest import API, FINAL, wait_for_executions
 from tests.functional.jobs.test_retention import PROJECT, Retention, four, rule
-from tests.functional.jobs.test_webhooks import HOST, Receiver, _create, _policy, settle
+from tests.functional.jobs.test_webhooks import HOST, RECEIVER_NETWORK, Receiver, _create, _policy, settle
 
 # The two suites' fixtures, used here as they are there.
 ret = retention_suite.ret
@@ -159,7 +159,8 @@ def test_an_unlimited_project_never_warns(hooks: LiveRegistry, receiver: Receive
 @pytest.fixture
 def hooked(ret: Retention, receiver: Receiver) -> Iterator[Retention]:
     """The retention registry, with webhook delivery configured as `test_webhooks.hooks` does."""
-    ret.configure(webhook_backoff_seconds=0.05, webhook_policy_cache_seconds=0, external_url=f"https://{HOST}:8443")
+    ret.configure(webhook_backoff_seconds=0.05, webhook_policy_cache_seconds=0, external_url=f"https://{HOST}:8443",
+                  egress_allow_networks=RECEIVER_NETWORK)  # fmt: skip
     yield ret
     settle()
 

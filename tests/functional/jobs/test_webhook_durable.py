@@ -20,6 +20,7 @@ from tests.functional.jobs import test_webhooks
 from tests.functional.jobs.conftest import wait_for_executions
 from tests.functional.jobs.test_webhooks import (
     HOST,
+    RECEIVER_NETWORK,
     Receiver,
     _create,
     _errors,
@@ -47,7 +48,8 @@ def durable(registry: LiveRegistry, monkeypatch: pytest.MonkeyPatch) -> Iterator
     stepfunctions.install()
     arns = stepfunctions.create_state_machines(_sfn(), REGION)
     registry.configure(webhook_state_machine_arn=arns["WEBHOOK"], webhook_backoff_seconds=0.05,
-                       webhook_policy_cache_seconds=0, external_url=f"https://{HOST}")  # fmt: skip
+                       webhook_policy_cache_seconds=0, external_url=f"https://{HOST}",
+                       egress_allow_networks=RECEIVER_NETWORK)  # fmt: skip
     yield registry
     settle()
 

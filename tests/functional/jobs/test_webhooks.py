@@ -20,6 +20,8 @@ from tests.functional.helpers import digest_of
 API = "/api/v2.0"
 PASSWORD = "Webhook-Tests-1"
 HOST = "registry.example.com"
+# The receivers listen on 127.0.0.1, which the egress policy refuses unless a network allows it.
+RECEIVER_NETWORK = "127.0.0.1/32"
 
 
 class Receiver:
@@ -70,7 +72,12 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def hooks(registry: LiveRegistry) -> Iterator[LiveRegistry]:
-    registry.configure(webhook_backoff_seconds=0.05, webhook_policy_cache_seconds=0, external_url=f"https://{HOST}")
+    registry.configure(
+        webhook_backoff_seconds=0.05,
+        webhook_policy_cache_seconds=0,
+        external_url=f"https://{HOST}",
+        egress_allow_networks=RECEIVER_NETWORK,
+    )
     yield registry
     settle()
 
@@ -278,8 +285,51 @@ def test_an_unreachable_receiver_ends_in_error_with_the_exception(hooks: LiveReg
     (execution,) = _executions(hooks, policy_id)
     (task,) = _tasks(hooks, policy_id, execution["id"])
     assert task["status"] == "Error" and task["run_count"] == 3
-    assert task["status_message"].startswith("gave up after 3 attempts: NewConnectionError")
-    assert "Connection refused" in task["status_message"]
+    # The kind of failure only: an error's text names addresses and tells open ports from closed.
+    assert task["status_message"] == "gave up after 3 attempts: connection failed (NewConnectionError)"
+
+
+INTERNAL_TARGETS = [
+    "http://127.0.0.1:{port}/", "http://localhost:{port}/", "http://0x7f000001:{port}/", "http://127.1:{port}/",
+    "http://017700000001:22/", "http://169.254.169.254/latest/meta-data/", "http://[::1]:{port}/",
+    "http://[::ffff:127.0.0.1]:{port}/", "http://10.0.0.1/", "http://[fd00::1]/", "http://0.0.0.0:{port}/",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", ["http", "slack"])
+def test_internal_targets_are_refused_without_an_allowed_network(
+    registry: LiveRegistry, receiver: Receiver, kind: str
+) -> None:
+    """A project admin used webhooks as a port scanner of the registry's own network (finding 2)."""
+    port = receiver.url.rsplit(":", 1)[1]
+    answers = []
+    for address in INTERNAL_TARGETS:
+        body = _policy(address.format(port=port), target={"type": kind})
+        response = registry.post(f"{API}/projects/library/webhook/policies", json=body)
+        assert response.status_code == 400, (address, response.get_data()[:300])
+        answers.append(response.get_json()["errors"][0])
+    assert all(a == {"code": "BAD_REQUEST", "message": answers[0]["message"]} for a in answers), answers
+    assert registry.get(f"{API}/projects/library/webhook/policies").get_json() == []
+    public = _create(registry, _policy("http://8.8.8.8/hook", target={"type": kind}))
+    changed = registry.put(f"{API}/projects/library/webhook/policies/{public}", json=_policy(receiver.url))
+    assert changed.status_code == 400 and changed.get_json()["errors"][0] == answers[0]
+    assert receiver.requests == []
+
+
+def test_a_target_refused_at_delivery_gets_a_generic_reason(hooks: LiveRegistry, receiver: Receiver) -> None:
+    """Allowed when saved, refused when delivered (the network was taken out of the allowlist, or a
+    name now resolves inside): nothing is sent and the log says only that it was refused."""
+    policy_id = _create(hooks, _policy(receiver.url, target={"auth_header": "Bearer s3cret"}))
+    hooks.configure(egress_allow_networks="")
+    hooks.push_image("library/refused", "v1")
+    settle()
+    assert receiver.requests == []
+    (execution,) = _executions(hooks, policy_id)
+    (task,) = _tasks(hooks, policy_id, execution["id"])
+    assert task["status"] == "Error"
+    assert task["status_message"] == "gave up after 3 attempts: refused: the target address is not allowed"
+    log = _log(hooks, policy_id, execution["id"], task["id"])
+    assert "HTTP" not in log and "Error" not in log.replace("gave up", "")
 
 
 def test_disabled_or_uninterested_policies_send_nothing(hooks: LiveRegistry, receiver: Receiver) -> None:
@@ -474,7 +524,8 @@ def test_on_aws_the_event_consumer_delivers_before_it_returns(hooks: LiveRegistr
     from chalicelib.events import Event, EventType
     from chalicelib.jobs.events import consume
 
-    hooks.configure(event_bus_name="default", webhook_backoff_seconds=0.05, webhook_policy_cache_seconds=0)
+    hooks.configure(event_bus_name="default", webhook_backoff_seconds=0.05, webhook_policy_cache_seconds=0,
+                    egress_allow_networks=RECEIVER_NETWORK)  # fmt: skip
     receiver.statuses = [500]
     policy_id = _create(hooks, _policy(receiver.url))
     digest, _ = hooks.push_image("library/aws", "v1")
