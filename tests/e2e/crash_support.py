@@ -32,8 +32,8 @@ def random_layout(root: Path, size: int) -> str:
         info.size, info.mtime = len(content), 0
         tar.addfile(info, io.BytesIO(content))
     layer = _blob(root, gzip.compress(raw.getvalue(), compresslevel=1, mtime=0), OCI_LAYER_GZ)
-    config = _blob(root, canon({"architecture": "amd64", "os": "linux",
-                                "rootfs": {"type": "layers", "diff_ids": [sha256(raw.getvalue())]}}), OCI_CONFIG)  # fmt: skip
+    rootfs = {"type": "layers", "diff_ids": [sha256(raw.getvalue())]}
+    config = _blob(root, canon({"architecture": "amd64", "os": "linux", "rootfs": rootfs}), OCI_CONFIG)
     manifest = _blob(root, canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": config,
                                   "layers": [layer]}), OCI_MANIFEST)  # fmt: skip
     ref = {**manifest, "annotations": {"org.opencontainers.image.ref.name": "latest"}}

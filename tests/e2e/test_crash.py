@@ -142,7 +142,9 @@ def _verify(server: RegistryServer, acked: Acknowledged, work: Path) -> None:
         assert pulled.ref("x")["digest"] == digest, f"{repo}: acknowledged {digest}"
         assert_same_blobs(source, pulled, source.reachable(digest))
     for repo, digest, _ in pushes[: acked.verified_pushes]:  # earlier rounds' pushes: still there
-        r = server.http("HEAD", f"/v2/{repo}/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})
+        r = server.http(
+            "HEAD", f"/v2/{repo}/manifests/v1", headers={"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        )
         assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == digest, (repo, r.status_code)
     acked.verified_pushes = len(pushes)
     for name in projects:
@@ -153,14 +155,18 @@ def _verify(server: RegistryServer, acked: Acknowledged, work: Path) -> None:
         assert r.status_code == 200, f"acknowledged user {name} cannot sign in: {r.status_code} {r.text}"
 
 
+def _server(data: Path, tmp_path: Path, password: str | None) -> RegistryServer:
+    return RegistryServer(data, tmp_path / "server.log", password=password,
+                          REGISTRY_SNAPSHOT_INTERVAL_SECONDS="1", REGISTRY_JOURNAL_COMPACT_BYTES="65536")  # fmt: skip
+
+
 def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     data = tmp_path / "data"
     acked = Acknowledged()
-    env = {"REGISTRY_SNAPSHOT_INTERVAL_SECONDS": "1", "REGISTRY_JOURNAL_COMPACT_BYTES": "65536"}
     password = None
     for index in range(ROUNDS):
-        server = RegistryServer(data, tmp_path / "server.log", password=password, **env).start()
+        server = _server(data, tmp_path, password).start()
         password = server.password
         try:
             _verify(server, acked, tmp_path)
@@ -170,7 +176,7 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         _crash_round(server, tmp_path / "images", rng, acked, index)
         missing = blob_rows_without_bytes(data)
         assert not missing, f"round {index} (seed {SEED}): blob rows without their bytes: {missing}"
-    last = RegistryServer(data, tmp_path / "server.log", password=password, **env).start()
+    last = _server(data, tmp_path, password).start()
     try:
         _verify(server=last, acked=acked, work=tmp_path)
     finally:

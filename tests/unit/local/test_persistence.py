@@ -26,6 +26,7 @@ from chalicelib.local.persistence import Persistence
 from chalicelib.stores.files import FileObjectStore
 
 REGION = "us-east-1"
+ADD_ONE: dict[str, Any] = {"UpdateExpression": "ADD n :one", "ExpressionAttributeValues": {":one": {"N": "1"}}}
 TABLE = "registry"
 
 
@@ -70,13 +71,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "data"
 
 
-def _key_names() -> tuple[str, str]:
-    schema = table_properties()["KeySchema"]
-    return tuple(k["AttributeName"] for k in schema)  # type: ignore[return-value]
-
-
 def test_every_kind_of_write_survives_a_crash_exactly(data_dir: Path) -> None:
-    assert _key_names() == ("pk", "sk")
+    assert [k["AttributeName"] for k in table_properties()["KeySchema"]] == ["pk", "sk"]
     first = Process(data_dir)
     first.put("a", "1", n={"N": "1"}, blob={"B": b"\x00\xffbytes"}, nested={"M": {"b": {"B": b"\x01"}}})
     first.put("a", "2")
@@ -94,7 +90,9 @@ def test_every_kind_of_write_survives_a_crash_exactly(data_dir: Path) -> None:
         ]
     )  # fmt: skip
     first.db.batch_write_item(
-        RequestItems={TABLE: [{"PutRequest": {"Item": {"pk": {"S": "b"}, "sk": {"S": str(i)}}}} for i in range(30)][:25]}
+        RequestItems={
+            TABLE: [{"PutRequest": {"Item": {"pk": {"S": "b"}, "sk": {"S": str(i)}}}} for i in range(30)][:25]
+        }
     )
     with pytest.raises(ClientError):  # a failed condition writes nothing and journals nothing
         first.db.put_item(TableName=TABLE, Item={"pk": {"S": "a"}, "sk": {"S": "1"}},
@@ -213,31 +211,28 @@ def test_a_crash_between_the_snapshot_and_the_segment_deletion_replays_nothing_t
         second.stop()
 
 
-def test_writes_from_many_threads_are_all_durable_and_in_order(data_dir: Path) -> None:
+def test_writes_from_many_threads_are_all_durable_and_in_order(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Group commit: concurrent writers share fsyncs; each one returns only once it is on disk."""
     first = Process(data_dir)
-    syncs = []
+    syncs: list[int] = []
     real = os.fdatasync
 
     def counting(fd: int) -> None:
         syncs.append(fd)
         real(fd)
 
-    os.fdatasync = counting  # type: ignore[assignment]
-    try:
-        def writer(n: int) -> None:
-            for i in range(25):
-                first.db.update_item(TableName=TABLE, Key={"pk": {"S": "ctr"}, "sk": {"S": "0"}},
-                                     UpdateExpression="ADD n :one", ExpressionAttributeValues={":one": {"N": "1"}})  # fmt: skip
-                first.put(f"t{n}", str(i))
+    def writer(n: int) -> None:
+        for i in range(25):
+            first.db.update_item(TableName=TABLE, Key={"pk": {"S": "ctr"}, "sk": {"S": "0"}}, **ADD_ONE)
+            first.put(f"t{n}", str(i))
 
-        threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        os.fdatasync = real  # type: ignore[assignment]
+    monkeypatch.setattr(os, "fdatasync", counting)
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    monkeypatch.undo()
     assert 0 < len(syncs) <= 400
     first.crash()
     second = Process(data_dir)
@@ -279,7 +274,9 @@ def test_without_the_journal_only_a_clean_stop_saves(data_dir: Path) -> None:
 
 def test_an_unchecked_moto_version_is_refused() -> None:
     moto_patches.check_version(moto_patches.CHECKED_MOTO_VERSION)
-    with pytest.raises(moto_patches.UncheckedMotoVersion, match=r"moto 5\.9\.0 is installed.*checked against moto 5\.2\.5"):
+    with pytest.raises(
+        moto_patches.UncheckedMotoVersion, match=r"moto 5\.9\.0 is installed.*checked against moto 5\.2\.5"
+    ):
         moto_patches.check_version("5.9.0")
 
 
@@ -297,7 +294,10 @@ def test_the_journal_writer_fails_stop(tmp_path: Path) -> None:
 def test_a_data_dir_of_an_older_version_is_imported_once(data_dir: Path) -> None:
     """Its JSON-lines dump of the table (binary values as {"__b64__": ...}) and its `s3/` objects."""
     (data_dir / "dynamodb").mkdir(parents=True)
-    rows = [{"pk": {"S": "old"}, "sk": {"S": "1"}, "b": {"B": {"__b64__": "AP8="}}}, {"pk": {"S": "old"}, "sk": {"S": "2"}}]
+    rows = [
+        {"pk": {"S": "old"}, "sk": {"S": "1"}, "b": {"B": {"__b64__": "AP8="}}},
+        {"pk": {"S": "old"}, "sk": {"S": "2"}},
+    ]
     (data_dir / "dynamodb" / f"{TABLE}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     legacy = data_dir / "s3" / "registry-blobs"
     legacy.mkdir(parents=True)
