@@ -186,14 +186,6 @@ class Journal:
             os.close(old)
             return closed
 
-    def close(self) -> None:
-        with self._cond:
-            while self._flushing:
-                self._cond.wait()
-            self._flush()
-            os.close(self._fd)
-            self._fd = -1
-
     def _flush(self) -> None:
         """With the condition held: write and sync what is queued, the lock released meanwhile."""
         self._flushing = True

@@ -24,7 +24,9 @@ segments are deleted. No write waits for it and it reads no live state, so it is
 point in time by construction. It runs when the journal outgrows the snapshot (at least
 `journal_compact_bytes`), checked every `snapshot_interval_seconds`, and at a clean stop.
 
-Start-up loads the snapshot and replays the segments after it; a torn record at the end of the
+If the disk refuses a journal write, the process stops at once (exit status 70): memory then holds
+a write the disk does not, and nothing more may be acknowledged. Start-up loads the snapshot and
+replays the segments after it; a torn record at the end of the
 newest segment (a crash in the middle of an append) is cut off, and since its write was never
 acknowledged nothing acknowledged is lost.
 
@@ -241,11 +243,10 @@ class Persistence:
             self._older_bytes = 0
 
     def close(self) -> None:
-        """A clean stop: compact (or, without a journal, save the live tables) and stop journaling."""
+        """A clean stop: compact (or, without a journal, save the live tables). The journal stays
+        open: a write still made by a thread that outlives the server (the event worker draining)
+        is journaled and replayed at the next start like any other."""
         self.compact()
-        uninstall(self)
-        if self._journal is not None:
-            self._journal.close()
 
     def _save_live(self) -> None:
         assert self._backend is not None
@@ -455,12 +456,6 @@ def install(persistence: Persistence) -> None:
         _ORIGINALS["batch_write_item"] = DynamoHandler.batch_write_item
         DynamoHandler.batch_write_item = _one_wait(DynamoHandler.batch_write_item)  # type: ignore[method-assign]
     _sink = persistence
-
-
-def uninstall(persistence: Persistence) -> None:
-    global _sink  # noqa: PLW0603
-    if _sink is persistence:
-        _sink = None
 
 
 def _dump(value: Any) -> bytes:

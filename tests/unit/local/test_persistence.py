@@ -56,9 +56,6 @@ class Process:
 
     def crash(self) -> None:
         """Stop without saving anything (what SIGKILL leaves: the journal as it is on disk)."""
-        from chalicelib.local import persistence as module
-
-        module.uninstall(self.persistence)
         self.mock.stop()
 
     def stop(self) -> None:
