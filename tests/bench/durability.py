@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -122,48 +123,48 @@ def small_manifests(registries: dict[str, OurRegistry], runs: int, count: int) -
 # 3. Start-up after many journaled writes.
 
 
-def _journal_writes(data_dir: Path, writes: int) -> None:
-    """In a child process: the runner's restore and table creation, then `writes` puts through
-    moto's journaled backend from 8 threads, then exit without a clean stop (nothing compacted)."""
-    code = f"""
-import os, threading
-from chalicelib.config import Settings
-from chalicelib.local import moto_patches
-from chalicelib.local.emulator import Emulator
-from chalicelib.local.persistence import Persistence
-from moto.dynamodb.models import dynamodb_backends
-moto_patches.apply()
-settings = Settings()
-emulator = Emulator(settings); emulator.start()
-persistence = Persistence(__import__("pathlib").Path({str(data_dir)!r}), settings.aws_region)
-persistence.restore(); emulator.create_resources()
-backend = dynamodb_backends["123456789012"][settings.aws_region]
-def work(first):
-    for i in range(first, {writes}, 8):
-        backend.put_item(settings.table_name, {{"pk": {{"S": f"BENCH#{{i}}"}}, "sk": {{"S": "ROW"}},
-            "size": {{"N": str(i)}}, "state": {{"S": "none"}}, "body": {{"S": "x" * 200}}}})
-threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-[t.start() for t in threads]; [t.join() for t in threads]
-os._exit(0)
-"""
-    env = {k: v for k, v in loopback_env().items() if not k.startswith("REGISTRY_")}
-    subprocess.run([PYTHON, "-c", code], cwd=REPO_ROOT, env=env, check=True, timeout=3600)
+def _open_state(data_dir: Path) -> tuple[Any, Any]:
+    """What the runner does at start, minus the server: moto restored from `data_dir`, journaling."""
+    from chalicelib.config import Settings
+    from chalicelib.local import moto_patches
+    from chalicelib.local.emulator import Emulator
+    from chalicelib.local.persistence import Persistence
+
+    moto_patches.apply()
+    settings = Settings()
+    emulator = Emulator(settings)
+    emulator.start()
+    persistence = Persistence(data_dir, settings.aws_region)
+    persistence.restore()
+    emulator.create_resources()
+    return settings, persistence
 
 
-def _compact(data_dir: Path) -> None:
-    code = f"""
-from chalicelib.config import Settings
-from chalicelib.local import moto_patches
-from chalicelib.local.emulator import Emulator
-from chalicelib.local.persistence import Persistence
-moto_patches.apply()
-settings = Settings()
-emulator = Emulator(settings); emulator.start()
-persistence = Persistence(__import__("pathlib").Path({str(data_dir)!r}), settings.aws_region)
-persistence.restore(); persistence.close()
-"""
+def _fill(data_dir: Path, writes: int) -> None:
+    """`writes` puts of distinct ~300-byte items through moto's journaled backend from 8 threads,
+    then an exit without a clean stop (nothing compacted)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    settings, _ = _open_state(data_dir)
+    backend = dynamodb_backends["123456789012"][settings.aws_region]
+
+    def work(first: int) -> None:
+        for i in range(first, writes, 8):
+            item = {"pk": {"S": f"BENCH#{i}"}, "sk": {"S": "ROW"}, "size": {"N": str(i)}, "body": {"S": "x" * 200}}
+            backend.put_item(settings.table_name, item)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    os._exit(0)
+
+
+def _in_child(*args: str) -> None:
     env = {k: v for k, v in loopback_env().items() if not k.startswith("REGISTRY_")}
-    subprocess.run([PYTHON, "-c", code], cwd=REPO_ROOT, env=env, check=True, timeout=3600)
+    command = [PYTHON, "-m", "tests.bench.durability", *args]
+    subprocess.run(command, cwd=REPO_ROOT, env=env, check=True, timeout=3600)
 
 
 def _startup(workdir: Path, label: str) -> float:
@@ -176,13 +177,13 @@ def _startup(workdir: Path, label: str) -> float:
 def startup(workdir: Path, writes: int) -> dict[str, Any]:
     journaled = workdir / "journaled-data"
     started = time.monotonic()
-    _journal_writes(journaled, writes)
+    _in_child("--fill", str(journaled), "--writes", str(writes))
     write_s = time.monotonic() - started
     journal_bytes = sum(p.stat().st_size for p in (journaled / "dynamodb").glob("journal-*.log"))
     print(f"  {writes} journaled writes in {write_s:.1f} s ({journal_bytes / 1e6:.1f} MB of journal)", flush=True)
     compacted = workdir / "compacted-data"
     shutil.copytree(journaled, compacted)
-    _compact(compacted)
+    _in_child("--compact", str(compacted))
     result = {"writes": writes, "write_s": round(write_s, 2), "journal_mb": round(journal_bytes / 1e6, 2)}
     for label in ("empty", "journaled", "compacted"):
         result[f"{label}_startup_s"] = round(_startup(workdir, label), 2)
@@ -237,7 +238,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--writes", type=int, default=100_000)
     parser.add_argument("--json")
+    parser.add_argument("--fill", type=Path, help=argparse.SUPPRESS)  # the child processes of part 3
+    parser.add_argument("--compact", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.fill:
+        _fill(args.fill, args.writes)
+    if args.compact:
+        _open_state(args.compact)[1].close()
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="registry-bench-durability-"))
     try:
         result = measure(workdir, args.runs, args.medium_mb, args.small, args.writes)
