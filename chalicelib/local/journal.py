@@ -103,6 +103,7 @@ def private_dir(directory: Path) -> Path:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     if directory.stat().st_mode & 0o077:
         directory.chmod(0o700)
+    fsync_dir(directory.parent)  # its entry, when this start created it
     return directory
 
 

@@ -81,10 +81,13 @@ class FileObjectStore:
     def __init__(self, root: Path, *, sync: bool = True) -> None:
         self.root = root
         self._sync = sync
+        self._durable_dirs: set[Path] = set()
         self._tmp = root / ".tmp"
         self._multipart = root / ".multipart"
         for directory in (root, self._tmp, self._multipart):
             directory.mkdir(parents=True, exist_ok=True)
+        for directory in (root.parent, root):  # the entries just made (a first start), on disk
+            self._sync_dir(directory)
         self._url_key = _url_key(root / ".url-key")
         self._direct_ok = hasattr(os, "O_DIRECT")
 
@@ -291,15 +294,18 @@ class FileObjectStore:
         self._sync_dir(target.parent)
 
     def _make_dirs(self, directory: Path) -> None:
-        """`mkdir -p`, each directory it creates made durable in its parent."""
-        if directory.is_dir():
+        """`mkdir -p`, each directory's entry in its parent made durable. A directory another thread
+        has just created may not be synced in its parent yet, so the first use of each directory
+        in this process syncs its parent whoever created it; later uses cost nothing."""
+        if directory in self._durable_dirs or directory == self.root:
             return
         self._make_dirs(directory.parent)
-        try:
+        with contextlib.suppress(FileExistsError):
             directory.mkdir()
-        except FileExistsError:
-            return  # another writer made it (and syncs it)
         self._sync_dir(directory.parent)
+        if len(self._durable_dirs) > 10_000:
+            self._durable_dirs.clear()  # upload sessions each add one: bounded, re-synced when needed
+        self._durable_dirs.add(directory)
 
     def _sync_file(self, fd: int) -> None:
         if self._sync:
