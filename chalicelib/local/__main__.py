@@ -131,6 +131,18 @@ def _warm_clients() -> None:
         model._get_connection().connection.client  # noqa: B018 (the property builds the client)
 
 
+def _durable_answers(application: Any) -> Any:
+    """A request's DynamoDB writes are on disk before its answer leaves: they wait for the journal
+    together, at the end (`persistence.durable_on_exit`); waitress sends nothing before this returns."""
+    from chalicelib.local.persistence import durable_on_exit  # noqa: PLC0415
+
+    def answer(environ: dict[str, Any], start_response: Any) -> Any:
+        with durable_on_exit():
+            return application(environ, start_response)
+
+    return answer
+
+
 def _build_server(settings: Settings, files: FileObjectStore) -> Any:
     """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
     from app import app  # noqa: PLC0415
@@ -142,7 +154,7 @@ def _build_server(settings: Settings, files: FileObjectStore) -> Any:
     _refuse_tls_probes()
     _send_in_smaller_pieces()
     return waitress.create_server(
-        ChaliceWSGI(app, files=files),
+        _durable_answers(ChaliceWSGI(app, files=files)),
         host=settings.host,
         port=settings.port,
         threads=settings.server_threads,

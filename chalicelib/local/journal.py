@@ -147,6 +147,11 @@ class Journal:
         return fd
 
     @property
+    def appended(self) -> int:
+        """The sequence number of the last record queued."""
+        return self._appended
+
+    @property
     def segment_bytes(self) -> int:
         """Bytes written to the current segment."""
         return self._bytes

@@ -9,7 +9,9 @@ TransactWriteItems; BatchWriteItem is a loop of PutItem and DeleteItem in moto) 
 operations. A wrapped call applies the write under moto's write lock, queues a record of its
 *effect* (the resulting image of every item it touched, or its deletion) in the same lock, so the
 journal's order is the order writes were applied, and returns to the caller only once that record
-is on disk (group commit, `journal.py`). Replaying images needs no condition, clock or counter
+is on disk (group commit, `journal.py`). A request waits once instead, before its answer is sent
+(`durable_on_exit`, around the WSGI app), and a file is deleted only once the writes before it
+are on disk (`barrier`). Replaying images needs no condition, clock or counter
 evaluated again, so a replay rebuilds exactly the state that was acknowledged; a transaction is one
 record, so it replays whole or not at all.
 
@@ -67,6 +69,7 @@ from chalicelib.local.journal import (
     segments,
     write_private,
 )
+from chalicelib.stores import files
 from chalicelib.stores.files import FileObjectStore
 
 SNAPSHOT = "snapshot.bin"
@@ -211,6 +214,10 @@ class Persistence:
             # Memory now holds a write the disk does not: acknowledging anything more could lose it.
             print(f"registry: {exc}; stopping so that no write is acknowledged unsaved", file=sys.stderr, flush=True)
             os._exit(70)
+
+    def wait_all(self) -> None:
+        if self._journal is not None:
+            self.wait(self._journal.appended)
 
     # Compaction.
 
@@ -411,7 +418,7 @@ def _journaled(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
             _local.depth = 0
         deferred = getattr(_local, "deferred", None)
         if deferred is not None:
-            deferred.append(sequence)  # a BatchWriteItem: one wait for all its writes
+            deferred.append(sequence)  # inside `durable_on_exit`: one wait at its end
         else:
             sink.wait(sequence)
         return result
@@ -419,22 +426,43 @@ def _journaled(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+@contextlib.contextmanager
+def durable_on_exit() -> Iterator[None]:
+    """Within the block, this thread's writes wait for the disk once, when the block ends, instead
+    of one by one: for a request, whose answer is sent only after its block ends (the runner wraps
+    the WSGI app in it), and for a BatchWriteItem. Nothing inside may act on the assumption that
+    a write is already on disk, except through `barrier` (a file deletion does, stores/files.py)."""
+    if getattr(_local, "deferred", None) is not None:
+        yield  # nested: the outer block waits
+        return
+    waits: list[int] = []
+    _local.deferred = waits
+    try:
+        yield
+    finally:
+        _local.deferred = None
+        sink = _sink
+        if waits and sink is not None:
+            sink.wait(max(waits))
+
+
+def barrier() -> None:
+    """Make every write journaled so far durable now (one fsync at most; nothing when all is on
+    disk already). Called before a file is deleted: the rows that stopped naming it (whichever
+    thread wrote them, whatever this thread read) must be on disk first, or a crash could bring
+    back a row whose bytes are gone."""
+    sink = _sink
+    if sink is not None:
+        sink.wait_all()
+
+
 def _one_wait(handler: Callable[..., Any]) -> Callable[..., Any]:
     """moto's BatchWriteItem calls `put_item`/`delete_item` per request: wait for the disk once."""
 
     @wraps(handler)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        sink = _sink
-        if sink is None:
+        with durable_on_exit():
             return handler(self, *args, **kwargs)
-        waits: list[int] = []
-        _local.deferred = waits
-        try:
-            return handler(self, *args, **kwargs)
-        finally:
-            _local.deferred = None
-            if waits:
-                sink.wait(max(waits))
 
     return wrapper
 
@@ -455,6 +483,7 @@ def install(persistence: Persistence) -> None:
             setattr(DynamoDBBackend, name, _journaled(name, original))
         _ORIGINALS["batch_write_item"] = DynamoHandler.batch_write_item
         DynamoHandler.batch_write_item = _one_wait(DynamoHandler.batch_write_item)  # type: ignore[method-assign]
+        files.before_deleting(barrier)
     _sink = persistence
 
 

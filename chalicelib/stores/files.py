@@ -24,7 +24,9 @@ The S3 guarantees the upload path relies on hold here too, but one:
   and the directory that now names it (and any directory created for it) after, so the row that
   makes a blob visible, written after the call returns, never outlives a crash that its bytes do
   not. The same holds for staged chunks and multipart parts, which an upload session row names.
-  Deletions are not synced: a file that comes back after a crash is garbage that GC removes.
+  Deletions are not synced: a file that comes back after a crash is garbage that GC removes. But
+  a deletion waits for whatever the caller wrote before it to be durable (`before_deleting`: the
+  local runner's journal), so no crash brings back a row naming a file that is gone.
   `sync=False` skips the fsyncs (`REGISTRY_UNSAFE_NO_JOURNAL`, benchmarks only).
 Bodies of 1 MiB and more go past the page cache to the device (O_DIRECT, `_write_direct`).
 
@@ -48,7 +50,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -69,6 +71,20 @@ _per_thread = threading.local()
 # The bucket's lifecycle rules for staging (`infra/resources.json`), applied by `expire_staging`.
 _STAGED_TTL = 2 * 86400
 _MULTIPART_TTL = 86400
+
+
+_before_deleting: list[Callable[[], None]] = []
+
+
+def before_deleting(callback: Callable[[], None]) -> None:
+    """Run `callback` before any file is deleted (the local runner: make the journal durable)."""
+    if callback not in _before_deleting:
+        _before_deleting.append(callback)
+
+
+def _deleting() -> None:
+    for callback in _before_deleting:
+        callback()
 
 
 class DownloadRefused(Exception):
@@ -150,6 +166,7 @@ class FileObjectStore:
         return self.path(key).is_file()
 
     def delete(self, *keys: str) -> None:
+        _deleting()
         for key in keys:
             self.path(key).unlink(missing_ok=True)
 
@@ -228,9 +245,11 @@ class FileObjectStore:
         except FileNotFoundError:
             raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
         self._publish(tmp, target)
+        _deleting()
         shutil.rmtree(directory, ignore_errors=True)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
+        _deleting()
         if re.fullmatch(r"[0-9a-f]{32}", upload_id):
             shutil.rmtree(self._multipart / upload_id, ignore_errors=True)
 

@@ -22,7 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.local import journal, moto_patches
 from chalicelib.local.emulator import Emulator, table_properties
 from chalicelib.local.journal import JournalDamaged, frame, read_frames
-from chalicelib.local.persistence import Persistence
+from chalicelib.local.persistence import Persistence, durable_on_exit
 from chalicelib.stores.files import FileObjectStore
 
 REGION = "us-east-1"
@@ -319,3 +319,42 @@ def test_a_data_dir_of_an_older_version_is_imported_once(data_dir: Path) -> None
         assert [i["sk"]["S"] for i in second.items()] == ["1", "2"]
     finally:
         second.stop()
+
+
+def test_a_request_waits_for_the_disk_once_before_its_answer(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inside `durable_on_exit` (the runner wraps each request in it) writes are journaled in order
+    but synced together when the block ends: one fsync per request, none before."""
+    first = Process(data_dir)
+    syncs: list[str] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append("sync"), real(fd))[1])
+    with durable_on_exit():
+        for i in range(10):
+            first.put("req", str(i))
+        assert syncs == []
+    assert syncs == ["sync"]
+    first.crash()
+    second = Process(data_dir)
+    try:
+        assert len(second.items()) == 10
+    finally:
+        second.stop()
+
+
+def test_a_file_is_deleted_only_after_the_writes_before_it_are_durable(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Process(data_dir)
+    objects = FileObjectStore(data_dir / "objects")
+    objects.put("uploads/u1/chunk-1", b"staged")
+    events: list[str] = []
+    real_sync, real_unlink = os.fdatasync, Path.unlink
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (events.append("journal synced"), real_sync(fd))[1])
+    monkeypatch.setattr(
+        Path, "unlink", lambda self, **kw: (events.append(f"unlink {self.name}"), real_unlink(self, **kw))[1]
+    )
+    with durable_on_exit():
+        first.put("session", "1", pending={"L": []})  # the row stops naming the chunk
+        objects.delete("uploads/u1/chunk-1")
+        assert events == ["journal synced", "unlink chunk-1"]
+    first.stop()
