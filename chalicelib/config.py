@@ -129,7 +129,14 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=5000, ge=1, le=65535)
     data_dir: Path = Path(".registry-data")
+    # Every DynamoDB write is journaled (fsync'ed) before it is acknowledged; every this many
+    # seconds the runner checks whether the journal has outgrown the last snapshot (and
+    # `journal_compact_bytes`) and, if so, folds it into a new snapshot (`local/persistence.py`).
     snapshot_interval_seconds: int = Field(default=30, ge=1)
+    journal_compact_bytes: int = Field(default=16 * 1024**2, ge=1024)
+    # UNSAFE, for benchmarks only: no journal and no fsync of blob files; state is saved only at
+    # a clean stop, so a crash loses every write since the last one.
+    unsafe_no_journal: bool = False
     server_threads: int = Field(default=16, ge=1)
     # Set by the embedded runner: blob bytes as files under this directory instead of S3
     # (`stores/files.py` says why). Unset on AWS and in the functional tests.

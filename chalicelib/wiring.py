@@ -115,7 +115,7 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
 def object_store(settings: Settings) -> ObjectStore:
     """S3, or files under `local_object_dir` when the embedded runner asks for them."""
     if settings.local_object_dir is not None:
-        return FileObjectStore(settings.local_object_dir)
+        return FileObjectStore(settings.local_object_dir, sync=not settings.unsafe_no_journal)
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
     return S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
 

@@ -2,7 +2,9 @@
 
 One process: moto in-process for DynamoDB, blob bytes as files under `REGISTRY_DATA_DIR/objects`
 (`stores/files.py`), the Chalice app behind waitress through the WSGI adapter (which also serves the
-blob download URLs), DynamoDB snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
+blob download URLs). Every DynamoDB write is journaled under `REGISTRY_DATA_DIR/dynamodb` before it
+is acknowledged, and the journal is compacted into a snapshot when it grows and on SIGTERM/SIGINT
+(`persistence.py`). The data directory is private to its owner (0700).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from waitress.channel import HTTPChannel
 
 if TYPE_CHECKING:
     from chalicelib.config import Settings
-    from chalicelib.local.snapshot import Snapshotter
+    from chalicelib.local.persistence import Persistence
     from chalicelib.stores.files import FileObjectStore
 
 
@@ -100,13 +102,14 @@ def _prepare_identity(data_dir: Path) -> str | None:
     from chalicelib.auth.secrets import generate_robot_secret  # noqa: PLC0415
     from chalicelib.auth.tokens import SigningKey  # noqa: PLC0415
     from chalicelib.config import get_settings  # noqa: PLC0415
+    from chalicelib.local.journal import write_private  # noqa: PLC0415
     from chalicelib.stores import tables  # noqa: PLC0415
     from chalicelib.stores.users import UserStore  # noqa: PLC0415
 
     key_file = data_dir / "token-signing-key.pem"
     if not key_file.exists():
-        key_file.touch(mode=0o600)
-        key_file.write_bytes(SigningKey.generate().to_pem())
+        write_private(key_file, iter([SigningKey.generate().to_pem()]))
+    key_file.chmod(0o600)
     os.environ.setdefault("REGISTRY_TOKEN_KEY_FILE", str(key_file))
     settings = get_settings()
     if settings.admin_password is not None:
@@ -140,7 +143,19 @@ def _gate_bodies(settings: Settings) -> None:
     bodygate.install(max(settings.request_body_max_bytes, settings.manifest_max_bytes + 1024), credentials_ok)
 
 
-def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectStore) -> Any:
+def _durable_answers(application: Any) -> Any:
+    """A request's DynamoDB writes are on disk before its answer leaves: they wait for the journal
+    together, at the end (`persistence.durable_on_exit`); waitress sends nothing before this returns."""
+    from chalicelib.local.persistence import durable_on_exit  # noqa: PLC0415
+
+    def answer(environ: dict[str, Any], start_response: Any) -> Any:
+        with durable_on_exit():
+            return application(environ, start_response)
+
+    return answer
+
+
+def _build_server(settings: Settings, files: FileObjectStore) -> Any:
     """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
     from app import app  # noqa: PLC0415
     from chalicelib import wiring  # noqa: PLC0415
@@ -152,7 +167,7 @@ def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectS
     _send_in_smaller_pieces()
     _gate_bodies(settings)
     return waitress.create_server(
-        ChaliceWSGI(app, on_write=snapshots.mark_dirty, files=files),
+        _durable_answers(ChaliceWSGI(app, files=files)),
         host=settings.host,
         port=settings.port,
         threads=settings.server_threads,
@@ -181,30 +196,33 @@ def _shut_down(server: Any, serving: threading.Thread) -> None:
     serving.join(timeout=10)
 
 
-def _shut_down_and_save(server: Any, serving: threading.Thread, snapshots: Snapshotter, emulator: Any) -> None:
+def _shut_down_and_save(server: Any, serving: threading.Thread, persistence: Persistence, emulator: Any) -> None:
     try:
         _shut_down(server, serving)
     finally:
-        snapshots.save()
+        persistence.close()  # every write is journaled already; this compacts for a quick start
         emulator.stop()
         print("state saved", flush=True)
 
 
-def _start_housekeeping(snapshots: Snapshotter, files: FileObjectStore, interval: int) -> threading.Event:
-    """A thread that snapshots after writes and, hourly, expires abandoned uploads' staging (what
-    the bucket's lifecycle rules do on AWS); setting the returned event stops it."""
-    stop = threading.Event()
+def _start_housekeeping(persistence: Persistence, files: FileObjectStore, interval: int) -> threading.Thread:
+    """A thread that compacts the journal when it has grown enough and, hourly, expires abandoned
+    uploads' staging (what the bucket's lifecycle rules do on AWS); `_housekeeping_stop` stops it."""
 
     def loop() -> None:
         last_expiry = time.monotonic()
-        while not stop.wait(interval):
-            snapshots.save_if_dirty()
+        while not _housekeeping_stop.wait(interval):
+            persistence.compact_if_due()
             if time.monotonic() - last_expiry > 3600:
                 files.expire_staging()
                 last_expiry = time.monotonic()
 
-    threading.Thread(target=loop, name="snapshots", daemon=True).start()
-    return stop
+    thread = threading.Thread(target=loop, name="housekeeping", daemon=True)
+    thread.start()
+    return thread
+
+
+_housekeeping_stop = threading.Event()
 
 
 def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
@@ -252,14 +270,38 @@ def _resume_webhooks() -> None:
         print(f"resumed {resumed} interrupted webhook deliveries", flush=True)
 
 
-def _open_object_store(data_dir: Path) -> FileObjectStore:
+def _open_object_store(data_dir: Path, sync: bool) -> FileObjectStore:
     """The blob files, without what a crash or abandoned uploads left behind."""
     from chalicelib.stores.files import FileObjectStore  # noqa: PLC0415
 
-    files = FileObjectStore(data_dir / "objects")
+    files = FileObjectStore(data_dir / "objects", sync=sync)
     files.clear_scratch()
     files.expire_staging()
     return files
+
+
+def _restore(settings: Settings, data_dir: Path, emulator: Any) -> tuple[Persistence, FileObjectStore, int, int]:
+    """The tables as the last acknowledged write left them, journaling from here on; the blob files.
+    Returns both, with how many rows and objects they hold."""
+    from chalicelib.local.persistence import Persistence  # noqa: PLC0415
+
+    files = _open_object_store(data_dir, sync=not settings.unsafe_no_journal)
+    persistence = Persistence(
+        data_dir, settings.aws_region, journal=not settings.unsafe_no_journal,
+        compact_bytes=settings.journal_compact_bytes,
+    )  # fmt: skip
+    items = persistence.restore()
+    emulator.create_resources()  # a first start: the table's creation is journaled too
+    items += persistence.import_legacy(settings.table_name, files, settings.bucket_name)
+    return persistence, files, items, _count_objects(files)
+
+
+def _count_objects(files: FileObjectStore) -> int:
+    root, count = files.root, 0
+    for top, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]  # the store's own temporary files
+        count += len(names) if top != str(root) else 0
+    return count
 
 
 def main() -> int:
@@ -268,11 +310,10 @@ def main() -> int:
     from chalicelib.config import get_settings  # noqa: PLC0415
     from chalicelib.local import moto_patches  # noqa: PLC0415
     from chalicelib.local.emulator import Emulator  # noqa: PLC0415
-    from chalicelib.local.snapshot import Snapshotter  # noqa: PLC0415
+    from chalicelib.local.journal import private_dir  # noqa: PLC0415
 
     settings = get_settings()
-    data_dir = settings.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir = private_dir(settings.data_dir.resolve())
     lock = (data_dir / ".lock").open("w")
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -280,26 +321,27 @@ def main() -> int:
         print(f"another registry is already using {data_dir}", file=sys.stderr)
         return 1
 
-    moto_patches.apply()
+    try:
+        moto_patches.apply()
+    except moto_patches.UncheckedMotoVersion as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     emulator = Emulator(settings)
     emulator.start()
     os.environ["REGISTRY_LOCAL_OBJECT_DIR"] = str(data_dir / "objects")
     wiring.reset()
     settings = get_settings()
-    emulator.create_resources()
     engine = _start_job_engine(emulator, settings)
-    files = _open_object_store(data_dir)
-    snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
-    items, objects = snapshots.restore()
+    persistence, files, items, objects = _restore(settings, data_dir, emulator)
     generated_password = _prepare_identity(data_dir)
     wiring.reset()
     settings = get_settings()
 
-    server = _build_server(settings, snapshots, files)
+    server = _build_server(settings, files)
     engine.join()
     scheduler = _start_scheduler(settings)
     _resume_webhooks()
-    stop_snapshots = _start_housekeeping(snapshots, files, settings.snapshot_interval_seconds)
+    housekeeping = _start_housekeeping(persistence, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     print(
@@ -317,9 +359,10 @@ def main() -> int:
             pass
         print(f"stopping on {_stop_reason[0] if _stop_reason else 'server exit'}", flush=True)
     finally:
-        stop_snapshots.set()
+        _housekeeping_stop.set()
         scheduler.stop()
-        _shut_down_and_save(server, serving, snapshots, emulator)
+        housekeeping.join(timeout=60)  # a compaction in progress
+        _shut_down_and_save(server, serving, persistence, emulator)
     return 0
 
 

@@ -1,40 +1,46 @@
-"""Fixes to moto for a long-running, multi-threaded local registry (moto 5.2.5, pinned).
+"""Fixes to moto for a long-running, multi-threaded local registry, checked against moto 5.2.5 only.
 
-moto's `transact_write_items` deep-copies the whole table once per transaction item to be able to
-roll back, then on failure puts those copies back. That costs O(table size) per transaction, and
-under threads it is wrong: a write another request made meanwhile is lost when a failed
-transaction restores its copy. DynamoDB itself isolates transactions.
+They replace moto internals, which change between releases without notice, so `apply` refuses to
+run on any other moto version (`CHECKED_MOTO_VERSION`; requirements-dev.txt pins the same one).
+Moving to a new moto means reading each replaced function in the new release, re-running
+tests/unit/local and tests/functional, then changing the pin and the constant together.
+The other replacements of moto behaviour live beside what they serve: `persistence.py` wraps the
+DynamoDB backend's writes to journal them, `stepfunctions.py` makes Lambda Tasks call the
+registry's handlers. The AWS path is unaffected: this is applied by the local runner and by the
+in-process tests, which thereby run what it runs.
 
-The replacement checks every condition first and writes only when all hold, remembers just the
-items it touches, and restores only those if a write still fails. One lock serialises it with
-moto's single-item writes, so no write can interleave with a transaction.
-
-moto turns every DynamoDB result into its JSON answer with a generic, model-driven serializer
-that walks the output shape member by member: about 40% of the CPU of a small registry request
-(a blob HEAD: three DynamoDB calls) went there. DynamoDB's results are already in their wire shape
-(attribute values as `{"S": ...}`), so a successful result is written with `json.dumps` instead;
-errors keep moto's path. The answers differ only in members the output shape does not have (moto
-adds `ConsumedCapacityUnits`), which botocore's parser ignores.
-
-It also lists the handler class's methods with `inspect.getmembers` on every call, to check the
-action exists: a third of a GetItem's CPU. Classes do not change at run time; the list is kept.
-
-A Query or Scan on the table (not an index) starts from `Table.all_items()`: every item of every
-partition, sorted by comparing `DynamoType`s in Python. A Query then keeps its partition's items
-(O(table) per Query: a GC sweep of N candidates, N/100 Queries on its shard partition, cost
-O(N x table)); a Scan page walks past every item before its `ExclusiveStartKey` (the 400,000 rows
-of the GC bench took hours to read). So `query` and `scan` tell the `all_items` they call what
-they need: a Query gets just `Table.items[hash_key]`, a Scan the items after its start key, both
-sorted on the keys' values (what `DynamoType` compares) by a C-level sort: the same items in the
-same order, so the same answer. The table's sorted items are kept until the next `put_item` or
-`delete_item` (the only ways in or out; an update changes an item in place), so the pages of one
-Scan cost a binary search each, not a sort of the table.
-
-moto's `get_item` indexes the partitions (a defaultdict) and so inserts an empty one for a key in
-none: a read that changes the dict a Scan iterates on another thread. It looks first.
-
-The AWS path is unaffected: this is applied by the local runner and by the in-process tests,
-which thereby run what it runs.
+1. `DynamoDBBackend.transact_write_items` (replaced by `transact_write_items`). moto deep-copies
+   the whole table once per transaction item to be able to roll back, then on failure puts those
+   copies back: O(table size) per transaction, and wrong under threads (a write another request
+   made meanwhile is lost when a failed transaction restores its copy). DynamoDB isolates
+   transactions. The replacement checks every condition first and writes only when all hold,
+   remembers just the items it touches, and restores only those if a write still fails.
+2. `DynamoDBBackend.put_item/update_item/delete_item/scan/query/transact_write_items` (wrapped by
+   `_locked`): moto runs them unsynchronised, so a Scan or Query iterating a partition raises
+   "dictionary changed size during iteration" (or skips rows) when another thread writes; each
+   DynamoDB call is atomic. One re-entrant lock (`WRITE_LOCK`) serialises them.
+3. `ActionResult.execute_result` for DynamoDB results (replaced by `_execute_result`). moto turns
+   every result into its JSON answer with a generic, model-driven serializer that walks the output
+   shape member by member: ~40% of the CPU of a blob HEAD (three DynamoDB calls). DynamoDB's
+   results are already in their wire shape, so a successful one is written with `json.dumps`;
+   errors keep moto's path. The answers differ only in members the output shape does not have
+   (moto adds `ConsumedCapacityUnits`), which botocore's parser ignores.
+4. `moto.core.responses.method_names_from_class` (replaced by the cached `_method_names`): moto
+   lists the handler class's methods with `inspect.getmembers` on every call to check the action
+   exists, a third of a GetItem's CPU. Classes do not change at run time.
+5. `Table.query`, `Table.scan`, `Table.all_items` (wrapped by `_partition_query`, `_paged_scan`,
+   `_wanted_items`). A Query or Scan on the table starts from `all_items()`: every item of every
+   partition, sorted by comparing `DynamoType`s in Python. A Query then keeps its partition's
+   items (O(table) per Query: a GC sweep of N candidates cost O(N x table)); a Scan page walks past
+   every item before its `ExclusiveStartKey` (the 400,000 rows of the GC bench took hours). So
+   `all_items` is told what the caller needs: a Query gets `Table.items[hash_key]`, a Scan the
+   items after its start key, both sorted on the keys' values by a C-level sort: the same items in
+   the same order. The sorted items are kept until the table's next `put_item` or `delete_item`
+   (`_counting_writes` counts them; an update changes an item in place), so the pages of one Scan
+   cost a binary search each.
+6. `Table.get_item` (wrapped by `_inserting_nothing`): moto indexes the partitions, a defaultdict,
+   so reading a key in no partition inserts an empty one: a read that changes the dict a Scan
+   iterates on another thread. It looks first.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
+import moto
 from moto.core import responses as moto_responses
 from moto.core.responses import ActionContext, ActionResult
 from moto.dynamodb.comparisons import get_filter_expression
@@ -64,7 +71,8 @@ from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
 
-_WRITE_LOCK = threading.RLock()
+CHECKED_MOTO_VERSION = "5.2.5"
+WRITE_LOCK = threading.RLock()
 _SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
 # Reads that iterate a table or a partition: moto raises "dictionary changed size during iteration"
 # (or skips rows) when another thread writes meanwhile; DynamoDB answers each call atomically.
@@ -74,13 +82,13 @@ _ITERATING_READS = ("scan", "query")
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     @wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with _WRITE_LOCK:
+        with WRITE_LOCK:
             return method(*args, **kwargs)
 
     return wrapper
 
 
-def _key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+def transaction_key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
     if op_type != "Put":
         return dict(op["Key"])
     table = backend.get_table(op["TableName"])
@@ -98,7 +106,7 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
         if len(item) != 1:
             raise TransactWriteSingleOpException
         op_type, op = next(iter(item.items()))
-        key = _key(backend, op_type, op)
+        key = transaction_key(backend, op_type, op)
         unique = (str(op["TableName"]), str(dict(sorted(key.items()))))
         if unique in seen:
             raise MultipleTransactionsException()
@@ -123,7 +131,7 @@ def _check(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> li
 def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
     if len(transact_items) > 100:
         raise TooManyTransactionsException()
-    with _WRITE_LOCK:
+    with WRITE_LOCK:
         errors = _check(self, transact_items)
         if any(code is not None for code, _, _ in errors):
             raise TransactionCanceledException(errors)
@@ -131,7 +139,7 @@ def transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, A
         try:
             for item in transact_items:
                 op_type, op = next(iter(item.items()))
-                key = _key(self, op_type, op)
+                key = transaction_key(self, op_type, op)
                 before = self.get_item(op["TableName"], key)
                 touched.append((op["TableName"], key, before.to_json()["Attributes"] if before else None))
                 names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
@@ -164,10 +172,10 @@ def _execute_result(self: ActionResult, context: ActionContext) -> Any:
         or isinstance(self.result, BaseException)
     ):
         return _moto_execute_result(self, context)
-    return 200, dict(_JSON_HEADERS), json.dumps(self.result, default=_json_default)
+    return 200, dict(_JSON_HEADERS), json.dumps(self.result, default=json_default)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """What the generic serializer does for the non-JSON types a DynamoDB result can hold."""
     if isinstance(value, bytes | bytearray):
         return base64.b64encode(value).decode()
@@ -290,11 +298,28 @@ def atomic_calls() -> dict[str, Callable[..., Any]]:
     return {name: _locked(getattr(DynamoDBBackend, name)) for name in names}
 
 
+class UncheckedMotoVersion(Exception):
+    """The installed moto is not the release these patches were checked against."""
+
+
+def check_version(installed: str | None = None) -> None:
+    installed = moto.__version__ if installed is None else installed
+    if installed != CHECKED_MOTO_VERSION:
+        raise UncheckedMotoVersion(
+            f"moto {installed} is installed, but the local runner's fixes to moto internals "
+            f"(chalicelib/local/moto_patches.py, persistence.py, stepfunctions.py) were checked against "
+            f"moto {CHECKED_MOTO_VERSION} only. Install that release (`make install`, or "
+            f"`pip install 'moto[dynamodb,stepfunctions]=={CHECKED_MOTO_VERSION}'`), or check every patch "
+            f"against {installed} and move the pin in requirements-dev.txt and CHECKED_MOTO_VERSION together."
+        )
+
+
 def apply() -> None:
-    """Install the fixes (idempotent)."""
+    """Install the fixes (idempotent); refuses an unchecked moto version."""
     global _applied  # noqa: PLW0603 (a process-wide patch is applied once)
     if _applied:
         return
+    check_version()
     _applied = True
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     for name, method in atomic_calls().items():

@@ -70,11 +70,8 @@ class LocalLambdaContext:
 class ChaliceWSGI:
     """A WSGI application wrapping a Chalice app's REST routes."""
 
-    def __init__(
-        self, app: Chalice, on_write: Callable[[], None] | None = None, files: FileObjectStore | None = None
-    ) -> None:
+    def __init__(self, app: Chalice, files: FileObjectStore | None = None) -> None:
         self._app = app
-        self._on_write = on_write
         self._files = files
         # Literal and single-segment routes match before greedy `{proxy+}` ones, as on API Gateway.
         routes = sorted(app.routes, key=lambda path: ("+}" in path, -path.count("/"), path.count("{"), path))
@@ -104,8 +101,6 @@ class ChaliceWSGI:
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = BytesIO(b""), "0"
         event = self._event(environ, method, path, resource, params)
         result = self._app(event, LocalLambdaContext())
-        if method not in ("GET", "HEAD") and self._on_write is not None:
-            self._on_write()
         return self._respond(result, method, start_response)
 
     def _download(

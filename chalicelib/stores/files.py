@@ -20,9 +20,15 @@ The S3 guarantees the upload path relies on hold here too, but one:
   caller, and completion uses only the parts the caller lists;
 - `copy` is a hard link (objects are never rewritten in place, only replaced by rename), falling
   back to a byte copy where the filesystem has no links.
-Files are not fsync'ed one by one: bodies of 1 MiB and more go past the page cache to the device (O_DIRECT,
-`_write_direct`); smaller ones reach it at the latest with the next snapshot, which flushes
-everything before it saves the rows that reference them (`local/snapshot.py`).
+- a write is durable when it returns (`sync`, the default): the file is fsync'ed before its rename,
+  and the directory that now names it (and any directory created for it) after, so the row that
+  makes a blob visible, written after the call returns, never outlives a crash that its bytes do
+  not. The same holds for staged chunks and multipart parts, which an upload session row names.
+  Deletions are not synced: a file that comes back after a crash is garbage that GC removes. But
+  a deletion waits for whatever the caller wrote before it to be durable (`before_deleting`: the
+  local runner's journal), so no crash brings back a row naming a file that is gone.
+  `sync=False` skips the fsyncs (`REGISTRY_UNSAFE_NO_JOURNAL`, benchmarks only).
+Bodies of 1 MiB and more go past the page cache to the device (O_DIRECT, `_write_direct`).
 
 Downloads: `presigned_get` returns a relative URL under `DOWNLOAD_PREFIX`, signed with HMAC-SHA256
 over the key and its expiry with a key kept in this directory (created on first use, mode 0600);
@@ -44,7 +50,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -67,6 +73,20 @@ _STAGED_TTL = 2 * 86400
 _MULTIPART_TTL = 86400
 
 
+_before_deleting: list[Callable[[], None]] = []
+
+
+def before_deleting(callback: Callable[[], None]) -> None:
+    """Run `callback` before any file is deleted (the local runner: make the journal durable)."""
+    if callback not in _before_deleting:
+        _before_deleting.append(callback)
+
+
+def _deleting() -> None:
+    for callback in _before_deleting:
+        callback()
+
+
 class DownloadRefused(Exception):
     """A download URL that is malformed, tampered with or expired."""
 
@@ -74,12 +94,16 @@ class DownloadRefused(Exception):
 class FileObjectStore:
     """`ObjectStore` over a directory; thread-safe through atomic renames (no locks)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, sync: bool = True) -> None:
         self.root = root
+        self._sync = sync
+        self._durable_dirs: set[Path] = set()
         self._tmp = root / ".tmp"
         self._multipart = root / ".multipart"
         for directory in (root, self._tmp, self._multipart):
             directory.mkdir(parents=True, exist_ok=True)
+        for directory in (root.parent, root):  # the entries just made (a first start), on disk
+            self._sync_dir(directory)
         self._url_key = _url_key(root / ".url-key")
         self._direct_ok = hasattr(os, "O_DIRECT")
 
@@ -142,6 +166,7 @@ class FileObjectStore:
         return self.path(key).is_file()
 
     def delete(self, *keys: str) -> None:
+        _deleting()
         for key in keys:
             self.path(key).unlink(missing_ok=True)
 
@@ -191,6 +216,7 @@ class FileObjectStore:
         self.path(key)
         upload_id = secrets.token_hex(16)
         (self._multipart / upload_id).mkdir()
+        self._sync_dir(self._multipart)
         return upload_id
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
@@ -202,6 +228,7 @@ class FileObjectStore:
         except FileNotFoundError:
             tmp.unlink(missing_ok=True)
             raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
+        self._sync_dir(directory)
         return etag
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
@@ -213,12 +240,16 @@ class FileObjectStore:
                 for number, etag in parts:
                     with (directory / f"{number}-{etag}").open("rb") as part:
                         shutil.copyfileobj(part, out, _READ_BLOCK)
+                out.flush()
+                self._sync_file(out.fileno())
         except FileNotFoundError:
             raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
         self._publish(tmp, target)
+        _deleting()
         shutil.rmtree(directory, ignore_errors=True)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
+        _deleting()
         if re.fullmatch(r"[0-9a-f]{32}", upload_id):
             shutil.rmtree(self._multipart / upload_id, ignore_errors=True)
 
@@ -250,7 +281,7 @@ class FileObjectStore:
         tmp = self._tmp / secrets.token_hex(16)
         if len(data) >= _DIRECT_MIN and self._direct_ok:
             try:
-                _write_direct(tmp, data)
+                _write_direct(tmp, data, sync=self._sync)
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
                 if exc.errno != errno.EINVAL:
@@ -261,6 +292,8 @@ class FileObjectStore:
         try:
             with tmp.open("xb") as out:
                 out.write(data)
+                out.flush()
+                self._sync_file(out.fileno())
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
@@ -269,14 +302,41 @@ class FileObjectStore:
     def _temporary(self) -> _Temporary:
         return _Temporary(self._tmp)
 
-    @staticmethod
-    def _publish(tmp: Path, target: Path) -> None:
+    def _publish(self, tmp: Path, target: Path) -> None:
+        """Rename a complete (synced) temporary file to `target`; the rename is synced too."""
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
+            self._make_dirs(target.parent)
             os.replace(tmp, target)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        self._sync_dir(target.parent)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """`mkdir -p`, each directory's entry in its parent made durable. A directory another thread
+        has just created may not be synced in its parent yet, so the first use of each directory
+        in this process syncs its parent whoever created it; later uses cost nothing."""
+        if directory in self._durable_dirs or directory == self.root:
+            return
+        self._make_dirs(directory.parent)
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir()
+        self._sync_dir(directory.parent)
+        if len(self._durable_dirs) > 10_000:
+            self._durable_dirs.clear()  # upload sessions each add one: bounded, re-synced when needed
+        self._durable_dirs.add(directory)
+
+    def _sync_file(self, fd: int) -> None:
+        if self._sync:
+            os.fsync(fd)
+
+    def _sync_dir(self, directory: Path) -> None:
+        if self._sync:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
 
 
 class _Temporary:
@@ -297,7 +357,7 @@ class _Temporary:
             self._path.unlink(missing_ok=True)
 
 
-def _write_direct(path: Path, data: bytes) -> None:
+def _write_direct(path: Path, data: bytes, *, sync: bool) -> None:
     """Write `data` to a new file with O_DIRECT, through a page-aligned buffer reused per thread.
 
     Why: a buffered write must find fresh page-cache pages for every byte, which here (a VM) costs
@@ -316,6 +376,8 @@ def _write_direct(path: Path, data: bytes) -> None:
             if os.write(fd, memoryview(buffer)[:padded]) != padded:
                 raise OSError(errno.EINVAL, "short O_DIRECT write")  # then a plain write, as for tmpfs
         os.ftruncate(fd, len(data))
+        if sync:
+            os.fsync(fd)  # O_DIRECT skips the page cache, not the device's cache or the file's size
         if hasattr(os, "posix_fadvise"):
             # Let the kernel read it back into the page cache in the background: a pull often
             # follows a push, and cold reads make waitress's loop wait on the disk.
@@ -332,15 +394,33 @@ def _direct_buffer() -> mmap.mmap:
 
 
 def _url_key(path: Path) -> bytes:
-    """The download-URL signing key: read, or created once (O_EXCL settles a race between starts)."""
+    """The download-URL signing key: read, or created once. Written whole to a temporary file,
+    synced, then linked into place (the link fails if another start won the race), so a crash
+    never leaves a short key behind."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
         key = path.read_bytes()
+    except FileNotFoundError:
+        pass
+    else:
         if len(key) >= 32:
             return key
-        raise OSError(f"{path} is not a signing key") from None
-    key = secrets.token_bytes(32)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key)
-    return key
+        raise OSError(f"{path} is not a signing key")
+    tmp = path.with_name(f".url-key-{secrets.token_hex(8)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secrets.token_bytes(32))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return path.read_bytes()

@@ -1,4 +1,4 @@
-"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [apptime] [listing] [gc]`.
+"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [apptime] [listing] [gc] [durability]`.
 
 All sections run when none is named."""
 
@@ -20,11 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import apptime, gc, importtime, latency, transfer
+from tests.bench import apptime, durability, gc, importtime, latency, transfer
 from tests.bench.common import BUILD, PYTHON, REPO_ROOT, SHARED, banner, env_float, env_int, loopback_env
 from tests.bench.servers import Distribution, OurRegistry
 
-SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime", "listing", "gc")
+SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime", "listing", "gc", "durability")
 RATIO_TARGET = 1.5
 
 
@@ -113,6 +113,8 @@ class Bench:
                 self.summary["servers_stopped"] = {"ours_exit": ours.exit_code, "ours_shutdown_s": ours.shutdown_s}
                 self._keep_logs(ours, dist)
         self.section("apptime", f"server-side cost per request over {self.runs} skopeo pushes and pulls", self._apptime)
+        self.section("durability", "what the journal and fsyncs cost: pushes with and without, start-up after "
+                     "100,000 journaled writes (tests/bench/durability.py)", self._durability)  # fmt: skip
 
     def _awscalls(self) -> dict[str, Any]:
         result = self._in_subprocess("awscalls", 600)
@@ -143,6 +145,10 @@ class Bench:
         if result["errors"]:
             self.summary["errors"]["gc"] = f"runs that did not collect every blob: {result['errors']}"
         return result
+
+    def _durability(self) -> dict[str, Any]:
+        args = ("--runs", str(self.runs), "--medium-mb", str(self.medium_mb))
+        return self._in_subprocess("durability", 7200, *args)
 
     def _import(self) -> dict[str, Any]:
         result = importtime.measure(env_int("BENCH_IMPORT_RUNS", 5))
@@ -301,6 +307,13 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
                   f"= {r['sweep_blobs_per_s']} blobs/s), {r['aws_calls_per_blob']} AWS calls per collected blob, "
                   f"peak RSS {r['peak_rss_mb']} MB (+{r['gc_rss_mb']} MB during GC; the mark's view "
                   f"{r['view_mb']} MB)")  # fmt: skip
+    if "durability" in sections:
+        d = sections["durability"]
+        durability.print_table(d)
+        for kind, target in (("image", durability.IMAGE_TARGET), ("small", durability.SMALL_TARGET)):
+            ratio = d[kind]["ratio"]
+            if ratio is None or ratio > target:
+                missed.append(f"durability {kind} push ratio {'n/a' if ratio is None else f'{ratio:.3f}x'} > {target}x")
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
     not_run = [name for name in summary["requested"] if name not in sections]

@@ -38,10 +38,18 @@ def _tail(path: Path, lines: int = 30) -> str:
 class OurRegistry:
     name = "ours"
 
-    def __init__(self, workdir: Path, module: tuple[str, ...] = ("chalicelib.local",), label: str = "registry") -> None:
-        """`module`: what `python -m` runs (the apptime section wraps the runner to time requests)."""
+    def __init__(
+        self,
+        workdir: Path,
+        module: tuple[str, ...] = ("chalicelib.local",),
+        label: str = "registry",
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        """`module`: what `python -m` runs (the apptime section wraps the runner to time requests);
+        `extra_env`: REGISTRY_* settings of this run."""
         self.workdir = workdir
         self.module = module
+        self.extra_env = extra_env or {}
         self.port = free_port()
         self.url = f"http://{LOOPBACK}:{self.port}"
         self.data_dir = workdir / f"{label}-data"
@@ -79,6 +87,7 @@ class OurRegistry:
                 "REGISTRY_HOST": LOOPBACK,
                 "REGISTRY_ADMIN_PASSWORD": self.creds[1],
                 "PYTHONUNBUFFERED": "1",
+                **self.extra_env,
             }
         )
         venv_python = REPO_ROOT / ".venv" / "bin" / "python"

@@ -162,6 +162,7 @@ class RegistryServer:
 
     live: ClassVar[list[RegistryServer]] = []
     instances: ClassVar[list[RegistryServer]] = []
+    command: ClassVar[tuple[str, ...]] = ("make", "serve")
 
     def __init__(
         self, data_dir: Path, log_path: Path, port: int | None = None, password: str | None = None, **extra_env: str
@@ -223,7 +224,7 @@ class RegistryServer:
             log.write(f"===== make serve port={self.port} data={self.data_dir} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                ["make", "serve"],
+                list(self.command),
                 cwd=REPO_ROOT,
                 env=self.env(),
                 stdin=subprocess.DEVNULL,

@@ -26,7 +26,7 @@ def leftovers(store: FileObjectStore) -> list[str]:
 
 
 def test_a_failing_disk_is_an_error_not_a_fallback(store: FileObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    def full(path: Path, data: bytes) -> None:
+    def full(path: Path, data: bytes, *, sync: bool) -> None:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(files, "_write_direct", full)
@@ -64,7 +64,7 @@ def test_large_bodies_keep_their_exact_bytes(store: FileObjectStore, size: int) 
 
 
 def test_filesystem_without_o_direct_falls_back(store: FileObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(path: Path, data: bytes) -> None:
+    def refuse(path: Path, data: bytes, *, sync: bool) -> None:
         path.touch()  # as if the open had worked and the write then failed
         raise OSError(22, "Invalid argument")
 
@@ -201,3 +201,62 @@ def test_expire_staging_follows_the_bucket_lifecycle_rules(store: FileObjectStor
     assert store.get(KEY) == b"blob"
     assert sorted(p.name for p in (store.root / ".multipart").iterdir()) == [live]
     assert store.expire_staging() == 0
+
+
+class _DiskLog:
+    """Records, in order, the fsyncs (of files and directories) and renames the store makes."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.events: list[tuple[str, str]] = []
+        real_fsync, real_replace = os.fsync, os.replace
+
+        def fsync(fd: int) -> None:
+            self.events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+            real_fsync(fd)
+
+        def replace(src: str | Path, dst: str | Path) -> None:
+            self.events.append(("rename", str(dst)))
+            real_replace(src, dst)
+
+        monkeypatch.setattr(os, "fsync", fsync)
+        monkeypatch.setattr(os, "replace", replace)
+
+    def synced_before_and_named_after(self, target: Path) -> bool:
+        """The new file's bytes were synced before its rename to `target`, and `target`'s directory after."""
+        renamed = self.events.index(("rename", str(target)))
+        before, after = self.events[:renamed], self.events[renamed + 1 :]
+        file_synced = any(kind == "fsync" and "/.tmp/" in path for kind, path in before)
+        return file_synced and ("fsync", str(target.parent)) in after
+
+
+@pytest.mark.parametrize("size", [10, files._DIRECT_MIN])
+def test_a_put_is_on_disk_with_its_name_before_it_returns(
+    store: FileObjectStore, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    disk = _DiskLog(monkeypatch)
+    store.put(KEY, os.urandom(size))
+    assert disk.synced_before_and_named_after(store.path(KEY)), disk.events
+    # The directories created for the key are durable in their parents too.
+    assert ("fsync", str(store.root / "blobs")) in disk.events, disk.events
+
+
+def test_staged_parts_and_their_assembly_and_copies_are_synced(
+    store: FileObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = store.start_multipart("uploads/u1/data")
+    disk = _DiskLog(monkeypatch)
+    etag = store.upload_part("uploads/u1/data", upload, 1, b"part one")
+    part = store.root / ".multipart" / upload / f"1-{etag}"
+    assert disk.synced_before_and_named_after(part), disk.events
+    store.complete_multipart("uploads/u1/data", upload, [(1, etag)])
+    assert disk.synced_before_and_named_after(store.path("uploads/u1/data")), disk.events
+    store.copy("uploads/u1/data", KEY, 8)
+    assert ("fsync", str(store.path(KEY).parent)) in disk.events[disk.events.index(("rename", str(store.path(KEY)))) :]
+
+
+def test_without_sync_nothing_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileObjectStore(tmp_path / "objects", sync=False)
+    disk = _DiskLog(monkeypatch)
+    store.put(KEY, b"x")
+    store.put("blobs/sha256/" + "cd" * 32, os.urandom(files._DIRECT_MIN))
+    assert [e for e in disk.events if e[0] == "fsync"] == []
