@@ -2,7 +2,8 @@
 
 One process: moto in-process for DynamoDB, blob bytes as files under `REGISTRY_DATA_DIR/objects`
 (`stores/files.py`), the Chalice app behind waitress through the WSGI adapter (which also serves the
-blob download URLs), DynamoDB snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
+blob download URLs), the upload relay (`chalicelib/relay`) on its own port beside it, DynamoDB
+snapshotted under `REGISTRY_DATA_DIR` periodically and on SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -117,6 +119,34 @@ def _prepare_identity(data_dir: Path) -> str | None:
     password = generate_robot_secret(32)
     os.environ["REGISTRY_ADMIN_PASSWORD"] = password
     return password
+
+
+def _start_relay(data_dir: Path, snapshots: Snapshotter) -> Any:
+    """The upload relay beside the app (`chalicelib/relay`), bound now so that its URL is known:
+    upload Locations point at it, so every local push crosses hosts as it does on AWS. The shared
+    key is REGISTRY_RELAY_KEY or a file under the data dir (created once, mode 0600)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.config import get_settings  # noqa: PLC0415
+    from chalicelib.relay import server  # noqa: PLC0415
+    from chalicelib.relay.app import RelayApp  # noqa: PLC0415
+
+    wiring.reset()
+    settings = get_settings()
+    if settings.relay_key is None:
+        key_file = data_dir / "relay-key"
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        os.environ["REGISTRY_RELAY_KEY"] = key_file.read_text().strip()
+    httpd = server.build(RelayApp(wiring.services, on_write=snapshots.mark_dirty), settings.host,
+                         settings.relay_listen_port)  # fmt: skip
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 (a comparison)
+    os.environ.setdefault("REGISTRY_RELAY_URL", f"http://{host}:{httpd.server_port}")
+    wiring.reset()
+    threading.Thread(target=httpd.serve_forever, name="relay", daemon=True).start()
+    print(f"relay listening on http://{settings.host}:{httpd.server_port} (upload Locations: "
+          f"{os.environ['REGISTRY_RELAY_URL']})", flush=True)  # fmt: skip
+    return httpd
 
 
 def _warm_clients() -> None:
@@ -279,7 +309,7 @@ def main() -> int:
     snapshots = Snapshotter(data_dir, emulator.client("dynamodb"), settings.table_name, files, settings.bucket_name)
     items, objects = snapshots.restore()
     generated_password = _prepare_identity(data_dir)
-    wiring.reset()
+    relay = _start_relay(data_dir, snapshots)
     settings = get_settings()
 
     server = _build_server(settings, snapshots, files)
@@ -306,6 +336,7 @@ def main() -> int:
     finally:
         stop_snapshots.set()
         scheduler.stop()
+        relay.shutdown()
         _shut_down_and_save(server, serving, snapshots, emulator)
     return 0
 

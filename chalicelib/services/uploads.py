@@ -18,7 +18,7 @@ import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from chalicelib.core.digest import Digest
 from chalicelib.core.hashing import ResumableHash, available
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from chalicelib.stores.uploads import UploadStore
 
 _MAX_PART_NUMBER = 10_000
+# How much of a streamed body is read (and hashed) at a time.
+_STREAM_BLOCK = 1024**2
 # S3 parts are at most 5 GiB; a larger single request body is split into parts of this size.
 _MAX_PART_BYTES = 1024**3
 
@@ -137,6 +139,52 @@ class UploadService:
         self._discard(upload, completed=completed)
         self._uploads.delete(upload.id)
         return str(digest)
+
+    def append_stream(
+        self,
+        repository: str,
+        upload_id: str,
+        body: BodyReader,
+        *,
+        length: int | None,
+        content_range: tuple[int, int] | None,
+        location: str,
+    ) -> Upload:
+        """Append a body of any size (the relay's PATCH), read from `body` in bounded memory.
+
+        The bytes are hashed as they arrive and written as multipart parts of `part_size_bytes`;
+        after each part the session's offset, parts and hash state are made durable (the lease is
+        kept and renewed), so a body cut off midway leaves a session that resumes from the last
+        whole part. The tail (less than a part) is staged like a Lambda chunk when the body ends.
+        `length` is the body's announced length (None: chunked transfer encoding); a `body` that
+        ends early raises, and nothing after the last durable part is kept.
+        """
+        if length is not None and content_range is not None and content_range[1] - content_range[0] + 1 != length:
+            current = self.status(repository, upload_id)
+            raise RangeInvalid("Content-Range does not match the body length", location=location, offset=current.offset)
+        offset = content_range[0] if content_range is not None else None
+        claimed, seq, token = self._claim(upload_id, offset, 1, location, repository)
+        return _StreamWriter(self, claimed, seq, token, location).run(body)
+
+    def finish_stream(
+        self,
+        repository: str,
+        upload_id: str,
+        digest_text: str,
+        body: BodyReader,
+        *,
+        length: int | None,
+        content_range: tuple[int, int] | None,
+        location: str,
+    ) -> str:
+        """Close an upload whose PUT may carry a body of any size (containerd's one-PUT push):
+        stream the body in as `append_stream` does, then verify and publish as `finish` does."""
+        Digest.parse(digest_text)  # a malformed digest is refused before any byte is read
+        if length != 0 or content_range is not None:
+            self.append_stream(
+                repository, upload_id, body, length=length, content_range=content_range, location=location
+            )
+        return self.finish(repository, upload_id, digest_text, b"", content_range=None, location=location)
 
     def put_monolithic(self, repository: str, digest_text: str, data: bytes) -> str:
         """POST ?digest= (single-request upload): verify in memory, write once."""
@@ -377,6 +425,108 @@ class UploadService:
                 self._objects.abort_multipart(_data_key(upload.id), upload.multipart_id)
             staged.append(_data_key(upload.id))
         _delete_staging(self._objects, staged)
+
+
+class BodyReader(Protocol):
+    """A request body as a server hands it over: `read(n)` gives at most n bytes, b"" at its end."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
+class _StreamWriter:
+    """One streamed body under one lease: buffer a part, upload it, checkpoint, repeat.
+
+    Memory is one part's buffer (plus staged bytes carried over from earlier chunks, which are
+    always less than a part)."""
+
+    def __init__(self, service: UploadService, claimed: Upload, seq: int, token: str, location: str) -> None:
+        self._service = service
+        self._uploads = service._uploads
+        self._objects = service._objects
+        self._part_size = service._part_size
+        self._state = claimed
+        self._number = seq
+        self._token = token
+        self._location = location
+        self._hasher = _resume_hasher(claimed)
+        self._carried = list(claimed.pending)  # staged bytes this stream folds into its first part
+        self._buffer = bytearray()
+        self._fresh = 0  # bytes in the buffer that arrived in this request
+
+    def run(self, body: BodyReader) -> Upload:
+        from chalicelib.stores.uploads import LeaseLost  # noqa: PLC0415 (exception type only)
+
+        try:
+            for chunk in self._carried:
+                self._buffer += self._objects.get(chunk.key)
+            while True:
+                if len(self._buffer) >= self._part_size:
+                    self._flush_part()
+                block = body.read(min(_STREAM_BLOCK, self._part_size - len(self._buffer)))
+                if not block:
+                    break
+                if self._hasher is not None:
+                    self._hasher.update(block)
+                self._buffer += block
+                self._fresh += len(block)
+            self._stage_tail()
+            self._uploads.commit(self._state, self._token)
+        except LeaseLost:
+            raise RangeInvalid(
+                "the upload changed during this request", location=self._location, offset=self._state.offset
+            ) from None
+        except BaseException:
+            self._uploads.release(self._state.id, self._token)
+            raise
+        return self._state
+
+    def _flush_part(self) -> None:
+        if self._number > _MAX_PART_NUMBER:
+            raise BlobUploadInvalid("too many chunks in one upload; send larger chunks")
+        state = self._state
+        data_key = _data_key(state.id)
+        multipart_id = state.multipart_id or self._objects.start_multipart(data_key)
+        etag = self._objects.upload_part(data_key, multipart_id, self._number, self._buffer)
+        self._state = replace(
+            state,
+            offset=state.offset + self._fresh,
+            parts=[*state.parts, Part(self._number, etag, len(self._buffer))],
+            pending=[],
+            multipart_id=multipart_id,
+            hash_state=self._hasher.state() if self._hasher is not None else None,
+        )
+        self._buffer = bytearray()
+        self._fresh = 0
+        self._number = self._uploads.checkpoint(self._state, self._token, 1)
+        if self._carried:
+            # Folded into the part that is now durable: the staged copies are no longer referenced.
+            _delete_staging(self._objects, [c.key for c in self._carried])
+            self._carried = []
+
+    def _stage_tail(self) -> None:
+        """Stage the bytes after the last part, as the Lambda path stages a small chunk."""
+        if not self._fresh:
+            return
+        state = self._state
+        tail = memoryview(self._buffer)[len(self._buffer) - self._fresh :]
+        key = f"{keys.upload_prefix(state.id)}chunk-{self._number}"
+        self._objects.put(key, bytes(tail))
+        self._state = replace(
+            state,
+            offset=state.offset + self._fresh,
+            pending=[*state.pending, Chunk(key, self._fresh)],
+            hash_state=self._hasher.state() if self._hasher is not None else None,
+        )
+
+
+def _resume_hasher(upload: Upload) -> ResumableHash | None:
+    """The running hash of a session's bytes so far, or None when it cannot be kept (the closing
+    PUT then re-hashes the assembled object)."""
+    if not available(upload.hash_algorithm):
+        return None
+    if upload.hash_state is None:
+        return ResumableHash(upload.hash_algorithm) if upload.offset == 0 else None
+    return ResumableHash.restore(upload.hash_algorithm, upload.hash_state)
 
 
 def _delete_staging(objects: ObjectStore, staged: list[str]) -> None:

@@ -193,7 +193,7 @@ class FileObjectStore:
         (self._multipart / upload_id).mkdir()
         return upload_id
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         directory = self._upload_dir(upload_id)
         etag = secrets.token_hex(8)
         tmp = self._write_new(data)
@@ -245,7 +245,7 @@ class FileObjectStore:
             raise BlobUploadUnknown("upload staging was lost; restart the upload")
         return directory
 
-    def _write_new(self, data: bytes) -> Path:
+    def _write_new(self, data: bytes | bytearray) -> Path:
         """A new file under `.tmp/` holding `data`; large bodies bypass the page cache (see below)."""
         tmp = self._tmp / secrets.token_hex(16)
         if len(data) >= _DIRECT_MIN and self._direct_ok:
@@ -297,7 +297,7 @@ class _Temporary:
             self._path.unlink(missing_ok=True)
 
 
-def _write_direct(path: Path, data: bytes) -> None:
+def _write_direct(path: Path, data: bytes | bytearray) -> None:
     """Write `data` to a new file with O_DIRECT, through a page-aligned buffer reused per thread.
 
     Why: a buffered write must find fresh page-cache pages for every byte, which here (a VM) costs

@@ -42,7 +42,7 @@ class ObjectStore(Protocol):
     def delete(self, *keys: str) -> None: ...
     def presigned_get(self, key: str, ttl_seconds: int) -> str: ...
     def start_multipart(self, key: str) -> str: ...
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str: ...
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str: ...
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
     def abort_multipart(self, key: str, upload_id: str) -> None: ...
     def copy(self, source: str, target: str, size: int) -> None: ...
@@ -136,9 +136,16 @@ class S3ObjectStore:
     def start_multipart(self, key: str) -> str:
         return self._s3.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         try:
-            result = self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data)
+            # botocore takes a bytearray as a blob (its stubs say bytes only): a streamed part is not copied.
+            result = self._s3.upload_part(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,  # type: ignore[arg-type]
+            )
         except ClientError as exc:
             if _code(exc) == "NoSuchUpload":
                 raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
