@@ -138,14 +138,10 @@ class S3ObjectStore:
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
         try:
-            # botocore takes a bytearray as a blob (its stubs say bytes only): a streamed part is not copied.
-            result = self._s3.upload_part(
-                Bucket=self.bucket,
-                Key=key,
-                UploadId=upload_id,
-                PartNumber=number,
-                Body=data,  # type: ignore[arg-type]
-            )
+            # A streamed part arrives as a bytearray; botocore would send it, moto and the stubs
+            # want bytes (one copy of a part, next to the network transfer it feeds).
+            body = bytes(data) if isinstance(data, bytearray) else data
+            result = self._s3.upload_part(Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=body)
         except ClientError as exc:
             if _code(exc) == "NoSuchUpload":
                 raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
