@@ -169,6 +169,8 @@ class RegistryServer:
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
+        # The upload relay `make serve` runs beside the app; kept across restarts (clients hold its URLs).
+        self.relay_port = free_port()
         # The admin password the first start creates the admin with (a restart must pass the same one).
         self.password = password or "E2e-" + secrets.token_hex(12)
         self.extra_env = extra_env
@@ -197,6 +199,7 @@ class RegistryServer:
         for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
             env.pop(k, None)
         env["REGISTRY_PORT"] = str(self.port)
+        env["REGISTRY_RELAY_PORT"] = str(self.relay_port)
         env["REGISTRY_DATA_DIR"] = str(self.data_dir)
         env["REGISTRY_ADMIN_PASSWORD"] = self.password
         env.update(self.extra_env)
@@ -519,3 +522,118 @@ def oras_client_for(registry: RegistryServer) -> Any:
     client = OrasClient(hostname=registry.hostport, insecure=True)
     client.auth.set_basic_auth(ADMIN, registry.password)
     return client
+
+
+# Images with one big layer, and the Docker daemon that pushes them.
+
+
+def single_layer_image(out: Path, layer_mb: int, seed: str) -> Layout:
+    """An OCI layout (tag `latest`) of one gzip layer holding `layer_mb` MB of seeded random bytes
+    (incompressible, so the layer is as big as its content), with a config that `docker load` and
+    containerd accept (its diff_id is the uncompressed tar's digest)."""
+    import io
+    import random
+    import tarfile
+
+    payload = random.Random(seed).randbytes(layer_mb * 1024 * 1024)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("payload.bin")
+        info.size, info.mtime, info.mode = len(payload), 1704067200, 0o644
+        archive.addfile(info, io.BytesIO(payload))
+    uncompressed = tar.getvalue()
+    layer = gzip.compress(uncompressed, compresslevel=1, mtime=0)
+    config = canon({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["/payload.bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(uncompressed)]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"e2e {seed}"}],
+    })  # fmt: skip
+    manifest = canon({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer),
+                    "size": len(layer)}],
+    })  # fmt: skip
+    (out / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    for blob in (layer, config, manifest):
+        (out / "blobs" / "sha256" / sha256(blob).split(":")[1]).write_bytes(blob)
+    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"},
+    }]}  # fmt: skip
+    (out / "index.json").write_bytes(canon(index))
+    return Layout(out)
+
+
+class Dockerd:
+    """Debian's dockerd (docker.io) in a directory of its own: no iptables, no bridge, vfs storage,
+    loopback registries insecure (plain http). It runs its own containerd, which `ctr` reaches."""
+
+    DOCKER = "/usr/bin/docker"  # Debian's client: another `docker` may come first on PATH
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.root / "exec" / "containerd" / "containerd.sock"
+
+    def start(self, timeout: float = 60) -> Dockerd:
+        dockerd = shutil.which("dockerd")
+        assert dockerd and Path(self.DOCKER).exists(), (
+            "dockerd is not installed (`make system-deps` installs docker.io)"
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = (self.root / "dockerd.log").open("ab")
+        self.proc = subprocess.Popen(
+            [dockerd, "--iptables=false", "--ip-forward=false", "--bridge=none", "--storage-driver=vfs",
+             "--insecure-registry=127.0.0.0/8", f"--data-root={self.root / 'data'}",
+             f"--exec-root={self.root / 'exec'}", f"--pidfile={self.root / 'dockerd.pid'}",
+             f"--host=unix://{self.socket}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dockerd exited with {self.proc.returncode}: {self.log()[-3000:]}")
+            if run(self.docker_cmd("version"), timeout=10).returncode == 0 and self.containerd_socket.exists():
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise AssertionError(f"dockerd not ready after {timeout}s: {self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return (self.root / "dockerd.log").read_text(errors="replace")
+
+    def docker_cmd(self, *args: str) -> list[str]:
+        return [self.DOCKER, "--host", f"unix://{self.socket}", *args]
+
+    def docker(self, *args: str, timeout: float = 300) -> str:
+        return check(self.docker_cmd(*args), timeout=timeout)
+
+    def ctr(self, *args: str, timeout: float = 300) -> str:
+        return check(["ctr", "--address", str(self.containerd_socket), "--namespace", "e2e", *args], timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM dockerd (it stops its containerd), SIGKILL the group if it lingers."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _pgrp_members(self.proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc = None
