@@ -637,3 +637,61 @@ class Dockerd:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc = None
+
+
+# Memory and CPU of a server process, and one big streamed push (the relay's bounded-memory check).
+
+
+class ProcessUsage:
+    """Resident memory and CPU time of one process, read from /proc.
+
+    `reset_peak` writes 5 to `/proc/<pid>/clear_refs`, which sets the process's peak resident size
+    (VmHWM) back to its current one, so `peak_bytes` afterwards is the peak of what followed."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def _status(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no {field} in /proc/{self.pid}/status")
+
+    def reset_peak(self) -> None:
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def rss_bytes(self) -> int:
+        return self._status("VmRSS")
+
+    def peak_bytes(self) -> int:
+        return self._status("VmHWM")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def push_streamed_blob(base_url: str, repo: str, size: int, auth: tuple[str, str], seed: str) -> str:
+    """Push `size` seeded random bytes as one blob the way docker does (POST, one PATCH with a
+    chunked body produced while it is sent, PUT ?digest=), never holding the blob in memory."""
+    import random
+
+    rng = random.Random(seed)
+    hasher = hashlib.sha256()
+
+    def body() -> Iterable[bytes]:
+        left = size
+        while left:
+            block = rng.randbytes(min(left, 1024 * 1024))
+            hasher.update(block)
+            left -= len(block)
+            yield block
+
+    session = requests.post(f"{base_url}/v2/{repo}/blobs/uploads/", auth=auth, timeout=60)
+    assert session.status_code == 202, session.text
+    patched = requests.patch(session.headers["Location"], data=body(), timeout=1800)
+    assert patched.status_code == 202, patched.text
+    digest = "sha256:" + hasher.hexdigest()
+    closed = requests.put(patched.headers["Location"], params={"digest": digest}, timeout=1800)
+    assert closed.status_code == 201, closed.text
+    return digest
