@@ -15,6 +15,7 @@ Design (DESIGN.md section 3, measured in the closing note of the OCI-core issue)
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
@@ -37,6 +38,11 @@ if TYPE_CHECKING:
 _MAX_PART_NUMBER = 10_000
 # How much of a streamed body is read (and hashed) at a time.
 _STREAM_BLOCK = 1024**2
+# A streamed body's progress is made durable (and its lease renewed) after each part once this much
+# has arrived since the last time, or this many seconds have passed: one write per part cost 20 ms
+# of moto's CPU per 8 MiB locally, and resuming 32 MiB earlier costs a client little.
+_CHECKPOINT_BYTES = 32 * 1024**2
+_CHECKPOINT_SECONDS = 10.0
 # S3 parts are at most 5 GiB; a larger single request body is split into parts of this size.
 _MAX_PART_BYTES = 1024**3
 
@@ -163,7 +169,8 @@ class UploadService:
             current = self.status(repository, upload_id)
             raise RangeInvalid("Content-Range does not match the body length", location=location, offset=current.offset)
         offset = content_range[0] if content_range is not None else None
-        claimed, seq, token = self._claim(upload_id, offset, 1, location, repository)
+        reserve = _StreamWriter.parts_between_checkpoints(self._part_size)
+        claimed, seq, token = self._claim(upload_id, offset, reserve, location, repository)
         return _StreamWriter(self, claimed, seq, token, location).run(body)
 
     def finish_stream(
@@ -446,12 +453,21 @@ class _StreamWriter:
         self._part_size = service._part_size
         self._state = claimed
         self._number = seq
+        self._reserved_end = seq + self.parts_between_checkpoints(self._part_size)
         self._token = token
         self._location = location
         self._hasher = _resume_hasher(claimed)
         self._carried = list(claimed.pending)  # staged bytes this stream folds into its first part
+        self._folded: list[Chunk] = []  # those of them in a part that is not durable yet
         self._buffer = bytearray()
         self._fresh = 0  # bytes in the buffer that arrived in this request
+        self._durable_offset = claimed.offset
+        self._durable_at = time.monotonic()
+
+    @staticmethod
+    def parts_between_checkpoints(part_size: int) -> int:
+        """Part numbers reserved at a time: enough for the parts between two checkpoints."""
+        return max(1, -(-_CHECKPOINT_BYTES // part_size))
 
     def run(self, body: BodyReader) -> Upload:
         from chalicelib.stores.uploads import LeaseLost  # noqa: PLC0415 (exception type only)
@@ -473,11 +489,12 @@ class _StreamWriter:
             self._uploads.commit(self._state, self._token)
         except LeaseLost:
             raise RangeInvalid(
-                "the upload changed during this request", location=self._location, offset=self._state.offset
+                "the upload changed during this request", location=self._location, offset=self._durable_offset
             ) from None
         except BaseException:
             self._uploads.release(self._state.id, self._token)
             raise
+        self._drop_folded()
         return self._state
 
     def _flush_part(self) -> None:
@@ -497,11 +514,28 @@ class _StreamWriter:
         )
         self._buffer = bytearray()
         self._fresh = 0
-        self._number = self._uploads.checkpoint(self._state, self._token, 1)
-        if self._carried:
-            # Folded into the part that is now durable: the staged copies are no longer referenced.
-            _delete_staging(self._objects, [c.key for c in self._carried])
-            self._carried = []
+        self._number += 1
+        self._folded, self._carried = self._folded + self._carried, []
+        if (
+            self._number >= self._reserved_end
+            or self._state.offset - self._durable_offset >= _CHECKPOINT_BYTES
+            or time.monotonic() - self._durable_at >= _CHECKPOINT_SECONDS
+        ):
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Make the parts so far durable, renew the lease and reserve the next part numbers."""
+        reserve = self.parts_between_checkpoints(self._part_size)
+        self._number = self._uploads.checkpoint(self._state, self._token, reserve)
+        self._reserved_end = self._number + reserve
+        self._durable_offset, self._durable_at = self._state.offset, time.monotonic()
+        self._drop_folded()
+
+    def _drop_folded(self) -> None:
+        """Staged chunks folded into a part that is now durable are no longer referenced."""
+        if self._folded:
+            _delete_staging(self._objects, [c.key for c in self._folded])
+            self._folded = []
 
     def _stage_tail(self) -> None:
         """Stage the bytes after the last part, as the Lambda path stages a small chunk."""

@@ -36,7 +36,15 @@ class Relay:
         from chalicelib.relay import server
         from chalicelib.relay.app import RelayApp
 
-        self.httpd = server.build(RelayApp(wiring.services), "127.0.0.1", self.port)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.httpd = server.build(RelayApp(wiring.services), "127.0.0.1", self.port)
+                break
+            except SystemExit:  # werkzeug's answer to a port in use: a restart may briefly find it taken
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
         self.port = self.httpd.server_port
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
@@ -256,14 +264,16 @@ def _wait_for_release(location: str, expected_offset: int, relay: Relay) -> None
 
 
 def test_disconnect_mid_body_resumes_from_the_last_durable_part(relay, registry):
-    data = random_bytes(12 * MIB + 5)
+    data = random_bytes(45 * MIB + 5)
     digest = digest_of(data)
     location = relay.session()
-    _send_partially(location, len(data), data[: 7 * MIB])
-    # One whole part (5 MiB) was durable when the client left; the 2 MiB after it were not.
-    _wait_for_release(location, PART, relay)
+    _send_partially(location, len(data), data[: 40 * MIB])
+    # Progress is made durable after the first part past 32 MiB (the 7th, ending at 35 MiB); the
+    # 5 MiB after it were not, and are not counted.
+    durable = 7 * PART
+    _wait_for_release(location, durable, relay)
     assert registry.head(f"/v2/{REPO}/blobs/{digest}").status_code == 404
-    rest = requests.patch(location, data=data[PART:], headers={"Content-Range": f"{PART}-{len(data) - 1}"})
+    rest = requests.patch(location, data=data[durable:], headers={"Content-Range": f"{durable}-{len(data) - 1}"})
     assert rest.status_code == 202, rest.text
     put = requests.put(rest.headers["Location"], params={"digest": digest}, timeout=60)
     assert put.status_code == 201, put.text
