@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import hmac
 import mmap
@@ -196,37 +197,60 @@ class FileObjectStore:
         return upload_id
 
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
+        """Append the part to the upload's one data file and note where it lies in its index.
+
+        Parts usually arrive in order (a streamed body, chunks folded one after the other), so the
+        data file is then already the object and completion is a rename. Writers of one upload are
+        serialised by a lock on the data file; a part is in the index only once its bytes are."""
         directory = self._upload_dir(upload_id)
         etag = secrets.token_hex(8)
-        tmp = self._write_new(data)
+        data_file = directory / "data"
         try:
-            os.replace(tmp, directory / f"{number}-{etag}")
+            fd = os.open(data_file, os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:
-            tmp.unlink(missing_ok=True)
             raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            offset = os.fstat(fd).st_size
+            self._write_at(data_file, fd, offset, data)
+            with (directory / "index").open("a", encoding="ascii") as index:
+                # Led by a newline too, so that a line a crash tore off ends before this one starts.
+                index.write(f"\n{number} {etag} {offset} {len(data)}\n")
+        finally:
+            os.close(fd)  # and with it the lock
         return etag
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Concatenate the listed parts, in order, into `key`; other part files are ignored.
+        """Assemble the listed parts, in order, into `key`; other parts are ignored.
 
-        The parts are copied past the page cache like any large write (`_DirectWriter`), and the
-        part files are removed on a thread of their own: freeing a GB of them costs the kernel
-        about a second here, which the client waiting for its answer need not wait for."""
+        When the listed parts are the data file from its first byte to its last (the usual case),
+        the data file becomes the object (a rename, no copy). Otherwise (parts of a writer that
+        lost its lease lie between them) their byte ranges are copied past the page cache into a
+        new file, and what is left is removed on a thread of its own."""
         directory = self._upload_dir(upload_id)
         target = self.path(key)
+        data_file = directory / "data"
+        spans = _read_index(directory / "index")
+        pieces: list[tuple[Path, int, int]] = []
+        for number, etag in parts:
+            if (number, etag) in spans:
+                pieces.append((data_file, *spans[(number, etag)]))
+                continue
+            legacy = directory / f"{number}-{etag}"  # a part file of an upload begun by an older version
+            if not legacy.is_file():
+                raise BlobUploadUnknown("upload staging was lost; restart the upload")
+            pieces.append((legacy, 0, legacy.stat().st_size))
         tmp = self._tmp / secrets.token_hex(16)
-        try:
-            with _output(tmp, self._direct_ok) as out:
-                for number, etag in parts:
-                    with (directory / f"{number}-{etag}").open("rb") as part:
-                        for block in iter(lambda part=part: part.read(_DIRECT_BLOCK), b""):  # type: ignore[misc]
-                            out.write(block)
-        except FileNotFoundError:
-            tmp.unlink(missing_ok=True)
-            raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        if _whole_file(pieces, data_file):
+            os.rename(data_file, tmp)
+        else:
+            try:
+                with _output(tmp, self._direct_ok) as out:
+                    for path, first, size in pieces:
+                        _copy_range(path, first, size, out)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         self._publish(tmp, target)
         # Out of `.multipart/` at once (a rename); `clear_scratch` removes what a crash leaves in `.tmp/`.
         trash = self._tmp / f"{upload_id}.parts"
@@ -281,6 +305,24 @@ class FileObjectStore:
             raise
         return tmp
 
+    def _write_at(self, path: Path, fd: int, offset: int, data: bytes | bytearray) -> None:
+        """Write `data` at `offset` of the open file `path`: past the page cache when it is large
+        and the offset is aligned (as `_write_new` does), else with plain writes."""
+        if self._direct_ok and len(data) >= _DIRECT_MIN and offset % _ALIGN == 0:
+            try:
+                with _DirectWriter(path, at=offset) as out:
+                    out.write(data)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._direct_ok = False
+                os.ftruncate(fd, offset)
+            else:
+                return
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
+
     @staticmethod
     def _publish(tmp: Path, target: Path) -> None:
         try:
@@ -305,11 +347,14 @@ class _DirectWriter:
     per MB. Writes are gathered into 4 MiB blocks; the last one is padded to 4 KiB and the file
     truncated to its real length. A filesystem that refuses O_DIRECT raises OSError(EINVAL)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, at: int | None = None) -> None:
+        """A new file, or (`at`, a multiple of 4 KiB) the existing file from that byte on."""
         self._buffer = _direct_buffer()
         self._filled = 0
         self._length = 0
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o600)
+        self._start = at or 0
+        flags = os.O_WRONLY | os.O_DIRECT | (os.O_CREAT | os.O_EXCL if at is None else 0)
+        self._fd = os.open(path, flags, 0o600)
 
     def __enter__(self) -> _DirectWriter:
         return self
@@ -327,7 +372,7 @@ class _DirectWriter:
     def _flush(self) -> None:
         padded = -(-self._filled // _ALIGN) * _ALIGN
         self._buffer[self._filled : padded] = bytes(padded - self._filled)
-        if os.write(self._fd, memoryview(self._buffer)[:padded]) != padded:
+        if os.pwrite(self._fd, memoryview(self._buffer)[:padded], self._start + self._length) != padded:
             raise OSError(errno.EINVAL, "short O_DIRECT write")  # then a plain write, as for tmpfs
         self._length += self._filled
         self._filled = 0
@@ -337,11 +382,11 @@ class _DirectWriter:
             if exc_type is None:
                 if self._filled:
                     self._flush()
-                os.ftruncate(self._fd, self._length)
+                os.ftruncate(self._fd, self._start + self._length)
                 if hasattr(os, "posix_fadvise"):
                     # Let the kernel read it back into the page cache in the background: a pull
                     # often follows a push, and cold reads make waitress's loop wait on the disk.
-                    os.posix_fadvise(self._fd, 0, self._length, os.POSIX_FADV_WILLNEED)
+                    os.posix_fadvise(self._fd, self._start, self._length, os.POSIX_FADV_WILLNEED)
         finally:
             os.close(self._fd)
 
@@ -370,6 +415,42 @@ def _direct_buffer() -> mmap.mmap:
     if buffer is None:
         buffer = _per_thread.buffer = mmap.mmap(-1, _DIRECT_BLOCK)
     return buffer
+
+
+def _read_index(path: Path) -> dict[tuple[int, str], tuple[int, int]]:
+    """(part number, tag) -> (offset, size) in the data file. A line a crash tore off is skipped, or
+    names a part that was never acknowledged (so never listed): only whole lines are looked up."""
+    spans: dict[tuple[int, str], tuple[int, int]] = {}
+    with contextlib.suppress(FileNotFoundError), path.open(encoding="ascii") as index:
+        for line in index:
+            fields = line.split()
+            if len(fields) == 4 and line.endswith("\n") and all(f.isdigit() for f in (fields[0], *fields[2:])):
+                spans[(int(fields[0]), fields[1])] = (int(fields[2]), int(fields[3]))
+    return spans
+
+
+def _whole_file(pieces: list[tuple[Path, int, int]], data_file: Path) -> bool:
+    """True when the pieces are `data_file` from its first byte to its last, in order."""
+    offset = 0
+    for path, first, size in pieces:
+        if path != data_file or first != offset:
+            return False
+        offset += size
+    try:
+        return bool(pieces) and data_file.stat().st_size == offset
+    except FileNotFoundError:
+        return False
+
+
+def _copy_range(path: Path, first: int, size: int, out: _DirectWriter | BinaryIO) -> None:
+    with path.open("rb") as source:
+        source.seek(first)
+        while size > 0:
+            block = source.read(min(size, _DIRECT_BLOCK))
+            if not block:
+                raise BlobUploadUnknown("upload staging was lost; restart the upload")
+            out.write(block)
+            size -= len(block)
 
 
 def _url_key(path: Path) -> bytes:
