@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
@@ -443,8 +444,9 @@ class BodyReader(Protocol):
 class _StreamWriter:
     """One streamed body under one lease: buffer a part, upload it, checkpoint, repeat.
 
-    Memory is one part's buffer (plus staged bytes carried over from earlier chunks, which are
-    always less than a part)."""
+    A full part is written by a thread of its own while the next one is read from the client, so
+    the network and the object store work at the same time (one part in flight at most). Memory is
+    two parts' buffers (plus staged bytes carried over from earlier chunks, less than a part)."""
 
     def __init__(self, service: UploadService, claimed: Upload, seq: int, token: str, location: str) -> None:
         self._service = service
@@ -463,6 +465,9 @@ class _StreamWriter:
         self._fresh = 0  # bytes in the buffer that arrived in this request
         self._durable_offset = claimed.offset
         self._durable_at = time.monotonic()
+        self._writer: ThreadPoolExecutor | None = None
+        # The part being written: (its write, number, size, new bytes in it, hash state after it).
+        self._inflight: tuple[Future[str], int, int, int, bytes | None] | None = None
 
     @staticmethod
     def parts_between_checkpoints(part_size: int) -> int:
@@ -485,6 +490,7 @@ class _StreamWriter:
                     self._hasher.update(block)
                 self._buffer += block
                 self._fresh += len(block)
+            self._await_part()
             self._stage_tail()
             self._uploads.commit(self._state, self._token)
         except LeaseLost:
@@ -492,39 +498,62 @@ class _StreamWriter:
                 "the upload changed during this request", location=self._location, offset=self._durable_offset
             ) from None
         except BaseException:
+            if self._inflight is not None:
+                self._inflight[0].exception()  # let the write end; the part is not listed anywhere
             self._uploads.release(self._state.id, self._token)
             raise
+        finally:
+            if self._writer is not None:
+                self._writer.shutdown(wait=True)
         self._drop_folded()
         return self._state
 
     def _flush_part(self) -> None:
+        """Hand the full buffer to the writer thread (after the part before it is written)."""
         if self._number > _MAX_PART_NUMBER:
             raise BlobUploadInvalid("too many chunks in one upload; send larger chunks")
-        state = self._state
-        data_key = _data_key(state.id)
-        multipart_id = state.multipart_id or self._objects.start_multipart(data_key)
-        etag = self._objects.upload_part(data_key, multipart_id, self._number, self._buffer)
-        self._state = replace(
-            state,
-            offset=state.offset + self._fresh,
-            parts=[*state.parts, Part(self._number, etag, len(self._buffer))],
-            pending=[],
-            multipart_id=multipart_id,
-            hash_state=self._hasher.state() if self._hasher is not None else None,
+        self._await_part()
+        data_key = _data_key(self._state.id)
+        if self._state.multipart_id is None:
+            self._state = replace(self._state, multipart_id=self._objects.start_multipart(data_key))
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer")
+        write = self._writer.submit(
+            self._objects.upload_part, data_key, str(self._state.multipart_id), self._number, self._buffer
         )
+        hash_state = self._hasher.state() if self._hasher is not None else None
+        self._inflight = (write, self._number, len(self._buffer), self._fresh, hash_state)
+        queued = self._state.offset + self._fresh
         self._buffer = bytearray()
         self._fresh = 0
         self._number += 1
         self._folded, self._carried = self._folded + self._carried, []
         if (
             self._number >= self._reserved_end
-            or self._state.offset - self._durable_offset >= _CHECKPOINT_BYTES
+            or queued - self._durable_offset >= _CHECKPOINT_BYTES
             or time.monotonic() - self._durable_at >= _CHECKPOINT_SECONDS
         ):
             self._checkpoint()
 
+    def _await_part(self) -> None:
+        """Wait for the part in flight and add it to the session's state."""
+        if self._inflight is None:
+            return
+        write, number, size, fresh, hash_state = self._inflight
+        self._inflight = None
+        etag = write.result()
+        state = self._state
+        self._state = replace(
+            state,
+            offset=state.offset + fresh,
+            parts=[*state.parts, Part(number, etag, size)],
+            pending=[],
+            hash_state=hash_state,
+        )
+
     def _checkpoint(self) -> None:
         """Make the parts so far durable, renew the lease and reserve the next part numbers."""
+        self._await_part()
         reserve = self.parts_between_checkpoints(self._part_size)
         self._number = self._uploads.checkpoint(self._state, self._token, reserve)
         self._reserved_end = self._number + reserve
