@@ -157,6 +157,16 @@ def _pgrp_members(pgid: int) -> list[int]:
     return members
 
 
+def _kill_group(leader: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process group and wait (10 s at most) until none of it runs."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader.pid, signal.SIGKILL)
+    leader.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _pgrp_members(leader.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 class RegistryServer:
     """One `make serve` process group with its own port, data dir and log file."""
 
@@ -303,12 +313,7 @@ class RegistryServer:
         """SIGKILL the whole group (a crash); no state is saved by the process itself."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _pgrp_members(self.proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _kill_group(self.proc)
         if self in RegistryServer.live:
             RegistryServer.live.remove(self)
 
@@ -625,17 +630,9 @@ class Dockerd:
             return
         with contextlib.suppress(ProcessLookupError):
             self.proc.terminate()
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _pgrp_members(self.proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        _kill_group(self.proc)  # what is left of the group (its containerd, if it outlived dockerd)
         self.proc = None
 
 
