@@ -35,7 +35,8 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     length = environ.get("CONTENT_LENGTH")
     hasher = hashlib.sha256()
     first: float | None = None
-    left = int(length) if length else None
+    # Read to the end where the server marks it (chunked bodies), else Content-Length (none: no body).
+    left = None if environ.get("wsgi.input_terminated") else int(length or 0)
     while left is None or left > 0:
         block = stream.read(1024 * 1024 if left is None else min(left, 1024 * 1024))
         if not block:
