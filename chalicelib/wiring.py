@@ -184,6 +184,7 @@ def relay_key(settings: Settings) -> bytes | None:
     elif settings.relay_key_parameter:
         value = _secret_value(settings.relay_key_parameter)
     else:
+        logger.error("REGISTRY_RELAY_URL is set without REGISTRY_RELAY_KEY(_PARAMETER): uploads stay on the app")
         return None
     if len(value) < 32:
         raise ValueError("the relay key must be at least 32 characters")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from chalicelib.core import capability
+from chalicelib.core.ranges import content_range, range_header
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import BlobUploadInvalid, BlobUploadUnknown, ErrorCode, RegistryError, Unsupported
 
@@ -122,17 +123,17 @@ class RelayApp:
         uploads = registry.uploads
         location = self._location(registry, name, upload_id)
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-        content_range = _content_range(environ.get("HTTP_CONTENT_RANGE"))
+        upload_range = content_range(environ.get("HTTP_CONTENT_RANGE"))
         if method == "PATCH":
             upload = uploads.append_stream(
-                name, upload_id, body, length=body.length, content_range=content_range, location=location
+                name, upload_id, body, length=body.length, content_range=upload_range, location=location
             )
             self._wrote()
             return 202, _session_headers(location, upload.id, upload.offset)
         if method == "PUT":
             digest = (query.get("digest") or [""])[-1]
             stored = uploads.finish_stream(
-                name, upload_id, digest, body, length=body.length, content_range=content_range,
+                name, upload_id, digest, body, length=body.length, content_range=upload_range,
                 location=location,
             )  # fmt: skip
             self._wrote()
@@ -176,14 +177,8 @@ def _body_length(environ: dict[str, Any]) -> int | None:
     return int(length)
 
 
-def _content_range(value: str | None) -> tuple[int, int] | None:
-    from chalicelib.api.oci._http import content_range  # noqa: PLC0415 (the one parser of the header)
-
-    return content_range(value)
-
-
 def _session_headers(location: str, upload_id: str, offset: int) -> dict[str, str]:
-    return {"Location": location, "Range": f"0-{max(offset - 1, 0)}", "Docker-Upload-UUID": upload_id}
+    return {"Location": location, "Range": range_header(offset), "Docker-Upload-UUID": upload_id}
 
 
 def _envelope(exc: RegistryError) -> bytes:

@@ -8,9 +8,10 @@ from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.api.oci._auth import allowed
-from chalicelib.api.oci._http import blob_location, content_range, range_header, upload_location
+from chalicelib.api.oci._http import blob_location, upload_location
 from chalicelib.core import capability
 from chalicelib.core.models import Upload
+from chalicelib.core.ranges import content_range, range_header
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import NameInvalid
 from chalicelib.observability import count
