@@ -81,8 +81,9 @@ def registry(e2e_tmp: Path) -> Iterator[RegistryServer]:
     if not shutil.which("make"):
         pytest.fail("make is not installed")
     server = RegistryServer(
-        e2e_tmp / "registry-data", e2e_tmp / "server.log", REGISTRY_PULL_COUNT_FLUSH_SECONDS=str(PULL_WINDOW)
-    ).start()
+        e2e_tmp / "registry-data", e2e_tmp / "server.log", record_relay=True,
+        REGISTRY_PULL_COUNT_FLUSH_SECONDS=str(PULL_WINDOW),
+    ).start()  # fmt: skip
     yield server
     server.stop()  # SIGTERM to the group; asserts python ended and printed "state saved"
 

@@ -174,8 +174,17 @@ class RegistryServer:
     instances: ClassVar[list[RegistryServer]] = []
 
     def __init__(
-        self, data_dir: Path, log_path: Path, port: int | None = None, password: str | None = None, **extra_env: str
+        self,
+        data_dir: Path,
+        log_path: Path,
+        port: int | None = None,
+        password: str | None = None,
+        *,
+        record_relay: bool = False,
+        **extra_env: str,
     ) -> None:
+        """`record_relay`: upload Locations point at a `RecordingProxy` in front of the relay
+        (`relay_proxy`), so a test can see which requests a client sent there."""
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
@@ -184,6 +193,9 @@ class RegistryServer:
         # The admin password the first start creates the admin with (a restart must pass the same one).
         self.password = password or "E2e-" + secrets.token_hex(12)
         self.extra_env = extra_env
+        self.relay_proxy = RecordingProxy(self.relay_port) if record_relay else None
+        if self.relay_proxy is not None:
+            self.extra_env["REGISTRY_RELAY_URL"] = f"http://{self.relay_proxy.hostport}"
         self._tokens: dict[str | None, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at_offset = 0
@@ -276,6 +288,13 @@ class RegistryServer:
     def python_pids(self) -> list[int]:
         assert self.proc is not None
         return [p for p in _pgrp_members(self.proc.pid) if p != self.proc.pid]
+
+    def relay_requests(self, method: str, repo: str) -> list[dict[str, str]]:
+        """Headers of the `method` requests on `repo`'s upload sessions that reached the relay."""
+        assert self.relay_proxy is not None, "start the server with record_relay=True"
+        return [
+            h for m, p, h in self.relay_proxy.requests if m == method and p.startswith(f"/v2/{repo}/blobs/uploads/")
+        ]
 
     def stop(self, timeout: float = 60, expect_saved: bool = True) -> str:
         """SIGTERM the process group as a developer's `kill -- -PGID` or a supervisor would; return this run's log.
