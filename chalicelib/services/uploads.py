@@ -26,7 +26,7 @@ from chalicelib.core.digest import Digest
 from chalicelib.core.hashing import ResumableHash, available
 from chalicelib.core.models import Chunk, Part, Upload
 from chalicelib.core.reference import project_of
-from chalicelib.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, RangeInvalid
+from chalicelib.errors import BlobUploadInvalid, BlobUploadUnknown, DigestInvalid, QuotaExceeded, RangeInvalid
 from chalicelib.stores import keys
 
 if TYPE_CHECKING:
@@ -136,7 +136,9 @@ class UploadService:
                 self._store_verified_bytes(repository, digest, _checked(data, digest))
             else:
                 completed = self._verify_and_store(upload, digest, seq)
-        except DigestInvalid:
+        except (DigestInvalid, QuotaExceeded):
+            # Neither can succeed on a retry of this session (the multipart upload may already be
+            # complete): its bytes go now, not when the TTL and the lifecycle rule come.
             self._discard(upload)
             self._uploads.delete(upload.id)
             raise

@@ -347,3 +347,22 @@ def test_without_a_relay_the_app_keeps_its_cap(registry):
     assert response.headers["Location"].startswith("/v2/")
     assert response.headers["OCI-Chunk-Max-Length"] == "1024"
     assert_error(registry.patch_chunk(response.headers["Location"], b"x" * 2048, 0), 413, "SIZE_INVALID")
+
+
+def test_quota_is_charged_as_on_the_app_and_refuses_what_does_not_fit(relay, registry):
+    created = registry.post("/api/v2.0/projects", json={"project_name": "relayq", "storage_limit": 8 * MIB})
+    assert created.status_code == 201, created.get_data()[:300]
+    project_id = registry.get("/api/v2.0/projects/relayq").get_json()["project_id"]
+
+    def used() -> int:
+        quotas = registry.get("/api/v2.0/quotas", query_string={"reference": "project", "reference_id": project_id})
+        return int(quotas.get_json()[0]["used"]["storage"])
+
+    fits, too_much = random_bytes(6 * MIB), random_bytes(6 * MIB)
+    assert requests.put(relay.session("relayq/a"), params={"digest": digest_of(fits)}, data=fits).status_code == 201
+    assert used() == len(fits)
+    refused = requests.put(relay.session("relayq/a"), params={"digest": digest_of(too_much)}, data=too_much)
+    _json_error(refused, 403, "DENIED")
+    assert registry.head(f"/v2/relayq/a/blobs/{digest_of(too_much)}").status_code == 404
+    assert used() == len(fits)
+    assert relay.nothing_staged()
