@@ -21,10 +21,10 @@ def main() -> int:
     from chalicelib.relay.app import RelayApp  # noqa: PLC0415
 
     settings = get_settings()
-    registry = wiring.services()  # clients and the key are built before the first request
-    if registry.relay_key is None:
+    if settings.relay_url is None or (settings.relay_key is None and settings.relay_key_parameter is None):
         print("no relay: set REGISTRY_RELAY_URL and REGISTRY_RELAY_KEY (or _PARAMETER)", file=sys.stderr)
         return 1
+    wiring.services()  # clients and the key are built before the first request
     httpd = server.build(RelayApp(wiring.services), settings.relay_host, settings.relay_listen_port)
     stop = threading.Event()
 
