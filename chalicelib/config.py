@@ -42,6 +42,17 @@ class Settings(BaseSettings):
     upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
     upload_lease_seconds: int = Field(default=60, ge=1)
     auto_mount: bool = Field(default=False, description="mount a known blob when POST has mount= but no from=")
+    # The streaming upload relay (`chalicelib/relay`): the public base URL (scheme://host[:port]) the
+    # upload POST puts in `Location`; unset, uploads stay on this app (with its body cap).
+    relay_url: str | None = None
+    # Where the relay listens: `python -m chalicelib.relay`, or beside `make serve` (port unset: the
+    # registry port + 1; 0: any free port).
+    relay_host: str = "127.0.0.1"
+    relay_port: int | None = Field(default=None, ge=0, le=65535)
+    # The HMAC key the app and the relay share for upload capabilities: the key itself (local), or a
+    # Secrets Manager ARN / SSM SecureString name holding it (AWS).
+    relay_key: SecretStr | None = None
+    relay_key_parameter: str | None = None
 
     # The local server refuses a longer body on every route but blob uploads before reading it
     # (local/bodygate.py); at least `manifest_max_bytes` is always let through.
@@ -152,6 +163,8 @@ class Settings(BaseSettings):
         "retention_state_machine_arn",
         "event_bus_name",
         "webhook_state_machine_arn",
+        "relay_url",
+        "relay_key_parameter",
     )
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
@@ -167,6 +180,15 @@ class Settings(BaseSettings):
     @property
     def body_cap_enabled(self) -> bool:
         return self.max_body_bytes > 0
+
+    @property
+    def relay_enabled(self) -> bool:
+        return self.relay_url is not None
+
+    @property
+    def relay_listen_port(self) -> int:
+        """The relay's port: REGISTRY_RELAY_PORT, else the registry's port + 1 (0: any free port)."""
+        return self.port + 1 if self.relay_port is None else self.relay_port
 
 
 @lru_cache(maxsize=1)

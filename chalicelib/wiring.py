@@ -92,6 +92,8 @@ class Services:
     webhooks: WebhookService
     retention: RetentionService
     pulls: PullCoalescer
+    # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
+    relay_key: bytes | None = None
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
@@ -181,6 +183,20 @@ def signing_key(settings: Settings) -> SigningKey:
         return SigningKey.from_pem(_secret_value(settings.token_key_parameter).encode())
     logger.warning("no token signing key configured: using a key that lives only in this process")
     return SigningKey.generate()
+
+
+def relay_key(settings: Settings) -> bytes | None:
+    """The HMAC key the app and the relay share; None when no relay is configured."""
+    if settings.relay_key is not None:
+        value = settings.relay_key.get_secret_value()
+    elif settings.relay_key_parameter:
+        value = _secret_value(settings.relay_key_parameter)
+    else:
+        logger.error("REGISTRY_RELAY_URL is set without REGISTRY_RELAY_KEY(_PARAMETER): uploads stay on the app")
+        return None
+    if len(value) < 32:
+        raise ValueError("the relay key must be at least 32 characters")
+    return value.encode()
 
 
 def admin_password(settings: Settings) -> str | None:
@@ -286,6 +302,7 @@ def services() -> Services:
         webhooks=webhooks,
         retention=retention,
         pulls=pulls,
+        relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)
     return built

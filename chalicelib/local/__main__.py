@@ -2,9 +2,10 @@
 
 One process: moto in-process for DynamoDB, blob bytes as files under `REGISTRY_DATA_DIR/objects`
 (`stores/files.py`), the Chalice app behind waitress through the WSGI adapter (which also serves the
-blob download URLs). Every DynamoDB write is journaled under `REGISTRY_DATA_DIR/dynamodb` before it
-is acknowledged, and the journal is compacted into a snapshot when it grows and on SIGTERM/SIGINT
-(`persistence.py`). The data directory is private to its owner (0700).
+blob download URLs), and the upload relay (`chalicelib/relay`) on its own port beside it. Every
+DynamoDB write is journaled under `REGISTRY_DATA_DIR/dynamodb` before it is acknowledged, and the
+journal is compacted into a snapshot when it grows and on SIGTERM/SIGINT (`persistence.py`). The data
+directory is private to its owner (0700).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -120,6 +122,33 @@ def _prepare_identity(data_dir: Path) -> str | None:
     password = generate_robot_secret(32)
     os.environ["REGISTRY_ADMIN_PASSWORD"] = password
     return password
+
+
+def _start_relay(data_dir: Path) -> Any:
+    """The upload relay beside the app (`chalicelib/relay`), bound now so that its URL is known:
+    upload Locations point at it, so every local push crosses hosts as it does on AWS. The shared
+    key is REGISTRY_RELAY_KEY or a file under the data dir (created once, mode 0600)."""
+    from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.config import get_settings  # noqa: PLC0415
+    from chalicelib.relay import server  # noqa: PLC0415
+    from chalicelib.relay.app import RelayApp  # noqa: PLC0415
+
+    wiring.reset()
+    settings = get_settings()
+    if settings.relay_key is None:
+        key_file = data_dir / "relay-key"
+        if not key_file.exists():
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        os.environ["REGISTRY_RELAY_KEY"] = key_file.read_text().strip()
+    httpd = server.build(_durable_answers(RelayApp(wiring.services)), settings.host, settings.relay_listen_port)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 (a comparison)
+    os.environ.setdefault("REGISTRY_RELAY_URL", f"http://{host}:{httpd.server_port}")
+    wiring.reset()
+    threading.Thread(target=httpd.serve_forever, name="relay", daemon=True).start()
+    print(f"relay listening on http://{settings.host}:{httpd.server_port} (upload Locations: "
+          f"{os.environ['REGISTRY_RELAY_URL']})", flush=True)  # fmt: skip
+    return httpd
 
 
 def _warm_clients() -> None:
@@ -334,7 +363,7 @@ def main() -> int:
     engine = _start_job_engine(emulator, settings)
     persistence, files, items, objects = _restore(settings, data_dir, emulator)
     generated_password = _prepare_identity(data_dir)
-    wiring.reset()
+    relay = _start_relay(data_dir)
     settings = get_settings()
 
     server = _build_server(settings, files)
@@ -362,6 +391,7 @@ def main() -> int:
         _housekeeping_stop.set()
         scheduler.stop()
         housekeeping.join(timeout=60)  # a compaction in progress
+        relay.shutdown()
         _shut_down_and_save(server, serving, persistence, emulator)
     return 0
 

@@ -16,8 +16,9 @@ The S3 guarantees the upload path relies on hold here too, but one:
   second pass cost 0.5 ms per MB, a third of a layer PATCH's CPU;
 - every write goes to a temporary file first and is renamed into place, so a key is absent or
   complete, never partial (a reader never sees a half-written blob, a crash leaves only `.tmp/`);
-- multipart staging keeps each part in its own file named by part number and a tag returned to the
-  caller, and completion uses only the parts the caller lists;
+- multipart staging appends each part to one data file per upload, with an index line naming the
+  part's number, the tag returned to the caller and where its bytes lie; completion uses only the
+  parts the caller lists (a rename when they are the whole data file, in order);
 - `copy` is a hard link (objects are never rewritten in place, only replaced by rename), falling
   back to a byte copy where the filesystem has no links.
 - a write is durable when it returns (`sync`, the default): the file is fsync'ed before its rename,
@@ -40,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import hmac
 import mmap
@@ -47,7 +49,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -111,7 +112,10 @@ class FileObjectStore:
         """Remove temporary files a crash left behind (call before serving); returns how many."""
         removed = 0
         for leftover in self._tmp.iterdir():
-            leftover.unlink(missing_ok=True)
+            if leftover.is_dir():
+                shutil.rmtree(leftover, ignore_errors=True)  # a completed upload's parts
+            else:
+                leftover.unlink(missing_ok=True)
             removed += 1
         return removed
 
@@ -210,7 +214,7 @@ class FileObjectStore:
         abandoned ones, as the bucket's lifecycle rule does on AWS."""
         return iter(())
 
-    # Multipart staging: one directory per upload, one file per part.
+    # Multipart staging: one directory per upload, one data file and its index.
 
     def start_multipart(self, key: str) -> str:
         self.path(key)
@@ -219,34 +223,72 @@ class FileObjectStore:
         self._sync_dir(self._multipart)
         return upload_id
 
-    def upload_part(self, key: str, upload_id: str, number: int, data: bytes) -> str:
+    def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str:
+        """Append the part to the upload's one data file and note where it lies in its index.
+
+        Parts usually arrive in order (a streamed body, chunks folded one after the other), so the
+        data file is then already the object and completion is a rename. Writers of one upload are
+        serialised by a lock on the data file; a part is in the index only once its bytes are."""
         directory = self._upload_dir(upload_id)
         etag = secrets.token_hex(8)
-        tmp = self._write_new(data)
+        data_file = directory / "data"
         try:
-            os.replace(tmp, directory / f"{number}-{etag}")
+            fd = os.open(data_file, os.O_RDWR | os.O_CREAT, 0o600)
         except FileNotFoundError:
-            tmp.unlink(missing_ok=True)
             raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
-        self._sync_dir(directory)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            offset = os.fstat(fd).st_size
+            self._write_at(data_file, fd, offset, data)
+            self._sync_file(fd)  # the bytes before the index line that names them
+            with (directory / "index").open("a", encoding="ascii") as index:
+                # Led by a newline too, so that a line a crash tore off ends before this one starts.
+                index.write(f"\n{number} {etag} {offset} {len(data)}\n")
+                index.flush()
+                self._sync_file(index.fileno())
+            if offset == 0:
+                self._sync_dir(directory)  # the data and index files' entries, made by the first part
+        finally:
+            os.close(fd)  # and with it the lock
         return etag
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        """Concatenate the listed parts, in order, into `key`; other part files are ignored."""
+        """Assemble the listed parts, in order, into `key`; other parts are ignored.
+
+        When the listed parts are the data file from its first byte to its last (the usual case),
+        the data file becomes the object (a rename, no copy). Otherwise (parts of a writer that
+        lost its lease lie between them) their byte ranges are copied past the page cache into a
+        new file, and what is left is removed on a thread of its own."""
         directory = self._upload_dir(upload_id)
         target = self.path(key)
-        try:
-            with self._temporary() as (out, tmp):
-                for number, etag in parts:
-                    with (directory / f"{number}-{etag}").open("rb") as part:
-                        shutil.copyfileobj(part, out, _READ_BLOCK)
-                out.flush()
-                self._sync_file(out.fileno())
-        except FileNotFoundError:
-            raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
+        data_file = directory / "data"
+        spans = _read_index(directory / "index")
+        pieces: list[tuple[Path, int, int]] = []
+        for number, etag in parts:
+            if (number, etag) in spans:
+                pieces.append((data_file, *spans[(number, etag)]))
+                continue
+            legacy = directory / f"{number}-{etag}"  # a part file of an upload begun by an older version
+            if not legacy.is_file():
+                raise BlobUploadUnknown("upload staging was lost; restart the upload")
+            pieces.append((legacy, 0, legacy.stat().st_size))
+        tmp = self._tmp / secrets.token_hex(16)
+        if _whole_file(pieces, data_file):
+            os.rename(data_file, tmp)  # its bytes were synced part by part
+        else:
+            try:
+                with _output(tmp, self._direct_ok, sync=self._sync) as out:
+                    for path, first, size in pieces:
+                        _copy_range(path, first, size, out)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         self._publish(tmp, target)
         _deleting()
-        shutil.rmtree(directory, ignore_errors=True)
+        # Out of `.multipart/` at once (a rename); `clear_scratch` removes what a crash leaves in `.tmp/`.
+        trash = self._tmp / f"{upload_id}.parts"
+        os.rename(directory, trash)
+        threading.Thread(target=shutil.rmtree, args=(trash, True), name="multipart-cleanup", daemon=True).start()
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         _deleting()
@@ -276,7 +318,7 @@ class FileObjectStore:
             raise BlobUploadUnknown("upload staging was lost; restart the upload")
         return directory
 
-    def _write_new(self, data: bytes) -> Path:
+    def _write_new(self, data: bytes | bytearray) -> Path:
         """A new file under `.tmp/` holding `data`; large bodies bypass the page cache (see below)."""
         tmp = self._tmp / secrets.token_hex(16)
         if len(data) >= _DIRECT_MIN and self._direct_ok:
@@ -299,8 +341,23 @@ class FileObjectStore:
             raise
         return tmp
 
-    def _temporary(self) -> _Temporary:
-        return _Temporary(self._tmp)
+    def _write_at(self, path: Path, fd: int, offset: int, data: bytes | bytearray) -> None:
+        """Write `data` at `offset` of the open file `path`: past the page cache when it is large
+        and the offset is aligned (as `_write_new` does), else with plain writes."""
+        if self._direct_ok and len(data) >= _DIRECT_MIN and offset % _ALIGN == 0:
+            try:
+                with _DirectWriter(path, at=offset) as out:
+                    out.write(data)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._direct_ok = False
+                os.ftruncate(fd, offset)
+            else:
+                return
+        view = memoryview(data)
+        while view:
+            view = view[os.pwrite(fd, view, offset + len(data) - len(view)) :]
 
     def _publish(self, tmp: Path, target: Path) -> None:
         """Rename a complete (synced) temporary file to `target`; the rename is synced too."""
@@ -339,51 +396,89 @@ class FileObjectStore:
                 os.close(fd)
 
 
-class _Temporary:
-    """`with` block yielding (file, path) of a new file under `.tmp/`; removed if the block raises."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-
-    def __enter__(self) -> tuple[BinaryIO, Path]:
-        fd, name = tempfile.mkstemp(dir=self._directory)
-        self._path = Path(name)
-        self._file: BinaryIO = os.fdopen(fd, "wb")
-        return self._file, self._path
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._file.close()
-        if exc_type is not None:
-            self._path.unlink(missing_ok=True)
+def _write_direct(path: Path, data: bytes | bytearray, *, sync: bool) -> None:
+    """Write `data` to a new file with O_DIRECT (see `_DirectWriter`)."""
+    with _DirectWriter(path, sync=sync) as out:
+        out.write(data)
 
 
-def _write_direct(path: Path, data: bytes, *, sync: bool) -> None:
-    """Write `data` to a new file with O_DIRECT, through a page-aligned buffer reused per thread.
+class _DirectWriter:
+    """A new file written with O_DIRECT, through a page-aligned buffer reused per thread.
 
     Why: a buffered write must find fresh page-cache pages for every byte, which here (a VM) costs
     ~2.4 ms per MB, most of a layer PATCH; the same bytes go to the disk with O_DIRECT in ~0.4 ms
-    per MB. Blocks are padded to 4 KiB and the file truncated to its real length after."""
-    buffer = _direct_buffer()
-    view = memoryview(data)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DIRECT, 0o600)
-    try:
-        for offset in range(0, len(data), _DIRECT_BLOCK):
-            piece = view[offset : offset + _DIRECT_BLOCK]
-            size = len(piece)
-            padded = -(-size // _ALIGN) * _ALIGN
-            buffer[:size] = piece
-            buffer[size:padded] = bytes(padded - size)
-            if os.write(fd, memoryview(buffer)[:padded]) != padded:
-                raise OSError(errno.EINVAL, "short O_DIRECT write")  # then a plain write, as for tmpfs
-        os.ftruncate(fd, len(data))
+    per MB. Writes are gathered into 4 MiB blocks; the last one is padded to 4 KiB and the file
+    truncated to its real length. A filesystem that refuses O_DIRECT raises OSError(EINVAL)."""
+
+    def __init__(self, path: Path, *, at: int | None = None, sync: bool = False) -> None:
+        """A new file, or (`at`, a multiple of 4 KiB) the existing file from that byte on; `sync`:
+        fsync'ed on close (O_DIRECT skips the page cache, not the device's cache or the file's size)."""
+        self._sync = sync
+        self._buffer = _direct_buffer()
+        self._filled = 0
+        self._length = 0
+        self._start = at or 0
+        flags = os.O_WRONLY | os.O_DIRECT | (os.O_CREAT | os.O_EXCL if at is None else 0)
+        self._fd = os.open(path, flags, 0o600)
+
+    def __enter__(self) -> _DirectWriter:
+        return self
+
+    def write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            take = min(len(view), _DIRECT_BLOCK - self._filled)
+            self._buffer[self._filled : self._filled + take] = view[:take]
+            self._filled += take
+            view = view[take:]
+            if self._filled == _DIRECT_BLOCK:
+                self._flush()
+
+    def _flush(self) -> None:
+        padded = -(-self._filled // _ALIGN) * _ALIGN
+        self._buffer[self._filled : padded] = bytes(padded - self._filled)
+        if os.pwrite(self._fd, memoryview(self._buffer)[:padded], self._start + self._length) != padded:
+            raise OSError(errno.EINVAL, "short O_DIRECT write")  # then a plain write, as for tmpfs
+        self._length += self._filled
+        self._filled = 0
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                if self._filled:
+                    self._flush()
+                os.ftruncate(self._fd, self._start + self._length)
+                if self._sync:
+                    os.fsync(self._fd)
+                if hasattr(os, "posix_fadvise"):
+                    # Let the kernel read it back into the page cache in the background: a pull
+                    # often follows a push, and cold reads make waitress's loop wait on the disk.
+                    os.posix_fadvise(self._fd, self._start, self._length, os.POSIX_FADV_WILLNEED)
+        finally:
+            os.close(self._fd)
+
+
+@contextlib.contextmanager
+def _output(path: Path, direct: bool, *, sync: bool) -> Iterator[_DirectWriter | BinaryIO]:
+    """A new file to write a large object into: O_DIRECT where the filesystem takes it; `sync`:
+    on disk when the block ends."""
+    writer = None
+    if direct:
+        try:
+            writer = _DirectWriter(path, sync=sync)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            if exc.errno != errno.EINVAL:
+                raise
+    if writer is not None:
+        with writer:
+            yield writer
+        return
+    with path.open("xb") as plain:
+        yield plain
+        plain.flush()
         if sync:
-            os.fsync(fd)  # O_DIRECT skips the page cache, not the device's cache or the file's size
-        if hasattr(os, "posix_fadvise"):
-            # Let the kernel read it back into the page cache in the background: a pull often
-            # follows a push, and cold reads make waitress's loop wait on the disk.
-            os.posix_fadvise(fd, 0, len(data), os.POSIX_FADV_WILLNEED)
-    finally:
-        os.close(fd)
+            os.fsync(plain.fileno())
 
 
 def _direct_buffer() -> mmap.mmap:
@@ -391,6 +486,42 @@ def _direct_buffer() -> mmap.mmap:
     if buffer is None:
         buffer = _per_thread.buffer = mmap.mmap(-1, _DIRECT_BLOCK)
     return buffer
+
+
+def _read_index(path: Path) -> dict[tuple[int, str], tuple[int, int]]:
+    """(part number, tag) -> (offset, size) in the data file. A line a crash tore off is skipped, or
+    names a part that was never acknowledged (so never listed): only whole lines are looked up."""
+    spans: dict[tuple[int, str], tuple[int, int]] = {}
+    with contextlib.suppress(FileNotFoundError), path.open(encoding="ascii") as index:
+        for line in index:
+            fields = line.split()
+            if len(fields) == 4 and line.endswith("\n") and all(f.isdigit() for f in (fields[0], *fields[2:])):
+                spans[(int(fields[0]), fields[1])] = (int(fields[2]), int(fields[3]))
+    return spans
+
+
+def _whole_file(pieces: list[tuple[Path, int, int]], data_file: Path) -> bool:
+    """True when the pieces are `data_file` from its first byte to its last, in order."""
+    offset = 0
+    for path, first, size in pieces:
+        if path != data_file or first != offset:
+            return False
+        offset += size
+    try:
+        return bool(pieces) and data_file.stat().st_size == offset
+    except FileNotFoundError:
+        return False
+
+
+def _copy_range(path: Path, first: int, size: int, out: _DirectWriter | BinaryIO) -> None:
+    with path.open("rb") as source:
+        source.seek(first)
+        while size > 0:
+            block = source.read(min(size, _DIRECT_BLOCK))
+            if not block:
+                raise BlobUploadUnknown("upload staging was lost; restart the upload")
+            out.write(block)
+            size -= len(block)
 
 
 def _url_key(path: Path) -> bytes:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
@@ -92,8 +93,23 @@ class UploadStore:
 
     def commit(self, upload: Upload, token: str) -> None:
         """Persist the new offset, parts and hash state, releasing the lease we hold."""
+        self._update_held(upload, token, [UploadRow.lease_token.remove(), UploadRow.lease_until.remove()])
+
+    def checkpoint(self, upload: Upload, token: str, part_numbers: int) -> int:
+        """Persist progress made under the lease and keep holding it (a long streamed body): the new
+        offset, parts and hash state become durable, the lease is renewed and `part_numbers` more
+        part numbers are reserved; returns the first of them. Raises LeaseLost as `commit` does."""
+        row = self._update_held(
+            upload,
+            token,
+            [UploadRow.lease_until.set(int(time.time()) + self._lease), UploadRow.next_seq.add(part_numbers)],
+        )
+        return int(row.next_seq) - part_numbers
+
+    def _update_held(self, upload: Upload, token: str, lease_actions: list[Any]) -> UploadRow:
+        row = UploadRow(keys.upload_pk(upload.id), keys.UPLOAD_SK)
         try:
-            UploadRow(keys.upload_pk(upload.id), keys.UPLOAD_SK).update(
+            row.update(
                 actions=[
                     UploadRow.offset.set(upload.offset),
                     UploadRow.parts.set([PartAttr(number=p.number, etag=p.etag, size=p.size) for p in upload.parts]),
@@ -105,8 +121,7 @@ class UploadStore:
                         else [UploadRow.hash_state.remove()]
                     ),
                     UploadRow.expires_at.set(int(time.time()) + self._ttl),
-                    UploadRow.lease_token.remove(),
-                    UploadRow.lease_until.remove(),
+                    *lease_actions,
                 ],
                 condition=UploadRow.lease_token == token,
             )
@@ -114,6 +129,7 @@ class UploadStore:
             if exc.cause_response_code == "ConditionalCheckFailedException":
                 raise LeaseLost(upload.id) from None
             raise
+        return row
 
     def release(self, upload_id: str, token: str) -> None:
         """Give the lease back after a failed write, leaving the committed state untouched."""

@@ -11,13 +11,14 @@ import json
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import CommandLog, RegistryServer, check, find_harness
+from .support import CommandLog, RegistryServer, check, find_harness, require_tool, run
 
 MEDIUM_MB = 8
 SEED = "42"
@@ -80,8 +81,9 @@ def registry(e2e_tmp: Path) -> Iterator[RegistryServer]:
     if not shutil.which("make"):
         pytest.fail("make is not installed")
     server = RegistryServer(
-        e2e_tmp / "registry-data", e2e_tmp / "server.log", REGISTRY_PULL_COUNT_FLUSH_SECONDS=str(PULL_WINDOW)
-    ).start()
+        e2e_tmp / "registry-data", e2e_tmp / "server.log", record_relay=True,
+        REGISTRY_PULL_COUNT_FLUSH_SECONDS=str(PULL_WINDOW),
+    ).start()  # fmt: skip
     yield server
     server.stop()  # SIGTERM to the group; asserts python ended and printed "state saved"
 
@@ -99,6 +101,24 @@ def podman_env(e2e_tmp: Path) -> dict[str, str]:
     env["CONTAINERS_CONF"] = str(d / "containers.conf")
     env["TMPDIR"] = str(d / "tmp")
     return env
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory, podman_env: dict[str, str]) -> Iterator[Any]:
+    require_tool("podman")
+    root = tmp_path_factory.mktemp("podman")
+    runroot = tempfile.mkdtemp(prefix="e2e-podman-")  # podman refuses a --runroot longer than 50 characters
+    base = ["podman", "--root", str(root / "root"), "--runroot", runroot, "--tmpdir", str(root / "tmp"),
+            "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"]  # fmt: skip
+
+    def podman(*args: str, ok: bool = True) -> str:
+        cmd = [*base, *args]
+        if ok:
+            return check(cmd, env=podman_env, timeout=180)
+        return run(cmd, env=podman_env, timeout=180).stdout
+
+    yield podman
+    shutil.rmtree(runroot, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)

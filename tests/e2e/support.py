@@ -157,6 +157,16 @@ def _pgrp_members(pgid: int) -> list[int]:
     return members
 
 
+def _kill_group(leader: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process group and wait (10 s at most) until none of it runs."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(leader.pid, signal.SIGKILL)
+    leader.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while _pgrp_members(leader.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 class RegistryServer:
     """One `make serve` process group with its own port, data dir and log file."""
 
@@ -165,14 +175,28 @@ class RegistryServer:
     command: ClassVar[tuple[str, ...]] = ("make", "serve")
 
     def __init__(
-        self, data_dir: Path, log_path: Path, port: int | None = None, password: str | None = None, **extra_env: str
+        self,
+        data_dir: Path,
+        log_path: Path,
+        port: int | None = None,
+        password: str | None = None,
+        *,
+        record_relay: bool = False,
+        **extra_env: str,
     ) -> None:
+        """`record_relay`: upload Locations point at a `RecordingProxy` in front of the relay
+        (`relay_proxy`), so a test can see which requests a client sent there."""
         self.data_dir = data_dir
         self.log_path = log_path
         self.port = port or free_port()
+        # The upload relay `make serve` runs beside the app; kept across restarts (clients hold its URLs).
+        self.relay_port = free_port()
         # The admin password the first start creates the admin with (a restart must pass the same one).
         self.password = password or "E2e-" + secrets.token_hex(12)
         self.extra_env = extra_env
+        self.relay_proxy = RecordingProxy(self.relay_port) if record_relay else None
+        if self.relay_proxy is not None:
+            self.extra_env["REGISTRY_RELAY_URL"] = f"http://{self.relay_proxy.hostport}"
         self._tokens: dict[str | None, str] = {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at_offset = 0
@@ -198,6 +222,7 @@ class RegistryServer:
         for k in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"):
             env.pop(k, None)
         env["REGISTRY_PORT"] = str(self.port)
+        env["REGISTRY_RELAY_PORT"] = str(self.relay_port)
         env["REGISTRY_DATA_DIR"] = str(self.data_dir)
         env["REGISTRY_ADMIN_PASSWORD"] = self.password
         env.update(self.extra_env)
@@ -265,6 +290,13 @@ class RegistryServer:
         assert self.proc is not None
         return [p for p in _pgrp_members(self.proc.pid) if p != self.proc.pid]
 
+    def relay_requests(self, method: str, repo: str) -> list[dict[str, str]]:
+        """Headers of the `method` requests on `repo`'s upload sessions that reached the relay."""
+        assert self.relay_proxy is not None, "start the server with record_relay=True"
+        return [
+            h for m, p, h in self.relay_proxy.requests if m == method and p.startswith(f"/v2/{repo}/blobs/uploads/")
+        ]
+
     def stop(self, timeout: float = 60, expect_saved: bool = True) -> str:
         """SIGTERM the process group as a developer's `kill -- -PGID` or a supervisor would; return this run's log.
 
@@ -301,12 +333,7 @@ class RegistryServer:
         """SIGKILL the whole group (a crash); no state is saved by the process itself."""
         if self.proc is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=30)
-        deadline = time.monotonic() + 10
-        while _pgrp_members(self.proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _kill_group(self.proc)
         if self in RegistryServer.live:
             RegistryServer.live.remove(self)
 
@@ -520,3 +547,168 @@ def oras_client_for(registry: RegistryServer) -> Any:
     client = OrasClient(hostname=registry.hostport, insecure=True)
     client.auth.set_basic_auth(ADMIN, registry.password)
     return client
+
+
+# Images with one big layer, and the Docker daemon that pushes them.
+
+
+def single_layer_image(out: Path, layer_mb: int, seed: str) -> Layout:
+    """An OCI layout (tag `latest`) of one gzip layer holding `layer_mb` MB of seeded random bytes
+    (incompressible, so the layer is as big as its content), with a config that `docker load` and
+    containerd accept (its diff_id is the uncompressed tar's digest)."""
+    import io
+    import random
+    import tarfile
+
+    payload = random.Random(seed).randbytes(layer_mb * 1024 * 1024)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("payload.bin")
+        info.size, info.mtime, info.mode = len(payload), 1704067200, 0o644
+        archive.addfile(info, io.BytesIO(payload))
+    uncompressed = tar.getvalue()
+    layer = gzip.compress(uncompressed, compresslevel=1, mtime=0)
+    config = canon({
+        "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+        "config": {"Cmd": ["/payload.bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [sha256(uncompressed)]},
+        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"e2e {seed}"}],
+    })  # fmt: skip
+    manifest = canon({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config),
+                   "size": len(config)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha256(layer),
+                    "size": len(layer)}],
+    })  # fmt: skip
+    (out / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
+    for blob in (layer, config, manifest):
+        (out / "blobs" / "sha256" / sha256(blob).split(":")[1]).write_bytes(blob)
+    (out / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
+    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [{
+        "mediaType": OCI_MANIFEST, "digest": sha256(manifest), "size": len(manifest),
+        "annotations": {"org.opencontainers.image.ref.name": "latest"},
+    }]}  # fmt: skip
+    (out / "index.json").write_bytes(canon(index))
+    return Layout(out)
+
+
+class Dockerd:
+    """Debian's dockerd (docker.io) in a directory of its own: no iptables, no bridge, vfs storage,
+    loopback registries insecure (plain http). It runs its own containerd, which `ctr` reaches."""
+
+    DOCKER = "/usr/bin/docker"  # Debian's client: another `docker` may come first on PATH
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.socket = root / "docker.sock"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def containerd_socket(self) -> Path:
+        return self.root / "exec" / "containerd" / "containerd.sock"
+
+    def start(self, timeout: float = 60) -> Dockerd:
+        dockerd = shutil.which("dockerd")
+        assert dockerd and Path(self.DOCKER).exists(), (
+            "dockerd is not installed (`make system-deps` installs docker.io)"
+        )
+        self.root.mkdir(parents=True, exist_ok=True)
+        log = (self.root / "dockerd.log").open("ab")
+        self.proc = subprocess.Popen(
+            [dockerd, "--iptables=false", "--ip-forward=false", "--bridge=none", "--storage-driver=vfs",
+             "--insecure-registry=127.0.0.0/8", f"--data-root={self.root / 'data'}",
+             f"--exec-root={self.root / 'exec'}", f"--pidfile={self.root / 'dockerd.pid'}",
+             f"--host=unix://{self.socket}"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"dockerd exited with {self.proc.returncode}: {self.log()[-3000:]}")
+            if run(self.docker_cmd("version"), timeout=10).returncode == 0 and self.containerd_socket.exists():
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise AssertionError(f"dockerd not ready after {timeout}s: {self.log()[-3000:]}")
+
+    def log(self) -> str:
+        return (self.root / "dockerd.log").read_text(errors="replace")
+
+    def docker_cmd(self, *args: str) -> list[str]:
+        return [self.DOCKER, "--host", f"unix://{self.socket}", *args]
+
+    def docker(self, *args: str, timeout: float = 300) -> str:
+        return check(self.docker_cmd(*args), timeout=timeout)
+
+    def ctr(self, *args: str, timeout: float = 300) -> str:
+        return check(["ctr", "--address", str(self.containerd_socket), "--namespace", "e2e", *args], timeout=timeout)
+
+    def stop(self) -> None:
+        """SIGTERM dockerd (it stops its containerd), SIGKILL the group if it lingers."""
+        if self.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=30)
+        _kill_group(self.proc)  # what is left of the group (its containerd, if it outlived dockerd)
+        self.proc = None
+
+
+# Memory and CPU of a server process, and one big streamed push (the relay's bounded-memory check).
+
+
+class ProcessUsage:
+    """Resident memory and CPU time of one process, read from /proc.
+
+    `reset_peak` writes 5 to `/proc/<pid>/clear_refs`, which sets the process's peak resident size
+    (VmHWM) back to its current one, so `peak_bytes` afterwards is the peak of what followed."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def _status(self, field: str) -> int:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError(f"no {field} in /proc/{self.pid}/status")
+
+    def reset_peak(self) -> None:
+        Path(f"/proc/{self.pid}/clear_refs").write_text("5")
+
+    def rss_bytes(self) -> int:
+        return self._status("VmRSS")
+
+    def peak_bytes(self) -> int:
+        return self._status("VmHWM")
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def push_streamed_blob(base_url: str, repo: str, size: int, auth: tuple[str, str], seed: str) -> str:
+    """Push `size` seeded random bytes as one blob the way docker does (POST, one PATCH with a
+    chunked body produced while it is sent, PUT ?digest=), never holding the blob in memory."""
+    import random
+
+    rng = random.Random(seed)
+    hasher = hashlib.sha256()
+
+    def body() -> Iterable[bytes]:
+        left = size
+        while left:
+            block = rng.randbytes(min(left, 1024 * 1024))
+            hasher.update(block)
+            left -= len(block)
+            yield block
+
+    session = requests.post(f"{base_url}/v2/{repo}/blobs/uploads/", auth=auth, timeout=60)
+    assert session.status_code == 202, session.text
+    patched = requests.patch(session.headers["Location"], data=body(), timeout=1800)
+    assert patched.status_code == 202, patched.text
+    digest = "sha256:" + hasher.hexdigest()
+    closed = requests.put(patched.headers["Location"], params={"digest": digest}, timeout=1800)
+    assert closed.status_code == 201, closed.text
+    return digest

@@ -3,35 +3,14 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import Layout, RegistryServer, check, repo_name, require_tool, run
+from .support import Layout, RegistryServer, check, repo_name
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def podman(tmp_path_factory: pytest.TempPathFactory, podman_env: dict[str, str]) -> Iterator[Any]:
-    require_tool("podman")
-    root = tmp_path_factory.mktemp("podman")
-    runroot = tempfile.mkdtemp(prefix="e2e-podman-")  # podman refuses a --runroot longer than 50 characters
-    base = ["podman", "--root", str(root / "root"), "--runroot", runroot, "--tmpdir", str(root / "tmp"),
-            "--storage-driver", "vfs", "--events-backend", "file", "--cgroup-manager", "cgroupfs"]  # fmt: skip
-
-    def podman(*args: str, ok: bool = True) -> str:
-        cmd = [*base, *args]
-        if ok:
-            return check(cmd, env=podman_env, timeout=180)
-        return run(cmd, env=podman_env, timeout=180).stdout
-
-    yield podman
-    shutil.rmtree(runroot, ignore_errors=True)
 
 
 def creds(registry: RegistryServer) -> list[str]:

@@ -16,7 +16,6 @@ from .support import (
     OCI_INDEX,
     OCI_MANIFEST,
     Layout,
-    RecordingProxy,
     RegistryServer,
     assert_same_blobs,
     check,
@@ -162,16 +161,12 @@ def test_medium_known_size_roundtrip(registry: RegistryServer, images: dict[str,
     src = layout(images, "medium")
     repo = repo_name("skopeo/medium")
     digest = images["medium"]["digest"]
-    proxy = RecordingProxy(registry.port)
-    try:
-        check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(),
-               f"oci:{src.path}:latest", f"docker://{proxy.hostport}/{repo}:v1"])  # fmt: skip
-    finally:
-        proxy.close()
-    # Each layer went up as one PATCH of known length (not mounted or skipped).
-    patched = sorted(int(h.get("content-length", -1)) for m, _, h in proxy.requests if m == "PATCH")
+    check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(),
+           f"oci:{src.path}:latest", "docker://" + registry.ref(repo, "v1")])  # fmt: skip
+    # Each layer went up to the upload relay as one PATCH of known length (not mounted or skipped).
+    patched = sorted(int(h.get("content-length", -1)) for h in registry.relay_requests("PATCH", repo))
     layer_sizes = sorted(layer["size"] for layer in src.json_blob(digest)["layers"])
-    assert set(layer_sizes) <= set(patched), f"layers {layer_sizes} not uploaded; requests: {proxy.requests}"
+    assert set(layer_sizes) <= set(patched), f"layers {layer_sizes} not uploaded; PATCH lengths: {patched}"
 
     assert inspect_raw(registry, repo, "v1") == src.blob(digest)
     pulled = pull(registry, repo, "v1", tmp_path / "pulled", "v1", "--preserve-digests")
@@ -192,14 +187,11 @@ def test_medium_recompressed_streaming_push(
     src = Layout(fresh / "medium")
     src_manifest = src.json_blob(src.ref("latest")["digest"])
     repo = repo_name("skopeo/medium-zstd")
-    proxy = RecordingProxy(registry.port)
-    try:
-        check(["skopeo", "copy", *registry.skopeo_dest(), "--dest-compress-format", "zstd",
-               f"oci:{src.path}:latest", f"docker://{proxy.hostport}/{repo}:v1"])  # fmt: skip
-    finally:
-        proxy.close()
-    streamed = [p for m, p, h in proxy.requests if m == "PATCH" and h.get("transfer-encoding") == "chunked"]
-    assert len(streamed) >= 3, f"expected the 3 layers as chunked PATCHes of unknown length: {proxy.requests}"
+    check(["skopeo", "copy", *registry.skopeo_dest(), "--dest-compress-format", "zstd",
+           f"oci:{src.path}:latest", "docker://" + registry.ref(repo, "v1")])  # fmt: skip
+    patches = registry.relay_requests("PATCH", repo)
+    streamed = [h for h in patches if h.get("transfer-encoding") == "chunked"]
+    assert len(streamed) >= 3, f"expected the 3 layers as chunked PATCHes of unknown length: {patches}"
 
     raw = inspect_raw(registry, repo, "v1")
     manifest = json.loads(raw)

@@ -2,23 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from urllib.parse import quote, urlencode
 
-from chalicelib.errors import BlobUploadInvalid, PaginationInvalid
-
-# ASCII digits, at most 18 (int64): `\d` takes any script's digits, and 5,000 of them made int() raise.
-_RANGE_RE = re.compile(r"^(?:bytes[ =])?([0-9]{1,18})-([0-9]{1,18})(?:/(?:[0-9]{1,18}|\*))?$")
-
-
-def content_range(value: str | None) -> tuple[int, int] | None:
-    """Parse `<start>-<end>` (inclusive); a malformed header is BLOB_UPLOAD_INVALID."""
-    if value is None or value == "":
-        return None
-    match = _RANGE_RE.fullmatch(value.strip())
-    if not match or int(match[2]) < int(match[1]):
-        raise BlobUploadInvalid("malformed Content-Range; expected <start>-<end>", {"Content-Range": value[:100]})
-    return int(match[1]), int(match[2])
+from chalicelib.errors import PaginationInvalid
 
 
 def page_size(value: str | None, maximum: int) -> int:
@@ -40,7 +26,3 @@ def upload_location(name: str, upload_id: str) -> str:
 
 def blob_location(name: str, digest: str) -> str:
     return f"/v2/{name}/blobs/{digest}"
-
-
-def range_header(offset: int) -> str:
-    return f"0-{max(offset - 1, 0)}"

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+
 from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.api.oci._auth import allowed
-from chalicelib.api.oci._http import blob_location, content_range, range_header, upload_location
+from chalicelib.api.oci._http import blob_location, upload_location
+from chalicelib.core import capability
 from chalicelib.core.models import Upload
+from chalicelib.core.ranges import content_range, range_header
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import NameInvalid
 from chalicelib.observability import count
@@ -77,15 +81,27 @@ def cancel_upload(request: HttpRequest) -> Response:
 
 
 def _session(name: str, upload: Upload, status: int) -> Response:
-    settings = services().settings
+    registry = services()
+    settings = registry.settings
     headers = {
-        "Location": upload_location(name, upload.id),
+        "Location": _session_location(name, upload),
         "Range": range_header(upload.offset),
         "Docker-Upload-UUID": upload.id,
     }
-    if settings.body_cap_enabled:
+    if settings.body_cap_enabled and registry.relay_key is None:
         headers["OCI-Chunk-Max-Length"] = str(settings.max_body_bytes)
     return empty_response(status, headers)
+
+
+def _session_location(name: str, upload: Upload) -> str:
+    """The session URL: on the relay when one is configured (bodies of any size, a capability in
+    the path because clients drop Authorization on another host), else on this app."""
+    registry = services()
+    settings = registry.settings
+    if settings.relay_url is None or registry.relay_key is None:
+        return upload_location(name, upload.id)
+    expires_at = int(time.time()) + settings.upload_ttl_seconds
+    return capability.upload_url(settings.relay_url, registry.relay_key, name, upload.id, expires_at)
 
 
 def _created(name: str, digest: str) -> Response:
