@@ -269,12 +269,28 @@ def test_staged_parts_and_their_assembly_and_copies_are_synced(
     upload = store.start_multipart("uploads/u1/data")
     disk = _DiskLog(monkeypatch)
     etag = store.upload_part("uploads/u1/data", upload, 1, b"part one")
-    part = store.root / ".multipart" / upload / f"1-{etag}"
-    assert disk.synced_before_and_named_after(part), disk.events
+    staging = store.root / ".multipart" / upload
+    data, index = ("fsync", str(staging / "data")), ("fsync", str(staging / "index"))
+    # The part's bytes, then the index line that names them, then the entries of both files.
+    assert data in disk.events and index in disk.events, disk.events
+    assert disk.events.index(data) < disk.events.index(index) < disk.events.index(("fsync", str(staging)))
     store.complete_multipart("uploads/u1/data", upload, [(1, etag)])
-    assert disk.synced_before_and_named_after(store.path("uploads/u1/data")), disk.events
+    target = store.path("uploads/u1/data")
+    assert ("fsync", str(target.parent)) in disk.events[disk.events.index(("rename", str(target))) :]
     store.copy("uploads/u1/data", KEY, 8)
     assert ("fsync", str(store.path(KEY).parent)) in disk.events[disk.events.index(("rename", str(store.path(KEY)))) :]
+
+
+def test_an_assembly_that_copies_parts_is_synced_before_its_rename(
+    store: FileObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = store.start_multipart("uploads/u2/data")
+    store.upload_part("uploads/u2/data", upload, 1, b"a writer that lost its lease")
+    etag = store.upload_part("uploads/u2/data", upload, 1, b"the winner")
+    disk = _DiskLog(monkeypatch)
+    store.complete_multipart("uploads/u2/data", upload, [(1, etag)])
+    assert disk.synced_before_and_named_after(store.path("uploads/u2/data")), disk.events
+    assert store.get("uploads/u2/data") == b"the winner"
 
 
 def test_without_sync_nothing_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
