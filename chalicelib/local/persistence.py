@@ -505,5 +505,12 @@ def install(persistence: Persistence) -> None:
     _sink = persistence
 
 
+def uninstall() -> None:
+    """Stop journaling this process's writes (the wrappers stay, and pass writes straight through).
+    For a process that hosts more than one run of the runner's state handling: tests."""
+    global _sink  # noqa: PLW0603
+    _sink = None
+
+
 def _dump(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), default=moto_patches.json_default).encode()

@@ -22,7 +22,7 @@ from chalicelib.config import Settings
 from chalicelib.local import journal, moto_patches
 from chalicelib.local.emulator import Emulator, table_properties
 from chalicelib.local.journal import JournalDamaged, frame, read_frames
-from chalicelib.local.persistence import Persistence, durable_on_exit
+from chalicelib.local.persistence import Persistence, durable_on_exit, uninstall
 from chalicelib.stores.files import FileObjectStore
 
 REGION = "us-east-1"
@@ -56,16 +56,19 @@ class Process:
 
     def crash(self) -> None:
         """Stop without saving anything (what SIGKILL leaves: the journal as it is on disk)."""
+        uninstall()
         self.mock.stop()
 
     def stop(self) -> None:
         self.persistence.close()
+        uninstall()
         self.mock.stop()
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path / "data"
+    uninstall()  # a test that fails midway leaves no journal behind for the next one's moto
 
 
 def test_every_kind_of_write_survives_a_crash_exactly(data_dir: Path) -> None:
