@@ -139,7 +139,7 @@ def _build_server(settings: Settings, snapshots: Snapshotter, files: FileObjectS
     _refuse_tls_probes()
     _send_in_smaller_pieces()
     return waitress.create_server(
-        ChaliceWSGI(app, on_write=snapshots.mark_dirty, files=files),
+        ChaliceWSGI(app, on_write=snapshots.mark_dirty, files=files, inline_downloads=not settings.local_blob_redirect),
         host=settings.host,
         port=settings.port,
         threads=settings.server_threads,
