@@ -257,8 +257,9 @@ def _send_file(
         os.posix_fadvise(body.fileno(), first, last - first + 1, os.POSIX_FADV_WILLNEED)
     body.seek(first)
     wrapper = environ.get("wsgi.file_wrapper")
-    if wrapper is not None and last == size - 1:
-        # waitress sends the file from where it stands to its end, in large blocks.
+    if wrapper is not None:
+        # waitress sends the file from where it stands, as many bytes as Content-Length says
+        # (with `os.sendfile` under `make serve`: local/sendfile.py).
         return wrapper(body, 1024 * 1024)  # type: ignore[no-any-return]
     return _read_span(body, last - first + 1)
 
