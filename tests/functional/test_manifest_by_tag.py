@@ -9,8 +9,6 @@ The invariant every test checks: a tag that answers a pull names a manifest that
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
 
@@ -21,31 +19,12 @@ from tests.functional.helpers import (
     Registry,
     assert_error,
     digest_of,
+    dynamodb_calls,
     run_together,
     serialise_aws_calls,
 )
 
 ACCEPT = {"Accept": OCI_MANIFEST}
-
-
-@contextmanager
-def dynamodb_calls() -> Iterator[list[str]]:
-    """The DynamoDB operations this thread makes inside the block (a request's own cost; what an
-    event subscriber writes later on its worker thread is not counted)."""
-    from botocore.client import BaseClient
-
-    calls: list[str] = []
-    original = BaseClient._make_api_call
-    me = threading.get_ident()
-
-    def counted(client: Any, operation: str, params: Any) -> Any:
-        if client.meta.service_model.service_name == "dynamodb" and threading.get_ident() == me:
-            calls.append(operation)
-        return original(client, operation, params)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(BaseClient, "_make_api_call", counted)
-        yield calls
 
 
 def bearer(registry: Registry, repo: str) -> dict[str, str]:

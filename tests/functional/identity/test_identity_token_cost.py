@@ -9,38 +9,17 @@ the very next token (tokens already issued stay valid until they expire).
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
+from tests.functional.helpers import dynamodb_calls
 from tests.functional.identity.identity_support import (
     PASSWORD,
     ROLE_IDS,
     actions_in,
     expect_status,
 )
-
-
-@contextmanager
-def dynamodb_calls() -> Iterator[list[str]]:
-    """The DynamoDB operations this thread makes inside the block (what a request costs)."""
-    from botocore.client import BaseClient
-
-    calls: list[str] = []
-    original = BaseClient._make_api_call
-    me = threading.get_ident()
-
-    def counted(client: Any, operation: str, params: Any) -> Any:
-        if client.meta.service_model.service_name == "dynamodb" and threading.get_ident() == me:
-            calls.append(operation)
-        return original(client, operation, params)
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(BaseClient, "_make_api_call", counted)
-        yield calls
 
 
 @pytest.fixture(scope="module")
