@@ -152,6 +152,9 @@ class Settings(BaseSettings):
     # Set by the embedded runner: blob bytes as files under this directory instead of S3
     # (`stores/files.py` says why). Unset on AWS and in the functional tests.
     local_object_dir: Path | None = None
+    # The embedded runner answers a blob GET with the bytes (one request per blob); true keeps the
+    # 307 to the download URL that AWS answers with (two requests), to exercise clients' redirects.
+    local_blob_redirect: bool = False
 
     @field_validator(
         "aws_endpoint_url",

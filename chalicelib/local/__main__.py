@@ -52,25 +52,6 @@ def _refuse_tls_probes() -> None:
     HTTPChannel.received = received
 
 
-def _send_in_smaller_pieces() -> None:
-    """Cap how much waitress takes from a response buffer per send() at 256 KiB.
-
-    waitress reads `SO_SNDBUF` bytes (4 MiB on loopback) from the response (a blob file) for every
-    send() and puts back what the socket did not take; sends take ~1 MiB on average here, so a
-    52 MB pull read 190 MB from its files (measured with skopeo). With 256 KiB it reads little
-    more than it sends."""
-    original = HTTPChannel.__init__
-
-    def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self.sendbuf_len = min(self.sendbuf_len, _SEND_PIECE)
-
-    HTTPChannel.__init__ = init
-
-
-_SEND_PIECE = 256 * 1024
-
-
 def _configure_libraries() -> None:
     # Local-only defaults for boto3 and Powertools (they read their own variables).
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
@@ -188,15 +169,16 @@ def _build_server(settings: Settings, files: FileObjectStore) -> Any:
     """The app behind the WSGI adapter under waitress, with its clients built before the first request."""
     from app import app  # noqa: PLC0415
     from chalicelib import wiring  # noqa: PLC0415
+    from chalicelib.local import sendfile  # noqa: PLC0415
     from chalicelib.local.wsgi import ChaliceWSGI  # noqa: PLC0415
 
     wiring.services()
     _warm_clients()
     _refuse_tls_probes()
-    _send_in_smaller_pieces()
     _gate_bodies(settings)
+    sendfile.install()
     return waitress.create_server(
-        _durable_answers(ChaliceWSGI(app, files=files)),
+        _durable_answers(ChaliceWSGI(app, files=files, inline_downloads=not settings.local_blob_redirect)),
         host=settings.host,
         port=settings.port,
         threads=settings.server_threads,

@@ -6,6 +6,9 @@ as on Lambda; the body travels as raw bytes (no base64 round trip).
 
 Beside the app, it serves the signed download URLs of the local object store (`stores/files.py`),
 the part S3 plays on AWS when blob GET redirects there: GET and HEAD, one byte range at most.
+With `inline_downloads`, a blob GET the app answers with a redirect to such a URL is answered with
+the bytes at once (distribution's filesystem driver does the same): a pull then makes one request
+per blob instead of two, which on a loaded machine is most of what a small blob costs.
 """
 
 from __future__ import annotations
@@ -70,9 +73,16 @@ class LocalLambdaContext:
 class ChaliceWSGI:
     """A WSGI application wrapping a Chalice app's REST routes."""
 
-    def __init__(self, app: Chalice, files: FileObjectStore | None = None) -> None:
+    def __init__(
+        self,
+        app: Chalice,
+        files: FileObjectStore | None = None,
+        *,
+        inline_downloads: bool = False,
+    ) -> None:
         self._app = app
         self._files = files
+        self._inline = inline_downloads and files is not None
         # Literal and single-segment routes match before greedy `{proxy+}` ones, as on API Gateway.
         routes = sorted(app.routes, key=lambda path: ("+}" in path, -path.count("/"), path.count("{"), path))
         self._routes = [(path, _route_regex(path)) for path in routes]
@@ -81,7 +91,8 @@ class ChaliceWSGI:
         method = environ["REQUEST_METHOD"].upper()
         path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace") or "/"
         if self._files is not None and path.startswith(DOWNLOAD_PREFIX):
-            return self._download(environ, method, path[len(DOWNLOAD_PREFIX) :], start_response)
+            url = f"{path[len(DOWNLOAD_PREFIX) :]}?{environ.get('QUERY_STRING', '')}"
+            return self._download(environ, method, url, start_response)
         if len(path) > 1:
             path = path.rstrip("/") or "/"
         matched = self._match(path)
@@ -101,16 +112,27 @@ class ChaliceWSGI:
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = BytesIO(b""), "0"
         event = self._event(environ, method, path, resource, params)
         result = self._app(event, LocalLambdaContext())
+        if self._inline and method == "GET":
+            redirect = _local_redirect(result)
+            if redirect is not None:  # serve the bytes here instead of sending the client there
+                return self._download(environ, method, redirect[0], start_response, extra_headers=redirect[1])
         return self._respond(result, method, start_response)
 
     def _download(
-        self, environ: dict[str, Any], method: str, key: str, start_response: StartResponse
+        self,
+        environ: dict[str, Any],
+        method: str,
+        url: str,
+        start_response: StartResponse,
+        *,
+        extra_headers: list[tuple[str, str]] | None = None,
     ) -> Iterable[bytes]:
         """A signed download URL: the object's bytes (S3's GetObject, as far as clients use it)."""
         assert self._files is not None
         if method not in ("GET", "HEAD"):
             return _plain(start_response, 405, _error("UNSUPPORTED", "read only"))
-        query = parse_qs(environ.get("QUERY_STRING", ""))
+        key, _, query_string = url.partition("?")
+        query = parse_qs(query_string)
         try:
             body = self._files.open_signed(
                 unquote(key), query.get("expires", [""])[-1], query.get("signature", [""])[-1]
@@ -119,7 +141,7 @@ class ChaliceWSGI:
             return _plain(start_response, 403, _error("DENIED", str(exc)))
         except (FileNotFoundError, IsADirectoryError):
             return _plain(start_response, 404, _error("BLOB_UNKNOWN", "blob unknown"))
-        return _send_file(environ, method, body, start_response)
+        return _send_file(environ, method, body, start_response, extra_headers or [])
 
     def _match(self, path: str) -> tuple[str, dict[str, str]] | None:
         for resource, regex in self._routes:
@@ -193,13 +215,26 @@ class ChaliceWSGI:
         return [body]
 
 
+def _local_redirect(result: dict[str, Any]) -> tuple[str, list[tuple[str, str]]] | None:
+    """For an app answer that redirects to a local download URL: that URL (without the prefix) and
+    the headers to keep (the digest); None for any other answer."""
+    headers = result.get("headers") or {}
+    location = str(headers.get("Location", ""))
+    if result["statusCode"] != 307 or not location.startswith(DOWNLOAD_PREFIX):
+        return None
+    kept = [(name, str(headers[name])) for name in ("Docker-Content-Digest",) if name in headers]
+    return location[len(DOWNLOAD_PREFIX) :], kept
+
+
 def _route_regex(path: str) -> re.Pattern[str]:
     pattern = re.sub(r"\{(\w+)\+\}", r"(?P<\1>.+)", path)
     pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
     return re.compile(f"^{pattern}$", re.DOTALL)
 
 
-def _send_file(environ: dict[str, Any], method: str, body: BinaryIO, start_response: StartResponse) -> Iterable[bytes]:
+def _send_file(
+    environ: dict[str, Any], method: str, body: BinaryIO, start_response: StartResponse, extra: list[tuple[str, str]]
+) -> Iterable[bytes]:
     size = os.fstat(body.fileno()).st_size
     span = _byte_range(environ.get("HTTP_RANGE"), size)
     if span is None:
@@ -211,6 +246,7 @@ def _send_file(environ: dict[str, Any], method: str, body: BinaryIO, start_respo
         ("Content-Type", "application/octet-stream"),
         ("Content-Length", str(last - first + 1)),
         ("Accept-Ranges", "bytes"),
+        *extra,
     ]
     partial = (first, last) != (0, size - 1)
     if partial:
@@ -225,8 +261,9 @@ def _send_file(environ: dict[str, Any], method: str, body: BinaryIO, start_respo
         os.posix_fadvise(body.fileno(), first, last - first + 1, os.POSIX_FADV_WILLNEED)
     body.seek(first)
     wrapper = environ.get("wsgi.file_wrapper")
-    if wrapper is not None and last == size - 1:
-        # waitress sends the file from where it stands to its end, in large blocks.
+    if wrapper is not None:
+        # waitress sends the file from where it stands, as many bytes as Content-Length says
+        # (with `os.sendfile` under `make serve`: local/sendfile.py).
         return wrapper(body, 1024 * 1024)  # type: ignore[no-any-return]
     return _read_span(body, last - first + 1)
 

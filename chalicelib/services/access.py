@@ -201,29 +201,26 @@ class AccessService:
     # Tokens.
 
     def grant(self, principal: Principal, scopes: list[Scope]) -> list[Access]:
-        """What a token may carry: for each scope, the actions the caller really has (maybe none)."""
+        """What a token may carry: for each scope, the actions the caller really has (maybe none).
+
+        The projects of every repository scope and the caller's memberships in them are read
+        together (one BatchGetItem), strongly consistently, on every request: a removed member or a
+        changed role is refused by the next token request."""
+        repositories = [scope.name for scope in scopes if scope.type == "repository"]
+        read = self._projects.projects_and_memberships(
+            list(dict.fromkeys(project_of(r) for r in repositories)), principal.user_id
+        ) if repositories else {}  # fmt: skip
         granted: list[Access] = []
         for scope in scopes:
             if scope.type == "registry" and scope.name == "catalog":
                 allowed = ["*"] if principal.sysadmin and "*" in scope.actions else []
                 granted.append(Access("registry", "catalog", allowed))
             elif scope.type == "repository":
-                granted.append(Access("repository", scope.name, self._repository_actions(principal, scope.name)))
+                found, member = read[project_of(scope.name)]
+                granted.append(Access("repository", scope.name, _repository_actions(principal, found, member)))
             else:
                 granted.append(Access(scope.type, scope.name, []))
         return granted
-
-    def _repository_actions(self, principal: Principal, repository: str) -> list[str]:
-        found, member = self._projects.project_and_member(project_of(repository), principal.user_id)
-        if found is None:
-            return []  # a project that does not exist grants nothing, even to an administrator
-        return [
-            action
-            for action, permission in TOKEN_ACTIONS.items()
-            # scanner-pull bypasses pull policies: only a robot granted it explicitly holds it.
-            if (action != "scanner-pull" or principal.kind == "robot")
-            and _evaluate(principal, found, member, permission)
-        ]
 
     def issue_token(
         self, principal: Principal, service: str | None, scopes: list[Scope]
@@ -309,6 +306,17 @@ _MAX_NAME_BYTES = 1024
 def _user_principal(user: User) -> Principal:
     return Principal(kind="user", name=user.username, user_id=user.user_id, sysadmin=user.sysadmin,
                      token_version=user.token_version)  # fmt: skip
+
+
+def _repository_actions(principal: Principal, project: Project | None, member: Member | None) -> list[str]:
+    if project is None:
+        return []  # a project that does not exist grants nothing, even to an administrator
+    return [
+        action
+        for action, permission in TOKEN_ACTIONS.items()
+        # scanner-pull bypasses pull policies: only a robot granted it explicitly holds it.
+        if (action != "scanner-pull" or principal.kind == "robot") and _evaluate(principal, project, member, permission)
+    ]
 
 
 def _refresh_audience(service: str) -> str:

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.core.jobs import Job, JobStatus, Trigger, VendorType
 from chalicelib.core.manifest import parse_manifest
 from chalicelib.core.reference import project_of
-from chalicelib.errors import BadRequest, Conflict, ManifestUnknown, Precondition, ReferencedByOthers
+from chalicelib.errors import BadRequest, Conflict, ReferencedByOthers
 from chalicelib.services.jobs import JobEnded
 from chalicelib.stores import keys
 from chalicelib.stores.gc import Candidate
@@ -274,14 +274,11 @@ class GcService:
         deleted = 0
         for repository, digest in view.untagged(self._children_of):
             self._jobs.check(job_id)
-            if self._manifest_store.tags_of(repository, digest):
-                continue  # tagged since the scan
             try:
-                self._manifests.delete(repository, digest)
-            except ManifestUnknown:
-                continue  # gone with an index or subject deleted before it
-            except (ReferencedByOthers, Precondition, Conflict) as exc:
-                # An index adopted it, a tag rule protects it, or it kept changing: it stays.
+                if not self._manifests.delete_untagged(repository, digest):
+                    continue  # tagged since the scan, or gone with an index or subject deleted before it
+            except (ReferencedByOthers, Conflict) as exc:
+                # An index adopted it, or it kept changing: it stays.
                 self._jobs.log(job_id, f"kept {repository}@{digest}: {exc.message}")
                 continue
             deleted += 1

@@ -32,6 +32,7 @@ from chalicelib.errors import (
 )
 from chalicelib.events import Event, EventBus, EventType
 from chalicelib.stores.keys import blob_object_key
+from chalicelib.stores.manifests import StillTagged
 
 if TYPE_CHECKING:
     from chalicelib.services.immutability import ImmutabilityService
@@ -127,9 +128,12 @@ class ManifestService:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
 
     def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True) -> Manifest:
+        """A pull: by digest from the manifest row, by tag from the tag row alone (one read)."""
         _nameable(reference)
-        digest = self.resolve(repository, reference)
-        manifest = self._manifests.get(repository, digest, with_body=with_body)
+        if is_digest(reference):
+            manifest = self._manifests.get(repository, str(Digest.parse(reference)), with_body=with_body)
+        else:
+            manifest = self._manifests.get_by_tag(repository, validate_tag(reference), with_body=with_body)
         if manifest is None:
             raise ManifestUnknown(detail={"reference": reference})
         if accept and not _accepts(accept, manifest.media_type):
@@ -141,7 +145,7 @@ class ManifestService:
             self._events.publish(
                 Event.now(
                     EventType.PULL_ARTIFACT, project=project_of(repository), repository=repository,
-                    digest=digest, tag=None if is_digest(reference) else reference,
+                    digest=manifest.digest, tag=None if is_digest(reference) else reference,
                     media_type=manifest.media_type, size=manifest.size,
                 )
             )  # fmt: skip
@@ -232,20 +236,28 @@ class ManifestService:
         if not self._delete_deeply(repository, digest, _Mode.ROOT):
             raise ManifestUnknown(detail={"digest": digest})
 
-    def _delete_deeply(self, repository: str, digest: str, mode: _Mode) -> bool:
+    def delete_untagged(self, repository: str, digest: str) -> bool:
+        """GC's delete of an untagged artifact: deep, as Harbor deletes it, but only while no tag
+        points at it (checked by the delete itself, so a tag pushed meanwhile keeps the artifact).
+        False if it is gone or tagged; ReferencedByOthers while an index references it."""
+        return self._delete_deeply(repository, digest, _Mode.ROOT, untagged_only=True)
+
+    def _delete_deeply(self, repository: str, digest: str, mode: _Mode, *, untagged_only: bool = False) -> bool:
         deleted = None
         for _attempt in range(_DELETE_ATTEMPTS):
-            if mode is _Mode.CHILD and self._manifests.tags_of(repository, digest):
-                return False  # a tagged child stays, as an artifact of its own
             if self._artifacts.live_parents(repository, digest):
                 if mode is _Mode.ROOT:
                     raise ReferencedByOthers(detail={"digest": digest})
                 return False
             try:
-                deleted = self._manifests.delete(repository, digest)
+                # A tagged child stays, as an artifact of its own.
+                only = untagged_only or mode is _Mode.CHILD
+                deleted = self._manifests.delete(repository, digest, untagged_only=only)
                 break
+            except StillTagged:
+                return False
             except Conflict:
-                continue  # an index adopted it meanwhile: look at the parents again
+                continue  # a tag or an index came to point at it meanwhile: look again
         else:
             raise Conflict("the artifact kept changing while it was being deleted; retry", {"digest": digest})
         if deleted is None:

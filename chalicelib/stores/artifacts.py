@@ -117,7 +117,7 @@ class ArtifactStore:
         tag = cosign_tag(digest)
         if tag:
             try:
-                signed = str(TagRow.get(pk, keys.tag_sk(tag)).digest)
+                signed = str(TagRow.get(pk, keys.tag_sk(tag), attributes_to_get=["digest"]).digest)
             except TagRow.DoesNotExist:
                 signed = None
             if signed and signed not in found:
@@ -163,7 +163,9 @@ class ArtifactStore:
     def _tags(repository: str, names: dict[str, list[str]]) -> dict[str, list[Tag]]:
         pk = keys.repo_pk(repository)
         wanted = [(pk, keys.tag_sk(n)) for tags in names.values() for n in tags]
-        rows = {i["sk"]["S"].removeprefix(keys.TAG_PREFIX): TagRow.from_raw_data(i) for i in batch_get_raw(wanted)}
+        # Not the copy of the manifest a tag row carries for pulls: only what a tag listing shows.
+        items = batch_get_raw(wanted, attributes=["pk", "sk", "digest", "updated_at", "pull_time"])
+        rows = {i["sk"]["S"].removeprefix(keys.TAG_PREFIX): TagRow.from_raw_data(i) for i in items}
         out: dict[str, list[Tag]] = {}
         for digest, tags in names.items():
             out[digest] = [

@@ -9,7 +9,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | repository      | `REPOS`             | `<name>`                        |                                      |
 | repo blob link  | `REPO#<name>`       | `BLOB#<digest>`                 |                                      |
 | manifest        | `REPO#<name>`       | `MANIFEST#<digest>`             | `ART#<name>` / `ARTX#<name>`, `<t>#<d>` |
-| tag             | `REPO#<name>`       | `TAG#<tag>`                     | `REPO#<name>#M#<digest>`, `TAG#<tag>` |
+| tag (+ pull copy) | `REPO#<name>`     | `TAG#<tag>`                     | `REPO#<name>#M#<digest>`, `TAG#<tag>` |
 | referrer edge   | `REPO#<name>`       | `REFERRER#<subject>#<referrer>` |                                      |
 | index edge      | `REPO#<name>`       | `PARENT#<child>#<index>`        |                                      |
 | project blob    | `PROJECT#<project>` | `BLOB#<digest>`                 |                                      |
@@ -91,14 +91,28 @@ so a deleted project's history stays until it expires.
 
 A manifest's `gsi1sk` is its push time (12 digits, seconds) and digest.
 
+A pull by tag is one GetItem: the tag row carries a copy of what the pull answers with (media
+type, size, and the inline body or `in_s3`, whose bytes then are `manifests/<alg>/<hex>`), written by
+the same conditional write that creates or moves the tag (the push transaction, or the API's tag
+create, which reads the manifest row first). Digest and body are one item, so a pull racing a tag
+move gets the old pair or the new one, never a mix; a pull by digest reads the manifest row. For a
+delete to find every tag that names a manifest at once (the `gsi1` tags index is eventually
+consistent), each tag write also adds the tag's name to the manifest row's string set `tags` (a
+superset: a tag moved away stays named) and bumps its `ref_version`; the delete reads the row and
+those tags strongly consistently and removes the row and every tag still pointing at it in one
+transaction conditioned on that `ref_version`, so no tag is left serving the copy of a deleted
+manifest (GC's delete of an untagged artifact uses the same read to refuse a tagged one). Tag
+readers that list tags (the artifact views) read only the tag's own attributes.
+
 Artifacts (Harbor's artifact rows) are the manifest rows themselves: the push transaction writes
 the processor's type, sizes and push time into the row it writes anyway, so recording an artifact
 costs no extra call. The artifact list is a Query on `gsi1` partition `ART#<name>` in push-time
 order (a page is one Query with `Limit` plus one BatchGetItem of the rows); children of an index and
 accessories that Harbor hides from the list (signatures, SBOMs) sit in `ARTX#<name>` instead, so the
 index is sparse for the list and paging needs no filter. An index push writes an index edge per
-child and bumps the child's `ref_version`; deleting a manifest refuses while a live index has an
-edge to it, and conditions its delete on `ref_version` so an index pushed meanwhile is not missed.
+child and bumps the child's `ref_version` (as a tag write does); deleting a manifest refuses while a
+live index has an edge to it, and conditions its delete on `ref_version` so an index pushed (or a
+tag written) meanwhile is not missed.
 Accessories need no row of their own: OCI 1.1 ones are the referrer edges of the subject, cosign's
 legacy ones the tag `sha256-<hex>.sig`.
 

@@ -26,6 +26,7 @@ from chalicelib.stores.tables import (
     ReferrerRow,
     RepositoryRow,
     TagRow,
+    batch_get_raw,
     delete_where,
 )
 
@@ -33,6 +34,26 @@ from chalicelib.stores.tables import (
 _ANNOTATIONS_COPY_MAX = 64_000
 # Children of an index written inside its push transaction (2 items each; DynamoDB allows 100).
 _TX_CHILDREN = 45
+# Tags deleted in the same transaction as their manifest's row (DynamoDB allows 100 items).
+_TX_TAGS = 90
+
+
+class StillTagged(Exception):
+    """A delete of untagged manifests only (GC) found tags pointing at the manifest."""
+
+    def __init__(self, tags: list[str]) -> None:
+        super().__init__(", ".join(tags))
+        self.tags = tags
+
+
+@dataclass(frozen=True, slots=True)
+class _Copy:
+    """What a tag row carries of its manifest: all a pull by tag answers with."""
+
+    media_type: str
+    size: int
+    body: bytes | None  # None when the body is kept in S3
+    in_s3: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +74,27 @@ class ManifestStore:
 
     def resolve_tag(self, repository: str, tag: str) -> str | None:
         try:
-            return str(TagRow.get(keys.repo_pk(repository), keys.tag_sk(tag)).digest)
+            row = TagRow.get(keys.repo_pk(repository), keys.tag_sk(tag), attributes_to_get=["digest"])
         except TagRow.DoesNotExist:
             return None
+        return str(row.digest)
+
+    def get_by_tag(self, repository: str, tag: str, *, with_body: bool = True) -> Manifest | None:
+        """The manifest a tag points at, from the tag row alone (one GetItem: the row carries a copy
+        written by the same write that moved the tag, so digest and body always belong together).
+        A body kept in S3 is fetched by its digest when `with_body`; a row written before the copy
+        existed falls back to the manifest row."""
+        try:
+            row = TagRow.get(keys.repo_pk(repository), keys.tag_sk(tag))
+        except TagRow.DoesNotExist:
+            return None
+        digest = str(row.digest)
+        if row.media_type is None:
+            return self.get(repository, digest, with_body=with_body)
+        return Manifest(
+            digest=digest, media_type=row.media_type, size=int(row.size or 0),
+            body=self._body(digest, bool(row.in_s3), row.body, with_body),
+        )  # fmt: skip
 
     def get(self, repository: str, digest: str, *, with_body: bool = True) -> Manifest | None:
         """The manifest; without `with_body` (HEAD) a body kept in S3 is not fetched."""
@@ -63,13 +102,15 @@ class ManifestStore:
             row = ManifestRow.get(keys.repo_pk(repository), keys.manifest_sk(digest))
         except ManifestRow.DoesNotExist:
             return None
-        if not with_body:
-            body = b""
-        elif row.in_s3:
-            body = self._objects.get(keys.manifest_object_key(digest))
-        else:
-            body = bytes(row.body or b"")
+        body = self._body(digest, bool(row.in_s3), row.body, with_body)
         return Manifest(digest=digest, media_type=row.media_type, size=int(row.size), body=body, subject=row.subject)
+
+    def _body(self, digest: str, in_s3: bool, inline: bytes | None, with_body: bool) -> bytes:
+        if not with_body:
+            return b""
+        if in_s3:
+            return self._objects.get(keys.manifest_object_key(digest))
+        return bytes(inline or b"")
 
     def repository_exists(self, repository: str) -> bool:
         try:
@@ -193,6 +234,8 @@ class ManifestStore:
             (ManifestRow.accessory_type, record.accessory_type),
         ]
         actions += [attribute.set(value) for attribute, value in optional if value]
+        if tag:
+            actions += [ManifestRow.tags.add({tag}), ManifestRow.ref_version.add(1)]
         children = list(manifest.children)
         early, in_tx = (children, []) if len(children) > _TX_CHILDREN else ([], children)
         for child in early:
@@ -223,7 +266,8 @@ class ManifestStore:
                     )
                 if tag:
                     kept = None if tag_may_move else TagRow.pk.does_not_exist() | (TagRow.digest == manifest.digest)
-                    tx.save(self._tag_row(repository, tag, manifest.digest, now), condition=kept)
+                    copy = _Copy(manifest.media_type, manifest.size, None if in_s3 else body, in_s3)
+                    tx.save(self._tag_row(repository, tag, manifest.digest, now, copy), condition=kept)
                 for child in in_tx:
                     self._adopt(repository, child, manifest.digest, tx)
         except TransactWriteError as exc:
@@ -268,35 +312,65 @@ class ManifestStore:
 
     def add_tag(self, repository: str, tag: str, digest: str) -> None:
         """A new tag on an existing manifest, in one transaction: 404 if the manifest is gone,
-        409 if the name is taken (Harbor creates tags; moving one is a push)."""
+        409 if the name is taken (Harbor creates tags; moving one is a push). The tag's copy of the
+        manifest is read first; the transaction names the tag on the manifest row (and bumps its
+        `ref_version`) on condition that it still exists, so a concurrent delete either sees the tag
+        or fails its own condition."""
         pk = keys.repo_pk(repository)
         try:
+            row = ManifestRow.get(pk, keys.manifest_sk(digest), consistent_read=True,
+                                  attributes_to_get=["media_type", "size", "body", "in_s3"])  # fmt: skip
+        except ManifestRow.DoesNotExist:
+            raise ManifestUnknown(detail={"digest": digest}) from None
+        copy = _Copy(row.media_type, int(row.size), None if row.in_s3 else row.body, bool(row.in_s3))
+        try:
             with TransactWrite(connection=self._connection()) as tx:
-                tx.condition_check(ManifestRow, pk, keys.manifest_sk(digest), condition=ManifestRow.pk.exists())
-                tx.save(self._tag_row(repository, tag, digest, int(time.time())), condition=TagRow.pk.does_not_exist())
+                tx.save(
+                    self._tag_row(repository, tag, digest, int(time.time()), copy),
+                    condition=TagRow.pk.does_not_exist(),
+                )
+                tx.update(
+                    ManifestRow(pk, keys.manifest_sk(digest)),
+                    actions=[ManifestRow.tags.add({tag}), ManifestRow.ref_version.add(1)],
+                    condition=ManifestRow.pk.exists(),
+                )
         except TransactWriteError as exc:
-            reasons = [r.code if r else None for r in exc.cancellation_reasons]
-            if reasons and reasons[0] == "ConditionalCheckFailed":
+            # PynamoDB sends the put (the tag) before the update (the manifest row).
+            reasons = exc.cancellation_reasons or []
+            if len(reasons) > 1 and _failed(reasons[1]):
                 raise ManifestUnknown(detail={"digest": digest}) from exc
-            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+            if reasons and _failed(reasons[0]):
                 raise Conflict(f"tag {tag} already exists", {"tag": tag}) from exc
             if exc.cause_response_code == "TransactionCanceledException":
                 raise Conflict("a concurrent write to this tag won; retry", {"tag": tag}) from exc
             raise
 
-    def delete(self, repository: str, digest: str) -> DeletedManifest | None:
-        """Delete a manifest, then its tags, referrer edge and the index edges it holds; None if it
-        did not exist. Blob bytes and S3 bodies are left to GC.
+    def delete(self, repository: str, digest: str, *, untagged_only: bool = False) -> DeletedManifest | None:
+        """Delete a manifest and every tag still pointing at it, then its referrer edge and the index
+        edges it holds; None if it did not exist. Blob bytes and S3 bodies are left to GC. With
+        `untagged_only`, StillTagged is raised instead when a tag points at it.
 
-        The row's delete is conditioned on the `ref_version` read first, so an index that adopted
-        the manifest meanwhile makes it fail (Conflict; the caller checks the parents again), and on
-        the row still existing, so of two concurrent deletes exactly one succeeds.
+        The tags come from the row's `tags` (strongly consistent, unlike the tags index, which may
+        not show a tag pushed a moment ago) and are checked with one consistent batch read. The row
+        and those tags are deleted in one transaction, conditioned on the row's `ref_version` (so a
+        tag written or an index adopting the manifest meanwhile makes it fail: Conflict, the caller
+        looks again) and on each tag still pointing here (a tag moved away meanwhile is kept): no
+        tag is ever left naming a deleted manifest, whose copy a pull by tag would serve. Of two
+        concurrent deletes exactly one succeeds. Past `_TX_TAGS` tags the transaction would exceed
+        DynamoDB's 100 items, so the tags beyond it are deleted first, each only while it still
+        points here (a delete that then fails has untagged those).
         """
         pk = keys.repo_pk(repository)
         try:
             row = ManifestRow.get(pk, keys.manifest_sk(digest), consistent_read=True)
         except ManifestRow.DoesNotExist:
             return None
+        # Rows written before `tags` existed are found through the tags index as well.
+        tags = self._tags_pointing_at(
+            repository, digest, {str(t) for t in row.tags or ()} | set(self.tags_of(repository, digest))
+        )
+        if tags and untagged_only:
+            raise StillTagged(tags)
         blobs = [str(b) for b in row.blobs or []]
         children = [str(c) for c in row.children or []]
         if row.refs_in_body:
@@ -307,12 +381,18 @@ class ManifestStore:
         unchanged = (
             ManifestRow.ref_version == version if version is not None else ManifestRow.ref_version.does_not_exist()
         )
-        if not delete_where(ManifestRow(pk, keys.manifest_sk(digest)), ManifestRow.pk.exists() & unchanged):
-            raise Conflict("the artifact changed while it was being deleted; retry", {"digest": digest})
-        tags = self.tags_of(repository, digest)
-        for tag in tags:
-            # Only remove the tag if it still points here: a concurrent push may have moved it.
+        early, in_tx = tags[_TX_TAGS:], tags[:_TX_TAGS]
+        for tag in early:
             delete_where(TagRow(pk, keys.tag_sk(tag)), TagRow.digest == digest)
+        try:
+            with TransactWrite(connection=self._connection()) as tx:
+                tx.delete(ManifestRow(pk, keys.manifest_sk(digest)), condition=ManifestRow.pk.exists() & unchanged)
+                for tag in in_tx:
+                    tx.delete(TagRow(pk, keys.tag_sk(tag)), condition=TagRow.digest == digest)
+        except TransactWriteError as exc:
+            if exc.cause_response_code == "TransactionCanceledException":
+                raise Conflict("the artifact changed while it was being deleted; retry", {"digest": digest}) from exc
+            raise
         if row.subject:
             ReferrerRow(pk, keys.referrer_sk(row.subject, digest)).delete()
         with ParentRow.batch_write() as batch:
@@ -321,12 +401,23 @@ class ManifestStore:
         return DeletedManifest(blobs=blobs, children=children, subject=row.subject, tags=tags)
 
     @staticmethod
-    def _tag_row(repository: str, tag: str, digest: str, now: int) -> TagRow:
+    def _tags_pointing_at(repository: str, digest: str, names: set[str]) -> list[str]:
+        """Those of `names` whose tag row points at `digest` now (one consistent batch read per 100)."""
+        pk = keys.repo_pk(repository)
+        items = batch_get_raw([(pk, keys.tag_sk(n)) for n in sorted(names)], attributes=["sk", "digest"])
+        return sorted(i["sk"]["S"].removeprefix(keys.TAG_PREFIX) for i in items if i["digest"]["S"] == digest)
+
+    @staticmethod
+    def _tag_row(repository: str, tag: str, digest: str, now: int, copy: _Copy) -> TagRow:
         return TagRow(
             keys.repo_pk(repository),
             keys.tag_sk(tag),
             digest=digest,
             updated_at=now,
+            media_type=copy.media_type,
+            size=copy.size,
+            body=copy.body,
+            in_s3=copy.in_s3,
             gsi1pk=keys.tags_by_digest_pk(repository, digest),
             gsi1sk=keys.tag_sk(tag),
         )

@@ -198,17 +198,25 @@ class ProjectStore:
 
     def project_and_member(self, project: str, user_id: int | None) -> tuple[Project | None, Member | None]:
         """The project row and the caller's membership in one BatchGetItem (the authorisation read)."""
-        wanted = [(keys.project_pk(project), keys.ENTITY_SK)]
+        return self.projects_and_memberships([project], user_id)[project]
+
+    def projects_and_memberships(
+        self, projects: list[str], user_id: int | None
+    ) -> dict[str, tuple[Project | None, Member | None]]:
+        """For each of `projects`, its row and the caller's membership (None when absent), all in
+        one BatchGetItem per 50 projects: a token for many repositories costs one read."""
+        wanted = [(keys.project_pk(p), keys.ENTITY_SK) for p in projects]
         if user_id is not None:
-            wanted.append((keys.project_pk(project), keys.member_sk(user_id)))
-        found: Project | None = None
-        member: Member | None = None
+            wanted += [(keys.project_pk(p), keys.member_sk(user_id)) for p in projects]
+        found: dict[str, Project] = {}
+        members: dict[str, Member] = {}
         for item in batch_get_raw(wanted):
+            name = item["pk"]["S"].removeprefix(keys.project_pk(""))
             if item["sk"]["S"] == keys.ENTITY_SK:
-                found = _to_project(ProjectRow.from_raw_data(item))
+                found[name] = _to_project(ProjectRow.from_raw_data(item))
             else:
-                member = _to_member(project, MemberRow.from_raw_data(item))
-        return found, member
+                members[name] = _to_member(name, MemberRow.from_raw_data(item))
+        return {p: (found.get(p), members.get(p)) for p in projects}
 
     def memberships(self, user_id: int, projects: list[str]) -> dict[str, Member]:
         """The user's membership in each of `projects` that has one (BatchGetItem, 100 keys a call)."""

@@ -16,6 +16,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     NumberSetAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.exceptions import DeleteError, TransactWriteError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
@@ -106,8 +107,12 @@ class ManifestRow(_Base):
     push_time = NumberAttribute(null=True)
     pull_time = NumberAttribute(null=True)
     accessory_type = UnicodeAttribute(null=True)  # set when the artifact is an accessory
-    # Bumped by every index push that references this manifest: a delete conditions on it.
+    # Bumped by every write that makes something point at this manifest (an index edge, a tag): a
+    # delete conditions on it.
     ref_version = NumberAttribute(null=True)
+    # Every tag ever written to point here (a superset: a tag moved away stays named), read
+    # strongly consistently by a delete, which must remove each tag still pointing here.
+    tags = UnicodeSetAttribute(null=True)
     # The push-time listing (`ART#<repo>`), or `ARTX#<repo>` for children and hidden accessories.
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
@@ -127,8 +132,16 @@ class TagsByDigest(GlobalSecondaryIndex["TagRow"]):
 
 
 class TagRow(_Base):
+    """A tag, with a copy of what a pull by tag returns (written with the tag, by the same
+    conditional writes), so that pull reads one item. Rows written before the copy lack
+    `media_type`; readers then read the manifest row."""
+
     digest = UnicodeAttribute()
     updated_at = NumberAttribute()
+    media_type = UnicodeAttribute(null=True)
+    size = NumberAttribute(null=True)
+    body = BinaryAttribute(null=True, legacy_encoding=False)
+    in_s3 = BooleanAttribute(null=True)
     pull_time = NumberAttribute(null=True)  # coalesced by the pull recorder (services/artifacts.py)
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
@@ -480,8 +493,9 @@ def bind(table_name: str, region: str, host: str | None) -> None:
         model._connection = None
 
 
-def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Raw items for (pk, sk) pairs of any model, in BatchGetItem calls of 100 keys.
+def batch_get_raw(item_keys: list[tuple[str, str]], attributes: list[str] | None = None) -> list[dict[str, Any]]:
+    """Raw items for (pk, sk) pairs of any model, in BatchGetItem calls of 100 keys (only
+    `attributes` of each, when given).
 
     PynamoDB's own batch_get reads one model only; this lets one call fetch a link row and the
     blob row it points at. Reads are strongly consistent: the GC protocol decides on what these
@@ -497,6 +511,7 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
             table: {
                 "Keys": [{"pk": {"S": pk}, "sk": {"S": sk}} for pk, sk in unique[start : start + 100]],
                 "ConsistentRead": True,
+                **_projection(attributes),
             }
         }
         for _attempt in range(8):
@@ -508,6 +523,13 @@ def batch_get_raw(item_keys: list[tuple[str, str]]) -> list[dict[str, Any]]:
         else:
             raise RuntimeError("BatchGetItem left keys unprocessed after retries")
     return items
+
+
+def _projection(attributes: list[str] | None) -> dict[str, Any]:
+    if not attributes:
+        return {}
+    names = {f"#a{i}": name for i, name in enumerate(attributes)}
+    return {"ProjectionExpression": ", ".join(names), "ExpressionAttributeNames": names}
 
 
 def delete_where(row: Model, condition: Any) -> bool:

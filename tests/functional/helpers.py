@@ -10,8 +10,9 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from werkzeug.test import Client, TestResponse
@@ -320,3 +321,25 @@ def serialise_aws_calls(monkeypatch: Any) -> None:
             return original(self, request)
 
     monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
+
+
+@contextmanager
+def dynamodb_calls() -> Iterator[list[str]]:
+    """The DynamoDB operations this thread makes inside the block: what a request costs (an event
+    subscriber's writes on its worker thread are not counted)."""
+    from botocore.client import BaseClient
+
+    calls: list[str] = []
+    original = BaseClient._make_api_call
+    me = threading.get_ident()
+
+    def counted(client: Any, operation: str, params: Any) -> Any:
+        if client.meta.service_model.service_name == "dynamodb" and threading.get_ident() == me:
+            calls.append(operation)
+        return original(client, operation, params)
+
+    BaseClient._make_api_call = counted  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]

@@ -171,3 +171,37 @@ def test_expired_download_url(local: LocalRegistry, monkeypatch: pytest.MonkeyPa
     response = local.http.open(path, query_string=query)
     assert_error(response, 403, "DENIED")
     assert "expired" in response.get_json()["errors"][0]["message"]
+
+
+@pytest.fixture
+def inline(local: LocalRegistry) -> LocalRegistry:
+    """The adapter as `make serve` builds it: a blob GET answered with the bytes, no redirect."""
+    from app import app
+    from chalicelib.local.wsgi import ChaliceWSGI
+    from chalicelib.stores.files import FileObjectStore
+
+    adapter = ChaliceWSGI(app, files=FileObjectStore(local.root), inline_downloads=True)
+    return LocalRegistry(Client(adapter), local.auth, local.root)
+
+
+def test_an_inline_blob_get_answers_with_the_bytes(inline: LocalRegistry) -> None:
+    data = random_bytes(3 * MIB + 5)
+    digest = inline.push_blob(REPO, data)
+    response = inline.get(f"/v2/{REPO}/blobs/{digest}")
+    assert response.status_code == 200 and "Location" not in response.headers
+    assert response.get_data() == data
+    assert response.headers["Docker-Content-Digest"] == digest
+    assert response.headers["Content-Length"] == str(len(data))
+    ranged = inline.get(f"/v2/{REPO}/blobs/{digest}", headers={"Range": "bytes=10-19"})
+    assert ranged.status_code == 206 and ranged.get_data() == data[10:20]
+    assert ranged.headers["Content-Range"] == f"bytes 10-19/{len(data)}"
+    assert inline.get(f"/v2/{REPO}/blobs/{digest}", headers={"Range": f"bytes={len(data)}-"}).status_code == 416
+    head = inline.head(f"/v2/{REPO}/blobs/{digest}")
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(data)) and head.get_data() == b""
+
+
+def test_an_inline_blob_get_refuses_what_the_redirect_refuses(inline: LocalRegistry) -> None:
+    digest = inline.push_blob(REPO, random_bytes(100))
+    assert_error(inline.get(f"/v2/library/elsewhere/blobs/{digest}"), 404, "BLOB_UNKNOWN")
+    (inline.root / "blobs" / "sha256" / digest.split(":")[1]).unlink()
+    assert_error(inline.get(f"/v2/{REPO}/blobs/{digest}"), 404, "BLOB_UNKNOWN")
