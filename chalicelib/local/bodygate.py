@@ -25,9 +25,6 @@ from collections.abc import Callable
 from io import BytesIO
 from typing import Any
 
-from waitress import parser as waitress_parser
-from waitress import receiver as waitress_receiver
-
 TOO_LARGE = "too-large"
 UNAUTHENTICATED = "unauthenticated"
 UNVERIFIED = "unverified"
@@ -142,6 +139,8 @@ def verified(authorization: str) -> bool:
 
 
 def _discard(request: Any) -> None:
+    from waitress import receiver as waitress_receiver  # noqa: PLC0415 (the adapter imports this module without waitress)
+
     receiver = request.body_rcv
     receiver.buf.close()
     if request.chunked:
@@ -152,6 +151,8 @@ def _discard(request: Any) -> None:
 
 def install(cap: int, credentials_ok: CredentialsCheck) -> None:
     """Judge every request waitress parses from now on (idempotent)."""
+    from waitress import parser as waitress_parser  # noqa: PLC0415
+
     parser_class = waitress_parser.HTTPRequestParser
     original = getattr(parser_class.parse_header, "__wrapped_by_gate__", parser_class.parse_header)
 

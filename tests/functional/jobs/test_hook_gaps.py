@@ -269,6 +269,7 @@ def test_deleting_a_project_deletes_its_retention_webhook_and_immutability_rows(
 ) -> None:
     from chalicelib.wiring import services
 
+    ret.configure(egress_allow_networks=RECEIVER_NETWORK)
     response = ret.call("POST", "/retentions", ret.policy(rule("always"), cron="0 0 3 * * *"))
     assert response.status_code == 201
     policy_id = int(response.headers["Location"].rsplit("/", 1)[1])
