@@ -20,7 +20,7 @@ from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
-from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q
+from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.catalog import Repository
@@ -249,12 +249,7 @@ def _flags(request: HttpRequest) -> dict[str, bool]:
 
 
 def _bool(request: HttpRequest, name: str, *, default: bool) -> bool:
-    raw = request.arg(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false", {name: raw[:32]})
-    return raw.lower() == "true"
+    return query_bool(name, request.arg(name), default=default)
 
 
 def _sort(value: str | None) -> bool:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, raw_json, serve
 from chalicelib.api.mgmt.names import is_resource_name
+from chalicelib.api.mgmt.query import query_bool
 from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.wiring import services
@@ -69,15 +70,15 @@ def projects() -> Response:
 def _list(request: HttpRequest) -> Response:
     registry = services()
     visible = registry.projects.visible(request.principal)
-    name, public, owner = request.arg("name"), request.arg("public"), request.arg("owner")
-    if public is not None and public not in ("true", "false"):
-        raise BadRequest("public must be true or false")
+    name, owner = request.arg("name"), request.arg("owner")
+    public = None if request.arg("public") in (None, "") else query_bool("public", request.arg("public"), default=False)
+    query_bool("with_detail", request.arg("with_detail"), default=True)  # every view is detailed; the value is checked
     roles = registry.projects.memberships(request.principal, visible)
     records = []
     for project in visible:
         if (name and name not in project.name) or (owner and owner != project.owner_name):
             continue
-        if public is not None and str(project.public).lower() != public:
+        if public is not None and project.public != public:
             continue
         view = project_view(project, roles.get(project.name))
         view["public"] = project.public

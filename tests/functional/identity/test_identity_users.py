@@ -218,4 +218,4 @@ def test_a_recreated_user_does_not_inherit_the_old_accounts_rights(harbor):
     _, new_id = harbor.create_user(name)
     assert new_id != user_id
     expect_error(harbor.get(f"projects/{project}", auth=(name, PASSWORD)), 404, "NOT_FOUND")
-    expect_error(harbor.start_upload(f"{project}/app", auth=(name, PASSWORD)), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{project}/app", auth=(name, PASSWORD)), 401, "UNAUTHORIZED")

@@ -1,0 +1,112 @@
+"""Harbor's response models for /api/v2.0, and the omit-empty rule Harbor's Go server applies.
+
+Harbor's handlers serialise go-swagger models: a property the swagger does not list as required is
+written with Go's `omitempty` (absent when it is "", 0, false, an empty list or map, or a nil
+pointer) unless the swagger says `x-omitempty: false`; a nested object is a pointer (absent only
+when nil); a `date-time` is a struct and is always written. Clients generated from that swagger
+read an absent field as `None`, so `"comment": ""` where Harbor omits the field is a difference a
+script can see.
+
+The models here say, field by field, what Harbor's swagger says:
+- a required field is one Harbor always writes (swagger `required`, `x-omitempty: false`, or a
+  `date-time`);
+- an optional field (default `None`) is omit-empty: absent when it is zero; present, it must not be
+  zero (`HarborModel` refuses that when validating a response);
+- a field listed in `pointers` (swagger `x-nullable: true`, a Go pointer) is absent only when nil:
+  present, any value is fine, `null` is not;
+- `DateTime` is an RFC 3339 string, never an epoch number.
+
+`shape(model, payload)` drops the zero-valued omit-empty fields of a view before it is sent, so the
+wire follows the rule; the functional suite validates every /api/v2.0 response strictly against the
+model registered for its route (`routes.py`), so drift shows where it starts.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _rfc3339(value: str) -> str:
+    if not _RFC3339.fullmatch(value):
+        raise ValueError(f"not an RFC 3339 date-time: {value!r}")
+    return value
+
+
+DateTime = Annotated[str, AfterValidator(_rfc3339)]
+"""Swagger `format: date-time`: an RFC 3339 string such as `2026-01-02T03:04:05.000Z`."""
+
+
+def _is_zero(value: Any) -> bool:
+    return value is None or value is False or value == 0 or value in ("", [], {})
+
+
+def _model_type(annotation: Any) -> type[HarborModel] | None:
+    """The HarborModel inside `X | None` (a nested object is a Go pointer), else None."""
+    candidates = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, HarborModel):
+            return candidate
+    return None
+
+
+def _list_item_model(annotation: Any) -> type[HarborModel] | None:
+    for candidate in get_args(annotation) or ():
+        if get_origin(candidate) is list:
+            return _model_type(get_args(candidate)[0])
+    if get_origin(annotation) is list:
+        return _model_type(get_args(annotation)[0])
+    return None
+
+
+class HarborModel(BaseModel):
+    """A swagger definition: unknown fields and loose types are drift, so validation is strict."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    pointers: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def omitted_when(cls, name: str, value: Any) -> bool:
+        """Whether Harbor leaves field `name` out when its value is `value`."""
+        info = cls.model_fields[name]
+        if info.is_required():
+            return False
+        if name in cls.pointers or _model_type(info.annotation) is not None:
+            return value is None
+        return _is_zero(value)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _omitted_when_empty(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                if info.is_required() or name not in data:
+                    continue
+                if cls.omitted_when(name, data[name]):
+                    raise ValueError(f"{name} is {data[name]!r}; Harbor omits it (omitempty)")
+        return data
+
+
+def shape(model: type[HarborModel], payload: dict[str, Any]) -> dict[str, Any]:
+    """`payload` as Harbor writes it: zero-valued omit-empty fields dropped, nested objects too."""
+    shaped: dict[str, Any] = {}
+    for key, raw in payload.items():
+        info = model.model_fields.get(key)
+        if info is None:
+            shaped[key] = raw
+            continue
+        nested = _model_type(info.annotation)
+        items = _list_item_model(info.annotation)
+        value = raw
+        if nested is not None and isinstance(raw, dict):
+            value = shape(nested, raw)
+        elif items is not None and isinstance(raw, list):
+            value = [shape(items, v) if isinstance(v, dict) else v for v in raw]
+        if not model.omitted_when(key, value):
+            shaped[key] = value
+    return shaped
