@@ -138,16 +138,27 @@ def _selector(data: dict[str, Any], where: str, *, tag: bool) -> Selector:
 
 
 def _untagged(extras: Any, where: str) -> bool | None:
-    """Harbor's `extras` is a JSON string, `{"untagged": true}`; absent or empty means the default."""
-    if extras in (None, ""):
+    """Harbor's `extras`, a string that should hold `{"untagged": true}`, read as Harbor's selector
+    reads it: a JSON object sets `untagged` (false when the key is missing or null); anything that
+    does not decode into one (Harbor's UI has sent `["untagged":true]`) keeps the default (None).
+    Only a value that is not a string at all is refused, as Harbor's API refuses it."""
+    if extras is None:
+        return None
+    if not isinstance(extras, str):
+        raise InvalidPolicy(f'{where}: extras must be a string such as "{{\\"untagged\\": true}}"')
+    if extras == "":
         return None
     try:
-        value = json.loads(extras) if isinstance(extras, str) else None
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict) or not isinstance(value.get("untagged", False), bool):
-        raise InvalidPolicy(f'{where}: extras must be a JSON object such as {{"untagged": true}}')
+        value = json.loads(extras)
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        return None
     untagged = value.get("untagged")
+    if untagged is None:
+        return False
     return untagged if isinstance(untagged, bool) else None
 
 

@@ -178,6 +178,26 @@ def test_untagged_extra_decides_for_artifacts_without_tags(ret: Retention, untag
     assert ret.present("app", digests) == ({"tagged", "bare"} if untagged else {"tagged"})
 
 
+@pytest.mark.parametrize(
+    ("extras", "bare_kept"),
+    [('["untagged":true]', True), ("{not json", True), ('{"untagged": "yes"}', True), ("{}", False), ("null", False)],
+)
+def test_extras_as_harbor_reads_them(ret: Retention, extras: str, bare_kept: bool) -> None:
+    """Harbor's UI has sent `["untagged":true]`: Harbor accepts any string and keeps the default
+    (untagged artifacts match) when it does not decode into an object; an object without the key
+    means false. Created, then updated with PUT as the UI does, then run."""
+    digests = {"tagged": ret.push("app", "v1", age_days=1), "bare": ret.push("app", None, age_days=1)}
+    selector = {"kind": "doublestar", "decoration": "matches", "pattern": "**", "extras": extras}
+    policy_id = ret.create(rule("always"))
+    body = {**ret.policy(rule("always", tags=[selector])), "id": policy_id}
+    response = ret.call("PUT", f"/retentions/{policy_id}", body)
+    assert response.status_code == 200, response.get_data()[:500]
+    stored = ret.call("GET", f"/retentions/{policy_id}").get_json()
+    assert stored["rules"][0]["tag_selectors"][0]["extras"] == extras
+    ret.execute(policy_id, False)
+    assert ret.present("app", digests) == ({"tagged", "bare"} if bare_kept else {"tagged"})
+
+
 @pytest.mark.parametrize(("decoration", "kept"), [("withLabels", {"b"}), ("withoutLabels", {"a", "c", "d"})])
 def test_label_selectors(ret: Retention, decoration: str, kept: set[str]) -> None:
     digests = four(ret)
@@ -346,8 +366,7 @@ BAD_RULES = [
     {"action": "delete"},
     {"tag_selectors": _sel("sometimes")},
     {"tag_selectors": _sel("matches", "[a")},
-    {"tag_selectors": _sel("matches", extras="{not json")},
-    {"tag_selectors": _sel("matches", extras='{"untagged": "yes"}')},
+    {"tag_selectors": _sel("matches", extras={"untagged": True})},  # Harbor's swagger: a string
     {"tag_selectors": [{"kind": "label", "decoration": "withLabels", "pattern": "x"}]},  # no doublestar selector
     {"tag_selectors": [{"kind": "regex", "decoration": "matches", "pattern": "x"}]},
     {"scope_selectors": {}},
