@@ -142,21 +142,26 @@ def _untagged(extras: Any, where: str) -> bool | None:
     reads it: a JSON object sets `untagged` (false when the key is missing or null); anything that
     does not decode into one (Harbor's UI has sent `["untagged":true]`) keeps the default (None).
     Only a value that is not a string at all is refused, as Harbor's API refuses it."""
-    if extras is None:
-        return None
-    if not isinstance(extras, str):
+    if extras is not None and not isinstance(extras, str):
         raise InvalidPolicy(f'{where}: extras must be a string such as "{{\\"untagged\\": true}}"')
-    if extras == "":
-        return None
+    return _decoded_untagged(extras) if extras else None
+
+
+_UNDECODABLE = object()
+
+
+def _decoded_untagged(extras: str) -> bool | None:
+    """Go's `json.Unmarshal` into `struct{Untagged bool}`: null or a missing key leave false, a
+    value that is no object (or a flag that is no boolean) is an error, which keeps the default."""
     try:
         value = json.loads(extras)
     except (json.JSONDecodeError, RecursionError):
-        return None
+        value = _UNDECODABLE
     if value is None:
         return False
     if not isinstance(value, dict):
         return None
-    untagged = value.get("untagged")
+    untagged = value.get("untagged", False)
     if untagged is None:
         return False
     return untagged if isinstance(untagged, bool) else None
