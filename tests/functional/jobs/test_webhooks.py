@@ -168,10 +168,31 @@ def test_supported_event_types(hooks: LiveRegistry) -> None:
     response = hooks.get(f"{API}/projects/library/webhook/events")
     assert response.status_code == 200
     body = response.get_json()
-    assert {"PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED", "QUOTA_WARNING",
-            "TAG_RETENTION"} == set(body["event_type"])  # fmt: skip
+    assert body["event_type"] == ["PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED",
+                                  "QUOTA_WARNING", "SCANNING_FAILED", "SCANNING_STOPPED", "SCANNING_COMPLETED",
+                                  "REPLICATION", "TAG_RETENTION"]  # fmt: skip
     assert body["notify_type"] == ["http", "slack"]
     assert {"notify_type": "http", "formats": ["Default", "CloudEvents"]} in body["payload_formats"]
+
+
+def test_every_harbor_event_type_is_accepted_and_emitted_ones_are_delivered(
+    hooks: LiveRegistry, receiver: Receiver
+) -> None:
+    """Harbor's UI and Terraform provider send every type Harbor lists; the registry delivers those it
+    publishes (a scan or replication type waits for those features)."""
+    every = ["PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED", "QUOTA_WARNING",
+             "SCANNING_FAILED", "SCANNING_STOPPED", "SCANNING_COMPLETED", "REPLICATION", "TAG_RETENTION"]  # fmt: skip
+    policy_id = _create(hooks, _policy(receiver.url, event_types=every))
+    assert hooks.get(f"{API}/projects/library/webhook/policies/{policy_id}").get_json()["event_types"] == every
+    scans = {**_policy(receiver.url, name="scans"), "event_types": ["SCANNING_FAILED", "SCANNING_COMPLETED"]}
+    scans_id = _create(hooks, scans)
+    changed = {**scans, "event_types": ["SCANNING_STOPPED", "REPLICATION"]}
+    assert hooks.put(f"{API}/projects/library/webhook/policies/{scans_id}", json=changed).status_code == 200
+    hooks.push_image("library/app", "v1")
+    settle()
+    assert [d["type"] for d in receiver.documents()] == ["PUSH_ARTIFACT"]
+    _errors(hooks.post(f"{API}/projects/library/webhook/policies",
+                       json={**_policy(receiver.url, name="bad"), "event_types": ["SCANNING_EXPLODED"]}), 400)  # fmt: skip
 
 
 # Delivery.
