@@ -191,8 +191,8 @@ def test_every_harbor_event_type_is_accepted_and_emitted_ones_are_delivered(
     hooks.push_image("library/app", "v1")
     settle()
     assert [d["type"] for d in receiver.documents()] == ["PUSH_ARTIFACT"]
-    _errors(hooks.post(f"{API}/projects/library/webhook/policies",
-                       json={**_policy(receiver.url, name="bad"), "event_types": ["SCANNING_EXPLODED"]}), 400)  # fmt: skip
+    unknown = {**_policy(receiver.url, name="bad"), "event_types": ["SCANNING_EXPLODED"]}
+    _errors(hooks.post(f"{API}/projects/library/webhook/policies", json=unknown), 400)
 
 
 # Delivery.
