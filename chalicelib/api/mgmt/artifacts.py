@@ -237,6 +237,8 @@ def _accessories(request: HttpRequest) -> Response:
 
 def _addition(request: HttpRequest) -> Response:
     _, repository = _repository(request, "artifact-addition", "read")
+    if request.params["addition"].lower() == "vulnerabilities":  # Harbor: its own route, any artifact
+        return json_response(services().artifacts.vulnerabilities(repository.name, _reference(request)))
     result = services().artifacts.addition(repository.name, _reference(request), request.params["addition"])
     return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
 

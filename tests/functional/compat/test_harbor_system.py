@@ -107,3 +107,22 @@ def test_extended_audit_log_event_types(registry):
     assert {"event_type": "create_robot"} in types
     harbor_error(api(registry, "GET", "/auditlog-exts/events", auth=create_user(registry)), 403, "FORBIDDEN")
     harbor_error(api(registry, "GET", "/auditlog-exts/events", auth=None), 401, "UNAUTHORIZED")
+
+
+# 12. The vulnerabilities addition.
+
+
+def test_vulnerabilities_addition_of_an_unscanned_image_is_an_empty_report(registry):
+    project, _ = create_project(registry)
+    repo = f"{project}/app"
+    digest = registry.push_manifest(repo, "v1", small_image(registry, repo, "vuln"), OCI_MANIFEST)
+    base = f"/projects/{project}/repositories/app/artifacts"
+    accept = {"X-Accept-Vulnerabilities": "application/vnd.security.vulnerability.report; version=1.1, "
+                                          "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"}  # fmt: skip
+    for reference in ("v1", digest):
+        response = expect(api(registry, "GET", f"{base}/{reference}/additions/vulnerabilities", headers=accept), 200)
+        assert response.headers["Content-Type"] == "application/json" and response.get_json() == {}
+    harbor_error(api(registry, "GET", f"{base}/v9/additions/vulnerabilities"), 404, "NOT_FOUND")
+    harbor_error(api(registry, "GET", f"{base}/v1/additions/vulnerabilities", auth=create_user(registry)), 404,
+                 "NOT_FOUND")  # fmt: skip
+    assert api(registry, "GET", f"{base}/v1/additions/build_history").status_code == 200
