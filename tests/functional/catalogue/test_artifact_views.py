@@ -170,7 +170,7 @@ def test_label_flags_refuse_bad_input(api: Catalogue, project: tuple[str, int]) 
     name, _ = project
     api.push_image(f"{name}/app", "v1")
     guest = api.member(name, "guest")
-    for query in ({"with_label": "yes"}, {"with_immutable_status": "1"}, {"page_size": "100000"}, {"page": "0"},
+    for query in ({"with_label": "yes"}, {"with_immutable_status": "2"}, {"page_size": "100000"}, {"page": "0"},
                   {"q": "labels=" + "9" * 2000}):  # fmt: skip
         check_error(api.get(arts(name, "app"), query=query), (400,))
         check_error(api.get(f"projects/{name}/artifacts", query=query), (400,))

@@ -117,8 +117,11 @@ def test_vulnerabilities_addition_of_an_unscanned_image_is_an_empty_report(regis
     repo = f"{project}/app"
     digest = registry.push_manifest(repo, "v1", small_image(registry, repo, "vuln"), OCI_MANIFEST)
     base = f"/projects/{project}/repositories/app/artifacts"
-    accept = {"X-Accept-Vulnerabilities": "application/vnd.security.vulnerability.report; version=1.1, "
-                                          "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"}  # fmt: skip
+    mime_types = (
+        "application/vnd.security.vulnerability.report; version=1.1, "
+        "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
+    )
+    accept = {"X-Accept-Vulnerabilities": mime_types}
     for reference in ("v1", digest):
         response = expect(api(registry, "GET", f"{base}/{reference}/additions/vulnerabilities", headers=accept), 200)
         assert response.headers["Content-Type"] == "application/json" and response.get_json() == {}
