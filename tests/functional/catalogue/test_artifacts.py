@@ -559,7 +559,7 @@ def test_the_project_list_merges_repositories_by_push_time(registry: Any) -> Non
     assert len(latest) == 2 and second in {a["digest"] for a in latest}
     tagged = ok_json(registry.get(f"{API}/projects/library/artifacts", query_string={"q": "tags=v2"}))
     assert [a["digest"] for a in tagged] == [third]
-    for query in ({"page_size": "500"}, {"with_tag": "yes"}, {"latest_in_repository": "1"}, {"q": "x=1"},
+    for query in ({"page_size": "500"}, {"with_tag": "yes"}, {"latest_in_repository": "2"}, {"q": "x=1"},
                   {"sort": "name"}):  # fmt: skip
         harbor_error(registry.get(f"{API}/projects/library/artifacts", query_string=query), 400, "BAD_REQUEST")
     harbor_error(registry.get(f"{API}/projects/nosuch/artifacts"), 404, "NOT_FOUND")
