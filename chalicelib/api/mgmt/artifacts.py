@@ -21,6 +21,8 @@ from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serv
 from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
 from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
+from chalicelib.api.mgmt.wire import models as wire
+from chalicelib.api.mgmt.wire import shape
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.catalog import Repository
@@ -358,7 +360,7 @@ def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_
         view["accessories"] = [_accessory_view(x) for x in accessories or []]
     if flags["with_scan_overview"]:
         view["scan_overview"] = {}
-    return view
+    return shape(wire.Artifact, view)
 
 
 def _references(a: Artifact) -> list[dict[str, Any]] | None:
@@ -389,19 +391,22 @@ def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tupl
     }
     if signed is not None:
         view["signed"] = signed
-    return view
+    return shape(wire.Tag, view)
 
 
 def _accessory_view(x: Accessory) -> dict[str, Any]:
-    return {
-        "id": artifact_id(x.subject_repository, x.digest),
-        "artifact_id": artifact_id(x.subject_repository, x.digest),
-        "subject_artifact_id": artifact_id(x.subject_repository, x.subject),
-        "subject_artifact_repo": x.subject_repository,
-        "subject_artifact_digest": x.subject,
-        "size": x.size,
-        "digest": x.digest,
-        "type": x.type,
-        "icon": "",
-        "creation_time": iso(x.push_time),
-    }
+    return shape(
+        wire.Accessory,
+        {
+            "id": artifact_id(x.subject_repository, x.digest),
+            "artifact_id": artifact_id(x.subject_repository, x.digest),
+            "subject_artifact_id": artifact_id(x.subject_repository, x.subject),
+            "subject_artifact_repo": x.subject_repository,
+            "subject_artifact_digest": x.subject,
+            "size": x.size,
+            "digest": x.digest,
+            "type": x.type,
+            "icon": "",
+            "creation_time": iso(x.push_time),
+        },
+    )

@@ -118,9 +118,9 @@ def test_image_push_records_the_artifact(registry: Any) -> None:
     assert art["manifest_media_type"] == OCI_MANIFEST
     assert art["media_type"] == manifest["config"]["mediaType"]
     assert art["repository_name"] == repo
-    assert art["labels"] == [] and art["pull_time"] == ZERO_TIME and art["push_time"] != ZERO_TIME
+    assert "labels" not in art and art["pull_time"] == ZERO_TIME and art["push_time"] != ZERO_TIME
     assert [(t["name"], t["immutable"], t["artifact_id"]) for t in art["tags"]] == [("v1", False, art["id"])]
-    assert art["references"] is None
+    assert "references" not in art
     assert "build_history" in art["addition_links"]
 
     by_tag = ok_json(registry.get(arts(repo, "/v1")))

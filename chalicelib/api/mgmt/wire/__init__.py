@@ -84,22 +84,27 @@ class HarborModel(BaseModel):
     @classmethod
     def _omitted_when_empty(cls, data: Any) -> Any:
         if isinstance(data, dict):
-            for name, info in cls.model_fields.items():
-                if info.is_required() or name not in data:
-                    continue
-                if cls.omitted_when(name, data[name]):
-                    raise ValueError(f"{name} is {data[name]!r}; Harbor omits it (omitempty)")
+            present = [
+                (info.alias or name, name)
+                for name, info in cls.model_fields.items()
+                if not info.is_required() and (info.alias or name) in data
+            ]
+            empty = [f"{key}={data[key]!r}" for key, name in present if cls.omitted_when(name, data[key])]
+            if empty:
+                raise ValueError(f"Harbor omits these when empty (omitempty): {', '.join(empty)}")
         return data
 
 
 def shape(model: type[HarborModel], payload: dict[str, Any]) -> dict[str, Any]:
     """`payload` as Harbor writes it: zero-valued omit-empty fields dropped, nested objects too."""
     shaped: dict[str, Any] = {}
+    names = {info.alias or name: name for name, info in model.model_fields.items()}
     for key, raw in payload.items():
-        info = model.model_fields.get(key)
-        if info is None:
+        if key not in names:
             shaped[key] = raw
             continue
+        name = names[key]
+        info = model.model_fields[name]
         nested = _model_type(info.annotation)
         items = _list_item_model(info.annotation)
         value = raw
@@ -107,6 +112,6 @@ def shape(model: type[HarborModel], payload: dict[str, Any]) -> dict[str, Any]:
             value = shape(nested, raw)
         elif items is not None and isinstance(raw, list):
             value = [shape(items, v) if isinstance(v, dict) else v for v in raw]
-        if not model.omitted_when(key, value):
+        if not model.omitted_when(name, value):
             shaped[key] = value
     return shaped
