@@ -57,7 +57,7 @@ def checked(app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes
         seen: dict[str, Any] = {}
 
         def capture(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            seen["status"], seen["headers"] = int(status.split()[0]), headers
+            seen["status"], seen["headers"] = int(status.split(maxsplit=1)[0]), headers
             return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
 
         body = b"".join(app(environ, capture))
