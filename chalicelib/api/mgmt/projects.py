@@ -13,7 +13,7 @@ from chalicelib.api.mgmt.names import is_resource_name
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import Project as WireProject
-from chalicelib.api.mgmt.wire.models import ProjectSummary
+from chalicelib.api.mgmt.wire.models import ProjectDeletable, ProjectSummary
 from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound
 from chalicelib.wiring import services
@@ -167,7 +167,7 @@ def deletable(project: str) -> Response:
 
 def _deletable(request: HttpRequest) -> Response:
     ok_, message = services().projects.deletable(request.principal, target(request))
-    return json_response({"deletable": ok_, "message": message})
+    return json_response(shape(ProjectDeletable, {"deletable": ok_, "message": message}))
 
 
 @bp.route(f"{API}/projects/{{project}}/summary", methods=["GET"])

@@ -75,8 +75,8 @@ def _statistics(request: HttpRequest) -> Response:
         "total_project_count": len(visible),
         "total_repo_count": sum(repos.values()),
     }
-    if request.principal.sysadmin:
-        stats["total_storage_consumption"] = sum(p.storage_used for p in visible)
+    # Harbor counts storage for administrators only and writes 0 for everyone else.
+    stats["total_storage_consumption"] = sum(p.storage_used for p in visible) if request.principal.sysadmin else 0
     return json_response(stats)
 
 

@@ -387,7 +387,7 @@ def test_api_project_read(harbor, world, caller):
     if caller in PULLERS:
         project = expect_status(response, 200).get_json()
         expected_roles = [ROLE_IDS[caller]] if caller in ROLES else []
-        assert project["current_user_role_ids"] == expected_roles
+        assert project.get("current_user_role_ids", []) == expected_roles  # Harbor omits an empty list
     else:
         _refused_on_api(response, caller)
 

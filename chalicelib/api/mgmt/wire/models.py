@@ -284,6 +284,8 @@ class Robot(HarborModel):
     permissions: list[RobotPermission] | None = None
     creator_type: str | None = None
     creator_ref: int | None = None
+    # Not in Harbor's swagger (which has creator_type and creator_ref): the creator's name.
+    creator: str | None = None
     creation_time: DateTime
     update_time: DateTime
 
