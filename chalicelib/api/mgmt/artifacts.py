@@ -21,8 +21,8 @@ from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serv
 from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
 from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
+from chalicelib.api.mgmt.wire import ZERO_TIME, shape
 from chalicelib.api.mgmt.wire import models as wire
-from chalicelib.api.mgmt.wire import shape
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.catalog import Repository
@@ -34,7 +34,6 @@ from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 _REPO = f"{API}/projects/{{project}}/repositories/{{repository}}/artifacts"
-_ZERO_TIME = "0001-01-01T00:00:00.000Z"  # what Harbor shows for a time never set
 _FLAGS = ("with_tag", "with_label", "with_scan_overview", "with_sbom_overview", "with_signature",
           "with_immutable_status", "with_accessory", "with_inherited_accessory")  # fmt: skip
 _Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "tags": str, "labels": int,
@@ -344,7 +343,7 @@ def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_
         "size": a.size,
         "icon": display_icon(a.kind, a.icon),
         "push_time": iso(a.push_time),
-        "pull_time": iso(a.pull_time) if a.pull_time else _ZERO_TIME,
+        "pull_time": iso(a.pull_time) if a.pull_time else ZERO_TIME,
         "extra_attrs": a.extra_attrs,
         "annotations": a.annotations,
         "references": _references(a),
@@ -386,7 +385,7 @@ def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tupl
         "artifact_id": a.id,
         "name": t.name,
         "push_time": iso(t.push_time),
-        "pull_time": iso(t.pull_time) if t.pull_time else _ZERO_TIME,
+        "pull_time": iso(t.pull_time) if t.pull_time else ZERO_TIME,
         "immutable": (t.repository, t.name) in immutable,
     }
     if signed is not None:

@@ -158,7 +158,7 @@ def test_each_template_keeps_what_its_parameter_says(ret: Retention, template: s
     digests = four(ret)
     _, execution = ret.run(rule(template, count))
     assert ret.present("app", digests) == kept
-    assert execution["dry_run"] is False
+    assert "dry_run" not in execution  # false: omitted, as Harbor does
 
 
 # Tag selectors, the untagged extra, labels.
@@ -486,7 +486,7 @@ def test_a_policy_cron_starts_a_scheduled_run(ret: Retention) -> None:
         time.sleep(0.02)
     wait_for_executions(60)
     (execution,) = ret.call("GET", f"/retentions/{policy_id}/executions").get_json()
-    assert execution["trigger"] == "SCHEDULE" and execution["status"] == "Success" and not execution["dry_run"]
+    assert execution["trigger"] == "SCHEDULE" and execution["status"] == "Success" and not execution.get("dry_run")
     assert ret.present("app", digests) == {"b", "c", "d"}
     # Removing the cron removes the schedule.
     assert ret.call("PUT", f"/retentions/{policy_id}", ret.policy(rule("latestPushedK", 3))).status_code == 200

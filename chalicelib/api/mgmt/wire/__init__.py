@@ -40,6 +40,8 @@ def _rfc3339(value: str) -> str:
 
 DateTime = Annotated[str, AfterValidator(_rfc3339)]
 """Swagger `format: date-time`: an RFC 3339 string such as `2026-01-02T03:04:05.000Z`."""
+ZERO_TIME = "0001-01-01T00:00:00.000Z"
+"""What Harbor writes for a time never set (Go's zero time: a date-time is never omitted)."""
 
 
 def _is_zero(value: Any) -> bool:
@@ -52,15 +54,6 @@ def _model_type(annotation: Any) -> type[HarborModel] | None:
     for candidate in candidates:
         if isinstance(candidate, type) and issubclass(candidate, HarborModel):
             return candidate
-    return None
-
-
-def _list_item_model(annotation: Any) -> type[HarborModel] | None:
-    for candidate in get_args(annotation) or ():
-        if get_origin(candidate) is list:
-            return _model_type(get_args(candidate)[0])
-    if get_origin(annotation) is list:
-        return _model_type(get_args(annotation)[0])
     return None
 
 
@@ -104,14 +97,25 @@ def shape(model: type[HarborModel], payload: dict[str, Any]) -> dict[str, Any]:
             shaped[key] = raw
             continue
         name = names[key]
-        info = model.model_fields[name]
-        nested = _model_type(info.annotation)
-        items = _list_item_model(info.annotation)
-        value = raw
-        if nested is not None and isinstance(raw, dict):
-            value = shape(nested, raw)
-        elif items is not None and isinstance(raw, list):
-            value = [shape(items, v) if isinstance(v, dict) else v for v in raw]
+        value = _shape_value(model.model_fields[name].annotation, raw)
         if not model.omitted_when(name, value):
             shaped[key] = value
     return shaped
+
+
+def _shape_value(annotation: Any, value: Any) -> Any:
+    """Shape the models nested in `value` as its annotation says: `X | None`, `list[X]`, `dict[str, X]`."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        for candidate in get_args(annotation):
+            if candidate is not type(None):
+                return _shape_value(candidate, value)
+    nested = _model_type(annotation)
+    if nested is not None and isinstance(value, dict):
+        return shape(nested, value)
+    if get_origin(annotation) is list and isinstance(value, list):
+        (item,) = get_args(annotation)
+        return [_shape_value(item, v) for v in value]
+    if get_origin(annotation) is dict and isinstance(value, dict):
+        _, item = get_args(annotation)
+        return {k: _shape_value(item, v) for k, v in value.items()}
+    return value

@@ -72,7 +72,7 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("POST", "/robots"): _ONE(m.RobotCreated),
     ("PATCH", "/robots/{robot}"): _ONE(m.RobotSec),
     ("GET", "/system/gc"): _many(m.GCHistory),
-    ("GET", "/system/gc/schedule"): _ONE(m.Schedule),
+    ("GET", "/system/gc/schedule"): _ONE(m.GCHistory),
     ("GET", "/system/gc/{gc}"): _ONE(m.GCHistory),
     ("GET", f"{_HOOK}/policies"): _many(m.WebhookPolicy),
     ("GET", f"{_HOOK}/policies/{{policy}}"): _ONE(m.WebhookPolicy),
