@@ -344,15 +344,6 @@ class GCHistory(HarborModel):
     update_time: DateTime
 
 
-class Schedule(HarborModel):
-    id: int | None = None
-    status: str | None = None
-    creation_time: DateTime
-    update_time: DateTime
-    schedule: ScheduleObj | None = None
-    parameters: dict[str, Any] | None = None
-
-
 class WebhookTargetObject(HarborModel):
     type: str | None = None
     address: str | None = None
@@ -504,22 +495,9 @@ class RetentionMetadata(HarborModel):
     tag_selectors: list[RetentionSelectorMetadata] | None = None
 
 
-class ImmutableSelector(HarborModel):
-    kind: str | None = None
-    decoration: str | None = None
-    pattern: str | None = None
-    extras: str | None = None
-
-
-class ImmutableRule(HarborModel):
-    id: int | None = None
-    priority: int | None = None
-    disabled: bool | None = None
-    action: str | None = None
-    template: str | None = None
-    params: dict[str, Any] | None = None
-    tag_selectors: list[ImmutableSelector] | None = None
-    scope_selectors: dict[str, list[ImmutableSelector]] | None = None
+# Harbor's swagger defines ImmutableSelector and ImmutableRule with exactly the retention fields.
+ImmutableSelector = RetentionSelector
+ImmutableRule = RetentionRule
 
 
 class ComponentHealthStatus(HarborModel):
