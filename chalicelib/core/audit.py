@@ -19,6 +19,20 @@ class AuditEntry:
     operation: str
     op_time_ms: int
     project: str | None = None
+    description: str | None = None  # Harbor's `operation_description`; None on rows written before it
+
+    @property
+    def operation_description(self) -> str:
+        """What Harbor's extended audit log shows: the recorded text, or the same wording rebuilt
+        from the row (older rows carry no description)."""
+        if self.description:
+            return self.description
+        verb = _VERBS.get((self.operation, self.resource_type), self.operation)
+        return f"{verb} {self.resource_type}: {self.resource}"
+
+
+# Harbor's words for an artifact's operations in its descriptions ("push artifact: ...").
+_VERBS = {("create", "artifact"): "push"}
 
 
 @dataclass(frozen=True, slots=True)

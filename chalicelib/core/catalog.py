@@ -56,5 +56,4 @@ class Label:
             "project_id": self.project_id,
             "creation_time": harbor_time(self.created_at),
             "update_time": harbor_time(self.updated_at),
-            "deleted": False,
         }

@@ -138,16 +138,32 @@ def _selector(data: dict[str, Any], where: str, *, tag: bool) -> Selector:
 
 
 def _untagged(extras: Any, where: str) -> bool | None:
-    """Harbor's `extras` is a JSON string, `{"untagged": true}`; absent or empty means the default."""
-    if extras in (None, ""):
-        return None
+    """Harbor's `extras`, a string that should hold `{"untagged": true}`, read as Harbor's selector
+    reads it: a JSON object sets `untagged` (false when the key is missing or null); anything that
+    does not decode into one (Harbor's UI has sent `["untagged":true]`) keeps the default (None).
+    Only a value that is not a string at all is refused, as Harbor's API refuses it."""
+    if extras is not None and not isinstance(extras, str):
+        raise InvalidPolicy(f'{where}: extras must be a string such as "{{\\"untagged\\": true}}"')
+    return _decoded_untagged(extras) if extras else None
+
+
+_UNDECODABLE = object()
+
+
+def _decoded_untagged(extras: str) -> bool | None:
+    """Go's `json.Unmarshal` into `struct{Untagged bool}`: null or a missing key leave false, a
+    value that is no object (or a flag that is no boolean) is an error, which keeps the default."""
     try:
-        value = json.loads(extras) if isinstance(extras, str) else None
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict) or not isinstance(value.get("untagged", False), bool):
-        raise InvalidPolicy(f'{where}: extras must be a JSON object such as {{"untagged": true}}')
-    untagged = value.get("untagged")
+        value = json.loads(extras)
+    except (json.JSONDecodeError, RecursionError):
+        value = _UNDECODABLE
+    if value is None:
+        return False
+    if not isinstance(value, dict):
+        return None
+    untagged = value.get("untagged", False)
+    if untagged is None:
+        return False
     return untagged if isinstance(untagged, bool) else None
 
 

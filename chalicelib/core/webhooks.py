@@ -18,13 +18,18 @@ from urllib.parse import urlsplit
 from chalicelib.errors import BadRequest
 from chalicelib.events import Event, EventType
 
-# The event types a policy may name (Harbor's, for the events this registry publishes).
+# The event types a policy may name: every one Harbor supports, in Harbor's order. Policies naming
+# scan or replication events are kept and listed; they fire once those features publish the events.
 EVENT_TYPES = (
     EventType.PUSH_ARTIFACT,
     EventType.PULL_ARTIFACT,
     EventType.DELETE_ARTIFACT,
     EventType.QUOTA_EXCEED,
     EventType.QUOTA_WARNING,
+    EventType.SCANNING_FAILED,
+    EventType.SCANNING_STOPPED,
+    EventType.SCANNING_COMPLETED,
+    EventType.REPLICATION,
     EventType.TAG_RETENTION,
 )
 NOTIFY_TYPES = ("http", "slack")
@@ -36,6 +41,10 @@ CLOUDEVENT_TYPES = {
     EventType.DELETE_ARTIFACT: "harbor.artifact.deleted",
     EventType.QUOTA_EXCEED: "harbor.quota.exceeded",
     EventType.QUOTA_WARNING: "harbor.quota.warned",
+    EventType.REPLICATION: "harbor.replication.status.changed",
+    EventType.SCANNING_FAILED: "harbor.scan.failed",
+    EventType.SCANNING_COMPLETED: "harbor.scan.completed",
+    EventType.SCANNING_STOPPED: "harbor.scan.stopped",
     EventType.TAG_RETENTION: "harbor.tag_retention.finished",
 }
 MAX_TARGETS = 10

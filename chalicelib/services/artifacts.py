@@ -21,7 +21,7 @@ from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.identity import Principal, Project
 from chalicelib.core.manifest import parse_manifest
 from chalicelib.core.reference import project_of, validate_name, validate_tag
-from chalicelib.errors import BadRequest, ManifestUnknown, NotFound
+from chalicelib.errors import BadRequest, ManifestUnknown, NotFound, Precondition
 from chalicelib.stores import keys
 from chalicelib.stores.artifacts import FILTER_MAX
 
@@ -303,7 +303,12 @@ class ArtifactService:
         stored = self._manifest_store.get(source, digest)
         if stored is None:
             raise NotFound(f"artifact {source}@{digest} not found")
-        self._manifests.put(target, reference, stored.body, stored.media_type)
+        try:
+            self._manifests.put(target, reference, stored.body, stored.media_type)
+        except Precondition as exc:  # Harbor's copy moves the tag through its tag controller
+            if is_digest(reference) or not self._immutability.protects(target, reference):
+                raise
+            raise self._immutability.immutable_error(target, reference, "updated") from exc
 
     # Tags.
 
@@ -333,6 +338,12 @@ class ArtifactService:
         self._manifests.delete_tag(repository, self.resolve(repository, reference).digest, tag)
 
     # Additions.
+
+    def vulnerabilities(self, repository: str, reference: str) -> dict[str, Any]:
+        """Harbor's vulnerabilities addition: the artifact's reports keyed by report MIME type, `{}`
+        when it has none. Nothing is scanned yet, so every existing artifact has none."""
+        self.resolve(repository, reference)
+        return {}
 
     def addition(self, repository: str, reference: str, name: str) -> processors.Addition:
         digest = self.resolve(repository, reference).digest

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 from chalicelib.auth.rbac import Permission
 from chalicelib.core.audit import AuditEntry, AuditFilter
-from chalicelib.errors import Unauthorized
+from chalicelib.errors import Forbidden, Unauthorized
 from chalicelib.events import Event, EventType
 
 if TYPE_CHECKING:
@@ -46,6 +46,16 @@ _RECORDED: dict[EventType, tuple[str, str]] = {
     EventType.CREATE_ROBOT: ("create", "robot"),
     EventType.DELETE_ROBOT: ("delete", "robot"),
 }
+
+_ARTIFACT_VERBS = {EventType.PUSH_ARTIFACT: "push", EventType.PULL_ARTIFACT: "pull",
+                   EventType.DELETE_ARTIFACT: "delete"}  # fmt: skip
+# The extended log's event types (`<operation>_<resource_type>`, Harbor's names and order) this
+# registry records; Harbor also lists user, login, member and configuration events.
+_HARBOR_EXT_EVENT_TYPES = ("create_artifact", "delete_artifact", "pull_artifact", "create_project", "delete_project",
+                           "delete_repository", "login_user", "logout_user", "create_user", "delete_user",
+                           "update_user", "create_robot", "delete_robot", "update_configuration", "create_member",
+                           "delete_member", "update_member", "update_project")  # fmt: skip
+EXT_EVENT_TYPES = tuple(t for t in _HARBOR_EXT_EVENT_TYPES if tuple(t.split("_", 1)) in set(_RECORDED.values()))
 
 
 def resource_of(event: Event) -> str:
@@ -101,6 +111,14 @@ class AuditService:
             partitions = [p.name for p in self._projects.visible(caller, "log", "list")]
         return self._page(partitions, flt, offset, size, newest_first)
 
+    def event_types(self, caller: Principal) -> tuple[str, ...]:
+        """/auditlog-exts/events: for holders of the system `audit-log` list permission (Harbor)."""
+        if not caller.authenticated:
+            raise Unauthorized("log in to read the audit log")
+        if not (caller.sysadmin or self._access.system_allows(caller, Permission("audit-log", "list"))):
+            raise Forbidden("only system administrators list the audit log's event types")
+        return EXT_EVENT_TYPES
+
     def list_project(
         self,
         caller: Principal,
@@ -127,11 +145,20 @@ class AuditService:
         return total, merged[offset : offset + size]
 
 
+def description_of(event: Event) -> str:
+    """Harbor's `operation_description` for the event (its audit-log-ext wording)."""
+    if event.type in _ARTIFACT_VERBS:
+        return f"{_ARTIFACT_VERBS[event.type]} artifact: {event.repository}@{event.digest}"
+    operation, resource_type = _RECORDED[event.type]
+    return f"{operation} {resource_type}: {resource_of(event)}"
+
+
 def _entry(log_id: int, event: Event) -> AuditEntry:
     operation, resource_type = _RECORDED[event.type]
     return AuditEntry(
         log_id=log_id, username=event.operator, resource=resource_of(event), resource_type=resource_type,
         operation=operation, op_time_ms=int(event.occurred_at * 1000), project=event.project,
+        description=description_of(event),
     )  # fmt: skip
 
 

@@ -41,6 +41,17 @@ def _prefix(value: Any) -> str:
     return value
 
 
+_BANNER_MAX = 4096
+
+
+def _banner(value: Any) -> str:
+    """Harbor's UI stores a JSON string (`{"message", "type", "closable", "fromDate", "toDate"}`);
+    like Harbor, any string is kept as it is."""
+    if not isinstance(value, str) or len(value) > _BANNER_MAX:
+        raise BadRequest(f"banner_message must be a string of at most {_BANNER_MAX} characters")
+    return value
+
+
 # Editable keys and their validators; Harbor's fixed keys are reported read-only.
 _EDITABLE: dict[str, Callable[[Any], Any]] = {
     "project_creation_restriction": _restriction,
@@ -48,6 +59,7 @@ _EDITABLE: dict[str, Callable[[Any], Any]] = {
     "token_expiration": _int_range(1, 24 * 60),
     "robot_token_duration": _int_range(-1, 365 * 100),
     "storage_per_project": _int_range(-1, 2**62),
+    "banner_message": _banner,
 }
 _FIXED = {"auth_mode": "db_auth", "self_registration": False, "read_only": False}
 
@@ -61,6 +73,7 @@ class ConfigurationService:
             "token_expiration": settings.token_expiration_minutes,
             "robot_token_duration": settings.robot_token_duration_days,
             "storage_per_project": settings.storage_per_project,
+            "banner_message": "",
         }
         self._clock = clock
         self._cached: tuple[float, dict[str, Any]] | None = None
@@ -104,3 +117,6 @@ class ConfigurationService:
 
     def storage_per_project(self) -> int:
         return int(self.values()["storage_per_project"])
+
+    def banner_message(self) -> str:
+        return str(self.values()["banner_message"])

@@ -332,9 +332,12 @@ class GcService:
             counts.update(purged_blobs=len(marked), freed_space=freed + orphan_bytes)
         self._jobs.set_counts(job_id, counts)
         for c in marked[:_LOG_DIGESTS]:
-            self._jobs.log(job_id, f"{'would delete' if params.dry_run else 'marked'} blob {c.digest} ({c.size} bytes)")
-        self._jobs.log(job_id, f"{len(marked)} blobs ({freed} bytes) {'would be' if params.dry_run else 'are'} "
-                               f"collected; {orphans} orphan objects ({orphan_bytes} bytes)")  # fmt: skip
+            self._jobs.log(job_id, f"blob eligible for deletion: {c.digest} ({c.size} bytes)")
+        # Harbor's wording, which its clients and scripts read from the job log.
+        self._jobs.log(job_id, f"{len(marked)} blobs and {purged_manifests} manifests eligible for deletion")
+        self._jobs.log(job_id, f"{orphans} orphan objects ({orphan_bytes} bytes) eligible for deletion")
+        self._jobs.log(job_id, f"The GC could free up {harbor_size(freed + orphan_bytes)} space, "
+                               "the size is a rough estimation.")  # fmt: skip
         return False
 
     def sweep(self, job_id: int, shard: int) -> bool:
@@ -382,6 +385,10 @@ class GcService:
                     self._jobs.log(job_id, f"project {project}: usage {changed[0]} -> {changed[1]} bytes")
         counts.setdefault("purged_blobs", 0)
         counts.setdefault("freed_space", 0)
+        if not params.dry_run:
+            self._jobs.log(job_id, f"{counts['purged_blobs']} blobs and {counts.get('purged_manifests', 0)} "
+                                   "manifests are actually deleted")  # fmt: skip
+            self._jobs.log(job_id, f"The GC job actual frees up {harbor_size(counts['freed_space'])} space.")
         self._jobs.log(job_id, f"freed_space={counts['freed_space']} purged_blobs={counts['purged_blobs']} "
                                f"purged_manifests={counts.get('purged_manifests', 0)}")  # fmt: skip
         self._jobs.finish(job_id, JobStatus.SUCCESS, None, counts)
@@ -512,3 +519,12 @@ def _digest_of(key: str) -> str:
 
 def job_is_over(exc: BaseException) -> bool:
     return isinstance(exc, JobEnded)
+
+
+def harbor_size(size: int) -> str:
+    """A size as Harbor's GC log prints it: IEC units, two decimals truncated (`1.99 KiB`), bytes below 1 KiB."""
+    for exponent, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if size >= 1024**exponent:
+            hundredths = size * 100 // 1024**exponent
+            return f"{hundredths // 100}.{hundredths % 100:02d} {unit}"
+    return f"{size} B"

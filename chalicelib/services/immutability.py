@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.core.selectors import (
     DOUBLESTAR,
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 ACTION = "immutable"
 TEMPLATE = "immutable_template"
 MAX_RULES = 15  # Harbor's limit per project
+Change = Literal["deleted", "updated"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,22 +205,26 @@ class ImmutabilityService:
         project, _, name = repository.partition("/")
         return any(rule.applies(name, tag) for rule in self._rules(project))
 
-    def ensure_mutable(self, repository: str, tag: str) -> None:
+    def ensure_mutable(self, repository: str, tag: str, change: Change | None = None) -> None:
         """Raise the 412 Harbor answers when a request would change or remove an immutable tag."""
         if self.protects(repository, tag):
-            raise self.immutable_error(repository, tag)
+            raise self.immutable_error(repository, tag, change)
 
-    def ensure_tags_mutable(self, repository: str, tags: Callable[[], Iterable[str]]) -> None:
+    def ensure_tags_mutable(self, repository: str, tags: Callable[[], Iterable[str]], change: Change) -> None:
         """Like `ensure_mutable` for every tag `tags()` lists (a manifest deleted by digest); the
         listing is not even asked for when the project has no enabled rule."""
         project = repository.partition("/")[0]
         if not any(not r.disabled for r in self._rules(project)):
             return
         for tag in tags():
-            self.ensure_mutable(repository, tag)
+            self.ensure_mutable(repository, tag, change)
 
     @staticmethod
-    def immutable_error(repository: str, tag: str) -> Precondition:
+    def immutable_error(repository: str, tag: str, change: Change | None = None) -> Precondition:
+        """Harbor's texts, which its clients and API tests match: its /v2 push middleware's for a
+        manifest PUT (`change` None), its tag controller's for API deletes and tag moves."""
+        if change is not None:
+            return Precondition(f"the tag {tag} configured as immutable, cannot be {change}")
         name = repository.partition("/")[2]
         return Precondition(f"Failed to process request due to '{name}:{tag}' configured as immutable.")
 

@@ -169,7 +169,7 @@ class ManifestService:
             tagged = self._manifests.resolve_tag(repository, tag)
             if tagged is None:
                 raise ManifestUnknown(detail={"tag": reference})
-            self._immutability.ensure_mutable(repository, tag)  # tag immutability
+            self._immutability.ensure_mutable(repository, tag, "deleted")  # tag immutability
             if not self._manifests.delete_tag(repository, tag):
                 raise ManifestUnknown(detail={"tag": reference})
             self._events.publish(
@@ -232,7 +232,9 @@ class ManifestService:
         """Harbor's deep delete: refused (412) while an index references the artifact; removes its
         accessories and the children nothing else references or tags; quota as for a manifest.
         An artifact carrying an immutable tag stays (tag immutability)."""
-        self._immutability.ensure_tags_mutable(repository, lambda: self._manifests.tags_of(repository, digest))
+        self._immutability.ensure_tags_mutable(
+            repository, lambda: self._manifests.tags_of(repository, digest), "deleted"
+        )
         if not self._delete_deeply(repository, digest, _Mode.ROOT):
             raise ManifestUnknown(detail={"digest": digest})
 
@@ -288,7 +290,7 @@ class ManifestService:
 
     def delete_tag(self, repository: str, digest: str, tag: str) -> None:
         """Untag through the API: only while the tag still points at `digest`, and never an immutable tag."""
-        self._immutability.ensure_mutable(repository, tag)
+        self._immutability.ensure_mutable(repository, tag, "deleted")
         if not self._manifests.delete_tag(repository, tag, digest):
             raise NotFound(f"tag {tag} not found on the artifact")
         self._events.publish(

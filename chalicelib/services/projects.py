@@ -92,7 +92,7 @@ class ProjectService:
         if not may_create and (
             caller.kind == "robot" or self._configuration.project_creation_restriction() != "everyone"
         ):
-            raise Forbidden("only system administrators may create projects")
+            raise Forbidden("Only system admin can create project")
         if not 1 <= len(name) <= 255 or not _NAME_RE.fullmatch(name):
             raise BadRequest(
                 "project name must be lower-case letters, digits and . _ - separators", {"name": name[:64]}
@@ -124,14 +124,16 @@ class ProjectService:
         return project
 
     def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:
-        """Harbor's RequireProjectAccess: 401 for anonymous, 403 (or 404 when unseen) otherwise."""
+        """Harbor's RequireProjectAccess: 401 for anonymous, 403 otherwise; 404 (the project is not
+        disclosed) only to a caller with no right at all in it. A robot granted some access in the
+        project (`repository:push` without `tag:create`) sees it, so it is told 403 as Harbor does."""
         allowed, _ = self._access.project_allows(caller, project.name, Permission(resource, action))
         if allowed:
             return
         if not caller.authenticated:
             raise Unauthorized("log in to access this project")
         readable, _ = self._access.project_allows(caller, project.name, Permission("project", "read"))
-        if not readable:
+        if not readable and not self._access.project_permissions(caller, project.name):
             raise NotFound(f"project {project.name} not found")
         raise Forbidden(f"not allowed to {action} {resource} in project {project.name}")
 

@@ -31,17 +31,6 @@ if TYPE_CHECKING:
     from chalicelib.stores.projects import ProjectStore
 
 
-def quota_view(project: Project) -> dict[str, Any]:
-    return {
-        "id": project.project_id,
-        "ref": {"id": project.project_id, "name": project.name, "owner_name": project.owner_name},
-        "hard": {"storage": project.storage_limit},
-        "used": {"storage": project.storage_used},
-        "creation_time": project.created_at,
-        "update_time": project.updated_at,
-    }
-
-
 def display_size(value: int) -> str:
     """Bytes the way Harbor's quota messages print them: `900 B`, `1.5 KiB`, `10.0 MiB`."""
     if value < 1024:

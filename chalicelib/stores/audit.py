@@ -58,14 +58,15 @@ def _row(entry: AuditEntry, partition: str | None, expires_at: int) -> AuditRow:
     return AuditRow(
         keys.audit_pk(partition), keys.audit_sk(entry.op_time_ms, entry.log_id), log_id=entry.log_id,
         username=entry.username, resource=entry.resource, resource_type=entry.resource_type,
-        operation=entry.operation, op_time=entry.op_time_ms, project=entry.project, expires_at=expires_at,
+        operation=entry.operation, op_time=entry.op_time_ms, project=entry.project, description=entry.description,
+        expires_at=expires_at,
     )  # fmt: skip
 
 
 def _entry(row: AuditRow) -> AuditEntry:
     return AuditEntry(
         log_id=int(row.log_id), username=row.username, resource=row.resource, resource_type=row.resource_type,
-        operation=row.operation, op_time_ms=int(row.op_time), project=row.project,
+        operation=row.operation, op_time_ms=int(row.op_time), project=row.project, description=row.description,
     )  # fmt: skip
 
 

@@ -281,6 +281,7 @@ class AuditRow(_Base):
     operation = UnicodeAttribute()
     op_time = NumberAttribute()  # epoch milliseconds
     project = UnicodeAttribute(null=True)
+    description = UnicodeAttribute(null=True)  # Harbor's operation_description (extended audit log)
     expires_at = NumberAttribute()  # DynamoDB TTL
 
 

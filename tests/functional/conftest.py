@@ -24,6 +24,7 @@ import boto3
 import pytest
 
 from tests.functional.helpers import BASE_ENV, REGION, Registry
+from tests.functional.wire_check import checked, unmodelled
 
 TABLE = "registry-test"
 BUCKET = "registry-test-blobs"
@@ -37,6 +38,13 @@ _ENV = {
     "REGISTRY_BUCKET_NAME": BUCKET,
     "REGISTRY_ADMIN_PASSWORD": ADMIN[1],
 }
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if unmodelled:
+        terminalreporter.write_line("/api/v2.0 JSON answers without a Harbor model (not checked):")
+        for route, count in sorted(unmodelled.items()):
+            terminalreporter.write_line(f"  {route} ({count})")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -105,7 +113,7 @@ def wsgi_app(aws_env: None) -> Any:
     from chalicelib.local.wsgi import ChaliceWSGI
 
     wiring.reset()
-    return ChaliceWSGI(app)
+    return checked(ChaliceWSGI(app))  # every /api/v2.0 answer is checked against Harbor's model
 
 
 class LiveRegistry(Registry):

@@ -99,15 +99,15 @@ def test_digest_deletes_list_tags_only_when_a_rule_is_enabled():
         asked.append("tags")
         return ["v1"]
 
-    service.ensure_tags_mutable("proj/app", tags)
+    service.ensure_tags_mutable("proj/app", tags, "deleted")
     store.records["proj"] = [_record(1, disabled=True)]
     service.forget("proj")
-    service.ensure_tags_mutable("proj/app", tags)
+    service.ensure_tags_mutable("proj/app", tags, "deleted")
     assert asked == []
     store.records["proj"] = [_record(1)]
     service.forget("proj")
-    with pytest.raises(Precondition):
-        service.ensure_tags_mutable("proj/app", tags)
+    with pytest.raises(Precondition, match=r"^the tag v1 configured as immutable, cannot be deleted$"):
+        service.ensure_tags_mutable("proj/app", tags, "deleted")
     assert asked == ["tags"]
 
 

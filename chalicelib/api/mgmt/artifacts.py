@@ -20,7 +20,9 @@ from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
-from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q
+from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
+from chalicelib.api.mgmt.wire import ZERO_TIME, shape
+from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.bounds import Id
@@ -33,7 +35,6 @@ from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 _REPO = f"{API}/projects/{{project}}/repositories/{{repository}}/artifacts"
-_ZERO_TIME = "0001-01-01T00:00:00.000Z"  # what Harbor shows for a time never set
 _FLAGS = ("with_tag", "with_label", "with_scan_overview", "with_sbom_overview", "with_signature",
           "with_immutable_status", "with_accessory", "with_inherited_accessory")  # fmt: skip
 _Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "tags": str, "labels": int,
@@ -238,6 +239,8 @@ def _accessories(request: HttpRequest) -> Response:
 
 def _addition(request: HttpRequest) -> Response:
     _, repository = _repository(request, "artifact-addition", "read")
+    if request.params["addition"].lower() == "vulnerabilities":  # Harbor: its own route, any artifact
+        return json_response(services().artifacts.vulnerabilities(repository.name, _reference(request)))
     result = services().artifacts.addition(repository.name, _reference(request), request.params["addition"])
     return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
 
@@ -250,12 +253,7 @@ def _flags(request: HttpRequest) -> dict[str, bool]:
 
 
 def _bool(request: HttpRequest, name: str, *, default: bool) -> bool:
-    raw = request.arg(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() not in ("true", "false"):
-        raise BadRequest(f"{name} must be true or false", {name: raw[:32]})
-    return raw.lower() == "true"
+    return query_bool(name, request.arg(name), default=default)
 
 
 def _sort(value: str | None) -> bool:
@@ -346,7 +344,7 @@ def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_
         "size": a.size,
         "icon": display_icon(a.kind, a.icon),
         "push_time": iso(a.push_time),
-        "pull_time": iso(a.pull_time) if a.pull_time else _ZERO_TIME,
+        "pull_time": iso(a.pull_time) if a.pull_time else ZERO_TIME,
         "extra_attrs": a.extra_attrs,
         "annotations": a.annotations,
         "references": _references(a),
@@ -362,7 +360,7 @@ def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_
         view["accessories"] = [_accessory_view(x) for x in accessories or []]
     if flags["with_scan_overview"]:
         view["scan_overview"] = {}
-    return view
+    return shape(wire.Artifact, view)
 
 
 def _references(a: Artifact) -> list[dict[str, Any]] | None:
@@ -388,24 +386,27 @@ def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tupl
         "artifact_id": a.id,
         "name": t.name,
         "push_time": iso(t.push_time),
-        "pull_time": iso(t.pull_time) if t.pull_time else _ZERO_TIME,
+        "pull_time": iso(t.pull_time) if t.pull_time else ZERO_TIME,
         "immutable": (t.repository, t.name) in immutable,
     }
     if signed is not None:
         view["signed"] = signed
-    return view
+    return shape(wire.Tag, view)
 
 
 def _accessory_view(x: Accessory) -> dict[str, Any]:
-    return {
-        "id": artifact_id(x.subject_repository, x.digest),
-        "artifact_id": artifact_id(x.subject_repository, x.digest),
-        "subject_artifact_id": artifact_id(x.subject_repository, x.subject),
-        "subject_artifact_repo": x.subject_repository,
-        "subject_artifact_digest": x.subject,
-        "size": x.size,
-        "digest": x.digest,
-        "type": x.type,
-        "icon": "",
-        "creation_time": iso(x.push_time),
-    }
+    return shape(
+        wire.Accessory,
+        {
+            "id": artifact_id(x.subject_repository, x.digest),
+            "artifact_id": artifact_id(x.subject_repository, x.digest),
+            "subject_artifact_id": artifact_id(x.subject_repository, x.subject),
+            "subject_artifact_repo": x.subject_repository,
+            "subject_artifact_digest": x.subject,
+            "size": x.size,
+            "digest": x.digest,
+            "type": x.type,
+            "icon": "",
+            "creation_time": iso(x.push_time),
+        },
+    )

@@ -1,4 +1,6 @@
-"""/api/v2.0/audit-logs and /api/v2.0/projects/{project}/logs: Harbor's (legacy) audit log lists.
+"""/api/v2.0/audit-logs and /api/v2.0/projects/{project}/logs: Harbor's (legacy) audit log lists;
+/auditlog-exts, /projects/{project}/auditlog-exts and /auditlog-exts/events: Harbor 2.13's extended
+log, the same rows with an operation description and result (every recorded operation succeeded).
 
 Paging, `q` and `sort` are pushed down to the store (a time window, field conditions, newest or
 oldest first) rather than applied to a list in memory, because an audit log grows without bound.
@@ -38,6 +40,11 @@ def entry_view(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def ext_view(entry: AuditEntry) -> dict[str, Any]:
+    """Harbor's AuditLogExt: the legacy fields plus the description and the result."""
+    return {**entry_view(entry), "operation_description": entry.operation_description, "operation_result": True}
+
+
 def audit_filter(query: Query) -> AuditFilter:
     """The parsed `q` as a store filter; forms the store cannot answer are a 400, not ignored."""
     flt = AuditFilter()
@@ -71,39 +78,57 @@ def _ms(moment: datetime) -> int:
     return int(moment.timestamp()) * 1000
 
 
-def _respond(request: HttpRequest, path: str, lister: Lister) -> Response:
+def _respond(request: HttpRequest, path: str, lister: Lister,
+             view: Callable[[AuditEntry], dict[str, Any]] = entry_view) -> Response:  # fmt: skip
     page = parse_page(request.arg("page"), request.arg("page_size"))
     flt = audit_filter(parse_q(request.arg("q"), _Q_FIELDS))
     sort = parse_sort(request.arg("sort"), ("op_time",))
     newest_first = not sort or sort[0][1]
     total, entries = lister(flt, page.offset, page.size, newest_first)
     others = {k: v[-1] for k, v in request.query.items() if k not in ("page", "page_size") and v}
-    return json_response([entry_view(e) for e in entries], headers=page_headers(f"{API}{path}", others, page, total))
+    return json_response([view(e) for e in entries], headers=page_headers(f"{API}{path}", others, page, total))
 
 
 @bp.route(f"{API}/audit-logs", methods=["GET"])
 def audit_logs() -> Response:
-    return serve(bp, _all)
+    return serve(bp, lambda r: _all(r, "/audit-logs", entry_view))
 
 
-def _all(request: HttpRequest) -> Response:
+@bp.route(f"{API}/auditlog-exts", methods=["GET"])
+def audit_log_exts() -> Response:
+    return serve(bp, lambda r: _all(r, "/auditlog-exts", ext_view))
+
+
+def _all(request: HttpRequest, path: str, view: Callable[[AuditEntry], dict[str, Any]]) -> Response:
     audit, caller = services().audit, request.principal
     return _respond(
         request,
-        "/audit-logs",
+        path,
         lambda flt, offset, size, newest: audit.list_all(caller, flt, offset, size, newest_first=newest),
+        view,
     )
+
+
+@bp.route(f"{API}/auditlog-exts/events", methods=["GET"])
+def audit_log_event_types() -> Response:
+    return serve(bp, lambda r: json_response([{"event_type": t} for t in services().audit.event_types(r.principal)]))
 
 
 @bp.route(f"{API}/projects/{{project}}/logs", methods=["GET"])
 def project_logs(project: str) -> Response:
-    return serve(bp, _project, project=project)
+    return serve(bp, lambda r: _project(r, "logs", entry_view), project=project)
 
 
-def _project(request: HttpRequest) -> Response:
+@bp.route(f"{API}/projects/{{project}}/auditlog-exts", methods=["GET"])
+def project_log_exts(project: str) -> Response:
+    return serve(bp, lambda r: _project(r, "auditlog-exts", ext_view), project=project)
+
+
+def _project(request: HttpRequest, leaf: str, view: Callable[[AuditEntry], dict[str, Any]]) -> Response:
     found, audit, caller = target(request), services().audit, request.principal
     return _respond(
         request,
-        f"/projects/{request.params['project']}/logs",
+        f"/projects/{request.params['project']}/{leaf}",
         lambda flt, offset, size, newest: audit.list_project(caller, found, flt, offset, size, newest_first=newest),
+        view,
     )

@@ -16,6 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
+from chalicelib.api.mgmt.wire import ZERO_TIME, shape
+from chalicelib.api.mgmt.wire.models import GCHistory
 from chalicelib.auth.rbac import Permission
 from chalicelib.core.jobs import Cron, CronError, Job, Schedule, Trigger
 from chalicelib.errors import BadRequest, Forbidden, Unauthorized
@@ -49,23 +51,27 @@ def _authorize(request: HttpRequest, action: str) -> None:
 
 
 def _schedule_view(schedule_type: str | None, cron: str | None, upcoming: int | None) -> dict[str, Any]:
+    """Harbor's ScheduleObj; a time Harbor has not got is Go's zero time, as Harbor writes it."""
     return {"type": schedule_type or "Manual", "cron": cron or "",
-            "next_scheduled_time": iso(upcoming) if upcoming else None}  # fmt: skip
+            "next_scheduled_time": iso(upcoming) if upcoming else ZERO_TIME}  # fmt: skip
 
 
 def history_view(job: Job) -> dict[str, Any]:
     parameters = {**job.parameters, "time_window": services().settings.gc_time_window_hours, **job.counts}
-    return {
-        "id": job.job_id,
-        "job_name": "GARBAGE_COLLECTION",
-        "job_kind": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
-        "job_parameters": json.dumps(parameters, sort_keys=True),
-        "schedule": _schedule_view(job.schedule_type, job.schedule_cron, None),
-        "job_status": str(job.status),
-        "deleted": False,
-        "creation_time": iso(job.created_at),
-        "update_time": iso(job.updated_at),
-    }
+    return shape(
+        GCHistory,
+        {
+            "id": job.job_id,
+            "job_name": "GARBAGE_COLLECTION",
+            "job_kind": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
+            "job_parameters": json.dumps(parameters, sort_keys=True),
+            "schedule": _schedule_view(job.schedule_type, job.schedule_cron, None),
+            "job_status": str(job.status),
+            "deleted": False,
+            "creation_time": iso(job.created_at),
+            "update_time": iso(job.updated_at),
+        },
+    )
 
 
 @bp.route(f"{API}/system/gc", methods=["GET"], content_types=["*/*"])
@@ -120,22 +126,25 @@ def _get_schedule(request: HttpRequest) -> Response:
     _authorize(request, "read")
     schedule = services().jobs.schedule(VENDOR)
     if schedule is None or schedule.schedule_type == "None":
-        return json_response({})
+        return ok()  # Harbor answers 200 with no body
     return json_response(_schedule_record(schedule))
 
 
 def _schedule_record(schedule: Schedule) -> dict[str, Any]:
-    return {
-        "id": 0,
-        "job_name": "GARBAGE_COLLECTION",
-        "job_kind": "SCHEDULE",
-        "job_parameters": json.dumps(schedule.parameters, sort_keys=True),
-        "schedule": _schedule_view(schedule.schedule_type, schedule.cron, next_run(schedule, time.time())),
-        "job_status": "",
-        "deleted": False,
-        "creation_time": iso(schedule.created_at),
-        "update_time": iso(schedule.updated_at),
-    }
+    return shape(
+        GCHistory,
+        {
+            "id": 0,
+            "job_name": "GARBAGE_COLLECTION",
+            "job_kind": "SCHEDULE",
+            "job_parameters": json.dumps(schedule.parameters, sort_keys=True),
+            "schedule": _schedule_view(schedule.schedule_type, schedule.cron, next_run(schedule, time.time())),
+            "job_status": "",
+            "deleted": False,
+            "creation_time": iso(schedule.created_at),
+            "update_time": iso(schedule.updated_at),
+        },
+    )
 
 
 def _create_schedule(request: HttpRequest) -> Response:

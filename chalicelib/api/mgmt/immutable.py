@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
 from chalicelib.api.mgmt.projects import target
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import ImmutableRule
 from chalicelib.core.bounds import Id
 from chalicelib.core.selectors import MAX_PATTERN_LENGTH
 from chalicelib.wiring import services
@@ -43,8 +45,9 @@ class ImmutableRuleReq(BaseModel):
     scope_selectors: dict[str, list[SelectorReq]] = Field(default_factory=dict, max_length=_MAX_SELECTORS)
 
 
-def rule_view(record: dict[str, Any], project_id: int) -> dict[str, Any]:
-    return {**record, "project_id": project_id, "params": {}}
+def rule_view(record: dict[str, Any]) -> dict[str, Any]:
+    """Harbor's ImmutableRule (no project id; empty fields left out)."""
+    return shape(ImmutableRule, {**record, "params": {}})
 
 
 @bp.route(f"{API}/projects/{{project}}/immutabletagrules", methods=["GET", "POST"], content_types=["*/*"])
@@ -55,9 +58,10 @@ def rules(project: str) -> Response:
 def _list(request: HttpRequest) -> Response:
     found = target(request)
     listed = services().immutability.rules(request.principal, found)
-    records = [rule_view(r.record(), found.project_id) for r in listed]
+    records = [r.record() for r in listed]
     return listing(request, f"/projects/{request.params['project']}/immutabletagrules", records,
-                   q_fields={"id": int, "priority": int, "disabled": bool}, sort_fields=("id", "priority"))  # fmt: skip
+                   q_fields={"id": int, "priority": int, "disabled": bool}, sort_fields=("id", "priority"),
+                   fill=lambda page: [rule_view(r) for r in page])  # fmt: skip
 
 
 def _create(request: HttpRequest) -> Response:

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import Label as WireLabel
 from chalicelib.core.bounds import Id
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
@@ -42,7 +44,7 @@ def _list(request: HttpRequest) -> Response:
     project_id = int_param(raw_project, "project_id") if raw_project else None
     found = services().labels.in_scope(request.principal, request.arg("scope") or "g", project_id)
     name = request.arg("name")
-    records = [label.harbor_json() for label in found if not name or name in label.name]
+    records = [shape(WireLabel, label.harbor_json()) for label in found if not name or name in label.name]
     return listing(request, "/labels", records, q_fields={"name": str, "id": int},
                    sort_fields=("name", "id", "creation_time", "update_time"))  # fmt: skip
 
@@ -65,7 +67,7 @@ def _label(request: HttpRequest) -> Response:
     label_id = int_param(request.params["label_id"], "label_id")
     registry = services()
     if request.method == "GET":
-        return json_response(registry.labels.get(request.principal, label_id).harbor_json())
+        return json_response(shape(WireLabel, registry.labels.get(request.principal, label_id).harbor_json()))
     if request.method == "PUT":
         req = body(request, LabelReq)
         registry.labels.update(request.principal, label_id, req.name, req.description, req.color)

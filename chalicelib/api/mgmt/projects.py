@@ -10,6 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, raw_json, serve
 from chalicelib.api.mgmt.names import is_resource_name
+from chalicelib.api.mgmt.query import query_bool
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import Project as WireProject
+from chalicelib.api.mgmt.wire.models import ProjectDeletable, ProjectSummary
 from chalicelib.core.bounds import Epoch, Id, StorageLimit
 from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound, Unauthorized
@@ -36,24 +40,24 @@ class ProjectReq(BaseModel):
     registry_id: Id | None = None
 
 
-def project_view(project: Project, member: Member | None) -> dict[str, Any]:
-    """Harbor's project shape; `member` is the caller's membership, if any."""
+def project_view(project: Project, member: Member | None, repo_count: int) -> dict[str, Any]:
+    """Harbor's project shape (its omit-empty fields left out); `member` is the caller's membership."""
     role = int(member.role) if member else None
-    return {
+    return shape(WireProject, {
         "project_id": project.project_id,
         "name": project.name,
         "owner_id": project.owner_id,
         "owner_name": project.owner_name,
-        "registry_id": None,
         "metadata": project.metadata,
-        "cve_allowlist": {"project_id": project.project_id, **project.cve_allowlist},
+        "cve_allowlist": {"project_id": project.project_id, **project.cve_allowlist,
+                          "creation_time": iso(project.created_at), "update_time": iso(project.updated_at)},
         "current_user_role_id": role or 0,
         "current_user_role_ids": [role] if role else [],
         "togglable": True,
-        "deleted": False,
+        "repo_count": repo_count,
         "creation_time": iso(project.created_at),
         "update_time": iso(project.updated_at),
-    }
+    })  # fmt: skip
 
 
 def target(request: HttpRequest) -> Project:
@@ -70,22 +74,35 @@ def projects() -> Response:
 def _list(request: HttpRequest) -> Response:
     registry = services()
     visible = registry.projects.visible(request.principal)
-    name, public, owner = request.arg("name"), request.arg("public"), request.arg("owner")
-    if public is not None and public not in ("true", "false"):
-        raise BadRequest("public must be true or false")
+    name, owner = request.arg("name"), request.arg("owner")
+    public = None if request.arg("public") in (None, "") else query_bool("public", request.arg("public"), default=False)
+    query_bool("with_detail", request.arg("with_detail"), default=True)  # every view is detailed; the value is checked
     roles = registry.projects.memberships(request.principal, visible)
-    records = []
-    for project in visible:
-        if (name and name not in project.name) or (owner and owner != project.owner_name):
-            continue
-        if public is not None and str(project.public).lower() != public:
-            continue
-        view = project_view(project, roles.get(project.name))
-        view["public"] = project.public
-        records.append(view)
+    chosen = {
+        project.name: project
+        for project in visible
+        if not ((name and name not in project.name) or (owner and owner != project.owner_name))
+        and (public is None or project.public == public)
+    }
+    records = [
+        {
+            "name": p.name,
+            "project_id": p.project_id,
+            "owner_name": p.owner_name,
+            "public": p.public,
+            "creation_time": iso(p.created_at),
+            "update_time": iso(p.updated_at),
+        }
+        for p in chosen.values()
+    ]
+
+    def views(page: list[dict[str, Any]]) -> list[dict[str, Any]]:  # repo counts for the page only
+        return [project_view(chosen[r["name"]], roles.get(r["name"]), registry.projects.repository_count(r["name"]))
+                for r in page]  # fmt: skip
+
     return listing(request, "/projects", records,
                    q_fields={"name": str, "project_id": int, "owner_name": str, "public": bool},
-                   sort_fields=("name", "project_id", "creation_time", "update_time"))  # fmt: skip
+                   sort_fields=("name", "project_id", "creation_time", "update_time"), fill=views)  # fmt: skip
 
 
 def _head(request: HttpRequest) -> Response:
@@ -129,7 +146,7 @@ def _get(request: HttpRequest) -> Response:
     registry = services()
     registry.projects.authorize(request.principal, found, "project", "read")
     member = registry.projects.memberships(request.principal, [found]).get(found.name)
-    return json_response(project_view(found, member))
+    return json_response(project_view(found, member, registry.projects.repository_count(found.name)))
 
 
 def _update(request: HttpRequest) -> Response:
@@ -155,12 +172,16 @@ def deletable(project: str) -> Response:
 
 def _deletable(request: HttpRequest) -> Response:
     ok_, message = services().projects.deletable(request.principal, target(request))
-    return json_response({"deletable": ok_, "message": message})
+    return json_response(shape(ProjectDeletable, {"deletable": ok_, "message": message}))
 
 
 @bp.route(f"{API}/projects/{{project}}/summary", methods=["GET"])
 def summary(project: str) -> Response:
-    return serve(bp, lambda r: json_response(services().projects.summary(r.principal, target(r))), project=project)
+    return serve(bp, _summary, project=project)
+
+
+def _summary(request: HttpRequest) -> Response:
+    return json_response(shape(ProjectSummary, services().projects.summary(request.principal, target(request))))
 
 
 @bp.route(f"{API}/projects/{{project}}/metadatas", methods=["GET", "POST"], content_types=["*/*"])

@@ -43,12 +43,27 @@ _VALID_ESCAPES = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PLUS_SEPARATED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\+[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _TRUE = frozenset({"true", "1", "t"})
 _FALSE = frozenset({"false", "0", "f"})
+"""Go's `strconv.ParseBool` spellings, compared case-insensitively (Harbor's generated Python client
+sends `True`/`False`)."""
 
 
 class InvalidQuery(RegistryError):
     """A malformed `q`, `sort`, `page` or `page_size`: Harbor answers these with BAD_REQUEST."""
 
     code = ErrorCode.BAD_REQUEST
+
+
+def query_bool(name: str, raw: str | None, *, default: bool) -> bool:
+    """A boolean query parameter (`public`, `with_tag`, `relative`, ...): absent or empty is `default`.
+
+    Every spelling Go's `strconv.ParseBool` takes, in any case; anything else is a 400 naming the
+    parameter (Harbor reads an unknown word as false, which hides typos)."""
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in _TRUE or lowered in _FALSE:
+        return lowered in _TRUE
+    raise InvalidQuery(f"{name} must be true or false, got {raw[:32]!r}")
 
 
 # ---------------------------------------------------------------------------------------------- AST

@@ -1,18 +1,44 @@
-"""/api/v2.0/quotas: per-project storage quotas (Harbor: the quota id is the project's)."""
+"""/api/v2.0/quotas: per-project storage quotas (Harbor: the quota id is the project's).
+
+Sorting follows Harbor's quota DAO: `creation_time`, `update_time`, `hard.storage` and
+`used.storage`, each with `-` for descending; an unlimited (-1) limit sorts as the largest; with no
+`sort` the newest quota comes first.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, int_param, listing, ok, serve
+from chalicelib.api.mgmt._edge import API, body, int_param, iso, listing, ok, serve
+from chalicelib.api.mgmt.paging import parse_sort
 from chalicelib.core.bounds import StorageLimit
+from chalicelib.core.identity import UNLIMITED, Project
 from chalicelib.errors import BadRequest
-from chalicelib.services.quotas import quota_view
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
+
+_SORT_KEYS = {
+    "creation_time": lambda p: p.created_at,
+    "update_time": lambda p: p.updated_at,
+    "hard.storage": lambda p: (1, 0) if p.storage_limit == UNLIMITED else (0, p.storage_limit),
+    "used.storage": lambda p: p.storage_used,
+}
+
+
+def quota_view(project: Project) -> dict[str, Any]:
+    return {
+        "id": project.project_id,
+        "ref": {"id": project.project_id, "name": project.name, "owner_name": project.owner_name},
+        "hard": {"storage": project.storage_limit},
+        "used": {"storage": project.storage_used},
+        "creation_time": iso(project.created_at),
+        "update_time": iso(project.updated_at),
+    }
 
 
 class Hard(BaseModel):
@@ -37,8 +63,11 @@ def _list(request: HttpRequest) -> Response:
     if reference not in (None, "project"):
         raise BadRequest("reference must be 'project'")
     ref_id = int_param(reference_id, "reference_id") if reference_id is not None else None
+    spec = parse_sort(request.arg("sort"), (*_SORT_KEYS, "id")) or [("creation_time", True)]
     found = services().quotas.list(request.principal, ref_id)
-    return listing(request, "/quotas", [quota_view(p) for p in found], sort_fields=("id",))
+    for name, descending in reversed(spec):
+        found = sorted(found, key=_SORT_KEYS.get(name, lambda p: p.project_id), reverse=descending)
+    return listing(request, "/quotas", [quota_view(p) for p in found])
 
 
 @bp.route(f"{API}/quotas/{{quota_id}}", methods=["GET", "PUT"], content_types=["*/*"])

@@ -15,6 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, listing, ok, serve
 from chalicelib.api.mgmt.names import decode_repository_name
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import Repository as WireRepository
 from chalicelib.core.bounds import Id
 from chalicelib.core.catalog import Repository, harbor_time
 from chalicelib.core.identity import Project
@@ -83,7 +85,7 @@ def _listing(request: HttpRequest, path: str, found: list[tuple[Repository, int]
         named = registry.with_ids([by_name[record["name"]] for record in page])
         counts = registry.artifact_counts([r.name for r in named])
         return [
-            {"id": r.repository_id, **record, "artifact_count": counts[r.name]}
+            shape(WireRepository, {"id": r.repository_id, **record, "artifact_count": counts[r.name]})
             for r, record in zip(named, page, strict=True)
         ]
 
@@ -113,7 +115,7 @@ def _repository(request: HttpRequest) -> Response:
     found = registry.get(request.principal, project, name)
     view = {"id": found.repository_id, **repository_view(found, project.project_id)}
     view["artifact_count"] = registry.artifact_count(found.name)
-    return json_response(view)
+    return json_response(shape(WireRepository, view))
 
 
 def _project(request: HttpRequest) -> Project:

@@ -14,6 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, Handler, body, created, int_param, iso, listing, ok, serve
 from chalicelib.api.mgmt.immutable import SelectorReq
+from chalicelib.api.mgmt.wire import models as wire
+from chalicelib.api.mgmt.wire import shape
 from chalicelib.core.bounds import Id
 from chalicelib.core.jobs import Job, Trigger
 from chalicelib.core.retention import MAX_RULES, metadatas
@@ -82,15 +84,18 @@ def _policy_id(request: HttpRequest) -> int:
 
 
 def _execution_view(job: Job) -> dict[str, Any]:
-    return {
-        "id": job.job_id,
-        "policy_id": int(job.parameters["policy_id"]),
-        "start_time": iso(job.started_at or job.created_at),
-        "end_time": iso(job.ended_at) if job.ended_at else None,
-        "status": str(job.status),
-        "trigger": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
-        "dry_run": bool(job.parameters.get("dry_run")),
-    }
+    return shape(
+        wire.RetentionExecution,
+        {
+            "id": job.job_id,
+            "policy_id": int(job.parameters["policy_id"]),
+            "start_time": iso(job.started_at or job.created_at),
+            "end_time": iso(job.ended_at) if job.ended_at else None,
+            "status": str(job.status),
+            "trigger": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
+            "dry_run": bool(job.parameters.get("dry_run")),
+        },
+    )
 
 
 # Harbor's job status codes: Pending 0, Running 2, every final status 3.
@@ -98,19 +103,22 @@ _STATUS_CODES = {"Pending": 0, "Running": 2}
 
 
 def _task_view(task: TaskRecord) -> dict[str, Any]:
-    return {
-        "id": task.task_id,
-        "execution_id": task.execution_id,
-        "repository": task.repository,
-        "job_id": str(task.task_id),
-        "status": task.status,
-        "status_code": _STATUS_CODES.get(task.status, 3),
-        "status_revision": task.ended_at or task.started_at,
-        "start_time": iso(task.started_at),
-        "end_time": iso(task.ended_at) if task.ended_at else None,
-        "total": task.total,
-        "retained": task.retained,
-    }
+    return shape(
+        wire.RetentionExecutionTask,
+        {
+            "id": task.task_id,
+            "execution_id": task.execution_id,
+            "repository": task.repository,
+            "job_id": str(task.task_id),
+            "status": task.status,
+            "status_code": _STATUS_CODES.get(task.status, 3),
+            "status_revision": task.ended_at or task.started_at,
+            "start_time": iso(task.started_at),
+            "end_time": iso(task.ended_at) if task.ended_at else None,
+            "total": task.total,
+            "retained": task.retained,
+        },
+    )
 
 
 @bp.route(f"{API}/retentions/metadatas", methods=["GET"], content_types=["*/*"])
@@ -131,7 +139,7 @@ def _logged_in(handler: Handler) -> Handler:
 
 
 def _metadatas(request: HttpRequest) -> Response:
-    return json_response(metadatas())
+    return json_response(shape(wire.RetentionMetadata, metadatas()))
 
 
 @bp.route(f"{API}/retentions", methods=["POST"], content_types=["*/*"])
@@ -153,7 +161,7 @@ def retention(policy_id: str) -> Response:
 
 def _get(request: HttpRequest) -> Response:
     record = services().retention.get(request.principal, _policy_id(request))
-    return json_response({**record.policy, "id": record.policy_id})
+    return json_response(shape(wire.RetentionPolicy, {**record.policy, "id": record.policy_id}))
 
 
 def _update(request: HttpRequest) -> Response:

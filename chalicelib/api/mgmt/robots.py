@@ -10,6 +10,8 @@ from pydantic import BaseModel, ConfigDict
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, int_param, iso, listing, ok, raw_json, serve, validated
 from chalicelib.api.mgmt.query import parse_q
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import Robot as WireRobot
 from chalicelib.core.bounds import DurationDays
 from chalicelib.core.identity import Robot
 from chalicelib.errors import BadRequest
@@ -22,27 +24,30 @@ _UPDATE_FIELDS = _CREATE_FIELDS | {"id", "editable", "expires_at", "creation_tim
 
 
 def robot_view(robot: Robot) -> dict[str, Any]:
-    return {
-        "id": robot.robot_id,
-        "name": f"{services().access.robot_prefix()}{robot.name}",
-        "description": robot.description,
-        "level": robot.level,
-        "duration": robot.duration,
-        "editable": True,
-        "disable": robot.disabled,
-        "expires_at": robot.expires_at,
-        "permissions": [
-            {
-                "kind": p.kind,
-                "namespace": p.namespace,
-                "access": [{"resource": a.resource, "action": a.action, "effect": a.effect} for a in p.access],
-            }
-            for p in robot.permissions
-        ],
-        "creator": robot.creator,
-        "creation_time": iso(robot.created_at),
-        "update_time": iso(robot.updated_at),
-    }
+    return shape(
+        WireRobot,
+        {
+            "id": robot.robot_id,
+            "name": f"{services().access.robot_prefix()}{robot.name}",
+            "description": robot.description,
+            "level": robot.level,
+            "duration": robot.duration,
+            "editable": True,
+            "disable": robot.disabled,
+            "expires_at": robot.expires_at,
+            "permissions": [
+                {
+                    "kind": p.kind,
+                    "namespace": p.namespace,
+                    "access": [{"resource": a.resource, "action": a.action, "effect": a.effect} for a in p.access],
+                }
+                for p in robot.permissions
+            ],
+            "creator": robot.creator,
+            "creation_time": iso(robot.created_at),
+            "update_time": iso(robot.updated_at),
+        },
+    )
 
 
 class _Numbers(BaseModel):

@@ -11,6 +11,8 @@ from chalice.app import Blueprint, Response
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, serve
 from chalicelib.api.mgmt.projects import project_view
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import Search
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
@@ -33,10 +35,7 @@ def _search(request: HttpRequest) -> Response:
     registry = services()
     projects, repositories = registry.repositories.search(request.principal, text.strip(), RESULTS_MAX)
     roles = registry.projects.memberships(request.principal, projects)
-    project_results = [
-        {**project_view(p, roles.get(p.name)), "repo_count": registry.projects.repository_count(p.name)}
-        for p in projects
-    ]
+    project_results = [project_view(p, roles.get(p.name), registry.projects.repository_count(p.name)) for p in projects]
     counts = registry.repositories.artifact_counts([r.name for r, _ in repositories])
     repository_results = [
         {
@@ -49,4 +48,4 @@ def _search(request: HttpRequest) -> Response:
         }
         for repository, project in repositories
     ]
-    return json_response({"project": project_results, "repository": repository_results})
+    return json_response(shape(Search, {"project": project_results, "repository": repository_results}))

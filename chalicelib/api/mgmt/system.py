@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from chalice.app import Blueprint, Response
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, ok, raw_json, serve
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import GeneralInfo
 from chalicelib.auth.rbac import Permission
 from chalicelib.errors import BadRequest, Forbidden, Unauthorized
 from chalicelib.wiring import services
@@ -25,23 +29,29 @@ def systeminfo() -> Response:
 
 
 def _systeminfo(request: HttpRequest) -> Response:
+    """Harbor's GeneralInfo: the login page's fields for everyone, the rest for logged-in callers."""
     registry = services()
-    base = request.base_url(registry.settings.external_url)
     info: dict[str, object] = {
         "auth_mode": "db_auth",
-        "harbor_version": VERSION,
-        "project_creation_restriction": registry.configuration.project_creation_restriction(),
+        "primary_auth_mode": False,
         "self_registration": False,
-        "read_only": False,
-        "has_ca_root": False,
-        "registry_storage_provider_name": "s3",
-        "notification_enable": False,
-        "banner_message": "",
+        "banner_message": registry.configuration.banner_message(),
+        "oidc_provider_name": "",
     }
     if request.principal.authenticated:
-        # Harbor shows these to logged-in users only.
-        info.update({"external_url": base, "registry_url": base.split("://", 1)[-1]})
-    return json_response(info)
+        base = request.base_url(registry.settings.external_url)
+        info.update({
+            "has_ca_root": False,
+            "project_creation_restriction": registry.configuration.project_creation_restriction(),
+            "harbor_version": VERSION,
+            "external_url": base,
+            "registry_url": base.split("://", 1)[-1],
+            "read_only": False,
+            "registry_storage_provider_name": "s3",
+            "notification_enable": True,
+            "current_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        })  # fmt: skip
+    return json_response(shape(GeneralInfo, info))
 
 
 @bp.route(f"{API}/statistics", methods=["GET"])
@@ -65,8 +75,8 @@ def _statistics(request: HttpRequest) -> Response:
         "total_project_count": len(visible),
         "total_repo_count": sum(repos.values()),
     }
-    if request.principal.sysadmin:
-        stats["total_storage_consumption"] = sum(p.storage_used for p in visible)
+    # Harbor counts storage for administrators only and writes 0 for everyone else.
+    stats["total_storage_consumption"] = sum(p.storage_used for p in visible) if request.principal.sysadmin else 0
     return json_response(stats)
 
 

@@ -9,6 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
+from chalicelib.api.mgmt.query import query_bool
+from chalicelib.api.mgmt.wire import shape
+from chalicelib.api.mgmt.wire.models import UserResp
 from chalicelib.auth.rbac import SYSTEM_RESOURCES, Permission
 from chalicelib.core.identity import User
 from chalicelib.errors import BadRequest
@@ -49,17 +52,20 @@ class SysAdminFlag(BaseModel):
 
 
 def user_view(user: User) -> dict[str, Any]:
-    return {
-        "user_id": user.user_id,
-        "username": user.username,
-        "email": user.email,
-        "realname": user.realname,
-        "comment": user.comment,
-        "sysadmin_flag": user.sysadmin,
-        "admin_role_in_auth": False,
-        "creation_time": iso(user.created_at),
-        "update_time": iso(user.updated_at),
-    }
+    return shape(
+        UserResp,
+        {
+            "user_id": user.user_id,
+            "username": user.username,
+            "email": user.email,
+            "realname": user.realname,
+            "comment": user.comment,
+            "sysadmin_flag": user.sysadmin,
+            "admin_role_in_auth": False,
+            "creation_time": iso(user.created_at),
+            "update_time": iso(user.updated_at),
+        },
+    )
 
 
 @bp.route(f"{API}/users", methods=["GET", "POST"], content_types=["*/*"])
@@ -94,7 +100,7 @@ def _permissions(request: HttpRequest) -> Response:
     """What the caller may do in a scope: `/project/<id>` or `/system` (Harbor's UI uses this)."""
     registry = services()
     scope = request.arg("scope") or "/system"
-    relative = (request.arg("relative") or "false").lower() == "true"
+    relative = query_bool("relative", request.arg("relative"), default=False)
     if scope.startswith("/project/"):
         project = registry.projects.resolve(scope.removeprefix("/project/"), force_name=False)
         granted = registry.access.project_permissions(request.principal, project.name)

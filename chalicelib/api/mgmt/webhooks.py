@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
 from chalicelib.api.mgmt.projects import target
+from chalicelib.api.mgmt.wire import ZERO_TIME, shape
+from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core.bounds import Id
 from chalicelib.core.jobs import Job
 from chalicelib.core.webhooks import EVENT_TYPES, MAX_TARGETS, NOTIFY_TYPES, PAYLOAD_FORMATS, Policy
@@ -48,12 +50,12 @@ class PolicyReq(BaseModel):
 
 
 def policy_view(policy: Policy, project_id: int) -> dict[str, Any]:
-    return {
+    return shape(wire.WebhookPolicy, {
         "id": policy.policy_id, "name": policy.name, "description": policy.description, "project_id": project_id,
         "targets": [t.record() for t in policy.targets], "event_types": list(policy.event_types),
         "creator": policy.creator, "creation_time": iso(policy.created_at), "update_time": iso(policy.updated_at),
         "enabled": policy.enabled,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def _time(epoch: int | None) -> str | None:
@@ -63,7 +65,7 @@ def _time(epoch: int | None) -> str | None:
 def execution_view(job: Job) -> dict[str, Any]:
     success, error = job.counts.get("success", 0), job.counts.get("error", 0)
     total = job.counts.get("tasks", success + error)
-    return {
+    return shape(wire.Execution, {
         "id": job.job_id, "vendor_type": job.vendor_type, "vendor_id": job.parameters.get("policy_id"),
         "status": job.status.value, "status_message": job.error or "", "trigger": job.trigger.upper(),
         "extra_attrs": {"event_type": job.parameters.get("event_type")},
@@ -71,18 +73,18 @@ def execution_view(job: Job) -> dict[str, Any]:
         "metrics": {"task_count": total, "success_task_count": success, "error_task_count": error,
                     "pending_task_count": 0, "running_task_count": total - success - error,
                     "scheduled_task_count": 0, "stopped_task_count": 0},
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def task_view(job: Job) -> dict[str, Any]:
-    return {
+    return shape(wire.Task, {
         "id": job.job_id, "execution_id": job.parameters.get("execution_id"), "status": job.status.value,
         "status_message": job.error or "", "run_count": job.counts.get("attempts", 0),
         "extra_attrs": {"type": job.parameters.get("type"), "address": job.parameters.get("address"),
                         "event_type": job.parameters.get("event_type")},
         "creation_time": iso(job.created_at), "start_time": _time(job.started_at),
         "update_time": iso(job.updated_at), "end_time": _time(job.ended_at),
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 @bp.route(f"{_BASE}/policies", methods=["GET", "POST"], content_types=["*/*"])
@@ -173,8 +175,9 @@ def last_trigger(project: str) -> Response:
 def _last_trigger(request: HttpRequest) -> Response:
     rows = services().webhooks.last_triggers(request.principal, target(request))
     return json_response([
-        {"policy_name": p.name, "event_type": event_type, "enabled": p.enabled, "creation_time": iso(p.created_at),
-         "last_trigger_time": _time(fired)}
+        shape(wire.WebhookLastTrigger, {"policy_name": p.name, "event_type": event_type, "enabled": p.enabled,
+                                        "creation_time": iso(p.created_at),
+                                        "last_trigger_time": _time(fired) or ZERO_TIME})
         for p, event_type, fired in rows
     ])  # fmt: skip
 

@@ -57,6 +57,13 @@ def require(request: HttpRequest, repository: str | None, action: str) -> None:
         return
     if repository and request.claims is not None and request.claims.subject:
         _explain_missing_project(repository)
+    known = request.principal.authenticated or (request.claims is not None and bool(request.claims.subject))
+    if repository and known:
+        _explain_missing_project(repository)
+        # Harbor's v2auth answers a logged-in caller without the right with a 401 and this text, which
+        # its tests and scripts look for in docker's and podman's output.
+        raise Unauthorized(f"unauthorized to access repository: {repository}, action: {action}", {"scope": scope},
+                           challenge=_challenge(request, scope, "insufficient_scope"))  # fmt: skip
     if not request.principal.authenticated or request.claims is not None:
         error = "insufficient_scope" if request.claims is not None else None
         raise Unauthorized("authentication required", {"scope": scope} if scope else None,

@@ -118,9 +118,9 @@ def test_image_push_records_the_artifact(registry: Any) -> None:
     assert art["manifest_media_type"] == OCI_MANIFEST
     assert art["media_type"] == manifest["config"]["mediaType"]
     assert art["repository_name"] == repo
-    assert art["labels"] == [] and art["pull_time"] == ZERO_TIME and art["push_time"] != ZERO_TIME
+    assert "labels" not in art and art["pull_time"] == ZERO_TIME and art["push_time"] != ZERO_TIME
     assert [(t["name"], t["immutable"], t["artifact_id"]) for t in art["tags"]] == [("v1", False, art["id"])]
-    assert art["references"] is None
+    assert "references" not in art
     assert "build_history" in art["addition_links"]
 
     by_tag = ok_json(registry.get(arts(repo, "/v1")))
@@ -559,7 +559,7 @@ def test_the_project_list_merges_repositories_by_push_time(registry: Any) -> Non
     assert len(latest) == 2 and second in {a["digest"] for a in latest}
     tagged = ok_json(registry.get(f"{API}/projects/library/artifacts", query_string={"q": "tags=v2"}))
     assert [a["digest"] for a in tagged] == [third]
-    for query in ({"page_size": "500"}, {"with_tag": "yes"}, {"latest_in_repository": "1"}, {"q": "x=1"},
+    for query in ({"page_size": "500"}, {"with_tag": "yes"}, {"latest_in_repository": "2"}, {"q": "x=1"},
                   {"sort": "name"}):  # fmt: skip
         harbor_error(registry.get(f"{API}/projects/library/artifacts", query_string=query), 400, "BAD_REQUEST")
     harbor_error(registry.get(f"{API}/projects/nosuch/artifacts"), 404, "NOT_FOUND")

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.functional.helpers import BASE_ENV, REGION, serialise_aws_calls
 from tests.functional.identity.identity_support import ADMIN_PASSWORD, Harbor
+from tests.functional.wire_check import checked
 
 HERE = Path(__file__).resolve().parent
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
@@ -108,7 +109,7 @@ def harbor(signing_key_pem: tuple[Path, rsa.RSAPrivateKey]) -> Iterator[Harbor]:
                 from app import app
                 from chalicelib.local.wsgi import ChaliceWSGI
 
-                client = Harbor(Client(ChaliceWSGI(app)))
+                client = Harbor(Client(checked(ChaliceWSGI(app))))
                 if continuing:
                     _bootstrap_again(client)
                 else:

@@ -80,12 +80,13 @@ def world(harbor) -> World:
 
 
 def _refused_on_v2(response: Any, caller: str) -> None:
-    """Anonymous gets a 401 challenge; a logged-in caller without the right gets 403 DENIED."""
+    """Anonymous gets a 401 challenge; a logged-in caller without the right gets Harbor's 401
+    "unauthorized to access repository"."""
     if caller == "anonymous":
         expect_error(response, 401, "UNAUTHORIZED")
         assert response.headers["WWW-Authenticate"].startswith("Bearer realm="), response.headers
     else:
-        expect_error(response, 403, "DENIED")
+        expect_error(response, 401, "UNAUTHORIZED")
 
 
 def _refused_on_api(response: Any, caller: str) -> None:
@@ -164,7 +165,7 @@ def test_basic_catalog(harbor, world, caller):
 def test_basic_push_to_a_missing_project_names_it(harbor, world):
     repo = f"{unique('missing')}/app"
     expect_error(harbor.start_upload(repo, auth=world.auth["sysadmin"]), 404, "NAME_UNKNOWN")
-    expect_error(harbor.start_upload(repo, auth=world.auth["developer"]), (403, 404), ("DENIED", "NAME_UNKNOWN"))
+    expect_error(harbor.start_upload(repo, auth=world.auth["developer"]), 404, "NAME_UNKNOWN")
 
 
 # --------------------------------------------------------------------------------- token flow
@@ -273,14 +274,14 @@ def test_logged_in_non_member_may_pull_a_public_project_but_not_push(harbor, wor
     harbor.push_image(repo, "v1")
     stranger = world.auth["nonMember"]
     expect_status(harbor.pull(repo, "v1", auth=stranger), 200)
-    expect_error(harbor.start_upload(repo, auth=stranger), 403, "DENIED")
+    expect_error(harbor.start_upload(repo, auth=stranger), 401, "UNAUTHORIZED")
     token = harbor.token([f"repository:{repo}:pull,push"], auth=stranger)
     assert actions_in(token, repo) == {"pull"}
 
 
 def test_guest_push_is_refused_both_ways(harbor, world):
     guest = world.auth["guest"]
-    expect_error(harbor.upload_blob(world.repo, b"guest data", auth=guest), 403, "DENIED")
+    expect_error(harbor.upload_blob(world.repo, b"guest data", auth=guest), 401, "UNAUTHORIZED")
     token = harbor.token([f"repository:{world.repo}:push"], auth=guest)
     assert "push" not in actions_in(token, world.repo)
     expect_error(harbor.upload_blob(world.repo, b"guest data", auth=token), 401, "UNAUTHORIZED")
@@ -386,7 +387,7 @@ def test_api_project_read(harbor, world, caller):
     if caller in PULLERS:
         project = expect_status(response, 200).get_json()
         expected_roles = [ROLE_IDS[caller]] if caller in ROLES else []
-        assert project["current_user_role_ids"] == expected_roles
+        assert project.get("current_user_role_ids", []) == expected_roles  # Harbor omits an empty list
     else:
         _refused_on_api(response, caller)
 

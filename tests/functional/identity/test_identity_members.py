@@ -109,7 +109,7 @@ def test_list_get_update_delete(harbor):
 
     # Update the guest to developer: their rights follow at once.
     guest_auth = (users[1], PASSWORD)
-    expect_error(harbor.start_upload(f"{name}/app", auth=guest_auth), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=guest_auth), 401, "UNAUTHORIZED")
     expect_status(harbor.put(f"projects/{name}/members/{ids[1]}", json_body={"role_id": 2}), 200)
     member = expect_status(harbor.get(f"projects/{name}/members/{ids[1]}"), 200).get_json()
     assert (member["role_id"], member["role_name"]) == (2, "developer")
@@ -122,5 +122,5 @@ def test_list_get_update_delete(harbor):
     expect_error(harbor.delete(f"projects/{name}/members/{ids[1]}"), 404, "NOT_FOUND")
     expect_error(harbor.put(f"projects/{name}/members/{ids[1]}", json_body={"role_id": 2}), 404, "NOT_FOUND")
     expect_error(harbor.get(f"projects/{name}", auth=guest_auth), 404, "NOT_FOUND")
-    expect_error(harbor.start_upload(f"{name}/app", auth=guest_auth), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=guest_auth), 401, "UNAUTHORIZED")
     expect_error(harbor.get(f"projects/{name}/members/987654"), 404, "NOT_FOUND")

@@ -95,7 +95,7 @@ def test_create_system_robot(harbor, project):
     auth = _login(created)
     # Pull in any project ("*"), create projects (system permission), but not push.
     expect_status(harbor.pull(f"{name}/app", "v1", auth=auth), 200)
-    expect_error(harbor.start_upload(f"{name}/app", auth=auth), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=auth), 401, "UNAUTHORIZED")
     harbor.create_project(auth=auth)
     # A non-administrator cannot create system robots.
     user, _ = harbor.create_user()
@@ -255,7 +255,7 @@ def test_update_description_disable_and_permissions(harbor, project):
     assert expect_status(harbor.get(f"robots/{robot['id']}"), 200).get_json()["description"] == "changed"
 
     # Grant push: the token and Basic rights follow at once.
-    expect_error(harbor.start_upload(f"{name}/app", auth=auth), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=auth), 401, "UNAUTHORIZED")
     permissions = [{"kind": "project", "namespace": name, "access": PULL_PUSH}]
     expect_status(harbor.put(f"robots/{robot['id']}", json_body={"permissions": permissions}), 200)
     assert expect_status(harbor.start_upload(f"{name}/app", auth=auth), 202)
@@ -343,8 +343,8 @@ def test_pull_only_robot_can_do_exactly_that(harbor, project):
     expect_status(harbor.get("/v2/", auth=auth), 200)
     expect_status(harbor.pull(repo, "v1", auth=auth), 200)
     expect_status(harbor.get(f"/v2/{repo}/tags/list", auth=auth), 200)
-    expect_error(harbor.start_upload(repo, auth=auth), 403, "DENIED")
-    expect_error(harbor.upload_blob(repo, b"robot data", auth=auth), 403, "DENIED")
+    expect_error(harbor.start_upload(repo, auth=auth), 401, "UNAUTHORIZED")
+    expect_error(harbor.upload_blob(repo, b"robot data", auth=auth), 401, "UNAUTHORIZED")
     expect_error(harbor.get("/v2/_catalog", auth=auth), (401, 403), ("UNAUTHORIZED", "DENIED"))
 
     token = harbor.token([f"repository:{repo}:pull,push,delete"], auth=auth)
@@ -354,7 +354,7 @@ def test_pull_only_robot_can_do_exactly_that(harbor, project):
     # Another project is closed to it.
     other, _ = harbor.create_project()
     harbor.push_image(f"{other}/app", "v1")
-    expect_error(harbor.pull(f"{other}/app", "v1", auth=auth), 403, "DENIED")
+    expect_error(harbor.pull(f"{other}/app", "v1", auth=auth), 401, "UNAUTHORIZED")
     assert actions_in(harbor.token([f"repository:{other}/app:pull"], auth=auth), f"{other}/app") == set()
 
 
@@ -363,7 +363,7 @@ def test_push_robot_pushes_and_delete_needs_artifact_delete(harbor, project):
     repo = f"{name}/robot-pushed"
     pusher = harbor.project_robot(name, PULL_PUSH)
     digest, _ = harbor.push_image(repo, "v1", auth=_login(pusher))
-    expect_error(harbor.delete(f"/v2/{repo}/manifests/{digest}", auth=_login(pusher)), 403, "DENIED")
+    expect_error(harbor.delete(f"/v2/{repo}/manifests/{digest}", auth=_login(pusher)), 401, "UNAUTHORIZED")
     deleter = harbor.project_robot(name, [*PULL, {"resource": "artifact", "action": "delete"}])
     token = harbor.token([f"repository:{repo}:pull,delete"], auth=_login(deleter))
     assert actions_in(token, repo) == {"pull", "delete"}
@@ -379,12 +379,12 @@ def test_deny_overrides_allow(harbor, project):
     )
     auth = _login(robot)
     expect_status(harbor.pull(repo, "v1", auth=auth), 200)
-    expect_error(harbor.start_upload(repo, auth=auth), 403, "DENIED")
+    expect_error(harbor.start_upload(repo, auth=auth), 401, "UNAUTHORIZED")
     granted = actions_in(harbor.token([f"repository:{repo}:pull,push"], auth=auth), repo)
     assert "pull" in granted and "push" not in granted, granted  # `*` may legitimately include scanner-pull
     # A blanket deny wins over a specific allow, in either order.
     denied = harbor.project_robot(name, [{"resource": "*", "action": "*", "effect": "deny"}, *PULL])
-    expect_error(harbor.pull(repo, "v1", auth=_login(denied)), 403, "DENIED")
+    expect_error(harbor.pull(repo, "v1", auth=_login(denied)), 401, "UNAUTHORIZED")
     assert actions_in(harbor.token([f"repository:{repo}:pull"], auth=_login(denied)), repo) == set()
 
 
@@ -476,7 +476,7 @@ def test_a_robot_may_create_a_robot_with_a_subset_of_its_rights(harbor, project)
     creator = harbor.project_robot(name, [{"resource": "robot", "action": "create"}, *PULL])
     child = harbor.project_robot(name, PULL, auth=_login(creator))
     expect_status(harbor.pull(f"{name}/app", "v1", auth=_login(child)), 200)
-    expect_error(harbor.start_upload(f"{name}/app", auth=_login(child)), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=_login(child)), 401, "UNAUTHORIZED")
 
 
 def test_robot_name_prefix_is_configurable(harbor, project):

@@ -9,6 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.services.gc import harbor_size
 from tests.functional.helpers import OCI_CONFIG, OCI_LAYER, canonical, descriptor, digest_of, image_manifest
 from tests.functional.jobs.conftest import API, GcRegistry
 
@@ -123,11 +124,22 @@ def test_dry_run_estimates_what_the_real_run_frees_and_changes_nothing(gc: GcReg
     estimate = {k: dry["result"][k] for k in ("freed_space", "purged_blobs", "purged_manifests")}
     assert estimate["purged_manifests"] == 2  # `first` and `untagged`; the index child is kept
     assert estimate["purged_blobs"] > 0 and estimate["freed_space"] > 0
-    assert "would delete" in gc.gc_log(dry["id"])
+    dry_log = gc.gc_log(dry["id"])
+    # Harbor's wording, which its clients parse (blob objects and untagged manifests, freed size).
+    blobs, manifests = estimate["purged_blobs"], estimate["purged_manifests"]
+    assert f"{blobs} blobs and {manifests} manifests eligible for deletion" in dry_log
+    assert f"The GC could free up {harbor_size(estimate['freed_space'])} space, the size is a rough estimation." in (
+        dry_log
+    )
+    assert "actually deleted" not in dry_log
 
     real = gc.run_gc(delete_untagged=True)
 
     assert {k: real["result"][k] for k in estimate} == estimate
+    real_log = gc.gc_log(real["id"])
+    assert f"{blobs} blobs and {manifests} manifests eligible for deletion" in real_log
+    assert f"{blobs} blobs and {manifests} manifests are actually deleted" in real_log
+    assert f"The GC job actual frees up {harbor_size(real['result']['freed_space'])} space." in real_log
     assert gc.get(f"/v2/library/app/manifests/{digests['first']}").status_code == 404
     assert gc.get(f"/v2/library/app/manifests/{digests['untagged']}").status_code == 404
     assert pulls(gc, "library/app", "v1")

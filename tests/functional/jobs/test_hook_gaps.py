@@ -194,6 +194,11 @@ def test_tag_retention_sends_harbors_payload_per_repository(hooked: Retention, r
         {"type": "image", "status": "SUCCESS", "name_tag": "app:v2", "references": None},
     ]
     stored = hooked.call("GET", f"/retentions/{policy_id}").get_json()["rules"]  # the rules as the API shows them
+    # The API omits an empty `extras` (Harbor's omit-empty); the payload keeps null.
+    for sent in retention["retention_rule"]:
+        for selector in [*sent["tag_selectors"], *sent["scope_selectors"]["repository"]]:
+            if selector.get("extras") is None:
+                selector.pop("extras", None)
     assert retention == {
         "total": 5, "retained": 2, "harbor_hostname": HOST, "project_name": PROJECT,
         "retention_policy_id": policy_id, "result": "SUCCESS",

@@ -150,8 +150,9 @@ def test_policy_crud_has_harbors_shapes(hooks: LiveRegistry, receiver: Receiver)
     assert set(policy) == {"id", "name", "description", "project_id", "targets", "event_types", "creator",
                            "creation_time", "update_time", "enabled"}  # fmt: skip
     assert policy["creator"] == "admin" and policy["project_id"] == 1 and policy["enabled"] is True
-    assert policy["targets"] == [{"type": "http", "address": receiver.url, "auth_header": "Bearer s3cret",
-                                  "skip_cert_verify": False, "payload_format": "Default"}]  # fmt: skip
+    assert policy["targets"] == [
+        {"type": "http", "address": receiver.url, "auth_header": "Bearer s3cret", "payload_format": "Default"}
+    ]  # skip_cert_verify false: omitted, as Harbor
 
     # A PUT may send back what GET returned, changed.
     changed = {**policy, "name": "renamed", "enabled": False, "event_types": ["PULL_ARTIFACT", "DELETE_ARTIFACT"]}
@@ -175,10 +176,31 @@ def test_supported_event_types(hooks: LiveRegistry) -> None:
     response = hooks.get(f"{API}/projects/library/webhook/events")
     assert response.status_code == 200
     body = response.get_json()
-    assert {"PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED", "QUOTA_WARNING",
-            "TAG_RETENTION"} == set(body["event_type"])  # fmt: skip
+    assert body["event_type"] == ["PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED",
+                                  "QUOTA_WARNING", "SCANNING_FAILED", "SCANNING_STOPPED", "SCANNING_COMPLETED",
+                                  "REPLICATION", "TAG_RETENTION"]  # fmt: skip
     assert body["notify_type"] == ["http", "slack"]
     assert {"notify_type": "http", "formats": ["Default", "CloudEvents"]} in body["payload_formats"]
+
+
+def test_every_harbor_event_type_is_accepted_and_emitted_ones_are_delivered(
+    hooks: LiveRegistry, receiver: Receiver
+) -> None:
+    """Harbor's UI and Terraform provider send every type Harbor lists; the registry delivers those it
+    publishes (a scan or replication type waits for those features)."""
+    every = ["PUSH_ARTIFACT", "PULL_ARTIFACT", "DELETE_ARTIFACT", "QUOTA_EXCEED", "QUOTA_WARNING",
+             "SCANNING_FAILED", "SCANNING_STOPPED", "SCANNING_COMPLETED", "REPLICATION", "TAG_RETENTION"]  # fmt: skip
+    policy_id = _create(hooks, _policy(receiver.url, event_types=every))
+    assert hooks.get(f"{API}/projects/library/webhook/policies/{policy_id}").get_json()["event_types"] == every
+    scans = {**_policy(receiver.url, name="scans"), "event_types": ["SCANNING_FAILED", "SCANNING_COMPLETED"]}
+    scans_id = _create(hooks, scans)
+    changed = {**scans, "event_types": ["SCANNING_STOPPED", "REPLICATION"]}
+    assert hooks.put(f"{API}/projects/library/webhook/policies/{scans_id}", json=changed).status_code == 200
+    hooks.push_image("library/app", "v1")
+    settle()
+    assert [d["type"] for d in receiver.documents()] == ["PUSH_ARTIFACT"]
+    unknown = {**_policy(receiver.url, name="bad"), "event_types": ["SCANNING_EXPLODED"]}
+    _errors(hooks.post(f"{API}/projects/library/webhook/policies", json=unknown), 400)
 
 
 # Delivery.
@@ -340,7 +362,7 @@ def test_disabled_or_uninterested_policies_send_nothing(hooks: LiveRegistry, rec
     assert receiver.requests == []
     assert _executions(hooks, disabled) == [] and _executions(hooks, pulls) == []
     last = hooks.get(f"{API}/projects/library/webhook/lasttrigger").get_json()
-    assert all(t["last_trigger_time"] is None for t in last)
+    assert all(t["last_trigger_time"] == "0001-01-01T00:00:00.000Z" for t in last)  # Go's zero time, as Harbor
 
 
 def test_a_slow_receiver_does_not_hold_up_other_event_consumers(hooks: LiveRegistry, receiver: Receiver) -> None:
