@@ -40,6 +40,12 @@ def test_a_drifting_answer_fails_naming_the_route_and_field(path: str, document:
 def test_errors_other_media_types_and_unmodelled_routes_are_not_checked() -> None:
     _check("GET", "/api/v2.0/users/current", {"errors": [{"code": "NOT_FOUND", "message": "x"}]}, status=404)
     _check("GET", "/api/v2.0/users/current", {"comment": ""}, content_type="text/plain")
-    before = unmodelled["GET /configurations"]
-    _check("GET", "/api/v2.0/configurations", {"banner_message": {"value": "", "editable": True}})
-    assert unmodelled["GET /configurations"] == before + 1
+    before = unmodelled["GET /projects/p/metadatas"]
+    _check("GET", "/api/v2.0/projects/p/metadatas", {"public": "true"})
+    assert unmodelled["GET /projects/p/metadatas"] == before + 1
+
+
+def test_a_configuration_item_of_the_wrong_type_is_drift() -> None:
+    _check("GET", "/api/v2.0/configurations", {"token_expiration": {"value": 30, "editable": True}})
+    with pytest.raises(DriftFromHarbor, match="token_expiration"):
+        _check("GET", "/api/v2.0/configurations", {"token_expiration": {"value": "30", "editable": True}})

@@ -514,3 +514,33 @@ class OverallHealthStatus(HarborModel):
 class Icon(HarborModel):
     content_type: str | None = Field(default=None, alias="content-type")
     content: str | None = None
+
+
+class StringConfigItem(HarborModel):
+    value: str
+    editable: bool
+
+
+class BoolConfigItem(HarborModel):
+    value: bool
+    editable: bool
+
+
+class IntegerConfigItem(HarborModel):
+    value: int
+    editable: bool
+
+
+class ConfigurationsResponse(HarborModel):
+    """The keys of Harbor's ConfigurationsResponse the registry has (each a pointer: absent when
+    unset; Harbor's LDAP, OIDC, UAA, email and scanner keys do not exist here)."""
+
+    auth_mode: StringConfigItem | None = None
+    self_registration: BoolConfigItem | None = None
+    read_only: BoolConfigItem | None = None
+    project_creation_restriction: StringConfigItem | None = None
+    robot_name_prefix: StringConfigItem | None = None
+    token_expiration: IntegerConfigItem | None = None
+    robot_token_duration: IntegerConfigItem | None = None
+    storage_per_project: IntegerConfigItem | None = None
+    banner_message: StringConfigItem | None = None

@@ -42,6 +42,7 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/quotas"): _many(m.Quota),
     ("GET", "/quotas/{quota}"): _ONE(m.Quota),
     ("GET", "/systeminfo"): _ONE(m.GeneralInfo),
+    ("GET", "/configurations"): _ONE(m.ConfigurationsResponse),
     ("GET", "/statistics"): _ONE(m.Statistic),
     ("GET", "/health"): _ONE(m.OverallHealthStatus),
     ("GET", "/search"): _ONE(m.Search),
