@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Secrets Manager ARN / SSM SecureString name holding it (AWS).
     relay_key: SecretStr | None = None
     relay_key_parameter: str | None = None
+    # `make serve` runs the relay beside the app; false models the $0-idle AWS deployment, whose
+    # uploads all go through the app (and its body cap).
+    local_relay: bool = True
 
     # The local server refuses a longer body on every route but blob uploads before reading it
     # (local/bodygate.py); at least `manifest_max_bytes` is always let through.

@@ -19,6 +19,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -105,7 +106,11 @@ def _prepare_identity(data_dir: Path) -> str | None:
     return password
 
 
-def _start_relay(data_dir: Path) -> Any:
+def _no_relay() -> None:
+    """The stop of a relay that was not started (`REGISTRY_LOCAL_RELAY=false`)."""
+
+
+def _start_relay(data_dir: Path) -> Callable[[], None]:
     """The upload relay beside the app (`chalicelib/relay`), bound now so that its URL is known:
     upload Locations point at it, so every local push crosses hosts as it does on AWS. The shared
     key is REGISTRY_RELAY_KEY or a file under the data dir (created once, mode 0600)."""
@@ -129,7 +134,7 @@ def _start_relay(data_dir: Path) -> Any:
     threading.Thread(target=httpd.serve_forever, name="relay", daemon=True).start()
     print(f"relay listening on http://{settings.host}:{httpd.server_port} (upload Locations: "
           f"{os.environ['REGISTRY_RELAY_URL']})", flush=True)  # fmt: skip
-    return httpd
+    return httpd.shutdown
 
 
 def _warm_clients() -> None:
@@ -345,7 +350,7 @@ def main() -> int:
     engine = _start_job_engine(emulator, settings)
     persistence, files, items, objects = _restore(settings, data_dir, emulator)
     generated_password = _prepare_identity(data_dir)
-    relay = _start_relay(data_dir)
+    stop_relay = _start_relay(data_dir) if settings.local_relay else _no_relay
     settings = get_settings()
 
     server = _build_server(settings, files)
@@ -373,7 +378,7 @@ def main() -> int:
         _housekeeping_stop.set()
         scheduler.stop()
         housekeeping.join(timeout=60)  # a compaction in progress
-        relay.shutdown()
+        stop_relay()
         _shut_down_and_save(server, serving, persistence, emulator)
     return 0
 

@@ -22,7 +22,10 @@ CAP = 4 * 1024 * 1024
 @pytest.fixture(scope="module")
 def capped(e2e_tmp: Path) -> Iterator[RegistryServer]:
     server = RegistryServer(
-        e2e_tmp / "capped-data", e2e_tmp / "capped-server.log", REGISTRY_MAX_BODY_BYTES=str(CAP)
+        e2e_tmp / "capped-data",
+        e2e_tmp / "capped-server.log",
+        REGISTRY_MAX_BODY_BYTES=str(CAP),
+        REGISTRY_LOCAL_RELAY="false",  # the $0-idle deployment: no relay, every upload meets the cap
     ).start()
     yield server
     server.stop()
