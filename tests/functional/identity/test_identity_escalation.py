@@ -136,7 +136,7 @@ def test_a_robot_cannot_widen_a_robot_with_put(harbor, project):
     expect_error(harbor.put(f"robots/{editor['id']}", json_body=own, auth=_login(editor)), 403, "FORBIDDEN")
     after = expect_status(harbor.get(f"robots/{target['id']}"), 200).get_json()
     assert after["permissions"] == current["permissions"]
-    expect_error(harbor.start_upload(f"{name}/app", auth=_login(target)), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=_login(target)), 401, "UNAUTHORIZED")
     # A change within the editor's own rights is fine.
     narrower = {**current, "description": "still pull only"}
     expect_status(harbor.put(f"robots/{target['id']}", json_body=narrower, auth=_login(editor)), 200)
@@ -169,7 +169,7 @@ def test_a_robot_with_member_rights_cannot_make_a_project_admin(harbor, project)
     response = harbor.put(f"projects/{name}/members/{member_id}", json_body={"role_id": 1}, auth=_login(manager))
     expect_error(response, 403, "FORBIDDEN")
     assert expect_status(harbor.get(f"projects/{name}/members/{member_id}"), 200).get_json()["role_id"] == 3
-    expect_error(harbor.start_upload(f"{name}/app", auth=(other, PASSWORD)), 403, "DENIED")
+    expect_error(harbor.start_upload(f"{name}/app", auth=(other, PASSWORD)), 401, "UNAUTHORIZED")
 
 
 def test_a_project_admin_still_gives_any_role(harbor):
