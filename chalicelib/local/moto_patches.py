@@ -41,12 +41,19 @@ in-process tests, which thereby run what it runs.
 6. `Table.get_item` (wrapped by `_inserting_nothing`): moto indexes the partitions, a defaultdict,
    so reading a key in no partition inserts an empty one: a read that changes the dict a Scan
    iterates on another thread. It looks first.
+7. `DynamoDBBackend.get_item` (wrapped by `_locked_copy`; BatchGetItem calls it per key). moto
+   returns the live item, which its handler serialises after the call, while `update_item`
+   applies an update's actions to that same item one by one: a GetItem beside an UpdateItem could
+   answer with the first `SET` applied and not the second (a job seen `Success` without the counts
+   the same UpdateItem wrote). DynamoDB answers with the item before or after the whole update. The
+   wrapper reads under the lock and answers with a copy.
 """
 
 from __future__ import annotations
 
 import base64
 import bisect
+import copy
 import datetime
 import functools
 import inspect
@@ -84,6 +91,15 @@ def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         with WRITE_LOCK:
             return method(*args, **kwargs)
+
+    return wrapper
+
+
+def _locked_copy(method: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with WRITE_LOCK:
+            return copy.deepcopy(method(*args, **kwargs))
 
     return wrapper
 
@@ -292,10 +308,12 @@ def _inserting_nothing(get_item: Callable[..., Any]) -> Callable[..., Any]:
 
 def atomic_calls() -> dict[str, Callable[..., Any]]:
     """moto's DynamoDB methods wrapped so each call runs alone, as each DynamoDB call is atomic:
-    writes and the reads that iterate. `apply` installs them for good; a test that runs GC Tasks
-    beside concurrent requests installs them for its own duration."""
+    writes, the reads that iterate, and GetItem (answered with a copy). `apply` installs them for
+    good; a test that runs GC Tasks beside concurrent requests installs them for its own duration."""
     names = (*_SINGLE_WRITES, *_ITERATING_READS, "transact_write_items")
-    return {name: _locked(getattr(DynamoDBBackend, name)) for name in names}
+    calls = {name: _locked(getattr(DynamoDBBackend, name)) for name in names}
+    calls["get_item"] = _locked_copy(DynamoDBBackend.get_item)
+    return calls
 
 
 class UncheckedMotoVersion(Exception):

@@ -70,5 +70,5 @@ def test_model_for_prefers_literal_paths_and_knows_lists() -> None:
     assert template == "/system/gc/{gc}" and answer is not None and not answer.many
     found = model_for("GET", "/projects/p/repositories/a%2Fb/artifacts")
     assert found is not None and found[1].model is Artifact and found[1].many
-    assert model_for("GET", "/configurations") is None
+    assert model_for("GET", "/projects/p/metadatas") is None
     assert model_for("DELETE", "/projects/p") is None
