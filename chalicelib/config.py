@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     # address than the app does; unset on AWS (the local runner serves blob downloads itself).
     presign_endpoint_url: str | None = None
 
-    # Upload data plane (DESIGN.md section 3).
+    # Upload data plane (docs/architecture.md).
     max_body_bytes: int = Field(default=0, ge=0, description="0 disables the request-body cap")
     part_size_bytes: int = Field(default=8 * MIB, ge=S3_MIN_PART_BYTES)
     upload_ttl_seconds: int = Field(default=24 * 3600, ge=60)
@@ -106,7 +106,7 @@ class Settings(BaseSettings):
     immutable_rules_cache_seconds: int = Field(default=10, ge=0, le=3600)
     # Audit log: entries expire (DynamoDB TTL) this many days after the operation.
     audit_retention_days: int = Field(default=90, ge=1, le=3650)
-    # Background jobs (DESIGN.md section 4). GC treats a blob untouched for this long as a candidate
+    # Background jobs (docs/architecture.md). GC treats a blob untouched for this long as a candidate
     # (Harbor's window: it covers the gap between a layer upload and the manifest that uses it).
     # 0 is for tests: the mark then re-reads who counts each blob touched in the run's first second.
     gc_time_window_hours: float = Field(default=2.0, ge=0, le=24 * 365)

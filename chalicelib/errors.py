@@ -8,7 +8,7 @@ builds a response.
      ├── BlobUnknown            BLOB_UNKNOWN           404
      ├── BlobUploadUnknown      BLOB_UPLOAD_UNKNOWN    404
      ├── BlobUploadInvalid      BLOB_UPLOAD_INVALID    400
-     ├── RangeInvalid           RANGE_INVALID          416 (carries the current upload offset)
+     ├── RangeInvalid           BLOB_UPLOAD_INVALID    416 (carries the current upload offset)
      ├── DigestInvalid          DIGEST_INVALID         400
      ├── ManifestUnknown        MANIFEST_UNKNOWN       404
      ├── ManifestInvalid        MANIFEST_INVALID       400
@@ -57,7 +57,6 @@ class ErrorCode(Enum):
     DENIED = (403, "requested access to the resource is denied")
     UNSUPPORTED = (405, "the operation is unsupported")
     TOOMANYREQUESTS = (429, "too many requests")
-    RANGE_INVALID = (416, "invalid content range")
     PAGINATION_NUMBER_INVALID = (400, "invalid number of results requested")
     # Harbor's codes, used by /api/v2.0.
     FORBIDDEN = (403, "forbidden")

@@ -3,7 +3,7 @@
 Services publish; consumers (audit log, pull-time recorder, webhooks, job triggers) subscribe. The
 request path never waits for a consumer: locally the in-process bus hands events to one worker
 thread; on AWS the publisher sends them to an EventBridge bus and the consumers run in their own
-Lambda invocations (DESIGN.md section 4).
+Lambda invocations (docs/architecture.md).
 
 The operator (who caused the event) is taken from a context variable that the HTTP edge sets once
 per request, so services need not thread the caller through every call.

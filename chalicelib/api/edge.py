@@ -1,6 +1,6 @@
 """The HTTP edge: a thread-safe Chalice app, a request view, responses, and the one error mapping.
 
-Three Chalice traps are handled here (reference/stack.md section 2):
+Three Chalice traps are handled here:
 - `app.current_request` is a plain attribute, overwritten by concurrent requests under a threaded
   server; `RegistryApp` keeps it (and `lambda_context`) in a thread-local.
 - With `binary_types = ['*/*']` Chalice answers 400 to any request without an Accept header, and OCI

@@ -1,6 +1,6 @@
 """Harbor's permission model: resources, actions, project roles and what each role may do.
 
-The matrix follows Harbor's `rbac_role.go` (reference/harbor.md section 1.5). It is data, not code:
+The matrix follows Harbor's `rbac_role.go` (`src/common/rbac/project`). It is data, not code:
 a role is a set of (resource, action) pairs, and every check in the registry, on `/v2` and on
 `/api/v2.0` alike, goes through `Permission` lookups in these sets.
 """

@@ -308,7 +308,6 @@ def _restore(settings: Settings, data_dir: Path, emulator: Any) -> tuple[Persist
     )  # fmt: skip
     items = persistence.restore()
     emulator.create_resources()  # a first start: the table's creation is journaled too
-    items += persistence.import_legacy(settings.table_name, files, settings.bucket_name)
     return persistence, files, items, _count_objects(files)
 
 

@@ -46,7 +46,6 @@ import contextlib
 import inspect
 import json
 import os
-import shutil
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -63,7 +62,6 @@ from chalicelib.local.journal import (
     Journal,
     JournalFailed,
     frame,
-    fsync_dir,
     private_dir,
     read_frames,
     read_segment,
@@ -71,7 +69,6 @@ from chalicelib.local.journal import (
     write_private,
 )
 from chalicelib.stores import files
-from chalicelib.stores.files import FileObjectStore
 
 SNAPSHOT = "snapshot.bin"
 _FORMAT = "registry-dynamodb-snapshot/1"
@@ -148,7 +145,6 @@ class Persistence:
 
     def __init__(self, data_dir: Path, region: str, *, journal: bool = True, compact_bytes: int = 16 * 1024**2) -> None:
         self._dir = private_dir(data_dir / "dynamodb")
-        self._data_dir = data_dir
         self._region = region
         self._journaling = journal
         self._compact_bytes = compact_bytes
@@ -277,54 +273,6 @@ class Persistence:
         write_private(self.snapshot_path, state.chunks(through))
         self._through = through
         self._snapshot_bytes = self.snapshot_path.stat().st_size
-
-    # Data directories of older versions.
-
-    def import_legacy(self, table: str, objects: FileObjectStore, bucket: str) -> int:
-        """A data dir from before the journal: its JSON-lines dump of the table is written into the
-        (created) table through the journal, then removed; one from before the file store: its
-        `s3/<bucket>/` objects move into `objects`. Call after `restore` and the table's creation.
-        Idempotent, so a crash halfway only means doing it again. Returns the items imported."""
-        legacy = self._dir / f"{table}.jsonl"
-        count = 0
-        if legacy.exists():
-            assert self._backend is not None
-            with legacy.open(encoding="utf-8") as source:
-                for line in source:
-                    if line.strip():
-                        self._backend.put_item(table, _legacy_image(json.loads(line)))
-                        count += 1
-            legacy.unlink()
-        _migrate_legacy_objects(self._data_dir / "s3" / bucket, objects)
-        return count
-
-
-def _legacy_image(value: Any) -> Any:
-    """The old dump wrote binary values as {"__b64__": ...}; moto keeps them base64 already."""
-    if isinstance(value, dict):
-        if set(value) == {"__b64__"}:
-            return value["__b64__"]
-        return {k: _legacy_image(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_legacy_image(v) for v in value]
-    return value
-
-
-def _migrate_legacy_objects(legacy: Path, objects: FileObjectStore) -> None:
-    try:
-        index: dict[str, dict[str, Any]] = json.loads((legacy / "index.json").read_text())
-    except (OSError, ValueError):
-        return
-    for key, entry in index.items():
-        source = legacy / entry["file"]
-        if source.exists() and not objects.exists(key):
-            target = objects.path(key)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source.replace(target)
-    shutil.rmtree(legacy)
-    with contextlib.suppress(OSError):
-        legacy.parent.rmdir()  # `s3/`, when no other bucket's snapshot is left in it
-    fsync_dir(objects.root)
 
 
 # Applying a state to moto (start-up), bypassing the journal.

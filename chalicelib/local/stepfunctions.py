@@ -4,7 +4,7 @@ moto's interpreter (ported from LocalStack) runs an execution on its own thread 
 Lambda Task through moto's Lambda API. Without Docker that lands in `LambdaSimpleBackend.invoke`,
 which normally echoes its input; `install` makes it call the registry's own handler of that
 function name instead (`chalicelib.jobs.HANDLERS`), in this process, so a local GC runs the real
-job code (reference/stack.md section 4). A handler's exception fails the Task with the error
+job code. A handler's exception fails the Task with the error
 Lambda would report (its class name), which the state machine's Catch turns into a recorded job
 error, as on AWS.
 

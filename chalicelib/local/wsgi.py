@@ -1,6 +1,6 @@
 """WSGI adapter: serves the Chalice app by turning each request into an API Gateway proxy event.
 
-Not `chalice local`, which drops chunked bodies and mishandles HEAD (reference/stack.md section 2).
+Not `chalice local`, which drops chunked bodies and mishandles HEAD.
 The event is what API Gateway's REST proxy integration sends, so the app runs the same code path
 as on Lambda; the body travels as raw bytes (no base64 round trip).
 

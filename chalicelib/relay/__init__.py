@@ -1,4 +1,4 @@
-"""The streaming upload relay: the upload data plane's second front door (DESIGN.md section 3).
+"""The streaming upload relay: the upload data plane's second front door (docs/architecture.md).
 
 The app's `POST /v2/<name>/blobs/uploads/` authorises a push and, when a relay is configured
 (`REGISTRY_RELAY_URL`), answers with a `Location` on the relay that carries a capability in a path

@@ -1,4 +1,4 @@
-"""Non-blocking garbage collection with Harbor's protocol (reference/harbor.md section 2).
+"""Non-blocking garbage collection with Harbor's protocol (docs/operations.md).
 
 The registry stays writable throughout. A run is a Step Functions execution of
 `infra/statemachines/gc.asl.json`; each phase below is one Task handler:

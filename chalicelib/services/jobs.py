@@ -1,4 +1,5 @@
-"""The background-job framework: one execution model for every job kind (DESIGN.md section 4).
+"""The background-job framework: one execution model for every job kind
+(docs/architecture.md).
 
 A job is a row (vendor type, trigger, status, parameters, counts, times, log lines) and a Step
 Functions execution that does the work through `chalicelib/jobs/` handlers. The row is the truth

@@ -122,7 +122,7 @@ class ManifestService:
         After the charge on purpose: a GC scan that ran before the project held these blobs sees
         their versions change here (its conditional mark or claim then fails); a scan after it sees
         them held. Either way a blob this manifest references is never swept; one already being
-        swept is reported, and the client pushes it again (reference/harbor.md section 2)."""
+        swept is reported, and the client pushes it again (Harbor's GC protocol)."""
         gone = self._blobs.protect(list(manifest.blobs)) if manifest.blobs else []
         if gone:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})

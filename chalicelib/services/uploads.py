@@ -1,6 +1,6 @@
 """Blob uploads: sessions, chunked appends, verification and the move into content-addressed storage.
 
-Design (DESIGN.md section 3, measured in the closing note of the OCI-core issue):
+Design (docs/architecture.md, "The upload data plane"):
 - A chunk smaller than a part is staged as its own S3 object; once staged bytes plus the new chunk
   reach `part_size_bytes` (>= S3's 5 MiB minimum), they are read back and uploaded as one multipart
   part. Lambda bodies are capped near 4.5 MB, so this is how chunked pushes become one object.

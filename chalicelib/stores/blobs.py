@@ -1,7 +1,7 @@
 """Blob metadata: global blob rows, repository links and project-blob rows (keys in `keys.py`).
 
-The GC side of every blob write lives here (Harbor's non-blocking protocol, reference/harbor.md
-section 2): a blob row moves between `none`, `delete` (GC candidate), `deleting` (claimed by a
+The GC side of every blob write lives here (Harbor's non-blocking protocol, docs/operations.md):
+a blob row moves between `none`, `delete` (GC candidate), `deleting` (claimed by a
 sweep), `deletefailed` and `deleted` (a tombstone) only by conditional writes on `state` and
 `version`. Clients "touch" a blob (back to `none`, version + 1) before they rely on it, so a sweep
 that marked it earlier loses its conditional claim; a blob already claimed is reported missing
@@ -22,7 +22,7 @@ from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw, delete_whe
 if TYPE_CHECKING:
     from chalicelib.stores.objects import ObjectStore
 
-# Blobs in these GC states are invisible: a sweep has claimed them (reference/harbor.md section 2).
+# Blobs in these GC states are invisible: a sweep has claimed them (Harbor's GC protocol).
 _HIDDEN_STATES = frozenset({"deleting", "deletefailed", "deleted"})
 # States whose bytes may be gone: an upload that lands on one checks the object before reviving it.
 _MAYBE_GONE = frozenset({"deletefailed", "deleted"})

@@ -1,6 +1,6 @@
 """Local object store: the bucket's keys as files under one directory (the embedded runner only).
 
-Why not moto's S3 for `make serve` (DESIGN.md section 1 says moto in-process for S3), measured with
+Why not moto's S3 for `make serve` (on AWS the same keys are S3 objects), measured with
 `python -m tests.bench apptime transfer` on the 2-CPU dev machine: through moto, a layer PATCH cost
 5.3 ms of server CPU per MB, because moto copies the body into a spooled temporary file and hashes
 it twice more (ETag, ChecksumSHA256 check), and the snapshot later read every object back out into
@@ -265,13 +265,9 @@ class FileObjectStore:
         spans = _read_index(directory / "index")
         pieces: list[tuple[Path, int, int]] = []
         for number, etag in parts:
-            if (number, etag) in spans:
-                pieces.append((data_file, *spans[(number, etag)]))
-                continue
-            legacy = directory / f"{number}-{etag}"  # a part file of an upload begun by an older version
-            if not legacy.is_file():
+            if (number, etag) not in spans:
                 raise BlobUploadUnknown("upload staging was lost; restart the upload")
-            pieces.append((legacy, 0, legacy.stat().st_size))
+            pieces.append((data_file, *spans[(number, etag)]))
         tmp = self._tmp / secrets.token_hex(16)
         if _whole_file(pieces, data_file):
             os.rename(data_file, tmp)  # its bytes were synced part by part

@@ -167,7 +167,7 @@ straight to the address of its own bytes, so a blob pushed in one request (the c
 copy when the upload closes; when more chunks follow, that object is left for garbage collection.
 
 Locally (`make serve`) the same keys are files under `$REGISTRY_DATA_DIR/objects/` (`stores/files.py`),
-beside the store's own `.tmp/`, `.multipart/<id>/<part>-<tag>` and `.url-key` (download URL signing).
+beside the store's own `.tmp/`, `.multipart/<id>/` (`data`, `index`) and `.url-key` (download URL signing).
 
 `uploads/` is expired by a bucket lifecycle rule (and abandoned multipart uploads aborted), so an
 upload that is never finished costs nothing after a day or two even if its DynamoDB row's TTL has

@@ -23,7 +23,7 @@ from typing import Any
 from tests.bench import oci
 from tests.bench.common import report
 
-# Operations that must never appear on a request path (DESIGN.md section 2).
+# Operations that must never appear on a request path (docs/architecture.md, "Data model").
 FORBIDDEN = {"dynamodb:Scan", "s3:ListObjects", "s3:ListObjectsV2", "s3:ListObjectVersions"}
 # Worth pointing out when they appear on a request path (cold-start or metadata calls).
 NOTABLE = {"dynamodb:DescribeTable", "s3:HeadBucket", "s3:ListBuckets", "dynamodb:ListTables"}

@@ -2,7 +2,7 @@
 
 Callers: the five project roles, a logged-in non-member, anonymous, and a system administrator
 (a normal user given the sysadmin flag). The project is private and holds `app:v1`.
-Roles follow Harbor's `rbac_role.go` (reference/harbor.md section 1.5).
+Roles follow Harbor's `rbac_role.go`.
 """
 
 from __future__ import annotations

@@ -6,8 +6,6 @@ Each "process" here is a fresh moto (`mock_aws`) restored from the data dir, as 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import stat
 import threading
@@ -289,39 +287,6 @@ def test_the_journal_writer_fails_stop(tmp_path: Path) -> None:
         writer.wait(seq)
     with pytest.raises(journal.JournalFailed):
         writer.append(b"y")
-
-
-def test_a_data_dir_of_an_older_version_is_imported_once(data_dir: Path) -> None:
-    """Its JSON-lines dump of the table (binary values as {"__b64__": ...}) and its `s3/` objects."""
-    (data_dir / "dynamodb").mkdir(parents=True)
-    rows = [
-        {"pk": {"S": "old"}, "sk": {"S": "1"}, "b": {"B": {"__b64__": "AP8="}}},
-        {"pk": {"S": "old"}, "sk": {"S": "2"}},
-    ]
-    (data_dir / "dynamodb" / f"{TABLE}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    legacy = data_dir / "s3" / "registry-blobs"
-    legacy.mkdir(parents=True)
-    index = {}
-    for key, body in {"blobs/sha256/" + "ab" * 32: b"layer", "manifests/sha256/" + "cd" * 32: b"{}"}.items():
-        name = hashlib.sha256(key.encode()).hexdigest()
-        (legacy / name).write_bytes(body)
-        index[key] = {"file": name, "etag": '"x"', "size": len(body)}
-    (legacy / "index.json").write_text(json.dumps(index))
-    objects = FileObjectStore(data_dir / "objects")
-
-    first = Process(data_dir)
-    assert first.persistence.import_legacy(TABLE, objects, "registry-blobs") == 2
-    assert first.items()[0]["b"] == {"B": b"\x00\xff"}
-    assert objects.get("blobs/sha256/" + "ab" * 32) == b"layer"
-    assert not (data_dir / "s3").exists()
-    assert not (data_dir / "dynamodb" / f"{TABLE}.jsonl").exists()
-    first.crash()  # the imported rows were journaled
-    second = Process(data_dir)
-    try:
-        assert second.persistence.import_legacy(TABLE, objects, "registry-blobs") == 0
-        assert [i["sk"]["S"] for i in second.items()] == ["1", "2"]
-    finally:
-        second.stop()
 
 
 def test_a_request_waits_for_the_disk_once_before_its_answer(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
