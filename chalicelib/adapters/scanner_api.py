@@ -131,6 +131,16 @@ def _capability(raw: Any) -> Capability:
     return Capability(kind, consumes, produces, attributes if isinstance(attributes, dict) else {})
 
 
+def as_object(value: Any) -> dict[str, Any]:
+    """`value` when it is a JSON object, else an empty one (for reading untrusted documents)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_text(value: Any) -> str:
+    """`value` when it is a string, else ""."""
+    return value if isinstance(value, str) else ""
+
+
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
