@@ -226,14 +226,14 @@ def _fix_for(affected: Affected, ecosystem: str, version: str) -> str:
 def _in_range(current: Any, events: tuple[tuple[str, str], ...], version_class: Any) -> tuple[bool, str]:
     parsed: list[tuple[str, str, Any]] = []
     for kind, text in events:
-        if kind == "introduced" and text == "0":
-            parsed.append((kind, text, None))  # minus infinity
+        if (kind == "introduced" and text == "0") or (kind == "limit" and text == "*"):
+            parsed.append((kind, text, None))  # minus infinity, or no limit
             continue
         value = versions.parse(version_class, text)
         if value is None:
             return False, ""  # a range we cannot order is not evaluated rather than misread
         parsed.append((kind, text, value))
-    limits = [value for kind, text, value in parsed if kind == "limit" and text != "*"]
+    limits = [value for kind, _text, value in parsed if kind == "limit" and value is not None]
     if limits and not any(current < limit for limit in limits):
         return False, ""
     ordered = sorted(
@@ -242,9 +242,10 @@ def _in_range(current: Any, events: tuple[tuple[str, str], ...], version_class: 
     )
     vulnerable = False
     for kind, _text, value in ordered:
-        if kind == "introduced" and (value is None or value <= current):
+        # Only `<` is used: univers' Alpine versions order `<` by apk's rules but `<=` as text.
+        if kind == "introduced" and (value is None or not current < value):
             vulnerable = True
-        elif (kind == "fixed" and value <= current) or (kind == "last_affected" and value < current):
+        elif (kind == "fixed" and not current < value) or (kind == "last_affected" and value < current):
             vulnerable = False
     if not vulnerable:
         return False, ""

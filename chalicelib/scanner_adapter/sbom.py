@@ -56,7 +56,7 @@ def spdx(inventory: Inventory, artifact: dict[str, Any], tool: str, created: dat
                 "versionInfo": inventory.os.version_id or "NOASSERTION",
                 "downloadLocation": "NOASSERTION",
                 "filesAnalyzed": False,
-                "primaryPackagePurpose": "OPERATING-SYSTEM",
+                "primaryPackagePurpose": "OPERATING_SYSTEM",
             }
         )
         relationships.append(_contains(image_id, "SPDXRef-OperatingSystem"))

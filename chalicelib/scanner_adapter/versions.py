@@ -10,8 +10,10 @@ from univers.versions import AlpineLinuxVersion, DebianVersion, InvalidVersion, 
 
 
 class Comparable(Protocol):
+    """A parsed version. Compare with `<` only: univers' Alpine versions implement `<` by apk's
+    rules but inherit `<=` and `>` from a text ordering."""
+
     def __lt__(self, other: Any, /) -> bool: ...
-    def __le__(self, other: Any, /) -> bool: ...
 
 
 _BY_ECOSYSTEM: dict[str, Any] = {
