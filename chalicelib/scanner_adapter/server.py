@@ -33,25 +33,27 @@ class RunningAdapter:
         self.thread.join(10)
 
 
-def build_app(settings: AdapterSettings) -> AdapterApp:
-    """The WSGI app for these settings: loads the OSV database (it must be set and readable) and
-    builds the egress client the scans pull through."""
+def build_app(settings: AdapterSettings, http: EgressClient | None = None) -> AdapterApp:
+    """The WSGI app for these settings: loads the OSV database (it must be set and readable); scans
+    pull through `http`, by default an egress client under `REGISTRY_EGRESS_ALLOW_NETWORKS`."""
     if settings.osv_database is None:
         raise ValueError("no OSV database: set REGISTRY_OSV_DATABASE to a directory or zip of OSV JSON")
-    networks = parse_networks(settings.egress_allow_networks.split(","))
-    http = EgressClient(EgressPolicy(networks), settings.scanner_pull_timeout_seconds)
+    if http is None:
+        networks = parse_networks(settings.egress_allow_networks.split(","))
+        http = EgressClient(EgressPolicy(networks), settings.scanner_pull_timeout_seconds)
     return AdapterApp(settings, OsvDatabase(settings.osv_database), http)
 
 
-def start(settings: AdapterSettings) -> RunningAdapter:
+def start(settings: AdapterSettings, http: EgressClient | None = None) -> RunningAdapter:
     """Serve the adapter on `settings.scanner_host:scanner_port` (port 0: a free one) on a daemon
-    thread and return at once; call `close()` on the result to stop it.
+    thread and return at once; call `close()` on the result to stop it. `http` replaces the egress
+    client the scans pull through (a test records the calls with it).
 
         adapter = start(AdapterSettings(osv_database=path, scanner_api_key="k", scanner_port=0))
         ...  # register adapter.url with the registry
         adapter.close()
     """
-    app = build_app(settings)
+    app = build_app(settings, http)
     httpd = make_server(settings.scanner_host, settings.scanner_port, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=httpd.serve_forever, args=(0.1,), name="scanner-adapter", daemon=True)
     thread.start()
