@@ -9,7 +9,7 @@ directory. Paths are normalised (`./` and `/` prefixes dropped); an entry that c
 `..` is ignored.
 
 A layer is untrusted input, so a walk is capped (`Limits`): entries per image, bytes of tar
-stream per image, the size of one kept file, and the ratio of tar bytes to compressed bytes
+stream per image, the size of one kept file and of all of them, and the ratio of tar bytes to compressed bytes
 (past a floor, so a small layer of zeros is fine). Past a cap the walk stops with LayerRejected:
 a scan of a tar bomb fails; it never reports the part it managed to read as the whole.
 """
@@ -47,6 +47,7 @@ class Limits:
     max_entries: int = 500_000
     max_tar_bytes: int = 8 * 1024**3
     max_file_bytes: int = 64 * 1024 * 1024
+    max_kept_bytes: int = 256 * 1024 * 1024
     max_ratio: int = 100
 
 
@@ -64,6 +65,7 @@ class FileSystem:
     files: dict[str, FoundFile] = field(default_factory=dict)
     entries: int = 0
     tar_bytes: int = 0
+    kept_bytes: int = 0  # read into memory over the whole walk
 
     def get(self, path: str) -> FoundFile | None:
         return self.files.get(path)
@@ -134,6 +136,9 @@ class _LayerChanges:
         elif mode == READ:
             if member.size > self.limits.max_file_bytes:
                 raise LayerRejected(f"{path} is larger than {self.limits.max_file_bytes} bytes")
+            self.filesystem.kept_bytes += member.size
+            if self.filesystem.kept_bytes > self.limits.max_kept_bytes:
+                raise LayerRejected(f"the image's package databases exceed {self.limits.max_kept_bytes} bytes")
             reader = archive.extractfile(member)
             self.kept[path] = reader.read() if reader else b""
         else:  # a directory, link or other file now stands where a kept file may have been

@@ -38,6 +38,7 @@ class AdapterSettings(BaseSettings):
     scanner_max_entries: int = Field(default=500_000, ge=1)
     scanner_max_unpacked_bytes: int = Field(default=8 * 1024**3, ge=1024)
     scanner_max_file_bytes: int = Field(default=64 * 1024**2, ge=1024)
+    scanner_max_kept_bytes: int = Field(default=256 * 1024**2, ge=1024)
     scanner_max_ratio: int = Field(default=100, ge=2)
     egress_allow_networks: str = Field(default="", description="comma-separated CIDRs")
 
@@ -54,5 +55,6 @@ class AdapterSettings(BaseSettings):
             max_entries=self.scanner_max_entries,
             max_tar_bytes=self.scanner_max_unpacked_bytes,
             max_file_bytes=self.scanner_max_file_bytes,
+            max_kept_bytes=self.scanner_max_kept_bytes,
             max_ratio=self.scanner_max_ratio,
         )

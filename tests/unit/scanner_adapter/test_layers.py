@@ -98,6 +98,12 @@ def test_a_wanted_file_larger_than_the_cap_is_a_rejected_layer() -> None:
         walk(tar_layer({"var/lib/dpkg/status": b"x" * 2000}), limits=Limits(max_file_bytes=1024))
 
 
+def test_package_databases_larger_than_the_cap_together_are_a_rejected_layer() -> None:
+    files = {"etc/os-release": b"x" * 600, "var/lib/dpkg/status": b"y" * 600}
+    with pytest.raises(LayerRejected, match="package databases exceed 1024 bytes"):
+        walk(tar_layer(files), limits=Limits(max_kept_bytes=1024))
+
+
 @pytest.mark.parametrize(
     "blob",
     [
