@@ -90,8 +90,9 @@ def normalise_name(ecosystem: str, name: str) -> str:
 
 
 def load(path: Path) -> OsvIndex:
-    """Read every `*.json` under a directory, or in a zip; raises OSError/BadZipFile for a path
-    that is neither."""
+    """Read every `*.json` in a zip, or under a directory together with the records in every
+    `*.zip` there (osv.dev's per-ecosystem exports side by side); raises OSError/BadZipFile for a
+    path that is neither."""
     index = OsvIndex()
     for name, data in _documents(path):
         try:
@@ -108,10 +109,11 @@ def _documents(path: Path) -> Iterator[tuple[str, bytes]]:
     if path.is_dir():
         for root, _dirs, files in os.walk(path):
             for file in sorted(files):
-                if file.endswith(".json"):
-                    full = Path(root) / file
-                    if full.stat().st_size <= MAX_RECORD_BYTES:
-                        yield str(full), full.read_bytes()
+                full = Path(root) / file
+                if file.endswith(".json") and full.stat().st_size <= MAX_RECORD_BYTES:
+                    yield str(full), full.read_bytes()
+                elif file.endswith(".zip"):
+                    yield from _documents(full)
         return
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
@@ -169,12 +171,15 @@ def _advisory(record: dict[str, Any]) -> Advisory:
 
 
 def _cvss(holder: dict[str, Any]) -> str:
-    """A CVSS v3 vector from `severity[]`; else an Ubuntu priority from `ecosystem_specific`."""
+    """A CVSS v3 vector from `severity[]`; else an Ubuntu priority (a `severity[]` entry of type
+    `Ubuntu`, or `ecosystem_specific.ubuntu_priority`) as `ubuntu:<priority>`."""
     listed = holder.get("severity")
-    for item in listed if isinstance(listed, list) else []:
-        if as_object(item).get("type") == "CVSS_V3" and as_text(item.get("score")):
-            return as_text(item["score"])
-    priority = as_text(as_object(holder.get("ecosystem_specific")).get("ubuntu_priority"))
+    entries = [as_object(item) for item in (listed if isinstance(listed, list) else [])]
+    for entry in entries:
+        if entry.get("type") == "CVSS_V3" and as_text(entry.get("score")):
+            return as_text(entry["score"])
+    priority = next((as_text(e.get("score")) for e in entries if e.get("type") == "Ubuntu"), "")
+    priority = priority or as_text(as_object(holder.get("ecosystem_specific")).get("ubuntu_priority"))
     return "ubuntu:" + priority if priority else ""
 
 

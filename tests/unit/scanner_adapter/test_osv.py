@@ -117,6 +117,15 @@ def test_the_fixture_set_loads_from_a_directory_and_a_zip_alike(tmp_path: Path) 
     assert set(from_dir.entries) == set(from_zip.entries)
 
 
+def test_a_directory_of_zips_is_one_database(tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    write_osv_zip(tmp_path / "exports" / "all.zip")
+    (tmp_path / "exports" / "extra.json").write_text(json.dumps(record("npm", "extra", {"introduced": "0"})))
+    index = osv.load(tmp_path / "exports")
+    assert index.records == 14
+    assert hit(index, "npm", "extra", "1.0.0")[0] and hit(index, "npm", "lodash", "4.17.20")[0]
+
+
 def test_malformed_records_are_skipped_not_fatal(tmp_path: Path) -> None:
     good = record("npm", "pkg", {"introduced": "0"})
     index = index_of(
@@ -169,3 +178,32 @@ def test_cvss_v3_base_scores(vector: str, score: float, severity: str) -> None:
 )
 def test_incomplete_cvss_vectors_have_no_score(vector: str) -> None:
     assert base_score(vector) is None
+
+
+def test_severity_sources_in_order(tmp_path: Path) -> None:
+    from chalicelib.scanner_adapter.packages import Inventory, Package
+    from chalicelib.scanner_adapter.report import find
+
+    def advisory(osv_id: str, name: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": osv_id,
+            "affected": [{"package": {"ecosystem": "Ubuntu:22.04:LTS", "name": name}, "versions": ["1"]}],
+            **extra,
+        }
+
+    vector = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:L/I:N/A:N"  # 5.3
+    index = index_of(
+        tmp_path,
+        advisory(
+            "U-1", "a", severity=[{"type": "Ubuntu", "score": "negligible"}, {"type": "CVSS_V3", "score": vector}]
+        ),
+        advisory("U-2", "b", severity=[{"type": "Ubuntu", "score": "high"}], database_specific={"severity": "LOW"}),
+        advisory("U-3", "c", severity=[{"type": "Ubuntu", "score": "negligible"}]),
+        advisory("U-4", "d", severity=[{"type": "CVSS_V4", "score": "CVSS:4.0/AV:N"}]),
+    )
+
+    def package(name: str) -> Package:
+        return Package("deb", name, "1", "Ubuntu:22.04:LTS", name, "1", f"pkg:deb/ubuntu/{name}@1", "p", "l", "d")
+
+    found = find(Inventory(None, [package(n) for n in "abcd"]), index)
+    assert {f.package.name: f.severity for f in found} == {"a": "Medium", "b": "Low", "c": "Negligible", "d": "Unknown"}
