@@ -143,18 +143,8 @@ class EgressClient:
 
     def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int:
         """POST to `url`; the status code (raises on a connection error, EgressRefused if refused)."""
-        destination = self._policy.check(url)
-        pool = _pool(destination, verify, self._timeout)
+        pool, response = self._send("POST", url, headers, verify, body=body, preload=True)
         try:
-            response = pool.urlopen(
-                "POST",
-                destination.target,
-                body=body,
-                headers={**headers, "Host": destination.host_header},
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-            )
             return int(response.status)
         finally:
             pool.close()
@@ -176,6 +166,17 @@ class EgressClient:
     ) -> Iterator[urllib3.BaseHTTPResponse]:
         """A call whose answer is read as it arrives (`read(n)`, `stream(n)`), closed on exit.
         Header lookups on the answer are case-insensitive; a redirect is returned, never followed."""
+        pool, response = self._send(method, url, headers, verify, body=body, preload=False)
+        try:
+            yield response
+        finally:
+            response.release_conn()
+            pool.close()
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], verify: bool, *, body: bytes | None, preload: bool
+    ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
+        """One request to the checked address of `url` (the pool is the caller's to close)."""
         destination = self._policy.check(url)
         pool = _pool(destination, verify, self._timeout)
         try:
@@ -187,14 +188,12 @@ class EgressClient:
                 retries=False,
                 redirect=False,
                 assert_same_host=False,
-                preload_content=False,
+                preload_content=preload,
             )
-            try:
-                yield response
-            finally:
-                response.release_conn()
-        finally:
+        except BaseException:
             pool.close()
+            raise
+        return pool, response
 
 
 @dataclass(frozen=True, slots=True)

@@ -170,24 +170,15 @@ def _dpkg(filesystem: FileSystem, found: Inventory) -> None:
                 source_name, _, rest = source.partition(" ")
                 if (given := rest.strip()).startswith("(") and given.endswith(")"):
                     source_version = given[1:-1].strip()
-            os_release = found.os
-            distro = f"{os_release.id}-{os_release.version_id}" if os_release else ""
-            qualifiers = {"arch": paragraph.get("Architecture", ""), "distro": distro}
-            if source_name != name:
-                qualifiers["upstream"] = source_name
-            found.packages.append(
-                Package(
-                    kind="deb",
-                    name=name,
-                    version=version,
-                    ecosystem=os_release.ecosystem if os_release else "",
-                    match_name=source_name,
-                    match_version=source_version,
-                    purl=_purl("deb", os_release.id if os_release else "debian", name, version, qualifiers),
-                    path=path,
-                    layer_digest=file.layer_digest,
-                    diff_id=file.diff_id,
-                )
+            _add_os_package(
+                found,
+                kind="deb",
+                name=name,
+                version=version,
+                source=(source_name, source_version),
+                arch=paragraph.get("Architecture", ""),
+                path=path,
+                file=file,
             )
 
 
@@ -222,7 +213,6 @@ def _apk(filesystem: FileSystem, found: Inventory) -> None:
     file = filesystem.get(APK_INSTALLED)
     if file is None:
         return
-    os_release = found.os
     for block in re.split(r"\n\s*\n", file.data.decode("utf-8", errors="replace")):
         fields: dict[str, str] = {}
         for line in block.splitlines():
@@ -237,26 +227,53 @@ def _apk(filesystem: FileSystem, found: Inventory) -> None:
         if not name or not version:
             found.problems["apk entry without P or V"] += 1
             continue
-        origin = fields.get("o") or name
-        distro = f"{os_release.id}-{os_release.version_id}" if os_release else ""
-        qualifiers = {"arch": fields.get("A", ""), "distro": distro}
-        if origin != name:
-            qualifiers["upstream"] = origin
-        found.packages.append(
-            Package(
-                kind="apk",
-                name=name,
-                version=version,
-                ecosystem=os_release.ecosystem if os_release else "",
-                match_name=origin,
-                match_version=version,
-                purl=_purl("apk", "alpine", name, version, qualifiers),
-                path=APK_INSTALLED,
-                layer_digest=file.layer_digest,
-                diff_id=file.diff_id,
-                licenses=fields.get("L", ""),
-            )
+        _add_os_package(
+            found,
+            kind="apk",
+            name=name,
+            version=version,
+            source=(fields.get("o") or name, version),
+            arch=fields.get("A", ""),
+            path=APK_INSTALLED,
+            file=file,
+            licenses=fields.get("L", ""),
         )
+
+
+def _add_os_package(
+    found: Inventory,
+    *,
+    kind: str,
+    name: str,
+    version: str,
+    source: tuple[str, str],
+    arch: str,
+    path: str,
+    file: FoundFile,
+    licenses: str = "",
+) -> None:
+    """A dpkg or apk package: matched by its source package, named in its purl by the OS."""
+    os_release = found.os
+    qualifiers = {"arch": arch, "distro": f"{os_release.id}-{os_release.version_id}" if os_release else ""}
+    if source[0] != name:
+        qualifiers["upstream"] = source[0]
+    namespace = "alpine" if kind == "apk" else (os_release.id if os_release else "debian")
+    present = {key: value for key, value in qualifiers.items() if value}
+    found.packages.append(
+        Package(
+            kind=kind,
+            name=name,
+            version=version,
+            ecosystem=os_release.ecosystem if os_release else "",
+            match_name=source[0],
+            match_version=source[1],
+            purl=str(PackageURL(type=kind, namespace=namespace, name=name, version=version, qualifiers=present)),
+            path=path,
+            layer_digest=file.layer_digest,
+            diff_id=file.diff_id,
+            licenses=licenses,
+        )
+    )
 
 
 # Python.
@@ -328,8 +345,3 @@ def _add_library(
             licenses=licenses.strip()[:200],
         )
     )
-
-
-def _purl(kind: str, namespace: str, name: str, version: str, qualifiers: dict[str, str]) -> str:
-    present = {key: value for key, value in qualifiers.items() if value}
-    return str(PackageURL(type=kind, namespace=namespace, name=name, version=version, qualifiers=present))
