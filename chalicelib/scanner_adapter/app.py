@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -236,6 +236,8 @@ class AdapterApp:
         except Exception as failure:  # a scan must end: the registry would poll until its cap otherwise
             logger.exception("scan of %s@%s", job.target.repository, job.target.digest)
             job.error, job.state = f"internal error: {type(failure).__name__}", "failed"
+        finally:
+            job.target = replace(job.target, authorization="")  # the pull credential is not kept
 
     # Reports.
 

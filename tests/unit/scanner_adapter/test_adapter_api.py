@@ -204,6 +204,8 @@ def test_a_scan_whose_registry_cannot_be_reached_fails_with_the_reason(adapter: 
     with pytest.raises(ScannerError, match="500 the registry cannot be reached") as failure:
         poll(client(adapter), scan_id, api.VULNERABILITY_REPORT_GENERIC)
     assert not isinstance(failure.value, ScanUnknown)
+    job = adapter.app._jobs.get(scan_id)
+    assert job is not None and job.target.authorization == ""  # the pull credential is dropped once the scan ends
 
 
 def test_a_running_scan_answers_302_with_refresh_after(tmp_path: Path) -> None:
