@@ -1,5 +1,5 @@
-"""The one egress policy: every outbound call the registry makes (webhooks and Slack now; replication
-and proxy-cache upstreams, scanners and preheat providers later) goes through `EgressClient`.
+"""The one egress policy: every outbound call the registry makes (webhooks, Slack and scanners now;
+replication and proxy-cache upstreams and preheat providers later) goes through `EgressClient`.
 
 A URL a user supplies must not become a way into the registry's own network (SSRF): a project admin
 pointed a webhook at `127.0.0.1:<registry port>`, `0x7f000001`, `:22` and the link-local metadata
@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -142,21 +143,78 @@ class EgressClient:
 
     def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int:
         """POST to `url`; the status code (raises on a connection error, EgressRefused if refused)."""
+        pool, response = self._send("POST", url, headers, verify, body=body, preload=True)
+        try:
+            return int(response.status)
+        finally:
+            pool.close()
+
+    def request(
+        self, method: str, url: str, headers: dict[str, str], verify: bool, *, body: bytes | None = None, max_bytes: int
+    ) -> EgressResponse:
+        """One call with its answer read whole; an answer longer than `max_bytes` raises
+        AnswerTooLarge (a remote party must not be able to fill the caller's memory)."""
+        with self.open(method, url, headers, verify, body=body) as response:
+            data = response.read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise AnswerTooLarge(url)
+            return EgressResponse(int(response.status), dict(response.headers.items()), data)
+
+    @contextmanager
+    def open(
+        self, method: str, url: str, headers: dict[str, str], verify: bool, *, body: bytes | None = None
+    ) -> Iterator[urllib3.BaseHTTPResponse]:
+        """A call whose answer is read as it arrives (`read(n)`, `stream(n)`), closed on exit.
+        Header lookups on the answer are case-insensitive; a redirect is returned, never followed."""
+        pool, response = self._send(method, url, headers, verify, body=body, preload=False)
+        try:
+            yield response
+        finally:
+            response.release_conn()
+            pool.close()
+
+    def _send(
+        self, method: str, url: str, headers: dict[str, str], verify: bool, *, body: bytes | None, preload: bool
+    ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
+        """One request to the checked address of `url` (the pool is the caller's to close)."""
         destination = self._policy.check(url)
         pool = _pool(destination, verify, self._timeout)
         try:
             response = pool.urlopen(
-                "POST",
+                method,
                 destination.target,
                 body=body,
                 headers={**headers, "Host": destination.host_header},
                 retries=False,
                 redirect=False,
                 assert_same_host=False,
+                preload_content=preload,
             )
-            return int(response.status)
-        finally:
+        except BaseException:
             pool.close()
+            raise
+        return pool, response
+
+
+@dataclass(frozen=True, slots=True)
+class EgressResponse:
+    """An answer read whole: status, headers (names as the remote sent them) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        """A header's value by case-insensitive name."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+
+
+class AnswerTooLarge(Exception):
+    """A remote answer longer than the caller agreed to read."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"the answer from {urlsplit(url).netloc} is larger than expected")
 
 
 def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
