@@ -180,8 +180,8 @@ class RegistryClient:
                 raise fail(response, what)
             link = response.headers.get("Link", "")
             yield _json(read_body(response, MAX_LIST_PAGE_BYTES), what)
-            match = _LINK_NEXT.search(link)
-            url = self._transport.url(match[1]) if match else None
+            found = next_link(link)
+            url = self._transport.url(found) if found else None
 
     # --- manifests ---
 
@@ -276,8 +276,8 @@ class RegistryClient:
             filtered = bool(response.headers.get("OCI-Filters-Applied"))
             link = response.headers.get("Link", "")
             found.extend(_json(read_body(response, MAX_MANIFEST_BYTES), "referrers").get("manifests") or [])
-            while match := _LINK_NEXT.search(link):
-                page = self._transport.call("GET", self._transport.url(match[1]), (_pull(repository),))
+            while following := next_link(link):
+                page = self._transport.call("GET", self._transport.url(following), (_pull(repository),))
                 if page.status != 200:
                     raise fail(page, f"referrers of {repository}@{digest}")
                 link = page.headers.get("Link", "")
@@ -423,6 +423,12 @@ class RegistryClient:
         if response.status != 201:
             raise fail(response, f"upload of {digest} into {repository}")
         read_body(response, MAX_LIST_PAGE_BYTES)
+
+
+def next_link(header: str) -> str | None:
+    """The target of `rel="next"` in a Link header (None on the last page)."""
+    match = _LINK_NEXT.search(header or "")
+    return match[1] if match else None
 
 
 def _pull(repository: str) -> str:
