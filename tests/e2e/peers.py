@@ -361,14 +361,14 @@ class _HubHandler(BaseHTTPRequestHandler):
             self._json(200, {"namespaces": sorted(hub.repositories)})
         elif len(parts) == 3:
             names = hub.repositories.get(parts[2], [])
-            items = [{"name": n, "namespace": parts[2], "repository_type": "image"} for n in names]
-            self._page(items, page, size, path)
+            self._page(
+                [{"name": n, "namespace": parts[2], "repository_type": "image"} for n in names], page, size, path
+            )
         elif len(parts) == 5 and parts[4] == "tags":
             tags = requests.get(
                 f"http://127.0.0.1:{hub.upstream_port}/v2/{parts[2]}/{parts[3]}/tags/list", timeout=10
             ).json()
-            items: list[dict[str, Any]] = [{"name": t, "full_size": 0} for t in sorted(tags.get("tags") or [])]
-            self._page(items, page, size, path)
+            self._page([{"name": t, "full_size": 0} for t in sorted(tags.get("tags") or [])], page, size, path)
         elif len(parts) == 6 and method == "DELETE":
             hub.deleted_tags.append(f"{parts[2]}/{parts[3]}:{parts[5]}")
             self._send(204, b"")

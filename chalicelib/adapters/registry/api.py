@@ -37,7 +37,8 @@ class JsonApi:
         return self._transport.url(path)
 
     def call(self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200,)) -> tuple[int, Any]:
-        """(status, parsed JSON or None) when the status is one of `expect`; a typed error otherwise."""
+        """(status, parsed JSON, or None for an answer that is not JSON) when the status is one of
+        `expect`; a typed error otherwise."""
         headers = {"Accept": "application/json"}
         auth = self._authorization()
         if auth:
@@ -50,9 +51,10 @@ class JsonApi:
         if response.status not in expect:
             raise fail(response, f"{method} {path.split('?', 1)[0]}")
         link = response.headers.get("Link", "")
+        is_json = "json" in (response.headers.get("Content-Type") or "").lower()
         raw = read_body(response, MAX_JSON_BYTES)
         self.last_link = link
-        if not raw.strip():
+        if not raw.strip() or not is_json:  # an empty answer, or a plain one (Harbor's ping: "Pong")
             return response.status, None
         try:
             return response.status, json.loads(raw)
