@@ -220,6 +220,7 @@ class HubDouble(_Server):
         self.retry_after: str | None = "3600"  # what a 429 says (None: no Retry-After header)
         self.fail_next = 0  # answer this many next registry calls with 503
         self.corrupt_blobs = False
+        self.swallow_patches = 0  # forward this many next PATCHes, then drop the connection unanswered
         self.chunk_headers: dict[str, str] = {}  # added to an upload's 202 (OCI-Chunk-Min/Max-Length)
         self.token = "hub-" + secrets.token_hex(8)
         self.user, self.password = "hubuser", "hubpass"
@@ -319,6 +320,10 @@ class _HubHandler(BaseHTTPRequestHandler):
         answer = upstream.getresponse()
         data = answer.read()
         upstream.close()
+        if method == "PATCH" and hub.swallow_patches > 0:
+            hub.swallow_patches -= 1
+            self.close_connection = True  # the bytes landed upstream; the client never hears so
+            return
         if hub.corrupt_blobs and method == "GET" and "/blobs/sha256:" in self.path and data:
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         out = {k: v for k, v in answer.getheaders() if k.lower() not in ("content-length", "transfer-encoding")}

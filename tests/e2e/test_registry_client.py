@@ -10,6 +10,7 @@ import io
 import ipaddress
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from chalicelib.adapters.registry.catalog import create_adapter
 from chalicelib.adapters.registry.client import ClientOptions, Manifest, RegistryClient
 from chalicelib.adapters.registry.errors import (
     RemoteDigestMismatch,
+    RemoteError,
     RemoteNotFound,
     RemoteRateLimited,
     RemoteUnauthorized,
@@ -166,6 +168,22 @@ def test_chunk_size_follows_the_registry_minimum_and_maximum(hub: HubDouble) -> 
     hub.chunk_headers = {"OCI-Chunk-Max-Length": "250000"}
     assert c.push_blob_chunked("limits/max", sha256(data), len(data), io.BytesIO(data).read, 600_000) == 4
     assert c.read_blob("limits/max", sha256(data)) == data
+
+
+def test_a_lost_chunk_answer_on_distribution_is_a_typed_error(hub: HubDouble) -> None:
+    """distribution 2.8 signs the offset into each upload Location, so a PATCH repeated at the old
+    Location is refused (404 BLOB_UPLOAD_INVALID) and its status cannot be asked: the client
+    reports it, and the blob never appears (the caller starts the blob again). This registry
+    resumes instead (test_registry_copy)."""
+    data = os.urandom(900_000)
+    c = client(hub.url)
+    hub.swallow_patches = 1  # the first PATCH lands upstream, its answer is lost
+    with pytest.raises(RemoteError) as refused:
+        c.push_blob_chunked("resume/app", sha256(data), len(data), io.BytesIO(data).read, 300_000)
+    assert "BLOB_UPLOAD_INVALID" in refused.value.message
+    assert c.blob_exists("resume/app", sha256(data)) is None
+    c.push_blob_chunked("resume/app", sha256(data), len(data), io.BytesIO(data).read, 300_000)
+    assert c.read_blob("resume/app", sha256(data)) == data
 
 
 def test_cross_repository_mount(plain: Distribution) -> None:

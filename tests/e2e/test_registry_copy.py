@@ -6,6 +6,7 @@ subject."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections import Counter
@@ -13,7 +14,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import urllib3
 
+from chalicelib.adapters.egress import EgressPolicy, EgressSession
 from chalicelib.adapters.registry.base import HEALTHY, UNHEALTHY, Endpoint, RegistryAdapter
 from chalicelib.adapters.registry.catalog import create_adapter
 from chalicelib.adapters.registry.client import Manifest, RegistryClient
@@ -21,7 +24,7 @@ from chalicelib.adapters.registry.errors import RemoteError
 
 from .peers import Distribution
 from .support import ADMIN, RegistryServer
-from .test_registry_client import OCI_MANIFEST, Sleeps, client, descriptor, session, sha256
+from .test_registry_client import LOOPBACK, OCI_MANIFEST, Sleeps, client, descriptor, session, sha256
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
@@ -194,6 +197,39 @@ def test_copy_a_signed_multiarch_index_from_distribution(source: Distribution, r
     assert mounted.counts["blob copied"] == mounted.counts["blob chunked"] == 0
     assert mounted.counts["blob mounted"] == 6
     assert registry.get_manifest("replica/again", "v1").content == index.data
+
+
+class LosingSession(EgressSession):
+    """The real session, except that the answers to the first `lose` PATCHes are lost after the
+    registry got (and kept) their bytes, as when a connection drops at the worst moment."""
+
+    def __init__(self, lose: int) -> None:
+        super().__init__(EgressPolicy(LOOPBACK), 10)
+        self.lose = lose
+        self.methods: list[str] = []
+
+    def request(self, method: str, url: str, headers: dict[str, str], body: Any = None) -> Any:
+        self.methods.append(method)
+        response = super().request(method, url, headers, body)
+        if method == "PATCH" and self.lose > 0:
+            self.lose -= 1
+            response.drain_conn()
+            raise urllib3.exceptions.ProtocolError("connection lost before the answer")
+        return response
+
+
+def test_a_chunk_whose_answer_was_lost_is_not_sent_twice(registry: RegistryServer) -> None:
+    harbor(registry).prepare_for_push(["resume/app"])
+    data = os.urandom(3 * 1024 * 1024)
+    losing = LosingSession(lose=1)
+    endpoint = Endpoint("harbor", registry.url, ADMIN, registry.password)
+    c = create_adapter(endpoint, losing, sleep=Sleeps()).client
+    assert c.push_blob_chunked("resume/app", sha256(data), len(data), io.BytesIO(data).read, 1024 * 1024) == 3
+    # The lost PATCH, its repeat refused with 416, one status GET, then the rest of the blob.
+    upload = losing.methods[losing.methods.index("PATCH") :]
+    assert upload == ["PATCH", "PATCH", "GET", "PATCH", "PATCH", "PUT"]
+    blob = registry.http("GET", f"/v2/resume/app/blobs/{sha256(data)}")
+    assert blob.status_code == 200 and blob.content == data
 
 
 def test_a_proxy_cache_project_is_not_a_push_target(registry: RegistryServer) -> None:

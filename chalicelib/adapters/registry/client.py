@@ -36,6 +36,8 @@ MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCK
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_LIST_PAGE_BYTES = 8 * 1024 * 1024
 DEFAULT_CHUNK_BYTES = 10 * 1024 * 1024
+# How many times one chunk is resumed after the registry refused its range.
+RESUMES = 3
 _STREAM_BYTES = 1024 * 1024
 _LINK_NEXT = re.compile(r'<([^>]*)>\s*;[^,]*rel="?next"?')
 _HASHES = {"sha256": 64, "sha512": 128}
@@ -378,34 +380,61 @@ class RegistryClient:
     ) -> int:
         """Chunked upload: PATCHes of `chunk_bytes` (raised to the registry's OCI-Chunk-Min-Length,
         lowered to its OCI-Chunk-Max-Length), then a PUT with the digest. `read(n)` returns the next
-        at most n bytes. Each PATCH is bytes in memory, so a failed one is retried from its start.
-        Returns how many PATCHes were sent."""
+        at most n bytes. A PATCH whose answer was lost is not sent twice: when the registry refuses
+        the repeated range (416), it is asked how much it holds and only the rest is sent.
+        Returns how many chunks the blob was cut into."""
         location, limits = self._start_upload(repository)
         chunk = max(chunk_bytes or self.options.chunk_bytes, limits[0])
         if limits[1]:
             chunk = min(chunk, limits[1])
-        offset = patches = 0
+        offset = chunks = 0
         while offset < size:
             data = read(min(chunk, size - offset))
             if not data:
                 raise RemoteProtocolError(f"blob {digest}: the source ended at {offset} of {size} bytes")
-            headers = {
-                "Content-Type": "application/octet-stream",
-                "Content-Range": f"{offset}-{offset + len(data) - 1}",
-                "Content-Length": str(len(data)),
-            }
-            response = self._transport.call("PATCH", location, (_push(repository),), headers, body=data)
-            if response.status != 202:
-                raise fail(response, f"chunk of {digest} into {repository}")
-            location = self._transport.url(response.headers.get("Location") or location)
-            read_body(response, MAX_LIST_PAGE_BYTES)
+            location = self._patch(repository, digest, location, offset, data)
             offset += len(data)
-            patches += 1
+            chunks += 1
         response = self._transport.call(
             "PUT", _with_query(location, digest=digest), (_push(repository),), {"Content-Length": "0"}, body=b""
         )
         self._finished(response, repository, digest)
-        return patches
+        return chunks
+
+    def _patch(self, repository: str, digest: str, location: str, offset: int, data: bytes) -> str:
+        """Send `data` (which starts at `offset`) until the registry holds all of it; the next Location."""
+        held = offset
+        for _ in range(RESUMES + 1):
+            part = data[held - offset :]
+            if not part:
+                return location
+            headers = {
+                "Content-Type": "application/octet-stream",
+                "Content-Range": f"{held}-{offset + len(data) - 1}",
+                "Content-Length": str(len(part)),
+            }
+            response = self._transport.call("PATCH", location, (_push(repository),), headers, body=part)
+            if response.status == 416:
+                read_body(response, MAX_LIST_PAGE_BYTES)
+                held = self._upload_offset(repository, location)
+                if not offset <= held <= offset + len(data):
+                    raise RemoteProtocolError(f"blob {digest}: the registry holds {held} bytes, {offset} were sent")
+                continue
+            if response.status != 202:
+                raise fail(response, f"chunk of {digest} into {repository}")
+            location = self._transport.url(response.headers.get("Location") or location)
+            read_body(response, MAX_LIST_PAGE_BYTES)
+            return location
+        raise RemoteProtocolError(f"blob {digest}: the registry kept refusing the range at {held}")
+
+    def _upload_offset(self, repository: str, location: str) -> int:
+        """How many bytes an upload session holds (`Range: 0-<last>` of a GET on it)."""
+        response = self._transport.call("GET", location, (_push(repository),))
+        if response.status not in (200, 204):
+            raise fail(response, f"upload status in {repository}")
+        last = (response.headers.get("Range") or "").rpartition("-")[2]
+        read_body(response, MAX_LIST_PAGE_BYTES)
+        return int(last) + 1 if last.isdigit() else 0
 
     def _start_upload(self, repository: str) -> tuple[str, tuple[int, int]]:
         response = self._transport.call("POST", f"/v2/{repository}/blobs/uploads/", (_push(repository),))
