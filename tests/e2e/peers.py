@@ -220,6 +220,9 @@ class HubDouble(_Server):
         self.retry_after: str | None = "3600"  # what a 429 says (None: no Retry-After header)
         self.fail_next = 0  # answer this many next registry calls with 503
         self.corrupt_blobs = False
+        self.basic: tuple[str, str] | None = None  # registry calls need these Basic credentials
+        self.redirect_blobs = False  # blob GETs answer 307 to http://localhost:<port>/_storage/...
+        self.storage_auth: list[str | None] = []  # the Authorization header each /_storage call carried
         self.swallow_patches = 0  # forward this many next PATCHes, then drop the connection unanswered
         self.chunk_headers: dict[str, str] = {}  # added to an upload's 202 (OCI-Chunk-Min/Max-Length)
         self.token = "hub-" + secrets.token_hex(8)
@@ -265,7 +268,12 @@ class _HubHandler(BaseHTTPRequestHandler):
             hub.counts[f"{method} {path}"] += 1
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        if (
+        if path.startswith("/_storage/"):  # where blob GETs are redirected: another origin
+            with hub.lock:
+                hub.storage_auth.append(self.headers.get("Authorization"))
+            self.path = self.path.removeprefix("/_storage")
+            self._registry(method, body, storage=True)
+        elif (
             path.startswith("/v2/")
             and not path.startswith("/v2/repositories/")
             and not path.startswith(("/v2/auth/", "/v2/orgs/"))
@@ -283,13 +291,21 @@ class _HubHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _registry(self, method: str, body: bytes) -> None:
+    def _registry(self, method: str, body: bytes, storage: bool = False) -> None:
         hub = self.hub
         with hub.lock:
             if hub.fail_next > 0:
                 hub.fail_next -= 1
                 self._send(503, b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}')
                 return
+        if hub.basic and not storage:
+            expected = "Basic " + base64.b64encode(":".join(hub.basic).encode()).decode()
+            if self.headers.get("Authorization") != expected:
+                self._send(401, b'{"errors":[{"code":"UNAUTHORIZED"}]}', {"WWW-Authenticate": 'Basic realm="hub"'})
+                return
+        if hub.redirect_blobs and not storage and method == "GET" and "/blobs/sha256:" in self.path:
+            self._send(307, b"", {"Location": f"http://localhost:{hub.port}/_storage{self.path}"})
+            return
         is_manifest_get = method == "GET" and "/manifests/" in self.path
         limit_headers = {}
         if is_manifest_get:

@@ -186,6 +186,17 @@ def test_a_lost_chunk_answer_on_distribution_is_a_typed_error(hub: HubDouble) ->
     assert c.read_blob("resume/app", sha256(data)) == data
 
 
+def test_a_blob_redirected_to_storage_gets_no_registry_credentials(hub: HubDouble) -> None:
+    hub.basic = (USER, PASSWORD)
+    c = client(hub.url, (USER, PASSWORD))
+    layer = b"stored elsewhere" * 1000
+    push_image(c, "redirect/app", "v1", layer)
+    hub.redirect_blobs = True
+    assert c.read_blob("redirect/app", sha256(layer)) == layer
+    assert hub.counts[f"GET /_storage/v2/redirect/app/blobs/{sha256(layer)}"] == 1
+    assert hub.storage_auth == [None]  # the registry's credentials stayed with the registry
+
+
 def test_cross_repository_mount(plain: Distribution) -> None:
     c = client(plain.url)
     layer = b"mount-me" * 1000
