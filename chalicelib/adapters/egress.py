@@ -134,7 +134,7 @@ class EgressClient:
 
     def __init__(self, policy: EgressPolicy, timeout_seconds: float) -> None:
         self._policy = policy
-        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
+        self._timeout_seconds = timeout_seconds
 
     def check(self, url: str) -> None:
         """Refuse (EgressRefused) a URL that may not be called, before it is stored anywhere."""
@@ -142,21 +142,11 @@ class EgressClient:
 
     def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int:
         """POST to `url`; the status code (raises on a connection error, EgressRefused if refused)."""
-        destination = self._policy.check(url)
-        pool = _pool(destination, verify, self._timeout)
+        session = EgressSession(self._policy, self._timeout_seconds, verify)
         try:
-            response = pool.urlopen(
-                "POST",
-                destination.target,
-                body=body,
-                headers={**headers, "Host": destination.host_header},
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-            )
-            return int(response.status)
+            return int(session.request("POST", url, headers, body).status)  # the body is not wanted
         finally:
-            pool.close()
+            session.close()
 
 
 class EgressSession:
@@ -203,9 +193,7 @@ class EgressSession:
         self._pools.clear()
 
 
-def _pool(
-    destination: Destination, verify: bool, timeout: urllib3.Timeout, maxsize: int = 1
-) -> urllib3.HTTPConnectionPool:
+def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout, maxsize: int) -> urllib3.HTTPConnectionPool:
     if destination.scheme == "http":
         return urllib3.HTTPConnectionPool(destination.address, destination.port, timeout=timeout, maxsize=maxsize)
     return urllib3.HTTPSConnectionPool(
