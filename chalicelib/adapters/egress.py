@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +161,7 @@ class EgressSession:
         self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
         self._verify = verify
         self._pools: dict[Destination, urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
 
     def request(
         self,
@@ -172,9 +174,10 @@ class EgressSession:
         EgressRefused if refused; urllib3's errors on connection failures."""
         destination = self._policy.check(url)
         key = Destination(destination.scheme, destination.host, destination.port, destination.address, "")
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = self._pools[key] = _pool(destination, self._verify, self._timeout, maxsize=4)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = _pool(destination, self._verify, self._timeout, maxsize=4)
         return pool.urlopen(
             method,
             destination.target,
@@ -188,9 +191,10 @@ class EgressSession:
         )
 
     def close(self) -> None:
-        for pool in self._pools.values():
-            pool.close()
-        self._pools.clear()
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
 
 
 def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout, maxsize: int) -> urllib3.HTTPConnectionPool:

@@ -37,6 +37,8 @@ from chalicelib.errors import EgressRefused
 from .peers import Distribution, HubDouble, TokenServer
 from .support import free_port
 
+pytestmark = pytest.mark.e2e
+
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 USER, PASSWORD = "alice", "wonderland"

@@ -26,6 +26,8 @@ from .peers import Distribution
 from .support import ADMIN, RegistryServer
 from .test_registry_client import LOOPBACK, OCI_MANIFEST, Sleeps, client, descriptor, session, sha256
 
+pytestmark = pytest.mark.e2e
+
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 CHUNKED_ABOVE = 4 * 1024 * 1024

@@ -19,6 +19,8 @@ from chalicelib.adapters.registry.errors import RemoteError
 from .peers import Distribution
 from .test_registry_client import Sleeps, push_image, session, sha256
 
+pytestmark = pytest.mark.e2e
+
 ACCOUNT = "123456789012"  # moto's account; its ECR password is "<account>-auth-token"
 
 

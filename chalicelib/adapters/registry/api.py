@@ -31,7 +31,6 @@ class JsonApi:
         never = Authenticator(StaticCredentials(), _no_tokens, lambda: 0.0)
         self._transport = Transport(base_url, session, never, retry, sleep)
         self._authorization = authorization
-        self.last_link = ""
 
     def url(self, path: str) -> str:
         return self._transport.url(path)
@@ -39,6 +38,10 @@ class JsonApi:
     def call(self, method: str, path: str, body: Any = None, expect: tuple[int, ...] = (200,)) -> tuple[int, Any]:
         """(status, parsed JSON, or None for an answer that is not JSON) when the status is one of
         `expect`; a typed error otherwise."""
+        status, value, _ = self._call(method, path, body, expect)
+        return status, value
+
+    def _call(self, method: str, path: str, body: Any, expect: tuple[int, ...]) -> tuple[int, Any, str]:
         headers = {"Accept": "application/json"}
         auth = self._authorization()
         if auth:
@@ -53,11 +56,10 @@ class JsonApi:
         link = response.headers.get("Link", "")
         is_json = "json" in (response.headers.get("Content-Type") or "").lower()
         raw = read_body(response, MAX_JSON_BYTES)
-        self.last_link = link
         if not raw.strip() or not is_json:  # an empty answer, or a plain one (Harbor's ping: "Pong")
-            return response.status, None
+            return response.status, None, link
         try:
-            return response.status, json.loads(raw)
+            return response.status, json.loads(raw), link
         except ValueError:
             raise RemoteProtocolError(f"{method} {path.split('?', 1)[0]}: the answer is not JSON") from None
 
@@ -68,9 +70,9 @@ class JsonApi:
         """Every item of a Harbor-style list, following `Link: <...>; rel="next"` headers."""
         url: str | None = path
         while url:
-            items = self.get(url)
+            _, items, link = self._call("GET", url, None, (200,))
             yield from items or []
-            found = next_link(self.last_link)
+            found = next_link(link)
             url = self.url(found) if found else None
 
 

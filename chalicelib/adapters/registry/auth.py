@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -92,6 +93,7 @@ class Authenticator:
         self._realm: str | None = None
         self._service: str | None = None
         self._tokens: dict[tuple[str, ...], tuple[str, float]] = {}
+        self._lock = threading.Lock()  # one adapter may serve concurrent pulls (the proxy cache)
         self.token_requests = 0  # how many times a token service was asked (tests and metrics)
 
     @property
@@ -104,7 +106,8 @@ class Authenticator:
             creds = self._credentials.current()
             return {"Authorization": creds.header()} if creds else {}
         if self._scheme == "bearer":
-            return {"Authorization": "Bearer " + self._token(_key(scopes))}
+            with self._lock:
+                return {"Authorization": "Bearer " + self._token(_key(scopes))}
         return {}
 
     def challenged(self, header: str | None, scopes: Iterable[str]) -> bool:
@@ -119,10 +122,11 @@ class Authenticator:
         realm = challenge.params.get("realm")
         if not realm:
             raise RemoteProtocolError("the registry asked for a bearer token without naming a realm")
-        self._realm, self._service = realm, challenge.params.get("service")
         # A token the registry refused (expired early, or short of scope) is replaced; the caller
         # retries a call once, so a refused fresh token ends in RemoteUnauthorized, not a loop.
-        self._tokens[_key(scopes)] = self._new_token(_key((*scopes, *challenge.scopes)))
+        with self._lock:
+            self._realm, self._service = realm, challenge.params.get("service")
+            self._tokens[_key(scopes)] = self._new_token(_key((*scopes, *challenge.scopes)))
         return True
 
     def _token(self, key: tuple[str, ...]) -> str:

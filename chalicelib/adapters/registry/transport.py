@@ -116,6 +116,7 @@ class Transport:
                 response = self._session.request(method, url, sent, body)
             except urllib3.exceptions.HTTPError as exc:
                 if replayable and failures + 1 < self._retry.attempts:
+                    log.info("%s %s %s failed (%s); retrying", self.base_url, method, _path(url), type(exc).__name__)
                     self._sleep(self._retry.backoff(failures))
                     failures += 1
                     continue
@@ -129,21 +130,13 @@ class Transport:
                     continue
                 raise RemoteUnauthorized(f"{self.base_url} refused the credentials for {method} {_path(url)}")
             if status == 429:
-                wait = _retry_after(response.headers.get("Retry-After"))
-                _drain(response)
-                if (
-                    replayable
-                    and wait is not None
-                    and wait <= self._retry.max_retry_after_seconds
-                    and rate_waits < self._retry.rate_limit_waits
-                ):
-                    self._sleep(wait)
-                    rate_waits += 1
-                    continue
-                seconds = int(wait) if wait is not None else self._retry.default_retry_after_seconds
-                message = f"{self.base_url} is rate limiting: retry after {seconds} s"
-                raise RemoteRateLimited(message, retry_after=seconds)
+                wait = self._rate_limit_wait(response, replayable and rate_waits < self._retry.rate_limit_waits)
+                log.info("%s rate limits %s %s; waiting %.0f s", self.base_url, method, _path(url), wait)
+                self._sleep(wait)
+                rate_waits += 1
+                continue
             if status >= 500 and replayable and failures + 1 < self._retry.attempts:
+                log.info("%s %s %s answered %d; retrying", self.base_url, method, _path(url), status)
                 _drain(response)
                 self._sleep(self._retry.backoff(failures))
                 failures += 1
@@ -158,6 +151,16 @@ class Transport:
                     method, body = "GET", None
                 continue
             return response
+
+    def _rate_limit_wait(self, response: urllib3.BaseHTTPResponse, may_wait: bool) -> float:
+        """The seconds to wait before repeating a call answered 429, when within the cap;
+        RemoteRateLimited (with the seconds the registry asked for) otherwise."""
+        wait = _retry_after(response.headers.get("Retry-After"))
+        _drain(response)
+        if may_wait and wait is not None and wait <= self._retry.max_retry_after_seconds:
+            return wait
+        seconds = int(wait) if wait is not None else self._retry.default_retry_after_seconds
+        raise RemoteRateLimited(f"{self.base_url} is rate limiting: retry after {seconds} s", retry_after=seconds)
 
 
 def read_body(response: urllib3.BaseHTTPResponse, limit: int) -> bytes:
