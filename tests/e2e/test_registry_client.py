@@ -221,6 +221,25 @@ def test_catalog_and_tags_follow_link_paging(hub: HubDouble) -> None:
     assert hub.counts["GET /v2/paged/r0/tags/list"] == 1  # distribution 2.8 ignores `n` on tags (one page)
 
 
+def test_artifacts_follow_harbors_name_and_tag_filters(hub: HubDouble) -> None:
+    c = client(hub.url)
+    for repo, tags in {"team/api": ["1.0", "1.1", "dev"], "team/web": ["2.0"], "other/db": ["1.0"]}.items():
+        for tag in tags:
+            push_image(c, repo, tag, b"filtered layer")
+    adapter = create_adapter(Endpoint("docker-registry", hub.url), session(), sleep=Sleeps())
+
+    def found(*filters: str) -> dict[str, list[str]]:
+        return {repo: sorted(tags) for repo, tags in adapter.artifacts(*filters)}
+
+    assert found("team/**", "1.*") == {"team/api": ["1.0", "1.1"]}
+    assert found("**", "dev", "excludes") == {"other/db": ["1.0"], "team/api": ["1.0", "1.1"], "team/web": ["2.0"]}
+    assert hub.counts["GET /v2/_catalog"] == 2
+    # Literal names are not matched against a listing (registries that refuse `_catalog`), and a
+    # named repository the registry does not have is skipped.
+    assert found("{team/web,team/gone}") == {"team/web": ["2.0"]}
+    assert hub.counts["GET /v2/_catalog"] == 2
+
+
 def test_manifest_is_head_before_get_and_get_is_by_digest(hub: HubDouble) -> None:
     c = client(hub.url)
     manifest = push_image(c, "library/alpine", "3", b"alpine layer")

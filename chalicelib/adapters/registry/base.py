@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 from chalicelib.adapters.egress import EgressSession
 from chalicelib.adapters.registry.auth import BasicCredentials, CredentialSource, StaticCredentials
 from chalicelib.adapters.registry.client import ClientOptions, RegistryClient
-from chalicelib.adapters.registry.errors import RemoteError, RemoteUnauthorized
+from chalicelib.adapters.registry.errors import RemoteError, RemoteNotFound, RemoteUnauthorized
+from chalicelib.core.selectors import EXCLUDES, matches
 
 HEALTHY = "healthy"
 UNHEALTHY = "unhealthy"
@@ -177,6 +178,22 @@ class RegistryAdapter:
     def tags(self, repository: str) -> Iterator[str]:
         return self.client.tags(self.remote_repository(repository))
 
+    def artifacts(self, name: str = "", tag: str = "", tag_decoration: str = "") -> Iterator[tuple[str, list[str]]]:
+        """Each repository matching the `name` filter, with its tags the `tag` filter keeps
+        (doublestar patterns, as Harbor's filters; `tag_decoration="excludes"` inverts the tag
+        filter; empty patterns keep everything). A name filter naming repositories literally
+        (`a/b`, `{a/b,c/d}`) is not matched against a listing: no catalogue is read, which is how
+        registries that refuse `_catalog` are replicated. Repositories without a kept tag are left out."""
+        named = literal_names(name)
+        candidates = iter(named) if named else (r for r in self.repositories() if matches(name, r))
+        for repository in candidates:
+            try:
+                tags = [t for t in self.tags(repository) if matches(tag, t) != (tag_decoration == EXCLUDES)]
+            except RemoteNotFound:
+                continue
+            if tags:
+                yield repository, tags
+
     def prepare_for_push(self, repositories: Iterable[str]) -> None:
         """Create what must exist before these repositories can be pushed to (nothing, here)."""
 
@@ -187,3 +204,16 @@ class RegistryAdapter:
 
     def delete_tag(self, repository: str, tag: str) -> None:
         self.client.delete_tag(self.remote_repository(repository), tag)
+
+
+_GLOB = frozenset("*?[]\\")
+
+
+def literal_names(pattern: str) -> list[str]:
+    """The repository names a name filter spells out (`a/b`, or `{a/b,c/d}`), or [] when it is a
+    pattern that needs a listing to match against."""
+    if not pattern or any(char in _GLOB for char in pattern):
+        return []
+    if pattern.startswith("{") and pattern.endswith("}") and pattern.count("{") == 1 and pattern.count("}") == 1:
+        return [part for part in pattern[1:-1].split(",") if part]
+    return [] if any(char in "{}," for char in pattern) else [pattern]

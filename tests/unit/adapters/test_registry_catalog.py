@@ -7,7 +7,7 @@ import pytest
 
 from chalicelib.adapters.egress import EgressPolicy, EgressSession
 from chalicelib.adapters.registry.auth import Authenticator, StaticCredentials, parse_challenge
-from chalicelib.adapters.registry.base import Endpoint
+from chalicelib.adapters.registry.base import Endpoint, literal_names
 from chalicelib.adapters.registry.catalog import adapter_infos, adapter_types, create_adapter
 from chalicelib.adapters.registry.client import next_link
 from chalicelib.adapters.registry.dockerhub import hub_name
@@ -112,3 +112,10 @@ def test_link_and_retry_after_parsing() -> None:
     assert _retry_after("120") == 120.0
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # a date in the past: no wait
     assert _retry_after("soon") is None
+
+
+def test_literal_name_filters() -> None:
+    assert literal_names("library/alpine") == ["library/alpine"]
+    assert literal_names("{a/b,c/d}") == ["a/b", "c/d"]
+    for pattern in ("", "library/*", "a/**", "{a,b}/c", "a/[bc]", "x?"):
+        assert literal_names(pattern) == []
