@@ -41,7 +41,7 @@ def _wait_for(url: str, timeout: float = 15) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=1, verify=False)  # a local test peer's self-signed cert
             return
         except requests.ConnectionError:
             time.sleep(0.1)
@@ -51,39 +51,53 @@ def _wait_for(url: str, timeout: float = 15) -> None:
 class Distribution:
     """distribution 2.8 on a free port; `auth="user:pass"` for htpasswd, `token=` for token auth."""
 
-    def __init__(self, state: Path, auth: str | None = None, token: TokenServer | None = None) -> None:
+    def __init__(
+        self,
+        state: Path,
+        auth: str | None = None,
+        token: TokenServer | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.port = free_port()
         self.state = state
         self.auth = auth
         self.token = token
+        self.tls = tls  # (certificate, key): serve https
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Distribution:
-        if self.token is None:
+        if self.token is None and self.tls is None:
             harness = find_harness()
             assert harness is not None, "the shared harness (run-distribution) is missing"
             args = [str(harness / "run-distribution"), "start", "--port", str(self.port), "--dir", str(self.state)]
             subprocess.run([*args, *(["--auth", self.auth] if self.auth else [])], check=True, capture_output=True)
             return self
         self.state.mkdir(parents=True, exist_ok=True)
-        (self.state / "config.yml").write_text(
-            f"""version: 0.1
-log: {{level: warn}}
-storage:
-  filesystem: {{rootdirectory: {self.state / "storage"}}}
-  delete: {{enabled: true}}
-http: {{addr: "127.0.0.1:{self.port}", secret: test-secret}}
-auth:
+        http = f'addr: "127.0.0.1:{self.port}"\n  secret: test-secret'
+        if self.tls:
+            http += f"\n  tls:\n    certificate: {self.tls[0]}\n    key: {self.tls[1]}"
+        auth = ""
+        if self.token:
+            auth = f"""auth:
   token:
     realm: {self.token.url}/token
     service: {self.token.service}
     issuer: {self.token.issuer}
     rootcertbundle: {self.token.bundle}
 """
+        (self.state / "config.yml").write_text(
+            f"""version: 0.1
+log: {{level: warn}}
+storage:
+  filesystem: {{rootdirectory: {self.state / "storage"}}}
+  delete: {{enabled: true}}
+http:
+  {http}
+{auth}"""
         )
         log = (self.state / "registry.log").open("wb")
         self._process = subprocess.Popen([DIST_BIN, "serve", str(self.state / "config.yml")], stdout=log, stderr=log)

@@ -5,6 +5,7 @@ reach 127.0.0.0/8 here (the last tests show it refuses without that setting)."""
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import ipaddress
@@ -17,11 +18,15 @@ from typing import Any
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from chalicelib.adapters.egress import EgressPolicy, EgressSession
 from chalicelib.adapters.registry.auth import BasicCredentials, StaticCredentials
 from chalicelib.adapters.registry.base import HEALTHY, UNHEALTHY, Endpoint
-from chalicelib.adapters.registry.catalog import create_adapter
+from chalicelib.adapters.registry.catalog import create_adapter, session_for
 from chalicelib.adapters.registry.client import ClientOptions, Manifest, RegistryClient
 from chalicelib.adapters.registry.errors import (
     RemoteDigestMismatch,
@@ -121,6 +126,29 @@ def token_dist(tmp_path_factory: pytest.TempPathFactory, tokens: TokenServer) ->
     peer.stop()
 
 
+@pytest.fixture(scope="module")
+def tls_peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """distribution 2.8 on https with a self-signed certificate."""
+    state = tmp_path_factory.mktemp("dist-tls")
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    (state / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (state / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    peer = Distribution(state, tls=(state / "cert.pem", state / "key.pem")).start()
+    yield peer.url
+    peer.stop()
+
+
 @pytest.fixture
 def hub(tmp_path: Path) -> Iterator[HubDouble]:
     """A fresh Hub double (budgets and counters) in front of its own distribution."""
@@ -170,6 +198,28 @@ def test_chunk_size_follows_the_registry_minimum_and_maximum(hub: HubDouble) -> 
     hub.chunk_headers = {"OCI-Chunk-Max-Length": "250000"}
     assert c.push_blob_chunked("limits/max", sha256(data), len(data), io.BytesIO(data).read, 600_000) == 4
     assert c.read_blob("limits/max", sha256(data)) == data
+
+
+def test_a_speed_limit_paces_blob_downloads(plain: Distribution) -> None:
+    layer = os.urandom(3 * 1024 * 1024)
+    push_image(client(plain.url), "speed/app", "v1", layer)
+    now = [1000.0]
+    sleeps = Sleeps()
+
+    def sleep(seconds: float) -> None:  # time passes only while the client sleeps
+        sleeps(seconds)
+        now[0] += seconds
+
+    limited = RegistryClient(
+        plain.url,
+        StaticCredentials(),
+        session(),
+        options=ClientOptions(speed_kb=1024),
+        sleep=sleep,
+        clock=lambda: now[0],
+    )
+    assert limited.read_blob("speed/app", sha256(layer)) == layer
+    assert sum(sleeps) == pytest.approx(3.0)  # 3 MiB at 1024 KB/s
 
 
 def test_a_lost_chunk_answer_on_distribution_is_a_typed_error(hub: HubDouble) -> None:
@@ -420,6 +470,14 @@ def test_an_unreachable_peer_is_a_typed_error_and_unhealthy() -> None:
     assert len(sleeps) == RetryPolicy().attempts - 1
     adapter = create_adapter(Endpoint("docker-registry", url), session(), sleep=Sleeps())
     assert adapter.health() == UNHEALTHY
+
+
+def test_tls_is_verified_unless_the_registry_is_marked_insecure(tls_peer: str) -> None:
+    secure, insecure = Endpoint("docker-registry", tls_peer), Endpoint("docker-registry", tls_peer, insecure=True)
+    policy = EgressPolicy(LOOPBACK)
+    with pytest.raises(RemoteUnreachable):
+        create_adapter(secure, session_for(secure, policy, 5), sleep=Sleeps()).client.ping()
+    create_adapter(insecure, session_for(insecure, policy, 5), sleep=Sleeps()).client.ping()
 
 
 def test_egress_refuses_a_private_address_without_the_allow_setting(hub: HubDouble) -> None:

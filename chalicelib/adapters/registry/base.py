@@ -137,8 +137,7 @@ class RegistryAdapter:
         self.session = session
         self.clock = clock
         self.sleep = sleep
-        base = options or ClientOptions()
-        self.options = ClientOptions(base.timeout_seconds, not endpoint.insecure, base.chunk_bytes, base.retry)
+        self.options = options or ClientOptions()
         self.client = RegistryClient(
             self.registry_url(), self.credentials(), session, options=self.options, sleep=sleep, clock=clock
         )

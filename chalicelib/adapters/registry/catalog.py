@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from chalicelib.adapters.egress import EgressSession
+from chalicelib.adapters.egress import EgressPolicy, EgressSession
 from chalicelib.adapters.registry.base import Endpoint, RegistryAdapter
 from chalicelib.adapters.registry.client import ClientOptions
 from chalicelib.adapters.registry.dockerhub import DockerHubAdapter
@@ -38,6 +38,11 @@ def adapter_types() -> list[str]:
 def adapter_infos() -> dict[str, dict[str, Any]]:
     """`GET /replication/adapterinfos`: per type, its endpoint and credential patterns."""
     return {name: ADAPTERS[name].pattern.wire() for name in adapter_types()}
+
+
+def session_for(endpoint: Endpoint, policy: EgressPolicy, timeout_seconds: float) -> EgressSession:
+    """The egress session for one registry: certificate checks off only when it is marked `insecure`."""
+    return EgressSession(policy, timeout_seconds, verify=not endpoint.insecure)
 
 
 def create_adapter(

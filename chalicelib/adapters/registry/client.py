@@ -81,16 +81,40 @@ class Manifest:
         return ([doc["config"]] if isinstance(doc.get("config"), dict) else []) + list(doc.get("layers") or [])
 
 
+class Throttle:
+    """Holds a stream to `bytes_per_second` on average (Harbor's per-task `speed`, in KB/s):
+    after each chunk it sleeps until the bytes so far are no ahead of the rate."""
+
+    def __init__(self, bytes_per_second: int, clock: Callable[[], float], sleep: Callable[[float], None]) -> None:
+        self._rate = bytes_per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._start: float | None = None
+        self._total = 0
+
+    def consumed(self, count: int) -> None:
+        now = self._clock()
+        if self._start is None:
+            self._start = now
+        self._total += count
+        due = self._start + self._total / self._rate
+        if due > now:
+            self._sleep(due - now)
+
+
 class BlobStream:
     """A blob's bytes as they arrive, hashed on the way; iterate it to the end. The last step
-    raises RemoteDigestMismatch (or RemoteProtocolError for a wrong length) instead of finishing
-    when the bytes are not the blob asked for."""
+    raises RemoteDigestMismatch instead of finishing when the bytes (or their number) are not the
+    blob asked for."""
 
-    def __init__(self, response: urllib3.BaseHTTPResponse, digest: str, size: int | None) -> None:
+    def __init__(
+        self, response: urllib3.BaseHTTPResponse, digest: str, size: int | None, throttle: Throttle | None = None
+    ) -> None:
         self._response = response
         self.digest = digest
         self.size = size
         self._hash = _hasher(digest)
+        self._throttle = throttle
 
     def __iter__(self) -> Iterator[bytes]:
         received = 0
@@ -100,6 +124,8 @@ class BlobStream:
                 if self.size is not None and received > self.size:
                     raise RemoteDigestMismatch(f"blob {self.digest}: more bytes than its size")
                 self._hash.update(chunk)
+                if self._throttle is not None:
+                    self._throttle.consumed(len(chunk))
                 yield chunk
         except urllib3.exceptions.HTTPError as exc:
             raise RemoteUnreachable(f"blob {self.digest}: the download broke ({type(exc).__name__})") from None
@@ -116,11 +142,11 @@ class BlobStream:
 
 @dataclass(frozen=True, slots=True)
 class ClientOptions:
-    """Per-registry knobs: timeouts and retries, the blob chunk size, TLS verification."""
+    """Per-registry knobs: retries, the blob chunk size, a download speed limit in KB/s (0: none).
+    Timeouts and TLS verification belong to the `EgressSession` (`catalog.session_for`)."""
 
-    timeout_seconds: float = 30.0
-    verify_tls: bool = True
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    speed_kb: int = 0
     retry: RetryPolicy = RetryPolicy()  # noqa: RUF009 (frozen, so one shared default is safe)
 
 
@@ -138,6 +164,7 @@ class RegistryClient:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.options = options
+        self._clock, self._sleep = clock, sleep
         self._transport = Transport(
             base_url, session, Authenticator(credentials, self._fetch_token, clock), options.retry, sleep
         )
@@ -340,7 +367,8 @@ class RegistryClient:
         if size is not None and announced is not None and announced != size:
             response.release_conn()
             raise RemoteDigestMismatch(f"blob {repository}@{digest}: {announced} bytes announced, {size} expected")
-        return BlobStream(response, digest, size if size is not None else announced)
+        throttle = Throttle(self.options.speed_kb * 1024, self._clock, self._sleep) if self.options.speed_kb else None
+        return BlobStream(response, digest, size if size is not None else announced, throttle)
 
     def read_blob(self, repository: str, digest: str, size: int | None = None) -> bytes:
         """A whole (small) blob, returned only once verified."""
