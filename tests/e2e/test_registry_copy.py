@@ -166,6 +166,25 @@ def test_this_registry_as_a_harbor_peer(registry: RegistryServer) -> None:
     assert sorted(adapter.tags("peer-a/app")) == ["t1", "t2"]
 
 
+def test_harbor_label_filter_uses_the_artifact_api(registry: RegistryServer) -> None:
+    adapter = harbor(registry)
+    adapter.prepare_for_push(["labelled/app"])
+    for n, tag in enumerate(("gold-1", "plain-1")):
+        image = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "annotations": {"n": str(n)}}
+        put(adapter.client, "labelled/app", tag, OCI_INDEX, image)
+    created = registry.http("POST", "/api/v2.0/labels", json={"name": "gold", "scope": "g"})
+    assert created.status_code == 201, created.text
+    label_id = int(created.headers["Location"].rsplit("/", 1)[1])
+    attach = registry.http("POST", "/api/v2.0/projects/labelled/repositories/app/artifacts/gold-1/labels",
+                           json={"id": label_id})  # fmt: skip
+    assert attach.status_code == 200, attach.text
+    assert list(adapter.artifacts("labelled/app", labels=("gold",))) == [("labelled/app", ["gold-1"])]
+    assert list(adapter.artifacts("labelled/**", "plain-*", labels=("gold",))) == []
+    assert sorted(adapter.artifacts("labelled/app"))[0][0] == "labelled/app"  # no label: the plain listing
+    with pytest.raises(RemoteError):  # a registry without labels refuses the filter instead of ignoring it
+        list(create_adapter(Endpoint("docker-registry", registry.url), session()).artifacts(labels=("gold",)))
+
+
 def test_copy_a_signed_multiarch_index_from_distribution(source: Distribution, registry: RegistryServer) -> None:
     src = client(source.url)
     index, signature, shared = seed_multiarch(src, "upstream/app")

@@ -177,12 +177,17 @@ class RegistryAdapter:
     def tags(self, repository: str) -> Iterator[str]:
         return self.client.tags(self.remote_repository(repository))
 
-    def artifacts(self, name: str = "", tag: str = "", tag_decoration: str = "") -> Iterator[tuple[str, list[str]]]:
+    def artifacts(
+        self, name: str = "", tag: str = "", tag_decoration: str = "", labels: tuple[str, ...] = ()
+    ) -> Iterator[tuple[str, list[str]]]:
         """Each repository matching the `name` filter, with its tags the `tag` filter keeps
         (doublestar patterns, as Harbor's filters; `tag_decoration="excludes"` inverts the tag
         filter; empty patterns keep everything). A name filter naming repositories literally
         (`a/b`, `{a/b,c/d}`) is not matched against a listing: no catalogue is read, which is how
-        registries that refuse `_catalog` are replicated. Repositories without a kept tag are left out."""
+        registries that refuse `_catalog` are replicated. Repositories without a kept tag are left out.
+        Label filters need labels, which only Harbor has: here they are refused, not ignored."""
+        if labels:
+            raise RemoteError(f"a {self.type} registry has no labels to filter on")
         named = literal_names(name)
         candidates = iter(named) if named else (r for r in self.repositories() if matches(name, r))
         for repository in candidates:

@@ -17,8 +17,10 @@ from chalicelib.adapters.registry.base import (
     STYLE_RADIO,
     FilterStyle,
     RegistryAdapter,
+    literal_names,
 )
-from chalicelib.adapters.registry.errors import RemoteError
+from chalicelib.adapters.registry.errors import RemoteError, RemoteNotFound
+from chalicelib.core.selectors import EXCLUDES, matches
 
 API = "/api/v2.0"
 
@@ -60,6 +62,31 @@ class HarborAdapter(RegistryAdapter):
             for repository in api.pages(f"{API}/projects/{quote(name, safe='')}/repositories?page_size=100"):
                 yield str(repository["name"])
 
+    def artifacts(
+        self, name: str = "", tag: str = "", tag_decoration: str = "", labels: tuple[str, ...] = ()
+    ) -> Iterator[tuple[str, list[str]]]:
+        """As the base listing, but from Harbor's artifact API, so a label filter applies: an
+        artifact is kept when it carries every label named (Harbor's label filter)."""
+        if not labels:
+            yield from super().artifacts(name, tag, tag_decoration)
+            return
+        named = literal_names(name)
+        candidates = iter(named) if named else (r for r in self.repositories() if matches(name, r))
+        api = self.api
+        for repository in candidates:
+            path = _repository_path(repository)
+            kept: list[str] = []
+            try:
+                for artifact in api.pages(f"{path}/artifacts?page_size=100&with_tag=true&with_label=true"):
+                    names = {label.get("name") for label in artifact.get("labels") or []}
+                    if set(labels) <= names:
+                        tags = [t["name"] for t in artifact.get("tags") or []]
+                        kept += [t for t in tags if matches(tag, t) != (tag_decoration == EXCLUDES)]
+            except RemoteNotFound:
+                continue
+            if kept:
+                yield repository, kept
+
     def prepare_for_push(self, repositories: Iterable[str]) -> None:
         """Each repository's project exists (created private when missing; a concurrent creation,
         409, is fine) and is not a proxy-cache project, which only its upstream may fill."""
@@ -76,9 +103,11 @@ class HarborAdapter(RegistryAdapter):
                 )
 
     def delete_tag(self, repository: str, tag: str) -> None:
-        project, _, rest = repository.partition("/")
-        encoded = quote(quote(rest, safe=""), safe="")  # Harbor's double-encoded repository name
-        path = (
-            f"{API}/projects/{quote(project, safe='')}/repositories/{encoded}/artifacts/{quote(tag)}/tags/{quote(tag)}"
-        )
-        self.api.call("DELETE", path)
+        artifact = f"{_repository_path(repository)}/artifacts/{quote(tag)}"
+        self.api.call("DELETE", f"{artifact}/tags/{quote(tag)}")
+
+
+def _repository_path(repository: str) -> str:
+    """`/api/v2.0/projects/<p>/repositories/<r>` with Harbor's double-encoded repository name."""
+    project, _, rest = repository.partition("/")
+    return f"{API}/projects/{quote(project, safe='')}/repositories/{quote(quote(rest, safe=''), safe='')}"
