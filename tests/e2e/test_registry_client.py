@@ -346,6 +346,19 @@ def test_corrupted_blob_bytes_are_refused(hub: HubDouble) -> None:
         c.read_blob("bad/app", sha256(layer), size=len(layer) + 1)
 
 
+def test_a_corrupted_stream_piped_into_an_upload_fails_typed_and_lands_nothing(
+    hub: HubDouble, plain: Distribution
+) -> None:
+    c = client(hub.url)
+    layer = os.urandom(2 * 1024 * 1024)
+    push_image(c, "bad/pipe", "v1", layer)
+    hub.corrupt_blobs = True
+    target = client(plain.url)
+    with pytest.raises(RemoteDigestMismatch):
+        target.push_blob("piped/app", sha256(layer), len(layer), c.pull_blob("bad/pipe", sha256(layer)))
+    assert target.blob_exists("piped/app", sha256(layer)) is None
+
+
 # --- auth ---
 
 
