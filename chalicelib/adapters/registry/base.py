@@ -188,15 +188,18 @@ class RegistryAdapter:
         Label filters need labels, which only Harbor has: here they are refused, not ignored."""
         if labels:
             raise RemoteError(f"a {self.type} registry has no labels to filter on")
-        named = literal_names(name)
-        candidates = iter(named) if named else (r for r in self.repositories() if matches(name, r))
-        for repository in candidates:
+        for repository in self.matching_repositories(name):
             try:
                 tags = [t for t in self.tags(repository) if matches(tag, t) != (tag_decoration == EXCLUDES)]
             except RemoteNotFound:
                 continue
             if tags:
                 yield repository, tags
+
+    def matching_repositories(self, name: str) -> Iterator[str]:
+        """The repositories a name filter selects: the names it spells out, or the listing matched."""
+        named = literal_names(name)
+        return iter(named) if named else (r for r in self.repositories() if matches(name, r))
 
     def prepare_for_push(self, repositories: Iterable[str]) -> None:
         """Create what must exist before these repositories can be pushed to (nothing, here)."""

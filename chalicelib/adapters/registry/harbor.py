@@ -17,7 +17,6 @@ from chalicelib.adapters.registry.base import (
     STYLE_RADIO,
     FilterStyle,
     RegistryAdapter,
-    literal_names,
 )
 from chalicelib.adapters.registry.errors import RemoteError, RemoteNotFound
 from chalicelib.core.selectors import EXCLUDES, matches
@@ -70,10 +69,8 @@ class HarborAdapter(RegistryAdapter):
         if not labels:
             yield from super().artifacts(name, tag, tag_decoration)
             return
-        named = literal_names(name)
-        candidates = iter(named) if named else (r for r in self.repositories() if matches(name, r))
         api = self.api
-        for repository in candidates:
+        for repository in self.matching_repositories(name):
             path = _repository_path(repository)
             kept: list[str] = []
             try:
