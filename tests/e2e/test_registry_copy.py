@@ -172,17 +172,18 @@ def test_harbor_label_filter_uses_the_artifact_api(registry: RegistryServer) -> 
     for n, tag in enumerate(("gold-1", "plain-1")):
         image = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [], "annotations": {"n": str(n)}}
         put(adapter.client, "labelled/app", tag, OCI_INDEX, image)
-    created = registry.http("POST", "/api/v2.0/labels", json={"name": "gold", "scope": "g"})
+    gold = ("replication-gold",)
+    created = registry.http("POST", "/api/v2.0/labels", json={"name": gold[0], "scope": "g"})
     assert created.status_code == 201, created.text
     label_id = int(created.headers["Location"].rsplit("/", 1)[1])
     attach = registry.http("POST", "/api/v2.0/projects/labelled/repositories/app/artifacts/gold-1/labels",
                            json={"id": label_id})  # fmt: skip
     assert attach.status_code == 200, attach.text
-    assert list(adapter.artifacts("labelled/app", labels=("gold",))) == [("labelled/app", ["gold-1"])]
-    assert list(adapter.artifacts("labelled/**", "plain-*", labels=("gold",))) == []
+    assert list(adapter.artifacts("labelled/app", labels=gold)) == [("labelled/app", ["gold-1"])]
+    assert list(adapter.artifacts("labelled/**", "plain-*", labels=gold)) == []
     assert sorted(adapter.artifacts("labelled/app"))[0][0] == "labelled/app"  # no label: the plain listing
     with pytest.raises(RemoteError):  # a registry without labels refuses the filter instead of ignoring it
-        list(create_adapter(Endpoint("docker-registry", registry.url), session()).artifacts(labels=("gold",)))
+        list(create_adapter(Endpoint("docker-registry", registry.url), session()).artifacts(labels=gold))
 
 
 def test_copy_a_signed_multiarch_index_from_distribution(source: Distribution, registry: RegistryServer) -> None:
