@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the end-to-end tests and benchmarks drive: real OCI clients (docker.io brings dockerd,
 # containerd and ctr) and the reference registry.
-DEB_PACKAGES := skopeo podman docker-registry docker.io
+DEB_PACKAGES := skopeo podman docker-registry docker.io apache2-utils
 export REGISTRY_PORT ?= 5000
 export REGISTRY_DATA_DIR ?= .registry-data
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -178,7 +179,7 @@ class EgressClient:
     ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
         """One request to the checked address of `url` (the pool is the caller's to close)."""
         destination = self._policy.check(url)
-        pool = _pool(destination, verify, self._timeout)
+        pool = _pool(destination, verify, self._timeout, maxsize=1)
         try:
             response = pool.urlopen(
                 method,
@@ -217,14 +218,61 @@ class AnswerTooLarge(Exception):
         super().__init__(f"the answer from {urlsplit(url).netloc} is larger than expected")
 
 
-def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+class EgressSession:
+    """Many calls through the policy, reusing one keep-alive pool per checked address (a registry
+    client makes hundreds of calls to one upstream). Every call is checked again, so a name that
+    now resolves elsewhere gets a pool of its own, or a refusal. Redirects are never followed here:
+    the caller decides, and calls `request` again for the new URL, which is checked in turn."""
+
+    def __init__(self, policy: EgressPolicy, timeout_seconds: float, verify: bool = True) -> None:
+        self._policy = policy
+        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
+        self._verify = verify
+        self._pools: dict[Destination, urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | Iterable[bytes] | None = None,
+    ) -> urllib3.BaseHTTPResponse:
+        """Send one request; the response body is not read (stream it, then `release_conn`).
+        EgressRefused if refused; urllib3's errors on connection failures."""
+        destination = self._policy.check(url)
+        key = Destination(destination.scheme, destination.host, destination.port, destination.address, "")
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                pool = self._pools[key] = _pool(destination, self._verify, self._timeout, maxsize=4)
+        return pool.urlopen(
+            method,
+            destination.target,
+            body=body,
+            headers={**headers, "Host": destination.host_header},
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            preload_content=False,
+            chunked=body is not None and not isinstance(body, bytes) and "Content-Length" not in headers,
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+
+
+def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout, maxsize: int) -> urllib3.HTTPConnectionPool:
     if destination.scheme == "http":
-        return urllib3.HTTPConnectionPool(destination.address, destination.port, timeout=timeout, maxsize=1)
+        return urllib3.HTTPConnectionPool(destination.address, destination.port, timeout=timeout, maxsize=maxsize)
     return urllib3.HTTPSConnectionPool(
         destination.address,
         destination.port,
         timeout=timeout,
-        maxsize=1,
+        maxsize=maxsize,
         cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
         server_hostname=destination.host,
         assert_hostname=destination.host if verify else False,
