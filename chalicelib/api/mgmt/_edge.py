@@ -34,7 +34,7 @@ _MAX_BODY = 1024 * 1024
 def serve(bp: Blueprint, handler: Handler, **params: str) -> Response:
     """Run a management handler for the blueprint's current request."""
     request = request_from(bp.current_request).with_params(params)
-    return guarded(lambda r: _hiding_projects(handler, _identified(r)), request)
+    return guarded(lambda r: _hiding_projects(handler, identified(r)), request)
 
 
 def _hiding_projects(handler: Handler, request: HttpRequest) -> Response:
@@ -48,7 +48,7 @@ def _hiding_projects(handler: Handler, request: HttpRequest) -> Response:
         raise Unauthorized("log in to access this project") from None
 
 
-def _identified(request: HttpRequest) -> HttpRequest:
+def identified(request: HttpRequest) -> HttpRequest:
     header = request.header("authorization")
     if header and header.lower().startswith("bearer "):
         raise Unauthorized("registry tokens are for /v2; use Basic credentials on the management API")
