@@ -44,7 +44,7 @@ from chalicelib.events import Event, EventType
 from chalicelib.services.project_documents import ProjectCache, change_versioned
 
 if TYPE_CHECKING:
-    from chalicelib.core.identity import Principal, Project
+    from chalicelib.core.identity import Project
     from chalicelib.services.projects import ProjectService
     from chalicelib.stores.immutability import ImmutabilityStore
 
@@ -145,13 +145,11 @@ class ImmutabilityService:
 
     # Rules (the /api/v2.0/projects/{p}/immutabletagrules resource).
 
-    def rules(self, caller: Principal, project: Project) -> list[ImmutableRule]:
-        self._projects.authorize(caller, project, "immutable-tag", "list")
+    def rules(self, project: Project) -> list[ImmutableRule]:
         records, _ = self._store.load(project.name)
         return sorted((_from_record(r) for r in records), key=lambda r: r.rule_id)
 
-    def create(self, caller: Principal, project: Project, data: dict[str, Any]) -> ImmutableRule:
-        self._projects.authorize(caller, project, "immutable-tag", "create")
+    def create(self, project: Project, data: dict[str, Any]) -> ImmutableRule:
         rule = parse_rule(data, 0)
         rule = replace(rule, rule_id=self._store.new_id(), disabled=False)  # Harbor creates rules enabled
 
@@ -164,8 +162,7 @@ class ImmutabilityService:
         self._change(project.name, change)
         return rule
 
-    def update(self, caller: Principal, project: Project, rule_id: int, data: dict[str, Any]) -> None:
-        self._projects.authorize(caller, project, "immutable-tag", "update")
+    def update(self, project: Project, rule_id: int, data: dict[str, Any]) -> None:
         if data.get("id") not in (None, rule_id):
             raise BadRequest("the immutable_rule_id doesn't match the id in the payload body")
         updated = parse_rule(data, rule_id)
@@ -177,8 +174,7 @@ class ImmutabilityService:
 
         self._change(project.name, change)
 
-    def delete(self, caller: Principal, project: Project, rule_id: int) -> None:
-        self._projects.authorize(caller, project, "immutable-tag", "delete")
+    def delete(self, project: Project, rule_id: int) -> None:
 
         def change(rules: list[ImmutableRule]) -> list[ImmutableRule]:
             _find(rules, rule_id)

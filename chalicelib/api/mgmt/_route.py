@@ -110,7 +110,7 @@ class Routes:
         rule = permissions.RULES.get((method, path))
         if rule is None:
             raise LookupError(f"{method} {path} has no entry in permissions.RULES")
-        if locate is None and rule.scope in (Scope.PROJECT, Scope.PROJECT_OR_SYSTEM):
+        if locate is None and rule.scope in _LOCATED:
             if "{project}" not in path:
                 raise LookupError(f"{method} {path}: a project rule needs the {{project}} segment or `locate`")
             locate = project_in_path
@@ -197,7 +197,7 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
     principal, access = request.principal, services().access
     if rule.scope is Scope.PUBLIC:
         return None
-    if not principal.authenticated and rule.scope is Scope.SIGNED_IN:
+    if not principal.authenticated and rule.scope in (Scope.SIGNED_IN, Scope.PROJECT_OR_SIGNED_IN):
         raise Unauthorized("log in first")
     if rule.permission is None:
         return None
@@ -207,6 +207,8 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
             access.require_system(principal, rule.permission)
         return None
     where = locate(request) if locate is not None and rule.scope is not Scope.SYSTEM else None
+    if where is None and rule.scope is Scope.PROJECT_OR_SIGNED_IN:
+        return None
     if where is None:
         access.require_system(principal, rule.permission)
     else:
@@ -214,6 +216,7 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
     return where
 
 
+_LOCATED = (Scope.PROJECT, Scope.PROJECT_OR_SYSTEM, Scope.PROJECT_OR_SIGNED_IN)
 _TEMPLATE = re.compile(r"\{[^/}]+\}")
 
 

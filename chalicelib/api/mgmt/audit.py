@@ -16,8 +16,8 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, serve
+from chalicelib.api.mgmt._route import project_in_path as target
 from chalicelib.api.mgmt.paging import page_headers, parse_page, parse_sort
-from chalicelib.api.mgmt.projects import target
 from chalicelib.api.mgmt.query import AnyOf, Exact, Fuzzy, InvalidQuery, Query, Range, parse_q
 from chalicelib.core.audit import FILTER_FIELDS, AuditEntry, AuditFilter
 from chalicelib.wiring import services

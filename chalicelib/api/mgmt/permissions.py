@@ -11,6 +11,8 @@ Scopes:
 - `SYSTEM`: a system permission (a system administrator, or a robot granted it);
 - `PROJECT_OR_SYSTEM`: the route's locator finds a project or says "system" (project or system
   robots and labels);
+- `PROJECT_OR_SIGNED_IN`: the permission in the project a list is filtered to, if it names one;
+  otherwise any signed-in caller, and the list shows what the caller may see;
 - `SELF_OR_SYSTEM`: the caller's own account, or the system permission (users);
 - `SIGNED_IN`: any authenticated caller;
 - `PUBLIC`: anyone. Lists under `PUBLIC` or `SIGNED_IN` show only what the caller may see; that
@@ -33,6 +35,7 @@ class Scope(Enum):
     SYSTEM = "system"
     PROJECT = "project"
     PROJECT_OR_SYSTEM = "project-or-system"
+    PROJECT_OR_SIGNED_IN = "project-or-signed-in"
     SELF_OR_SYSTEM = "self-or-system"
 
 
@@ -56,6 +59,10 @@ def system(resource: Resource, action: Action) -> Rule:
 
 def project_or_system(resource: Resource, action: Action) -> Rule:
     return Rule(Scope.PROJECT_OR_SYSTEM, Permission(resource, action))
+
+
+def project_or_signed_in(resource: Resource, action: Action) -> Rule:
+    return Rule(Scope.PROJECT_OR_SIGNED_IN, Permission(resource, action))
 
 
 def self_or_system(resource: Resource, action: Action) -> Rule:
@@ -119,7 +126,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.UPDATE),
     ("DELETE", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.DELETE),
     # quotas: the list shows the quotas of the projects the caller may read
-    ("GET", "/quotas"): SIGNED_IN,
+    ("GET", "/quotas"): project_or_signed_in(R.QUOTA, A.READ),
     ("GET", "/quotas/{quota_id}"): project(R.QUOTA, A.READ),
     ("PUT", "/quotas/{quota_id}"): system(R.QUOTA, A.UPDATE),
     # immutable tag rules

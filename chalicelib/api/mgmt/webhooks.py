@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
-from chalicelib.api.mgmt.projects import target
+from chalicelib.api.mgmt._route import project_in_path as target
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
 from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core.bounds import Id
