@@ -201,10 +201,7 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
         raise Unauthorized("log in first")
     if rule.permission is None:
         return None
-    if rule.scope is Scope.SELF_OR_SYSTEM:
-        own = principal.authenticated and str(principal.user_id) == request.params.get("user_id")
-        if not own:
-            access.require_system(principal, rule.permission)
+    if rule.own and _own_account(request):
         return None
     where = locate(request) if locate is not None and rule.scope is not Scope.SYSTEM else None
     if where is None and rule.scope is Scope.PROJECT_OR_SIGNED_IN:
@@ -214,6 +211,13 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
     else:
         access.require_project(principal, where, rule.permission)
     return where
+
+
+def _own_account(request: HttpRequest) -> bool:
+    principal = request.principal
+    if principal.robot is not None:
+        return str(principal.robot.robot_id) == request.params.get("robot_id")
+    return principal.user_id is not None and str(principal.user_id) == request.params.get("user_id")
 
 
 _LOCATED = (Scope.PROJECT, Scope.PROJECT_OR_SYSTEM, Scope.PROJECT_OR_SIGNED_IN)

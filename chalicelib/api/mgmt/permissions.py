@@ -13,10 +13,12 @@ Scopes:
   robots and labels);
 - `PROJECT_OR_SIGNED_IN`: the permission in the project a list is filtered to, if it names one;
   otherwise any signed-in caller, and the list shows what the caller may see;
-- `SELF_OR_SYSTEM`: the caller's own account, or the system permission (users);
 - `SIGNED_IN`: any authenticated caller;
 - `PUBLIC`: anyone. Lists under `PUBLIC` or `SIGNED_IN` show only what the caller may see; that
   filter is the service's visibility rule, not a refusal.
+
+`own=True` lets the caller act on its own account (the `{user_id}` or `{robot_id}` segment names
+it) without the permission: a user reads and edits itself, a robot refreshes its own secret.
 
 Paths are relative to `/api/v2.0`, with the route's own `{param}` names.
 """
@@ -36,13 +38,13 @@ class Scope(Enum):
     PROJECT = "project"
     PROJECT_OR_SYSTEM = "project-or-system"
     PROJECT_OR_SIGNED_IN = "project-or-signed-in"
-    SELF_OR_SYSTEM = "self-or-system"
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
     scope: Scope
     permission: Permission | None = None
+    own: bool = False
 
 
 PUBLIC = Rule(Scope.PUBLIC)
@@ -53,20 +55,16 @@ def project(resource: Resource, action: Action) -> Rule:
     return Rule(Scope.PROJECT, Permission(resource, action))
 
 
-def system(resource: Resource, action: Action) -> Rule:
-    return Rule(Scope.SYSTEM, Permission(resource, action))
+def system(resource: Resource, action: Action, *, own: bool = False) -> Rule:
+    return Rule(Scope.SYSTEM, Permission(resource, action), own)
 
 
-def project_or_system(resource: Resource, action: Action) -> Rule:
-    return Rule(Scope.PROJECT_OR_SYSTEM, Permission(resource, action))
+def project_or_system(resource: Resource, action: Action, *, own: bool = False) -> Rule:
+    return Rule(Scope.PROJECT_OR_SYSTEM, Permission(resource, action), own)
 
 
 def project_or_signed_in(resource: Resource, action: Action) -> Rule:
     return Rule(Scope.PROJECT_OR_SIGNED_IN, Permission(resource, action))
-
-
-def self_or_system(resource: Resource, action: Action) -> Rule:
-    return Rule(Scope.SELF_OR_SYSTEM, Permission(resource, action))
 
 
 R, A = Resource, Action
@@ -92,10 +90,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/users/current"): SIGNED_IN,
     ("GET", "/users/current/permissions"): SIGNED_IN,
     ("GET", "/users/search"): SIGNED_IN,
-    ("GET", "/users/{user_id}"): self_or_system(R.USER, A.READ),
-    ("PUT", "/users/{user_id}"): self_or_system(R.USER, A.UPDATE),
+    ("GET", "/users/{user_id}"): system(R.USER, A.READ, own=True),
+    ("PUT", "/users/{user_id}"): system(R.USER, A.UPDATE, own=True),
     ("DELETE", "/users/{user_id}"): system(R.USER, A.DELETE),
-    ("PUT", "/users/{user_id}/password"): self_or_system(R.USER, A.UPDATE),
+    ("PUT", "/users/{user_id}/password"): system(R.USER, A.UPDATE, own=True),
     ("PUT", "/users/{user_id}/sysadmin"): system(R.USER, A.UPDATE),
     # projects
     ("GET", "/projects"): PUBLIC,
@@ -123,7 +121,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/robots"): project_or_system(R.ROBOT, A.CREATE),
     ("GET", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.READ),
     ("PUT", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.UPDATE),
-    ("PATCH", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.UPDATE),
+    ("PATCH", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.UPDATE, own=True),
     ("DELETE", "/robots/{robot_id}"): project_or_system(R.ROBOT, A.DELETE),
     # quotas: the list shows the quotas of the projects the caller may read
     ("GET", "/quotas"): project_or_signed_in(R.QUOTA, A.READ),
@@ -187,7 +185,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{_HOOK}/lasttrigger"): project(R.NOTIFICATION_POLICY, A.READ),
     ("GET", f"{_HOOK}/events"): project(R.NOTIFICATION_POLICY, A.READ),
     # tag retention: a policy belongs to the project in its scope
-    ("GET", "/retentions/metadatas"): PUBLIC,
+    ("GET", "/retentions/metadatas"): SIGNED_IN,
     ("POST", "/retentions"): project(R.TAG_RETENTION, A.CREATE),
     ("GET", _RET): project(R.TAG_RETENTION, A.READ),
     ("PUT", _RET): project(R.TAG_RETENTION, A.UPDATE),
