@@ -70,6 +70,12 @@ def project_in_path(request: HttpRequest) -> Project:
     return services().projects.resolve(value, is_resource_name(value, request.header("x-is-resource-name")))
 
 
+def project_named_in_path(request: HttpRequest) -> Project:
+    """The `{project}` segment of repository and artifact routes: always a name (Harbor's
+    `project_name`)."""
+    return services().projects.resolve(request.params["project"], force_name=True)
+
+
 @dataclass
 class Routes:
     """The routes of one /api/v2.0 resource module; `blueprint` is what `app.py` registers."""
@@ -204,7 +210,7 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
     if rule.own and _own_account(request):
         return None
     where = locate(request) if locate is not None and rule.scope is not Scope.SYSTEM else None
-    if where is None and rule.scope is Scope.PROJECT_OR_SIGNED_IN:
+    if where is None and rule.scope in (Scope.PROJECT_OR_SIGNED_IN, Scope.PROJECT_OR_PUBLIC):
         return None
     if where is None:
         access.require_system(principal, rule.permission)
@@ -220,7 +226,7 @@ def _own_account(request: HttpRequest) -> bool:
     return principal.user_id is not None and str(principal.user_id) == request.params.get("user_id")
 
 
-_LOCATED = (Scope.PROJECT, Scope.PROJECT_OR_SYSTEM, Scope.PROJECT_OR_SIGNED_IN)
+_LOCATED = (Scope.PROJECT, Scope.PROJECT_OR_SYSTEM, Scope.PROJECT_OR_SIGNED_IN, Scope.PROJECT_OR_PUBLIC)
 _TEMPLATE = re.compile(r"\{[^/}]+\}")
 
 

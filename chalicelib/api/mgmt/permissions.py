@@ -11,6 +11,8 @@ Scopes:
 - `SYSTEM`: a system permission (a system administrator, or a robot granted it);
 - `PROJECT_OR_SYSTEM`: the route's locator finds a project or says "system" (project or system
   robots and labels);
+- `PROJECT_OR_PUBLIC`: the permission in the project the route's locator finds, if any; otherwise
+  anyone (global labels are readable by all, as in Harbor);
 - `PROJECT_OR_SIGNED_IN`: the permission in the project a list is filtered to, if it names one;
   otherwise any signed-in caller, and the list shows what the caller may see;
 - `SIGNED_IN`: any authenticated caller;
@@ -38,6 +40,7 @@ class Scope(Enum):
     PROJECT = "project"
     PROJECT_OR_SYSTEM = "project-or-system"
     PROJECT_OR_SIGNED_IN = "project-or-signed-in"
+    PROJECT_OR_PUBLIC = "project-or-public"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,10 @@ def system(resource: Resource, action: Action, *, own: bool = False) -> Rule:
 
 def project_or_system(resource: Resource, action: Action, *, own: bool = False) -> Rule:
     return Rule(Scope.PROJECT_OR_SYSTEM, Permission(resource, action), own)
+
+
+def project_or_public(resource: Resource, action: Action) -> Rule:
+    return Rule(Scope.PROJECT_OR_PUBLIC, Permission(resource, action))
 
 
 def project_or_signed_in(resource: Resource, action: Action) -> Rule:
@@ -156,9 +163,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{_ART}/additions/{{addition}}"): project(R.ARTIFACT_ADDITION, A.READ),
     ("GET", f"{_P}/artifacts"): project(R.ARTIFACT, A.LIST),
     # labels: a project label in its project, a global label by the system permission
-    ("GET", "/labels"): project_or_system(R.LABEL, A.LIST),
+    ("GET", "/labels"): project_or_public(R.LABEL, A.LIST),
     ("POST", "/labels"): project_or_system(R.LABEL, A.CREATE),
-    ("GET", "/labels/{label_id}"): project_or_system(R.LABEL, A.READ),
+    ("GET", "/labels/{label_id}"): project_or_public(R.LABEL, A.READ),
     ("PUT", "/labels/{label_id}"): project_or_system(R.LABEL, A.UPDATE),
     ("DELETE", "/labels/{label_id}"): project_or_system(R.LABEL, A.DELETE),
     ("POST", f"{_ART}/labels"): project(R.ARTIFACT_LABEL, A.CREATE),
