@@ -112,10 +112,13 @@ class Routes:
         body: type[BaseModel] | None = None,
         query: type[BaseModel] | None = None,
         locate: Locate | None = None,
+        also_in: Callable[[HttpRequest], Project] | None = None,
     ) -> Callable[[Callable[..., Reply]], Callable[..., Response]]:
         rule = permissions.RULES.get((method, path))
         if rule is None:
             raise LookupError(f"{method} {path} has no entry in permissions.RULES")
+        if (rule.also is None) != (also_in is None):
+            raise LookupError(f"{method} {path}: a rule's second permission and `also_in` go together")
         if locate is None and rule.scope in _LOCATED:
             if "{project}" not in path:
                 raise LookupError(f"{method} {path}: a project rule needs the {{project}} segment or `locate`")
@@ -125,7 +128,7 @@ class Routes:
 
         def decorate(handler: Callable[..., Reply]) -> Callable[..., Response]:
             wants = set(inspect.signature(handler).parameters)
-            endpoint = _Endpoint(handler, rule, locate, body, query, answer, wants, path)
+            endpoint = _Endpoint(handler, rule, locate, also_in, body, query, answer, wants, path)
 
             def view(**params: str) -> Response:
                 request = request_from(blueprint.current_request).with_params(params)
@@ -145,6 +148,7 @@ class _Endpoint:
     handler: Callable[..., Reply]
     rule: Rule
     locate: Locate | None
+    also_in: Callable[[HttpRequest], Project] | None
     body: type[BaseModel] | None
     query: type[BaseModel] | None
     answer: ResponseModel | None
@@ -169,6 +173,8 @@ class _Endpoint:
         if self.body is not None:
             arguments["body"] = body(request, self.body)
         project = authorise(request, self.rule, self.locate)
+        if self.rule.also is not None and self.also_in is not None:
+            services().access.require_project(request.principal, self.also_in(request), self.rule.also)
         if "project" in self.wants:
             arguments["project"] = project
         return self._respond(request, self.handler(request, **arguments))

@@ -19,6 +19,9 @@ Scopes:
 - `PUBLIC`: anyone. Lists under `PUBLIC` or `SIGNED_IN` show only what the caller may see; that
   filter is the service's visibility rule, not a refusal.
 
+`also` is a second permission, checked in a second project the route finds (a copy needs to create
+artifacts in the target and to pull in the source project).
+
 `own=True` lets the caller act on its own account (the `{user_id}` or `{robot_id}` segment names
 it) without the permission: a user reads and edits itself, a robot refreshes its own secret.
 
@@ -48,6 +51,8 @@ class Rule:
     scope: Scope
     permission: Permission | None = None
     own: bool = False
+    # A second permission, in the project the route's `also_in` locator finds (a copy's source).
+    also: Permission | None = None
 
 
 PUBLIC = Rule(Scope.PUBLIC)
@@ -148,12 +153,14 @@ RULES: dict[tuple[str, str], Rule] = {
     # repositories
     ("GET", "/repositories"): PUBLIC,
     ("GET", f"{_P}/repositories"): project(R.REPOSITORY, A.LIST),
-    ("GET", _REPO): project(R.REPOSITORY, A.READ),
+    ("GET", _REPO): project(R.REPOSITORY, A.LIST),  # Harbor asks `list` for one repository too
     ("PUT", _REPO): project(R.REPOSITORY, A.UPDATE),
     ("DELETE", _REPO): project(R.REPOSITORY, A.DELETE),
     # artifacts, tags, accessories, additions
     ("GET", f"{_REPO}/artifacts"): project(R.ARTIFACT, A.LIST),
-    ("POST", f"{_REPO}/artifacts"): project(R.ARTIFACT, A.CREATE),  # and pull in the source project
+    ("POST", f"{_REPO}/artifacts"): Rule(
+        Scope.PROJECT, Permission(R.ARTIFACT, A.CREATE), also=Permission(R.REPOSITORY, A.PULL)
+    ),  # pull in the source project
     ("GET", _ART): project(R.ARTIFACT, A.READ),
     ("DELETE", _ART): project(R.ARTIFACT, A.DELETE),
     ("GET", f"{_ART}/tags"): project(R.TAG, A.LIST),
