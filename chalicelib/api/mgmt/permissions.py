@@ -189,9 +189,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("GET", f"{_HOOK}/policies/{{policy_id}}"): project(R.NOTIFICATION_POLICY, A.READ),
     ("PUT", f"{_HOOK}/policies/{{policy_id}}"): project(R.NOTIFICATION_POLICY, A.UPDATE),
     ("DELETE", f"{_HOOK}/policies/{{policy_id}}"): project(R.NOTIFICATION_POLICY, A.DELETE),
-    ("GET", f"{_HOOK}/policies/{{policy_id}}/executions"): project(R.NOTIFICATION_POLICY, A.READ),
+    ("GET", f"{_HOOK}/policies/{{policy_id}}/executions"): project(R.NOTIFICATION_POLICY, A.LIST),
     ("GET", f"{_HOOK}/policies/{{policy_id}}/executions/{{execution_id}}/tasks"): project(
-        R.NOTIFICATION_POLICY, A.READ
+        R.NOTIFICATION_POLICY, A.LIST
     ),
     ("GET", f"{_HOOK}/policies/{{policy_id}}/executions/{{execution_id}}/tasks/{{task_id}}/log"): project(
         R.NOTIFICATION_POLICY, A.READ
