@@ -34,6 +34,7 @@ from chalicelib.api.mgmt.names import is_resource_name
 from chalicelib.api.mgmt.permissions import Rule, Scope
 from chalicelib.api.mgmt.wire import HarborModel, shape
 from chalicelib.api.mgmt.wire.routes import RESPONSES, ResponseModel
+from chalicelib.auth.rbac import PUBLIC_PROJECT_PERMISSIONS
 from chalicelib.core.identity import Project
 from chalicelib.errors import ProjectNotFound, Unauthorized
 from chalicelib.wiring import services
@@ -167,6 +168,10 @@ class _Endpoint:
             raise Unauthorized("log in to access this project") from None
 
     def _serve(self, request: HttpRequest) -> Response:
+        if not request.principal.authenticated and not _anonymous_may(self.rule):
+            # Before parsing anything: a bad body or a lookup would tell an anonymous caller more
+            # than "log in" (which ids exist), and Harbor answers such a caller 401 first too.
+            raise Unauthorized("log in first")
         arguments: dict[str, Any] = {}
         if self.query is not None:
             arguments["query"] = validated(self.query, {k: v[-1] for k, v in request.query.items() if v})
@@ -223,6 +228,16 @@ def authorise(request: HttpRequest, rule: Rule, locate: Locate | None) -> Projec
     else:
         access.require_project(principal, where, rule.permission)
     return where
+
+
+def _anonymous_may(rule: Rule) -> bool:
+    """Whether an anonymous caller can ever pass `rule`: open routes, and project reads that a
+    public project grants everyone."""
+    if rule.scope in (Scope.PUBLIC, Scope.PROJECT_OR_PUBLIC):
+        return True
+    if rule.scope in (Scope.SIGNED_IN, Scope.SYSTEM, Scope.PROJECT_OR_SIGNED_IN):
+        return False
+    return rule.permission in PUBLIC_PROJECT_PERMISSIONS
 
 
 def _own_account(request: HttpRequest) -> bool:

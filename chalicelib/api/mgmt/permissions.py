@@ -205,8 +205,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PUT", _RET): project(R.TAG_RETENTION, A.UPDATE),
     ("DELETE", _RET): project(R.TAG_RETENTION, A.DELETE),
     ("GET", f"{_RET}/executions"): project(R.TAG_RETENTION, A.LIST),
-    ("POST", f"{_RET}/executions"): project(R.TAG_RETENTION, A.OPERATE),
-    ("PATCH", f"{_RET}/executions/{{execution_id}}"): project(R.TAG_RETENTION, A.OPERATE),
+    ("POST", f"{_RET}/executions"): project(R.TAG_RETENTION, A.UPDATE),  # Harbor asks `update` to run one
+    ("PATCH", f"{_RET}/executions/{{execution_id}}"): project(R.TAG_RETENTION, A.UPDATE),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks"): project(R.TAG_RETENTION, A.LIST),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks/{{task_id}}"): project(R.TAG_RETENTION, A.READ),
 }

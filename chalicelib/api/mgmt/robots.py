@@ -14,7 +14,7 @@ from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import Robot as WireRobot
 from chalicelib.core.bounds import DurationDays
 from chalicelib.core.identity import Project, Robot
-from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
 routes = Routes(__name__)
@@ -98,10 +98,7 @@ def _new_robot_project(request: HttpRequest) -> Project | None:
 
 
 def _robot_project(request: HttpRequest) -> Project | None:
-    """A robot is managed where it lives: its project, or the system. Anonymous callers are refused
-    before the lookup: a 404 for a free id and a 401 for a taken one would list the ids."""
-    if not request.principal.authenticated:
-        raise Unauthorized("log in first")
+    """A robot is managed where it lives: its project, or the system."""
     robots = services().robots
     return robots.project_of(robots.get(_robot_id(request)))
 
