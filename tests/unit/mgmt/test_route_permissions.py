@@ -48,13 +48,13 @@ def test_every_rule_that_checks_a_permission_names_a_typed_one() -> None:
 
 
 def test_a_route_without_a_table_entry_cannot_be_registered() -> None:
-    with pytest.raises(LookupError, match="no entry in permissions.RULES"):
+    with pytest.raises(LookupError, match=r"no entry in permissions\.RULES"):
         Routes("unlisted").get("/not-in-the-table")(lambda request: None)
 
 
 def test_a_project_rule_needs_a_place_to_find_its_project() -> None:
     routes = Routes("unlocated")
-    with pytest.raises(LookupError, match="needs the {project} segment"):
+    with pytest.raises(LookupError, match=r"needs the \{project\} segment"):
         routes.get("/quotas/{quota_id}")(lambda request: None)
 
 
