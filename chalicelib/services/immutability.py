@@ -45,7 +45,6 @@ from chalicelib.services.project_documents import ProjectCache, change_versioned
 
 if TYPE_CHECKING:
     from chalicelib.core.identity import Project
-    from chalicelib.services.projects import ProjectService
     from chalicelib.stores.immutability import ImmutabilityStore
 
 ACTION = "immutable"
@@ -135,12 +134,10 @@ class ImmutabilityService:
     def __init__(
         self,
         store: ImmutabilityStore,
-        projects: ProjectService,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._projects = projects
         self._cache: ProjectCache[tuple[ImmutableRule, ...]] = ProjectCache(cache_seconds, clock)
 
     # Rules (the /api/v2.0/projects/{p}/immutabletagrules resource).

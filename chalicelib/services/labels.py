@@ -23,7 +23,6 @@ from chalicelib.events import Event, EventType
 
 if TYPE_CHECKING:
     from chalicelib.core.identity import Project
-    from chalicelib.services.access import AccessService
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.projects import ProjectService
     from chalicelib.stores.labels import LabelStore
@@ -45,12 +44,9 @@ def _validate(name: str, description: str, color: str) -> None:
 
 
 class LabelService:
-    def __init__(
-        self, labels: LabelStore, projects: ProjectService, access: AccessService, manifests: ManifestService
-    ) -> None:
+    def __init__(self, labels: LabelStore, projects: ProjectService, manifests: ManifestService) -> None:
         self._labels = labels
         self._projects = projects
-        self._access = access
         self._manifests = manifests
 
     def in_scope(self, scope: str, project: Project | None) -> list[Label]:

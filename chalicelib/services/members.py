@@ -10,7 +10,6 @@ from chalicelib.errors import BadRequest, Forbidden, NotFound
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
-    from chalicelib.services.projects import ProjectService
     from chalicelib.stores.projects import ProjectStore
     from chalicelib.stores.users import UserStore
 
@@ -23,8 +22,7 @@ def role_of(role_id: int) -> Role:
 
 
 class MemberService:
-    def __init__(self, projects: ProjectService, store: ProjectStore, users: UserStore, access: AccessService) -> None:
-        self._projects = projects
+    def __init__(self, store: ProjectStore, users: UserStore, access: AccessService) -> None:
         self._access = access
         self._store = store
         self._users = users
