@@ -9,6 +9,8 @@ Every check on `/v2`, `/service/token` and `/api/v2.0` goes through here, so the
 - A project permission comes from, in order: system administrator, robot grants, membership role,
   and the public-project read set. A token grants the intersection of what was asked and what the
   caller may really do.
+- `require_project` and `require_system` are Harbor's RequireProjectAccess and RequireSystemAccess:
+  the /api/v2.0 route decorator calls them with each route's table entry, before the service.
 """
 
 from __future__ import annotations

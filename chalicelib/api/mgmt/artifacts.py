@@ -1,10 +1,11 @@
 """/api/v2.0/projects/{p}/repositories/{r}/artifacts: Harbor's artifacts, tags, accessories, additions.
 
-Thin: parse the path and query, authorise through the service, one service call, Harbor's JSON
-shapes. Repository names arrive URL-encoded twice (`a%252Fb`, see names.py). Lists page with
-Harbor's `page`/`page_size` and answer `X-Total-Count` and `Link`; the `next` link also carries a
-`cursor`, which lets the next page start where this one ended (constant work per page; see
-stores/artifacts.py for what a bare page number costs).
+Thin: the route decorator authorises (from the table) and answers; each handler parses the path
+and query, makes one service call and builds Harbor's JSON shapes. Repository names arrive
+URL-encoded twice (`a%252Fb`, see names.py). Lists page with Harbor's `page`/`page_size` and answer
+`X-Total-Count` and `Link`; the `next` link also carries a `cursor`, which lets the next page start
+where this one ended (constant work per page; see stores/artifacts.py for what a bare page number
+costs).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """/api/v2.0/retentions: Harbor's tag retention policies, executions, tasks and task logs.
 
-Thin: parse, one service call, respond. Project admins manage a policy (Harbor's RBAC
-`tag-retention`); the service authorises against the policy's project.
+Thin: parse, one service call, respond. Who may act is the route table's `tag-retention` entry,
+checked in the policy's project (for a new policy, the project its `scope.ref` names).
 """
 
 from __future__ import annotations
