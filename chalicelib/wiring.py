@@ -232,7 +232,7 @@ def services() -> Services:
     events.subscribe(quotas.on_event)
     audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
     events.subscribe_batch(audit.record_many)
-    immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)
+    immutability = ImmutabilityService(ImmutabilityStore(), settings.immutable_rules_cache_seconds)
     events.subscribe(immutability.on_event)
     blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
     icons = IconService(blob_meta, objects, manifest_store, blobs)
@@ -243,7 +243,7 @@ def services() -> Services:
         max_bytes=settings.manifest_max_bytes, immutability=immutability,
     )  # fmt: skip
     repository_store = RepositoryStore()
-    labels = LabelService(LabelStore(), projects, access, manifests)
+    labels = LabelService(LabelStore(), projects, manifests)
     artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta,
                                 repositories=repository_store, labels=labels, immutability=immutability)  # fmt: skip
     pulls = PullCoalescer(artifact_store, repository_store, settings.pull_count_flush_seconds)
@@ -288,7 +288,7 @@ def services() -> Services:
         configuration=configuration,
         users=UserService(user_store, access, project_store),
         projects=projects,
-        members=MemberService(projects, project_store, user_store, access),
+        members=MemberService(project_store, user_store, access),
         robots=RobotService(robot_store, projects, access, configuration, events),
         quotas=quotas,
         events=events,

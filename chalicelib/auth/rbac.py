@@ -7,7 +7,7 @@ a role is a set of (resource, action) pairs, and every check in the registry, on
 
 from __future__ import annotations
 
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import NamedTuple
 
 
@@ -27,6 +27,45 @@ class Role(IntEnum):
             Role.MAINTAINER: "maintainer",
             Role.LIMITED_GUEST: "limitedGuest",
         }[self]
+
+
+class Resource(StrEnum):
+    """Harbor's `rbac` resources: what a permission is about (its strings are the wire's)."""
+
+    PROJECT = "project"
+    REPOSITORY = "repository"
+    ARTIFACT = "artifact"
+    TAG = "tag"
+    ACCESSORY = "accessory"
+    ARTIFACT_ADDITION = "artifact-addition"
+    ARTIFACT_LABEL = "artifact-label"
+    LABEL = "label"
+    MEMBER = "member"
+    METADATA = "metadata"
+    LOG = "log"
+    QUOTA = "quota"
+    ROBOT = "robot"
+    TAG_RETENTION = "tag-retention"
+    IMMUTABLE_TAG = "immutable-tag"
+    NOTIFICATION_POLICY = "notification-policy"
+    USER = "user"
+    GARBAGE_COLLECTION = "garbage-collection"
+    AUDIT_LOG = "audit-log"
+    CATALOG = "catalog"
+    CONFIGURATION = "configuration"
+
+
+class Action(StrEnum):
+    PULL = "pull"
+    PUSH = "push"
+    CREATE = "create"
+    READ = "read"
+    UPDATE = "update"
+    DELETE = "delete"
+    LIST = "list"
+    OPERATE = "operate"
+    STOP = "stop"
+    SCANNER_PULL = "scanner-pull"
 
 
 class Permission(NamedTuple):
@@ -108,12 +147,19 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 # What anyone (anonymous included) may do in a public project: read and pull.
 PUBLIC_PROJECT_PERMISSIONS: frozenset[Permission] = _grants(_LIMITED_GUEST | {"label": "read list"})
 
-# Repository actions a Docker token can carry, and the permission each needs.
+# What the /v2 routes need: a token's repository actions and the catalog.
+PULL = Permission(Resource.REPOSITORY, Action.PULL)
+PUSH = Permission(Resource.REPOSITORY, Action.PUSH)
+DELETE_ARTIFACT = Permission(Resource.ARTIFACT, Action.DELETE)
+SCANNER_PULL = Permission(Resource.REPOSITORY, Action.SCANNER_PULL)
+READ_CATALOG = Permission(Resource.CATALOG, Action.READ)
+
+# Repository actions a Docker token can carry (the scope's action word), and the permission each needs.
 TOKEN_ACTIONS: dict[str, Permission] = {
-    "pull": Permission("repository", "pull"),
-    "push": Permission("repository", "push"),
-    "delete": Permission("artifact", "delete"),
-    "scanner-pull": Permission("repository", "scanner-pull"),
+    "pull": PULL,
+    "push": PUSH,
+    "delete": DELETE_ARTIFACT,
+    "scanner-pull": SCANNER_PULL,
 }
 
 

@@ -44,8 +44,7 @@ from chalicelib.events import Event, EventType
 from chalicelib.services.project_documents import ProjectCache, change_versioned
 
 if TYPE_CHECKING:
-    from chalicelib.core.identity import Principal, Project
-    from chalicelib.services.projects import ProjectService
+    from chalicelib.core.identity import Project
     from chalicelib.stores.immutability import ImmutabilityStore
 
 ACTION = "immutable"
@@ -135,23 +134,19 @@ class ImmutabilityService:
     def __init__(
         self,
         store: ImmutabilityStore,
-        projects: ProjectService,
         cache_seconds: float,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
-        self._projects = projects
         self._cache: ProjectCache[tuple[ImmutableRule, ...]] = ProjectCache(cache_seconds, clock)
 
     # Rules (the /api/v2.0/projects/{p}/immutabletagrules resource).
 
-    def rules(self, caller: Principal, project: Project) -> list[ImmutableRule]:
-        self._projects.authorize(caller, project, "immutable-tag", "list")
+    def rules(self, project: Project) -> list[ImmutableRule]:
         records, _ = self._store.load(project.name)
         return sorted((_from_record(r) for r in records), key=lambda r: r.rule_id)
 
-    def create(self, caller: Principal, project: Project, data: dict[str, Any]) -> ImmutableRule:
-        self._projects.authorize(caller, project, "immutable-tag", "create")
+    def create(self, project: Project, data: dict[str, Any]) -> ImmutableRule:
         rule = parse_rule(data, 0)
         rule = replace(rule, rule_id=self._store.new_id(), disabled=False)  # Harbor creates rules enabled
 
@@ -164,8 +159,7 @@ class ImmutabilityService:
         self._change(project.name, change)
         return rule
 
-    def update(self, caller: Principal, project: Project, rule_id: int, data: dict[str, Any]) -> None:
-        self._projects.authorize(caller, project, "immutable-tag", "update")
+    def update(self, project: Project, rule_id: int, data: dict[str, Any]) -> None:
         if data.get("id") not in (None, rule_id):
             raise BadRequest("the immutable_rule_id doesn't match the id in the payload body")
         updated = parse_rule(data, rule_id)
@@ -177,8 +171,7 @@ class ImmutabilityService:
 
         self._change(project.name, change)
 
-    def delete(self, caller: Principal, project: Project, rule_id: int) -> None:
-        self._projects.authorize(caller, project, "immutable-tag", "delete")
+    def delete(self, project: Project, rule_id: int) -> None:
 
         def change(rules: list[ImmutableRule]) -> list[ImmutableRule]:
             _find(rules, rule_id)

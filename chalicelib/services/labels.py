@@ -10,23 +10,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.auth.rbac import Permission
 from chalicelib.core.catalog import GLOBAL, PROJECT, Label
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import (
     BadRequest,
-    Forbidden,
     ManifestUnknown,
     NotFound,
     ProjectNotFound,
     RegistryError,
-    Unauthorized,
 )
 from chalicelib.events import Event, EventType
 
 if TYPE_CHECKING:
-    from chalicelib.core.identity import Principal, Project
-    from chalicelib.services.access import AccessService
+    from chalicelib.core.identity import Project
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.projects import ProjectService
     from chalicelib.stores.labels import LabelStore
@@ -48,66 +44,65 @@ def _validate(name: str, description: str, color: str) -> None:
 
 
 class LabelService:
-    def __init__(
-        self, labels: LabelStore, projects: ProjectService, access: AccessService, manifests: ManifestService
-    ) -> None:
+    def __init__(self, labels: LabelStore, projects: ProjectService, manifests: ManifestService) -> None:
         self._labels = labels
         self._projects = projects
-        self._access = access
         self._manifests = manifests
 
-    def in_scope(self, caller: Principal, scope: str, project_id: int | None) -> list[Label]:
-        """A scope's labels; global ones are readable by anyone (Harbor does not check), a
-        project's need `label:list` in it."""
+    def in_scope(self, scope: str, project: Project | None) -> list[Label]:
+        """A scope's labels: the global ones, or one project's."""
         if scope == GLOBAL:
             return self._labels.in_scope(GLOBAL, 0)
         if scope != PROJECT:
             raise BadRequest(f"invalid scope {scope!r}: use g or p")
-        if not project_id:
+        if project is None:
             raise BadRequest("project_id is required to list project labels")
-        project = self._project(project_id)
-        self._projects.authorize(caller, project, "label", "list")
         return self._labels.in_scope(PROJECT, project.project_id)
 
-    def create(self, caller: Principal, name: str, *, scope: str, project_id: int | None, description: str,
-               color: str) -> Label:  # fmt: skip
+    def scope_project(self, scope: str, project_id: int | None) -> Project | None:
+        """The project a project label (`p`) lives in; None for a global one (`g`)."""
         if scope not in (GLOBAL, PROJECT):
             raise BadRequest(f"invalid scope {scope!r}: use g or p")
-        if scope == PROJECT and not project_id:
-            raise BadRequest("a project label needs a project_id")
-        _validate(name, description, color)
-        owner = 0
         if scope == GLOBAL:
-            self._authorize_system(caller, "create")
-        else:
-            project = self._project(project_id or 0)
-            self._projects.authorize(caller, project, "label", "create")
-            owner = project.project_id
-        label = Label(0, name, "g" if scope == GLOBAL else "p", owner, description, color)
+            return None
+        if not project_id:
+            raise BadRequest("a project label needs a project_id")
+        return self._project(project_id)
+
+    def create(self, name: str, *, project: Project | None, description: str, color: str) -> Label:
+        """A global label (`project` None) or a project's."""
+        _validate(name, description, color)
+        owner = project.project_id if project is not None else 0
+        label = Label(0, name, "g" if project is None else "p", owner, description, color)
         return self._labels.create(label)
 
-    def get(self, caller: Principal, label_id: int) -> Label:
-        return self._authorized(caller, label_id, "read")
+    def get(self, label_id: int) -> Label:
+        label = self._labels.get(label_id)
+        if label is None:
+            raise NotFound(f"label {label_id} not found")
+        return label
 
-    def update(self, caller: Principal, label_id: int, name: str | None, description: str | None,
-               color: str | None) -> None:  # fmt: skip
+    def project_of(self, label: Label) -> Project | None:
+        return None if label.scope == GLOBAL else self._project(label.project_id)
+
+    def update(self, label_id: int, name: str | None, description: str | None, color: str | None) -> None:
         """Harbor's PUT rewrites name, description and color; a field left out keeps its value."""
-        current = self._authorized(caller, label_id, "update")
+        current = self.get(label_id)
         new_name = current.name if name is None else name
         new_description = current.description if description is None else description
         new_color = current.color if color is None else color
         _validate(new_name, new_description, new_color)
         self._labels.update(current, new_name, new_description, new_color)
 
-    def delete(self, caller: Principal, label_id: int) -> None:
-        label = self._authorized(caller, label_id, "delete")
+    def delete(self, label_id: int) -> None:
+        label = self.get(label_id)
         if not self._labels.delete(label):
             raise NotFound(f"label {label_id} not found")
 
     # Attachments.
 
-    def attach(self, caller: Principal, project: Project, repository: str, reference: str, label_id: int) -> None:
-        full, digest = self._artifact(caller, project, repository, reference, "create")
+    def attach(self, project: Project, repository: str, reference: str, label_id: int) -> None:
+        full, digest = self._artifact(project, repository, reference)
         label = self._labels.get(label_id)
         if label is None:
             raise NotFound(f"label {label_id} not found")
@@ -115,8 +110,8 @@ class LabelService:
             raise BadRequest(f"label {label_id} belongs to another project")
         self._labels.attach(label_id, full, digest)
 
-    def detach(self, caller: Principal, project: Project, repository: str, reference: str, label_id: int) -> None:
-        full, digest = self._artifact(caller, project, repository, reference, "delete")
+    def detach(self, project: Project, repository: str, reference: str, label_id: int) -> None:
+        full, digest = self._artifact(project, repository, reference)
         if not self._labels.detach(label_id, full, digest):
             raise NotFound(f"label {label_id} is not attached to the artifact")
 
@@ -150,9 +145,7 @@ class LabelService:
 
     # Helpers.
 
-    def _artifact(self, caller: Principal, project: Project, repository: str, reference: str,
-                  action: str) -> tuple[str, str]:  # fmt: skip
-        self._projects.authorize(caller, project, "artifact-label", action)
+    def _artifact(self, project: Project, repository: str, reference: str) -> tuple[str, str]:
         full = validate_name(f"{project.name}/{repository}")
         try:
             return full, self._manifests.resolve(full, reference)
@@ -162,24 +155,6 @@ class LabelService:
             if exc.http_status >= 500:
                 raise
             raise BadRequest(f"invalid artifact reference: {exc.message}") from None
-
-    def _authorized(self, caller: Principal, label_id: int, action: str) -> Label:
-        label = self._labels.get(label_id)
-        if label is None:
-            raise NotFound(f"label {label_id} not found")
-        if label.scope == GLOBAL:
-            if action != "read":
-                self._authorize_system(caller, action)
-        else:
-            self._projects.authorize(caller, self._project(label.project_id), "label", action)
-        return label
-
-    def _authorize_system(self, caller: Principal, action: str) -> None:
-        if self._access.system_allows(caller, Permission("label", action)):
-            return
-        if not caller.authenticated:
-            raise Unauthorized("log in to manage labels")
-        raise Forbidden(f"only system administrators may {action} global labels")
 
     def _project(self, project_id: int) -> Project:
         try:

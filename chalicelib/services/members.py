@@ -10,7 +10,6 @@ from chalicelib.errors import BadRequest, Forbidden, NotFound
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
-    from chalicelib.services.projects import ProjectService
     from chalicelib.stores.projects import ProjectStore
     from chalicelib.stores.users import UserStore
 
@@ -23,26 +22,22 @@ def role_of(role_id: int) -> Role:
 
 
 class MemberService:
-    def __init__(self, projects: ProjectService, store: ProjectStore, users: UserStore, access: AccessService) -> None:
-        self._projects = projects
+    def __init__(self, store: ProjectStore, users: UserStore, access: AccessService) -> None:
         self._access = access
         self._store = store
         self._users = users
 
-    def list(self, caller: Principal, project: Project, entity_name: str | None) -> list[Member]:
-        self._projects.authorize(caller, project, "member", "list")
+    def list(self, project: Project, entity_name: str | None) -> list[Member]:
         members = self._store.members(project.name)
         if entity_name:
             members = [m for m in members if entity_name in m.entity_name]
         return sorted(members, key=lambda m: m.member_id)
 
-    def get(self, caller: Principal, project: Project, member_id: int) -> Member:
-        self._projects.authorize(caller, project, "member", "read")
+    def get(self, project: Project, member_id: int) -> Member:
         return self._find(project, member_id)
 
     def add(self, caller: Principal, project: Project, role_id: int, username: str | None,
             user_id: int | None) -> Member:  # fmt: skip
-        self._projects.authorize(caller, project, "member", "create")
         role = self._grantable(caller, project, role_id)
         user = self._users.get_by_id(user_id) if user_id is not None else self._users.get(username or "")
         if user is None:
@@ -50,13 +45,11 @@ class MemberService:
         return self._store.add_member(project.name, user.user_id, user.username, role)
 
     def update(self, caller: Principal, project: Project, member_id: int, role_id: int) -> None:
-        self._projects.authorize(caller, project, "member", "update")
         role = self._grantable(caller, project, role_id)
         member = self._find(project, member_id)
         self._store.set_member_role(project.name, member.entity_id, role)
 
-    def remove(self, caller: Principal, project: Project, member_id: int) -> None:
-        self._projects.authorize(caller, project, "member", "delete")
+    def remove(self, project: Project, member_id: int) -> None:
         member = self._find(project, member_id)
         self._store.remove_member(project.name, member.entity_id)
 

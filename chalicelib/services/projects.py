@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib.auth.rbac import Permission, Role
 from chalicelib.core.bounds import MAX_EPOCH
 from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
-from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, ProjectNotFound, Unauthorized
+from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, ProjectNotFound
 from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
@@ -86,8 +86,6 @@ class ProjectService:
 
     def create(self, caller: Principal, name: str, metadata: dict[str, Any], cve_allowlist: dict[str, Any],
                storage_limit: int | None) -> Project:  # fmt: skip
-        if not caller.authenticated:
-            raise Unauthorized("log in to create projects")
         may_create = self._access.system_allows(caller, Permission("project", "create"))
         if not may_create and (
             caller.kind == "robot" or self._configuration.project_creation_restriction() != "everyone"
@@ -124,23 +122,9 @@ class ProjectService:
         return project
 
     def authorize(self, caller: Principal, project: Project, resource: str, action: str) -> None:
-        """Harbor's RequireProjectAccess: 401 for anonymous, 403 otherwise; 404 (the project is not
-        disclosed) only to a caller with no right at all in it. A robot granted some access in the
-        project (`repository:push` without `tag:create`) sees it, so it is told 403 as Harbor does."""
-        allowed, _ = self._access.project_allows(caller, project.name, Permission(resource, action))
-        if allowed:
-            return
-        if not caller.authenticated:
-            raise Unauthorized("log in to access this project")
-        readable, _ = self._access.project_allows(caller, project.name, Permission("project", "read"))
-        if not readable and not self._access.project_permissions(caller, project.name):
-            raise NotFound(f"project {project.name} not found")
-        raise Forbidden(f"not allowed to {action} {resource} in project {project.name}")
-
-    def get(self, caller: Principal, name_or_id: str, force_name: bool = False) -> Project:
-        project = self.resolve(name_or_id, force_name)
-        self.authorize(caller, project, "project", "read")
-        return project
+        """The retention and webhook services' own check, until they trust the route's as the
+        others do (the route table checks the same permission first)."""
+        self._access.require_project(caller, project, Permission(resource, action))
 
     def repository_count(self, name: str) -> int:
         return self._projects.repository_count(name)
@@ -167,35 +151,31 @@ class ProjectService:
 
     def update(self, caller: Principal, project: Project, metadata: dict[str, Any] | None,
                cve_allowlist: dict[str, Any] | None, storage_limit: int | None) -> None:  # fmt: skip
-        self.authorize(caller, project, "project", "update")
         if storage_limit is not None and not caller.sysadmin:
             raise Forbidden("only system administrators may change the storage limit")
         changed = None if metadata is None else validate_metadata(metadata)  # merged into the stored keys
         allowlist = None if cve_allowlist is None else validate_cve_allowlist(cve_allowlist)
         self._projects.update(project.name, metadata=changed, cve_allowlist=allowlist, storage_limit=storage_limit)
 
-    def set_metadata(self, caller: Principal, project: Project, values: dict[str, Any]) -> None:
-        self.authorize(caller, project, "metadata", "update")
+    def set_metadata(self, project: Project, values: dict[str, Any]) -> None:
         self._projects.update(project.name, metadata=validate_metadata(values))
 
     def set_server_metadata(self, name: str, key: str, value: str | None, *, if_value: str | None = None) -> bool:
         """Write one of `SERVER_METADATA_KEYS` (callers authorised the change they make)."""
         return self._projects.set_metadata_value(name, key, value, if_value=if_value)
 
-    def delete_metadata(self, caller: Principal, project: Project, key: str) -> None:
-        self.authorize(caller, project, "metadata", "delete")
+    def delete_metadata(self, project: Project, key: str) -> None:
         if key not in project.metadata:
             raise NotFound(f"metadata {key} not found")
         self._projects.update(project.name, remove_metadata=key)
 
-    def deletable(self, caller: Principal, project: Project) -> tuple[bool, str]:
-        self.authorize(caller, project, "project", "delete")
+    def deletable(self, project: Project) -> tuple[bool, str]:
         if self._projects.has_repositories(project.name):
             return False, "the project contains repositories"
         return True, ""
 
-    def delete(self, caller: Principal, project: Project) -> None:
-        ok, message = self.deletable(caller, project)
+    def delete(self, project: Project) -> None:
+        ok, message = self.deletable(project)
         if not ok:
             raise Precondition(message)
         # Its robots go first, then the project in one write: a failure anywhere leaves the project
@@ -213,8 +193,7 @@ class ProjectService:
             )
         )  # fmt: skip
 
-    def summary(self, caller: Principal, project: Project) -> dict[str, Any]:
-        self.authorize(caller, project, "project", "read")
+    def summary(self, project: Project) -> dict[str, Any]:
         counts = dict.fromkeys(Role, 0)
         for member in self._projects.members(project.name):
             counts[member.role] += 1

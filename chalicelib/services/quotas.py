@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.identity import UNLIMITED, Principal, Project
-from chalicelib.errors import BadRequest, Forbidden, QuotaExceeded, Unauthorized
+from chalicelib.errors import BadRequest, QuotaExceeded
 from chalicelib.events import Event, EventBus, EventType
 from chalicelib.observability import logger
 from chalicelib.stores.projects import QuotaExceededError
@@ -149,25 +149,15 @@ class QuotaService:
         (its caller gives back what the push itself charged)."""
         self._store.remove_references(project, repository, manifest, blobs)
 
-    def list(self, caller: Principal, reference_id: int | None) -> list[Project]:
-        if not caller.authenticated:
-            raise Unauthorized("log in to read quotas")
-        if reference_id is not None:
-            project = self._projects.resolve(str(reference_id), force_name=False)
-            self._projects.authorize(caller, project, "quota", "read")
-            return [project]
+    def list(self, caller: Principal) -> list[Project]:
+        """The quotas (projects) whose quota the caller may read."""
         return self._projects.visible(caller, "quota", "read")
 
-    def get(self, caller: Principal, quota_id: int) -> Project:
-        project = self._projects.resolve(str(quota_id), force_name=False)
-        self._projects.authorize(caller, project, "quota", "read")
-        return project
+    def get(self, quota_id: int) -> Project:
+        """A quota's id is its project's."""
+        return self._projects.resolve(str(quota_id), force_name=False)
 
-    def set_limit(self, caller: Principal, quota_id: int, storage: Any) -> None:
-        if not caller.authenticated:
-            raise Unauthorized("log in first")
-        if not caller.sysadmin:
-            raise Forbidden("only system administrators change quotas")
+    def set_limit(self, quota_id: int, storage: Any) -> None:
         if isinstance(storage, bool) or not isinstance(storage, int) or (storage < 1 and storage != UNLIMITED):
             raise BadRequest("hard.storage must be -1 (unlimited) or a positive number of bytes")
         project = self._projects.resolve(str(quota_id), force_name=False)

@@ -112,13 +112,11 @@ class RepositoryService:
             found = [r for name in sorted(projects) for r in self._repositories.find(name)]
         return [(r, projects[r.project]) for r in found if r.project in projects]
 
-    def in_project(self, caller: Principal, project: Project) -> list[Repository]:
-        self._projects.authorize(caller, project, "repository", "list")
+    def in_project(self, project: Project) -> list[Repository]:
         return self._repositories.find(project.name)
 
-    def get(self, caller: Principal, project: Project, name: str) -> Repository:
-        """One repository, with its id (Harbor asks `list` permission for this read too)."""
-        self._projects.authorize(caller, project, "repository", "list")
+    def get(self, project: Project, name: str) -> Repository:
+        """One repository, with its id."""
         return self._repositories.ensure_id(self._existing(project, name))
 
     def with_ids(self, repositories: list[Repository]) -> list[Repository]:
@@ -136,17 +134,15 @@ class RepositoryService:
         with ThreadPoolExecutor(max_workers=min(_COUNT_WORKERS, len(names))) as pool:
             return dict(zip(names, pool.map(self.artifact_count, names), strict=True))
 
-    def describe(self, caller: Principal, project: Project, name: str, description: str) -> None:
-        self._projects.authorize(caller, project, "repository", "update")
+    def describe(self, project: Project, name: str, description: str) -> None:
         repository = self._existing(project, name)
         if not self._repositories.set_description(repository.name, description):
             raise NotFound(f"repository {repository.name} not found")
 
-    def delete(self, caller: Principal, project: Project, name: str) -> None:
+    def delete(self, project: Project, name: str) -> None:
         """Delete every artifact (indexes before their children, as Harbor does) through the
         manifest service, so tags, quota and events follow the same rules as a single delete;
         then the repository row. Blobs are left to garbage collection."""
-        self._projects.authorize(caller, project, "repository", "delete")
         repository = self._existing(project, name)
         token = self._repositories.mark_deleting(repository.name)
         if token is None:

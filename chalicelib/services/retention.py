@@ -177,6 +177,19 @@ class RetentionService:
         self._projects.authorize(caller, project, RESOURCE, action)
         return record
 
+    def policy_project(self, policy_id: int) -> Project:
+        """The project a policy belongs to, for the route's authorisation (NotFound when the
+        policy or its project is gone)."""
+        record = self._store.get(policy_id)
+        project = self._same_project(record) if record is not None else None
+        if project is None:
+            raise NotFound(f"retention policy {policy_id} not found")
+        return project
+
+    def scope_project(self, policy: dict[str, Any]) -> Project:
+        """The project a new policy's `scope.ref` names (a 400 when it names none)."""
+        return self._scope_project(policy)
+
     def _same_project(self, record: PolicyRecord) -> Project | None:
         """The policy's project, unless it was deleted (a new project of the same name is another)."""
         try:

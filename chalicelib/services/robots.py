@@ -11,13 +11,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import secrets as credentials
 from chalicelib.auth.delegation import robot_holds
 from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, ROLE_PERMISSIONS, SYSTEM_RESOURCES, Permission, Role
-from chalicelib.core.identity import Principal, Robot, RobotAccess, RobotPermission
-from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from chalicelib.core.identity import Principal, Project, Robot, RobotAccess, RobotPermission
+from chalicelib.errors import BadRequest, Forbidden, NotFound
 from chalicelib.events import Event, EventBus, EventType
 
 if TYPE_CHECKING:
@@ -94,7 +94,7 @@ class RobotService:
         if not isinstance(name, str) or not 1 <= len(name) <= 128 or not _NAME_RE.fullmatch(name):
             raise BadRequest("robot name must be lower-case letters, digits and . _ - separators")
         permissions = parse_permissions(body.get("permissions"), level)
-        stored = self._authorize_create(caller, level, name, permissions)
+        stored = self._stored_name(caller, level, name, permissions)
         duration = body.get("duration")
         if duration is None or duration == 0:
             duration = self._configuration.robot_token_duration()
@@ -117,19 +117,16 @@ class RobotService:
         self._publish(EventType.CREATE_ROBOT, created)
         return created, secret
 
-    def _authorize_create(self, caller: Principal, level: str, name: str,
-                          permissions: tuple[RobotPermission, ...]) -> str:  # fmt: skip
-        if not caller.authenticated:
-            raise Unauthorized("log in to create robots")
+    def _stored_name(self, caller: Principal, level: str, name: str,
+                     permissions: tuple[RobotPermission, ...]) -> str:  # fmt: skip
+        """The stored name (`<project>+<name>` for a project robot), once the caller is seen to
+        grant nothing it does not hold."""
         if level == "system":
-            if not self._access.system_allows(caller, Permission("robot", "create")):
-                raise Forbidden("only system administrators create system robots")
             self._check_no_escalation(caller, permissions)
             return name
         if len(permissions) != 1:
             raise BadRequest("a project robot has exactly one permission entry, for its project")
         project = self._projects.resolve(permissions[0].namespace, force_name=True)
-        self._projects.authorize(caller, project, "robot", "create")
         self._check_no_escalation(caller, permissions)
         return f"{project.name}+{name}"
 
@@ -166,31 +163,29 @@ class RobotService:
             raise BadRequest("secret must be 8-128 characters with upper-case, lower-case and a digit")
         return provided
 
-    def get(self, caller: Principal, robot_id: int) -> Robot:
-        self._require_login(caller)
+    def get(self, robot_id: int) -> Robot:
         robot = self._robots.get_by_id(robot_id)
         if robot is None:
             raise NotFound(f"robot {robot_id} not found")
-        self._authorize(caller, robot, "read")
         return robot
 
-    def list(self, caller: Principal, level: str | None, project_id: int | None) -> list[Robot]:
+    def project_of(self, robot: Robot) -> Project | None:
+        """The project a project robot belongs to; None for a system robot."""
+        if robot.level == "system":
+            return None
+        return self._projects.resolve(robot.name.split("+", 1)[0], force_name=True)
+
+    def list(self, level: str | None, project: Project | None) -> list[Robot]:
+        """Every robot, or a project's robots only."""
         robots = self._robots.get_many(self._robots.names())
-        if project_id is not None:
-            project = self._projects.resolve(str(project_id), force_name=False)
-            self._projects.authorize(caller, project, "robot", "list")
+        if project is not None:
             robots = [r for r in robots if r.level == "project" and r.name.startswith(f"{project.name}+")]
-        elif not caller.sysadmin:
-            if not caller.authenticated:
-                raise Unauthorized("log in to list robots")
-            raise Forbidden("only system administrators list all robots; filter with q=Level=project,ProjectID=<id>")
         if level is not None:
             robots = [r for r in robots if r.level == level]
         return robots
 
     def update(self, caller: Principal, robot_id: int, body: dict[str, Any]) -> None:
-        robot = self.get(caller, robot_id)
-        self._authorize(caller, robot, "update")
+        robot = self.get(robot_id)
         duration = body.get("duration", robot.duration)
         if isinstance(duration, bool) or not isinstance(duration, int):
             raise BadRequest("duration must be an integer number of days")
@@ -213,41 +208,19 @@ class RobotService:
                                     permissions=permissions, disabled=disabled),
                             revoke_tokens=disabled and not robot.disabled)  # fmt: skip
 
-    def refresh_secret(self, caller: Principal, robot_id: int, provided: Any) -> str:
-        self._require_login(caller)
-        robot = self._robots.get_by_id(robot_id)
-        if robot is None:
-            raise NotFound(f"robot {robot_id} not found")
-        if not (caller.robot is not None and caller.robot.robot_id == robot.robot_id):
-            self._authorize(caller, robot, "update")
+    def refresh_secret(self, robot_id: int, provided: Any) -> str:
+        robot = self.get(robot_id)
         secret = self._secret(provided)
         self._robots.update(replace(robot, secret_hash=credentials.hash_secret(secret)), revoke_tokens=True)
         return secret
 
-    def delete(self, caller: Principal, robot_id: int) -> None:
-        robot = self.get(caller, robot_id)
-        self._authorize(caller, robot, "delete")
+    def delete(self, robot_id: int) -> None:
+        robot = self.get(robot_id)
         self._robots.delete(robot)
         self._publish(EventType.DELETE_ROBOT, robot)
-
-    @staticmethod
-    def _require_login(caller: Principal) -> None:
-        """Before any lookup: an anonymous 404 for a free id and 401 for a taken one would list ids."""
-        if not caller.authenticated:
-            raise Unauthorized("log in first")
 
     def _publish(self, event_type: EventType, robot: Robot) -> None:
         """For the audit log: the robot's login name, under its project when it has one."""
         project = robot.name.split("+", 1)[0] if robot.level == "project" else None
         name = f"{self._access.robot_prefix()}{robot.name}"
         self._events.publish(Event.now(event_type, project=project, resource_type="robot", resource=name))
-
-    def _authorize(self, caller: Principal, robot: Robot, action: Literal["read", "update", "delete"]) -> None:
-        if robot.level == "system":
-            if not caller.authenticated:
-                raise Unauthorized("log in first")
-            if not caller.sysadmin:
-                raise Forbidden("only system administrators manage system robots")
-            return
-        project = self._projects.resolve(robot.name.split("+", 1)[0], force_name=True)
-        self._projects.authorize(caller, project, "robot", action)

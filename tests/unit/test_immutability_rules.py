@@ -42,7 +42,7 @@ class Clock:
 
 def _service(cache_seconds: float = 10) -> tuple[ImmutabilityService, FakeStore, Clock]:
     store, clock = FakeStore(), Clock()
-    return ImmutabilityService(store, projects=None, cache_seconds=cache_seconds, clock=clock), store, clock  # type: ignore[arg-type]
+    return ImmutabilityService(store, cache_seconds=cache_seconds, clock=clock), store, clock
 
 
 def test_rules_are_read_once_per_cache_period_even_when_there_are_none():

@@ -1,4 +1,7 @@
-"""What every /api/v2.0 handler shares: the caller, JSON bodies as pydantic models, list responses.
+"""What /api/v2.0 handlers share: the caller, JSON bodies as pydantic models, list responses.
+
+The route decorator (`_route.py`) uses these for every route; handlers use the helpers directly
+when a route needs more than the decorator does (raw JSON objects, store-paged lists).
 
 Harbor's API authenticates with HTTP Basic (a user's password or a robot's secret). Registry tokens
 from /service/token are refused here, as in Harbor: they carry a narrow grant for /v2 and must not
@@ -12,43 +15,24 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.api.edge import HttpRequest, guarded, json_response, request_from
+from chalicelib.api.edge import HttpRequest, json_response
 from chalicelib.api.mgmt.paging import apply_sort, page_headers, paginate, parse_page, parse_sort
 from chalicelib.api.mgmt.query import parse_q
 from chalicelib.core import jsondoc
-from chalicelib.core.identity import Principal
-from chalicelib.errors import BadRequest, ProjectNotFound, Unauthorized
+from chalicelib.errors import BadRequest, Unauthorized
 from chalicelib.events import set_operator
 from chalicelib.observability import logger
 from chalicelib.wiring import services
 
 API = "/api/v2.0"
 ModelT = TypeVar("ModelT", bound=BaseModel)
-Handler = Callable[[HttpRequest], Response]
 _MAX_BODY = 1024 * 1024
 
 
-def serve(bp: Blueprint, handler: Handler, **params: str) -> Response:
-    """Run a management handler for the blueprint's current request."""
-    request = request_from(bp.current_request).with_params(params)
-    return guarded(lambda r: _hiding_projects(handler, _identified(r)), request)
-
-
-def _hiding_projects(handler: Handler, request: HttpRequest) -> Response:
-    """An anonymous caller gets the same 401 for a project that does not exist as for a private
-    one (Harbor's answer too), so probing names or ids cannot tell which projects exist."""
-    try:
-        return handler(request)
-    except ProjectNotFound:
-        if request.principal.authenticated:
-            raise
-        raise Unauthorized("log in to access this project") from None
-
-
-def _identified(request: HttpRequest) -> HttpRequest:
+def identified(request: HttpRequest) -> HttpRequest:
     header = request.header("authorization")
     if header and header.lower().startswith("bearer "):
         raise Unauthorized("registry tokens are for /v2; use Basic credentials on the management API")
@@ -137,7 +121,3 @@ def ok() -> Response:
 def iso(epoch: int) -> str:
     """Harbor's timestamps: RFC 3339 with milliseconds, UTC."""
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
-
-
-def caller(request: HttpRequest) -> Principal:
-    return request.principal

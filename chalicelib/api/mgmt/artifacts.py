@@ -1,10 +1,11 @@
 """/api/v2.0/projects/{p}/repositories/{r}/artifacts: Harbor's artifacts, tags, accessories, additions.
 
-Thin: parse the path and query, authorise through the service, one service call, Harbor's JSON
-shapes. Repository names arrive URL-encoded twice (`a%252Fb`, see names.py). Lists page with
-Harbor's `page`/`page_size` and answer `X-Total-Count` and `Link`; the `next` link also carries a
-`cursor`, which lets the next page start where this one ended (constant work per page; see
-stores/artifacts.py for what a bare page number costs).
+Thin: the route decorator authorises (from the table) and answers; each handler parses the path
+and query, makes one service call and builds Harbor's JSON shapes. Repository names arrive
+URL-encoded twice (`a%252Fb`, see names.py). Lists page with Harbor's `page`/`page_size` and answer
+`X-Total-Count` and `Link`; the `next` link also carries a `cursor`, which lets the next page start
+where this one ended (constant work per page; see stores/artifacts.py for what a bare page number
+costs).
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import BaseModel, ConfigDict
 
 from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, serve
-from chalicelib.api.mgmt.names import decode_repository_name, is_resource_name
+from chalicelib.api.mgmt._edge import API, iso, listing
+from chalicelib.api.mgmt._route import Created, Routes
+from chalicelib.api.mgmt.names import decode_repository_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
 from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
@@ -28,13 +30,14 @@ from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, T
 from chalicelib.core.bounds import Id
 from chalicelib.core.catalog import Repository
 from chalicelib.core.identity import Project
+from chalicelib.core.reference import project_of
 from chalicelib.errors import BadRequest
 from chalicelib.processors.icon import display_icon
-from chalicelib.services.artifacts import Include, Listing, Matcher, PageRequest, parse_copy_source
+from chalicelib.services.artifacts import Include, Listing, Matcher, PageRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
-_REPO = f"{API}/projects/{{project}}/repositories/{{repository}}/artifacts"
+routes = Routes(__name__)
+bp = routes.blueprint
 _FLAGS = ("with_tag", "with_label", "with_scan_overview", "with_sbom_overview", "with_signature",
           "with_immutable_status", "with_accessory", "with_inherited_accessory")  # fmt: skip
 _Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "tags": str, "labels": int,
@@ -58,61 +61,115 @@ class TagReq(BaseModel):
 
 # Routes.
 
-
-@bp.route(_REPO, methods=["GET", "POST"], content_types=["*/*"])
-def artifacts(project: str, repository: str) -> Response:
-    handler = _copy if bp.current_request.method == "POST" else _list
-    return serve(bp, handler, project=project, repository=repository)
+_REPO = "/projects/{project}/repositories/{repository}/artifacts"
+_ART = f"{_REPO}/{{reference}}"
 
 
-@bp.route(f"{_REPO}/{{reference}}", methods=["GET", "DELETE"], content_types=["*/*"])
-def artifact(project: str, repository: str, reference: str) -> Response:
-    handler = _delete if bp.current_request.method == "DELETE" else _get
-    return serve(bp, handler, project=project, repository=repository, reference=reference)
+def _copy_source(request: HttpRequest) -> Project:
+    """The project a copy's `from=<project>/<repository>@<digest|:tag>` reads from."""
+    from chalicelib.services.artifacts import parse_copy_source  # noqa: PLC0415 (services load on first use)
+
+    source, _ = parse_copy_source(request.arg("from"))
+    return services().projects.resolve(project_of(source), True)
 
 
-@bp.route(f"{_REPO}/{{reference}}/tags", methods=["GET", "POST"], content_types=["*/*"])
-def tags(project: str, repository: str, reference: str) -> Response:
-    handler = _create_tag if bp.current_request.method == "POST" else _list_tags
-    return serve(bp, handler, project=project, repository=repository, reference=reference)
+@routes.get(_REPO)
+def list_artifacts(request: HttpRequest, project: Project) -> Response:
+    repository = _repository(request, project)
+    flags, page, request_page, matches = _list_args(request)
+    found = services().artifacts.list_page(repository, request_page, _include(flags), matches)
+    records = _views(found, flags, project.project_id)
+    return json_response(records, headers=_page_links(request, _path(request), page, found.total, found.next_cursor))
 
 
-@bp.route(f"{_REPO}/{{reference}}/tags/{{tag_name}}", methods=["DELETE"], content_types=["*/*"])
-def tag(project: str, repository: str, reference: str, tag_name: str) -> Response:
-    return serve(bp, _delete_tag, project=project, repository=repository,
-                 reference=reference, tag_name=tag_name)  # fmt: skip
+@routes.post(_REPO, also_in=_copy_source)
+def copy_artifact(request: HttpRequest, project: Project) -> Created:
+    from chalicelib.services.artifacts import parse_copy_source  # noqa: PLC0415 (services load on first use)
 
-
-@bp.route(f"{_REPO}/{{reference}}/accessories", methods=["GET"], content_types=["*/*"])
-def accessories(project: str, repository: str, reference: str) -> Response:
-    return serve(bp, _accessories, project=project, repository=repository, reference=reference)
-
-
-@bp.route(f"{_REPO}/{{reference}}/additions/{{addition}}", methods=["GET"], content_types=["*/*"])
-def additions(project: str, repository: str, reference: str, addition: str) -> Response:
-    return serve(bp, _addition, project=project, repository=repository,
-                 reference=reference, addition=addition)  # fmt: skip
-
-
-@bp.route(f"{API}/projects/{{project}}/artifacts", methods=["GET"], content_types=["*/*"])
-def project_artifacts(project: str) -> Response:
-    return serve(bp, _list_project, project=project)
-
-
-# Handlers.
-
-
-def _repository(request: HttpRequest, resource: str, action: str) -> tuple[int, Repository]:
-    """Resolve the project (name or id), check the caller's permission, then the repository:
-    the project's id and the repository (full name and integer id)."""
-    project = _project(request)
+    source, reference = parse_copy_source(request.arg("from"))
     repo = decode_repository_name(request.params["repository"])
-    return project.project_id, services().artifacts.repository(request.principal, project, repo, resource, action)
+    digest = services().artifacts.copy(project, repo, source, reference)
+    return Created(f"{_path(request)}/{digest}")
 
 
-def _project(request: HttpRequest) -> Project:
-    value = request.params["project"]
-    return services().artifacts.project(value, is_resource_name(value, request.header("x-is-resource-name")))
+@routes.get(_ART)
+def get_artifact(request: HttpRequest, project: Project) -> dict[str, Any]:
+    repository = _repository(request, project)
+    flags = _flags(request)
+    found = services().artifacts.get(repository, _reference(request), _include(flags))
+    return _views(found, flags, project.project_id)[0]
+
+
+@routes.delete(_ART)
+def delete_artifact(request: HttpRequest, project: Project) -> None:
+    services().artifacts.delete(_repository(request, project).name, _reference(request))
+
+
+@routes.get(f"{_ART}/tags")
+def list_tags(request: HttpRequest, project: Project) -> Response:
+    repository = _repository(request, project)
+    page = parse_page(request.arg("page"), request.arg("page_size"))
+    name_query = parse_q(request.arg("q"), {"name": str})
+    immutable = _bool(request, "with_immutable_status", default=False)
+    path = _path(request, f"/{request.params['reference']}/tags")
+    if not name_query.is_empty or request.arg("sort"):
+        # Filtered or re-sorted: every tag of the artifact (bounded), paged in memory.
+        found, every = services().artifacts.all_tags(repository.name, _reference(request), immutable)
+        views = [_tag_view(t, found, repository.repository_id, every.immutable) for t in every.items]
+        return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
+    request_page = PageRequest(page.page, page.size, _cursor(request, page))
+    found, result = services().artifacts.tags(repository.name, _reference(request), request_page, immutable)
+    headers = _page_links(request, path, page, result.total, result.next_cursor)
+    views = [_tag_view(t, found, repository.repository_id, result.immutable) for t in result.items]
+    return json_response(views, headers=headers)
+
+
+@routes.post(f"{_ART}/tags", body=TagReq)
+def create_tag(request: HttpRequest, body: TagReq, project: Project) -> Created:
+    services().artifacts.add_tag(_repository(request, project).name, _reference(request), body.name)
+    return Created(f"{_path(request, '/' + request.params['reference'])}/tags/{body.name}")
+
+
+@routes.delete(f"{_ART}/tags/{{tag_name}}")
+def delete_tag(request: HttpRequest, project: Project) -> None:
+    repository = _repository(request, project)
+    services().artifacts.delete_tag(repository.name, _reference(request), request.params["tag_name"])
+
+
+@routes.get(f"{_ART}/accessories")
+def list_accessories(request: HttpRequest, project: Project) -> Response:
+    repository = _repository(request, project)
+    views = [_accessory_view(a) for a in services().artifacts.accessories(repository.name, _reference(request))]
+    path = _path(request, f"/{request.params['reference']}/accessories")
+    return listing(request, path, views, q_fields={"type": str, "digest": str},
+                   sort_fields=("creation_time", "size", "type"))  # fmt: skip
+
+
+@routes.get(f"{_ART}/additions/{{addition}}")
+def get_addition(request: HttpRequest, project: Project) -> Response:
+    repository = _repository(request, project)
+    if request.params["addition"].lower() == "vulnerabilities":  # Harbor: its own route, any artifact
+        return json_response(services().artifacts.vulnerabilities(repository.name, _reference(request)))
+    result = services().artifacts.addition(repository.name, _reference(request), request.params["addition"])
+    return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
+
+
+@routes.get("/projects/{project}/artifacts")
+def list_project_artifacts(request: HttpRequest, project: Project) -> Response:
+    latest = _bool(request, "latest_in_repository", default=False)
+    flags, page, request_page, matches = _list_args(request)
+    found = services().artifacts.list_project(project, request_page, _include(flags), matches, latest)
+    records = _views(found, flags, project.project_id)
+    path = f"/projects/{request.params['project']}/artifacts"
+    return json_response(records, headers=_page_links(request, path, page, found.total, None))
+
+
+# Handlers' helpers.
+
+
+def _repository(request: HttpRequest, project: Project) -> Repository:
+    """The repository of the path in `project` (full name and integer id)."""
+    return services().artifacts.repository(project, decode_repository_name(request.params["repository"]))
 
 
 def _path(request: HttpRequest, suffix: str = "") -> str:
@@ -126,26 +183,6 @@ def _reference(request: HttpRequest) -> str:
     if not reference or len(reference) > 256:
         raise BadRequest("reference must be a digest or a tag")
     return reference
-
-
-def _list(request: HttpRequest) -> Response:
-    project_id, repository = _repository(request, "artifact", "list")
-    flags, page, request_page, matches = _list_args(request)
-    found = services().artifacts.list_page(repository, request_page, _include(flags), matches)
-    records = _views(found, flags, project_id)
-    headers = _page_links(request, _path(request), page, found.total, found.next_cursor)
-    return json_response(records, headers=headers)
-
-
-def _list_project(request: HttpRequest) -> Response:
-    project = _project(request)
-    services().artifacts.authorize(request.principal, project, "artifact", "list")
-    latest = _bool(request, "latest_in_repository", default=False)
-    flags, page, request_page, matches = _list_args(request)
-    found = services().artifacts.list_project(project, request_page, _include(flags), matches, latest)
-    records = _views(found, flags, project.project_id)
-    path = f"/projects/{request.params['project']}/artifacts"
-    return json_response(records, headers=_page_links(request, path, page, found.total, None))
 
 
 def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest, Matcher | None]:
@@ -175,74 +212,6 @@ def _matcher(query: Query) -> Matcher | None:
         return rest.matches(_q_record(artifact, tags, label_ids))
 
     return Matcher(matches, uses_tags=term is not None, uses_labels=labels is not None)
-
-
-def _get(request: HttpRequest) -> Response:
-    project_id, repository = _repository(request, "artifact", "read")
-    flags = _flags(request)
-    found = services().artifacts.get(repository, _reference(request), _include(flags))
-    return json_response(_views(found, flags, project_id)[0])
-
-
-def _delete(request: HttpRequest) -> Response:
-    _, repository = _repository(request, "artifact", "delete")
-    services().artifacts.delete(repository.name, _reference(request))
-    return ok()
-
-
-def _copy(request: HttpRequest) -> Response:
-    target_project = _project(request)
-    source, reference = parse_copy_source(request.arg("from"))
-    repo = decode_repository_name(request.params["repository"])
-    digest = services().artifacts.copy(request.principal, target_project, repo, source, reference)
-    return created(f"{API}{_path(request)}/{digest}")
-
-
-def _list_tags(request: HttpRequest) -> Response:
-    _, repository = _repository(request, "tag", "list")
-    page = parse_page(request.arg("page"), request.arg("page_size"))
-    name_query = parse_q(request.arg("q"), {"name": str})
-    immutable = _bool(request, "with_immutable_status", default=False)
-    path = _path(request, f"/{request.params['reference']}/tags")
-    if not name_query.is_empty or request.arg("sort"):
-        # Filtered or re-sorted: every tag of the artifact (bounded), paged in memory.
-        found, every = services().artifacts.all_tags(repository.name, _reference(request), immutable)
-        views = [_tag_view(t, found, repository.repository_id, every.immutable) for t in every.items]
-        return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
-    request_page = PageRequest(page.page, page.size, _cursor(request, page))
-    found, result = services().artifacts.tags(repository.name, _reference(request), request_page, immutable)
-    headers = _page_links(request, path, page, result.total, result.next_cursor)
-    views = [_tag_view(t, found, repository.repository_id, result.immutable) for t in result.items]
-    return json_response(views, headers=headers)
-
-
-def _create_tag(request: HttpRequest) -> Response:
-    _, repository = _repository(request, "tag", "create")
-    name = body(request, TagReq).name
-    services().artifacts.add_tag(repository.name, _reference(request), name)
-    return created(f"{API}{_path(request, '/' + request.params['reference'])}/tags/{name}")
-
-
-def _delete_tag(request: HttpRequest) -> Response:
-    _, repository = _repository(request, "tag", "delete")
-    services().artifacts.delete_tag(repository.name, _reference(request), request.params["tag_name"])
-    return ok()
-
-
-def _accessories(request: HttpRequest) -> Response:
-    _, repository = _repository(request, "accessory", "list")
-    views = [_accessory_view(a) for a in services().artifacts.accessories(repository.name, _reference(request))]
-    path = _path(request, f"/{request.params['reference']}/accessories")
-    return listing(request, path, views, q_fields={"type": str, "digest": str},
-                   sort_fields=("creation_time", "size", "type"))  # fmt: skip
-
-
-def _addition(request: HttpRequest) -> Response:
-    _, repository = _repository(request, "artifact-addition", "read")
-    if request.params["addition"].lower() == "vulnerabilities":  # Harbor: its own route, any artifact
-        return json_response(services().artifacts.vulnerabilities(repository.name, _reference(request)))
-    result = services().artifacts.addition(repository.name, _reference(request), request.params["addition"])
-    return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
 
 
 # Query parameters.

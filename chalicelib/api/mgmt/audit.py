@@ -12,17 +12,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, serve
+from chalicelib.api.mgmt._edge import API
+from chalicelib.api.mgmt._route import Routes
 from chalicelib.api.mgmt.paging import page_headers, parse_page, parse_sort
-from chalicelib.api.mgmt.projects import target
 from chalicelib.api.mgmt.query import AnyOf, Exact, Fuzzy, InvalidQuery, Query, Range, parse_q
 from chalicelib.core.audit import FILTER_FIELDS, AuditEntry, AuditFilter
+from chalicelib.core.identity import Project
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 _Q_FIELDS: dict[str, type] = {**dict.fromkeys(FILTER_FIELDS, str), "op_time": datetime}
 # (filter, offset, size, newest_first) -> (total, entries on the page)
 Lister = Callable[[AuditFilter, int, int, bool], tuple[int, list[AuditEntry]]]
@@ -89,17 +91,8 @@ def _respond(request: HttpRequest, path: str, lister: Lister,
     return json_response([view(e) for e in entries], headers=page_headers(f"{API}{path}", others, page, total))
 
 
-@bp.route(f"{API}/audit-logs", methods=["GET"])
-def audit_logs() -> Response:
-    return serve(bp, lambda r: _all(r, "/audit-logs", entry_view))
-
-
-@bp.route(f"{API}/auditlog-exts", methods=["GET"])
-def audit_log_exts() -> Response:
-    return serve(bp, lambda r: _all(r, "/auditlog-exts", ext_view))
-
-
 def _all(request: HttpRequest, path: str, view: Callable[[AuditEntry], dict[str, Any]]) -> Response:
+    """Every entry the caller may see: all of them for a system reader, else its projects'."""
     audit, caller = services().audit, request.principal
     return _respond(
         request,
@@ -109,26 +102,37 @@ def _all(request: HttpRequest, path: str, view: Callable[[AuditEntry], dict[str,
     )
 
 
-@bp.route(f"{API}/auditlog-exts/events", methods=["GET"])
-def audit_log_event_types() -> Response:
-    return serve(bp, lambda r: json_response([{"event_type": t} for t in services().audit.event_types(r.principal)]))
-
-
-@bp.route(f"{API}/projects/{{project}}/logs", methods=["GET"])
-def project_logs(project: str) -> Response:
-    return serve(bp, lambda r: _project(r, "logs", entry_view), project=project)
-
-
-@bp.route(f"{API}/projects/{{project}}/auditlog-exts", methods=["GET"])
-def project_log_exts(project: str) -> Response:
-    return serve(bp, lambda r: _project(r, "auditlog-exts", ext_view), project=project)
-
-
-def _project(request: HttpRequest, leaf: str, view: Callable[[AuditEntry], dict[str, Any]]) -> Response:
-    found, audit, caller = target(request), services().audit, request.principal
+def _in_project(request: HttpRequest, project: Project, leaf: str,
+                view: Callable[[AuditEntry], dict[str, Any]]) -> Response:  # fmt: skip
+    audit = services().audit
     return _respond(
         request,
         f"/projects/{request.params['project']}/{leaf}",
-        lambda flt, offset, size, newest: audit.list_project(caller, found, flt, offset, size, newest_first=newest),
+        lambda flt, offset, size, newest: audit.list_project(project, flt, offset, size, newest_first=newest),
         view,
     )
+
+
+@routes.get("/audit-logs")
+def audit_logs(request: HttpRequest) -> Response:
+    return _all(request, "/audit-logs", entry_view)
+
+
+@routes.get("/auditlog-exts")
+def audit_log_exts(request: HttpRequest) -> Response:
+    return _all(request, "/auditlog-exts", ext_view)
+
+
+@routes.get("/auditlog-exts/events")
+def audit_log_event_types(request: HttpRequest) -> list[dict[str, str]]:
+    return [{"event_type": t} for t in services().audit.event_types()]
+
+
+@routes.get("/projects/{project}/logs")
+def project_logs(request: HttpRequest, project: Project) -> Response:
+    return _in_project(request, project, "logs", entry_view)
+
+
+@routes.get("/projects/{project}/auditlog-exts")
+def project_log_exts(request: HttpRequest, project: Project) -> Response:
+    return _in_project(request, project, "auditlog-exts", ext_view)

@@ -1,6 +1,7 @@
 """/api/v2.0/system/gc: garbage collection history, logs, stop, and its schedule (Harbor's shapes).
 
-System administrators only (or a system robot granted `garbage-collection`), as in Harbor.
+System administrators only (or a system robot granted `garbage-collection`), as in Harbor; a PUT
+that stops an execution needs `update` here (Harbor asks `stop`), since it shares the route.
 `/system/gc/schedule` shares the `{gc_id}` route: API Gateway and the local adapter would both
 match it there, so the handler tells them apart instead of relying on route precedence.
 """
@@ -11,21 +12,21 @@ import json
 import time
 from typing import Any, Literal
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import BaseModel, ConfigDict
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
-from chalicelib.api.mgmt.wire import ZERO_TIME, shape
-from chalicelib.api.mgmt.wire.models import GCHistory
-from chalicelib.auth.rbac import Permission
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import body, int_param, iso
+from chalicelib.api.mgmt._route import Created, Page, Routes
+from chalicelib.api.mgmt.wire import ZERO_TIME
 from chalicelib.core.jobs import Cron, CronError, Job, Schedule, Trigger
-from chalicelib.errors import BadRequest, Forbidden, Unauthorized
+from chalicelib.errors import BadRequest
 from chalicelib.services.gc import VENDOR, GcParameters
 from chalicelib.services.jobs import next_run
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 _HISTORY_MAX = 500  # newest executions a list pages through
 
 
@@ -42,14 +43,6 @@ class ScheduleBody(BaseModel):
     parameters: dict[str, Any] = {}
 
 
-def _authorize(request: HttpRequest, action: str) -> None:
-    principal = request.principal
-    if not principal.authenticated:
-        raise Unauthorized("log in to manage garbage collection")
-    if not services().access.system_allows(principal, Permission("garbage-collection", action)):
-        raise Forbidden("only system administrators manage garbage collection")
-
-
 def _schedule_view(schedule_type: str | None, cron: str | None, upcoming: int | None) -> dict[str, Any]:
     """Harbor's ScheduleObj; a time Harbor has not got is Go's zero time, as Harbor writes it."""
     return {"type": schedule_type or "Manual", "cron": cron or "",
@@ -58,112 +51,88 @@ def _schedule_view(schedule_type: str | None, cron: str | None, upcoming: int | 
 
 def history_view(job: Job) -> dict[str, Any]:
     parameters = {**job.parameters, "time_window": services().settings.gc_time_window_hours, **job.counts}
-    return shape(
-        GCHistory,
-        {
-            "id": job.job_id,
-            "job_name": "GARBAGE_COLLECTION",
-            "job_kind": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
-            "job_parameters": json.dumps(parameters, sort_keys=True),
-            "schedule": _schedule_view(job.schedule_type, job.schedule_cron, None),
-            "job_status": str(job.status),
-            "deleted": False,
-            "creation_time": iso(job.created_at),
-            "update_time": iso(job.updated_at),
-        },
-    )
+    return {
+        "id": job.job_id,
+        "job_name": "GARBAGE_COLLECTION",
+        "job_kind": "SCHEDULE" if job.trigger == Trigger.SCHEDULE else "MANUAL",
+        "job_parameters": json.dumps(parameters, sort_keys=True),
+        "schedule": _schedule_view(job.schedule_type, job.schedule_cron, None),
+        "job_status": str(job.status),
+        "deleted": False,
+        "creation_time": iso(job.created_at),
+        "update_time": iso(job.updated_at),
+    }
 
 
-@bp.route(f"{API}/system/gc", methods=["GET"], content_types=["*/*"])
-def gc_history() -> Response:
-    return serve(bp, _history)
-
-
-def _history(request: HttpRequest) -> Response:
-    _authorize(request, "list")
+@routes.get("/system/gc")
+def gc_history(request: HttpRequest) -> Page:
     records = [history_view(j) for j in services().jobs.history(VENDOR, _HISTORY_MAX)]
-    return listing(request, "/system/gc", records, q_fields={"id": int, "job_status": str, "job_kind": str},
-                   sort_fields=("id", "creation_time", "update_time", "job_status"))  # fmt: skip
+    return Page(records, q_fields={"id": int, "job_status": str, "job_kind": str},
+                sort_fields=("id", "creation_time", "update_time", "job_status"))  # fmt: skip
 
 
-@bp.route(f"{API}/system/gc/{{gc_id}}", methods=["GET", "POST", "PUT"], content_types=["*/*"])
-def gc_item(gc_id: str) -> Response:
-    method = bp.current_request.method
-    if gc_id == "schedule":
-        handler = {"GET": _get_schedule, "POST": _create_schedule, "PUT": _update_schedule}[method]
-        return serve(bp, handler)
-    return serve(bp, {"GET": _get, "PUT": _stop, "POST": _not_allowed}[method], gc_id=gc_id)
+def _gc_id(request: HttpRequest) -> int:
+    return int_param(request.params["gc_id"], "gc_id")
 
 
-@bp.route(f"{API}/system/gc/{{gc_id}}/log", methods=["GET"], content_types=["*/*"])
-def gc_log(gc_id: str) -> Response:
-    return serve(bp, _log, gc_id=gc_id)
+def _is_schedule(request: HttpRequest) -> bool:
+    return request.params["gc_id"] == "schedule"
 
 
-def _get(request: HttpRequest) -> Response:
-    _authorize(request, "read")
-    job = services().jobs.get(int_param(request.params["gc_id"], "gc_id"), VENDOR)
-    return json_response(history_view(job))
+@routes.get("/system/gc/{gc_id}")
+def get_gc(request: HttpRequest) -> Response | dict[str, Any] | None:
+    """One execution, or (`/system/gc/schedule`) the schedule: 200 with no body when there is none."""
+    if not _is_schedule(request):
+        return history_view(services().jobs.get(_gc_id(request), VENDOR))
+    schedule = services().jobs.schedule(VENDOR)
+    if schedule is None or schedule.schedule_type == "None":
+        return None  # Harbor answers 200 with no body
+    return _schedule_record(schedule)
 
 
-def _stop(request: HttpRequest) -> Response:
-    _authorize(request, "stop")
-    services().jobs.stop(int_param(request.params["gc_id"], "gc_id"), VENDOR)
-    return ok()
+@routes.post("/system/gc/{gc_id}")
+def create_gc_schedule(request: HttpRequest) -> Created:
+    if not _is_schedule(request):
+        raise BadRequest("POST is only defined on /system/gc/schedule")
+    return _apply_schedule(request) or Created("/system/gc/schedule")
 
 
-def _not_allowed(request: HttpRequest) -> Response:
-    raise BadRequest("POST is only defined on /system/gc/schedule")
+@routes.put("/system/gc/{gc_id}")
+def update_gc(request: HttpRequest) -> Created | None:
+    """Stop an execution, or (`/system/gc/schedule`) change the schedule."""
+    if _is_schedule(request):
+        return _apply_schedule(request)
+    services().jobs.stop(_gc_id(request), VENDOR)
+    return None
 
 
-def _log(request: HttpRequest) -> Response:
-    _authorize(request, "read")
-    text = services().jobs.log_text(int_param(request.params["gc_id"], "gc_id"), VENDOR)
+@routes.get("/system/gc/{gc_id}/log")
+def gc_log(request: HttpRequest) -> Response:
+    text = services().jobs.log_text(_gc_id(request), VENDOR)
     return Response(body=text.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
-def _get_schedule(request: HttpRequest) -> Response:
-    _authorize(request, "read")
-    schedule = services().jobs.schedule(VENDOR)
-    if schedule is None or schedule.schedule_type == "None":
-        return ok()  # Harbor answers 200 with no body
-    return json_response(_schedule_record(schedule))
-
-
 def _schedule_record(schedule: Schedule) -> dict[str, Any]:
-    return shape(
-        GCHistory,
-        {
-            "id": 0,
-            "job_name": "GARBAGE_COLLECTION",
-            "job_kind": "SCHEDULE",
-            "job_parameters": json.dumps(schedule.parameters, sort_keys=True),
-            "schedule": _schedule_view(schedule.schedule_type, schedule.cron, next_run(schedule, time.time())),
-            "job_status": "",
-            "deleted": False,
-            "creation_time": iso(schedule.created_at),
-            "update_time": iso(schedule.updated_at),
-        },
-    )
+    return {
+        "id": 0,
+        "job_name": "GARBAGE_COLLECTION",
+        "job_kind": "SCHEDULE",
+        "job_parameters": json.dumps(schedule.parameters, sort_keys=True),
+        "schedule": _schedule_view(schedule.schedule_type, schedule.cron, next_run(schedule, time.time())),
+        "job_status": "",
+        "deleted": False,
+        "creation_time": iso(schedule.created_at),
+        "update_time": iso(schedule.updated_at),
+    }
 
 
-def _create_schedule(request: HttpRequest) -> Response:
-    return _apply_schedule(request, created_status=True)
-
-
-def _update_schedule(request: HttpRequest) -> Response:
-    return _apply_schedule(request, created_status=False)
-
-
-def _apply_schedule(request: HttpRequest, *, created_status: bool) -> Response:
+def _apply_schedule(request: HttpRequest) -> Created | None:
     """`Manual` runs GC now (201 with the execution's Location); other types store the schedule."""
-    _authorize(request, "create" if created_status else "update")
     parsed = body(request, ScheduleBody)
     params = GcParameters.parse(parsed.parameters).as_dict()
     kind = parsed.schedule.type
     if kind == "Manual":
-        job = services().gc.start(params)
-        return created(f"{API}/system/gc/{job.job_id}")
+        return Created(f"/system/gc/{services().gc.start(params).job_id}")
     cron = (parsed.schedule.cron or "").strip()
     if kind in ("Custom", "Schedule"):
         try:
@@ -171,4 +140,4 @@ def _apply_schedule(request: HttpRequest, *, created_status: bool) -> Response:
         except CronError as exc:
             raise BadRequest(f"invalid cron: {exc}", {"cron": cron[:100]}) from None
     services().jobs.set_schedule(VENDOR, kind, cron, params)
-    return created(f"{API}/system/gc/schedule") if created_status else ok()
+    return None

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from chalice.app import Blueprint, Response
+from typing import Any
 
-from chalicelib.api.edge import HttpRequest, guarded, json_response, request_from
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._route import Routes
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 
-@bp.route("/api/v2.0/health", methods=["GET"])
-def health() -> Response:
-    return guarded(_health, request_from(bp.current_request))
-
-
-def _health(request: HttpRequest) -> Response:
+@routes.get("/health")
+def health(request: HttpRequest) -> dict[str, Any]:
     components = services().health.components()
     status = "healthy" if all(c["status"] == "healthy" for c in components) else "unhealthy"
-    return json_response({"status": status, "components": components})
+    return {"status": status, "components": components}

@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import base64
 
-from chalice.app import Blueprint, Response
-
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._route import Routes
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 
-@bp.route(f"{API}/icons/{{digest}}", methods=["GET"])
-def icon(digest: str) -> Response:
-    return serve(bp, _icon, digest=digest)
-
-
-def _icon(request: HttpRequest) -> Response:
+@routes.get("/icons/{digest}")
+def icon(request: HttpRequest) -> dict[str, str]:
     found = services().icons.get(request.params["digest"])
-    return json_response({"content-type": found.content_type, "content": base64.b64encode(found.content).decode()})
+    return {"content-type": found.content_type, "content": base64.b64encode(found.content).decode()}

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from chalicelib.api.edge import HttpRequest
-from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
-from chalicelib.api.mgmt.projects import target
+from chalicelib.api.mgmt._edge import int_param
+from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import ImmutableRule
 from chalicelib.core.bounds import Id
+from chalicelib.core.identity import Project
 from chalicelib.core.selectors import MAX_PATTERN_LENGTH
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 _MAX_SELECTORS = 8  # more than one is refused by the service; this only bounds the body
 
 
@@ -50,41 +51,28 @@ def rule_view(record: dict[str, Any]) -> dict[str, Any]:
     return shape(ImmutableRule, {**record, "params": {}})
 
 
-@bp.route(f"{API}/projects/{{project}}/immutabletagrules", methods=["GET", "POST"], content_types=["*/*"])
-def rules(project: str) -> Response:
-    return serve(bp, _create if bp.current_request.method == "POST" else _list, project=project)
+_RULES = "/projects/{project}/immutabletagrules"
 
 
-def _list(request: HttpRequest) -> Response:
-    found = target(request)
-    listed = services().immutability.rules(request.principal, found)
-    records = [r.record() for r in listed]
-    return listing(request, f"/projects/{request.params['project']}/immutabletagrules", records,
-                   q_fields={"id": int, "priority": int, "disabled": bool}, sort_fields=("id", "priority"),
-                   fill=lambda page: [rule_view(r) for r in page])  # fmt: skip
+@routes.get(_RULES)
+def list_rules(request: HttpRequest, project: Project) -> Page:
+    records = [r.record() for r in services().immutability.rules(project)]
+    return Page(records, q_fields={"id": int, "priority": int, "disabled": bool}, sort_fields=("id", "priority"),
+                fill=lambda page: [rule_view(r) for r in page])  # fmt: skip
 
 
-def _create(request: HttpRequest) -> Response:
-    req = body(request, ImmutableRuleReq)
-    found = target(request)
-    rule = services().immutability.create(request.principal, found, req.model_dump())
-    return created(f"{API}/projects/{request.params['project']}/immutabletagrules/{rule.rule_id}")
+@routes.post(_RULES, body=ImmutableRuleReq)
+def create_rule(request: HttpRequest, body: ImmutableRuleReq, project: Project) -> Created:
+    rule = services().immutability.create(project, body.model_dump())
+    return Created(f"/projects/{request.params['project']}/immutabletagrules/{rule.rule_id}")
 
 
-@bp.route(f"{API}/projects/{{project}}/immutabletagrules/{{rule_id}}", methods=["PUT", "DELETE"],
-          content_types=["*/*"])  # fmt: skip
-def rule(project: str, rule_id: str) -> Response:
-    return serve(bp, _update if bp.current_request.method == "PUT" else _delete, project=project, rule_id=rule_id)
-
-
-def _update(request: HttpRequest) -> Response:
+@routes.put(f"{_RULES}/{{rule_id}}", body=ImmutableRuleReq)
+def update_rule(request: HttpRequest, body: ImmutableRuleReq, project: Project) -> None:
     rule_id = int_param(request.params["rule_id"], "immutable_rule_id")
-    req = body(request, ImmutableRuleReq)
-    services().immutability.update(request.principal, target(request), rule_id, req.model_dump())
-    return ok()
+    services().immutability.update(project, rule_id, body.model_dump())
 
 
-def _delete(request: HttpRequest) -> Response:
-    rule_id = int_param(request.params["rule_id"], "immutable_rule_id")
-    services().immutability.delete(request.principal, target(request), rule_id)
-    return ok()
+@routes.delete(f"{_RULES}/{{rule_id}}")
+def delete_rule(request: HttpRequest, project: Project) -> None:
+    services().immutability.delete(project, int_param(request.params["rule_id"], "immutable_rule_id"))

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from chalice.app import Blueprint, Response
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param, raw_json
+from chalicelib.api.mgmt._route import Created, Page, Routes, project_named_in_path
 from chalicelib.api.mgmt.names import decode_repository_name
-from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import Label as WireLabel
 from chalicelib.core.bounds import Id
+from chalicelib.core.identity import Project
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 
 class LabelReq(BaseModel):
@@ -34,49 +36,63 @@ class LabelReq(BaseModel):
     deleted: bool | None = None
 
 
-@bp.route(f"{API}/labels", methods=["GET", "POST"], content_types=["*/*"])
-def labels() -> Response:
-    return serve(bp, _create if bp.current_request.method == "POST" else _list)
-
-
-def _list(request: HttpRequest) -> Response:
+def _listed_project(request: HttpRequest) -> Project | None:
+    """`scope=p&project_id=<id>` lists a project's labels (the project permission); `g`, anyone."""
     raw_project = request.arg("project_id")
-    project_id = int_param(raw_project, "project_id") if raw_project else None
-    found = services().labels.in_scope(request.principal, request.arg("scope") or "g", project_id)
+    if request.arg("scope") != "p" or not raw_project:
+        return None
+    return services().labels.scope_project("p", int_param(raw_project, "project_id"))
+
+
+def _new_label_project(request: HttpRequest) -> Project | None:
+    """A project label (`scope: p`) is created in its project, a global one by the system permission."""
+    data = raw_json(request)
+    scope, project_id = (data.get("scope") or "g", data.get("project_id")) if isinstance(data, dict) else ("g", None)
+    return services().labels.scope_project(scope, project_id if isinstance(project_id, int) else None)
+
+
+def _label_project(request: HttpRequest) -> Project | None:
+    labels = services().labels
+    return labels.project_of(labels.get(_label_id(request)))
+
+
+def _label_id(request: HttpRequest) -> int:
+    return int_param(request.params["label_id"], "label_id")
+
+
+@routes.get("/labels", locate=_listed_project)
+def list_labels(request: HttpRequest, project: Project | None) -> Page:
+    found = services().labels.in_scope(request.arg("scope") or "g", project)
     name = request.arg("name")
-    records = [shape(WireLabel, label.harbor_json()) for label in found if not name or name in label.name]
-    return listing(request, "/labels", records, q_fields={"name": str, "id": int},
-                   sort_fields=("name", "id", "creation_time", "update_time"))  # fmt: skip
+    records = [label.harbor_json() for label in found if not name or name in label.name]
+    return Page(records, q_fields={"name": str, "id": int}, sort_fields=("name", "id", "creation_time", "update_time"))
 
 
-def _create(request: HttpRequest) -> Response:
-    req = body(request, LabelReq)
-    if req.name is None:
+@routes.post("/labels", body=LabelReq, locate=_new_label_project)
+def create_label(request: HttpRequest, body: LabelReq, project: Project | None) -> Created:
+    if body.name is None:
         raise BadRequest("name is required")
-    label = services().labels.create(request.principal, req.name, scope=req.scope or "g", project_id=req.project_id,
-                                     description=req.description or "", color=req.color or "")  # fmt: skip
-    return created(f"{API}/labels/{label.label_id}")
+    label = services().labels.create(body.name, project=project, description=body.description or "",
+                                     color=body.color or "")  # fmt: skip
+    return Created(f"/labels/{label.label_id}")
 
 
-@bp.route(f"{API}/labels/{{label_id}}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
-def label(label_id: str) -> Response:
-    return serve(bp, _label, label_id=label_id)
+@routes.get("/labels/{label_id}", locate=_label_project)
+def get_label(request: HttpRequest) -> dict[str, Any]:
+    return services().labels.get(_label_id(request)).harbor_json()
 
 
-def _label(request: HttpRequest) -> Response:
-    label_id = int_param(request.params["label_id"], "label_id")
-    registry = services()
-    if request.method == "GET":
-        return json_response(shape(WireLabel, registry.labels.get(request.principal, label_id).harbor_json()))
-    if request.method == "PUT":
-        req = body(request, LabelReq)
-        registry.labels.update(request.principal, label_id, req.name, req.description, req.color)
-        return ok()
-    registry.labels.delete(request.principal, label_id)
-    return ok()
+@routes.put("/labels/{label_id}", body=LabelReq, locate=_label_project)
+def update_label(request: HttpRequest, body: LabelReq) -> None:
+    services().labels.update(_label_id(request), body.name, body.description, body.color)
 
 
-_ARTIFACT = f"{API}/projects/{{project}}/repositories/{{repository}}/artifacts/{{reference}}"
+@routes.delete("/labels/{label_id}", locate=_label_project)
+def delete_label(request: HttpRequest) -> None:
+    services().labels.delete(_label_id(request))
+
+
+_ARTIFACT = "/projects/{project}/repositories/{repository}/artifacts/{reference}"
 
 
 class AttachReq(BaseModel):
@@ -87,29 +103,13 @@ class AttachReq(BaseModel):
     id: int = Field(ge=1, le=2**53)
 
 
-@bp.route(f"{_ARTIFACT}/labels", methods=["POST"], content_types=["*/*"])
-def attach(project: str, repository: str, reference: str) -> Response:
-    return serve(bp, _attach, project=project, repository=repository, reference=reference)
-
-
-def _attach(request: HttpRequest) -> Response:
-    label_id = body(request, AttachReq).id
-    registry = services()
-    project = registry.projects.resolve(request.params["project"], force_name=True)
+@routes.post(f"{_ARTIFACT}/labels", body=AttachReq, locate=project_named_in_path)
+def attach_label(request: HttpRequest, body: AttachReq, project: Project) -> None:
     name = decode_repository_name(request.params["repository"])
-    registry.labels.attach(request.principal, project, name, request.params["reference"], label_id)
-    return ok()
+    services().labels.attach(project, name, request.params["reference"], body.id)
 
 
-@bp.route(f"{_ARTIFACT}/labels/{{label_id}}", methods=["DELETE"], content_types=["*/*"])
-def detach(project: str, repository: str, reference: str, label_id: str) -> Response:
-    return serve(bp, _detach, project=project, repository=repository, reference=reference, label_id=label_id)
-
-
-def _detach(request: HttpRequest) -> Response:
-    label_id = int_param(request.params["label_id"], "label_id")
-    registry = services()
-    project = registry.projects.resolve(request.params["project"], force_name=True)
+@routes.delete(f"{_ARTIFACT}/labels/{{label_id}}", locate=project_named_in_path)
+def detach_label(request: HttpRequest, project: Project) -> None:
     name = decode_repository_name(request.params["repository"])
-    registry.labels.detach(request.principal, project, name, request.params["reference"], label_id)
-    return ok()
+    services().labels.detach(project, name, request.params["reference"], _label_id(request))

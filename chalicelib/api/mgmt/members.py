@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, int_param, listing, ok, serve
-from chalicelib.api.mgmt.projects import target
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param
+from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.core.bounds import Id
-from chalicelib.core.identity import Member
+from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 
 class MemberUser(BaseModel):
@@ -51,44 +51,35 @@ def member_view(member: Member, project_id: int) -> dict[str, Any]:
     }
 
 
-@bp.route(f"{API}/projects/{{project}}/members", methods=["GET", "POST"], content_types=["*/*"])
-def members(project: str) -> Response:
-    return serve(bp, _create if bp.current_request.method == "POST" else _list, project=project)
+@routes.get("/projects/{project}/members")
+def list_members(request: HttpRequest, project: Project) -> Page:
+    listed = services().members.list(project, request.arg("entityname"))
+    return Page([member_view(m, project.project_id) for m in listed])
 
 
-def _list(request: HttpRequest) -> Response:
-    found = target(request)
-    listed = services().members.list(request.principal, found, request.arg("entityname"))
-    return listing(request, f"/projects/{request.params['project']}/members",
-                   [member_view(m, found.project_id) for m in listed])  # fmt: skip
-
-
-def _create(request: HttpRequest) -> Response:
-    req = body(request, MemberReq)
-    if req.member_group is not None:
+@routes.post("/projects/{project}/members", body=MemberReq)
+def add_member(request: HttpRequest, body: MemberReq, project: Project) -> Created:
+    if body.member_group is not None:
         raise BadRequest("group members need LDAP or OIDC groups, which are not supported")
-    if req.member_user is None or (req.member_user.username is None and req.member_user.user_id is None):
+    user = body.member_user
+    if user is None or (user.username is None and user.user_id is None):
         raise BadRequest("member_user with username or user_id is required")
-    found = target(request)
-    member = services().members.add(request.principal, found, req.role_id, req.member_user.username,
-                                    req.member_user.user_id)  # fmt: skip
-    return created(f"{API}/projects/{request.params['project']}/members/{member.member_id}")
+    member = services().members.add(request.principal, project, body.role_id, user.username, user.user_id)
+    return Created(f"/projects/{request.params['project']}/members/{member.member_id}")
 
 
-@bp.route(f"{API}/projects/{{project}}/members/{{member_id}}", methods=["GET", "PUT", "DELETE"],
-          content_types=["*/*"])  # fmt: skip
-def member(project: str, member_id: str) -> Response:
-    return serve(bp, _member, project=project, member_id=member_id)
+@routes.get("/projects/{project}/members/{member_id}")
+def get_member(request: HttpRequest, project: Project) -> dict[str, Any]:
+    member = services().members.get(project, int_param(request.params["member_id"], "member_id"))
+    return member_view(member, project.project_id)
 
 
-def _member(request: HttpRequest) -> Response:
-    found = target(request)
+@routes.put("/projects/{project}/members/{member_id}", body=RoleReq)
+def update_member(request: HttpRequest, body: RoleReq, project: Project) -> None:
     member_id = int_param(request.params["member_id"], "member_id")
-    registry = services()
-    if request.method == "GET":
-        return json_response(member_view(registry.members.get(request.principal, found, member_id), found.project_id))
-    if request.method == "PUT":
-        registry.members.update(request.principal, found, member_id, body(request, RoleReq).role_id)
-        return ok()
-    registry.members.remove(request.principal, found, member_id)
-    return ok()
+    services().members.update(request.principal, project, member_id, body.role_id)
+
+
+@routes.delete("/projects/{project}/members/{member_id}")
+def remove_member(request: HttpRequest, project: Project) -> None:
+    services().members.remove(project, int_param(request.params["member_id"], "member_id"))

@@ -4,22 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, iso, listing, ok, raw_json, serve
-from chalicelib.api.mgmt.names import is_resource_name
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import iso, raw_json
+from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import Project as WireProject
-from chalicelib.api.mgmt.wire.models import ProjectDeletable, ProjectSummary
 from chalicelib.core.bounds import Epoch, Id, StorageLimit
 from chalicelib.core.identity import Member, Project
-from chalicelib.errors import BadRequest, NotFound, Unauthorized
+from chalicelib.errors import BadRequest, NotFound
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 
 class CveAllowlist(BaseModel):
@@ -60,18 +59,8 @@ def project_view(project: Project, member: Member | None, repo_count: int) -> di
     })  # fmt: skip
 
 
-def target(request: HttpRequest) -> Project:
-    value = request.params["project"]
-    return services().projects.resolve(value, is_resource_name(value, request.header("x-is-resource-name")))
-
-
-@bp.route(f"{API}/projects", methods=["GET", "HEAD", "POST"], content_types=["*/*"])
-def projects() -> Response:
-    method = bp.current_request.method
-    return serve(bp, {"GET": _list, "HEAD": _head, "POST": _create}[method])
-
-
-def _list(request: HttpRequest) -> Response:
+@routes.get("/projects")
+def list_projects(request: HttpRequest) -> Page:
     registry = services()
     visible = registry.projects.visible(request.principal)
     name, owner = request.arg("name"), request.arg("owner")
@@ -100,125 +89,110 @@ def _list(request: HttpRequest) -> Response:
         return [project_view(chosen[r["name"]], roles.get(r["name"]), registry.projects.repository_count(r["name"]))
                 for r in page]  # fmt: skip
 
-    return listing(request, "/projects", records,
-                   q_fields={"name": str, "project_id": int, "owner_name": str, "public": bool},
-                   sort_fields=("name", "project_id", "creation_time", "update_time"), fill=views)  # fmt: skip
+    return Page(records, q_fields={"name": str, "project_id": int, "owner_name": str, "public": bool},
+                sort_fields=("name", "project_id", "creation_time", "update_time"), fill=views)  # fmt: skip
 
 
-def _head(request: HttpRequest) -> Response:
+@routes.head("/projects")
+def project_name_taken(request: HttpRequest) -> None:
     """Whether a project name is taken, for logged-in callers only (as Harbor): an anonymous
     answer would list private projects' names one guess at a time."""
-    if not request.principal.authenticated:
-        raise Unauthorized("log in to look up project names")
     name = request.arg("project_name")
     if not name:
         raise BadRequest("project_name is required")
     if not services().projects.exists(name):
         raise NotFound(f"project {name} not found")
-    return ok()
 
 
-def _create(request: HttpRequest) -> Response:
-    req = body(request, ProjectReq)
-    if not req.project_name:
+@routes.post("/projects", body=ProjectReq)
+def create_project(request: HttpRequest, body: ProjectReq) -> Created:
+    if not body.project_name:
         raise BadRequest("project_name is required")
-    if req.registry_id is not None:
+    if body.registry_id is not None:
         raise BadRequest("proxy-cache projects (registry_id) are not supported yet")
-    metadata = dict(req.metadata or {})
-    if req.public is not None:
-        metadata.setdefault("public", str(req.public).lower())
-    allowlist = req.cve_allowlist.model_dump() if req.cve_allowlist else {}
-    project = services().projects.create(request.principal, req.project_name, metadata, allowlist,
-                                         req.storage_limit)  # fmt: skip
+    metadata = dict(body.metadata or {})
+    if body.public is not None:
+        metadata.setdefault("public", str(body.public).lower())
+    allowlist = body.cve_allowlist.model_dump() if body.cve_allowlist else {}
+    project = services().projects.create(request.principal, body.project_name, metadata, allowlist,
+                                         body.storage_limit)  # fmt: skip
     location = project.name if request.header("x-resource-name-in-location") == "true" else project.project_id
-    return created(f"{API}/projects/{location}")
+    return Created(f"/projects/{location}")
 
 
-@bp.route(f"{API}/projects/{{project}}", methods=["GET", "PUT", "DELETE", "HEAD"], content_types=["*/*"])
-def project(project: str) -> Response:
-    method = bp.current_request.method
-    handler = {"GET": _get, "HEAD": _get, "PUT": _update, "DELETE": _delete}[method]
-    return serve(bp, handler, project=project)
+_P = "/projects/{project}"
 
 
-def _get(request: HttpRequest) -> Response:
-    found = target(request)
+def _with_caller_role(request: HttpRequest, project: Project) -> dict[str, Any]:
     registry = services()
-    registry.projects.authorize(request.principal, found, "project", "read")
-    member = registry.projects.memberships(request.principal, [found]).get(found.name)
-    return json_response(project_view(found, member, registry.projects.repository_count(found.name)))
+    member = registry.projects.memberships(request.principal, [project]).get(project.name)
+    return project_view(project, member, registry.projects.repository_count(project.name))
 
 
-def _update(request: HttpRequest) -> Response:
-    req = body(request, ProjectReq)
-    found = target(request)
-    metadata = dict(req.metadata) if req.metadata is not None else None
-    if req.public is not None:
-        metadata = {**(metadata or {}), "public": str(req.public).lower()}
-    allowlist = req.cve_allowlist.model_dump() if req.cve_allowlist else None
-    services().projects.update(request.principal, found, metadata, allowlist, req.storage_limit)
-    return ok()
+@routes.get(_P)
+def get_project(request: HttpRequest, project: Project) -> dict[str, Any]:
+    return _with_caller_role(request, project)
 
 
-def _delete(request: HttpRequest) -> Response:
-    services().projects.delete(request.principal, target(request))
-    return ok()
+@routes.head(_P)
+def head_project(request: HttpRequest, project: Project) -> dict[str, Any]:
+    return _with_caller_role(request, project)
 
 
-@bp.route(f"{API}/projects/{{project}}/_deletable", methods=["GET"])
-def deletable(project: str) -> Response:
-    return serve(bp, _deletable, project=project)
+@routes.put(_P, body=ProjectReq)
+def update_project(request: HttpRequest, body: ProjectReq, project: Project) -> None:
+    metadata = dict(body.metadata) if body.metadata is not None else None
+    if body.public is not None:
+        metadata = {**(metadata or {}), "public": str(body.public).lower()}
+    allowlist = body.cve_allowlist.model_dump() if body.cve_allowlist else None
+    services().projects.update(request.principal, project, metadata, allowlist, body.storage_limit)
 
 
-def _deletable(request: HttpRequest) -> Response:
-    ok_, message = services().projects.deletable(request.principal, target(request))
-    return json_response(shape(ProjectDeletable, {"deletable": ok_, "message": message}))
+@routes.delete(_P)
+def delete_project(request: HttpRequest, project: Project) -> None:
+    services().projects.delete(project)
 
 
-@bp.route(f"{API}/projects/{{project}}/summary", methods=["GET"])
-def summary(project: str) -> Response:
-    return serve(bp, _summary, project=project)
+@routes.get(f"{_P}/_deletable")
+def project_deletable(request: HttpRequest, project: Project) -> dict[str, Any]:
+    deletable, message = services().projects.deletable(project)
+    return {"deletable": deletable, "message": message}
 
 
-def _summary(request: HttpRequest) -> Response:
-    return json_response(shape(ProjectSummary, services().projects.summary(request.principal, target(request))))
+@routes.get(f"{_P}/summary")
+def project_summary(request: HttpRequest, project: Project) -> dict[str, Any]:
+    return services().projects.summary(project)
 
 
-@bp.route(f"{API}/projects/{{project}}/metadatas", methods=["GET", "POST"], content_types=["*/*"])
-def metadatas(project: str) -> Response:
-    return serve(bp, _metadatas, project=project)
+@routes.get(f"{_P}/metadatas")
+def list_metadata(request: HttpRequest, project: Project) -> dict[str, Any]:
+    return dict(project.metadata)
 
 
-def _metadatas(request: HttpRequest) -> Response:
-    found = target(request)
-    if request.method == "GET":
-        services().projects.authorize(request.principal, found, "metadata", "read")
-        return json_response(found.metadata)
+@routes.post(f"{_P}/metadatas")
+def add_metadata(request: HttpRequest, project: Project) -> None:
     values = raw_json(request)
     if not isinstance(values, dict) or not values:
         raise BadRequest("body must be a non-empty object of metadata keys")
-    services().projects.set_metadata(request.principal, found, values)
-    return ok()
+    services().projects.set_metadata(project, values)
 
 
-@bp.route(f"{API}/projects/{{project}}/metadatas/{{meta_name}}", methods=["GET", "PUT", "DELETE"],
-          content_types=["*/*"])  # fmt: skip
-def metadata(project: str, meta_name: str) -> Response:
-    return serve(bp, _metadata, project=project, meta_name=meta_name)
+@routes.get(f"{_P}/metadatas/{{meta_name}}")
+def get_metadata(request: HttpRequest, project: Project) -> dict[str, Any]:
+    key = request.params["meta_name"]
+    if key not in project.metadata:
+        raise NotFound(f"metadata {key} not found")
+    return {key: project.metadata[key]}
 
 
-def _metadata(request: HttpRequest) -> Response:
-    found, key = target(request), request.params["meta_name"]
-    if request.method == "GET":
-        services().projects.authorize(request.principal, found, "metadata", "read")
-        if key not in found.metadata:
-            raise NotFound(f"metadata {key} not found")
-        return json_response({key: found.metadata[key]})
-    if request.method == "DELETE":
-        services().projects.delete_metadata(request.principal, found, key)
-        return ok()
-    values = raw_json(request)
+@routes.put(f"{_P}/metadatas/{{meta_name}}")
+def update_metadata(request: HttpRequest, project: Project) -> None:
+    key, values = request.params["meta_name"], raw_json(request)
     if not isinstance(values, dict) or set(values) != {key}:
         raise BadRequest(f"body must be {{{key!r}: value}}")
-    services().projects.set_metadata(request.principal, found, values)
-    return ok()
+    services().projects.set_metadata(project, values)
+
+
+@routes.delete(f"{_P}/metadatas/{{meta_name}}")
+def delete_metadata(request: HttpRequest, project: Project) -> None:
+    services().projects.delete_metadata(project, request.params["meta_name"])

@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, int_param, iso, listing, ok, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param, iso
+from chalicelib.api.mgmt._route import Page, Routes
 from chalicelib.api.mgmt.paging import parse_sort
 from chalicelib.core.bounds import StorageLimit
 from chalicelib.core.identity import UNLIMITED, Project
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 _SORT_KEYS = {
     "creation_time": lambda p: p.created_at,
@@ -53,32 +54,34 @@ class QuotaUpdateReq(BaseModel):
     hard: Hard
 
 
-@bp.route(f"{API}/quotas", methods=["GET"])
-def quotas() -> Response:
-    return serve(bp, _list)
-
-
-def _list(request: HttpRequest) -> Response:
+def _referenced(request: HttpRequest) -> Project | None:
+    """The project a list is filtered to (`reference=project&reference_id=<id>`), if any."""
     reference, reference_id = request.arg("reference"), request.arg("reference_id")
     if reference not in (None, "project"):
         raise BadRequest("reference must be 'project'")
-    ref_id = int_param(reference_id, "reference_id") if reference_id is not None else None
+    if reference_id is None:
+        return None
+    return services().quotas.get(int_param(reference_id, "reference_id"))
+
+
+def _quota(request: HttpRequest) -> Project:
+    return services().quotas.get(int_param(request.params["quota_id"], "quota_id"))
+
+
+@routes.get("/quotas", locate=_referenced)
+def list_quotas(request: HttpRequest, project: Project | None) -> Page:
     spec = parse_sort(request.arg("sort"), (*_SORT_KEYS, "id")) or [("creation_time", True)]
-    found = services().quotas.list(request.principal, ref_id)
+    found = [project] if project is not None else services().quotas.list(request.principal)
     for name, descending in reversed(spec):
         found = sorted(found, key=_SORT_KEYS.get(name, lambda p: p.project_id), reverse=descending)
-    return listing(request, "/quotas", [quota_view(p) for p in found])
+    return Page([quota_view(p) for p in found])
 
 
-@bp.route(f"{API}/quotas/{{quota_id}}", methods=["GET", "PUT"], content_types=["*/*"])
-def quota(quota_id: str) -> Response:
-    return serve(bp, _quota, quota_id=quota_id)
+@routes.get("/quotas/{quota_id}", locate=_quota)
+def get_quota(request: HttpRequest, project: Project) -> dict[str, Any]:
+    return quota_view(project)
 
 
-def _quota(request: HttpRequest) -> Response:
-    quota_id = int_param(request.params["quota_id"], "quota_id")
-    registry = services()
-    if request.method == "GET":
-        return json_response(quota_view(registry.quotas.get(request.principal, quota_id)))
-    registry.quotas.set_limit(request.principal, quota_id, body(request, QuotaUpdateReq).hard.storage)
-    return ok()
+@routes.put("/quotas/{quota_id}", body=QuotaUpdateReq)
+def update_quota(request: HttpRequest, body: QuotaUpdateReq) -> None:
+    services().quotas.set_limit(int_param(request.params["quota_id"], "quota_id"), body.hard.storage)

@@ -9,11 +9,12 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, listing, ok, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import listing
+from chalicelib.api.mgmt._route import Routes, project_named_in_path
 from chalicelib.api.mgmt.names import decode_repository_name
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import Repository as WireRepository
@@ -22,7 +23,8 @@ from chalicelib.core.catalog import Repository, harbor_time
 from chalicelib.core.identity import Project
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 _Q_FIELDS = {"name": str, "project_id": int}
 _SORT_FIELDS = ("name", "creation_time", "update_time", "pull_count")
 
@@ -54,24 +56,16 @@ def repository_view(repository: Repository, project_id: int) -> dict[str, Any]:
     }
 
 
-@bp.route(f"{API}/repositories", methods=["GET"])
-def all_repositories() -> Response:
-    return serve(bp, _list_all)
-
-
-def _list_all(request: HttpRequest) -> Response:
+@routes.get("/repositories")
+def all_repositories(request: HttpRequest) -> Response:
+    """The repositories of every project the caller may read."""
     found = services().repositories.visible(request.principal)
     return _listing(request, "/repositories", [(r, p.project_id) for r, p in found])
 
 
-@bp.route(f"{API}/projects/{{project}}/repositories", methods=["GET"])
-def project_repositories(project: str) -> Response:
-    return serve(bp, _list_project, project=project)
-
-
-def _list_project(request: HttpRequest) -> Response:
-    project = _project(request)
-    found = services().repositories.in_project(request.principal, project)
+@routes.get("/projects/{project}/repositories", locate=project_named_in_path)
+def project_repositories(request: HttpRequest, project: Project) -> Response:
+    found = services().repositories.in_project(project)
     path = f"/projects/{quote(project.name)}/repositories"
     return _listing(request, path, [(r, project.project_id) for r in found])
 
@@ -95,28 +89,26 @@ def _listing(request: HttpRequest, path: str, found: list[tuple[Repository, int]
     return listing(request, path, records, q_fields=_Q_FIELDS, sort_fields=_SORT_FIELDS, fill=complete)
 
 
-@bp.route(f"{API}/projects/{{project}}/repositories/{{repository}}", methods=["GET", "PUT", "DELETE"],
-          content_types=["*/*"])  # fmt: skip
-def repository(project: str, repository: str) -> Response:
-    return serve(bp, _repository, project=project, repository=repository)
+_REPO = "/projects/{project}/repositories/{repository}"
 
 
-def _repository(request: HttpRequest) -> Response:
-    project = _project(request)
-    name = decode_repository_name(request.params["repository"])
+def _name(request: HttpRequest) -> str:
+    return decode_repository_name(request.params["repository"])
+
+
+@routes.get(_REPO, locate=project_named_in_path)
+def get_repository(request: HttpRequest, project: Project) -> dict[str, Any]:
     registry = services().repositories
-    if request.method == "PUT":
-        req = body(request, RepositoryReq)
-        registry.describe(request.principal, project, name, req.description or "")
-        return ok()
-    if request.method == "DELETE":
-        registry.delete(request.principal, project, name)
-        return ok()
-    found = registry.get(request.principal, project, name)
+    found = registry.get(project, _name(request))
     view = {"id": found.repository_id, **repository_view(found, project.project_id)}
-    view["artifact_count"] = registry.artifact_count(found.name)
-    return json_response(shape(WireRepository, view))
+    return {**view, "artifact_count": registry.artifact_count(found.name)}
 
 
-def _project(request: HttpRequest) -> Project:
-    return services().projects.resolve(request.params["project"], force_name=True)
+@routes.put(_REPO, body=RepositoryReq, locate=project_named_in_path)
+def describe_repository(request: HttpRequest, body: RepositoryReq, project: Project) -> None:
+    services().repositories.describe(project, _name(request), body.description or "")
+
+
+@routes.delete(_REPO, locate=project_named_in_path)
+def delete_repository(request: HttpRequest, project: Project) -> None:
+    services().repositories.delete(project, _name(request))

@@ -1,29 +1,32 @@
 """/api/v2.0/retentions: Harbor's tag retention policies, executions, tasks and task logs.
 
-Thin: parse, one service call, respond. Project admins manage a policy (Harbor's RBAC
-`tag-retention`); the service authorises against the policy's project.
+Thin: parse, one service call, respond. Who may act is the route table's `tag-retention` entry,
+checked in the policy's project (for a new policy, the project its `scope.ref` names).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, Handler, body, created, int_param, iso, listing, ok, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param, iso, raw_json
+from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.immutable import SelectorReq
 from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core.bounds import Id
+from chalicelib.core.identity import Project
 from chalicelib.core.jobs import Job, Trigger
 from chalicelib.core.retention import MAX_RULES, metadatas
-from chalicelib.errors import BadRequest, Unauthorized
+from chalicelib.errors import BadRequest
 from chalicelib.stores.retention import TaskRecord
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 _MAX_SELECTORS = 8
 
 
@@ -121,118 +124,82 @@ def _task_view(task: TaskRecord) -> dict[str, Any]:
     )
 
 
-@bp.route(f"{API}/retentions/metadatas", methods=["GET"], content_types=["*/*"])
-def retention_metadatas() -> Response:
-    return serve(bp, _logged_in(_metadatas))
+def _policy_project(request: HttpRequest) -> Project:
+    return services().retention.policy_project(_policy_id(request))
 
 
-def _logged_in(handler: Handler) -> Handler:
-    """Harbor's retention API asks for a login before anything else (a bad body from an anonymous
-    caller is a 401, not a 400)."""
-
-    def checked(request: HttpRequest) -> Response:
-        if not request.principal.authenticated:
-            raise Unauthorized("log in to use tag retention")
-        return handler(request)
-
-    return checked
+def _new_policy_project(request: HttpRequest) -> Project:
+    data = raw_json(request)
+    return services().retention.scope_project(data if isinstance(data, dict) else {})
 
 
-def _metadatas(request: HttpRequest) -> Response:
-    return json_response(shape(wire.RetentionMetadata, metadatas()))
+def _execution_id(request: HttpRequest) -> int:
+    return int_param(request.params["execution_id"], "eid")
 
 
-@bp.route(f"{API}/retentions", methods=["POST"], content_types=["*/*"])
-def retentions() -> Response:
-    return serve(bp, _logged_in(_create))
+_POLICY = "/retentions/{policy_id}"
+_EXECUTION = f"{_POLICY}/executions/{{execution_id}}"
 
 
-def _create(request: HttpRequest) -> Response:
-    req = body(request, PolicyReq)
-    policy_id = services().retention.create(request.principal, req.model_dump())
-    return created(f"{API}/retentions/{policy_id}")
+@routes.get("/retentions/metadatas")
+def retention_metadatas(request: HttpRequest) -> dict[str, Any]:
+    return metadatas()
 
 
-@bp.route(f"{API}/retentions/{{policy_id}}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
-def retention(policy_id: str) -> Response:
-    handler = {"GET": _get, "PUT": _update, "DELETE": _delete}[bp.current_request.method]
-    return serve(bp, _logged_in(handler), policy_id=policy_id)
+@routes.post("/retentions", body=PolicyReq, locate=_new_policy_project)
+def create_retention(request: HttpRequest, body: PolicyReq) -> Created:
+    policy_id = services().retention.create(request.principal, body.model_dump())
+    return Created(f"/retentions/{policy_id}")
 
 
-def _get(request: HttpRequest) -> Response:
+@routes.get(_POLICY, locate=_policy_project)
+def get_retention(request: HttpRequest) -> dict[str, Any]:
     record = services().retention.get(request.principal, _policy_id(request))
-    return json_response(shape(wire.RetentionPolicy, {**record.policy, "id": record.policy_id}))
+    return {**record.policy, "id": record.policy_id}
 
 
-def _update(request: HttpRequest) -> Response:
+@routes.put(_POLICY, body=PolicyReq, locate=_policy_project)
+def update_retention(request: HttpRequest, body: PolicyReq) -> None:
     policy_id = _policy_id(request)
-    req = body(request, PolicyReq)
-    if req.id not in (None, policy_id):
+    if body.id not in (None, policy_id):
         raise BadRequest("the id in the body does not match the path")
-    services().retention.update(request.principal, policy_id, req.model_dump())
-    return ok()
+    services().retention.update(request.principal, policy_id, body.model_dump())
 
 
-def _delete(request: HttpRequest) -> Response:
+@routes.delete(_POLICY, locate=_policy_project)
+def delete_retention(request: HttpRequest) -> None:
     services().retention.delete(request.principal, _policy_id(request))
-    return ok()
 
 
-@bp.route(f"{API}/retentions/{{policy_id}}/executions", methods=["GET", "POST"], content_types=["*/*"])
-def executions(policy_id: str) -> Response:
-    handler = _execute if bp.current_request.method == "POST" else _executions
-    return serve(bp, _logged_in(handler), policy_id=policy_id)
-
-
-def _execute(request: HttpRequest) -> Response:
+@routes.post(f"{_POLICY}/executions", body=ExecuteReq, locate=_policy_project)
+def execute_retention(request: HttpRequest, body: ExecuteReq) -> Created:
     policy_id = _policy_id(request)
-    req = body(request, ExecuteReq)
-    job = services().retention.execute(request.principal, policy_id, req.dry_run)
-    location = f"{API}/retentions/{policy_id}/executions/{job.job_id}"
-    return created(location)
+    job = services().retention.execute(request.principal, policy_id, body.dry_run)
+    return Created(f"/retentions/{policy_id}/executions/{job.job_id}")
 
 
-def _executions(request: HttpRequest) -> Response:
-    policy_id = _policy_id(request)
-    records = [_execution_view(j) for j in services().retention.executions(request.principal, policy_id)]
-    return listing(request, f"/retentions/{policy_id}/executions", records)
+@routes.get(f"{_POLICY}/executions", locate=_policy_project)
+def list_retention_executions(request: HttpRequest) -> Page:
+    found = services().retention.executions(request.principal, _policy_id(request))
+    return Page([_execution_view(j) for j in found])
 
 
-@bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}", methods=["PATCH"], content_types=["*/*"])
-def execution(policy_id: str, execution_id: str) -> Response:
-    return serve(bp, _logged_in(_stop), policy_id=policy_id, execution_id=execution_id)
-
-
-def _stop(request: HttpRequest) -> Response:
-    policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
-    req = body(request, StopReq)
-    if req.action != "stop":
+@routes.patch(_EXECUTION, body=StopReq, locate=_policy_project)
+def stop_retention_execution(request: HttpRequest, body: StopReq) -> None:
+    policy_id, execution_id = _policy_id(request), _execution_id(request)
+    if body.action != "stop":
         raise BadRequest("action must be 'stop'")
     services().retention.stop(request.principal, policy_id, execution_id)
-    return ok()
 
 
-@bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}/tasks", methods=["GET"],
-          content_types=["*/*"])  # fmt: skip
-def tasks(policy_id: str, execution_id: str) -> Response:
-    return serve(bp, _logged_in(_tasks), policy_id=policy_id, execution_id=execution_id)
+@routes.get(f"{_EXECUTION}/tasks", locate=_policy_project)
+def list_retention_tasks(request: HttpRequest) -> Page:
+    listed = services().retention.tasks(request.principal, _policy_id(request), _execution_id(request))
+    return Page([_task_view(t) for t in listed])
 
 
-def _tasks(request: HttpRequest) -> Response:
-    policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
-    listed = services().retention.tasks(request.principal, policy_id, execution_id)
-    return listing(request, f"/retentions/{policy_id}/executions/{execution_id}/tasks",
-                   [_task_view(t) for t in listed])  # fmt: skip
-
-
-@bp.route(f"{API}/retentions/{{policy_id}}/executions/{{execution_id}}/tasks/{{task_id}}", methods=["GET"],
-          content_types=["*/*"])  # fmt: skip
-def task_log(policy_id: str, execution_id: str, task_id: str) -> Response:
-    return serve(bp, _logged_in(_task_log), policy_id=policy_id, execution_id=execution_id, task_id=task_id)
-
-
-def _task_log(request: HttpRequest) -> Response:
-    policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
-    task = services().retention.task(request.principal, policy_id, execution_id,
+@routes.get(f"{_EXECUTION}/tasks/{{task_id}}", locate=_policy_project)
+def retention_task_log(request: HttpRequest) -> Response:
+    task = services().retention.task(request.principal, _policy_id(request), _execution_id(request),
                                      int_param(request.params["task_id"], "tid"))  # fmt: skip
     return Response(body=task.log.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})

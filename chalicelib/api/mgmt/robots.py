@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, int_param, iso, listing, ok, raw_json, serve, validated
-from chalicelib.api.mgmt.query import parse_q
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param, iso, raw_json, validated
+from chalicelib.api.mgmt._route import Created, Page, Routes
+from chalicelib.api.mgmt.query import Query, parse_q
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import Robot as WireRobot
 from chalicelib.core.bounds import DurationDays
-from chalicelib.core.identity import Robot
+from chalicelib.core.identity import Project, Robot
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 _CREATE_FIELDS = {"name", "description", "level", "duration", "disable", "permissions", "secret"}
 # A PUT may send back what GET returned; the read-only fields are ignored.
 _UPDATE_FIELDS = _CREATE_FIELDS | {"id", "editable", "expires_at", "creation_time", "update_time", "creator"}
@@ -69,45 +70,77 @@ def _object(request: HttpRequest, allowed: set[str]) -> dict[str, Any]:
     return data
 
 
-@bp.route(f"{API}/robots", methods=["GET", "POST"], content_types=["*/*"])
-def robots() -> Response:
-    return serve(bp, _create if bp.current_request.method == "POST" else _list)
+def _listed_project(request: HttpRequest) -> Project | None:
+    """`q=ProjectID=<id>` lists one project's robots (the project permission); without it, all."""
+    project_id = getattr(_query(request).get("ProjectID"), "value", None)
+    return None if project_id is None else services().projects.resolve(str(project_id), force_name=False)
 
 
-def _list(request: HttpRequest) -> Response:
-    query = parse_q(request.arg("q"), {"Level": str, "ProjectID": int, "name": str})
-    level_term, project_term = query.get("Level"), query.get("ProjectID")
-    level = getattr(level_term, "value", None)
-    project_id = getattr(project_term, "value", None)
-    found = services().robots.list(request.principal, level, project_id)
-    records = [robot_view(r) for r in found]
+def _query(request: HttpRequest) -> Query:
+    return parse_q(request.arg("q"), {"Level": str, "ProjectID": int, "name": str})
+
+
+def _new_robot_project(request: HttpRequest) -> Project | None:
+    """A project robot is created in the project its one permission entry names."""
+    data = raw_json(request)
+    level = data.get("level") if isinstance(data, dict) else None
+    if level not in ("system", "project"):
+        raise BadRequest("level must be 'system' or 'project'")
+    if level == "system":
+        return None
+    from chalicelib.services.robots import parse_permissions  # noqa: PLC0415 (services load on first use)
+
+    entries = parse_permissions(data.get("permissions"), level)
+    if len(entries) != 1:
+        raise BadRequest("a project robot has exactly one permission entry, for its project")
+    namespace = entries[0].namespace
+    return services().projects.resolve(namespace, force_name=True)
+
+
+def _robot_project(request: HttpRequest) -> Project | None:
+    """A robot is managed where it lives: its project, or the system."""
+    robots = services().robots
+    return robots.project_of(robots.get(_robot_id(request)))
+
+
+def _robot_id(request: HttpRequest) -> int:
+    return int_param(request.params["robot_id"], "robot_id")
+
+
+@routes.get("/robots", locate=_listed_project)
+def list_robots(request: HttpRequest, project: Project | None) -> Page:
+    query = _query(request)
+    level = getattr(query.get("Level"), "value", None)
+    records = [robot_view(r) for r in services().robots.list(level, project)]
     name_only = {k: v for k, v in query.terms.items() if k == "name"}
     records = [r for r in records if all(term.matches(r.get(k)) for k, term in name_only.items())]
-    return listing(request, "/robots", records, sort_fields=("name", "id", "creation_time"))
+    return Page(records, sort_fields=("name", "id", "creation_time"))
 
 
-def _create(request: HttpRequest) -> Response:
+@routes.post("/robots", locate=_new_robot_project)
+def create_robot(request: HttpRequest) -> Created:
     robot, secret = services().robots.create(request.principal, _object(request, _CREATE_FIELDS))
     payload = {"id": robot.robot_id, "name": robot_view(robot)["name"], "secret": secret,
                "expires_at": robot.expires_at, "creation_time": iso(robot.created_at)}  # fmt: skip
-    return json_response(payload, 201, {"Location": f"{API}/robots/{robot.robot_id}"})
+    return Created(f"/robots/{robot.robot_id}", payload)
 
 
-@bp.route(f"{API}/robots/{{robot_id}}", methods=["GET", "PUT", "PATCH", "DELETE"], content_types=["*/*"])
-def robot(robot_id: str) -> Response:
-    return serve(bp, _robot, robot_id=robot_id)
+@routes.get("/robots/{robot_id}", locate=_robot_project)
+def get_robot(request: HttpRequest) -> dict[str, Any]:
+    return robot_view(services().robots.get(_robot_id(request)))
 
 
-def _robot(request: HttpRequest) -> Response:
-    robot_id = int_param(request.params["robot_id"], "robot_id")
-    registry = services()
-    if request.method == "GET":
-        return json_response(robot_view(registry.robots.get(request.principal, robot_id)))
-    if request.method == "PUT":
-        registry.robots.update(request.principal, robot_id, _object(request, _UPDATE_FIELDS))
-        return ok()
-    if request.method == "PATCH":
-        secret = registry.robots.refresh_secret(request.principal, robot_id, _object(request, {"secret"}).get("secret"))
-        return json_response({"secret": secret})
-    registry.robots.delete(request.principal, robot_id)
-    return ok()
+@routes.put("/robots/{robot_id}", locate=_robot_project)
+def update_robot(request: HttpRequest) -> None:
+    services().robots.update(request.principal, _robot_id(request), _object(request, _UPDATE_FIELDS))
+
+
+@routes.patch("/robots/{robot_id}", locate=_robot_project)
+def refresh_robot_secret(request: HttpRequest) -> dict[str, Any]:
+    secret = services().robots.refresh_secret(_robot_id(request), _object(request, {"secret"}).get("secret"))
+    return {"secret": secret}
+
+
+@routes.delete("/robots/{robot_id}", locate=_robot_project)
+def delete_robot(request: HttpRequest) -> None:
+    services().robots.delete(_robot_id(request))

@@ -6,27 +6,22 @@ count Query (repo_count of a project, artifact_count of a repository).
 
 from __future__ import annotations
 
-from chalice.app import Blueprint, Response
+from typing import Any
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._route import Routes
 from chalicelib.api.mgmt.projects import project_view
-from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import Search
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 RESULTS_MAX = 100
 _Q_MAX = 255
 
 
-@bp.route(f"{API}/search", methods=["GET"])
-def search() -> Response:
-    return serve(bp, _search)
-
-
-def _search(request: HttpRequest) -> Response:
+@routes.get("/search")
+def search(request: HttpRequest) -> dict[str, Any]:
     text = request.arg("q")
     if text is None or not text.strip():
         raise BadRequest("q is required")
@@ -48,4 +43,4 @@ def _search(request: HttpRequest) -> Response:
         }
         for repository, project in repositories
     ]
-    return json_response(shape(Search, {"project": project_results, "repository": repository_results}))
+    return {"project": project_results, "repository": repository_results}

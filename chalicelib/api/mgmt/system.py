@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, ok, raw_json, serve
-from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import GeneralInfo
-from chalicelib.auth.rbac import Permission
-from chalicelib.errors import BadRequest, Forbidden, Unauthorized
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import raw_json
+from chalicelib.api.mgmt._route import Routes
+from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 VERSION = "v2.0.0-serverless"
 
 
-@bp.route(f"{API}/ping", methods=["GET"])
-def ping() -> Response:
+@routes.get("/ping")
+def ping(request: HttpRequest) -> Response:
     return Response(body=b"Pong", status_code=200, headers={"Content-Type": "text/plain"})
 
 
-@bp.route(f"{API}/systeminfo", methods=["GET"])
-def systeminfo() -> Response:
-    return serve(bp, _systeminfo)
-
-
-def _systeminfo(request: HttpRequest) -> Response:
+@routes.get("/systeminfo")
+def systeminfo(request: HttpRequest) -> dict[str, Any]:
     """Harbor's GeneralInfo: the login page's fields for everyone, the rest for logged-in callers."""
     registry = services()
     info: dict[str, object] = {
@@ -51,17 +47,12 @@ def _systeminfo(request: HttpRequest) -> Response:
             "notification_enable": True,
             "current_time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
         })  # fmt: skip
-    return json_response(shape(GeneralInfo, info))
+    return info
 
 
-@bp.route(f"{API}/statistics", methods=["GET"])
-def statistics() -> Response:
-    return serve(bp, _statistics)
-
-
-def _statistics(request: HttpRequest) -> Response:
-    if not request.principal.authenticated:
-        raise Unauthorized("log in to read statistics")
+@routes.get("/statistics")
+def statistics(request: HttpRequest) -> dict[str, Any]:
+    """Counts over the projects the caller may read."""
     registry = services()
     visible = registry.projects.visible(request.principal)
     public = [p for p in visible if p.public]
@@ -77,26 +68,17 @@ def _statistics(request: HttpRequest) -> Response:
     }
     # Harbor counts storage for administrators only and writes 0 for everyone else.
     stats["total_storage_consumption"] = sum(p.storage_used for p in visible) if request.principal.sysadmin else 0
-    return json_response(stats)
+    return stats
 
 
-@bp.route(f"{API}/configurations", methods=["GET", "PUT"], content_types=["*/*"])
-def configurations() -> Response:
-    return serve(bp, _configurations)
+@routes.get("/configurations")
+def get_configurations(request: HttpRequest) -> dict[str, Any]:
+    return services().configuration.describe()
 
 
-def _configurations(request: HttpRequest) -> Response:
-    registry = services()
-    if not request.principal.authenticated:
-        raise Unauthorized("log in first")
-    # A PUT changes the configuration: it needs `update`, never just `read`.
-    action = "read" if request.method == "GET" else "update"
-    if not registry.access.system_allows(request.principal, Permission("configuration", action)):
-        raise Forbidden(f"only system administrators may {action} the configuration")
-    if request.method == "GET":
-        return json_response(registry.configuration.describe())
+@routes.put("/configurations")
+def update_configurations(request: HttpRequest) -> None:
     changes = raw_json(request)
     if not isinstance(changes, dict):
         raise BadRequest("body must be a JSON object of configuration keys")
-    registry.configuration.update(changes)
-    return ok()
+    services().configuration.update(changes)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param, iso
+from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.api.mgmt.wire.models import UserResp
@@ -17,7 +17,8 @@ from chalicelib.core.identity import User
 from chalicelib.errors import BadRequest
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
+routes = Routes(__name__)
+bp = routes.blueprint
 
 
 class UserCreationReq(BaseModel):
@@ -68,35 +69,27 @@ def user_view(user: User) -> dict[str, Any]:
     )
 
 
-@bp.route(f"{API}/users", methods=["GET", "POST"], content_types=["*/*"])
-def users() -> Response:
-    return serve(bp, _create if bp.current_request.method == "POST" else _list)
+@routes.get("/users")
+def list_users(request: HttpRequest) -> Page:
+    records = [user_view(u) for u in services().users.list_users()]
+    return Page(records, q_fields={"username": str, "email": str, "user_id": int},
+                sort_fields=("username", "user_id", "creation_time"))  # fmt: skip
 
 
-def _list(request: HttpRequest) -> Response:
-    records = [user_view(u) for u in services().users.list_users(request.principal)]
-    return listing(request, "/users", records, q_fields={"username": str, "email": str, "user_id": int},
-                   sort_fields=("username", "user_id", "creation_time"))  # fmt: skip
+@routes.post("/users", body=UserCreationReq)
+def create_user(request: HttpRequest, body: UserCreationReq) -> Created:
+    user = services().users.create(body.username, body.password, email=body.email, realname=body.realname,
+                                   comment=body.comment)  # fmt: skip
+    return Created(f"/users/{user.user_id}")
 
 
-def _create(request: HttpRequest) -> Response:
-    req = body(request, UserCreationReq)
-    user = services().users.create(request.principal, req.username, req.password, email=req.email,
-                                   realname=req.realname, comment=req.comment)  # fmt: skip
-    return created(f"{API}/users/{user.user_id}")
+@routes.get("/users/current")
+def current_user(request: HttpRequest) -> dict[str, Any]:
+    return user_view(services().users.current(request.principal))
 
 
-@bp.route(f"{API}/users/current", methods=["GET"])
-def current() -> Response:
-    return serve(bp, lambda r: json_response(user_view(services().users.current(r.principal))))
-
-
-@bp.route(f"{API}/users/current/permissions", methods=["GET"])
-def current_permissions() -> Response:
-    return serve(bp, _permissions)
-
-
-def _permissions(request: HttpRequest) -> Response:
+@routes.get("/users/current/permissions")
+def current_permissions(request: HttpRequest) -> list[dict[str, str]]:
     """What the caller may do in a scope: `/project/<id>` or `/system` (Harbor's UI uses this)."""
     registry = services()
     scope = request.arg("scope") or "/system"
@@ -113,63 +106,39 @@ def _permissions(request: HttpRequest) -> Response:
         prefix = "" if relative else "/system/"
     else:
         raise BadRequest("scope must be /system or /project/<id>")
-    return json_response([{"resource": f"{prefix}{p.resource}", "action": p.action} for p in granted])
+    return [{"resource": f"{prefix}{p.resource}", "action": p.action} for p in granted]
 
 
-@bp.route(f"{API}/users/search", methods=["GET"])
-def search() -> Response:
-    return serve(bp, _search)
+@routes.get("/users/search")
+def search_users(request: HttpRequest) -> Page:
+    found = services().users.search(request.arg("username") or "")
+    return Page([{"user_id": u.user_id, "username": u.username} for u in found])
 
 
-def _search(request: HttpRequest) -> Response:
-    found = services().users.search(request.principal, request.arg("username") or "")
-    records = [{"user_id": u.user_id, "username": u.username} for u in found]
-    return listing(request, "/users/search", records)
+def _user_id(request: HttpRequest) -> int:
+    return int_param(request.params["user_id"], "user_id")
 
 
-@bp.route(f"{API}/users/{{user_id}}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
-def user(user_id: str) -> Response:
-    method = bp.current_request.method
-    handler = {"GET": _get, "PUT": _update, "DELETE": _delete}[method]
-    return serve(bp, handler, user_id=user_id)
+@routes.get("/users/{user_id}")
+def get_user(request: HttpRequest) -> dict[str, Any]:
+    return user_view(services().users.get(_user_id(request)))
 
 
-def _get(request: HttpRequest) -> Response:
-    user_id = int_param(request.params["user_id"], "user_id")
-    return json_response(user_view(services().users.get(request.principal, user_id)))
+@routes.put("/users/{user_id}", body=UserProfile)
+def update_user(request: HttpRequest, body: UserProfile) -> None:
+    services().users.update_profile(_user_id(request), body.email, body.realname, body.comment)
 
 
-def _update(request: HttpRequest) -> Response:
-    req = body(request, UserProfile)
-    user_id = int_param(request.params["user_id"], "user_id")
-    services().users.update_profile(request.principal, user_id, req.email, req.realname, req.comment)
-    return ok()
+@routes.delete("/users/{user_id}")
+def delete_user(request: HttpRequest) -> None:
+    services().users.delete(request.principal, _user_id(request))
 
 
-def _delete(request: HttpRequest) -> Response:
-    services().users.delete(request.principal, int_param(request.params["user_id"], "user_id"))
-    return ok()
+@routes.put("/users/{user_id}/password", body=PasswordReq)
+def change_password(request: HttpRequest, body: PasswordReq) -> None:
+    services().users.change_password(request.principal, _user_id(request), body.old_password, body.new_password)
 
 
-@bp.route(f"{API}/users/{{user_id}}/password", methods=["PUT"], content_types=["*/*"])
-def password(user_id: str) -> Response:
-    return serve(bp, _password, user_id=user_id)
-
-
-def _password(request: HttpRequest) -> Response:
-    req = body(request, PasswordReq)
-    user_id = int_param(request.params["user_id"], "user_id")
-    services().users.change_password(request.principal, user_id, req.old_password, req.new_password)
-    return ok()
-
-
-@bp.route(f"{API}/users/{{user_id}}/sysadmin", methods=["PUT"], content_types=["*/*"])
-def sysadmin(user_id: str) -> Response:
-    return serve(bp, _sysadmin, user_id=user_id)
-
-
-def _sysadmin(request: HttpRequest) -> Response:
-    req = body(request, SysAdminFlag)
-    user_id = int_param(request.params["user_id"], "user_id")
-    services().users.set_sysadmin(request.principal, user_id, req.sysadmin_flag)
-    return ok()
+@routes.put("/users/{user_id}/sysadmin", body=SysAdminFlag)
+def set_sysadmin(request: HttpRequest, body: SysAdminFlag) -> None:
+    services().users.set_sysadmin(request.principal, _user_id(request), body.sysadmin_flag)

@@ -5,21 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint, Response
+from chalice.app import Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from chalicelib.api.edge import HttpRequest, json_response
-from chalicelib.api.mgmt._edge import API, body, created, int_param, iso, listing, ok, serve
-from chalicelib.api.mgmt.projects import target
+from chalicelib.api.edge import HttpRequest
+from chalicelib.api.mgmt._edge import int_param, iso
+from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
 from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core.bounds import Id
+from chalicelib.core.identity import Project
 from chalicelib.core.jobs import Job
 from chalicelib.core.webhooks import EVENT_TYPES, MAX_TARGETS, NOTIFY_TYPES, PAYLOAD_FORMATS, Policy
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
-_BASE = f"{API}/projects/{{project}}/webhook"
+routes = Routes(__name__)
+bp = routes.blueprint
+_BASE = "/projects/{project}/webhook"
 
 
 class TargetReq(BaseModel):
@@ -87,110 +89,80 @@ def task_view(job: Job) -> dict[str, Any]:
     })  # fmt: skip
 
 
-@bp.route(f"{_BASE}/policies", methods=["GET", "POST"], content_types=["*/*"])
-def policies(project: str) -> Response:
-    return serve(bp, _create if bp.current_request.method == "POST" else _list, project=project)
+_POLICY = f"{_BASE}/policies/{{policy_id}}"
+_EXECUTION = f"{_POLICY}/executions/{{execution_id}}"
 
 
-def _list(request: HttpRequest) -> Response:
-    found = target(request)
-    records = [policy_view(p, found.project_id) for p in services().webhooks.policies(request.principal, found)]
-    return listing(request, f"/projects/{request.params['project']}/webhook/policies", records,
-                   q_fields={"id": int, "name": str, "enabled": bool},
-                   sort_fields=("id", "name", "creation_time", "update_time"))  # fmt: skip
+def _ids(request: HttpRequest, *names: str) -> list[int]:
+    labels = {"policy_id": "webhook_policy_id"}
+    return [int_param(request.params[name], labels.get(name, name)) for name in names]
 
 
-def _create(request: HttpRequest) -> Response:
-    req = body(request, PolicyReq)
-    policy = services().webhooks.create(request.principal, target(request), req.model_dump())
-    return created(f"{API}/projects/{request.params['project']}/webhook/policies/{policy.policy_id}")
+@routes.get(f"{_BASE}/policies")
+def list_policies(request: HttpRequest, project: Project) -> Page:
+    records = [policy_view(p, project.project_id) for p in services().webhooks.policies(request.principal, project)]
+    return Page(records, q_fields={"id": int, "name": str, "enabled": bool},
+                sort_fields=("id", "name", "creation_time", "update_time"))  # fmt: skip
 
 
-@bp.route(f"{_BASE}/policies/{{policy_id}}", methods=["GET", "PUT", "DELETE"], content_types=["*/*"])
-def policy(project: str, policy_id: str) -> Response:
-    return serve(bp, _policy, project=project, policy_id=policy_id)
+@routes.post(f"{_BASE}/policies", body=PolicyReq)
+def create_policy(request: HttpRequest, body: PolicyReq, project: Project) -> Created:
+    policy = services().webhooks.create(request.principal, project, body.model_dump())
+    return Created(f"/projects/{request.params['project']}/webhook/policies/{policy.policy_id}")
 
 
-def _policy(request: HttpRequest) -> Response:
-    policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
-    webhooks = services().webhooks
-    if request.method == "PUT":
-        req = body(request, PolicyReq)
-        webhooks.update(request.principal, target(request), policy_id, req.model_dump())
-        return ok()
-    found = target(request)
-    if request.method == "DELETE":
-        webhooks.delete(request.principal, found, policy_id)
-        return ok()
-    return json_response(policy_view(webhooks.policy(request.principal, found, policy_id), found.project_id))
+@routes.get(_POLICY)
+def get_policy(request: HttpRequest, project: Project) -> dict[str, Any]:
+    (policy_id,) = _ids(request, "policy_id")
+    return policy_view(services().webhooks.policy(request.principal, project, policy_id), project.project_id)
 
 
-@bp.route(f"{_BASE}/policies/{{policy_id}}/executions", methods=["GET"], content_types=["*/*"])
-def executions(project: str, policy_id: str) -> Response:
-    return serve(bp, _executions, project=project, policy_id=policy_id)
+@routes.put(_POLICY, body=PolicyReq)
+def update_policy(request: HttpRequest, body: PolicyReq, project: Project) -> None:
+    (policy_id,) = _ids(request, "policy_id")
+    services().webhooks.update(request.principal, project, policy_id, body.model_dump())
 
 
-def _executions(request: HttpRequest) -> Response:
-    policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
-    found = services().webhooks.executions(request.principal, target(request), policy_id)
-    path = f"/projects/{request.params['project']}/webhook/policies/{policy_id}/executions"
-    return listing(request, path, [execution_view(j) for j in found],
-                   q_fields={"id": int, "status": str, "trigger": str},
-                   sort_fields=("id", "start_time", "end_time", "status"))  # fmt: skip
+@routes.delete(_POLICY)
+def delete_policy(request: HttpRequest, project: Project) -> None:
+    (policy_id,) = _ids(request, "policy_id")
+    services().webhooks.delete(request.principal, project, policy_id)
 
 
-@bp.route(f"{_BASE}/policies/{{policy_id}}/executions/{{execution_id}}/tasks", methods=["GET"], content_types=["*/*"])
-def tasks(project: str, policy_id: str, execution_id: str) -> Response:
-    return serve(bp, _tasks, project=project, policy_id=policy_id, execution_id=execution_id)
+@routes.get(f"{_POLICY}/executions")
+def list_executions(request: HttpRequest, project: Project) -> Page:
+    (policy_id,) = _ids(request, "policy_id")
+    found = services().webhooks.executions(request.principal, project, policy_id)
+    return Page([execution_view(j) for j in found], q_fields={"id": int, "status": str, "trigger": str},
+                sort_fields=("id", "start_time", "end_time", "status"))  # fmt: skip
 
 
-def _tasks(request: HttpRequest) -> Response:
-    policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
-    execution_id = int_param(request.params["execution_id"], "execution_id")
-    found = services().webhooks.tasks(request.principal, target(request), policy_id, execution_id)
-    path = f"/projects/{request.params['project']}/webhook/policies/{policy_id}/executions/{execution_id}/tasks"
-    return listing(request, path, [task_view(j) for j in found], q_fields={"id": int, "status": str},
-                   sort_fields=("id", "creation_time", "status"))  # fmt: skip
+@routes.get(f"{_EXECUTION}/tasks")
+def list_tasks(request: HttpRequest, project: Project) -> Page:
+    policy_id, execution_id = _ids(request, "policy_id", "execution_id")
+    found = services().webhooks.tasks(request.principal, project, policy_id, execution_id)
+    return Page([task_view(j) for j in found], q_fields={"id": int, "status": str},
+                sort_fields=("id", "creation_time", "status"))  # fmt: skip
 
 
-@bp.route(f"{_BASE}/policies/{{policy_id}}/executions/{{execution_id}}/tasks/{{task_id}}/log", methods=["GET"],
-          content_types=["*/*"])  # fmt: skip
-def task_log(project: str, policy_id: str, execution_id: str, task_id: str) -> Response:
-    return serve(bp, _task_log, project=project, policy_id=policy_id, execution_id=execution_id, task_id=task_id)
-
-
-def _task_log(request: HttpRequest) -> Response:
-    policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
-    execution_id = int_param(request.params["execution_id"], "execution_id")
-    task_id = int_param(request.params["task_id"], "task_id")
-    text = services().webhooks.task_log(request.principal, target(request), policy_id, execution_id, task_id)
+@routes.get(f"{_EXECUTION}/tasks/{{task_id}}/log")
+def task_log(request: HttpRequest, project: Project) -> Response:
+    policy_id, execution_id, task_id = _ids(request, "policy_id", "execution_id", "task_id")
+    text = services().webhooks.task_log(request.principal, project, policy_id, execution_id, task_id)
     return Response(body=text.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
-@bp.route(f"{_BASE}/lasttrigger", methods=["GET"], content_types=["*/*"])
-def last_trigger(project: str) -> Response:
-    return serve(bp, _last_trigger, project=project)
+@routes.get(f"{_BASE}/lasttrigger")
+def last_trigger(request: HttpRequest, project: Project) -> list[dict[str, Any]]:
+    rows = services().webhooks.last_triggers(request.principal, project)
+    return [{"policy_name": p.name, "event_type": event_type, "enabled": p.enabled, "creation_time": iso(p.created_at),
+             "last_trigger_time": _time(fired) or ZERO_TIME} for p, event_type, fired in rows]  # fmt: skip
 
 
-def _last_trigger(request: HttpRequest) -> Response:
-    rows = services().webhooks.last_triggers(request.principal, target(request))
-    return json_response([
-        shape(wire.WebhookLastTrigger, {"policy_name": p.name, "event_type": event_type, "enabled": p.enabled,
-                                        "creation_time": iso(p.created_at),
-                                        "last_trigger_time": _time(fired) or ZERO_TIME})
-        for p, event_type, fired in rows
-    ])  # fmt: skip
-
-
-@bp.route(f"{_BASE}/events", methods=["GET"], content_types=["*/*"])
-def events(project: str) -> Response:
-    return serve(bp, _events, project=project)
-
-
-def _events(request: HttpRequest) -> Response:
-    services().webhooks.authorize_read(request.principal, target(request))
-    return json_response({
+@routes.get(f"{_BASE}/events")
+def supported_events(request: HttpRequest) -> dict[str, Any]:
+    return {
         "event_type": [t.value for t in EVENT_TYPES],
         "notify_type": list(NOTIFY_TYPES),
         "payload_formats": [{"notify_type": n, "formats": list(PAYLOAD_FORMATS[n])} for n in NOTIFY_TYPES],
-    })  # fmt: skip
+    }

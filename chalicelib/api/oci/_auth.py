@@ -7,15 +7,16 @@ With a bearer token the decision uses only the token's grants (no AWS call); wit
 from __future__ import annotations
 
 from chalicelib.api.edge import HttpRequest
-from chalicelib.auth.rbac import TOKEN_ACTIONS, Permission
+from chalicelib.auth.rbac import PULL, PUSH, READ_CATALOG, TOKEN_ACTIONS, Permission
 from chalicelib.auth.scopes import challenge
 from chalicelib.core.reference import project_of
 from chalicelib.errors import Denied, NameUnknown, Unauthorized
 from chalicelib.wiring import services
 
 CATALOG = "catalog"
-# The scope a client should ask for when a route refuses it.
-_SCOPE_ACTIONS = {"pull": "pull", "push": "pull,push", "delete": "delete"}
+# A permission's action word in a token scope, and the scope a client should ask for when refused.
+_TOKEN_WORDS = {permission: word for word, permission in TOKEN_ACTIONS.items()}
+_SCOPE_ACTIONS = {PULL: "pull", PUSH: "pull,push"}
 
 
 def identify(request: HttpRequest) -> HttpRequest:
@@ -31,28 +32,34 @@ def identify(request: HttpRequest) -> HttpRequest:
     return request.with_caller(principal, claims)
 
 
-def allowed(request: HttpRequest, repository: str, action: str) -> bool:
-    """May the caller do `action` (pull, push, delete) on `repository`?"""
+def allowed(request: HttpRequest, repository: str, needed: Permission) -> bool:
+    """Does the caller hold `needed` (one of the token actions) on `repository`?"""
     if request.claims is not None:
-        return action in request.claims.actions_for("repository", repository)
-    ok, project = services().access.project_allows(request.principal, project_of(repository), TOKEN_ACTIONS[action])
+        return _TOKEN_WORDS[needed] in request.claims.actions_for("repository", repository)
+    ok, project = services().access.project_allows(request.principal, project_of(repository), needed)
     if project is None and ok:
         # An administrator reaching a project that does not exist: say so instead of a vague denial.
         raise _missing_project(repository)
     return ok
 
 
-def require(request: HttpRequest, repository: str | None, action: str) -> None:
-    """Raise the right refusal: 401 with a challenge for anonymous and token callers, else 403."""
-    if repository is None:
+def require_caller(request: HttpRequest) -> None:
+    """The version check (`/v2/`) wants any identified caller: anonymous is told how to log in."""
+    if not (request.principal.authenticated or request.claims is not None):
+        raise Unauthorized("authentication required", challenge=_challenge(request))
+
+
+def require(request: HttpRequest, repository: str | None, needed: Permission) -> None:
+    """Raise the right refusal: 401 with a challenge for anonymous and token callers, else 403.
+
+    `needed` is `READ_CATALOG` (no repository) or one of the token actions' permissions."""
+    if needed == READ_CATALOG or repository is None:
         ok = _catalog_allowed(request)
         scope = "registry:catalog:*"
-    elif action == "version":
-        ok = request.principal.authenticated or request.claims is not None
-        scope = None
     else:
-        ok = allowed(request, repository, action)
-        scope = f"repository:{repository}:{_SCOPE_ACTIONS[action]}"
+        ok = allowed(request, repository, needed)
+        action = _TOKEN_WORDS[needed]
+        scope = f"repository:{repository}:{_SCOPE_ACTIONS.get(needed, action)}"
     if ok:
         return
     if repository and request.claims is not None and request.claims.subject:
@@ -62,7 +69,8 @@ def require(request: HttpRequest, repository: str | None, action: str) -> None:
         _explain_missing_project(repository)
         # Harbor's v2auth answers a logged-in caller without the right with a 401 and this text, which
         # its tests and scripts look for in docker's and podman's output.
-        raise Unauthorized(f"unauthorized to access repository: {repository}, action: {action}", {"scope": scope},
+        raise Unauthorized(f"unauthorized to access repository: {repository}, action: {_TOKEN_WORDS[needed]}",
+                           {"scope": scope},
                            challenge=_challenge(request, scope, "insufficient_scope"))  # fmt: skip
     if not request.principal.authenticated or request.claims is not None:
         error = "insufficient_scope" if request.claims is not None else None
@@ -85,7 +93,7 @@ def _missing_project(repository: str) -> NameUnknown:
 def _catalog_allowed(request: HttpRequest) -> bool:
     if request.claims is not None:
         return "*" in request.claims.actions_for("registry", CATALOG)
-    return services().access.system_allows(request.principal, Permission("catalog", "read"))
+    return services().access.system_allows(request.principal, READ_CATALOG)
 
 
 def _challenge(request: HttpRequest, scope: str | None = None, error: str | None = None) -> str:

@@ -14,7 +14,8 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api.edge import HttpRequest, guarded, request_from
 from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
-from chalicelib.api.oci._auth import identify, require
+from chalicelib.api.oci._auth import identify, require, require_caller
+from chalicelib.auth.rbac import DELETE_ARTIFACT, PULL, PUSH, READ_CATALOG, Permission
 from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
@@ -28,40 +29,40 @@ API_VERSION = {"Docker-Distribution-Api-Version": "registry/2.0"}
 
 class Route(NamedTuple):
     pattern: re.Pattern[str]
-    # method -> (handler, the action the caller needs: pull, push, delete or catalog)
-    handlers: dict[str, tuple[Handler, str]]
+    # method -> (handler, the permission the caller needs on the repository, or on the catalog)
+    handlers: dict[str, tuple[Handler, Permission]]
 
 
-def _route(pattern: str, **handlers: tuple[Handler, str]) -> Route:
+def _route(pattern: str, **handlers: tuple[Handler, Permission]) -> Route:
     return Route(re.compile(pattern, re.DOTALL), handlers)
 
 
 _NAME = r"(?P<name>.+)"
 ROUTES: tuple[Route, ...] = (
-    _route(r"^_catalog$", GET=(discovery.catalog, "catalog")),
-    _route(rf"^{_NAME}/tags/list$", GET=(discovery.list_tags, "pull")),
+    _route(r"^_catalog$", GET=(discovery.catalog, READ_CATALOG)),
+    _route(rf"^{_NAME}/tags/list$", GET=(discovery.list_tags, PULL)),
     _route(
         rf"^{_NAME}/manifests/(?P<reference>[^/]+)$",
-        GET=(manifests.get_manifest, "pull"),
-        HEAD=(manifests.get_manifest, "pull"),
-        PUT=(manifests.put_manifest, "push"),
-        DELETE=(manifests.delete_manifest, "delete"),
+        GET=(manifests.get_manifest, PULL),
+        HEAD=(manifests.get_manifest, PULL),
+        PUT=(manifests.put_manifest, PUSH),
+        DELETE=(manifests.delete_manifest, DELETE_ARTIFACT),
     ),
-    _route(rf"^{_NAME}/blobs/uploads/?$", POST=(uploads.start_upload, "push")),
+    _route(rf"^{_NAME}/blobs/uploads/?$", POST=(uploads.start_upload, PUSH)),
     _route(
         rf"^{_NAME}/blobs/uploads/(?P<upload>[^/]+)$",
-        GET=(uploads.upload_status, "push"),
-        PATCH=(uploads.patch_upload, "push"),
-        PUT=(uploads.finish_upload, "push"),
-        DELETE=(uploads.cancel_upload, "push"),
+        GET=(uploads.upload_status, PUSH),
+        PATCH=(uploads.patch_upload, PUSH),
+        PUT=(uploads.finish_upload, PUSH),
+        DELETE=(uploads.cancel_upload, PUSH),
     ),
     _route(
         rf"^{_NAME}/blobs/(?P<digest>[^/]+)$",
-        GET=(blobs.get_blob, "pull"),
-        HEAD=(blobs.head_blob, "pull"),
-        DELETE=(blobs.delete_blob, "delete"),
+        GET=(blobs.get_blob, PULL),
+        HEAD=(blobs.head_blob, PULL),
+        DELETE=(blobs.delete_blob, DELETE_ARTIFACT),
     ),
-    _route(rf"^{_NAME}/referrers/(?P<digest>[^/]+)$", GET=(discovery.referrers, "pull")),
+    _route(rf"^{_NAME}/referrers/(?P<digest>[^/]+)$", GET=(discovery.referrers, PULL)),
 )
 
 bp = Blueprint(__name__)
@@ -93,7 +94,7 @@ def _serve(path: str, fixed: Handler | None) -> Response:
 def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Response:
     if fixed is not None or path in ("", "/"):
         request = identify(request)
-        require(request, "", "version")
+        require_caller(request)
         return (fixed or base.version_check)(request)
     for route in ROUTES:
         match = route.pattern.fullmatch(path)
@@ -102,7 +103,7 @@ def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Respons
         entry = route.handlers.get(request.method)
         if entry is None:
             raise Unsupported(f"{request.method} is not supported here", status=405)
-        handler, action = entry
+        handler, needed = entry
         params = match.groupdict()
         if "name" in params:
             validate_name(params["name"])
@@ -110,7 +111,7 @@ def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Respons
             repository=params.get("name"), digest=params.get("digest"), reference=params.get("reference")
         )
         request = identify(request)
-        require(request, params.get("name"), action)
+        require(request, params.get("name"), needed)
         logger.thread_safe_append_keys(user=request.principal.name or "anonymous")
         set_operator(request.principal.name)
         _check_body_cap(request)

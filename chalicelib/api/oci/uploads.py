@@ -9,6 +9,7 @@ from chalice.app import Response
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.api.oci._auth import allowed
 from chalicelib.api.oci._http import blob_location, upload_location
+from chalicelib.auth.rbac import PULL
 from chalicelib.core import capability
 from chalicelib.core.models import Upload
 from chalicelib.core.ranges import content_range, range_header
@@ -23,7 +24,7 @@ def start_upload(request: HttpRequest) -> Response:
     registry = services()
     mount, digest, source = request.arg("mount"), request.arg("digest"), request.arg("from")
     # Mounting needs pull on the source too; without it the client gets a plain upload session.
-    readable = source is None or (_valid_name(source) and allowed(request, source, "pull"))
+    readable = source is None or (_valid_name(source) and allowed(request, source, PULL))
     if mount and readable and registry.uploads.mount(name, mount, source):
         return _created(name, mount)
     if digest:
