@@ -305,6 +305,26 @@ class JobRow(_Base):
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
     lock = UnicodeAttribute(null=True)  # the lock it holds when not its vendor type's (`Job.lock`)
+    metrics = MapAttribute[str, Any](null=True)  # its tasks by status, moved with each task's status
+
+
+class TaskRow(_Base):
+    """`JOB#<execution>` / `TASK#<id>`: one task of an execution (`core/jobs.py` `Task`)."""
+
+    task_id = NumberAttribute()
+    subject = UnicodeAttribute()
+    status = UnicodeAttribute()
+    parameters = UnicodeAttribute(default="{}")  # JSON object
+    counts = MapAttribute[str, Any](default=dict)
+    run_count = NumberAttribute(default=0)
+    error = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    started_at = NumberAttribute(null=True)
+    ended_at = NumberAttribute(null=True)
+    log = ListAttribute(of=UnicodeAttribute, default=list)
+    result = UnicodeAttribute(null=True)  # JSON object: the kind's outcome
+    reported = NumberAttribute(null=True)  # when the kind's once-per-task side effect was claimed
 
 
 class WebhookPoliciesRow(_Base):
@@ -473,6 +493,7 @@ MODELS: tuple[type[Model], ...] = (
     ParentRow,
     ArtifactLabelsRow,
     JobRow,
+    TaskRow,
     JobLogRow,
     ScheduleRow,
     JobLockRow,
