@@ -36,6 +36,7 @@ from chalicelib.services.pulls import PullCoalescer
 from chalicelib.services.quotas import QuotaService
 from chalicelib.services.repositories import RepositoryService
 from chalicelib.services.retention import RetentionService
+from chalicelib.services.retention_run import RetentionRun
 from chalicelib.services.robots import RobotService
 from chalicelib.services.signin_throttle import SignInThrottle
 from chalicelib.services.uploads import UploadService
@@ -91,6 +92,7 @@ class Services:
     gc: GcService
     webhooks: WebhookService
     retention: RetentionService
+    retention_runs: RetentionRun
     pulls: PullCoalescer
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
@@ -266,10 +268,11 @@ def services() -> Services:
         runner=runner if _durable_webhooks(settings) else None,
     )  # fmt: skip
     events.subscribe(webhooks.on_event)
-    retention = RetentionService(
+    retention_runs = RetentionRun(
         RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
         immutability=immutability, manifests=manifests, events=events, workers=settings.retention_workers,
     )  # fmt: skip
+    retention = RetentionService(RetentionStore(), jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
     built = Services(
         settings=settings,
@@ -301,6 +304,7 @@ def services() -> Services:
         gc=gc,
         webhooks=webhooks,
         retention=retention,
+        retention_runs=retention_runs,
         pulls=pulls,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )

@@ -269,7 +269,7 @@ def _start_scheduler(settings: Settings) -> Any:
     scheduler = Scheduler(
         lambda: wiring.services().jobs,
         settings.scheduler_interval_seconds,
-        lambda now: wiring.services().retention.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+        lambda now: wiring.services().retention_runs.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
     )
     scheduler.start()
     return scheduler

@@ -131,7 +131,8 @@ work behind. A mark that stops at its time budget and is called again reads a ma
 candidate row back (BatchGetItem on `JOB#<id>#SHARD#<n>` / `<digest>`): its `version` equal to the
 blob's means this run marked it. An execution's tasks (`JOB#<execution>` / `TASK#<id>`: a retention
 run's repositories, a webhook delivery's targets) are created Pending with consecutive ids (one
-`COUNTER#task` UpdateItem reserves the block), so each parallel lane of a state machine's Map walks
+`COUNTER#JOB` UpdateItem reserves the block from the executions' sequence, so a task id never names
+an execution), so each parallel lane of a state machine's Map walks
 every `workers`-th id by arithmetic, with no listing. A task moves `Pending -> Running ->
 Success|Error|Stopped` by conditional writes only, in one transaction with its execution's `metrics`
 (tasks by status), so a retried or re-driven Task never runs an ended one again and the counts stay
@@ -420,22 +421,7 @@ def webhook_last_sk(policy_id: int, event_type: str) -> str:
 # Queries that one partition (never on a request path) and claims each due slot conditionally.
 RETENTION_POLICY_SK = "POLICY"
 RETENTION_LINK_SK = "RETENTION"
-RETENTION_TASK_PREFIX = "RTASK#"
-RETENTION_SCHEDULES_PK = "RETENTION_SCHEDULES"
 
 
 def retention_pk(policy_id: int) -> str:
-    return f"RETENTION#{policy_id}"
-
-
-def retention_task_sk(task_id: int) -> str:
-    return f"{RETENTION_TASK_PREFIX}{task_id:012d}"
-
-
-def retention_schedule_sk(policy_id: int) -> str:
-    return f"{policy_id:012d}"
-
-
-def retention_job_lock(policy_id: int) -> str:
-    """The job lock a retention execution holds (row `JOBLOCK#RETENTION#<policy id>`): one run per policy."""
     return f"RETENTION#{policy_id}"

@@ -441,32 +441,6 @@ class RetentionLinkRow(_Base):
     policy_id = NumberAttribute()
 
 
-class RetentionTaskRow(_Base):
-    """`JOB#<execution>` / `RTASK#<id>`: one repository's part of a retention execution, with its log."""
-
-    task_id = NumberAttribute()
-    repository = UnicodeAttribute()
-    status = UnicodeAttribute()
-    total = NumberAttribute(default=0)
-    retained = NumberAttribute(default=0)
-    started_at = NumberAttribute()
-    ended_at = NumberAttribute(null=True)
-    log = UnicodeAttribute(default="")
-    # A real run's deleted artifacts as TAG_RETENTION names them (JSON list, at most 1,000), kept
-    # for the execution's `finish`, which announces each task once (`announced` set conditionally).
-    deleted = UnicodeAttribute(null=True)
-    announced = NumberAttribute(null=True)
-
-
-class RetentionScheduleRow(_Base):
-    """`RETENTION_SCHEDULES` / `<policy id>`: a policy's cron, and the last slot a scheduler claimed."""
-
-    policy_id = NumberAttribute()
-    cron = UnicodeAttribute()
-    updated_at = NumberAttribute()
-    last_fired = NumberAttribute(default=0)
-
-
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -500,8 +474,6 @@ MODELS: tuple[type[Model], ...] = (
     GcCandidateRow,
     RetentionPolicyRow,
     RetentionLinkRow,
-    RetentionTaskRow,
-    RetentionScheduleRow,
 )
 
 

@@ -1,7 +1,7 @@
 """/api/v2.0/retentions: Harbor's tag retention policies, executions, tasks and task logs.
 
-Thin: parse, one service call, respond. Project admins manage a policy (Harbor's RBAC
-`tag-retention`); the service authorises against the policy's project.
+Thin: parse, authorise, one service call, respond. Project admins manage a policy (Harbor's RBAC
+`tag-retention`); the route authorises against the policy's project before the service call.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from chalicelib.api.mgmt.immutable import SelectorReq
 from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core.bounds import Id
-from chalicelib.core.jobs import Job, Trigger
+from chalicelib.core.jobs import Job, Task, Trigger
 from chalicelib.core.retention import MAX_RULES, metadatas
 from chalicelib.errors import BadRequest, Unauthorized
-from chalicelib.stores.retention import TaskRecord
+from chalicelib.services.retention import RESOURCE
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -102,21 +102,22 @@ def _execution_view(job: Job) -> dict[str, Any]:
 _STATUS_CODES = {"Pending": 0, "Running": 2}
 
 
-def _task_view(task: TaskRecord) -> dict[str, Any]:
+def _task_view(task: Task) -> dict[str, Any]:
+    started = task.started_at or task.created_at
     return shape(
         wire.RetentionExecutionTask,
         {
             "id": task.task_id,
             "execution_id": task.execution_id,
-            "repository": task.repository,
+            "repository": task.subject,
             "job_id": str(task.task_id),
-            "status": task.status,
-            "status_code": _STATUS_CODES.get(task.status, 3),
-            "status_revision": task.ended_at or task.started_at,
-            "start_time": iso(task.started_at),
+            "status": str(task.status),
+            "status_code": _STATUS_CODES.get(str(task.status), 3),
+            "status_revision": task.ended_at or started,
+            "start_time": iso(started),
             "end_time": iso(task.ended_at) if task.ended_at else None,
-            "total": task.total,
-            "retained": task.retained,
+            "total": task.counts.get("total", 0),
+            "retained": task.counts.get("retained", 0),
         },
     )
 
@@ -147,8 +148,16 @@ def retentions() -> Response:
     return serve(bp, _logged_in(_create))
 
 
+def _allow(request: HttpRequest, policy_id: int, action: str) -> None:
+    """The caller holds the `tag-retention` permission in the policy's project (a policy that does
+    not exist, or whose project was deleted, is a 404 first)."""
+    services().projects.authorize(request.principal, services().retention.project_of(policy_id), RESOURCE, action)
+
+
 def _create(request: HttpRequest) -> Response:
     req = body(request, PolicyReq)
+    project = services().retention.scope_project(req.model_dump())
+    services().projects.authorize(request.principal, project, RESOURCE, "create")
     policy_id = services().retention.create(request.principal, req.model_dump())
     return created(f"{API}/retentions/{policy_id}")
 
@@ -160,6 +169,7 @@ def retention(policy_id: str) -> Response:
 
 
 def _get(request: HttpRequest) -> Response:
+    _allow(request, _policy_id(request), "read")
     record = services().retention.get(request.principal, _policy_id(request))
     return json_response(shape(wire.RetentionPolicy, {**record.policy, "id": record.policy_id}))
 
@@ -169,11 +179,13 @@ def _update(request: HttpRequest) -> Response:
     req = body(request, PolicyReq)
     if req.id not in (None, policy_id):
         raise BadRequest("the id in the body does not match the path")
+    _allow(request, policy_id, "update")
     services().retention.update(request.principal, policy_id, req.model_dump())
     return ok()
 
 
 def _delete(request: HttpRequest) -> Response:
+    _allow(request, _policy_id(request), "delete")
     services().retention.delete(request.principal, _policy_id(request))
     return ok()
 
@@ -187,6 +199,7 @@ def executions(policy_id: str) -> Response:
 def _execute(request: HttpRequest) -> Response:
     policy_id = _policy_id(request)
     req = body(request, ExecuteReq)
+    _allow(request, policy_id, "update")  # Harbor asks `update` to run a policy
     job = services().retention.execute(request.principal, policy_id, req.dry_run)
     location = f"{API}/retentions/{policy_id}/executions/{job.job_id}"
     return created(location)
@@ -194,6 +207,7 @@ def _execute(request: HttpRequest) -> Response:
 
 def _executions(request: HttpRequest) -> Response:
     policy_id = _policy_id(request)
+    _allow(request, policy_id, "list")
     records = [_execution_view(j) for j in services().retention.executions(request.principal, policy_id)]
     return listing(request, f"/retentions/{policy_id}/executions", records)
 
@@ -208,6 +222,7 @@ def _stop(request: HttpRequest) -> Response:
     req = body(request, StopReq)
     if req.action != "stop":
         raise BadRequest("action must be 'stop'")
+    _allow(request, policy_id, "update")
     services().retention.stop(request.principal, policy_id, execution_id)
     return ok()
 
@@ -220,6 +235,7 @@ def tasks(policy_id: str, execution_id: str) -> Response:
 
 def _tasks(request: HttpRequest) -> Response:
     policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
+    _allow(request, policy_id, "list")
     listed = services().retention.tasks(request.principal, policy_id, execution_id)
     return listing(request, f"/retentions/{policy_id}/executions/{execution_id}/tasks",
                    [_task_view(t) for t in listed])  # fmt: skip
@@ -233,6 +249,8 @@ def task_log(policy_id: str, execution_id: str, task_id: str) -> Response:
 
 def _task_log(request: HttpRequest) -> Response:
     policy_id, execution_id = _policy_id(request), int_param(request.params["execution_id"], "eid")
+    _allow(request, policy_id, "read")
     task = services().retention.task(request.principal, policy_id, execution_id,
                                      int_param(request.params["task_id"], "tid"))  # fmt: skip
-    return Response(body=task.log.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
+    text = "".join(f"{line}\n" for line in task.log)
+    return Response(body=text.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
