@@ -16,6 +16,7 @@ from botocore.config import Config
 from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
 from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
+from chalicelib.core.webhooks import longest_delivery
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
@@ -41,6 +42,7 @@ from chalicelib.services.robots import RobotService
 from chalicelib.services.signin_throttle import SignInThrottle
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
+from chalicelib.services.webhook_delivery import WebhookDelivery
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.stores import tables
 from chalicelib.stores.artifacts import ArtifactStore
@@ -91,6 +93,7 @@ class Services:
     jobs: JobService
     gc: GcService
     webhooks: WebhookService
+    webhook_delivery: WebhookDelivery
     retention: RetentionService
     retention_runs: RetentionRun
     pulls: PullCoalescer
@@ -259,15 +262,19 @@ def services() -> Services:
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
     gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
                    window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
-    webhooks = WebhookService(
-        WebhookStore(), JobStore(), projects, _egress(settings),
+    longest = longest_delivery(settings.webhook_attempts, settings.webhook_timeout_seconds,
+                               settings.webhook_backoff_seconds)  # fmt: skip
+    egress = _egress(settings)
+    webhooks = WebhookService(WebhookStore(), jobs, projects, egress,
+                              cache_seconds=settings.webhook_policy_cache_seconds, longest_seconds=longest)  # fmt: skip
+    webhook_delivery = WebhookDelivery(
+        webhooks, jobs, projects, egress,
         registry_host=_registry_host(settings), attempts=settings.webhook_attempts,
-        backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
-        cache_seconds=settings.webhook_policy_cache_seconds,
+        backoff_seconds=settings.webhook_backoff_seconds, longest_seconds=longest,
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
-        runner=runner if _durable_webhooks(settings) else None,
+        durable=_durable_webhooks(settings),
     )  # fmt: skip
-    events.subscribe(webhooks.on_event)
+    events.subscribe(webhook_delivery.on_event)
     retention_runs = RetentionRun(
         RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
         immutability=immutability, manifests=manifests, events=events, workers=settings.retention_workers,
@@ -303,6 +310,7 @@ def services() -> Services:
         jobs=jobs,
         gc=gc,
         webhooks=webhooks,
+        webhook_delivery=webhook_delivery,
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,

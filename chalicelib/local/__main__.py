@@ -281,7 +281,7 @@ def _resume_webhooks() -> None:
     from chalicelib import wiring  # noqa: PLC0415
     from chalicelib.stores.projects import ProjectStore  # noqa: PLC0415
 
-    resumed = wiring.services().webhooks.resume(ProjectStore().names())
+    resumed = wiring.services().webhook_delivery.resume(ProjectStore().names())
     if resumed:
         print(f"resumed {resumed} interrupted webhook deliveries", flush=True)
 

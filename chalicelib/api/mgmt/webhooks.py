@@ -14,8 +14,10 @@ from chalicelib.api.mgmt.projects import target
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
 from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core.bounds import Id
-from chalicelib.core.jobs import Job
+from chalicelib.core.identity import Project
+from chalicelib.core.jobs import Job, Task
 from chalicelib.core.webhooks import EVENT_TYPES, MAX_TARGETS, NOTIFY_TYPES, PAYLOAD_FORMATS, Policy
+from chalicelib.services.webhooks import RESOURCE
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -76,14 +78,14 @@ def execution_view(job: Job) -> dict[str, Any]:
     })  # fmt: skip
 
 
-def task_view(job: Job) -> dict[str, Any]:
+def task_view(task: Task) -> dict[str, Any]:
     return shape(wire.Task, {
-        "id": job.job_id, "execution_id": job.parameters.get("execution_id"), "status": job.status.value,
-        "status_message": job.error or "", "run_count": job.counts.get("attempts", 0),
-        "extra_attrs": {"type": job.parameters.get("type"), "address": job.parameters.get("address"),
-                        "event_type": job.parameters.get("event_type")},
-        "creation_time": iso(job.created_at), "start_time": _time(job.started_at),
-        "update_time": iso(job.updated_at), "end_time": _time(job.ended_at),
+        "id": task.task_id, "execution_id": task.execution_id, "status": task.status.value,
+        "status_message": task.error or "", "run_count": task.run_count,
+        "extra_attrs": {"type": task.parameters.get("type"), "address": task.parameters.get("address"),
+                        "event_type": task.parameters.get("event_type")},
+        "creation_time": iso(task.created_at), "start_time": _time(task.started_at),
+        "update_time": iso(task.updated_at), "end_time": _time(task.ended_at),
     })  # fmt: skip
 
 
@@ -92,8 +94,15 @@ def policies(project: str) -> Response:
     return serve(bp, _create if bp.current_request.method == "POST" else _list, project=project)
 
 
-def _list(request: HttpRequest) -> Response:
+def _allow(request: HttpRequest, action: str) -> Project:
+    """The route's project, once the caller holds the `notification-policy` permission there."""
     found = target(request)
+    services().projects.authorize(request.principal, found, RESOURCE, action)
+    return found
+
+
+def _list(request: HttpRequest) -> Response:
+    found = _allow(request, "list")
     records = [policy_view(p, found.project_id) for p in services().webhooks.policies(request.principal, found)]
     return listing(request, f"/projects/{request.params['project']}/webhook/policies", records,
                    q_fields={"id": int, "name": str, "enabled": bool},
@@ -102,7 +111,7 @@ def _list(request: HttpRequest) -> Response:
 
 def _create(request: HttpRequest) -> Response:
     req = body(request, PolicyReq)
-    policy = services().webhooks.create(request.principal, target(request), req.model_dump())
+    policy = services().webhooks.create(request.principal, _allow(request, "create"), req.model_dump())
     return created(f"{API}/projects/{request.params['project']}/webhook/policies/{policy.policy_id}")
 
 
@@ -116,12 +125,12 @@ def _policy(request: HttpRequest) -> Response:
     webhooks = services().webhooks
     if request.method == "PUT":
         req = body(request, PolicyReq)
-        webhooks.update(request.principal, target(request), policy_id, req.model_dump())
+        webhooks.update(request.principal, _allow(request, "update"), policy_id, req.model_dump())
         return ok()
-    found = target(request)
     if request.method == "DELETE":
-        webhooks.delete(request.principal, found, policy_id)
+        webhooks.delete(request.principal, _allow(request, "delete"), policy_id)
         return ok()
+    found = _allow(request, "read")
     return json_response(policy_view(webhooks.policy(request.principal, found, policy_id), found.project_id))
 
 
@@ -132,7 +141,7 @@ def executions(project: str, policy_id: str) -> Response:
 
 def _executions(request: HttpRequest) -> Response:
     policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
-    found = services().webhooks.executions(request.principal, target(request), policy_id)
+    found = services().webhooks.executions(request.principal, _allow(request, "list"), policy_id)
     path = f"/projects/{request.params['project']}/webhook/policies/{policy_id}/executions"
     return listing(request, path, [execution_view(j) for j in found],
                    q_fields={"id": int, "status": str, "trigger": str},
@@ -147,7 +156,7 @@ def tasks(project: str, policy_id: str, execution_id: str) -> Response:
 def _tasks(request: HttpRequest) -> Response:
     policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
     execution_id = int_param(request.params["execution_id"], "execution_id")
-    found = services().webhooks.tasks(request.principal, target(request), policy_id, execution_id)
+    found = services().webhooks.tasks(request.principal, _allow(request, "list"), policy_id, execution_id)
     path = f"/projects/{request.params['project']}/webhook/policies/{policy_id}/executions/{execution_id}/tasks"
     return listing(request, path, [task_view(j) for j in found], q_fields={"id": int, "status": str},
                    sort_fields=("id", "creation_time", "status"))  # fmt: skip
@@ -163,7 +172,7 @@ def _task_log(request: HttpRequest) -> Response:
     policy_id = int_param(request.params["policy_id"], "webhook_policy_id")
     execution_id = int_param(request.params["execution_id"], "execution_id")
     task_id = int_param(request.params["task_id"], "task_id")
-    text = services().webhooks.task_log(request.principal, target(request), policy_id, execution_id, task_id)
+    text = services().webhooks.task_log(request.principal, _allow(request, "read"), policy_id, execution_id, task_id)
     return Response(body=text.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
@@ -173,7 +182,7 @@ def last_trigger(project: str) -> Response:
 
 
 def _last_trigger(request: HttpRequest) -> Response:
-    rows = services().webhooks.last_triggers(request.principal, target(request))
+    rows = services().webhooks.last_triggers(request.principal, _allow(request, "read"))
     return json_response([
         shape(wire.WebhookLastTrigger, {"policy_name": p.name, "event_type": event_type, "enabled": p.enabled,
                                         "creation_time": iso(p.created_at),
@@ -188,7 +197,7 @@ def events(project: str) -> Response:
 
 
 def _events(request: HttpRequest) -> Response:
-    services().webhooks.authorize_read(request.principal, target(request))
+    _allow(request, "read")
     return json_response({
         "event_type": [t.value for t in EVENT_TYPES],
         "notify_type": list(NOTIFY_TYPES),
