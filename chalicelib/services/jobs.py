@@ -173,10 +173,6 @@ class JobService:
         self.finish(job_id, JobStatus.STOPPED, None)
         return self.get(job_id, vendor_type)
 
-    def stopped(self, job_id: int) -> bool:
-        job = self._store.get(job_id)
-        return job is None or job.stop_requested or job.status == JobStatus.STOPPED
-
     # What handlers call.
 
     def begin(self, job_id: int) -> Job:
@@ -189,10 +185,6 @@ class JobService:
         if job is None or job.stop_requested or job.status != JobStatus.RUNNING:
             raise JobEnded(f"job {job_id} is no longer running")
         return job
-
-    def start(self, job_id: int) -> bool:
-        """Pending -> Running for an execution without a lock or engine input."""
-        return self._store.transition(job_id, JobStatus.RUNNING, allowed=sources(JobStatus.RUNNING)) is not None
 
     def finish(self, job_id: int, status: JobStatus, error: str | None, counts: dict[str, int] | None = None) -> bool:
         """Record the end (once), end the tasks it leaves unfinished with it (Stopped when it was

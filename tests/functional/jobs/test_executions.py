@@ -193,8 +193,7 @@ def test_reconcile_on_read_and_an_engine_that_failed(world: World) -> None:
 
 def test_an_in_process_job_is_reconciled_once_older_than_it_can_take(world: World) -> None:
     jobs, _, clock = world
-    job = jobs.record(KIND, Trigger.EVENT, {})
-    jobs.start(job.job_id)
+    job = jobs.record(KIND, Trigger.EVENT, {}, running=True)
     assert jobs.reconcile(jobs.get(job.job_id, KIND), longest_seconds=60).status == JobStatus.RUNNING
     clock.now += 61
     ended = jobs.reconcile(jobs.get(job.job_id, KIND), longest_seconds=60)

@@ -571,8 +571,7 @@ def test_an_abandoned_delivery_is_marked_error_when_read(hooks: LiveRegistry, re
     # What the deliverer had written a day ago when its process stopped.
     then = JobService(JobStore(lambda: long_ago), services().jobs._runner, lambda: long_ago)
     base = {"policy_id": policy_id, "project": "library", "event_type": "PUSH_ARTIFACT"}
-    execution = then.record("WEBHOOK", Trigger.EVENT, base, listed_under=f"WEBHOOK#{policy_id}")
-    assert then.start(execution.job_id)
+    execution = then.record("WEBHOOK", Trigger.EVENT, base, listed_under=f"WEBHOOK#{policy_id}", running=True)
     (task,) = then.create_tasks(execution.job_id, [(receiver.url, {"type": "http", "address": receiver.url})])
 
     (listed,) = _executions(hooks, policy_id)
