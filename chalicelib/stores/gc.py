@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 _PROJECTION = ["pk", "sk", "state", "version", "size", "updated_at", "created_at", "expires_at", "pending",
                "digest", "children", "subject", "refs_in_body", "in_s3"]  # fmt: skip
 _SCAN_QUEUE = 32  # pages of a parallel Scan waiting for the mark phase (1 MB each at most)
-_COUNTS_SK = "~COUNTS"  # sorts after every digest in a shard partition
 # Candidate rows of a run that never finished are dropped by the table's TTL after this long.
 _CANDIDATE_TTL_SECONDS = 14 * 24 * 3600
 
@@ -308,7 +307,7 @@ class GcStore:
 
     @staticmethod
     def candidates(job_id: int, shard: int, limit: int) -> list[Candidate]:
-        rows = GcCandidateRow.query(keys.gc_shard_pk(job_id, shard), GcCandidateRow.sk < _COUNTS_SK, limit=limit,
+        rows = GcCandidateRow.query(keys.gc_shard_pk(job_id, shard), GcCandidateRow.sk < keys.GC_COUNTS_SK, limit=limit,
                                     consistent_read=True)  # fmt: skip
         return [Candidate(r.sk, int(r.version), int(r.size), [str(x) for x in r.repositories or []]) for r in rows]
 
@@ -350,7 +349,7 @@ class GcStore:
                     condition=(BlobRow.state == "deleting") & (BlobRow.version == version),
                 )  # fmt: skip
                 tx.delete(GcCandidateRow(pk, digest), condition=GcCandidateRow.pk.exists())
-                tx.update(GcCandidateRow(pk, _COUNTS_SK),
+                tx.update(GcCandidateRow(pk, keys.GC_COUNTS_SK),
                           actions=[GcCandidateRow.size.add(size), GcCandidateRow.version.add(1)])  # fmt: skip
         except TransactWriteError as exc:
             reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
@@ -367,7 +366,7 @@ class GcStore:
     def shard_counts(job_id: int, shard: int) -> tuple[int, int]:
         """(blobs swept, bytes freed) by one shard so far."""
         try:
-            row = GcCandidateRow.get(keys.gc_shard_pk(job_id, shard), _COUNTS_SK, consistent_read=True)
+            row = GcCandidateRow.get(keys.gc_shard_pk(job_id, shard), keys.GC_COUNTS_SK, consistent_read=True)
         except GcCandidateRow.DoesNotExist:
             return 0, 0
         return int(row.version), int(row.size)

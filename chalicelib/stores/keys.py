@@ -400,6 +400,8 @@ def gc_shard_pk(job_id: int, shard: int) -> str:
     return f"{JOB_PREFIX}{job_id}#SHARD#{shard}"
 
 
+GC_COUNTS_SK = "~COUNTS"  # a shard's totals: sorts after every digest in the shard partition
+
 # The row kinds GC's mark tells apart in the partitions it reads whole (`stores/gc.py`).
 BLOB_REF_PREFIX = "REF#"
 TAGS_BY_DIGEST_INFIX = "#M#"
