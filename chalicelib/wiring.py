@@ -16,6 +16,7 @@ from botocore.config import Config
 from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
 from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
+from chalicelib.core.webhooks import longest_delivery
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
@@ -36,10 +37,12 @@ from chalicelib.services.pulls import PullCoalescer
 from chalicelib.services.quotas import QuotaService
 from chalicelib.services.repositories import RepositoryService
 from chalicelib.services.retention import RetentionService
+from chalicelib.services.retention_run import RetentionRun
 from chalicelib.services.robots import RobotService
 from chalicelib.services.signin_throttle import SignInThrottle
 from chalicelib.services.uploads import UploadService
 from chalicelib.services.users import UserService
+from chalicelib.services.webhook_delivery import WebhookDelivery
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.stores import tables
 from chalicelib.stores.artifacts import ArtifactStore
@@ -90,7 +93,9 @@ class Services:
     jobs: JobService
     gc: GcService
     webhooks: WebhookService
+    webhook_delivery: WebhookDelivery
     retention: RetentionService
+    retention_runs: RetentionRun
     pulls: PullCoalescer
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
@@ -257,19 +262,24 @@ def services() -> Services:
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
     gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
                    window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
-    webhooks = WebhookService(
-        WebhookStore(), JobStore(), projects, _egress(settings),
+    longest = longest_delivery(settings.webhook_attempts, settings.webhook_timeout_seconds,
+                               settings.webhook_backoff_seconds)  # fmt: skip
+    egress = _egress(settings)
+    webhooks = WebhookService(WebhookStore(), jobs, projects, egress,
+                              cache_seconds=settings.webhook_policy_cache_seconds, longest_seconds=longest)  # fmt: skip
+    webhook_delivery = WebhookDelivery(
+        webhooks, jobs, projects, egress,
         registry_host=_registry_host(settings), attempts=settings.webhook_attempts,
-        backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
-        cache_seconds=settings.webhook_policy_cache_seconds,
+        backoff_seconds=settings.webhook_backoff_seconds, longest_seconds=longest,
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
-        runner=runner if _durable_webhooks(settings) else None,
+        durable=_durable_webhooks(settings),
     )  # fmt: skip
-    events.subscribe(webhooks.on_event)
-    retention = RetentionService(
+    events.subscribe(webhook_delivery.on_event)
+    retention_runs = RetentionRun(
         RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
         immutability=immutability, manifests=manifests, events=events, workers=settings.retention_workers,
     )  # fmt: skip
+    retention = RetentionService(RetentionStore(), jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
     built = Services(
         settings=settings,
@@ -300,7 +310,9 @@ def services() -> Services:
         jobs=jobs,
         gc=gc,
         webhooks=webhooks,
+        webhook_delivery=webhook_delivery,
         retention=retention,
+        retention_runs=retention_runs,
         pulls=pulls,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )

@@ -1,4 +1,5 @@
-"""Background job model (Harbor's execution record) and Harbor's schedules: types and 6-field cron.
+"""Background job model (Harbor's `pkg/task`: executions, their tasks, the status transitions both
+follow) and Harbor's schedules: types and 6-field cron.
 
 Pure: no I/O. A cron here has Harbor's six fields, `second minute hour day-of-month month
 day-of-week` (robfig/cron as Harbor uses it), with `*`, `?`, lists, ranges and `/step`.
@@ -23,6 +24,40 @@ class JobStatus(StrEnum):
 
 FINAL_STATUSES = frozenset({JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.STOPPED})
 ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
+
+# The moves an execution or a task may make (Harbor's status graph): forward only, never out of a
+# final status. Every status write is conditional on the current status being one of `sources`.
+_MOVES: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.PENDING: frozenset({JobStatus.RUNNING, *FINAL_STATUSES}),
+    JobStatus.RUNNING: FINAL_STATUSES,
+    JobStatus.SUCCESS: frozenset(),
+    JobStatus.ERROR: frozenset(),
+    JobStatus.STOPPED: frozenset(),
+}
+
+
+def policy_lock(vendor_type: str, policy_id: int) -> str:
+    """The lock a run of one policy holds (`<vendor type>#<policy id>`) where runs of different
+    policies of a kind may overlap (retention) and runs of one policy may not."""
+    return f"{vendor_type}#{policy_id}"
+
+
+class IllegalTransition(ValueError):
+    """A status move the graph does not have (e.g. Success -> Running)."""
+
+
+def can_move(current: JobStatus, target: JobStatus) -> bool:
+    return target in _MOVES[current]
+
+
+def sources(target: JobStatus) -> tuple[JobStatus, ...]:
+    """The statuses from which `target` may be reached (what a conditional write allows)."""
+    return tuple(status for status, moves in _MOVES.items() if target in moves)
+
+
+def check_move(current: JobStatus, target: JobStatus) -> None:
+    if not can_move(current, target):
+        raise IllegalTransition(f"{current} -> {target} is not a status transition")
 
 
 class Trigger(StrEnum):
@@ -63,6 +98,31 @@ class Job:
     # The lock the job holds while active: its vendor type (one job of the kind at a time, as GC)
     # unless it was submitted under a narrower one (retention: one run per policy).
     lock: str | None = None
+    # Its tasks by status (kept by the same transaction that moves a task).
+    metrics: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of an execution's work (a repository of a retention run, a target of a webhook
+    delivery). `subject` names what it works on; `counts` and `result` are its kind's outcome;
+    `reported` says its kind's once-per-task side effect (an event) was claimed."""
+
+    task_id: int
+    execution_id: int
+    status: JobStatus
+    subject: str
+    parameters: dict[str, Any]
+    created_at: int
+    updated_at: int
+    counts: dict[str, int] = field(default_factory=dict)
+    run_count: int = 0
+    error: str | None = None
+    started_at: int | None = None
+    ended_at: int | None = None
+    log: tuple[str, ...] = ()
+    result: dict[str, Any] = field(default_factory=dict)
+    reported: bool = False
 
 
 @dataclass(frozen=True)
@@ -74,6 +134,20 @@ class Schedule:
     created_at: int
     updated_at: int
     last_fired: int = 0
+    # A kind with one schedule per policy (retention) names the policy; 0 is the kind's own.
+    policy_id: int = 0
+
+    def active(self) -> bool:
+        return bool(self.cron) and self.schedule_type not in ("None", "Manual")
+
+    def due_slot(self, now: float) -> int | None:
+        """The cron slot passed since the last run (or the last change), if any: at most one run
+        per slot, however late the scheduler looks."""
+        if not self.active():
+            return None
+        since = max(self.last_fired, self.updated_at)
+        slot = int(Cron.parse(self.cron).next_after(datetime.fromtimestamp(since, UTC)).timestamp())
+        return slot if slot <= now else None
 
 
 class CronError(ValueError):

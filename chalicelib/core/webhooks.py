@@ -207,3 +207,11 @@ def _slack(event: Event, data: dict[str, Any]) -> dict[str, Any]:
             {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         ]
     }
+
+
+def longest_delivery(attempts: int, timeout_seconds: float, backoff_seconds: float) -> float:
+    """The longest one delivery (execution) can take: every target, every attempt timing out
+    (connect and read), every backoff; plus a minute for the rows. Active for longer means its
+    deliverer stopped."""
+    per_target = attempts * 2 * timeout_seconds + backoff_seconds * (2**attempts - 1)
+    return float(MAX_TARGETS * per_target + 60)

@@ -19,14 +19,14 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def begin(event: dict[str, Any]) -> dict[str, Any]:
-    return services().retention.begin(int(event["job_id"]))
+    return services().retention_runs.begin(int(event["job_id"]))
 
 
 def task(event: dict[str, Any]) -> dict[str, Any]:
     """The next repository (or `batch` of them) of a lane; the cursor it goes on with, and `more`
     false once the lane is done or the job was stopped."""
     step, last, batch = int(event["step"]), int(event["last"]), int(event.get("batch", 1))
-    following = services().retention.run_lane(int(event["job_id"]), int(event["task_id"]), step, last, batch)
+    following = services().retention_runs.run_lane(int(event["job_id"]), int(event["task_id"]), step, last, batch)
     return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last, "batch": batch,
             "more": following is not None}  # fmt: skip
 
@@ -35,20 +35,20 @@ def task_failed(event: dict[str, Any]) -> dict[str, Any]:
     """The lane's Catch: the Task died (timeout, out of memory); its repository's task ends Error
     and the lane goes on with the next one."""
     step, last, batch = int(event["step"]), int(event["last"]), int(event.get("batch", 1))
-    following = services().retention.abandon(int(event["job_id"]), int(event["task_id"]), step, last, batch,
+    following = services().retention_runs.abandon(int(event["job_id"]), int(event["task_id"]), step, last, batch,
                                              error=failures.reason(event))  # fmt: skip
     return {"job_id": event["job_id"], "task_id": following, "step": step, "last": last, "batch": batch,
             "more": following is not None}  # fmt: skip
 
 
 def finish(event: dict[str, Any]) -> dict[str, Any]:
-    services().retention.finish(int(event["job_id"]))
+    services().retention_runs.finish(int(event["job_id"]))
     return {"job_id": event["job_id"]}
 
 
 def fail(event: dict[str, Any]) -> dict[str, Any]:
     """The Catch: record why the execution failed (a stopped one stays Stopped)."""
-    return failures.record("retention", event, services().retention.fail)
+    return failures.record("retention", event, services().retention_runs.fail)
 
 
 HANDLERS: dict[str, Handler] = {

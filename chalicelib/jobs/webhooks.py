@@ -17,11 +17,11 @@ Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def attempt(event: dict[str, Any]) -> dict[str, Any]:
-    return services().webhooks.attempt(event)
+    return services().webhook_delivery.attempt(event)
 
 
 def finish(event: dict[str, Any]) -> dict[str, Any]:
-    return services().webhooks.finish(int(event["execution_id"]))
+    return services().webhook_delivery.finish(int(event["execution_id"]))
 
 
 def fail(event: dict[str, Any]) -> dict[str, Any]:
@@ -29,7 +29,7 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     why = failures.reason(event)
     task_id = event.get("task_id")
     logger.error("webhook delivery Task failed", execution_id=event.get("execution_id"), task_id=task_id, reason=why)
-    services().webhooks.fail(int(event["execution_id"]), None if task_id is None else int(task_id), why)
+    services().webhook_delivery.fail(int(event["execution_id"]), None if task_id is None else int(task_id), why)
     return {"execution_id": event["execution_id"]}
 
 

@@ -269,7 +269,7 @@ def _start_scheduler(settings: Settings) -> Any:
     scheduler = Scheduler(
         lambda: wiring.services().jobs,
         settings.scheduler_interval_seconds,
-        lambda now: wiring.services().retention.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+        lambda now: wiring.services().retention_runs.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
     )
     scheduler.start()
     return scheduler
@@ -281,7 +281,7 @@ def _resume_webhooks() -> None:
     from chalicelib import wiring  # noqa: PLC0415
     from chalicelib.stores.projects import ProjectStore  # noqa: PLC0415
 
-    resumed = wiring.services().webhooks.resume(ProjectStore().names())
+    resumed = wiring.services().webhook_delivery.resume(ProjectStore().names())
     if resumed:
         print(f"resumed {resumed} interrupted webhook deliveries", flush=True)
 

@@ -13,7 +13,6 @@ that process, so they are marked Error (a GC run's leftovers are resumed by the 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 
 from chalicelib.core.jobs import VendorType
@@ -57,4 +56,4 @@ class Scheduler:
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
-            self.tick(time.time())
+            self.tick(self._jobs().now())

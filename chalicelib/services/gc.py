@@ -44,7 +44,6 @@ from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.core.jobs import Job, JobStatus, Trigger, VendorType
@@ -52,8 +51,17 @@ from chalicelib.core.manifest import parse_manifest
 from chalicelib.core.reference import project_of
 from chalicelib.errors import BadRequest, Conflict, ReferencedByOthers
 from chalicelib.services.jobs import JobEnded
-from chalicelib.stores import keys
-from chalicelib.stores.gc import Candidate
+from chalicelib.stores.gc import (
+    BlobReference,
+    BlobState,
+    Candidate,
+    GcRow,
+    Link,
+    ManifestEntry,
+    ProjectBlob,
+    TagEntry,
+    UploadEntry,
+)
 
 if TYPE_CHECKING:
     from chalicelib.services.jobs import JobService
@@ -70,11 +78,12 @@ _MARK_THREADS = 16
 _MARK_CHUNK = 1000
 _MARK_BUDGET_SECONDS = 600.0  # per Task invocation (Lambda timeout 900 s): the state machine calls again
 _SCAN_SEGMENTS = 8  # parallel Scan segments (one reader thread each) for the mark's view
-# The partitions each phase reads: the mark needs blobs, projects (associations and references),
-# repositories (links, manifests, tags) and upload sessions; deleting untagged artifacts only
-# repositories. Every other partition (jobs, users, audit, GC candidates...) is filtered out.
-_MARK_PARTITIONS = ("BLOB#", "PROJECT#", "REPO#", "UPLOAD#")
-_UNTAGGED_PARTITIONS = ("REPO#",)
+# The parts of the table each phase reads: the mark needs blobs, projects (associations and
+# references), repositories (links, manifests, tags) and upload sessions; deleting untagged
+# artifacts only repositories. Every other partition (jobs, users, audit, GC candidates...) is
+# filtered out.
+_MARK_PARTS = ("blobs", "projects", "repositories", "uploads")
+_UNTAGGED_PARTS = ("repositories",)
 
 
 @dataclass(frozen=True)
@@ -101,15 +110,6 @@ class GcParameters:
 
 
 @dataclass(frozen=True, slots=True)
-class _Blob:
-    state: str
-    version: int
-    size: int
-    updated_at: int
-    expires_at: int | None
-
-
-@dataclass(frozen=True, slots=True)
 class _Manifest:
     children: tuple[str, ...]
     subject: str | None
@@ -127,7 +127,7 @@ class GcView:
     the orphan check) and tags are not kept at all."""
 
     detail: bool = True
-    blobs: dict[str, _Blob] = field(default_factory=dict)
+    blobs: dict[str, BlobState] = field(default_factory=dict)
     held: dict[str, dict[str, int]] = field(default_factory=lambda: defaultdict(dict))  # project -> digest -> since
     refs: dict[str, dict[str, set[tuple[str, str]]]] = field(default_factory=lambda: defaultdict(dict))
     links: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # digest -> repositories
@@ -137,39 +137,26 @@ class GcView:
     uploads: set[str] = field(default_factory=set)
     upload_keys: set[str] = field(default_factory=set)
 
-    def add(self, item: dict[str, Any]) -> None:
-        pk, sk = item["pk"]["S"], item["sk"]["S"]
-        if pk.startswith("BLOB#") and sk == keys.BLOB_SK:
-            expires = item.get("expires_at", {}).get("N")
-            state = intern(item.get("state", {}).get("S", "none"))
-            self.blobs[intern(pk[5:])] = _Blob(state, int(item.get("version", {}).get("N", 0)), int(item["size"]["N"]),
-                                               int(item.get("updated_at", {}).get("N", 0)),
-                                               int(expires) if expires else None)  # fmt: skip
-        elif pk.startswith("PROJECT#") and sk.startswith("BLOB#"):
-            self.held[pk[8:]][intern(sk[5:])] = int(item.get("created_at", {}).get("N", 0))
-        elif pk.startswith("PROJECT#") and sk.startswith("REF#"):
-            blob, _, tail = sk[4:].partition("#")
-            repository, _, manifest = tail.rpartition("@")
-            self.refs[pk[8:]].setdefault(intern(blob), set()).add((intern(repository), intern(manifest)))
-        elif pk.startswith("REPO#") and "#M#" not in pk:
-            repository = intern(pk[5:])
-            if sk.startswith("BLOB#"):
-                self.links[intern(sk[5:])].append(repository)
-            elif sk.startswith("MANIFEST#"):
-                digest = intern(sk[9:])
-                self.manifest_digests.add(digest)
-                if not self.detail:
-                    return
-                children = tuple(c["S"] for c in item.get("children", {}).get("L", []))
-                subject = item.get("subject", {}).get("S")
-                in_body = bool(item.get("refs_in_body", {}).get("BOOL", False))
-                self.manifests[repository][digest] = _Manifest(children, subject, in_body)
-            elif self.detail and sk.startswith(keys.TAG_PREFIX) and "digest" in item:
-                self.tagged[repository].add(item["digest"]["S"])
-        elif pk.startswith("UPLOAD#") and sk == keys.UPLOAD_SK:
-            self.uploads.add(pk[7:])
-            for chunk in item.get("pending", {}).get("L", []):
-                self.upload_keys.add(chunk["M"]["key"]["S"])
+    def add(self, row: GcRow) -> None:
+        match row:
+            case BlobState():
+                self.blobs[row.digest] = row
+            case ProjectBlob():
+                self.held[row.project][row.digest] = row.since
+            case BlobReference():
+                self.refs[row.project].setdefault(row.digest, set()).add((row.repository, row.manifest))
+            case Link():
+                self.links[row.digest].append(row.repository)
+            case ManifestEntry():
+                self.manifest_digests.add(row.digest)
+                if self.detail:
+                    self.manifests[row.repository][row.digest] = _Manifest(row.children, row.subject, row.refs_in_body)
+            case TagEntry():
+                if self.detail:
+                    self.tagged[row.repository].add(row.digest)
+            case UploadEntry():
+                self.uploads.add(row.upload_id)
+                self.upload_keys.update(row.chunk_keys)
 
     def untagged(self, children_of: Callable[[str, str], tuple[str, ...]]) -> list[tuple[str, str]]:
         """Artifacts GC deletes with `delete_untagged`: no tag, not a child of a kept index, not an
@@ -221,9 +208,9 @@ class GcView:
                     found.append((project, digest))
         return found
 
-    def candidates(self, cutoff: int) -> list[tuple[str, _Blob]]:
+    def candidates(self, cutoff: int) -> list[tuple[str, BlobState]]:
         held = {d for digests in self.held.values() for d in digests}
-        out: list[tuple[str, _Blob]] = []
+        out: list[tuple[str, BlobState]] = []
         for digest, blob in self.blobs.items():
             if blob.state == "deleting" or (
                 blob.state in ("none", "delete", "deletefailed") and digest not in held and blob.updated_at <= cutoff
@@ -234,8 +221,10 @@ class GcView:
 
 class GcService:
     def __init__(self, jobs: JobService, store: GcStore, manifests: ManifestService, manifest_store: ManifestStore,
-                 projects: ProjectStore, *, window_seconds: int, tombstone_seconds: int) -> None:  # fmt: skip
+                 projects: ProjectStore, *, window_seconds: int, tombstone_seconds: int,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
         self._jobs = jobs
+        self._clock = clock
         self._store = store
         self._manifests = manifests
         self._manifest_store = manifest_store
@@ -270,7 +259,7 @@ class GcService:
         self.pause("delete_untagged", job_id)
         if not params.delete_untagged or params.dry_run:
             return
-        view = self._view(job_id, _UNTAGGED_PARTITIONS, detail=True)
+        view = self._view(job_id, _UNTAGGED_PARTS, detail=True)
         deleted = 0
         for repository, digest in view.untagged(self._children_of):
             self._jobs.check(job_id)
@@ -300,7 +289,7 @@ class GcService:
         params = GcParameters.parse(job.parameters)
         cutoff = self._cutoff(job)
         self.pause("mark", job_id)
-        view = self._view(job_id, _MARK_PARTITIONS, detail=params.dry_run and params.delete_untagged)
+        view = self._view(job_id, _MARK_PARTS, detail=params.dry_run and params.delete_untagged)
         purged_manifests = job.counts.get("purged_manifests", 0)
         if params.dry_run:
             doomed = view.untagged(self._children_of) if params.delete_untagged else []
@@ -362,7 +351,7 @@ class GcService:
             self.pause("claimed", job_id)
             # Stopped now: the claimed blobs stay `deleting` (invisible) and the next run takes them over.
             self._jobs.check(job_id)
-            self._store.delete_objects([keys.blob_object_key(c.digest) for c in claimed])
+            self._store.delete_blob_objects([c.digest for c in claimed])
             for c in claimed:
                 if c.repositories:
                     self._store.unlink(c.digest, c.repositories)
@@ -401,13 +390,13 @@ class GcService:
     def _cutoff(self, job: Job) -> int:
         return (job.started_at or job.created_at) - self._window
 
-    def _view(self, job_id: int, partitions: tuple[str, ...], *, detail: bool) -> GcView:
+    def _view(self, job_id: int, parts: tuple[str, ...], *, detail: bool) -> GcView:
         started, rows = time.monotonic(), 0
         view = GcView(detail)
-        for item in self._store.scan(self.scan_segments, partitions):
-            view.add(item)
+        for row in self._store.rows(self.scan_segments, parts, detail=detail):
+            view.add(row)
             rows += 1
-        self._jobs.log(job_id, f"read {rows} rows of {', '.join(partitions)} in {time.monotonic() - started:.1f} s "
+        self._jobs.log(job_id, f"read {rows} rows of {', '.join(parts)} in {time.monotonic() - started:.1f} s "
                                f"({self.scan_segments} scan segments)")  # fmt: skip
         return view
 
@@ -421,7 +410,7 @@ class GcService:
         """Harbor's association cleanup; `release_blob` keeps a blob a push references meanwhile."""
         self._projects.release_blob(project, digest)
 
-    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, _Blob]], cutoff: int, *,
+    def _mark(self, job_id: int, workers: int, view: GcView, found: list[tuple[str, BlobState]], cutoff: int, *,
               started: int, deadline: float) -> tuple[list[Candidate], bool]:  # fmt: skip
         """Conditional marks, `_MARK_THREADS` at a time (each is one round trip; on AWS a sequential
         mark of 100,000 blobs would take most of a Lambda's 15 minutes), then the candidates are
@@ -432,10 +421,10 @@ class GcService:
         def shard_of(digest: str) -> int:
             return zlib.crc32(digest.encode()) % workers
 
-        def candidate(digest: str, version: int, blob: _Blob) -> Candidate:
+        def candidate(digest: str, version: int, blob: BlobState) -> Candidate:
             return Candidate(digest, version, blob.size, sorted(set(view.links.get(digest, []))))
 
-        def mark_one(item: tuple[str, _Blob]) -> Candidate | None:
+        def mark_one(item: tuple[str, BlobState]) -> Candidate | None:
             digest, blob = item
             version = self._store.mark(digest, blob.state, blob.version, cutoff if blob.state != "deleting" else 2**62)
             return None if version is None else candidate(digest, version, blob)
@@ -474,7 +463,7 @@ class GcService:
         return marked, True
 
     def _expire_tombstones(self, view: GcView, dry_run: bool) -> None:
-        now = int(time.time())
+        now = int(self._clock())
         for digest, blob in view.blobs.items():
             if blob.state == "deleted" and blob.expires_at is not None and blob.expires_at <= now and not dry_run:
                 self._store.drop_tombstone(digest, blob.version)
@@ -484,37 +473,24 @@ class GcService:
         blob (first chunks of multi-chunk uploads), manifest bodies of deleted manifests, and upload
         staging of sessions that are gone."""
         live_rows = {d for d, b in view.blobs.items() if b.state != "deleted"}
-        manifests = view.manifest_digests
-        doomed: list[tuple[str, int]] = []
-        for obj in self._store.objects(keys.BLOBS_PREFIX):
-            digest = _digest_of(obj.key)
-            if digest not in live_rows and obj.modified <= cutoff and obj.key not in view.upload_keys:
-                doomed.append((obj.key, obj.size))
-        for obj in self._store.objects(keys.MANIFESTS_PREFIX):
-            if _digest_of(obj.key) not in manifests and obj.modified <= cutoff:
-                doomed.append((obj.key, obj.size))
-        for obj in self._store.objects(keys.UPLOADS_PREFIX):
-            if obj.key.split("/")[1] not in view.uploads and obj.modified <= cutoff:
-                doomed.append((obj.key, obj.size))
-        if not dry_run and doomed:
-            blob_keys = {k: _digest_of(k) for k, _ in doomed if k.startswith(keys.BLOBS_PREFIX)}
-            revived = self._store.existing_blob_rows(list(blob_keys.values())) - {
-                d for d, b in view.blobs.items() if b.state == "deleted"
-            }
-            doomed = [(k, s) for k, s in doomed if blob_keys.get(k) not in revived]
-            self._store.delete_objects([k for k, _ in doomed])
-            for key, upload_id, initiated in self._store.multipart_uploads(keys.UPLOADS_PREFIX):
-                if key.split("/")[1] not in view.uploads and initiated <= cutoff:
+        blobs = [o for o in self._store.blob_objects()
+                 if o.owner not in live_rows and o.modified <= cutoff and o.key not in view.upload_keys]  # fmt: skip
+        others = [
+            o for o in self._store.manifest_objects() if o.owner not in view.manifest_digests and o.modified <= cutoff
+        ]
+        others += [o for o in self._store.upload_objects() if o.owner not in view.uploads and o.modified <= cutoff]
+        if not dry_run and (blobs or others):
+            tombstones = {d for d, b in view.blobs.items() if b.state == "deleted"}
+            revived = self._store.existing_blob_rows([o.owner for o in blobs]) - tombstones
+            blobs = [o for o in blobs if o.owner not in revived]
+            self._store.delete_objects([o.key for o in blobs + others])
+            for key, upload_id, initiated, session in self._store.upload_multiparts():
+                if session not in view.uploads and initiated <= cutoff:
                     self._store.abort_multipart(key, upload_id)
+        doomed = [(o.key, o.size) for o in blobs + others]
         for key, _size in doomed[:_LOG_DIGESTS]:
             self._jobs.log(job_id, f"{'would delete' if dry_run else 'deleted'} orphan object {key}")
         return len(doomed), sum(s for _, s in doomed)
-
-
-def _digest_of(key: str) -> str:
-    """`blobs/<alg>/<hex>` or `manifests/<alg>/<hex>` -> `<alg>:<hex>`."""
-    parts = key.split("/")
-    return f"{parts[1]}:{parts[2]}" if len(parts) == 3 else ""
 
 
 def job_is_over(exc: BaseException) -> bool:

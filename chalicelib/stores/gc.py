@@ -12,8 +12,9 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from sys import intern
 from typing import TYPE_CHECKING, Any
 
 from pynamodb.exceptions import TransactWriteError, UpdateError
@@ -21,7 +22,6 @@ from pynamodb.models import BatchWrite
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.stores import keys
-from chalicelib.stores.objects import StoredObject
 from chalicelib.stores.tables import (
     BlobRow,
     GcCandidateRow,
@@ -41,9 +41,142 @@ if TYPE_CHECKING:
 _PROJECTION = ["pk", "sk", "state", "version", "size", "updated_at", "created_at", "expires_at", "pending",
                "digest", "children", "subject", "refs_in_body", "in_s3"]  # fmt: skip
 _SCAN_QUEUE = 32  # pages of a parallel Scan waiting for the mark phase (1 MB each at most)
-_COUNTS_SK = "~COUNTS"  # sorts after every digest in a shard partition
 # Candidate rows of a run that never finished are dropped by the table's TTL after this long.
 _CANDIDATE_TTL_SECONDS = 14 * 24 * 3600
+
+
+# What each part of the mark's read covers: the partitions (pk prefixes) it reads whole.
+PARTS = {"blobs": keys.BLOB_PREFIX, "projects": keys.PROJECT_PREFIX, "repositories": keys.REPO_PREFIX,
+         "uploads": keys.UPLOAD_PREFIX}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BlobState:
+    digest: str
+    state: str
+    version: int
+    size: int
+    updated_at: int
+    expires_at: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectBlob:
+    """A project holds (counts) a blob since `since`."""
+
+    project: str
+    digest: str
+    since: int
+
+
+@dataclass(frozen=True, slots=True)
+class BlobReference:
+    """A manifest of a project's repository references a blob."""
+
+    project: str
+    digest: str
+    repository: str
+    manifest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    repository: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """A manifest row; `children`, `subject` and `refs_in_body` only when read with detail."""
+
+    repository: str
+    digest: str
+    children: tuple[str, ...] = ()
+    subject: str | None = None
+    refs_in_body: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TagEntry:
+    repository: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class UploadEntry:
+    upload_id: str
+    chunk_keys: tuple[str, ...]
+
+
+GcRow = BlobState | ProjectBlob | BlobReference | Link | ManifestEntry | TagEntry | UploadEntry
+
+
+def parse(item: dict[str, Any], detail: bool) -> GcRow | None:
+    """The typed row of one scanned item (None for rows GC does not use). Without `detail` a
+    manifest is a bare digest and tags are skipped (the view that needs neither stays small).
+    Every digest and name is interned, so the rows naming one blob share one string."""
+    pk, sk = item["pk"]["S"], item["sk"]["S"]
+    if pk.startswith(keys.BLOB_PREFIX) and sk == keys.BLOB_SK:
+        expires = item.get("expires_at", {}).get("N")
+        return BlobState(intern(pk.removeprefix(keys.BLOB_PREFIX)), intern(item.get("state", {}).get("S", "none")),
+                         int(item.get("version", {}).get("N", 0)), int(item["size"]["N"]),
+                         int(item.get("updated_at", {}).get("N", 0)), int(expires) if expires else None)  # fmt: skip
+    if pk.startswith(keys.PROJECT_PREFIX):
+        return _project_row(pk.removeprefix(keys.PROJECT_PREFIX), sk, item)
+    if pk.startswith(keys.REPO_PREFIX) and keys.TAGS_BY_DIGEST_INFIX not in pk:
+        return _repository_row(intern(pk.removeprefix(keys.REPO_PREFIX)), sk, item, detail)
+    if pk.startswith(keys.UPLOAD_PREFIX) and sk == keys.UPLOAD_SK:
+        chunks = tuple(chunk["M"]["key"]["S"] for chunk in item.get("pending", {}).get("L", []))
+        return UploadEntry(pk.removeprefix(keys.UPLOAD_PREFIX), chunks)
+    return None
+
+
+def _project_row(project: str, sk: str, item: dict[str, Any]) -> GcRow | None:
+    if sk.startswith(keys.BLOB_PREFIX):
+        return ProjectBlob(
+            project, intern(sk.removeprefix(keys.BLOB_PREFIX)), int(item.get("created_at", {}).get("N", 0))
+        )
+    if sk.startswith(keys.BLOB_REF_PREFIX):
+        blob, _, tail = sk.removeprefix(keys.BLOB_REF_PREFIX).partition("#")
+        repository, _, manifest = tail.rpartition("@")
+        return BlobReference(project, intern(blob), intern(repository), intern(manifest))
+    return None
+
+
+def _repository_row(repository: str, sk: str, item: dict[str, Any], detail: bool) -> GcRow | None:
+    if sk.startswith(keys.BLOB_PREFIX):
+        return Link(repository, intern(sk.removeprefix(keys.BLOB_PREFIX)))
+    if sk.startswith(keys.MANIFEST_PREFIX):
+        digest = intern(sk.removeprefix(keys.MANIFEST_PREFIX))
+        if not detail:
+            return ManifestEntry(repository, digest)
+        children = tuple(c["S"] for c in item.get("children", {}).get("L", []))
+        return ManifestEntry(repository, digest, children, item.get("subject", {}).get("S"),
+                             bool(item.get("refs_in_body", {}).get("BOOL", False)))  # fmt: skip
+    if detail and sk.startswith(keys.TAG_PREFIX) and "digest" in item:
+        return TagEntry(repository, item["digest"]["S"])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedObject:
+    """An object of the bucket and what owns it (a blob's or manifest's digest, an upload session)."""
+
+    key: str
+    owner: str
+    size: int
+    modified: int
+
+
+def _digest_of(key: str) -> str:
+    """`blobs/<alg>/<hex>` or `manifests/<alg>/<hex>` -> `<alg>:<hex>`."""
+    parts = key.split("/")
+    return f"{parts[1]}:{parts[2]}" if len(parts) == 3 else ""
+
+
+def _session_of(key: str) -> str:
+    """`uploads/<session>/...` -> `<session>`."""
+    return key.split("/")[1]
 
 
 @dataclass(frozen=True)
@@ -55,10 +188,18 @@ class Candidate:
 
 
 class GcStore:
-    def __init__(self, objects: ObjectStore) -> None:
+    def __init__(self, objects: ObjectStore, clock: Callable[[], float] = time.time) -> None:
         self._objects = objects
+        self._clock = clock
 
     # Reading everything (mark phase only).
+
+    def rows(self, segments: int, parts: tuple[str, ...], *, detail: bool) -> Iterator[GcRow]:
+        """The typed rows of the `parts` (keys of `PARTS`) GC uses, from one (parallel) Scan."""
+        for item in self.scan(segments, tuple(PARTS[part] for part in parts)):
+            row = parse(item, detail)
+            if row is not None:
+                yield row
 
     def scan(self, segments: int = 1, prefixes: tuple[str, ...] = ()) -> Iterator[dict[str, Any]]:
         """Every row of the table whose partition key starts with one of `prefixes` (all rows if
@@ -85,12 +226,30 @@ class GcStore:
         yield from _parallel_pages(client, [{**request, "Segment": n, "TotalSegments": segments}
                                             for n in range(segments)])  # fmt: skip
 
-    def objects(self, prefix: str) -> Iterator[StoredObject]:
-        return self._objects.list_objects(prefix)
+    def blob_objects(self) -> Iterator[OwnedObject]:
+        """Blob bytes (`blobs/<alg>/<hex>`), each with its digest."""
+        return (
+            OwnedObject(o.key, _digest_of(o.key), o.size, o.modified)
+            for o in self._objects.list_objects(keys.BLOBS_PREFIX)
+        )
 
-    def multipart_uploads(self, prefix: str) -> Iterator[tuple[str, str, int]]:
-        """(key, upload id, initiated) of unfinished multipart uploads under `prefix`."""
-        return self._objects.list_multipart_uploads(prefix)
+    def manifest_objects(self) -> Iterator[OwnedObject]:
+        """Manifest bodies kept in the bucket (`manifests/<alg>/<hex>`), each with its digest."""
+        return (OwnedObject(o.key, _digest_of(o.key), o.size, o.modified)
+                for o in self._objects.list_objects(keys.MANIFESTS_PREFIX))  # fmt: skip
+
+    def upload_objects(self) -> Iterator[OwnedObject]:
+        """Upload staging (`uploads/<session>/...`), each with its session id."""
+        return (OwnedObject(o.key, _session_of(o.key), o.size, o.modified)
+                for o in self._objects.list_objects(keys.UPLOADS_PREFIX))  # fmt: skip
+
+    def upload_multiparts(self) -> Iterator[tuple[str, str, int, str]]:
+        """(key, upload id, initiated, session id) of unfinished multipart uploads of staging."""
+        for key, upload_id, initiated in self._objects.list_multipart_uploads(keys.UPLOADS_PREFIX):
+            yield key, upload_id, initiated, _session_of(key)
+
+    def delete_blob_objects(self, digests: list[str]) -> None:
+        self._objects.delete(*(keys.blob_object_key(d) for d in digests))
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._objects.abort_multipart(key, upload_id)
@@ -101,7 +260,7 @@ class GcStore:
 
     def existing_blob_rows(self, digests: list[str]) -> set[str]:
         items = batch_get_raw([(keys.blob_pk(d), keys.BLOB_SK) for d in digests])
-        return {i["pk"]["S"].removeprefix("BLOB#") for i in items}
+        return {i["pk"]["S"].removeprefix(keys.BLOB_PREFIX) for i in items}
 
     # Mark.
 
@@ -131,9 +290,8 @@ class GcStore:
         found = {(i["pk"]["S"], i["sk"]["S"]): int(i["version"]["N"]) for i in items}
         return {digest for shard, digest, version in blobs if found.get((pks[shard], digest)) == version}
 
-    @staticmethod
-    def add_candidates(job_id: int, shard: int, candidates: list[Candidate]) -> None:
-        expires = int(time.time()) + _CANDIDATE_TTL_SECONDS
+    def add_candidates(self, job_id: int, shard: int, candidates: list[Candidate]) -> None:
+        expires = int(self._clock()) + _CANDIDATE_TTL_SECONDS
         with BatchWrite(GcCandidateRow) as batch:
             for c in candidates:
                 batch.save(GcCandidateRow(keys.gc_shard_pk(job_id, shard), c.digest, version=c.version, size=c.size,
@@ -149,12 +307,11 @@ class GcStore:
 
     @staticmethod
     def candidates(job_id: int, shard: int, limit: int) -> list[Candidate]:
-        rows = GcCandidateRow.query(keys.gc_shard_pk(job_id, shard), GcCandidateRow.sk < _COUNTS_SK, limit=limit,
+        rows = GcCandidateRow.query(keys.gc_shard_pk(job_id, shard), GcCandidateRow.sk < keys.GC_COUNTS_SK, limit=limit,
                                     consistent_read=True)  # fmt: skip
         return [Candidate(r.sk, int(r.version), int(r.size), [str(x) for x in r.repositories or []]) for r in rows]
 
-    @staticmethod
-    def claim(digest: str, version: int) -> bool:
+    def claim(self, digest: str, version: int) -> bool:
         """`delete` (or a taken-over `deleting`) at the marked version -> `deleting` at version + 1;
         False if a client touched it. Idempotent: a retried sweep finds its own claim again."""
         mine = BlobRow.state.is_in("delete", "deleting") & (BlobRow.version == version)
@@ -162,7 +319,7 @@ class GcStore:
         try:
             BlobRow(keys.blob_pk(digest), keys.BLOB_SK).update(
                 actions=[BlobRow.state.set("deleting"), BlobRow.version.set(version + 1),
-                         BlobRow.updated_at.set(int(time.time()))],
+                         BlobRow.updated_at.set(int(self._clock()))],
                 condition=mine | again,
             )  # fmt: skip
         except UpdateError as exc:
@@ -177,8 +334,7 @@ class GcStore:
             for repository in repositories:
                 batch.delete(LinkRow(keys.repo_pk(repository), keys.link_sk(digest)))
 
-    @staticmethod
-    def commit_swept(job_id: int, shard: int, blob: Candidate, tombstone_ttl: int) -> bool:
+    def commit_swept(self, job_id: int, shard: int, blob: Candidate, tombstone_ttl: int) -> bool:
         """One transaction: the blob row becomes a tombstone, the candidate row goes and the shard's
         counts grow. Counting with the candidate's removal is what makes a resumed sweep count
         each blob once. False if the candidate was already done."""
@@ -189,11 +345,11 @@ class GcStore:
                 tx.update(
                     BlobRow(keys.blob_pk(digest), keys.BLOB_SK),
                     actions=[BlobRow.state.set("deleted"), BlobRow.version.set(version + 1),
-                             BlobRow.expires_at.set(int(time.time()) + tombstone_ttl)],
+                             BlobRow.expires_at.set(int(self._clock()) + tombstone_ttl)],
                     condition=(BlobRow.state == "deleting") & (BlobRow.version == version),
                 )  # fmt: skip
                 tx.delete(GcCandidateRow(pk, digest), condition=GcCandidateRow.pk.exists())
-                tx.update(GcCandidateRow(pk, _COUNTS_SK),
+                tx.update(GcCandidateRow(pk, keys.GC_COUNTS_SK),
                           actions=[GcCandidateRow.size.add(size), GcCandidateRow.version.add(1)])  # fmt: skip
         except TransactWriteError as exc:
             reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
@@ -210,7 +366,7 @@ class GcStore:
     def shard_counts(job_id: int, shard: int) -> tuple[int, int]:
         """(blobs swept, bytes freed) by one shard so far."""
         try:
-            row = GcCandidateRow.get(keys.gc_shard_pk(job_id, shard), _COUNTS_SK, consistent_read=True)
+            row = GcCandidateRow.get(keys.gc_shard_pk(job_id, shard), keys.GC_COUNTS_SK, consistent_read=True)
         except GcCandidateRow.DoesNotExist:
             return 0, 0
         return int(row.version), int(row.size)
@@ -226,7 +382,7 @@ class GcStore:
             row = ProjectRow.get(pk, keys.ENTITY_SK, consistent_read=True)
         except ProjectRow.DoesNotExist:
             return None
-        total = sum(int(b.size) for b in ProjectBlobRow.query(pk, ProjectBlobRow.sk.startswith("BLOB#"),
+        total = sum(int(b.size) for b in ProjectBlobRow.query(pk, ProjectBlobRow.sk.startswith(keys.BLOB_PREFIX),
                                                               consistent_read=True))  # fmt: skip
         used = int(row.storage_used)
         if total == used:

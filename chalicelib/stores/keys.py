@@ -32,10 +32,11 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | labels of artifact | `REPO#<name>`    | `ALABELS#<digest>`              | (number set `label_ids`)             |
 | job execution   | `JOB#<id>`          | `JOB`                           | `JOBS#<vendor type>`, `<id, 12 digits>` |
 | job log line    | `JOB#<id>`          | `LOG#<epoch ms>#<n>`            |                                      |
+| job task        | `JOB#<execution>`   | `TASK#<task id, 12 digits>`     | (`status`, `subject`, `counts`, `log`) |
 | job schedule    | `SCHEDULE#<vendor>` | `SCHEDULE`                      |                                      |
+| policy schedule | `SCHEDULE#<vendor>` | `SCHEDULE#<policy id, 12 digits>` | (`cron`, `last_fired`)              |
 | job lock        | `JOBLOCK#<vendor>`  | `LOCK`                          |                                      |
 | retention lock  | `JOBLOCK#RETENTION#<policy id>` | `LOCK`              |                                      |
-| retention task  | `JOB#<execution>`   | `RTASK#<task id, 12 digits>`    | (`status`, `deleted`, `announced`)   |
 | GC candidate    | `JOB#<id>#SHARD#<n>`| `<digest>`, `~COUNTS` (totals)  | (TTL attribute `expires_at`)         |
 | webhook policies | `PROJECT#<project>` | `WEBHOOKS`                     |                                      |
 | webhook last trigger | `PROJECT#<project>` | `WEBHOOKLAST#<policy id>#<event type>` |                      |
@@ -116,24 +117,27 @@ tag written) meanwhile is not missed.
 Accessories need no row of their own: OCI 1.1 ones are the referrer edges of the subject, cosign's
 legacy ones the tag `sha256-<hex>.sig`.
 
-Background jobs (`services/jobs.py`): every job kind (GC, and later retention, webhooks...) is one
-execution row; the history of a kind is a Query on its `gsi1` partition, newest first (the id is
-zero-padded so the sort key orders numerically). A job's log is its own rows under the execution's
-partition, read back with one Query. The lock row admits one running job per kind (Harbor runs one
-GC at a time); it names the holder, so a holder that ended without releasing it is detected. A
-retention execution takes its policy's lock instead (`JOBLOCK#RETENTION#<policy id>`, named on the
-job row as `lock`), so one run per policy is active while other projects' policies run beside it.
-GC candidates are written by the mark phase under one partition per sweep shard, so each parallel
-sweep worker Queries only its own shard and deletes each row in the same transaction that counts
-the blob as freed: a sweep that stops midway leaves exactly the uncounted work behind. A mark that
-stops at its time budget and is called again reads a marked blob's candidate row back (BatchGetItem
-on `JOB#<id>#SHARD#<n>` / `<digest>`): its `version` equal to the blob's means this run marked it.
-A retention execution's tasks (one per repository) are created Pending by its `begin` with
-consecutive ids (one `COUNTER#retention-task` UpdateItem reserves the block), so each parallel lane
-of the state machine's Map walks every `workers`-th id by arithmetic, with no listing. A task moves
-`Pending -> Running -> Success|Error|Stopped` by conditional writes only, so a retried or re-driven
-Task never runs an ended one again; `deleted` keeps a real run's deleted `name_tag`s for the one
-TAG_RETENTION event `finish` publishes per task, claimed by setting `announced` conditionally.
+Background jobs (`services/jobs.py`, the executions/tasks service): every job kind (GC, retention,
+webhook delivery) is one execution row; the history of a kind is a Query on its `gsi1` partition,
+newest first (the id is zero-padded so the sort key orders numerically). A job's log is its own rows
+under the execution's partition, read back with one Query. The lock row admits one running job per
+kind (Harbor runs one GC at a time); it names the holder, so a holder that ended without releasing
+it is detected. A retention execution takes its policy's lock instead (`JOBLOCK#RETENTION#<policy
+id>`, named on the job row as `lock`), so one run per policy is active while other projects'
+policies run beside it. GC candidates are written by the mark phase under one partition per sweep
+shard, so each parallel sweep worker Queries only its own shard and deletes each row in the same
+transaction that counts the blob as freed: a sweep that stops midway leaves exactly the uncounted
+work behind. A mark that stops at its time budget and is called again reads a marked blob's
+candidate row back (BatchGetItem on `JOB#<id>#SHARD#<n>` / `<digest>`): its `version` equal to the
+blob's means this run marked it. An execution's tasks (`JOB#<execution>` / `TASK#<id>`: a retention
+run's repositories, a webhook delivery's targets) are created Pending with consecutive ids (one
+`COUNTER#JOB` UpdateItem reserves the block from the executions' sequence, so a task id never names
+an execution), so each parallel lane of a state machine's Map walks
+every `workers`-th id by arithmetic, with no listing. A task moves `Pending -> Running ->
+Success|Error|Stopped` by conditional writes only, in one transaction with its execution's `metrics`
+(tasks by status), so a retried or re-driven Task never runs an ended one again and the counts stay
+exact; `result` keeps the kind's outcome (a real retention run's deleted `name_tag`s), and
+`reported` claims the kind's one side effect per task (the TAG_RETENTION event).
 
 Webhooks (`services/webhooks.py`): a project's policies are one item beside the project row (like
 the immutable rules), so an event finds the policies to fire with one GetItem (cached briefly), and
@@ -175,6 +179,19 @@ not fired yet.
 """
 
 from __future__ import annotations
+
+# The prefixes a row's key starts with; a store that reads a name back from a key strips them
+# (`row.pk.removeprefix(keys.REPO_PREFIX)`), nothing else spells them.
+BLOB_PREFIX = "BLOB#"
+REPO_PREFIX = "REPO#"
+PROJECT_PREFIX = "PROJECT#"
+UPLOAD_PREFIX = "UPLOAD#"
+MANIFEST_PREFIX = "MANIFEST#"
+USER_PREFIX = "USER#"
+ROBOT_PREFIX = "ROBOT#"
+JOB_PREFIX = "JOB#"
+ARTIFACT_LABELS_PREFIX = "ALABELS#"
+COUNTER_SK = "COUNTER"
 
 REPOS_PK = "REPOS"
 BLOB_SK = "BLOB"
@@ -339,10 +356,24 @@ JOB_SK = "JOB"
 LOG_PREFIX = "LOG#"
 SCHEDULE_SK = "SCHEDULE"
 LOCK_SK = "LOCK"
+TASK_PREFIX = "TASK#"
 
 
 def job_pk(job_id: int) -> str:
-    return f"JOB#{job_id}"
+    return f"{JOB_PREFIX}{job_id}"
+
+
+def job_id_of(pk: str) -> int:
+    return int(pk.removeprefix(JOB_PREFIX))
+
+
+def task_sk(task_id: int) -> str:
+    return f"{TASK_PREFIX}{task_id:012d}"
+
+
+def schedule_sk(policy_id: int) -> str:
+    """A kind's own schedule (policy 0), or one policy's."""
+    return f"{SCHEDULE_SK}#{policy_id:012d}" if policy_id else SCHEDULE_SK
 
 
 def jobs_list_pk(vendor_type: str) -> str:
@@ -366,7 +397,14 @@ def job_lock_pk(vendor_type: str) -> str:
 
 
 def gc_shard_pk(job_id: int, shard: int) -> str:
-    return f"JOB#{job_id}#SHARD#{shard}"
+    return f"{JOB_PREFIX}{job_id}#SHARD#{shard}"
+
+
+GC_COUNTS_SK = "~COUNTS"  # a shard's totals: sorts after every digest in the shard partition
+
+# The row kinds GC's mark tells apart in the partitions it reads whole (`stores/gc.py`).
+BLOB_REF_PREFIX = "REF#"
+TAGS_BY_DIGEST_INFIX = "#M#"
 
 
 WEBHOOKS_SK = "WEBHOOKS"
@@ -380,28 +418,12 @@ def webhook_last_sk(policy_id: int, event_type: str) -> str:
 # Tag retention (`stores/retention.py`): a policy is `RETENTION#<id>` / `POLICY`; the project's link to
 # its one policy is `PROJECT#<name>` / `RETENTION` (conditional create: one policy per project; the id
 # is also the project's `retention_id` metadata, which a project delete uses to delete the policy);
-# an execution is a job row (vendor type `RETENTION`) and its tasks, one per repository, are
-# `JOB#<execution>` / `RTASK#<task id, zero-padded>` beside the job's log, listed with one Query.
-# A policy with a cron has a row `RETENTION_SCHEDULES` / `<policy id, zero-padded>`: the scheduler
-# tick Queries that one partition (never on a request path) and claims each due slot conditionally.
+# an execution is a job row (vendor type `RETENTION`) with one task per repository. A policy with a
+# cron has a policy schedule row (`SCHEDULE#RETENTION` / `SCHEDULE#<policy id>`): the scheduler tick
+# Queries that one partition (never on a request path) and claims each due slot conditionally.
 RETENTION_POLICY_SK = "POLICY"
 RETENTION_LINK_SK = "RETENTION"
-RETENTION_TASK_PREFIX = "RTASK#"
-RETENTION_SCHEDULES_PK = "RETENTION_SCHEDULES"
 
 
 def retention_pk(policy_id: int) -> str:
-    return f"RETENTION#{policy_id}"
-
-
-def retention_task_sk(task_id: int) -> str:
-    return f"{RETENTION_TASK_PREFIX}{task_id:012d}"
-
-
-def retention_schedule_sk(policy_id: int) -> str:
-    return f"{policy_id:012d}"
-
-
-def retention_job_lock(policy_id: int) -> str:
-    """The job lock a retention execution holds (row `JOBLOCK#RETENTION#<policy id>`): one run per policy."""
     return f"RETENTION#{policy_id}"

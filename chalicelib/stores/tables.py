@@ -305,6 +305,26 @@ class JobRow(_Base):
     gsi1pk = UnicodeAttribute()
     gsi1sk = UnicodeAttribute()
     lock = UnicodeAttribute(null=True)  # the lock it holds when not its vendor type's (`Job.lock`)
+    metrics = MapAttribute[str, Any](null=True)  # its tasks by status, moved with each task's status
+
+
+class TaskRow(_Base):
+    """`JOB#<execution>` / `TASK#<id>`: one task of an execution (`core/jobs.py` `Task`)."""
+
+    task_id = NumberAttribute()
+    subject = UnicodeAttribute()
+    status = UnicodeAttribute()
+    parameters = UnicodeAttribute(default="{}")  # JSON object
+    counts = MapAttribute[str, Any](default=dict)
+    run_count = NumberAttribute(default=0)
+    error = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    started_at = NumberAttribute(null=True)
+    ended_at = NumberAttribute(null=True)
+    log = ListAttribute(of=UnicodeAttribute, default=list)
+    result = UnicodeAttribute(null=True)  # JSON object: the kind's outcome
+    reported = NumberAttribute(null=True)  # when the kind's once-per-task side effect was claimed
 
 
 class WebhookPoliciesRow(_Base):
@@ -421,32 +441,6 @@ class RetentionLinkRow(_Base):
     policy_id = NumberAttribute()
 
 
-class RetentionTaskRow(_Base):
-    """`JOB#<execution>` / `RTASK#<id>`: one repository's part of a retention execution, with its log."""
-
-    task_id = NumberAttribute()
-    repository = UnicodeAttribute()
-    status = UnicodeAttribute()
-    total = NumberAttribute(default=0)
-    retained = NumberAttribute(default=0)
-    started_at = NumberAttribute()
-    ended_at = NumberAttribute(null=True)
-    log = UnicodeAttribute(default="")
-    # A real run's deleted artifacts as TAG_RETENTION names them (JSON list, at most 1,000), kept
-    # for the execution's `finish`, which announces each task once (`announced` set conditionally).
-    deleted = UnicodeAttribute(null=True)
-    announced = NumberAttribute(null=True)
-
-
-class RetentionScheduleRow(_Base):
-    """`RETENTION_SCHEDULES` / `<policy id>`: a policy's cron, and the last slot a scheduler claimed."""
-
-    policy_id = NumberAttribute()
-    cron = UnicodeAttribute()
-    updated_at = NumberAttribute()
-    last_fired = NumberAttribute(default=0)
-
-
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -473,14 +467,13 @@ MODELS: tuple[type[Model], ...] = (
     ParentRow,
     ArtifactLabelsRow,
     JobRow,
+    TaskRow,
     JobLogRow,
     ScheduleRow,
     JobLockRow,
     GcCandidateRow,
     RetentionPolicyRow,
     RetentionLinkRow,
-    RetentionTaskRow,
-    RetentionScheduleRow,
 )
 
 

@@ -1,7 +1,7 @@
 """Webhook storage: a project's policies (one item, `PROJECT#<name>` / `WEBHOOKS`) and the last
 trigger time per policy and event type. The POST to a target is `adapters/egress.py`'s.
 
-Executions and tasks are job rows (`stores/jobs.py`); keys in `keys.py`. The store keeps policies
+Executions and tasks are the executions service's rows (`stores/jobs.py`); keys in `keys.py`. The store keeps policies
 as opaque JSON records and a `version`; writers put back with a condition on the version they
 read, so two concurrent creates cannot both take the same name.
 """
@@ -45,10 +45,6 @@ class WebhookStore:
 
     def new_id(self) -> int:
         return next_id("webhook")
-
-    def new_job_id(self) -> int:
-        """Executions and tasks take their ids from the job framework's sequence."""
-        return next_id("JOB")
 
     def triggered(self, project: str, policy_id: int, event_type: str, when: int) -> None:
         WebhookLastTriggerRow(keys.project_pk(project), keys.webhook_last_sk(policy_id, event_type),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.services.gc import GcView
+from chalicelib.stores.gc import parse
 
 D1, D2, M1 = "sha256:" + "1" * 64, "sha256:" + "2" * 64, "sha256:" + "a" * 64
 
@@ -30,8 +31,10 @@ ROWS: list[dict[str, Any]] = [
 
 def _view(detail: bool) -> GcView:
     view = GcView(detail)
-    for row in ROWS:
-        view.add(row)
+    for item in ROWS:
+        row = parse(item, detail)  # the store's typed rows of the scanned items
+        if row is not None:
+            view.add(row)
     return view
 
 

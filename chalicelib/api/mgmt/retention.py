@@ -19,10 +19,9 @@ from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Project
-from chalicelib.core.jobs import Job, Trigger
+from chalicelib.core.jobs import Job, Task, Trigger
 from chalicelib.core.retention import MAX_RULES, metadatas
 from chalicelib.errors import BadRequest
-from chalicelib.stores.retention import TaskRecord
 from chalicelib.wiring import services
 
 routes = Routes(__name__)
@@ -105,27 +104,28 @@ def _execution_view(job: Job) -> dict[str, Any]:
 _STATUS_CODES = {"Pending": 0, "Running": 2}
 
 
-def _task_view(task: TaskRecord) -> dict[str, Any]:
+def _task_view(task: Task) -> dict[str, Any]:
+    started = task.started_at or task.created_at
     return shape(
         wire.RetentionExecutionTask,
         {
             "id": task.task_id,
             "execution_id": task.execution_id,
-            "repository": task.repository,
+            "repository": task.subject,
             "job_id": str(task.task_id),
-            "status": task.status,
-            "status_code": _STATUS_CODES.get(task.status, 3),
-            "status_revision": task.ended_at or task.started_at,
-            "start_time": iso(task.started_at),
+            "status": str(task.status),
+            "status_code": _STATUS_CODES.get(str(task.status), 3),
+            "status_revision": task.ended_at or started,
+            "start_time": iso(started),
             "end_time": iso(task.ended_at) if task.ended_at else None,
-            "total": task.total,
-            "retained": task.retained,
+            "total": task.counts.get("total", 0),
+            "retained": task.counts.get("retained", 0),
         },
     )
 
 
 def _policy_project(request: HttpRequest) -> Project:
-    return services().retention.policy_project(_policy_id(request))
+    return services().retention.project_of(_policy_id(request))
 
 
 def _new_policy_project(request: HttpRequest) -> Project:
@@ -202,4 +202,5 @@ def list_retention_tasks(request: HttpRequest) -> Page:
 def retention_task_log(request: HttpRequest) -> Response:
     task = services().retention.task(request.principal, _policy_id(request), _execution_id(request),
                                      int_param(request.params["task_id"], "tid"))  # fmt: skip
-    return Response(body=task.log.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
+    text = "".join(f"{line}\n" for line in task.log)
+    return Response(body=text.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})

@@ -15,7 +15,7 @@ from chalicelib.api.mgmt.wire import ZERO_TIME, shape
 from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Project
-from chalicelib.core.jobs import Job
+from chalicelib.core.jobs import Job, Task
 from chalicelib.core.webhooks import EVENT_TYPES, MAX_TARGETS, NOTIFY_TYPES, PAYLOAD_FORMATS, Policy
 from chalicelib.wiring import services
 
@@ -78,14 +78,14 @@ def execution_view(job: Job) -> dict[str, Any]:
     })  # fmt: skip
 
 
-def task_view(job: Job) -> dict[str, Any]:
+def task_view(task: Task) -> dict[str, Any]:
     return shape(wire.Task, {
-        "id": job.job_id, "execution_id": job.parameters.get("execution_id"), "status": job.status.value,
-        "status_message": job.error or "", "run_count": job.counts.get("attempts", 0),
-        "extra_attrs": {"type": job.parameters.get("type"), "address": job.parameters.get("address"),
-                        "event_type": job.parameters.get("event_type")},
-        "creation_time": iso(job.created_at), "start_time": _time(job.started_at),
-        "update_time": iso(job.updated_at), "end_time": _time(job.ended_at),
+        "id": task.task_id, "execution_id": task.execution_id, "status": task.status.value,
+        "status_message": task.error or "", "run_count": task.run_count,
+        "extra_attrs": {"type": task.parameters.get("type"), "address": task.parameters.get("address"),
+                        "event_type": task.parameters.get("event_type")},
+        "creation_time": iso(task.created_at), "start_time": _time(task.started_at),
+        "update_time": iso(task.updated_at), "end_time": _time(task.ended_at),
     })  # fmt: skip
 
 

@@ -283,8 +283,8 @@ def test_deleting_a_project_deletes_its_retention_webhook_and_immutability_rows(
                  "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches",
                                                       "pattern": "**"}]}}  # fmt: skip
     assert ret.call("POST", f"/projects/{PROJECT}/immutabletagrules", immutable).status_code == 201
-    schedule_sk = f"{policy_id:012d}"
-    assert any(i["sk"]["S"] == schedule_sk for i in _items(ret, "RETENTION_SCHEDULES"))
+    schedule_sk = f"SCHEDULE#{policy_id:012d}"
+    assert any(i["sk"]["S"] == schedule_sk for i in _items(ret, "SCHEDULE#RETENTION"))
     assert {i["sk"]["S"] for i in _items(ret, f"PROJECT#{PROJECT}")} >= {"ENTITY", "RETENTION", "WEBHOOKS",
                                                                          "IMMUTABLE"}  # fmt: skip
 
@@ -292,7 +292,7 @@ def test_deleting_a_project_deletes_its_retention_webhook_and_immutability_rows(
     assert services().events.drain(30)
     assert _items(ret, f"PROJECT#{PROJECT}") == []  # link, webhook policies, immutable rules, members
     assert _items(ret, f"RETENTION#{policy_id}") == []  # the policy row
-    assert not any(i["sk"]["S"] == schedule_sk for i in _items(ret, "RETENTION_SCHEDULES"))
+    assert not any(i["sk"]["S"] == schedule_sk for i in _items(ret, "SCHEDULE#RETENTION"))
 
 
 # One run per policy; two projects' runs in parallel.
@@ -314,20 +314,20 @@ def _pause_first_project(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Eve
     from moto.dynamodb.models import DynamoDBBackend
 
     from chalicelib.local import moto_patches
-    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.retention_run import RetentionRun
 
     for name, method in moto_patches.atomic_calls().items():
         monkeypatch.setattr(DynamoDBBackend, name, method)
     entered, release = threading.Event(), threading.Event()
-    original = RetentionService._items
+    original = RetentionRun._items
 
-    def paused(self: RetentionService, repository: str) -> Any:
+    def paused(self: RetentionRun, repository: str) -> Any:
         if repository.startswith(f"{PROJECT}/"):
             entered.set()
             assert release.wait(60)
         return original(self, repository)
 
-    monkeypatch.setattr(RetentionService, "_items", paused)
+    monkeypatch.setattr(RetentionRun, "_items", paused)
     return entered, release
 
 

@@ -497,19 +497,19 @@ def test_a_policy_cron_starts_a_scheduled_run(ret: Retention) -> None:
 def test_stopping_a_running_execution_deletes_nothing_more(ret: Retention, monkeypatch: pytest.MonkeyPatch) -> None:
     import threading
 
-    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.retention_run import RetentionRun
 
     digests = four(ret)
     policy_id = ret.create(rule("nothing"))
     entered, release = threading.Event(), threading.Event()
-    original = RetentionService._items
+    original = RetentionRun._items
 
-    def paused(self: RetentionService, repository: str) -> Any:
+    def paused(self: RetentionRun, repository: str) -> Any:
         entered.set()
         assert release.wait(30)
         return original(self, repository)
 
-    monkeypatch.setattr(RetentionService, "_items", paused)
+    monkeypatch.setattr(RetentionRun, "_items", paused)
     response = ret.call("POST", f"/retentions/{policy_id}/executions", {"dry_run": False})
     assert response.status_code == 201
     execution_id = int(response.headers["Location"].rsplit("/", 1)[1])

@@ -87,15 +87,15 @@ def _counts(execution_id: int) -> dict[str, int]:
 
 
 def _wrap_items(monkeypatch: pytest.MonkeyPatch, before: Callable[[str], None]) -> None:
-    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.retention_run import RetentionRun
 
-    original = RetentionService._items
+    original = RetentionRun._items
 
-    def wrapped(self: RetentionService, repository: str) -> Any:
+    def wrapped(self: RetentionRun, repository: str) -> Any:
         before(repository)
         return original(self, repository)
 
-    monkeypatch.setattr(RetentionService, "_items", wrapped)
+    monkeypatch.setattr(RetentionRun, "_items", wrapped)
 
 
 def test_repositories_run_in_parallel_each_task_with_its_own_counts(
@@ -149,8 +149,8 @@ def test_a_failing_repository_fails_its_task_and_the_execution_but_not_the_other
     ret: Retention, monkeypatch: pytest.MonkeyPatch, where: str, logged: str
 ) -> None:
     """One lane, so the repositories after the failing one show that the lane went on."""
-    from chalicelib.services.retention import RetentionService
-    from chalicelib.stores.retention import RetentionStore
+    from chalicelib.services.retention_run import RetentionRun
+    from chalicelib.wiring import services
 
     ret.configure(retention_workers=1)
     pushed = {repo: _push(ret, repo, 2) for repo in ("alpha", "broken", "gamma")}
@@ -162,15 +162,15 @@ def test_a_failing_repository_fails_its_task_and_the_execution_but_not_the_other
 
         _wrap_items(monkeypatch, explode)
     else:
-        original = RetentionService.run_task
+        original = RetentionRun.run_task
 
-        def dies(self: RetentionService, job_id: int, task_id: int) -> bool:
-            task = RetentionStore().task(job_id, task_id)
-            if task is not None and task.repository == f"{PROJECT}/broken":
+        def dies(self: RetentionRun, job_id: int, task_id: int) -> bool:
+            task = services().jobs.task(job_id, task_id)
+            if task is not None and task.subject == f"{PROJECT}/broken":
                 raise RuntimeError("Task timed out after 900.00 seconds")
             return original(self, job_id, task_id)
 
-        monkeypatch.setattr(RetentionService, "run_task", dies)
+        monkeypatch.setattr(RetentionRun, "run_task", dies)
     policy_id = ret.create(KEEP_NEWEST)
     execution_id = _start(ret, policy_id)
     assert _ended(ret, policy_id, execution_id)["status"] == "Error"
@@ -318,7 +318,7 @@ def test_a_huge_project_gives_each_task_several_repositories(ret: Retention, mon
     """Past `_MAX_TASK_CALLS` repositories (Step Functions' history limit), a Task takes a few of
     its lane's repositories instead of one; every repository still gets its own task."""
     from chalicelib import jobs
-    from chalicelib.services import retention
+    from chalicelib.services import retention_run as retention
 
     ret.configure(retention_workers=2)
     monkeypatch.setattr(retention, "_MAX_TASK_CALLS", 2)

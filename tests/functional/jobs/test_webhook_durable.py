@@ -176,12 +176,12 @@ def test_a_policy_deleted_during_the_backoff_ends_the_task_without_another_post(
     assert durable.delete(f"{API}/projects/library/webhook/policies/{policy_id}").status_code == 200
     settle()
     assert len(receiver.requests) == 1  # the second attempt found no target: a permanent failure
-    from chalicelib.stores.jobs import JobStore
+    from chalicelib.wiring import services
 
-    (task,) = JobStore().history(f"WEBHOOK_TASK#{execution['id']}", 10)
-    assert task.status == "Error" and task.counts["attempts"] == 1
+    (task,) = services().jobs.tasks(execution["id"])
+    assert task.status == "Error" and task.run_count == 1
     assert task.error == "the webhook policy or its target was deleted or changed before delivery"
-    ended = JobStore().get(execution["id"])
+    ended = services().jobs.execution(execution["id"], "WEBHOOK")
     assert ended is not None and ended.status == "Error"
 
 
@@ -214,7 +214,7 @@ def test_threads_setting_keeps_delivery_in_process(durable: LiveRegistry, receiv
     durable.configure(webhook_delivery="threads")
     policy_id = _create(durable, _policy(receiver.url))
     durable.push_image("library/durable-threads", "v1")
-    assert services().events.drain(30) and services().webhooks.drain(30)
+    assert services().events.drain(30) and services().webhook_delivery.drain(30)
     assert len(receiver.requests) == 1 and _webhook_executions() == []
     (execution,) = _executions(durable, policy_id)
     assert execution["status"] == "Success"
@@ -304,13 +304,13 @@ def test_a_delivery_whose_engine_died_is_resumed_from_its_attempt_count(
     while not receiver.requests and time.monotonic() < deadline:
         time.sleep(0.01)
     (lost,) = _webhook_executions()
-    assert services().webhooks.resume(["library"]) == 0  # still running: nothing to resume
+    assert services().webhook_delivery.resume(["library"]) == 0  # still running: nothing to resume
     _sfn().stop_execution(executionArn=lost["executionArn"])
     time.sleep(1.5)  # past the backoff: the stopped execution makes no second attempt
     assert len(receiver.requests) == 1
     receiver.default_status = 200
 
-    assert services().webhooks.resume(["library", "nosuchproject"]) == 1
+    assert services().webhook_delivery.resume(["library", "nosuchproject"]) == 1
     settle()
     assert len(receiver.requests) == 2
     (execution,) = _executions(durable, policy_id)
@@ -321,7 +321,7 @@ def test_a_delivery_whose_engine_died_is_resumed_from_its_attempt_count(
     # The stopped one ends ABORTED on AWS; moto 5.2.5 reports a Map stopped mid-iteration FAILED.
     lost_status, resumed_status = (r["status"] for r in sorted(_webhook_executions(), key=lambda r: r["startDate"]))
     assert lost_status in {"ABORTED", "FAILED"} and resumed_status == "SUCCEEDED"
-    assert services().webhooks.resume(["library"]) == 0  # ended: nothing more to do
+    assert services().webhook_delivery.resume(["library"]) == 0  # ended: nothing more to do
 
 
 def test_a_failed_execution_ends_its_unfinished_tasks_with_the_reason(

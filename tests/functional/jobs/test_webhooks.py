@@ -87,7 +87,7 @@ def settle() -> None:
     from chalicelib.wiring import services
 
     assert services().events.drain(30)
-    assert services().webhooks.drain(30)
+    assert services().webhook_delivery.drain(30)
 
 
 def _policy(address: str, **overrides: Any) -> dict[str, Any]:
@@ -561,24 +561,23 @@ def test_on_aws_the_event_consumer_delivers_before_it_returns(hooks: LiveRegistr
 
 def test_an_abandoned_delivery_is_marked_error_when_read(hooks: LiveRegistry, receiver: Receiver) -> None:
     """A delivery whose process stopped (a restart, a Lambda timeout) never stays Running."""
-    from chalicelib.core.jobs import Job, JobStatus, Trigger
+    from chalicelib.core.jobs import Trigger
+    from chalicelib.services.jobs import JobService
     from chalicelib.stores.jobs import JobStore
-    from chalicelib.stores.tables import next_id
+    from chalicelib.wiring import services
 
     policy_id = _create(hooks, _policy(receiver.url))
-    store, long_ago = JobStore(), int(time.time()) - 86_400
+    long_ago = int(time.time()) - 86_400
+    # What the deliverer had written a day ago when its process stopped.
+    then = JobService(JobStore(lambda: long_ago), services().jobs._runner, lambda: long_ago)
     base = {"policy_id": policy_id, "project": "library", "event_type": "PUSH_ARTIFACT"}
-    execution = Job(next_id("JOB"), "WEBHOOK", Trigger.EVENT, JobStatus.PENDING, base, long_ago, long_ago)
-    store.create(execution, f"WEBHOOK#{policy_id}")
-    task = Job(next_id("JOB"), "WEBHOOK_TASK", Trigger.EVENT, JobStatus.PENDING,
-               {**base, "execution_id": execution.job_id}, long_ago, long_ago)  # fmt: skip
-    store.create(task, f"WEBHOOK_TASK#{execution.job_id}")
-    assert store.transition(execution.job_id, JobStatus.RUNNING, allowed=(JobStatus.PENDING,))
+    execution = then.record("WEBHOOK", Trigger.EVENT, base, listed_under=f"WEBHOOK#{policy_id}", running=True)
+    (task,) = then.create_tasks(execution.job_id, [(receiver.url, {"type": "http", "address": receiver.url})])
 
     (listed,) = _executions(hooks, policy_id)
     assert listed["status"] == "Error" and listed["status_message"].startswith("interrupted")
     (listed_task,) = _tasks(hooks, policy_id, execution.job_id)
-    assert listed_task["status"] == "Error" and "interrupted" in _log(hooks, policy_id, execution.job_id, task.job_id)
+    assert listed_task["status"] == "Error" and "interrupted" in _log(hooks, policy_id, execution.job_id, task.task_id)
 
 
 def test_what_one_delivery_costs_in_dynamodb_calls(
@@ -604,9 +603,12 @@ def test_what_one_delivery_costs_in_dynamodb_calls(
     delivery = sorted(op for thread, op in calls if thread.startswith("webhooks"))
     print(f"delivery calls: {len(delivery)} {delivery}")
     assert len(receiver.requests) == 1
-    # Puts: execution, task, last trigger, one log line. Updates: two ids, the execution and the
-    # task to Running and to their end. Get: whether the project is public.
-    assert delivery == sorted(["PutItem"] * 4 + ["UpdateItem"] * 6 + ["GetItem"])
+    # Puts: the execution (created Running, its metrics counting its task) and the last trigger.
+    # BatchWrite: the task. Transactions: the task to Running and to its end (its log line with
+    # it), each with the execution's metrics. Updates: two ids, the execution to its end. Get:
+    # whether the project is public.
+    assert delivery == sorted(["PutItem"] * 2 + ["BatchWriteItem"] + ["TransactWriteItems"] * 2
+                              + ["UpdateItem"] * 3 + ["GetItem"])  # fmt: skip
 
 
 def test_a_push_past_the_quota_sends_quota_exceed(hooks: LiveRegistry, receiver: Receiver) -> None:

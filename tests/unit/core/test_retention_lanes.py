@@ -7,9 +7,9 @@ from typing import Any, cast
 
 import pytest
 
+from chalicelib.core.jobs import JobStatus, Task
 from chalicelib.services.jobs import JobEnded
-from chalicelib.services.retention import RetentionService
-from chalicelib.stores.retention import TaskRecord
+from chalicelib.services.retention_run import RetentionRun
 
 FIRST, LAST, STEP = 10, 19, 3  # one lane of three: 10, 13, 16, 19
 
@@ -18,28 +18,38 @@ class _Store:
     def __init__(self, ended: set[int]) -> None:
         self.status = {n: "Success" if n in ended else "Pending" for n in range(FIRST, LAST + 1)}
 
-    def claim_task(self, execution_id: int, task_id: int) -> TaskRecord | None:
+    def start_task(self, execution_id: int, task_id: int) -> Task | None:
         if self.status[task_id] in ("Success", "Error", "Stopped"):
             return None
         self.status[task_id] = "Running"
-        return TaskRecord(task_id, execution_id, f"p/r{task_id}", "Running", 0, 0, 0, None, "")
+        return Task(task_id, execution_id, JobStatus.RUNNING, f"p/r{task_id}", {}, 0, 0)
 
-    def end_task(self, task: TaskRecord, status: str, *args: Any, **kwargs: Any) -> bool:
+    def end_task(self, task: Task, status: str, *args: Any, **kwargs: Any) -> bool:
         self.status[task.task_id] = status
         return True
 
 
 class _Jobs:
+    """The executions service: its tasks are the `_Store`'s."""
+
     def __init__(self, stopped: bool = False) -> None:
         self.stopped = stopped
+        self.store = _Store(set())
+
+    def start_task(self, execution_id: int, task_id: int) -> Task | None:
+        return self.store.start_task(execution_id, task_id)
+
+    def end_task(self, task: Task, status: str, *args: Any, **kwargs: Any) -> bool:
+        return self.store.end_task(task, status)
 
     def check(self, job_id: int) -> None:
         if self.stopped:
             raise JobEnded("stopped")
 
 
-def _service(store: _Store, jobs: _Jobs) -> RetentionService:
-    return RetentionService(cast(Any, store), cast(Any, jobs), cast(Any, None), repositories=cast(Any, None),
+def _service(store: _Store, jobs: _Jobs) -> RetentionRun:
+    jobs.store = store
+    return RetentionRun(cast(Any, store), cast(Any, jobs), cast(Any, None), repositories=cast(Any, None),
                             artifacts=cast(Any, None), labels=cast(Any, None), immutability=cast(Any, None),
                             manifests=cast(Any, None), events=cast(Any, None))  # fmt: skip
 
@@ -79,13 +89,13 @@ def test_abandon_stops_the_lane_of_a_stopped_job() -> None:
 def test_run_lane_runs_its_batch_in_step(monkeypatch: pytest.MonkeyPatch, start: int, batch: int, ran: list[int],
                                          following: int | None) -> None:  # fmt: skip
     seen: list[int] = []
-    monkeypatch.setattr(RetentionService, "run_task", lambda self, job_id, task_id: seen.append(task_id) or True)
+    monkeypatch.setattr(RetentionRun, "run_task", lambda self, job_id, task_id: seen.append(task_id) or True)
     assert _service(_Store(set()), _Jobs()).run_lane(1, start, STEP, LAST, batch) == following
     assert seen == ran
 
 
 def test_run_lane_stops_when_a_task_reports_the_job_ended(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[int] = []
-    monkeypatch.setattr(RetentionService, "run_task", lambda self, job_id, task_id: bool(seen.append(task_id)))
+    monkeypatch.setattr(RetentionRun, "run_task", lambda self, job_id, task_id: bool(seen.append(task_id)))
     assert _service(_Store(set()), _Jobs()).run_lane(1, 10, STEP, LAST, 4) is None
     assert seen == [10]
