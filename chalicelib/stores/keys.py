@@ -176,6 +176,19 @@ not fired yet.
 
 from __future__ import annotations
 
+# The prefixes a row's key starts with; a store that reads a name back from a key strips them
+# (`row.pk.removeprefix(keys.REPO_PREFIX)`), nothing else spells them.
+BLOB_PREFIX = "BLOB#"
+REPO_PREFIX = "REPO#"
+PROJECT_PREFIX = "PROJECT#"
+UPLOAD_PREFIX = "UPLOAD#"
+MANIFEST_PREFIX = "MANIFEST#"
+USER_PREFIX = "USER#"
+ROBOT_PREFIX = "ROBOT#"
+JOB_PREFIX = "JOB#"
+ARTIFACT_LABELS_PREFIX = "ALABELS#"
+COUNTER_SK = "COUNTER"
+
 REPOS_PK = "REPOS"
 BLOB_SK = "BLOB"
 UPLOAD_SK = "UPLOAD"
@@ -190,11 +203,16 @@ AUDIT_ALL = "AUDIT"
 
 
 def user_pk(username: str) -> str:
-    return f"USER#{username}"
+    return f"{USER_PREFIX}{username}"
 
 
 def robot_pk(name: str) -> str:
-    return f"ROBOT#{name}"
+    return f"{ROBOT_PREFIX}{name}"
+
+
+def counter_pk(kind: str) -> str:
+    """The id sequence of one kind (`COUNTER#<kind>` / `COUNTER`)."""
+    return f"{COUNTER_SK}#{kind}"
 
 
 def id_pk(kind: str, entity_id: int) -> str:
@@ -214,27 +232,27 @@ def blob_ref_sk(digest: str, repository: str, manifest: str) -> str:
 
 
 def blob_pk(digest: str) -> str:
-    return f"BLOB#{digest}"
+    return f"{BLOB_PREFIX}{digest}"
 
 
 def repo_pk(name: str) -> str:
-    return f"REPO#{name}"
+    return f"{REPO_PREFIX}{name}"
 
 
 def project_pk(project: str) -> str:
-    return f"PROJECT#{project}"
+    return f"{PROJECT_PREFIX}{project}"
 
 
 def upload_pk(upload_id: str) -> str:
-    return f"UPLOAD#{upload_id}"
+    return f"{UPLOAD_PREFIX}{upload_id}"
 
 
 def link_sk(digest: str) -> str:
-    return f"BLOB#{digest}"
+    return f"{BLOB_PREFIX}{digest}"
 
 
 def manifest_sk(digest: str) -> str:
-    return f"MANIFEST#{digest}"
+    return f"{MANIFEST_PREFIX}{digest}"
 
 
 TAG_PREFIX = "TAG#"
@@ -245,7 +263,7 @@ def tag_sk(tag: str) -> str:
 
 
 def tags_by_digest_pk(name: str, digest: str) -> str:
-    return f"REPO#{name}#M#{digest}"
+    return f"{REPO_PREFIX}{name}#M#{digest}"
 
 
 def referrer_prefix(subject: str) -> str:
@@ -279,7 +297,7 @@ def artifact_label_sk(digest: str, label_id: int) -> str:
 
 
 def artifact_labels_sk(digest: str) -> str:
-    return f"ALABELS#{digest}"
+    return f"{ARTIFACT_LABELS_PREFIX}{digest}"
 
 
 def label_ref_sk(repository: str, digest: str) -> str:
@@ -342,7 +360,7 @@ LOCK_SK = "LOCK"
 
 
 def job_pk(job_id: int) -> str:
-    return f"JOB#{job_id}"
+    return f"{JOB_PREFIX}{job_id}"
 
 
 def jobs_list_pk(vendor_type: str) -> str:
@@ -366,7 +384,7 @@ def job_lock_pk(vendor_type: str) -> str:
 
 
 def gc_shard_pk(job_id: int, shard: int) -> str:
-    return f"JOB#{job_id}#SHARD#{shard}"
+    return f"{JOB_PREFIX}{job_id}#SHARD#{shard}"
 
 
 WEBHOOKS_SK = "WEBHOOKS"

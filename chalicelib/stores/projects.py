@@ -223,7 +223,7 @@ class ProjectStore:
         items = batch_get_raw([(keys.project_pk(p), keys.member_sk(user_id)) for p in projects])
         found = {}
         for item in items:
-            name = item["pk"]["S"].removeprefix("PROJECT#")
+            name = item["pk"]["S"].removeprefix(keys.PROJECT_PREFIX)
             found[name] = _to_member(name, MemberRow.from_raw_data(item))
         return found
 
@@ -279,7 +279,7 @@ class ProjectStore:
         """Digest -> "being released" for those of `digests` the project counts (one consistent
         BatchGetItem per 100 keys)."""
         items = batch_get_raw([(keys.project_pk(project), keys.link_sk(d)) for d in digests])
-        return {i["sk"]["S"].removeprefix("BLOB#"): "releasing" in i for i in items}
+        return {i["sk"]["S"].removeprefix(keys.BLOB_PREFIX): "releasing" in i for i in items}
 
     def keep_blob(self, project: str, digest: str) -> bool:
         """Stop a release in progress (see `release_blob`); False if there was none to stop."""
@@ -392,7 +392,7 @@ class ProjectStore:
 def _to_project(row: ProjectRow) -> Project:
     return Project(
         project_id=int(row.project_id),
-        name=row.pk.removeprefix("PROJECT#"),
+        name=row.pk.removeprefix(keys.PROJECT_PREFIX),
         owner_id=int(row.owner_id),
         owner_name=row.owner_name,
         metadata={str(k): str(v) for k, v in (row.metadata.as_dict() if row.metadata else {}).items()},

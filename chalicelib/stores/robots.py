@@ -113,7 +113,7 @@ def _load_permissions(text: str) -> tuple[RobotPermission, ...]:
 def _to_robot(row: RobotRow) -> Robot:
     return Robot(
         robot_id=int(row.robot_id),
-        name=row.pk.removeprefix("ROBOT#"),
+        name=row.pk.removeprefix(keys.ROBOT_PREFIX),
         level="system" if row.level == "system" else "project",
         permissions=_load_permissions(row.permissions),
         secret_hash=row.secret_hash,

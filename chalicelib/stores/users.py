@@ -81,7 +81,7 @@ class UserStore:
 def _to_user(row: UserRow) -> User:
     return User(
         user_id=int(row.user_id),
-        username=row.pk.removeprefix("USER#"),
+        username=row.pk.removeprefix(keys.USER_PREFIX),
         email=row.email,
         realname=row.realname,
         comment=row.comment,
