@@ -31,7 +31,7 @@ from chalicelib.errors import (
     TagInvalid,
 )
 from chalicelib.events import Event, EventBus, EventType
-from chalicelib.stores.manifests import StillTagged
+from chalicelib.stores.manifests import StillReferenced, StillTagged
 
 if TYPE_CHECKING:
     from chalicelib.services.immutability import ImmutabilityService
@@ -246,15 +246,18 @@ class ManifestService:
     def _delete_deeply(self, repository: str, digest: str, mode: _Mode, *, untagged_only: bool = False) -> bool:
         deleted = None
         for _attempt in range(_DELETE_ATTEMPTS):
-            if self._artifacts.live_parents(repository, digest):
-                if mode is _Mode.ROOT:
-                    raise ReferencedByOthers(detail={"digest": digest})
-                return False
             try:
                 # A tagged child stays, as an artifact of its own.
                 only = untagged_only or mode is _Mode.CHILD
-                deleted = self._manifests.delete(repository, digest, untagged_only=only)
+                deleted = self._manifests.delete(
+                    repository, digest, untagged_only=only,
+                    referenced=lambda: bool(self._artifacts.live_parents(repository, digest)),
+                )  # fmt: skip
                 break
+            except StillReferenced:
+                if mode is _Mode.ROOT:
+                    raise ReferencedByOthers(detail={"digest": digest}) from None
+                return False
             except StillTagged:
                 return False
             except Conflict:
