@@ -11,7 +11,7 @@ DEB_PACKAGES := skopeo podman docker-registry docker.io apache2-utils
 export REGISTRY_PORT ?= 5000
 export REGISTRY_DATA_DIR ?= .registry-data
 
-.PHONY: help install system-deps serve test unit lint typecheck bench package clean
+.PHONY: help install system-deps serve test unit lint layers typecheck bench package clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,10 +38,13 @@ lint: install ## ruff (lint + format check)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+layers: install ## import-linter: the layer contracts in .importlinter (api > services > stores > core ...)
+	$(BIN)/lint-imports --no-cache
+
 typecheck: install ## mypy on the application code
 	$(BIN)/mypy
 
-test: install system-deps lint typecheck ## Lint, type-check, unit, functional and end-to-end tests
+test: install system-deps lint layers typecheck ## Lint, type-check, unit, functional and end-to-end tests
 	$(BIN)/python -m pytest
 
 unit: install ## Unit and functional tests only (no real clients)

@@ -47,6 +47,7 @@ from chalicelib.services.webhooks import WebhookService
 from chalicelib.stores import tables
 from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.audit import AuditStore
+from chalicelib.stores.blob_bytes import BlobBytes
 from chalicelib.stores.blobs import BlobMetaStore
 from chalicelib.stores.configuration import ConfigurationStore
 from chalicelib.stores.eventbus import EventBridgePublisher
@@ -239,12 +240,13 @@ def services() -> Services:
     events.subscribe_batch(audit.record_many)
     immutability = ImmutabilityService(ImmutabilityStore(), settings.immutable_rules_cache_seconds)
     events.subscribe(immutability.on_event)
-    blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
-    icons = IconService(blob_meta, objects, manifest_store, blobs)
+    blob_bytes = BlobBytes(objects)
+    blobs = BlobService(blob_meta, blob_bytes, settings.presign_ttl_seconds)
+    icons = IconService(blob_meta, blob_bytes, manifest_store, blobs)
     events.subscribe(icons.on_event)
     artifact_store = ArtifactStore()
     manifests = ManifestService(
-        manifest_store, artifact_store, blob_meta, objects=objects, quota=quotas, events=events,
+        manifest_store, artifact_store, blob_meta, blob_bytes=blob_bytes, quota=quotas, events=events,
         max_bytes=settings.manifest_max_bytes, immutability=immutability,
     )  # fmt: skip
     repository_store = RepositoryStore()

@@ -22,7 +22,6 @@ from chalicelib.core.identity import Project
 from chalicelib.core.manifest import parse_manifest
 from chalicelib.core.reference import validate_name, validate_tag
 from chalicelib.errors import BadRequest, ManifestUnknown, NotFound, Precondition
-from chalicelib.stores import keys
 from chalicelib.stores.artifacts import FILTER_MAX
 
 if TYPE_CHECKING:
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from chalicelib.services.labels import LabelService
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.projects import ProjectService
-    from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.stores.artifacts import ArtifactStore, ListedArtifact
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
     from chalicelib.stores.repositories import RepositoryStore
@@ -154,14 +153,14 @@ class ArtifactService:
 
         Without a filter it costs a constant number of calls per page (stores/artifacts.py);
         with one, every listed artifact is read (bounded by FILTER_MAX) and filtered in memory."""
-        partition = keys.artifacts_pk(repository.name)
-        known = {repository.name: repository}
+        name = repository.name
+        known = {name: repository}
         if matches is None:
             offset = (page.page - 1) * page.size
-            key_page = self._store.key_page(partition, page.size, page.ascending, page.cursor, offset)
-            items = self._store.rows_for_keys(key_page.keys)
-            return self._listing(items, self._store.count(partition), key_page.next_cursor, include, known=known)
-        return self._filtered(self._store.all_keys(partition, page.ascending), page, include, matches, known)
+            listed = self._store.listed_page(name, page.size, page.ascending, page.cursor, offset)
+            items = self._store.artifacts_of(listed.items)
+            return self._listing(items, self._store.listed_count(name), listed.next_cursor, include, known=known)
+        return self._filtered(self._store.all_listed(name, page.ascending), page, include, matches, known)
 
     def list_project(self, project: Project, page: PageRequest, include: Include, matches: Matcher | None,
                      latest_in_repository: bool) -> Listing:  # fmt: skip
@@ -171,22 +170,22 @@ class ArtifactService:
         keys-only Query each, bounded by FILTER_MAX in all) and merges them by push time; only the
         page's rows are then fetched, unless a filter needs them all. The repository rows (one
         Query) carry the repositories' integer ids."""
-        every: list[dict[str, Any]] = []
+        every: list[ListedArtifact] = []
         known = {r.name: r for r in self._repositories.find(project.name)}
         for repository in known:
-            every += self._store.all_keys(keys.artifacts_pk(repository), page.ascending)
+            every += self._store.all_listed(repository, page.ascending)
             if len(every) > FILTER_MAX:
                 raise BadRequest(f"the project holds too many artifacts to list at once (over {FILTER_MAX})")
-        every.sort(key=lambda k: k["gsi1sk"]["S"], reverse=not page.ascending)
+        every.sort(key=lambda entry: entry.order, reverse=not page.ascending)
         if latest_in_repository:
-            newest: dict[str, dict[str, Any]] = {}
-            for key in every:
-                newest.setdefault(key["pk"]["S"], key)
+            newest: dict[str, ListedArtifact] = {}
+            for entry in every:
+                newest.setdefault(entry.repository, entry)
             every = list(newest.values())
         if matches is not None:
             return self._filtered(every, page, include, matches, known)
         start = (page.page - 1) * page.size
-        items = self._store.rows_for_keys(every[start : start + page.size])
+        items = self._store.artifacts_of(every[start : start + page.size])
         return self._listing(items, len(every), None, include, known=known)
 
     def get(self, repository: Repository, reference: str, include: Include) -> Listing:
@@ -194,11 +193,11 @@ class ArtifactService:
         artifact = self.resolve(repository.name, reference)
         return self._listing([artifact], 1, None, include, known={repository.name: repository})
 
-    def _filtered(self, every: list[dict[str, Any]], page: PageRequest, include: Include, matches: Matcher,
+    def _filtered(self, every: list[ListedArtifact], page: PageRequest, include: Include, matches: Matcher,
                   known: dict[str, Repository]) -> Listing:  # fmt: skip
         """Every candidate read, with its tags and label ids (one Query per repository), then
         filtered in memory; bounded by FILTER_MAX."""
-        candidates = self._store.rows_for_keys(every)
+        candidates = self._store.artifacts_of(every)
         tags = self._tags(candidates) if matches.uses_tags else {}
         label_ids = {
             (repository, digest): ids
@@ -306,12 +305,12 @@ class ArtifactService:
         """A page of the artifact's tags in name order (constant work per page, as artifact lists),
         with their immutable status if asked."""
         artifact = self.resolve(repository, reference)
-        partition = keys.tags_by_digest_pk(repository, artifact.digest)
-        key_page = self._store.key_page(partition, page.size, True, page.cursor, (page.page - 1) * page.size)
-        names = [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in key_page.keys]
-        rows = self._store.tag_rows(repository, {artifact.digest: names}).get(artifact.digest, [])
+        offset = (page.page - 1) * page.size
+        names = self._store.tag_name_page(repository, artifact.digest, page.size, page.cursor, offset)
+        rows = self._store.tag_rows(repository, {artifact.digest: names.items}).get(artifact.digest, [])
         frozen = self._immutable(rows) if immutable else frozenset()
-        return artifact, TagListing(rows, self._store.count(partition), key_page.next_cursor, frozen)
+        total = self._store.tag_count(repository, artifact.digest)
+        return artifact, TagListing(rows, total, names.next_cursor, frozen)
 
     def all_tags(self, repository: str, reference: str, immutable: bool = False) -> tuple[Artifact, TagListing]:
         """Every tag of the artifact (bounded by FILTER_MAX), for filtered or re-sorted tag lists."""

@@ -6,8 +6,8 @@ their write succeeded and the audit writer runs later, so recording costs a requ
   moment arrives as one batch (`subscribe_batch`), written with one UpdateItem (ids) and
   BatchWriteItem calls (two rows an entry).
 - On AWS the in-process bus is not durable (a Lambda may freeze before its worker runs), so the
-  publisher sends events to EventBridge and a consumer Lambda calls `record(event)` (or
-  `record_many`) below for what it receives; the jobs side owns that consumer.
+  publisher sends events to EventBridge and a consumer Lambda hands what it receives to the same
+  subscribers (`EventBus.deliver`), which call `AuditService.record_many`.
 
 Entries expire through DynamoDB TTL `retention_days` after the operation (Harbor purges its audit
 log on a schedule; here the table does it). Ids are Harbor's integers, reserved a batch at a time
@@ -152,15 +152,3 @@ def _entry(log_id: int, event: Event) -> AuditEntry:
         operation=operation, op_time_ms=int(event.occurred_at * 1000), project=event.project,
         description=description_of(event),
     )  # fmt: skip
-
-
-def record(event: Event) -> None:
-    """Write one event's audit entry now: the entry point of an event consumer (the AWS Lambda that
-    receives events from EventBridge), which has no in-process bus to batch through."""
-    record_many([event])
-
-
-def record_many(events: Sequence[Event]) -> None:
-    from chalicelib.wiring import services  # noqa: PLC0415 (the composition root imports this module)
-
-    services().audit.record_many(events)

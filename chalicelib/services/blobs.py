@@ -6,17 +6,16 @@ from typing import TYPE_CHECKING
 
 from chalicelib.core.digest import Digest
 from chalicelib.errors import BlobUnknown, PayloadTooLarge
-from chalicelib.stores import keys
 
 if TYPE_CHECKING:
+    from chalicelib.stores.blob_bytes import BlobBytes
     from chalicelib.stores.blobs import BlobMetaStore
-    from chalicelib.stores.objects import ObjectStore
 
 
 class BlobService:
-    def __init__(self, blobs: BlobMetaStore, objects: ObjectStore, presign_ttl_seconds: int) -> None:
+    def __init__(self, blobs: BlobMetaStore, blob_bytes: BlobBytes, presign_ttl_seconds: int) -> None:
         self._blobs = blobs
-        self._objects = objects
+        self._bytes = blob_bytes
         self._ttl = presign_ttl_seconds
 
     def stat(self, repository: str, digest_text: str) -> tuple[str, int]:
@@ -34,11 +33,11 @@ class BlobService:
         digest, size = self.stat(repository, digest_text)
         if size > max_bytes:
             raise PayloadTooLarge(f"blob is {size} bytes, over the {max_bytes} byte limit", {"digest": digest})
-        return self._objects.get(keys.blob_object_key(digest))
+        return self._bytes.read(digest)
 
     def download_url(self, repository: str, digest_text: str) -> tuple[str, int, str]:
         digest, size = self.stat(repository, digest_text)
-        return digest, size, self._objects.presigned_get(keys.blob_object_key(digest), self._ttl)
+        return digest, size, self._bytes.download_url(digest, self._ttl)
 
     def delete(self, repository: str, digest_text: str) -> None:
         digest = str(Digest.parse(digest_text))

@@ -20,13 +20,12 @@ from chalicelib.core.manifest import parse_manifest
 from chalicelib.errors import BadRequest, DigestInvalid, NotFound
 from chalicelib.events import Event, EventType
 from chalicelib.processors.icon import ICON_MAX_BYTES, builtin_icon, icon_type
-from chalicelib.stores import keys
 
 if TYPE_CHECKING:
     from chalicelib.services.blobs import BlobService
+    from chalicelib.stores.blob_bytes import BlobBytes
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
-    from chalicelib.stores.objects import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -37,10 +36,10 @@ class Icon:
 
 class IconService:
     def __init__(
-        self, blob_meta: BlobMetaStore, objects: ObjectStore, manifests: ManifestStore, blobs: BlobService
+        self, blob_meta: BlobMetaStore, blob_bytes: BlobBytes, manifests: ManifestStore, blobs: BlobService
     ) -> None:
         self._blob_meta = blob_meta
-        self._objects = objects
+        self._bytes = blob_bytes
         self._manifests = manifests
         self._blobs = blobs
 
@@ -55,7 +54,7 @@ class IconService:
         size = self._blob_meta.icon_size(digest)
         if size is None or size > ICON_MAX_BYTES:
             raise NotFound(f"the icon {digest} not found")
-        data = self._objects.get(keys.blob_object_key(digest))
+        data = self._bytes.read(digest)
         content_type = icon_type(data)
         if content_type is None:
             raise NotFound(f"the icon {digest} not found")

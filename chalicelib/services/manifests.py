@@ -31,16 +31,15 @@ from chalicelib.errors import (
     TagInvalid,
 )
 from chalicelib.events import Event, EventBus, EventType
-from chalicelib.stores.keys import blob_object_key
-from chalicelib.stores.manifests import StillTagged
+from chalicelib.stores.manifests import StillReferenced, StillTagged
 
 if TYPE_CHECKING:
     from chalicelib.services.immutability import ImmutabilityService
     from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.stores.blob_bytes import BlobBytes
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
-    from chalicelib.stores.objects import ObjectStore
 
 # A delete whose condition keeps failing (indexes adopting the artifact meanwhile) gives up after this.
 _DELETE_ATTEMPTS = 3
@@ -53,7 +52,7 @@ class ManifestService:
         artifacts: ArtifactStore,
         blobs: BlobMetaStore,
         *,
-        objects: ObjectStore,
+        blob_bytes: BlobBytes,
         quota: QuotaService,
         events: EventBus,
         max_bytes: int,
@@ -63,7 +62,7 @@ class ManifestService:
         self._artifacts = artifacts
         self._immutability = immutability
         self._blobs = blobs
-        self._objects = objects
+        self._bytes = blob_bytes
         self._quota = quota
         self._events = events
         self._max_bytes = max_bytes
@@ -224,7 +223,7 @@ class ManifestService:
         def read(digest: str, max_bytes: int) -> bytes:
             if digest not in digests:
                 raise BadRequest("a processor may read only the blobs of the artifact")
-            return self._objects.get_head(blob_object_key(digest), max_bytes)
+            return self._bytes.read_head(digest, max_bytes)
 
         return read
 
@@ -247,15 +246,18 @@ class ManifestService:
     def _delete_deeply(self, repository: str, digest: str, mode: _Mode, *, untagged_only: bool = False) -> bool:
         deleted = None
         for _attempt in range(_DELETE_ATTEMPTS):
-            if self._artifacts.live_parents(repository, digest):
-                if mode is _Mode.ROOT:
-                    raise ReferencedByOthers(detail={"digest": digest})
-                return False
             try:
                 # A tagged child stays, as an artifact of its own.
                 only = untagged_only or mode is _Mode.CHILD
-                deleted = self._manifests.delete(repository, digest, untagged_only=only)
+                deleted = self._manifests.delete(
+                    repository, digest, untagged_only=only,
+                    referenced=lambda: bool(self._artifacts.live_parents(repository, digest)),
+                )  # fmt: skip
                 break
+            except StillReferenced:
+                if mode is _Mode.ROOT:
+                    raise ReferencedByOthers(detail={"digest": digest}) from None
+                return False
             except StillTagged:
                 return False
             except Conflict:

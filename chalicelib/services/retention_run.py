@@ -46,7 +46,6 @@ from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
 from chalicelib.services.jobs import JobEnded
 from chalicelib.services.retention import VENDOR, policy_project
-from chalicelib.stores import keys
 
 if TYPE_CHECKING:
     from chalicelib.events import EventBus
@@ -273,7 +272,7 @@ class RetentionRun:
         self._jobs.finish(job_id, JobStatus.ERROR, error)
 
     def _items(self, repository: str) -> list[Item]:
-        artifacts = self._artifacts.rows_for_keys(self._artifacts.all_keys(keys.artifacts_pk(repository), False))
+        artifacts = self._artifacts.listed(repository, ascending=False)
         digests = [a.digest for a in artifacts]
         tags = self._artifacts.tags_of(repository, digests, _TAGS_PER_ARTIFACT) if digests else {}
         labels = self._labels.labels_for(repository, digests) if digests else {}

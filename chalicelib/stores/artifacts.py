@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from chalicelib.core import jsondoc
 from chalicelib.core import mediatypes as mt
@@ -40,12 +40,37 @@ _TAG_QUERY_THREADS = 8
 FILTER_MAX = 20_000
 
 
-@dataclass(frozen=True, slots=True)
-class KeyPage:
-    """The keys of one page, and the cursor that starts the next one (None on the last page)."""
+T = TypeVar("T")
 
-    keys: list[dict[str, Any]]
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list, and the opaque cursor that starts the next one (None on the last page)."""
+
+    items: list[T]
     next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ListedArtifact:
+    """One entry of an artifact list before its row is read: which artifact, and `order`, which
+    sorts entries of several repositories as each list is sorted (push time, then digest)."""
+
+    repository: str
+    digest: str
+    order: str
+
+
+def _listed(key: dict[str, Any]) -> ListedArtifact:
+    return ListedArtifact(
+        repository=key["pk"]["S"].removeprefix(keys.REPO_PREFIX),
+        digest=key["sk"]["S"].removeprefix(keys.MANIFEST_PREFIX),
+        order=key["gsi1sk"]["S"],
+    )
+
+
+def _tag_name(key: dict[str, Any]) -> str:
+    return str(key["gsi1sk"]["S"]).removeprefix(keys.TAG_PREFIX)
 
 
 def encode_cursor(key: dict[str, Any]) -> str:
@@ -81,7 +106,7 @@ class ArtifactStore:
         pk = keys.repo_pk(repository)
         items = batch_get_raw([(pk, keys.manifest_sk(d)) for d in digests])
         rows = [ManifestRow.from_raw_data(item) for item in items]
-        return {row.sk.removeprefix("MANIFEST#"): _artifact(repository, row) for row in rows}
+        return {row.sk.removeprefix(keys.MANIFEST_PREFIX): _artifact(repository, row) for row in rows}
 
     def live_parents(self, repository: str, digest: str) -> list[str]:
         """Indexes that reference the manifest and still exist (an edge of a failed push is ignored)."""
@@ -92,7 +117,7 @@ class ArtifactStore:
         if not parents:
             return []
         items = batch_get_raw([(pk, keys.manifest_sk(p)) for p in parents])
-        found = {item["sk"]["S"].removeprefix("MANIFEST#") for item in items}
+        found = {item["sk"]["S"].removeprefix(keys.MANIFEST_PREFIX) for item in items}
         return [p for p in parents if p in found]
 
     def relist(self, repository: str, digest: str) -> None:
@@ -147,8 +172,8 @@ class ArtifactStore:
         page of 50 artifacts waits for about one Query, not 50), then one BatchGetItem per 100."""
 
         def names_of(digest: str) -> list[str]:
-            page = self.key_page(keys.tags_by_digest_pk(repository, digest), per_artifact, True, None, 0)
-            return [k["gsi1sk"]["S"].removeprefix(keys.TAG_PREFIX) for k in page.keys]
+            page = self._key_page(keys.tags_by_digest_pk(repository, digest), per_artifact, True, None, 0)
+            return [_tag_name(k) for k in page.items]
 
         if len(digests) <= 1:
             return self._tags(repository, {d: names_of(d) for d in digests})
@@ -177,7 +202,37 @@ class ArtifactStore:
 
     # Listing (see the module docstring).
 
-    def key_page(self, partition: str, size: int, ascending: bool, cursor: str | None, offset: int) -> KeyPage:
+    def listed_page(
+        self, repository: str, size: int, ascending: bool, cursor: str | None, offset: int
+    ) -> Page[ListedArtifact]:
+        """One page of the repository's artifact list in push-time order: after `cursor` (from the
+        previous page), else after `offset` entries."""
+        page = self._key_page(keys.artifacts_pk(repository), size, ascending, cursor, offset)
+        return Page([_listed(k) for k in page.items], page.next_cursor)
+
+    def listed_count(self, repository: str) -> int:
+        """How many artifacts the repository's list shows (a `Select=COUNT` Query, no item data)."""
+        return self._count(keys.artifacts_pk(repository))
+
+    def all_listed(self, repository: str, ascending: bool) -> list[ListedArtifact]:
+        """Every entry of the repository's artifact list, for filtered lists; refused past FILTER_MAX."""
+        return [_listed(k) for k in self._all_keys(keys.artifacts_pk(repository), ascending)]
+
+    def listed(self, repository: str, ascending: bool) -> list[Artifact]:
+        """Every artifact the repository's list shows, rows read; refused past FILTER_MAX."""
+        return self.artifacts_of(self.all_listed(repository, ascending))
+
+    def tag_name_page(self, repository: str, digest: str, size: int, cursor: str | None, offset: int) -> Page[str]:
+        """One page of the names of the tags pointing at `digest`, in name order."""
+        page = self._key_page(keys.tags_by_digest_pk(repository, digest), size, True, cursor, offset)
+        return Page([_tag_name(k) for k in page.items], page.next_cursor)
+
+    def tag_count(self, repository: str, digest: str) -> int:
+        return self._count(keys.tags_by_digest_pk(repository, digest))
+
+    def _key_page(
+        self, partition: str, size: int, ascending: bool, cursor: str | None, offset: int
+    ) -> Page[dict[str, Any]]:
         """The keys of one page of a `gsi1` partition: after `cursor`, else after `offset` keys."""
         start = decode_cursor(cursor, partition) if cursor else None
         skip = 0 if start else offset
@@ -190,9 +245,9 @@ class ArtifactStore:
             more = start is not None
         page = collected[skip : skip + size]
         has_next = len(collected) > skip + size
-        return KeyPage(page, encode_cursor(page[-1]) if has_next and page else None)
+        return Page(page, encode_cursor(page[-1]) if has_next and page else None)
 
-    def count(self, partition: str) -> int:
+    def _count(self, partition: str) -> int:
         total, start = 0, None
         while True:
             result = self._query(partition, True, None, start, select_count=True)
@@ -201,8 +256,8 @@ class ArtifactStore:
             if start is None:
                 return total
 
-    def all_keys(self, partition: str, ascending: bool) -> list[dict[str, Any]]:
-        """Every key of the partition, for filtered lists; refused past FILTER_MAX."""
+    def _all_keys(self, partition: str, ascending: bool) -> list[dict[str, Any]]:
+        """Every key of the partition; refused past FILTER_MAX."""
         collected: list[dict[str, Any]] = []
         start = None
         while True:
@@ -214,15 +269,15 @@ class ArtifactStore:
             if start is None:
                 return collected
 
-    def rows_for_keys(self, page: list[dict[str, Any]]) -> list[Artifact]:
-        """The artifacts of a page of listing keys (of one or more repositories), in the page's order."""
-        wanted = [(k["pk"]["S"].removeprefix("REPO#"), k["sk"]["S"].removeprefix("MANIFEST#")) for k in page]
+    def artifacts_of(self, page: list[ListedArtifact]) -> list[Artifact]:
+        """The artifacts of list entries (of one or more repositories), in the entries' order."""
+        wanted = [(entry.repository, entry.digest) for entry in page]
         items = batch_get_raw([(keys.repo_pk(r), keys.manifest_sk(d)) for r, d in wanted])
         found = {}
         for item in items:
             row = ManifestRow.from_raw_data(item)
-            repository = row.pk.removeprefix("REPO#")
-            found[repository, row.sk.removeprefix("MANIFEST#")] = _artifact(repository, row)
+            repository = row.pk.removeprefix(keys.REPO_PREFIX)
+            found[repository, row.sk.removeprefix(keys.MANIFEST_PREFIX)] = _artifact(repository, row)
         return [found[w] for w in wanted if w in found]
 
     @staticmethod
@@ -282,7 +337,7 @@ def _ignore_condition(write: Any) -> None:
 
 
 def _artifact(repository: str, row: ManifestRow) -> Artifact:
-    digest = row.sk.removeprefix("MANIFEST#")
+    digest = row.sk.removeprefix(keys.MANIFEST_PREFIX)
     extra = json.loads(row.extra_attrs) if row.extra_attrs else {}
     return Artifact(
         repository=repository,

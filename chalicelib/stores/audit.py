@@ -14,7 +14,7 @@ from pynamodb.models import BatchWrite
 
 from chalicelib.core.audit import AuditEntry, AuditFilter
 from chalicelib.stores import keys
-from chalicelib.stores.tables import AuditRow, CounterRow
+from chalicelib.stores.tables import AuditRow, next_id
 
 _ATTRIBUTES = {
     "operation": AuditRow.operation,
@@ -27,9 +27,7 @@ _ATTRIBUTES = {
 class AuditStore:
     def reserve_ids(self, count: int) -> int:
         """Reserve `count` consecutive integer ids with one UpdateItem; returns the first."""
-        row = CounterRow("COUNTER#audit", "COUNTER")
-        row.update(actions=[CounterRow.value.add(count)])
-        return int(row.value) - count + 1
+        return next_id("audit", count) - count + 1
 
     def write(self, entries: Sequence[AuditEntry], expires_at: Sequence[int]) -> None:
         """BatchWriteItem, 25 rows a call (PynamoDB retries unprocessed items)."""

@@ -55,7 +55,7 @@ class BlobMetaStore:
         are GC candidates or were not touched for half a window."""
         stale = int(time.time()) - self._touch_age
         items = batch_get_raw([(keys.blob_pk(d), keys.BLOB_SK) for d in digests])
-        rows = {i["pk"]["S"].removeprefix("BLOB#"): BlobRow.from_raw_data(i) for i in items}
+        rows = {i["pk"]["S"].removeprefix(keys.BLOB_PREFIX): BlobRow.from_raw_data(i) for i in items}
         missing: list[str] = []
         for digest in dict.fromkeys(digests):
             row = rows.get(digest)
@@ -67,7 +67,7 @@ class BlobMetaStore:
         """True once the row is safe from any GC run in progress (touched now if it had to be)."""
         if row.state == "none" and int(row.updated_at) > stale:
             return True
-        return self._touch(row) or self._touch_current(row.pk.removeprefix("BLOB#"))
+        return self._touch(row) or self._touch_current(row.pk.removeprefix(keys.BLOB_PREFIX))
 
     def _touch_current(self, digest: str) -> bool:
         try:
@@ -125,7 +125,7 @@ class BlobMetaStore:
         """Digest -> size of those of `digests` the repository can see, in batches of 100."""
         pk = keys.repo_pk(repository)
         items = batch_get_raw([(pk, keys.link_sk(d)) for d in digests])
-        return {item["sk"]["S"].removeprefix("BLOB#"): int(item["size"]["N"]) for item in items}
+        return {item["sk"]["S"].removeprefix(keys.BLOB_PREFIX): int(item["size"]["N"]) for item in items}
 
     def record(self, digest: str, size: int, repository: str) -> None:
         """Make a verified blob visible in `repository`: the global blob row (once) and the link.

@@ -207,11 +207,16 @@ AUDIT_ALL = "AUDIT"
 
 
 def user_pk(username: str) -> str:
-    return f"USER#{username}"
+    return f"{USER_PREFIX}{username}"
 
 
 def robot_pk(name: str) -> str:
-    return f"ROBOT#{name}"
+    return f"{ROBOT_PREFIX}{name}"
+
+
+def counter_pk(kind: str) -> str:
+    """The id sequence of one kind (`COUNTER#<kind>` / `COUNTER`)."""
+    return f"{COUNTER_SK}#{kind}"
 
 
 def id_pk(kind: str, entity_id: int) -> str:
@@ -231,27 +236,27 @@ def blob_ref_sk(digest: str, repository: str, manifest: str) -> str:
 
 
 def blob_pk(digest: str) -> str:
-    return f"BLOB#{digest}"
+    return f"{BLOB_PREFIX}{digest}"
 
 
 def repo_pk(name: str) -> str:
-    return f"REPO#{name}"
+    return f"{REPO_PREFIX}{name}"
 
 
 def project_pk(project: str) -> str:
-    return f"PROJECT#{project}"
+    return f"{PROJECT_PREFIX}{project}"
 
 
 def upload_pk(upload_id: str) -> str:
-    return f"UPLOAD#{upload_id}"
+    return f"{UPLOAD_PREFIX}{upload_id}"
 
 
 def link_sk(digest: str) -> str:
-    return f"BLOB#{digest}"
+    return f"{BLOB_PREFIX}{digest}"
 
 
 def manifest_sk(digest: str) -> str:
-    return f"MANIFEST#{digest}"
+    return f"{MANIFEST_PREFIX}{digest}"
 
 
 TAG_PREFIX = "TAG#"
@@ -262,7 +267,7 @@ def tag_sk(tag: str) -> str:
 
 
 def tags_by_digest_pk(name: str, digest: str) -> str:
-    return f"REPO#{name}#M#{digest}"
+    return f"{REPO_PREFIX}{name}#M#{digest}"
 
 
 def referrer_prefix(subject: str) -> str:
@@ -296,7 +301,7 @@ def artifact_label_sk(digest: str, label_id: int) -> str:
 
 
 def artifact_labels_sk(digest: str) -> str:
-    return f"ALABELS#{digest}"
+    return f"{ARTIFACT_LABELS_PREFIX}{digest}"
 
 
 def label_ref_sk(repository: str, digest: str) -> str:

@@ -184,7 +184,7 @@ class LabelStore:
         for item in items:
             row = ArtifactLabelsRow.from_raw_data(item)
             if row.label_ids:
-                found[row.sk.removeprefix("ALABELS#")] = sorted(int(i) for i in row.label_ids)
+                found[row.sk.removeprefix(keys.ARTIFACT_LABELS_PREFIX)] = sorted(int(i) for i in row.label_ids)
         return found
 
     def detach_artifact(self, repository: str, digest: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -36,6 +37,10 @@ _ANNOTATIONS_COPY_MAX = 64_000
 _TX_CHILDREN = 45
 # Tags deleted in the same transaction as their manifest's row (DynamoDB allows 100 items).
 _TX_TAGS = 90
+
+
+class StillReferenced(Exception):
+    """A delete found an index (one that exists) referencing the manifest."""
 
 
 class StillTagged(Exception):
@@ -345,7 +350,14 @@ class ManifestStore:
                 raise Conflict("a concurrent write to this tag won; retry", {"tag": tag}) from exc
             raise
 
-    def delete(self, repository: str, digest: str, *, untagged_only: bool = False) -> DeletedManifest | None:
+    def delete(
+        self,
+        repository: str,
+        digest: str,
+        *,
+        untagged_only: bool = False,
+        referenced: Callable[[], bool] | None = None,
+    ) -> DeletedManifest | None:
         """Delete a manifest and every tag still pointing at it, then its referrer edge and the index
         edges it holds; None if it did not exist. Blob bytes and S3 bodies are left to GC. With
         `untagged_only`, StillTagged is raised instead when a tag points at it.
@@ -365,6 +377,10 @@ class ManifestStore:
             row = ManifestRow.get(pk, keys.manifest_sk(digest), consistent_read=True)
         except ManifestRow.DoesNotExist:
             return None
+        # Asked after the row is read: an index adopting the manifest from now on bumps `ref_version`
+        # and fails the transaction below; one that adopted it before this point is seen here.
+        if referenced is not None and referenced():
+            raise StillReferenced
         # Rows written before `tags` existed are found through the tags index as well.
         tags = self._tags_pointing_at(
             repository, digest, {str(t) for t in row.tags or ()} | set(self.tags_of(repository, digest))

@@ -21,18 +21,15 @@ from chalicelib.auth.rbac import Role
 from chalicelib.core.identity import UNLIMITED, Member, Project
 from chalicelib.errors import Conflict
 from chalicelib.stores import keys
+from chalicelib.stores.named_entities import NamedEntityStore
 from chalicelib.stores.tables import (
     BlobRefRow,
-    IdRow,
-    ListEntry,
     MemberRow,
     ProjectBlobRow,
     ProjectRow,
     batch_get_raw,
     connection,
-    create_with_id,
     delete_where,
-    name_by_id,
     next_id,
 )
 
@@ -49,38 +46,19 @@ class QuotaExceededError(Exception):
         self.adding = adding
 
 
-class ProjectStore:
+class ProjectStore(NamedEntityStore[Project]):
+    def __init__(self) -> None:
+        super().__init__(ProjectRow, "PROJECT", keys.project_pk, keys.PROJECTS_LIST, _to_project)
+
     # Projects.
 
     def create(self, project: Project) -> Project:
-        now = int(time.time())
-        project_id = next_id("project")
-        row = ProjectRow(
-            keys.project_pk(project.name), keys.ENTITY_SK, project_id=project_id, owner_id=project.owner_id,
-            owner_name=project.owner_name, metadata=dict(project.metadata),
+        """Insert a project with a new id; Conflict if the name is taken."""
+        return self._insert(
+            project.name, owner_id=project.owner_id, owner_name=project.owner_name, metadata=dict(project.metadata),
             cve_allowlist=json.dumps(project.cve_allowlist), storage_limit=project.storage_limit, storage_used=0,
             storage_free=project.storage_limit,
-            created_at=now, updated_at=now, gsi1pk=keys.PROJECTS_LIST, gsi1sk=project.name,
         )  # fmt: skip
-        create_with_id(row, "PROJECT", project.name, f"project {project.name!r} already exists")
-        return _to_project(row)
-
-    def get(self, name: str) -> Project | None:
-        try:
-            return _to_project(ProjectRow.get(keys.project_pk(name), keys.ENTITY_SK))
-        except ProjectRow.DoesNotExist:
-            return None
-
-    def name_of(self, project_id: int) -> str | None:
-        return name_by_id("PROJECT", project_id)
-
-    def names(self) -> list[str]:
-        return [row.gsi1sk for row in ListEntry.listing.query(keys.PROJECTS_LIST)]
-
-    def get_many(self, names: list[str]) -> list[Project]:
-        items = batch_get_raw([(keys.project_pk(n), keys.ENTITY_SK) for n in names])
-        found = {p.name: p for p in (_to_project(ProjectRow.from_raw_data(i)) for i in items)}
-        return [found[n] for n in names if n in found]
 
     def update(
         self, name: str, *, metadata: dict[str, str] | None = None, cve_allowlist: dict[str, Any] | None = None,
@@ -156,11 +134,7 @@ class ProjectStore:
         with BatchWrite(MemberRow) as batch:
             for row in overflow:
                 batch.delete(row)
-        with TransactWrite(connection=connection()) as tx:
-            tx.delete(ProjectRow(keys.project_pk(project.name), keys.ENTITY_SK))
-            tx.delete(IdRow(keys.id_pk("PROJECT", project.project_id), keys.ENTITY_SK))
-            for row in kept:
-                tx.delete(row)
+        self._delete(project.name, project.project_id, *kept)
 
     def remove_user_everywhere(self, user_id: int) -> None:
         """Drop a deleted user's membership in every project (one conditional delete per project)."""
@@ -223,7 +197,7 @@ class ProjectStore:
         items = batch_get_raw([(keys.project_pk(p), keys.member_sk(user_id)) for p in projects])
         found = {}
         for item in items:
-            name = item["pk"]["S"].removeprefix("PROJECT#")
+            name = item["pk"]["S"].removeprefix(keys.PROJECT_PREFIX)
             found[name] = _to_member(name, MemberRow.from_raw_data(item))
         return found
 
@@ -279,7 +253,7 @@ class ProjectStore:
         """Digest -> "being released" for those of `digests` the project counts (one consistent
         BatchGetItem per 100 keys)."""
         items = batch_get_raw([(keys.project_pk(project), keys.link_sk(d)) for d in digests])
-        return {i["sk"]["S"].removeprefix("BLOB#"): "releasing" in i for i in items}
+        return {i["sk"]["S"].removeprefix(keys.BLOB_PREFIX): "releasing" in i for i in items}
 
     def keep_blob(self, project: str, digest: str) -> bool:
         """Stop a release in progress (see `release_blob`); False if there was none to stop."""
@@ -392,7 +366,7 @@ class ProjectStore:
 def _to_project(row: ProjectRow) -> Project:
     return Project(
         project_id=int(row.project_id),
-        name=row.pk.removeprefix("PROJECT#"),
+        name=row.pk.removeprefix(keys.PROJECT_PREFIX),
         owner_id=int(row.owner_id),
         owner_name=row.owner_name,
         metadata={str(k): str(v) for k, v in (row.metadata.as_dict() if row.metadata else {}).items()},

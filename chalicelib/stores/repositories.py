@@ -78,18 +78,18 @@ class RepositoryStore:
         """Harbor's count: the artifacts the repository's list shows, not every manifest (an index's
         untagged children and hidden accessories are not counted), so it equals the artifact
         list's X-Total-Count; a `Select=COUNT` Query of the list's partition (no item data)."""
-        return ArtifactStore().count(keys.artifacts_pk(name))
+        return ArtifactStore().listed_count(name)
 
     def artifacts(self, name: str) -> list[tuple[str, list[str], bool]]:
         """(digest, children, children only in the body) of every manifest in the repository."""
         rows = ManifestRow.query(
             keys.repo_pk(name),
-            ManifestRow.sk.startswith("MANIFEST#"),
+            ManifestRow.sk.startswith(keys.MANIFEST_PREFIX),
             consistent_read=True,
             attributes_to_get=["sk", "children", "refs_in_body"],
         )
         return [
-            (row.sk.removeprefix("MANIFEST#"), [str(c) for c in row.children or []], bool(row.refs_in_body))
+            (row.sk.removeprefix(keys.MANIFEST_PREFIX), [str(c) for c in row.children or []], bool(row.refs_in_body))
             for row in rows
         ]
 

@@ -7,54 +7,25 @@ import time
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.identity import Robot, RobotAccess, RobotPermission
 from chalicelib.errors import Conflict
 from chalicelib.stores import keys
-from chalicelib.stores.tables import (
-    IdRow,
-    ListEntry,
-    RobotRow,
-    batch_get_raw,
-    connection,
-    create_with_id,
-    name_by_id,
-    next_id,
-)
+from chalicelib.stores.named_entities import NamedEntityStore
+from chalicelib.stores.tables import RobotRow
 
 
-class RobotStore:
+class RobotStore(NamedEntityStore[Robot]):
+    def __init__(self) -> None:
+        super().__init__(RobotRow, "ROBOT", keys.robot_pk, keys.ROBOTS_LIST, _to_robot)
+
     def create(self, robot: Robot) -> Robot:
-        now = int(time.time())
-        robot_id = next_id("robot")
-        row = RobotRow(
-            keys.robot_pk(robot.name), keys.ENTITY_SK, robot_id=robot_id, level=robot.level,
-            permissions=_dump_permissions(robot.permissions), secret_hash=robot.secret_hash,
-            description=robot.description, duration=robot.duration, expires_at=robot.expires_at,
-            disabled=robot.disabled, creator=robot.creator, created_at=now, updated_at=now,
-            gsi1pk=keys.ROBOTS_LIST, gsi1sk=robot.name,
+        """Insert a robot with a new id; Conflict if the name is taken."""
+        return self._insert(
+            robot.name, level=robot.level, permissions=_dump_permissions(robot.permissions),
+            secret_hash=robot.secret_hash, description=robot.description, duration=robot.duration,
+            expires_at=robot.expires_at, disabled=robot.disabled, creator=robot.creator,
         )  # fmt: skip
-        create_with_id(row, "ROBOT", robot.name, f"robot {robot.name!r} already exists")
-        return _to_robot(row)
-
-    def get(self, name: str) -> Robot | None:
-        try:
-            return _to_robot(RobotRow.get(keys.robot_pk(name), keys.ENTITY_SK))
-        except RobotRow.DoesNotExist:
-            return None
-
-    def get_by_id(self, robot_id: int) -> Robot | None:
-        name = name_by_id("ROBOT", robot_id)
-        return self.get(name) if name else None
-
-    def names(self) -> list[str]:
-        return [row.gsi1sk for row in ListEntry.listing.query(keys.ROBOTS_LIST)]
-
-    def get_many(self, names: list[str]) -> list[Robot]:
-        items = batch_get_raw([(keys.robot_pk(n), keys.ENTITY_SK) for n in names])
-        found = {r.name: r for r in (_to_robot(RobotRow.from_raw_data(i)) for i in items)}
-        return [found[n] for n in names if n in found]
 
     def update(self, robot: Robot, *, revoke_tokens: bool = False) -> None:
         """Write the mutable fields (description, permissions, duration, expiry, disable, secret);
@@ -80,9 +51,7 @@ class RobotStore:
             raise
 
     def delete(self, robot: Robot) -> None:
-        with TransactWrite(connection=connection()) as tx:
-            tx.delete(RobotRow(keys.robot_pk(robot.name), keys.ENTITY_SK))
-            tx.delete(IdRow(keys.id_pk("ROBOT", robot.robot_id), keys.ENTITY_SK))
+        self._delete(robot.name, robot.robot_id)
 
 
 def _dump_permissions(permissions: tuple[RobotPermission, ...]) -> str:
@@ -113,7 +82,7 @@ def _load_permissions(text: str) -> tuple[RobotPermission, ...]:
 def _to_robot(row: RobotRow) -> Robot:
     return Robot(
         robot_id=int(row.robot_id),
-        name=row.pk.removeprefix("ROBOT#"),
+        name=row.pk.removeprefix(keys.ROBOT_PREFIX),
         level="system" if row.level == "system" else "project",
         permissions=_load_permissions(row.permissions),
         secret_hash=row.secret_hash,

@@ -565,7 +565,7 @@ def connection() -> Any:
 def next_id(kind: str, count: int = 1) -> int:
     """The next integer id of `kind` (users, projects, members, robots); one atomic UpdateItem.
     With `count`, reserves that many consecutive ids and returns the last of them."""
-    row = CounterRow(f"COUNTER#{kind}", "COUNTER")
+    row = CounterRow(keys.counter_pk(kind), keys.COUNTER_SK)
     row.update(actions=[CounterRow.value.add(count)])
     return int(row.value)
 

@@ -575,3 +575,31 @@ def test_the_same_digest_in_two_repositories_keeps_its_own_tags(registry: Any) -
     tags = {a["repository_name"]: [t["name"] for t in a["tags"]] for a in listed}
     assert tags == {"library/left": ["l1"], "library/right": ["r1"]}
     assert len({a["id"] for a in listed}) == 2
+
+
+def test_an_index_adopting_the_child_after_the_parent_check_still_stops_its_delete(
+    registry: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race above with its window held open: the index adopts the child right after the delete
+    looked for parents and found none. The delete must still fail (its condition on the child's
+    `ref_version`, read before that look), and its retry sees the index: 412, nothing lost."""
+    from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.wiring import services
+
+    repo = "library/race-window"
+    child, child_body = registry.push_image(repo)
+    body = canonical(index_manifest([descriptor(OCI_MANIFEST, child_body)]))
+    original = ArtifactStore.live_parents
+    adopted: list[object] = []
+
+    def parents_then_adopt(self: ArtifactStore, repository: str, digest: str) -> list[str]:
+        found = original(self, repository, digest)
+        if digest == child and not adopted:
+            adopted.append(services().manifests.put(repo, "idx", body, OCI_INDEX))
+        return found
+
+    monkeypatch.setattr(ArtifactStore, "live_parents", parents_then_adopt)
+    assert registry.delete(arts(repo, f"/{child}")).status_code == 412
+    assert adopted
+    assert registry.get(f"/v2/{repo}/manifests/idx").status_code == 200
+    assert registry.get(f"/v2/{repo}/manifests/{child}").status_code == 200

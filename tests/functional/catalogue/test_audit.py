@@ -97,14 +97,13 @@ def test_project_deletion_is_audited_globally_and_entries_expire(registry):
 
 
 def _seed(registry: Registry, project: str, events: list[tuple[EventType, str, float]]) -> None:
-    """Record events directly (as the AWS consumer does with `record`), with chosen times, once
-    the events the test caused itself (creating its project) are written."""
-    from chalicelib.services.audit import record_many
+    """Record events directly (as the subscriber the AWS consumer delivers to does), with chosen
+    times, once the events the test caused itself (creating its project) are written."""
     from chalicelib.wiring import services
 
     assert services().events.drain()
 
-    record_many([
+    services().audit.record_many([
         Event(type=t, operator=user, occurred_at=at, project=project, repository=f"{project}/app", tag="v1",
               digest="sha256:" + "0" * 64)
         for t, user, at in events
