@@ -16,6 +16,7 @@ from botocore.config import Config
 from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
 from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.events import EventBus
 from chalicelib.observability import logger
 from chalicelib.services.access import AccessService
@@ -69,6 +70,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    clock: Clock
     uploads: UploadService
     manifests: ManifestService
     blobs: BlobService
@@ -114,10 +116,10 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     )
 
 
-def object_store(settings: Settings) -> ObjectStore:
+def object_store(settings: Settings, clock: Clock = system_clock) -> ObjectStore:
     """S3, or files under `local_object_dir` when the embedded runner asks for them."""
     if settings.local_object_dir is not None:
-        return FileObjectStore(settings.local_object_dir, sync=not settings.unsafe_no_journal)
+        return FileObjectStore(settings.local_object_dir, sync=not settings.unsafe_no_journal, clock=clock)
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
     return S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
 
@@ -207,32 +209,48 @@ def admin_password(settings: Settings) -> str | None:
     return None
 
 
+_clock: Clock = system_clock
+
+
+def use_clock(clock: Clock) -> None:
+    """Wire `clock` into every service and store from the next build on (tests move time with it)."""
+    global _clock  # noqa: PLW0603 (the composition root's one seam for time)
+    _clock = clock
+    services.cache_clear()
+
+
 @lru_cache(maxsize=1)
 def services() -> Services:
     settings = get_settings()
+    clock = _clock
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
-    objects = object_store(settings)
+    objects = object_store(settings, clock)
     gc_window = int(settings.gc_time_window_hours * 3600)
-    blob_meta = BlobMetaStore(objects, touch_older_than_seconds=gc_window // 2)
-    manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes)
-    project_store = ProjectStore()
-    user_store = UserStore()
-    configuration = ConfigurationService(ConfigurationStore(), settings)
-    robot_store = RobotStore()
+    blob_meta = BlobMetaStore(objects, touch_older_than_seconds=gc_window // 2, clock=clock)
+    manifest_store = ManifestStore(
+        objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes, clock=clock
+    )
+    project_store = ProjectStore(clock)
+    user_store = UserStore(clock)
+    configuration = ConfigurationService(ConfigurationStore(clock), settings, clock)
+    robot_store = RobotStore(clock)
     access = AccessService(
         user_store, robot_store, project_store, configuration, signing_key(settings),
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
         throttle=SignInThrottle(settings.signin_failures_per_account, settings.signin_failures_per_source,
-                                settings.signin_failure_window_seconds),
+                                settings.signin_failure_window_seconds, clock=clock),
+        clock=clock,
     )  # fmt: skip
-    events = EventBus(_event_publisher(settings))
+    events = EventBus(_event_publisher(settings), clock)
     projects = ProjectService(project_store, access, configuration, robot_store, events)
     quotas = QuotaService(project_store, projects, events, settings.quota_warning_percent)
     events.subscribe(quotas.on_event)
-    audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
+    audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days, clock=clock)
     events.subscribe_batch(audit.record_many)
-    immutability = ImmutabilityService(ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds)
+    immutability = ImmutabilityService(
+        ImmutabilityStore(), projects, settings.immutable_rules_cache_seconds, clock=clock
+    )
     events.subscribe(immutability.on_event)
     blobs = BlobService(blob_meta, objects, settings.presign_ttl_seconds)
     icons = IconService(blob_meta, objects, manifest_store, blobs)
@@ -242,11 +260,11 @@ def services() -> Services:
         manifest_store, artifact_store, blob_meta, objects=objects, quota=quotas, events=events,
         max_bytes=settings.manifest_max_bytes, immutability=immutability,
     )  # fmt: skip
-    repository_store = RepositoryStore()
-    labels = LabelService(LabelStore(), projects, access, manifests)
+    repository_store = RepositoryStore(clock)
+    labels = LabelService(LabelStore(clock), projects, access, manifests)
     artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta,
                                 repositories=repository_store, labels=labels, immutability=immutability)  # fmt: skip
-    pulls = PullCoalescer(artifact_store, repository_store, settings.pull_count_flush_seconds)
+    pulls = PullCoalescer(artifact_store, repository_store, settings.pull_count_flush_seconds, clock)
     events.subscribe(pulls.observe)
     repositories = RepositoryService(manifest_store, repository_store, projects, manifests)
     events.subscribe(labels.forget_artifact)
@@ -263,18 +281,20 @@ def services() -> Services:
         backoff_seconds=settings.webhook_backoff_seconds, timeout_seconds=settings.webhook_timeout_seconds,
         cache_seconds=settings.webhook_policy_cache_seconds,
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
-        runner=runner if _durable_webhooks(settings) else None,
+        runner=runner if _durable_webhooks(settings) else None, clock=clock,
     )  # fmt: skip
     events.subscribe(webhooks.on_event)
     retention = RetentionService(
         RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
         immutability=immutability, manifests=manifests, events=events, workers=settings.retention_workers,
+        clock=clock,
     )  # fmt: skip
     events.subscribe(retention.on_event)
     built = Services(
         settings=settings,
+        clock=clock,
         uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds),
+            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
             objects,
             blob_meta,
             quotas,
@@ -289,7 +309,7 @@ def services() -> Services:
         users=UserService(user_store, access, project_store),
         projects=projects,
         members=MemberService(projects, project_store, user_store, access),
-        robots=RobotService(robot_store, projects, access, configuration, events),
+        robots=RobotService(robot_store, projects, access, configuration, events, clock=clock),
         quotas=quotas,
         events=events,
         icons=icons,
@@ -314,7 +334,7 @@ def _bootstrap(built: Services, settings: Settings) -> None:
         logger.error("no admin password configured (REGISTRY_ADMIN_PASSWORD or REGISTRY_ADMIN_PASSWORD_PARAMETER)")
     elif built.users.ensure_admin(password):
         logger.info("created the admin user")
-    admin = UserStore().get("admin")
+    admin = UserStore(built.clock).get("admin")
     if admin is not None:
         built.projects.ensure_library(admin.user_id, admin.username)
 

@@ -17,8 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -28,14 +27,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.auth.scopes import Access
+from chalicelib.core.clock import Clock, system_clock
 
 ALGORITHM = "RS256"
 MIN_TTL_SECONDS = 60  # token.md: "never issue a token that expires in less than 60 seconds"
 MIN_RSA_BITS = 2048
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
 _REGISTERED_CLAIMS = frozenset({*_REQUIRED_CLAIMS, "access"})
-
-Clock = Callable[[], float]
 
 
 class InvalidToken(Exception):
@@ -130,7 +128,7 @@ class TokenIssuer:
         issuer: str,
         audience_default: str,
         ttl_seconds: int,
-        clock: Clock = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         if ttl_seconds < MIN_TTL_SECONDS:
             raise ValueError(f"token lifetime must be at least {MIN_TTL_SECONDS} seconds")
@@ -190,7 +188,7 @@ class TokenVerifier:
         keys: Mapping[str, rsa.RSAPublicKey],
         issuer: str,
         audience: str,
-        clock: Clock = time.time,
+        clock: Clock = system_clock,
         leeway_seconds: int = 0,
     ) -> None:
         self._keys = dict(keys)

@@ -8,17 +8,16 @@ configured prefix in front (`robot$proj+ci`).
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from chalicelib.auth import secrets as credentials
 from chalicelib.auth.delegation import robot_holds
 from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, ROLE_PERMISSIONS, SYSTEM_RESOURCES, Permission, Role
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import Principal, Robot, RobotAccess, RobotPermission
 from chalicelib.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from chalicelib.events import Event, EventBus, EventType
+from chalicelib.events import EventBus, EventType
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
@@ -77,7 +76,7 @@ def expiry(duration: int, now: int) -> int:
 class RobotService:
     def __init__(self, robots: RobotStore, projects: ProjectService, access: AccessService,
                  configuration: ConfigurationService, events: EventBus, *,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Clock = system_clock) -> None:  # fmt: skip
         self._robots = robots
         self._events = events
         self._projects = projects
@@ -240,7 +239,7 @@ class RobotService:
         """For the audit log: the robot's login name, under its project when it has one."""
         project = robot.name.split("+", 1)[0] if robot.level == "project" else None
         name = f"{self._access.robot_prefix()}{robot.name}"
-        self._events.publish(Event.now(event_type, project=project, resource_type="robot", resource=name))
+        self._events.emit(event_type, project=project, resource_type="robot", resource=name)
 
     def _authorize(self, caller: Principal, robot: Robot, action: Literal["read", "update", "delete"]) -> None:
         if robot.level == "system":

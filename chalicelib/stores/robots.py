@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import Robot, RobotAccess, RobotPermission
 from chalicelib.errors import Conflict
 from chalicelib.stores import keys
@@ -25,8 +25,11 @@ from chalicelib.stores.tables import (
 
 
 class RobotStore:
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+
     def create(self, robot: Robot) -> Robot:
-        now = int(time.time())
+        now = int(self._clock())
         robot_id = next_id("robot")
         row = RobotRow(
             keys.robot_pk(robot.name), keys.ENTITY_SK, robot_id=robot_id, level=robot.level,
@@ -70,7 +73,7 @@ class RobotStore:
                     RobotRow.expires_at.set(robot.expires_at),
                     RobotRow.disabled.set(robot.disabled),
                     RobotRow.secret_hash.set(robot.secret_hash),
-                    RobotRow.updated_at.set(int(time.time())),
+                    RobotRow.updated_at.set(int(self._clock())),
                 ],
                 condition=RobotRow.pk.exists(),
             )

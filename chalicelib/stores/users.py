@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import User
 from chalicelib.stores import keys
 from chalicelib.stores.tables import (
@@ -23,9 +22,12 @@ _FIELDS = ("email", "realname", "comment", "sysadmin")  # a password goes throug
 
 
 class UserStore:
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+
     def create(self, user: User) -> User:
         """Insert a user with a new id; Conflict if the username is taken."""
-        now = int(time.time())
+        now = int(self._clock())
         user_id = next_id("user")
         row = UserRow(
             keys.user_pk(user.username), keys.ENTITY_SK, user_id=user_id, email=user.email, realname=user.realname,
@@ -59,7 +61,7 @@ class UserStore:
         concurrent update never writes back): refresh tokens issued before stop working."""
         UserRow(keys.user_pk(username), keys.ENTITY_SK).update(
             actions=[UserRow.password_hash.set(password_hash), UserRow.token_version.add(1),
-                     UserRow.updated_at.set(int(time.time()))],
+                     UserRow.updated_at.set(int(self._clock()))],
             condition=UserRow.pk.exists(),
         )  # fmt: skip
 
@@ -69,7 +71,7 @@ class UserStore:
             raise ValueError(f"not user fields: {sorted(unknown)}")
         actions = [getattr(UserRow, name).set(value) for name, value in fields.items()]
         UserRow(keys.user_pk(username), keys.ENTITY_SK).update(
-            actions=[*actions, UserRow.updated_at.set(int(time.time()))], condition=UserRow.pk.exists()
+            actions=[*actions, UserRow.updated_at.set(int(self._clock()))], condition=UserRow.pk.exists()
         )
 
     def delete(self, user: User) -> None:
