@@ -2,6 +2,10 @@
 
 The first build also bootstraps what Harbor has from the start: the `admin` system administrator
 and the public `library` project (two GetItems on a warm table).
+
+Every service, store and AWS client library is imported by the function that builds it, not by this
+module: each route module imports `services`, and the Lambda handler's import (its cold start) must
+not pay for the whole application before the first request needs it.
 """
 
 from __future__ import annotations
@@ -10,61 +14,41 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
-from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
-from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
 from chalicelib.core.clock import Clock, system_clock
-from chalicelib.events import EventBus
 from chalicelib.observability import logger
-from chalicelib.services.access import AccessService
-from chalicelib.services.artifacts import ArtifactService
-from chalicelib.services.audit import AuditService
-from chalicelib.services.blobs import BlobService
-from chalicelib.services.configuration import ConfigurationService
-from chalicelib.services.gc import GcService
-from chalicelib.services.health import HealthService
-from chalicelib.services.icons import IconService
-from chalicelib.services.immutability import ImmutabilityService
-from chalicelib.services.jobs import JobService
-from chalicelib.services.labels import LabelService
-from chalicelib.services.manifests import ManifestService
-from chalicelib.services.members import MemberService
-from chalicelib.services.projects import ProjectService
-from chalicelib.services.pulls import PullCoalescer
-from chalicelib.services.quotas import QuotaService
-from chalicelib.services.repositories import RepositoryService
-from chalicelib.services.retention import RetentionService
-from chalicelib.services.robots import RobotService
-from chalicelib.services.signin_throttle import SignInThrottle
-from chalicelib.services.uploads import UploadService
-from chalicelib.services.users import UserService
-from chalicelib.services.webhooks import WebhookService
-from chalicelib.stores import tables
-from chalicelib.stores.artifacts import ArtifactStore
-from chalicelib.stores.audit import AuditStore
-from chalicelib.stores.blobs import BlobMetaStore
-from chalicelib.stores.configuration import ConfigurationStore
-from chalicelib.stores.eventbus import EventBridgePublisher
-from chalicelib.stores.files import FileObjectStore
-from chalicelib.stores.gc import GcStore
-from chalicelib.stores.immutability import ImmutabilityStore
-from chalicelib.stores.jobs import JobStore, StepFunctionsRunner
-from chalicelib.stores.labels import LabelStore
-from chalicelib.stores.manifests import ManifestStore
-from chalicelib.stores.objects import ObjectStore, S3ObjectStore
-from chalicelib.stores.projects import ProjectStore
-from chalicelib.stores.repositories import RepositoryStore
-from chalicelib.stores.retention import RetentionStore
-from chalicelib.stores.robots import RobotStore
-from chalicelib.stores.uploads import UploadStore
-from chalicelib.stores.users import UserStore
-from chalicelib.stores.webhooks import WebhookStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from chalicelib.adapters.egress import EgressClient
+    from chalicelib.auth.tokens import SigningKey
+    from chalicelib.events import EventBus
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.artifacts import ArtifactService
+    from chalicelib.services.audit import AuditService
+    from chalicelib.services.blobs import BlobService
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gc import GcService
+    from chalicelib.services.health import HealthService
+    from chalicelib.services.icons import IconService
+    from chalicelib.services.immutability import ImmutabilityService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.labels import LabelService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.members import MemberService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.services.pulls import PullCoalescer
+    from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.repositories import RepositoryService
+    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.robots import RobotService
+    from chalicelib.services.uploads import UploadService
+    from chalicelib.services.users import UserService
+    from chalicelib.services.webhooks import WebhookService
+    from chalicelib.stores.eventbus import EventBridgePublisher
+    from chalicelib.stores.jobs import StepFunctionsRunner
+    from chalicelib.stores.objects import ObjectStore
 
 
 @dataclass(frozen=True)
@@ -99,6 +83,9 @@ class Services:
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
+    import boto3
+    from botocore.config import Config
+
     # Path-style addressing is what an emulator endpoint (moto) serves; AWS uses virtual hosts.
     addressing = "path" if endpoint_url else "virtual"
     config = Config(
@@ -118,6 +105,9 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
 
 def object_store(settings: Settings, clock: Clock = system_clock) -> ObjectStore:
     """S3, or files under `local_object_dir` when the embedded runner asks for them."""
+    from chalicelib.stores.files import FileObjectStore
+    from chalicelib.stores.objects import S3ObjectStore
+
     if settings.local_object_dir is not None:
         return FileObjectStore(settings.local_object_dir, sync=not settings.unsafe_no_journal, clock=clock)
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
@@ -126,6 +116,10 @@ def object_store(settings: Settings, clock: Clock = system_clock) -> ObjectStore
 
 def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
     """EventBridge on AWS; None (the in-process worker) locally."""
+    import boto3
+
+    from chalicelib.stores.eventbus import EventBridgePublisher
+
     if not settings.event_bus_name:
         return None
 
@@ -138,6 +132,10 @@ def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
 
 
 def _job_runner(settings: Settings) -> StepFunctionsRunner:
+    import boto3
+
+    from chalicelib.stores.jobs import StepFunctionsRunner
+
     def client() -> Any:
         return boto3.session.Session().client(
             "stepfunctions", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
@@ -158,6 +156,8 @@ def _durable_webhooks(settings: Settings) -> bool:
 
 def _egress(settings: Settings) -> EgressClient:
     """The one client of every outbound call, under the configured egress policy."""
+    from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
+
     networks = parse_networks(settings.egress_allow_networks.split(","))
     return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
 
@@ -171,7 +171,7 @@ def _registry_host(settings: Settings) -> str:
 
 def _secret_value(name: str) -> str:
     """An SSM SecureString (by name) or a Secrets Manager secret (by ARN), through Powertools."""
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (only on AWS)
+    from aws_lambda_powertools.utilities import parameters  # only on AWS
 
     if name.startswith("arn:") and ":secretsmanager:" in name:  # any partition (aws, aws-cn, aws-us-gov)
         return str(parameters.get_secret(name))
@@ -179,6 +179,8 @@ def _secret_value(name: str) -> str:
 
 
 def signing_key(settings: Settings) -> SigningKey:
+    from chalicelib.auth.tokens import SigningKey
+
     if settings.token_key_file is not None:
         return SigningKey.from_pem(settings.token_key_file.read_bytes())
     if settings.token_key_parameter:
@@ -220,7 +222,49 @@ def use_clock(clock: Clock) -> None:
 
 
 @lru_cache(maxsize=1)
-def services() -> Services:
+def services() -> Services:  # noqa: PLR0915 (imports and builds every part once)
+    from chalicelib.events import EventBus
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.artifacts import ArtifactService
+    from chalicelib.services.audit import AuditService
+    from chalicelib.services.blobs import BlobService
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gc import GcService
+    from chalicelib.services.health import HealthService
+    from chalicelib.services.icons import IconService
+    from chalicelib.services.immutability import ImmutabilityService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.labels import LabelService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.members import MemberService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.services.pulls import PullCoalescer
+    from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.repositories import RepositoryService
+    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.robots import RobotService
+    from chalicelib.services.signin_throttle import SignInThrottle
+    from chalicelib.services.uploads import UploadService
+    from chalicelib.services.users import UserService
+    from chalicelib.services.webhooks import WebhookService
+    from chalicelib.stores import tables
+    from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.stores.audit import AuditStore
+    from chalicelib.stores.blobs import BlobMetaStore
+    from chalicelib.stores.configuration import ConfigurationStore
+    from chalicelib.stores.gc import GcStore
+    from chalicelib.stores.immutability import ImmutabilityStore
+    from chalicelib.stores.jobs import JobStore
+    from chalicelib.stores.labels import LabelStore
+    from chalicelib.stores.manifests import ManifestStore
+    from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.repositories import RepositoryStore
+    from chalicelib.stores.retention import RetentionStore
+    from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.uploads import UploadStore
+    from chalicelib.stores.users import UserStore
+    from chalicelib.stores.webhooks import WebhookStore
+
     settings = get_settings()
     clock = _clock
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
@@ -329,6 +373,8 @@ def services() -> Services:
 
 
 def _bootstrap(built: Services, settings: Settings) -> None:
+    from chalicelib.stores.users import UserStore
+
     password = admin_password(settings)
     if password is None:
         logger.error("no admin password configured (REGISTRY_ADMIN_PASSWORD or REGISTRY_ADMIN_PASSWORD_PARAMETER)")

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -146,6 +145,8 @@ class TokenIssuer:
         An empty or missing `audience` (the request's `service`) falls back to the default.
         `extra` adds private claims (a refresh token's account binding); it cannot replace ours.
         """
+        import jwt  # noqa: PLC0415 (PyJWT loads cryptography's x509 stack: only when a token is made)
+
         now = int(self._clock())
         claims: dict[str, Any] = {
             **(extra or {}),
@@ -213,6 +214,8 @@ class TokenVerifier:
 
     def _key_for(self, token: str) -> rsa.RSAPublicKey:
         """The trusted key named by the header's `kid`, after refusing any algorithm but RS256."""
+        import jwt  # noqa: PLC0415 (only when a token is read)
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -226,6 +229,8 @@ class TokenVerifier:
 
     def _decode(self, token: str, key: rsa.RSAPublicKey) -> dict[str, Any]:
         """Signature, issuer, audience and required claims; time is checked separately against our clock."""
+        import jwt  # noqa: PLC0415 (only when a token is read)
+
         try:
             return jwt.decode(
                 token,
