@@ -10,6 +10,11 @@ repositories under the `library` project, which exists from the start.
 
 A test that needs other settings calls `registry.configure(max_body_bytes=1024, ...)`: that sets
 the `REGISTRY_*` variables for this test only and rebuilds the wiring against the same mocked data.
+
+Time: the app is wired with one `MovableClock` for the whole session (`wiring.use_clock`). A test
+that needs a later second, an expired token or a passed schedule slot asks for `clock` and calls
+`clock.advance(seconds)` instead of sleeping; after the test the clock is set back to real time and
+the wiring rebuilt, so no test inherits another's future.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.clock import MovableClock
 from tests.functional.helpers import BASE_ENV, REGION, Registry
 from tests.functional.wire_check import checked, unmodelled
 
@@ -40,6 +46,18 @@ _ENV = {
 }
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker counts its own answers; the controller adds them up.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["unmodelled"] = dict(unmodelled)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    unmodelled.update(getattr(node, "workeroutput", {}).get("unmodelled", {}))
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     if unmodelled:
         terminalreporter.write_line("/api/v2.0 JSON answers without a Harbor model (not checked):")
@@ -50,6 +68,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # Powertools warns on every request that flushes no metric (metrics are off in tests).
     config.addinivalue_line("filterwarnings", "ignore:No application metrics to publish:UserWarning")
+    from chalicelib import wiring
+
+    wiring.use_clock(CLOCK)
+
+
+# The clock every functional suite's app is wired with (see the module docstring).
+CLOCK = MovableClock()
+
+
+@pytest.fixture
+def clock() -> Iterator[MovableClock]:
+    """The app's clock, for this test to move forward (`clock.advance(seconds)`)."""
+    yield CLOCK
+    if CLOCK.moved:
+        from chalicelib import wiring
+
+        _drain_events()  # what the test published is stamped and delivered before time goes back
+        CLOCK.rewind()
+        wiring.services.cache_clear()  # caches and timers that read the moved clock go with it
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -77,10 +76,10 @@ def test_paging_sorting_and_query(api, world):
     assert api.repositories(project).headers["X-Total-Count"] == "3"
 
 
-def test_default_order_is_newest_first(api):
+def test_default_order_is_newest_first(api, clock):
     project, _ = api.create_project()
     api.push_image(f"{project}/older", "v1")
-    time.sleep(1.1)  # creation times have a one-second resolution
+    clock.advance(1)  # creation times have a one-second resolution
     api.push_image(f"{project}/newer", "v1")
     assert [r["name"] for r in api.repositories(project).get_json()] == [f"{project}/newer", f"{project}/older"]
     assert [r["name"] for r in api.repositories(project, sort="creation_time").get_json()] == [

@@ -20,6 +20,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.clock import MovableClock
 from tests.functional.helpers import BASE_ENV, REGION, serialise_aws_calls
 from tests.functional.identity.identity_support import ADMIN_PASSWORD, Harbor
 from tests.functional.wire_check import checked
@@ -154,29 +155,10 @@ def _aws_clients() -> tuple[Any, Any]:
 
 
 @pytest.fixture
-def clock(harbor: Harbor, monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """`clock(seconds)` moves the access service's clock (logins, token checks) forward.
-
-    The services take their clock at construction (`clock=time.time`), so patching the `time`
-    module would not reach them; the instance attributes are patched instead, and undone after.
-    """
-    import time
-
-    from chalicelib.wiring import services
-
-    access = services().access  # built now if no request has built it yet
-    offset = {"seconds": 0.0}
-
-    def now() -> float:
-        return time.time() + offset["seconds"]
-
-    monkeypatch.setattr(access, "_clock", now)
-    monkeypatch.setattr(access._verifier, "_clock", now)
-
-    def advance(seconds: float) -> None:
-        offset["seconds"] += seconds
-
-    return advance
+def clock(harbor: Harbor, clock: MovableClock) -> Callable[[float], None]:
+    """`clock(seconds)` moves the app's clock forward (logins, token checks, robot expiry, the
+    sign-in throttle); the shared `clock` fixture sets it back after the test."""
+    return clock.advance
 
 
 @pytest.fixture
