@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from tests.functional.wire_check import checked, unmodelled
 
 TABLE = "registry-test"
 BUCKET = "registry-test-blobs"
-ADMIN = ("admin", "Functional-Tests-1")
+ADMIN = ("admin", "Harbor12345")  # Harbor's default admin password
 # CloudFormation keys of the table resource that create_table does not take.
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
 
@@ -233,13 +234,13 @@ class _Bootstrap:
             dynamodb.batch_write_item(RequestItems={TABLE: batch})
 
 
-@pytest.fixture
-def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
-    """A fresh registry (bootstrapped table, empty bucket) for one test.
+@contextmanager
+def fresh_world(wsgi_app: Any) -> Iterator[Any]:
+    """A fresh mock (the bootstrapped table, an empty bucket) and a client of the app on it.
 
-    The app's clients and settings outlive the test unless it reconfigured them: botocore clients
-    stay mocked across `mock_aws()` contexts, and rebuilding them for every test would double the
-    suite's run time.
+    The app's clients and settings outlive the world unless a test reconfigured them: botocore
+    clients stay mocked across `mock_aws()` contexts, and rebuilding them for every world would
+    double the suite's run time. What the world published is delivered before it goes.
     """
     from moto import mock_aws
     from werkzeug.test import Client
@@ -253,20 +254,42 @@ def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveReg
         _create_resources()
         client = Client(wsgi_app)
         _Bootstrap.apply(client)
+        try:
+            yield client
+        finally:
+            _drain_events()
+
+
+@pytest.fixture
+def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
+    """A fresh registry (bootstrapped table, empty bucket) for one test."""
+    from chalicelib import wiring
+
+    with fresh_world(wsgi_app) as client:
         live = LiveRegistry(client, monkeypatch)
         try:
             yield live
         finally:
-            _drain_events()
             if live.configured:
+                _drain_events()
                 monkeypatch.undo()
                 wiring.reset()
 
 
+@pytest.fixture(scope="session")
+def signing_key(aws_env: None) -> Any:
+    """The RSA private key the app signs tokens with (tests forge tokens with it)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(Path(os.environ["REGISTRY_TOKEN_KEY_FILE"]).read_bytes(), None)
+
+
 def _drain_events() -> None:
     """Deliver what the test published while its mock is still there: a subscriber that writes
-    (the audit log) must not reach the next test's table, or real AWS."""
+    (the audit log, the pull counts a timer would write a window later) must not reach the next
+    test's table, or real AWS."""
     from chalicelib import wiring
 
     if wiring.services.cache_info().currsize:
         wiring.services().events.drain()
+        wiring.services().pulls.flush()

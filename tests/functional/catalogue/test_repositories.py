@@ -310,6 +310,7 @@ def test_project_robots_need_repository_list(api):
     assert "description" not in api.get(f"projects/{project}/repositories/app").get_json()
 
 
+@pytest.mark.slow
 def test_delete_racing_a_push_never_hides_an_artifact(api, monkeypatch):
     """Whichever wins, a manifest that exists afterwards is in a listed repository, and a delete
     that answered 200 left nothing behind. (A 409 may leave the repository, emptied or not.)"""
