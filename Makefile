@@ -8,6 +8,10 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the end-to-end tests and benchmarks drive: real OCI clients (docker.io brings dockerd,
 # containerd and ctr) and the reference registry.
 DEB_PACKAGES := skopeo podman docker-registry docker.io apache2-utils
+# Test processes (pytest-xdist): one per core. A module's tests stay on one worker (`--dist loadfile`),
+# so module fixtures (a packaged template, an e2e server, dockerd) start once.
+TEST_WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 export REGISTRY_PORT ?= 5000
 export REGISTRY_DATA_DIR ?= .registry-data
 
@@ -45,10 +49,10 @@ typecheck: install ## mypy on the application code
 	$(BIN)/mypy
 
 test: install system-deps lint layers typecheck ## Lint, type-check, unit, functional and end-to-end tests
-	$(BIN)/python -m pytest
+	$(PYTEST)
 
 unit: install ## Unit and functional tests only (no real clients)
-	$(BIN)/python -m pytest tests/unit tests/functional
+	$(PYTEST) tests/unit tests/functional
 
 bench: install system-deps ## Benchmarks against make serve and CNCF distribution
 	$(BIN)/python -m tests.bench

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.observability import logger
 
 
@@ -75,8 +76,9 @@ class Event:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def now(cls, event_type: EventType, **fields: Any) -> Event:
-        return cls(type=event_type, operator=current_operator(), occurred_at=time.time(), **fields)
+    def now(cls, event_type: EventType, clock: Clock = system_clock, **fields: Any) -> Event:
+        """The event as it happens now (by `clock`), caused by the current operator."""
+        return cls(type=event_type, operator=current_operator(), occurred_at=clock(), **fields)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -110,7 +112,8 @@ class EventBus:
     uses that); `publish` goes through the configured publisher, which is the asynchronous local
     worker unless wiring installed a remote one."""
 
-    def __init__(self, publisher: Publisher | None = None) -> None:
+    def __init__(self, publisher: Publisher | None = None, clock: Clock = system_clock) -> None:
+        self._clock = clock
         self._subscribers: list[Subscriber] = []
         self._batch_subscribers: list[BatchSubscriber] = []
         self._publisher: Publisher = publisher or _LocalWorker(self.deliver_many)
@@ -127,6 +130,10 @@ class EventBus:
             self._publisher.publish(event)
         except Exception:
             logger.exception("event not published", extra={"event_type": event.type.value})
+
+    def emit(self, event_type: EventType, **fields: Any) -> None:
+        """Publish an event that happens now (by the bus's clock); never raises, like `publish`."""
+        self.publish(Event.now(event_type, self._clock, **fields))
 
     def deliver(self, event: Event) -> None:
         self.deliver_many([event])

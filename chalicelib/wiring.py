@@ -2,6 +2,10 @@
 
 The first build also bootstraps what Harbor has from the start: the `admin` system administrator
 and the public `library` project (two GetItems on a warm table).
+
+Every service, store and AWS client library is imported by the function that builds it, not by this
+module: each route module imports `services`, and the Lambda handler's import (its cold start) must
+not pay for the whole application before the first request needs it.
 """
 
 from __future__ import annotations
@@ -10,69 +14,50 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
-from botocore.config import Config
-
-from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
-from chalicelib.auth.tokens import SigningKey
 from chalicelib.config import Settings, get_settings
-from chalicelib.core.webhooks import longest_delivery
-from chalicelib.events import EventBus
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.observability import logger
-from chalicelib.services.access import AccessService
-from chalicelib.services.artifacts import ArtifactService
-from chalicelib.services.audit import AuditService
-from chalicelib.services.blobs import BlobService
-from chalicelib.services.configuration import ConfigurationService
-from chalicelib.services.gc import GcService
-from chalicelib.services.health import HealthService
-from chalicelib.services.icons import IconService
-from chalicelib.services.immutability import ImmutabilityService
-from chalicelib.services.jobs import JobService
-from chalicelib.services.labels import LabelService
-from chalicelib.services.manifests import ManifestService
-from chalicelib.services.members import MemberService
-from chalicelib.services.projects import ProjectService
-from chalicelib.services.pulls import PullCoalescer
-from chalicelib.services.quotas import QuotaService
-from chalicelib.services.repositories import RepositoryService
-from chalicelib.services.retention import RetentionService
-from chalicelib.services.retention_run import RetentionRun
-from chalicelib.services.robots import RobotService
-from chalicelib.services.signin_throttle import SignInThrottle
-from chalicelib.services.uploads import UploadService
-from chalicelib.services.users import UserService
-from chalicelib.services.webhook_delivery import WebhookDelivery
-from chalicelib.services.webhooks import WebhookService
-from chalicelib.stores import tables
-from chalicelib.stores.artifacts import ArtifactStore
-from chalicelib.stores.audit import AuditStore
-from chalicelib.stores.blob_bytes import BlobBytes
-from chalicelib.stores.blobs import BlobMetaStore
-from chalicelib.stores.configuration import ConfigurationStore
-from chalicelib.stores.eventbus import EventBridgePublisher
-from chalicelib.stores.files import FileObjectStore
-from chalicelib.stores.gc import GcStore
-from chalicelib.stores.immutability import ImmutabilityStore
-from chalicelib.stores.jobs import JobStore, StepFunctionsRunner
-from chalicelib.stores.labels import LabelStore
-from chalicelib.stores.manifests import ManifestStore
-from chalicelib.stores.objects import ObjectStore, S3ObjectStore
-from chalicelib.stores.projects import ProjectStore
-from chalicelib.stores.repositories import RepositoryStore
-from chalicelib.stores.retention import RetentionStore
-from chalicelib.stores.robots import RobotStore
-from chalicelib.stores.uploads import UploadStore
-from chalicelib.stores.users import UserStore
-from chalicelib.stores.webhooks import WebhookStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+    from chalicelib.adapters.egress import EgressClient
+    from chalicelib.auth.tokens import SigningKey
+    from chalicelib.core.webhooks import longest_delivery
+    from chalicelib.events import EventBus
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.artifacts import ArtifactService
+    from chalicelib.services.audit import AuditService
+    from chalicelib.services.blobs import BlobService
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gc import GcService
+    from chalicelib.services.health import HealthService
+    from chalicelib.services.icons import IconService
+    from chalicelib.services.immutability import ImmutabilityService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.labels import LabelService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.members import MemberService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.services.pulls import PullCoalescer
+    from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.repositories import RepositoryService
+    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.retention_run import RetentionRun
+    from chalicelib.services.robots import RobotService
+    from chalicelib.services.uploads import UploadService
+    from chalicelib.services.users import UserService
+    from chalicelib.services.webhook_delivery import WebhookDelivery
+    from chalicelib.services.webhooks import WebhookService
+    from chalicelib.stores.eventbus import EventBridgePublisher
+    from chalicelib.stores.jobs import StepFunctionsRunner
+    from chalicelib.stores.objects import ObjectStore
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
+    clock: Clock
     uploads: UploadService
     manifests: ManifestService
     blobs: BlobService
@@ -103,6 +88,9 @@ class Services:
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
+    import boto3
+    from botocore.config import Config
+
     # Path-style addressing is what an emulator endpoint (moto) serves; AWS uses virtual hosts.
     addressing = "path" if endpoint_url else "virtual"
     config = Config(
@@ -120,16 +108,23 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
     )
 
 
-def object_store(settings: Settings) -> ObjectStore:
+def object_store(settings: Settings, clock: Clock = system_clock) -> ObjectStore:
     """S3, or files under `local_object_dir` when the embedded runner asks for them."""
+    from chalicelib.stores.files import FileObjectStore
+    from chalicelib.stores.objects import S3ObjectStore
+
     if settings.local_object_dir is not None:
-        return FileObjectStore(settings.local_object_dir, sync=not settings.unsafe_no_journal)
+        return FileObjectStore(settings.local_object_dir, sync=not settings.unsafe_no_journal, clock=clock)
     presign = s3_client(settings, settings.presign_endpoint_url) if settings.presign_endpoint_url else None
     return S3ObjectStore(s3_client(settings, settings.aws_endpoint_url), settings.bucket_name, presign)
 
 
 def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
     """EventBridge on AWS; None (the in-process worker) locally."""
+    import boto3
+
+    from chalicelib.stores.eventbus import EventBridgePublisher
+
     if not settings.event_bus_name:
         return None
 
@@ -142,6 +137,10 @@ def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
 
 
 def _job_runner(settings: Settings) -> StepFunctionsRunner:
+    import boto3
+
+    from chalicelib.stores.jobs import StepFunctionsRunner
+
     def client() -> Any:
         return boto3.session.Session().client(
             "stepfunctions", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
@@ -162,6 +161,8 @@ def _durable_webhooks(settings: Settings) -> bool:
 
 def _egress(settings: Settings) -> EgressClient:
     """The one client of every outbound call, under the configured egress policy."""
+    from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
+
     networks = parse_networks(settings.egress_allow_networks.split(","))
     return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
 
@@ -175,7 +176,7 @@ def _registry_host(settings: Settings) -> str:
 
 def _secret_value(name: str) -> str:
     """An SSM SecureString (by name) or a Secrets Manager secret (by ARN), through Powertools."""
-    from aws_lambda_powertools.utilities import parameters  # noqa: PLC0415 (only on AWS)
+    from aws_lambda_powertools.utilities import parameters  # only on AWS
 
     if name.startswith("arn:") and ":secretsmanager:" in name:  # any partition (aws, aws-cn, aws-us-gov)
         return str(parameters.get_secret(name))
@@ -183,6 +184,8 @@ def _secret_value(name: str) -> str:
 
 
 def signing_key(settings: Settings) -> SigningKey:
+    from chalicelib.auth.tokens import SigningKey
+
     if settings.token_key_file is not None:
         return SigningKey.from_pem(settings.token_key_file.read_bytes())
     if settings.token_key_parameter:
@@ -213,32 +216,91 @@ def admin_password(settings: Settings) -> str | None:
     return None
 
 
+_clock: Clock = system_clock
+
+
+def use_clock(clock: Clock) -> None:
+    """Wire `clock` into every service and store from the next build on (tests move time with it)."""
+    global _clock  # noqa: PLW0603 (the composition root's one seam for time)
+    _clock = clock
+    services.cache_clear()
+
+
 @lru_cache(maxsize=1)
-def services() -> Services:
+def services() -> Services:  # noqa: PLR0915 (imports and builds every part once)
+    from chalicelib.events import EventBus
+    from chalicelib.services.access import AccessService
+    from chalicelib.services.artifacts import ArtifactService
+    from chalicelib.services.audit import AuditService
+    from chalicelib.services.blobs import BlobService
+    from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gc import GcService
+    from chalicelib.services.health import HealthService
+    from chalicelib.services.icons import IconService
+    from chalicelib.services.immutability import ImmutabilityService
+    from chalicelib.services.jobs import JobService
+    from chalicelib.services.labels import LabelService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.members import MemberService
+    from chalicelib.services.projects import ProjectService
+    from chalicelib.services.pulls import PullCoalescer
+    from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.repositories import RepositoryService
+    from chalicelib.services.retention import RetentionService
+    from chalicelib.services.retention_run import RetentionRun
+    from chalicelib.services.robots import RobotService
+    from chalicelib.services.signin_throttle import SignInThrottle
+    from chalicelib.services.uploads import UploadService
+    from chalicelib.services.users import UserService
+    from chalicelib.services.webhook_delivery import WebhookDelivery
+    from chalicelib.services.webhooks import WebhookService
+    from chalicelib.stores import tables
+    from chalicelib.stores.artifacts import ArtifactStore
+    from chalicelib.stores.audit import AuditStore
+    from chalicelib.stores.blob_bytes import BlobBytes
+    from chalicelib.stores.blobs import BlobMetaStore
+    from chalicelib.stores.configuration import ConfigurationStore
+    from chalicelib.stores.gc import GcStore
+    from chalicelib.stores.immutability import ImmutabilityStore
+    from chalicelib.stores.jobs import JobStore
+    from chalicelib.stores.labels import LabelStore
+    from chalicelib.stores.manifests import ManifestStore
+    from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.repositories import RepositoryStore
+    from chalicelib.stores.retention import RetentionStore
+    from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.uploads import UploadStore
+    from chalicelib.stores.users import UserStore
+    from chalicelib.stores.webhooks import WebhookStore
+
     settings = get_settings()
+    clock = _clock
     tables.bind(settings.table_name, settings.aws_region, settings.aws_endpoint_url)
-    objects = object_store(settings)
+    objects = object_store(settings, clock)
     gc_window = int(settings.gc_time_window_hours * 3600)
-    blob_meta = BlobMetaStore(objects, touch_older_than_seconds=gc_window // 2)
-    manifest_store = ManifestStore(objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes)
-    project_store = ProjectStore()
-    user_store = UserStore()
-    configuration = ConfigurationService(ConfigurationStore(), settings)
-    robot_store = RobotStore()
+    blob_meta = BlobMetaStore(objects, touch_older_than_seconds=gc_window // 2, clock=clock)
+    manifest_store = ManifestStore(
+        objects, settings.inline_manifest_max_bytes, settings.manifest_row_refs_max_bytes, clock=clock
+    )
+    project_store = ProjectStore(clock)
+    user_store = UserStore(clock)
+    configuration = ConfigurationService(ConfigurationStore(clock), settings, clock)
+    robot_store = RobotStore(clock)
     access = AccessService(
         user_store, robot_store, project_store, configuration, signing_key(settings),
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
         throttle=SignInThrottle(settings.signin_failures_per_account, settings.signin_failures_per_source,
-                                settings.signin_failure_window_seconds),
+                                settings.signin_failure_window_seconds, clock=clock),
+        clock=clock,
     )  # fmt: skip
-    events = EventBus(_event_publisher(settings))
+    events = EventBus(_event_publisher(settings), clock)
     projects = ProjectService(project_store, access, configuration, robot_store, events)
     quotas = QuotaService(project_store, projects, events, settings.quota_warning_percent)
     events.subscribe(quotas.on_event)
-    audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days)
+    audit = AuditService(AuditStore(), projects, access, settings.audit_retention_days, clock=clock)
     events.subscribe_batch(audit.record_many)
-    immutability = ImmutabilityService(ImmutabilityStore(), settings.immutable_rules_cache_seconds)
+    immutability = ImmutabilityService(ImmutabilityStore(), settings.immutable_rules_cache_seconds, clock=clock)
     events.subscribe(immutability.on_event)
     blob_bytes = BlobBytes(objects)
     blobs = BlobService(blob_meta, blob_bytes, settings.presign_ttl_seconds)
@@ -249,44 +311,48 @@ def services() -> Services:
         manifest_store, artifact_store, blob_meta, blob_bytes=blob_bytes, quota=quotas, events=events,
         max_bytes=settings.manifest_max_bytes, immutability=immutability,
     )  # fmt: skip
-    repository_store = RepositoryStore()
-    labels = LabelService(LabelStore(), projects, manifests)
+    repository_store = RepositoryStore(clock)
+    labels = LabelService(LabelStore(clock), projects, manifests)
     artifacts = ArtifactService(artifact_store, manifests, manifest_store, projects, blob_meta,
                                 repositories=repository_store, labels=labels, immutability=immutability)  # fmt: skip
-    pulls = PullCoalescer(artifact_store, repository_store, settings.pull_count_flush_seconds)
+    pulls = PullCoalescer(artifact_store, repository_store, settings.pull_count_flush_seconds, clock)
     events.subscribe(pulls.observe)
     repositories = RepositoryService(manifest_store, repository_store, projects, manifests)
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)
     runner = _job_runner(settings)
-    jobs = JobService(JobStore(), runner)
+    jobs = JobService(JobStore(clock), runner, clock)
     # A GC tombstone outlives any upload session that could have written bytes before the sweep.
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
-    gc = GcService(jobs, GcStore(objects), manifests, manifest_store, project_store,
-                   window_seconds=gc_window, tombstone_seconds=tombstone_seconds)  # fmt: skip
+    gc = GcService(jobs, GcStore(objects, clock), manifests, manifest_store, project_store,
+                   window_seconds=gc_window, tombstone_seconds=tombstone_seconds, clock=clock)  # fmt: skip
     longest = longest_delivery(settings.webhook_attempts, settings.webhook_timeout_seconds,
                                settings.webhook_backoff_seconds)  # fmt: skip
     egress = _egress(settings)
     webhooks = WebhookService(WebhookStore(), jobs, projects, egress,
-                              cache_seconds=settings.webhook_policy_cache_seconds, longest_seconds=longest)  # fmt: skip
+                              cache_seconds=settings.webhook_policy_cache_seconds, longest_seconds=longest,
+                              clock=clock)  # fmt: skip
     webhook_delivery = WebhookDelivery(
         webhooks, jobs, projects, egress,
         registry_host=_registry_host(settings), attempts=settings.webhook_attempts,
         backoff_seconds=settings.webhook_backoff_seconds, longest_seconds=longest,
         asynchronous=settings.event_bus_name is None, workers=settings.webhook_workers,
-        durable=_durable_webhooks(settings),
+        durable=_durable_webhooks(settings), clock=clock,
     )  # fmt: skip
     events.subscribe(webhook_delivery.on_event)
+    retention_store = RetentionStore(clock)
     retention_runs = RetentionRun(
-        RetentionStore(), jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
+        retention_store, jobs, projects, repositories=repository_store, artifacts=artifact_store, labels=labels,
         immutability=immutability, manifests=manifests, events=events, workers=settings.retention_workers,
+        clock=clock,
     )  # fmt: skip
-    retention = RetentionService(RetentionStore(), jobs, projects, retention_runs)
+    retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
     built = Services(
         settings=settings,
+        clock=clock,
         uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds),
+            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
             objects,
             blob_meta,
             quotas,
@@ -301,7 +367,7 @@ def services() -> Services:
         users=UserService(user_store, access, project_store),
         projects=projects,
         members=MemberService(project_store, user_store, access),
-        robots=RobotService(robot_store, projects, access, configuration, events),
+        robots=RobotService(robot_store, projects, access, configuration, events, clock=clock),
         quotas=quotas,
         events=events,
         icons=icons,
@@ -323,12 +389,14 @@ def services() -> Services:
 
 
 def _bootstrap(built: Services, settings: Settings) -> None:
+    from chalicelib.stores.users import UserStore
+
     password = admin_password(settings)
     if password is None:
         logger.error("no admin password configured (REGISTRY_ADMIN_PASSWORD or REGISTRY_ADMIN_PASSWORD_PARAMETER)")
     elif built.users.ensure_admin(password):
         logger.info("created the admin user")
-    admin = UserStore().get("admin")
+    admin = UserStore(built.clock).get("admin")
     if admin is not None:
         built.projects.ensure_library(admin.user_id, admin.username)
 

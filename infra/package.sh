@@ -32,13 +32,17 @@ fail_level="${CFN_LINT_FAIL_LEVEL:-warning}"
 export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
 
 # A stale template must never survive a failed run.
-rm -f "$out_dir/sam.json" "$out_dir/infra-only.json"
+rm -f "$out_dir/sam.json" "$out_dir/infra-only.json" "$out_dir/merge-template.json"
+
+# The merge template: infra/resources.json plus the background functions of the entry point table
+# (chalicelib/jobs/entrypoints.py), their state machines' substitutions and invoke grants.
+"$python" infra/entrypoints.py infra/resources.json "$out_dir/merge-template.json"
 
 "$chalice" package \
     --stage "$stage" \
     --pkg-format cloudformation \
     --template-format json \
-    --merge-template infra/resources.json \
+    --merge-template "$out_dir/merge-template.json" \
     "$out_dir"
 
 # The state machines' DefinitionS3Location paths are relative to the template (aws cloudformation package uploads them).

@@ -17,25 +17,22 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib.auth.scopes import Access
+from chalicelib.core.clock import Clock, system_clock
 
 ALGORITHM = "RS256"
 MIN_TTL_SECONDS = 60  # token.md: "never issue a token that expires in less than 60 seconds"
 MIN_RSA_BITS = 2048
 _REQUIRED_CLAIMS = ("iss", "sub", "aud", "exp", "nbf", "iat", "jti")
 _REGISTERED_CLAIMS = frozenset({*_REQUIRED_CLAIMS, "access"})
-
-Clock = Callable[[], float]
 
 
 class InvalidToken(Exception):
@@ -130,7 +127,7 @@ class TokenIssuer:
         issuer: str,
         audience_default: str,
         ttl_seconds: int,
-        clock: Clock = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         if ttl_seconds < MIN_TTL_SECONDS:
             raise ValueError(f"token lifetime must be at least {MIN_TTL_SECONDS} seconds")
@@ -148,6 +145,8 @@ class TokenIssuer:
         An empty or missing `audience` (the request's `service`) falls back to the default.
         `extra` adds private claims (a refresh token's account binding); it cannot replace ours.
         """
+        import jwt  # noqa: PLC0415 (PyJWT loads cryptography's x509 stack: only when a token is made)
+
         now = int(self._clock())
         claims: dict[str, Any] = {
             **(extra or {}),
@@ -190,7 +189,7 @@ class TokenVerifier:
         keys: Mapping[str, rsa.RSAPublicKey],
         issuer: str,
         audience: str,
-        clock: Clock = time.time,
+        clock: Clock = system_clock,
         leeway_seconds: int = 0,
     ) -> None:
         self._keys = dict(keys)
@@ -215,6 +214,8 @@ class TokenVerifier:
 
     def _key_for(self, token: str) -> rsa.RSAPublicKey:
         """The trusted key named by the header's `kid`, after refusing any algorithm but RS256."""
+        import jwt  # noqa: PLC0415 (only when a token is read)
+
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -228,6 +229,8 @@ class TokenVerifier:
 
     def _decode(self, token: str, key: rsa.RSAPublicKey) -> dict[str, Any]:
         """Signature, issuer, audience and required claims; time is checked separately against our clock."""
+        import jwt  # noqa: PLC0415 (only when a token is read)
+
         try:
             return jwt.decode(
                 token,

@@ -21,6 +21,8 @@ HARBOR_SBOM = "harbor.sbom"
 SUBJECT_ACCESSORY = "subject.accessory"
 # Harbor shows these only under their subject, never as artifacts of their own in a list.
 HIDDEN_ACCESSORIES = frozenset({COSIGN_SIGNATURE, NOTATION_SIGNATURE, HARBOR_SBOM})
+# The longest list the filtered (`q`) path reads into memory before it refuses.
+FILTER_MAX = 20_000
 
 _COSIGN_CONFIG = "application/vnd.dev.cosign.artifact.sig.v1+json"
 _SIGSTORE_BUNDLE = "application/vnd.dev.sigstore.bundle.v0.3+json"

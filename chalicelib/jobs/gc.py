@@ -6,16 +6,10 @@ service's writes are conditional), so a Task that Step Functions retries does no
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from chalice.app import Blueprint
 
 from chalicelib.jobs import failures
 from chalicelib.wiring import services
-
-bp = Blueprint(__name__)
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def begin(event: dict[str, Any]) -> dict[str, Any]:
@@ -45,46 +39,3 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
 def fail(event: dict[str, Any]) -> dict[str, Any]:
     """The Catch of every state: record why the run failed (a stopped job stays Stopped)."""
     return failures.record("GC", event, services().gc.fail)
-
-
-HANDLERS: dict[str, Handler] = {
-    "gc_begin": begin,
-    "gc_untagged": untagged,
-    "gc_mark": mark,
-    "gc_sweep": sweep,
-    "gc_finish": finish,
-    "gc_fail": fail,
-}
-
-
-# The Lambda entry points: Chalice packages each as its own function (`chalicelib.jobs.gc.<name>`).
-
-
-@bp.lambda_function(name="gc_begin")
-def gc_begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return begin(event)
-
-
-@bp.lambda_function(name="gc_untagged")
-def gc_untagged(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return untagged(event)
-
-
-@bp.lambda_function(name="gc_mark")
-def gc_mark(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return mark(event)
-
-
-@bp.lambda_function(name="gc_sweep")
-def gc_sweep(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return sweep(event)
-
-
-@bp.lambda_function(name="gc_finish")
-def gc_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return finish(event)
-
-
-@bp.lambda_function(name="gc_fail")
-def gc_fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return fail(event)

@@ -6,16 +6,10 @@ announces each task once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from chalice.app import Blueprint
 
 from chalicelib.jobs import failures
 from chalicelib.wiring import services
-
-bp = Blueprint(__name__)
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def begin(event: dict[str, Any]) -> dict[str, Any]:
@@ -49,37 +43,3 @@ def finish(event: dict[str, Any]) -> dict[str, Any]:
 def fail(event: dict[str, Any]) -> dict[str, Any]:
     """The Catch: record why the execution failed (a stopped one stays Stopped)."""
     return failures.record("retention", event, services().retention_runs.fail)
-
-
-HANDLERS: dict[str, Handler] = {
-    "retention_begin": begin,
-    "retention_task": task,
-    "retention_task_failed": task_failed,
-    "retention_finish": finish,
-    "retention_fail": fail,
-}
-
-
-@bp.lambda_function(name="retention_begin")
-def retention_begin(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return begin(event)
-
-
-@bp.lambda_function(name="retention_task")
-def retention_task(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return task(event)
-
-
-@bp.lambda_function(name="retention_task_failed")
-def retention_task_failed(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return task_failed(event)
-
-
-@bp.lambda_function(name="retention_finish")
-def retention_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return finish(event)
-
-
-@bp.lambda_function(name="retention_fail")
-def retention_fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return fail(event)

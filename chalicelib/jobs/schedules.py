@@ -6,25 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Blueprint
-
 from chalicelib.core.jobs import VendorType
 from chalicelib.wiring import services
 
-bp = Blueprint(__name__)
-
 
 def run_scheduled(event: dict[str, Any]) -> dict[str, Any]:
-    now = services().jobs.now()
+    now = services().clock()
     if event["vendor_type"] == VendorType.RETENTION:  # one schedule per policy, not per kind
         return {"job_ids": [job.job_id for job in services().retention_runs.run_due(now)]}
     job = services().jobs.run_due(str(event["vendor_type"]), now)
     return {"job_id": job.job_id if job else None}
-
-
-HANDLERS = {"job_schedule": run_scheduled}
-
-
-@bp.lambda_function(name="job_schedule")
-def job_schedule(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return run_scheduled(event)

@@ -3,17 +3,11 @@ thin, one service call each. `attempt` makes one POST; the state machine does th
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
-
-from chalice.app import Blueprint
 
 from chalicelib.jobs import failures
 from chalicelib.observability import logger
 from chalicelib.wiring import services
-
-bp = Blueprint(__name__)
-Handler = Callable[[dict[str, Any]], dict[str, Any]]
 
 
 def attempt(event: dict[str, Any]) -> dict[str, Any]:
@@ -31,21 +25,3 @@ def fail(event: dict[str, Any]) -> dict[str, Any]:
     logger.error("webhook delivery Task failed", execution_id=event.get("execution_id"), task_id=task_id, reason=why)
     services().webhook_delivery.fail(int(event["execution_id"]), None if task_id is None else int(task_id), why)
     return {"execution_id": event["execution_id"]}
-
-
-HANDLERS: dict[str, Handler] = {"webhook_attempt": attempt, "webhook_finish": finish, "webhook_fail": fail}
-
-
-@bp.lambda_function(name="webhook_attempt")
-def webhook_attempt(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return attempt(event)
-
-
-@bp.lambda_function(name="webhook_finish")
-def webhook_finish(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return finish(event)
-
-
-@bp.lambda_function(name="webhook_fail")
-def webhook_fail(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return fail(event)

@@ -16,8 +16,6 @@ import tarfile
 import zlib
 from typing import Any
 
-import yaml
-
 from chalicelib.core.manifest import Descriptor, ParsedManifest
 from chalicelib.processors.base import Addition, Kind, Source, Unreadable
 
@@ -129,6 +127,8 @@ def _import_value(value: Any) -> str | dict[str, str] | None:
 
 
 def _yaml_mapping(data: bytes) -> dict[Any, Any]:
+    import yaml  # noqa: PLC0415 (only a Helm chart's Chart.yaml needs a YAML parser)
+
     try:
         value = yaml.safe_load(data)
     except (yaml.YAMLError, ValueError, RecursionError) as exc:

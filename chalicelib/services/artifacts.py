@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import processors
-from chalicelib.core.artifacts import Accessory, Artifact, Tag
+from chalicelib.core.artifacts import FILTER_MAX, Accessory, Artifact, Tag
 from chalicelib.core.catalog import Repository
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.identity import Project
 from chalicelib.core.manifest import parse_manifest
 from chalicelib.core.reference import validate_name, validate_tag
 from chalicelib.errors import BadRequest, ManifestUnknown, NotFound, Precondition
-from chalicelib.stores.artifacts import FILTER_MAX
 
 if TYPE_CHECKING:
     from chalicelib.services.immutability import ImmutabilityService

@@ -17,12 +17,12 @@ that item's write rate (~1,000/s), so consumers should call `record_many` with w
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from chalicelib.auth.rbac import Permission
 from chalicelib.core.audit import AuditEntry, AuditFilter
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.events import Event, EventType
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ class AuditService:
         projects: ProjectService,
         access: AccessService,
         retention_days: int,
-        clock: Callable[[], float] = time.time,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
         self._projects = projects

@@ -7,10 +7,10 @@ seconds; a change made through the API is visible everywhere within that time.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -65,7 +65,7 @@ _FIXED = {"auth_mode": "db_auth", "self_registration": False, "read_only": False
 
 
 class ConfigurationService:
-    def __init__(self, store: ConfigurationStore, settings: Settings, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store: ConfigurationStore, settings: Settings, clock: Clock = system_clock):
         self._store = store
         self._defaults: dict[str, Any] = {
             "project_creation_restriction": settings.project_creation_restriction,

@@ -26,11 +26,11 @@ when that changed and ignores the rest of the body then.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.selectors import (
     DOUBLESTAR,
     REPOSITORY_DECORATIONS,
@@ -135,7 +135,7 @@ class ImmutabilityService:
         self,
         store: ImmutabilityStore,
         cache_seconds: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = system_clock,
     ) -> None:
         self._store = store
         self._cache: ProjectCache[tuple[ImmutableRule, ...]] = ProjectCache(cache_seconds, clock)

@@ -30,7 +30,7 @@ from chalicelib.errors import (
     ReferencedByOthers,
     TagInvalid,
 )
-from chalicelib.events import Event, EventBus, EventType
+from chalicelib.events import EventBus, EventType
 from chalicelib.stores.manifests import StillReferenced, StillTagged
 
 if TYPE_CHECKING:
@@ -107,12 +107,15 @@ class ManifestService:
             if frozen and tag is not None and isinstance(exc, Conflict):  # tag immutability: lost the race
                 raise self._immutability.immutable_error(repository, tag) from exc
             raise
-        self._events.publish(
-            Event.now(
-                EventType.PUSH_ARTIFACT, project=project, repository=repository, digest=manifest.digest,
-                tag=tag, media_type=manifest.media_type, size=len(body),
-            )
-        )  # fmt: skip
+        self._events.emit(
+            EventType.PUSH_ARTIFACT,
+            project=project,
+            repository=repository,
+            digest=manifest.digest,
+            tag=tag,
+            media_type=manifest.media_type,
+            size=len(body),
+        )
         return manifest
 
     def _protect(self, manifest: ParsedManifest) -> None:
@@ -141,13 +144,15 @@ class ManifestService:
                 {"reference": reference, "mediaType": manifest.media_type},
             )
         if with_body:
-            self._events.publish(
-                Event.now(
-                    EventType.PULL_ARTIFACT, project=project_of(repository), repository=repository,
-                    digest=manifest.digest, tag=None if is_digest(reference) else reference,
-                    media_type=manifest.media_type, size=manifest.size,
-                )
-            )  # fmt: skip
+            self._events.emit(
+                EventType.PULL_ARTIFACT,
+                project=project_of(repository),
+                repository=repository,
+                digest=manifest.digest,
+                tag=None if is_digest(reference) else reference,
+                media_type=manifest.media_type,
+                size=manifest.size,
+            )
         return manifest
 
     def resolve(self, repository: str, reference: str) -> str:
@@ -171,10 +176,8 @@ class ManifestService:
             self._immutability.ensure_mutable(repository, tag, "deleted")  # tag immutability
             if not self._manifests.delete_tag(repository, tag):
                 raise ManifestUnknown(detail={"tag": reference})
-            self._events.publish(
-                Event.now(
-                    EventType.DELETE_TAG, project=project_of(repository), repository=repository, digest=tagged, tag=tag
-                )
+            self._events.emit(
+                EventType.DELETE_TAG, project=project_of(repository), repository=repository, digest=tagged, tag=tag
             )
 
     def _check_references(self, repository: str, manifest: ParsedManifest) -> tuple[dict[str, int], int]:
@@ -276,29 +279,30 @@ class ManifestService:
             ):
                 self._artifacts.relist(repository, child)
         if mode is _Mode.ROOT:
-            self._events.publish(
-                Event.now(EventType.DELETE_ARTIFACT, project=project, repository=repository, digest=digest,
-                          detail={"tags": deleted.tags})
-            )  # fmt: skip
+            self._events.emit(
+                EventType.DELETE_ARTIFACT,
+                project=project,
+                repository=repository,
+                digest=digest,
+                detail={"tags": deleted.tags},
+            )
         return True
 
     def add_tag(self, repository: str, digest: str, tag: str) -> None:
         """Tag an artifact through the API (Harbor: a new name only; 409 if the name is taken)."""
         self._manifests.add_tag(repository, validate_tag(tag), digest)
-        self._events.publish(
-            Event.now(EventType.CREATE_TAG, project=project_of(repository), repository=repository, digest=digest,
-                      tag=tag)
-        )  # fmt: skip
+        self._events.emit(
+            EventType.CREATE_TAG, project=project_of(repository), repository=repository, digest=digest, tag=tag
+        )
 
     def delete_tag(self, repository: str, digest: str, tag: str) -> None:
         """Untag through the API: only while the tag still points at `digest`, and never an immutable tag."""
         self._immutability.ensure_mutable(repository, tag, "deleted")
         if not self._manifests.delete_tag(repository, tag, digest):
             raise NotFound(f"tag {tag} not found on the artifact")
-        self._events.publish(
-            Event.now(EventType.DELETE_TAG, project=project_of(repository), repository=repository, digest=digest,
-                      tag=tag)
-        )  # fmt: skip
+        self._events.emit(
+            EventType.DELETE_TAG, project=project_of(repository), repository=repository, digest=digest, tag=tag
+        )
 
 
 class _Mode(Enum):

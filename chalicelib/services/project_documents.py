@@ -10,10 +10,10 @@ and a `forget` bumps the project's generation so a load that raced with a change
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.errors import Conflict
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ def change_versioned(
 
 
 class ProjectCache(Generic[T]):
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, seconds: float, clock: Clock = system_clock) -> None:
         self._seconds = seconds
         self._clock = clock
         self._cache: dict[str, tuple[float, T]] = {}

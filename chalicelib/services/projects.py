@@ -11,7 +11,7 @@ from chalicelib.auth.rbac import Permission, Role
 from chalicelib.core.bounds import MAX_EPOCH
 from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, ProjectNotFound
-from chalicelib.events import Event, EventBus, EventType
+from chalicelib.events import EventBus, EventType
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
@@ -110,7 +110,7 @@ class ProjectService:
                                                 storage_limit=limit))  # fmt: skip
         if caller.kind == "user" and caller.user_id is not None:
             self._projects.add_member(name, caller.user_id, caller.name, Role.PROJECT_ADMIN)
-        self._events.publish(Event.now(EventType.CREATE_PROJECT, project=name, resource_type="project", resource=name))
+        self._events.emit(EventType.CREATE_PROJECT, project=name, resource_type="project", resource=name)
         return project
 
     def resolve(self, name_or_id: str, force_name: bool) -> Project:
@@ -184,14 +184,17 @@ class ProjectService:
         for robot in self._robots.get_many([n for n in self._robots.names() if n.startswith(f"{project.name}+")]):
             self._robots.delete(robot)
         self._projects.delete(project)
-        self._events.publish(
-            Event.now(
-                EventType.DELETE_PROJECT, project=project.name, resource_type="project", resource=project.name,
-                # With the project's retention policy id: its consumer deletes the policy's rows.
-                detail={"project_id": project.project_id,
-                        **{k: project.metadata[k] for k in SERVER_METADATA_KEYS if k in project.metadata}},
-            )
-        )  # fmt: skip
+        self._events.emit(
+            EventType.DELETE_PROJECT,
+            project=project.name,
+            resource_type="project",
+            resource=project.name,
+            # With the project's retention policy id: its consumer deletes the policy's rows.
+            detail={
+                "project_id": project.project_id,
+                **{k: project.metadata[k] for k in SERVER_METADATA_KEYS if k in project.metadata},
+            },
+        )
 
     def summary(self, project: Project) -> dict[str, Any]:
         counts = dict.fromkeys(Role, 0)

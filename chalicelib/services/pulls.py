@@ -17,10 +17,9 @@ are advisory in Harbor too.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.events import Event, EventType
 from chalicelib.observability import logger
 
@@ -31,7 +30,7 @@ if TYPE_CHECKING:
 
 class PullCoalescer:
     def __init__(self, artifacts: ArtifactStore, repositories: RepositoryStore, window: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Clock = system_clock) -> None:  # fmt: skip
         self._artifacts = artifacts
         self._repositories = repositories
         self._window = window

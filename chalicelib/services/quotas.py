@@ -62,15 +62,13 @@ class QuotaService:
                 f"{p.storage_limit}."
             )
             # Webhook policies hear of it (QUOTA_EXCEED); nothing was written.
-            self._events.publish(
-                Event.now(
-                    EventType.QUOTA_EXCEED,
-                    project=p.name,
-                    repository=repository,
-                    digest=digest,
-                    size=size,
-                    detail={"details": message},
-                )
+            self._events.emit(
+                EventType.QUOTA_EXCEED,
+                project=p.name,
+                repository=repository,
+                digest=digest,
+                size=size,
+                detail={"details": message},
             )
             raise QuotaExceeded(message, {"project": p.name}) from None
         if counted:
@@ -100,8 +98,14 @@ class QuotaService:
             return
         message = (f"quota usage reach {self._warning_percent}%: resource storage used {display_size(used)} "
                    f"of {display_size(limit)}")  # fmt: skip
-        self._events.publish(Event.now(EventType.QUOTA_WARNING, project=project, repository=repository,
-                                       digest=digest, size=size, detail={"details": message}))  # fmt: skip
+        self._events.emit(
+            EventType.QUOTA_WARNING,
+            project=project,
+            repository=repository,
+            digest=digest,
+            size=size,
+            detail={"details": message},
+        )
 
     def on_event(self, event: Event) -> None:
         """An artifact delete (published after it released the project's blobs) may take usage

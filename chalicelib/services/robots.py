@@ -8,14 +8,13 @@ configured prefix in front (`robot$proj+ci`).
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth import secrets as credentials
 from chalicelib.auth.delegation import robot_holds
 from chalicelib.auth.rbac import ACTIONS, PROJECT_RESOURCES, ROLE_PERMISSIONS, SYSTEM_RESOURCES, Permission, Role
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import Principal, Project, Robot, RobotAccess, RobotPermission
 from chalicelib.errors import BadRequest, Forbidden, NotFound
 from chalicelib.events import Event, EventBus, EventType
@@ -77,7 +76,7 @@ def expiry(duration: int, now: int) -> int:
 class RobotService:
     def __init__(self, robots: RobotStore, projects: ProjectService, access: AccessService,
                  configuration: ConfigurationService, events: EventBus, *,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Clock = system_clock) -> None:  # fmt: skip
         self._robots = robots
         self._events = events
         self._projects = projects

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import math
 import threading
-import time
 from collections import OrderedDict
-from collections.abc import Callable
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.errors import TooManyRequests
 
 
@@ -58,7 +57,7 @@ class _Failures:
 
 class SignInThrottle:
     def __init__(self, per_account: int, per_source: int, window_seconds: int, *, max_keys: int = 10_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
+                 clock: Clock = system_clock) -> None:  # fmt: skip
         self._accounts = _Failures(per_account, window_seconds, max_keys)
         self._sources = _Failures(per_source, window_seconds, max_keys)
         self._clock = clock

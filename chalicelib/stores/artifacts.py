@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from chalicelib.core import jsondoc
 from chalicelib.core import mediatypes as mt
-from chalicelib.core.artifacts import Accessory, Artifact, Tag, accessory_type, cosign_tag
+from chalicelib.core.artifacts import FILTER_MAX, Accessory, Artifact, Tag, accessory_type, cosign_tag
 from chalicelib.core.manifest import index_descriptors
 from chalicelib.errors import BadRequest
 from chalicelib.stores import keys
@@ -36,8 +36,6 @@ from chalicelib.stores.tables import ManifestRow, ParentRow, ReferrerRow, TagRow
 _INDEX = "gsi1"
 # Tag Queries of one list page in flight at once (botocore's pool holds 10 connections by default).
 _TAG_QUERY_THREADS = 8
-# The longest list the filtered (`q`) path reads into memory before it refuses.
-FILTER_MAX = 20_000
 
 
 T = TypeVar("T")

@@ -10,11 +10,11 @@ and the client uploads it again.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from pynamodb.exceptions import PutError, UpdateError
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.errors import BlobUnknown
 from chalicelib.stores import keys
 from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw, delete_where
@@ -29,7 +29,9 @@ _MAYBE_GONE = frozenset({"deletefailed", "deleted"})
 
 
 class BlobMetaStore:
-    def __init__(self, objects: ObjectStore | None = None, touch_older_than_seconds: int = 3600) -> None:
+    def __init__(self, objects: ObjectStore | None = None, touch_older_than_seconds: int = 3600,
+                 clock: Clock = system_clock) -> None:  # fmt: skip
+        self._clock = clock
         self._objects = objects
         # A manifest PUT touches a referenced blob only when it is a GC candidate or has not been
         # touched for this long (half the GC window): a GC run marks only blobs untouched for a whole
@@ -53,7 +55,7 @@ class BlobMetaStore:
         """Make sure no GC sweep deletes these blobs (a manifest about to reference them); returns
         those already gone or being deleted. One BatchGetItem per 100; a write only for blobs that
         are GC candidates or were not touched for half a window."""
-        stale = int(time.time()) - self._touch_age
+        stale = int(self._clock()) - self._touch_age
         items = batch_get_raw([(keys.blob_pk(d), keys.BLOB_SK) for d in digests])
         rows = {i["pk"]["S"].removeprefix(keys.BLOB_PREFIX): BlobRow.from_raw_data(i) for i in items}
         missing: list[str] = []
@@ -76,15 +78,14 @@ class BlobMetaStore:
             return False
         return row.state not in _HIDDEN_STATES and self._touch(row)
 
-    @staticmethod
-    def _touch(row: BlobRow) -> bool:
+    def _touch(self, row: BlobRow) -> bool:
         """Back to `none` with a new version and update time, if nobody changed the row meanwhile."""
         try:
             row.update(
                 actions=[
                     BlobRow.state.set("none"),
                     BlobRow.version.set(int(row.version) + 1),
-                    BlobRow.updated_at.set(int(time.time())),
+                    BlobRow.updated_at.set(int(self._clock())),
                     BlobRow.expires_at.remove(),
                 ],
                 condition=(BlobRow.state == row.state) & (BlobRow.version == int(row.version)),
@@ -133,7 +134,7 @@ class BlobMetaStore:
         An existing row is touched (Harbor's probe on blob PUT). While a sweep is deleting the blob
         the upload is refused (404, the client uploads again); over a tombstone, the bytes this
         upload wrote may have been deleted by that sweep, so the object is checked first."""
-        now = int(time.time())
+        now = int(self._clock())
         try:
             BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now).save(
                 condition=BlobRow.pk.does_not_exist()
@@ -168,7 +169,7 @@ class BlobMetaStore:
         raise BlobUnknown("blob changed during the upload; upload it again", {"digest": digest})
 
     def link(self, repository: str, digest: str, size: int) -> None:
-        LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=int(time.time())).save()
+        LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=int(self._clock())).save()
 
     def unlink(self, repository: str, digest: str) -> bool:
         """Remove the repository's link; the bytes stay for GC. False when there was none."""

@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.errors import BlobUploadUnknown
 from chalicelib.stores.objects import StoredObject
 
@@ -95,8 +96,9 @@ class DownloadRefused(Exception):
 class FileObjectStore:
     """`ObjectStore` over a directory; thread-safe through atomic renames (no locks)."""
 
-    def __init__(self, root: Path, *, sync: bool = True) -> None:
+    def __init__(self, root: Path, *, sync: bool = True, clock: Clock = system_clock) -> None:
         self.root = root
+        self._clock = clock
         self._sync = sync
         self._durable_dirs: set[Path] = set()
         self._tmp = root / ".tmp"
@@ -176,7 +178,7 @@ class FileObjectStore:
 
     def presigned_get(self, key: str, ttl_seconds: int) -> str:
         self.path(key)  # validates
-        expires = int(time.time()) + ttl_seconds
+        expires = int(self._clock()) + ttl_seconds
         return f"{DOWNLOAD_PREFIX}{quote(key)}?expires={expires}&signature={self._sign(key, expires)}"
 
     def open_signed(self, key: str, expires: str, signature: str) -> BinaryIO:
@@ -187,7 +189,7 @@ class FileObjectStore:
             raise DownloadRefused("malformed download URL")
         if not hmac.compare_digest(self._sign(key, int(expires)), signature):
             raise DownloadRefused("bad signature")
-        if int(expires) < time.time():
+        if int(expires) < self._clock():
             raise DownloadRefused("download URL expired")
         return self.path(key).open("rb")
 

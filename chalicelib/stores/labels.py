@@ -13,7 +13,6 @@ Every write that must stay consistent is one transaction with conditions:
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from pynamodb.exceptions import TransactWriteError
@@ -21,6 +20,7 @@ from pynamodb.models import BatchWrite
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.catalog import Label
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.stores import keys
 from chalicelib.stores.tables import (
@@ -37,8 +37,11 @@ from chalicelib.stores.tables import (
 
 
 class LabelStore:
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+
     def create(self, label: Label) -> Label:
-        now = int(time.time())
+        now = int(self._clock())
         label_id = next_id("label")
         row = LabelRow(
             keys.label_pk(label_id), keys.ENTITY_SK, name=label.name, scope=label.scope, project_id=label.project_id,
@@ -78,7 +81,7 @@ class LabelStore:
         """Rewrite the mutable fields; a new name must be free in the scope (Conflict) and the label
         must still exist (NotFound)."""
         actions: list[Any] = [LabelRow.name.set(name), LabelRow.description.set(description), LabelRow.color.set(color),
-                   LabelRow.updated_at.set(int(time.time()))]  # fmt: skip
+                   LabelRow.updated_at.set(int(self._clock()))]  # fmt: skip
         try:
             with TransactWrite(connection=connection()) as tx:
                 tx.update(LabelRow(keys.label_pk(current.label_id), keys.ENTITY_SK), actions=actions,
@@ -128,7 +131,7 @@ class LabelStore:
 
     def attach(self, label_id: int, repository: str, digest: str) -> None:
         """NotFound if the label or the artifact is gone; Conflict if already attached."""
-        now = int(time.time())
+        now = int(self._clock())
         fields: dict[str, Any] = {"label_id": label_id, "repository": repository, "digest": digest, "created_at": now}
         forward = LabelRefRow(keys.repo_pk(repository), keys.artifact_label_sk(digest, label_id), **fields)
         reverse = LabelRefRow(keys.label_pk(label_id), keys.label_ref_sk(repository, digest), **fields)

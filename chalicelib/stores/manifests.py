@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -15,6 +14,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.artifacts import ArtifactRecord
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
@@ -70,7 +70,9 @@ class DeletedManifest:
 
 
 class ManifestStore:
-    def __init__(self, objects: ObjectStore, inline_max_bytes: int, refs_max_bytes: int) -> None:
+    def __init__(self, objects: ObjectStore, inline_max_bytes: int, refs_max_bytes: int,
+                 clock: Clock = system_clock) -> None:  # fmt: skip
+        self._clock = clock
         self._objects = objects
         self._inline_max = inline_max_bytes
         self._refs_max = refs_max_bytes
@@ -195,7 +197,7 @@ class ManifestStore:
         immutable tag) the tag is written only if it is new or already on this manifest, and Conflict
         is raised otherwise: nothing of the transaction is then written.
         """
-        now = int(time.time())
+        now = int(self._clock())
         pk = keys.repo_pk(repository)
         # DynamoDB items stop at 400 KB: big annotations stay only in the body, big bodies go to S3.
         annotations_size = len(json.dumps(manifest.annotations))
@@ -331,7 +333,7 @@ class ManifestStore:
         try:
             with TransactWrite(connection=self._connection()) as tx:
                 tx.save(
-                    self._tag_row(repository, tag, digest, int(time.time()), copy),
+                    self._tag_row(repository, tag, digest, int(self._clock()), copy),
                     condition=TagRow.pk.does_not_exist(),
                 )
                 tx.update(

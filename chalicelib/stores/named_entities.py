@@ -8,12 +8,12 @@ and never leaves an orphan id. Listing the names is one Query on the kind's `gsi
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from pynamodb.transactions import TransactWrite
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.stores import keys
 from chalicelib.stores.tables import IdRow, ListEntry, batch_get_raw, connection, create_with_id, name_by_id, next_id
 
@@ -23,11 +23,20 @@ E = TypeVar("E")
 class NamedEntityStore(Generic[E]):
     """`row` is the entity's model (with `<kind>_id`, `created_at`, `updated_at` and the list index
     attributes), `kind` its key word (`USER`), `pk_of` the key of a name, `list_pk` the `gsi1`
-    partition of the names, `to_entity` the typed record a row becomes."""
+    partition of the names, `to_entity` the typed record a row becomes, `clock` the time rows are
+    stamped with."""
 
     def __init__(
-        self, row: Any, kind: str, pk_of: Callable[[str], str], list_pk: str, to_entity: Callable[[Any], E]
+        self,
+        row: Any,
+        kind: str,
+        pk_of: Callable[[str], str],
+        list_pk: str,
+        to_entity: Callable[[Any], E],
+        *,
+        clock: Clock = system_clock,
     ) -> None:
+        self._clock = clock
         self._row = row
         self._kind = kind
         self._pk_of = pk_of
@@ -36,7 +45,7 @@ class NamedEntityStore(Generic[E]):
 
     def _insert(self, name: str, **attributes: Any) -> E:
         """Create the entity with a new id and its id row; Conflict if the name is taken."""
-        now = int(time.time())
+        now = int(self._clock())
         noun = self._kind.lower()
         row = self._row(
             self._pk_of(name), keys.ENTITY_SK, **{f"{noun}_id": next_id(noun)}, created_at=now, updated_at=now,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 from typing import Any
 
 from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
@@ -18,6 +17,7 @@ from pynamodb.models import BatchWrite
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.auth.rbac import Role
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import UNLIMITED, Member, Project
 from chalicelib.errors import Conflict
 from chalicelib.stores import keys
@@ -47,8 +47,8 @@ class QuotaExceededError(Exception):
 
 
 class ProjectStore(NamedEntityStore[Project]):
-    def __init__(self) -> None:
-        super().__init__(ProjectRow, "PROJECT", keys.project_pk, keys.PROJECTS_LIST, _to_project)
+    def __init__(self, clock: Clock = system_clock) -> None:
+        super().__init__(ProjectRow, "PROJECT", keys.project_pk, keys.PROJECTS_LIST, _to_project, clock=clock)
 
     # Projects.
 
@@ -67,7 +67,7 @@ class ProjectStore(NamedEntityStore[Project]):
         """`metadata` sets those keys and `remove_metadata` removes one, each by its own path: the
         other keys are never rewritten, so no concurrent change to one of them (the registry's own
         `retention_id` included) is lost."""
-        actions: list[Any] = [ProjectRow.updated_at.set(int(time.time()))]
+        actions: list[Any] = [ProjectRow.updated_at.set(int(self._clock()))]
         actions += [ProjectRow.metadata[k].set(v) for k, v in (metadata or {}).items()]
         if remove_metadata is not None:
             actions.append(ProjectRow.metadata[remove_metadata].remove())
@@ -225,7 +225,7 @@ class ProjectStore(NamedEntityStore[Project]):
 
         Raises QuotaExceededError when the project's limit would be passed (or it does not exist).
         """
-        now = int(time.time())
+        now = int(self._clock())
         pk = keys.project_pk(project)
         limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= size)
         try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -16,6 +15,7 @@ from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.catalog import Repository
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.stores import keys
 from chalicelib.stores.artifacts import ArtifactStore
 from chalicelib.stores.tables import IdRow, ManifestRow, RepositoryRow, connection, name_by_id, next_id
@@ -24,6 +24,9 @@ _KIND = "REPOSITORY"
 
 
 class RepositoryStore:
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+
     def get(self, name: str) -> Repository | None:
         try:
             return _to_repository(RepositoryRow.get(keys.REPOS_PK, name, consistent_read=True))
@@ -63,7 +66,7 @@ class RepositoryStore:
 
     def set_description(self, name: str, description: str) -> bool:
         """False when the repository no longer exists."""
-        now = int(time.time())
+        now = int(self._clock())
         return _update_existing(name, [RepositoryRow.description.set(description), RepositoryRow.updated_at.set(now)])
 
     def add_pulls(self, name: str, count: int, last_pull_time: int) -> bool:

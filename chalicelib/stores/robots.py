@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import Robot, RobotAccess, RobotPermission
 from chalicelib.errors import Conflict
 from chalicelib.stores import keys
@@ -16,8 +16,8 @@ from chalicelib.stores.tables import RobotRow
 
 
 class RobotStore(NamedEntityStore[Robot]):
-    def __init__(self) -> None:
-        super().__init__(RobotRow, "ROBOT", keys.robot_pk, keys.ROBOTS_LIST, _to_robot)
+    def __init__(self, clock: Clock = system_clock) -> None:
+        super().__init__(RobotRow, "ROBOT", keys.robot_pk, keys.ROBOTS_LIST, _to_robot, clock=clock)
 
     def create(self, robot: Robot) -> Robot:
         """Insert a robot with a new id; Conflict if the name is taken."""
@@ -41,7 +41,7 @@ class RobotStore(NamedEntityStore[Robot]):
                     RobotRow.expires_at.set(robot.expires_at),
                     RobotRow.disabled.set(robot.disabled),
                     RobotRow.secret_hash.set(robot.secret_hash),
-                    RobotRow.updated_at.set(int(time.time())),
+                    RobotRow.updated_at.set(int(self._clock())),
                 ],
                 condition=RobotRow.pk.exists(),
             )

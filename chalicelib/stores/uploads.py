@@ -10,11 +10,11 @@ commit, while the part numbers it used are never listed in the final CompleteMul
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 
 from pynamodb.exceptions import UpdateError
 
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.models import Chunk, Part, Upload
 from chalicelib.stores import keys
 from chalicelib.stores.tables import ChunkAttr, PartAttr, UploadRow, delete_where
@@ -25,12 +25,13 @@ class LeaseLost(Exception):
 
 
 class UploadStore:
-    def __init__(self, ttl_seconds: int, lease_seconds: int) -> None:
+    def __init__(self, ttl_seconds: int, lease_seconds: int, clock: Clock = system_clock) -> None:
+        self._clock = clock
         self._ttl = ttl_seconds
         self._lease = lease_seconds
 
     def create(self, repository: str, hash_algorithm: str) -> Upload:
-        now = int(time.time())
+        now = int(self._clock())
         upload = Upload(
             id=secrets.token_urlsafe(24),
             repository=repository,
@@ -53,7 +54,7 @@ class UploadStore:
             row = UploadRow.get(keys.upload_pk(upload_id), keys.UPLOAD_SK, consistent_read=True)
         except UploadRow.DoesNotExist:
             return None
-        if row.expires_at < time.time():
+        if row.expires_at < self._clock():
             return None
         return _to_upload(upload_id, row)
 
@@ -65,7 +66,7 @@ class UploadStore:
         raises LeaseLost when the offset moved, another writer holds the lease, or the session is
         gone or expired.
         """
-        now = int(time.time())
+        now = int(self._clock())
         token = secrets.token_hex(8)
         row = UploadRow(keys.upload_pk(upload_id), keys.UPLOAD_SK)
         # `expires_at > now` also fails on a missing row (an absent attribute compares false), so
@@ -102,7 +103,7 @@ class UploadStore:
         row = self._update_held(
             upload,
             token,
-            [UploadRow.lease_until.set(int(time.time()) + self._lease), UploadRow.next_seq.add(part_numbers)],
+            [UploadRow.lease_until.set(int(self._clock()) + self._lease), UploadRow.next_seq.add(part_numbers)],
         )
         return int(row.next_seq) - part_numbers
 
@@ -120,7 +121,7 @@ class UploadStore:
                         if upload.hash_state
                         else [UploadRow.hash_state.remove()]
                     ),
-                    UploadRow.expires_at.set(int(time.time()) + self._ttl),
+                    UploadRow.expires_at.set(int(self._clock()) + self._ttl),
                     *lease_actions,
                 ],
                 condition=UploadRow.lease_token == token,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-
+from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import User
 from chalicelib.stores import keys
 from chalicelib.stores.named_entities import NamedEntityStore
@@ -13,8 +12,8 @@ _FIELDS = ("email", "realname", "comment", "sysadmin")  # a password goes throug
 
 
 class UserStore(NamedEntityStore[User]):
-    def __init__(self) -> None:
-        super().__init__(UserRow, "USER", keys.user_pk, keys.USERS_LIST, _to_user)
+    def __init__(self, clock: Clock = system_clock) -> None:
+        super().__init__(UserRow, "USER", keys.user_pk, keys.USERS_LIST, _to_user, clock=clock)
 
     def create(self, user: User) -> User:
         """Insert a user with a new id; Conflict if the username is taken."""
@@ -28,7 +27,7 @@ class UserStore(NamedEntityStore[User]):
         concurrent update never writes back): refresh tokens issued before stop working."""
         UserRow(keys.user_pk(username), keys.ENTITY_SK).update(
             actions=[UserRow.password_hash.set(password_hash), UserRow.token_version.add(1),
-                     UserRow.updated_at.set(int(time.time()))],
+                     UserRow.updated_at.set(int(self._clock()))],
             condition=UserRow.pk.exists(),
         )  # fmt: skip
 
@@ -38,7 +37,7 @@ class UserStore(NamedEntityStore[User]):
             raise ValueError(f"not user fields: {sorted(unknown)}")
         actions = [getattr(UserRow, name).set(value) for name, value in fields.items()]
         UserRow(keys.user_pk(username), keys.ENTITY_SK).update(
-            actions=[*actions, UserRow.updated_at.set(int(time.time()))], condition=UserRow.pk.exists()
+            actions=[*actions, UserRow.updated_at.set(int(self._clock()))], condition=UserRow.pk.exists()
         )
 
     def delete(self, user: User) -> None:

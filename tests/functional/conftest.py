@@ -10,6 +10,11 @@ repositories under the `library` project, which exists from the start.
 
 A test that needs other settings calls `registry.configure(max_body_bytes=1024, ...)`: that sets
 the `REGISTRY_*` variables for this test only and rebuilds the wiring against the same mocked data.
+
+Time: the app is wired with one `MovableClock` for the whole session (`wiring.use_clock`). A test
+that needs a later second, an expired token or a passed schedule slot asks for `clock` and calls
+`clock.advance(seconds)` instead of sleeping; after the test the clock is set back to real time and
+the wiring rebuilt, so no test inherits another's future.
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
+from tests.clock import MovableClock
 from tests.functional.helpers import BASE_ENV, REGION, Registry
 from tests.functional.wire_check import checked, unmodelled
 
 TABLE = "registry-test"
 BUCKET = "registry-test-blobs"
-ADMIN = ("admin", "Functional-Tests-1")
+ADMIN = ("admin", "Harbor12345")  # Harbor's default admin password
 # CloudFormation keys of the table resource that create_table does not take.
 _NOT_CREATE_TABLE_ARGS = {"TimeToLiveSpecification", "PointInTimeRecoverySpecification", "SSESpecification"}
 
@@ -38,6 +45,18 @@ _ENV = {
     "REGISTRY_BUCKET_NAME": BUCKET,
     "REGISTRY_ADMIN_PASSWORD": ADMIN[1],
 }
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    # Under pytest-xdist each worker counts its own answers; the controller adds them up.
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["unmodelled"] = dict(unmodelled)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    unmodelled.update(getattr(node, "workeroutput", {}).get("unmodelled", {}))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -50,6 +69,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     # Powertools warns on every request that flushes no metric (metrics are off in tests).
     config.addinivalue_line("filterwarnings", "ignore:No application metrics to publish:UserWarning")
+    from chalicelib import wiring
+
+    wiring.use_clock(CLOCK)
+
+
+# The clock every functional suite's app is wired with (see the module docstring).
+CLOCK = MovableClock()
+
+
+@pytest.fixture
+def clock() -> Iterator[MovableClock]:
+    """The app's clock, for this test to move forward (`clock.advance(seconds)`)."""
+    yield CLOCK
+    if CLOCK.moved:
+        from chalicelib import wiring
+
+        _drain_events()  # what the test published is stamped and delivered before time goes back
+        CLOCK.rewind()
+        wiring.services.cache_clear()  # caches and timers that read the moved clock go with it
 
 
 @pytest.fixture(scope="session")
@@ -196,13 +234,13 @@ class _Bootstrap:
             dynamodb.batch_write_item(RequestItems={TABLE: batch})
 
 
-@pytest.fixture
-def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
-    """A fresh registry (bootstrapped table, empty bucket) for one test.
+@contextmanager
+def fresh_world(wsgi_app: Any) -> Iterator[Any]:
+    """A fresh mock (the bootstrapped table, an empty bucket) and a client of the app on it.
 
-    The app's clients and settings outlive the test unless it reconfigured them: botocore clients
-    stay mocked across `mock_aws()` contexts, and rebuilding them for every test would double the
-    suite's run time.
+    The app's clients and settings outlive the world unless a test reconfigured them: botocore
+    clients stay mocked across `mock_aws()` contexts, and rebuilding them for every world would
+    double the suite's run time. What the world published is delivered before it goes.
     """
     from moto import mock_aws
     from werkzeug.test import Client
@@ -216,20 +254,42 @@ def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveReg
         _create_resources()
         client = Client(wsgi_app)
         _Bootstrap.apply(client)
+        try:
+            yield client
+        finally:
+            _drain_events()
+
+
+@pytest.fixture
+def registry(wsgi_app: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveRegistry]:
+    """A fresh registry (bootstrapped table, empty bucket) for one test."""
+    from chalicelib import wiring
+
+    with fresh_world(wsgi_app) as client:
         live = LiveRegistry(client, monkeypatch)
         try:
             yield live
         finally:
-            _drain_events()
             if live.configured:
+                _drain_events()
                 monkeypatch.undo()
                 wiring.reset()
 
 
+@pytest.fixture(scope="session")
+def signing_key(aws_env: None) -> Any:
+    """The RSA private key the app signs tokens with (tests forge tokens with it)."""
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization.load_pem_private_key(Path(os.environ["REGISTRY_TOKEN_KEY_FILE"]).read_bytes(), None)
+
+
 def _drain_events() -> None:
     """Deliver what the test published while its mock is still there: a subscriber that writes
-    (the audit log) must not reach the next test's table, or real AWS."""
+    (the audit log, the pull counts a timer would write a window later) must not reach the next
+    test's table, or real AWS."""
     from chalicelib import wiring
 
     if wiring.services.cache_info().currsize:
         wiring.services().events.drain()
+        wiring.services().pulls.flush()

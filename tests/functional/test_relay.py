@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
+from tests.functional.conftest import ADMIN
 from tests.functional.helpers import MIB, assert_error, digest_of, random_bytes
 
 REPO = "library/relayed"
@@ -210,7 +211,7 @@ def test_a_bad_capability_is_unknown_and_writes_nothing(relay, registry, tamper)
 def test_a_capability_is_needed_even_with_credentials(relay, registry):
     location = relay.session()
     bare = location.rpartition("/")[0]
-    response = requests.patch(bare, data=b"x", auth=("admin", "Functional-Tests-1"), timeout=30)
+    response = requests.patch(bare, data=b"x", auth=ADMIN, timeout=30)
     _json_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
 
 

@@ -9,7 +9,6 @@ match it there, so the handler tells them apart instead of relying on route prec
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Literal
 
 from chalice.app import Response
@@ -118,7 +117,7 @@ def _schedule_record(schedule: Schedule) -> dict[str, Any]:
         "job_name": "GARBAGE_COLLECTION",
         "job_kind": "SCHEDULE",
         "job_parameters": json.dumps(schedule.parameters, sort_keys=True),
-        "schedule": _schedule_view(schedule.schedule_type, schedule.cron, next_run(schedule, time.time())),
+        "schedule": _schedule_view(schedule.schedule_type, schedule.cron, next_run(schedule, services().clock())),
         "job_status": "",
         "deleted": False,
         "creation_time": iso(schedule.created_at),

@@ -20,7 +20,7 @@ from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
 from chalicelib.events import set_operator
-from chalicelib.observability import flush, logger, tracer
+from chalicelib.observability import flush, logger, traced
 
 Handler = Callable[[HttpRequest], Response]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
@@ -80,7 +80,7 @@ def v2_proxy() -> Response:
     return _serve(path, None)
 
 
-@tracer.capture_method(capture_response=False)
+@traced(capture_response=False)
 def _serve(path: str, fixed: Handler | None) -> Response:
     request = request_from(bp.current_request)
     response = guarded(lambda r: _dispatch(path, r, fixed), request, API_VERSION)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 from chalice.app import Response
 
@@ -101,7 +100,7 @@ def _session_location(name: str, upload: Upload) -> str:
     settings = registry.settings
     if settings.relay_url is None or registry.relay_key is None:
         return upload_location(name, upload.id)
-    expires_at = int(time.time()) + settings.upload_ttl_seconds
+    expires_at = int(registry.clock()) + settings.upload_ttl_seconds
     return capability.upload_url(settings.relay_url, registry.relay_key, name, upload.id, expires_at)
 
 

@@ -320,6 +320,7 @@ def test_bad_ids_in_paths_are_400(harbor, ids, path):
         "projects/%00",
         f"projects/{unique('absent')}/metadatas/public",
     ],
+    ids=["long", "long-summary", "long-members", "nul", "absent-metadata"],  # one id in every xdist worker
 )
 def test_oversized_or_odd_project_paths_are_4xx(harbor, path):
     _check(harbor.get(path), (400, 404))

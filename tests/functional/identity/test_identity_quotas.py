@@ -262,6 +262,7 @@ class UsageWatcher:
         self._thread.join(timeout=30)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(3))
 def test_race_distinct_blobs_never_exceed_the_limit(harbor, atomic_aws_calls, attempt):
     sizes = [700 + 97 * i for i in range(THREADS)]
@@ -291,6 +292,7 @@ def test_race_distinct_blobs_never_exceed_the_limit(harbor, atomic_aws_calls, at
         assert harbor.head(f"/v2/{name}/r{i % 3}/blobs/{digest_of(blobs[i])}").status_code == expected
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(3))
 def test_race_same_blob_counts_once(harbor, atomic_aws_calls, attempt):
     data = os.urandom(4000)
@@ -306,6 +308,7 @@ def test_race_same_blob_counts_once(harbor, atomic_aws_calls, attempt):
     assert watcher.samples and max(watcher.samples) <= 4000, watcher.samples
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attempt", range(3))
 def test_race_manifest_delete_and_push_sharing_a_layer_keep_usage_exact(harbor, atomic_aws_calls, attempt):
     """A manifest delete racing a push of another image that uses the same layer.

@@ -6,12 +6,12 @@ two calls still wins. A mark that dies midway fails the run, and the next run co
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from typing import Any
 
 import pytest
 
+from tests.clock import MovableClock
 from tests.functional.jobs.conftest import API, GcRegistry
 from tests.functional.jobs.test_gc import _gc_service, _layer_bytes, _state, pulls
 
@@ -63,7 +63,7 @@ def test_a_mark_over_its_budget_resumes_and_counts_nothing_twice(gc: GcRegistry,
     assert gc.run_gc(delete_untagged=False)["result"]["purged_blobs"] == 0
 
 
-def test_a_blob_used_between_two_mark_calls_is_kept(gc: GcRegistry, marks: Counter[str]) -> None:
+def test_a_blob_used_between_two_mark_calls_is_kept(gc: GcRegistry, marks: Counter[str], clock: MovableClock) -> None:
     digests, service = _one_chunk_per_call(gc, 5)
     calls: list[str] = []
 
@@ -73,7 +73,7 @@ def test_a_blob_used_between_two_mark_calls_is_kept(gc: GcRegistry, marks: Count
         calls.append(phase)
         if len(calls) == 2:  # the first call marked the two first digests
             assert _state(gc, digests[0]) == "delete"
-            time.sleep(1.1)  # the touch lands after the run's cutoff second (window 0: its start)
+            clock.advance(1)  # the touch lands after the run's cutoff second (window 0: its start)
             assert gc.clone().head(f"/v2/library/loose/blobs/{digests[0]}").status_code == 200
 
     service.pause = pause

@@ -16,6 +16,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from tests.functional.helpers import OCI_CONFIG, OCI_LAYER, canonical, descriptor, digest_of, image_manifest
 from tests.functional.jobs.conftest import GcRegistry
 from tests.functional.jobs.test_gc import pulls
@@ -141,6 +143,7 @@ def _interleaving(gc: GcRegistry, name: str, phase: str, window_hours: int, seed
     stats["images"] += len(pushed)
 
 
+@pytest.mark.slow
 def test_pushes_reusing_layers_while_gc_marks_and_sweeps_them_all_pull(gc: GcRegistry) -> None:
     stats = {"interleavings": 0, "images": 0, "retries": 0}
     for window in WINDOWS_HOURS:

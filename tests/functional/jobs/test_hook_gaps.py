@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.clock import MovableClock
 from tests.functional.conftest import LiveRegistry
 from tests.functional.helpers import (
     OCI_CONFIG,
@@ -374,7 +375,7 @@ def test_one_run_per_policy_while_another_projects_policy_runs_beside_it(
 
 
 def test_a_scheduled_run_of_a_busy_policy_is_skipped_and_others_start(
-    ret: Retention, monkeypatch: pytest.MonkeyPatch
+    ret: Retention, monkeypatch: pytest.MonkeyPatch, clock: MovableClock
 ) -> None:
     from chalicelib.jobs.schedules import run_scheduled
 
@@ -387,7 +388,7 @@ def test_a_scheduled_run_of_a_busy_policy_is_skipped_and_others_start(
     try:
         assert ret.call("POST", f"/retentions/{first}/executions", {"dry_run": True}).status_code == 201
         assert entered.wait(30)
-        time.sleep(1.1)  # both policies' first cron slot has passed
+        clock.advance(1)  # both policies' first cron slot has passed
         started = run_scheduled({"vendor_type": "RETENTION"})["job_ids"]
         assert len(started) == 1  # the busy policy's slot is skipped (Harbor would start a second run)
         assert _final(ret, second) == "Success"

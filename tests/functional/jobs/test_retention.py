@@ -13,6 +13,7 @@ from urllib.parse import quote
 import boto3
 import pytest
 
+from tests.clock import MovableClock
 from tests.functional.conftest import LiveRegistry
 from tests.functional.helpers import REGION
 from tests.functional.jobs.conftest import API, FINAL, wait_for_executions
@@ -470,14 +471,14 @@ def test_credentials_and_roles(ret: Retention) -> None:
 # Schedules and stop.
 
 
-def test_a_policy_cron_starts_a_scheduled_run(ret: Retention) -> None:
+def test_a_policy_cron_starts_a_scheduled_run(ret: Retention, clock: MovableClock) -> None:
     from chalicelib.jobs.schedules import run_scheduled
 
     digests = four(ret)
     response = ret.call("POST", "/retentions", ret.policy(rule("latestPushedK", 3), cron="* * * * * *"))
     assert response.status_code == 201
     policy_id = int(response.headers["Location"].rsplit("/", 1)[1])
-    time.sleep(1.1)  # the first slot after the policy was saved
+    clock.advance(1)  # the first slot after the policy was saved
     started = run_scheduled({"vendor_type": "RETENTION"})["job_ids"]
     assert len(started) == 1
     deadline = time.monotonic() + 60
@@ -490,7 +491,7 @@ def test_a_policy_cron_starts_a_scheduled_run(ret: Retention) -> None:
     assert ret.present("app", digests) == {"b", "c", "d"}
     # Removing the cron removes the schedule.
     assert ret.call("PUT", f"/retentions/{policy_id}", ret.policy(rule("latestPushedK", 3))).status_code == 200
-    time.sleep(1.1)
+    clock.advance(1)
     assert run_scheduled({"vendor_type": "RETENTION"})["job_ids"] == []
 
 
