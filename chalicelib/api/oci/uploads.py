@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
