@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 
     from chalicelib.adapters.egress import EgressClient
     from chalicelib.auth.tokens import SigningKey
-    from chalicelib.core.webhooks import longest_delivery
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
     from chalicelib.services.artifacts import ArtifactService
@@ -228,6 +227,7 @@ def use_clock(clock: Clock) -> None:
 
 @lru_cache(maxsize=1)
 def services() -> Services:  # noqa: PLR0915 (imports and builds every part once)
+    from chalicelib.core.webhooks import longest_delivery
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
     from chalicelib.services.artifacts import ArtifactService

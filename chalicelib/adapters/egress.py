@@ -136,7 +136,7 @@ class EgressClient:
 
     def __init__(self, policy: EgressPolicy, timeout_seconds: float) -> None:
         self._policy = policy
-        self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
+        self._timeout_seconds = timeout_seconds
 
     def check(self, url: str) -> None:
         """Refuse (EgressRefused) a URL that may not be called, before it is stored anywhere."""
@@ -144,11 +144,11 @@ class EgressClient:
 
     def post(self, url: str, body: bytes, headers: dict[str, str], verify: bool) -> int:
         """POST to `url`; the status code (raises on a connection error, EgressRefused if refused)."""
-        pool, response = self._send("POST", url, headers, verify, body=body, preload=True)
+        session = EgressSession(self._policy, self._timeout_seconds, verify)
         try:
-            return int(response.status)
+            return int(session.request("POST", url, headers, body).status)  # the answer's body is not wanted
         finally:
-            pool.close()
+            session.close()
 
     def request(
         self, method: str, url: str, headers: dict[str, str], verify: bool, *, body: bytes | None = None, max_bytes: int
@@ -167,34 +167,15 @@ class EgressClient:
     ) -> Iterator[urllib3.BaseHTTPResponse]:
         """A call whose answer is read as it arrives (`read(n)`, `stream(n)`), closed on exit.
         Header lookups on the answer are case-insensitive; a redirect is returned, never followed."""
-        pool, response = self._send(method, url, headers, verify, body=body, preload=False)
+        session = EgressSession(self._policy, self._timeout_seconds, verify)  # one call: its own connection
         try:
-            yield response
+            response = session.request(method, url, headers, body)
+            try:
+                yield response
+            finally:
+                response.release_conn()
         finally:
-            response.release_conn()
-            pool.close()
-
-    def _send(
-        self, method: str, url: str, headers: dict[str, str], verify: bool, *, body: bytes | None, preload: bool
-    ) -> tuple[urllib3.HTTPConnectionPool, urllib3.BaseHTTPResponse]:
-        """One request to the checked address of `url` (the pool is the caller's to close)."""
-        destination = self._policy.check(url)
-        pool = _pool(destination, verify, self._timeout, maxsize=1)
-        try:
-            response = pool.urlopen(
-                method,
-                destination.target,
-                body=body,
-                headers={**headers, "Host": destination.host_header},
-                retries=False,
-                redirect=False,
-                assert_same_host=False,
-                preload_content=preload,
-            )
-        except BaseException:
-            pool.close()
-            raise
-        return pool, response
+            session.close()
 
 
 @dataclass(frozen=True, slots=True)
