@@ -392,11 +392,12 @@ def _bootstrap(built: Services, settings: Settings) -> None:
     from chalicelib.stores.users import UserStore
 
     password = admin_password(settings)
-    if password is None:
-        logger.error("no admin password configured (REGISTRY_ADMIN_PASSWORD or REGISTRY_ADMIN_PASSWORD_PARAMETER)")
-    elif built.users.ensure_admin(password):
+    if password is not None and built.users.ensure_admin(password):
         logger.info("created the admin user")
     admin = UserStore(built.clock).get("admin")
+    if admin is None and password is None:  # an existing admin needs no password setting
+        logger.error("no admin user and no admin password configured "
+                     "(REGISTRY_ADMIN_PASSWORD or REGISTRY_ADMIN_PASSWORD_PARAMETER)")  # fmt: skip
     if admin is not None:
         built.projects.ensure_library(admin.user_id, admin.username)
 
