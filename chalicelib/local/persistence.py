@@ -33,8 +33,9 @@ costs ~10x as much); a torn record at the end of the newest segment (a crash in 
 append) is cut off, and since its write was never
 acknowledged nothing acknowledged is lost.
 
-Blob bytes are files (`stores/files.py`), fsync'ed with their directory entry before the call
-that writes them returns, which is before the row naming them is written and journaled.
+Blob bytes are files (`stores/files.py`), written before the row naming them is, and fsync'ed
+with their directory entries by the journal commit that makes that row durable, before it writes
+the row's record (`files.defer_syncs`: the fsyncs a write owes are made by the next commit).
 
 `journal=False` (REGISTRY_UNSAFE_NO_JOURNAL, for benchmarks) journals nothing and saves a snapshot
 of the live tables only at a clean stop: a crash loses every write since the last clean stop.
@@ -161,6 +162,10 @@ class Persistence:
         self._compacting = threading.Lock()
 
     @property
+    def journaling(self) -> bool:
+        return self._journal is not None
+
+    @property
     def snapshot_path(self) -> Path:
         return self._dir / SNAPSHOT
 
@@ -189,7 +194,7 @@ class Persistence:
             self.snapshot_path.chmod(0o600)
         last = live[-1][0] if live else through
         if self._journaling:
-            self._journal = Journal(self._dir, last + 1)
+            self._journal = Journal(self._dir, last + 1, before_commit=_OWED.sync)
         else:
             self._through = last  # the live snapshot at a clean stop covers these segments
         install(self)
@@ -365,6 +370,8 @@ def _load_item(table: Any, image: dict[str, Any]) -> None:
 
 _local = threading.local()
 _sink: Persistence | None = None
+# The file store's fsyncs, owed until the journal's next commit (stores/files.py says why).
+_OWED = files.OwedSyncs()
 _ORIGINALS: dict[str, Callable[..., Any]] = {}
 
 
@@ -462,6 +469,8 @@ def durable_on_exit() -> Iterator[None]:
         sink = _sink
         if waits and sink is not None:
             sink.wait(max(waits))
+        if sink is not None and sink.journaling:
+            _OWED.sync_mine()  # files written without a row after them (nothing to wait for, usually)
 
 
 def barrier() -> None:
@@ -503,6 +512,7 @@ def install(persistence: Persistence) -> None:
         DynamoHandler.batch_write_item = _one_wait(DynamoHandler.batch_write_item)  # type: ignore[method-assign]
         files.before_deleting(barrier)
     _sink = persistence
+    files.defer_syncs(_OWED if persistence.journaling else None)
 
 
 def uninstall() -> None:
@@ -510,6 +520,7 @@ def uninstall() -> None:
     For a process that hosts more than one run of the runner's state handling: tests."""
     global _sink  # noqa: PLW0603
     _sink = None
+    files.defer_syncs(None)
 
 
 def _dump(value: Any) -> bytes:
