@@ -367,6 +367,14 @@ def _inode(fd: int) -> int:
     return os.fstat(fd).st_ino
 
 
+def _recorded_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The inodes os.fsync is called on from now on, in order."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(_inode(fd)), real_fsync(fd))[1])
+    return synced
+
+
 def test_a_file_is_synced_by_the_commit_of_the_row_that_names_it(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -397,9 +405,7 @@ def test_a_file_written_without_a_row_is_durable_when_the_request_ends(
 ) -> None:
     first = Process(data_dir)
     objects = FileObjectStore(data_dir / "objects")
-    synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(_inode(fd)), real_fsync(fd))[1])
+    synced = _recorded_fsyncs(monkeypatch)
     with durable_on_exit():
         objects.put("uploads/u2/chunk-1", b"staged")
         assert synced == []
@@ -413,9 +419,7 @@ def test_without_the_journal_a_file_is_synced_before_the_write_returns(
     first = Process(data_dir)
     first.crash()  # the journal's hooks no longer owe anything
     objects = FileObjectStore(data_dir / "objects")
-    synced: list[int] = []
-    real_fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(_inode(fd)), real_fsync(fd))[1])
+    synced = _recorded_fsyncs(monkeypatch)
     objects.put("blobs/sha256/cd/cdef", b"bytes")
     assert objects.path("blobs/sha256/cd/cdef").stat().st_ino in synced
 
