@@ -639,4 +639,3 @@ def test_dockerfile_builds_the_relay_as_a_non_root_user() -> None:
     assert instructions[-1] == 'CMD ["python", "-m", "chalicelib.relay"]'
     relay_requirements = (REPO_ROOT / "requirements-relay.txt").read_text().splitlines()
     assert "-r requirements.txt" in relay_requirements
-
