@@ -1,4 +1,4 @@
-"""Which HTTP server can carry the upload relay: `python -m tests.bench.relayservers [--mb 512] [--small 200]`.
+"""Which HTTP server can carry the upload relay: `python -m tests.bench.relayservers [--mb 512]`.
 
 Each candidate serves the same small WSGI application, which reads the request body in 1 MiB
 blocks and hashes it (what the relay does before it writes a part), in its own process. The client
@@ -6,10 +6,7 @@ sends one chunked body of `--mb` MB, as docker does. Measured per server:
 - when the application saw the first block, counted from the client's first byte: a server that
   streams hands it over at once, one that buffers only after the whole body has arrived;
 - the server process's peak resident memory growth during the request (VmHWM, reset before);
-- the wall time of the request and the server's CPU time;
-- the median time of `--small` small requests (a PATCH or PUT without much body, what a push sends
-  per layer besides the layer itself) made one after the other by one client that keeps its
-  connection when the server lets it (a `requests.Session`, as Go's HTTP client does).
+- the wall time of the request and the server's CPU time.
 Candidates not installed are reported as such (gunicorn is not a dependency of the registry).
 """
 
@@ -19,7 +16,6 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -31,7 +27,7 @@ import requests
 from tests.bench.common import LOOPBACK, PYTHON, REPO_ROOT, free_port, loopback_env
 from tests.e2e.support import ProcessUsage
 
-CANDIDATES = ("cheroot", "werkzeug", "waitress", "gunicorn-gthread")
+CANDIDATES = ("werkzeug", "waitress", "gunicorn-gthread")
 
 
 def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -56,14 +52,10 @@ def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 def serve(kind: str, port: int) -> None:
-    if kind == "cheroot":  # the relay's server, as the relay builds it
+    if kind == "werkzeug":
         from chalicelib.relay import server
 
         server.build(app, LOOPBACK, port).serve_forever()
-    elif kind == "werkzeug":
-        from werkzeug.serving import make_server
-
-        make_server(LOOPBACK, port, app, threaded=True).serve_forever()
     elif kind == "waitress":
         import waitress
 
@@ -84,7 +76,7 @@ def serve(kind: str, port: int) -> None:
 
 
 def _installed(kind: str) -> bool:
-    module = "gunicorn" if kind == "gunicorn-gthread" else kind
+    module = {"werkzeug": "werkzeug", "waitress": "waitress", "gunicorn-gthread": "gunicorn"}[kind]
     probe = subprocess.run([PYTHON, "-c", f"import {module}"], capture_output=True, check=False)
     return probe.returncode == 0
 
@@ -97,18 +89,7 @@ def _serving_pid(process: subprocess.Popen[bytes], kind: str) -> int:
     return int(children.stdout.split()[0])
 
 
-def _small_requests(url: str, count: int) -> float:
-    """Median seconds of `count` small PUTs, one after the other, on one client session."""
-    times = []
-    with requests.Session() as session:
-        for _ in range(count):
-            started = time.monotonic()
-            session.put(url, data=b"x" * 512, timeout=30).raise_for_status()
-            times.append(time.monotonic() - started)
-    return statistics.median(times)
-
-
-def measure(kind: str, megabytes: int, small: int) -> dict[str, Any]:
+def measure(kind: str, megabytes: int) -> dict[str, Any]:
     if not _installed(kind):
         return {"server": kind, "installed": False}
     port = free_port()
@@ -141,7 +122,6 @@ def measure(kind: str, megabytes: int, small: int) -> dict[str, Any]:
         started = time.monotonic()
         answer = requests.put(f"http://{LOOPBACK}:{port}/upload", data=body(), timeout=1800).json()
         wall = time.monotonic() - started
-        small_s = _small_requests(f"http://{LOOPBACK}:{port}/small", small)
         return {
             "server": kind,
             "installed": True,
@@ -150,7 +130,6 @@ def measure(kind: str, megabytes: int, small: int) -> dict[str, Any]:
             "wall_s": round(wall, 3),
             "peak_rss_growth_mb": round((usage.peak_bytes() - rss) / 1e6, 1),
             "server_cpu_s": round(usage.cpu_seconds() - cpu, 3),
-            "small_request_ms": round(small_s * 1000, 2),
         }
     finally:
         process.terminate()
@@ -160,23 +139,20 @@ def measure(kind: str, megabytes: int, small: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.relayservers", description=__doc__)
     parser.add_argument("--mb", type=int, default=512)
-    parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--serve", choices=CANDIDATES, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
         return 0
-    print(f"load average {os.getloadavg()[0]:.2f}")
-    print(f"{'server':<18}{'first block after':>19}{'wall':>9}{'peak RSS +':>12}{'server CPU':>12}"
-          f"{'small request':>15}")  # fmt: skip
+    print(f"{'server':<18}{'first block after':>19}{'wall':>9}{'peak RSS +':>12}{'server CPU':>12}")
     for kind in CANDIDATES:
-        row = measure(kind, args.mb, args.small)
+        row = measure(kind, args.mb)
         if not row["installed"]:
             print(f"{kind:<18}not installed")
             continue
         print(f"{kind:<18}{row['first_block_after_s']:>17} s{row['wall_s']:>7} s{row['peak_rss_growth_mb']:>9} MB"
-              f"{row['server_cpu_s']:>10} s{row['small_request_ms']:>11} ms", flush=True)  # fmt: skip
+              f"{row['server_cpu_s']:>10} s", flush=True)  # fmt: skip
     return 0
 
 

@@ -41,7 +41,7 @@ class Relay:
             try:
                 self.httpd = server.build(RelayApp(wiring.services), "127.0.0.1", self.port)
                 break
-            except OSError:  # the port in use: a restart may briefly find it taken
+            except SystemExit:  # werkzeug's answer to a port in use: a restart may briefly find it taken
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
