@@ -23,7 +23,7 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 _HEADER = struct.Struct(">II")
@@ -129,8 +129,12 @@ def write_private(path: Path, chunks: Iterator[bytes]) -> None:
 class Journal:
     """The writer: appends to the newest segment, group commit, rotation for compaction."""
 
-    def __init__(self, directory: Path, number: int) -> None:
+    def __init__(self, directory: Path, number: int, *, before_commit: Callable[[], None] | None = None) -> None:
+        """`before_commit`: called before each commit writes its records, after they are taken
+        (so whatever a write did before its record was queued is covered): the file store's owed
+        fsyncs, which must be on disk before any record naming those files is."""
         self._dir = directory
+        self._before_commit = before_commit
         self._cond = threading.Condition()
         self._pending: list[bytes] = []
         self._appended = 0  # sequence number of the last queued record
@@ -201,6 +205,8 @@ class Journal:
         self._cond.release()
         error: BaseException | None = None
         try:
+            if self._before_commit is not None:
+                self._before_commit()
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]

@@ -15,10 +15,16 @@ in-process tests, which thereby run what it runs.
    made meanwhile is lost when a failed transaction restores its copy). DynamoDB isolates
    transactions. The replacement checks every condition first and writes only when all hold,
    remembers just the items it touches, and restores only those if a write still fails.
-2. `DynamoDBBackend.put_item/update_item/delete_item/scan/query/transact_write_items` (wrapped by
-   `_locked`): moto runs them unsynchronised, so a Scan or Query iterating a partition raises
-   "dictionary changed size during iteration" (or skips rows) when another thread writes; each
-   DynamoDB call is atomic. One re-entrant lock (`WRITE_LOCK`) serialises them.
+2. `DynamoDBBackend.put_item/update_item/delete_item/batch_write_item/scan/query/
+   transact_write_items` and the table operations (wrapped by `_atomic`): moto runs them
+   unsynchronised, so a Scan or Query iterating a partition raises "dictionary changed size during
+   iteration" (or skips rows) when another thread writes; each DynamoDB call is atomic. This is
+   the one way moto calls are serialised in this process: one re-entrant lock (`WRITE_LOCK`),
+   taken by these wrappers only. A write observer (`observe_writes`: the journal of
+   `persistence.py`) is called by the same wrapper inside the lock, right after the write is
+   applied (so it sees writes in the order they were applied), and once more after the lock is
+   given back (where the journal waits for the disk); the writes a call makes through other
+   wrapped methods (a transaction's puts) are part of it, not observed again.
 3. `ActionResult.execute_result` for DynamoDB results (replaced by `_execute_result`). moto turns
    every result into its JSON answer with a generic, model-driven serializer that walks the output
    shape member by member: ~40% of the CPU of a blob HEAD (three DynamoDB calls). DynamoDB's
@@ -53,15 +59,16 @@ from __future__ import annotations
 
 import base64
 import bisect
+import contextlib
 import copy
 import datetime
 import functools
 import inspect
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
-from typing import Any
+from typing import Any, Protocol
 
 import moto
 from moto.core import responses as moto_responses
@@ -86,11 +93,58 @@ _SINGLE_WRITES = ("put_item", "update_item", "delete_item", "batch_write_item")
 _ITERATING_READS = ("scan", "query")
 
 
-def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+# Writes whose effect a write observer records (`observe_writes`); the rest are only serialised.
+OBSERVED_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+TABLE_OPERATIONS = ("create_table", "delete_table", "update_table", "update_time_to_live")
+
+
+class WriteObserver(Protocol):
+    def applied(self, name: str, backend: DynamoDBBackend, arguments: dict[str, Any]) -> int:
+        """Called inside the lock once the write is applied; returns what `settle` is given."""
+
+    def settle(self, token: int) -> None:
+        """Called after the lock is given back, before the write returns to its caller."""
+
+
+_observer: WriteObserver | None = None
+_inside = threading.local()  # a thread inside an observed write: nested writes are part of it
+
+
+def observe_writes(observer: WriteObserver | None) -> None:
+    """Route every write of this process past `observer` (None: stop)."""
+    global _observer  # noqa: PLW0603 (one process, one backend)
+    _observer = observer
+
+
+@contextlib.contextmanager
+def unobserved() -> Iterator[None]:
+    """Writes of this thread within the block are not observed (a replay of the journal)."""
+    before = getattr(_inside, "active", False)
+    _inside.active = True
+    try:
+        yield
+    finally:
+        _inside.active = before
+
+
+def _atomic(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+    """`method` run under `WRITE_LOCK`; an observed write also past the write observer."""
+    observed = name in OBSERVED_WRITES or name in TABLE_OPERATIONS
+    signature = inspect.signature(method) if observed else None
+
     @wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with WRITE_LOCK:
-            return method(*args, **kwargs)
+        observer = _observer
+        if signature is None or observer is None or getattr(_inside, "active", False):
+            with WRITE_LOCK:
+                return method(*args, **kwargs)
+        arguments = signature.bind(*args, **kwargs).arguments
+        backend = arguments.pop("self")
+        with unobserved(), WRITE_LOCK:
+            result = method(*args, **kwargs)
+            token = observer.applied(name, backend, arguments)
+        observer.settle(token)
+        return result
 
     return wrapper
 
@@ -308,10 +362,11 @@ def _inserting_nothing(get_item: Callable[..., Any]) -> Callable[..., Any]:
 
 def atomic_calls() -> dict[str, Callable[..., Any]]:
     """moto's DynamoDB methods wrapped so each call runs alone, as each DynamoDB call is atomic:
-    writes, the reads that iterate, and GetItem (answered with a copy). `apply` installs them for
-    good; a test that runs GC Tasks beside concurrent requests installs them for its own duration."""
-    names = (*_SINGLE_WRITES, *_ITERATING_READS, "transact_write_items")
-    calls = {name: _locked(getattr(DynamoDBBackend, name)) for name in names}
+    writes, table operations, the reads that iterate, and GetItem (answered with a copy). `apply`
+    installs them for good; a test that runs GC Tasks beside concurrent requests installs them for
+    its own duration (wrapping the wrappers: the lock is re-entrant, a write is observed once)."""
+    names = (*_SINGLE_WRITES, *_ITERATING_READS, "transact_write_items", *TABLE_OPERATIONS)
+    calls = {name: _atomic(name, getattr(DynamoDBBackend, name)) for name in names}
     calls["get_item"] = _locked_copy(DynamoDBBackend.get_item)
     return calls
 

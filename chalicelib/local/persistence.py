@@ -4,9 +4,10 @@ headers and the like).
 
 Every DynamoDB write of the process reaches moto's `DynamoDBBackend` (the app's requests, the
 event worker, job Tasks, bootstrap, all through the in-process mock), so that is where it is
-journaled: `install` wraps the backend's writes (PutItem, UpdateItem, DeleteItem,
-TransactWriteItems; BatchWriteItem is a loop of PutItem and DeleteItem in moto) and its table
-operations. A wrapped call applies the write under moto's write lock, queues a record of its
+journaled: `install` registers the journal as the write observer of `moto_patches`, whose one
+wrapper per backend method serialises moto's calls (PutItem, UpdateItem, DeleteItem,
+TransactWriteItems and the table operations are observed; BatchWriteItem is a loop of PutItem and
+DeleteItem in moto). The wrapper applies the write under moto's write lock, queues a record of its
 *effect* (the resulting image of every item it touched, or its deletion) in the same lock, so the
 journal's order is the order writes were applied, and returns to the caller only once that record
 is on disk (group commit, `journal.py`). A request waits once instead, before its answer is sent
@@ -33,8 +34,9 @@ costs ~10x as much); a torn record at the end of the newest segment (a crash in 
 append) is cut off, and since its write was never
 acknowledged nothing acknowledged is lost.
 
-Blob bytes are files (`stores/files.py`), fsync'ed with their directory entry before the call
-that writes them returns, which is before the row naming them is written and journaled.
+Blob bytes are files (`stores/files.py`), written before the row naming them is, and fsync'ed
+with their directory entries by the journal commit that makes that row durable, before it writes
+the row's record (`files.defer_syncs`: the fsyncs a write owes are made by the next commit).
 
 `journal=False` (REGISTRY_UNSAFE_NO_JOURNAL, for benchmarks) journals nothing and saves a snapshot
 of the live tables only at a clean stop: a crash loses every write since the last clean stop.
@@ -43,7 +45,6 @@ of the live tables only at a clean stop: a crash loses every write since the las
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import sys
@@ -73,8 +74,6 @@ from chalicelib.stores import files
 SNAPSHOT = "snapshot.bin"
 _FORMAT = "registry-dynamodb-snapshot/1"
 _ITEMS_PER_RECORD = 500
-_ITEM_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
-_TABLE_OPS = ("create_table", "delete_table", "update_table", "update_time_to_live")
 _ACCOUNT = "123456789012"  # moto's default account, the one boto3 clients of the mock use
 
 
@@ -157,6 +156,10 @@ class Persistence:
         self._compacting = threading.Lock()
 
     @property
+    def journaling(self) -> bool:
+        return self._journal is not None
+
+    @property
     def snapshot_path(self) -> Path:
         return self._dir / SNAPSHOT
 
@@ -185,7 +188,7 @@ class Persistence:
             self.snapshot_path.chmod(0o600)
         last = live[-1][0] if live else through
         if self._journaling:
-            self._journal = Journal(self._dir, last + 1)
+            self._journal = Journal(self._dir, last + 1, before_commit=_OWED.sync)
         else:
             self._through = last  # the live snapshot at a clean stop covers these segments
         install(self)
@@ -279,13 +282,10 @@ class Persistence:
 
 
 def _apply(backend: DynamoDBBackend, state: State) -> None:
-    _local.depth = 1  # the hooks pass these calls through
-    try:
+    with moto_patches.unobserved():  # a replay is not journaled again
         for ops in state.tables.values():
             for op, args in ops:
                 getattr(backend, op)(**args)
-    finally:
-        _local.depth = 0
     for name, bucket in state.items.items():
         table = backend.get_table(name)
         for image in bucket.values():
@@ -313,11 +313,9 @@ def _load_item(table: Any, image: dict[str, Any]) -> None:
 
 _local = threading.local()
 _sink: Persistence | None = None
+# The file store's fsyncs, owed until the journal's next commit (stores/files.py says why).
+_OWED = files.OwedSyncs()
 _ORIGINALS: dict[str, Callable[..., Any]] = {}
-
-
-def _depth() -> int:
-    return int(getattr(_local, "depth", 0))
 
 
 def _key_text(hash_value: DynamoType, range_value: DynamoType | None) -> str:
@@ -360,36 +358,30 @@ def _touched(name: str, backend: DynamoDBBackend, arguments: dict[str, Any]) -> 
     return [(arguments["table_name"], arguments["key"])]
 
 
-def _journaled(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
-    signature = inspect.signature(method)
-    table_op = name in _TABLE_OPS
+class _Journaling:
+    """The write observer of `moto_patches` (which serialises moto's calls): inside the lock, the
+    effect of each write is queued in the journal; after it, the write waits for the disk (or, in
+    `durable_on_exit`, leaves the wait to the block's end)."""
 
-    @wraps(method)
-    def wrapper(self: DynamoDBBackend, *args: Any, **kwargs: Any) -> Any:
+    def applied(self, name: str, backend: DynamoDBBackend, arguments: dict[str, Any]) -> int:
         sink = _sink
-        if sink is None or _depth():
-            return method(self, *args, **kwargs)  # replay, or inside a journaled call (a transaction's puts)
-        arguments = signature.bind(self, *args, **kwargs).arguments
-        arguments.pop("self")
-        _local.depth = 1
-        try:
-            with moto_patches.WRITE_LOCK:
-                result = method(self, *args, **kwargs)
-                if table_op:
-                    payload: dict[str, Any] = {"t": [name, json.loads(_dump(arguments))]}
-                else:
-                    payload = {"w": _effects(self, _touched(name, self, arguments))}
-                sequence = sink.record(self, payload)
-        finally:
-            _local.depth = 0
+        if sink is None:
+            return 0
+        if name in moto_patches.TABLE_OPERATIONS:
+            payload: dict[str, Any] = {"t": [name, json.loads(_dump(arguments))]}
+        else:
+            payload = {"w": _effects(backend, _touched(name, backend, arguments))}
+        return sink.record(backend, payload)
+
+    def settle(self, token: int) -> None:
+        sink = _sink
+        if sink is None or token == 0:
+            return
         deferred = getattr(_local, "deferred", None)
         if deferred is not None:
-            deferred.append(sequence)  # inside `durable_on_exit`: one wait at its end
+            deferred.append(token)  # inside `durable_on_exit`: one wait at its end
         else:
-            sink.wait(sequence)
-        return result
-
-    return wrapper
+            sink.wait(token)
 
 
 @contextlib.contextmanager
@@ -410,6 +402,8 @@ def durable_on_exit() -> Iterator[None]:
         sink = _sink
         if waits and sink is not None:
             sink.wait(max(waits))
+        if sink is not None and sink.journaling:
+            _OWED.sync_mine()  # files written without a row after them (nothing to wait for, usually)
 
 
 def barrier() -> None:
@@ -442,22 +436,23 @@ def _track_table(tables: dict[str, list[list[Any]]], operation: list[Any]) -> No
 def install(persistence: Persistence) -> None:
     """Route every DynamoDB write of this process through `persistence` (idempotent)."""
     global _sink  # noqa: PLW0603 (one process, one backend, one journal)
+    moto_patches.apply()  # the wrappers that call the observer (idempotent)
     if not _ORIGINALS:
-        for name in (*_ITEM_WRITES, *_TABLE_OPS):
-            original = getattr(DynamoDBBackend, name)
-            _ORIGINALS[name] = original
-            setattr(DynamoDBBackend, name, _journaled(name, original))
         _ORIGINALS["batch_write_item"] = DynamoHandler.batch_write_item
         DynamoHandler.batch_write_item = _one_wait(DynamoHandler.batch_write_item)  # type: ignore[method-assign]
         files.before_deleting(barrier)
     _sink = persistence
+    moto_patches.observe_writes(_Journaling())
+    files.defer_syncs(_OWED if persistence.journaling else None)
 
 
 def uninstall() -> None:
-    """Stop journaling this process's writes (the wrappers stay, and pass writes straight through).
-    For a process that hosts more than one run of the runner's state handling: tests."""
+    """Stop journaling this process's writes. For a process that hosts more than one run of the
+    runner's state handling: tests."""
     global _sink  # noqa: PLW0603
     _sink = None
+    moto_patches.observe_writes(None)
+    files.defer_syncs(None)
 
 
 def _dump(value: Any) -> bytes:

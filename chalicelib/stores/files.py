@@ -29,6 +29,14 @@ The S3 guarantees the upload path relies on hold here too, but one:
   a deletion waits for whatever the caller wrote before it to be durable (`before_deleting`: the
   local runner's journal), so no crash brings back a row naming a file that is gone.
   `sync=False` skips the fsyncs (`REGISTRY_UNSAFE_NO_JOURNAL`, benchmarks only).
+  Under the local runner's journal the fsyncs are owed instead of made (`defer_syncs`): a write
+  returns once its bytes are written, and the journal's next commit makes every owed file and
+  directory durable (all at once, in parallel) before the records it commits are on disk. A row
+  naming a file is journaled after the write returns, so the file is durable before the row is,
+  and a crash can lose only what was never acknowledged. On a loaded disk this is one round of
+  syncs per request instead of ten to twenty one after the other (a layer's parts, its index,
+  staging and blob directories). Owed syncs are unordered among themselves: an index line durable
+  before its part's bytes names a part that no durable row names.
 Bodies of 1 MiB and more go past the page cache to the device (O_DIRECT, `_write_direct`).
 
 Downloads: `presigned_get` returns a relative URL under `DOWNLOAD_PREFIX`, signed with HMAC-SHA256
@@ -52,6 +60,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import quote
@@ -87,6 +96,91 @@ def before_deleting(callback: Callable[[], None]) -> None:
 def _deleting() -> None:
     for callback in _before_deleting:
         callback()
+
+
+class OwedSyncs:
+    """fsyncs that writes owe (`defer_syncs`), made together by `sync` (parallel, serialised).
+
+    Group commit as in the journal: `sync()` makes every sync owed before the call; one call's
+    round covers every file and directory that waited for it (one fsync per inode)."""
+
+    _WORKERS = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the owed table
+        self._rounds = threading.Lock()  # one round of syncs at a time
+        self._owed: dict[tuple[int, int], int] = {}  # (device, inode) -> a descriptor of it
+        self._registered = 0
+        self._synced = 0
+        self._failed: OSError | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def owe(self, fd: int) -> None:
+        """Note that `fd`'s file (or directory) must be synced; the caller may close `fd`."""
+        # A descriptor of its own, not a `dup`: a duplicate would share the open file, and with it
+        # an flock the caller releases by closing `fd` (multipart parts are written under one).
+        held = os.open(f"/proc/self/fd/{fd}", os.O_RDONLY)
+        info = os.fstat(held)
+        with self._lock:
+            key = (info.st_dev, info.st_ino)
+            if key in self._owed:
+                os.close(held)
+            else:
+                self._owed[key] = held
+            self._registered += 1
+            _per_thread.owed = self._registered
+
+    def sync(self, upto: int | None = None) -> None:
+        """Make durable every sync owed before this call (`upto`: only those up to that number)."""
+        with self._rounds:
+            if self._failed is not None:  # what that round held may never reach the disk
+                raise OSError(self._failed.errno, f"an earlier fsync failed: {self._failed}")
+            with self._lock:
+                target = self._registered if upto is None else upto
+                if self._synced >= target:
+                    return
+                batch, self._owed = list(self._owed.values()), {}
+                reached = self._registered
+            try:
+                if len(batch) == 1:
+                    os.fsync(batch[0])
+                elif batch:
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(self._WORKERS, thread_name_prefix="fsync")
+                    list(self._pool.map(os.fsync, batch))
+            except OSError as exc:
+                self._failed = exc
+                raise
+            finally:
+                for fd in batch:
+                    os.close(fd)
+            self._synced = reached
+
+    def sync_mine(self) -> None:
+        """Make durable what this thread's writes owe (nothing to do: no wait)."""
+        mine = getattr(_per_thread, "owed", 0)
+        if mine > self._synced:
+            self.sync(mine)
+
+
+_owed: OwedSyncs | None = None
+
+
+def defer_syncs(owed: OwedSyncs | None) -> None:
+    """From now on, writes owe their fsyncs to `owed` instead of making them (None: make them
+    again). Only for a process whose every acknowledgement waits for `owed.sync()`: the local
+    runner's journal calls it before each commit."""
+    global _owed  # noqa: PLW0603 (one process, one journal)
+    _owed = owed
+
+
+def _fsync(fd: int) -> None:
+    """fsync `fd` now, or owe it to the journal's next commit (`defer_syncs`)."""
+    owed = _owed
+    if owed is None:
+        os.fsync(fd)
+    else:
+        owed.owe(fd)
 
 
 class DownloadRefused(Exception):
@@ -383,13 +477,13 @@ class FileObjectStore:
 
     def _sync_file(self, fd: int) -> None:
         if self._sync:
-            os.fsync(fd)
+            _fsync(fd)
 
     def _sync_dir(self, directory: Path) -> None:
         if self._sync:
             fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
             try:
-                os.fsync(fd)
+                _fsync(fd)
             finally:
                 os.close(fd)
 
@@ -447,7 +541,7 @@ class _DirectWriter:
                     self._flush()
                 os.ftruncate(self._fd, self._start + self._length)
                 if self._sync:
-                    os.fsync(self._fd)
+                    _fsync(self._fd)
                 if hasattr(os, "posix_fadvise"):
                     # Let the kernel read it back into the page cache in the background: a pull
                     # often follows a push, and cold reads make waitress's loop wait on the disk.
@@ -476,7 +570,7 @@ def _output(path: Path, direct: bool, *, sync: bool) -> Iterator[_DirectWriter |
         yield plain
         plain.flush()
         if sync:
-            os.fsync(plain.fileno())
+            _fsync(plain.fileno())
 
 
 def _direct_buffer() -> mmap.mmap:

@@ -83,6 +83,8 @@ class OurRegistry:
         env.update(
             {
                 "REGISTRY_PORT": str(self.port),
+                # A free port of its own (port + 1, the default, may be another process's).
+                "REGISTRY_RELAY_PORT": str(free_port()),
                 "REGISTRY_DATA_DIR": str(self.data_dir),
                 "REGISTRY_HOST": LOOPBACK,
                 "REGISTRY_ADMIN_PASSWORD": self.creds[1],

@@ -524,6 +524,7 @@ def test_upload_relay_task_is_the_smallest_arm_fargate_task(resources: dict[str,
     assert env["REGISTRY_BUCKET_NAME"] == {"Ref": "BlobBucket"}
     assert env["REGISTRY_RELAY_URL"] == RELAY_URL
     assert env["REGISTRY_RELAY_KEY_PARAMETER"] == {"Ref": "RelayKeySecret"}
+    assert "REGISTRY_TOKEN_KEY_PARAMETER" not in env  # the relay mints and checks no tokens
     (port,) = container["PortMappings"]
     assert env["REGISTRY_RELAY_PORT"] == str(port["ContainerPort"])
     assert env["REGISTRY_RELAY_HOST"] == "0.0.0.0"
@@ -591,8 +592,8 @@ def test_upload_relay_roles_are_least_privilege(resources: dict[str, Any]) -> No
         key({"Fn::GetAtt": ["RegistryTable", "Arn"]}): RELAY_TABLE_ACTIONS,  # no Scan, no batch writes, no index
         key({"Fn::Sub": "${BlobBucket.Arn}/uploads/*"}): OBJECT_ACTIONS,
         key({"Fn::Sub": "${BlobBucket.Arn}/blobs/*"}): OBJECT_ACTIONS,  # not manifests/, not the bucket
+        # The capability key only: with the token signing key a compromised relay could mint any token.
         key({"Ref": "RelayKeySecret"}): {"secretsmanager:GetSecretValue"},
-        key(TOKEN_KEY_REF): {"secretsmanager:GetSecretValue"},
     }
     execution = grants("RelayExecutionRole")
     assert execution.pop(key("*")) == {"ecr:GetAuthorizationToken"}  # has no resource-level form

@@ -326,3 +326,83 @@ def test_a_file_is_deleted_only_after_the_writes_before_it_are_durable(
         objects.delete("uploads/u1/chunk-1")
         assert events == ["journal synced", "unlink chunk-1"]
     first.stop()
+
+
+def _inode(fd: int) -> int:
+    return os.fstat(fd).st_ino
+
+
+def _recorded_fsyncs(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The inodes os.fsync is called on from now on, in order."""
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(_inode(fd)), real_fsync(fd))[1])
+    return synced
+
+
+def test_a_file_is_synced_by_the_commit_of_the_row_that_names_it(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under the journal a file write owes its fsyncs; the commit that makes the row naming the
+    file durable makes them, file and directory entry, before it writes the row's record."""
+    first = Process(data_dir)
+    objects = FileObjectStore(data_dir / "objects")
+    events: list[tuple[str, int]] = []
+    real_fsync, real_fdatasync = os.fsync, os.fdatasync
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append(("fsync", _inode(fd))), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (events.append(("journal", 0)), real_fdatasync(fd))[1])
+    with durable_on_exit():
+        objects.put("blobs/sha256/ab/abcd", os.urandom(2 * 1024**2))  # O_DIRECT
+        objects.put("blobs/sha256/ab/abce", b"small")  # buffered
+        assert events == []  # owed, not made
+        first.put("blob", "abcd")
+    synced = [inode for kind, inode in events if kind == "fsync"]
+    for path in (objects.path("blobs/sha256/ab/abcd"), objects.path("blobs/sha256/ab/abce")):
+        assert path.stat().st_ino in synced
+        assert path.parent.stat().st_ino in synced  # the entry naming it
+    assert events[-1] == ("journal", 0)  # after every file
+    assert len(synced) == len(set(synced))  # one fsync per inode
+    first.crash()
+
+
+def test_a_file_written_without_a_row_is_durable_when_the_request_ends(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Process(data_dir)
+    objects = FileObjectStore(data_dir / "objects")
+    synced = _recorded_fsyncs(monkeypatch)
+    with durable_on_exit():
+        objects.put("uploads/u2/chunk-1", b"staged")
+        assert synced == []
+    assert objects.path("uploads/u2/chunk-1").stat().st_ino in synced
+    first.crash()
+
+
+def test_without_the_journal_a_file_is_synced_before_the_write_returns(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = Process(data_dir)
+    first.crash()  # the journal's hooks no longer owe anything
+    objects = FileObjectStore(data_dir / "objects")
+    synced = _recorded_fsyncs(monkeypatch)
+    objects.put("blobs/sha256/cd/cdef", b"bytes")
+    assert objects.path("blobs/sha256/cd/cdef").stat().st_ino in synced
+
+
+def test_an_owed_sync_keeps_no_lock_of_the_writer(data_dir: Path) -> None:
+    """Parts of one upload are written under an flock on its data file; what a part owes must not
+    hold that lock past the write (a duplicated descriptor would), or the next part waits forever."""
+    first = Process(data_dir)
+    objects = FileObjectStore(data_dir / "objects")
+    upload = objects.start_multipart("uploads/u3/data")
+    done: list[str] = []
+
+    def parts() -> None:
+        for number in (1, 2):
+            done.append(objects.upload_part("uploads/u3/data", upload, number, os.urandom(1024**2)))
+
+    writer = threading.Thread(target=parts, daemon=True)
+    writer.start()
+    writer.join(timeout=30)
+    assert len(done) == 2
+    first.crash()
