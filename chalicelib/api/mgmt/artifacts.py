@@ -47,7 +47,7 @@ _Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "ta
 class TagReq(BaseModel):
     """Harbor's Tag model: only `name` is used; the read-only fields a client may echo are ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str
     id: Id | None = None

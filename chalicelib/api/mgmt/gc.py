@@ -30,14 +30,14 @@ VENDOR = VendorType.GARBAGE_COLLECTION
 
 
 class ScheduleObj(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["Hourly", "Daily", "Weekly", "Custom", "Manual", "None", "Schedule"]
     cron: str | None = None
     next_scheduled_time: str | None = None
 
 
 class ScheduleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     schedule: ScheduleObj
     parameters: dict[str, Any] = {}
 

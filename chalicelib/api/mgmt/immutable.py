@@ -22,7 +22,7 @@ _MAX_SELECTORS = 8  # more than one is refused by the service; this only bounds 
 
 
 class SelectorReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     kind: str = Field(max_length=32)
     decoration: str = Field(max_length=32)
@@ -33,7 +33,7 @@ class SelectorReq(BaseModel):
 class ImmutableRuleReq(BaseModel):
     """Harbor's `ImmutableRule`; `id` and `project_id` are read-only and may be sent back."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     project_id: Id | None = None

@@ -22,14 +22,14 @@ bp = routes.blueprint
 
 
 class CveAllowlist(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # Harbor clients echo id/project_id/creation_time back
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # Harbor clients echo id/project_id/creation_time back
 
     items: list[dict[str, str]] = Field(default_factory=list, max_length=1000)
     expires_at: Epoch | None = None
 
 
 class ProjectReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     project_name: str | None = Field(default=None, max_length=255)
     public: bool | None = None  # deprecated by Harbor; folded into metadata.public

@@ -32,7 +32,7 @@ _SORT_FIELDS = ("name", "creation_time", "update_time", "pull_count")
 class RepositoryReq(BaseModel):
     """PUT body: only the description changes; the other fields of a GET may be echoed back."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     description: str | None = Field(default=None, max_length=65_536)
     id: Id | None = None

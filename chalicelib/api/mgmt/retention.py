@@ -30,7 +30,7 @@ _MAX_SELECTORS = 8
 
 
 class RuleReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     priority: int | None = Field(default=None, ge=0, le=1_000_000)
@@ -43,7 +43,7 @@ class RuleReq(BaseModel):
 
 
 class TriggerReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     kind: str = Field(max_length=32)
     settings: dict[str, str | None] | None = Field(default=None, max_length=4)
@@ -51,7 +51,7 @@ class TriggerReq(BaseModel):
 
 
 class ScopeReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     level: str = Field(max_length=32)
     ref: Id
@@ -60,7 +60,7 @@ class ScopeReq(BaseModel):
 class PolicyReq(BaseModel):
     """Harbor's `RetentionPolicy`; `id` is read-only and may be sent back."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     algorithm: str | None = Field(default=None, max_length=16)
@@ -70,13 +70,13 @@ class PolicyReq(BaseModel):
 
 
 class ExecuteReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     dry_run: bool = False
 
 
 class StopReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     action: str = Field(max_length=16)
 

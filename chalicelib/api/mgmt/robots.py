@@ -54,7 +54,7 @@ def robot_view(robot: Robot) -> dict[str, Any]:
 class _Numbers(BaseModel):
     """The numbers of a robot body, bounded here; the service checks the rest."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     duration: DurationDays | None = None
 

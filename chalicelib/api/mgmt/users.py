@@ -22,7 +22,7 @@ bp = routes.blueprint
 
 
 class UserCreationReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     username: str = Field(min_length=1, max_length=255)
     password: str = Field(min_length=1, max_length=128)
@@ -32,7 +32,7 @@ class UserCreationReq(BaseModel):
 
 
 class UserProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     email: str | None = Field(default=None, max_length=255)
     realname: str | None = Field(default=None, max_length=255)
@@ -40,14 +40,14 @@ class UserProfile(BaseModel):
 
 
 class PasswordReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     old_password: str | None = Field(default=None, max_length=128)
     new_password: str = Field(min_length=1, max_length=128)
 
 
 class SysAdminFlag(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     sysadmin_flag: bool
 

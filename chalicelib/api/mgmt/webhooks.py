@@ -25,7 +25,7 @@ _BASE = "/projects/{project}/webhook"
 
 
 class TargetReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     type: str | None = Field(default=None, max_length=16)
     address: str | None = Field(default=None, max_length=2048)
@@ -37,7 +37,7 @@ class TargetReq(BaseModel):
 class PolicyReq(BaseModel):
     """Harbor's `WebhookPolicy`; the read-only fields may be sent back and are ignored."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     name: str | None = Field(default=None, max_length=256)
