@@ -24,7 +24,6 @@ from chalicelib.api.mgmt.names import decode_repository_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
 from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
-from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.bounds import Id
@@ -300,6 +299,7 @@ def _views(found: Listing, flags: dict[str, bool], project_id: int) -> list[dict
 def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_id: int) -> dict[str, Any]:
     """Harbor's Artifact model; `labels` is filled only with `with_label=true` (Harbor's default is
     false) and each tag's `immutable` only with `with_immutable_status=true`."""
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
     from chalicelib.processors.icon import display_icon  # noqa: PLC0415 (processors load on first use)
 
     key = (a.repository, a.digest)
@@ -360,6 +360,8 @@ def _references(a: Artifact) -> list[dict[str, Any]] | None:
 
 def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tuple[str, str]], *,
               signed: bool | None = None) -> dict[str, Any]:  # fmt: skip
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     view: dict[str, Any] = {
         "id": t.id,
         "repository_id": repository_id,
@@ -375,6 +377,8 @@ def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tupl
 
 
 def _accessory_view(x: Accessory) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         wire.Accessory,
         {

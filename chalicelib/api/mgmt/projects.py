@@ -11,7 +11,6 @@ from chalicelib.api.mgmt._edge import iso, raw_json
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import Project as WireProject
 from chalicelib.core.bounds import Epoch, Id, StorageLimit
 from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound
@@ -41,6 +40,8 @@ class ProjectReq(BaseModel):
 
 def project_view(project: Project, member: Member | None, repo_count: int) -> dict[str, Any]:
     """Harbor's project shape (its omit-empty fields left out); `member` is the caller's membership."""
+    from chalicelib.api.mgmt.wire.models import Project as WireProject  # noqa: PLC0415 (response models load on first use)
+
     role = int(member.role) if member else None
     return shape(WireProject, {
         "project_id": project.project_id,

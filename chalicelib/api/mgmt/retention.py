@@ -15,7 +15,6 @@ from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import int_param, iso, raw_json
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.immutable import SelectorReq
-from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Project
@@ -86,6 +85,8 @@ def _policy_id(request: HttpRequest) -> int:
 
 
 def _execution_view(job: Job) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         wire.RetentionExecution,
         {
@@ -105,6 +106,8 @@ _STATUS_CODES = {"Pending": 0, "Running": 2}
 
 
 def _task_view(task: Task) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     started = task.started_at or task.created_at
     return shape(
         wire.RetentionExecutionTask,

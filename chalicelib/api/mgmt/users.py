@@ -11,7 +11,6 @@ from chalicelib.api.mgmt._edge import int_param, iso
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import UserResp
 from chalicelib.auth.rbac import SYSTEM_RESOURCES, Permission
 from chalicelib.core.identity import User
 from chalicelib.errors import BadRequest
@@ -53,6 +52,8 @@ class SysAdminFlag(BaseModel):
 
 
 def user_view(user: User) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire.models import UserResp  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         UserResp,
         {
