@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.config import Settings, get_settings
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.observability import logger
 
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 
     from chalicelib.adapters.egress import EgressClient
     from chalicelib.auth.tokens import SigningKey
+    from chalicelib.config import Settings
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
     from chalicelib.services.artifacts import ArtifactService
@@ -227,6 +227,7 @@ def use_clock(clock: Clock) -> None:
 
 @lru_cache(maxsize=1)
 def services() -> Services:  # noqa: PLR0915 (imports and builds every part once)
+    from chalicelib.config import get_settings
     from chalicelib.core.webhooks import longest_delivery
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
@@ -404,5 +405,7 @@ def _bootstrap(built: Services, settings: Settings) -> None:
 
 def reset() -> None:
     """Forget settings and services (tests change the environment between cases)."""
+    from chalicelib.config import get_settings
+
     get_settings.cache_clear()
     services.cache_clear()

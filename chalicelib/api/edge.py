@@ -15,16 +15,18 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import chalice.app
 from chalice.app import Chalice, Response
 
-from chalicelib.auth.tokens import Claims
 from chalicelib.core.identity import ANONYMOUS, Principal
 from chalicelib.errors import ErrorCode, RegistryError
 from chalicelib.events import set_operator
 from chalicelib.observability import count, logger
+
+if TYPE_CHECKING:
+    from chalicelib.auth.tokens import Claims  # cryptography: loaded when a token is first checked
 
 chalice.app.RestAPIEventHandler._validate_binary_response = lambda self, request_headers, response_headers: True  # type: ignore[method-assign]
 

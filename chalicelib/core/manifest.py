@@ -20,7 +20,7 @@ _GENERIC_CONTENT_TYPES = {"", "application/json", "application/octet-stream", "t
 
 
 class Descriptor(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     media_type: str = Field(alias="mediaType", min_length=1)
     digest: str
@@ -40,7 +40,7 @@ class Descriptor(BaseModel):
 
 
 class _ImageManifest(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     schema_version: int = Field(alias="schemaVersion", strict=True)
     media_type: str | None = Field(default=None, alias="mediaType")
@@ -52,7 +52,7 @@ class _ImageManifest(BaseModel):
 
 
 class _Index(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     schema_version: int = Field(alias="schemaVersion", strict=True)
     media_type: str | None = Field(default=None, alias="mediaType")

@@ -11,9 +11,12 @@ import sys
 from tests.conftest import REPO_ROOT
 
 # The X-Ray SDK (and botocore and requests it patches), the AWS SDK, PyJWT with cryptography's x509
-# stack, the YAML parser of Helm charts, argon2, and the local runner's test doubles and servers.
+# stack, the YAML parser of Helm charts, argon2, and the local runner's test doubles and servers;
+# PynamoDB and botocore's client machinery (the `botocore` package itself is imported by Powertools'
+# user-agent hook, its `__init__` only), pydantic-settings, and cryptography (token signing).
 DEFERRED = ("aws_xray_sdk", "requests", "boto3", "s3transfer", "jwt", "yaml", "argon2", "moto", "werkzeug",
-            "waitress")  # fmt: skip
+            "waitress", "pynamodb", "botocore.client", "botocore.config", "pydantic_settings",
+            "cryptography")  # fmt: skip
 _PROBE = "import json, sys; import app; print(json.dumps(sorted(sys.modules)))"
 
 
@@ -26,3 +29,6 @@ def test_importing_the_handler_loads_none_of_the_deferred_modules() -> None:
     # The app's own parts are built on the first request, not at import.
     assert "chalicelib.services.access" not in loaded
     assert "chalicelib.stores.users" not in loaded
+    assert [name for name in ("chalicelib.config", "chalicelib.processors", "chalicelib.stores.gc",
+                              "chalicelib.api.mgmt.wire.routes", "chalicelib.api.mgmt.wire.models")
+            if name in loaded] == []  # fmt: skip

@@ -7,6 +7,8 @@ Harbor's API authenticates with HTTP Basic (a user's password or a robot's secre
 from /service/token are refused here, as in Harbor: they carry a narrow grant for /v2 and must not
 become a full API login. Bodies are validated with
 pydantic models that forbid unknown fields, so a typo is a 400 naming the field, never a 500.
+Those models say `defer_build=True`: each validator is built on its route's first request, not
+when the Lambda handler module is imported (its cold start).
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING, Any
 
 from chalice.app import Blueprint, Response
 from pydantic import BaseModel
@@ -33,11 +34,13 @@ from chalicelib.api.mgmt._edge import API, body, created, identified, listing, o
 from chalicelib.api.mgmt.names import is_resource_name
 from chalicelib.api.mgmt.permissions import Rule, Scope
 from chalicelib.api.mgmt.wire import HarborModel, shape
-from chalicelib.api.mgmt.wire.routes import RESPONSES, ResponseModel
 from chalicelib.auth.rbac import PUBLIC_PROJECT_PERMISSIONS
 from chalicelib.core.identity import Project
 from chalicelib.errors import ProjectNotFound, Unauthorized
 from chalicelib.wiring import services
+
+if TYPE_CHECKING:
+    from chalicelib.api.mgmt.wire.routes import ResponseModel
 
 Locate = Callable[[HttpRequest], Project | None]
 """Finds the project a rule is checked in; None means the system scope (`PROJECT_OR_SYSTEM`)."""
@@ -124,12 +127,11 @@ class Routes:
             if "{project}" not in path:
                 raise LookupError(f"{method} {path}: a project rule needs the {{project}} segment or `locate`")
             locate = project_in_path
-        answer = _response_model(method, path)
         blueprint = self.blueprint
 
         def decorate(handler: Callable[..., Reply]) -> Callable[..., Response]:
             wants = set(inspect.signature(handler).parameters)
-            endpoint = _Endpoint(handler, rule, locate, also_in, body, query, answer, wants, path)
+            endpoint = _Endpoint(handler, rule, locate, also_in, body, query, wants, method, path)
 
             def view(**params: str) -> Response:
                 request = request_from(blueprint.current_request).with_params(params)
@@ -152,9 +154,14 @@ class _Endpoint:
     also_in: Callable[[HttpRequest], Project] | None
     body: type[BaseModel] | None
     query: type[BaseModel] | None
-    answer: ResponseModel | None
     wants: set[str]
+    method: str
     path: str
+
+    @cached_property
+    def answer(self) -> ResponseModel | None:
+        """The Harbor model of this route's JSON answer, looked up on its first answer."""
+        return _response_model(self.method, self.path)
 
     def serve(self, request: HttpRequest) -> Response:
         request = identified(request)
@@ -253,8 +260,19 @@ _TEMPLATE = re.compile(r"\{[^/}]+\}")
 
 def _response_model(method: str, path: str) -> ResponseModel | None:
     """The Harbor model of the route's JSON answer (`wire.routes`), matched with `{...}` ignored."""
-    wanted = _TEMPLATE.sub("{}", path)
+    return _responses().get((method, _TEMPLATE.sub("{}", path)))
+
+
+@lru_cache(maxsize=1)
+def _responses() -> dict[tuple[str, str], ResponseModel]:
+    """`wire.routes` keyed by method and template with `{...}` ignored (the first entry wins).
+
+    Built on the first JSON answer, not when the routes are declared: the Lambda handler's import
+    (its cold start) then neither loads the response models nor matches every route against them.
+    """
+    from chalicelib.api.mgmt.wire.routes import RESPONSES  # noqa: PLC0415 (see the docstring)
+
+    index: dict[tuple[str, str], ResponseModel] = {}
     for (verb, template), answer in RESPONSES.items():
-        if verb == method and _TEMPLATE.sub("{}", template) == wanted:
-            return answer
-    return None
+        index.setdefault((verb, _TEMPLATE.sub("{}", template)), answer)
+    return index

@@ -11,7 +11,7 @@ costs).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from chalice.app import Response
@@ -24,7 +24,6 @@ from chalicelib.api.mgmt.names import decode_repository_name
 from chalicelib.api.mgmt.paging import Page, page_headers, parse_page
 from chalicelib.api.mgmt.query import AllOf, Exact, InvalidQuery, Query, parse_q, query_bool
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
-from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import HIDDEN_ACCESSORIES, Accessory, Artifact, Tag, artifact_id
 from chalicelib.core.bounds import Id
@@ -32,9 +31,10 @@ from chalicelib.core.catalog import Repository
 from chalicelib.core.identity import Project
 from chalicelib.core.reference import project_of
 from chalicelib.errors import BadRequest
-from chalicelib.processors.icon import display_icon
-from chalicelib.services.artifacts import Include, Listing, Matcher, PageRequest
 from chalicelib.wiring import services
+
+if TYPE_CHECKING:
+    from chalicelib.services.artifacts import Include, Listing, Matcher, PageRequest
 
 routes = Routes(__name__)
 bp = routes.blueprint
@@ -47,7 +47,7 @@ _Q_FIELDS: dict[str, type] = {"digest": str, "type": str, "media_type": str, "ta
 class TagReq(BaseModel):
     """Harbor's Tag model: only `name` is used; the read-only fields a client may echo are ignored."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str
     id: Id | None = None
@@ -117,6 +117,8 @@ def list_tags(request: HttpRequest, project: Project) -> Response:
         found, every = services().artifacts.all_tags(repository.name, _reference(request), immutable)
         views = [_tag_view(t, found, repository.repository_id, every.immutable) for t in every.items]
         return listing(request, path, views, q_fields={"name": str}, sort_fields=("name", "push_time", "id"))
+    from chalicelib.services.artifacts import PageRequest  # noqa: PLC0415 (services load on first use)
+
     request_page = PageRequest(page.page, page.size, _cursor(request, page))
     found, result = services().artifacts.tags(repository.name, _reference(request), request_page, immutable)
     headers = _page_links(request, path, page, result.total, result.next_cursor)
@@ -187,6 +189,8 @@ def _reference(request: HttpRequest) -> str:
 
 def _list_args(request: HttpRequest) -> tuple[dict[str, bool], Page, PageRequest, Matcher | None]:
     """What both artifact lists take: flags, page, sort, cursor and the `q` filter."""
+    from chalicelib.services.artifacts import PageRequest  # noqa: PLC0415 (services load on first use)
+
     flags = _flags(request)
     page = parse_page(request.arg("page"), request.arg("page_size"))
     request_page = PageRequest(page.page, page.size, _cursor(request, page), _sort(request.arg("sort")))
@@ -210,6 +214,8 @@ def _matcher(query: Query) -> Matcher | None:
         if special is not None and bool(tags) != (special == "*"):
             return False
         return rest.matches(_q_record(artifact, tags, label_ids))
+
+    from chalicelib.services.artifacts import Matcher  # noqa: PLC0415 (services load on first use)
 
     return Matcher(matches, uses_tags=term is not None, uses_labels=labels is not None)
 
@@ -276,6 +282,8 @@ def _q_record(artifact: Artifact, tags: list[Tag], label_ids: list[int]) -> dict
 
 
 def _include(flags: dict[str, bool]) -> Include:
+    from chalicelib.services.artifacts import Include  # noqa: PLC0415 (services load on first use)
+
     return Include(
         tags=flags["with_tag"],
         accessories=flags["with_accessory"] or flags["with_signature"],
@@ -291,6 +299,9 @@ def _views(found: Listing, flags: dict[str, bool], project_id: int) -> list[dict
 def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_id: int) -> dict[str, Any]:
     """Harbor's Artifact model; `labels` is filled only with `with_label=true` (Harbor's default is
     false) and each tag's `immutable` only with `with_immutable_status=true`."""
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+    from chalicelib.processors.icon import display_icon  # noqa: PLC0415 (processors load on first use)
+
     key = (a.repository, a.digest)
     accessories = found.accessories.get(key)
     repository_id = found.repository_ids[a.repository]
@@ -349,6 +360,8 @@ def _references(a: Artifact) -> list[dict[str, Any]] | None:
 
 def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tuple[str, str]], *,
               signed: bool | None = None) -> dict[str, Any]:  # fmt: skip
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     view: dict[str, Any] = {
         "id": t.id,
         "repository_id": repository_id,
@@ -364,6 +377,8 @@ def _tag_view(t: Tag, a: Artifact, repository_id: int, immutable: frozenset[tupl
 
 
 def _accessory_view(x: Accessory) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         wire.Accessory,
         {

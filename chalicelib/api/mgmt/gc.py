@@ -18,26 +18,26 @@ from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import body, int_param, iso
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import ZERO_TIME
-from chalicelib.core.jobs import Cron, CronError, Job, Schedule, Trigger
+from chalicelib.core.jobs import Cron, CronError, Job, Schedule, Trigger, VendorType
 from chalicelib.errors import BadRequest
-from chalicelib.services.gc import VENDOR, GcParameters
 from chalicelib.services.jobs import next_run
 from chalicelib.wiring import services
 
 routes = Routes(__name__)
 bp = routes.blueprint
 _HISTORY_MAX = 500  # newest executions a list pages through
+VENDOR = VendorType.GARBAGE_COLLECTION
 
 
 class ScheduleObj(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     type: Literal["Hourly", "Daily", "Weekly", "Custom", "Manual", "None", "Schedule"]
     cron: str | None = None
     next_scheduled_time: str | None = None
 
 
 class ScheduleBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     schedule: ScheduleObj
     parameters: dict[str, Any] = {}
 
@@ -127,6 +127,8 @@ def _schedule_record(schedule: Schedule) -> dict[str, Any]:
 
 def _apply_schedule(request: HttpRequest) -> Created | None:
     """`Manual` runs GC now (201 with the execution's Location); other types store the schedule."""
+    from chalicelib.services.gc import GcParameters  # noqa: PLC0415 (services load on first use)
+
     parsed = body(request, ScheduleBody)
     params = GcParameters.parse(parsed.parameters).as_dict()
     kind = parsed.schedule.type

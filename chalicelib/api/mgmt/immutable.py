@@ -10,7 +10,6 @@ from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import int_param
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import ImmutableRule
 from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Project
 from chalicelib.core.selectors import MAX_PATTERN_LENGTH
@@ -22,7 +21,7 @@ _MAX_SELECTORS = 8  # more than one is refused by the service; this only bounds 
 
 
 class SelectorReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     kind: str = Field(max_length=32)
     decoration: str = Field(max_length=32)
@@ -33,7 +32,7 @@ class SelectorReq(BaseModel):
 class ImmutableRuleReq(BaseModel):
     """Harbor's `ImmutableRule`; `id` and `project_id` are read-only and may be sent back."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     project_id: Id | None = None
@@ -48,6 +47,8 @@ class ImmutableRuleReq(BaseModel):
 
 def rule_view(record: dict[str, Any]) -> dict[str, Any]:
     """Harbor's ImmutableRule (no project id; empty fields left out)."""
+    from chalicelib.api.mgmt.wire.models import ImmutableRule  # noqa: PLC0415 (response models load on first use)
+
     return shape(ImmutableRule, {**record, "params": {}})
 
 

@@ -23,7 +23,7 @@ class LabelReq(BaseModel):
     """Harbor's Label model as a request: what GET returned may be sent back (read-only fields are
     ignored); lengths beyond these bounds are rejected before any rule runs."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     name: str | None = Field(default=None, max_length=1024)
     description: str | None = Field(default=None, max_length=65_536)
@@ -98,7 +98,7 @@ _ARTIFACT = "/projects/{project}/repositories/{repository}/artifacts/{reference}
 class AttachReq(BaseModel):
     """`POST .../labels` takes a Label; only its `id` matters."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     id: int = Field(ge=1, le=2**53)
 

@@ -19,14 +19,14 @@ bp = routes.blueprint
 
 
 class MemberUser(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     username: str | None = Field(default=None, max_length=255)
     user_id: Id | None = None
 
 
 class MemberReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     role_id: Id
     member_user: MemberUser | None = None
@@ -34,7 +34,7 @@ class MemberReq(BaseModel):
 
 
 class RoleReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     role_id: Id
 

@@ -11,7 +11,6 @@ from chalicelib.api.mgmt._edge import iso, raw_json
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import Project as WireProject
 from chalicelib.core.bounds import Epoch, Id, StorageLimit
 from chalicelib.core.identity import Member, Project
 from chalicelib.errors import BadRequest, NotFound
@@ -22,14 +21,14 @@ bp = routes.blueprint
 
 
 class CveAllowlist(BaseModel):
-    model_config = ConfigDict(extra="ignore")  # Harbor clients echo id/project_id/creation_time back
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # Harbor clients echo id/project_id/creation_time back
 
     items: list[dict[str, str]] = Field(default_factory=list, max_length=1000)
     expires_at: Epoch | None = None
 
 
 class ProjectReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     project_name: str | None = Field(default=None, max_length=255)
     public: bool | None = None  # deprecated by Harbor; folded into metadata.public
@@ -41,6 +40,8 @@ class ProjectReq(BaseModel):
 
 def project_view(project: Project, member: Member | None, repo_count: int) -> dict[str, Any]:
     """Harbor's project shape (its omit-empty fields left out); `member` is the caller's membership."""
+    from chalicelib.api.mgmt.wire.models import Project as WireProject  # noqa: PLC0415 (response models load on first use)
+
     role = int(member.role) if member else None
     return shape(WireProject, {
         "project_id": project.project_id,

@@ -43,13 +43,13 @@ def quota_view(project: Project) -> dict[str, Any]:
 
 
 class Hard(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     storage: StorageLimit
 
 
 class QuotaUpdateReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     hard: Hard
 

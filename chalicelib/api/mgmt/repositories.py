@@ -17,7 +17,6 @@ from chalicelib.api.mgmt._edge import listing
 from chalicelib.api.mgmt._route import Routes, project_named_in_path
 from chalicelib.api.mgmt.names import decode_repository_name
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import Repository as WireRepository
 from chalicelib.core.bounds import Id
 from chalicelib.core.catalog import Repository, harbor_time
 from chalicelib.core.identity import Project
@@ -32,7 +31,7 @@ _SORT_FIELDS = ("name", "creation_time", "update_time", "pull_count")
 class RepositoryReq(BaseModel):
     """PUT body: only the description changes; the other fields of a GET may be echoed back."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     description: str | None = Field(default=None, max_length=65_536)
     id: Id | None = None
@@ -76,6 +75,8 @@ def _listing(request: HttpRequest, path: str, found: list[tuple[Repository, int]
     by_name = {r.name: r for r, _ in found}
 
     def complete(page: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from chalicelib.api.mgmt.wire.models import Repository as WireRepository  # noqa: PLC0415 (response models load on first use)
+
         named = registry.with_ids([by_name[record["name"]] for record in page])
         counts = registry.artifact_counts([r.name for r in named])
         return [

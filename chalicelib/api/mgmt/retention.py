@@ -15,7 +15,6 @@ from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import int_param, iso, raw_json
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.immutable import SelectorReq
-from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Project
@@ -30,7 +29,7 @@ _MAX_SELECTORS = 8
 
 
 class RuleReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     priority: int | None = Field(default=None, ge=0, le=1_000_000)
@@ -43,7 +42,7 @@ class RuleReq(BaseModel):
 
 
 class TriggerReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     kind: str = Field(max_length=32)
     settings: dict[str, str | None] | None = Field(default=None, max_length=4)
@@ -51,7 +50,7 @@ class TriggerReq(BaseModel):
 
 
 class ScopeReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     level: str = Field(max_length=32)
     ref: Id
@@ -60,7 +59,7 @@ class ScopeReq(BaseModel):
 class PolicyReq(BaseModel):
     """Harbor's `RetentionPolicy`; `id` is read-only and may be sent back."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     algorithm: str | None = Field(default=None, max_length=16)
@@ -70,13 +69,13 @@ class PolicyReq(BaseModel):
 
 
 class ExecuteReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     dry_run: bool = False
 
 
 class StopReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     action: str = Field(max_length=16)
 
@@ -86,6 +85,8 @@ def _policy_id(request: HttpRequest) -> int:
 
 
 def _execution_view(job: Job) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         wire.RetentionExecution,
         {
@@ -105,6 +106,8 @@ _STATUS_CODES = {"Pending": 0, "Running": 2}
 
 
 def _task_view(task: Task) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     started = task.started_at or task.created_at
     return shape(
         wire.RetentionExecutionTask,

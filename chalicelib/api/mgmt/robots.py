@@ -11,7 +11,6 @@ from chalicelib.api.mgmt._edge import int_param, iso, raw_json, validated
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import Query, parse_q
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import Robot as WireRobot
 from chalicelib.core.bounds import DurationDays
 from chalicelib.core.identity import Project, Robot
 from chalicelib.errors import BadRequest
@@ -25,6 +24,8 @@ _UPDATE_FIELDS = _CREATE_FIELDS | {"id", "editable", "expires_at", "creation_tim
 
 
 def robot_view(robot: Robot) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire.models import Robot as WireRobot  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         WireRobot,
         {
@@ -54,7 +55,7 @@ def robot_view(robot: Robot) -> dict[str, Any]:
 class _Numbers(BaseModel):
     """The numbers of a robot body, bounded here; the service checks the rest."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)
 
     duration: DurationDays | None = None
 

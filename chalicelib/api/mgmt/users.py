@@ -11,7 +11,6 @@ from chalicelib.api.mgmt._edge import int_param, iso
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.query import query_bool
 from chalicelib.api.mgmt.wire import shape
-from chalicelib.api.mgmt.wire.models import UserResp
 from chalicelib.auth.rbac import SYSTEM_RESOURCES, Permission
 from chalicelib.core.identity import User
 from chalicelib.errors import BadRequest
@@ -22,7 +21,7 @@ bp = routes.blueprint
 
 
 class UserCreationReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     username: str = Field(min_length=1, max_length=255)
     password: str = Field(min_length=1, max_length=128)
@@ -32,7 +31,7 @@ class UserCreationReq(BaseModel):
 
 
 class UserProfile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     email: str | None = Field(default=None, max_length=255)
     realname: str | None = Field(default=None, max_length=255)
@@ -40,19 +39,21 @@ class UserProfile(BaseModel):
 
 
 class PasswordReq(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     old_password: str | None = Field(default=None, max_length=128)
     new_password: str = Field(min_length=1, max_length=128)
 
 
 class SysAdminFlag(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     sysadmin_flag: bool
 
 
 def user_view(user: User) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire.models import UserResp  # noqa: PLC0415 (response models load on first use)
+
     return shape(
         UserResp,
         {

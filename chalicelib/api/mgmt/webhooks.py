@@ -12,7 +12,6 @@ from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import int_param, iso
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import ZERO_TIME, shape
-from chalicelib.api.mgmt.wire import models as wire
 from chalicelib.core.bounds import Id
 from chalicelib.core.identity import Project
 from chalicelib.core.jobs import Job, Task
@@ -25,7 +24,7 @@ _BASE = "/projects/{project}/webhook"
 
 
 class TargetReq(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     type: str | None = Field(default=None, max_length=16)
     address: str | None = Field(default=None, max_length=2048)
@@ -37,7 +36,7 @@ class TargetReq(BaseModel):
 class PolicyReq(BaseModel):
     """Harbor's `WebhookPolicy`; the read-only fields may be sent back and are ignored."""
 
-    model_config = ConfigDict(extra="forbid", strict=True)
+    model_config = ConfigDict(extra="forbid", strict=True, defer_build=True)
 
     id: Id | None = None
     name: str | None = Field(default=None, max_length=256)
@@ -52,6 +51,8 @@ class PolicyReq(BaseModel):
 
 
 def policy_view(policy: Policy, project_id: int) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     return shape(wire.WebhookPolicy, {
         "id": policy.policy_id, "name": policy.name, "description": policy.description, "project_id": project_id,
         "targets": [t.record() for t in policy.targets], "event_types": list(policy.event_types),
@@ -65,6 +66,8 @@ def _time(epoch: int | None) -> str | None:
 
 
 def execution_view(job: Job) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     success, error = job.counts.get("success", 0), job.counts.get("error", 0)
     total = job.counts.get("tasks", success + error)
     return shape(wire.Execution, {
@@ -79,6 +82,8 @@ def execution_view(job: Job) -> dict[str, Any]:
 
 
 def task_view(task: Task) -> dict[str, Any]:
+    from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
+
     return shape(wire.Task, {
         "id": task.task_id, "execution_id": task.execution_id, "status": task.status.value,
         "status_message": task.error or "", "run_count": task.run_count,

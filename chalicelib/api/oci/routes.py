@@ -16,7 +16,6 @@ from chalicelib.api.edge import HttpRequest, guarded, request_from
 from chalicelib.api.oci import base, blobs, discovery, manifests, uploads
 from chalicelib.api.oci._auth import identify, require, require_caller
 from chalicelib.auth.rbac import DELETE_ARTIFACT, PULL, PUSH, READ_CATALOG, Permission
-from chalicelib.config import get_settings
 from chalicelib.core.reference import validate_name
 from chalicelib.errors import PayloadTooLarge, Unsupported
 from chalicelib.events import set_operator
@@ -120,6 +119,8 @@ def _dispatch(path: str, request: HttpRequest, fixed: Handler | None) -> Respons
 
 
 def _check_body_cap(request: HttpRequest) -> None:
+    from chalicelib.config import get_settings  # noqa: PLC0415 (pydantic-settings loads on the first request)
+
     cap = get_settings().max_body_bytes
     if cap and len(request.body) > cap:
         raise PayloadTooLarge(
