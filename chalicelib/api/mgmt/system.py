@@ -18,6 +18,13 @@ bp = routes.blueprint
 VERSION = "v2.0.0-serverless"
 
 
+@bp.route("/api/version", methods=["GET"])
+def api_version() -> Response:
+    """Harbor's unversioned version probe, open to everyone: a Harbor that replicates to or from this
+    registry asks it first and speaks its v2.0 API only when the answer says so."""
+    return Response(body={"version": "v2.0"}, status_code=200, headers={"Content-Type": "application/json"})
+
+
 @routes.get("/ping")
 def ping(request: HttpRequest) -> Response:
     return Response(body=b"Pong", status_code=200, headers={"Content-Type": "text/plain"})

@@ -129,3 +129,14 @@ def test_vulnerabilities_addition_of_an_unscanned_image_is_an_empty_report(regis
     harbor_error(api(registry, "GET", f"{base}/v1/additions/vulnerabilities", auth=create_user(registry)), 404,
                  "NOT_FOUND")  # fmt: skip
     assert api(registry, "GET", f"{base}/v1/additions/build_history").status_code == 200
+
+
+# The unversioned API version probe a Harbor peer sends before replicating.
+
+
+def test_api_version_names_harbors_v2_api_to_anyone(registry):
+    for auth in (None, "default"):
+        kwargs = {} if auth == "default" else {"auth": None}
+        answer = expect(registry.request("GET", "/api/version", **kwargs), 200)
+        assert answer.get_json() == {"version": "v2.0"}
+    assert registry.request("POST", "/api/version").status_code == 405
