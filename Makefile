@@ -9,7 +9,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # containerd and ctr) and the reference registry.
 DEB_PACKAGES := skopeo podman docker-registry docker.io apache2-utils
 # Test processes (pytest-xdist): one per core. A module's tests stay on one worker (`--dist loadfile`),
-# so module fixtures (a packaged template, an e2e server, dockerd) start once.
+# so module fixtures (a packaged template, an e2e server, dockerd) start once; tests/conftest.py hands out
+# the long modules first so that both workers end together.
 TEST_WORKERS ?= auto
 PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 export REGISTRY_PORT ?= 5000

@@ -136,14 +136,20 @@ class JobService:
             fields["parameters"] = parameters
         self._store.set_fields(job.job_id, **fields)
 
-    def resume(self, job: Job) -> bool:
+    def resume(self, job: Job, before_start: Callable[[Job], None] | None = None) -> bool:
         """Start a recorded execution again with the input it was launched with, if its engine
-        lost it (a local restart: moto's executions die with the process, the rows do not)."""
+        lost it (a local restart: moto's executions die with the process, the rows do not).
+
+        `before_start` runs once the job is known to need it and before the new execution starts:
+        what it writes (a task's log line) cannot race the execution, which may end its tasks at
+        once."""
         payload = job.parameters.get("payload")
         if job.status not in ACTIVE_STATUSES or not isinstance(payload, dict) or not job.execution_arn:
             return False
         if self._runner.status(job.execution_arn) == "RUNNING":
             return False
+        if before_start is not None:
+            before_start(job)
         self._store.set_fields(job.job_id, execution_arn=self._runner.start(job.vendor_type, job.job_id, payload))
         self._store.log(job.job_id, "execution resumed: the process that ran it stopped")
         return True

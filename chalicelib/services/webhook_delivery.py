@@ -217,13 +217,18 @@ class WebhookDelivery:
         for project in projects:
             for policy in self._policies.listed(project):
                 for job in self._jobs.recorded(executions_key(policy.policy_id), per_policy):
-                    if self._clock() - job.created_at <= self._longest_seconds and self._jobs.resume(job):
-                        for task in self._jobs.tasks(job.job_id):
-                            if task.status in ACTIVE_STATUSES:
-                                self._jobs.note_task(task, log=["delivery resumed: the process that ran it stopped"])
+                    if self._clock() - job.created_at > self._longest_seconds:
+                        continue
+                    if self._jobs.resume(job, before_start=self._note_resumed):
                         logger.info("webhook delivery resumed", execution_id=job.job_id)
                         resumed += 1
         return resumed
+
+    def _note_resumed(self, job: Job) -> None:
+        """Written before the new execution starts: once started, it may end the task first."""
+        for task in self._jobs.tasks(job.job_id):
+            if task.status in ACTIVE_STATUSES:
+                self._jobs.note_task(task, log=["delivery resumed: the process that ran it stopped"])
 
     def attempt(self, item: dict[str, Any]) -> dict[str, Any]:
         """ONE delivery attempt of one task; returns the item with `outcome` (`success`, `retry`,

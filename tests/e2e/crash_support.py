@@ -1,4 +1,5 @@
-"""What the crash tests share: random images, and reading what a killed registry left on disk."""
+"""What the crash and persistence tests share: random images, skopeo pushes and byte-exact pulls, and
+reading what a killed or restarted registry left on disk."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -13,12 +15,32 @@ from typing import Any
 from chalicelib.local.journal import read_frames, segments
 from chalicelib.local.persistence import State, read_snapshot
 
-from .support import OCI_MANIFEST, canon, sha256
+from .support import OCI_MANIFEST, Layout, RegistryServer, assert_same_blobs, canon, check, sha256
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER_GZ = "application/vnd.oci.image.layer.v1.tar+gzip"
 # Hidden blob states (GC tombstones and sweeps in progress): no bytes are promised for them.
 _HIDDEN = {"deleting", "deletefailed", "deleted"}
+RESTORED = re.compile(r"restored (\d+) rows and (\d+) objects")
+
+
+def push(server: RegistryServer, lay: Layout, repo: str, tag: str, *extra: str) -> None:
+    check(["skopeo", "copy", "--preserve-digests", *server.skopeo_dest(), *extra,
+           f"oci:{lay.path}:latest", "docker://" + server.ref(repo, tag)])  # fmt: skip
+
+
+def pull_and_compare(server: RegistryServer, src: Layout, repo: str, ref: str, digest: str, out: Path) -> None:
+    check(["skopeo", "copy", "--all", "--preserve-digests", *server.skopeo_src(),
+           "docker://" + server.ref(repo, ref), f"oci:{out}:x"])  # fmt: skip
+    pulled = Layout(out)
+    assert pulled.ref("x")["digest"] == digest
+    assert_same_blobs(src, pulled, src.reachable(digest))
+
+
+def restored(log: str) -> tuple[int, int]:
+    m = RESTORED.search(log)
+    assert m, f"no 'restored N rows and M objects' in the start-up log:\n{log}"
+    return int(m.group(1)), int(m.group(2))
 
 
 def random_layout(root: Path, size: int) -> str:

@@ -30,7 +30,7 @@ import requests
 from .crash_support import blob_rows_without_bytes, random_layout
 from .support import API, Layout, RegistryServer, assert_same_blobs, check, repo_name, require_tool
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROUNDS = int(os.environ.get("E2E_CRASH_ROUNDS", "2"))
 SEED = int(os.environ.get("E2E_CRASH_SEED", str(random.randrange(1 << 30))))

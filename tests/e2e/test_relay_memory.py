@@ -13,7 +13,7 @@ import pytest
 
 from .support import ProcessUsage, RegistryServer, push_streamed_blob, repo_name
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 GIB = 1024**3
 BOUND = 64 * 1024**2

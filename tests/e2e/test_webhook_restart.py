@@ -16,7 +16,7 @@ from tests.functional.jobs.test_webhooks import Receiver
 
 from .support import RegistryServer
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 API = "/api/v2.0"
 

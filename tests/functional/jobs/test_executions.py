@@ -211,6 +211,20 @@ def test_resume_starts_a_lost_execution_again_with_its_input(world: World) -> No
     assert runner.started[-1] == (KIND, job.job_id, {"items": [1]})
 
 
+def test_resume_runs_before_start_only_when_it_starts_and_before_the_engine_does(world: World) -> None:
+    jobs, runner, _ = world
+    job = jobs.record(KIND, Trigger.EVENT, {})
+    jobs.launch(job, {"items": [1]}, {"payload": {"items": [1]}})
+    recorded = jobs.get(job.job_id, KIND)
+    seen: list[tuple[int, int]] = []
+    assert not jobs.resume(recorded, before_start=lambda j: seen.append((j.job_id, len(runner.started))))
+    assert seen == []  # still running: nothing is started, nothing is written
+    runner.states.clear()
+    started_before = len(runner.started)
+    assert jobs.resume(recorded, before_start=lambda j: seen.append((j.job_id, len(runner.started))))
+    assert seen == [(job.job_id, started_before)] and len(runner.started) == started_before + 1
+
+
 def test_a_schedule_fires_once_per_slot(world: World) -> None:
     jobs, runner, clock = world
     jobs.set_schedule(KIND, "Hourly", "", {"p": 1})

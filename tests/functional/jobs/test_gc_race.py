@@ -7,10 +7,15 @@ reuse those layers the way docker does (HEAD each blob, upload what is missing, 
 start again if the registry says a blob is unknown). Then the run is released and finishes.
 Afterwards every image a client was told was pushed (201) must pull completely and byte-exact,
 also after one more GC run.
+
+Rounds: every (window, phase) pair runs on every `make test`; `GC_RACE_SEEDS` (a test-only knob,
+default 1) runs each pair with that many seeds (different jitter, sweep batch, worker count and
+layer choices): set it higher to hunt.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -23,7 +28,7 @@ from tests.functional.jobs.conftest import GcRegistry
 from tests.functional.jobs.test_gc import pulls
 
 PHASES = ("begin", "delete_untagged", "mark", "sweep", "claimed", "finish")
-SEEDS = 2
+SEEDS = int(os.environ.get("GC_RACE_SEEDS", "1"))
 WINDOWS_HOURS = (0, 1)
 
 
