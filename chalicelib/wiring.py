@@ -288,7 +288,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     configuration = ConfigurationService(ConfigurationStore(clock), settings, clock)
     robot_store = RobotStore(clock)
     access = AccessService(
-        user_store, robot_store, project_store, configuration, signing_key(settings),
+        user_store, robot_store, project_store, configuration, lambda: signing_key(settings),
         issuer=settings.token_issuer, service=settings.token_service,
         credential_cache_seconds=settings.credential_cache_seconds,
         throttle=SignInThrottle(settings.signin_failures_per_account, settings.signin_failures_per_source,

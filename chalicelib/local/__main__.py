@@ -323,12 +323,23 @@ def _count_objects(files: FileObjectStore) -> int:
     return count
 
 
+def _start_emulator(settings: Settings) -> Any:
+    """moto in this process; the DynamoDB clients' calls handed to its handler directly (`local/direct.py`)."""
+    from chalicelib.local import direct  # noqa: PLC0415
+    from chalicelib.local.emulator import Emulator  # noqa: PLC0415
+
+    emulator = Emulator(settings)
+    emulator.start()
+    if settings.aws_endpoint_url is None:
+        direct.install()
+    return emulator
+
+
 def main() -> int:
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
     from chalicelib.config import get_settings  # noqa: PLC0415
     from chalicelib.local import moto_patches  # noqa: PLC0415
-    from chalicelib.local.emulator import Emulator  # noqa: PLC0415
     from chalicelib.local.journal import private_dir  # noqa: PLC0415
 
     settings = get_settings()
@@ -345,8 +356,7 @@ def main() -> int:
     except moto_patches.UncheckedMotoVersion as exc:
         print(str(exc), file=sys.stderr)
         return 1
-    emulator = Emulator(settings)
-    emulator.start()
+    emulator = _start_emulator(settings)
     os.environ["REGISTRY_LOCAL_OBJECT_DIR"] = str(data_dir / "objects")
     wiring.reset()
     settings = get_settings()

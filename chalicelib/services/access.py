@@ -84,7 +84,7 @@ class AccessService:
         robots: RobotStore,
         projects: ProjectStore,
         configuration: ConfigurationService,
-        signing_key: SigningKey,
+        signing_key: Callable[[], SigningKey],
         *,
         issuer: str,
         service: str,
@@ -96,13 +96,32 @@ class AccessService:
         self._robots = robots
         self._projects = projects
         self._configuration = configuration
-        self._key = signing_key
+        self._load_key = signing_key
+        self._loaded: tuple[SigningKey, TokenVerifier] | None = None
+        self._loading = threading.Lock()
         self._issuer = issuer
         self.service = service
         self._clock = clock
         self._verified = _VerifiedSecrets(credential_cache_seconds, clock)
         self._throttle = throttle or SignInThrottle(0, 0, 1)
-        self._verifier = TokenVerifier({signing_key.kid: signing_key.private_key.public_key()}, issuer, service, clock)
+
+    def _signing(self) -> tuple[SigningKey, TokenVerifier]:
+        """The signing key and its verifier, loaded (or generated) on first use: a process that never
+        issues or checks a token (the standalone relay) never reads a key file or a secret."""
+        loaded = self._loaded
+        if loaded is None:
+            with self._loading:
+                loaded = self._loaded
+                if loaded is None:
+                    key = self._load_key()
+                    verifier = TokenVerifier({key.kid: key.private_key.public_key()}, self._issuer, self.service,
+                                             self._clock)  # fmt: skip
+                    loaded = self._loaded = (key, verifier)
+        return loaded
+
+    @property
+    def _key(self) -> SigningKey:
+        return self._signing()[0]
 
     # Authentication.
 
@@ -162,7 +181,7 @@ class AccessService:
 
     def verify_token(self, token: str) -> Claims:
         try:
-            return self._verifier.verify(token)
+            return self._signing()[1].verify(token)
         except InvalidToken as exc:
             # Why a token failed is for the log: telling the client helps only a forger.
             logger.info("bearer token refused", reason=exc.reason)

@@ -13,7 +13,20 @@ from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED = (REPO_ROOT / ".." / "shared").resolve()
+
+
+def _shared_dir() -> Path:
+    """`shared/` beside the checkout; for a git worktree, beside its main checkout."""
+    beside = (REPO_ROOT / ".." / "shared").resolve()
+    git = REPO_ROOT / ".git"
+    if beside.is_dir() or not git.is_file():  # a worktree's `.git` is a file naming its git dir
+        return beside
+    gitdir = Path(git.read_text().split("gitdir:", 1)[-1].strip())
+    main = gitdir.parents[2] if gitdir.parent.name == "worktrees" and len(gitdir.parents) > 2 else None
+    return (main / ".." / "shared").resolve() if main is not None else beside
+
+
+SHARED = _shared_dir()
 HARNESS = SHARED / "harness"
 BUILD = REPO_ROOT / "build"
 PYTHON = sys.executable
@@ -55,6 +68,31 @@ def percentile(values: Sequence[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(pct / 100 * len(ordered)))
     return float(ordered[rank - 1])
+
+
+def pair_ratios(pairs: Sequence[tuple[float, float]]) -> dict[str, Any] | None:
+    """Ratios a/b of A/B pairs measured back to back: their median (the verdict), quartiles, range.
+
+    On a machine shared with other work a load swing moves both halves of a pair together, so
+    the ratio of each pair varies far less than either side's times do."""
+    ratios = sorted(a / b for a, b in pairs if a and b)
+    if not ratios:
+        return None
+    return {
+        "n": len(ratios),
+        "median": round(float(statistics.median(ratios)), 4),
+        "q1": round(percentile(ratios, 25), 4),
+        "q3": round(percentile(ratios, 75), 4),
+        "min": round(ratios[0], 4),
+        "max": round(ratios[-1], 4),
+    }
+
+
+def ratio_text(stats: dict[str, Any] | None) -> str:
+    if stats is None:
+        return "n/a"
+    return (f"{stats['median']:.3f}x median of {stats['n']} pairs (quartiles {stats['q1']:.3f}-{stats['q3']:.3f}, "
+            f"range {stats['min']:.3f}-{stats['max']:.3f})")  # fmt: skip
 
 
 def ms(seconds: float | None) -> str:

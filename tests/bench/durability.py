@@ -10,7 +10,11 @@
    into a snapshot, and on an empty data dir.
 
 Targets: push of the image under 5% slower with the journal, the small manifests under 20%.
-A quick re-run of one part: `python -m tests.bench.durability --parts image --runs 9`.
+The verdict is the median of per-pair ratios: each run pushes to both runners back to back (the
+first of a pair alternating), and a load swing on this shared machine moves both halves of a pair
+together. Quartiles and range of the ratios are printed beside it, and the server processes' CPU
+time (user + system, from /proc) per run, which other work on the machine disturbs less than wall
+time. A quick re-run of one part: `python -m tests.bench.durability --parts image --runs 9`.
 """
 
 from __future__ import annotations
@@ -32,8 +36,18 @@ from typing import Any
 import requests
 
 from tests.bench import transfer
-from tests.bench.common import PYTHON, REPO_ROOT, env_float, env_int, loopback_env, report
+from tests.bench.common import (
+    PYTHON,
+    REPO_ROOT,
+    env_float,
+    env_int,
+    loopback_env,
+    pair_ratios,
+    ratio_text,
+    report,
+)
 from tests.bench.servers import OurRegistry, ServerError
+from tests.e2e.support import ProcessUsage
 
 IMAGE_TARGET = 1.05
 SMALL_TARGET = 1.20
@@ -43,6 +57,24 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 def _ratio(with_journal: float | None, without: float | None) -> float | None:
     return with_journal / without if with_journal and without else None
+
+
+def _cpu_seconds(server: OurRegistry) -> float:
+    """The server process's CPU time so far (user + system, every thread)."""
+    assert server.process is not None
+    return ProcessUsage(server.process.pid).cpu_seconds()
+
+
+def _pairs(runs: dict[str, list[dict[str, Any]]], key: str) -> list[tuple[float, float]]:
+    """(journal, no-journal) values of `key`, run by run (the runs of one index were back to back)."""
+    return [(a[key], b[key]) for a, b in zip(runs["journal"], runs["no-journal"], strict=True)]
+
+
+def _summary(runs: dict[str, list[dict[str, Any]]], key: str) -> dict[str, Any]:
+    return {
+        "median": {label: statistics.median(r[key] for r in values) for label, values in runs.items()},
+        "pair_ratio": pair_ratios(_pairs(runs, key)),
+    }
 
 
 # 2. Small manifests.
@@ -104,21 +136,25 @@ class _Client:
 
 
 def small_manifests(registries: dict[str, OurRegistry], runs: int, count: int) -> dict[str, Any]:
-    times: dict[str, list[float]] = {label: [] for label in registries}
+    """`runs` pairs of batches of `count` manifests, one batch per runner, back to back."""
+    measured: dict[str, list[dict[str, Any]]] = {label: [] for label in registries}
     for index in range(runs):
         order = list(registries.items()) if index % 2 == 0 else list(reversed(registries.items()))
         for label, server in order:
             client = _Client(server.url, server.creds)
             repo = f"library/bench-small-{index}"
             client.manifest(repo, "warm")  # the token and connection, untimed
-            started = time.monotonic()
+            cpu, started = _cpu_seconds(server), time.monotonic()
             for n in range(count):
                 client.manifest(repo, f"t{n}")
-            times[label].append(time.monotonic() - started)
-            print(f"  [{label}] {count} manifests in {times[label][-1]:.2f} s", flush=True)
-    medians = {label: statistics.median(values) for label, values in times.items()}
-    return {"count": count, "runs": times, "median_s": medians,
-            "ratio": _ratio(medians["journal"], medians["no-journal"])}  # fmt: skip
+            seconds, cpu = time.monotonic() - started, _cpu_seconds(server) - cpu
+            measured[label].append({"run": index + 1, "s": round(seconds, 3), "cpu_s": round(cpu, 3),
+                                    "load": round(os.getloadavg()[0], 2)})  # fmt: skip
+            print(f"  [{label}] {count} manifests in {seconds:.2f} s, server CPU {cpu:.2f} s", flush=True)
+    wall, cpu = _summary(measured, "s"), _summary(measured, "cpu_s")
+    return {"count": count, "runs": measured, "median_s": wall["median"], "pair_ratio": wall["pair_ratio"],
+            "median_cpu_s": cpu["median"], "cpu_pair_ratio": cpu["pair_ratio"],
+            "ratio": _ratio(wall["median"]["journal"], wall["median"]["no-journal"])}  # fmt: skip
 
 
 # 3. Start-up after many journaled writes.
@@ -220,42 +256,69 @@ def measure(
 
 
 def _image(journal: OurRegistry, unsafe: OurRegistry, runs: int, medium_mb: float, workdir: Path) -> dict[str, Any]:
+    """`runs` pairs of skopeo runs (push, then pull: the harness's `timing-baseline`), one per runner,
+    back to back, the first of a pair alternating; each run's server CPU beside its times."""
     namespace = f"library/bench-durability-{int(time.time())}"
-    both = transfer.interleaved(
-        [("journal", journal.url, journal.creds), ("no-journal", unsafe.url, unsafe.creds)],
-        runs, medium_mb, workdir, namespace,
-    )  # fmt: skip
-    pushes = {label: r["median_push_s"] for label, r in both.items()}
-    runs_by_label = {label: [run["push_s"] for run in r["runs"]] for label, r in both.items()}
-    pairs = list(zip(runs_by_label["journal"], runs_by_label["no-journal"], strict=False))
+    servers = {"journal": journal, "no-journal": unsafe}
+    measured: dict[str, list[dict[str, Any]]] = {label: [] for label in servers}
+    ok = True
+    for index in range(1, runs + 1):
+        order = list(servers) if index % 2 else list(reversed(servers))
+        for label in order:
+            server = servers[label]
+            cpu = _cpu_seconds(server)
+            one = transfer.timing_baseline(label, server.url, 1, medium_mb, workdir / f"{label}-{index}.json",
+                                           f"{namespace}-{index}", server.creds)  # fmt: skip
+            cpu = _cpu_seconds(server) - cpu
+            ok = ok and one["ok"]
+            for run in one["runs"]:
+                measured[label].append({"run": index, "push_s": run["push_s"], "pull_s": run["pull_s"],
+                                        "cpu_s": round(cpu, 3), "load": round(os.getloadavg()[0], 2)})  # fmt: skip
+            print(f"  [{label}] server CPU over the push and pull {cpu:.2f} s", flush=True)
+    if not ok or len(measured["journal"]) != len(measured["no-journal"]):
+        return {"medium_mb": medium_mb, "runs": measured, "ok": False}
+    push, cpu = _summary(measured, "push_s"), _summary(measured, "cpu_s")
     return {
         "medium_mb": medium_mb,
-        "runs": runs_by_label,
-        "median_push_s": pushes,
-        "ratio": _ratio(pushes["journal"], pushes["no-journal"]),
-        # Each run's pair was pushed back to back: the median of their ratios shrugs off load swings.
-        "median_pair_ratio": statistics.median(a / b for a, b in pairs) if pairs else None,
-        "ok": all(r["ok"] for r in both.values()),
+        "runs": measured,
+        "median_push_s": push["median"],
+        "ratio": _ratio(push["median"]["journal"], push["median"]["no-journal"]),
+        "pair_ratio": push["pair_ratio"],
+        "median_cpu_s": cpu["median"],
+        "cpu_pair_ratio": cpu["pair_ratio"],
+        "ok": True,
     }
 
 
 def print_table(result: dict[str, Any]) -> None:
 
-    def verdict(ratio: float | None, target: float) -> str:
-        return "n/a" if ratio is None else f"{ratio:.3f}x ({'OK' if ratio <= target else 'OVER'} target {target}x)"
+    def verdict(stats: dict[str, Any] | None, target: float) -> str:
+        if stats is None:
+            return "n/a"
+        return f"{ratio_text(stats)}: {'OK' if stats['median'] <= target else 'OVER'} target {target}x"
 
     print(f"\n[durability] journal vs REGISTRY_UNSAFE_NO_JOURNAL; load average (1 min) "
           f"{result['loadavg_start'][0]} at start, {result['loadavg_end'][0]} at end")  # fmt: skip
     if "image" in result:
         image = result["image"]
-        print(f"    skopeo push {image['medium_mb']:g} MB image, medians of {len(image['runs']['journal'])} "
-              f"interleaved runs: journal {image['median_push_s']['journal']:.3f} s, none "
-              f"{image['median_push_s']['no-journal']:.3f} s: {verdict(image['ratio'], IMAGE_TARGET)}; "
-              f"median of the runs' pair ratios {image['median_pair_ratio']:.3f}x")  # fmt: skip
+        if not image["ok"]:
+            print("    skopeo push of the image: some runs failed (see above)")
+        else:
+            push, cpu = image["median_push_s"], image["median_cpu_s"]
+            pairs = len(image["runs"]["journal"])
+            print(f"    skopeo push {image['medium_mb']:g} MB image, {pairs} interleaved pairs: "
+                  f"median push journal {push['journal']:.3f} s, none {push['no-journal']:.3f} s")  # fmt: skip
+            print(f"      push time, journal/none: {verdict(image['pair_ratio'], IMAGE_TARGET)}")
+            print(f"      server CPU per run (push + pull), journal {cpu['journal']:.2f} s, none "
+                  f"{cpu['no-journal']:.2f} s: {ratio_text(image['cpu_pair_ratio'])}")  # fmt: skip
     if "small" in result:
         small = result["small"]
-        print(f"    {small['count']} small manifests: journal {small['median_s']['journal']:.3f} s, "
-              f"none {small['median_s']['no-journal']:.3f} s: {verdict(small['ratio'], SMALL_TARGET)}")  # fmt: skip
+        wall, cpu = small["median_s"], small["median_cpu_s"]
+        print(f"    {small['count']} small manifests, {len(small['runs']['journal'])} interleaved pairs: median "
+              f"journal {wall['journal']:.3f} s, none {wall['no-journal']:.3f} s")  # fmt: skip
+        print(f"      time, journal/none: {verdict(small['pair_ratio'], SMALL_TARGET)}")
+        print(f"      server CPU per batch, journal {cpu['journal']:.2f} s, none {cpu['no-journal']:.2f} s: "
+              f"{ratio_text(small['cpu_pair_ratio'])}")  # fmt: skip
     if "startup" in result:
         start = result["startup"]
         print(f"    start-up after {start['writes']} journaled writes ({start['journal_mb']} MB): "

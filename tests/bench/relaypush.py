@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.bench.common import pair_ratios
 from tests.bench.servers import Distribution, OurRegistry
 from tests.e2e.support import Dockerd, ProcessUsage, push_streamed_blob, single_layer_image
 
@@ -77,6 +78,8 @@ def docker_interleaved(ours: OurRegistry, dist: Distribution, runs: int, size_mb
         result["cpu_ms_per_mb"] = round(result["cpu_s"] * 1000 / (result["bytes"] / MB), 3) if measured else None
     mine, theirs = results["ours"]["median_push_s"], results["distribution"]["median_push_s"]
     results["ratio"] = mine / theirs if mine and theirs else None
+    pairs = zip(results["ours"]["runs"], results["distribution"]["runs"], strict=False)
+    results["pair_ratio"] = pair_ratios([(a["push_s"], b["push_s"]) for a, b in pairs if a["run"] == b["run"]])
     return results
 
 

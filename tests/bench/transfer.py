@@ -17,7 +17,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.bench.common import HARNESS, PYTHON, loopback_env
+from tests.bench.common import HARNESS, PYTHON, loopback_env, pair_ratios
 
 
 def timing_baseline(
@@ -96,3 +96,13 @@ def ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | No
         return a / b if a and b else None
 
     return {"push": ratio("median_push_s"), "pull": ratio("median_pull_s")}
+
+
+def pair_ratio_stats(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, dict[str, Any] | None]:
+    """Per kind (push, pull): the ratios ours/theirs of the runs made back to back (same run index)."""
+    mine = {run["run"]: run for run in ours.get("runs", [])}
+    other = {run["run"]: run for run in theirs.get("runs", [])}
+    both = sorted(set(mine) & set(other))
+    return {
+        kind: pair_ratios([(mine[i][f"{kind}_s"], other[i][f"{kind}_s"]) for i in both]) for kind in ("push", "pull")
+    }

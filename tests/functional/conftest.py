@@ -100,11 +100,16 @@ def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             mp.setenv(key, value)
         mp.setenv("REGISTRY_TOKEN_KEY_FILE", str(_token_key(tmp_path_factory.mktemp("keys"))))
         _share_botocore_loader(mp)
-        # The moto fixes the local runner runs with: isolated transactions that do not copy the table.
-        from chalicelib.local import moto_patches
+        # The moto fixes the local runner runs with: isolated transactions that do not copy the table;
+        # and its DynamoDB path (botocore's validation, serializer and parser around moto's handler).
+        from chalicelib.local import direct, moto_patches
 
         moto_patches.apply()
-        yield
+        direct.install()
+        try:
+            yield
+        finally:
+            direct.uninstall()
 
 
 def _token_key(directory: Path) -> Path:

@@ -367,3 +367,20 @@ def test_quota_is_charged_as_on_the_app_and_refuses_what_does_not_fit(relay, reg
     assert registry.head(f"/v2/relayq/a/blobs/{digest_of(too_much)}").status_code == 404
     assert used() == len(fits)
     assert relay.nothing_staged()
+
+
+def test_the_relay_never_loads_the_token_signing_key(relay, registry, monkeypatch):
+    """The standalone relay holds the capability key only: building its wiring and serving a push
+    (and the app's Basic-authenticated POST) must not read or generate a token signing key."""
+    from chalicelib import wiring
+
+    def refuse(settings: Any) -> Any:
+        raise AssertionError("the token signing key was loaded")
+
+    monkeypatch.setattr(wiring, "signing_key", refuse)
+    wiring.reset()
+    wiring.services()  # what `python -m chalicelib.relay` builds before listening
+    data = random_bytes(3 * MIB)
+    put = requests.put(relay.session(), params={"digest": digest_of(data)}, data=data, timeout=60)
+    assert put.status_code == 201, put.text
+    assert relay.pull(REPO, digest_of(data)) == data
