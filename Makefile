@@ -15,7 +15,7 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 export REGISTRY_PORT ?= 5000
 export REGISTRY_DATA_DIR ?= .registry-data
 
-.PHONY: help install system-deps serve test unit lint layers typecheck bench package clean
+.PHONY: help install system-deps serve test unit lint layers typecheck bench package deploy destroy clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,13 @@ bench: install system-deps ## Benchmarks against make serve and CNCF distributio
 
 package: install ## chalice package + merge infra/ + cfn-lint into build/package
 	bash infra/package.sh build/package
+
+STAGE ?= dev
+deploy: install ## Deploy to AWS: the supporting stack, then chalice deploy (STAGE=dev; DRY_RUN=1 prints the calls)
+	$(BIN)/python infra/deploy.py deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run) $(DEPLOY_ARGS)
+
+destroy: install ## Delete the app and the stack of STAGE; table, bucket and secrets stay unless DESTROY_DATA=1
+	$(BIN)/python infra/deploy.py destroy --stage $(STAGE) $(if $(filter 1,$(DESTROY_DATA)),--delete-data)
 
 clean: ## Remove the venv, caches and local state
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .registry-data
