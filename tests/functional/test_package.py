@@ -338,8 +338,10 @@ def test_infra_only_template(package_dir: Path) -> None:
         "BlobBucket",
         "BlobBucketPolicy",
         "RegistryApiRole",
-        "RegistryApiLogGroup",
+        "APIHandlerLogGroup",
         "AdminPasswordSecret",
+        "GcStateMachine",
+        "GcScheduleTick",
     } <= set(resources)
     assert all("Type" in r for r in resources.values())
     assert "APIHandler" not in resources
@@ -348,7 +350,8 @@ def test_infra_only_template(package_dir: Path) -> None:
     assert {"RegistryTableName", "RegistryBucketName", "RegistryApiRoleArn", "AdminPasswordSecretArn"} <= set(
         infra["Outputs"]
     )
-    assert "ApiLogGroupName" in infra["Parameters"]
+    # The function logs to the group Lambda uses for the name chalice deploy gives it.
+    assert resources["APIHandlerLogGroup"]["Properties"]["LogGroupName"] == "/aws/lambda/registry-dev"
     # The chalice-deploy route's role reads the same two secrets.
     assert "Default" not in infra["Parameters"]["TokenKeySecretArn"]
     (stmt,) = [s for s in _statements(resources["RegistryApiRole"]) if s.get("Sid") == "RegistrySecrets"]
