@@ -38,6 +38,9 @@ RESOURCES = INFRA / "resources.json"
 STATE_MACHINES = INFRA / "statemachines"
 APP_NAME = "registry"
 API_HANDLER = "APIHandler"
+# Resources `chalice package` generates that are not functions: the deploy tool applies their
+# overrides with API calls after `chalice deploy` (the REST API's access log setting).
+CHALICE_NON_FUNCTIONS = ("RestAPI",)
 _PACKAGE_ONLY = "RegistryPackageOnly"  # Metadata: a resource that only exists beside Chalice's generated ones
 _SUB_VAR = re.compile(r"\$\{([A-Za-z0-9_:]+)(?:\.([A-Za-z0-9_.]+))?\}")
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
@@ -72,9 +75,14 @@ def function_arn(logical_id: str, stage: str, app_name: str = APP_NAME) -> dict[
     return {"Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:" + name}
 
 
-def function_overrides(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Logical id -> merge entry, for the functions Chalice generates (entries without a Type)."""
+def chalice_overrides(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Logical id -> merge entry, for every resource Chalice generates (entries without a Type)."""
     return {k: v for k, v in template["Resources"].items() if "Type" not in v}
+
+
+def function_overrides(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Logical id -> merge entry, for the functions Chalice generates."""
+    return {k: v for k, v in chalice_overrides(template).items() if k not in CHALICE_NON_FUNCTIONS}
 
 
 def _replace(node: Any, swap: Any) -> Any:
@@ -96,7 +104,8 @@ def _output_key(name: str, attribute: str | None) -> str:
 def stack_template(stage: str, app_name: str = APP_NAME) -> dict[str, Any]:
     template = merged_template()
     functions = function_overrides(template)
-    resources = {k: v for k, v in template["Resources"].items() if k not in functions}
+    generated = chalice_overrides(template)
+    resources = {k: v for k, v in template["Resources"].items() if k not in generated}
     resources = {k: v for k, v in resources.items() if not v.get("Metadata", {}).get(_PACKAGE_ONLY)}
 
     # A function's log group: the group Lambda writes to for the name chalice deploy gives it.
@@ -146,7 +155,7 @@ def stack_template(stage: str, app_name: str = APP_NAME) -> dict[str, Any]:
     outputs = {k: v for k, v in outputs.items() if _refs(v)[0] <= known}
 
     # Every resource value a function's properties need becomes an output.
-    for logical_id, entry in functions.items():
+    for logical_id, entry in generated.items():
         for name, attribute in _needed(_replace(entry["Properties"], swap)):
             if name in resources:
                 value = {"Ref": name} if attribute is None else {"Fn::GetAtt": [name, attribute]}
@@ -224,7 +233,7 @@ class Resolver:
         if key == "Fn::Or":
             return any(self.condition(v) for v in value)
         if key == "Fn::Equals":
-            return self.value(value[0]) == self.value(value[1])
+            return str(self.value(value[0])) == str(self.value(value[1]))
         raise ValueError(f"unsupported condition {key}")
 
     def value(self, node: Any) -> Any:  # noqa: PLR0911 (one return per intrinsic function)
@@ -268,8 +277,8 @@ def function_settings(resolver: Resolver, stage: str, app_name: str = APP_NAME) 
         for key, chalice_key in _CHALICE_KEYS.items():
             if key in props:
                 value = resolver.value(props[key])
-                if value is not _NO_VALUE:
-                    own[chalice_key] = value
+                if value is not _NO_VALUE:  # CloudFormation Number parameters resolve to strings
+                    own[chalice_key] = value if chalice_key == "iam_role_arn" else int(value)
         if "iam_role_arn" in own:
             own["manage_iam_role"] = False
         variables = resolver.value(props.get("Environment", {}).get("Variables", {}))

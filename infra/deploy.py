@@ -42,9 +42,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chalice_route import APP_NAME, Resolver, function_settings, stack_template
+from chalice_route import (
+    APP_NAME,
+    Resolver,
+    chalice_name,
+    chalice_overrides,
+    function_overrides,
+    function_settings,
+    merged_template,
+    stack_template,
+)
 
 REPO = Path(__file__).resolve().parents[1]
+API_STAGE = json.loads((REPO / ".chalice" / "config.json").read_text()).get("api_gateway_stage", "api")
 Printer = Callable[[str], None]
 
 
@@ -122,10 +132,13 @@ class Deployer:
         say("  chalice deploy, as planned by Chalice for a stage with nothing deployed:")
         for line in self._chalice_plan():
             say(f"  aws {line}")
-        say('  aws apigateway UpdateStage {"patchOperations": [<accessLogSettings: the ApiAccessLogGroup>]}')
         say(
-            '  aws lambda PutFunctionEventInvokeConfig {"FunctionName": "'
-            f'{self.stack}-event_consumer", "DestinationConfig": {{"OnFailure": <EventConsumerDeadLetterQueue>}}}}'
+            f'  aws apigateway UpdateStage {{"stageName": "{API_STAGE}", "patchOperations": '
+            "[accessLogSettings: <ApiAccessLogGroup.Arn> and the RestAPI entry format]}"
+        )
+        say(
+            f'  aws lambda UpdateFunctionConfiguration {{"FunctionName": "{self.stack}-event_consumer", '
+            '"DeadLetterConfig": {"TargetArn": "<EventConsumerDeadLetterQueue.Arn>"}}'
         )
 
     def _chalice_plan(self) -> list[str]:
@@ -167,7 +180,7 @@ class Deployer:
         outputs = self._stack(template_url, token_key_arn)
         self.say(f"Stack {self.stack}: {len(outputs)} outputs")
         values = self._chalice_deploy(outputs, token_key_arn, account, region)
-        url = self._after_chalice(values, outputs)
+        url = self._after_chalice(values, self._resolver(outputs, token_key_arn, account, region))
         domain = self.parameters.get("CustomDomainName")
         secret = outputs.get("AdminPasswordSecretArn", "<see the AdminPasswordSecretArn output>")
         self.say("")
@@ -267,7 +280,7 @@ class Deployer:
         partition = "aws-cn" if region.startswith("cn-") else "aws-us-gov" if region.startswith("us-gov-") else "aws"
         pseudo = {"AWS::Region": region, "AWS::AccountId": account, "AWS::Partition": partition,
                   "AWS::StackName": self.stack}  # fmt: skip
-        return Resolver(self.template, outputs, {**self.parameters, "TokenKeySecretArn": token_key_arn}, pseudo)
+        return Resolver(merged_template(), outputs, {**self.parameters, "TokenKeySecretArn": token_key_arn}, pseudo)
 
     def stage_config(self, resolver: Resolver) -> dict[str, Any]:
         """The project's config with this stage generated: repository defaults, then the stack's values."""
@@ -318,7 +331,7 @@ class Deployer:
         from chalice.utils import UI, OSUtils
 
         if placeholder:
-            resolver = _Placeholders(self.template, self.parameters)
+            resolver = _Placeholders(merged_template(), self.parameters)
         else:
             resolver = self._resolver(outputs, token_key_arn, account, region)
         project = self._project(self.stage_config(resolver))
@@ -347,27 +360,31 @@ class Deployer:
         shutil.copy2(project / ".chalice" / "deployed" / f"{self.stage}.json", self.state_dir / f"{self.stage}.json")
         return values
 
-    def _after_chalice(self, values: dict[str, Any], outputs: dict[str, str]) -> str:
-        """What Chalice's config cannot say: access logs on the API stage, the consumer's dead-letter queue."""
+    def _after_chalice(self, values: dict[str, Any], resolver: Resolver) -> str:
+        """What Chalice's config cannot say, from the same merge entries: the REST API's access log
+        setting and each function's dead-letter queue."""
         assert self.aws is not None
         by_name = {r["name"]: r for r in values["resources"]}
         api = by_name.get("rest_api", {})
         url: str = api.get("rest_api_url", "")
-        access_logs = outputs.get("ApiAccessLogGroupArn")
-        if api and access_logs:
+        overrides = chalice_overrides(merged_template())
+        access = overrides.get("RestAPI", {}).get("Properties", {}).get("AccessLogSetting")
+        if api and access:
+            setting = resolver.value(access)
             self.aws.client("apigateway").update_stage(
-                restApiId=api["rest_api_id"], stageName="api",
+                restApiId=api["rest_api_id"], stageName=API_STAGE,
                 patchOperations=[
-                    {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": access_logs},
-                    {"op": "replace", "path": "/accessLogSettings/format", "value": ACCESS_LOG_FORMAT},
+                    {"op": "replace", "path": "/accessLogSettings/destinationArn", "value": setting["DestinationArn"]},
+                    {"op": "replace", "path": "/accessLogSettings/format", "value": setting["Format"]},
                 ],
             )  # fmt: skip
-        queue = outputs.get("EventConsumerDeadLetterQueueArn")
-        consumer = by_name.get("event_consumer")
-        if queue and consumer:
-            self.aws.client("lambda").put_function_event_invoke_config(
-                FunctionName=consumer["lambda_arn"], MaximumRetryAttempts=2,
-                DestinationConfig={"OnFailure": {"Destination": queue}})  # fmt: skip
+        for logical_id, entry in function_overrides(merged_template()).items():
+            queue = entry["Properties"].get("DeadLetterQueue")
+            deployed = by_name.get(chalice_name(logical_id))
+            if queue and deployed:
+                self.aws.client("lambda").update_function_configuration(
+                    FunctionName=deployed["lambda_arn"],
+                    DeadLetterConfig={"TargetArn": resolver.value(queue["TargetArn"])})  # fmt: skip
         return url
 
     # -- destroy -------------------------------------------------------------------------------
@@ -414,15 +431,6 @@ class Deployer:
             if secret:
                 with contextlib.suppress(secrets.exceptions.ResourceNotFoundException):
                     secrets.delete_secret(SecretId=secret, ForceDeleteWithoutRecovery=True)
-
-
-# Fields of the API's access log lines (JSON, one per request).
-ACCESS_LOG_FORMAT = json.dumps({
-    "requestId": "$context.requestId", "ip": "$context.identity.sourceIp", "requestTime": "$context.requestTime",
-    "method": "$context.httpMethod", "path": "$context.path", "status": "$context.status",
-    "length": "$context.responseLength", "latencyMs": "$context.responseLatency",
-    "integrationError": "$context.integrationErrorMessage",
-}, separators=(",", ":"))  # fmt: skip
 
 
 class _Placeholders(Resolver):

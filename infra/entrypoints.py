@@ -58,6 +58,8 @@ def _function(entry: EntryPoint) -> dict[str, Any]:
     return {"Properties": {
         "Role": {"Fn::GetAtt": [role, "Arn"]},
         "Timeout": entry.timeout,
+        "ReservedConcurrentExecutions": {
+            "Fn::If": ["HasJobsReservedConcurrency", {"Ref": "JobsReservedConcurrency"}, {"Ref": "AWS::NoValue"}]},
         "LoggingConfig": {"LogFormat": "Text", "LogGroup": {"Ref": "RegistryJobsLogGroup"}},
         "Environment": {"Variables": environment},
     }}  # fmt: skip

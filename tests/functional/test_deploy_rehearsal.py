@@ -10,6 +10,8 @@ Where moto 5.2.5 cannot emulate a step, the test says so and checks the exact re
   (the deploy route does not use them: it inlines the definition with `Fn::Sub`). The CreateStack
   request's template is checked for them; the admin password secret is stood in for with a secret
   created through the API, so the stack's outputs are complete.
+- CloudFormation also skips `AWS::CloudWatch::Alarm` and `AWS::ApiGateway::Account` (checked in the
+  template), and Lambda does not store a function's `DeadLetterConfig` (the request is checked).
 - API Gateway: moto imports only OpenAPI 3 documents, Chalice sends Swagger 2.0. ImportRestApi and
   PutRestApi are stood in for (the API and its resource tree created from the document's paths),
   and the document itself is compared with the app's routes.
@@ -288,3 +290,35 @@ def test_second_deploy_updates_in_place_and_keeps_the_data(deployments: dict[str
     assert "Item" in item
     body = aws.client("s3").get_object(Bucket=first["outputs"]["RegistryBucketName"], Key="blobs/sha256/keep")
     assert body["Body"].read() == b"bytes"
+
+
+def test_operations_basics(deployments: dict[str, Any]) -> None:
+    """Concurrency limits, the consumer's dead-letter queue, access logs, alarms and the dashboard."""
+    aws = deployments["first_aws"]
+    outputs = deployments["first"]["outputs"]
+    lam = aws.client("lambda")
+    api_limit = lam.get_function_concurrency(FunctionName=f"registry-{STAGE}")["ReservedConcurrentExecutions"]
+    assert api_limit == 50
+    job_limit = lam.get_function_concurrency(FunctionName=f"registry-{STAGE}-gc_mark")["ReservedConcurrentExecutions"]
+    assert job_limit == 5
+    # moto accepts DeadLetterConfig but does not store it: check the request.
+    (update,) = [c for c in _calls(aws, "lambda", "UpdateFunctionConfiguration") if "DeadLetterConfig" in c]
+    assert update["FunctionName"].endswith(f":function:registry-{STAGE}-event_consumer")
+    queue = update["DeadLetterConfig"]["TargetArn"]
+    assert queue == outputs["EventConsumerDeadLetterQueueArn"]
+    sqs = aws.client("sqs")
+    sqs.get_queue_url(QueueName=queue.rsplit(":", 1)[1])
+    apigw = aws.client("apigateway")
+    (api,) = [a for a in apigw.get_rest_apis()["items"] if a["name"] == "registry"]
+    settings = apigw.get_stage(restApiId=api["id"], stageName="api")["accessLogSettings"]
+    assert settings["destinationArn"] == outputs["ApiAccessLogGroupArn"]
+    assert json.loads(settings["format"])["status"] == "$context.status"
+    dashboard = aws.client("cloudwatch").get_dashboard(DashboardName=STACK)["DashboardBody"]
+    assert "ManifestPulls" in dashboard and f":stateMachine:{STACK}-gc" in dashboard
+    # moto's CloudFormation does not create AWS::CloudWatch::Alarm: check the request's template.
+    (create,) = _calls(aws, "cloudformation", "CreateStack")
+    resources = _template(aws, create["TemplateURL"])["Resources"]
+    alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
+    assert alarms["ApiThrottlesAlarm"]["Dimensions"] == [{"Name": "FunctionName", "Value": f"registry-{STAGE}"}]
+    assert alarms["GcFailedExecutionsAlarm"]["Dimensions"][0]["Value"] == {"Ref": "GcStateMachine"}
+    assert alarms["ApiServerErrorRateAlarm"]["MetricName"] == "5XXError"
