@@ -391,6 +391,7 @@ class Deployer:
     def destroy(self, delete_data: bool) -> None:
         assert self.aws is not None
         from chalice.awsclient import TypedAWSClient
+        from chalice.cli.factory import CLIFactory
         from chalice.deploy.deployer import create_deletion_deployer
         from chalice.utils import UI
 
@@ -402,15 +403,14 @@ class Deployer:
             outputs = {}
         recorded = self.state_dir / f"{self.stage}.json"
         if recorded.exists():
-            project = self.work_dir
-            (project / ".chalice" / "deployed").mkdir(parents=True, exist_ok=True)
-            (project / ".chalice" / "config.json").write_text(json.dumps({"version": "2.0", "app_name": APP_NAME}))
-            shutil.copy2(recorded, project / ".chalice" / "deployed" / f"{self.stage}.json")
-            from chalice.config import Config
-
-            config = Config.create(project_dir=str(project), chalice_stage=self.stage, app_name=APP_NAME)
+            # Chalice deletes what its record names; its config only has to load the app.
+            config = json.loads((REPO / ".chalice" / "config.json").read_text())
+            config["stages"] = {self.stage: {"manage_iam_role": False, "iam_role_arn": "not-used-for-deletion"}}
+            project = self._project(config)
+            factory = CLIFactory(str(project), environ=dict(os.environ))
+            chalice_config = factory.create_config_obj(chalice_stage_name=self.stage)
             deployer = create_deletion_deployer(TypedAWSClient(self.aws.botocore), UI())
-            deployer.deploy(config, chalice_stage_name=self.stage)
+            deployer.deploy(chalice_config, chalice_stage_name=self.stage)
             recorded.unlink()
         if outputs:
             cfn.delete_stack(StackName=self.stack)

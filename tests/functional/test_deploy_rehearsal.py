@@ -143,7 +143,8 @@ def deployments(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # rehearsed here: moto's UpdateStack resolves Fn::GetAtt of resources whose condition is false,
         # the relay's, and fails; the tool skips UpdateStack when template and parameters are unchanged.)
         second_aws, second = _run(tmp, {})
-        yield {"first": first, "first_aws": first_aws, "second": second, "second_aws": second_aws}
+        yield {"first": first, "first_aws": first_aws, "second": second, "second_aws": second_aws,
+               "state_dir": tmp / "state", "work_dir": tmp / "work"}  # fmt: skip
 
 
 def _policy(iam: Any, role_arn: str) -> dict[str, Any]:
@@ -322,3 +323,23 @@ def test_operations_basics(deployments: dict[str, Any]) -> None:
     assert alarms["ApiThrottlesAlarm"]["Dimensions"] == [{"Name": "FunctionName", "Value": f"registry-{STAGE}"}]
     assert alarms["GcFailedExecutionsAlarm"]["Dimensions"][0]["Value"] == {"Ref": "GcStateMachine"}
     assert alarms["ApiServerErrorRateAlarm"]["MetricName"] == "5XXError"
+
+
+def test_destroy_keeps_the_data_unless_asked(deployments: dict[str, Any], tmp_path: Path) -> None:
+    """Runs last in this module (pytest keeps file order): it deletes what the others look at."""
+    aws = deployments["second_aws"]
+    outputs = deployments["second"]["outputs"]
+    state = deployments["state_dir"]
+    tool = deploy.Deployer(STAGE, aws, lambda line: None, state, deployments["work_dir"], {})
+    tool.destroy(delete_data=False)
+    names = {f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]}
+    assert not {n for n in names if n.startswith(f"registry-{STAGE}")}
+    assert not [a for a in aws.client("apigateway").get_rest_apis()["items"] if a["name"] == "registry"]
+    (delete,) = _calls(aws, "cloudformation", "DeleteStack")
+    assert delete["StackName"] == STACK
+    # The request the stack deletion honours: the table and bucket are retained.
+    (create,) = _calls(deployments["first_aws"], "cloudformation", "CreateStack")
+    resources = _template(aws, create["TemplateURL"])["Resources"]
+    assert resources["RegistryTable"]["DeletionPolicy"] == "Retain"
+    assert resources["BlobBucket"]["DeletionPolicy"] == "Retain"
+    aws.client("secretsmanager").describe_secret(SecretId=f"{STACK}/token-signing-key")
