@@ -307,6 +307,10 @@ def test_operations_basics(deployments: dict[str, Any]) -> None:
     assert update["FunctionName"].endswith(f":function:registry-{STAGE}-event_consumer")
     queue = update["DeadLetterConfig"]["TargetArn"]
     assert queue == outputs["EventConsumerDeadLetterQueueArn"]
+    # Lambda sends a dead letter with the function's role: the jobs role may, the API role may not.
+    iam = aws.client("iam")
+    assert "sqs:SendMessage" in _actions(_policy(iam, outputs["RegistryJobsRoleArn"]))
+    assert "sqs:SendMessage" not in _actions(_policy(iam, outputs["RegistryApiRoleArn"]))
     sqs = aws.client("sqs")
     sqs.get_queue_url(QueueName=queue.rsplit(":", 1)[1])
     apigw = aws.client("apigateway")
@@ -343,3 +347,5 @@ def test_destroy_keeps_the_data_unless_asked(deployments: dict[str, Any], tmp_pa
     assert resources["RegistryTable"]["DeletionPolicy"] == "Retain"
     assert resources["BlobBucket"]["DeletionPolicy"] == "Retain"
     aws.client("secretsmanager").describe_secret(SecretId=f"{STACK}/token-signing-key")
+    aws.client("dynamodb").describe_table(TableName=outputs["RegistryTableName"])
+    aws.client("s3").head_object(Bucket=outputs["RegistryBucketName"], Key="blobs/sha256/keep")
