@@ -129,7 +129,7 @@ class Deployer:
             condition = f"  (if {resource['Condition']})" if "Condition" in resource else ""
             say(f"      creates {logical_id} ({resource['Type']}){condition}")
         say(f'  aws cloudformation DescribeStacks {{"StackName": "{self.stack}"}}   (until CREATE_COMPLETE; outputs)')
-        say("  chalice deploy, as planned by Chalice for a stage with nothing deployed:")
+        say("  chalice deploy, as planned by Chalice for a stage with nothing deployed (Chalice's client calls):")
         for line in self._chalice_plan():
             say(f"  aws {line}")
         say(
