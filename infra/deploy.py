@@ -141,6 +141,19 @@ class Deployer:
             '"DeadLetterConfig": {"TargetArn": "<EventConsumerDeadLetterQueue.Arn>"}}'
         )
 
+    def dry_run_destroy(self, delete_data: bool) -> None:
+        say = self.say
+        say(f"Dry run of destroying stage {self.stage}: no AWS API is called.")
+        say(f'  aws cloudformation DescribeStacks {{"StackName": "{self.stack}"}}   (outputs)')
+        say(f"  chalice delete of what .chalice/deployed/{self.stage}.json records: DeleteRestApi, "
+            "DeleteFunction for each function, RemoveTargets and DeleteRule of the event rule")  # fmt: skip
+        say(f'  aws cloudformation DeleteStack {{"StackName": "{self.stack}"}}   (table, bucket, secret retained)')
+        if delete_data:
+            say('  aws dynamodb DeleteTable {"TableName": "<RegistryTableName>"}')
+            say('  aws s3 DeleteObjects ... then DeleteBucket {"Bucket": "<RegistryBucketName>"}')
+            for secret in ("<AdminPasswordSecretArn>", self.token_key_name):
+                say(f'  aws secretsmanager DeleteSecret {{"SecretId": "{secret}", "ForceDeleteWithoutRecovery": true}}')
+
     def _chalice_plan(self) -> list[str]:
         from chalice.awsclient import TypedAWSClient
         from chalice.deploy import models
@@ -464,7 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     parameters = dict(p.split("=", 1) for p in args.parameter)
     say: Printer = print
     if args.dry_run:
-        Deployer(args.stage, None, say, args.state_dir, args.work_dir, parameters, skip_dependencies=True).dry_run()
+        tool = Deployer(args.stage, None, say, args.state_dir, args.work_dir, parameters, skip_dependencies=True)
+        if args.command == "deploy":
+            tool.dry_run()
+        else:
+            tool.dry_run_destroy(args.delete_data)
         return 0
     aws = Aws(args.region, say)
     deployer = Deployer(args.stage, aws, say, args.state_dir, args.work_dir, parameters, args.skip_dependencies)
