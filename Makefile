@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins versions of boto3 and others that the app's venv cannot take: it has a venv of its own.
+CHECKOV_VENV := .venv-checkov
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the end-to-end tests and benchmarks drive: real OCI clients (docker.io brings dockerd,
 # containerd and ctr) and the reference registry.
@@ -16,14 +18,16 @@ PYTEST := $(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 export REGISTRY_PORT ?= 5000
 export REGISTRY_DATA_DIR ?= .registry-data
 
-.PHONY: help install system-deps serve test unit lint layers typecheck bench package clean
+.PHONY: help install system-deps serve test unit lint layers typecheck bench package deploy destroy clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-cli.txt requirements-scanner.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements-cli.txt requirements-scanner.txt requirements-checkov.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements-dev.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --disable-pip-version-check -q -r requirements-checkov.txt
 	touch $(STAMP)
 
 install: $(STAMP) ## Create the venv and install Python dependencies
@@ -61,5 +65,12 @@ bench: install system-deps ## Benchmarks against make serve and CNCF distributio
 package: install ## chalice package + merge infra/ + cfn-lint into build/package
 	bash infra/package.sh build/package
 
+STAGE ?= dev
+deploy: install ## Deploy to AWS: the supporting stack, then chalice deploy (STAGE=dev; DRY_RUN=1 prints the calls)
+	$(BIN)/python infra/deploy.py deploy --stage $(STAGE) $(if $(DRY_RUN),--dry-run) $(DEPLOY_ARGS)
+
+destroy: install ## Delete the app and the stack of STAGE; table, bucket and secrets stay unless DESTROY_DATA=1
+	$(BIN)/python infra/deploy.py destroy --stage $(STAGE) $(if $(filter 1,$(DESTROY_DATA)),--delete-data)
+
 clean: ## Remove the venv, caches and local state
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .registry-data
+	rm -rf $(VENV) $(CHECKOV_VENV) build .mypy_cache .ruff_cache .pytest_cache .registry-data

@@ -48,7 +48,8 @@ rm -f "$out_dir/sam.json" "$out_dir/infra-only.json" "$out_dir/merge-template.js
 # The state machines' DefinitionS3Location paths are relative to the template (aws cloudformation package uploads them).
 mkdir -p "$out_dir/statemachines" && cp infra/statemachines/*.asl.json "$out_dir/statemachines/"
 
-"$python" infra/infra_only.py infra/resources.json "$out_dir/infra-only.json"
+# The supporting stack of the `chalice deploy` route (make deploy), from the same merge template.
+"$python" infra/chalice_route.py "$stage" "$out_dir/infra-only.json"
 
 # The opt-in upload relay (parameter UploadRelay): besides the template as deployed, lint each shape
 # of the stack the parameter gives, as CloudFormation would create it (infra/fix_condition.py).

@@ -26,7 +26,9 @@ def get_token() -> Response:
     return guarded(_get_token, request_from(bp.current_request))
 
 
-@bp.route("/service/token", methods=["POST"], content_types=["application/x-www-form-urlencoded", "*/*"])
+# `*/*` alone: it takes form bodies too, and `chalice deploy` refuses a route that mixes binary
+# (`*/*`, every type is binary here) with non-binary content types.
+@bp.route("/service/token", methods=["POST"], content_types=["*/*"])
 def post_token() -> Response:
     return guarded(_post_token, request_from(bp.current_request))
 
