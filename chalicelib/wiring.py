@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scans import ScanService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
     from chalicelib.services.webhook_delivery import WebhookDelivery
@@ -82,6 +83,7 @@ class Services:
     retention: RetentionService
     retention_runs: RetentionRun
     pulls: PullCoalescer
+    scans: ScanService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -171,6 +173,13 @@ def _registry_host(settings: Settings) -> str:
     if settings.external_url:
         return settings.external_url.split("://", 1)[-1].rstrip("/")
     return f"{settings.host}:{settings.port}"
+
+
+def _registry_url(settings: Settings) -> str:
+    """Where a scanner pulls from: the external URL, else the local server's address."""
+    if settings.external_url:
+        return settings.external_url.rstrip("/")
+    return f"http://{settings.host}:{settings.port}"
 
 
 def _secret_value(name: str) -> str:
@@ -270,6 +279,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.scans import ScanStore
     from chalicelib.stores.uploads import UploadStore
     from chalicelib.stores.users import UserStore
     from chalicelib.stores.webhooks import WebhookStore
@@ -349,6 +359,11 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
+    # Scans: the scanner registrations service is wired in by `use_scanners` where it exists.
+    scans = ScanService(
+        artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=None, events=events,
+        registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
+    )  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
@@ -383,6 +398,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
+        scans=scans,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)
