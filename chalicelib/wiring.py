@@ -150,6 +150,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     if settings.retention_state_machine_arn:
         machines["RETENTION"] = settings.retention_state_machine_arn
+    if settings.scan_state_machine_arn:
+        machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)

@@ -209,4 +209,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{_RET}/executions/{{execution_id}}"): project(R.TAG_RETENTION, A.UPDATE),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks"): project(R.TAG_RETENTION, A.LIST),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks/{{task_id}}"): project(R.TAG_RETENTION, A.READ),
+    # scans of one artifact (Harbor asks the scan resource's create/stop/read)
+    ("POST", f"{_ART}/scan"): project(R.SCAN, A.CREATE),
+    ("POST", f"{_ART}/scan/stop"): project(R.SCAN, A.STOP),
+    ("GET", f"{_ART}/scan/{{report_id}}/log"): project(R.SCAN, A.READ),
 }
