@@ -301,6 +301,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scanners import ScannerService
+    from chalicelib.services.scans import SbomAccessories, ScanService
     from chalicelib.services.signin_throttle import SignInThrottle
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
@@ -405,20 +407,19 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
                               metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
     events.subscribe(scanners.forget_project)
+    uploads = UploadService(
+        UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock), objects, blob_meta, quotas,
+        settings,
+    )  # fmt: skip
     scans = ScanService(
         artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=scanners, events=events,
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
+        accessories=SbomAccessories(uploads, manifests, artifact_store, clock),
     )  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
-        uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
-            objects,
-            blob_meta,
-            quotas,
-            settings,
-        ),
+        uploads=uploads,
         manifests=manifests,
         blobs=blobs,
         repositories=repositories,
