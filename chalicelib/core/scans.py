@@ -280,6 +280,16 @@ def merge(children: list[ReportSummary], findings: Iterable[Finding] = ()) -> Re
 # What the API shows.
 
 
+def report_ids(report_id: str) -> list[str]:
+    """The report ids a (possibly merged) report id names: a merged one is base64 of `a|b|...`."""
+    try:
+        decoded = base64.b64decode(report_id, validate=True).decode("ascii")
+    except ValueError:
+        return [report_id]
+    parts = decoded.split("|")
+    return parts if len(parts) > 1 and all(parts) else [report_id]
+
+
 def timestamp(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z") if epoch else ""
 

@@ -154,7 +154,7 @@ class ScanService:
         try:
             job = self._jobs.submit(vendor, trigger, parameters, lock=lock)
         except Conflict:
-            raise Conflict(f"a previous {scan_type} scan process of {repository}@{digest} is running") from None
+            raise Conflict("a previous scan process is Running") from None
         now = int(self._clock())
         for target in targets:
             placeholder = scans.ReportSummary(
@@ -199,13 +199,24 @@ class ScanService:
         return None
 
     def log(self, project: Project, repository: str, digest: str, report_id: str) -> str:
-        """The log of the task that produced a report (Harbor's `scan/{report_id}/log`)."""
+        """The log of the task that produced a report (Harbor's `scan/{report_id}/log`); for an
+        index's merged report id (base64 of `id1|id2|...`), its children's logs one after the other
+        under Harbor's `---------- Logs of report <id> ----------` lines."""
         artifact = self._artifacts.get(repository, digest)
         if artifact is None:
             raise NotFound(f"artifact {repository}@{digest} not found")
         candidates = [artifact]
         if artifact.children:
             candidates += list(self._artifacts.get_many(repository, artifact.children).values())
+        wanted = scans.report_ids(report_id)
+        found = [(rid, text) for rid in wanted if (text := self._task_log(candidates, rid)) is not None]
+        if not found:
+            raise NotFound(f"report {report_id} not found")
+        if len(found) == 1:
+            return found[0][1]
+        return "\n\n\n\n".join(f"---------- Logs of report {rid} ----------\n{text}" for rid, text in found)
+
+    def _task_log(self, candidates: list[Artifact], report_id: str) -> str | None:
         for candidate in candidates:
             for summary in candidate.scans.values():
                 if summary.report_id != report_id or not summary.execution_id:
@@ -213,12 +224,12 @@ class ScanService:
                 vendor = VENDORS[scans.scan_type_of(summary.mime_type)]
                 job = self._jobs.execution(summary.execution_id, str(vendor))
                 if job is None:
-                    break
+                    return None
                 for listed in self._jobs.tasks(job.job_id):
                     task = self._jobs.task(job.job_id, listed.task_id) if listed.subject == candidate.digest else None
                     if task is not None:
                         return "".join(f"{line}\n" for line in task.log)
-        raise NotFound(f"report {report_id} not found")
+        return None
 
     # Reads for the API.
 
@@ -423,9 +434,9 @@ class ScanService:
         scanners = self._require_scanners()
         registration = scanners.for_project(project.project_id)
         if registration is None:
-            raise Precondition(f"no available scanner for project {project.name}")
+            raise Precondition(f"no available scanner for project: {project.project_id}")
         if getattr(registration, "disabled", False):
-            raise Precondition(f"the scanner {registration.name} of project {project.name} is disabled")
+            raise Precondition(f"scanner {registration.name} is disabled")
         return registration
 
     def _require_scanners(self) -> ScannerRegistry:
@@ -450,8 +461,8 @@ class ScanService:
                 return found
         elif _scannable(artifact, consumes):
             return [artifact]
-        raise BadRequest(f"artifact {artifact.repository}@{artifact.digest} of type {artifact.kind} "
-                         f"({artifact.manifest_media_type}) cannot be scanned by {registration.name}")  # fmt: skip
+        raise BadRequest(f"the configured scanner {registration.name} does not support scanning artifact with mime "
+                         f"type {artifact.manifest_media_type}")  # fmt: skip
 
     def _consumes(self, registration: ScannerRegistration, scan_type: str) -> tuple[str, ...]:
         """The manifest types the scanner consumes for the scan type (its metadata, cached by the

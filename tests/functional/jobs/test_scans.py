@@ -221,7 +221,8 @@ def test_second_scan_while_running_is_409_and_stop_ends_it(scanning: Scanning) -
     scanning.fake.polls_until_ready = 1000
     assert scanning.scan("slow").status_code == 202
     again = scanning.scan("slow")
-    assert again.status_code == 409 and again.get_json()["errors"][0]["code"] == "CONFLICT"
+    assert again.status_code == 409
+    assert again.get_json()["errors"][0] == {"code": "CONFLICT", "message": "a previous scan process is Running"}
     assert scanning.overview("slow")["scan_status"] in ("Pending", "Running")
     # A different scan type is not the same scan.
     deadline = time.monotonic() + 30
@@ -297,6 +298,10 @@ def test_index_scans_its_children_and_merges(scanning: Scanning) -> None:
     ids = base64.b64decode(overview["report_id"]).decode().split("|")
     assert sorted(ids) == sorted([scanning.overview(one)["report_id"], scanning.overview(two)["report_id"]])
     assert sorted(r["artifact"]["digest"] for r in scanning.fake.scan_requests()) == sorted([one, two])
+    log = scanning.get(f"{ART}/multi/scan/{overview['report_id']}/log").get_data(as_text=True)
+    assert sorted(line for line in log.splitlines() if line.startswith("-----")) == sorted(
+        f"---------- Logs of report {i} ----------" for i in ids
+    )
     report = scanning.get(f"{ART}/multi/additions/vulnerabilities").get_json()[VULN]
     shared = next(v for v in report["vulnerabilities"] if v["id"] == "CVE-2026-0001")
     assert sorted(shared["artifact_digests"]) == sorted([one, two])
@@ -341,7 +346,9 @@ def test_non_image_artifacts_cannot_be_scanned(scanning: Scanning) -> None:
         response = scanning.scan(reference)
         assert response.status_code == 400, response.get_data()
         error = response.get_json()["errors"][0]
-        assert error["code"] == "BAD_REQUEST" and "cannot be scanned" in error["message"]
+        assert error["code"] == "BAD_REQUEST"
+        assert error["message"] == f"the configured scanner trivy-fake does not support scanning artifact with mime " \
+                                   f"type {OCI_MANIFEST}"
     assert scanning.fake.jobs == {}
 
 
