@@ -347,8 +347,10 @@ def test_non_image_artifacts_cannot_be_scanned(scanning: Scanning) -> None:
         assert response.status_code == 400, response.get_data()
         error = response.get_json()["errors"][0]
         assert error["code"] == "BAD_REQUEST"
-        assert error["message"] == f"the configured scanner trivy-fake does not support scanning artifact with mime " \
-                                   f"type {OCI_MANIFEST}"
+        assert (
+            error["message"] == f"the configured scanner trivy-fake does not support scanning artifact with mime "
+            f"type {OCI_MANIFEST}"
+        )
     assert scanning.fake.jobs == {}
 
 
