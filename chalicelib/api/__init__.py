@@ -16,6 +16,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scanners,
     search,
     system,
     users,
@@ -43,4 +44,5 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    scanners.bp,
 )
