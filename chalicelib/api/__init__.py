@@ -16,6 +16,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scanners,
     scans,
     search,
     system,
@@ -44,5 +45,6 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    scanners.bp,
     scans.bp,
 )

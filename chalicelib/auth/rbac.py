@@ -54,6 +54,7 @@ class Resource(StrEnum):
     AUDIT_LOG = "audit-log"
     CATALOG = "catalog"
     CONFIGURATION = "configuration"
+    SCANNER = "scanner"
 
 
 class Action(StrEnum):
