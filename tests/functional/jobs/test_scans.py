@@ -196,7 +196,12 @@ def test_scan_success_has_harbor_summary_report_events_and_no_robot_left(scannin
     assert resource["digest"] == digest and resource["tag"] == "v1"
     assert resource["resource_url"] == f"reg.example/{REPO}:v1"
     assert resource["scan_overview"][VULN]["summary"]["total"] == 4
-    assert sent["event_data"]["repository"]["repo_full_name"] == REPO
+    assert sent["event_data"]["repository"] == {
+        "name": "app",
+        "namespace": "library",
+        "repo_full_name": REPO,
+        "repo_type": "public",
+    }
 
     logs = scanning.get(f"{API}/projects/library/logs", query_string={"q": "operation=scan"}).get_json()
     assert [(entry["operation"], entry["resource"]) for entry in logs] == [("scan", f"{REPO}@{digest}")]
