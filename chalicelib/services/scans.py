@@ -149,8 +149,8 @@ class ScanService:
             "targets": [{"digest": t.digest, "media_type": t.manifest_media_type, "size": t.size,
                          "report_id": report_ids[t.digest]} for t in targets],
         }  # fmt: skip
-        lock = scans.scan_lock(scan_type, registration.uuid, digest)
         vendor = VENDORS[scan_type]
+        lock = scans.scan_lock(str(vendor), registration.uuid, digest)
         try:
             job = self._jobs.submit(vendor, trigger, parameters, lock=lock)
         except Conflict:

@@ -96,5 +96,5 @@ def test_summaries_survive_the_row_encoding() -> None:
     summary = scans.completed(_pending(), [Finding("CVE-9", "p", "1", "2", "Medium")], TRIVY, 101)
     assert scans.decode(scans.encode({GENERIC: summary})) == {GENERIC: summary}
     assert scans.decode("{not json") == {} and scans.decode(None) == {}
-    assert scans.scan_lock("sbom", "reg", "sha256:x") == "SCAN#sbom#reg#sha256:x"
+    assert scans.scan_lock("SBOM", "reg", "sha256:x") == "SBOM#reg#sha256:x"
     assert scans.severity_code("High") == 4 and scans.severity_code("None") == 0 and scans.severity_code("x") == 99
