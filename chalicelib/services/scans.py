@@ -236,11 +236,12 @@ class ScanService:
     def summaries(self, artifact: Artifact) -> dict[str, scans.ReportSummary]:
         """The artifact's summaries; an index's are its children's merged (Harbor's rules)."""
         if not artifact.children:
-            return dict(artifact.scans)
+            return {mime: self._settled(artifact.repository, s) for mime, s in artifact.scans.items()}
         children = self._artifacts.get_many(artifact.repository, artifact.children)
         merged: dict[str, scans.ReportSummary] = {}
         for mime in (*scans.VULNERABILITY_REPORTS, scans.SBOM_REPORT):
-            found = [c.scans[mime] for d in artifact.children if (c := children.get(d)) and mime in c.scans]
+            found = [self._settled(artifact.repository, c.scans[mime])
+                     for d in artifact.children if (c := children.get(d)) and mime in c.scans]  # fmt: skip
             if not found:
                 continue
             findings: list[scans.Finding] = []
@@ -248,6 +249,30 @@ class ScanService:
                 findings = [f for summary in found for f in self._findings(summary)]
             merged[mime] = scans.merge(found, findings)
         return merged
+
+    def _settled(self, repository: str, summary: scans.ReportSummary) -> scans.ReportSummary:
+        """An active summary whose execution has ended without saying so (its engine died and
+        the executions service reconciled it Error, e.g. after a local restart) is settled now:
+        its tasks' robots are deleted and it shows the execution's end. One read per active
+        summary; a settled one costs nothing."""
+        if not summary.active or not summary.execution_id:
+            return summary
+        vendor = str(VENDORS[scans.scan_type_of(summary.mime_type)])
+        job = self._jobs.execution(summary.execution_id, vendor)
+        if job is not None and job.status not in FINAL_STATUSES:
+            return summary
+        for task in self._jobs.tasks(summary.execution_id) if job is not None else []:
+            if task.subject == summary.digest:
+                try:
+                    self._delete_robot(task)
+                except Exception:
+                    logger.exception("scan robot not deleted", job_id=summary.execution_id, task_id=task.task_id)
+        status = (
+            scans.ScanStatus.STOPPED if job is not None and job.status == JobStatus.STOPPED else scans.ScanStatus.ERROR
+        )
+        settled = scans.ended(summary, status, int(job.ended_at or job.updated_at) if job else int(self._clock()))
+        self._store.save_summary(repository, summary.digest, settled, replacing=summary.report_id)
+        return settled
 
     def _findings(self, summary: scans.ReportSummary) -> list[scans.Finding]:
         """A stored report's findings (Harbor merges an index's children over their items)."""

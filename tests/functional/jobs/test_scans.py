@@ -416,3 +416,28 @@ def test_a_disabled_scanner_is_a_precondition_failure(scanning: Scanning) -> Non
     assert response.status_code == 412 and response.get_json()["errors"][0]["code"] == "PRECONDITION"
     assert "disabled" in response.get_json()["errors"][0]["message"]
     assert scanning.fake.jobs == {}
+
+
+def test_a_scan_whose_execution_died_is_settled_error_and_its_robot_deleted(scanning: Scanning) -> None:
+    from chalicelib.wiring import services
+
+    scanning.push_tagged("lost", b"lost")
+    scanning.fake.polls_until_ready = 1000
+    assert scanning.scan("lost").status_code == 202
+    deadline = time.monotonic() + 30
+    while not scanning.scanner_robots():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    (job,) = services().jobs.recorded("IMAGE_SCAN", 5)
+    assert job.execution_arn
+    # The engine loses the execution (a crash, a timeout outside any Catch): nothing of ours ran.
+    boto3.client("stepfunctions", region_name=REGION).stop_execution(executionArn=job.execution_arn)
+    wait_for_executions(30)
+    assert scanning.scanner_robots() != []
+    overview = scanning.overview("lost")
+    assert overview["scan_status"] == "Error" and overview["summary"] is None
+    assert scanning.scanner_robots() == []
+    scanning.fake.polls_until_ready = 0
+    again = scanning.scan("lost")  # the lock went with the execution
+    assert again.status_code == 202, again.get_data()
+    assert scanning.wait("lost")["scan_status"] == "Success"
