@@ -273,7 +273,7 @@ class ScannerService:
         self._store.set_project_choice(project_id, uuid)
         if self._events is not None:
             self._events.emit(EventType.UPDATE_SCANNER, project=project_name, resource_type="scanner",
-                              resource=project_name, detail={"scanner": registration.name})  # fmt: skip
+                              resource=registration.name, detail={"project_id": project_id})  # fmt: skip
         return registration
 
     def forget_project(self, event: Event) -> None:
