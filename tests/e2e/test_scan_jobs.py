@@ -1,11 +1,11 @@
 """A scan through the registry's own API against a registry started as `make serve` starts it.
 
 The Debian fixture image (dpkg, Python and npm packages; its second layer whiteouts a package) is
-written as an OCI layout and pushed with skopeo; the built-in adapter (osv-lite, with the fixture
-OSV database) is registered through `/api/v2.0/scanners` and chosen for the project; `POST
-.../scan` then runs the scan execution on the server's job engine (the state machine on moto): the
-adapter pulls the image with the scan robot's credentials the registry handed it, and the results
-come back in Harbor's shapes with exactly the fixture vulnerabilities.
+written as an OCI layout and pushed with skopeo; the server runs the built-in adapter (osv-lite)
+that `make serve` starts and registers as the default scanner, here with the fixture OSV database
+(`REGISTRY_OSV_DATABASE`); `POST .../scan` runs the scan execution on the server's job engine (the
+state machine on moto): the adapter pulls the image with the scan robot's credentials the registry
+handed it, and the results come back in Harbor's shapes with exactly the fixture vulnerabilities.
 """
 
 from __future__ import annotations
@@ -17,16 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.adapters.egress import EgressClient, EgressPolicy, parse_networks
-from chalicelib.scanner_adapter.server import RunningAdapter, start
-from chalicelib.scanner_adapter.settings import AdapterSettings
 from tests.scanner_fixtures import DEBIAN_FINDINGS, Image, debian_image, findings_of, sha256, write_osv_zip
 
 from .support import RegistryServer, check, require_tool
 
 pytestmark = pytest.mark.e2e
 
-KEY = "e2e-scan-jobs-key"
 GENERIC = "application/vnd.security.vulnerability.report; version=1.1"
 REPO = "library/scan-jobs"
 ART = "/api/v2.0/projects/library/repositories/scan-jobs/artifacts"
@@ -35,19 +31,11 @@ ART = "/api/v2.0/projects/library/repositories/scan-jobs/artifacts"
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     root = tmp_path_factory.mktemp("scan-jobs-e2e")
+    database = write_osv_zip(root / "osv.zip")
     server = RegistryServer(root / "data", root / "server.log", REGISTRY_LOCAL_BLOB_REDIRECT="true",
-                            REGISTRY_SCANNER_ALLOW_NETWORKS="127.0.0.1/32").start()  # fmt: skip
+                            REGISTRY_OSV_DATABASE=str(database)).start()  # fmt: skip
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def adapter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningAdapter]:
-    database = write_osv_zip(tmp_path_factory.mktemp("osv") / "osv.zip")
-    settings = AdapterSettings(osv_database=database, scanner_api_key=KEY, scanner_port=0)
-    running = start(settings, EgressClient(EgressPolicy(parse_networks(["127.0.0.1/32"])), 30))
-    yield running
-    running.close()
 
 
 def _layout(fixture: Image, directory: Path) -> Path:
@@ -66,7 +54,7 @@ def _layout(fixture: Image, directory: Path) -> Path:
 
 
 def test_a_pushed_image_scanned_through_the_api_has_exactly_its_fixture_vulnerabilities(
-    registry: RegistryServer, adapter: RunningAdapter, tmp_path: Path
+    registry: RegistryServer, tmp_path: Path
 ) -> None:
     require_tool("skopeo")
     fixture = debian_image()
@@ -74,12 +62,8 @@ def test_a_pushed_image_scanned_through_the_api_has_exactly_its_fixture_vulnerab
     check(["skopeo", "copy", "--preserve-digests", *registry.skopeo_dest(), f"oci:{layout}:v1",
            "docker://" + registry.ref(REPO, "v1")])  # fmt: skip
 
-    body = {"name": "osv-lite-e2e", "url": adapter.url, "auth": "X-ScannerAdapter-API-Key", "access_credential": KEY}
-    created = registry.http("POST", "/api/v2.0/scanners", json=body)
-    assert created.status_code == 201, created.text
-    uuid = created.headers["Location"].rsplit("/", 1)[-1]
-    chosen = registry.http("PUT", "/api/v2.0/projects/library/scanner", json={"uuid": uuid})
-    assert chosen.status_code == 200, chosen.text
+    scanner = registry.http("GET", "/api/v2.0/projects/library/scanner")
+    assert scanner.status_code == 200 and scanner.json()["name"] == "osv-lite", scanner.text
 
     started = registry.http("POST", f"{ART}/v1/scan", json={"scan_type": "vulnerability"})
     assert started.status_code == 202, started.text
@@ -102,6 +86,6 @@ def test_a_pushed_image_scanned_through_the_api_has_exactly_its_fixture_vulnerab
     assert additions[GENERIC]["vulnerabilities"][0]["layer"]["digest"] in {sha256(b) for _, b in fixture.layers}
 
     robots = registry.http("GET", "/api/v2.0/robots").json()
-    assert [r["name"] for r in robots if "+osv-lite-e2e" in r["name"] or "scanner-" in r["name"]] == []
+    assert [r["name"] for r in robots if "+scanner-" in r["name"]] == []
     log = registry.http("GET", f"{ART}/v1/scan/{overview['report_id']}/log")
     assert log.status_code == 200 and "report received: 5 vulnerabilities" in log.text
