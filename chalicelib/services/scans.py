@@ -176,8 +176,9 @@ class ScanService:
         job = self._running(artifact, scan_type)
         if job is None:
             raise BadRequest(f"no {scan_type} scan of {repository}@{digest} is running")
+        active = [t for t in self._jobs.tasks(job.job_id) if t.status not in FINAL_STATUSES]
         stopped = self._jobs.stop(job.job_id, job.vendor_type)
-        for task in self._jobs.tasks(job.job_id):
+        for task in active:  # a child that had finished keeps its report
             self._end_task(job, task, JobStatus.STOPPED, "stopped by a user")
         self._publish(stopped)
         self._audit(EventType.STOP_SCAN_ARTIFACT, current_operator(), project.name, repository, digest, scan_type)
