@@ -95,6 +95,8 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", f"{project}/repositories/{{repository}}/artifacts"): {},
         ("POST", f"{artifact}/labels"): {"id": ids["label_id"]},
         ("POST", f"{artifact}/tags"): {"name": "v2"},
+        ("POST", f"{artifact}/scan"): {"scan_type": "vulnerability"},
+        ("POST", f"{artifact}/scan/stop"): {"scan_type": "vulnerability"},
         ("POST", f"{project}/webhook/policies"): webhook,
         ("PUT", f"{project}/webhook/policies/{{policy_id}}"): webhook,
         ("PUT", f"{API}/quotas/{{quota_id}}"): {"hard": {"storage": 1000}},
