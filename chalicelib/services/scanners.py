@@ -292,7 +292,8 @@ class ScannerService:
 
         def ensure(registrations: list[ScannerRegistration]) -> tuple[list[ScannerRegistration], ScannerRegistration]:
             existing = next((r for r in registrations if r.name == name), None)
-            has_default = any(r.is_default for r in registrations if r.name != name)
+            # Another registration of the same address is a stale one of this adapter: it goes.
+            has_default = any(r.is_default for r in registrations if r.name != name and r.url != url)
             now = int(self._clock())
             if existing is None:
                 record = ScannerRegistration(
