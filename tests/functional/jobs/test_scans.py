@@ -200,7 +200,7 @@ def test_scan_success_has_harbor_summary_report_events_and_no_robot_left(scannin
         "name": "app",
         "namespace": "library",
         "repo_full_name": REPO,
-        "repo_type": "public",
+        "repo_type": "private",  # public=False above
     }
 
     logs = scanning.get(f"{API}/projects/library/logs", query_string={"q": "operation=scan"}).get_json()
