@@ -10,6 +10,7 @@ not pay for the whole application before the first request needs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from chalicelib.observability import logger
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from chalicelib.adapters.egress import EgressClient
+    from chalicelib.adapters.egress import EgressClient, EgressPolicy
     from chalicelib.auth.tokens import SigningKey
     from chalicelib.config import Settings
     from chalicelib.events import EventBus
@@ -44,6 +45,8 @@ if TYPE_CHECKING:
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scanners import ScannerService
+    from chalicelib.services.scans import ScanService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
     from chalicelib.services.webhook_delivery import WebhookDelivery
@@ -51,6 +54,7 @@ if TYPE_CHECKING:
     from chalicelib.stores.eventbus import EventBridgePublisher
     from chalicelib.stores.jobs import StepFunctionsRunner
     from chalicelib.stores.objects import ObjectStore
+    from chalicelib.stores.secrets import SecretStore
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class Services:
     retention: RetentionService
     retention_runs: RetentionRun
     pulls: PullCoalescer
+    scanners: ScannerService
+    scans: ScanService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -148,6 +154,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     if settings.retention_state_machine_arn:
         machines["RETENTION"] = settings.retention_state_machine_arn
+    if settings.scan_state_machine_arn:
+        machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
@@ -173,6 +181,13 @@ def _registry_host(settings: Settings) -> str:
     return f"{settings.host}:{settings.port}"
 
 
+def _registry_url(settings: Settings) -> str:
+    """Where a scanner pulls from: the external URL, else the local server's address."""
+    if settings.external_url:
+        return settings.external_url.rstrip("/")
+    return f"http://{settings.host}:{settings.port}"
+
+
 def _secret_value(name: str) -> str:
     """An SSM SecureString (by name) or a Secrets Manager secret (by ARN), through Powertools."""
     from aws_lambda_powertools.utilities import parameters  # only on AWS
@@ -180,6 +195,42 @@ def _secret_value(name: str) -> str:
     if name.startswith("arn:") and ":secretsmanager:" in name:  # any partition (aws, aws-cn, aws-us-gov)
         return str(parameters.get_secret(name))
     return str(parameters.get_parameter(name, decrypt=True))
+
+
+def _scanner_egress(settings: Settings) -> Callable[[], EgressPolicy]:
+    """The egress policy of calls to scanner adapters: the registry's, plus the networks adapters
+    may sit on (`scanner_allow_networks`); built on first use."""
+
+    @lru_cache(maxsize=1)
+    def policy() -> EgressPolicy:
+        from chalicelib.adapters.egress import EgressPolicy, parse_networks
+
+        parts = [*settings.egress_allow_networks.split(","), *settings.scanner_allow_networks.split(",")]
+        return EgressPolicy(parse_networks(parts))
+
+    return policy
+
+
+def secret_store(settings: Settings, clock: Clock = system_clock) -> SecretStore:
+    """Where credentials the registry presents are kept: Secrets Manager, or the table encrypted
+    under a local key file (the embedded runner)."""
+    if settings.local_secret_key_file is not None:
+        import base64
+
+        from chalicelib.stores.secrets import LocalSecretStore
+
+        key = base64.b64decode(settings.local_secret_key_file.read_text().strip())
+        return LocalSecretStore(key, clock)
+    import boto3
+
+    from chalicelib.stores.secrets import SecretsManagerStore
+
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    return SecretsManagerStore(client, settings.secrets_prefix)
 
 
 def signing_key(settings: Settings) -> SigningKey:
@@ -250,6 +301,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scanners import ScannerService
+    from chalicelib.services.scans import SbomAccessories, ScanService
     from chalicelib.services.signin_throttle import SignInThrottle
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
@@ -270,6 +323,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.scanners import ScannerStore
+    from chalicelib.stores.scans import ScanStore
     from chalicelib.stores.uploads import UploadStore
     from chalicelib.stores.users import UserStore
     from chalicelib.stores.webhooks import WebhookStore
@@ -349,16 +404,22 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
+    scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
+                              metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
+    events.subscribe(scanners.forget_project)
+    uploads = UploadService(
+        UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock), objects, blob_meta, quotas,
+        settings,
+    )  # fmt: skip
+    scans = ScanService(
+        artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=scanners, events=events,
+        registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
+        accessories=SbomAccessories(uploads, manifests, artifact_store, clock),
+    )  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
-        uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
-            objects,
-            blob_meta,
-            quotas,
-            settings,
-        ),
+        uploads=uploads,
         manifests=manifests,
         blobs=blobs,
         repositories=repositories,
@@ -383,6 +444,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
+        scanners=scanners,
+        scans=scans,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

@@ -42,7 +42,11 @@ PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
         **_COMMON,
         "REGISTRY_GC_STATE_MACHINE_ARN": _machine_arn("gc"),
         "REGISTRY_RETENTION_STATE_MACHINE_ARN": _machine_arn("retention"),
+        "REGISTRY_SCAN_STATE_MACHINE_ARN": _machine_arn("scan"),
         "REGISTRY_EVENT_BUS_NAME": "default",
+        # Where a scanner pulls the image it scans from (Harbor: the external endpoint).
+        "REGISTRY_EXTERNAL_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"},
+                                             {"Ref": "AWS::NoValue"}]},
     }),
     "webhook": ("WebhookDeliveryRole", {
         **_COMMON,

@@ -16,6 +16,8 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scanners,
+    scans,
     search,
     system,
     users,
@@ -43,4 +45,6 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    scanners.bp,
+    scans.bp,
 )

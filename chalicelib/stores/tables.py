@@ -116,6 +116,11 @@ class ManifestRow(_Base):
     # The push-time listing (`ART#<repo>`), or `ARTX#<repo>` for children and hidden accessories.
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
+    # Scan state, one JSON summary per report MIME type (`core/scans.py`), each in its own
+    # attribute so a vulnerability scan and an SBOM generation never overwrite each other.
+    scan_generic = UnicodeAttribute(null=True)
+    scan_native = UnicodeAttribute(null=True)
+    scan_sbom = UnicodeAttribute(null=True)
 
 
 class ParentRow(_Base):
@@ -441,6 +446,30 @@ class RetentionLinkRow(_Base):
     policy_id = NumberAttribute()
 
 
+# Scanner registrations (`stores/scanners.py`).
+class ScannerRegistrationsRow(_Base):
+    """`SCANNERS` / `REGISTRATIONS`: every scanner registration in one item (a handful at most): a
+    read is one GetItem, and one conditional put on `version` keeps names and URLs unique and one
+    registration the default under concurrent writers."""
+
+    registrations = UnicodeAttribute(default="[]")  # JSON: [ScannerRegistration.record()]
+    version = NumberAttribute(default=0)
+
+
+class ProjectScannerRow(_Base):
+    """`SCANNERS` / `PROJECT#<project id>`: the registration a project chose (Harbor's
+    `projectScanner` project metadata), beside the registrations so one BatchGetItem reads both."""
+
+    registration = UnicodeAttribute()
+
+
+class SecretRow(_Base):
+    """`SECRET#<id>` / `SECRET`: a credential kept by the local secret store, encrypted (`stores/secrets.py`)."""
+
+    ciphertext = BinaryAttribute(legacy_encoding=False)
+    created_at = NumberAttribute()
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -474,6 +503,9 @@ MODELS: tuple[type[Model], ...] = (
     GcCandidateRow,
     RetentionPolicyRow,
     RetentionLinkRow,
+    ScannerRegistrationsRow,
+    ProjectScannerRow,
+    SecretRow,
 )
 
 

@@ -95,6 +95,8 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", f"{project}/repositories/{{repository}}/artifacts"): {},
         ("POST", f"{artifact}/labels"): {"id": ids["label_id"]},
         ("POST", f"{artifact}/tags"): {"name": "v2"},
+        ("POST", f"{artifact}/scan"): {"scan_type": "vulnerability"},
+        ("POST", f"{artifact}/scan/stop"): {"scan_type": "vulnerability"},
         ("POST", f"{project}/webhook/policies"): webhook,
         ("PUT", f"{project}/webhook/policies/{{policy_id}}"): webhook,
         ("PUT", f"{API}/quotas/{{quota_id}}"): {"hard": {"storage": 1000}},
@@ -111,6 +113,29 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("PUT", f"{API}/users/{{user_id}}"): {"email": "u3@example.com", "realname": "r", "comment": "c"},
         ("PUT", f"{API}/users/{{user_id}}/password"): {"new_password": "Hostile-Pass2"},
         ("PUT", f"{API}/users/{{user_id}}/sysadmin"): {"sysadmin_flag": False},
+        # Nothing answers on 127.0.0.1:9: a create or ping is refused (400) after its body was read.
+        ("POST", f"{API}/scanners"): {
+            "name": "s2",
+            "url": "http://127.0.0.1:9",
+            "auth": "Bearer",
+            "access_credential": "t",
+            "skip_certVerify": False,
+            "disabled": False,
+        },
+        ("POST", f"{API}/scanners/ping"): {
+            "name": "s2",
+            "url": "http://127.0.0.1:9",
+            "auth": "",
+            "access_credential": "",
+        },
+        ("PUT", f"{API}/scanners/{{registration_id}}"): {
+            "name": "s3",
+            "url": "http://127.0.0.1:9",
+            "description": "d",
+            "use_internal_addr": True,
+        },
+        ("PATCH", f"{API}/scanners/{{registration_id}}"): {"is_default": True},
+        ("PUT", f"{project}/scanner"): {"uuid": ids.get("registration_id", "")},
     }
 
 
@@ -161,11 +186,16 @@ def world(registry: LiveRegistry) -> Iterator[tuple[LiveRegistry, dict[str, Any]
         _call(registry, "POST", f"/projects/{PROJECT}/webhook/policies", templates[_key("POST", "webhook/policies")])
     )
     retention_id = _created_id(_call(registry, "POST", "/retentions", templates[("POST", f"{API}/retentions")]))
+    from chalicelib import wiring
+
+    scanner = wiring.services().scanners.ensure_builtin("osv-lite", "http://127.0.0.1:9", "key")
+    templates = _templates({"project_id": project_id, "label_id": label_id, "other_user": "u9",
+                            "registration_id": scanner.uuid})  # fmt: skip
     robot = _call(registry, "POST", "/robots", {**templates[("POST", f"{API}/robots")], "name": "bot1"}).get_json()
     params = {
         "project": PROJECT, "repository": "app", "reference": "v1", "label_id": label_id, "rule_id": rule_id,
         "member_id": member_id, "meta_name": "public", "quota_id": project_id, "robot_id": robot["id"],
-        "gc_id": "schedule", "user_id": user_id, "execution_id": 1,
+        "gc_id": "schedule", "user_id": user_id, "execution_id": 1, "registration_id": scanner.uuid,
     }  # fmt: skip
     # Settle what the setup left pending (events, ids given on first read) before comparing tables.
     _listings_answer(registry, "setup")
