@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
+    from chalicelib.services.allowlists import AllowlistService
     from chalicelib.services.artifacts import ArtifactService
     from chalicelib.services.audit import AuditService
     from chalicelib.services.blobs import BlobService
@@ -82,6 +83,8 @@ class Services:
     retention: RetentionService
     retention_runs: RetentionRun
     pulls: PullCoalescer
+    # Scanning policy (branch scangate): CVE allowlists.
+    allowlists: AllowlistService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -231,6 +234,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.core.webhooks import longest_delivery
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
+    from chalicelib.services.allowlists import AllowlistService
     from chalicelib.services.artifacts import ArtifactService
     from chalicelib.services.audit import AuditService
     from chalicelib.services.blobs import BlobService
@@ -256,6 +260,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.webhook_delivery import WebhookDelivery
     from chalicelib.services.webhooks import WebhookService
     from chalicelib.stores import tables
+    from chalicelib.stores.allowlists import AllowlistStore
     from chalicelib.stores.artifacts import ArtifactStore
     from chalicelib.stores.audit import AuditStore
     from chalicelib.stores.blob_bytes import BlobBytes
@@ -322,6 +327,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)
     runner = _job_runner(settings)
+    allowlists = AllowlistService(AllowlistStore(clock))
     jobs = JobService(JobStore(clock), runner, clock)
     # A GC tombstone outlives any upload session that could have written bytes before the sweep.
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
@@ -383,6 +389,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
+        allowlists=allowlists,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.api.mgmt import (
+    allowlists,
     artifacts,
     audit,
     gc,
@@ -43,4 +44,5 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    allowlists.bp,
 )

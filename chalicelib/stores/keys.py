@@ -22,6 +22,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | id -> name      | `<KIND>ID#<id>`     | `ENTITY`                        |                                      |
 | id sequence     | `COUNTER#<kind>`    | `COUNTER`                       |                                      |
 | configuration   | `CONFIG`            | `CONFIG`                        |                                      |
+| system CVE allowlist | `CONFIG`       | `CVEALLOWLIST`                  |                                      |
 | immutable rules | `PROJECT#<project>` | `IMMUTABLE`                     |                                      |
 | audit (project) | `AUDIT#<project>`   | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
 | audit (all)     | `AUDIT`             | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
@@ -432,3 +433,10 @@ RETENTION_LINK_SK = "RETENTION"
 
 def retention_pk(policy_id: int) -> str:
     return f"RETENTION#{policy_id}"
+
+
+# CVE allowlists and the pull gate (`stores/allowlists.py`, `stores/gate.py`): the system list is one
+# item beside the configuration row; a project's own list is on its project row (`cve_allowlist`).
+# A gated manifest pull reads the project row, the artifact row (with its scan summary) and the
+# system list in ONE BatchGetItem.
+SYSTEM_ALLOWLIST_SK = "CVEALLOWLIST"

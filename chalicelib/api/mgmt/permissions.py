@@ -178,6 +178,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{_ART}/labels"): project(R.ARTIFACT_LABEL, A.CREATE),
     ("DELETE", f"{_ART}/labels/{{label_id}}"): project(R.ARTIFACT_LABEL, A.DELETE),
     # garbage collection
+    # CVE allowlists (system list; a project's own list travels with the project)
+    ("GET", "/system/CVEAllowlist"): SIGNED_IN,
+    ("PUT", "/system/CVEAllowlist"): system(R.CONFIGURATION, A.UPDATE),
     ("GET", "/system/gc"): system(R.GARBAGE_COLLECTION, A.LIST),
     ("GET", "/system/gc/{gc_id}"): system(R.GARBAGE_COLLECTION, A.READ),
     ("POST", "/system/gc/{gc_id}"): system(R.GARBAGE_COLLECTION, A.CREATE),

@@ -72,6 +72,7 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/robots/{robot}"): _ONE(m.Robot),
     ("POST", "/robots"): _ONE(m.RobotCreated),
     ("PATCH", "/robots/{robot}"): _ONE(m.RobotSec),
+    ("GET", "/system/CVEAllowlist"): _ONE(m.CVEAllowlist),
     ("GET", "/system/gc"): _many(m.GCHistory),
     ("GET", "/system/gc/schedule"): _ONE(m.GCHistory),
     ("GET", "/system/gc/{gc}"): _ONE(m.GCHistory),
