@@ -1,0 +1,142 @@
+"""The "prevent vulnerable images from running" gate on manifest GET/HEAD: Harbor's rules, pure.
+
+A project with metadata `prevent_vul: "true"` refuses pulls of artifacts whose vulnerability scan
+says too much. The threshold is the project's `severity`, parsed as Harbor does: `none`, `low`,
+`medium`, `high`, `critical` (case-insensitive), `negligible` counts as None, and anything else
+(unset included) is Unknown. None and Unknown both have code 0, so with no threshold any finding at
+all refuses the pull, Unknown ones included; from `low` up, Unknown and Negligible findings never do.
+
+In order, as Harbor checks them:
+1. gate off, or the pull is exempt (the scanner's own robot, a signing client, a signature): allow;
+2. the artifact cannot be scanned (not an image, an accessory, no scanner): allow;
+3. no report: refuse;
+4. an index of type IMAGE or CNAB: allow (its children are gated when they are pulled);
+5. a scan that did not succeed (Pending, Running, Error, Stopped ...): refuse;
+6. the highest severity among findings not on the effective allowlist (an expired list counts as
+   empty) at or above the threshold: refuse, quoting how many findings remain.
+A refusal is HTTP 412 with code PROJECTPOLICYVIOLATION and Harbor's message, which scripts match.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+# Harbor's severity names and codes (its `vuln.Severity`); any other name is 99.
+SEVERITY_CODES: dict[str, int] = {
+    "None": 0,
+    "Unknown": 0,
+    "Negligible": 1,
+    "Low": 2,
+    "Medium": 3,
+    "High": 4,
+    "Critical": 5,
+}
+UNRECOGNISED = 99
+SUCCESS = "Success"
+# Index types that pass the gate (Harbor's image and CNAB processors).
+_PASSING_INDEX_TYPES = frozenset({"IMAGE", "CNAB"})
+
+
+def severity_code(name: str | None) -> int:
+    return SEVERITY_CODES.get(name or "", UNRECOGNISED)
+
+
+def threshold(setting: str | None) -> str:
+    """Harbor's `ParseSeverityVersion3` of the project's `severity` metadata."""
+    word = (setting or "").strip().lower()
+    if word == "negligible":
+        return "None"
+    titled = word.title()
+    return titled if titled in ("None", "Low", "Medium", "High", "Critical") else "Unknown"
+
+
+def prevents(metadata: Mapping[str, str]) -> bool:
+    return metadata.get("prevent_vul", "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class ScanFacts:
+    """What the gate reads of an artifact's stored scan summary (the report the gate consults).
+
+    `vulnerabilities` maps each finding's id to its severity; it is None when the summary did not
+    keep the ids (too many of them), and then an allowlist that applies needs the full report."""
+
+    status: str
+    severity: str = "None"
+    total: int = 0
+    vulnerabilities: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Denial:
+    message: str
+
+
+def _policy(threshold_name: str) -> str:
+    return (f"configured policy in 'Prevent images with vulnerability severity of \"{threshold_name}\" "
+            "or higher from running.'")  # fmt: skip
+
+
+def no_report(threshold_name: str) -> Denial:
+    return Denial(f"current image without vulnerability scanning cannot be pulled due to {_policy(threshold_name)} "
+                  "To continue with pull, please contact your project administrator for help.")  # fmt: skip
+
+
+def not_successful(status: str, threshold_name: str) -> Denial:
+    return Denial(f'current image with "{status}" status of vulnerability scanning cannot be pulled due to '
+                  f"{_policy(threshold_name)} To continue with pull, please contact your project administrator "
+                  "for help.")  # fmt: skip
+
+
+def too_vulnerable(count: int, threshold_name: str) -> Denial:
+    thing = "vulnerabilities" if count > 1 else "vulnerability"
+    return Denial(f"current image with {count} {thing} cannot be pulled due to {_policy(threshold_name)} To continue "
+                  "with pull, please contact your project administrator to exempt matched vulnerabilities through "
+                  "configuring the CVE allowlist.")  # fmt: skip
+
+
+def remaining(facts: ScanFacts, allowlisted: frozenset[str]) -> tuple[str | None, int]:
+    """The highest severity and the number of findings left once allowlisted ids are ignored.
+
+    With nothing allowlisted that the report names, the summary's own severity and total answer
+    (exact: Harbor's count deduplicates id, package and version). Otherwise the count is of
+    distinct remaining ids. Raises LookupError when ids are needed but not kept."""
+    if facts.total == 0 or facts.severity == "None":
+        return None, 0
+    if not allowlisted:
+        return facts.severity, facts.total
+    if facts.vulnerabilities is None:
+        raise LookupError("the summary keeps no finding ids; the report is needed")
+    if not allowlisted.intersection(facts.vulnerabilities):
+        return facts.severity, facts.total
+    left = {cve: sev for cve, sev in facts.vulnerabilities.items() if cve not in allowlisted}
+    if not left:
+        return None, 0
+    worst = max(left.values(), key=severity_code)
+    return worst, len(left)
+
+
+def decide(
+    *,
+    setting: str | None,
+    scannable: bool,
+    is_index: bool,
+    kind: str,
+    facts: ScanFacts | None,
+    allowlisted: frozenset[str],
+) -> Denial | None:
+    """Steps 2-6 above (the caller has checked that the gate is on and the pull not exempt)."""
+    threshold_name = threshold(setting)
+    if not scannable:
+        return None
+    if facts is None:
+        return no_report(threshold_name)
+    if is_index and kind in _PASSING_INDEX_TYPES:
+        return None
+    if facts.status != SUCCESS:
+        return not_successful(facts.status, threshold_name)
+    worst, count = remaining(facts, allowlisted)
+    if worst is not None and severity_code(worst) >= severity_code(threshold_name):
+        return too_vulnerable(count, threshold_name)
+    return None
