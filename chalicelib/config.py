@@ -138,6 +138,17 @@ class Settings(BaseSettings):
     # runner provides the machine (lower latency, but a restart loses what is in flight).
     webhook_state_machine_arn: str | None = None
     webhook_delivery: Literal["stepfunctions", "threads"] = "stepfunctions"
+    # Scanner registrations. Adapters often sit on private networks (Trivy beside the registry):
+    # networks scanner adapters may be reached on, on top of `egress_allow_networks`.
+    scanner_allow_networks: str = Field(default="", description="comma-separated CIDRs")
+    # How long a process trusts an adapter's metadata, or its failure to answer (Harbor: 30 s).
+    scanner_metadata_cache_seconds: int = Field(default=30, ge=0, le=3600)
+    # Credentials the registry presents to others (a scanner's API key) are Secrets Manager
+    # secrets named under this prefix (the stack's IAM policy is scoped to it) ...
+    secrets_prefix: str = "registry/"
+    # ... or, when this key file is set (the embedded runner sets one under the data dir), rows of
+    # the table encrypted with its key (AES-256-GCM; the file holds the key, base64).
+    local_secret_key_file: Path | None = None
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
@@ -158,6 +169,10 @@ class Settings(BaseSettings):
     # The embedded runner answers a blob GET with the bytes (one request per blob); true keeps the
     # 307 to the download URL that AWS answers with (two requests), to exercise clients' redirects.
     local_blob_redirect: bool = False
+    # The built-in scanner adapter (`chalicelib/scanner_adapter`): the runner starts it on a
+    # loopback port (0: any free one) and registers it as the default scanner (`osv-lite`).
+    local_scanner: bool = True
+    local_scanner_port: int = Field(default=0, ge=0, le=65535)
 
     @field_validator(
         "aws_endpoint_url",
@@ -176,7 +191,7 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
 
-    @field_validator("egress_allow_networks")
+    @field_validator("egress_allow_networks", "scanner_allow_networks")
     @classmethod
     def _cidrs(cls, value: str) -> str:
         for network in filter(None, (part.strip() for part in value.split(","))):

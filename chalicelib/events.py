@@ -45,6 +45,10 @@ class EventType(StrEnum):
     DELETE_PROJECT = "DELETE_PROJECT"
     CREATE_ROBOT = "CREATE_ROBOT"
     DELETE_ROBOT = "DELETE_ROBOT"
+    # Scanner registrations (audit log only; Harbor sends no webhook for them).
+    CREATE_SCANNER = "CREATE_SCANNER"
+    UPDATE_SCANNER = "UPDATE_SCANNER"
+    DELETE_SCANNER = "DELETE_SCANNER"
 
 
 _operator: ContextVar[str] = ContextVar("registry_operator", default="anonymous")

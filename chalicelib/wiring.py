@@ -10,6 +10,7 @@ not pay for the whole application before the first request needs it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from chalicelib.observability import logger
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from chalicelib.adapters.egress import EgressClient
+    from chalicelib.adapters.egress import EgressClient, EgressPolicy
     from chalicelib.auth.tokens import SigningKey
     from chalicelib.config import Settings
     from chalicelib.events import EventBus
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scanners import ScannerService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
     from chalicelib.services.webhook_delivery import WebhookDelivery
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from chalicelib.stores.eventbus import EventBridgePublisher
     from chalicelib.stores.jobs import StepFunctionsRunner
     from chalicelib.stores.objects import ObjectStore
+    from chalicelib.stores.secrets import SecretStore
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,7 @@ class Services:
     retention: RetentionService
     retention_runs: RetentionRun
     pulls: PullCoalescer
+    scanners: ScannerService
     # Scanning policy (branch scangate): CVE allowlists.
     allowlists: AllowlistService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
@@ -185,6 +189,42 @@ def _secret_value(name: str) -> str:
     return str(parameters.get_parameter(name, decrypt=True))
 
 
+def _scanner_egress(settings: Settings) -> Callable[[], EgressPolicy]:
+    """The egress policy of calls to scanner adapters: the registry's, plus the networks adapters
+    may sit on (`scanner_allow_networks`); built on first use."""
+
+    @lru_cache(maxsize=1)
+    def policy() -> EgressPolicy:
+        from chalicelib.adapters.egress import EgressPolicy, parse_networks
+
+        parts = [*settings.egress_allow_networks.split(","), *settings.scanner_allow_networks.split(",")]
+        return EgressPolicy(parse_networks(parts))
+
+    return policy
+
+
+def secret_store(settings: Settings, clock: Clock = system_clock) -> SecretStore:
+    """Where credentials the registry presents are kept: Secrets Manager, or the table encrypted
+    under a local key file (the embedded runner)."""
+    if settings.local_secret_key_file is not None:
+        import base64
+
+        from chalicelib.stores.secrets import LocalSecretStore
+
+        key = base64.b64decode(settings.local_secret_key_file.read_text().strip())
+        return LocalSecretStore(key, clock)
+    import boto3
+
+    from chalicelib.stores.secrets import SecretsManagerStore
+
+    def client() -> Any:
+        return boto3.session.Session().client(
+            "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    return SecretsManagerStore(client, settings.secrets_prefix)
+
+
 def signing_key(settings: Settings) -> SigningKey:
     from chalicelib.auth.tokens import SigningKey
 
@@ -275,6 +315,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.scanners import ScannerStore
     from chalicelib.stores.uploads import UploadStore
     from chalicelib.stores.users import UserStore
     from chalicelib.stores.webhooks import WebhookStore
@@ -355,6 +396,9 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
+    scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
+                              metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
+    events.subscribe(scanners.forget_project)
     built = Services(
         settings=settings,
         clock=clock,
@@ -389,6 +433,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
+        scanners=scanners,
         allowlists=allowlists,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )

@@ -43,6 +43,9 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | webhook last trigger | `PROJECT#<project>` | `WEBHOOKLAST#<policy id>#<event type>` |                      |
 | webhook execution | `JOB#<id>`         | `JOB`                           | `JOBS#WEBHOOK#<policy id>`, `<id, 12>` |
 | webhook task    | `JOB#<id>`          | `JOB`                           | `JOBS#WEBHOOK_TASK#<exec id>`, `<id>` |
+| scanner registrations | `SCANNERS`    | `REGISTRATIONS`                 |                                      |
+| project's scanner | `SCANNERS`        | `PROJECT#<project id>`          |                                      |
+| local secret    | `SECRET#<id>`       | `SECRET`                        |                                      |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -433,6 +436,28 @@ RETENTION_LINK_SK = "RETENTION"
 
 def retention_pk(policy_id: int) -> str:
     return f"RETENTION#{policy_id}"
+
+
+# Scanner registrations (`stores/scanners.py`): every registration in one item, `SCANNERS` /
+# `REGISTRATIONS` (a handful at most: a read is one GetItem; one conditional put on its version
+# keeps names/URLs unique and one registration the default); a project's chosen registration is
+# `SCANNERS` / `PROJECT#<project id>` in the same partition, so resolving the scanner of a project
+# is one BatchGetItem of both items. Project ids are never reused, and a project delete removes its
+# row. A credential is never on these rows: they hold a reference the secret store resolves; the
+# local secret store keeps each secret encrypted as `SECRET#<id>` / `SECRET`.
+SCANNERS_PK = "SCANNERS"
+SCANNER_REGISTRATIONS_SK = "REGISTRATIONS"
+SCANNER_PROJECT_PREFIX = "PROJECT#"
+SECRET_PREFIX = "SECRET#"  # noqa: S105 (a key prefix, not a password)
+SECRET_SK = "SECRET"  # noqa: S105
+
+
+def project_scanner_sk(project_id: int) -> str:
+    return f"{SCANNER_PROJECT_PREFIX}{project_id}"
+
+
+def secret_pk(secret_id: str) -> str:
+    return f"{SECRET_PREFIX}{secret_id}"
 
 
 # CVE allowlists and the pull gate (`stores/allowlists.py`, `stores/gate.py`): the system list is one

@@ -451,6 +451,30 @@ class RetentionLinkRow(_Base):
     policy_id = NumberAttribute()
 
 
+# Scanner registrations (`stores/scanners.py`).
+class ScannerRegistrationsRow(_Base):
+    """`SCANNERS` / `REGISTRATIONS`: every scanner registration in one item (a handful at most): a
+    read is one GetItem, and one conditional put on `version` keeps names and URLs unique and one
+    registration the default under concurrent writers."""
+
+    registrations = UnicodeAttribute(default="[]")  # JSON: [ScannerRegistration.record()]
+    version = NumberAttribute(default=0)
+
+
+class ProjectScannerRow(_Base):
+    """`SCANNERS` / `PROJECT#<project id>`: the registration a project chose (Harbor's
+    `projectScanner` project metadata), beside the registrations so one BatchGetItem reads both."""
+
+    registration = UnicodeAttribute()
+
+
+class SecretRow(_Base):
+    """`SECRET#<id>` / `SECRET`: a credential kept by the local secret store, encrypted (`stores/secrets.py`)."""
+
+    ciphertext = BinaryAttribute(legacy_encoding=False)
+    created_at = NumberAttribute()
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -485,6 +509,9 @@ MODELS: tuple[type[Model], ...] = (
     GcCandidateRow,
     RetentionPolicyRow,
     RetentionLinkRow,
+    ScannerRegistrationsRow,
+    ProjectScannerRow,
+    SecretRow,
 )
 
 
