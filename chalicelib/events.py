@@ -36,7 +36,7 @@ class EventType(StrEnum):
     QUOTA_EXCEED = "QUOTA_EXCEED"
     QUOTA_WARNING = "QUOTA_WARNING"
     TAG_RETENTION = "TAG_RETENTION"
-    # Harbor's scan and replication notifications: a policy may name them; nothing here emits them yet.
+    # Harbor's scan notifications (services/scans.py) and replication's.
     SCANNING_FAILED = "SCANNING_FAILED"
     SCANNING_STOPPED = "SCANNING_STOPPED"
     SCANNING_COMPLETED = "SCANNING_COMPLETED"
@@ -49,6 +49,9 @@ class EventType(StrEnum):
     CREATE_SCANNER = "CREATE_SCANNER"
     UPDATE_SCANNER = "UPDATE_SCANNER"
     DELETE_SCANNER = "DELETE_SCANNER"
+    # Scan actions, for the audit log (no webhook policy names them).
+    SCAN_ARTIFACT = "SCAN_ARTIFACT"
+    STOP_SCAN_ARTIFACT = "STOP_SCAN_ARTIFACT"
 
 
 _operator: ContextVar[str] = ContextVar("registry_operator", default="anonymous")

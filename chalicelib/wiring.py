@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
     from chalicelib.services.scanners import ScannerService
+    from chalicelib.services.scans import ScanService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
     from chalicelib.services.webhook_delivery import WebhookDelivery
@@ -89,6 +90,7 @@ class Services:
     scanners: ScannerService
     # Scanning policy (branch scangate): CVE allowlists.
     allowlists: AllowlistService
+    scans: ScanService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -178,6 +180,13 @@ def _registry_host(settings: Settings) -> str:
     if settings.external_url:
         return settings.external_url.split("://", 1)[-1].rstrip("/")
     return f"{settings.host}:{settings.port}"
+
+
+def _registry_url(settings: Settings) -> str:
+    """Where a scanner pulls from: the external URL, else the local server's address."""
+    if settings.external_url:
+        return settings.external_url.rstrip("/")
+    return f"http://{settings.host}:{settings.port}"
 
 
 def _secret_value(name: str) -> str:
@@ -316,6 +325,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
     from chalicelib.stores.scanners import ScannerStore
+    from chalicelib.stores.scans import ScanStore
     from chalicelib.stores.uploads import UploadStore
     from chalicelib.stores.users import UserStore
     from chalicelib.stores.webhooks import WebhookStore
@@ -399,6 +409,11 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
                               metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
     events.subscribe(scanners.forget_project)
+    # Scans: the scanner registrations service is wired in by `use_scanners` where it exists.
+    scans = ScanService(
+        artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=None, events=events,
+        registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
+    )  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
@@ -435,6 +450,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         pulls=pulls,
         scanners=scanners,
         allowlists=allowlists,
+        scans=scans,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

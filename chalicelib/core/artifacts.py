@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from chalicelib.core.scans import ReportSummary
+
 COSIGN_SIGNATURE = "signature.cosign"
 NOTATION_SIGNATURE = "signature.notation"
 HARBOR_SBOM = "harbor.sbom"
@@ -102,6 +104,9 @@ class Artifact:
     children: tuple[str, ...] = ()
     # An index's `manifests` entries (platform, annotations, urls), when its body is at hand.
     descriptors: tuple[dict[str, Any], ...] = ()
+    # Its scan state, one summary per report MIME type (`core/scans.py` ReportSummary), read with
+    # the row: the API's scan_overview and the pull gate need no other read.
+    scans: dict[str, ReportSummary] = field(default_factory=dict)
 
     @property
     def id(self) -> int:

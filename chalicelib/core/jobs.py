@@ -71,6 +71,9 @@ class VendorType(StrEnum):
     WEBHOOK = "WEBHOOK"
     WEBHOOK_TASK = "WEBHOOK_TASK"
     RETENTION = "RETENTION"
+    # Harbor's vendor types of scan executions (one per artifact, scanner and scan type).
+    IMAGE_SCAN = "IMAGE_SCAN"
+    SBOM = "SBOM"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

@@ -47,6 +47,7 @@ CLOUDEVENT_TYPES = {
     EventType.SCANNING_STOPPED: "harbor.scan.stopped",
     EventType.TAG_RETENTION: "harbor.tag_retention.finished",
 }
+_SCANNING = frozenset({EventType.SCANNING_COMPLETED, EventType.SCANNING_FAILED, EventType.SCANNING_STOPPED})
 MAX_TARGETS = 10
 MAX_POLICIES = 50  # per project: all of them live in one item
 
@@ -166,6 +167,11 @@ def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]
     resource: dict[str, Any] = {"digest": event.digest, "resource_url": url}
     if event.tag:
         resource["tag"] = event.tag
+    if event.type in _SCANNING:
+        # Harbor's scan payload: the artifact's scan overview (or SBOM overview) on the resource.
+        for name in ("scan_overview", "sbom_overview"):
+            if name in event.detail:
+                resource[name] = event.detail[name]
     # Harbor sends the repository's creation time; the event carries none, so the event's time
     # stands in (a documented difference).
     return {"resources": [resource], "repository": {"date_created": int(event.occurred_at), **repository}}

@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from chalicelib.core import jsondoc
+from chalicelib.core import jsondoc, scans
 from chalicelib.core import mediatypes as mt
 from chalicelib.core.artifacts import FILTER_MAX, Accessory, Artifact, Tag, accessory_type, cosign_tag
 from chalicelib.core.manifest import index_descriptors
@@ -355,4 +355,22 @@ def _artifact(repository: str, row: ManifestRow) -> Artifact:
         subject=row.subject,
         children=tuple(str(c) for c in row.children or []),
         descriptors=tuple(index_descriptors(bytes(row.body))) if row.media_type in mt.INDEXES and row.body else (),
+        scans=scan_summaries(row),
     )
+
+
+SCAN_ATTRIBUTES = {
+    scans.VULNERABILITY_REPORT_GENERIC: "scan_generic",
+    scans.VULNERABILITY_REPORT_NATIVE: "scan_native",
+    scans.SBOM_REPORT: "scan_sbom",
+}
+
+
+def scan_summaries(row: ManifestRow) -> dict[str, scans.ReportSummary]:
+    """The row's report summaries by MIME type (a damaged one reads as absent)."""
+    found: dict[str, scans.ReportSummary] = {}
+    for mime, attribute in SCAN_ATTRIBUTES.items():
+        text = getattr(row, attribute, None)
+        if text:
+            found.update(scans.decode(f'{{"{mime}":{text}}}'))
+    return found

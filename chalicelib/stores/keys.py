@@ -465,3 +465,22 @@ def secret_pk(secret_id: str) -> str:
 # A gated manifest pull reads the project row, the artifact row (with its scan summary) and the
 # system list in ONE BatchGetItem.
 SYSTEM_ALLOWLIST_SK = "CVEALLOWLIST"
+
+
+# Scans (`stores/scans.py`). A report's summary lives on the artifact's manifest row (attributes
+# `scan_generic`, `scan_native`, `scan_sbom`: one JSON summary per report MIME type, written by
+# conditional updates that require the row to exist). The full report is an object, stored once per
+# (digest, scanner registration, report MIME type) and so shared by every repository holding the
+# digest: `scan-reports/<alg>/<hex>/<registration uuid>/<report kind>.json`. A running scan holds
+# the job lock `JOBLOCK#SCAN#<scan type>#<registration uuid>#<digest>` (`core/scans.py` `scan_lock`).
+SCAN_REPORTS_PREFIX = "scan-reports/"
+_REPORT_KINDS = {
+    "application/vnd.security.vulnerability.report; version=1.1": "vulnerability-1.1",
+    "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0": "vulnerability-native-1.0",
+    "application/vnd.security.sbom.report+json; version=1.0": "sbom-1.0",
+}
+
+
+def scan_report_key(digest: str, registration: str, mime_type: str) -> str:
+    algorithm, _, hexpart = digest.partition(":")
+    return f"{SCAN_REPORTS_PREFIX}{algorithm}/{hexpart}/{registration}/{_REPORT_KINDS[mime_type]}.json"

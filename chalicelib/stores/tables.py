@@ -116,6 +116,11 @@ class ManifestRow(_Base):
     # The push-time listing (`ART#<repo>`), or `ARTX#<repo>` for children and hidden accessories.
     gsi1pk = UnicodeAttribute(null=True)
     gsi1sk = UnicodeAttribute(null=True)
+    # Scan state, one JSON summary per report MIME type (`core/scans.py`), each in its own
+    # attribute so a vulnerability scan and an SBOM generation never overwrite each other.
+    scan_generic = UnicodeAttribute(null=True)
+    scan_native = UnicodeAttribute(null=True)
+    scan_sbom = UnicodeAttribute(null=True)
 
 
 class ParentRow(_Base):
