@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from chalicelib.services.audit import AuditService
     from chalicelib.services.blobs import BlobService
     from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gate import GateService
     from chalicelib.services.gc import GcService
     from chalicelib.services.health import HealthService
     from chalicelib.services.icons import IconService
@@ -90,6 +91,7 @@ class Services:
     scanners: ScannerService
     # Scanning policy (branch scangate): CVE allowlists.
     allowlists: AllowlistService
+    gate: GateService
     scans: ScanService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
@@ -288,6 +290,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.audit import AuditService
     from chalicelib.services.blobs import BlobService
     from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gate import GateService
     from chalicelib.services.gc import GcService
     from chalicelib.services.health import HealthService
     from chalicelib.services.icons import IconService
@@ -303,6 +306,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scanners import ScannerService
+    from chalicelib.services.scans import ScanService
     from chalicelib.services.signin_throttle import SignInThrottle
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
@@ -315,6 +320,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.blob_bytes import BlobBytes
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.configuration import ConfigurationStore
+    from chalicelib.stores.gate import GateStore
     from chalicelib.stores.gc import GcStore
     from chalicelib.stores.immutability import ImmutabilityStore
     from chalicelib.stores.jobs import JobStore
@@ -414,6 +420,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=None, events=events,
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
     )  # fmt: skip
+    scans.use_scanners(scanners)  # (scangate: both branches merged here)
     built = Services(
         settings=settings,
         clock=clock,
@@ -450,6 +457,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         pulls=pulls,
         scanners=scanners,
         allowlists=allowlists,
+        gate=GateService(GateStore(), ScanStore(objects), clock),
         scans=scans,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )

@@ -10,7 +10,9 @@ In order, as Harbor checks them:
 1. gate off, or the pull is exempt (the scanner's own robot, a signing client, a signature): allow;
 2. the artifact cannot be scanned (not an image, an accessory, no scanner): allow;
 3. no report: refuse;
-4. an index of type IMAGE or CNAB: allow (its children are gated when they are pulled);
+4. an index of type IMAGE or CNAB: allow (its children are gated when they are pulled). Here an
+   index always passes (`judge`): its own row holds no report, only its children's rows do, and
+   the client's next request pulls the child it runs by digest, which is gated;
 5. a scan that did not succeed (Pending, Running, Error, Stopped ...): refuse;
 6. the highest severity among findings not on the effective allowlist (an expired list counts as
    empty) at or above the threshold: refuse, quoting how many findings remain.
@@ -21,6 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from chalicelib.core.allowlist import CveAllowlist, effective
+from chalicelib.core.artifacts import COSIGN_SIGNATURE, NOTATION_SIGNATURE
+from chalicelib.core.mediatypes import IMAGE_MANIFESTS
+from chalicelib.core.scans import VULNERABILITY_REPORT_GENERIC, VULNERABILITY_REPORT_NATIVE, ReportSummary
 
 # Harbor's severity names and codes (its `vuln.Severity`); any other name is 99.
 SEVERITY_CODES: dict[str, int] = {
@@ -140,3 +147,60 @@ def decide(
     if worst is not None and severity_code(worst) >= severity_code(threshold_name):
         return too_vulnerable(count, threshold_name)
     return None
+
+
+@dataclass(frozen=True)
+class PullTarget:
+    """What the gate knows of the pulled artifact, from its row (None fields: no row)."""
+
+    kind: str
+    manifest_media_type: str
+    accessory_type: str | None
+    is_index: bool
+    # The row's vulnerability summaries by report MIME type (`core/scans.py`).
+    summaries: Mapping[str, ReportSummary]
+
+
+@dataclass(frozen=True)
+class GateRead:
+    """Everything a gated pull needs, read in one BatchGetItem: the project's metadata and own
+    allowlist, the artifact, the system allowlist and whether any scanner is enabled."""
+
+    metadata: Mapping[str, str]
+    project_allowlist: CveAllowlist
+    system_allowlist: CveAllowlist
+    target: PullTarget | None
+    scanner_enabled: bool
+
+
+# Harbor reads the native report first, then the generic one.
+GATE_REPORTS = (VULNERABILITY_REPORT_NATIVE, VULNERABILITY_REPORT_GENERIC)
+SIGNATURES = frozenset({COSIGN_SIGNATURE, NOTATION_SIGNATURE})
+
+
+def facts_of(summary: ReportSummary) -> ScanFacts:
+    kept = None if summary.cves_truncated else dict(summary.cves)
+    return ScanFacts(str(summary.status), summary.severity or "None", summary.total, kept)
+
+
+def judge(read: GateRead, now: float) -> Denial | None:
+    """Steps 2-6 for one pull, from one read (see the module docstring); `LookupError` when an
+    allowlist applies and the summary kept no ids (the caller then reads the report)."""
+    target = read.target
+    if target is None or not prevents(read.metadata):
+        return None
+    if target.accessory_type in SIGNATURES or target.is_index:
+        # An index's own row holds no report (its children are scanned); a client that pulls an
+        # index pulls the child it runs by digest next, and that pull is gated.
+        return None
+    scannable = (
+        read.scanner_enabled
+        and target.kind == "IMAGE"
+        and target.accessory_type is None
+        and target.manifest_media_type in IMAGE_MANIFESTS
+    )
+    summary = next((target.summaries[m] for m in GATE_REPORTS if m in target.summaries), None)
+    allowed = effective(read.metadata, read.project_allowlist, read.system_allowlist).active_ids(now)
+    return decide(setting=read.metadata.get("severity"), scannable=scannable, is_index=target.is_index,
+                  kind=target.kind, facts=None if summary is None else facts_of(summary),
+                  allowlisted=allowed)  # fmt: skip
