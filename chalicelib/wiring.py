@@ -306,6 +306,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
     from chalicelib.services.signin_throttle import SignInThrottle
@@ -421,6 +422,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
     )  # fmt: skip
     scans.use_scanners(scanners)  # (scangate: both branches merged here)
+    scan_triggers = ScanTriggers(projects, scans)
+    events.subscribe(scan_triggers.on_event)
     built = Services(
         settings=settings,
         clock=clock,
