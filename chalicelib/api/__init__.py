@@ -17,6 +17,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scanners,
     search,
     system,
     users,
@@ -45,4 +46,5 @@ BLUEPRINTS = (
     webhooks.bp,
     retention.bp,
     allowlists.bp,
+    scanners.bp,
 )

@@ -53,6 +53,7 @@ class Resource(StrEnum):
     AUDIT_LOG = "audit-log"
     CATALOG = "catalog"
     CONFIGURATION = "configuration"
+    SCANNER = "scanner"
 
 
 class Action(StrEnum):

@@ -5,8 +5,9 @@ itself never lives on the record: `credential_ref` is a reference the secret sto
 Secrets Manager ARN on AWS, a local encrypted secret under `make serve`), so a record can be
 logged, cached, compared and returned without ever holding the credential.
 
-`auth` is kept as the scanner client spells it (`""`, `Basic`, `Bearer`, `APIKey`); the API speaks
-Harbor's values, where the API key type is the header's name `X-ScannerAdapter-API-Key`.
+`auth` is one of `""`, `Basic`, `Bearer` and `APIKey` (Harbor's stored values; `APIKey` sends the
+key in `X-ScannerAdapter-API-Key`). Older Harbor releases took the header's name as the auth type,
+and Harbor's API description still names it, so it is accepted as `APIKey` on input.
 
 Pure: no I/O, no settings.
 """
@@ -21,8 +22,6 @@ from urllib.parse import urlsplit
 AuthType = Literal["", "Basic", "Bearer", "APIKey"]
 AUTH_TYPES: tuple[AuthType, ...] = ("", "Basic", "Bearer", "APIKey")
 API_KEY_HEADER = "X-ScannerAdapter-API-Key"
-# Harbor's wire value of each auth type (its API key type is the header's name).
-WIRE_AUTH: dict[AuthType, str] = {"": "", "Basic": "Basic", "Bearer": "Bearer", "APIKey": API_KEY_HEADER}
 
 NAME_MAX = 128  # Harbor's column sizes
 URL_MAX = 512
@@ -58,10 +57,6 @@ class ScannerRegistration:
     update_time: int = 0
     # Harbor's installer-registered scanner: the API may neither change nor delete it.
     immutable: bool = False
-
-    @property
-    def wire_auth(self) -> str:
-        return WIRE_AUTH[self.auth]
 
     def record(self) -> dict[str, Any]:
         """The stored form (JSON-ready); `from_record` reads it back."""
@@ -106,7 +101,7 @@ class RegistrationStatus:
 
 
 def parse_auth(value: str | None) -> AuthType:
-    """Harbor's auth value (`""`, `Basic`, `Bearer`, `X-ScannerAdapter-API-Key`) as the client's."""
+    """An auth type as given to the API (`X-ScannerAdapter-API-Key` is the older spelling of `APIKey`)."""
     text = (value or "").strip()
     if text in (API_KEY_HEADER, "APIKey"):
         return "APIKey"
@@ -153,7 +148,7 @@ def validate(registration: ScannerRegistration, *, credential: str | None) -> Sc
         raise InvalidRegistration(f"the description is longer than {DESCRIPTION_MAX} characters")
     url = validate_url(registration.url)
     if registration.auth and not (credential or registration.credential_ref):
-        raise InvalidRegistration(f"access_credential is required for auth type {WIRE_AUTH[registration.auth]}")
+        raise InvalidRegistration(f"access_credential is required for auth type {registration.auth}")
     if credential is not None and len(credential) > CREDENTIAL_MAX:
         raise InvalidRegistration(f"access_credential is longer than {CREDENTIAL_MAX} characters")
     if registration.is_default and registration.disabled:

@@ -250,10 +250,8 @@ class ScannerService:
     def set_default(self, uuid: str) -> ScannerRegistration:
         def mark(registrations: list[ScannerRegistration]) -> tuple[list[ScannerRegistration], ScannerRegistration]:
             found = next((r for r in registrations if r.uuid == uuid), None)
-            if found is None:
-                raise NotFound(f"scanner {uuid} not found")
-            if found.disabled:
-                raise BadRequest(f"default registration {uuid} can not be marked to deactivated")
+            if found is None or found.disabled:  # Harbor: only an enabled registration is found here
+                raise NotFound(f"registration {uuid} not found")
             now = int(self._clock())
             out = [replace(r, is_default=r.uuid == uuid, update_time=now if r.is_default != (r.uuid == uuid)
                            else r.update_time) for r in registrations]  # fmt: skip
@@ -266,12 +264,12 @@ class ScannerService:
         return updated
 
     def set_project(self, project_id: int, project_name: str, uuid: str) -> ScannerRegistration:
-        """PUT /projects/{p}/scanner: the registration must exist (a disabled one is refused too)."""
+        """PUT /projects/{p}/scanner: the registration must exist (Harbor stores any uuid and
+        forgets it on the next read; a 404 tells the caller at once). A disabled one may be chosen,
+        as in Harbor: the project's scans then fail their precondition until it is enabled."""
         registration = self.get(uuid)
         if registration is None:
             raise NotFound(f"scanner {uuid} not found")
-        if registration.disabled:
-            raise BadRequest(f"scanner {uuid} is disabled")
         self._store.set_project_choice(project_id, uuid)
         if self._events is not None:
             self._events.emit(EventType.UPDATE_SCANNER, project=project_name, resource_type="scanner",

@@ -544,3 +544,42 @@ class ConfigurationsResponse(HarborModel):
     robot_token_duration: IntegerConfigItem | None = None
     storage_per_project: IntegerConfigItem | None = None
     banner_message: StringConfigItem | None = None
+
+
+# Scanner registrations (/scanners, /projects/{p}/scanner).
+class ScannerRegistration(HarborModel):
+    uuid: str | None = None
+    name: str | None = None
+    description: str
+    url: str | None = None
+    disabled: bool
+    is_default: bool
+    auth: str
+    access_credential: str
+    skip_certVerify: bool  # Harbor's spelling
+    use_internal_addr: bool
+    create_time: DateTime
+    update_time: DateTime
+    adapter: str | None = None
+    vendor: str | None = None
+    version: str | None = None
+    health: str | None = None
+    capabilities: dict[str, Any] | None = None
+
+
+class Scanner(HarborModel):
+    name: str | None = None
+    vendor: str | None = None
+    version: str | None = None
+
+
+class ScannerCapability(HarborModel):
+    type: str
+    consumes_mime_types: list[str] | None = None
+    produces_mime_types: list[str] | None = None
+
+
+class ScannerAdapterMetadata(HarborModel):
+    scanner: Scanner | None = None
+    capabilities: list[ScannerCapability] | None = None
+    properties: dict[str, str] | None = None

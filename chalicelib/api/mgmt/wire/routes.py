@@ -87,6 +87,13 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/retentions/{policy}/executions"): _many(m.RetentionExecution),
     ("GET", f"{_RET}/tasks"): _many(m.RetentionExecutionTask),
     ("GET", "/icons/{digest}"): _ONE(m.Icon),
+    # scanner registrations
+    ("GET", "/scanners"): _many(m.ScannerRegistration),
+    ("GET", "/scanners/{registration}"): _ONE(m.ScannerRegistration),
+    ("DELETE", "/scanners/{registration}"): _ONE(m.ScannerRegistration),
+    ("GET", "/scanners/{registration}/metadata"): _ONE(m.ScannerAdapterMetadata),
+    ("GET", "/projects/{project}/scanner"): _ONE(m.ScannerRegistration),
+    ("GET", "/projects/{project}/scanner/candidates"): _many(m.ScannerRegistration),
 }
 """(method, swagger path) -> the model of its JSON answer."""
 
