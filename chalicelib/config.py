@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     gc_state_machine_arn: str | None = None
     # The state machine that runs tag retention executions (as for GC).
     retention_state_machine_arn: str | None = None
+    # The state machine that runs scan executions (vulnerability scans and SBOM generation).
+    scan_state_machine_arn: str | None = None
     # How many repositories one retention execution processes at a time (its Map's MaxConcurrency).
     retention_workers: int = Field(default=4, ge=1, le=40)
     # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
@@ -182,6 +184,7 @@ class Settings(BaseSettings):
         "external_url",
         "gc_state_machine_arn",
         "retention_state_machine_arn",
+        "scan_state_machine_arn",
         "event_bus_name",
         "webhook_state_machine_arn",
         "relay_url",

@@ -45,13 +45,13 @@ class EventType(StrEnum):
     DELETE_PROJECT = "DELETE_PROJECT"
     CREATE_ROBOT = "CREATE_ROBOT"
     DELETE_ROBOT = "DELETE_ROBOT"
+    # Scan actions, for the audit log (no webhook policy names them).
+    SCAN_ARTIFACT = "SCAN_ARTIFACT"
+    STOP_SCAN_ARTIFACT = "STOP_SCAN_ARTIFACT"
     # Scanner registrations (audit log only; Harbor sends no webhook for them).
     CREATE_SCANNER = "CREATE_SCANNER"
     UPDATE_SCANNER = "UPDATE_SCANNER"
     DELETE_SCANNER = "DELETE_SCANNER"
-    # Scan actions, for the audit log (no webhook policy names them).
-    SCAN_ARTIFACT = "SCAN_ARTIFACT"
-    STOP_SCAN_ARTIFACT = "STOP_SCAN_ARTIFACT"
 
 
 _operator: ContextVar[str] = ContextVar("registry_operator", default="anonymous")

@@ -159,6 +159,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     if settings.retention_state_machine_arn:
         machines["RETENTION"] = settings.retention_state_machine_arn
+    if settings.scan_state_machine_arn:
+        machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
@@ -416,12 +418,10 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
                               metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
     events.subscribe(scanners.forget_project)
-    # Scans: the scanner registrations service is wired in by `use_scanners` where it exists.
     scans = ScanService(
-        artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=None, events=events,
+        artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=scanners, events=events,
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
     )  # fmt: skip
-    scans.use_scanners(scanners)  # (scangate: both branches merged here)
     scan_triggers = ScanTriggers(projects, scans)
     events.subscribe(scan_triggers.on_event)
     built = Services(

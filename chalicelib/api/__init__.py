@@ -17,7 +17,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
-    scanners,
+    scans,
     search,
     system,
     users,
@@ -45,6 +45,5 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
-    allowlists.bp,
-    scanners.bp,
+    scans.bp,
 )

@@ -46,6 +46,7 @@ class Resource(StrEnum):
     QUOTA = "quota"
     ROBOT = "robot"
     TAG_RETENTION = "tag-retention"
+    SCAN = "scan"
     IMMUTABLE_TAG = "immutable-tag"
     NOTIFICATION_POLICY = "notification-policy"
     USER = "user"

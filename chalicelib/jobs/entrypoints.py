@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chalicelib.jobs import gc, retention, schedules, webhooks
+from chalicelib.jobs import gc, retention, scans, schedules, webhooks
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Profile = Literal["jobs", "webhook"]
@@ -59,6 +59,13 @@ ENTRY_POINTS = (
     EntryPoint("webhook_attempt", webhooks.attempt, "webhook", "webhook", 150),
     EntryPoint("webhook_finish", webhooks.finish, "webhook", "webhook", 60),
     EntryPoint("webhook_fail", webhooks.fail, "webhook", "webhook", 60),
+    # Scans: each call is a few adapter requests of at most 5 s each, and a report to store.
+    EntryPoint("scan_prepare", scans.prepare, "scan", "jobs", 120),
+    EntryPoint("scan_submit", scans.submit, "scan", "jobs", 120),
+    EntryPoint("scan_poll", scans.poll, "scan", "jobs", 300),
+    EntryPoint("scan_task_failed", scans.task_failed, "scan", "jobs", 120),
+    EntryPoint("scan_finish", scans.finish, "scan", "jobs", 120),
+    EntryPoint("scan_fail", scans.fail, "scan", "jobs", 120),
 )
 
 # Function name -> handler (the local runner's dispatch; tests may replace an entry).

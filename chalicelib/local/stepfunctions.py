@@ -26,7 +26,8 @@ from chalicelib.observability import logger
 
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 # Job kind -> state machine file stem (and the machine's name).
-MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention", "WEBHOOK": "webhook"}
+MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention", "WEBHOOK": "webhook", "IMAGE_SCAN": "scan",
+            "SBOM": "scan"}  # fmt: skip
 ACCOUNT = "123456789012"  # moto's default account
 EXECUTE = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 
@@ -80,7 +81,7 @@ def create_state_machines(client: Any, region: str) -> dict[str, str]:
     while it restores its state."""
     role = f"arn:aws:iam::{ACCOUNT}:role/registry-jobs"
     existing = {m["name"]: m["stateMachineArn"] for m in client.list_state_machines().get("stateMachines", [])}
-    for stem in MACHINES.values():
+    for stem in dict.fromkeys(MACHINES.values()):
         text = definition(stem, region)
         name = f"registry-{stem}"
         if name in existing:

@@ -326,12 +326,6 @@ class ArtifactService:
 
     # Additions.
 
-    def vulnerabilities(self, repository: str, reference: str) -> dict[str, Any]:
-        """Harbor's vulnerabilities addition: the artifact's reports keyed by report MIME type, `{}`
-        when it has none. Nothing is scanned yet, so every existing artifact has none."""
-        self.resolve(repository, reference)
-        return {}
-
     def addition(self, repository: str, reference: str, name: str) -> processors.Addition:
         digest = self.resolve(repository, reference).digest
         stored = self._manifest_store.get(repository, digest)

@@ -44,11 +44,11 @@ _RECORDED: dict[EventType, tuple[str, str]] = {
     EventType.DELETE_PROJECT: ("delete", "project"),
     EventType.CREATE_ROBOT: ("create", "robot"),
     EventType.DELETE_ROBOT: ("delete", "robot"),
+    EventType.SCAN_ARTIFACT: ("scan", "artifact"),
+    EventType.STOP_SCAN_ARTIFACT: ("stop_scan", "artifact"),
     EventType.CREATE_SCANNER: ("create", "scanner"),
     EventType.UPDATE_SCANNER: ("update", "scanner"),
     EventType.DELETE_SCANNER: ("delete", "scanner"),
-    EventType.SCAN_ARTIFACT: ("scan", "artifact"),
-    EventType.STOP_SCAN_ARTIFACT: ("stop_scan", "artifact"),
 }
 
 _ARTIFACT_VERBS = {EventType.PUSH_ARTIFACT: "push", EventType.PULL_ARTIFACT: "pull",

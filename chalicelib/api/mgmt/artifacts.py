@@ -78,7 +78,7 @@ def list_artifacts(request: HttpRequest, project: Project) -> Response:
     repository = _repository(request, project)
     flags, page, request_page, matches = _list_args(request)
     found = services().artifacts.list_page(repository, request_page, _include(flags), matches)
-    records = _views(found, flags, project.project_id)
+    records = _views(found, flags, project.project_id, _accepted(request))
     return json_response(records, headers=_page_links(request, _path(request), page, found.total, found.next_cursor))
 
 
@@ -97,7 +97,7 @@ def get_artifact(request: HttpRequest, project: Project) -> dict[str, Any]:
     repository = _repository(request, project)
     flags = _flags(request)
     found = services().artifacts.get(repository, _reference(request), _include(flags))
-    return _views(found, flags, project.project_id)[0]
+    return _views(found, flags, project.project_id, _accepted(request))[0]
 
 
 @routes.delete(_ART)
@@ -151,7 +151,8 @@ def list_accessories(request: HttpRequest, project: Project) -> Response:
 def get_addition(request: HttpRequest, project: Project) -> Response:
     repository = _repository(request, project)
     if request.params["addition"].lower() == "vulnerabilities":  # Harbor: its own route, any artifact
-        return json_response(services().artifacts.vulnerabilities(repository.name, _reference(request)))
+        artifact = services().artifacts.resolve(repository.name, _reference(request))
+        return json_response(services().scans.vulnerabilities(artifact, _accepted(request)))
     result = services().artifacts.addition(repository.name, _reference(request), request.params["addition"])
     return Response(body=result.content, status_code=200, headers={"Content-Type": result.content_type})
 
@@ -161,7 +162,7 @@ def list_project_artifacts(request: HttpRequest, project: Project) -> Response:
     latest = _bool(request, "latest_in_repository", default=False)
     flags, page, request_page, matches = _list_args(request)
     found = services().artifacts.list_project(project, request_page, _include(flags), matches, latest)
-    records = _views(found, flags, project.project_id)
+    records = _views(found, flags, project.project_id, _accepted(request))
     path = f"/projects/{request.params['project']}/artifacts"
     return json_response(records, headers=_page_links(request, path, page, found.total, None))
 
@@ -292,11 +293,36 @@ def _include(flags: dict[str, bool]) -> Include:
     )
 
 
-def _views(found: Listing, flags: dict[str, bool], project_id: int) -> list[dict[str, Any]]:
-    return [_artifact_view(a, found, flags, project_id) for a in found.items]
+def _accepted(request: HttpRequest) -> tuple[str, ...]:
+    """The report MIME types `X-Accept-Vulnerabilities` asks for (Harbor's default when absent)."""
+    from chalicelib.core.scans import accepted_reports  # noqa: PLC0415 (scan code loads on first use)
+
+    return accepted_reports(request.header("x-accept-vulnerabilities"))
 
 
-def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_id: int) -> dict[str, Any]:
+def _views(found: Listing, flags: dict[str, bool], project_id: int, accepted: tuple[str, ...]) -> list[dict[str, Any]]:
+    return [_artifact_view(a, found, flags, project_id, accepted) for a in found.items]
+
+
+def _scan_views(a: Artifact, flags: dict[str, bool], accepted: tuple[str, ...]) -> dict[str, Any]:
+    """Harbor's `scan_overview` (the first accepted report MIME type with a report: one key) and
+    `sbom_overview`, from the summaries on the artifact's row (an index: its children's, merged)."""
+    from chalicelib.core import scans  # noqa: PLC0415 (scan code loads on first use)
+
+    if not (flags["with_scan_overview"] or flags["with_sbom_overview"]):
+        return {}
+    summaries = services().scans.summaries(a) if (a.scans or a.children) else {}
+    out: dict[str, Any] = {}
+    if flags["with_scan_overview"]:
+        found = scans.pick(summaries, accepted)
+        out["scan_overview"] = {found.mime_type: scans.native_summary(found)} if found is not None else {}
+    if flags["with_sbom_overview"] and scans.SBOM_REPORT in summaries:
+        out["sbom_overview"] = scans.sbom_overview(summaries[scans.SBOM_REPORT])
+    return out
+
+
+def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_id: int,
+                   accepted: tuple[str, ...]) -> dict[str, Any]:  # fmt: skip
     """Harbor's Artifact model; `labels` is filled only with `with_label=true` (Harbor's default is
     false) and each tag's `immutable` only with `with_immutable_status=true`."""
     from chalicelib.api.mgmt.wire import models as wire  # noqa: PLC0415 (response models load on first use)
@@ -338,8 +364,7 @@ def _artifact_view(a: Artifact, found: Listing, flags: dict[str, bool], project_
         view["tags"] = [_tag_view(t, a, repository_id, found.immutable, signed=signed) for t in found.tags.get(key, [])]
     if flags["with_accessory"]:
         view["accessories"] = [_accessory_view(x) for x in accessories or []]
-    if flags["with_scan_overview"]:
-        view["scan_overview"] = {}
+    view.update(_scan_views(a, flags, accepted))
     return shape(wire.Artifact, view)
 
 
