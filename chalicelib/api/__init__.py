@@ -17,6 +17,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scanners,
     scans,
     search,
     system,
@@ -45,5 +46,7 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    allowlists.bp,
+    scanners.bp,
     scans.bp,
 )

@@ -212,6 +212,19 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{_RET}/executions/{{execution_id}}"): project(R.TAG_RETENTION, A.UPDATE),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks"): project(R.TAG_RETENTION, A.LIST),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks/{{task_id}}"): project(R.TAG_RETENTION, A.READ),
+    # scanner registrations: the system `scanner` resource; a project's scanner: reading it needs
+    # project `scanner` read, choosing it (and listing the candidates) project `scanner` create
+    ("GET", "/scanners"): system(R.SCANNER, A.LIST),
+    ("POST", "/scanners"): system(R.SCANNER, A.CREATE),
+    ("POST", "/scanners/ping"): system(R.SCANNER, A.READ),
+    ("GET", "/scanners/{registration_id}"): system(R.SCANNER, A.READ),
+    ("PUT", "/scanners/{registration_id}"): system(R.SCANNER, A.UPDATE),
+    ("PATCH", "/scanners/{registration_id}"): system(R.SCANNER, A.UPDATE),
+    ("DELETE", "/scanners/{registration_id}"): system(R.SCANNER, A.DELETE),
+    ("GET", "/scanners/{registration_id}/metadata"): system(R.SCANNER, A.READ),
+    ("GET", f"{_P}/scanner"): project(R.SCANNER, A.READ),
+    ("PUT", f"{_P}/scanner"): project(R.SCANNER, A.CREATE),
+    ("GET", f"{_P}/scanner/candidates"): project(R.SCANNER, A.CREATE),
     # scans of one artifact (Harbor asks the scan resource's create/stop/read)
     ("POST", f"{_ART}/scan"): project(R.SCAN, A.CREATE),
     ("POST", f"{_ART}/scan/stop"): project(R.SCAN, A.STOP),
