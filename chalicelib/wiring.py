@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scan_all import ScanAllService
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
     from chalicelib.services.uploads import UploadService
@@ -92,6 +93,7 @@ class Services:
     # Scanning policy (branch scangate): CVE allowlists.
     allowlists: AllowlistService
     gate: GateService
+    scan_all: ScanAllService
     scans: ScanService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
@@ -161,6 +163,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
         machines["RETENTION"] = settings.retention_state_machine_arn
     if settings.scan_state_machine_arn:
         machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
+    if settings.scan_all_state_machine_arn:
+        machines["SCAN_ALL"] = settings.scan_all_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
@@ -308,6 +312,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scan_all import ScanAllService
     from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
@@ -424,6 +429,11 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     scan_triggers = ScanTriggers(projects, scans)
     events.subscribe(scan_triggers.on_event)
+    scan_all = ScanAllService(
+        jobs, scans, scanners=scanners, projects=projects, repositories=repository_store, artifacts=artifact_store,
+        batch=settings.scan_all_batch, max_active=settings.scan_all_max_active,
+        wait_seconds=settings.scan_all_wait_seconds, clock=clock,
+    )  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
@@ -461,6 +471,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         scanners=scanners,
         allowlists=allowlists,
         gate=GateService(GateStore(), ScanStore(objects), clock),
+        scan_all=scan_all,
         scans=scans,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )

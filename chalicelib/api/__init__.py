@@ -17,6 +17,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scan_all,
     scanners,
     scans,
     search,
@@ -49,4 +50,5 @@ BLUEPRINTS = (
     allowlists.bp,
     scanners.bp,
     scans.bp,
+    scan_all.bp,
 )
