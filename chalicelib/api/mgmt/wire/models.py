@@ -597,9 +597,11 @@ class Stats(HarborModel):
 
 
 class Schedule(HarborModel):
+    """Harbor answers `{}` when there is no schedule, so every field is optional."""
+
     id: int | None = None
     status: str | None = None
-    creation_time: DateTime
-    update_time: DateTime
+    creation_time: DateTime | None = None
+    update_time: DateTime | None = None
     schedule: ScheduleObj | None = None
     parameters: dict[str, Any] | None = None
