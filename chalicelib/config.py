@@ -178,9 +178,10 @@ class Settings(BaseSettings):
     # 307 to the download URL that AWS answers with (two requests), to exercise clients' redirects.
     local_blob_redirect: bool = False
     # The built-in scanner adapter (`chalicelib/scanner_adapter`): the runner starts it on a
-    # loopback port (0: any free one) and registers it as the default scanner (`osv-lite`).
+    # loopback port and registers it as the default scanner (`osv-lite`). Unset: the registry's
+    # port + 2 (a stable address, so a restart rewrites nothing), or any free one if that is taken.
     local_scanner: bool = True
-    local_scanner_port: int = Field(default=0, ge=0, le=65535)
+    local_scanner_port: int | None = Field(default=None, ge=0, le=65535)
 
     @field_validator(
         "aws_endpoint_url",

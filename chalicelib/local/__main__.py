@@ -25,6 +25,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 import waitress
+from pydantic import SecretStr
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 
@@ -135,6 +136,99 @@ def _start_relay(data_dir: Path) -> Callable[[], None]:
     print(f"relay listening on http://{settings.host}:{httpd.server_port} (upload Locations: "
           f"{os.environ['REGISTRY_RELAY_URL']})", flush=True)  # fmt: skip
     return httpd.shutdown
+
+
+def _key_file(path: Path, make: Callable[[], str]) -> str:
+    """A local stand-in for a Secrets Manager secret: a 0600 file under the data dir, made once."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(make())
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _begin_scanner(data_dir: Path, settings: Settings) -> _Scanner | None:
+    """What the app needs before its wiring is built: credentials it keeps go to the table,
+    encrypted (the key a file under the data dir), and scanner calls may reach the built-in
+    adapter's loopback address; then the adapter's start, unless `REGISTRY_LOCAL_SCANNER=false`."""
+    import base64  # noqa: PLC0415
+
+    from chalicelib import wiring  # noqa: PLC0415
+
+    key_file = data_dir / "secret-key"
+    _key_file(key_file, lambda: base64.b64encode(secrets.token_bytes(32)).decode())
+    os.environ.setdefault("REGISTRY_LOCAL_SECRET_KEY_FILE", str(key_file))
+    if settings.local_scanner:
+        networks = [n for n in settings.scanner_allow_networks.split(",") if n.strip()]
+        if _LOOPBACK not in networks:
+            os.environ["REGISTRY_SCANNER_ALLOW_NETWORKS"] = ",".join([*networks, _LOOPBACK])
+    wiring.reset()
+    return _Scanner(data_dir, settings) if settings.local_scanner else None
+
+
+_LOOPBACK = "127.0.0.1/32"
+_BUILTIN_SCANNER = "osv-lite"
+
+
+class _Scanner:
+    """The built-in scanner adapter (`chalicelib/scanner_adapter`) on a loopback port, in this
+    process: started on a thread while the rest starts (loading the OSV database is the slow part),
+    registered once the app is built."""
+
+    def __init__(self, data_dir: Path, settings: Settings) -> None:
+        self._data_dir = data_dir
+        self._settings = settings
+        self._running: Any = None
+        self._failure: str | None = None
+        self._thread = threading.Thread(target=self._start, name="scanner-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        from pydantic import ValidationError  # noqa: PLC0415
+
+        from chalicelib.scanner_adapter.server import start  # noqa: PLC0415
+        from chalicelib.scanner_adapter.settings import AdapterSettings  # noqa: PLC0415
+
+        try:
+            base = AdapterSettings()
+            database = base.osv_database
+            if database is None:
+                database = self._data_dir / "osv"
+                database.mkdir(mode=0o700, exist_ok=True)
+            key = _key_file(self._data_dir / "scanner-api-key", lambda: secrets.token_urlsafe(32))
+            networks = [n for n in base.egress_allow_networks.split(",") if n.strip()]
+            adapter = base.model_copy(update={
+                "osv_database": database, "scanner_host": "127.0.0.1", "scanner_api_key": SecretStr(key),
+                "egress_allow_networks": ",".join([*networks, _LOOPBACK]),
+            })  # fmt: skip
+            port = self._settings.local_scanner_port
+            try:
+                running = start(adapter.model_copy(update={"scanner_port": self._settings.port + 2 if port is None
+                                                           else port}))  # fmt: skip
+            except OSError:
+                if port is not None:
+                    raise
+                running = start(adapter.model_copy(update={"scanner_port": 0}))  # port + 2 is taken
+            self._running = (running, key, database, base.osv_database is None)
+        except (ValidationError, ValueError, OSError) as failure:
+            self._failure = str(failure)
+
+    def register(self) -> Callable[[], None]:
+        """Wait for the start, register the adapter as `osv-lite` (idempotent: the default unless
+        another registration is); the adapter's stop."""
+        from chalicelib import wiring  # noqa: PLC0415
+
+        self._thread.join()
+        if self._running is None:
+            print(f"scanner adapter not started: {self._failure}", file=sys.stderr, flush=True)
+            return _no_relay
+        running, key, database, empty = self._running
+        registration = wiring.services().scanners.ensure_builtin(_BUILTIN_SCANNER, running.url, key)
+        default = " (default scanner)" if registration.is_default else ""
+        hint = " (empty: set REGISTRY_OSV_DATABASE or put OSV files there)" if empty else ""
+        print(f"scanner adapter {_BUILTIN_SCANNER} on {running.url}{default}, OSV database {database}{hint}",
+              flush=True)  # fmt: skip
+        return running.close  # type: ignore[no-any-return]
 
 
 def _warm_clients() -> None:
@@ -321,7 +415,7 @@ def _count_objects(files: FileObjectStore) -> int:
     return count
 
 
-def main() -> int:
+def main() -> int:  # noqa: PLR0915 (the runner's start and stop steps, in order, in one place)
     _configure_libraries()
     from chalicelib import wiring  # noqa: PLC0415  (after the environment is set)
     from chalicelib.config import get_settings  # noqa: PLC0415
@@ -351,11 +445,13 @@ def main() -> int:
     engine = _start_job_engine(emulator, settings)
     persistence, files, items, objects = _restore(settings, data_dir, emulator)
     generated_password = _prepare_identity(data_dir)
+    scanner = _begin_scanner(data_dir, settings)
     stop_relay = _start_relay(data_dir) if settings.local_relay else _no_relay
     settings = get_settings()
 
     server = _build_server(settings, files)
     engine.join()
+    stop_scanner = scanner.register() if scanner is not None else _no_relay
     scheduler = _start_scheduler(settings)
     _resume_webhooks()
     housekeeping = _start_housekeeping(persistence, files, settings.snapshot_interval_seconds)
@@ -380,6 +476,7 @@ def main() -> int:
         scheduler.stop()
         housekeeping.join(timeout=60)  # a compaction in progress
         stop_relay()
+        stop_scanner()
         _shut_down_and_save(server, serving, persistence, emulator)
     return 0
 

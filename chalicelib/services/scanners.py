@@ -39,6 +39,7 @@ from chalicelib.core.scanners import (
 )
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound
 from chalicelib.events import Event, EventType
+from chalicelib.observability import logger
 
 if TYPE_CHECKING:
     from chalicelib.adapters.egress import EgressPolicy
@@ -84,7 +85,7 @@ class ScannerService:
         self._events = events
         self._cache_seconds = metadata_cache_seconds
         self._clock = clock
-        self._cache: dict[tuple[str, int], tuple[float, ScannerMetadata | str]] = {}
+        self._cache: dict[tuple[str, str, str, str | None, bool], tuple[float, ScannerMetadata | str]] = {}
         self._lock = threading.Lock()
 
     # Reading.
@@ -129,7 +130,9 @@ class ScannerService:
     def metadata(self, registration: ScannerRegistration) -> ScannerMetadata:
         """The adapter's validated metadata (cached briefly, failures too); BadRequest when the
         adapter cannot be reached or answers what Harbor would refuse."""
-        key = (registration.uuid, registration.update_time)
+        # Everything the answer depends on: an update within the same second is not served stale.
+        key = (registration.uuid, registration.url, registration.auth, registration.credential_ref,
+               registration.skip_cert_verify)  # fmt: skip
         now = self._clock()
         with self._lock:
             cached = self._cache.get(key)
@@ -273,7 +276,7 @@ class ScannerService:
         self._store.set_project_choice(project_id, uuid)
         if self._events is not None:
             self._events.emit(EventType.UPDATE_SCANNER, project=project_name, resource_type="scanner",
-                              resource=project_name, detail={"scanner": registration.name})  # fmt: skip
+                              resource=registration.name, detail={"project_id": project_id})  # fmt: skip
         return registration
 
     def forget_project(self, event: Event) -> None:
@@ -289,7 +292,8 @@ class ScannerService:
 
         def ensure(registrations: list[ScannerRegistration]) -> tuple[list[ScannerRegistration], ScannerRegistration]:
             existing = next((r for r in registrations if r.name == name), None)
-            has_default = any(r.is_default for r in registrations if r.name != name)
+            # Another registration of the same address is a stale one of this adapter: it goes.
+            has_default = any(r.is_default for r in registrations if r.name != name and r.url != url)
             now = int(self._clock())
             if existing is None:
                 record = ScannerRegistration(
@@ -347,6 +351,9 @@ class ScannerService:
             return f"scanner controller: ping: {failure}"
         except (BadRequest, NotFound) as failure:
             return f"scanner controller: ping: {failure.message}"
+        except Exception:  # a secret store or client failure must not break a listing
+            logger.exception("scanner metadata failed", extra={"scanner": registration.name})
+            return "scanner controller: ping: the scanner's metadata could not be fetched"
 
     def _keep_secret(self, registration: ScannerRegistration, credential: str | None) -> str | None:
         if not registration.auth or not credential:

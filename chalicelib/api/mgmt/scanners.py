@@ -112,12 +112,13 @@ def registration_view(registration: ScannerRegistration) -> dict[str, Any]:
     })  # fmt: skip
 
 
-def _with_capabilities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_capabilities(records: list[dict[str, Any]], registrations: list[ScannerRegistration]) -> list[dict[str, Any]]:
     """Harbor's `RetrieveCap` on every registration of the page: the adapter's capabilities."""
     scanners = services().scanners
+    by_uuid = {r.uuid: r for r in registrations}
     out = []
     for record in records:
-        registration = scanners.get(str(record["uuid"]))
+        registration = by_uuid.get(str(record["uuid"]))
         status = scanners.status(registration) if registration is not None else None
         capabilities: dict[str, bool] = {}
         if status is not None and status.health:
@@ -132,7 +133,8 @@ def _with_capabilities(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _registrations_page(request: HttpRequest) -> Page:
     """Harbor's order (the default first, then newest first), its `q` keys, and the older list
     API's `name`, `description`, `url` (substring) and `ex_name`, `ex_url` (exact) parameters."""
-    registrations = sorted(services().scanners.all(), key=lambda r: (not r.is_default, -r.create_time, r.name))
+    every = services().scanners.all()
+    registrations = sorted(every, key=lambda r: (not r.is_default, -r.create_time, r.name))
     for key in ("name", "description", "url"):
         wanted = request.arg(key)
         if wanted:
@@ -145,7 +147,7 @@ def _registrations_page(request: HttpRequest) -> Page:
         [registration_view(r) for r in registrations],
         q_fields={"name": str, "description": str, "url": str},
         sort_fields=("name", "url", "description", "create_time", "update_time"),
-        fill=_with_capabilities,
+        fill=lambda page: _with_capabilities(page, every),
     )
 
 
@@ -176,7 +178,8 @@ def ping_scanner(request: HttpRequest, body: SettingsReq) -> None:
 
 @routes.get(_ONE)
 def get_scanner(request: HttpRequest) -> dict[str, Any]:
-    return _with_capabilities([registration_view(_registration(request))])[0]
+    registration = _registration(request)
+    return _with_capabilities([registration_view(registration)], [registration])[0]
 
 
 @routes.put(_ONE, body=RegistrationReq)
@@ -223,7 +226,7 @@ def project_scanner(request: HttpRequest, project: Project) -> dict[str, Any] | 
     registration = services().scanners.for_project(project.project_id)
     if registration is None:
         return None
-    return _with_capabilities([registration_view(registration)])[0]
+    return _with_capabilities([registration_view(registration)], [registration])[0]
 
 
 @routes.put(_PROJECT, body=ProjectScannerReq)
