@@ -315,7 +315,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.scan_all import ScanAllService
     from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
-    from chalicelib.services.scans import ScanService
+    from chalicelib.services.scans import SbomAccessories, ScanService
     from chalicelib.services.signin_throttle import SignInThrottle
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
@@ -423,9 +423,14 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
                               metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
     events.subscribe(scanners.forget_project)
+    uploads = UploadService(
+        UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock), objects, blob_meta, quotas,
+        settings,
+    )  # fmt: skip
     scans = ScanService(
         artifact_store, ScanStore(objects), jobs, robots=robot_store, access=access, scanners=scanners, events=events,
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
+        accessories=SbomAccessories(uploads, manifests, artifact_store, clock),
     )  # fmt: skip
     scan_triggers = ScanTriggers(projects, scans)
     events.subscribe(scan_triggers.on_event)
@@ -437,13 +442,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     built = Services(
         settings=settings,
         clock=clock,
-        uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
-            objects,
-            blob_meta,
-            quotas,
-            settings,
-        ),
+        uploads=uploads,
         manifests=manifests,
         blobs=blobs,
         repositories=repositories,

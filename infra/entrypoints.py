@@ -45,6 +45,9 @@ PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
         "REGISTRY_SCAN_STATE_MACHINE_ARN": _machine_arn("scan"),
         "REGISTRY_SCAN_ALL_STATE_MACHINE_ARN": _machine_arn("scan_all"),
         "REGISTRY_EVENT_BUS_NAME": "default",
+        # Where a scanner pulls the image it scans from (Harbor: the external endpoint).
+        "REGISTRY_EXTERNAL_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"},
+                                             {"Ref": "AWS::NoValue"}]},
     }),
     "webhook": ("WebhookDeliveryRole", {
         **_COMMON,

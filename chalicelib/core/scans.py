@@ -63,9 +63,11 @@ SEVERITY_CODES = {"None": 0, "Unknown": 0, "Negligible": 1, "Low": 2, "Medium": 
 UNRECOGNISED_CODE = 99
 
 
-def scan_lock(scan_type: str, registration: str, digest: str) -> str:
-    """The job lock a scan execution holds: one running scan per (type, scanner, digest)."""
-    return f"SCAN#{scan_type}#{registration}#{digest}"
+def scan_lock(vendor_type: str, registration: str, digest: str) -> str:
+    """The job lock a scan execution holds (`<vendor type>#<registration>#<digest>`, as
+    `core/jobs.py` `policy_lock` narrows a kind's lock): one running scan per (scan type, scanner,
+    digest)."""
+    return f"{vendor_type}#{registration}#{digest}"
 
 
 def severity_code(name: str) -> int:
@@ -278,6 +280,16 @@ def merge(children: list[ReportSummary], findings: Iterable[Finding] = ()) -> Re
 
 
 # What the API shows.
+
+
+def report_ids(report_id: str) -> list[str]:
+    """The report ids a (possibly merged) report id names: a merged one is base64 of `a|b|...`."""
+    try:
+        decoded = base64.b64decode(report_id, validate=True).decode("ascii")
+    except ValueError:
+        return [report_id]
+    parts = decoded.split("|")
+    return parts if len(parts) > 1 and all(parts) else [report_id]
 
 
 def timestamp(epoch: int) -> str:

@@ -172,6 +172,8 @@ def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]
         for name in ("scan_overview", "sbom_overview"):
             if name in event.detail:
                 resource[name] = event.detail[name]
+    if event.type in _SCANNING:  # Harbor's scan payload names no creation time
+        return {"resources": [resource], "repository": repository}
     # Harbor sends the repository's creation time; the event carries none, so the event's time
     # stands in (a documented difference).
     return {"resources": [resource], "repository": {"date_created": int(event.occurred_at), **repository}}

@@ -29,6 +29,8 @@ artifact deleted while it is scanned ends its task Error: its row is gone and is
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import re
 import secrets
@@ -36,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.adapters import scanner_api as api
@@ -44,18 +47,21 @@ from chalicelib.auth import secrets as credentials
 from chalicelib.auth.scopes import Scope
 from chalicelib.core import mediatypes as mt
 from chalicelib.core import scans
-from chalicelib.core.artifacts import Artifact
+from chalicelib.core.artifacts import HARBOR_SBOM, Artifact
 from chalicelib.core.identity import Principal, Project, Robot, RobotAccess, RobotPermission
 from chalicelib.core.jobs import FINAL_STATUSES, Job, JobStatus, Task, Trigger, VendorType
-from chalicelib.errors import BadRequest, Conflict, NotFound, Precondition
+from chalicelib.errors import BadRequest, Conflict, ManifestUnknown, NotFound, Precondition
 from chalicelib.events import Event, EventBus, EventType, current_operator
 from chalicelib.observability import logger
 from chalicelib.services.jobs import JobEnded
 
 if TYPE_CHECKING:
     from chalicelib.adapters.scanner_client import ScannerClient
+    from chalicelib.core.scanners import ScannerRegistration
     from chalicelib.services.access import AccessService
     from chalicelib.services.jobs import JobService
+    from chalicelib.services.manifests import ManifestService
+    from chalicelib.services.uploads import UploadService
     from chalicelib.stores.artifacts import ArtifactStore
     from chalicelib.stores.robots import RobotStore
     from chalicelib.stores.scans import ScanStore
@@ -75,11 +81,13 @@ class ScannerRegistry(Protocol):
     """The scanner registrations service (`services/scanners.py`): the project's registration
     (its own choice, else the default, else None) and a client with resolved credentials."""
 
-    def for_project(self, project_id: int) -> Any: ...
+    def for_project(self, project_id: int) -> ScannerRegistration | None: ...
 
-    def get(self, uuid: str) -> Any: ...
+    def get(self, uuid: str) -> ScannerRegistration | None: ...
 
-    def client_for(self, registration: Any) -> ScannerClient: ...
+    def metadata(self, registration: ScannerRegistration) -> api.ScannerMetadata: ...
+
+    def client_for(self, registration: ScannerRegistration) -> ScannerClient: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,12 +149,12 @@ class ScanService:
             "targets": [{"digest": t.digest, "media_type": t.manifest_media_type, "size": t.size,
                          "report_id": report_ids[t.digest]} for t in targets],
         }  # fmt: skip
-        lock = scans.scan_lock(scan_type, registration.uuid, digest)
         vendor = VENDORS[scan_type]
+        lock = scans.scan_lock(str(vendor), registration.uuid, digest)
         try:
             job = self._jobs.submit(vendor, trigger, parameters, lock=lock)
         except Conflict:
-            raise Conflict(f"a previous {scan_type} scan process of {repository}@{digest} is running") from None
+            raise Conflict("a previous scan process is Running") from None
         now = int(self._clock())
         for target in targets:
             placeholder = scans.ReportSummary(
@@ -168,8 +176,9 @@ class ScanService:
         job = self._running(artifact, scan_type)
         if job is None:
             raise BadRequest(f"no {scan_type} scan of {repository}@{digest} is running")
+        active = [t for t in self._jobs.tasks(job.job_id) if t.status not in FINAL_STATUSES]
         stopped = self._jobs.stop(job.job_id, job.vendor_type)
-        for task in self._jobs.tasks(job.job_id):
+        for task in active:  # a child that had finished keeps its report
             self._end_task(job, task, JobStatus.STOPPED, "stopped by a user")
         self._publish(stopped)
         self._audit(EventType.STOP_SCAN_ARTIFACT, current_operator(), project.name, repository, digest, scan_type)
@@ -191,13 +200,24 @@ class ScanService:
         return None
 
     def log(self, project: Project, repository: str, digest: str, report_id: str) -> str:
-        """The log of the task that produced a report (Harbor's `scan/{report_id}/log`)."""
+        """The log of the task that produced a report (Harbor's `scan/{report_id}/log`); for an
+        index's merged report id (base64 of `id1|id2|...`), its children's logs one after the other
+        under Harbor's `---------- Logs of report <id> ----------` lines."""
         artifact = self._artifacts.get(repository, digest)
         if artifact is None:
             raise NotFound(f"artifact {repository}@{digest} not found")
         candidates = [artifact]
         if artifact.children:
             candidates += list(self._artifacts.get_many(repository, artifact.children).values())
+        wanted = scans.report_ids(report_id)
+        found = [(rid, text) for rid in wanted if (text := self._task_log(candidates, rid)) is not None]
+        if not found:
+            raise NotFound(f"report {report_id} not found")
+        if len(found) == 1:
+            return found[0][1]
+        return "\n\n\n\n".join(f"---------- Logs of report {rid} ----------\n{text}" for rid, text in found)
+
+    def _task_log(self, candidates: list[Artifact], report_id: str) -> str | None:
         for candidate in candidates:
             for summary in candidate.scans.values():
                 if summary.report_id != report_id or not summary.execution_id:
@@ -205,25 +225,65 @@ class ScanService:
                 vendor = VENDORS[scans.scan_type_of(summary.mime_type)]
                 job = self._jobs.execution(summary.execution_id, str(vendor))
                 if job is None:
-                    break
-                for task in self._jobs.tasks(job.job_id):
-                    if task.subject == candidate.digest:
+                    return None
+                for listed in self._jobs.tasks(job.job_id):
+                    task = self._jobs.task(job.job_id, listed.task_id) if listed.subject == candidate.digest else None
+                    if task is not None:
                         return "".join(f"{line}\n" for line in task.log)
-        raise NotFound(f"report {report_id} not found")
+        return None
 
     # Reads for the API.
 
     def summaries(self, artifact: Artifact) -> dict[str, scans.ReportSummary]:
         """The artifact's summaries; an index's are its children's merged (Harbor's rules)."""
         if not artifact.children:
-            return dict(artifact.scans)
+            return {mime: self._settled(artifact.repository, s) for mime, s in artifact.scans.items()}
         children = self._artifacts.get_many(artifact.repository, artifact.children)
         merged: dict[str, scans.ReportSummary] = {}
         for mime in (*scans.VULNERABILITY_REPORTS, scans.SBOM_REPORT):
-            found = [c.scans[mime] for d in artifact.children if (c := children.get(d)) and mime in c.scans]
-            if found:
-                merged[mime] = scans.merge(found)
+            found = [self._settled(artifact.repository, c.scans[mime])
+                     for d in artifact.children if (c := children.get(d)) and mime in c.scans]  # fmt: skip
+            if not found:
+                continue
+            findings: list[scans.Finding] = []
+            if mime != scans.SBOM_REPORT and all(f.status == scans.ScanStatus.SUCCESS for f in found):
+                findings = [f for summary in found for f in self._findings(summary)]
+            merged[mime] = scans.merge(found, findings)
         return merged
+
+    def _settled(self, repository: str, summary: scans.ReportSummary) -> scans.ReportSummary:
+        """An active summary whose execution has ended without saying so (its engine died and
+        the executions service reconciled it Error, e.g. after a local restart) is settled now:
+        its tasks' robots are deleted and it shows the execution's end. One read per active
+        summary; a settled one costs nothing."""
+        if not summary.active or not summary.execution_id:
+            return summary
+        vendor = str(VENDORS[scans.scan_type_of(summary.mime_type)])
+        job = self._jobs.execution(summary.execution_id, vendor)
+        if job is not None and job.status not in FINAL_STATUSES:
+            return summary
+        for task in self._jobs.tasks(summary.execution_id) if job is not None else []:
+            if task.subject == summary.digest:
+                try:
+                    self._delete_robot(task)
+                except Exception:
+                    logger.exception("scan robot not deleted", job_id=summary.execution_id, task_id=task.task_id)
+        status = (
+            scans.ScanStatus.STOPPED if job is not None and job.status == JobStatus.STOPPED else scans.ScanStatus.ERROR
+        )
+        settled = scans.ended(summary, status, int(job.ended_at or job.updated_at) if job else int(self._clock()))
+        self._store.save_summary(repository, summary.digest, settled, replacing=summary.report_id)
+        return settled
+
+    def _findings(self, summary: scans.ReportSummary) -> list[scans.Finding]:
+        """A stored report's findings (Harbor merges an index's children over their items)."""
+        body = self._store.report(summary.digest, summary.registration, summary.mime_type)
+        if body is None:
+            return []
+        items = json.loads(body).get("vulnerabilities") or []
+        return [scans.Finding(str(v.get("id")), str(v.get("package") or ""), str(v.get("version") or ""),
+                              str(v.get("fix_version") or ""), str(v.get("severity") or "Unknown"))
+                for v in items if isinstance(v, dict)]  # fmt: skip
 
     def vulnerabilities(self, artifact: Artifact, accepted: tuple[str, ...]) -> dict[str, Any]:
         """Harbor's `additions/vulnerabilities`: `{<mime>: report}` for the first accepted MIME type
@@ -272,7 +332,7 @@ class ScanService:
         try:
             registration = self._scanners_get(str(params["registration"]))
             client = self._require_scanners().client_for(registration)
-            metadata = client.metadata()
+            metadata = self._require_scanners().metadata(registration)
             media_type = str(task.parameters.get("media_type") or "")
             produced = metadata.report_types(media_type, str(params["scan_type"]))
             if not produced:
@@ -327,7 +387,7 @@ class ScanService:
             return StepResult(job_id, task_id).state()
         return StepResult(job_id, task_id).state()
 
-    def _store_report(self, job: Job, task: Task, registration: Any, body: bytes) -> None:
+    def _store_report(self, job: Job, task: Task, registration: ScannerRegistration, body: bytes) -> None:
         params = job.parameters
         repository, digest, mime = str(params["repository"]), task.subject, str(params["mime_type"])
         document = json.loads(body)
@@ -400,9 +460,9 @@ class ScanService:
         scanners = self._require_scanners()
         registration = scanners.for_project(project.project_id)
         if registration is None:
-            raise Precondition(f"no available scanner for project {project.name}")
+            raise Precondition(f"no available scanner for project: {project.project_id}")
         if getattr(registration, "disabled", False):
-            raise Precondition(f"the scanner {registration.name} of project {project.name} is disabled")
+            raise Precondition(f"scanner {registration.name} is disabled")
         return registration
 
     def _require_scanners(self) -> ScannerRegistry:
@@ -410,13 +470,13 @@ class ScanService:
             raise Precondition("no scanner is configured")
         return self._scanners
 
-    def _scanners_get(self, registration_uuid: str) -> Any:
+    def _scanners_get(self, registration_uuid: str) -> ScannerRegistration:
         registration = self._require_scanners().get(registration_uuid)
         if registration is None:
             raise Precondition(f"the scanner registration {registration_uuid} no longer exists")
         return registration
 
-    def _targets(self, artifact: Artifact, registration: Any, scan_type: str) -> list[Artifact]:
+    def _targets(self, artifact: Artifact, registration: ScannerRegistration, scan_type: str) -> list[Artifact]:
         """What is scanned: the image itself, or an index's scannable children (Harbor: IMAGE
         artifacts, not accessories, whose manifest type the scanner consumes)."""
         consumes = self._consumes(registration, scan_type)
@@ -427,18 +487,18 @@ class ScanService:
                 return found
         elif _scannable(artifact, consumes):
             return [artifact]
-        raise BadRequest(f"artifact {artifact.repository}@{artifact.digest} of type {artifact.kind} "
-                         f"({artifact.manifest_media_type}) cannot be scanned by {registration.name}")  # fmt: skip
+        raise BadRequest(f"the configured scanner {registration.name} does not support scanning artifact with mime "
+                         f"type {artifact.manifest_media_type}")  # fmt: skip
 
-    def _consumes(self, registration: Any, scan_type: str) -> tuple[str, ...]:
-        """The manifest types the scanner consumes for the scan type (its cached metadata, if the
-        registration keeps one, else the image manifest types every adapter consumes)."""
-        metadata = getattr(registration, "metadata", None)
-        capabilities = getattr(metadata, "capabilities", None)
-        if not capabilities:
+    def _consumes(self, registration: ScannerRegistration, scan_type: str) -> tuple[str, ...]:
+        """The manifest types the scanner consumes for the scan type (its metadata, cached by the
+        registrations service; when the adapter cannot be reached, the image manifest types every
+        adapter consumes, and the execution then ends Error with the reason in its log)."""
+        try:
+            metadata = self._require_scanners().metadata(registration)
+        except BadRequest:  # unreachable now: the execution records why it fails
             return _IMAGE_MANIFESTS
-        found = tuple(m for c in capabilities if c.type == scan_type for m in c.consumes)
-        return found or ()
+        return tuple(m for c in metadata.capabilities if c.type == scan_type for m in c.consumes)
 
     def _summary(self, task: Task, params: dict[str, Any], status: scans.ScanStatus) -> scans.ReportSummary:
         return scans.ReportSummary(
@@ -447,7 +507,7 @@ class ScanService:
             start_time=int(task.started_at or task.created_at), execution_id=task.execution_id,
         )  # fmt: skip
 
-    def _mint_robot(self, job: Job, task: Task, registration: Any) -> tuple[Robot, str]:
+    def _mint_robot(self, job: Job, task: Task, registration: ScannerRegistration) -> tuple[Robot, str]:
         """Harbor's scan robot: project level, `pull` + `scanner-pull` on the project's
         repositories, never expires, deleted when the task ends. Its id is kept on the task."""
         project = str(job.parameters["project"])
@@ -546,6 +606,47 @@ class SbomWriter(Protocol):
 
     def write(self, repository: str, subject_digest: str, subject_media_type: str, subject_size: int,
               sbom: bytes) -> str: ...  # fmt: skip
+
+
+class SbomAccessories:
+    """Harbor's SBOM accessory: an OCI image manifest whose config media type is
+    `application/vnd.goharbor.harbor.sbom.v1`, whose one layer is the raw SPDX JSON and whose
+    `subject` is the scanned manifest, pushed by digest (untagged) through the ordinary push path
+    (quota, links, PUSH_ARTIFACT). A previous SBOM accessory of the subject is deleted first."""
+
+    def __init__(self, uploads: UploadService, manifests: ManifestService, artifacts: ArtifactStore,
+                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+        self._uploads = uploads
+        self._manifests = manifests
+        self._artifacts = artifacts
+        self._clock = clock
+
+    def write(self, repository: str, subject_digest: str, subject_media_type: str, subject_size: int,
+              sbom: bytes) -> str:  # fmt: skip
+        for accessory in self._artifacts.accessories(repository, subject_digest):
+            if accessory.type == HARBOR_SBOM:
+                with contextlib.suppress(NotFound, ManifestUnknown):
+                    self._manifests.delete_artifact(repository, accessory.digest)
+        config = b"{}"
+        config_digest = self._blob(repository, config)
+        layer_digest = self._blob(repository, sbom)
+        created = datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        manifest = {
+            "schemaVersion": 2, "mediaType": mt.OCI_MANIFEST,
+            "config": {"mediaType": scans.SBOM_ACCESSORY_MEDIA_TYPE, "digest": config_digest, "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": layer_digest,
+                        "size": len(sbom)}],
+            "subject": {"mediaType": subject_media_type, "digest": subject_digest, "size": subject_size},
+            "annotations": {"created": created, "created-by": "Harbor", "org.opencontainers.artifact.created": created,
+                            "org.opencontainers.artifact.description": "SPDX JSON SBOM"},
+        }  # fmt: skip
+        body = json.dumps(manifest, separators=(",", ":"), sort_keys=True).encode()
+        digest = "sha256:" + hashlib.sha256(body).hexdigest()
+        self._manifests.put(repository, digest, body, mt.OCI_MANIFEST)
+        return digest
+
+    def _blob(self, repository: str, data: bytes) -> str:
+        return self._uploads.put_monolithic(repository, "sha256:" + hashlib.sha256(data).hexdigest(), data)
 
 
 class _ArtifactGone(Exception):

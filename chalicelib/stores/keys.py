@@ -472,7 +472,7 @@ SYSTEM_ALLOWLIST_SK = "CVEALLOWLIST"
 # conditional updates that require the row to exist). The full report is an object, stored once per
 # (digest, scanner registration, report MIME type) and so shared by every repository holding the
 # digest: `scan-reports/<alg>/<hex>/<registration uuid>/<report kind>.json`. A running scan holds
-# the job lock `JOBLOCK#SCAN#<scan type>#<registration uuid>#<digest>` (`core/scans.py` `scan_lock`).
+# the job lock `JOBLOCK#<IMAGE_SCAN|SBOM>#<registration uuid>#<digest>` (`core/scans.py` `scan_lock`).
 SCAN_REPORTS_PREFIX = "scan-reports/"
 _REPORT_KINDS = {
     "application/vnd.security.vulnerability.report; version=1.1": "vulnerability-1.1",

@@ -67,6 +67,13 @@ RETENTION_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-retention:*"
 }
 RETENTION_FUNCTIONS = ("RetentionBegin", "RetentionTask", "RetentionTaskFailed", "RetentionFinish", "RetentionFail")
+SCAN_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-scan"
+}
+SCAN_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan:*"
+}
+SCAN_FUNCTIONS = ("ScanPrepare", "ScanSubmit", "ScanPoll", "ScanTaskFailed", "ScanFinish", "ScanFail")
 WEBHOOK_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-webhook"
 }
@@ -246,6 +253,9 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     # The same for tag retention executions (the /retentions API).
     assert on(RETENTION_MACHINE_ARN) == {"states:StartExecution"}
     assert on(RETENTION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    # The same for scan executions (POST .../scan, .../scan/stop).
+    assert on(SCAN_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(SCAN_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 
@@ -403,6 +413,36 @@ def test_retention_machine_calls_only_its_functions_and_ticks_every_minute(
     assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in RETENTION_FUNCTIONS]
     schedule = resources["RetentionScheduleTick"]["Properties"]
     assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "RETENTION"}
+
+
+def test_scan_machine_calls_only_its_functions_and_the_jobs_role_may_run_scans(
+    resources: dict[str, Any], package_dir: Path
+) -> None:
+    """Scans: the Task Lambdas run with the jobs role and know the registry's external URL; the
+    state machine is the ASL file with their ARNs substituted and may invoke only them; the API,
+    the event consumer (scan on push) and the jobs may start it; the jobs role may write scan
+    reports and SBOM blobs (and nothing else new under the bucket) and read scanner credentials."""
+    for name in (*SCAN_FUNCTIONS, "EventConsumer"):
+        props = resources[name]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
+        assert props["Environment"]["Variables"]["REGISTRY_SCAN_STATE_MACHINE_ARN"] == SCAN_MACHINE_ARN
+    assert resources["ScanSubmit"]["Properties"]["Environment"]["Variables"]["REGISTRY_EXTERNAL_URL"] == EXTERNAL_URL
+    env = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert env["REGISTRY_SCAN_STATE_MACHINE_ARN"] == SCAN_MACHINE_ARN
+    machine = resources["ScanStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-scan"}
+    assert machine["StateMachineType"] == "STANDARD"  # a scan may take 30 minutes
+    asl = (package_dir / machine["DefinitionS3Location"]).read_text()
+    assert set(machine["DefinitionSubstitutions"]) == {f"{n}Arn" for n in SCAN_FUNCTIONS}
+    assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
+    (invoke,) = _statements(resources["ScanStateMachineRole"])
+    assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in SCAN_FUNCTIONS]
+    jobs = {json.dumps(r, sort_keys=True): set(_as_list(st["Action"]))
+            for st in _statements(resources["RegistryJobsRole"]) for r in _as_list(st["Resource"])}  # fmt: skip
+    assert jobs[json.dumps(SCAN_MACHINE_ARN, sort_keys=True)] == {"states:StartExecution"}
+    assert jobs[json.dumps(SCAN_EXECUTIONS_ARN, sort_keys=True)] == {"states:DescribeExecution", "states:StopExecution"}
+    for prefix in ("scan-reports", "blobs"):
+        assert jobs[json.dumps({"Fn::Sub": f"${{BlobBucket.Arn}}/{prefix}/*"}, sort_keys=True)] == {"s3:PutObject"}
 
 
 def test_webhook_delivery_machine_and_its_least_privilege_role(resources: dict[str, Any], package_dir: Path) -> None:

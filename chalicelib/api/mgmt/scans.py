@@ -60,4 +60,4 @@ def scan_log(request: HttpRequest, project: Project) -> Response:
     repository = _repository(request, project)
     artifact = services().artifacts.resolve(repository.name, _reference(request))
     text = services().scans.log(project, repository.name, artifact.digest, report_id)
-    return Response(body=text, status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
+    return Response(body=text.encode(), status_code=200, headers={"Content-Type": "text/plain; charset=utf-8"})
