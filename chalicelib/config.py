@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     retention_state_machine_arn: str | None = None
     # The state machine that runs scan executions (vulnerability scans and SBOM generation).
     scan_state_machine_arn: str | None = None
+    # Scan all (`services/scan_all.py`): its state machine; how many artifacts one step looks at;
+    # how many scans it started may run at once; the pause between steps.
+    scan_all_state_machine_arn: str | None = None
+    scan_all_batch: int = Field(default=50, ge=1, le=500)
+    scan_all_max_active: int = Field(default=50, ge=1, le=1000)
+    scan_all_wait_seconds: int = Field(default=10, ge=0, le=3600)
     # How many repositories one retention execution processes at a time (its Map's MaxConcurrency).
     retention_workers: int = Field(default=4, ge=1, le=40)
     # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
@@ -186,6 +192,7 @@ class Settings(BaseSettings):
         "gc_state_machine_arn",
         "retention_state_machine_arn",
         "scan_state_machine_arn",
+        "scan_all_state_machine_arn",
         "event_bus_name",
         "webhook_state_machine_arn",
         "relay_url",

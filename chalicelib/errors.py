@@ -30,7 +30,8 @@ builds a response.
      │    └── ProjectNotFound                            (401 to an anonymous caller: see api/mgmt/_edge.py)
      ├── TooManyRequests        TOOMANYREQUESTS        429 (sign-ins throttled; carries Retry-After)
      ├── Precondition           PRECONDITION           412
-     └── ReferencedByOthers     VIOLATE_FOREIGN_KEY_CONSTRAINT 412 (an index references the artifact)
+     ├── ReferencedByOthers     VIOLATE_FOREIGN_KEY_CONSTRAINT 412 (an index references the artifact)
+     └── PolicyViolation        PROJECTPOLICYVIOLATION 412 (the pull gate refused a vulnerable artifact)
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class ErrorCode(Enum):
     BAD_REQUEST = (400, "bad request")
     CONFLICT = (409, "conflict")
     UNKNOWN = (500, "internal server error")
+    # Harbor's pull gate (a project's "prevent vulnerable images from running" policy).
+    PROJECTPOLICYVIOLATION = (412, "the pull is refused by the project's policy")
     # Harbor's answer to deleting an artifact an index still references.
     VIOLATE_FOREIGN_KEY_CONSTRAINT = (412, "the deleting artifact is referenced by others")
 
@@ -238,3 +241,7 @@ class Precondition(RegistryError):
 
 class ReferencedByOthers(RegistryError):
     code = ErrorCode.VIOLATE_FOREIGN_KEY_CONSTRAINT
+
+
+class PolicyViolation(RegistryError):
+    code = ErrorCode.PROJECTPOLICYVIOLATION

@@ -26,10 +26,12 @@ if TYPE_CHECKING:
     from chalicelib.config import Settings
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
+    from chalicelib.services.allowlists import AllowlistService
     from chalicelib.services.artifacts import ArtifactService
     from chalicelib.services.audit import AuditService
     from chalicelib.services.blobs import BlobService
     from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gate import GateService
     from chalicelib.services.gc import GcService
     from chalicelib.services.health import HealthService
     from chalicelib.services.icons import IconService
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scan_all import ScanAllService
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
     from chalicelib.services.uploads import UploadService
@@ -87,6 +90,10 @@ class Services:
     retention_runs: RetentionRun
     pulls: PullCoalescer
     scanners: ScannerService
+    # Scanning policy (branch scangate): CVE allowlists.
+    allowlists: AllowlistService
+    gate: GateService
+    scan_all: ScanAllService
     scans: ScanService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
@@ -156,6 +163,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
         machines["RETENTION"] = settings.retention_state_machine_arn
     if settings.scan_state_machine_arn:
         machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
+    if settings.scan_all_state_machine_arn:
+        machines["SCAN_ALL"] = settings.scan_all_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
@@ -282,10 +291,12 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.core.webhooks import longest_delivery
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
+    from chalicelib.services.allowlists import AllowlistService
     from chalicelib.services.artifacts import ArtifactService
     from chalicelib.services.audit import AuditService
     from chalicelib.services.blobs import BlobService
     from chalicelib.services.configuration import ConfigurationService
+    from chalicelib.services.gate import GateService
     from chalicelib.services.gc import GcService
     from chalicelib.services.health import HealthService
     from chalicelib.services.icons import IconService
@@ -301,6 +312,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
+    from chalicelib.services.scan_all import ScanAllService
+    from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import SbomAccessories, ScanService
     from chalicelib.services.signin_throttle import SignInThrottle
@@ -309,11 +322,13 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.webhook_delivery import WebhookDelivery
     from chalicelib.services.webhooks import WebhookService
     from chalicelib.stores import tables
+    from chalicelib.stores.allowlists import AllowlistStore
     from chalicelib.stores.artifacts import ArtifactStore
     from chalicelib.stores.audit import AuditStore
     from chalicelib.stores.blob_bytes import BlobBytes
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.configuration import ConfigurationStore
+    from chalicelib.stores.gate import GateStore
     from chalicelib.stores.gc import GcStore
     from chalicelib.stores.immutability import ImmutabilityStore
     from chalicelib.stores.jobs import JobStore
@@ -377,6 +392,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     events.subscribe(labels.forget_artifact)
     events.subscribe(labels.forget_project)
     runner = _job_runner(settings)
+    allowlists = AllowlistService(AllowlistStore(clock))
     jobs = JobService(JobStore(clock), runner, clock)
     # A GC tombstone outlives any upload session that could have written bytes before the sweep.
     tombstone_seconds = max(settings.upload_ttl_seconds, gc_window) + 3600
@@ -416,6 +432,13 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
         accessories=SbomAccessories(uploads, manifests, artifact_store, clock),
     )  # fmt: skip
+    scan_triggers = ScanTriggers(projects, scans)
+    events.subscribe(scan_triggers.on_event)
+    scan_all = ScanAllService(
+        jobs, scans, scanners=scanners, projects=projects, repositories=repository_store, artifacts=artifact_store,
+        batch=settings.scan_all_batch, max_active=settings.scan_all_max_active,
+        wait_seconds=settings.scan_all_wait_seconds, clock=clock,
+    )  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
@@ -445,6 +468,9 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention_runs=retention_runs,
         pulls=pulls,
         scanners=scanners,
+        allowlists=allowlists,
+        gate=GateService(GateStore(), ScanStore(objects), clock),
+        scan_all=scan_all,
         scans=scans,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )

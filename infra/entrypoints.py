@@ -43,6 +43,7 @@ PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
         "REGISTRY_GC_STATE_MACHINE_ARN": _machine_arn("gc"),
         "REGISTRY_RETENTION_STATE_MACHINE_ARN": _machine_arn("retention"),
         "REGISTRY_SCAN_STATE_MACHINE_ARN": _machine_arn("scan"),
+        "REGISTRY_SCAN_ALL_STATE_MACHINE_ARN": _machine_arn("scan_all"),
         "REGISTRY_EVENT_BUS_NAME": "default",
         # Where a scanner pulls the image it scans from (Harbor: the external endpoint).
         "REGISTRY_EXTERNAL_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"},
@@ -99,7 +100,7 @@ def merge(template: dict[str, Any]) -> dict[str, Any]:
     machines = sorted({entry.machine for entry in ENTRY_POINTS if entry.machine is not None})
     for machine in machines:
         tasks = [entry.logical_id for entry in ENTRY_POINTS if entry.machine == machine]
-        prefix = machine.capitalize()
+        prefix = "".join(part.capitalize() for part in machine.split("_"))
         state_machine = resources[f"{prefix}StateMachine"]["Properties"]
         state_machine["DefinitionSubstitutions"] = {f"{task}Arn": {"Fn::GetAtt": [task, "Arn"]} for task in tasks}
         role = resources[f"{prefix}StateMachineRole"]["Properties"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chalicelib.api.mgmt import (
+    allowlists,
     artifacts,
     audit,
     gc,
@@ -16,6 +17,7 @@ from chalicelib.api.mgmt import (
     repositories,
     retention,
     robots,
+    scan_all,
     scanners,
     scans,
     search,
@@ -45,6 +47,8 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    allowlists.bp,
     scanners.bp,
     scans.bp,
+    scan_all.bp,
 )

@@ -55,6 +55,9 @@ class Resource(StrEnum):
     CATALOG = "catalog"
     CONFIGURATION = "configuration"
     SCANNER = "scanner"
+    # Scanning policy (scan all, the security hub).
+    SCAN_ALL = "scan-all"
+    SECURITY_HUB = "security-hub"
 
 
 class Action(StrEnum):

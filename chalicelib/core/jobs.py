@@ -22,6 +22,9 @@ class JobStatus(StrEnum):
     STOPPED = "Stopped"
 
 
+# The most tasks appended to a running execution in one transaction (100 items: these and the
+# execution's row).
+APPEND_MAX = 99
 FINAL_STATUSES = frozenset({JobStatus.SUCCESS, JobStatus.ERROR, JobStatus.STOPPED})
 ACTIVE_STATUSES = (JobStatus.PENDING, JobStatus.RUNNING)
 
@@ -74,6 +77,8 @@ class VendorType(StrEnum):
     # Harbor's vendor types of scan executions (one per artifact, scanner and scan type).
     IMAGE_SCAN = "IMAGE_SCAN"
     SBOM = "SBOM"
+    # Harbor's scan all: one execution whose tasks are the scans it started.
+    SCAN_ALL = "SCAN_ALL"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

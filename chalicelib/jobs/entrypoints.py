@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chalicelib.jobs import gc, retention, scans, schedules, webhooks
+from chalicelib.jobs import gc, retention, scan_all, scans, schedules, webhooks
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Profile = Literal["jobs", "webhook"]
@@ -66,6 +66,12 @@ ENTRY_POINTS = (
     EntryPoint("scan_task_failed", scans.task_failed, "scan", "jobs", 120),
     EntryPoint("scan_finish", scans.finish, "scan", "jobs", 120),
     EntryPoint("scan_fail", scans.fail, "scan", "jobs", 120),
+    # Scan all: each step starts at most a batch of scans (one DynamoDB transaction and one
+    # StartExecution per scan), well inside the timeout.
+    EntryPoint("scan_all_begin", scan_all.begin, "scan_all", "jobs", 60),
+    EntryPoint("scan_all_step", scan_all.step, "scan_all", "jobs", 300),
+    EntryPoint("scan_all_finish", scan_all.finish, "scan_all", "jobs", 60),
+    EntryPoint("scan_all_fail", scan_all.fail, "scan_all", "jobs", 60),
 )
 
 # Function name -> handler (the local runner's dispatch; tests may replace an entry).

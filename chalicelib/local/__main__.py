@@ -350,6 +350,7 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
     os.environ.setdefault("REGISTRY_SCAN_STATE_MACHINE_ARN", arns["IMAGE_SCAN"])
+    os.environ.setdefault("REGISTRY_SCAN_ALL_STATE_MACHINE_ARN", arns["SCAN_ALL"])
     # Webhooks use it unless REGISTRY_WEBHOOK_DELIVERY=threads.
     os.environ.setdefault("REGISTRY_WEBHOOK_STATE_MACHINE_ARN", arns["WEBHOOK"])
     client = emulator.client("stepfunctions")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from chalicelib.core.jobs import (
     ACTIVE_STATUSES,
+    APPEND_MAX,
     FIXED_CRONS,
     Cron,
     Job,
@@ -226,6 +227,17 @@ class JobService:
         """One Pending task per (subject, parameters), consecutive ids; a retried call replaces
         what an earlier attempt created (nothing has run them yet)."""
         return self._store.create_tasks(execution_id, specs)
+
+    def append_tasks(self, execution_id: int, specs: list[tuple[str, dict[str, Any]]]) -> list[Task]:
+        """Add Pending tasks to an execution that finds its work as it runs (scan all), counted in
+        its metrics in the same transaction; any number, written in transactions of `APPEND_MAX`."""
+        job = self._store.get(execution_id)
+        if job is not None and not job.metrics:
+            self._store.set_fields(execution_id, metrics={str(JobStatus.PENDING): 0})
+        created: list[Task] = []
+        for start in range(0, len(specs), APPEND_MAX):
+            created += self._store.append_tasks(execution_id, specs[start : start + APPEND_MAX])
+        return created
 
     def task(self, execution_id: int, task_id: int) -> Task | None:
         return self._store.task(execution_id, task_id)

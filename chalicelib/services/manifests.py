@@ -129,8 +129,11 @@ class ManifestService:
         if gone:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
 
-    def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True) -> Manifest:
-        """A pull: by digest from the manifest row, by tag from the tag row alone (one read)."""
+    def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True,
+            gate: Callable[[str], None] | None = None) -> Manifest:  # fmt: skip
+        """A pull: by digest from the manifest row, by tag from the tag row alone (one read).
+
+        `gate(digest)` may refuse the pull (the project's vulnerability policy) before it counts."""
         _nameable(reference)
         if is_digest(reference):
             manifest = self._manifests.get(repository, str(Digest.parse(reference)), with_body=with_body)
@@ -143,6 +146,8 @@ class ManifestService:
                 f"manifest is {manifest.media_type}, which the Accept header does not allow",
                 {"reference": reference, "mediaType": manifest.media_type},
             )
+        if gate is not None:
+            gate(manifest.digest)
         if with_body:
             self._events.emit(
                 EventType.PULL_ARTIFACT,

@@ -8,10 +8,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth.rbac import Permission, Role
-from chalicelib.core.bounds import MAX_EPOCH
 from chalicelib.core.identity import UNLIMITED, Member, Principal, Project
 from chalicelib.errors import BadRequest, Conflict, Forbidden, NotFound, Precondition, ProjectNotFound
 from chalicelib.events import EventBus, EventType
+from chalicelib.services.allowlists import parse as parse_allowlist
 
 if TYPE_CHECKING:
     from chalicelib.services.access import AccessService
@@ -51,16 +51,8 @@ def validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
 
 
 def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
-    items = allowlist.get("items", [])
-    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("cve_id"), str)
-                                              for i in items):  # fmt: skip
-        raise BadRequest("cve_allowlist.items must be a list of {cve_id}")
-    expires = allowlist.get("expires_at")
-    if expires is not None and (
-        isinstance(expires, bool) or not isinstance(expires, int) or not 0 <= expires <= MAX_EPOCH
-    ):
-        raise BadRequest(f"cve_allowlist.expires_at must be an integer from 0 to {MAX_EPOCH} or null")
-    return {"items": [{"cve_id": i["cve_id"]} for i in items], "expires_at": expires}
+    """A project's own list, under the system list's rules (`core/allowlist.py`)."""
+    return parse_allowlist(allowlist).to_dict()
 
 
 class ProjectService:

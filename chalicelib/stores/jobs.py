@@ -20,7 +20,7 @@ from pynamodb.exceptions import PutError, TransactWriteError, UpdateError
 from pynamodb.models import BatchWrite
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.core.jobs import FINAL_STATUSES, Job, JobStatus, Schedule, Task
+from chalicelib.core.jobs import APPEND_MAX, FINAL_STATUSES, Job, JobStatus, Schedule, Task
 from chalicelib.stores import keys
 from chalicelib.stores.tables import (
     JobLockRow,
@@ -207,6 +207,30 @@ class JobStore:
         if not fresh:
             metrics = {str(JobStatus.PENDING): len(tasks)} if tasks else {}
             JobRow(keys.job_pk(execution_id), keys.JOB_SK).update(actions=[JobRow.metrics.set(metrics)])
+        return tasks
+
+    def append_tasks(self, execution_id: int, specs: list[tuple[str, dict[str, Any]]]) -> list[Task]:
+        """Add Pending tasks to a running execution (a job that finds its work as it goes, as scan
+        all): the task rows and the execution's Pending count in one transaction, so the metrics
+        never miss a task. At most `APPEND_MAX` at a time; the execution's `metrics` must exist
+        (`JobService.append_tasks` makes sure)."""
+        if not specs:
+            return []
+        if len(specs) > APPEND_MAX:
+            raise ValueError(f"at most {APPEND_MAX} tasks are appended at a time")
+        now = self._now()
+        first = next_id("JOB", len(specs)) - len(specs) + 1
+        tasks = [Task(first + n, execution_id, JobStatus.PENDING, subject, parameters, now, now)
+                 for n, (subject, parameters) in enumerate(specs)]  # fmt: skip
+        pk = keys.job_pk(execution_id)
+        pending = JobRow.metrics[str(JobStatus.PENDING)]
+        with TransactWrite(connection=connection()) as tx:
+            for task in tasks:
+                tx.save(TaskRow(pk, keys.task_sk(task.task_id), task_id=task.task_id, subject=task.subject,
+                                status=task.status, parameters=json.dumps(task.parameters, sort_keys=True),
+                                counts={}, created_at=now, updated_at=now))  # fmt: skip
+            tx.update(JobRow(pk, keys.JOB_SK), actions=[pending.set((pending | 0) + len(tasks))],
+                      condition=JobRow.metrics.exists())  # fmt: skip
         return tasks
 
     def task(self, execution_id: int, task_id: int) -> Task | None:

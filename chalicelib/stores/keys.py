@@ -22,6 +22,7 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | id -> name      | `<KIND>ID#<id>`     | `ENTITY`                        |                                      |
 | id sequence     | `COUNTER#<kind>`    | `COUNTER`                       |                                      |
 | configuration   | `CONFIG`            | `CONFIG`                        |                                      |
+| system CVE allowlist | `CONFIG`       | `CVEALLOWLIST`                  |                                      |
 | immutable rules | `PROJECT#<project>` | `IMMUTABLE`                     |                                      |
 | audit (project) | `AUDIT#<project>`   | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
 | audit (all)     | `AUDIT`             | `<op ms, 13 digits>#<id, 12>`   | (TTL attribute `expires_at`)         |
@@ -457,6 +458,13 @@ def project_scanner_sk(project_id: int) -> str:
 
 def secret_pk(secret_id: str) -> str:
     return f"{SECRET_PREFIX}{secret_id}"
+
+
+# CVE allowlists and the pull gate (`stores/allowlists.py`, `stores/gate.py`): the system list is one
+# item beside the configuration row; a project's own list is on its project row (`cve_allowlist`).
+# A gated manifest pull reads the project row, the artifact row (with its scan summary) and the
+# system list in ONE BatchGetItem.
+SYSTEM_ALLOWLIST_SK = "CVEALLOWLIST"
 
 
 # Scans (`stores/scans.py`). A report's summary lives on the artifact's manifest row (attributes

@@ -267,6 +267,16 @@ class ConfigRow(_Base):
     updated_at = NumberAttribute(default=0)
 
 
+class SystemAllowlistRow(_Base):
+    """The system CVE allowlist (`CONFIG` / `CVEALLOWLIST`). Its expiry is `expiry`, never
+    `expires_at`: that name is the table's TTL attribute, which would delete the row."""
+
+    items = ListAttribute(of=UnicodeAttribute, default=list)
+    expiry = NumberAttribute(null=True)
+    created_at = NumberAttribute(default=0)
+    updated_at = NumberAttribute(default=0)
+
+
 class ImmutableRulesRow(_Base):
     """All immutable-tag rules of a project in one item (`PROJECT#<name>`, `IMMUTABLE`): at most 15
     small rules, so one GetItem answers "is this tag protected?" and one conditional put on
@@ -487,6 +497,7 @@ MODELS: tuple[type[Model], ...] = (
     MemberRow,
     RobotRow,
     ConfigRow,
+    SystemAllowlistRow,
     ListEntry,
     ImmutableRulesRow,
     AuditRow,

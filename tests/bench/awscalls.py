@@ -30,6 +30,8 @@ NOTABLE = {"dynamodb:DescribeTable", "s3:HeadBucket", "s3:ListBuckets", "dynamod
 MIB = 1024 * 1024
 # `library` is the project the registry creates at start (Harbor's default), so pushes need no setup.
 REPO, MOUNTED, PUSH_A, PUSH_B, COLD = (f"library/bench-{n}" for n in ("app", "mounted", "push-a", "push-b", "cold"))
+# A project whose pull gate is on (`prevent_vul`), with a scanned image the gate lets through.
+GATED = "bench-gated/app"
 ADMIN = ("admin", secrets.token_urlsafe(18))
 
 
@@ -159,6 +161,7 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
     # Above REGISTRY_INLINE_MANIFEST_MAX_BYTES (300 kB by default) a manifest body lives in S3.
     large = oci.image_manifest(config, layers, {"bench.padding": "x" * 400_000})
     absent = oci.random_blob(16).digest
+    _gated_image(http, config, layers)
     return [
         ("manifest_get_tag", "manifest GET by tag", one("GET", f"/v2/{repo}/manifests/v1", "GET", 200, accept)),
         (
@@ -167,6 +170,16 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
             one("GET", f"/v2/{repo}/manifests/{digest}", "GET", 200, accept),
         ),
         ("manifest_head_tag", "manifest HEAD by tag", one("HEAD", f"/v2/{repo}/manifests/v1", "HEAD", 200, accept)),
+        (
+            "manifest_get_tag_gated",
+            "manifest GET by tag, pull gate on (scanned, allowed)",
+            one("GET", f"/v2/{GATED}/manifests/v1", "GET", 200, accept),
+        ),
+        (
+            "manifest_get_digest_gated",
+            "manifest GET by digest, pull gate on (scanned, allowed)",
+            one("GET", f"/v2/{GATED}/manifests/{digest}", "GET", 200, accept),
+        ),
         ("blob_head", "blob HEAD", one("HEAD", f"/v2/{repo}/blobs/{layer.digest}", "HEAD", 200)),
         ("blob_head_miss", "blob HEAD (absent, 404)", one("HEAD", f"/v2/{repo}/blobs/{absent}", "HEAD", 404)),
         ("blob_get", "blob GET (307 redirect)", one("GET", f"/v2/{repo}/blobs/{layer.digest}", "GET", 307)),
@@ -204,6 +217,38 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
             _push(PUSH_B, "monolithic"),
         ),
     ]
+
+
+def _gated_project(raw: WerkzeugHttp) -> None:
+    """The gated project (created through the management API with Basic credentials)."""
+    import base64
+    import json
+
+    basic = base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+    body = {"project_name": GATED.split("/", maxsplit=1)[0], "metadata": {"prevent_vul": "true", "severity": "high"}}
+    headers = {"Authorization": f"Basic {basic}", "Content-Type": "application/json"}
+    oci.expect(raw.request("POST", "/api/v2.0/projects", headers, json.dumps(body).encode()), "project", 201)
+
+
+def _gated_image(http: oci.Http, config: oci.Blob, layers: list[oci.Blob]) -> None:
+    """Push the fixture image into the gated project, register a scanner and record a scan of it
+    with one Low finding (below the project's `high` threshold), as a finished scan does."""
+    from chalicelib.config import get_settings
+    from chalicelib.core import scans
+    from chalicelib.core.scanners import ScannerRegistration
+    from chalicelib.stores.scanners import ScannerStore
+    from chalicelib.stores.scans import ScanStore
+    from chalicelib.wiring import object_store
+
+    oci.push_image(http, GATED, "v1", config, layers, style="single")
+    digest = oci.manifest_digest(oci.image_manifest(config, layers))
+    ScannerStore().save([ScannerRegistration(uuid="bench", name="bench", url="http://scanner.invalid",
+                                             is_default=True)], 0)  # fmt: skip
+    base = scans.ReportSummary(mime_type=scans.VULNERABILITY_REPORT_GENERIC, report_id="bench", digest=digest,
+                               registration="bench", scan_status="Pending", start_time=1)  # fmt: skip
+    finding = scans.Finding("CVE-2024-0001", "openssl", "3.0.0", "", "Low")
+    summary = scans.completed(base, [finding], scans.ScannerInfo("bench", "bench", "1"), 2)
+    ScanStore(object_store(get_settings())).save_summary(GATED, digest, summary)
 
 
 def _push(repo: str, style: str) -> Scenario:
@@ -262,7 +307,8 @@ def measure() -> dict[str, Any]:
         measured(
             "cold_restart", "first request of a new container (bootstrap done)", lambda: raw.request("GET", "/v2/")
         )
-        scopes = [oci.pull_push_scope(r) for r in (REPO, MOUNTED, PUSH_A, PUSH_B, COLD)]
+        _gated_project(raw)
+        scopes = [oci.pull_push_scope(r) for r in (REPO, MOUNTED, PUSH_A, PUSH_B, COLD, GATED)]
         measured("token_first", "token GET, Basic admin, first (password hashed)", lambda: http.login(scopes))
         measured("token_again", "token GET, Basic admin, again (cached check)", lambda: http.login(scopes))
         measured("v2_bearer", "GET /v2/ with the bearer token", lambda: http.request("GET", "/v2/"))

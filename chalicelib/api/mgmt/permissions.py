@@ -178,6 +178,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", f"{_ART}/labels"): project(R.ARTIFACT_LABEL, A.CREATE),
     ("DELETE", f"{_ART}/labels/{{label_id}}"): project(R.ARTIFACT_LABEL, A.DELETE),
     # garbage collection
+    # scan all (Harbor's system `scan-all` resource)
+    ("GET", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.READ),
+    ("POST", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.CREATE),
+    ("PUT", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.UPDATE),
+    ("POST", "/system/scanAll/stop"): system(R.SCAN_ALL, A.STOP),
+    ("GET", "/scans/all/metrics"): system(R.SCAN_ALL, A.READ),
+    ("GET", "/scans/schedule/metrics"): system(R.SCAN_ALL, A.READ),
+    # CVE allowlists (system list; a project's own list travels with the project)
+    ("GET", "/system/CVEAllowlist"): SIGNED_IN,
+    ("PUT", "/system/CVEAllowlist"): system(R.CONFIGURATION, A.UPDATE),
     ("GET", "/system/gc"): system(R.GARBAGE_COLLECTION, A.LIST),
     ("GET", "/system/gc/{gc_id}"): system(R.GARBAGE_COLLECTION, A.READ),
     ("POST", "/system/gc/{gc_id}"): system(R.GARBAGE_COLLECTION, A.CREATE),

@@ -583,3 +583,25 @@ class ScannerAdapterMetadata(HarborModel):
     scanner: Scanner | None = None
     capabilities: list[ScannerCapability] | None = None
     properties: dict[str, str] | None = None
+
+
+# Scan all (branch scangate).
+
+
+class Stats(HarborModel):
+    total: int | None = None
+    completed: int | None = None
+    metrics: dict[str, int] | None = None
+    ongoing: bool | None = None
+    trigger: str | None = None
+
+
+class Schedule(HarborModel):
+    """Harbor answers `{}` when there is no schedule, so every field is optional."""
+
+    id: int | None = None
+    status: str | None = None
+    creation_time: DateTime | None = None
+    update_time: DateTime | None = None
+    schedule: ScheduleObj | None = None
+    parameters: dict[str, Any] | None = None
