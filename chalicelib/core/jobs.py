@@ -71,6 +71,7 @@ class VendorType(StrEnum):
     WEBHOOK = "WEBHOOK"
     WEBHOOK_TASK = "WEBHOOK_TASK"
     RETENTION = "RETENTION"
+    REPLICATION = "REPLICATION"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

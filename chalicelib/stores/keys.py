@@ -432,3 +432,21 @@ RETENTION_LINK_SK = "RETENTION"
 
 def retention_pk(policy_id: int) -> str:
     return f"RETENTION#{policy_id}"
+
+
+# Replication (`stores/replication.py`): every policy sits in one partition, `REPLICATION` /
+# `POLICY#<id>` (a handful per registry: listing them, as the event consumer does for each push, is
+# one Query), beside its name claim `REPLICATION` / `NAME#<name>` written in the same transaction
+# (names are unique). An execution is a job row (vendor type `REPLICATION`) with one task per
+# artifact; a scheduled policy has a policy schedule row (`SCHEDULE#REPLICATION` / `SCHEDULE#<id>`).
+REPLICATION_PK = "REPLICATION"
+REPLICATION_POLICY_PREFIX = "POLICY#"
+REPLICATION_NAME_PREFIX = "NAME#"
+
+
+def replication_policy_sk(policy_id: int) -> str:
+    return f"{REPLICATION_POLICY_PREFIX}{policy_id:012d}"
+
+
+def replication_name_sk(name: str) -> str:
+    return f"{REPLICATION_NAME_PREFIX}{name}"

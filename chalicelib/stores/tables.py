@@ -441,6 +441,21 @@ class RetentionLinkRow(_Base):
     policy_id = NumberAttribute()
 
 
+class ReplicationPolicyRow(_Base):
+    """`REPLICATION` / `POLICY#<id>`: a replication policy (its fields as JSON, opaque here)."""
+
+    policy = UnicodeAttribute(default="{}")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = NumberAttribute(default=1)
+
+
+class ReplicationNameRow(_Base):
+    """`REPLICATION` / `NAME#<name>`: the claim that keeps policy names unique."""
+
+    policy_id = NumberAttribute()
+
+
 MODELS: tuple[type[Model], ...] = (
     BlobRow,
     RepositoryRow,
@@ -474,6 +489,8 @@ MODELS: tuple[type[Model], ...] = (
     GcCandidateRow,
     RetentionPolicyRow,
     RetentionLinkRow,
+    ReplicationPolicyRow,
+    ReplicationNameRow,
 )
 
 
