@@ -138,6 +138,14 @@ class Settings(BaseSettings):
     # runner provides the machine (lower latency, but a restart loses what is in flight).
     webhook_state_machine_arn: str | None = None
     webhook_delivery: Literal["stepfunctions", "threads"] = "stepfunctions"
+    # Remote registries (replication, proxy cache): where their secrets are kept (`table`: a row of
+    # the registry table, for the local runner; `secretsmanager`: one secret per credential, named
+    # under the prefix, on AWS), the HTTP timeout of their calls, and how often their health is
+    # checked (Harbor: every 5 minutes).
+    credential_store: Literal["table", "secretsmanager"] = "table"
+    credential_prefix: str = Field(default="registry/credentials/", pattern=r"^[A-Za-z0-9/_+=.@-]{0,200}$")
+    remote_registry_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    registry_health_interval_seconds: int = Field(default=300, ge=30, le=86400)
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from chalicelib.services.projects import ProjectService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.registries import RegistryService
     from chalicelib.services.repositories import RepositoryService
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
@@ -82,6 +83,7 @@ class Services:
     retention: RetentionService
     retention_runs: RetentionRun
     pulls: PullCoalescer
+    registries: RegistryService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -164,6 +166,27 @@ def _egress(settings: Settings) -> EgressClient:
 
     networks = parse_networks(settings.egress_allow_networks.split(","))
     return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
+
+
+def _registries(settings: Settings, clock: Clock) -> RegistryService:
+    """Remote registries, their secrets in the configured credential store."""
+    from chalicelib.adapters.egress import EgressPolicy, parse_networks
+    from chalicelib.services.registries import RegistryService
+    from chalicelib.stores.registries import RegistryStore
+    from chalicelib.stores.secrets import SecretStore
+
+    def secretsmanager() -> Any:
+        import boto3
+
+        return boto3.session.Session().client(
+            "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
+        )
+
+    secrets = SecretStore(settings.credential_store, secretsmanager=secretsmanager,
+                          prefix=settings.credential_prefix, clock=clock)  # fmt: skip
+    policy = EgressPolicy(parse_networks(settings.egress_allow_networks.split(",")))
+    return RegistryService(RegistryStore(clock), secrets, policy,
+                           timeout_seconds=settings.remote_registry_timeout_seconds, clock=clock)  # fmt: skip
 
 
 def _registry_host(settings: Settings) -> str:
@@ -383,6 +406,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
+        registries=_registries(settings, clock),
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

@@ -42,6 +42,9 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | webhook last trigger | `PROJECT#<project>` | `WEBHOOKLAST#<policy id>#<event type>` |                      |
 | webhook execution | `JOB#<id>`         | `JOB`                           | `JOBS#WEBHOOK#<policy id>`, `<id, 12>` |
 | webhook task    | `JOB#<id>`          | `JOB`                           | `JOBS#WEBHOOK_TASK#<exec id>`, `<id>` |
+| remote registry | `REGISTRY#<id>`     | `ENTITY`                        |                                      |
+| registry name   | `REGISTRIES`        | `NAME#<name>`                   |                                      |
+| local secret    | `SECRET#<uuid>`     | `SECRET`                        |                                      |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -436,12 +439,12 @@ def retention_pk(policy_id: int) -> str:
 
 # Replication (`stores/replication.py`): every policy sits in one partition, `REPLICATION` /
 # `POLICY#<id>` (a handful per registry: listing them, as the event consumer does for each push, is
-# one Query), beside its name claim `REPLICATION` / `NAME#<name>` written in the same transaction
+# one Query), beside its name claim `REPLICATION` / `POLICYNAME#<name>` written in the same transaction
 # (names are unique). An execution is a job row (vendor type `REPLICATION`) with one task per
 # artifact; a scheduled policy has a policy schedule row (`SCHEDULE#REPLICATION` / `SCHEDULE#<id>`).
 REPLICATION_PK = "REPLICATION"
 REPLICATION_POLICY_PREFIX = "POLICY#"
-REPLICATION_NAME_PREFIX = "NAME#"
+REPLICATION_NAME_PREFIX = "POLICYNAME#"
 
 
 def replication_policy_sk(policy_id: int) -> str:
@@ -450,3 +453,27 @@ def replication_policy_sk(policy_id: int) -> str:
 
 def replication_name_sk(name: str) -> str:
     return f"{REPLICATION_NAME_PREFIX}{name}"
+
+
+# Remote registries (`stores/registries.py`): a registry is `REGISTRY#<id>` / `ENTITY`; its name is
+# claimed by `REGISTRIES` / `NAME#<name>` in the same transaction (so names are unique), and that
+# one partition, sorted by name, is the whole list (one Query plus one BatchGetItem; a deployment has
+# tens of registries, not millions). A credential's secret is not on the row: the row names it
+# (`secret_ref`), and the local secret store keeps it as `SECRET#<uuid>` / `SECRET`.
+REGISTRY_PREFIX = "REGISTRY#"
+REGISTRIES_PK = "REGISTRIES"
+REGISTRY_NAME_PREFIX = "NAME#"
+SECRET_PREFIX = "SECRET#"  # noqa: S105 (a key prefix, not a secret)
+SECRET_SK = "SECRET"  # noqa: S105 (a sort key, not a secret)
+
+
+def registry_pk(registry_id: int) -> str:
+    return f"{REGISTRY_PREFIX}{registry_id}"
+
+
+def registry_name_sk(name: str) -> str:
+    return f"{REGISTRY_NAME_PREFIX}{name}"
+
+
+def secret_pk(secret_id: str) -> str:
+    return f"{SECRET_PREFIX}{secret_id}"

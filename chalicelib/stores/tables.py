@@ -451,9 +451,43 @@ class ReplicationPolicyRow(_Base):
 
 
 class ReplicationNameRow(_Base):
-    """`REPLICATION` / `NAME#<name>`: the claim that keeps policy names unique."""
+    """`REPLICATION` / `POLICYNAME#<name>`: the claim that keeps policy names unique."""
 
     policy_id = NumberAttribute()
+
+
+# Registries (`stores/registries.py`, issue 14).
+class RegistryRow(_Base):
+    """`REGISTRY#<id>` / `ENTITY`: one remote registry endpoint. `secret_ref` names where the secret
+    is kept (`stores/secrets.py`), never the secret."""
+
+    name = UnicodeAttribute()
+    type = UnicodeAttribute()
+    url = UnicodeAttribute()
+    credential_type = UnicodeAttribute(null=True)
+    access_key = UnicodeAttribute(default="")
+    secret_ref = UnicodeAttribute(default="")
+    insecure = BooleanAttribute(default=False)
+    description = UnicodeAttribute(default="")
+    status = UnicodeAttribute(default="healthy")
+    settings = UnicodeAttribute(default="{}")  # JSON object: type-specific overrides
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = NumberAttribute(default=0)
+
+
+class RegistryNameRow(_Base):
+    """`REGISTRIES` / `NAME#<name>`: makes a registry name unique and lists every registry."""
+
+    registry_id = NumberAttribute()
+
+
+class SecretRow(_Base):
+    """`SECRET#<uuid>` / `SECRET`: a credential kept by the local secret store (where there is no
+    Secrets Manager); only `stores/secrets.py` reads it, and only to hand the value to an adapter."""
+
+    value = UnicodeAttribute()
+    created_at = NumberAttribute()
 
 
 MODELS: tuple[type[Model], ...] = (
@@ -491,6 +525,9 @@ MODELS: tuple[type[Model], ...] = (
     RetentionLinkRow,
     ReplicationPolicyRow,
     ReplicationNameRow,
+    RegistryRow,
+    RegistryNameRow,
+    SecretRow,
 )
 
 
