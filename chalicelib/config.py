@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     retention_state_machine_arn: str | None = None
     # How many repositories one retention execution processes at a time (its Map's MaxConcurrency).
     retention_workers: int = Field(default=4, ge=1, le=40)
+    # Replication: its state machine, how many artifacts one execution copies at a time (its Map's
+    # MaxConcurrency), and how long one Lambda Task copies before it hands the rest to the next
+    # (well under Lambda's 15 minutes: the Task finishes the blob it is on after the budget).
+    replication_state_machine_arn: str | None = None
+    replication_workers: int = Field(default=4, ge=1, le=40)
+    replication_task_budget_seconds: float = Field(default=600.0, gt=0, le=840)
     # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
@@ -175,6 +181,7 @@ class Settings(BaseSettings):
         "external_url",
         "gc_state_machine_arn",
         "retention_state_machine_arn",
+        "replication_state_machine_arn",
         "event_bus_name",
         "webhook_state_machine_arn",
         "relay_url",

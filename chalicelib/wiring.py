@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
     from chalicelib.services.registries import RegistryService
+    from chalicelib.services.replication import ReplicationService
+    from chalicelib.services.replication_run import ReplicationRun
     from chalicelib.services.repositories import RepositoryService
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
@@ -84,6 +86,8 @@ class Services:
     retention_runs: RetentionRun
     pulls: PullCoalescer
     registries: RegistryService
+    replication: ReplicationService
+    replication_runs: ReplicationRun
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -150,6 +154,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     if settings.retention_state_machine_arn:
         machines["RETENTION"] = settings.retention_state_machine_arn
+    if settings.replication_state_machine_arn:
+        machines["REPLICATION"] = settings.replication_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
@@ -269,6 +275,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.projects import ProjectService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.replication import ReplicationService
+    from chalicelib.services.replication_run import ReplicationRun
     from chalicelib.services.repositories import RepositoryService
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
@@ -290,6 +298,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.labels import LabelStore
     from chalicelib.stores.manifests import ManifestStore
     from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.replication import ReplicationStore
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
@@ -372,16 +381,28 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
+    uploads = UploadService(
+        UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
+        objects,
+        blob_meta,
+        quotas,
+        settings,
+    )
+    registries = _registries(settings, clock)
+    # Replication: its policies, and the run that copies through the same services a client's push uses.
+    replication_store = ReplicationStore(clock)
+    replication_runs = ReplicationRun(
+        replication_store, jobs, registries, manifests=manifests, uploads=uploads, blobs=blobs, projects=projects,
+        labels=labels, artifacts=artifact_store, manifest_store=manifest_store, repositories=repository_store,
+        events=events, workers=settings.replication_workers, budget_seconds=settings.replication_task_budget_seconds,
+    )  # fmt: skip
+    replication = ReplicationService(replication_store, jobs, registries, replication_runs)
+    registries.register_in_use(replication.in_use)
+    events.subscribe(replication.on_event)
     built = Services(
         settings=settings,
         clock=clock,
-        uploads=UploadService(
-            UploadStore(settings.upload_ttl_seconds, settings.upload_lease_seconds, clock),
-            objects,
-            blob_meta,
-            quotas,
-            settings,
-        ),
+        uploads=uploads,
         manifests=manifests,
         blobs=blobs,
         repositories=repositories,
@@ -406,7 +427,9 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
-        registries=_registries(settings, clock),
+        registries=registries,
+        replication=replication,
+        replication_runs=replication_runs,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

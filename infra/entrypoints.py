@@ -42,6 +42,7 @@ PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
         **_COMMON,
         "REGISTRY_GC_STATE_MACHINE_ARN": _machine_arn("gc"),
         "REGISTRY_RETENTION_STATE_MACHINE_ARN": _machine_arn("retention"),
+        "REGISTRY_REPLICATION_STATE_MACHINE_ARN": _machine_arn("replication"),
         "REGISTRY_EVENT_BUS_NAME": "default",
     }),
     "webhook": ("WebhookDeliveryRole", {

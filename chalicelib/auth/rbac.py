@@ -53,6 +53,8 @@ class Resource(StrEnum):
     AUDIT_LOG = "audit-log"
     CATALOG = "catalog"
     CONFIGURATION = "configuration"
+    REPLICATION = "replication"
+    REPLICATION_POLICY = "replication-policy"
 
 
 class Action(StrEnum):

@@ -156,7 +156,8 @@ class Policy:
         filters = tuple(_filter(f) for f in data.get("filters") or [])
         return cls(
             policy_id=policy_id, name=str(data["name"]), description=str(data.get("description") or ""),
-            src_registry_id=int(data.get("src_registry_id") or 0), dest_registry_id=int(data.get("dest_registry_id") or 0),
+            src_registry_id=int(data.get("src_registry_id") or 0),
+            dest_registry_id=int(data.get("dest_registry_id") or 0),
             dest_namespace=str(data.get("dest_namespace") or ""),
             dest_namespace_replace_count=int(data.get("dest_namespace_replace_count", -1)), filters=filters,
             trigger_type=str(data.get("trigger_type") or MANUAL), cron=str(data.get("cron") or ""),
@@ -218,7 +219,7 @@ def parse_filters(filters: tuple[Filter, ...] | list[Filter]) -> Filters:
     return Filters(**out)
 
 
-def validate_policy(policy: Policy) -> Policy:
+def validate_policy(policy: Policy) -> Policy:  # noqa: PLR0912 (one branch per Harbor rule)
     """Harbor's `Policy.Validate`: a name, exactly one remote side, valid filters, namespace and
     trigger (a scheduled trigger has a 6-field cron). `single_active_replication` is refused with
     an event-based trigger, whose runs are one per event."""
@@ -230,7 +231,9 @@ def validate_policy(policy: Policy) -> Policy:
         raise InvalidReplicationPolicy(
             "either src_registry or dest_registry should be empty and the other one shouldn't be empty"
         )
-    if policy.dest_namespace and (len(policy.dest_namespace) > NAME_MAX or not NAME_RE.fullmatch(policy.dest_namespace)):
+    if policy.dest_namespace and (
+        len(policy.dest_namespace) > NAME_MAX or not NAME_RE.fullmatch(policy.dest_namespace)
+    ):
         raise InvalidReplicationPolicy(f"invalid destination namespace: {policy.dest_namespace[:NAME_MAX]}")
     if not REPLACE_COUNT_MIN <= policy.dest_namespace_replace_count <= REPLACE_COUNT_MAX:
         raise InvalidReplicationPolicy("dest_namespace_replace_count must be between -1 and 127")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chalicelib.jobs import gc, retention, schedules, webhooks
+from chalicelib.jobs import gc, replication, retention, schedules, webhooks
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Profile = Literal["jobs", "webhook"]
@@ -59,6 +59,12 @@ ENTRY_POINTS = (
     EntryPoint("webhook_attempt", webhooks.attempt, "webhook", "webhook", 150),
     EntryPoint("webhook_finish", webhooks.finish, "webhook", "webhook", 60),
     EntryPoint("webhook_fail", webhooks.fail, "webhook", "webhook", 60),
+    # Replication: a Task copies until its budget (REGISTRY_REPLICATION_TASK_BUDGET_SECONDS) is spent.
+    EntryPoint("replication_begin", replication.begin, "replication", "jobs", LONG),
+    EntryPoint("replication_task", replication.task, "replication", "jobs", LONG),
+    EntryPoint("replication_task_failed", replication.task_failed, "replication", "jobs", LONG),
+    EntryPoint("replication_finish", replication.finish, "replication", "jobs", LONG),
+    EntryPoint("replication_fail", replication.fail, "replication", "jobs", LONG),
 )
 
 # Function name -> handler (the local runner's dispatch; tests may replace an entry).

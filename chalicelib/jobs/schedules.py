@@ -14,5 +14,7 @@ def run_scheduled(event: dict[str, Any]) -> dict[str, Any]:
     now = services().clock()
     if event["vendor_type"] == VendorType.RETENTION:  # one schedule per policy, not per kind
         return {"job_ids": [job.job_id for job in services().retention_runs.run_due(now)]}
+    if event["vendor_type"] == VendorType.REPLICATION:  # one schedule per policy
+        return {"job_ids": [job.job_id for job in services().replication.run_due(now)]}
     job = services().jobs.run_due(str(event["vendor_type"]), now)
     return {"job_id": job.job_id if job else None}

@@ -251,6 +251,7 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     arns = stepfunctions.machine_arns(settings.aws_region)
     os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
+    os.environ.setdefault("REGISTRY_REPLICATION_STATE_MACHINE_ARN", arns["REPLICATION"])
     # Webhooks use it unless REGISTRY_WEBHOOK_DELIVERY=threads.
     os.environ.setdefault("REGISTRY_WEBHOOK_STATE_MACHINE_ARN", arns["WEBHOOK"])
     client = emulator.client("stepfunctions")
@@ -270,6 +271,7 @@ def _start_scheduler(settings: Settings) -> Any:
         lambda: wiring.services().jobs,
         settings.scheduler_interval_seconds,
         lambda now: wiring.services().retention_runs.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+        lambda now: wiring.services().replication.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
     )
     scheduler.start()
     return scheduler

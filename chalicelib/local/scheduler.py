@@ -22,9 +22,11 @@ from chalicelib.services.jobs import JobService
 
 class Scheduler:
     def __init__(self, jobs: Callable[[], JobService], interval: float,
-                 retention: Callable[[float], object] | None = None) -> None:  # fmt: skip
+                 retention: Callable[[float], object] | None = None,
+                 replication: Callable[[float], object] | None = None) -> None:  # fmt: skip
         self._jobs = jobs
         self._retention = retention  # tag retention: one schedule per policy (RetentionService.run_due)
+        self._replication = replication  # replication: one schedule per policy (ReplicationService.run_due)
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
@@ -45,6 +47,11 @@ class Scheduler:
                 self._retention(now)
             except Exception:
                 logger.exception("scheduled retention failed to start")
+        if self._replication is not None:
+            try:
+                self._replication(now)
+            except Exception:
+                logger.exception("scheduled replication failed to start")
         for vendor_type in VendorType:
             try:
                 job = self._jobs().run_due(str(vendor_type), now)

@@ -26,7 +26,7 @@ from chalicelib.observability import logger
 
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 # Job kind -> state machine file stem (and the machine's name).
-MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention", "WEBHOOK": "webhook"}
+MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention", "WEBHOOK": "webhook", "REPLICATION": "replication"}
 ACCOUNT = "123456789012"  # moto's default account
 EXECUTE = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 

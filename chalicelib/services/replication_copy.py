@@ -19,12 +19,13 @@ so an interrupted copy that runs again copies only what is missing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from chalicelib.adapters.registry.client import Manifest
+from chalicelib.adapters.registry.client import BlobStream, Manifest
 from chalicelib.adapters.registry.errors import RemoteNotFound
 from chalicelib.core.artifacts import cosign_tag
 from chalicelib.core.digest import is_digest
@@ -99,7 +100,9 @@ class RemoteSide:
     def push_blob(self, repository: str, digest: str, size: int, chunks: Iterator[bytes], chunked: bool) -> None:
         name = self.adapter.remote_repository(repository)
         if not chunked:
-            self.client.push_blob(name, digest, size, b"".join(chunks) if size <= CHUNK_BYTES else _Stream(chunks))
+            # A large blob streams through: the client iterates what it is given (a BlobStream or this).
+            body = b"".join(chunks) if size <= CHUNK_BYTES else cast("BlobStream", _Stream(chunks))
+            self.client.push_blob(name, digest, size, body)
             return
         reader = _Reader(chunks)
         self.client.push_blob_chunked(name, digest, size, reader.read, CHUNK_BYTES)
@@ -128,10 +131,8 @@ class RemoteSide:
             digest = self.head_manifest(repository, tags[0])
         if digest is None:
             return
-        try:
+        with contextlib.suppress(RemoteNotFound):
             self.client.delete_manifest(name, digest)
-        except RemoteNotFound:
-            pass
 
 
 class LocalSide:
@@ -139,8 +140,8 @@ class LocalSide:
 
     label = "local"
 
-    def __init__(self, manifests: ManifestService, uploads: UploadService, blobs: BlobService,
-                 projects: ProjectService, artifacts: ArtifactStore, manifest_store: ManifestStore, *,
+    def __init__(self, manifests: ManifestService, uploads: UploadService, blobs: BlobService, *,
+                 projects: ProjectService, artifacts: ArtifactStore, manifest_store: ManifestStore,
                  operator: str) -> None:  # fmt: skip
         self._manifests = manifests
         self._manifest_store = manifest_store
@@ -152,8 +153,10 @@ class LocalSide:
 
     def head_manifest(self, repository: str, reference: str) -> str | None:
         try:
-            return self._manifests.resolve(repository, reference) if not is_digest(reference) else (
-                self._manifests.get(repository, reference, [], with_body=False).digest
+            return (
+                self._manifests.resolve(repository, reference)
+                if not is_digest(reference)
+                else (self._manifests.get(repository, reference, [], with_body=False).digest)
             )
         except (ManifestUnknown, NotFound):
             return None
@@ -213,10 +216,8 @@ class LocalSide:
             digest = self.head_manifest(repository, tags[0])
         if digest is None:
             return
-        try:
+        with contextlib.suppress(ManifestUnknown, NotFound):
             self._manifests.delete_artifact(repository, digest)
-        except (ManifestUnknown, NotFound):
-            pass
 
 
 @dataclass
@@ -243,7 +244,8 @@ class Copier:
     stop starting new work (OutOfTime), `check` raises when the job was stopped."""
 
     def __init__(self, src: Side, dst: Side, *, override: bool, copy_by_chunk: bool, deadline: float,
-                 clock: Callable[[], float] = time.monotonic, check: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.monotonic,
+                 check: Callable[[], None] = lambda: None) -> None:  # fmt: skip
         self.src, self.dst = src, dst
         self.override = override
         self.copy_by_chunk = copy_by_chunk
@@ -386,13 +388,11 @@ def labels_of(labels: LabelService, repository: str, digests: list[str]) -> dict
 
 
 def local_candidates(repositories: RepositoryStore, artifacts: ArtifactStore, labels: LabelService,
-                     selection: Any, project_names: list[str]) -> Iterator[tuple[str, str, list[str]]]:  # fmt: skip
+                     selection: Any) -> Iterator[tuple[str, str, list[str]]]:  # fmt: skip
     """(repository, digest, kept tags) of each local artifact the filters select (accessories and
     an index's untagged children travel with their subject, so they are not candidates)."""
-    for project in project_names:
-        for repo in repositories.find(project):
-            if not selection.repository(repo.name):
-                continue
+    for repo in repositories.find(None):
+        if selection.repository(repo.name):
             listed = artifacts.listed(repo.name, True)
             digests = [a.digest for a in listed]
             tags = artifacts.tags_of(repo.name, digests, 1000) if digests else {}

@@ -32,7 +32,8 @@ class ReplicationStore:
         policy_id = next_id("replication")
         now = int(self._clock())
         row = ReplicationPolicyRow(keys.REPLICATION_PK, keys.replication_policy_sk(policy_id),
-                                   policy=json.dumps(policy.to_dict()), created_at=now, updated_at=now, version=1)  # fmt: skip
+                                   policy=json.dumps(policy.to_dict()), created_at=now, updated_at=now,
+                                   version=1)  # fmt: skip
         name = ReplicationNameRow(keys.REPLICATION_PK, keys.replication_name_sk(policy.name), policy_id=policy_id)
         try:
             with TransactWrite(connection=connection()) as tx:

@@ -209,4 +209,17 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{_RET}/executions/{{execution_id}}"): project(R.TAG_RETENTION, A.UPDATE),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks"): project(R.TAG_RETENTION, A.LIST),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks/{{task_id}}"): project(R.TAG_RETENTION, A.READ),
+    # replication: system-level resources, as in Harbor (`replication-policy` for policies,
+    # `replication` for executions; stopping one asks `create`, as Harbor's handler does)
+    ("GET", "/replication/policies"): system(R.REPLICATION_POLICY, A.LIST),
+    ("POST", "/replication/policies"): system(R.REPLICATION_POLICY, A.CREATE),
+    ("GET", "/replication/policies/{id}"): system(R.REPLICATION_POLICY, A.READ),
+    ("PUT", "/replication/policies/{id}"): system(R.REPLICATION_POLICY, A.UPDATE),
+    ("DELETE", "/replication/policies/{id}"): system(R.REPLICATION_POLICY, A.DELETE),
+    ("GET", "/replication/executions"): system(R.REPLICATION, A.LIST),
+    ("POST", "/replication/executions"): system(R.REPLICATION, A.CREATE),
+    ("GET", "/replication/executions/{id}"): system(R.REPLICATION, A.READ),
+    ("PUT", "/replication/executions/{id}"): system(R.REPLICATION, A.CREATE),
+    ("GET", "/replication/executions/{id}/tasks"): system(R.REPLICATION, A.LIST),
+    ("GET", "/replication/executions/{id}/tasks/{task_id}/log"): system(R.REPLICATION, A.READ),
 }
