@@ -253,10 +253,13 @@ class Copier:
         self.clock = clock
         self.check = check
         self.outcome = Outcome()
+        self.wrote = False
 
     def _budget(self) -> None:
+        """Stop (OutOfTime) once the deadline passed, but only after this invocation wrote
+        something: lookups of what is present cost time too, and every invocation must move on."""
         self.check()
-        if self.clock() >= self.deadline:
+        if self.wrote and self.clock() >= self.deadline:
             raise OutOfTime
 
     def artifact(self, src_repo: str, dst_repo: str, digest: str | None, tags: list[str]) -> str:
@@ -280,6 +283,7 @@ class Copier:
         for tag in wanted:
             self._budget()
             self.dst.push_manifest(dst_repo, tag, top)
+            self.wrote = True
             self.outcome.tags_pushed += 1
             self.outcome.log.append(f"pushed {dst_repo}:{tag} -> {top.digest}")
         self._referrers(src_repo, dst_repo, top.digest, 0)
@@ -295,6 +299,7 @@ class Copier:
             tag = cosign_tag(subject)
             if tag and _is_cosign_signature(manifest) and self.dst.head_manifest(dst_repo, tag) != digest:
                 self.dst.push_manifest(dst_repo, tag, manifest)  # cosign finds its signature by this tag
+                self.wrote = True
             self._referrers(src_repo, dst_repo, digest, depth + 1)
 
     def manifest(self, src_repo: str, dst_repo: str, manifest: Manifest) -> None:
@@ -310,6 +315,7 @@ class Copier:
                 continue
             self.blob(src_repo, dst_repo, str(blob["digest"]), int(blob.get("size") or 0))
         self.dst.push_manifest(dst_repo, manifest.digest, manifest)
+        self.wrote = True
         self.outcome.manifests_copied += 1
         self.outcome.log.append(f"copied manifest {dst_repo}@{manifest.digest} ({manifest.media_type})")
 
@@ -319,11 +325,13 @@ class Copier:
             self.outcome.blobs_present += 1
             return
         if self.dst.mount_blob(dst_repo, digest):
+            self.wrote = True
             self.outcome.blobs_mounted += 1
             self.outcome.log.append(f"mounted blob {digest}")
             return
         chunked = size > CHUNKED_ABOVE or (self.copy_by_chunk and size > CHUNK_BYTES)
         self.dst.push_blob(dst_repo, digest, size, self.src.blob_chunks(src_repo, digest, size), chunked)
+        self.wrote = True
         self.outcome.bytes_copied += size
         if chunked:
             self.outcome.blobs_chunked += 1
