@@ -109,8 +109,9 @@ def seed(src: Memory, repo: str = "lib/app") -> tuple[Manifest, Manifest]:
     src.tags[(repo, "v1")] = index.digest
     empty = b"{}"
     src.blobs[(repo, digest(empty))] = empty
+    subject = {"mediaType": INDEX, "digest": index.digest, "size": len(index.data)}
     signature = manifest(IMAGE, {"config": blob_descriptor(empty), "layers": [blob_descriptor(empty)],
-                                 "subject": {"mediaType": INDEX, "digest": index.digest, "size": len(index.data)}})  # fmt: skip
+                                 "subject": subject})  # fmt: skip
     src.manifests[(repo, signature.digest)] = signature
     src.subjects[(repo, index.digest)] = [signature.digest]
     return index, signature

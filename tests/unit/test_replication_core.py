@@ -116,7 +116,7 @@ def test_wire_words() -> None:
 
 
 def test_round_trip_of_the_stored_form() -> None:
-    policy = validate_policy(dataclasses.replace(
-        PUSH, filters=(Filter("name", "a/**"), Filter("label", ("x", "y"), "matches")), override=True, speed=10))  # fmt: skip
+    filters = (Filter("name", "a/**"), Filter("label", ("x", "y"), "matches"))
+    policy = validate_policy(dataclasses.replace(PUSH, filters=filters, override=True, speed=10))
     again = Policy.from_dict(1, policy.to_dict())
     assert again.to_dict() == policy.to_dict()
