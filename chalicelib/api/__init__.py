@@ -13,6 +13,7 @@ from chalicelib.api.mgmt import (
     members,
     projects,
     quotas,
+    registries,
     repositories,
     retention,
     robots,
@@ -43,4 +44,5 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    registries.bp,
 )
