@@ -471,3 +471,45 @@ def test_changes_are_audited(registry: LiveRegistry, remote: Remote) -> None:
     assert sorted((log["operation"], log["resource"], log["username"]) for log in logs) == [
         ("create", "mirror", "admin"), ("delete", "mirror", "admin"), ("update", "mirror", "admin"),
     ]  # fmt: skip
+
+
+# Health on a schedule.
+
+
+def test_the_scheduled_check_records_a_changed_status(registry: LiveRegistry, remote: Remote) -> None:
+    from chalicelib.jobs.entrypoints import HANDLERS
+
+    registry_id = create(registry, body_of(remote))
+    assert HANDLERS["job_schedule"]({"check": "registry_health"}) == {"statuses": {str(registry_id): "healthy"}}
+    remote.registry = False  # the remote stops answering as a registry
+    assert HANDLERS["job_schedule"]({"check": "registry_health"}) == {"statuses": {str(registry_id): "unhealthy"}}
+    assert registry.get(f"{API}/registries/{registry_id}").get_json()["status"] == "unhealthy"
+    listed = registry.get(f"{API}/registries", query_string={"q": "status=unhealthy"}).get_json()
+    assert [r["id"] for r in listed] == [registry_id]
+    remote.registry = True
+    HANDLERS["job_schedule"]({"check": "registry_health"})
+    assert registry.get(f"{API}/registries/{registry_id}").get_json()["status"] == "healthy"
+
+
+def test_the_local_scheduler_checks_registries_at_their_interval(registry: LiveRegistry, remote: Remote) -> None:
+    from chalicelib.local.scheduler import Scheduler
+    from chalicelib.wiring import services
+
+    registry_id = create(registry, body_of(remote))
+    remote.registry = False
+    checks: list[object] = []
+
+    def check() -> None:
+        checks.append(services().registries.refresh_health())
+
+    scheduler = Scheduler(lambda: services().jobs, interval=3600, registry_health=check, registry_health_seconds=300)
+    scheduler.tick(1000.0)
+    assert scheduler._health_thread is not None
+    scheduler._health_thread.join(30)
+    assert checks == [{str(registry_id): "unhealthy"}]
+    scheduler.tick(1200.0)  # not due yet
+    assert len(checks) == 1
+    scheduler.tick(1300.0)
+    scheduler._health_thread.join(30)
+    assert len(checks) == 2
+    assert registry.get(f"{API}/registries/{registry_id}").get_json()["status"] == "unhealthy"
