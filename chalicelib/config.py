@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -151,7 +152,10 @@ class Settings(BaseSettings):
     credential_store: Literal["table", "secretsmanager"] = "table"
     credential_prefix: str = Field(default="registry/credentials/", pattern=r"^[A-Za-z0-9/_+=.@-]{0,200}$")
     remote_registry_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    registry_health_interval_seconds: int = Field(default=300, ge=30, le=86400)
+    remote_registry_health_seconds: int = Field(default=300, ge=30, le=86400)
+    # Per registry type, endpoints that type otherwise fixes, as JSON: `{"docker-hub": {"hub_url": ...,
+    # "registry_url": ...}, "aws-ecr": {"ecr_endpoint_url": ...}}` (mirrors, VPC endpoints, test doubles).
+    remote_registry_overrides: str = ""
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
@@ -190,6 +194,21 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("remote_registry_overrides")
+    @classmethod
+    def _overrides(cls, value: str) -> str:
+        if value.strip():
+            parsed = json.loads(value)
+            if not isinstance(parsed, dict) or not all(
+                isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in parsed.values()
+            ):
+                raise ValueError("must be a JSON object of registry type -> {setting: string}")
+        return value
+
+    @property
+    def remote_overrides(self) -> dict[str, dict[str, str]]:
+        return json.loads(self.remote_registry_overrides) if self.remote_registry_overrides.strip() else {}
 
     @field_validator("egress_allow_networks")
     @classmethod

@@ -45,6 +45,10 @@ class EventType(StrEnum):
     DELETE_PROJECT = "DELETE_PROJECT"
     CREATE_ROBOT = "CREATE_ROBOT"
     DELETE_ROBOT = "DELETE_ROBOT"
+    # Registry endpoints: audited (Harbor does not audit them); no webhook names them.
+    CREATE_REGISTRY = "CREATE_REGISTRY"
+    UPDATE_REGISTRY = "UPDATE_REGISTRY"
+    DELETE_REGISTRY = "DELETE_REGISTRY"
 
 
 _operator: ContextVar[str] = ContextVar("registry_operator", default="anonymous")

@@ -191,8 +191,10 @@ def _registries(settings: Settings, clock: Clock) -> RegistryService:
     secrets = SecretStore(settings.credential_store, secretsmanager=secretsmanager,
                           prefix=settings.credential_prefix, clock=clock)  # fmt: skip
     policy = EgressPolicy(parse_networks(settings.egress_allow_networks.split(",")))
-    return RegistryService(RegistryStore(clock), secrets, policy,
-                           timeout_seconds=settings.remote_registry_timeout_seconds, clock=clock)  # fmt: skip
+    return RegistryService(
+        RegistryStore(clock), secrets, policy, timeout_seconds=settings.remote_registry_timeout_seconds,
+        adapter_settings=settings.remote_overrides, clock=clock,
+    )  # fmt: skip
 
 
 def _registry_host(settings: Settings) -> str:

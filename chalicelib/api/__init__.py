@@ -13,6 +13,7 @@ from chalicelib.api.mgmt import (
     members,
     projects,
     quotas,
+    registries,
     replication,
     repositories,
     retention,
@@ -44,5 +45,6 @@ BLUEPRINTS = (
     gc.bp,
     webhooks.bp,
     retention.bp,
+    registries.bp,
     replication.bp,
 )

@@ -53,6 +53,9 @@ class Resource(StrEnum):
     AUDIT_LOG = "audit-log"
     CATALOG = "catalog"
     CONFIGURATION = "configuration"
+    # Registries (remote endpoints) and the replication adapter catalogue: system resources.
+    REGISTRY = "registry"
+    REPLICATION_ADAPTER = "replication-adapter"
     REPLICATION = "replication"
     REPLICATION_POLICY = "replication-policy"
 

@@ -33,7 +33,8 @@ MAX_NAME_LENGTH = 64  # Harbor's rule
 MAX_URL_LENGTH = 2048
 MAX_DESCRIPTION_LENGTH = 1024
 MAX_ACCESS_KEY_LENGTH = 1024
-MAX_SECRET_LENGTH = 16 * 1024  # a GCR/ECR-style JSON key fits; more is not a credential
+MAX_SECRET_LENGTH = 16 * 1024
+MAX_CA_CERTIFICATE_LENGTH = 64 * 1024  # a GCR/ECR-style JSON key fits; more is not a credential
 
 # Types whose registries a project may proxy (Harbor's proxy-cache list; the UI offers these only).
 PROXY_CACHE_TYPES = frozenset(
@@ -74,6 +75,9 @@ class Registry:
     # Type-specific overrides an operator may set (Docker Hub's registry host, ECR's region): not
     # part of Harbor's record, never on the wire.
     settings: dict[str, str] = field(default_factory=dict)
+    # A PEM bundle of the CAs this registry's certificate is checked against, instead of the
+    # system's (Harbor's `ca_certificate`); "" for the system's.
+    ca_certificate: str = ""
     # The row's version when read: an update is conditioned on it (no lost writes).
     version: int = 0
 
@@ -81,24 +85,30 @@ class Registry:
         return replace(self, status=status, update_time=when)
 
     def wire(self) -> dict[str, Any]:
-        """Harbor's `Registry` answer: the secret is `*****` when one is set, never its value."""
+        """Harbor's `Registry` answer, before omit-empty shaping: `credential` is always there (`{}`
+        without an access key, as Harbor answers), its secret `*****` when one is set, never its
+        value; `ca_certificate` only when set."""
+        credential: dict[str, Any] = {}
+        if self.credential is not None and self.credential.access_key:
+            credential = {
+                "type": self.credential.type,
+                "access_key": self.credential.access_key,
+                "access_secret": MASKED_SECRET if self.credential.has_secret else "",
+            }
         out: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "type": self.type,
             "url": self.url,
+            "credential": credential,
             "insecure": self.insecure,
             "description": self.description,
             "status": self.status,
             "creation_time": iso(self.creation_time),
             "update_time": iso(self.update_time),
         }
-        if self.credential is not None:
-            out["credential"] = {
-                "type": self.credential.type,
-                "access_key": self.credential.access_key,
-                "access_secret": MASKED_SECRET if self.credential.has_secret else "",
-            }
+        if self.ca_certificate:
+            out["ca_certificate"] = self.ca_certificate
         return out
 
 
@@ -119,8 +129,10 @@ def validate_name(name: str) -> str:
 
 def normalise_url(raw: str) -> str:
     """Harbor's `ValidateHTTPURL`: a URL without a scheme gets `http://`; only http and https are
-    allowed; a host is required; a trailing `/` goes. A path (a registry under a prefix) stays; a
-    query, a fragment or user info is refused (credentials belong in the credential)."""
+    allowed; a host is required; a trailing `/` goes; a path (a registry under a prefix) stays; a
+    query or fragment is dropped (Harbor keeps only scheme, host and path). User info is refused
+    rather than dropped: credentials belong in the credential, and silently losing them would
+    leave a registry that fails for a reason its owner cannot see."""
     value = raw.strip()
     if not value:
         raise BadRequest("empty URL")
@@ -143,8 +155,6 @@ def normalise_url(raw: str) -> str:
         raise BadRequest(f"invalid URL {raw!r}: no valid host")
     if parts.username is not None or parts.password is not None:
         raise BadRequest("the URL must not carry credentials: use the credential fields")
-    if parts.query or parts.fragment or value.endswith(("?", "#")):
-        raise BadRequest(f"invalid URL {raw!r}: a registry URL has no query or fragment")
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc = f"{netloc}:{port}"
@@ -168,6 +178,25 @@ def validate_credential_type(value: str) -> str:
     if value not in CREDENTIAL_TYPES:
         raise BadRequest(f"invalid credential type {value!r}: must be one of {', '.join(CREDENTIAL_TYPES)}")
     return value
+
+
+def validate_ca_certificate(value: str) -> str:
+    """Harbor's check: empty (the system's CAs), or PEM holding at least one parsable certificate.
+    Line endings are normalised and surrounding space trimmed, as Harbor does."""
+    text = value.strip().replace("\r\n", "\n").replace("\r", "\n")
+    if not text:
+        return ""
+    if len(text) > MAX_CA_CERTIFICATE_LENGTH:
+        raise BadRequest(f"the CA certificate is longer than {MAX_CA_CERTIFICATE_LENGTH} characters")
+    from cryptography import x509  # noqa: PLC0415 (x509 loads on the rare request that sets a CA)
+
+    try:
+        certificates = x509.load_pem_x509_certificates(text.encode())
+    except ValueError as exc:
+        raise BadRequest(f"invalid CA certificate: {exc}") from None
+    if not certificates:
+        raise BadRequest("invalid CA certificate: no valid certificates found in PEM data")
+    return text
 
 
 def validate_status(value: str) -> str:

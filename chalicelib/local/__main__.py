@@ -271,7 +271,9 @@ def _start_scheduler(settings: Settings) -> Any:
         lambda: wiring.services().jobs,
         settings.scheduler_interval_seconds,
         lambda now: wiring.services().retention_runs.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
-        lambda now: wiring.services().replication.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+        lambda: wiring.services().registries.refresh_health(),  # noqa: PLW0108 (services are rebuilt lazily)
+        settings.remote_registry_health_seconds,
+        replication=lambda now: wiring.services().replication.run_due(now),  # noqa: PLW0108
     )
     scheduler.start()
     return scheduler

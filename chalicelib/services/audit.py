@@ -44,6 +44,9 @@ _RECORDED: dict[EventType, tuple[str, str]] = {
     EventType.DELETE_PROJECT: ("delete", "project"),
     EventType.CREATE_ROBOT: ("create", "robot"),
     EventType.DELETE_ROBOT: ("delete", "robot"),
+    EventType.CREATE_REGISTRY: ("create", "registry"),
+    EventType.UPDATE_REGISTRY: ("update", "registry"),
+    EventType.DELETE_REGISTRY: ("delete", "registry"),
 }
 
 _ARTIFACT_VERBS = {EventType.PUSH_ARTIFACT: "push", EventType.PULL_ARTIFACT: "pull",

@@ -19,10 +19,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.adapters.egress import EgressPolicy
-from chalicelib.adapters.registry.base import Endpoint, RegistryAdapter, RegistryInfo
-from chalicelib.adapters.registry.catalog import ADAPTERS, adapter_infos, adapter_types, create_adapter, session_for
+from chalicelib.adapters.egress import EgressPolicy, EgressSession
+from chalicelib.adapters.registry.base import (
+    EVENT_BASED,
+    MANUAL,
+    SCHEDULED,
+    STYLE_INPUT,
+    STYLE_LIST,
+    STYLE_RADIO,
+    Endpoint,
+    FilterStyle,
+    RegistryAdapter,
+)
+from chalicelib.adapters.registry.catalog import ADAPTERS, adapter_infos, adapter_types, create_adapter
+from chalicelib.adapters.registry.client import ClientOptions
 from chalicelib.adapters.registry.errors import RemoteError
+from chalicelib.adapters.registry.transport import RetryPolicy
 from chalicelib.core import registries as core
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.registries import Credential, Registry
@@ -32,6 +44,10 @@ from chalicelib.observability import logger
 if TYPE_CHECKING:
     from chalicelib.stores.registries import RegistryStore
     from chalicelib.stores.secrets import SecretStore
+
+# A health check (a ping, the check before a save, the scheduled one) is one attempt that waits out
+# no 429: it answers an API call, and Harbor's check is one attempt too.
+HEALTH_OPTIONS = ClientOptions(retry=RetryPolicy(attempts=1, max_retry_after_seconds=0, rate_limit_waits=0))
 
 # A check that says why registry `id` may not be deleted (a sentence), or None when it may.
 InUseCheck = Callable[[int], str | None]
@@ -51,6 +67,7 @@ class RegistryRequest:
     access_secret: str | None = None
     insecure: bool | None = None
     description: str | None = None
+    ca_certificate: str | None = None
 
 
 class RegistryService:
@@ -116,17 +133,20 @@ class RegistryService:
     def adapter_infos(self) -> dict[str, dict[str, Any]]:
         return adapter_infos()
 
-    def client_for(self, registry: Registry) -> RegistryAdapter:
-        """The adapter of `registry`, with its secret resolved from the secret store."""
-        secret = ""
-        if registry.credential is not None and registry.credential.secret_ref:
-            found = self._secrets.get(registry.credential.secret_ref)
-            if found is None:
-                raise BadRequest(f"the credential of registry {registry.name!r} is missing; set it again")
-            secret = found
-        return self._adapter(registry, secret)
+    def client_for(self, registry: Registry, options: ClientOptions | None = None) -> RegistryAdapter:
+        """The adapter of `registry`, with its secret resolved from the secret store (the one
+        place a stored secret is read back). The caller closes `adapter.session` when done."""
+        return self._adapter(registry, self._stored_secret(registry), options)
 
-    def _adapter(self, registry: Registry, secret: str) -> RegistryAdapter:
+    def _stored_secret(self, registry: Registry) -> str:
+        if registry.credential is None or not registry.credential.secret_ref:
+            return ""
+        found = self._secrets.get(registry.credential.secret_ref)
+        if found is None:
+            raise BadRequest(f"the stored credential of registry {registry.name!r} is missing; set access_secret again")
+        return found
+
+    def _adapter(self, registry: Registry, secret: str, options: ClientOptions | None = None) -> RegistryAdapter:
         credential = registry.credential
         endpoint = Endpoint(
             type=registry.type,
@@ -138,17 +158,22 @@ class RegistryService:
         )
         if self._adapter_factory is not None:
             return self._adapter_factory(endpoint)
-        return create_adapter(endpoint, session_for(endpoint, self._policy, self._timeout))
+        session = EgressSession(self._policy, self._timeout, verify=not registry.insecure,
+                                ca_certificates=registry.ca_certificate or None)  # fmt: skip
+        return create_adapter(endpoint, session, options=options)
 
     def health(self, registry: Registry, secret: str | None = None) -> str:
         """`healthy` or `unhealthy` (Harbor's `IsHealthy`); `secret` overrides the stored one."""
-        adapter = self._adapter(registry, secret) if secret is not None else self.client_for(registry)
+        adapter = self._adapter(registry, self._stored_secret(registry) if secret is None else secret, HEALTH_OPTIONS)
         try:
             return adapter.health()
         finally:
             adapter.session.close()
 
-    def _require_healthy(self, registry: Registry, secret: str | None) -> None:
+    def _require_healthy(self, registry: Registry, secret: str) -> None:
+        """Harbor's check before a registry is stored or a ping answers: 400 "the registry is
+        unhealthy" (with what went wrong, when the adapter could tell) unless it answers with the
+        credentials. A URL the egress policy refuses is a 400 of its own."""
         try:
             status = self.health(registry, secret)
         except EgressRefused:
@@ -161,86 +186,115 @@ class RegistryService:
     # Writing.
 
     def create(self, request: RegistryRequest) -> Registry:
-        """Validate, check the registry answers, store the secret, store the record (Harbor)."""
+        """Harbor's create: validate, check the registry answers with the credentials, keep the
+        secret, store the record."""
         name = core.validate_name(request.name or "")
         registry_type = self._validate_type(request.type or "")
         url = core.normalise_url(request.url or "")
-        credential, secret = self._credential(request, None)
-        candidate = Registry(0, name, registry_type, url, credential, bool(request.insecure),
-                             _description(request.description), core.HEALTHY)  # fmt: skip
+        ca = core.validate_ca_certificate(request.ca_certificate or "")
+        working = _Working.given(request)
+        candidate = Registry(0, name, registry_type, url, working.credential(), bool(request.insecure),
+                             _description(request.description), core.HEALTHY, ca_certificate=ca)  # fmt: skip
         if self._store.id_of(name) is not None:
             raise _conflict(name)
-        self._require_healthy(candidate, secret or "")
-        stored = self._keep_secret(candidate, secret)
+        self._require_healthy(candidate, self._secret_of(working))
+        stored = self._keep(candidate, working)
         try:
             return self._store.create(stored)
         except Exception:
-            self._forget_secret(stored.credential, None)
+            self._forget(stored.credential, None)
             raise
 
     def update(self, registry_id: int, request: RegistryRequest) -> Registry:
         """Harbor's update: the given fields replace the stored ones, then the whole registry is
-        validated and checked again. A new secret replaces the stored one; none keeps it."""
+        validated and checked again. No new secret keeps the stored one, unless the URL changes:
+        then the stored secret is dropped (Harbor's rule, so a changed URL cannot carry the old
+        password to another host), and the registry must answer without it."""
+        if registry_id <= 0:
+            raise NotFound(f"registry {registry_id} not found")
         current = self.get(registry_id)
         name = core.validate_name(request.name if request.name is not None else current.name)
-        url = core.normalise_url(request.url if request.url is not None else current.url)
-        credential, secret = self._credential(request, current.credential)
+        url = core.normalise_url(request.url) if request.url is not None else current.url
+        ca = (
+            current.ca_certificate
+            if request.ca_certificate is None
+            else core.validate_ca_certificate(request.ca_certificate)
+        )
+        working = _Working.stored(current.credential).override(request)
+        if url != current.url and request.access_secret is None:
+            working = replace(working, secret="", ref="")
         candidate = replace(
-            current, name=name, url=url, credential=credential,
+            current, name=name, url=url, credential=working.credential(), ca_certificate=ca,
             insecure=current.insecure if request.insecure is None else request.insecure,
             description=current.description if request.description is None else _description(request.description),
             status=core.HEALTHY,
         )  # fmt: skip
         if name != current.name and self._store.id_of(name) is not None:
             raise _conflict(name)
-        if secret is None and credential is not None and credential.secret_ref:
-            self._require_healthy(candidate, None)
-        else:
-            self._require_healthy(candidate, secret or "")
-        stored = self._keep_secret(candidate, secret)
-        updated = self._store.update(current, stored)
-        self._forget_secret(current.credential, updated.credential)
+        self._require_healthy(candidate, self._secret_of(working))
+        stored = self._keep(candidate, working)
+        try:
+            updated = self._store.update(current, stored)
+        except Exception:
+            self._forget(stored.credential, current.credential)
+            raise
+        self._forget(current.credential, updated.credential)
         return updated
 
     def delete(self, registry_id: int) -> Registry:
+        """Harbor's delete: refused (412) while a replication policy or a proxy-cache project uses
+        the registry."""
         registry = self.get(registry_id)
         reason = self.in_use(registry_id)
         if reason:
             raise Precondition(reason)
         if not self._store.delete(registry):
             raise NotFound(f"registry {registry_id} not found")
-        self._forget_secret(registry.credential, None)
+        self._forget(registry.credential, None)
         return registry
 
     def ping(self, registry_id: int | None, request: RegistryRequest) -> None:
-        """Harbor's ping: a stored registry (by id) with any field of the body overriding it, or a
-        registry described wholly by the body. 400 "the registry is unhealthy" when it does not
-        answer as it should."""
-        base = self.get(registry_id) if registry_id is not None else None
-        registry_type = request.type if request.type is not None else (base.type if base else "")
-        url = core.normalise_url(request.url) if request.url is not None else (base.url if base else "")
-        if not registry_type or not url:
-            raise BadRequest("type or url cannot be empty")
-        self._validate_type(registry_type)
-        current = base.credential if base is not None else None
-        credential, secret = self._credential(request, current, ping=True)
-        insecure = request.insecure if request.insecure is not None else (base.insecure if base else False)
-        candidate = Registry(base.id if base else 0, base.name if base else "", registry_type, url, credential,
-                             insecure, settings=base.settings if base else {})  # fmt: skip
-        if secret is None and credential is not None and credential.secret_ref:
-            self._require_healthy(candidate, None)
+        """Harbor's ping. By id: the stored registry, whose type and credentials the body may
+        override but not its URL, `insecure` or CA (so a ping cannot send the stored secret to
+        another host). Without an id: the registry the body describes. 400 "type or url cannot be
+        empty", or "the registry is unhealthy" when it does not answer as it should."""
+        if registry_id is not None:
+            base = self.get(registry_id)
+            registry_type = request.type if request.type is not None else base.type
+            working = _Working.stored(base.credential).override(request)
+            candidate = replace(base, type=registry_type, credential=working.credential())
         else:
-            self._require_healthy(candidate, secret or "")
+            url = core.normalise_url(request.url) if request.url else ""
+            registry_type = request.type or ""
+            if not registry_type or not url:
+                raise BadRequest("type or url cannot be empty")
+            working = _Working.given(request)
+            candidate = Registry(0, "", registry_type, url, working.credential(), bool(request.insecure),
+                                 ca_certificate=core.validate_ca_certificate(request.ca_certificate or ""))  # fmt: skip
+        if not candidate.type or not candidate.url:
+            raise BadRequest("type or url cannot be empty")
+        self._validate_type(candidate.type)
+        self._require_healthy(candidate, self._secret_of(working))
 
     def info(self, registry_id: int) -> dict[str, Any]:
-        """`/registries/{id}/info`: the filters and triggers a policy on this registry may use,
-        with Harbor's resource filter (a radio of the resource types) last."""
+        """`/registries/{id}/info` (Harbor's shape): the filters a policy on this registry may use,
+        with the resource filter (a radio of the resource types) last, its triggers, and
+        `supported_copy_by_chunk` only when true. Nothing is asked of the remote."""
         registry = self.get(registry_id)
         adapter_type = ADAPTERS.get(registry.type)
         if adapter_type is None:
             raise BadRequest(f"unsupported registry type {registry.type!r}")
-        wire = _info_wire(adapter_type)
-        return wire
+        return registry_info(adapter_type.type, adapter_type.description, adapter_type.filters,
+                             tuple(t for t in adapter_type.triggers if t != EVENT_BASED),
+                             adapter_type.copy_by_chunk)  # fmt: skip
+
+    @staticmethod
+    def local_info(labels: builtins.list[str]) -> dict[str, Any]:
+        """`/registries/0/info`: this registry itself (Harbor's "Local"), the source of push-based
+        policies: name, tag and label filters (the global labels), and event-based triggers."""
+        filters = (FilterStyle("name", STYLE_INPUT), FilterStyle("tag", STYLE_INPUT),
+                   FilterStyle("label", STYLE_LIST, tuple(labels)))  # fmt: skip
+        return registry_info("harbor", "", filters, (MANUAL, SCHEDULED, EVENT_BASED), True)
 
     # Health on a schedule.
 
@@ -267,40 +321,32 @@ class RegistryService:
             raise BadRequest(f"invalid registry type {registry_type!r}: must be one of {', '.join(types)}")
         return registry_type
 
-    def _credential(
-        self, request: RegistryRequest, current: Credential | None, *, ping: bool = False
-    ) -> tuple[Credential | None, str | None]:
-        """The credential the request leaves, and the new secret (None: keep the stored one)."""
-        given = (request.credential_type, request.access_key, request.access_secret)
-        if all(value is None for value in given):
-            return current, None
-        base = current or Credential()
-        credential_type = core.validate_credential_type(
-            request.credential_type if request.credential_type is not None else base.type
-        )
-        access_key = request.access_key if request.access_key is not None else base.access_key
-        if len(access_key) > core.MAX_ACCESS_KEY_LENGTH:
-            raise BadRequest(f"the access key is longer than {core.MAX_ACCESS_KEY_LENGTH} characters")
-        secret = request.access_secret
-        if secret == core.MASKED_SECRET:  # the UI sends back what it was shown: keep the stored one
-            secret = None
-        if secret is not None and len(secret) > core.MAX_SECRET_LENGTH:
-            raise BadRequest(f"the access secret is longer than {core.MAX_SECRET_LENGTH} characters")
-        if not access_key and not secret:
-            return (Credential(credential_type) if not ping else None), ""
-        ref = base.secret_ref if secret is None else ""
-        return Credential(credential_type, access_key, ref), secret
+    def _secret_of(self, working: _Working) -> str:
+        """The secret to try: the one given, else the stored one (a missing stored one is a 400)."""
+        if working.secret is not None:
+            return working.secret
+        if not working.ref:
+            return ""
+        found = self._secrets.get(working.ref)
+        if found is None:
+            raise BadRequest("the stored credential of this registry is missing; set access_secret again")
+        return found
 
-    def _keep_secret(self, registry: Registry, secret: str | None) -> Registry:
-        if registry.credential is None or not secret:
-            if registry.credential is not None and secret == "":
-                return replace(registry, credential=replace(registry.credential, secret_ref=""))
+    def _keep(self, registry: Registry, working: _Working) -> Registry:
+        """`registry` with its credential as stored: a new secret kept in the secret store (its
+        reference on the record), a stored one referenced as before, none when there is no key."""
+        if registry.credential is None:
             return registry
-        owner = f"registry/{registry.name}"
-        ref = self._secrets.put(_owner(owner), secret)
+        if working.secret is None:
+            return registry  # the stored reference, unchanged
+        if not working.secret:
+            return replace(registry, credential=replace(registry.credential, secret_ref=""))
+        ref = self._secrets.put(_owner(f"registry/{registry.name}"), working.secret)
         return replace(registry, credential=replace(registry.credential, secret_ref=ref))
 
-    def _forget_secret(self, old: Credential | None, new: Credential | None) -> None:
+    def _forget(self, old: Credential | None, new: Credential | None) -> None:
+        """Delete `old`'s secret unless `new` still uses it; a failure is logged, not raised (the
+        record is already right; a leftover secret is only storage)."""
         if old is None or not old.secret_ref:
             return
         if new is not None and new.secret_ref == old.secret_ref:
@@ -308,11 +354,77 @@ class RegistryService:
         try:
             self._secrets.delete(old.secret_ref)
         except Exception as exc:  # a secret left behind is logged, never fails the call
-            logger.warning("could not delete a replaced registry secret", extra={"error": str(exc)})
+            logger.warning("could not delete a replaced registry secret", extra={"error": type(exc).__name__})
 
     def iter_health(self) -> Iterator[tuple[Registry, str]]:
         for registry in self.list():
             yield registry, self.health(registry)
+
+
+@dataclass(frozen=True, slots=True)
+class _Working:
+    """The credential a create, update or ping works with: `secret` None means "the stored one"
+    (`ref`), "" means none."""
+
+    type: str = core.CREDENTIAL_BASIC
+    access_key: str = ""
+    secret: str | None = ""
+    ref: str = ""
+
+    @classmethod
+    def given(cls, request: RegistryRequest) -> _Working:
+        return cls().override(request)
+
+    @classmethod
+    def stored(cls, credential: Credential | None) -> _Working:
+        if credential is None:
+            return cls()
+        return cls(credential.type, credential.access_key, None if credential.secret_ref else "", credential.secret_ref)
+
+    def override(self, request: RegistryRequest) -> _Working:
+        working = self
+        if request.credential_type is not None:
+            kind = request.credential_type or core.CREDENTIAL_BASIC  # Harbor stores "" as basic
+            working = replace(working, type=core.validate_credential_type(kind))
+        if request.access_key is not None:
+            if len(request.access_key) > core.MAX_ACCESS_KEY_LENGTH:
+                raise BadRequest(f"the access key is longer than {core.MAX_ACCESS_KEY_LENGTH} characters")
+            working = replace(working, access_key=request.access_key)
+        secret = request.access_secret
+        if secret is not None and secret != core.MASKED_SECRET:  # the mask sent back keeps the stored one
+            if len(secret) > core.MAX_SECRET_LENGTH:
+                raise BadRequest(f"the access secret is longer than {core.MAX_SECRET_LENGTH} characters")
+            working = replace(working, secret=secret)
+        return working
+
+    def credential(self) -> Credential | None:
+        """What the record keeps: nothing without an access key (Harbor keeps a credential only
+        with one), else the type, the key and the stored reference (`_keep` sets a new one)."""
+        if not self.access_key:
+            return None
+        return Credential(self.type, self.access_key, self.ref if self.secret is None else "")
+
+
+def registry_info(
+    registry_type: str,
+    description: str,
+    filters: tuple[FilterStyle, ...],
+    triggers: tuple[str, ...],
+    copy_by_chunk: bool,
+) -> dict[str, Any]:
+    """Harbor's `RegistryInfo` (after its `process`): the type's own filters, the resource filter
+    (a radio of "image", the one resource type every adapter here copies) last."""
+    kept = [f.wire() for f in filters if f.type != "resource"]
+    kept.append({"type": "resource", "style": STYLE_RADIO, "values": ["image"]})
+    out: dict[str, Any] = {
+        "type": registry_type,
+        "description": description,
+        "supported_resource_filters": kept,
+        "supported_triggers": list(triggers),
+    }
+    if copy_by_chunk:
+        out["supported_copy_by_chunk"] = True
+    return out
 
 
 def _owner(name: str) -> str:
@@ -328,13 +440,3 @@ def _description(value: str | None) -> str:
 
 def _conflict(name: str) -> Exception:
     return Conflict(f"registry {name!r} already exists")
-
-
-def _info_wire(adapter_type: Any) -> dict[str, Any]:
-    info = RegistryInfo(adapter_type.type, adapter_type.filters, adapter_type.triggers,
-                        adapter_type.path_components, adapter_type.copy_by_chunk, adapter_type.description)  # fmt: skip
-    wire = info.wire()
-    filters = [f for f in wire["supported_resource_filters"] if f.get("type") != "resource"]
-    filters.append({"type": "resource", "style": "radio", "values": ["image"]})
-    wire["supported_resource_filters"] = filters
-    return wire

@@ -78,6 +78,7 @@ class RegistryStore:
             RegistryRow.access_key.set(row.access_key), RegistryRow.secret_ref.set(row.secret_ref),
             RegistryRow.insecure.set(row.insecure), RegistryRow.description.set(row.description),
             RegistryRow.status.set(row.status), RegistryRow.settings.set(row.settings),
+            RegistryRow.ca_certificate.set(row.ca_certificate),
             RegistryRow.updated_at.set(now), RegistryRow.version.add(1),
             RegistryRow.credential_type.set(row.credential_type)
             if row.credential_type is not None else RegistryRow.credential_type.remove(),
@@ -146,7 +147,8 @@ def _row(registry: Registry, registry_id: int, created: int, updated: int, versi
         access_key=credential.access_key if credential is not None else "",
         secret_ref=credential.secret_ref if credential is not None else "",
         insecure=registry.insecure, description=registry.description, status=registry.status,
-        settings=json.dumps(registry.settings, sort_keys=True), created_at=created, updated_at=updated,
+        settings=json.dumps(registry.settings, sort_keys=True), ca_certificate=registry.ca_certificate,
+        created_at=created, updated_at=updated,
         version=version,
     )  # fmt: skip
 
@@ -159,5 +161,6 @@ def _to_registry(row: RegistryRow) -> Registry:
         id=int(row.pk.removeprefix(keys.REGISTRY_PREFIX)), name=row.name, type=row.type, url=row.url,
         credential=credential, insecure=bool(row.insecure), description=row.description or "",
         status=row.status or "healthy", creation_time=int(row.created_at), update_time=int(row.updated_at),
-        settings=json.loads(row.settings or "{}"), version=int(row.version or 0),
+        settings=json.loads(row.settings or "{}"), ca_certificate=row.ca_certificate or "",
+        version=int(row.version or 0),
     )  # fmt: skip

@@ -471,6 +471,7 @@ class RegistryRow(_Base):
     description = UnicodeAttribute(default="")
     status = UnicodeAttribute(default="healthy")
     settings = UnicodeAttribute(default="{}")  # JSON object: type-specific overrides
+    ca_certificate = UnicodeAttribute(default="")
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     version = NumberAttribute(default=0)

@@ -209,6 +209,16 @@ RULES: dict[tuple[str, str], Rule] = {
     ("PATCH", f"{_RET}/executions/{{execution_id}}"): project(R.TAG_RETENTION, A.UPDATE),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks"): project(R.TAG_RETENTION, A.LIST),
     ("GET", f"{_RET}/executions/{{execution_id}}/tasks/{{task_id}}"): project(R.TAG_RETENTION, A.READ),
+    # registries (remote endpoints) and the adapter catalogue: system permissions, as Harbor's handler
+    ("GET", "/registries"): system(R.REGISTRY, A.LIST),
+    ("POST", "/registries"): system(R.REGISTRY, A.CREATE),
+    ("POST", "/registries/ping"): system(R.REGISTRY, A.READ),
+    ("GET", "/registries/{id}"): system(R.REGISTRY, A.READ),
+    ("PUT", "/registries/{id}"): system(R.REGISTRY, A.UPDATE),
+    ("DELETE", "/registries/{id}"): system(R.REGISTRY, A.DELETE),
+    ("GET", "/registries/{id}/info"): system(R.REGISTRY, A.READ),
+    ("GET", "/replication/adapters"): system(R.REPLICATION_ADAPTER, A.LIST),
+    ("GET", "/replication/adapterinfos"): system(R.REPLICATION_ADAPTER, A.LIST),
     # replication: system-level resources, as in Harbor (`replication-policy` for policies,
     # `replication` for executions; stopping one asks `create`, as Harbor's handler does)
     ("GET", "/replication/policies"): system(R.REPLICATION_POLICY, A.LIST),

@@ -544,3 +544,62 @@ class ConfigurationsResponse(HarborModel):
     robot_token_duration: IntegerConfigItem | None = None
     storage_per_project: IntegerConfigItem | None = None
     banner_message: StringConfigItem | None = None
+
+
+# Registries (`/registries`, `/replication/adapters`, `/replication/adapterinfos`).
+class RegistryCredential(HarborModel):
+    type: str | None = None
+    access_key: str | None = None
+    access_secret: str | None = None
+
+
+class Registry(HarborModel):
+    id: int  # x-omitempty: false
+    url: str | None = None
+    name: str | None = None
+    credential: RegistryCredential | None = None
+    type: str | None = None
+    insecure: bool | None = None
+    ca_certificate: str | None = None
+    description: str | None = None
+    status: str | None = None
+    creation_time: DateTime
+    update_time: DateTime
+    pointers = frozenset({"ca_certificate"})
+
+
+class FilterStyle(HarborModel):
+    type: str | None = None
+    style: str | None = None
+    values: list[str] | None = None
+
+
+class RegistryInfo(HarborModel):
+    type: str | None = None
+    description: str | None = None
+    supported_resource_filters: list[FilterStyle] | None = None
+    supported_triggers: list[str] | None = None
+    supported_copy_by_chunk: bool | None = None
+    pointers = frozenset({"supported_copy_by_chunk"})
+
+
+class RegistryEndpoint(HarborModel):
+    key: str | None = None
+    value: str | None = None
+
+
+class RegistryProviderEndpointPattern(HarborModel):
+    endpoint_type: str | None = None
+    endpoints: list[RegistryEndpoint] | None = None
+
+
+class RegistryProviderCredentialPattern(HarborModel):
+    access_key_type: str | None = None
+    access_key_data: str | None = None
+    access_secret_type: str | None = None
+    access_secret_data: str | None = None
+
+
+class RegistryProviderInfo(HarborModel):
+    endpoint_pattern: RegistryProviderEndpointPattern | None = None
+    credential_pattern: RegistryProviderCredentialPattern | None = None

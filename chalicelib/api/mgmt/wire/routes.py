@@ -24,6 +24,8 @@ _RET = "/retentions/{policy}/executions/{execution}"
 class ResponseModel:
     model: type[HarborModel]
     many: bool = False
+    # A JSON object whose values are each one model (`additionalProperties`), such as adapterinfos.
+    values: bool = False
 
 
 _ONE = ResponseModel
@@ -86,6 +88,11 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/retentions/{policy}/executions"): _many(m.RetentionExecution),
     ("GET", f"{_RET}/tasks"): _many(m.RetentionExecutionTask),
     ("GET", "/icons/{digest}"): _ONE(m.Icon),
+    # registries
+    ("GET", "/registries"): _many(m.Registry),
+    ("GET", "/registries/{id}"): _ONE(m.Registry),
+    ("GET", "/registries/{id}/info"): _ONE(m.RegistryInfo),
+    ("GET", "/replication/adapterinfos"): ResponseModel(m.RegistryProviderInfo, values=True),
 }
 """(method, swagger path) -> the model of its JSON answer."""
 
