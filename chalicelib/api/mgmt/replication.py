@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import int_param, iso
 from chalicelib.api.mgmt._route import Created, Page, Routes
+from chalicelib.api.mgmt.wire import ZERO_TIME
 from chalicelib.core.bounds import Id
 from chalicelib.core.jobs import Job, Task
 from chalicelib.core.replication import (
@@ -107,9 +108,12 @@ def _registry(registry_id: int) -> dict[str, Any] | None:
     if registry_id == LOCAL:
         settings = services().settings
         return {"id": 0, "name": "Local", "type": "harbor", "url": settings.external_url or "",
-                "insecure": False, "status": "healthy", "description": ""}  # fmt: skip
+                "insecure": False, "status": "healthy", "description": "",
+                "creation_time": ZERO_TIME, "update_time": ZERO_TIME}  # fmt: skip
     found = services().registries.find(registry_id)
-    return found.wire() if found is not None else {"id": registry_id}
+    if found is None:  # deleted meanwhile (a registry in use cannot be): its id alone
+        return {"id": registry_id, "creation_time": ZERO_TIME, "update_time": ZERO_TIME}
+    return found.wire()
 
 
 def policy_view(policy: Policy) -> dict[str, Any]:
@@ -131,7 +135,8 @@ def execution_view(job: Job) -> dict[str, Any]:
         "id": job.job_id, "policy_id": int(job.parameters.get("policy_id") or 0),
         "status": execution_status(str(job.status)), "status_text": job.error or "",
         "trigger": TRIGGER_WIRE.get(str(job.trigger), "manual"),
-        "start_time": iso(job.started_at or job.created_at), "end_time": iso(job.ended_at) if job.ended_at else None,
+        "start_time": iso(job.started_at or job.created_at),
+        "end_time": iso(job.ended_at) if job.ended_at else ZERO_TIME,
         **status_counts(job),
     }  # fmt: skip
 
@@ -144,7 +149,7 @@ def task_view(task: Task) -> dict[str, Any]:
         "dst_resource": p.get("dst_resource", ""), "operation": p.get("operation", "copy"),
         "job_id": str(task.task_id), "status": execution_status(str(task.status)),
         "start_time": iso(task.started_at or task.created_at),
-        "end_time": iso(task.ended_at) if task.ended_at else None,
+        "end_time": iso(task.ended_at) if task.ended_at else ZERO_TIME,
     }  # fmt: skip
 
 

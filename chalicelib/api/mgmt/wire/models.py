@@ -603,3 +603,69 @@ class RegistryProviderCredentialPattern(HarborModel):
 class RegistryProviderInfo(HarborModel):
     endpoint_pattern: RegistryProviderEndpointPattern | None = None
     credential_pattern: RegistryProviderCredentialPattern | None = None
+
+
+class ReplicationTriggerSettings(HarborModel):
+    cron: str | None = None
+
+
+class ReplicationTrigger(HarborModel):
+    type: str | None = None
+    trigger_settings: ReplicationTriggerSettings | None = None
+
+
+class ReplicationFilter(HarborModel):
+    type: str | None = None
+    value: Any = None
+    decoration: str | None = None
+
+
+class ReplicationPolicy(HarborModel):
+    id: int | None = None
+    name: str | None = None
+    description: str | None = None
+    src_registry: Registry | None = None
+    dest_registry: Registry | None = None
+    dest_namespace: str | None = None
+    dest_namespace_replace_count: int | None = None
+    trigger: ReplicationTrigger | None = None
+    filters: list[ReplicationFilter] | None = None
+    replicate_deletion: bool | None = None
+    deletion: bool | None = None
+    override: bool | None = None
+    enabled: bool | None = None
+    creation_time: DateTime
+    update_time: DateTime
+    speed: int | None = None
+    copy_by_chunk: bool | None = None
+    single_active_replication: bool | None = None
+    # x-nullable in the swagger: written even when zero or false.
+    pointers = frozenset({"dest_namespace_replace_count", "speed", "copy_by_chunk", "single_active_replication"})
+
+
+class ReplicationExecution(HarborModel):
+    id: int | None = None
+    policy_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    start_time: DateTime
+    end_time: DateTime
+    status_text: str | None = None
+    total: int | None = None
+    failed: int | None = None
+    succeed: int | None = None
+    in_progress: int | None = None
+    stopped: int | None = None
+
+
+class ReplicationTask(HarborModel):
+    id: int | None = None
+    execution_id: int | None = None
+    resource_type: str | None = None
+    src_resource: str | None = None
+    dst_resource: str | None = None
+    operation: str | None = None
+    job_id: str | None = None
+    status: str | None = None
+    start_time: DateTime
+    end_time: DateTime

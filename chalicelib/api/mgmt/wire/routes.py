@@ -88,6 +88,12 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/retentions/{policy}/executions"): _many(m.RetentionExecution),
     ("GET", f"{_RET}/tasks"): _many(m.RetentionExecutionTask),
     ("GET", "/icons/{digest}"): _ONE(m.Icon),
+    # replication
+    ("GET", "/replication/policies"): _many(m.ReplicationPolicy),
+    ("GET", "/replication/policies/{id}"): _ONE(m.ReplicationPolicy),
+    ("GET", "/replication/executions"): _many(m.ReplicationExecution),
+    ("GET", "/replication/executions/{id}"): _ONE(m.ReplicationExecution),
+    ("GET", "/replication/executions/{id}/tasks"): _many(m.ReplicationTask),
     # registries
     ("GET", "/registries"): _many(m.Registry),
     ("GET", "/registries/{id}"): _ONE(m.Registry),
