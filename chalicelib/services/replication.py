@@ -214,7 +214,7 @@ class ReplicationService:
             selection = policy.parsed_filters()
             if not selection.repository(event.repository):
                 continue
-            tags = [event.tag] if event.tag else []
+            tags = [event.tag] if event.tag else [str(t) for t in event.detail.get("tags") or []]
             if tags and not selection.tags(tags):
                 continue
             if not tags and not selection.untagged_kept():
