@@ -59,6 +59,9 @@ VENDOR = "REPLICATION"
 # The most artifact Tasks one execution's lanes run before each Task takes several (history limit).
 _MAX_TASK_CALLS = 3000
 _LOG_LINES = 200
+# The most artifacts one REPLICATION event lists (each list; well under EventBridge's 256 KB).
+_ANNOUNCED_MAX = 500
+_TRIGGER_TYPES = {"Manual": "MANUAL", "Schedule": "SCHEDULED", "Event": "EVENT_BASED"}
 
 
 class ReplicationRun:
@@ -289,26 +292,28 @@ class ReplicationRun:
             return
         succeeded = [t for t in tasks if t.status == JobStatus.SUCCESS]
         failed = [t for t in tasks if t.status != JobStatus.SUCCESS]
-        local = {"registry_name": "Local", "registry_type": "harbor"}
-        if policy.pull_based:
-            local["namespace"] = policy.dest_namespace
-        remote = {"registry_name": registry.name, "registry_type": registry.type, "endpoint": registry.url,
-                  "namespace": policy.dest_namespace}  # fmt: skip
-        detail = {
-            "replication": {
-                "harbor_hostname": "", "job_status": "Success" if not failed else "Failed",
-                "execution_timestamp": job.started_at or job.created_at, "override_mode": policy.override,
-                "trigger_type": {"Manual": "MANUAL", "Schedule": "SCHEDULED", "Event": "EVENT_BASED"}.get(
-                    job.trigger, "MANUAL"),
-                "policy_creator": policy.creator,
-                "src_resource": remote if policy.pull_based else local,
-                "dest_resource": local if policy.pull_based else remote,
-                "successful_artifact": [_artifact(t) for t in succeeded[:100]],
-                "failed_artifact": [_artifact(t) for t in failed[:100]],
-            },
-            "execution_id": job.job_id,
-            "policy_id": policy.policy_id,
-        }  # fmt: skip
+        local = {"registry_name": "Local", "registry_type": "harbor", "endpoint": ""}
+        remote = {"registry_name": registry.name, "registry_type": registry.type, "endpoint": registry.url}
+        (local if policy.pull_based else remote)["namespace"] = policy.dest_namespace
+        replication: dict[str, Any] = {
+            "job_status": "Success" if not failed else "Failed",
+            "artifact_type": "image",
+            "override_mode": policy.override,
+            "trigger_type": _TRIGGER_TYPES.get(job.trigger, "MANUAL"),
+            "policy_creator": policy.creator,
+            "execution_timestamp": job.started_at or job.created_at,
+            "src_resource": {k: v for k, v in (remote if policy.pull_based else local).items() if v != ""},
+            "dest_resource": {k: v for k, v in (local if policy.pull_based else remote).items() if v != ""},
+        }
+        if registry.credential is not None and registry.credential.type:
+            replication["authentication_type"] = registry.credential.type
+        if succeeded:
+            replication["successful_artifact"] = [_artifact(t) for t in succeeded[:_ANNOUNCED_MAX]]
+        if failed:
+            replication["failed_artifact"] = [_artifact(t) for t in failed[:_ANNOUNCED_MAX]]
+        if not replication["override_mode"]:
+            del replication["override_mode"]
+        detail = {"replication": replication}
         project = (
             str(tasks[0].parameters.get("dst" if policy.pull_based else "src", "")).split("/", 1)[0] if tasks else None
         )
@@ -317,9 +322,13 @@ class ReplicationRun:
 
 
 def _artifact(task: Task) -> dict[str, Any]:
+    """Harbor's `ArtifactInfo`: type, status, `name_tag`, and why it failed."""
     tags, source = task.parameters.get("tags") or [], str(task.parameters.get("src"))
-    return {"type": task.parameters.get("resource_type", "image"), "status": str(task.status),
-            "name_tag": f"{source}:{tags[0]}" if tags else source}  # fmt: skip
+    status = "Success" if task.status == JobStatus.SUCCESS else "Failed"
+    out = {"type": "image", "status": status, "name_tag": f"{source}:{tags[0]}" if tags else source}
+    if task.error and status == "Failed":
+        out["fail_reason"] = task.error[:500]
+    return out
 
 
 def _totals(tasks: list[Task]) -> dict[str, int]:

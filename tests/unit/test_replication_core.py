@@ -120,3 +120,15 @@ def test_round_trip_of_the_stored_form() -> None:
     policy = validate_policy(dataclasses.replace(PUSH, filters=filters, override=True, speed=10))
     again = Policy.from_dict(1, policy.to_dict())
     assert again.to_dict() == policy.to_dict()
+
+
+def test_the_replication_webhook_payload_is_harbors_event_data() -> None:
+    from chalicelib.core.webhooks import event_data
+    from chalicelib.events import Event, EventType
+
+    copied = [{"type": "image", "status": "Success", "name_tag": "a/b:v1"}]
+    detail = {"replication": {"job_status": "Success", "trigger_type": "MANUAL", "successful_artifact": copied}}
+    event = Event(EventType.REPLICATION, "admin", 1.0, project="a", resource_type="replication", resource="p",
+                  detail=detail)  # fmt: skip
+    data = event_data(event, "registry.example:8443", public=False)
+    assert data == {"replication": {**detail["replication"], "harbor_hostname": "registry.example"}}
