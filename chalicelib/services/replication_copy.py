@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from chalicelib.adapters.registry.client import BlobStream, Manifest
-from chalicelib.adapters.registry.errors import RemoteNotFound
+from chalicelib.adapters.registry.errors import RemoteNotFound, RemoteProtocolError
 from chalicelib.core.artifacts import cosign_tag
 from chalicelib.core.digest import is_digest
 from chalicelib.core.identity import Principal
@@ -43,8 +43,8 @@ if TYPE_CHECKING:
     from chalicelib.stores.manifests import ManifestStore
     from chalicelib.stores.repositories import RepositoryStore
 
-# Blobs above this size are pushed in chunks even when the policy does not ask for it (Harbor's
-# 10 MiB threshold for `copy_by_chunk`; a monolithic PUT of a large blob is what proxies refuse).
+# With `copy_by_chunk`, blobs above this size are pushed in chunks (Harbor's threshold); without
+# it, in one streamed PUT, unless the destination refuses that body as too large (413).
 CHUNKED_ABOVE = 10 * 1024 * 1024
 CHUNK_BYTES = 10 * 1024 * 1024
 # How deep referrers of referrers are followed (a signature of an SBOM of an image).
@@ -329,8 +329,15 @@ class Copier:
             self.outcome.blobs_mounted += 1
             self.outcome.log.append(f"mounted blob {digest}")
             return
-        chunked = size > CHUNKED_ABOVE or (self.copy_by_chunk and size > CHUNK_BYTES)
-        self.dst.push_blob(dst_repo, digest, size, self.src.blob_chunks(src_repo, digest, size), chunked)
+        chunked = self.copy_by_chunk and size > CHUNKED_ABOVE
+        try:
+            self.dst.push_blob(dst_repo, digest, size, self.src.blob_chunks(src_repo, digest, size), chunked)
+        except RemoteProtocolError as exc:
+            if chunked or not _too_large(exc):
+                raise
+            # The destination (or a proxy before it) refuses a body this large: in chunks, then.
+            chunked = True
+            self.dst.push_blob(dst_repo, digest, size, self.src.blob_chunks(src_repo, digest, size), chunked)
         self.wrote = True
         self.outcome.bytes_copied += size
         if chunked:
@@ -346,6 +353,10 @@ _FOREIGN = frozenset({
     "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
     "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd",
 })  # fmt: skip
+
+
+def _too_large(exc: RemoteProtocolError) -> bool:
+    return "answered 413" in exc.message
 
 
 def _foreign(descriptor: dict[str, Any]) -> bool:

@@ -184,3 +184,28 @@ def test_a_tag_naming_something_else_is_kept_unless_override() -> None:
     assert dst.tags[("lib/app", "v1")] == other.digest and kept.outcome.tags_skipped == 1
     copier(src, dst, override=True).artifact("lib/app", "lib/app", None, ["v1"])
     assert dst.tags[("lib/app", "v1")] == index.digest
+
+
+class Small(Memory):
+    """A destination whose front door refuses request bodies above 1 KiB (413), chunks welcome."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.modes: list[bool] = []
+
+    def push_blob(self, repository: str, d: str, size: int, chunks: Iterator[bytes], chunked: bool) -> None:
+        self.modes.append(chunked)
+        if not chunked and size > 1024:
+            from chalicelib.adapters.registry.errors import RemoteProtocolError
+
+            raise RemoteProtocolError("upload of x: the registry answered 413")
+        super().push_blob(repository, d, size, chunks, chunked)
+
+
+def test_a_body_the_destination_finds_too_large_goes_in_chunks() -> None:
+    src, dst = Memory(), Small()
+    seed(src)
+    copier(src, dst).artifact("lib/app", "lib/app", None, ["v1"])
+    # Only the 1,200-byte shared layer is above 1 KiB: refused whole once, then sent in chunks.
+    assert dst.modes.count(True) == 1 and dst.modes.count(False) == 6
+    assert dst.tags[("lib/app", "v1")] == src.tags[("lib/app", "v1")]
