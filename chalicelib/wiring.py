@@ -374,6 +374,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
+    registries = _registries(settings, clock)
+    projects.use_registries(registries.require_proxyable)
     built = Services(
         settings=settings,
         clock=clock,
@@ -408,7 +410,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         retention=retention,
         retention_runs=retention_runs,
         pulls=pulls,
-        registries=_registries(settings, clock),
+        registries=registries,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)
