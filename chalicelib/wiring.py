@@ -391,6 +391,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         settings,
     )
     registries = _registries(settings, clock)
+    projects.use_registries(registries.require_proxyable)
     # Replication: its policies, and the run that copies through the same services a client's push uses.
     replication_store = ReplicationStore(clock)
     replication_runs = ReplicationRun(

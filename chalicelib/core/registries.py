@@ -36,10 +36,12 @@ MAX_ACCESS_KEY_LENGTH = 1024
 MAX_SECRET_LENGTH = 16 * 1024
 MAX_CA_CERTIFICATE_LENGTH = 64 * 1024  # a GCR/ECR-style JSON key fits; more is not a credential
 
-# Types whose registries a project may proxy (Harbor's proxy-cache list; the UI offers these only).
+# Types whose registries a project may proxy (Harbor's proxy-cache list, its
+# PERMITTED_REGISTRY_TYPES_FOR_PROXY_CACHE; the UI offers only these). Of them, the types an adapter
+# exists for here can be created; `gitlab` is a replication endpoint only, as in Harbor.
 PROXY_CACHE_TYPES = frozenset(
-    ("docker-hub", "harbor", "azure-acr", "aws-ecr", "google-gcr", "quay", "docker-registry", "github-ghcr",
-     "jfrog-artifactory")
+    ("docker-hub", "harbor", "azure-acr", "ali-acr", "aws-ecr", "google-gcr", "quay", "docker-registry",
+     "github-ghcr", "jfrog-artifactory")
 )  # fmt: skip
 
 

@@ -118,6 +118,18 @@ class RegistryService:
         Replication policies and proxy-cache projects register one each."""
         self._in_use.append(check)
 
+    def require_proxyable(self, registry_id: int) -> Registry:
+        """The registry a proxy-cache project may pull through: it exists (400 otherwise, the
+        project body names it) and its type is one Harbor lets a project proxy."""
+        if registry_id <= 0:
+            raise BadRequest(f"{registry_id} is invalid value of registry_id, it should be greater than 0")
+        registry = self.find(registry_id)
+        if registry is None:
+            raise BadRequest(f"registry {registry_id} not found")
+        if registry.type not in core.PROXY_CACHE_TYPES:
+            raise BadRequest(f"unsupported registry type {registry.type}")
+        return registry
+
     def in_use(self, registry_id: int) -> str | None:
         for check in self._in_use:
             reason = check(registry_id)

@@ -19,7 +19,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.registries import Credential, Registry
-from chalicelib.errors import Conflict, NotFound
+from chalicelib.errors import Conflict, NotFound, Precondition
 from chalicelib.stores import keys
 from chalicelib.stores.tables import RegistryNameRow, RegistryRow, batch_get_raw, connection, next_id
 
@@ -118,17 +118,33 @@ class RegistryStore:
         return True
 
     def delete(self, registry: Registry) -> bool:
-        """Delete the registry and its name; False if it was already gone."""
+        """Delete the registry and its name; False if it was already gone. Refused (Precondition)
+        while a proxy-cache project counts itself on the row: the condition is part of the delete,
+        so a project created meanwhile either counted first (and the delete fails) or finds the
+        registry gone (and its create fails)."""
+        unused = RegistryRow.project_refs.does_not_exist() | (RegistryRow.project_refs == 0)
         try:
             with TransactWrite(connection=connection()) as tx:
                 tx.delete(RegistryRow(keys.registry_pk(registry.id), keys.ENTITY_SK),
-                          condition=RegistryRow.pk.exists())  # fmt: skip
+                          condition=RegistryRow.pk.exists() & unused)  # fmt: skip
                 tx.delete(_name_row(registry.name, registry.id))
         except TransactWriteError as exc:
-            if "ConditionalCheckFailed" in _reasons(exc):
-                return False
-            raise
+            if "ConditionalCheckFailed" not in _reasons(exc):
+                raise
+            if self.project_refs(registry.id) > 0:
+                raise Precondition(
+                    f"the registry {registry.id} is referenced by proxy cache project, cannot delete it"
+                ) from None
+            return False
         return True
+
+    def project_refs(self, registry_id: int) -> int:
+        """How many proxy-cache projects use the registry (0 when it is gone)."""
+        try:
+            row = RegistryRow.get(keys.registry_pk(registry_id), keys.ENTITY_SK, consistent_read=True)
+        except RegistryRow.DoesNotExist:
+            return 0
+        return int(row.project_refs or 0)
 
 
 def _reasons(exc: TransactWriteError) -> list[str | None]:

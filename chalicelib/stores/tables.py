@@ -228,6 +228,8 @@ class ProjectRow(_Base):
     # True from the QUOTA_WARNING that announced usage past the warning share until usage is seen
     # below it again: one warning per crossing (services/quotas.py).
     quota_warned = BooleanAttribute(null=True)
+    # A proxy-cache project's upstream (`REGISTRY#<id>`); its registry row counts it in `project_refs`.
+    registry_id = NumberAttribute(null=True)
 
 
 class MemberRow(_Base):
@@ -472,6 +474,9 @@ class RegistryRow(_Base):
     status = UnicodeAttribute(default="healthy")
     settings = UnicodeAttribute(default="{}")  # JSON object: type-specific overrides
     ca_certificate = UnicodeAttribute(default="")
+    # Proxy-cache projects using this registry: moved in the project's create and delete
+    # transactions, and a registry is deleted only on condition that it is 0.
+    project_refs = NumberAttribute(null=True)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
     version = NumberAttribute(default=0)

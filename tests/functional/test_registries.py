@@ -513,3 +513,55 @@ def test_the_local_scheduler_checks_registries_at_their_interval(registry: LiveR
     scheduler._health_thread.join(30)
     assert len(checks) == 2
     assert registry.get(f"{API}/registries/{registry_id}").get_json()["status"] == "unhealthy"
+
+
+# Proxy-cache projects.
+
+
+def test_a_proxy_cache_project_holds_its_registry(registry: LiveRegistry, remote: Remote) -> None:
+    registry_id = create(registry, body_of(remote))
+    response = registry.post(f"{API}/projects", json={"project_name": "hub-cache", "registry_id": registry_id,
+                                                      "metadata": {"public": "true"}})  # fmt: skip
+    assert response.status_code == 201, response.get_data()
+    project = registry.get(f"{API}/projects/hub-cache").get_json()
+    assert project["registry_id"] == registry_id
+    listed = registry.get(f"{API}/projects", query_string={"name": "hub-cache"}).get_json()
+    assert [p["registry_id"] for p in listed] == [registry_id]
+    assert "registry_id" not in registry.get(f"{API}/projects/library").get_json()  # omitted when 0, as Harbor
+    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 412, "PRECONDITION")
+    assert "proxy cache project" in message
+    assert registry.get(f"{API}/registries/{registry_id}").status_code == 200
+    assert registry.delete(f"{API}/projects/hub-cache").status_code == 200
+    assert registry.delete(f"{API}/registries/{registry_id}").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("registry_id", "status", "needle"),
+    [
+        (0, 400, "greater than 0"),
+        (999, 400, "not found"),
+        (-1, 400, "invalid request body"),
+        ("1", 400, "invalid request body"),
+    ],
+)
+def test_proxy_cache_project_refuses_a_bad_registry_id(
+    registry: LiveRegistry, registry_id: Any, status: int, needle: str
+) -> None:
+    response = registry.post(f"{API}/projects", json={"project_name": "cache", "registry_id": registry_id})
+    harbor_error(response, status, "BAD_REQUEST")
+    assert needle in response.get_data(as_text=True)
+    harbor_error(registry.get(f"{API}/projects/cache"), 404, "NOT_FOUND")
+
+
+def test_only_proxyable_types_and_only_administrators(registry: LiveRegistry, remote: Remote) -> None:
+    gitlab = create(registry, body_of(remote, name="lab", type="gitlab"))
+    message = harbor_error(registry.post(f"{API}/projects", json={"project_name": "c", "registry_id": gitlab}), 400,
+                           "BAD_REQUEST")  # fmt: skip
+    assert "unsupported registry type gitlab" in message
+    assert registry.delete(f"{API}/registries/{gitlab}").status_code == 200  # no project counted it
+    usable = create(registry, body_of(remote))
+    user = make_user(registry)
+    response = registry.post(f"{API}/projects", json={"project_name": "c", "registry_id": usable}, auth=user)
+    harbor_error(response, 403, "FORBIDDEN")
+    assert registry.post(f"{API}/projects", json={"project_name": "plain"}, auth=user).status_code == 201
+    assert registry.delete(f"{API}/registries/{usable}").status_code == 200
