@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.clock import MovableClock
 from tests.functional.conftest import LiveRegistry
 from tests.functional.helpers import REGION
 from tests.functional.jobs.conftest import API, wait_for_executions
@@ -284,3 +285,46 @@ def test_a_push_starts_an_event_based_policy_whose_filters_select_it(rep: Replic
     rep.wait(found[0]["id"])
     tasks = rep.call("GET", f"/replication/executions/{found[0]['id']}/tasks").get_json()
     assert [t["src_resource"] for t in tasks] == ["rep/app:[v2]"]
+
+
+def test_a_scheduled_policy_starts_once_per_cron_slot(rep: Replication, clock: MovableClock) -> None:
+    from chalicelib.jobs.schedules import run_scheduled
+
+    policy_id = rep.create(trigger={"type": "scheduled", "trigger_settings": {"cron": "* * * * * *"}})
+    clock.advance(1)  # the first slot after the policy was saved
+    started = run_scheduled({"vendor_type": "REPLICATION"})["job_ids"]
+    assert len(started) == 1
+    done = rep.wait(started[0])
+    assert done["trigger"] == "scheduled" and done["policy_id"] == policy_id
+    # Disabled: the schedule goes, nothing starts (however many slots pass).
+    policy = rep.call("GET", f"/replication/policies/{policy_id}").get_json()
+    assert rep.call("PUT", f"/replication/policies/{policy_id}", {**policy, "enabled": False}).status_code == 200
+    clock.advance(60)
+    assert run_scheduled({"vendor_type": "REPLICATION"})["job_ids"] == []
+
+
+def test_a_policy_with_a_running_execution_cannot_be_deleted(rep: Replication, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from chalicelib.services.replication_run import ReplicationRun
+
+    entered, release = threading.Event(), threading.Event()
+    original = ReplicationRun.begin
+
+    def paused(self: ReplicationRun, job_id: int) -> Any:
+        entered.set()
+        assert release.wait(30)
+        return original(self, job_id)
+
+    monkeypatch.setattr(ReplicationRun, "begin", paused)
+    policy_id = rep.create(single_active_replication=True)
+    execution_id = rep.start(policy_id)
+    assert entered.wait(30)
+    try:
+        assert _errors(rep.call("DELETE", f"/replication/policies/{policy_id}"), 412) == "PRECONDITION"
+        assert _errors(rep.call("POST", "/replication/executions", {"policy_id": policy_id}), 409) == "CONFLICT"
+        assert rep.call("PUT", f"/replication/executions/{execution_id}").status_code == 200
+    finally:
+        release.set()
+    assert rep.wait(execution_id)["status"] == "Stopped"
+    assert rep.call("DELETE", f"/replication/policies/{policy_id}").status_code == 200
