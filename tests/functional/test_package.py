@@ -67,6 +67,12 @@ RETENTION_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-retention:*"
 }
 RETENTION_FUNCTIONS = ("RetentionBegin", "RetentionTask", "RetentionTaskFailed", "RetentionFinish", "RetentionFail")
+REPLICATION_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+    "${AWS::StackName}-replication"
+}
+REPLICATION_FUNCTIONS = ("ReplicationBegin", "ReplicationTask", "ReplicationTaskFailed", "ReplicationFinish",
+                         "ReplicationFail")  # fmt: skip
 WEBHOOK_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-webhook"
 }
@@ -403,6 +409,33 @@ def test_retention_machine_calls_only_its_functions_and_ticks_every_minute(
     assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in RETENTION_FUNCTIONS]
     schedule = resources["RetentionScheduleTick"]["Properties"]
     assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "RETENTION"}
+
+
+def test_replication_machine_calls_only_its_functions_and_ticks_every_minute(
+    resources: dict[str, Any], package_dir: Path
+) -> None:
+    """Replication: its Task Lambdas run with the jobs role (which may write blobs: a pull-based copy
+    lands here); the API and the event consumer may start its machine; the tick asks for REPLICATION."""
+    for name in (*REPLICATION_FUNCTIONS, "JobSchedule", "EventConsumer"):
+        props = resources[name]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
+        assert props["Environment"]["Variables"]["REGISTRY_REPLICATION_STATE_MACHINE_ARN"] == REPLICATION_MACHINE_ARN
+    api = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api["REGISTRY_REPLICATION_STATE_MACHINE_ARN"] == REPLICATION_MACHINE_ARN
+    machine = resources["ReplicationStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-replication"}
+    asl = (package_dir / machine["DefinitionS3Location"]).read_text()
+    assert set(machine["DefinitionSubstitutions"]) == {f"{n}Arn" for n in REPLICATION_FUNCTIONS}
+    assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
+    (invoke,) = _statements(resources["ReplicationStateMachineRole"])
+    assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in REPLICATION_FUNCTIONS]
+    for role in ("RegistryJobsRole", "RegistryApiRole"):
+        (start,) = [s for s in _statements(resources[role]) if s["Resource"] == REPLICATION_MACHINE_ARN]
+        assert start["Action"] == "states:StartExecution"
+    jobs_actions = {a for stmt in _statements(resources["RegistryJobsRole"]) for a in _as_list(stmt["Action"])}
+    assert "s3:PutObject" in jobs_actions
+    schedule = resources["ReplicationScheduleTick"]["Properties"]
+    assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "REPLICATION"}
 
 
 def test_webhook_delivery_machine_and_its_least_privilege_role(resources: dict[str, Any], package_dir: Path) -> None:
