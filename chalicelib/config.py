@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     credential_store: Literal["table", "secretsmanager"] = "table"
     credential_prefix: str = Field(default="registry/credentials/", pattern=r"^[A-Za-z0-9/_+=.@-]{0,200}$")
     remote_registry_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
-    remote_registry_health_seconds: int = Field(default=300, ge=30, le=86400)
+    remote_registry_health_seconds: int = Field(default=300, ge=5, le=86400)
     # Per registry type, endpoints that type otherwise fixes, as JSON: `{"docker-hub": {"hub_url": ...,
     # "registry_url": ...}, "aws-ecr": {"ecr_endpoint_url": ...}}` (mirrors, VPC endpoints, test doubles).
     remote_registry_overrides: str = ""

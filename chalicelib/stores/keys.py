@@ -459,7 +459,9 @@ def replication_name_sk(name: str) -> str:
 # claimed by `REGISTRIES` / `NAME#<name>` in the same transaction (so names are unique), and that
 # one partition, sorted by name, is the whole list (one Query plus one BatchGetItem; a deployment has
 # tens of registries, not millions). A credential's secret is not on the row: the row names it
-# (`secret_ref`), and the local secret store keeps it as `SECRET#<uuid>` / `SECRET`.
+# (`secret_ref`), and the local secret store keeps it as `SECRET#<uuid>` / `SECRET`. The registry row
+# counts the proxy-cache projects using it (`project_refs`, moved in the project's create and delete
+# transactions), and its delete is conditioned on 0.
 REGISTRY_PREFIX = "REGISTRY#"
 REGISTRIES_PK = "REGISTRIES"
 REGISTRY_NAME_PREFIX = "NAME#"

@@ -565,3 +565,44 @@ def test_only_proxyable_types_and_only_administrators(registry: LiveRegistry, re
     harbor_error(response, 403, "FORBIDDEN")
     assert registry.post(f"{API}/projects", json={"project_name": "plain"}, auth=user).status_code == 201
     assert registry.delete(f"{API}/registries/{usable}").status_code == 200
+
+
+# Secrets Manager (the AWS credential store), on moto.
+
+
+def test_secrets_manager_keeps_the_secret_and_the_record_its_arn(registry: LiveRegistry, remote: Remote) -> None:
+    import boto3
+
+    registry.configure(credential_store="secretsmanager", credential_prefix="stack/registry-credentials/")
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    registry_id = create(registry, body_of(remote))
+    items = registry.dynamodb.scan(TableName=registry.table)["Items"]
+    assert not [i for i in items if SECRET_MARK in json.dumps(i)]
+    (record,) = [i for i in items if i["pk"]["S"] == f"REGISTRY#{registry_id}"]
+    arn = record["secret_ref"]["S"]
+    assert arn.startswith("arn:aws:secretsmanager:") and ":secret:stack/registry-credentials/registry/mirror" in arn
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
+    assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
+    # A wrong new secret is refused before anything is stored; the stored one still works.
+    wrong = registry.put(f"{API}/registries/{registry_id}", json={"access_secret": "Wrong-Pass-1"})
+    harbor_error(wrong, 400, "BAD_REQUEST")
+    assert sm.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
+    # A store switched back to table rows still reads the ARN the record holds.
+    registry.configure(credential_store="table")
+    assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
+    registry.configure(credential_store="secretsmanager")
+    assert registry.delete(f"{API}/registries/{registry_id}").status_code == 200
+    names = [s["Name"] for s in sm.list_secrets()["SecretList"]]
+    assert "stack/registry-credentials/registry/mirror" not in names
+
+
+def test_a_missing_stored_secret_is_a_400_asking_for_it_again(registry: LiveRegistry, remote: Remote) -> None:
+    registry_id = create(registry, body_of(remote))
+    items = registry.dynamodb.scan(TableName=registry.table)["Items"]
+    (secret,) = [i for i in items if i["pk"]["S"].startswith("SECRET#")]
+    registry.dynamodb.delete_item(TableName=registry.table, Key={"pk": secret["pk"], "sk": secret["sk"]})
+    message = harbor_error(registry.post(f"{API}/registries/ping", json={"id": registry_id}), 400, "BAD_REQUEST")
+    assert "set access_secret again" in message
+    fixed = registry.put(f"{API}/registries/{registry_id}", json={"access_secret": PASSWORD})
+    assert fixed.status_code == 200, fixed.get_data()
+    assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
