@@ -71,6 +71,9 @@ REPLICATION_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
     "${AWS::StackName}-replication"
 }
+REPLICATION_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-replication:*"
+}
 REPLICATION_FUNCTIONS = ("ReplicationBegin", "ReplicationTask", "ReplicationTaskFailed", "ReplicationFinish",
                          "ReplicationFail")  # fmt: skip
 WEBHOOK_MACHINE_ARN = {
@@ -252,6 +255,9 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     # The same for tag retention executions (the /retentions API).
     assert on(RETENTION_MACHINE_ARN) == {"states:StartExecution"}
     assert on(RETENTION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    # And for replication executions (the /replication/executions API).
+    assert on(REPLICATION_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(REPLICATION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 
