@@ -606,3 +606,22 @@ def test_a_missing_stored_secret_is_a_400_asking_for_it_again(registry: LiveRegi
     fixed = registry.put(f"{API}/registries/{registry_id}", json={"access_secret": PASSWORD})
     assert fixed.status_code == 200, fixed.get_data()
     assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
+
+
+# What the routes cost.
+
+
+def test_what_reading_registries_costs(registry: LiveRegistry, remote: Remote) -> None:
+    from tests.functional.helpers import dynamodb_calls
+
+    ids = [create(registry, body_of(remote, name=f"r{n}")) for n in range(3)]
+    with dynamodb_calls() as listing:
+        assert registry.get(f"{API}/registries").status_code == 200
+    with dynamodb_calls() as one:
+        assert registry.get(f"{API}/registries/{ids[0]}").status_code == 200
+    with dynamodb_calls() as ping:
+        assert registry.post(f"{API}/registries/ping", json={"id": ids[0]}).status_code == 200
+    # Each request first reads the caller's account (Basic credentials are checked on every request).
+    assert listing == ["GetItem", "Query", "BatchGetItem"]  # the name rows, then the records
+    assert one == ["GetItem", "GetItem"]
+    assert ping == ["GetItem", "GetItem", "GetItem"]  # the record, then its secret row
