@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.egress import EgressPolicy, EgressSession
@@ -353,7 +354,9 @@ class RegistryService:
             return registry  # the stored reference, unchanged
         if not working.secret:
             return replace(registry, credential=replace(registry.credential, secret_ref=""))
-        ref = self._secrets.put(_owner(f"registry/{registry.name}"), working.secret)
+        # A name of its own per secret: two racing creates of one registry name, or an update racing
+        # another, never write (and then delete) the same secret.
+        ref = self._secrets.put(_owner(f"registry/{registry.name}/{token_hex(6)}"), working.secret)
         return replace(registry, credential=replace(registry.credential, secret_ref=ref))
 
     def _forget(self, old: Credential | None, new: Credential | None) -> None:

@@ -580,20 +580,27 @@ def test_secrets_manager_keeps_the_secret_and_the_record_its_arn(registry: LiveR
     assert not [i for i in items if SECRET_MARK in json.dumps(i)]
     (record,) = [i for i in items if i["pk"]["S"] == f"REGISTRY#{registry_id}"]
     arn = record["secret_ref"]["S"]
-    assert arn.startswith("arn:aws:secretsmanager:") and ":secret:stack/registry-credentials/registry/mirror" in arn
+    assert arn.startswith("arn:aws:secretsmanager:") and ":secret:stack/registry-credentials/registry/mirror/" in arn
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
     assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
     # A wrong new secret is refused before anything is stored; the stored one still works.
     wrong = registry.put(f"{API}/registries/{registry_id}", json={"access_secret": "Wrong-Pass-1"})
     harbor_error(wrong, 400, "BAD_REQUEST")
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
+    # A new secret is a new Secrets Manager secret; the replaced one is deleted.
+    assert registry.put(f"{API}/registries/{registry_id}", json={"access_secret": PASSWORD}).status_code == 200
+    items = registry.dynamodb.scan(TableName=registry.table)["Items"]
+    (record,) = [i for i in items if i["pk"]["S"] == f"REGISTRY#{registry_id}"]
+    assert record["secret_ref"]["S"] != arn
+    names = [s["Name"] for s in sm.list_secrets()["SecretList"]]
+    assert len([n for n in names if n.startswith("stack/registry-credentials/")]) == 1
     # A store switched back to table rows still reads the ARN the record holds.
     registry.configure(credential_store="table")
     assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
     registry.configure(credential_store="secretsmanager")
     assert registry.delete(f"{API}/registries/{registry_id}").status_code == 200
     names = [s["Name"] for s in sm.list_secrets()["SecretList"]]
-    assert "stack/registry-credentials/registry/mirror" not in names
+    assert not [n for n in names if n.startswith("stack/registry-credentials/")]
 
 
 def test_a_missing_stored_secret_is_a_400_asking_for_it_again(registry: LiveRegistry, remote: Remote) -> None:
