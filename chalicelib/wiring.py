@@ -168,7 +168,7 @@ def _egress(settings: Settings) -> EgressClient:
     return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
 
 
-def _registries(settings: Settings, clock: Clock) -> RegistryService:
+def _registries(settings: Settings, clock: Clock, events: EventBus) -> RegistryService:
     """Remote registries, their secrets in the configured credential store."""
     from chalicelib.adapters.egress import EgressPolicy, parse_networks
     from chalicelib.services.registries import RegistryService
@@ -187,7 +187,7 @@ def _registries(settings: Settings, clock: Clock) -> RegistryService:
     policy = EgressPolicy(parse_networks(settings.egress_allow_networks.split(",")))
     return RegistryService(
         RegistryStore(clock), secrets, policy, timeout_seconds=settings.remote_registry_timeout_seconds,
-        adapter_settings=settings.remote_overrides, clock=clock,
+        adapter_settings=settings.remote_overrides, events=events, clock=clock,
     )  # fmt: skip
 
 
@@ -374,7 +374,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
-    registries = _registries(settings, clock)
+    registries = _registries(settings, clock, events)
     projects.use_registries(registries.require_proxyable)
     built = Services(
         settings=settings,
