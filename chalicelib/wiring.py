@@ -174,7 +174,7 @@ def _egress(settings: Settings) -> EgressClient:
     return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
 
 
-def _registries(settings: Settings, clock: Clock) -> RegistryService:
+def _registries(settings: Settings, clock: Clock, events: EventBus) -> RegistryService:
     """Remote registries, their secrets in the configured credential store."""
     from chalicelib.adapters.egress import EgressPolicy, parse_networks
     from chalicelib.services.registries import RegistryService
@@ -193,7 +193,7 @@ def _registries(settings: Settings, clock: Clock) -> RegistryService:
     policy = EgressPolicy(parse_networks(settings.egress_allow_networks.split(",")))
     return RegistryService(
         RegistryStore(clock), secrets, policy, timeout_seconds=settings.remote_registry_timeout_seconds,
-        adapter_settings=settings.remote_overrides, clock=clock,
+        adapter_settings=settings.remote_overrides, events=events, clock=clock,
     )  # fmt: skip
 
 
@@ -390,7 +390,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         quotas,
         settings,
     )
-    registries = _registries(settings, clock)
+    registries = _registries(settings, clock, events)
     projects.use_registries(registries.require_proxyable)
     # Replication: its policies, and the run that copies through the same services a client's push uses.
     replication_store = ReplicationStore(clock)

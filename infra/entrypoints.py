@@ -40,6 +40,9 @@ _COMMON = {
 PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
     "jobs": ("RegistryJobsRole", {
         **_COMMON,
+        # The registry health check reads remote registries' secrets (never writes them).
+        "REGISTRY_CREDENTIAL_STORE": "secretsmanager",
+        "REGISTRY_CREDENTIAL_PREFIX": {"Fn::Sub": "${AWS::StackName}/registry-credentials/"},
         "REGISTRY_GC_STATE_MACHINE_ARN": _machine_arn("gc"),
         "REGISTRY_RETENTION_STATE_MACHINE_ARN": _machine_arn("retention"),
         "REGISTRY_REPLICATION_STATE_MACHINE_ARN": _machine_arn("replication"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from secrets import token_hex
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.egress import EgressPolicy, EgressSession
@@ -39,6 +40,7 @@ from chalicelib.core import registries as core
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.registries import Credential, Registry
 from chalicelib.errors import BadRequest, Conflict, EgressRefused, NotFound, Precondition
+from chalicelib.events import EventBus, EventType
 from chalicelib.observability import logger
 
 if TYPE_CHECKING:
@@ -80,6 +82,7 @@ class RegistryService:
         timeout_seconds: float = 10.0,
         adapter_settings: dict[str, dict[str, str]] | None = None,
         adapter_factory: AdapterFactory | None = None,
+        events: EventBus | None = None,
         clock: Clock = system_clock,
     ) -> None:
         self._store = store
@@ -90,6 +93,7 @@ class RegistryService:
         # ECR's API endpoint), so tests and air-gapped sites point them at their own doubles.
         self._adapter_settings = adapter_settings or {}
         self._adapter_factory = adapter_factory
+        self._events = events  # audit entries of creates, updates and deletes
         self._clock = clock
         self._in_use: list[InUseCheck] = []
 
@@ -212,10 +216,12 @@ class RegistryService:
         self._require_healthy(candidate, self._secret_of(working))
         stored = self._keep(candidate, working)
         try:
-            return self._store.create(stored)
+            created = self._store.create(stored)
         except Exception:
             self._forget(stored.credential, None)
             raise
+        self._audit(EventType.CREATE_REGISTRY, created)
+        return created
 
     def update(self, registry_id: int, request: RegistryRequest) -> Registry:
         """Harbor's update: the given fields replace the stored ones, then the whole registry is
@@ -251,6 +257,7 @@ class RegistryService:
             self._forget(stored.credential, current.credential)
             raise
         self._forget(current.credential, updated.credential)
+        self._audit(EventType.UPDATE_REGISTRY, updated)
         return updated
 
     def delete(self, registry_id: int) -> Registry:
@@ -263,7 +270,13 @@ class RegistryService:
         if not self._store.delete(registry):
             raise NotFound(f"registry {registry_id} not found")
         self._forget(registry.credential, None)
+        self._audit(EventType.DELETE_REGISTRY, registry)
         return registry
+
+    def _audit(self, event_type: EventType, registry: Registry) -> None:
+        if self._events is not None:
+            self._events.emit(event_type, resource_type="registry", resource=registry.name,
+                              detail={"registry_id": registry.id})  # fmt: skip
 
     def ping(self, registry_id: int | None, request: RegistryRequest) -> None:
         """Harbor's ping. By id: the stored registry, whose type and credentials the body may
@@ -353,7 +366,9 @@ class RegistryService:
             return registry  # the stored reference, unchanged
         if not working.secret:
             return replace(registry, credential=replace(registry.credential, secret_ref=""))
-        ref = self._secrets.put(_owner(f"registry/{registry.name}"), working.secret)
+        # A name of its own per secret: two racing creates of one registry name, or an update racing
+        # another, never write (and then delete) the same secret.
+        ref = self._secrets.put(_owner(f"registry/{registry.name}/{token_hex(6)}"), working.secret)
         return replace(registry, credential=replace(registry.credential, secret_ref=ref))
 
     def _forget(self, old: Credential | None, new: Credential | None) -> None:

@@ -51,6 +51,10 @@ OBJECT_ACTIONS = {
 }
 # The two secrets the function reads at cold start, as the role's resources and the env values.
 ADMIN_SECRET_REF = {"Ref": "AdminPasswordSecret"}
+REMOTE_CREDENTIALS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:"
+    "${AWS::StackName}/registry-credentials/*"
+}
 TOKEN_KEY_REF = {"Ref": "TokenKeySecretArn"}
 GC_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-gc"
@@ -248,6 +252,9 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     assert on({"Fn::GetAtt": ["RegistryApiLogGroup", "Arn"]}) == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert on(ADMIN_SECRET_REF) == {"secretsmanager:GetSecretValue"}
     assert on(TOKEN_KEY_REF) == {"secretsmanager:GetSecretValue"}
+    # Remote registries' secrets (the /registries API), under the stack's own prefix only.
+    assert on(REMOTE_CREDENTIALS_ARN) == {"secretsmanager:CreateSecret", "secretsmanager:PutSecretValue",
+                                          "secretsmanager:GetSecretValue", "secretsmanager:DeleteSecret"}  # fmt: skip
     assert on("*") == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     # Starting, reading and stopping GC executions (the /system/gc API).
     assert on(GC_MACHINE_ARN) == {"states:StartExecution"}
@@ -263,14 +270,17 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
 
 
 def test_secret_reads_are_scoped_to_the_two_secrets(resources: dict[str, Any]) -> None:
-    """GetSecretValue on exactly the admin password secret and the token key secret: no wildcard."""
+    """GetSecretValue on exactly the admin password secret and the token key secret: no wildcard.
+    The one other secrets grant is the remote registries' credentials, under the stack's prefix."""
     statements = [
         s
         for s in _statements(resources["RegistryApiRole"])
         if any(a.split(":")[0] in {"secretsmanager", "ssm", "kms"} for a in _as_list(s["Action"]))
     ]
-    assert len(statements) == 1, statements
-    (stmt,) = statements
+    assert len(statements) == 2, statements
+    (remote,) = [s for s in statements if s.get("Sid") == "RemoteRegistryCredentials"]
+    assert remote["Resource"] == REMOTE_CREDENTIALS_ARN
+    (stmt,) = [s for s in statements if s is not remote]
     assert _as_list(stmt["Action"]) == ["secretsmanager:GetSecretValue"]
     assert "Condition" not in stmt
     assert "NotResource" not in stmt

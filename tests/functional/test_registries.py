@@ -580,20 +580,27 @@ def test_secrets_manager_keeps_the_secret_and_the_record_its_arn(registry: LiveR
     assert not [i for i in items if SECRET_MARK in json.dumps(i)]
     (record,) = [i for i in items if i["pk"]["S"] == f"REGISTRY#{registry_id}"]
     arn = record["secret_ref"]["S"]
-    assert arn.startswith("arn:aws:secretsmanager:") and ":secret:stack/registry-credentials/registry/mirror" in arn
+    assert arn.startswith("arn:aws:secretsmanager:") and ":secret:stack/registry-credentials/registry/mirror/" in arn
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
     assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
     # A wrong new secret is refused before anything is stored; the stored one still works.
     wrong = registry.put(f"{API}/registries/{registry_id}", json={"access_secret": "Wrong-Pass-1"})
     harbor_error(wrong, 400, "BAD_REQUEST")
     assert sm.get_secret_value(SecretId=arn)["SecretString"] == PASSWORD
+    # A new secret is a new Secrets Manager secret; the replaced one is deleted.
+    assert registry.put(f"{API}/registries/{registry_id}", json={"access_secret": PASSWORD}).status_code == 200
+    items = registry.dynamodb.scan(TableName=registry.table)["Items"]
+    (record,) = [i for i in items if i["pk"]["S"] == f"REGISTRY#{registry_id}"]
+    assert record["secret_ref"]["S"] != arn
+    names = [s["Name"] for s in sm.list_secrets()["SecretList"]]
+    assert len([n for n in names if n.startswith("stack/registry-credentials/")]) == 1
     # A store switched back to table rows still reads the ARN the record holds.
     registry.configure(credential_store="table")
     assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
     registry.configure(credential_store="secretsmanager")
     assert registry.delete(f"{API}/registries/{registry_id}").status_code == 200
     names = [s["Name"] for s in sm.list_secrets()["SecretList"]]
-    assert "stack/registry-credentials/registry/mirror" not in names
+    assert not [n for n in names if n.startswith("stack/registry-credentials/")]
 
 
 def test_a_missing_stored_secret_is_a_400_asking_for_it_again(registry: LiveRegistry, remote: Remote) -> None:
@@ -606,3 +613,22 @@ def test_a_missing_stored_secret_is_a_400_asking_for_it_again(registry: LiveRegi
     fixed = registry.put(f"{API}/registries/{registry_id}", json={"access_secret": PASSWORD})
     assert fixed.status_code == 200, fixed.get_data()
     assert registry.post(f"{API}/registries/ping", json={"id": registry_id}).status_code == 200
+
+
+# What the routes cost.
+
+
+def test_what_reading_registries_costs(registry: LiveRegistry, remote: Remote) -> None:
+    from tests.functional.helpers import dynamodb_calls
+
+    ids = [create(registry, body_of(remote, name=f"r{n}")) for n in range(3)]
+    with dynamodb_calls() as listing:
+        assert registry.get(f"{API}/registries").status_code == 200
+    with dynamodb_calls() as one:
+        assert registry.get(f"{API}/registries/{ids[0]}").status_code == 200
+    with dynamodb_calls() as ping:
+        assert registry.post(f"{API}/registries/ping", json={"id": ids[0]}).status_code == 200
+    # Each request first reads the caller's account (Basic credentials are checked on every request).
+    assert listing == ["GetItem", "Query", "BatchGetItem"]  # the name rows, then the records
+    assert one == ["GetItem", "GetItem"]
+    assert ping == ["GetItem", "GetItem", "GetItem"]  # the record, then its secret row

@@ -13,7 +13,6 @@ from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core import registries as core
 from chalicelib.core.registries import Registry
-from chalicelib.events import EventType
 from chalicelib.wiring import services
 
 routes = Routes(__name__)
@@ -100,11 +99,6 @@ def _request(body: RegistryUpdateReq | RegistryReq) -> Any:
     )  # fmt: skip
 
 
-def _audit(event_type: EventType, registry: Registry) -> None:
-    services().events.emit(event_type, resource_type="registry", resource=registry.name,
-                           detail={"registry_id": registry.id})  # fmt: skip
-
-
 @routes.get("/registries")
 def list_registries(request: HttpRequest) -> Page:
     name = request.arg("name")  # deprecated by Harbor in favour of q=name=~...; a substring match
@@ -120,7 +114,6 @@ def list_registries(request: HttpRequest) -> Page:
 @routes.post("/registries", body=RegistryReq)
 def create_registry(request: HttpRequest, body: RegistryReq) -> Created:
     registry = services().registries.create(_request(body))
-    _audit(EventType.CREATE_REGISTRY, registry)
     return Created(f"/registries/{registry.id}")
 
 
@@ -136,14 +129,12 @@ def get_registry(request: HttpRequest) -> dict[str, Any]:
 
 @routes.put("/registries/{id}", body=RegistryUpdateReq)
 def update_registry(request: HttpRequest, body: RegistryUpdateReq) -> None:
-    registry = services().registries.update(_registry_id(request), _request(body))
-    _audit(EventType.UPDATE_REGISTRY, registry)
+    services().registries.update(_registry_id(request), _request(body))
 
 
 @routes.delete("/registries/{id}")
 def delete_registry(request: HttpRequest) -> None:
-    registry = services().registries.delete(_registry_id(request))
-    _audit(EventType.DELETE_REGISTRY, registry)
+    services().registries.delete(_registry_id(request))
 
 
 @routes.get("/registries/{id}/info")
