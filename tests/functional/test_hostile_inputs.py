@@ -75,6 +75,12 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             {"kind": "project", "namespace": PROJECT, "access": [{"resource": "repository", "action": "pull"}]}
         ],
     }
+    replication = {
+        "name": "rep1", "dest_registry": {"id": ids.get("registry_id", 1)}, "dest_namespace": "mirror",
+        "dest_namespace_replace_count": 1, "trigger": {"type": "manual"}, "enabled": True, "override": True,
+        "filters": [{"type": "name", "value": f"{PROJECT}/**"},
+                    {"type": "tag", "value": "v*", "decoration": "matches"}],
+    }  # fmt: skip
     return {
         ("PUT", f"{API}/configurations"): {
             "token_expiration": 30,
@@ -117,6 +123,10 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         ("POST", f"{API}/registries/ping"): {"id": ids.get("registry_id", 1), "access_key": "u", "access_secret": "p"},
         ("PUT", f"{API}/registries/{{id}}"): {"name": "r3", "description": "d", "access_key": "u",
                                               "access_secret": "p", "insecure": False},
+        ("POST", f"{API}/replication/policies"): replication,
+        ("PUT", f"{API}/replication/policies/{{id}}"): {**replication, "name": "rep2"},
+        ("POST", f"{API}/replication/executions"): {"policy_id": 1},
+        ("PUT", f"{API}/replication/executions/{{id}}"): {},  # stop: Harbor's takes no body
     }  # fmt: skip
 
 
