@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -124,6 +125,12 @@ class Settings(BaseSettings):
     scan_all_wait_seconds: int = Field(default=10, ge=0, le=3600)
     # How many repositories one retention execution processes at a time (its Map's MaxConcurrency).
     retention_workers: int = Field(default=4, ge=1, le=40)
+    # Replication: its state machine, how many artifacts one execution copies at a time (its Map's
+    # MaxConcurrency), and how long one Lambda Task copies before it hands the rest to the next
+    # (well under Lambda's 15 minutes: the Task finishes the blob it is on after the budget).
+    replication_state_machine_arn: str | None = None
+    replication_workers: int = Field(default=4, ge=1, le=40)
+    replication_task_budget_seconds: float = Field(default=600.0, gt=0, le=840)
     # Domain events go to this EventBridge bus (on AWS); unset: the in-process bus delivers them.
     event_bus_name: str | None = None
     # How often the local scheduler thread looks for due schedules.
@@ -151,12 +158,20 @@ class Settings(BaseSettings):
     scanner_allow_networks: str = Field(default="", description="comma-separated CIDRs")
     # How long a process trusts an adapter's metadata, or its failure to answer (Harbor: 30 s).
     scanner_metadata_cache_seconds: int = Field(default=30, ge=0, le=3600)
-    # Credentials the registry presents to others (a scanner's API key) are Secrets Manager
-    # secrets named under this prefix (the stack's IAM policy is scoped to it) ...
+    # Credentials the registry presents to others (a scanner's API key, a remote registry's
+    # password) are Secrets Manager secrets named under this prefix (the stack's IAM policy is
+    # scoped to it) ...
     secrets_prefix: str = "registry/"
     # ... or, when this key file is set (the embedded runner sets one under the data dir), rows of
     # the table encrypted with its key (AES-256-GCM; the file holds the key, base64).
     local_secret_key_file: Path | None = None
+    # Remote registries (replication, proxy cache): the HTTP timeout of their calls, and how often
+    # their health is checked (Harbor: every 5 minutes). Their secrets are kept as above.
+    remote_registry_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    remote_registry_health_seconds: int = Field(default=300, ge=5, le=86400)
+    # Per registry type, endpoints that type otherwise fixes, as JSON: `{"docker-hub": {"hub_url": ...,
+    # "registry_url": ...}, "aws-ecr": {"ecr_endpoint_url": ...}}` (mirrors, VPC endpoints, test doubles).
+    remote_registry_overrides: str = ""
 
     # The embedded runner (`make serve`).
     host: str = "127.0.0.1"
@@ -193,6 +208,7 @@ class Settings(BaseSettings):
         "retention_state_machine_arn",
         "scan_state_machine_arn",
         "scan_all_state_machine_arn",
+        "replication_state_machine_arn",
         "event_bus_name",
         "webhook_state_machine_arn",
         "relay_url",
@@ -201,6 +217,21 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("remote_registry_overrides")
+    @classmethod
+    def _overrides(cls, value: str) -> str:
+        if value.strip():
+            parsed = json.loads(value)
+            if not isinstance(parsed, dict) or not all(
+                isinstance(v, dict) and all(isinstance(x, str) for x in v.values()) for v in parsed.values()
+            ):
+                raise ValueError("must be a JSON object of registry type -> {setting: string}")
+        return value
+
+    @property
+    def remote_overrides(self) -> dict[str, dict[str, str]]:
+        return json.loads(self.remote_registry_overrides) if self.remote_registry_overrides.strip() else {}
 
     @field_validator("egress_allow_networks", "scanner_allow_networks")
     @classmethod

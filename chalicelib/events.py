@@ -52,6 +52,10 @@ class EventType(StrEnum):
     CREATE_SCANNER = "CREATE_SCANNER"
     UPDATE_SCANNER = "UPDATE_SCANNER"
     DELETE_SCANNER = "DELETE_SCANNER"
+    # Registry endpoints: audited (Harbor does not audit them); no webhook names them.
+    CREATE_REGISTRY = "CREATE_REGISTRY"
+    UPDATE_REGISTRY = "UPDATE_REGISTRY"
+    DELETE_REGISTRY = "DELETE_REGISTRY"
 
 
 _operator: ContextVar[str] = ContextVar("registry_operator", default="anonymous")

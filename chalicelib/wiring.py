@@ -43,6 +43,9 @@ if TYPE_CHECKING:
     from chalicelib.services.projects import ProjectService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.registries import RegistryService
+    from chalicelib.services.replication import ReplicationService
+    from chalicelib.services.replication_run import ReplicationRun
     from chalicelib.services.repositories import RepositoryService
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
@@ -95,6 +98,9 @@ class Services:
     gate: GateService
     scan_all: ScanAllService
     scans: ScanService
+    registries: RegistryService
+    replication: ReplicationService
+    replication_runs: ReplicationRun
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -165,6 +171,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
         machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
     if settings.scan_all_state_machine_arn:
         machines["SCAN_ALL"] = settings.scan_all_state_machine_arn
+    if settings.replication_state_machine_arn:
+        machines["REPLICATION"] = settings.replication_state_machine_arn
     if _durable_webhooks(settings):
         machines["WEBHOOK"] = str(settings.webhook_state_machine_arn)
     return StepFunctionsRunner(client, machines)
@@ -181,6 +189,19 @@ def _egress(settings: Settings) -> EgressClient:
 
     networks = parse_networks(settings.egress_allow_networks.split(","))
     return EgressClient(EgressPolicy(networks), settings.webhook_timeout_seconds)
+
+
+def _registries(settings: Settings, clock: Clock, events: EventBus, secrets: SecretStore) -> RegistryService:
+    """Remote registries, their secrets in the registry's secret store."""
+    from chalicelib.adapters.egress import EgressPolicy, parse_networks
+    from chalicelib.services.registries import RegistryService
+    from chalicelib.stores.registries import RegistryStore
+
+    policy = EgressPolicy(parse_networks(settings.egress_allow_networks.split(",")))
+    return RegistryService(
+        RegistryStore(clock), secrets, policy, timeout_seconds=settings.remote_registry_timeout_seconds,
+        adapter_settings=settings.remote_overrides, events=events, clock=clock,
+    )  # fmt: skip
 
 
 def _registry_host(settings: Settings) -> str:
@@ -308,6 +329,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.projects import ProjectService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
+    from chalicelib.services.replication import ReplicationService
+    from chalicelib.services.replication_run import ReplicationRun
     from chalicelib.services.repositories import RepositoryService
     from chalicelib.services.retention import RetentionService
     from chalicelib.services.retention_run import RetentionRun
@@ -335,6 +358,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.labels import LabelStore
     from chalicelib.stores.manifests import ManifestStore
     from chalicelib.stores.projects import ProjectStore
+    from chalicelib.stores.replication import ReplicationStore
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
@@ -420,7 +444,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
     events.subscribe(retention.on_event)
-    scanners = ScannerService(ScannerStore(), secret_store(settings, clock), _scanner_egress(settings), events,
+    secrets = secret_store(settings, clock)
+    scanners = ScannerService(ScannerStore(), secrets, _scanner_egress(settings), events,
                               metadata_cache_seconds=settings.scanner_metadata_cache_seconds, clock=clock)  # fmt: skip
     events.subscribe(scanners.forget_project)
     uploads = UploadService(
@@ -439,6 +464,18 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         batch=settings.scan_all_batch, max_active=settings.scan_all_max_active,
         wait_seconds=settings.scan_all_wait_seconds, clock=clock,
     )  # fmt: skip
+    registries = _registries(settings, clock, events, secrets)
+    projects.use_registries(registries.require_proxyable)
+    # Replication: its policies, and the run that copies through the same services a client's push uses.
+    replication_store = ReplicationStore(clock)
+    replication_runs = ReplicationRun(
+        replication_store, jobs, registries, manifests=manifests, uploads=uploads, blobs=blobs, projects=projects,
+        labels=labels, artifacts=artifact_store, manifest_store=manifest_store, repositories=repository_store,
+        events=events, workers=settings.replication_workers, budget_seconds=settings.replication_task_budget_seconds,
+    )  # fmt: skip
+    replication = ReplicationService(replication_store, jobs, registries, replication_runs)
+    registries.register_in_use(replication.in_use)
+    events.subscribe(replication.on_event)
     built = Services(
         settings=settings,
         clock=clock,
@@ -472,6 +509,9 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         gate=GateService(GateStore(), ScanStore(objects), clock),
         scan_all=scan_all,
         scans=scans,
+        registries=registries,
+        replication=replication,
+        replication_runs=replication_runs,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

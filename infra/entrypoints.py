@@ -44,6 +44,7 @@ PROFILES: dict[str, tuple[str, dict[str, Any]]] = {
         "REGISTRY_RETENTION_STATE_MACHINE_ARN": _machine_arn("retention"),
         "REGISTRY_SCAN_STATE_MACHINE_ARN": _machine_arn("scan"),
         "REGISTRY_SCAN_ALL_STATE_MACHINE_ARN": _machine_arn("scan_all"),
+        "REGISTRY_REPLICATION_STATE_MACHINE_ARN": _machine_arn("replication"),
         "REGISTRY_EVENT_BUS_NAME": "default",
         # Where a scanner pulls the image it scans from (Harbor: the external endpoint).
         "REGISTRY_EXTERNAL_URL": {"Fn::If": ["HasCustomDomain", {"Fn::Sub": "https://${CustomDomainName}"},

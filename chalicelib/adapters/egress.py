@@ -205,10 +205,15 @@ class EgressSession:
     now resolves elsewhere gets a pool of its own, or a refusal. Redirects are never followed here:
     the caller decides, and calls `request` again for the new URL, which is checked in turn."""
 
-    def __init__(self, policy: EgressPolicy, timeout_seconds: float, verify: bool = True) -> None:
+    def __init__(
+        self, policy: EgressPolicy, timeout_seconds: float, verify: bool = True, ca_certificates: str | None = None
+    ) -> None:
         self._policy = policy
         self._timeout = urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds)
         self._verify = verify
+        # PEM CAs a remote's certificate is checked against instead of the system's (a registry's
+        # `ca_certificate`); None: the system's.
+        self._ca = ca_certificates or None
         self._pools: dict[Destination, urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
@@ -226,7 +231,7 @@ class EgressSession:
         with self._lock:
             pool = self._pools.get(key)
             if pool is None:
-                pool = self._pools[key] = _pool(destination, self._verify, self._timeout, maxsize=4)
+                pool = self._pools[key] = _pool(destination, self._verify, self._timeout, maxsize=4, ca=self._ca)
         return pool.urlopen(
             method,
             destination.target,
@@ -246,7 +251,9 @@ class EgressSession:
             self._pools.clear()
 
 
-def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout, maxsize: int) -> urllib3.HTTPConnectionPool:
+def _pool(
+    destination: Destination, verify: bool, timeout: urllib3.Timeout, maxsize: int, ca: str | None = None
+) -> urllib3.HTTPConnectionPool:
     if destination.scheme == "http":
         return urllib3.HTTPConnectionPool(destination.address, destination.port, timeout=timeout, maxsize=maxsize)
     return urllib3.HTTPSConnectionPool(
@@ -257,4 +264,5 @@ def _pool(destination: Destination, verify: bool, timeout: urllib3.Timeout, maxs
         cert_reqs="CERT_REQUIRED" if verify else "CERT_NONE",
         server_hostname=destination.host,
         assert_hostname=destination.host if verify else False,
+        ca_cert_data=ca if verify else None,
     )

@@ -14,6 +14,8 @@ from chalicelib.api.mgmt import (
     members,
     projects,
     quotas,
+    registries,
+    replication,
     repositories,
     retention,
     robots,
@@ -51,4 +53,6 @@ BLUEPRINTS = (
     scanners.bp,
     scans.bp,
     scan_all.bp,
+    registries.bp,
+    replication.bp,
 )

@@ -58,6 +58,11 @@ class Resource(StrEnum):
     # Scanning policy (scan all, the security hub).
     SCAN_ALL = "scan-all"
     SECURITY_HUB = "security-hub"
+    # Registries (remote endpoints) and the replication adapter catalogue: system resources.
+    REGISTRY = "registry"
+    REPLICATION_ADAPTER = "replication-adapter"
+    REPLICATION = "replication"
+    REPLICATION_POLICY = "replication-policy"
 
 
 class Action(StrEnum):

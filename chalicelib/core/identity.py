@@ -37,6 +37,8 @@ class Project:
     storage_used: int = 0
     created_at: int = 0
     updated_at: int = 0
+    # The remote registry a proxy-cache project pulls through (Harbor's `registry_id`); 0: none.
+    registry_id: int = 0
 
     @property
     def public(self) -> bool:

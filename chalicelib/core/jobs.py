@@ -79,6 +79,7 @@ class VendorType(StrEnum):
     SBOM = "SBOM"
     # Harbor's scan all: one execution whose tasks are the scans it started.
     SCAN_ALL = "SCAN_ALL"
+    REPLICATION = "REPLICATION"
 
 
 # Harbor's schedule types; the fixed ones carry the cron Harbor's UI sends for them.

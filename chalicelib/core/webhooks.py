@@ -144,11 +144,16 @@ class Delivery:
 
 def event_data(event: Event, registry_host: str, public: bool) -> dict[str, Any]:
     """Harbor's `event_data`: resources and repository for artifact and quota events (quota ones
-    explain themselves in `custom_attributes`), `retention` for TAG_RETENTION."""
+    explain themselves in `custom_attributes`), `retention` for TAG_RETENTION, `replication` for
+    REPLICATION."""
     if event.type is EventType.TAG_RETENTION:  # {"retention": {...}} from services/retention.py
         retention = dict(event.detail.get("retention") or {})
         retention["harbor_hostname"] = urlsplit(f"//{registry_host}").hostname or registry_host
         return {"retention": retention}
+    if event.type is EventType.REPLICATION:  # {"replication": {...}} from services/replication_run.py
+        replication = dict(event.detail.get("replication") or {})
+        replication["harbor_hostname"] = urlsplit(f"//{registry_host}").hostname or registry_host
+        return {"replication": replication}
     if event.repository is None:
         return dict(event.detail)
     namespace, _, name = event.repository.partition("/")

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chalicelib.jobs import gc, retention, scan_all, scans, schedules, webhooks
+from chalicelib.jobs import gc, replication, retention, scan_all, scans, schedules, webhooks
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Profile = Literal["jobs", "webhook"]
@@ -72,6 +72,12 @@ ENTRY_POINTS = (
     EntryPoint("scan_all_step", scan_all.step, "scan_all", "jobs", 300),
     EntryPoint("scan_all_finish", scan_all.finish, "scan_all", "jobs", 60),
     EntryPoint("scan_all_fail", scan_all.fail, "scan_all", "jobs", 60),
+    # Replication: a Task copies until its budget (REGISTRY_REPLICATION_TASK_BUDGET_SECONDS) is spent.
+    EntryPoint("replication_begin", replication.begin, "replication", "jobs", LONG),
+    EntryPoint("replication_task", replication.task, "replication", "jobs", LONG),
+    EntryPoint("replication_task_failed", replication.task_failed, "replication", "jobs", LONG),
+    EntryPoint("replication_finish", replication.finish, "replication", "jobs", LONG),
+    EntryPoint("replication_fail", replication.fail, "replication", "jobs", LONG),
 )
 
 # Function name -> handler (the local runner's dispatch; tests may replace an entry).

@@ -351,6 +351,7 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
     os.environ.setdefault("REGISTRY_SCAN_STATE_MACHINE_ARN", arns["IMAGE_SCAN"])
     os.environ.setdefault("REGISTRY_SCAN_ALL_STATE_MACHINE_ARN", arns["SCAN_ALL"])
+    os.environ.setdefault("REGISTRY_REPLICATION_STATE_MACHINE_ARN", arns["REPLICATION"])
     # Webhooks use it unless REGISTRY_WEBHOOK_DELIVERY=threads.
     os.environ.setdefault("REGISTRY_WEBHOOK_STATE_MACHINE_ARN", arns["WEBHOOK"])
     client = emulator.client("stepfunctions")
@@ -370,6 +371,9 @@ def _start_scheduler(settings: Settings) -> Any:
         lambda: wiring.services().jobs,
         settings.scheduler_interval_seconds,
         lambda now: wiring.services().retention_runs.run_due(now),  # noqa: PLW0108 (services are rebuilt lazily)
+        lambda: wiring.services().registries.refresh_health(),  # noqa: PLW0108 (services are rebuilt lazily)
+        settings.remote_registry_health_seconds,
+        replication=lambda now: wiring.services().replication.run_due(now),  # noqa: PLW0108
     )
     scheduler.start()
     return scheduler

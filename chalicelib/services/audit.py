@@ -49,6 +49,9 @@ _RECORDED: dict[EventType, tuple[str, str]] = {
     EventType.CREATE_SCANNER: ("create", "scanner"),
     EventType.UPDATE_SCANNER: ("update", "scanner"),
     EventType.DELETE_SCANNER: ("delete", "scanner"),
+    EventType.CREATE_REGISTRY: ("create", "registry"),
+    EventType.UPDATE_REGISTRY: ("update", "registry"),
+    EventType.DELETE_REGISTRY: ("delete", "registry"),
 }
 
 _ARTIFACT_VERBS = {EventType.PUSH_ARTIFACT: "push", EventType.PULL_ARTIFACT: "pull",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from chalicelib.core.digest import Digest
@@ -34,6 +35,11 @@ class BlobService:
         if size > max_bytes:
             raise PayloadTooLarge(f"blob is {size} bytes, over the {max_bytes} byte limit", {"digest": digest})
         return self._bytes.read(digest)
+
+    def chunks(self, repository: str, digest_text: str) -> Iterator[bytes]:
+        """The bytes of a blob the repository can see, in pieces (a replication's source)."""
+        digest, _ = self.stat(repository, digest_text)
+        return self._bytes.chunks(digest)
 
     def download_url(self, repository: str, digest_text: str) -> tuple[str, int, str]:
         digest, size = self.stat(repository, digest_text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.auth.rbac import Permission, Role
@@ -55,6 +56,10 @@ def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
     return parse_allowlist(allowlist).to_dict()
 
 
+def _no_registries(registry_id: int) -> object:
+    raise BadRequest("proxy-cache projects need the registries service")
+
+
 class ProjectService:
     def __init__(
         self,
@@ -69,6 +74,7 @@ class ProjectService:
         self._access = access
         self._configuration = configuration
         self._robots = robots
+        self._require_proxyable: Callable[[int], object] = _no_registries
 
     def ensure_library(self, owner_id: int, owner_name: str) -> None:
         """The public `library` project Harbor creates at start (idempotent)."""
@@ -76,9 +82,16 @@ class ProjectService:
             with contextlib.suppress(Conflict):  # another instance created it first
                 self._projects.create(Project(0, LIBRARY, owner_id, owner_name, metadata={"public": "true"}))
 
+    def use_registries(self, require_proxyable: Callable[[int], object]) -> None:
+        """How a proxy-cache project's `registry_id` is checked (the registry service's rule; wiring
+        connects them, the registries being built after the projects)."""
+        self._require_proxyable = require_proxyable
+
     def create(self, caller: Principal, name: str, metadata: dict[str, Any], cve_allowlist: dict[str, Any],
-               storage_limit: int | None) -> Project:  # fmt: skip
+               storage_limit: int | None, *, registry_id: int | None = None) -> Project:  # fmt: skip
         may_create = self._access.system_allows(caller, Permission("project", "create"))
+        if registry_id is not None and not may_create:
+            raise Forbidden("Only system admin can create proxy cache project")
         if not may_create and (
             caller.kind == "robot" or self._configuration.project_creation_restriction() != "everyone"
         ):
@@ -97,9 +110,16 @@ class ProjectService:
         ):
             raise Forbidden("only system administrators may set a storage limit")
         owner_id = caller.user_id if caller.user_id is not None else 0
-        project = self._projects.create(Project(0, name, owner_id, caller.name, metadata=validate_metadata(metadata),
-                                                cve_allowlist=validate_cve_allowlist(cve_allowlist),
-                                                storage_limit=limit))  # fmt: skip
+        clean = validate_metadata(metadata)
+        if registry_id is not None:
+            self._require_proxyable(registry_id)
+            clean.pop("enable_content_trust", None)  # Harbor ignores it on a proxy-cache project
+        try:
+            project = self._projects.create(Project(0, name, owner_id, caller.name, metadata=clean,
+                                                    cve_allowlist=validate_cve_allowlist(cve_allowlist),
+                                                    storage_limit=limit, registry_id=registry_id or 0))  # fmt: skip
+        except NotFound as exc:  # the registry went between the check and the create
+            raise BadRequest(exc.message) from None
         if caller.kind == "user" and caller.user_id is not None:
             self._projects.add_member(name, caller.user_id, caller.name, Role.PROJECT_ADMIN)
         self._events.emit(EventType.CREATE_PROJECT, project=name, resource_type="project", resource=name)

@@ -4,6 +4,7 @@ digest. Either object store (S3 on AWS, files locally) carries them."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from chalicelib.stores import keys
@@ -18,6 +19,10 @@ class BlobBytes:
 
     def read(self, digest: str) -> bytes:
         return self._objects.get(keys.blob_object_key(digest))
+
+    def chunks(self, digest: str) -> Iterator[bytes]:
+        """The bytes in pieces, for a copy that must not hold a large blob in memory."""
+        return self._objects.iter_bytes(keys.blob_object_key(digest))
 
     def read_head(self, digest: str, max_bytes: int) -> bytes:
         """At most the first `max_bytes` bytes."""

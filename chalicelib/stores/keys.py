@@ -46,6 +46,8 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | scanner registrations | `SCANNERS`    | `REGISTRATIONS`                 |                                      |
 | project's scanner | `SCANNERS`        | `PROJECT#<project id>`          |                                      |
 | local secret    | `SECRET#<id>`       | `SECRET`                        |                                      |
+| remote registry | `REGISTRY#<id>`     | `ENTITY`                        |                                      |
+| registry name   | `REGISTRIES`        | `NAME#<name>`                   |                                      |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -454,6 +456,44 @@ SECRET_SK = "SECRET"  # noqa: S105
 
 def project_scanner_sk(project_id: int) -> str:
     return f"{SCANNER_PROJECT_PREFIX}{project_id}"
+
+
+# Replication (`stores/replication.py`): every policy sits in one partition, `REPLICATION` /
+# `POLICY#<id>` (a handful per registry: listing them, as the event consumer does for each push, is
+# one Query), beside its name claim `REPLICATION` / `POLICYNAME#<name>` written in the same transaction
+# (names are unique). An execution is a job row (vendor type `REPLICATION`) with one task per
+# artifact; a scheduled policy has a policy schedule row (`SCHEDULE#REPLICATION` / `SCHEDULE#<id>`).
+REPLICATION_PK = "REPLICATION"
+REPLICATION_POLICY_PREFIX = "POLICY#"
+REPLICATION_NAME_PREFIX = "POLICYNAME#"
+
+
+def replication_policy_sk(policy_id: int) -> str:
+    return f"{REPLICATION_POLICY_PREFIX}{policy_id:012d}"
+
+
+def replication_name_sk(name: str) -> str:
+    return f"{REPLICATION_NAME_PREFIX}{name}"
+
+
+# Remote registries (`stores/registries.py`): a registry is `REGISTRY#<id>` / `ENTITY`; its name is
+# claimed by `REGISTRIES` / `NAME#<name>` in the same transaction (so names are unique), and that
+# one partition, sorted by name, is the whole list (one Query plus one BatchGetItem; a deployment has
+# tens of registries, not millions). A credential's secret is not on the row: the row names it
+# (`secret_ref`), resolved by the secret store (`stores/secrets.py`). The registry row
+# counts the proxy-cache projects using it (`project_refs`, moved in the project's create and delete
+# transactions), and its delete is conditioned on 0.
+REGISTRY_PREFIX = "REGISTRY#"
+REGISTRIES_PK = "REGISTRIES"
+REGISTRY_NAME_PREFIX = "NAME#"
+
+
+def registry_pk(registry_id: int) -> str:
+    return f"{REGISTRY_PREFIX}{registry_id}"
+
+
+def registry_name_sk(name: str) -> str:
+    return f"{REGISTRY_NAME_PREFIX}{name}"
 
 
 def secret_pk(secret_id: str) -> str:

@@ -77,10 +77,15 @@ class NamedEntityStore(Generic[E]):
         found = {item["pk"]["S"]: self._to_entity(self._row.from_raw_data(item)) for item in items}
         return [found[pk] for pk in map(self._pk_of, names) if pk in found]
 
-    def _delete(self, name: str, entity_id: int, *others: Any) -> None:
-        """The entity, its id row and `others` (rows kept under it), in one transaction."""
+    def _delete(
+        self, name: str, entity_id: int, *others: Any, also: Callable[[TransactWrite], None] | None = None
+    ) -> None:
+        """The entity, its id row and `others` (rows kept under it), in one transaction, with what
+        `also` adds to it (a counter kept elsewhere)."""
         with TransactWrite(connection=connection()) as tx:
             tx.delete(self._row(self._pk_of(name), keys.ENTITY_SK))
             tx.delete(IdRow(keys.id_pk(self._kind, entity_id), keys.ENTITY_SK))
             for row in others:
                 tx.delete(row)
+            if also is not None:
+                also(tx)

@@ -19,22 +19,25 @@ from pynamodb.transactions import TransactWrite
 from chalicelib.auth.rbac import Role
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import UNLIMITED, Member, Project
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, NotFound
 from chalicelib.stores import keys
 from chalicelib.stores.named_entities import NamedEntityStore
 from chalicelib.stores.tables import (
     BlobRefRow,
+    IdRow,
     MemberRow,
     ProjectBlobRow,
     ProjectRow,
+    RegistryRow,
     batch_get_raw,
     connection,
     delete_where,
     next_id,
 )
 
-# A DynamoDB transaction holds 100 items: the project row and its id row, and this many more.
-_TRANSACTION_ROWS = 98
+# A DynamoDB transaction holds 100 items: the project row, its id row, a proxy-cache project's
+# registry count, and this many more.
+_TRANSACTION_ROWS = 97
 
 
 class QuotaExceededError(Exception):
@@ -53,12 +56,33 @@ class ProjectStore(NamedEntityStore[Project]):
     # Projects.
 
     def create(self, project: Project) -> Project:
-        """Insert a project with a new id; Conflict if the name is taken."""
-        return self._insert(
-            project.name, owner_id=project.owner_id, owner_name=project.owner_name, metadata=dict(project.metadata),
-            cve_allowlist=json.dumps(project.cve_allowlist), storage_limit=project.storage_limit, storage_used=0,
-            storage_free=project.storage_limit,
-        )  # fmt: skip
+        """Insert a project with a new id; Conflict if the name is taken. A proxy-cache project
+        (`registry_id`) also counts itself on its registry's row in the same transaction, on
+        condition that the registry exists (NotFound otherwise), so a registry is never deleted
+        while a project uses it (`stores/registries.py`)."""
+        attributes: dict[str, Any] = {
+            "owner_id": project.owner_id, "owner_name": project.owner_name, "metadata": dict(project.metadata),
+            "cve_allowlist": json.dumps(project.cve_allowlist), "storage_limit": project.storage_limit,
+            "storage_used": 0, "storage_free": project.storage_limit,
+        }  # fmt: skip
+        if not project.registry_id:
+            return self._insert(project.name, **attributes)
+        now = int(self._clock())
+        row = ProjectRow(keys.project_pk(project.name), keys.ENTITY_SK, project_id=next_id("project"),
+                         created_at=now, updated_at=now, gsi1pk=keys.PROJECTS_LIST, gsi1sk=project.name,
+                         registry_id=project.registry_id, **attributes)  # fmt: skip
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                tx.save(row, condition=ProjectRow.pk.does_not_exist())
+                tx.save(IdRow(keys.id_pk("PROJECT", int(row.project_id)), keys.ENTITY_SK, name=project.name))
+                tx.update(RegistryRow(keys.registry_pk(project.registry_id), keys.ENTITY_SK),
+                          actions=[RegistryRow.project_refs.add(1)], condition=RegistryRow.pk.exists())  # fmt: skip
+        except TransactWriteError as exc:
+            reasons = [getattr(r, "code", None) for r in exc.cancellation_reasons or []]
+            if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
+                raise NotFound(f"registry {project.registry_id} not found") from None
+            raise Conflict(f"project {project.name!r} already exists") from exc
+        return _to_project(row)
 
     def update(
         self, name: str, *, metadata: dict[str, str] | None = None, cve_allowlist: dict[str, Any] | None = None,
@@ -134,7 +158,12 @@ class ProjectStore(NamedEntityStore[Project]):
         with BatchWrite(MemberRow) as batch:
             for row in overflow:
                 batch.delete(row)
-        self._delete(project.name, project.project_id, *kept)
+
+        def uncount(tx: TransactWrite) -> None:  # a proxy-cache project leaves its registry's count
+            tx.update(RegistryRow(keys.registry_pk(project.registry_id), keys.ENTITY_SK),
+                      actions=[RegistryRow.project_refs.add(-1)], condition=RegistryRow.pk.exists())  # fmt: skip
+
+        self._delete(project.name, project.project_id, *kept, also=uncount if project.registry_id else None)
 
     def remove_user_everywhere(self, user_id: int) -> None:
         """Drop a deleted user's membership in every project (one conditional delete per project)."""
@@ -375,6 +404,7 @@ def _to_project(row: ProjectRow) -> Project:
         storage_used=int(row.storage_used),
         created_at=int(row.created_at),
         updated_at=int(row.updated_at),
+        registry_id=int(row.registry_id or 0),
     )
 
 

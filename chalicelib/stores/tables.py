@@ -233,6 +233,8 @@ class ProjectRow(_Base):
     # True from the QUOTA_WARNING that announced usage past the warning share until usage is seen
     # below it again: one warning per crossing (services/quotas.py).
     quota_warned = BooleanAttribute(null=True)
+    # A proxy-cache project's upstream (`REGISTRY#<id>`); its registry row counts it in `project_refs`.
+    registry_id = NumberAttribute(null=True)
 
 
 class MemberRow(_Base):
@@ -477,6 +479,51 @@ class SecretRow(_Base):
     """`SECRET#<id>` / `SECRET`: a credential kept by the local secret store, encrypted (`stores/secrets.py`)."""
 
     ciphertext = BinaryAttribute(legacy_encoding=False)
+
+
+class ReplicationPolicyRow(_Base):
+    """`REPLICATION` / `POLICY#<id>`: a replication policy (its fields as JSON, opaque here)."""
+
+    policy = UnicodeAttribute(default="{}")
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = NumberAttribute(default=1)
+
+
+class ReplicationNameRow(_Base):
+    """`REPLICATION` / `POLICYNAME#<name>`: the claim that keeps policy names unique."""
+
+    policy_id = NumberAttribute()
+
+
+# Registries (`stores/registries.py`, issue 14).
+class RegistryRow(_Base):
+    """`REGISTRY#<id>` / `ENTITY`: one remote registry endpoint. `secret_ref` names where the secret
+    is kept (`stores/secrets.py`), never the secret."""
+
+    name = UnicodeAttribute()
+    type = UnicodeAttribute()
+    url = UnicodeAttribute()
+    credential_type = UnicodeAttribute(null=True)
+    access_key = UnicodeAttribute(default="")
+    secret_ref = UnicodeAttribute(default="")
+    insecure = BooleanAttribute(default=False)
+    description = UnicodeAttribute(default="")
+    status = UnicodeAttribute(default="healthy")
+    settings = UnicodeAttribute(default="{}")  # JSON object: type-specific overrides
+    ca_certificate = UnicodeAttribute(default="")
+    # Proxy-cache projects using this registry: moved in the project's create and delete
+    # transactions, and a registry is deleted only on condition that it is 0.
+    project_refs = NumberAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute()
+    version = NumberAttribute(default=0)
+
+
+class RegistryNameRow(_Base):
+    """`REGISTRIES` / `NAME#<name>`: makes a registry name unique and lists every registry."""
+
+    registry_id = NumberAttribute()
     created_at = NumberAttribute()
 
 
@@ -516,6 +563,10 @@ MODELS: tuple[type[Model], ...] = (
     RetentionLinkRow,
     ScannerRegistrationsRow,
     ProjectScannerRow,
+    ReplicationPolicyRow,
+    ReplicationNameRow,
+    RegistryRow,
+    RegistryNameRow,
     SecretRow,
 )
 

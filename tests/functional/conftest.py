@@ -178,10 +178,13 @@ class LiveRegistry(Registry):
         return _admin_clients()[0]
 
     def configure(self, **settings: Any) -> None:
-        """Set `REGISTRY_<NAME>` variables for this test and make the app read them again."""
+        """Set `REGISTRY_<NAME>` variables for this test (None unsets one) and make the app read them again."""
         from chalicelib import wiring
 
         for name, value in settings.items():
+            if value is None:
+                self._monkeypatch.delenv(f"REGISTRY_{name.upper()}", raising=False)
+                continue
             text = str(value).lower() if isinstance(value, bool) else str(value)
             self._monkeypatch.setenv(f"REGISTRY_{name.upper()}", text)
         self.configured = True

@@ -75,6 +75,12 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
             {"kind": "project", "namespace": PROJECT, "access": [{"resource": "repository", "action": "pull"}]}
         ],
     }
+    replication = {
+        "name": "rep1", "dest_registry": {"id": ids.get("registry_id", 1)}, "dest_namespace": "mirror",
+        "dest_namespace_replace_count": 1, "trigger": {"type": "manual"}, "enabled": True, "override": True,
+        "filters": [{"type": "name", "value": f"{PROJECT}/**"},
+                    {"type": "tag", "value": "v*", "decoration": "matches"}],
+    }  # fmt: skip
     return {
         ("PUT", f"{API}/configurations"): {
             "token_expiration": 30,
@@ -136,7 +142,17 @@ def _templates(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("PATCH", f"{API}/scanners/{{registration_id}}"): {"is_default": True},
         ("PUT", f"{project}/scanner"): {"uuid": ids.get("registration_id", "")},
-    }
+        ("POST", f"{API}/registries"): {"name": "r2", "type": "docker-registry", "url": ids.get("remote", "http://x"),
+                                        "credential": {"type": "basic", "access_key": "u", "access_secret": "p"},
+                                        "insecure": False, "description": "d"},
+        ("POST", f"{API}/registries/ping"): {"id": ids.get("registry_id", 1), "access_key": "u", "access_secret": "p"},
+        ("PUT", f"{API}/registries/{{id}}"): {"name": "r3", "description": "d", "access_key": "u",
+                                              "access_secret": "p", "insecure": False},
+        ("POST", f"{API}/replication/policies"): replication,
+        ("PUT", f"{API}/replication/policies/{{id}}"): {**replication, "name": "rep2"},
+        ("POST", f"{API}/replication/executions"): {"policy_id": 1},
+        ("PUT", f"{API}/replication/executions/{{id}}"): {},  # stop: Harbor's takes no body
+    }  # fmt: skip
 
 
 def body_routes() -> list[tuple[str, str]]:
@@ -178,7 +194,11 @@ def world(registry: LiveRegistry) -> Iterator[tuple[LiveRegistry, dict[str, Any]
         _call(registry, "POST", f"/projects/{PROJECT}/members", {"role_id": 2, "member_user": {"username": "u1"}})
     )
     label_id = _created_id(_call(registry, "POST", "/labels", {"name": "l1", "scope": "g"}))
-    templates = _templates({"project_id": project_id, "label_id": label_id, "other_user": "u9"})
+    remote = _remote_registry()
+    registry_id = _created_id(_call(registry, "POST", "/registries", {"name": "r1", "type": "docker-registry",
+                                                                      "url": remote}))  # fmt: skip
+    templates = _templates({"project_id": project_id, "label_id": label_id, "other_user": "u9", "remote": remote,
+                            "registry_id": registry_id})  # fmt: skip
     rule_id = _created_id(
         _call(registry, "POST", f"/projects/{PROJECT}/immutabletagrules", templates[_key("POST", "immutabletagrules")])
     )
@@ -189,19 +209,39 @@ def world(registry: LiveRegistry) -> Iterator[tuple[LiveRegistry, dict[str, Any]
     from chalicelib import wiring
 
     scanner = wiring.services().scanners.ensure_builtin("osv-lite", "http://127.0.0.1:9", "key")
-    templates = _templates({"project_id": project_id, "label_id": label_id, "other_user": "u9",
-                            "registration_id": scanner.uuid})  # fmt: skip
+    templates = _templates({"project_id": project_id, "label_id": label_id, "other_user": "u9", "remote": remote,
+                            "registry_id": registry_id, "registration_id": scanner.uuid})  # fmt: skip
     robot = _call(registry, "POST", "/robots", {**templates[("POST", f"{API}/robots")], "name": "bot1"}).get_json()
     params = {
         "project": PROJECT, "repository": "app", "reference": "v1", "label_id": label_id, "rule_id": rule_id,
         "member_id": member_id, "meta_name": "public", "quota_id": project_id, "robot_id": robot["id"],
-        "gc_id": "schedule", "user_id": user_id, "execution_id": 1, "registration_id": scanner.uuid,
+        "gc_id": "schedule", "user_id": user_id, "execution_id": 1, "registration_id": scanner.uuid, "id": registry_id,
     }  # fmt: skip
     # Settle what the setup left pending (events, ids given on first read) before comparing tables.
     _listings_answer(registry, "setup")
     _call(registry, "GET", f"/projects/{PROJECT}/repositories/app/artifacts/v1")
     _state(registry)
     yield registry, {"templates": templates, "params": params, "hook_id": hook_id, "retention_id": retention_id}
+
+
+def _remote_registry() -> str:
+    """A distribution-shaped remote on loopback (every `/v2/` answers 200), for the registries routes."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path.rstrip("/") == "/v2" else 404)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
 
 
 def _key(method: str, tail: str) -> tuple[str, str]:

@@ -51,6 +51,14 @@ OBJECT_ACTIONS = {
 }
 # The two secrets the function reads at cold start, as the role's resources and the env values.
 ADMIN_SECRET_REF = {"Ref": "AdminPasswordSecret"}
+# Credentials the registry presents to others (scanner adapters, remote registries), under the stack's prefix.
+PRESENTED_CREDENTIALS_ARNS = [
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:secretsmanager:${AWS::Region}:${AWS::AccountId}:secret:${AWS::StackName}/"
+        f"{kind}"
+    }
+    for kind in ("scanner-*", "registry/*")
+]
 TOKEN_KEY_REF = {"Ref": "TokenKeySecretArn"}
 GC_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-gc"
@@ -74,6 +82,15 @@ SCAN_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan:*"
 }
 SCAN_FUNCTIONS = ("ScanPrepare", "ScanSubmit", "ScanPoll", "ScanTaskFailed", "ScanFinish", "ScanFail")
+REPLICATION_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+    "${AWS::StackName}-replication"
+}
+REPLICATION_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-replication:*"
+}
+REPLICATION_FUNCTIONS = ("ReplicationBegin", "ReplicationTask", "ReplicationTaskFailed", "ReplicationFinish",
+                         "ReplicationFail")  # fmt: skip
 WEBHOOK_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-webhook"
 }
@@ -246,6 +263,10 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     assert on({"Fn::GetAtt": ["RegistryApiLogGroup", "Arn"]}) == {"logs:CreateLogStream", "logs:PutLogEvents"}
     assert on(ADMIN_SECRET_REF) == {"secretsmanager:GetSecretValue"}
     assert on(TOKEN_KEY_REF) == {"secretsmanager:GetSecretValue"}
+    # Scanner adapters' and remote registries' credentials, under the stack's own prefix only.
+    for arn in PRESENTED_CREDENTIALS_ARNS:
+        assert on(arn) == {"secretsmanager:CreateSecret", "secretsmanager:GetSecretValue",
+                           "secretsmanager:DeleteSecret"}  # fmt: skip
     assert on("*") == {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
     # Starting, reading and stopping GC executions (the /system/gc API).
     assert on(GC_MACHINE_ARN) == {"states:StartExecution"}
@@ -256,19 +277,25 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     # The same for scan executions (POST .../scan, .../scan/stop).
     assert on(SCAN_MACHINE_ARN) == {"states:StartExecution"}
     assert on(SCAN_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    # And for replication executions (the /replication/executions API).
+    assert on(REPLICATION_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(REPLICATION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 
 
 def test_secret_reads_are_scoped_to_the_two_secrets(resources: dict[str, Any]) -> None:
-    """GetSecretValue on exactly the admin password secret and the token key secret: no wildcard."""
+    """GetSecretValue on exactly the admin password secret and the token key secret: no wildcard.
+    The one other secrets grant is the credentials it presents to others, under the stack's prefix."""
     statements = [
         s
         for s in _statements(resources["RegistryApiRole"])
         if any(a.split(":")[0] in {"secretsmanager", "ssm", "kms"} for a in _as_list(s["Action"]))
     ]
-    assert len(statements) == 1, statements
-    (stmt,) = statements
+    assert len(statements) == 2, statements
+    (remote,) = [s for s in statements if s.get("Sid") == "PresentedCredentials"]
+    assert remote["Resource"] == PRESENTED_CREDENTIALS_ARNS
+    (stmt,) = [s for s in statements if s is not remote]
     assert _as_list(stmt["Action"]) == ["secretsmanager:GetSecretValue"]
     assert "Condition" not in stmt
     assert "NotResource" not in stmt
@@ -446,6 +473,33 @@ def test_scan_machine_calls_only_its_functions_and_the_jobs_role_may_run_scans(
     assert jobs[json.dumps(SCAN_EXECUTIONS_ARN, sort_keys=True)] == {"states:DescribeExecution", "states:StopExecution"}
     for prefix in ("scan-reports", "blobs"):
         assert jobs[json.dumps({"Fn::Sub": f"${{BlobBucket.Arn}}/{prefix}/*"}, sort_keys=True)] == {"s3:PutObject"}
+
+
+def test_replication_machine_calls_only_its_functions_and_ticks_every_minute(
+    resources: dict[str, Any], package_dir: Path
+) -> None:
+    """Replication: its Task Lambdas run with the jobs role (which may write blobs: a pull-based copy
+    lands here); the API and the event consumer may start its machine; the tick asks for REPLICATION."""
+    for name in (*REPLICATION_FUNCTIONS, "JobSchedule", "EventConsumer"):
+        props = resources[name]["Properties"]
+        assert props["Role"] == {"Fn::GetAtt": ["RegistryJobsRole", "Arn"]}, name
+        assert props["Environment"]["Variables"]["REGISTRY_REPLICATION_STATE_MACHINE_ARN"] == REPLICATION_MACHINE_ARN
+    api = resources["APIHandler"]["Properties"]["Environment"]["Variables"]
+    assert api["REGISTRY_REPLICATION_STATE_MACHINE_ARN"] == REPLICATION_MACHINE_ARN
+    machine = resources["ReplicationStateMachine"]["Properties"]
+    assert machine["StateMachineName"] == {"Fn::Sub": "${AWS::StackName}-replication"}
+    asl = (package_dir / machine["DefinitionS3Location"]).read_text()
+    assert set(machine["DefinitionSubstitutions"]) == {f"{n}Arn" for n in REPLICATION_FUNCTIONS}
+    assert all("${" + key + "}" in asl for key in machine["DefinitionSubstitutions"])
+    (invoke,) = _statements(resources["ReplicationStateMachineRole"])
+    assert invoke["Resource"] == [{"Fn::GetAtt": [n, "Arn"]} for n in REPLICATION_FUNCTIONS]
+    for role in ("RegistryJobsRole", "RegistryApiRole"):
+        (start,) = [s for s in _statements(resources[role]) if s["Resource"] == REPLICATION_MACHINE_ARN]
+        assert start["Action"] == "states:StartExecution"
+    jobs_actions = {a for stmt in _statements(resources["RegistryJobsRole"]) for a in _as_list(stmt["Action"])}
+    assert "s3:PutObject" in jobs_actions
+    schedule = resources["ReplicationScheduleTick"]["Properties"]
+    assert json.loads(schedule["Target"]["Input"]) == {"vendor_type": "REPLICATION"}
 
 
 def test_webhook_delivery_machine_and_its_least_privilege_role(resources: dict[str, Any], package_dir: Path) -> None:

@@ -39,6 +39,10 @@ def check(method: str, path: str, status: int, content_type: str, body: bytes) -
     items = document if answer.many else [document]
     if answer.many and not isinstance(document, list):
         raise DriftFromHarbor(f"{method} {template}: Harbor answers a JSON array, got {type(document).__name__}")
+    if getattr(answer, "values", False):
+        if not isinstance(document, dict):
+            raise DriftFromHarbor(f"{method} {template}: Harbor answers a JSON object, got {type(document).__name__}")
+        items = list(document.values())
     for index, item in enumerate(items):
         try:
             answer.model.model_validate(item)

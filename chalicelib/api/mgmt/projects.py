@@ -48,6 +48,7 @@ def project_view(project: Project, member: Member | None, repo_count: int) -> di
         "name": project.name,
         "owner_id": project.owner_id,
         "owner_name": project.owner_name,
+        "registry_id": project.registry_id,
         "metadata": project.metadata,
         "cve_allowlist": {"project_id": project.project_id, **project.cve_allowlist,
                           "creation_time": iso(project.created_at), "update_time": iso(project.updated_at)},
@@ -109,14 +110,12 @@ def project_name_taken(request: HttpRequest) -> None:
 def create_project(request: HttpRequest, body: ProjectReq) -> Created:
     if not body.project_name:
         raise BadRequest("project_name is required")
-    if body.registry_id is not None:
-        raise BadRequest("proxy-cache projects (registry_id) are not supported yet")
     metadata = dict(body.metadata or {})
     if body.public is not None:
         metadata.setdefault("public", str(body.public).lower())
     allowlist = body.cve_allowlist.model_dump() if body.cve_allowlist else {}
     project = services().projects.create(request.principal, body.project_name, metadata, allowlist,
-                                         body.storage_limit)  # fmt: skip
+                                         body.storage_limit, registry_id=body.registry_id)  # fmt: skip
     location = project.name if request.header("x-resource-name-in-location") == "true" else project.project_id
     return Created(f"/projects/{location}")
 

@@ -605,3 +605,128 @@ class Schedule(HarborModel):
     update_time: DateTime | None = None
     schedule: ScheduleObj | None = None
     parameters: dict[str, Any] | None = None
+
+
+# Registries (`/registries`, `/replication/adapters`, `/replication/adapterinfos`).
+class RegistryCredential(HarborModel):
+    type: str | None = None
+    access_key: str | None = None
+    access_secret: str | None = None
+
+
+class Registry(HarborModel):
+    id: int  # x-omitempty: false
+    url: str | None = None
+    name: str | None = None
+    credential: RegistryCredential | None = None
+    type: str | None = None
+    insecure: bool | None = None
+    ca_certificate: str | None = None
+    description: str | None = None
+    status: str | None = None
+    creation_time: DateTime
+    update_time: DateTime
+    pointers = frozenset({"ca_certificate"})
+
+
+class FilterStyle(HarborModel):
+    type: str | None = None
+    style: str | None = None
+    values: list[str] | None = None
+
+
+class RegistryInfo(HarborModel):
+    type: str | None = None
+    description: str | None = None
+    supported_resource_filters: list[FilterStyle] | None = None
+    supported_triggers: list[str] | None = None
+    supported_copy_by_chunk: bool | None = None
+    pointers = frozenset({"supported_copy_by_chunk"})
+
+
+class RegistryEndpoint(HarborModel):
+    key: str | None = None
+    value: str | None = None
+
+
+class RegistryProviderEndpointPattern(HarborModel):
+    endpoint_type: str | None = None
+    endpoints: list[RegistryEndpoint] | None = None
+
+
+class RegistryProviderCredentialPattern(HarborModel):
+    access_key_type: str | None = None
+    access_key_data: str | None = None
+    access_secret_type: str | None = None
+    access_secret_data: str | None = None
+
+
+class RegistryProviderInfo(HarborModel):
+    endpoint_pattern: RegistryProviderEndpointPattern | None = None
+    credential_pattern: RegistryProviderCredentialPattern | None = None
+
+
+class ReplicationTriggerSettings(HarborModel):
+    cron: str | None = None
+
+
+class ReplicationTrigger(HarborModel):
+    type: str | None = None
+    trigger_settings: ReplicationTriggerSettings | None = None
+
+
+class ReplicationFilter(HarborModel):
+    type: str | None = None
+    value: Any = None
+    decoration: str | None = None
+
+
+class ReplicationPolicy(HarborModel):
+    id: int | None = None
+    name: str | None = None
+    description: str | None = None
+    src_registry: Registry | None = None
+    dest_registry: Registry | None = None
+    dest_namespace: str | None = None
+    dest_namespace_replace_count: int | None = None
+    trigger: ReplicationTrigger | None = None
+    filters: list[ReplicationFilter] | None = None
+    replicate_deletion: bool | None = None
+    deletion: bool | None = None
+    override: bool | None = None
+    enabled: bool | None = None
+    creation_time: DateTime
+    update_time: DateTime
+    speed: int | None = None
+    copy_by_chunk: bool | None = None
+    single_active_replication: bool | None = None
+    # x-nullable in the swagger: written even when zero or false.
+    pointers = frozenset({"dest_namespace_replace_count", "speed", "copy_by_chunk", "single_active_replication"})
+
+
+class ReplicationExecution(HarborModel):
+    id: int | None = None
+    policy_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    start_time: DateTime
+    end_time: DateTime
+    status_text: str | None = None
+    total: int | None = None
+    failed: int | None = None
+    succeed: int | None = None
+    in_progress: int | None = None
+    stopped: int | None = None
+
+
+class ReplicationTask(HarborModel):
+    id: int | None = None
+    execution_id: int | None = None
+    resource_type: str | None = None
+    src_resource: str | None = None
+    dst_resource: str | None = None
+    operation: str | None = None
+    job_id: str | None = None
+    status: str | None = None
+    start_time: DateTime
+    end_time: DateTime

@@ -24,6 +24,8 @@ _RET = "/retentions/{policy}/executions/{execution}"
 class ResponseModel:
     model: type[HarborModel]
     many: bool = False
+    # A JSON object whose values are each one model (`additionalProperties`), such as adapterinfos.
+    values: bool = False
 
 
 _ONE = ResponseModel
@@ -97,6 +99,17 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/scanners/{registration}/metadata"): _ONE(m.ScannerAdapterMetadata),
     ("GET", "/projects/{project}/scanner"): _ONE(m.ScannerRegistration),
     ("GET", "/projects/{project}/scanner/candidates"): _many(m.ScannerRegistration),
+    # replication
+    ("GET", "/replication/policies"): _many(m.ReplicationPolicy),
+    ("GET", "/replication/policies/{id}"): _ONE(m.ReplicationPolicy),
+    ("GET", "/replication/executions"): _many(m.ReplicationExecution),
+    ("GET", "/replication/executions/{id}"): _ONE(m.ReplicationExecution),
+    ("GET", "/replication/executions/{id}/tasks"): _many(m.ReplicationTask),
+    # registries
+    ("GET", "/registries"): _many(m.Registry),
+    ("GET", "/registries/{id}"): _ONE(m.Registry),
+    ("GET", "/registries/{id}/info"): _ONE(m.RegistryInfo),
+    ("GET", "/replication/adapterinfos"): ResponseModel(m.RegistryProviderInfo, values=True),
 }
 """(method, swagger path) -> the model of its JSON answer."""
 
