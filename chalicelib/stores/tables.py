@@ -479,6 +479,7 @@ class SecretRow(_Base):
     """`SECRET#<id>` / `SECRET`: a credential kept by the local secret store, encrypted (`stores/secrets.py`)."""
 
     ciphertext = BinaryAttribute(legacy_encoding=False)
+    created_at = NumberAttribute()
 
 
 class ReplicationPolicyRow(_Base):
@@ -524,7 +525,6 @@ class RegistryNameRow(_Base):
     """`REGISTRIES` / `NAME#<name>`: makes a registry name unique and lists every registry."""
 
     registry_id = NumberAttribute()
-    created_at = NumberAttribute()
 
 
 MODELS: tuple[type[Model], ...] = (

@@ -82,6 +82,12 @@ SCAN_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan:*"
 }
 SCAN_FUNCTIONS = ("ScanPrepare", "ScanSubmit", "ScanPoll", "ScanTaskFailed", "ScanFinish", "ScanFail")
+SCAN_ALL_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-scan_all"
+}
+SCAN_ALL_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan_all:*"
+}
 REPLICATION_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
     "${AWS::StackName}-replication"
@@ -277,7 +283,9 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     # The same for scan executions (POST .../scan, .../scan/stop).
     assert on(SCAN_MACHINE_ARN) == {"states:StartExecution"}
     assert on(SCAN_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
-    # And for replication executions (the /replication/executions API).
+    # And for scan all (/system/scanAll) and replication executions (the /replication/executions API).
+    assert on(SCAN_ALL_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(SCAN_ALL_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(REPLICATION_MACHINE_ARN) == {"states:StartExecution"}
     assert on(REPLICATION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)

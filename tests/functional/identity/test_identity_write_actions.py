@@ -133,6 +133,12 @@ WRITES: list[tuple[str, str, Any]] = [
     ("POST", "/system/gc/schedule", {"schedule": {"type": "Hourly"}}),
     ("PUT", "/system/gc/schedule", {"schedule": {"type": "None"}}),
     ("PUT", "/system/gc/1", None),  # stop an execution
+    # Scanning policy: the system CVE allowlist and scan all (412 for the administrator while no
+    # default scanner is registered, which this suite does not register).
+    ("PUT", "/system/CVEAllowlist", {"items": [{"cve_id": "CVE-2024-0001"}]}),
+    ("POST", "/system/scanAll/schedule", {"schedule": {"type": "Hourly"}}),
+    ("PUT", "/system/scanAll/schedule", {"schedule": {"type": "None"}}),
+    ("POST", "/system/scanAll/stop", None),
     # Scanner registrations: an unknown registration (the administrator gets 404, the robot 403 first).
     ("POST", "/scanners", {"name": "by-reader", "url": "https://8.8.8.8:1"}),
     ("POST", "/scanners/ping", {"name": "by-reader", "url": "https://8.8.8.8:1"}),

@@ -32,6 +32,9 @@ class Receiver:
         self.statuses: list[int] = []
         self.default_status = 200
         self.delay = 0.0
+        # When set, each POST is held until the test sets it (a receiver that has not answered yet).
+        self.gate: threading.Event | None = None
+        self.answered = 0
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,10 +45,13 @@ class Receiver:
                                           "at": time.monotonic()})  # fmt: skip
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                if receiver.gate is not None:
+                    receiver.gate.wait(60)
                 status = receiver.statuses.pop(0) if receiver.statuses else receiver.default_status
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
+                receiver.answered += 1
 
             def log_message(self, *args: Any) -> None:
                 pass
