@@ -75,10 +75,10 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 
     waitress runs in another thread, so nothing its loop does can swallow the request (an exception
     raised from a handler inside waitress's loop is caught there as a channel error). Only the first
-    signal counts: `make` forwards the group's SIGTERM a second time."""
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _stop_reason.append(signal.Signals(signum).name)
+    signal counts: `make` forwards the group's SIGTERM a second time. The handler stays installed
+    (replacing it from inside itself raises when that second signal is already pending)."""
+    if not _stop_requested.is_set():
+        _stop_reason.append(signal.Signals(signum).name)
     _stop_requested.set()
 
 

@@ -88,6 +88,11 @@ class ConfigurationService:
             self._cached = (self._clock() + _CACHE_SECONDS, merged)
         return merged
 
+    def forget(self) -> None:
+        """Drop the cached copy: the next read goes to the table."""
+        with self._lock:
+            self._cached = None
+
     def describe(self) -> dict[str, dict[str, Any]]:
         """Harbor's GET /configurations shape: each key as {value, editable}."""
         out = {k: {"value": v, "editable": True} for k, v in self.values().items()}
@@ -100,8 +105,7 @@ class ConfigurationService:
             raise BadRequest(f"unknown or read-only configuration keys: {', '.join(unknown)}")
         checked = {key: _EDITABLE[key](value) for key, value in changes.items()}
         self._store.save({**self._store.load(), **checked})
-        with self._lock:
-            self._cached = None
+        self.forget()
 
     def robot_name_prefix(self) -> str:
         return str(self.values()["robot_name_prefix"])

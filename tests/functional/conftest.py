@@ -258,6 +258,8 @@ def fresh_world(wsgi_app: Any) -> Iterator[Any]:
 
     if (get_settings().table_name, get_settings().bucket_name) != (TABLE, BUCKET):
         wiring.reset()  # another suite pointed the app elsewhere and left its settings cached
+    elif wiring.services.cache_info().currsize:
+        wiring.services().configuration.forget()  # the last world's configuration is not this one's
     with mock_aws():
         _create_resources()
         client = Client(wsgi_app)
