@@ -522,14 +522,25 @@ def test_operations_basics(deployments: dict[str, Any]) -> None:
     assert settings["destinationArn"] == outputs["ApiAccessLogGroupArn"]
     assert json.loads(settings["format"])["status"] == "$context.status"
     dashboard = aws.client("cloudwatch").get_dashboard(DashboardName=STACK)["DashboardBody"]
-    assert "ManifestPulls" in dashboard and f":stateMachine:{STACK}-gc" in dashboard
+    assert "ManifestPulls" in dashboard
     # moto's CloudFormation does not create AWS::CloudWatch::Alarm: check the request's template.
     (create,) = _calls(aws, "cloudformation", "CreateStack")
     resources = _template(aws, create["TemplateURL"])["Resources"]
     alarms = {k: v["Properties"] for k, v in resources.items() if v["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms["ApiThrottlesAlarm"]["Dimensions"] == [{"Name": "FunctionName", "Value": f"registry-{STAGE}"}]
-    assert alarms["GcFailedExecutionsAlarm"]["Dimensions"][0]["Value"] == {"Ref": "GcStateMachine"}
     assert alarms["ApiServerErrorRateAlarm"]["MetricName"] == "5XXError"
+    # Every state machine: an alarm on its failed executions, and its runs on the dashboard.
+    failed = {
+        a["Dimensions"][0]["Value"]["Ref"]
+        for a in alarms.values()
+        if a["Namespace"] == "AWS/States" and a["MetricName"] == "ExecutionsFailed"
+    }
+    machines = {k for k, v in resources.items() if v["Type"] == "AWS::StepFunctions::StateMachine"}
+    assert failed == machines
+    for name in _template_machines(aws):
+        assert f'"StateMachineArn","arn:aws:states:us-east-1:123456789012:stateMachine:{name}"' in dashboard.replace(
+            " ", ""
+        ), name
 
 
 def test_destroy_keeps_the_data_unless_asked(deployments: dict[str, Any], tmp_path: Path) -> None:
