@@ -132,12 +132,32 @@ NEXT_RELEASE = "Next release. "
 
 
 def _next_release(template: dict[str, Any]) -> dict[str, Any]:
-    """The stack template of a later version of the code: the GC state machine's definition changed."""
+    """The stack template of a later version of the code: the GC state machine's definition changed,
+    and a resource added (a log group, with the stack's retention)."""
     changed = copy.deepcopy(template)
     definition = changed["Resources"]["GcStateMachine"]["Properties"]["DefinitionString"]["Fn::Sub"]
     assert definition[0].count('"Comment": "') >= 1
     definition[0] = definition[0].replace('"Comment": "', '"Comment": "' + NEXT_RELEASE, 1)
+    changed["Resources"]["NextReleaseLogGroup"] = {
+        "Type": "AWS::Logs::LogGroup",
+        "Properties": {"LogGroupName": NEXT_RELEASE_GROUP, "RetentionInDays": {"Ref": "LogRetentionDays"}},
+    }
     return changed
+
+
+NEXT_RELEASE_GROUP = f"/registry/{STAGE}/next-release"
+
+
+def _next_release_code(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app of a later version of the code: one more module in the bundle every function runs."""
+    real = deploy.Deployer._project
+
+    def project(self: deploy.Deployer, config: dict[str, Any]) -> Path:
+        path = real(self, config)
+        (path / "chalicelib" / "next_release.py").write_text('"""A module of the next release."""\n')
+        return path
+
+    monkeypatch.setattr(deploy.Deployer, "_project", project)
 
 
 def _stand_in_for_admin_secret(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -213,6 +233,7 @@ def _snapshot(aws: deploy.Aws, outputs: dict[str, str]) -> dict[str, Any]:
         "table_created": table["CreationDateTime"],
         "token_key": aws.client("secretsmanager").describe_secret(SecretId=f"{STACK}/token-signing-key")["ARN"],
         "functions": {f["FunctionName"]: f["FunctionArn"] for f in lam.list_functions()["Functions"]},
+        "code": {f["FunctionName"]: f["CodeSha256"] for f in lam.list_functions()["Functions"]},
         "retention": log_group.get("retentionInDays"),
         "job_concurrency": lam.get_function_concurrency(FunctionName=f"registry-{STAGE}-gc_mark")[
             "ReservedConcurrentExecutions"
@@ -236,6 +257,7 @@ def deployments(server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         # The next release (a changed template) deployed with two changed parameters.
         release = _next_release(deploy.stack_template(STAGE))
         monkeypatch.setattr(deploy, "stack_template", lambda stage, app_name="registry": copy.deepcopy(release))
+        _next_release_code(monkeypatch)
         second_aws, second = _run(tmp / "clone", CHANGED)
         after = _snapshot(second_aws, second["outputs"])
         # The same release deployed from a fresh clone: no local state, no parameters given.
@@ -456,9 +478,12 @@ def test_second_deploy_updates_in_place_and_keeps_the_data(deployments: dict[str
     groups = aws.client("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}")["logGroups"]
     assert len(groups) == len(before["functions"])
     assert {g["retentionInDays"] for g in groups} == {14}
+    (group,) = aws.client("logs").describe_log_groups(logGroupNamePrefix=NEXT_RELEASE_GROUP)["logGroups"]
+    assert group["retentionInDays"] == 14  # the resource the release added
     # Every function got the new code, and its settings still name the stack's resources.
     updated = {c["FunctionName"].rsplit(":", 1)[-1] for c in _calls(aws, "lambda", "UpdateFunctionCode")}
     assert updated == set(before["functions"])
+    assert all(after["code"][name] != before["code"][name] for name in before["code"]), "the code is the new one"
     env = aws.client("lambda").get_function_configuration(FunctionName=f"{STACK}-gc_mark")["Environment"]
     assert env["Variables"]["REGISTRY_TABLE_NAME"] == first["outputs"]["RegistryTableName"]
     _assert_data_kept(aws, first["outputs"])
@@ -484,6 +509,9 @@ def test_deploy_from_a_fresh_clone_updates_the_same_api(deployments: dict[str, A
         assert not _calls(aws, service, operation), operation
     rest = {r["name"]: r for r in third["chalice"]["resources"]}["rest_api"]["rest_api_id"]
     assert rest == deployments["before"]["rest_api_id"]
+    # The same release's code: the same bundle (so the second deploy's differed by the code change).
+    code = {f["FunctionName"]: f["CodeSha256"] for f in aws.client("lambda").list_functions()["Functions"]}
+    assert code == deployments["after"]["code"]
     apis = [a for a in aws.client("apigateway").get_rest_apis()["items"] if a["name"] == "registry"]
     assert len(apis) == 1
     # The parameters given to the earlier deploy are remembered (a function setting included).
