@@ -1,9 +1,10 @@
 """Rehearsal of `make deploy` (`infra/deploy.py`) against moto's server on 127.0.0.1.
 
 The tool runs as users run it, through the standard AWS endpoint setting (AWS_ENDPOINT_URL). Three
-deploys: a first one; a second one after a change (the next release's template, with the GC state
-machine's definition changed, and two parameters changed: `LogRetentionDays`, a stack parameter,
-and `JobsReservedConcurrency`, a function setting), which must update the stack and the functions
+deploys: a first one; a second one after a change (the next release: a module added to the app,
+the GC state machine's definition changed and a log group added in the template; and two
+parameters changed: `LogRetentionDays`, a stack parameter, and `JobsReservedConcurrency`, a
+function setting), which must update the stack and the functions
 in place and keep the table's items and the bucket's objects; a third one from a fresh clone (no
 `.chalice/deployed/`), which must find the previous deploy's state in the artifacts bucket and
 update the same REST API. The test then checks through the AWS APIs what exists and how it is wired.
