@@ -19,10 +19,12 @@ Where moto 5.2.5 cannot emulate a step, the test says so and checks the exact re
   template), and Lambda does not store a function's `DeadLetterConfig` (the request is checked).
 - CloudFormation's UpdateStack, two gaps, each taught to moto here (`_teach_moto_stack_updates`):
   it updates a resource whose condition is false (the relay's, `UploadRelay=disabled`) when a
-  parameter it names changes, and fails on its `Fn::GetAtt` of another such resource (its
-  CreateStack skips them); and it has no update for `AWS::Logs::LogGroup` (the group is dropped
-  from the stack's resources and later references to it fail), where CloudFormation changes the
-  retention in place.
+  parameter it names looks changed, and fails on its `Fn::GetAtt` of another such resource (its
+  CreateStack skips them). Every parameter left at its default looks changed to moto: it compares
+  the update's parameters with those the CreateStack request named, not with the defaults it
+  resolved, and the tool sends every parameter's value. And it has no update for
+  `AWS::Logs::LogGroup` (the group is dropped from the stack's resources and later references to
+  it fail), where CloudFormation changes the retention in place.
 - API Gateway: moto imports only OpenAPI 3 documents, Chalice sends Swagger 2.0. ImportRestApi and
   PutRestApi are stood in for (the API and its resource tree created from the document's paths),
   and the document itself is compared with the app's routes.
@@ -92,10 +94,12 @@ def _stand_in_for_swagger2(monkeypatch: pytest.MonkeyPatch) -> None:
 def _teach_moto_stack_updates(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two gaps of moto's UpdateStack that a stack update of this template meets (module docstring).
 
-    1. `ResourceMap.update` re-parses every resource that names a changed parameter, without the
-       condition check `parse_and_create_resource` makes on create: skip a condition-false
-       resource the same way. A resource whose condition turns false would have to be deleted,
-       which this does not do: it fails instead (the rehearsal never flips a condition).
+    1. `ResourceMap.update` re-parses every resource that names a changed parameter (to moto, every
+       parameter the CreateStack request left at its default: `build_resource_diff` compares with
+       `input_parameters`), without the condition check `parse_and_create_resource` makes on
+       create: skip a condition-false resource the same way. A resource whose condition turns
+       false would have to be deleted, which this does not do: it fails instead (the rehearsal
+       never flips a condition).
     2. `LogGroup` has no `update_from_cloudformation_json`: apply `RetentionInDays` to the same
        group, as CloudFormation does (a changed name would be a replacement: refused).
     """
