@@ -12,8 +12,10 @@
    body limit);
 3. `chalice deploy` of the app, driven in-process, with a stage config generated from the stack's
    outputs (each function's role, timeout, concurrency and environment) in a build directory:
-   `.chalice/config.json` is never edited. Chalice's record of what it deployed is kept in
-   `.chalice/deployed/<stage>.json`, so the next run updates the same REST API and functions;
+   `.chalice/config.json` is never edited. Chalice's record of what it deployed
+   (`.chalice/deployed/<stage>.json`) and the parameters given so far are stored in the artifacts
+   bucket as `<app>-<stage>/deploy-state.json` and restored by the next run, from any clone, so it
+   updates the same REST API and functions with the same settings;
 4. what Chalice's config cannot express: the API stage's access logs and the event consumer's
    failure destination (the dead-letter queue), both from the stack's outputs.
 
