@@ -108,3 +108,16 @@ def test_the_readme_shows_what_the_dry_run_prints(tmp_path: Path) -> None:
             assert any(out.startswith(prefix) for out in output), line
         else:
             assert line in output, line
+
+
+def test_the_concurrency_prerequisite_counts_the_functions() -> None:
+    """docs/deployment.md tells how much of the account's concurrency quota the defaults reserve."""
+    text = " ".join((REPO_ROOT / "docs" / "deployment.md").read_text().split())
+    found = re.search(r"below about (\d+), reserve less: the API function reserves (\d+) and each of the (\d+) "
+                      r"background functions (\d+) by default \(Lambda keeps 100 unreserved\)", text)  # fmt: skip
+    assert found, "the prerequisite's sentence changed: update this test"
+    params = merged_template()["Parameters"]
+    background = len(function_overrides(merged_template())) - 1
+    api, jobs = int(params["ApiReservedConcurrency"]["Default"]), int(params["JobsReservedConcurrency"]["Default"])
+    assert (int(found[2]), int(found[3]), int(found[4])) == (api, background, jobs)
+    assert abs(int(found[1]) - (api + background * jobs + 100)) <= 10
