@@ -12,8 +12,10 @@
    body limit);
 3. `chalice deploy` of the app, driven in-process, with a stage config generated from the stack's
    outputs (each function's role, timeout, concurrency and environment) in a build directory:
-   `.chalice/config.json` is never edited. Chalice's record of what it deployed is kept in
-   `.chalice/deployed/<stage>.json`, so the next run updates the same REST API and functions;
+   `.chalice/config.json` is never edited. Chalice's record of what it deployed
+   (`.chalice/deployed/<stage>.json`) and the parameters given so far are stored in the artifacts
+   bucket as `<app>-<stage>/deploy-state.json` and restored by the next run, from any clone, so it
+   updates the same REST API and functions with the same settings;
 4. what Chalice's config cannot express: the API stage's access logs and the event consumer's
    failure destination (the dead-letter queue), both from the stack's outputs.
 
@@ -119,6 +121,10 @@ class Deployer:
         body = json.dumps(self.template, separators=(",", ":"))
         say('  aws s3 HeadBucket {"Bucket": "<app>-deploy-<account>-<region>"}   (assumed absent)')
         say("  aws s3 CreateBucket / PutPublicAccessBlock / PutBucketEncryption  (the artifacts bucket)")
+        say(
+            f'  aws s3 GetObject {{"Key": "{self.state_key}"}}   (assumed absent; else Chalice\'s record '
+            "and the parameters given before)"
+        )
         say(f'  aws s3 PutObject {{"Key": "{self.stack}/<sha256>.json", "Body": "<{len(body)} bytes>"}}')
         say(f'  aws cloudformation DescribeStacks {{"StackName": "{self.stack}"}}   (assumed absent)')
         say(
@@ -132,6 +138,7 @@ class Deployer:
         say("  chalice deploy, as planned by Chalice for a stage with nothing deployed (Chalice's client calls):")
         for line in self._chalice_plan():
             say(f"  aws {line}")
+        say(f'  aws s3 PutObject {{"Key": "{self.state_key}", "Body": "<the parameters and Chalice\'s record>"}}')
         say(
             f'  aws apigateway UpdateStage {{"stageName": "{API_STAGE}", "patchOperations": '
             "[accessLogSettings: <ApiAccessLogGroup.Arn> and the RestAPI entry format]}"
@@ -145,8 +152,11 @@ class Deployer:
         say = self.say
         say(f"Dry run of destroying stage {self.stage}: no AWS API is called.")
         say(f'  aws cloudformation DescribeStacks {{"StackName": "{self.stack}"}}   (outputs)')
-        say(f"  chalice delete of what .chalice/deployed/{self.stage}.json records: DeleteRestApi, "
-            "DeleteFunction for each function, RemoveTargets and DeleteRule of the event rule")  # fmt: skip
+        say("  aws sts GetCallerIdentity {}")
+        say(f'  aws s3 GetObject {{"Bucket": "<app>-deploy-<account>-<region>", "Key": "{self.state_key}"}}')
+        say(f"  chalice delete of what the stored (or local .chalice/deployed/{self.stage}.json) record names:")
+        say("    DeleteRestApi, DeleteFunction for each function, RemoveTargets and DeleteRule of the event rule")
+        say(f'  aws s3 DeleteObject {{"Key": "{self.state_key}"}}')
         say(f'  aws cloudformation DeleteStack {{"StackName": "{self.stack}"}}   (table, bucket, secret retained)')
         if delete_data:
             say('  aws dynamodb DeleteTable {"TableName": "<RegistryTableName>"}')
@@ -189,10 +199,13 @@ class Deployer:
         account = sts.get_caller_identity()["Account"]
         region = self.aws.botocore.get_config_variable("region")
         token_key_arn = self._token_key()
-        template_url = self._upload_template(account, region)
+        bucket = self._artifacts_bucket(account, region)
+        self._restore_state(bucket)
+        template_url = self._upload_template(bucket, region)
         outputs = self._stack(template_url, token_key_arn)
         self.say(f"Stack {self.stack}: {len(outputs)} outputs")
         values = self._chalice_deploy(outputs, token_key_arn, account, region)
+        self._save_state(bucket)
         url = self._after_chalice(values, self._resolver(outputs, token_key_arn, account, region))
         domain = self.parameters.get("CustomDomainName")
         secret = outputs.get("AdminPasswordSecretArn", "<see the AdminPasswordSecretArn output>")
@@ -230,7 +243,8 @@ class Deployer:
         )["ARN"]
         return created
 
-    def _upload_template(self, account: str, region: str) -> str:
+    def _artifacts_bucket(self, account: str, region: str) -> str:
+        """The bucket of the stack's templates and of the deploy state (created once: private, encrypted)."""
         assert self.aws is not None
         s3 = self.aws.client("s3")
         bucket = f"{APP_NAME}-deploy-{account}-{region}"
@@ -246,6 +260,38 @@ class Deployer:
                 "RestrictPublicBuckets": True})  # fmt: skip
             s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
                 "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})  # fmt: skip
+        return bucket
+
+    @property
+    def state_key(self) -> str:
+        return f"{self.stack}/deploy-state.json"
+
+    def _restore_state(self, bucket: str) -> None:
+        """What the previous deploy left in the artifacts bucket, so that a deploy from another clone
+        (or after `.chalice/deployed/` was lost) updates the same REST API and functions, and keeps
+        the parameters given before: Chalice's record replaces the local copy, the parameters given
+        now override the stored ones."""
+        assert self.aws is not None
+        s3 = self.aws.client("s3")
+        try:
+            stored = json.loads(s3.get_object(Bucket=bucket, Key=self.state_key)["Body"].read())
+        except (s3.exceptions.NoSuchKey, s3.exceptions.NoSuchBucket):
+            return
+        self.parameters = {**stored.get("parameters", {}), **self.parameters}
+        if stored.get("chalice"):
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            (self.state_dir / f"{self.stage}.json").write_text(json.dumps(stored["chalice"], indent=2) + "\n")
+
+    def _save_state(self, bucket: str) -> None:
+        assert self.aws is not None
+        record = json.loads((self.state_dir / f"{self.stage}.json").read_text())
+        body = json.dumps({"parameters": self.parameters, "chalice": record}, indent=2).encode()
+        self.aws.client("s3").put_object(Bucket=bucket, Key=self.state_key, Body=body,
+                                         ContentType="application/json")  # fmt: skip
+
+    def _upload_template(self, bucket: str, region: str) -> str:
+        assert self.aws is not None
+        s3 = self.aws.client("s3")
         body = json.dumps(self.template, separators=(",", ":")).encode()
         key = f"{self.stack}/{hashlib.sha256(body).hexdigest()}.json"
         s3.put_object(Bucket=bucket, Key=key, Body=body)
@@ -414,6 +460,9 @@ class Deployer:
             outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
         except cfn.exceptions.ClientError:
             outputs = {}
+        account = self.aws.client("sts").get_caller_identity()["Account"]
+        bucket = f"{APP_NAME}-deploy-{account}-{self.aws.botocore.get_config_variable('region')}"
+        self._restore_state(bucket)
         recorded = self.state_dir / f"{self.stage}.json"
         if recorded.exists():
             # Chalice deletes what its record names; its config only has to load the app.
@@ -425,6 +474,8 @@ class Deployer:
             deployer = create_deletion_deployer(TypedAWSClient(self.aws.botocore), UI())
             deployer.deploy(chalice_config, chalice_stage_name=self.stage)
             recorded.unlink()
+        with contextlib.suppress(self.aws.client("s3").exceptions.NoSuchBucket):
+            self.aws.client("s3").delete_object(Bucket=bucket, Key=self.state_key)
         if outputs:
             cfn.delete_stack(StackName=self.stack)
             cfn.get_waiter("stack_delete_complete").wait(StackName=self.stack, WaiterConfig={"Delay": 5})

@@ -4,7 +4,9 @@ resources with the same wiring."""
 
 from __future__ import annotations
 
+import re
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests.conftest import REPO_ROOT
@@ -76,3 +78,46 @@ def test_functions_are_the_apps() -> None:
 def _invoke(role: dict[str, Any]) -> list[dict[str, Any]]:
     return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]
             if s["Action"] == "lambda:InvokeFunction"]  # fmt: skip
+
+
+def test_the_readme_shows_what_the_dry_run_prints(tmp_path: Path) -> None:
+    """Each line of the README's dry-run excerpt is printed by `make deploy DRY_RUN=1` (a line
+    abridged with `...` as a prefix of one), and its resource counts are the template's."""
+    import deploy
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    excerpt = readme.split("$ make deploy STAGE=prod DRY_RUN=1\n", 1)[1].split("```", 1)[0].splitlines()
+    printed: list[str] = []
+    deploy.Deployer("prod", None, printed.append, tmp_path / "state", tmp_path / "work", {},
+                    skip_dependencies=True).dry_run()  # fmt: skip
+
+    def bytes_(line: str) -> str:  # the template's size changes with every description
+        return re.sub(r"<\d+ bytes>", "<N bytes>", line)
+
+    output = [bytes_(line) for line in printed]
+    resources = stack_template("prod")["Resources"]
+    relay = sum(1 for r in resources.values() if r.get("Condition") == "HasUploadRelay")
+    for line in map(bytes_, excerpt):
+        counts = re.fullmatch(r"\s+\.\.\. \((\d+) resources, (\d+) of them only with the upload relay\)", line)
+        if counts:
+            assert (int(counts[1]), int(counts[2])) == (len(resources), relay)
+        elif line.strip() == "...":
+            continue
+        elif "..." in line:
+            prefix = line.split("...", 1)[0]
+            assert any(out.startswith(prefix) for out in output), line
+        else:
+            assert line in output, line
+
+
+def test_the_concurrency_prerequisite_counts_the_functions() -> None:
+    """docs/deployment.md tells how much of the account's concurrency quota the defaults reserve."""
+    text = " ".join((REPO_ROOT / "docs" / "deployment.md").read_text().split())
+    found = re.search(r"below about (\d+), reserve less: the API function reserves (\d+) and each of the (\d+) "
+                      r"background functions (\d+) by default \(Lambda keeps 100 unreserved\)", text)  # fmt: skip
+    assert found, "the prerequisite's sentence changed: update this test"
+    params = merged_template()["Parameters"]
+    background = len(function_overrides(merged_template())) - 1
+    api, jobs = int(params["ApiReservedConcurrency"]["Default"]), int(params["JobsReservedConcurrency"]["Default"])
+    assert (int(found[2]), int(found[3]), int(found[4])) == (api, background, jobs)
+    assert abs(int(found[1]) - (api + background * jobs + 100)) <= 10
