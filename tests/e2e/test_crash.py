@@ -121,9 +121,15 @@ def _crash_round(server: RegistryServer, work: Path, rng: random.Random, acked: 
         threading.Thread(target=_api_writer, args=(server, f"r{index}", acked, stop)),
         threading.Thread(target=_jobs, args=(server, stop)),
     ]
+    pushed_before = len(acked.pushes)
     for thread in threads:
         thread.start()
-    time.sleep(rng.uniform(0.5, 5.0))
+    # The kill falls at a random moment after this round's first acknowledged push, so every round
+    # tests a push even when a loaded machine makes the first one slow.
+    deadline = time.monotonic() + 120
+    while len(acked.pushes) == pushed_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 4.0))
     server.kill()  # SIGKILL to the whole group, at a moment nothing chose
     stop.set()
     for thread in threads:
