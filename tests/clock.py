@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class MovableClock:
@@ -17,9 +19,21 @@ class MovableClock:
         self._lock = threading.Lock()
         self._offset = self._start = 0.0 if start is None else start - time.time()
         self._moved = False
+        self._frozen_at: float | None = None
 
     def __call__(self) -> float:
-        return time.time() + self._offset
+        frozen = self._frozen_at
+        return time.time() + self._offset if frozen is None else frozen
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """Time stands still inside (in-process caches cannot expire between two requests a test
+        compares, however slow the machine); afterwards it flows on from real time."""
+        self._frozen_at = self()
+        try:
+            yield
+        finally:
+            self._frozen_at = None
 
     @property
     def moved(self) -> bool:
