@@ -31,7 +31,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from entrypoints import merge
-from infra_only import _refs, keep_used
+from template_refs import drop_dangling, keep_used
 
 INFRA = Path(__file__).resolve().parent
 RESOURCES = INFRA / "resources.json"
@@ -143,16 +143,7 @@ def stack_template(stage: str, app_name: str = APP_NAME) -> dict[str, Any]:
 
     outputs = _replace(template.get("Outputs", {}), swap)
     # Drop what refers to something no longer here (resources, then outputs).
-    params = template.get("Parameters", {})
-    changed = True
-    while changed:
-        known = set(resources) | set(params)
-        gone = [k for k, v in resources.items() if not _refs(v)[0] <= known]
-        for key in gone:
-            del resources[key]
-        changed = bool(gone)
-    known = set(resources) | set(params)
-    outputs = {k: v for k, v in outputs.items() if _refs(v)[0] <= known}
+    outputs = drop_dangling(resources, template.get("Parameters", {}), outputs)
 
     # Every resource value a function's properties need becomes an output.
     for logical_id, entry in generated.items():

@@ -4,7 +4,7 @@ cfn-lint checks a template with conditions as a whole; a stack is deployed with 
 parameter. `package.sh` lints the packaged template as is and, through this script, once more for
 each value of `HasUploadRelay` (the opt-in upload relay): resources and outputs under the
 condition are kept without it (true) or dropped (false), every `Fn::If` on it becomes the branch
-taken, and conditions, parameters and rules nothing uses any more are dropped (`infra_only.py`'s
+taken, and conditions, parameters and rules nothing uses any more are dropped (`template_refs.py`'s
 `keep_used`), so the copy is exactly what CloudFormation would create.
 
 Usage: python infra/fix_condition.py TEMPLATE CONDITION true|false OUT.json   (stdlib only)
@@ -16,7 +16,7 @@ import json
 import sys
 from typing import Any
 
-from infra_only import keep_used
+from template_refs import keep_used
 
 _ARGC = 5  # program, template, condition, value, output file
 _DROP = object()  # an Fn::If branch that is AWS::NoValue
