@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from chalicelib.services.scan_all import ScanAllService
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
+    from chalicelib.services.securityhub import SecurityHubService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
     from chalicelib.services.webhook_delivery import WebhookDelivery
@@ -98,6 +99,7 @@ class Services:
     gate: GateService
     scan_all: ScanAllService
     scans: ScanService
+    securityhub: SecurityHubService
     registries: RegistryService
     replication: ReplicationService
     replication_runs: ReplicationRun
@@ -339,6 +341,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import SbomAccessories, ScanService
+    from chalicelib.services.securityhub import SecurityHubService
     from chalicelib.services.signin_throttle import SignInThrottle
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
@@ -364,6 +367,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.robots import RobotStore
     from chalicelib.stores.scanners import ScannerStore
     from chalicelib.stores.scans import ScanStore
+    from chalicelib.stores.securityhub import SecurityHubStore
     from chalicelib.stores.uploads import UploadStore
     from chalicelib.stores.users import UserStore
     from chalicelib.stores.webhooks import WebhookStore
@@ -457,6 +461,10 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
         accessories=SbomAccessories(uploads, manifests, artifact_store, clock),
     )  # fmt: skip
+    securityhub = SecurityHubService(SecurityHubStore(), scanners, artifact_store)
+    scans.use_hub(securityhub)
+    manifests.on_deleted(securityhub.artifact_deleted)
+    events.subscribe(securityhub.on_event)
     scan_triggers = ScanTriggers(projects, scans)
     events.subscribe(scan_triggers.on_event)
     scan_all = ScanAllService(
@@ -509,6 +517,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         gate=GateService(GateStore(), ScanStore(objects), clock),
         scan_all=scan_all,
         scans=scans,
+        securityhub=securityhub,
         registries=registries,
         replication=replication,
         replication_runs=replication_runs,

@@ -23,6 +23,7 @@ from chalicelib.api.mgmt import (
     scanners,
     scans,
     search,
+    security,
     system,
     users,
     webhooks,
@@ -53,6 +54,7 @@ BLUEPRINTS = (
     scanners.bp,
     scans.bp,
     scan_all.bp,
+    security.bp,
     registries.bp,
     replication.bp,
 )

@@ -183,6 +183,8 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.CREATE),
     ("PUT", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.UPDATE),
     ("POST", "/system/scanAll/stop"): system(R.SCAN_ALL, A.STOP),
+    ("GET", "/security/summary"): system(R.SECURITY_HUB, A.READ),
+    ("GET", "/security/vul"): system(R.SECURITY_HUB, A.LIST),
     ("GET", "/scans/all/metrics"): system(R.SCAN_ALL, A.READ),
     ("GET", "/scans/schedule/metrics"): system(R.SCAN_ALL, A.READ),
     # CVE allowlists (system list; a project's own list travels with the project)
