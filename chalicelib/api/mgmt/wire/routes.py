@@ -78,6 +78,8 @@ RESPONSES: dict[tuple[str, str], ResponseModel] = {
     ("GET", "/system/scanAll/schedule"): _ONE(m.Schedule),
     ("GET", "/scans/all/metrics"): _ONE(m.Stats),
     ("GET", "/scans/schedule/metrics"): _ONE(m.Stats),
+    ("GET", "/security/summary"): _ONE(m.SecuritySummary),
+    ("GET", "/security/vul"): _many(m.VulnerabilityItem),
     ("GET", "/system/gc"): _many(m.GCHistory),
     ("GET", "/system/gc/schedule"): _ONE(m.GCHistory),
     ("GET", "/system/gc/{gc}"): _ONE(m.GCHistory),
