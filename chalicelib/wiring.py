@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
     from chalicelib.services.scan_all import ScanAllService
+    from chalicelib.services.scan_export import ScanExportService
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
     from chalicelib.services.securityhub import SecurityHubService
@@ -100,6 +101,7 @@ class Services:
     scan_all: ScanAllService
     scans: ScanService
     securityhub: SecurityHubService
+    scan_export: ScanExportService
     registries: RegistryService
     replication: ReplicationService
     replication_runs: ReplicationRun
@@ -173,6 +175,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
         machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
     if settings.scan_all_state_machine_arn:
         machines["SCAN_ALL"] = settings.scan_all_state_machine_arn
+    if settings.scan_export_state_machine_arn:
+        machines["SCAN_DATA_EXPORT"] = settings.scan_export_state_machine_arn
     if settings.replication_state_machine_arn:
         machines["REPLICATION"] = settings.replication_state_machine_arn
     if _durable_webhooks(settings):
@@ -338,6 +342,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
     from chalicelib.services.scan_all import ScanAllService
+    from chalicelib.services.scan_export import ScanExportService
     from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import SbomAccessories, ScanService
@@ -365,6 +370,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.scanexport import ScanExportFiles
     from chalicelib.stores.scanners import ScannerStore
     from chalicelib.stores.scans import ScanStore
     from chalicelib.stores.securityhub import SecurityHubStore
@@ -472,6 +478,11 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         batch=settings.scan_all_batch, max_active=settings.scan_all_max_active,
         wait_seconds=settings.scan_all_wait_seconds, clock=clock,
     )  # fmt: skip
+    scan_export = ScanExportService(
+        jobs, ScanExportFiles(objects), projects=projects, repositories=repository_store, artifacts=artifact_store,
+        labels=LabelStore(clock), reports=ScanStore(objects), access=access,
+        download_ttl=settings.presign_ttl_seconds, batch=settings.scan_export_batch,
+    )  # fmt: skip
     registries = _registries(settings, clock, events, secrets)
     projects.use_registries(registries.require_proxyable)
     # Replication: its policies, and the run that copies through the same services a client's push uses.
@@ -518,6 +529,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         scan_all=scan_all,
         scans=scans,
         securityhub=securityhub,
+        scan_export=scan_export,
         registries=registries,
         replication=replication,
         replication_runs=replication_runs,

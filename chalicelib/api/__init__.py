@@ -20,6 +20,7 @@ from chalicelib.api.mgmt import (
     retention,
     robots,
     scan_all,
+    scan_export,
     scanners,
     scans,
     search,
@@ -55,6 +56,7 @@ BLUEPRINTS = (
     scans.bp,
     scan_all.bp,
     security.bp,
+    scan_export.bp,
     registries.bp,
     replication.bp,
 )

@@ -176,6 +176,8 @@ S3: one bucket (`REGISTRY_BUCKET_NAME`).
 | blob bytes                     | `blobs/<alg>/<hex>`               |
 | manifest too big to inline     | `manifests/<alg>/<hex>`           |
 | upload staging (chunks, parts) | `uploads/<id>/...`                |
+| scan data export CSV           | `scan-exports/<execution id>.csv` |
+| its parts, while it runs       | `scan-exports/<execution id>/part-<n>.csv` |
 
 An object under `blobs/` always holds bytes that hash to its key (S3 checks the SHA-256 on write), but
 it is part of the registry only once its blob row exists. The first chunk of every upload is written
@@ -572,3 +574,16 @@ def sechub_vul_pk(registration: str) -> str:
 
 def sechub_counted_pk(repository: str) -> str:
     return f"{SECHUB_COUNTED_PREFIX}{repository}"
+
+
+# Scan data exports (`stores/scanexport.py`): each step of an export execution writes its rows as
+# one part, the last step joins them behind the header into the file the download serves.
+SCAN_EXPORTS_PREFIX = "scan-exports/"
+
+
+def scan_export_part_key(execution_id: int, part: int) -> str:
+    return f"{SCAN_EXPORTS_PREFIX}{execution_id}/part-{part:06d}.csv"
+
+
+def scan_export_key(execution_id: int) -> str:
+    return f"{SCAN_EXPORTS_PREFIX}{execution_id}.csv"

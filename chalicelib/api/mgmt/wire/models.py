@@ -659,6 +659,29 @@ class VulnerabilityItem(HarborModel):
     links: list[str] | None = None
 
 
+# Scan data export.
+
+
+class ScanDataExportJob(HarborModel):
+    id: int | None = None
+
+
+class ScanDataExportExecution(HarborModel):
+    id: int | None = None
+    user_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    start_time: DateTime | None = None
+    end_time: DateTime | None = None
+    status_text: str
+    user_name: str
+    file_present: bool
+
+
+class ScanDataExportExecutionList(HarborModel):
+    items: list[ScanDataExportExecution] | None = None
+
+
 # Registries (`/registries`, `/replication/adapters`, `/replication/adapterinfos`).
 class RegistryCredential(HarborModel):
     type: str | None = None
