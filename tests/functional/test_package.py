@@ -93,8 +93,7 @@ SCAN_EXPORT_MACHINE_ARN = {
     "${AWS::StackName}-scan_export"
 }
 SCAN_EXPORT_EXECUTIONS_ARN = {
-    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:"
-    "${AWS::StackName}-scan_export:*"
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan_export:*"
 }
 REPLICATION_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
