@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     scan_all_batch: int = Field(default=50, ge=1, le=500)
     scan_all_max_active: int = Field(default=50, ge=1, le=1000)
     scan_all_wait_seconds: int = Field(default=10, ge=0, le=3600)
+    # Scan data export (`services/scan_export.py`): its state machine; artifacts one step exports.
+    scan_export_state_machine_arn: str | None = None
+    scan_export_batch: int = Field(default=200, ge=1, le=2000)
     # How many repositories one retention execution processes at a time (its Map's MaxConcurrency).
     retention_workers: int = Field(default=4, ge=1, le=40)
     # Replication: its state machine, how many artifacts one execution copies at a time (its Map's
@@ -208,6 +211,7 @@ class Settings(BaseSettings):
         "retention_state_machine_arn",
         "scan_state_machine_arn",
         "scan_all_state_machine_arn",
+        "scan_export_state_machine_arn",
         "replication_state_machine_arn",
         "event_bus_name",
         "webhook_state_machine_arn",

@@ -51,8 +51,10 @@ if TYPE_CHECKING:
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
     from chalicelib.services.scan_all import ScanAllService
+    from chalicelib.services.scan_export import ScanExportService
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import ScanService
+    from chalicelib.services.securityhub import SecurityHubService
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
     from chalicelib.services.webhook_delivery import WebhookDelivery
@@ -98,6 +100,8 @@ class Services:
     gate: GateService
     scan_all: ScanAllService
     scans: ScanService
+    securityhub: SecurityHubService
+    scan_export: ScanExportService
     registries: RegistryService
     replication: ReplicationService
     replication_runs: ReplicationRun
@@ -171,6 +175,8 @@ def _job_runner(settings: Settings) -> StepFunctionsRunner:
         machines["IMAGE_SCAN"] = machines["SBOM"] = settings.scan_state_machine_arn
     if settings.scan_all_state_machine_arn:
         machines["SCAN_ALL"] = settings.scan_all_state_machine_arn
+    if settings.scan_export_state_machine_arn:
+        machines["SCAN_DATA_EXPORT"] = settings.scan_export_state_machine_arn
     if settings.replication_state_machine_arn:
         machines["REPLICATION"] = settings.replication_state_machine_arn
     if _durable_webhooks(settings):
@@ -336,9 +342,11 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.retention_run import RetentionRun
     from chalicelib.services.robots import RobotService
     from chalicelib.services.scan_all import ScanAllService
+    from chalicelib.services.scan_export import ScanExportService
     from chalicelib.services.scan_triggers import ScanTriggers
     from chalicelib.services.scanners import ScannerService
     from chalicelib.services.scans import SbomAccessories, ScanService
+    from chalicelib.services.securityhub import SecurityHubService
     from chalicelib.services.signin_throttle import SignInThrottle
     from chalicelib.services.uploads import UploadService
     from chalicelib.services.users import UserService
@@ -362,8 +370,10 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.stores.repositories import RepositoryStore
     from chalicelib.stores.retention import RetentionStore
     from chalicelib.stores.robots import RobotStore
+    from chalicelib.stores.scanexport import ScanExportFiles
     from chalicelib.stores.scanners import ScannerStore
     from chalicelib.stores.scans import ScanStore
+    from chalicelib.stores.securityhub import SecurityHubStore
     from chalicelib.stores.uploads import UploadStore
     from chalicelib.stores.users import UserStore
     from chalicelib.stores.webhooks import WebhookStore
@@ -457,12 +467,21 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         registry_url=_registry_url(settings), internal_url=_registry_url(settings), clock=clock,
         accessories=SbomAccessories(uploads, manifests, artifact_store, clock),
     )  # fmt: skip
+    securityhub = SecurityHubService(SecurityHubStore(), scanners, artifact_store)
+    scans.use_hub(securityhub)
+    manifests.on_deleted(securityhub.artifact_deleted)
+    events.subscribe(securityhub.on_event)
     scan_triggers = ScanTriggers(projects, scans)
     events.subscribe(scan_triggers.on_event)
     scan_all = ScanAllService(
         jobs, scans, scanners=scanners, projects=projects, repositories=repository_store, artifacts=artifact_store,
         batch=settings.scan_all_batch, max_active=settings.scan_all_max_active,
         wait_seconds=settings.scan_all_wait_seconds, clock=clock,
+    )  # fmt: skip
+    scan_export = ScanExportService(
+        jobs, ScanExportFiles(objects), projects=projects, repositories=repository_store, artifacts=artifact_store,
+        labels=LabelStore(clock), reports=ScanStore(objects), access=access,
+        download_ttl=settings.presign_ttl_seconds, batch=settings.scan_export_batch,
     )  # fmt: skip
     registries = _registries(settings, clock, events, secrets)
     projects.use_registries(registries.require_proxyable)
@@ -509,6 +528,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         gate=GateService(GateStore(), ScanStore(objects), clock),
         scan_all=scan_all,
         scans=scans,
+        securityhub=securityhub,
+        scan_export=scan_export,
         registries=registries,
         replication=replication,
         replication_runs=replication_runs,

@@ -58,6 +58,7 @@ class Resource(StrEnum):
     # Scanning policy (scan all, the security hub).
     SCAN_ALL = "scan-all"
     SECURITY_HUB = "security-hub"
+    EXPORT_CVE = "export-cve"
     # Registries (remote endpoints) and the replication adapter catalogue: system resources.
     REGISTRY = "registry"
     REPLICATION_ADAPTER = "replication-adapter"

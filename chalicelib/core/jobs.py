@@ -79,6 +79,8 @@ class VendorType(StrEnum):
     SBOM = "SBOM"
     # Harbor's scan all: one execution whose tasks are the scans it started.
     SCAN_ALL = "SCAN_ALL"
+    # Harbor's scan data export (`/export/cve`): one execution per export, no tasks.
+    SCAN_DATA_EXPORT = "SCAN_DATA_EXPORT"
     REPLICATION = "REPLICATION"
 
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chalicelib.jobs import gc, replication, retention, scan_all, scans, schedules, webhooks
+from chalicelib.jobs import gc, replication, retention, scan_all, scan_export, scans, schedules, webhooks
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
 Profile = Literal["jobs", "webhook"]
@@ -72,6 +72,12 @@ ENTRY_POINTS = (
     EntryPoint("scan_all_step", scan_all.step, "scan_all", "jobs", 300),
     EntryPoint("scan_all_finish", scan_all.finish, "scan_all", "jobs", 60),
     EntryPoint("scan_all_fail", scan_all.fail, "scan_all", "jobs", 60),
+    # Scan data export: each step reads at most a batch of artifacts' reports and writes one part;
+    # the finish joins the parts (their size bounds its time).
+    EntryPoint("scan_export_begin", scan_export.begin, "scan_export", "jobs", 60),
+    EntryPoint("scan_export_step", scan_export.step, "scan_export", "jobs", 300),
+    EntryPoint("scan_export_finish", scan_export.finish, "scan_export", "jobs", 300),
+    EntryPoint("scan_export_fail", scan_export.fail, "scan_export", "jobs", 60),
     # Replication: a Task copies until its budget (REGISTRY_REPLICATION_TASK_BUDGET_SECONDS) is spent.
     EntryPoint("replication_begin", replication.begin, "replication", "jobs", LONG),
     EntryPoint("replication_task", replication.task, "replication", "jobs", LONG),

@@ -351,6 +351,7 @@ def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
     os.environ.setdefault("REGISTRY_SCAN_STATE_MACHINE_ARN", arns["IMAGE_SCAN"])
     os.environ.setdefault("REGISTRY_SCAN_ALL_STATE_MACHINE_ARN", arns["SCAN_ALL"])
+    os.environ.setdefault("REGISTRY_SCAN_EXPORT_STATE_MACHINE_ARN", arns["SCAN_DATA_EXPORT"])
     os.environ.setdefault("REGISTRY_REPLICATION_STATE_MACHINE_ARN", arns["REPLICATION"])
     # Webhooks use it unless REGISTRY_WEBHOOK_DELIVERY=threads.
     os.environ.setdefault("REGISTRY_WEBHOOK_STATE_MACHINE_ARN", arns["WEBHOOK"])

@@ -27,7 +27,8 @@ from chalicelib.observability import logger
 STATE_MACHINES = Path(__file__).resolve().parents[2] / "infra" / "statemachines"
 # Job kind -> state machine file stem (and the machine's name).
 MACHINES = {"GARBAGE_COLLECTION": "gc", "RETENTION": "retention", "WEBHOOK": "webhook", "IMAGE_SCAN": "scan",
-            "SBOM": "scan", "SCAN_ALL": "scan_all", "REPLICATION": "replication"}  # fmt: skip
+            "SBOM": "scan", "SCAN_ALL": "scan_all", "REPLICATION": "replication",
+            "SCAN_DATA_EXPORT": "scan_export"}  # fmt: skip
 ACCOUNT = "123456789012"  # moto's default account
 EXECUTE = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
 

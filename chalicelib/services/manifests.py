@@ -34,6 +34,7 @@ from chalicelib.events import EventBus, EventType
 from chalicelib.stores.manifests import StillReferenced, StillTagged
 
 if TYPE_CHECKING:
+    from chalicelib.core.scans import ReportSummary
     from chalicelib.services.immutability import ImmutabilityService
     from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.artifacts import ArtifactStore
@@ -66,6 +67,12 @@ class ManifestService:
         self._quota = quota
         self._events = events
         self._max_bytes = max_bytes
+        self._on_deleted: list[Callable[[str, str, dict[str, ReportSummary]], None]] = []
+
+    def on_deleted(self, callback: Callable[[str, str, dict[str, ReportSummary]], None]) -> None:
+        """Called with (repository, digest, report summaries) after each manifest row is deleted
+        (an index's children and accessories too, which publish no event of their own)."""
+        self._on_deleted.append(callback)
 
     def put(self, repository: str, reference: str, body: bytes, content_type: str | None) -> ParsedManifest:
         if len(body) > self._max_bytes:
@@ -274,6 +281,8 @@ class ManifestService:
             raise Conflict("the artifact kept changing while it was being deleted; retry", {"digest": digest})
         if deleted is None:
             return False
+        for callback in self._on_deleted:
+            callback(repository, digest, deleted.scans)
         project = project_of(repository)
         self._quota.untrack_manifest(project, repository, digest, deleted.blobs)
         for accessory in self._artifacts.accessory_digests(repository, digest):

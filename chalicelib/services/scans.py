@@ -122,9 +122,14 @@ class ScanService:
         self._accessories = accessories
         self._cap = cap_seconds
         self._clock = clock
+        self._hub: HubRecorder | None = None
 
     def use_scanners(self, scanners: ScannerRegistry) -> None:
         self._scanners = scanners
+
+    def use_hub(self, hub: HubRecorder) -> None:
+        """The security hub, told when a vulnerability summary succeeds or is replaced."""
+        self._hub = hub
 
     # Starting and stopping.
 
@@ -157,6 +162,8 @@ class ScanService:
             raise Conflict("a previous scan process is Running") from None
         now = int(self._clock())
         for target in targets:
+            if self._hub is not None and scan_type == scans.VULNERABILITY:
+                self._hub.report_replaced(repository, target.digest, target.scans)
             placeholder = scans.ReportSummary(
                 mime_type=mime, report_id=report_ids[target.digest], digest=target.digest,
                 registration=registration.uuid, scan_status=scans.ScanStatus.PENDING, start_time=now,
@@ -416,6 +423,13 @@ class ScanService:
         self._store.put_report(digest, registration.uuid, mime, stored)
         if not self._store.save_summary(repository, digest, summary, replacing=summary.report_id):
             raise _ArtifactGone(f"artifact {repository}@{digest} was deleted while it was scanned")
+        if self._hub is not None and params["scan_type"] == scans.VULNERABILITY:
+            try:
+                self._hub.report_stored(registration.uuid, repository, digest,
+                                        project_id=int(params.get("project_id") or 0), summary=summary,
+                                        document=report.document)  # fmt: skip
+            except Exception:  # the report stands; the hub misses it until the next scan
+                logger.exception("security hub not updated", repository=repository, digest=digest)
         self._delete_robot(task)
         self._jobs.end_task(task, JobStatus.SUCCESS, counts=dict(task.counts), log=lines)
 
@@ -599,6 +613,12 @@ class ScanService:
         self._events.publish(Event(type=event_type, operator=operator, occurred_at=self._clock(), project=project,
                                    repository=repository, digest=digest, resource_type="artifact",
                                    detail={"scan_type": scan_type}))  # fmt: skip
+
+
+class HubRecorder(Protocol):
+    def report_stored(self, registration: str, repository: str, digest: str, *, project_id: int,
+                      summary: scans.ReportSummary, document: dict[str, Any]) -> None: ...  # fmt: skip
+    def report_replaced(self, repository: str, digest: str, summaries: dict[str, scans.ReportSummary]) -> None: ...
 
 
 class SbomWriter(Protocol):

@@ -48,6 +48,12 @@ KEYS_ONLY index `gsi1` (`gsi1pk`, `gsi1sk`), TTL attribute `expires_at`.
 | local secret    | `SECRET#<id>`       | `SECRET`                        |                                      |
 | remote registry | `REGISTRY#<id>`     | `ENTITY`                        |                                      |
 | registry name   | `REGISTRIES`        | `NAME#<name>`                   |                                      |
+| hub totals      | `SECHUB#<registration>` | `TOTALS`                    |                                      |
+| hub contribution | `SECHUB#<registration>` | `ART#<repository>@<digest>` |                                      |
+| hub ranking     | `SECHUBTOP#<registration>` | `<danger key>#<repository>@<digest>` |                          |
+| hub vulnerability | `SECHUBVUL#<registration>` | `<score key>#<severity key>#<hash>` |                         |
+| hub artifact count | `SECHUB`         | `ARTIFACTS`                     |                                      |
+| hub counted mark | `SECHUBCOUNTED#<repository>` | `<digest>`            |                                      |
 
 A blob row carries `icon: true` once an artifact was pushed with that blob as its validated icon
 (Harbor's `io.goharbor.artifact.v1alpha1.icon` layer): the icon endpoint serves only such blobs,
@@ -170,6 +176,8 @@ S3: one bucket (`REGISTRY_BUCKET_NAME`).
 | blob bytes                     | `blobs/<alg>/<hex>`               |
 | manifest too big to inline     | `manifests/<alg>/<hex>`           |
 | upload staging (chunks, parts) | `uploads/<id>/...`                |
+| scan data export CSV           | `scan-exports/<execution id>.csv` |
+| its parts, while it runs       | `scan-exports/<execution id>/part-<n>.csv` |
 
 An object under `blobs/` always holds bytes that hash to its key (S3 checks the SHA-256 on write), but
 it is part of the registry only once its blob row exists. The first chunk of every upload is written
@@ -524,3 +532,58 @@ _REPORT_KINDS = {
 def scan_report_key(digest: str, registration: str, mime_type: str) -> str:
     algorithm, _, hexpart = digest.partition(":")
     return f"{SCAN_REPORTS_PREFIX}{algorithm}/{hexpart}/{registration}/{_REPORT_KINDS[mime_type]}.json"
+
+
+# Security hub (`stores/securityhub.py`): aggregates kept when a vulnerability summary is stored or
+# replaced, so `/security/summary` and `/security/vul` are GetItems and Queries. Per scanner
+# registration: the totals row (counts per severity, fixable, scanned artifacts, updated with ADD),
+# one contribution row per scanned artifact (what it added, so a re-scan or a delete subtracts it
+# exactly), one ranking row per artifact with critical to low findings (its sort key orders the
+# most dangerous first), and one row per finding whose sort key orders by CVSS v3 score descending
+# (no score last) and then by severity. The registry's artifact count has its own row, moved with
+# a mark per (repository, digest), so a re-push does not count twice.
+SECHUB_PREFIX = "SECHUB#"
+SECHUB_TOP_PREFIX = "SECHUBTOP#"
+SECHUB_VUL_PREFIX = "SECHUBVUL#"
+SECHUB_COUNTED_PREFIX = "SECHUBCOUNTED#"
+SECHUB_PK = "SECHUB"
+SECHUB_TOTALS_SK = "TOTALS"
+SECHUB_ARTIFACTS_SK = "ARTIFACTS"
+SECHUB_CONTRIBUTION_PREFIX = "ART#"
+
+
+def sechub_pk(registration: str) -> str:
+    return f"{SECHUB_PREFIX}{registration}"
+
+
+def sechub_contribution_sk(repository: str, digest: str) -> str:
+    return f"{SECHUB_CONTRIBUTION_PREFIX}{repository}@{digest}"
+
+
+def sechub_top_pk(registration: str) -> str:
+    return f"{SECHUB_TOP_PREFIX}{registration}"
+
+
+def sechub_top_sk(danger: str, repository: str, digest: str) -> str:
+    return f"{danger}#{repository}@{digest}"
+
+
+def sechub_vul_pk(registration: str) -> str:
+    return f"{SECHUB_VUL_PREFIX}{registration}"
+
+
+def sechub_counted_pk(repository: str) -> str:
+    return f"{SECHUB_COUNTED_PREFIX}{repository}"
+
+
+# Scan data exports (`stores/scanexport.py`): each step of an export execution writes its rows as
+# one part, the last step joins them behind the header into the file the download serves.
+SCAN_EXPORTS_PREFIX = "scan-exports/"
+
+
+def scan_export_part_key(execution_id: int, part: int) -> str:
+    return f"{SCAN_EXPORTS_PREFIX}{execution_id}/part-{part:06d}.csv"
+
+
+def scan_export_key(execution_id: int) -> str:
+    return f"{SCAN_EXPORTS_PREFIX}{execution_id}.csv"

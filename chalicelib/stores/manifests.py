@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from pynamodb.connection import Connection
@@ -18,8 +18,10 @@ from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest, Referrer
 from chalicelib.core.reference import project_of
+from chalicelib.core.scans import ReportSummary
 from chalicelib.errors import Conflict, ManifestBlobUnknown, ManifestUnknown
 from chalicelib.stores import keys
+from chalicelib.stores.artifacts import scan_summaries
 from chalicelib.stores.objects import ObjectStore
 from chalicelib.stores.tables import (
     ManifestRow,
@@ -67,6 +69,8 @@ class DeletedManifest:
     children: list[str]
     subject: str | None
     tags: list[str]
+    # The report summaries the row carried (the security hub takes their share back).
+    scans: dict[str, ReportSummary] = field(default_factory=dict)
 
 
 class ManifestStore:
@@ -416,7 +420,8 @@ class ManifestStore:
         with ParentRow.batch_write() as batch:
             for child in children:
                 batch.delete(ParentRow(pk, keys.parent_sk(child, digest)))
-        return DeletedManifest(blobs=blobs, children=children, subject=row.subject, tags=tags)
+        return DeletedManifest(blobs=blobs, children=children, subject=row.subject, tags=tags,
+                               scans=scan_summaries(row))  # fmt: skip
 
     @staticmethod
     def _tags_pointing_at(repository: str, digest: str, names: set[str]) -> list[str]:

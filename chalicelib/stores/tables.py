@@ -459,6 +459,67 @@ class RetentionLinkRow(_Base):
 
 
 # Scanner registrations (`stores/scanners.py`).
+class HubTotalsRow(_Base):
+    """`SECHUB#<registration>` / `TOTALS`: the security hub's sums (moved with ADD only)."""
+
+    critical_cnt = NumberAttribute(default=0)
+    high_cnt = NumberAttribute(default=0)
+    medium_cnt = NumberAttribute(default=0)
+    low_cnt = NumberAttribute(default=0)
+    none_cnt = NumberAttribute(default=0)
+    unknown_cnt = NumberAttribute(default=0)
+    fixable_cnt = NumberAttribute(default=0)
+    scanned_cnt = NumberAttribute(default=0)
+
+
+class HubArtifactCountRow(_Base):
+    """`SECHUB` / `ARTIFACTS`: how many artifacts the registry holds (moved with ADD only)."""
+
+    artifacts = NumberAttribute(default=0)
+
+
+class HubCountedRow(_Base):
+    """`SECHUBCOUNTED#<repository>` / `<digest>`: the artifact is in `HubArtifactCountRow`."""
+
+
+class HubContributionRow(_Base):
+    """What one artifact's vulnerability report added to the hub (so it can be taken back)."""
+
+    project_id = NumberAttribute()
+    counts = UnicodeAttribute()
+    top_sk = UnicodeAttribute(null=True)
+    item_sks = UnicodeSetAttribute(null=True)
+
+
+class HubTopRow(_Base):
+    """A ranking row: an artifact with Critical to Low findings, most dangerous first."""
+
+    project_id = NumberAttribute()
+    repository = UnicodeAttribute()
+    digest = UnicodeAttribute()
+    critical_cnt = NumberAttribute(default=0)
+    high_cnt = NumberAttribute(default=0)
+    medium_cnt = NumberAttribute(default=0)
+    low_cnt = NumberAttribute(default=0)
+
+
+class HubVulRow(_Base):
+    """One finding of one artifact (Harbor's vulnerability item), ordered by CVSS v3 score."""
+
+    project_id = NumberAttribute()
+    repository = UnicodeAttribute()
+    digest = UnicodeAttribute()
+    cve_id = UnicodeAttribute()
+    package = UnicodeAttribute()
+    version = UnicodeAttribute()
+    severity = UnicodeAttribute()
+    fixed_version = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    cvss = NumberAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    links = ListAttribute(of=UnicodeAttribute, null=True)
+
+
 class ScannerRegistrationsRow(_Base):
     """`SCANNERS` / `REGISTRATIONS`: every scanner registration in one item (a handful at most): a
     read is one GetItem, and one conditional put on `version` keeps names and URLs unique and one
@@ -568,6 +629,12 @@ MODELS: tuple[type[Model], ...] = (
     RegistryRow,
     RegistryNameRow,
     SecretRow,
+    HubTotalsRow,
+    HubArtifactCountRow,
+    HubCountedRow,
+    HubContributionRow,
+    HubTopRow,
+    HubVulRow,
 )
 
 

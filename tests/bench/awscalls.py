@@ -180,6 +180,16 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
             "manifest GET by digest, pull gate on (scanned, allowed)",
             one("GET", f"/v2/{GATED}/manifests/{digest}", "GET", 200, accept),
         ),
+        (
+            "security_summary",
+            "security hub summary, with dangerous CVEs and artifacts",
+            _management("/api/v2.0/security/summary?with_dangerous_cve=true&with_dangerous_artifact=true"),
+        ),
+        (
+            "security_vul",
+            "security hub vulnerability list, q=severity=Low",
+            _management("/api/v2.0/security/vul?q=severity%3DLow"),
+        ),
         ("blob_head", "blob HEAD", one("HEAD", f"/v2/{repo}/blobs/{layer.digest}", "HEAD", 200)),
         ("blob_head_miss", "blob HEAD (absent, 404)", one("HEAD", f"/v2/{repo}/blobs/{absent}", "HEAD", 404)),
         ("blob_get", "blob GET (307 redirect)", one("GET", f"/v2/{repo}/blobs/{layer.digest}", "GET", 307)),
@@ -219,6 +229,19 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
     ]
 
 
+def _management(path: str) -> Scenario:
+    """A GET on the management API with Basic credentials (it refuses registry tokens)."""
+    import base64
+
+    basic = base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
+
+    def run(h: oci.Http) -> list[oci.Reply]:
+        inner = getattr(h, "inner", h)
+        return [oci.expect(inner.request("GET", path, {"Authorization": f"Basic {basic}"}), "management GET", 200)]
+
+    return run
+
+
 def _gated_project(raw: WerkzeugHttp) -> None:
     """The gated project (created through the management API with Basic credentials)."""
     import base64
@@ -249,6 +272,12 @@ def _gated_image(http: oci.Http, config: oci.Blob, layers: list[oci.Blob]) -> No
     finding = scans.Finding("CVE-2024-0001", "openssl", "3.0.0", "", "Low")
     summary = scans.completed(base, [finding], scans.ScannerInfo("bench", "bench", "1"), 2)
     ScanStore(object_store(get_settings())).save_summary(GATED, digest, summary)
+    # What the scan's store step tells the security hub (its summary and list read these).
+    document = {"vulnerabilities": [{"id": "CVE-2024-0001", "package": "openssl", "version": "3.0.0",
+                                     "severity": "Low", "preferred_cvss": {"score_v3": 3.1}}]}  # fmt: skip
+    from chalicelib.wiring import services
+
+    services().securityhub.report_stored("bench", GATED, digest, project_id=2, summary=summary, document=document)
 
 
 def _push(repo: str, style: str) -> Scenario:

@@ -88,6 +88,13 @@ SCAN_ALL_MACHINE_ARN = {
 SCAN_ALL_EXECUTIONS_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan_all:*"
 }
+SCAN_EXPORT_MACHINE_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+    "${AWS::StackName}-scan_export"
+}
+SCAN_EXPORT_EXECUTIONS_ARN = {
+    "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${AWS::StackName}-scan_export:*"
+}
 REPLICATION_MACHINE_ARN = {
     "Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
     "${AWS::StackName}-replication"
@@ -288,6 +295,9 @@ def test_api_role_is_least_privilege(resources: dict[str, Any]) -> None:
     assert on(SCAN_ALL_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(REPLICATION_MACHINE_ARN) == {"states:StartExecution"}
     assert on(REPLICATION_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
+    # And for scan data exports (/export/cve): started, and read as the executions are shown.
+    assert on(SCAN_EXPORT_MACHINE_ARN) == {"states:StartExecution"}
+    assert on(SCAN_EXPORT_EXECUTIONS_ARN) == {"states:DescribeExecution", "states:StopExecution"}
     assert on(DEFAULT_BUS_ARN) == {"events:PutEvents"}  # domain events (stores/eventbus.py)
     assert granted == {}, f"unexpected grants: {granted}"
 

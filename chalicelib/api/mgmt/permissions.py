@@ -183,6 +183,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.CREATE),
     ("PUT", "/system/scanAll/schedule"): system(R.SCAN_ALL, A.UPDATE),
     ("POST", "/system/scanAll/stop"): system(R.SCAN_ALL, A.STOP),
+    ("GET", "/security/summary"): system(R.SECURITY_HUB, A.READ),
+    ("GET", "/security/vul"): system(R.SECURITY_HUB, A.LIST),
+    # Scan data export: the service checks the project's `export-cve` (create / read) and that an
+    # execution is the caller's own, as Harbor's handler does after RequireAuthenticated.
+    ("POST", "/export/cve"): SIGNED_IN,
+    ("GET", "/export/cve/execution/{execution_id}"): SIGNED_IN,
+    ("GET", "/export/cve/executions"): SIGNED_IN,
+    ("GET", "/export/cve/download/{execution_id}"): SIGNED_IN,
     ("GET", "/scans/all/metrics"): system(R.SCAN_ALL, A.READ),
     ("GET", "/scans/schedule/metrics"): system(R.SCAN_ALL, A.READ),
     # CVE allowlists (system list; a project's own list travels with the project)

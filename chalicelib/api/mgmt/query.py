@@ -11,7 +11,7 @@ Differences from Harbor's own parser (`src/lib/q`), all deliberate:
   and strings with commas work;
 - unknown keys, duplicate keys, malformed values and unbalanced brackets are 400s, where Harbor
   often ignores or overwrites them;
-- a range needs at least one bound and is only accepted on integer and time keys.
+- a range needs at least one bound and is only accepted on number and time keys.
 
 Like Harbor, a `q` that still holds valid `%` escapes is unescaped once more (the portal double encodes
 it), naive times are UTC, and fuzzy matching is a case-sensitive substring test.
@@ -32,13 +32,14 @@ from chalicelib.errors import ErrorCode, RegistryError
 MAX_Q_LENGTH = 1024
 """Longest accepted `q`, before the extra unescape; longer strings are rejected, not truncated."""
 
-Scalar = str | int | bool | datetime
-Bound = int | datetime
+Scalar = str | int | float | bool | datetime
+Bound = int | float | datetime
 
-_SUPPORTED_TYPES: tuple[type, ...] = (str, int, bool, datetime)
+_SUPPORTED_TYPES: tuple[type, ...] = (str, int, float, bool, datetime)
 _OPENERS = {"[": "]", "{": "}", "(": ")"}
 _CLOSERS = {v: k for k, v in _OPENERS.items()}
 _INT = re.compile(r"[+-]?[0-9]+")
+_DECIMAL = re.compile(r"[+-]?[0-9]{1,12}(\.[0-9]{1,12})?")
 _VALID_ESCAPES = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PLUS_SEPARATED = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}\+[0-9]{2}:[0-9]{2}:[0-9]{2}")
 _TRUE = frozenset({"true", "1", "t"})
@@ -255,8 +256,8 @@ def _parse_value(key: str, value: str, kind: type) -> Term:
 
 
 def _parse_range(key: str, inner: str, kind: type) -> Range:
-    if kind not in (int, datetime):
-        raise InvalidQuery(f'q: range is only supported on integer and time keys, not "{key}"')
+    if kind not in (int, float, datetime):
+        raise InvalidQuery(f'q: range is only supported on number and time keys, not "{key}"')
     sides = _split(inner, lambda c: c == "~")
     if len(sides) != 2:
         raise InvalidQuery(f'q: range for "{key}" must be [min~max], got [{inner}]')
@@ -272,7 +273,7 @@ def _parse_range(key: str, inner: str, kind: type) -> Range:
 
 def _bound(key: str, text: str, kind: type) -> Bound:
     value = _typed(key, text, kind)
-    assert isinstance(value, int | datetime)
+    assert isinstance(value, int | float | datetime)
     return value
 
 
@@ -290,6 +291,10 @@ def _typed(key: str, token: str, kind: type) -> Scalar:
         if _INT.fullmatch(text):
             return int(text)
         raise InvalidQuery(f'q: "{key}" expects an integer, got {text!r}')
+    if kind is float:
+        if _DECIMAL.fullmatch(text):
+            return float(text)
+        raise InvalidQuery(f'q: "{key}" expects a number, got {text!r}')
     parsed = _parse_time(text)
     if parsed is None:
         raise InvalidQuery(f'q: "{key}" expects a time like "2020-04-09 02:36:00", got {text!r}')
@@ -324,7 +329,7 @@ def _parse_time(text: str) -> datetime | None:
 
 def _kind(value: Any) -> type:
     """The query-side type of a term value; checked in this order because bool is an int."""
-    for kind in (bool, int, datetime, str):
+    for kind in (bool, int, float, datetime, str):
         if isinstance(value, kind):
             return kind
     return str
@@ -375,6 +380,7 @@ def _coerce_str(value: Any) -> str | None:
 _COERCERS: dict[type, Callable[[Any], Any]] = {
     bool: _coerce_bool,
     int: _coerce_int,
+    float: _coerce_int,
     datetime: _coerce_time,
     str: _coerce_str,
 }

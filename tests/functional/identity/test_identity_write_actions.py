@@ -158,6 +158,8 @@ WRITES: list[tuple[str, str, Any]] = [
     ("DELETE", "/replication/policies/{registry_id}", None),
     ("POST", "/replication/executions", {"policy_id": 999999}),
     ("PUT", "/replication/executions/{registry_id}", None),  # stop an execution
+    # scan data export: a robot is no user (Harbor refuses it 403)
+    ("POST", "/export/cve", {"job_name": "by-reader", "projects": [999999]}),
     ("DELETE", "/projects/{project}", None),
 ]  # fmt: skip
 _VALUES = {"meta_name": "public", "repository": "app", "tag_name": "v1", "execution_id": "1",
@@ -222,8 +224,10 @@ def test_a_read_only_robot_may_ping_a_registry(harbor, world):
 # Creating a scanner registration (or pinging one) calls the adapter, which this suite does not run
 # (tests/functional/test_scanners.py does): the administrator gets 400 from the unreachable address.
 # Stopping a scan when none runs is Harbor's 400 (tests/functional/jobs/test_scans.py runs scans).
+# An export needs Harbor's `X-Scan-Data-Type` header (400 without it) and its state machine
+# (tests/functional/scanning/test_scan_export.py runs exports).
 _CONTROLLED = [w for w in _WRITES_ONLY if (w[0], w[1]) not in {("POST", "/retentions/{policy_id}/executions"),
-                                                                ("POST", "/scanners"),
+                                                                ("POST", "/scanners"), ("POST", "/export/cve"),
                                                                 ("POST", ARTIFACT + "/scan/stop")}]  # fmt: skip
 
 

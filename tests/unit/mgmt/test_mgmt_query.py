@@ -167,7 +167,16 @@ def test_length_cap_is_configurable_and_inclusive() -> None:
 
 def test_unsupported_allowed_type_is_a_programming_error() -> None:
     with pytest.raises(TypeError):
-        parse_q("x=1", {"x": float})
+        parse_q("x=1", {"x": bytes})
+
+
+def test_number_keys_take_decimal_values_and_ranges() -> None:
+    assert parse_q("x=[7~9.8]", {"x": float}) == Query({"x": Range(7.0, 9.8)})
+    assert parse_q("x=[~2]", {"x": float}) == Query({"x": Range(None, 2.0)})
+    assert parse_q("x=7.5", {"x": float}) == Query({"x": Exact(7.5)})
+    for bad in ("x=[a~2]", "x=1e5", "x=[9~2]", "x=1.", "x=.5"):
+        with pytest.raises(InvalidQuery):
+            parse_q(bad, {"x": float})
 
 
 def test_terms_are_frozen_and_hashable() -> None:

@@ -607,6 +607,81 @@ class Schedule(HarborModel):
     parameters: dict[str, Any] | None = None
 
 
+# Security hub.
+
+
+class DangerousCVE(HarborModel):
+    cve_id: str | None = None
+    severity: str | None = None
+    cvss_score_v3: float | None = None
+    desc: str | None = None
+    package: str | None = None
+    version: str | None = None
+
+
+class DangerousArtifact(HarborModel):
+    project_id: int | None = None
+    repository_name: str | None = None
+    digest: str | None = None
+    critical_cnt: int
+    high_cnt: int
+    medium_cnt: int
+
+
+class SecuritySummary(HarborModel):
+    critical_cnt: int
+    high_cnt: int | None = None
+    medium_cnt: int
+    low_cnt: int
+    none_cnt: int | None = None
+    unknown_cnt: int | None = None
+    total_vuls: int
+    scanned_cnt: int
+    total_artifact: int
+    fixable_cnt: int
+    dangerous_cves: list[DangerousCVE] | None = None
+    dangerous_artifacts: list[DangerousArtifact] | None = None
+
+
+class VulnerabilityItem(HarborModel):
+    project_id: int | None = None
+    repository_name: str | None = None
+    digest: str | None = None
+    tags: list[str] | None = None
+    cve_id: str | None = None
+    severity: str | None = None
+    status: str | None = None
+    cvss_v3_score: float | None = None
+    package: str | None = None
+    version: str | None = None
+    fixed_version: str | None = None
+    desc: str | None = None
+    links: list[str] | None = None
+
+
+# Scan data export.
+
+
+class ScanDataExportJob(HarborModel):
+    id: int | None = None
+
+
+class ScanDataExportExecution(HarborModel):
+    id: int | None = None
+    user_id: int | None = None
+    status: str | None = None
+    trigger: str | None = None
+    start_time: DateTime | None = None
+    end_time: DateTime | None = None
+    status_text: str
+    user_name: str
+    file_present: bool
+
+
+class ScanDataExportExecutionList(HarborModel):
+    items: list[ScanDataExportExecution] | None = None
+
+
 # Registries (`/registries`, `/replication/adapters`, `/replication/adapterinfos`).
 class RegistryCredential(HarborModel):
     type: str | None = None
