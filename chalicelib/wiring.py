@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.members import MemberService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.proxy_cache import ProxyCacheService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
     from chalicelib.services.registries import RegistryService
@@ -101,6 +102,7 @@ class Services:
     registries: RegistryService
     replication: ReplicationService
     replication_runs: ReplicationRun
+    proxy: ProxyCacheService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -327,6 +329,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.members import MemberService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.proxy_cache import ProxyCacheService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
     from chalicelib.services.replication import ReplicationService
@@ -476,6 +479,8 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     replication = ReplicationService(replication_store, jobs, registries, replication_runs)
     registries.register_in_use(replication.in_use)
     events.subscribe(replication.on_event)
+    proxy = ProxyCacheService(project_store, registries, manifests, manifest_store, blobs, blob_meta, uploads, events,
+                              clock=clock)  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,
@@ -512,6 +517,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         registries=registries,
         replication=replication,
         replication_runs=replication_runs,
+        proxy=proxy,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

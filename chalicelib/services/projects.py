@@ -25,7 +25,11 @@ _NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _BOOLEAN_KEYS = {"public", "auto_scan", "auto_sbom_generation", "prevent_vul", "reuse_sys_cve_allowlist",
                  "enable_content_trust", "enable_content_trust_cosign"}  # fmt: skip
 _SEVERITIES = {"none", "low", "medium", "high", "critical"}
-METADATA_KEYS = _BOOLEAN_KEYS | {"severity"}
+_BOOLEAN_KEYS |= {"proxy_referrer_api", "proxy_cache_local_on_not_found"}
+# Proxy-cache settings (Harbor's keys; they matter on a project with `registry_id`).
+_COUNT_KEYS = {"proxy_speed_kb", "max_upstream_conn"}
+_FILTER_KINDS = {"doublestar", "regex"}
+METADATA_KEYS = _BOOLEAN_KEYS | _COUNT_KEYS | {"severity", "proxy_cache_filter_pattern", "proxy_cache_filter_kind"}
 # Keys the registry itself keeps in a project's metadata (Harbor: `retention_id`, the project's
 # tag retention policy, which its UI reads from GET /projects/{p}). A client may send them back
 # with the rest of the metadata; they are ignored there, never taken from a client.
@@ -47,8 +51,18 @@ def validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
             raise BadRequest(f"metadata {key!r} must be 'true' or 'false'")
         if key == "severity" and text not in _SEVERITIES:
             raise BadRequest(f"severity must be one of {', '.join(sorted(_SEVERITIES))}")
+        _check_proxy_value(key, text)
         clean[key] = text
     return clean
+
+
+def _check_proxy_value(key: str, text: str) -> None:
+    if key in _COUNT_KEYS and not (text.isascii() and text.lstrip("-").isdigit() and len(text) <= 10):
+        raise BadRequest(f"metadata {key!r} must be an integer")
+    if key == "proxy_cache_filter_kind" and text not in _FILTER_KINDS:
+        raise BadRequest(f"proxy_cache_filter_kind must be one of {', '.join(sorted(_FILTER_KINDS))}")
+    if key == "proxy_cache_filter_pattern" and len(text) > 1024:
+        raise BadRequest("proxy_cache_filter_pattern is longer than 1024 characters")
 
 
 def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
