@@ -479,8 +479,9 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     replication = ReplicationService(replication_store, jobs, registries, replication_runs)
     registries.register_in_use(replication.in_use)
     events.subscribe(replication.on_event)
+    # The local runner serves blob bytes itself, so a cold blob streams to the client as it lands.
     proxy = ProxyCacheService(project_store, registries, manifests, manifest_store, blobs, blob_meta, uploads, events,
-                              clock=clock)  # fmt: skip
+                              stream_cold_blobs=settings.local_object_dir is not None, clock=clock)  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,

@@ -37,6 +37,7 @@ HEAD confirms the upstream repository has it (no second download).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import re
 import threading
@@ -67,6 +68,7 @@ from chalicelib.errors import (
 )
 from chalicelib.events import EventBus, EventType
 from chalicelib.observability import count, logger
+from chalicelib.stores.spool import SPOOLS, TEE_PREFIX, Spool
 
 if TYPE_CHECKING:
     from chalicelib.adapters.registry.base import RegistryAdapter
@@ -116,6 +118,9 @@ class _Flight:
     """One upstream fetch of one blob that other pulls of it wait for."""
 
     done: threading.Event = field(default_factory=threading.Event)
+    # Set once waiting pulls can be answered: the spool exists, or the fetch ended.
+    started: threading.Event = field(default_factory=threading.Event)
+    spool: Spool | None = None
     error: BaseException | None = None
 
 
@@ -139,8 +144,10 @@ class ProxyCacheService:
         uploads: UploadService,
         events: EventBus,
         *,
+        stream_cold_blobs: bool = False,
         clock: Clock = system_clock,
     ) -> None:
+        self._stream_cold_blobs = stream_cold_blobs
         self._projects = projects
         self._registries = registries
         self._manifests = manifests
@@ -271,7 +278,9 @@ class ProxyCacheService:
             return moved
         self._check_filter(proxy, repository)
         if self._blob_meta.stat(repository, digest) is None:
-            self._land(proxy, repository, digest)
+            spool = self._land(proxy, repository, digest)
+            if spool is not None:
+                return digest, spool.size, TEE_PREFIX + SPOOLS.publish(spool)
         return self._blobs.download_url(repository, digest)
 
     def refuse_push(self, repository: str) -> None:
@@ -479,31 +488,51 @@ class ProxyCacheService:
 
     # --- blobs ---
 
-    def _land(self, proxy: _Proxy, repository: str, digest: str) -> None:
-        """Bring one blob into the repository: one upstream fetch per process, however many wait."""
+    def _land(self, proxy: _Proxy, repository: str, digest: str) -> Spool | None:
+        """Bring one blob into the repository: one upstream fetch per process, however many wait.
+
+        When this process serves blob bytes itself (the local runner), the fetch runs in a thread
+        of its own and every waiting pull gets its spool, to stream from as the bytes arrive;
+        None means the blob has landed (or was linked) and is served like any other."""
         key = (repository, digest)
         with self._lock:
             flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
                 flight = self._flights[key] = _Flight()
-        if not leader:
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            return
+        if leader:
+            run = functools.partial(self._fly, flight, key, proxy)
+            if not self._stream_cold_blobs:
+                run()
+            else:
+                threading.Thread(target=run, name=f"proxy-blob-{digest[7:19]}", daemon=True).start()
+        flight.started.wait()
+        if flight.spool is not None:
+            return flight.spool
+        flight.done.wait()
+        if flight.error is not None:
+            raise flight.error
+        return None
+
+    def _fly(self, flight: _Flight, key: tuple[str, str], proxy: _Proxy) -> None:
+        repository, digest = key
         try:
-            self._fetch(proxy, repository, digest)
+            self._fetch(proxy, repository, digest, flight)
         except BaseException as exc:
             flight.error = exc if isinstance(exc, RegistryError) else BlobUnknown(detail={"digest": digest})
-            raise
+            if not isinstance(exc, RegistryError):
+                logger.exception("proxy cache: blob fetch failed", extra={"digest": digest})
         finally:
+            if flight.spool is not None:
+                flight.spool.end(ok=flight.error is None)
             with self._lock:
                 self._flights.pop(key, None)
+            flight.started.set()
             flight.done.set()
-        self._settle(repository)
+        if flight.error is None:
+            self._settle(repository)
 
-    def _fetch(self, proxy: _Proxy, repository: str, digest: str) -> None:
+    def _fetch(self, proxy: _Proxy, repository: str, digest: str, flight: _Flight) -> None:
         registry = self._usable(proxy, digest)
         adapter = self._adapter(registry, proxy)
         remote_repo = self._remote_repository(repository, proxy)
@@ -517,7 +546,12 @@ class ProxyCacheService:
                         return
                 stream = adapter.client.pull_blob(remote_repo, digest)
                 count("ProxyBlobFetches")
-                self._write(repository, digest, stream.size, iter(stream))
+                chunks: Iterator[bytes] = iter(stream)
+                if self._stream_cold_blobs and stream.size is not None:
+                    flight.spool = Spool(digest, stream.size)
+                    flight.started.set()
+                    chunks = _tee(chunks, flight.spool)
+                self._write(repository, digest, stream.size, chunks)
         except RemoteRateLimited as exc:
             raise TooManyRequests(_TOO_MANY, retry_after=exc.retry_after) from None
         except RemoteNotFound:
@@ -543,6 +577,13 @@ class ProxyCacheService:
             with contextlib.suppress(Exception):
                 self._uploads.cancel(repository, upload.id)
             raise
+
+
+def _tee(chunks: Iterator[bytes], spool: Spool) -> Iterator[bytes]:
+    """The chunks, each also written to the spool that clients read from."""
+    for chunk in chunks:
+        spool.write(chunk)
+        yield chunk
 
 
 def _settings(project: Project) -> _Proxy:

@@ -332,3 +332,80 @@ def test_proxy_metadata_keys_are_harbors(basic_proxy: Proxy) -> None:
     for key, value in bad:
         response = registry.put(f"{API}/projects/{PROJECT}", json={"metadata": {key: value}})
         assert response.status_code == 400, (key, response.get_data())
+
+
+# The local runner (`make serve`): a cold blob streams to the client while it lands.
+
+
+@pytest.fixture
+def streaming(registry: LiveRegistry, tmp_path: Path) -> Iterator[tuple[Proxy, Path]]:
+    from werkzeug.test import Client
+
+    from app import app
+    from chalicelib.local.wsgi import ChaliceWSGI
+    from chalicelib.stores.files import FileObjectStore
+
+    _configure(registry, tmp_path)
+    root = tmp_path / "objects"
+    registry.configure(local_object_dir=root, part_size_bytes=5 * 1024 * 1024)
+    upstream = Upstream()
+    try:
+        registry_id = _create_registry(registry, upstream)
+        _create_project(registry, registry_id)
+        local = LiveRegistry(Client(ChaliceWSGI(app, files=FileObjectStore(root), inline_downloads=True)),
+                             registry._monkeypatch)  # fmt: skip
+        yield Proxy(local, upstream, registry_id), root
+    finally:
+        upstream.stop()
+
+
+def _landed(root: Path, digest: str) -> bool:
+    algorithm, hexpart = digest.split(":")
+    return (root / "blobs" / algorithm / hexpart).exists()
+
+
+def test_a_cold_blob_streams_to_every_waiting_client_while_it_lands(streaming: tuple[Proxy, Path]) -> None:
+    proxy, root = streaming
+    upstream = proxy.upstream
+    small, large = os.urandom(2000), os.urandom(12 * 1024 * 1024)
+    upstream.add_image("team/app", "v1", [small, large])
+    gate = upstream.hold[sha256(large)] = threading.Event()
+    results: list[tuple[int, bytes, str]] = []
+
+    def pull() -> None:
+        response = proxy.registry.get(f"/v2/{PROJECT}/team/app/blobs/{sha256(large)}")
+        results.append((response.status_code, response.get_data(), response.headers.get("Docker-Content-Digest", "")))
+
+    threads = [threading.Thread(target=pull) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.3)
+    gate.set()
+    for thread in threads:
+        thread.join(60)
+    assert results == [(200, large, sha256(large))] * 3
+    assert upstream.blob_gets[sha256(large)] == 1
+    assert _landed(root, sha256(large))
+    # Landed: later pulls are served from the store, the upstream is not asked again.
+    upstream.stop()
+    again = proxy.registry.get(f"/v2/{PROJECT}/team/app/blobs/{sha256(large)}")
+    assert (again.status_code, again.get_data()) == (200, large)
+    assert upstream.blob_gets[sha256(large)] == 1
+
+
+def test_a_streamed_blob_that_fails_its_digest_is_cut_short_and_never_lands(streaming: tuple[Proxy, Path]) -> None:
+    from chalicelib.stores.spool import SpoolBroken
+
+    proxy, root = streaming
+    upstream = proxy.upstream
+    large = os.urandom(9 * 1024 * 1024)
+    upstream.add_image("team/app", "v1", [large])
+    upstream.corrupt = {sha256(large)}
+    response = proxy.registry.get(f"/v2/{PROJECT}/team/app/blobs/{sha256(large)}")
+    assert response.status_code == 200  # the headers went out before the last byte was checked
+    with pytest.raises(SpoolBroken):
+        response.get_data()  # the body ends with an error, never as a complete blob
+    assert not _landed(root, sha256(large))
+    upstream.corrupt = set()
+    fixed = proxy.registry.get(f"/v2/{PROJECT}/team/app/blobs/{sha256(large)}")
+    assert fixed.get_data() == large
