@@ -446,6 +446,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         clock=clock,
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
+    projects.on_proxy_project_created(retention.create_proxy_default)
     events.subscribe(retention.on_event)
     secrets = secret_store(settings, clock)
     scanners = ScannerService(ScannerStore(), secrets, _scanner_egress(settings), events,

@@ -89,6 +89,7 @@ class ProjectService:
         self._configuration = configuration
         self._robots = robots
         self._require_proxyable: Callable[[int], object] = _no_registries
+        self._proxy_created: Callable[[Principal, Project], object] | None = None
 
     def ensure_library(self, owner_id: int, owner_name: str) -> None:
         """The public `library` project Harbor creates at start (idempotent)."""
@@ -100,6 +101,11 @@ class ProjectService:
         """How a proxy-cache project's `registry_id` is checked (the registry service's rule; wiring
         connects them, the registries being built after the projects)."""
         self._require_proxyable = require_proxyable
+
+    def on_proxy_project_created(self, hook: Callable[[Principal, Project], object]) -> None:
+        """What follows the creation of a proxy-cache project (Harbor: its default retention policy;
+        wiring connects the retention service, built after the projects)."""
+        self._proxy_created = hook
 
     def create(self, caller: Principal, name: str, metadata: dict[str, Any], cve_allowlist: dict[str, Any],
                storage_limit: int | None, *, registry_id: int | None = None) -> Project:  # fmt: skip
@@ -136,6 +142,8 @@ class ProjectService:
             raise BadRequest(exc.message) from None
         if caller.kind == "user" and caller.user_id is not None:
             self._projects.add_member(name, caller.user_id, caller.name, Role.PROJECT_ADMIN)
+        if registry_id is not None and self._proxy_created is not None:
+            self._proxy_created(caller, project)
         self._events.emit(EventType.CREATE_PROJECT, project=name, resource_type="project", resource=name)
         return project
 

@@ -409,3 +409,19 @@ def test_a_streamed_blob_that_fails_its_digest_is_cut_short_and_never_lands(stre
     upstream.corrupt = set()
     fixed = proxy.registry.get(f"/v2/{PROJECT}/team/app/blobs/{sha256(large)}")
     assert fixed.get_data() == large
+
+
+def test_a_proxy_project_gets_harbors_default_retention_policy(basic_proxy: Proxy) -> None:
+    registry = basic_proxy.registry
+    project = registry.get(f"{API}/projects/{PROJECT}").get_json()
+    policy_id = int(project["metadata"]["retention_id"])
+    policy = registry.get(f"{API}/retentions/{policy_id}").get_json()
+    assert policy["scope"] == {"level": "project", "ref": project["project_id"]}
+    assert policy["trigger"]["settings"]["cron"] == "0 0 0 * * *"
+    [rule] = policy["rules"]
+    assert (rule["template"], rule["params"]) == ("nDaysSinceLastPull", {"nDaysSinceLastPull": 7})
+    assert rule["tag_selectors"][0]["pattern"] == "**"
+    assert rule["scope_selectors"]["repository"][0]["pattern"] == "**"
+    plain = registry.post(f"{API}/projects", json={"project_name": "plain"})
+    assert plain.status_code == 201
+    assert "retention_id" not in registry.get(f"{API}/projects/plain").get_json().get("metadata", {})
