@@ -481,8 +481,9 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     registries.register_in_use(replication.in_use)
     events.subscribe(replication.on_event)
     # The local runner serves blob bytes itself, so a cold blob streams to the client as it lands.
+    streams = settings.local_object_dir is not None
     proxy = ProxyCacheService(project_store, registries, manifests, manifest_store, blobs, blob_meta, uploads, events,
-                              stream_cold_blobs=settings.local_object_dir is not None, clock=clock)  # fmt: skip
+                              repositories, stream_cold_blobs=streams, clock=clock)  # fmt: skip
     built = Services(
         settings=settings,
         clock=clock,

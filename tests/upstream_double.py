@@ -136,6 +136,13 @@ class Upstream:
             return self._error(handler, method, 401, "UNAUTHORIZED", {"WWW-Authenticate": challenge})
         if path.rstrip("/") == "/v2":
             return self._answer(handler, method, 200, b"{}", {"Content-Type": "application/json"})
+        if path.endswith("/tags/list"):
+            repo = path[len("/v2/") : -len("/tags/list")]
+            tags = sorted(t for (r, t) in self.tags if r == repo)
+            if not tags:
+                return self._error(handler, method, 404, "NAME_UNKNOWN")
+            body = json.dumps({"name": repo, "tags": tags}).encode()
+            return self._answer(handler, method, 200, body, {"Content-Type": "application/json"})
         if "/manifests/" in path:
             repo, _, reference = path[len("/v2/") :].rpartition("/manifests/")
             return self._manifest(handler, method, repo, reference)

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import re
 import threading
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from chalicelib.services.blobs import BlobService
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.registries import RegistryService
+    from chalicelib.services.repositories import RepositoryService
     from chalicelib.services.uploads import UploadService
     from chalicelib.stores.blobs import BlobMetaStore
     from chalicelib.stores.manifests import ManifestStore
@@ -98,6 +100,8 @@ _STREAM_READ = 1024 * 1024
 # How long a project's proxy settings are reused before the row is read again.
 _PROJECT_CACHE_SECONDS = 15.0
 _TOO_MANY = "too many requests to upstream registry"
+# A merged tag list reads at most this many tags from each side.
+_MERGED_TAGS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +147,13 @@ class ProxyCacheService:
         blob_meta: BlobMetaStore,
         uploads: UploadService,
         events: EventBus,
+        repositories: RepositoryService,
         *,
         stream_cold_blobs: bool = False,
         clock: Clock = system_clock,
     ) -> None:
         self._stream_cold_blobs = stream_cold_blobs
+        self._repositories = repositories
         self._projects = projects
         self._registries = registries
         self._manifests = manifests
@@ -282,6 +288,36 @@ class ProxyCacheService:
             if spool is not None:
                 return digest, spool.size, TEE_PREFIX + SPOOLS.publish(spool)
         return self._blobs.download_url(repository, digest)
+
+    def tags(self, repository: str, limit: int, last: str | None) -> tuple[list[str], bool] | Moved:
+        """tags/list: in a proxy-cache project, the local tags merged with the upstream's (Harbor's
+        rule; the upstream's list alone when nothing is cached, the local one when it fails)."""
+        proxy = self._proxy_of(repository)
+        if proxy is None:
+            return self._repositories.tags(repository, limit, last)
+        moved = self._library(proxy, repository, "tags/list")
+        if moved is not None:
+            return moved
+        self._check_filter(proxy, repository)
+        try:
+            names = set(self._repositories.tags(repository, _MERGED_TAGS, None)[0])
+            held = True
+        except NameUnknown:
+            names, held = set(), False
+        registry = self._registries.find(proxy.registry_id)
+        if registry is not None and registry.status == HEALTHY:
+            try:
+                with self._connection(proxy):
+                    remote = self._adapter(registry, proxy).client.tags(self._remote_repository(repository, proxy))
+                    names.update(itertools.islice(remote, _MERGED_TAGS))
+                held = True
+            except RegistryError as exc:
+                logger.warning("proxy cache: upstream tag list failed, listing the cache",
+                               extra={"repository": repository, "error": str(exc)[:300]})  # fmt: skip
+        if not held:
+            raise NameUnknown(detail={"name": repository[:200]})
+        ordered = sorted(t for t in names if last is None or t > last)
+        return ordered[:limit], len(ordered) > limit
 
     def refuse_push(self, repository: str) -> None:
         """Harbor's rule: nobody pushes into a proxy-cache project (403 DENIED)."""

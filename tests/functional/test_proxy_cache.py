@@ -425,3 +425,19 @@ def test_a_proxy_project_gets_harbors_default_retention_policy(basic_proxy: Prox
     plain = registry.post(f"{API}/projects", json={"project_name": "plain"})
     assert plain.status_code == 201
     assert "retention_id" not in registry.get(f"{API}/projects/plain").get_json().get("metadata", {})
+
+
+def test_tags_list_merges_the_upstream_and_the_cache(basic_proxy: Proxy) -> None:
+    upstream = basic_proxy.upstream
+    upstream.add_image("team/app", "v1", [b"t" * 10])
+    upstream.add_image("team/app", "v2", [b"u" * 10])
+    basic_proxy.pull("team/app", "v1")
+    del upstream.tags["team/app", "v1"]
+    listed = basic_proxy.registry.get(f"/v2/{PROJECT}/team/app/tags/list")
+    assert listed.get_json() == {"name": f"{PROJECT}/team/app", "tags": ["v1", "v2"]}
+    paged = basic_proxy.registry.get(f"/v2/{PROJECT}/team/app/tags/list", query_string={"n": "1"})
+    assert paged.get_json()["tags"] == ["v1"]
+    assert "Link" in paged.headers
+    upstream.stop()
+    assert basic_proxy.registry.get(f"/v2/{PROJECT}/team/app/tags/list").get_json()["tags"] == ["v1"]
+    assert basic_proxy.registry.get(f"/v2/{PROJECT}/never/seen/tags/list").status_code == 404
