@@ -484,6 +484,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     streams = settings.local_object_dir is not None
     proxy = ProxyCacheService(project_store, registries, manifests, manifest_store, blobs, blob_meta, uploads, events,
                               repositories, stream_cold_blobs=streams, clock=clock)  # fmt: skip
+    events.subscribe(proxy.on_event)
     built = Services(
         settings=settings,
         clock=clock,

@@ -67,7 +67,7 @@ from chalicelib.errors import (
     TagInvalid,
     TooManyRequests,
 )
-from chalicelib.events import EventBus, EventType
+from chalicelib.events import Event, EventBus, EventType
 from chalicelib.observability import count, logger
 from chalicelib.stores.spool import SPOOLS, TEE_PREFIX, Spool
 
@@ -165,6 +165,7 @@ class ProxyCacheService:
         self._clock = clock
         self._lock = threading.Lock()
         self._project_cache: dict[str, tuple[float, _Proxy | None]] = {}
+        self._registry_cache: dict[int, tuple[float, Registry | None]] = {}
         self._adapters: dict[tuple[int, int, int], RegistryAdapter] = {}
         self._flights: dict[tuple[str, str], _Flight] = {}
         self._connections: dict[str, int] = {}
@@ -192,7 +193,7 @@ class ProxyCacheService:
         """The upstream's answer, or None where the local copy is served (or 404 when absent)."""
         if is_digest(reference) and self._manifest_store.get(repository, reference, with_body=False) is not None:
             return None
-        registry = self._registries.find(proxy.registry_id)
+        registry = self._registry(proxy)
         if registry is None or registry.status != HEALTHY:
             return None
         held = self._held_digest(repository, reference)
@@ -304,7 +305,7 @@ class ProxyCacheService:
             held = True
         except NameUnknown:
             names, held = set(), False
-        registry = self._registries.find(proxy.registry_id)
+        registry = self._registry(proxy)
         if registry is not None and registry.status == HEALTHY:
             try:
                 with self._connection(proxy):
@@ -349,9 +350,25 @@ class ProxyCacheService:
             self._project_cache[name] = (now + _PROJECT_CACHE_SECONDS, proxy)
         return proxy
 
-    def forget_project(self, name: str) -> None:
+    def _registry(self, proxy: _Proxy) -> Registry | None:
+        """The project's registry (its health decides whether the upstream is asked), reread
+        every few seconds rather than on every request of a pull."""
+        now = self._clock()
         with self._lock:
-            self._project_cache.pop(name, None)
+            cached = self._registry_cache.get(proxy.registry_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        registry = self._registries.find(proxy.registry_id)
+        with self._lock:
+            self._registry_cache[proxy.registry_id] = (now + _PROJECT_CACHE_SECONDS, registry)
+        return registry
+
+    def on_event(self, event: Event) -> None:
+        """A project created or deleted in this process is read again at its next pull (elsewhere,
+        within `_PROJECT_CACHE_SECONDS`)."""
+        if event.type in (EventType.CREATE_PROJECT, EventType.DELETE_PROJECT) and event.project:
+            with self._lock:
+                self._project_cache.pop(event.project, None)
 
     def _adapter(self, registry: Registry, proxy: _Proxy) -> RegistryAdapter:
         key = (registry.id, registry.update_time, proxy.speed_kb)
@@ -375,7 +392,7 @@ class ProxyCacheService:
         return adapter
 
     def _usable(self, proxy: _Proxy, digest: str) -> Registry:
-        registry = self._registries.find(proxy.registry_id)
+        registry = self._registry(proxy)
         if registry is None or registry.status != HEALTHY:
             raise BlobUnknown("blob unknown (the upstream registry is unhealthy)", {"digest": digest})
         return registry
@@ -401,7 +418,7 @@ class ProxyCacheService:
         name = repository[len(proxy.project) + 1 :]
         if "/" in name:
             return None
-        registry = self._registries.find(proxy.registry_id)
+        registry = self._registry(proxy)
         if registry is None or registry.type != "docker-hub":
             return None
         return Moved(f"/v2/{proxy.project}/library/{name}/{rest}")
@@ -560,7 +577,8 @@ class ProxyCacheService:
                 logger.exception("proxy cache: blob fetch failed", extra={"digest": digest})
         finally:
             if flight.spool is not None:
-                flight.spool.end(ok=flight.error is None)
+                # Over quota, the verified bytes still reach the clients; they are just not kept (Harbor).
+                flight.spool.end(ok=flight.error is None or isinstance(flight.error, QuotaExceeded))
             with self._lock:
                 self._flights.pop(key, None)
             flight.started.set()

@@ -441,3 +441,17 @@ def test_tags_list_merges_the_upstream_and_the_cache(basic_proxy: Proxy) -> None
     upstream.stop()
     assert basic_proxy.registry.get(f"/v2/{PROJECT}/team/app/tags/list").get_json()["tags"] == ["v1"]
     assert basic_proxy.registry.get(f"/v2/{PROJECT}/never/seen/tags/list").status_code == 404
+
+
+def test_over_quota_the_pull_is_served_but_not_kept(streaming: tuple[Proxy, Path]) -> None:
+    proxy, root = streaming
+    upstream = proxy.upstream
+    layer = os.urandom(10 * 1024 * 1024)
+    upstream.add_image("team/app", "v1", [layer])
+    quotas = proxy.registry.get(f"{API}/quotas").get_json()
+    mine = next(q for q in quotas if q["ref"]["name"] == PROJECT)
+    assert proxy.registry.put(f"{API}/quotas/{mine['id']}", json={"hard": {"storage": 1000}}).status_code == 200
+    served = proxy.registry.get(f"/v2/{PROJECT}/team/app/blobs/{sha256(layer)}")
+    assert (served.status_code, served.get_data()) == (200, layer)
+    assert not _landed(root, sha256(layer))
+    assert upstream.blob_gets[sha256(layer)] == 1
