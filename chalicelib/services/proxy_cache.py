@@ -204,13 +204,13 @@ class ProxyCacheService:
                 head = adapter.client.head_manifest(remote_repo, reference)
         except RegistryError as exc:
             return self._fallback(exc, repository, held)
-        if head is None or not head.digest:
+        if head is None:
             if held is not None and proxy.local_on_not_found:
                 return None
             raise ManifestUnknown(f"repo {repository}, reference {reference} not found upstream",
                                   {"reference": reference[:200]})  # fmt: skip
         tag = None if is_digest(reference) else reference
-        cached_index = self._cached_index(repository, head.digest)
+        cached_index = self._cached_index(repository, head.digest) if head.digest else None
         if cached_index is not None:
             media_type, body = cached_index
             if with_body:
@@ -218,7 +218,7 @@ class ProxyCacheService:
             return Manifest(head.digest, media_type, len(body), body if with_body else b"")
         if held is not None and held == head.digest:
             return None
-        if not with_body:
+        if not with_body and head.digest:
             # Harbor answers a HEAD with the upstream's descriptor; the GET by digest that follows
             # stores the manifest under this tag.
             if tag is not None:
@@ -226,13 +226,16 @@ class ProxyCacheService:
             return Manifest(head.digest, head.media_type, head.size, b"")
         try:
             with self._connection(proxy):
-                fetched = adapter.client.get_manifest(remote_repo, head.digest)
+                # By the digest the HEAD named (a registry that names none: by the reference, hashed here).
+                fetched = adapter.client.get_manifest(remote_repo, head.digest or reference)
         except RegistryError as exc:
             return self._fallback(exc, repository, held)
         count("ProxyManifestFetches")
+        if held == fetched.digest:  # a registry whose HEAD named no digest, and nothing changed
+            return None
         # Harbor answers a proxied pull before its vulnerability check, so no gate here.
         self._keep(repository, fetched, tag or self._take_tag_hint(repository, fetched.digest))
-        return Manifest(fetched.digest, fetched.media_type, len(fetched.data), fetched.data)
+        return Manifest(fetched.digest, fetched.media_type, len(fetched.data), fetched.data if with_body else b"")
 
     @staticmethod
     def _fallback(exc: RegistryError, repository: str, held: str | None) -> None:
