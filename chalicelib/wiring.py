@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.egress import EgressClient, EgressPolicy
     from chalicelib.auth.tokens import SigningKey
     from chalicelib.config import Settings
+    from chalicelib.core.identity import Principal, Project
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
     from chalicelib.services.allowlists import AllowlistService
@@ -446,7 +447,6 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         clock=clock,
     )  # fmt: skip
     retention = RetentionService(retention_store, jobs, projects, retention_runs)
-    projects.on_proxy_project_created(retention.create_proxy_default)
     events.subscribe(retention.on_event)
     secrets = secret_store(settings, clock)
     scanners = ScannerService(ScannerStore(), secrets, _scanner_egress(settings), events,
@@ -485,6 +485,12 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     proxy = ProxyCacheService(project_store, registries, manifests, manifest_store, blobs, blob_meta, uploads, events,
                               repositories, stream_cold_blobs=streams, clock=clock)  # fmt: skip
     events.subscribe(proxy.on_event)
+
+    def proxy_project_created(caller: Principal, project: Project) -> None:
+        proxy.forget(project.name)  # synchronously: the project may be pulled from at once
+        retention.create_proxy_default(caller, project)  # Harbor's default policy
+
+    projects.on_proxy_project_created(proxy_project_created)
     built = Services(
         settings=settings,
         clock=clock,

@@ -99,6 +99,7 @@ _IN_MEMORY_BYTES = 8 * 1024 * 1024
 _STREAM_READ = 1024 * 1024
 # How long a project's proxy settings are reused before the row is read again.
 _PROJECT_CACHE_SECONDS = 15.0
+_PLAIN_PROJECT_CACHE_SECONDS = 300.0
 _TOO_MANY = "too many requests to upstream registry"
 # A merged tag list reads at most this many tags from each side.
 _MERGED_TAGS = 10_000
@@ -347,10 +348,13 @@ class ProxyCacheService:
             return cached[1]
         project = self._projects.get(name)
         proxy = _settings(project) if project is not None and project.registry_id > 0 else None
+        # A project's `registry_id` never changes, so an ordinary project is remembered longer: a
+        # pull from it costs no read here; a proxy-cache project's settings are reread sooner.
+        ttl = _PROJECT_CACHE_SECONDS if proxy is not None else _PLAIN_PROJECT_CACHE_SECONDS
         with self._lock:
             if len(self._project_cache) > 4096:
                 self._project_cache.clear()
-            self._project_cache[name] = (now + _PROJECT_CACHE_SECONDS, proxy)
+            self._project_cache[name] = (now + ttl, proxy)
         return proxy
 
     def _registry(self, proxy: _Proxy) -> Registry | None:
@@ -366,12 +370,15 @@ class ProxyCacheService:
             self._registry_cache[proxy.registry_id] = (now + _PROJECT_CACHE_SECONDS, registry)
         return registry
 
+    def forget(self, project: str) -> None:
+        """Read the project again at its next pull (a proxy-cache project was just created here)."""
+        with self._lock:
+            self._project_cache.pop(project, None)
+
     def on_event(self, event: Event) -> None:
-        """A project created or deleted in this process is read again at its next pull (elsewhere,
-        within `_PROJECT_CACHE_SECONDS`)."""
-        if event.type in (EventType.CREATE_PROJECT, EventType.DELETE_PROJECT) and event.project:
-            with self._lock:
-                self._project_cache.pop(event.project, None)
+        """A project deleted in this process is read again at its next pull."""
+        if event.type is EventType.DELETE_PROJECT and event.project:
+            self.forget(event.project)
 
     def _adapter(self, registry: Registry, proxy: _Proxy) -> RegistryAdapter:
         key = (registry.id, registry.update_time, proxy.speed_kb)
