@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.adapters.egress import EgressClient, EgressPolicy
     from chalicelib.auth.tokens import SigningKey
     from chalicelib.config import Settings
+    from chalicelib.core.identity import Principal, Project
     from chalicelib.events import EventBus
     from chalicelib.services.access import AccessService
     from chalicelib.services.allowlists import AllowlistService
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.members import MemberService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.proxy_cache import ProxyCacheService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
     from chalicelib.services.registries import RegistryService
@@ -105,6 +107,7 @@ class Services:
     registries: RegistryService
     replication: ReplicationService
     replication_runs: ReplicationRun
+    proxy: ProxyCacheService
     # The key upload capabilities are signed with, when a relay is configured (`core/capability.py`).
     relay_key: bytes | None = None
 
@@ -333,6 +336,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.members import MemberService
     from chalicelib.services.projects import ProjectService
+    from chalicelib.services.proxy_cache import ProxyCacheService
     from chalicelib.services.pulls import PullCoalescer
     from chalicelib.services.quotas import QuotaService
     from chalicelib.services.replication import ReplicationService
@@ -495,6 +499,17 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
     replication = ReplicationService(replication_store, jobs, registries, replication_runs)
     registries.register_in_use(replication.in_use)
     events.subscribe(replication.on_event)
+    # The local runner serves blob bytes itself, so a cold blob streams to the client as it lands.
+    streams = settings.local_object_dir is not None
+    proxy = ProxyCacheService(project_store, registries, manifests, manifest_store, blobs, blob_meta, uploads, events,
+                              repositories, stream_cold_blobs=streams, clock=clock)  # fmt: skip
+    events.subscribe(proxy.on_event)
+
+    def proxy_project_created(caller: Principal, project: Project) -> None:
+        proxy.forget(project.name)  # synchronously: the project may be pulled from at once
+        retention.create_proxy_default(caller, project)  # Harbor's default policy
+
+    projects.on_proxy_project_created(proxy_project_created)
     built = Services(
         settings=settings,
         clock=clock,
@@ -533,6 +548,7 @@ def services() -> Services:  # noqa: PLR0915 (imports and builds every part once
         registries=registries,
         replication=replication,
         replication_runs=replication_runs,
+        proxy=proxy,
         relay_key=relay_key(settings) if settings.relay_enabled else None,
     )
     _bootstrap(built, settings)

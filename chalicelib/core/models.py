@@ -49,6 +49,13 @@ class Manifest:
 
 
 @dataclass(frozen=True, slots=True)
+class Moved:
+    """A pull answered with a 301 to `location` (a proxy-cache project's Docker Hub `library/` rule)."""
+
+    location: str
+
+
+@dataclass(frozen=True, slots=True)
 class Referrer:
     digest: str
     media_type: str

@@ -27,6 +27,7 @@ from chalice.app import Chalice
 
 from chalicelib.local import bodygate
 from chalicelib.stores.files import DOWNLOAD_PREFIX, DownloadRefused, FileObjectStore
+from chalicelib.stores.spool import SPOOLS, TEE_PREFIX
 
 StartResponse = Callable[..., Any]
 
@@ -93,6 +94,8 @@ class ChaliceWSGI:
         if self._files is not None and path.startswith(DOWNLOAD_PREFIX):
             url = f"{path[len(DOWNLOAD_PREFIX) :]}?{environ.get('QUERY_STRING', '')}"
             return self._download(environ, method, url, start_response)
+        if path.startswith(TEE_PREFIX):
+            return _tee(method, path[len(TEE_PREFIX) :], start_response, [])
         if len(path) > 1:
             path = path.rstrip("/") or "/"
         matched = self._match(path)
@@ -112,11 +115,20 @@ class ChaliceWSGI:
             environ["wsgi.input"], environ["CONTENT_LENGTH"] = BytesIO(b""), "0"
         event = self._event(environ, method, path, resource, params)
         result = self._app(event, LocalLambdaContext())
-        if self._inline and method == "GET":
-            redirect = _local_redirect(result)
-            if redirect is not None:  # serve the bytes here instead of sending the client there
-                return self._download(environ, method, redirect[0], start_response, extra_headers=redirect[1])
-        return self._respond(result, method, start_response)
+        served = self._serve_redirect(environ, method, result, start_response) if method == "GET" else None
+        return served if served is not None else self._respond(result, method, start_response)
+
+    def _serve_redirect(
+        self, environ: dict[str, Any], method: str, result: dict[str, Any], start_response: StartResponse
+    ) -> Iterable[bytes] | None:
+        """A blob GET answered with a redirect to bytes this server holds: those bytes, at once."""
+        teed = _tee_redirect(result)
+        if teed is not None:  # a proxy-cache blob arriving from its upstream: streamed as it comes
+            return _tee(method, teed[0], start_response, teed[1])
+        redirect = _local_redirect(result) if self._inline else None
+        if redirect is not None:  # serve the bytes here instead of sending the client there
+            return self._download(environ, method, redirect[0], start_response, extra_headers=redirect[1])
+        return None
 
     def _download(
         self,
@@ -224,6 +236,32 @@ def _local_redirect(result: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]
         return None
     kept = [(name, str(headers[name])) for name in ("Docker-Content-Digest",) if name in headers]
     return location[len(DOWNLOAD_PREFIX) :], kept
+
+
+def _tee_redirect(result: dict[str, Any]) -> tuple[str, list[tuple[str, str]]] | None:
+    """For an app answer that redirects to a spool (a blob streaming in from a proxy-cache
+    upstream): its token and the headers to keep."""
+    headers = result.get("headers") or {}
+    location = str(headers.get("Location", ""))
+    if result["statusCode"] != 307 or not location.startswith(TEE_PREFIX):
+        return None
+    kept = [(name, str(headers[name])) for name in ("Docker-Content-Digest",) if name in headers]
+    return location[len(TEE_PREFIX) :], kept
+
+
+def _tee(method: str, token: str, start_response: StartResponse, extra: list[tuple[str, str]]) -> Iterable[bytes]:
+    """A spool's bytes as they arrive (`stores/spool.py`); a broken spool ends the response short
+    of its Content-Length, so the client refuses it."""
+    spool = SPOOLS.open(token)
+    if spool is None or method not in ("GET", "HEAD"):
+        return _plain(start_response, 404, _error("BLOB_UNKNOWN", "blob unknown"))
+    headers = [("Content-Type", "application/octet-stream"), ("Content-Length", str(spool.size)), *extra]
+    if not any(name == "Docker-Content-Digest" for name, _ in extra):
+        headers.append(("Docker-Content-Digest", spool.digest))
+    start_response("200 OK", headers)
+    if method == "HEAD" or spool.size == 0:
+        return [b""]
+    return spool.chunks()
 
 
 def _route_regex(path: str) -> re.Pattern[str]:

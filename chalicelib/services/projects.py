@@ -25,7 +25,11 @@ _NAME_RE = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 _BOOLEAN_KEYS = {"public", "auto_scan", "auto_sbom_generation", "prevent_vul", "reuse_sys_cve_allowlist",
                  "enable_content_trust", "enable_content_trust_cosign"}  # fmt: skip
 _SEVERITIES = {"none", "low", "medium", "high", "critical"}
-METADATA_KEYS = _BOOLEAN_KEYS | {"severity"}
+_BOOLEAN_KEYS |= {"proxy_referrer_api", "proxy_cache_local_on_not_found"}
+# Proxy-cache settings (Harbor's keys; they matter on a project with `registry_id`).
+_COUNT_KEYS = {"proxy_speed_kb", "max_upstream_conn"}
+_FILTER_KINDS = {"doublestar", "regex"}
+METADATA_KEYS = _BOOLEAN_KEYS | _COUNT_KEYS | {"severity", "proxy_cache_filter_pattern", "proxy_cache_filter_kind"}
 # Keys the registry itself keeps in a project's metadata (Harbor: `retention_id`, the project's
 # tag retention policy, which its UI reads from GET /projects/{p}). A client may send them back
 # with the rest of the metadata; they are ignored there, never taken from a client.
@@ -47,8 +51,18 @@ def validate_metadata(metadata: dict[str, Any]) -> dict[str, str]:
             raise BadRequest(f"metadata {key!r} must be 'true' or 'false'")
         if key == "severity" and text not in _SEVERITIES:
             raise BadRequest(f"severity must be one of {', '.join(sorted(_SEVERITIES))}")
+        _check_proxy_value(key, text)
         clean[key] = text
     return clean
+
+
+def _check_proxy_value(key: str, text: str) -> None:
+    if key in _COUNT_KEYS and not (text.isascii() and text.lstrip("-").isdigit() and len(text) <= 10):
+        raise BadRequest(f"metadata {key!r} must be an integer")
+    if key == "proxy_cache_filter_kind" and text not in _FILTER_KINDS:
+        raise BadRequest(f"proxy_cache_filter_kind must be one of {', '.join(sorted(_FILTER_KINDS))}")
+    if key == "proxy_cache_filter_pattern" and len(text) > 1024:
+        raise BadRequest("proxy_cache_filter_pattern is longer than 1024 characters")
 
 
 def validate_cve_allowlist(allowlist: dict[str, Any]) -> dict[str, Any]:
@@ -75,6 +89,7 @@ class ProjectService:
         self._configuration = configuration
         self._robots = robots
         self._require_proxyable: Callable[[int], object] = _no_registries
+        self._proxy_created: Callable[[Principal, Project], object] | None = None
 
     def ensure_library(self, owner_id: int, owner_name: str) -> None:
         """The public `library` project Harbor creates at start (idempotent)."""
@@ -86,6 +101,11 @@ class ProjectService:
         """How a proxy-cache project's `registry_id` is checked (the registry service's rule; wiring
         connects them, the registries being built after the projects)."""
         self._require_proxyable = require_proxyable
+
+    def on_proxy_project_created(self, hook: Callable[[Principal, Project], object]) -> None:
+        """What follows the creation of a proxy-cache project (Harbor: its default retention policy;
+        wiring connects the retention service, built after the projects)."""
+        self._proxy_created = hook
 
     def create(self, caller: Principal, name: str, metadata: dict[str, Any], cve_allowlist: dict[str, Any],
                storage_limit: int | None, *, registry_id: int | None = None) -> Project:  # fmt: skip
@@ -122,6 +142,8 @@ class ProjectService:
             raise BadRequest(exc.message) from None
         if caller.kind == "user" and caller.user_id is not None:
             self._projects.add_member(name, caller.user_id, caller.name, Role.PROJECT_ADMIN)
+        if registry_id is not None and self._proxy_created is not None:
+            self._proxy_created(caller, project)
         self._events.emit(EventType.CREATE_PROJECT, project=name, resource_type="project", resource=name)
         return project
 

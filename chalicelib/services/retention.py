@@ -30,6 +30,8 @@ VENDOR = str(VendorType.RETENTION)
 RESOURCE = "tag-retention"
 RETENTION_ID = "retention_id"  # the project metadata key naming its policy
 _HISTORY_MAX = 500
+# A proxy-cache project's default policy keeps artifacts pulled within this many days (Harbor's).
+PROXY_CACHE_RETAIN_DAYS = 7
 
 
 def normalize(policy: dict[str, Any], project_id: int) -> dict[str, Any]:
@@ -104,6 +106,19 @@ class RetentionService:
         # Harbor keeps the id in the project's metadata, where its UI looks for the policy.
         self._projects.set_server_metadata(project.name, RETENTION_ID, str(policy_id))
         return policy_id
+
+    def create_proxy_default(self, caller: Principal, project: Project) -> int:
+        """Harbor's policy for a new proxy-cache project: keep what was pulled in the last 7 days
+        (every repository, every tag), evaluated daily at midnight."""
+        rule = {"priority": 1, "action": "retain", "template": "nDaysSinceLastPull",
+                "params": {"nDaysSinceLastPull": PROXY_CACHE_RETAIN_DAYS},
+                "tag_selectors": [{"kind": "doublestar", "decoration": "matches", "pattern": "**"}],
+                "scope_selectors": {"repository": [{"kind": "doublestar", "decoration": "repoMatches",
+                                                    "pattern": "**"}]}}  # fmt: skip
+        trigger = {"kind": "Schedule", "settings": {"cron": "0 0 0 * * *"}}
+        scope = {"level": "project", "ref": project.project_id}
+        policy = {"algorithm": ALGORITHM, "rules": [rule], "trigger": trigger, "scope": scope}
+        return self.create(caller, policy)
 
     def get(self, caller: Principal, policy_id: int) -> PolicyRecord:
         return self._find(policy_id)[0]

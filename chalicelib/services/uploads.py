@@ -227,6 +227,17 @@ class UploadService:
         self._make_visible(repository, digest, size, None)
         return True
 
+    def link_existing(self, repository: str, digest_text: str) -> bool:
+        """Link a blob this registry already holds (for any repository) into `repository`, quota
+        charged; False when it holds none. For callers that checked the repository may see it
+        (a proxy-cache pull the upstream confirmed), never for a client's mount request."""
+        digest = str(Digest.parse(digest_text))
+        size = self._blobs.global_size(digest)
+        if size is None:
+            return False
+        self._make_visible(repository, digest, size, None)
+        return True
+
     # Internals.
 
     @staticmethod

@@ -5,12 +5,16 @@ from __future__ import annotations
 from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
+from chalicelib.core.models import Moved
 from chalicelib.observability import count
 from chalicelib.wiring import services
 
 
 def head_blob(request: HttpRequest) -> Response:
-    digest, size = services().blobs.stat(request.params["name"], request.params["digest"])
+    found = services().proxy.blob_stat(request.params["name"], request.params["digest"])
+    if isinstance(found, Moved):
+        return empty_response(301, {"Location": found.location})
+    digest, size = found
     return Response(
         body=b"",
         status_code=200,
@@ -23,7 +27,11 @@ def head_blob(request: HttpRequest) -> Response:
 
 
 def get_blob(request: HttpRequest) -> Response:
-    digest, size, url = services().blobs.download_url(request.params["name"], request.params["digest"])
+    # In a proxy-cache project a missing blob is landed from the upstream first (services/proxy_cache.py).
+    found = services().proxy.blob_download(request.params["name"], request.params["digest"])
+    if isinstance(found, Moved):
+        return empty_response(301, {"Location": found.location})
+    digest, size, url = found
     count("BlobPulls")
     count("BlobBytesRedirected", size, "Bytes")
     return empty_response(307, {"Location": url, "Docker-Content-Digest": digest})

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from chalice.app import Response
 
-from chalicelib.api.edge import HttpRequest, json_response
+from chalicelib.api.edge import HttpRequest, empty_response, json_response
 from chalicelib.api.oci._http import next_link, page_size
 from chalicelib.core import mediatypes as mt
+from chalicelib.core.models import Moved
 from chalicelib.services.repositories import referrer_index
 from chalicelib.wiring import services
 
@@ -15,7 +16,11 @@ def list_tags(request: HttpRequest) -> Response:
     name = request.params["name"]
     registry = services()
     limit = page_size(request.arg("n"), registry.settings.page_max_entries)
-    tags, more = registry.repositories.tags(name, limit, request.arg("last"))
+    # In a proxy-cache project the upstream's tags are merged in (services/proxy_cache.py).
+    listed = registry.proxy.tags(name, limit, request.arg("last"))
+    if isinstance(listed, Moved):
+        return empty_response(301, {"Location": listed.location})
+    tags, more = listed
     headers = {"Link": next_link(f"/v2/{name}/tags/list", limit, tags[-1])} if more else {}
     return json_response({"name": name, "tags": tags}, headers=headers)
 

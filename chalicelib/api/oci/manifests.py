@@ -6,6 +6,7 @@ from chalice.app import Response
 
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.auth.rbac import PUSH, SCANNER_PULL
+from chalicelib.core.models import Moved
 from chalicelib.core.reference import project_of
 from chalicelib.observability import count
 from chalicelib.wiring import services
@@ -13,6 +14,7 @@ from chalicelib.wiring import services
 
 def put_manifest(request: HttpRequest) -> Response:
     name = request.params["name"]
+    services().proxy.refuse_push(name)  # a proxy-cache project is read-only (Harbor: 403 DENIED)
     manifest = services().manifests.put(name, request.params["reference"], request.body, request.header("content-type"))
     count("ManifestPushes")
     headers = {"Location": f"/v2/{name}/manifests/{manifest.digest}", "Docker-Content-Digest": manifest.digest}
@@ -29,9 +31,12 @@ def get_manifest(request: HttpRequest) -> Response:
     def gate(digest: str) -> None:
         registry.gate.check(name, digest, tag, lambda: _exempt(request, name))
 
-    manifest = registry.manifests.get(
+    # In a proxy-cache project the pull goes through to the upstream (services/proxy_cache.py).
+    manifest = registry.proxy.get_manifest(
         name, reference, _accepted(request.header("accept")), with_body=request.method == "GET", gate=gate
     )
+    if isinstance(manifest, Moved):
+        return empty_response(301, {"Location": manifest.location})
     if request.method == "GET":
         count("ManifestPulls")
     return Response(

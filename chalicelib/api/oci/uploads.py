@@ -20,6 +20,7 @@ from chalicelib.wiring import services
 def start_upload(request: HttpRequest) -> Response:
     name = request.params["name"]
     registry = services()
+    registry.proxy.refuse_push(name)  # a proxy-cache project is read-only (Harbor: 403 DENIED)
     mount, digest, source = request.arg("mount"), request.arg("digest"), request.arg("from")
     # Mounting needs pull on the source too; without it the client gets a plain upload session.
     readable = source is None or (_valid_name(source) and allowed(request, source, PULL))
