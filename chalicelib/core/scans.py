@@ -318,7 +318,8 @@ def harbor_item(raw: Mapping[str, Any]) -> dict[str, Any]:
     """One finding of `additions/vulnerabilities` with every field of Harbor's vulnerability item,
     typed as Harbor serialises it (an empty fix is `""`, a missing score `null`), whatever the
     adapter left out; fields Harbor does not define (Trivy's `layer`) are kept."""
-    cvss = raw.get("preferred_cvss") if isinstance(raw.get("preferred_cvss"), dict) else {}
+    given = raw.get("preferred_cvss")
+    cvss: Mapping[str, Any] = given if isinstance(given, dict) else {}
     vendor = raw.get("vendor_attributes")
     return {
         **raw,
