@@ -1,7 +1,7 @@
 """Fixture images and a fixture OSV database for the built-in scanner adapter's tests.
 
-The database is written so that each image holds exactly the vulnerabilities in `DEBIAN_FINDINGS`
-and `ALPINE_FINDINGS`; every other record is a near miss that a wrong rule would report: a fix
+The database is written so that each image holds exactly the vulnerabilities in `DEBIAN_FINDINGS`,
+`ALPINE_FINDINGS` and `MIXED_FINDINGS`; every other record is a near miss that a wrong rule would report: a fix
 equal to the installed version, a removed dpkg package, another Debian release, a `limit` below
 the installed version, a `last_affected` below it, a withdrawn record, a record of an ecosystem the
 adapter does not read, a package deleted by a whiteout in a later layer, and a file that is not JSON.
@@ -194,6 +194,25 @@ def alpine_image() -> Image:
 
 
 ALPINE_FINDINGS = {("CVE-2026-1002", "libcrypto3", "3.1.1-r0", "Critical", "3.1.4-r0")}
+
+# The mixed image: the Debian base (dpkg, Python, npm), then a zstd layer adding an apk database
+# with its `etc/alpine-release` (not an os-release: the image stays a Debian one), then the Debian
+# top layer that whiteouts Django. Its findings are both images' findings; the apk packages are
+# matched in Alpine's ecosystem, never Debian's.
+
+ALPINE_EXTRA = {
+    "etc/alpine-release": b"3.18.4\n",
+    "lib/apk/db/installed": APK_INSTALLED,
+}
+
+
+def mixed_image() -> Image:
+    base, apk, top = tar_layer(DEBIAN_BASE), tar_layer(ALPINE_EXTRA), tar_layer(DEBIAN_TOP)
+    layers = [(LAYER_GZIP, gzipped(base)), (LAYER_ZSTD, zstd(apk)), (LAYER_TAR, top)]
+    return image(layers, [base, apk, top])
+
+
+MIXED_FINDINGS = DEBIAN_FINDINGS | ALPINE_FINDINGS
 
 
 def rpm_image() -> Image:

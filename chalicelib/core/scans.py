@@ -314,6 +314,42 @@ def native_summary(summary: ReportSummary) -> dict[str, Any]:
     return out
 
 
+def harbor_item(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """One finding of `additions/vulnerabilities` with every field of Harbor's vulnerability item,
+    typed as Harbor serialises it (an empty fix is `""`, a missing score `null`), whatever the
+    adapter left out; fields Harbor does not define (Trivy's `layer`) are kept."""
+    given = raw.get("preferred_cvss")
+    cvss: Mapping[str, Any] = given if isinstance(given, dict) else {}
+    vendor = raw.get("vendor_attributes")
+    return {
+        **raw,
+        **{name: _text(raw.get(name)) for name in _TEXT_FIELDS},
+        "links": _texts(raw.get("links")),
+        "cwe_ids": _texts(raw.get("cwe_ids")),
+        "artifact_digests": _texts(raw.get("artifact_digests")),
+        "preferred_cvss": {
+            "score_v3": _score(cvss.get("score_v3")), "score_v2": _score(cvss.get("score_v2")),
+            "vector_v3": _text(cvss.get("vector_v3")), "vector_v2": _text(cvss.get("vector_v2")),
+        },
+        "vendor_attributes": vendor if isinstance(vendor, dict) else None,
+    }  # fmt: skip
+
+
+_TEXT_FIELDS = ("id", "package", "version", "fix_version", "severity", "status", "description")
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _texts(value: Any) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def _score(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def sbom_overview(summary: ReportSummary) -> dict[str, Any]:
     """Harbor's `sbom_overview`: the report id only while the job runs."""
     out: dict[str, Any] = {

@@ -83,6 +83,7 @@ class Package:
     layer_digest: str
     diff_id: str
     licenses: str = ""
+    release: str = ""  # the id of the OS release an OS package was matched against ("" if none)
 
 
 @dataclass
@@ -102,10 +103,9 @@ def inventory(filesystem: FileSystem) -> Inventory:
     _npm(filesystem, found)
     if any(filesystem.get(path) is not None for path in RPM_DATABASES):
         found.not_analysed.append("rpm packages were not analysed (the built-in scanner does not read rpm databases)")
-    os_packages = [p for p in found.packages if p.kind in ("deb", "apk")]
-    if os_packages and (os_release is None or not os_release.ecosystem):
-        name = os_release.id if os_release else "unknown"
-        found.not_analysed.append(f"{len(os_packages)} OS packages of an unrecognised OS release ({name})")
+    unmatched = Counter(p.release for p in found.packages if p.kind in ("deb", "apk") and not p.ecosystem)
+    for release, count in sorted(unmatched.items()):
+        found.not_analysed.append(f"{count} OS packages of an unrecognised OS release ({release or 'unknown'})")
     return found
 
 
@@ -133,6 +133,31 @@ def detect_os(filesystem: FileSystem) -> OperatingSystem | None:
     return OperatingSystem(os_id, version_id, fields.get("PRETTY_NAME", ""), _ecosystem(os_id, version_id, fields))
 
 
+# The release whose advisories apply to each package database: dpkg packages are Debian's or
+# Ubuntu's, apk packages Alpine's. An image whose os-release names one family and that also holds
+# the other family's database (a multi-stage copy, a fixture) has that database matched against
+# its own family's release file, never against the os-release's advisories (an apk package named
+# like a Debian source package would otherwise match Debian's records, and its Alpine ones would
+# be missed).
+_FAMILIES = {"deb": ("debian", "ubuntu"), "apk": ("alpine",)}
+_RELEASE_FILES = {"deb": ("debian", DEBIAN_VERSION), "apk": ("alpine", ALPINE_RELEASE)}
+
+
+def release_for(filesystem: FileSystem, os_release: OperatingSystem | None, kind: str) -> OperatingSystem | None:
+    """The release a `deb` or `apk` database is matched against; None when none is known, and an
+    unrecognised OS's own release (no ecosystem) when the image names one outside both families."""
+    if os_release is not None and os_release.id in _FAMILIES[kind]:
+        return os_release
+    if os_release is not None and not any(os_release.id in ids for ids in _FAMILIES.values()):
+        return os_release
+    os_id, path = _RELEASE_FILES[kind]
+    found = filesystem.get(path)
+    if found is None:
+        return None
+    version_id = found.data.decode(errors="replace").strip()
+    return OperatingSystem(os_id, version_id, "", _ecosystem(os_id, version_id, {}))
+
+
 def _os_release_fields(data: bytes) -> dict[str, str]:
     fields = {}
     for line in data.decode(errors="replace").splitlines():
@@ -156,6 +181,7 @@ def _ecosystem(os_id: str, version_id: str, fields: dict[str, str]) -> str:
 
 
 def _dpkg(filesystem: FileSystem, found: Inventory) -> None:
+    release = release_for(filesystem, found.os, "deb")
     for path, file in filesystem.matching(lambda p: p == DPKG_STATUS or p.startswith(DPKG_STATUS_DIR)):
         for paragraph in _deb822(file.data, found):
             status = paragraph.get("Status")
@@ -173,6 +199,7 @@ def _dpkg(filesystem: FileSystem, found: Inventory) -> None:
             _add_os_package(
                 found,
                 kind="deb",
+                release=release,
                 name=name,
                 version=version,
                 source=(source_name, source_version),
@@ -213,6 +240,7 @@ def _apk(filesystem: FileSystem, found: Inventory) -> None:
     file = filesystem.get(APK_INSTALLED)
     if file is None:
         return
+    release = release_for(filesystem, found.os, "apk")
     for block in re.split(r"\n\s*\n", file.data.decode("utf-8", errors="replace")):
         fields: dict[str, str] = {}
         for line in block.splitlines():
@@ -230,6 +258,7 @@ def _apk(filesystem: FileSystem, found: Inventory) -> None:
         _add_os_package(
             found,
             kind="apk",
+            release=release,
             name=name,
             version=version,
             source=(fields.get("o") or name, version),
@@ -244,6 +273,7 @@ def _add_os_package(
     found: Inventory,
     *,
     kind: str,
+    release: OperatingSystem | None,
     name: str,
     version: str,
     source: tuple[str, str],
@@ -252,8 +282,9 @@ def _add_os_package(
     file: FoundFile,
     licenses: str = "",
 ) -> None:
-    """A dpkg or apk package: matched by its source package, named in its purl by the OS."""
-    os_release = found.os
+    """A dpkg or apk package: matched by its source package in its release's ecosystem, named in
+    its purl by that release."""
+    os_release = release
     qualifiers = {"arch": arch, "distro": f"{os_release.id}-{os_release.version_id}" if os_release else ""}
     if source[0] != name:
         qualifiers["upstream"] = source[0]
@@ -265,6 +296,7 @@ def _add_os_package(
             name=name,
             version=version,
             ecosystem=os_release.ecosystem if os_release else "",
+            release=os_release.id if os_release else "",
             match_name=source[0],
             match_version=source[1],
             purl=str(PackageURL(type=kind, namespace=namespace, name=name, version=version, qualifiers=present)),

@@ -699,7 +699,7 @@ def _merged_report(reports: list[tuple[str, scans.ReportSummary, dict[str, Any]]
     for digest, _, document in reports:
         for raw in document.get("vulnerabilities") or []:
             key = (str(raw.get("id")), str(raw.get("package")), str(raw.get("version")))
-            item = items.setdefault(key, {**raw, "artifact_digests": []})
+            item = items.setdefault(key, {**scans.harbor_item(raw), "artifact_digests": []})
             if digest not in item["artifact_digests"]:
                 item["artifact_digests"].append(digest)
     findings = [scans.Finding(k[0], k[1], k[2], str(v.get("fix_version") or ""), str(v.get("severity") or ""))

@@ -32,6 +32,8 @@ NATIVE = "application/vnd.scanner.adapter.vuln.report.harbor+json; version=1.0"
 REPO = "library/app"
 ART = f"{API}/projects/library/repositories/app/artifacts"
 FINAL = {"Success", "Error", "Stopped"}
+HARBOR_ITEM_FIELDS = ("id", "package", "version", "fix_version", "severity", "status", "description", "links",
+                      "artifact_digests", "preferred_cvss", "cwe_ids", "vendor_attributes")  # fmt: skip
 
 F2 = {"id": "CVE-2026-0002", "package": "zlib1g", "version": "1:1.2.13", "fix_version": "", "severity": "Medium"}
 F3 = {"id": "CVE-2026-0003", "package": "libc6", "version": "2.36-9", "fix_version": "2.36-9+deb12u4",
@@ -167,6 +169,19 @@ def test_scan_success_has_harbor_summary_report_events_and_no_robot_left(scannin
     first = next(v for v in report["vulnerabilities"] if v["id"] == "CVE-2026-0001")
     assert first["preferred_cvss"]["score_v3"] == 7.5  # from vendor_attributes, nvd first
     assert next(v for v in report["vulnerabilities"] if v["id"] == "CVE-2026-0004")["severity"] == "Unknown"
+    # Every item has each field of Harbor's vulnerability item, typed as Harbor writes it, even
+    # when the adapter left it out (F4 has no fix, status, description, links, scores or CWEs).
+    assert set(report) == {"generated_at", "scanner", "severity", "vulnerabilities"}
+    bare = next(v for v in report["vulnerabilities"] if v["id"] == "CVE-2026-0004")
+    assert {k: bare[k] for k in HARBOR_ITEM_FIELDS} == {
+        "id": "CVE-2026-0004", "package": "bash", "version": "5.2.15", "fix_version": "", "severity": "Unknown",
+        "status": "", "description": "", "links": [], "artifact_digests": [digest], "cwe_ids": [],
+        "preferred_cvss": {"score_v3": None, "score_v2": None, "vector_v3": "", "vector_v2": ""},
+        "vendor_attributes": None,
+    }  # fmt: skip
+    assert first["preferred_cvss"] == {"score_v3": 7.5, "score_v2": None, "vector_v3": FINDING["vendor_attributes"][
+        "CVSS"]["nvd"]["V3Vector"], "vector_v2": ""}  # fmt: skip
+    assert first["layer"] == FINDING["layer"] and first["artifact_digests"] == [digest]  # Trivy's extra field kept
     native = scanning.get(f"{ART}/v1/additions/vulnerabilities", headers={"X-Accept-Vulnerabilities": NATIVE})
     assert native.get_json() == {}
 

@@ -98,3 +98,15 @@ def test_summaries_survive_the_row_encoding() -> None:
     assert scans.decode("{not json") == {} and scans.decode(None) == {}
     assert scans.scan_lock("SBOM", "reg", "sha256:x") == "SBOM#reg#sha256:x"
     assert scans.severity_code("High") == 4 and scans.severity_code("None") == 0 and scans.severity_code("x") == 99
+
+
+def test_a_harbor_item_has_every_field_of_harbor_typed_whatever_the_adapter_sent() -> None:
+    sent = {"id": "CVE-1", "package": 5, "links": "https://x", "cwe_ids": ["CWE-1", 2], "fix_version": None,
+            "preferred_cvss": {"score_v3": True, "score_v2": 4, "vector_v3": None}, "vendor_attributes": [],
+            "layer": {"digest": "sha256:" + "a" * 64}}  # fmt: skip
+    assert scans.harbor_item(sent) == {
+        "id": "CVE-1", "package": "", "version": "", "fix_version": "", "severity": "", "status": "",
+        "description": "", "links": [], "artifact_digests": [], "cwe_ids": ["CWE-1"],
+        "preferred_cvss": {"score_v3": None, "score_v2": 4.0, "vector_v3": "", "vector_v2": ""},
+        "vendor_attributes": None, "layer": {"digest": "sha256:" + "a" * 64},
+    }  # fmt: skip

@@ -12,9 +12,18 @@ from typing import Any
 import jsonschema
 import pytest
 
-from chalicelib.scanner_adapter import packages, sbom
+from chalicelib.scanner_adapter import osv, packages, report, sbom
 from chalicelib.scanner_adapter.layers import FileSystem, Limits, apply_layer
-from tests.scanner_fixtures import alpine_image, debian_image, rpm_image, sha256, tar_layer
+from tests.scanner_fixtures import (
+    MIXED_FINDINGS,
+    alpine_image,
+    debian_image,
+    mixed_image,
+    rpm_image,
+    sha256,
+    tar_layer,
+    write_osv_zip,
+)
 
 ARTIFACT = {
     "repository": "library/app",
@@ -67,6 +76,34 @@ def test_the_alpine_fixture() -> None:
     assert found.os is not None and found.os.ecosystem == "Alpine:v3.18"
     crypto = next(p for p in found.packages if p.name == "libcrypto3")
     assert (crypto.match_name, crypto.version, crypto.licenses) == ("openssl", "3.1.1-r0", "Apache-2.0")
+
+
+def test_an_apk_database_in_a_debian_image_is_matched_as_alpine(tmp_path: Path) -> None:
+    """The mixed fixture: Debian's os-release, a dpkg status, and an apk database with its
+    alpine-release. Each database is matched against its own family's advisories."""
+    found = image_inventory(mixed_image())
+    assert found.os is not None and found.os.ecosystem == "Debian:12"
+    by_name = {p.name: p for p in found.packages}
+    assert by_name["libssl3"].ecosystem == "Debian:12"
+    crypto = by_name["libcrypto3"]
+    assert (crypto.ecosystem, crypto.match_name) == ("Alpine:v3.18", "openssl")
+    assert crypto.purl == "pkg:apk/alpine/libcrypto3@3.1.1-r0?arch=x86_64&distro=alpine-3.18.4&upstream=openssl"
+    assert found.not_analysed == []
+    findings = report.find(found, osv.load(write_osv_zip(tmp_path / "osv.zip")))
+    got = {(f.id, f.package.name, f.package.version, f.severity, f.match.fix_version) for f in findings}
+    assert got == MIXED_FINDINGS  # not CVE-2026-1001 (Debian's openssl) on libcrypto3, and Alpine's found
+
+
+def test_os_packages_of_the_other_family_without_their_release_are_said_not_analysed() -> None:
+    apk = b"P:libcrypto3\nV:3.1.1-r0\no:openssl\n"
+    found = inventory_of(tar_layer({"etc/os-release": b"ID=debian\nVERSION_ID=12\n", "lib/apk/db/installed": apk}))
+    assert [(p.name, p.ecosystem) for p in found.packages] == [("libcrypto3", "")]
+    assert found.not_analysed == ["1 OS packages of an unrecognised OS release (unknown)"]
+    dpkg = b"Package: a\nVersion: 1\n"
+    found = inventory_of(tar_layer({"etc/alpine-release": b"3.19.1\n", "etc/debian_version": b"11.8\n",
+                                    "var/lib/dpkg/status": dpkg}))  # fmt: skip
+    assert found.os is not None and found.os.ecosystem == "Alpine:v3.19"
+    assert [(p.name, p.ecosystem) for p in found.packages] == [("a", "Debian:11")]
 
 
 def test_an_rpm_database_is_said_not_analysed() -> None:
