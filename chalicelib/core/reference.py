@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from chalicelib.errors import NameInvalid, TagInvalid
+from chalicelib.core.digest import Digest, is_digest
+from chalicelib.errors import DigestInvalid, ManifestUnknown, NameInvalid, TagInvalid
 
 _COMPONENT = r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*"
 NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
@@ -28,3 +29,17 @@ def validate_tag(tag: str) -> str:
 def project_of(name: str) -> str:
     """The project a repository belongs to: its first path component (Harbor's rule)."""
     return name.split("/", 1)[0]
+
+
+def require_nameable(reference: str) -> None:
+    """A reference that is neither a valid tag nor a valid digest names no manifest that could
+    exist, so reading or deleting it is 404 MANIFEST_UNKNOWN (the OCI conformance suite's
+    expectation, e.g. `.INVALID_MANIFEST_NAME`); a push with one stays 400 (TAG_INVALID,
+    DIGEST_INVALID), and the management API keeps its 400 for a malformed artifact reference."""
+    try:
+        if is_digest(reference):
+            Digest.parse(reference)
+        else:
+            validate_tag(reference)
+    except (DigestInvalid, TagInvalid):
+        raise ManifestUnknown(detail={"reference": reference[:200]}) from None

@@ -18,7 +18,7 @@ from chalicelib.core.artifacts import COSIGN_SIGNATURE, ArtifactRecord, accessor
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.manifest import ParsedManifest, parse_manifest
 from chalicelib.core.models import Manifest
-from chalicelib.core.reference import project_of, validate_tag
+from chalicelib.core.reference import project_of, require_nameable, validate_tag
 from chalicelib.errors import (
     BadRequest,
     Conflict,
@@ -28,7 +28,6 @@ from chalicelib.errors import (
     NotFound,
     PayloadTooLarge,
     ReferencedByOthers,
-    TagInvalid,
 )
 from chalicelib.events import EventBus, EventType
 from chalicelib.stores.manifests import StillReferenced, StillTagged
@@ -141,7 +140,7 @@ class ManifestService:
         """A pull: by digest from the manifest row, by tag from the tag row alone (one read).
 
         `gate(digest)` may refuse the pull (the project's vulnerability policy) before it counts."""
-        _nameable(reference)
+        require_nameable(reference)
         if is_digest(reference):
             manifest = self._manifests.get(repository, str(Digest.parse(reference)), with_body=with_body)
         else:
@@ -177,7 +176,7 @@ class ManifestService:
 
     def delete(self, repository: str, reference: str) -> None:
         """By tag: untag. By digest: the artifact, as Harbor deletes it (bytes are left to GC)."""
-        _nameable(reference)
+        require_nameable(reference)
         if is_digest(reference):
             self.delete_artifact(repository, str(Digest.parse(reference)))
         else:
@@ -327,17 +326,3 @@ class _Mode(Enum):
 
 def _accepts(accept: list[str], media_type: str) -> bool:
     return any(a in ("*/*", "application/*", media_type) for a in accept)
-
-
-def _nameable(reference: str) -> None:
-    """A reference that is neither a valid tag nor a valid digest names no manifest that could
-    exist, so reading or deleting it is 404 MANIFEST_UNKNOWN (the OCI conformance suite's
-    expectation, e.g. `.INVALID_MANIFEST_NAME`); a push with one stays 400 (TAG_INVALID,
-    DIGEST_INVALID), and the management API keeps its 400 for a malformed artifact reference."""
-    try:
-        if is_digest(reference):
-            Digest.parse(reference)
-        else:
-            validate_tag(reference)
-    except (DigestInvalid, TagInvalid):
-        raise ManifestUnknown(detail={"reference": reference[:200]}) from None

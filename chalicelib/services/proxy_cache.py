@@ -53,18 +53,17 @@ from chalicelib.adapters.registry.errors import (
     RemoteRateLimited,
 )
 from chalicelib.core import selectors
+from chalicelib.core.chunks import ChunkReader
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.digest import Digest, is_digest
 from chalicelib.core.models import Manifest, Moved
-from chalicelib.core.reference import project_of, validate_tag
+from chalicelib.core.reference import project_of, require_nameable
 from chalicelib.errors import (
     BlobUnknown,
-    DigestInvalid,
     ManifestUnknown,
     NameUnknown,
     QuotaExceeded,
     RegistryError,
-    TagInvalid,
     TooManyRequests,
 )
 from chalicelib.events import Event, EventBus, EventType
@@ -96,7 +95,6 @@ _TAG_HINTS = 4096
 _PENDING = 1024
 # A blob up to this size is read into memory and written in one piece; larger ones stream.
 _IN_MEMORY_BYTES = 8 * 1024 * 1024
-_STREAM_READ = 1024 * 1024
 # How long a project's proxy settings are reused before the row is read again.
 _PROJECT_CACHE_SECONDS = 15.0
 _PLAIN_PROJECT_CACHE_SECONDS = 300.0
@@ -184,7 +182,7 @@ class ProxyCacheService:
             if moved is not None:
                 return moved
             self._check_filter(proxy, repository)
-            _nameable(reference)
+            require_nameable(reference)
             served = self._through(proxy, repository, reference, with_body=with_body)
             if served is not None:
                 return served
@@ -634,7 +632,7 @@ class ProxyCacheService:
         upload = self._uploads.start(repository, digest.partition(":")[0])
         location = f"/v2/{repository}/blobs/uploads/{upload.id}"
         try:
-            self._uploads.append_stream(repository, upload.id, _Reader(chunks), length=size, content_range=None,
+            self._uploads.append_stream(repository, upload.id, ChunkReader(chunks), length=size, content_range=None,
                                         location=location)  # fmt: skip
             self._uploads.finish(repository, upload.id, digest, b"", content_range=None, location=location)
         except BaseException:
@@ -678,34 +676,3 @@ def _filter_matches(name: str, pattern: str, kind: str) -> bool:
         return selectors.matches(pattern, name)
     except Exception:
         return False
-
-
-def _nameable(reference: str) -> None:
-    try:
-        if is_digest(reference):
-            Digest.parse(reference)
-        else:
-            validate_tag(reference)
-    except (DigestInvalid, TagInvalid):
-        raise ManifestUnknown(detail={"reference": reference[:200]}) from None
-
-
-class _Reader:
-    """`read(n)` over a verifying chunk iterator; the iterator's own check runs at its end."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = bytearray()
-
-    def read(self, size: int, /) -> bytes:
-        size = size if size > 0 else _STREAM_READ
-        while len(self._buffer) < size:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._buffer.extend(chunk)
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        if not out:
-            next(self._chunks, None)  # let the verifying iterator finish (it raises on a mismatch)
-        return out

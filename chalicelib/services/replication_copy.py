@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 from chalicelib.adapters.registry.client import BlobStream, Manifest
 from chalicelib.adapters.registry.errors import RemoteNotFound, RemoteProtocolError
 from chalicelib.core.artifacts import cosign_tag
+from chalicelib.core.chunks import ChunkReader
 from chalicelib.core.digest import is_digest
 from chalicelib.core.identity import Principal
 from chalicelib.errors import BlobUnknown, Conflict, ManifestUnknown, NotFound
@@ -104,7 +105,7 @@ class RemoteSide:
             body = b"".join(chunks) if size <= CHUNK_BYTES else cast("BlobStream", _Stream(chunks))
             self.client.push_blob(name, digest, size, body)
             return
-        reader = _Reader(chunks)
+        reader = ChunkReader(chunks)
         self.client.push_blob_chunked(name, digest, size, reader.read, CHUNK_BYTES)
 
     def mount_blob(self, repository: str, digest: str) -> bool:
@@ -190,7 +191,7 @@ class LocalSide:
             return
         upload = self._uploads.start(repository, digest.partition(":")[0])
         location = f"/v2/{repository}/blobs/uploads/{upload.id}"
-        self._uploads.append_stream(repository, upload.id, _Reader(chunks), length=size, content_range=None,
+        self._uploads.append_stream(repository, upload.id, ChunkReader(chunks), length=size, content_range=None,
                                     location=location)  # fmt: skip
         self._uploads.finish(repository, upload.id, digest, b"", content_range=None, location=location)
 
@@ -369,26 +370,6 @@ def _is_cosign_signature(manifest: Manifest) -> bool:
         return False
     layers = manifest.document.get("layers") or []
     return any(layer.get("mediaType") == "application/vnd.dev.cosign.simplesigning.v1+json" for layer in layers)
-
-
-class _Reader:
-    """`read(n)` over an iterator of chunks (a verified download), for chunked and streamed pushes."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._buffer = bytearray()
-
-    def read(self, size: int, /) -> bytes:
-        while len(self._buffer) < size:
-            chunk = next(self._chunks, b"")
-            if not chunk:
-                break
-            self._buffer.extend(chunk)
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        if not out:
-            next(self._chunks, None)  # let a verifying iterator finish (it raises on a mismatch)
-        return out
 
 
 class _Stream:
