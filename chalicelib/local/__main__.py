@@ -66,20 +66,18 @@ def _configure_libraries() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
 
 
-_stop_requested = threading.Event()
-_stop_reason: list[str] = []
+_stop_reason: list[str] = []  # the signal that asked the runner to stop (the first one only)
 
 
 def _on_signal(signum: int, frame: FrameType | None) -> None:
-    """Ask the main thread to stop; never raise here.
-
-    waitress runs in another thread, so nothing its loop does can swallow the request (an exception
-    raised from a handler inside waitress's loop is caught there as a channel error). Only the first
-    signal counts: `make` forwards the group's SIGTERM a second time. The handler stays installed
-    (replacing it from inside itself raises when that second signal is already pending)."""
-    if not _stop_requested.is_set():
+    """Note the request; the main loop polls for it. Lock-free on purpose: the handler runs on the
+    main thread wherever it was interrupted, possibly holding a lock (setting a `threading.Event`
+    here deadlocks when the interrupted code is that Event's own `wait`). waitress runs in another
+    thread, so nothing its loop does can swallow the request. Only the first signal counts (`make`
+    forwards the group's SIGTERM a second time); the handler stays installed, because replacing it
+    from inside itself raises when that second signal is already pending."""
+    if not _stop_reason:
         _stop_reason.append(signal.Signals(signum).name)
-    _stop_requested.set()
 
 
 def _prepare_identity(data_dir: Path) -> str | None:
@@ -487,8 +485,8 @@ def main() -> int:  # noqa: PLR0915 (the runner's start and stop steps, in order
     serving = threading.Thread(target=server.run, name="waitress", daemon=True)
     serving.start()
     try:
-        while not _stop_requested.wait(0.5) and serving.is_alive():
-            pass
+        while not _stop_reason and serving.is_alive():
+            time.sleep(0.2)
         print(f"stopping on {_stop_reason[0] if _stop_reason else 'server exit'}", flush=True)
     finally:
         _housekeeping_stop.set()
