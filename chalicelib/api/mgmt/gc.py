@@ -9,7 +9,7 @@ match it there, so the handler tells them apart instead of relying on route prec
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+from typing import Any
 
 from chalice.app import Response
 from pydantic import BaseModel, ConfigDict
@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict
 from chalicelib.api.edge import HttpRequest
 from chalicelib.api.mgmt._edge import body, int_param, iso
 from chalicelib.api.mgmt._route import Created, Page, Routes
+from chalicelib.api.mgmt.schedules import ScheduleObj, checked_cron
 from chalicelib.api.mgmt.wire import ZERO_TIME
-from chalicelib.core.jobs import Cron, CronError, Job, Schedule, Trigger, VendorType
+from chalicelib.core.jobs import Job, Schedule, Trigger, VendorType
 from chalicelib.errors import BadRequest
 from chalicelib.services.jobs import next_run
 from chalicelib.wiring import services
@@ -27,13 +28,6 @@ routes = Routes(__name__)
 bp = routes.blueprint
 _HISTORY_MAX = 500  # newest executions a list pages through
 VENDOR = VendorType.GARBAGE_COLLECTION
-
-
-class ScheduleObj(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    type: Literal["Hourly", "Daily", "Weekly", "Custom", "Manual", "None", "Schedule"]
-    cron: str | None = None
-    next_scheduled_time: str | None = None
 
 
 class ScheduleBody(BaseModel):
@@ -134,11 +128,5 @@ def _apply_schedule(request: HttpRequest) -> Created | None:
     kind = parsed.schedule.type
     if kind == "Manual":
         return Created(f"/system/gc/{services().gc.start(params).job_id}")
-    cron = (parsed.schedule.cron or "").strip()
-    if kind in ("Custom", "Schedule"):
-        try:
-            Cron.parse(cron)
-        except CronError as exc:
-            raise BadRequest(f"invalid cron: {exc}", {"cron": cron[:100]}) from None
-    services().jobs.set_schedule(VENDOR, kind, cron, params)
+    services().jobs.set_schedule(VENDOR, kind, checked_cron(parsed.schedule), params)
     return None

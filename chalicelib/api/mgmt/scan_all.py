@@ -4,7 +4,7 @@ permission and, as in Harbor, a default scanner (412 otherwise)."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from chalice.app import Response
 from pydantic import BaseModel, ConfigDict
@@ -12,8 +12,9 @@ from pydantic import BaseModel, ConfigDict
 from chalicelib.api.edge import HttpRequest, empty_response
 from chalicelib.api.mgmt._edge import body, iso
 from chalicelib.api.mgmt._route import Created, Routes
+from chalicelib.api.mgmt.schedules import ScheduleObj, checked_cron
 from chalicelib.api.mgmt.wire import ZERO_TIME
-from chalicelib.core.jobs import Cron, CronError, Trigger, VendorType
+from chalicelib.core.jobs import Trigger, VendorType
 from chalicelib.errors import BadRequest, Precondition
 from chalicelib.services.jobs import next_run
 from chalicelib.wiring import services
@@ -22,13 +23,6 @@ routes = Routes(__name__)
 bp = routes.blueprint
 VENDOR = VendorType.SCAN_ALL
 _LOCATION = "/system/scanAll/schedule"
-
-
-class ScheduleObj(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-    type: Literal["Hourly", "Daily", "Weekly", "Custom", "Manual", "None", "Schedule"]
-    cron: str | None = None
-    next_scheduled_time: str | None = None
 
 
 class ScheduleBody(BaseModel):
@@ -93,13 +87,7 @@ def update_schedule(request: HttpRequest) -> None:
 
 
 def _save(parsed: ScheduleObj) -> None:
-    cron = (parsed.cron or "").strip()
-    if parsed.type in ("Custom", "Schedule"):
-        try:
-            Cron.parse(cron)
-        except CronError as exc:
-            raise BadRequest(f"invalid cron: {exc}", {"cron": cron[:100]}) from None
-    services().jobs.set_schedule(VENDOR, parsed.type, cron, {})
+    services().jobs.set_schedule(VENDOR, parsed.type, checked_cron(parsed), {})
 
 
 @routes.post("/system/scanAll/stop")
