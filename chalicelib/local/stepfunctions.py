@@ -8,6 +8,12 @@ job code. A handler's exception fails the Task with the error
 Lambda would report (its class name), which the state machine's Catch turns into a recorded job
 error, as on AWS.
 
+`install` also replaces moto's `ExecutionWorker.stop` (moto 5.2.5, checked with the others in
+`moto_patches.CHECKED_MOTO_VERSION`): moto's raises AttributeError when StopExecution arrives
+before the execution's thread has built its environment, and silently ignores a stop that arrives
+before the program's first state is set. On AWS a StopExecution of a running execution always
+aborts it; `_stop` waits for the program to start (it does within milliseconds) and then stops it.
+
 On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubstitutions in
 `infra/resources.json`); here they become moto Lambda ARNs named after the handlers.
 """
@@ -15,11 +21,13 @@ On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubs
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from chalicelib.jobs import HANDLERS
 from chalicelib.observability import logger
@@ -64,10 +72,25 @@ def _invoke(self: Any, function_name: str, *args: Any) -> bytes:
         return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
 
 
+# How long StopExecution waits for a just-started execution's program to begin; it takes
+# milliseconds, so reaching this means the interpreter thread died before its first state.
+STOP_WAIT_SECONDS = 10.0
+
+
+def _stop(self: ExecutionWorker, stop_date: Any, error: str | None, cause: str | None) -> None:
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while (env := self.env) is None or env._program_state is None:  # moto has no accessor
+        if time.monotonic() > deadline:
+            raise RuntimeError("the execution's program never started, so it cannot be stopped")
+        time.sleep(0.005)
+    env.set_stop(stop_date=stop_date, cause=cause, error=error)  # a no-op once the program has ended
+
+
 def install() -> None:
     """Make moto execute state machines and dispatch Lambda Tasks to the registry's handlers."""
     default_user_config.update(EXECUTE)  # type: ignore[typeddict-item]
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
+    ExecutionWorker.stop = _stop  # type: ignore[method-assign]
 
 
 def machine_arns(region: str) -> dict[str, str]:
