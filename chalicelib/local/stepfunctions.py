@@ -8,7 +8,7 @@ job code. A handler's exception fails the Task with the error
 Lambda would report (its class name), which the state machine's Catch turns into a recorded job
 error, as on AWS.
 
-`install` also replaces moto's `ExecutionWorker.stop` (moto 5.2.5, checked with the others in
+`create_state_machines` also replaces moto's `ExecutionWorker.stop` (moto 5.2.5, checked with the others in
 `moto_patches.CHECKED_MOTO_VERSION`): moto's raises AttributeError when StopExecution arrives
 before the execution's thread has built its environment, and silently ignores a stop that arrives
 before the program's first state is set. On AWS a StopExecution of a running execution always
@@ -27,7 +27,6 @@ from typing import Any
 
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.config import default_user_config
-from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
 from chalicelib.jobs import HANDLERS
 from chalicelib.observability import logger
@@ -77,7 +76,7 @@ def _invoke(self: Any, function_name: str, *args: Any) -> bytes:
 STOP_WAIT_SECONDS = 10.0
 
 
-def _stop(self: ExecutionWorker, stop_date: Any, error: str | None, cause: str | None) -> None:
+def _stop(self: Any, stop_date: Any, error: str | None, cause: str | None) -> None:
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     while (env := self.env) is None or env._program_state is None:  # moto has no accessor
         if time.monotonic() > deadline:
@@ -90,7 +89,6 @@ def install() -> None:
     """Make moto execute state machines and dispatch Lambda Tasks to the registry's handlers."""
     default_user_config.update(EXECUTE)  # type: ignore[typeddict-item]
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
-    ExecutionWorker.stop = _stop  # type: ignore[method-assign]
 
 
 def machine_arns(region: str) -> dict[str, str]:
@@ -103,6 +101,10 @@ def create_state_machines(client: Any, region: str) -> dict[str, str]:
 
     The first call loads moto's ASL interpreter (~2 s), so the local runner does this on a thread
     while it restores its state."""
+    # Here rather than in `install`: importing the interpreter takes ~1 s, and this runs on a thread.
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
+
+    ExecutionWorker.stop = _stop  # type: ignore[method-assign]
     role = f"arn:aws:iam::{ACCOUNT}:role/registry-jobs"
     existing = {m["name"]: m["stateMachineArn"] for m in client.list_state_machines().get("stateMachines", [])}
     for stem in dict.fromkeys(MACHINES.values()):
