@@ -126,15 +126,14 @@ def _token_key(directory: Path) -> Path:
 
 
 def _share_botocore_loader(mp: pytest.MonkeyPatch) -> None:
-    """Let every botocore session reuse one model loader (its cache is read-only data).
+    """Let every boto3 client's botocore session reuse one model loader (its cache is read-only data).
 
-    boto3 and PynamoDB open a new botocore session per client (PynamoDB: per model class and
-    thread), and each session parses the service's JSON model again (~50-100 ms). Rebuilding the
-    wiring (`configure`) or starting threads would otherwise dominate the suite's run time.
+    Each new session parses the service's JSON model again (~50-100 ms), and rebuilding the wiring
+    (`configure`) builds new clients. (PynamoDB's sessions share a loader in the product itself:
+    `stores/tables.py`.)
     """
     import botocore.loaders
     import botocore.session
-    import pynamodb.connection.base as pynamodb_connection
 
     loader = botocore.loaders.create_loader()
     original = botocore.session.get_session
@@ -145,7 +144,6 @@ def _share_botocore_loader(mp: pytest.MonkeyPatch) -> None:
         return session
 
     mp.setattr(botocore.session, "get_session", get_session)
-    mp.setattr(pynamodb_connection, "get_session", get_session)
 
 
 @pytest.fixture(scope="session")
