@@ -15,9 +15,9 @@ conflict). What the steps do:
    metadata, posts the scan request, marks the summary Running;
 4. `poll` (after the state machine's Wait of the adapter's `Refresh-After`): not ready -> wait
    again, unless the task has run for `cap_seconds` (Harbor's nominal 30 minutes, enforced here);
-   ready -> the raw report goes to the object store (once per digest, registration and MIME
-   type), the summary (counts, severity, a bounded CVE map) onto the row; an SBOM also becomes an
-   accessory of the scanned manifest; the robot is deleted;
+   ready -> the robot is deleted, the raw report goes to the object store (once per digest,
+   registration and MIME type), the summary (counts, severity, a bounded CVE map) onto the row; an
+   SBOM also becomes an accessory of the scanned manifest;
 5. `finish`: the execution ends Success when every task did, else Error (a stopped one stays
    Stopped); the SCANNING_COMPLETED / FAILED / STOPPED event (webhooks, audit) goes once.
 
@@ -395,6 +395,9 @@ class ScanService:
         return StepResult(job_id, task_id).state()
 
     def _store_report(self, job: Job, task: Task, registration: ScannerRegistration, body: bytes) -> None:
+        # The scanner has pulled what it needed: its credential goes before the result is visible, so
+        # a scan shown as finished never leaves a usable robot behind.
+        self._delete_robot(task)
         params = job.parameters
         repository, digest, mime = str(params["repository"]), task.subject, str(params["mime_type"])
         document = json.loads(body)
@@ -430,7 +433,6 @@ class ScanService:
                                         document=report.document)  # fmt: skip
             except Exception:  # the report stands; the hub misses it until the next scan
                 logger.exception("security hub not updated", repository=repository, digest=digest)
-        self._delete_robot(task)
         self._jobs.end_task(task, JobStatus.SUCCESS, counts=dict(task.counts), log=lines)
 
     def task_failed(self, job_id: int, task_id: int, error: str) -> dict[str, Any]:
