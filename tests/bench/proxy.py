@@ -14,13 +14,13 @@ pair; each pull's directory is checked against the pushed image (its manifest's 
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from tests.bench.common import (
     median,
     pair_ratios,
     ratio_text,
-    report,
+    run_in_workdir,
 )
 from tests.bench.servers import Distribution, OurRegistry
 from tests.e2e.peers import Distribution as ConfiguredDistribution
@@ -153,13 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-mb", type=float, default=env_float("BENCH_PROXY_MB", 20.0))
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="registry-bench-proxy-"))
-    try:
-        result = measure(workdir, args.runs, args.image_mb)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    report(result, print_table, args.json)
-    return 0 if result["ok"] else 1
+    body = functools.partial(measure, runs=args.runs, image_mb=args.image_mb)
+    return run_in_workdir("registry-bench-proxy-", body, print_table, args.json)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,9 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from typing import Any
 import requests
 
 from tests.bench import awscounted, oci
-from tests.bench.common import env_int, report
+from tests.bench.common import env_int, run_in_workdir
 from tests.bench.latency import RequestsHttp
 from tests.bench.servers import Distribution, OurRegistry
 
@@ -167,13 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layer-kb", type=int, default=env_int("BENCH_REPLICATION_LAYER_KB", 1024))
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="registry-bench-replication-"))
-    try:
-        result = measure(workdir, args.images, args.layer_kb)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    report(result, print_table, args.json)
-    return 0 if result["ok"] else 1
+    body = functools.partial(measure, images=args.images, layer_kb=args.layer_kb)
+    return run_in_workdir("registry-bench-replication-", body, print_table, args.json)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,14 @@ def wait(server: RegistryServer, execution_id: int, timeout: float = 180) -> dic
     raise AssertionError(f"execution {execution_id} did not end")
 
 
+def replicate(server: RegistryServer, policy: dict[str, Any]) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
+    """Create the policy, run it once and check it succeeded: (policy id, execution, its tasks)."""
+    policy_id = created_id(api(server, "POST", "/replication/policies", policy))
+    done = run(server, policy_id)
+    assert done["status"] == "Succeed", (done, task_logs(server, done["id"]))
+    return policy_id, done, api(server, "GET", f"/replication/executions/{done['id']}/tasks").json()
+
+
 def task_logs(server: RegistryServer, execution_id: int) -> str:
     tasks = api(server, "GET", f"/replication/executions/{execution_id}/tasks").json()
     path = f"/replication/executions/{execution_id}/tasks"

@@ -22,6 +22,7 @@ from .replication_support import (
     local,
     project,
     push_image,
+    replicate,
     run,
     seed_multiarch,
     task_logs,
@@ -31,22 +32,19 @@ from .support import RegistryServer, api_get, artifacts_path, sha256
 pytestmark = pytest.mark.e2e
 
 
-def _server(factory: pytest.TempPathFactory, name: str, **env: str) -> RegistryServer:
-    base = factory.mktemp(name)
-    return RegistryServer(base / "data", base / "server.log", **env).start()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
     """The registry that replicates: allowed to reach the loopback peer (egress policy)."""
-    started = _server(tmp_path_factory, "replicating", REGISTRY_EGRESS_ALLOW_NETWORKS="127.0.0.0/8")
+    base = tmp_path_factory.mktemp("replicating")
+    started = RegistryServer(base / "data", base / "server.log", REGISTRY_EGRESS_ALLOW_NETWORKS="127.0.0.0/8").start()
     yield started
     started.stop()
 
 
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    started = _server(tmp_path_factory, "harbor-peer")
+    base = tmp_path_factory.mktemp("harbor-peer")
+    started = RegistryServer(base / "data", base / "server.log").start()
     yield started
     started.stop()
 
@@ -76,11 +74,7 @@ def test_push_based_to_a_harbor_peer_with_filters_and_namespace_rewriting(
               "dest_namespace_replace_count": 1,
               "filters": [{"type": "name", "value": "team/**"}, {"type": "tag", "value": "v*"}],
               "trigger": {"type": "manual"}, "enabled": True}  # fmt: skip
-    policy_id = created_id(api(server, "POST", "/replication/policies", policy))
-
-    done = run(server, policy_id)
-    assert done["status"] == "Succeed", (done, task_logs(server, done["id"]))
-    tasks = api(server, "GET", f"/replication/executions/{done['id']}/tasks").json()
+    policy_id, _, tasks = replicate(server, policy)
     assert [(t["src_resource"], t["dst_resource"]) for t in tasks] == [("team/web/app:[v1]", "mirror/web/app:[v1]")]
 
     dst = local(peer)  # the project `mirror` was created on the peer by the replication
@@ -116,10 +110,7 @@ def test_pull_based_from_a_harbor_peer_into_a_new_project(
               "dest_namespace_replace_count": 1,
               "filters": [{"type": "name", "value": "vendor/*"}, {"type": "tag", "value": "v*"}],
               "trigger": {"type": "manual"}, "enabled": True}  # fmt: skip
-    policy_id = created_id(api(server, "POST", "/replication/policies", policy))
-    done = run(server, policy_id)
-    assert done["status"] == "Succeed", (done, task_logs(server, done["id"]))
-    tasks = api(server, "GET", f"/replication/executions/{done['id']}/tasks").json()
+    _, _, tasks = replicate(server, policy)
     assert [(t["src_resource"], t["dst_resource"]) for t in tasks] == [("vendor/tool:[v1]", "pulled/tool:[v1]")]
 
     here = local(server)
