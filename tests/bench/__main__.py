@@ -1,4 +1,5 @@
-"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [apptime] [listing] [gc] [durability]`.
+"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [apptime] [listing] [gc] [durability]
+[replication] [proxy]`.
 
 All sections run when none is named."""
 
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.bench import apptime, durability, gc, importtime, latency, relaypush, transfer
+from tests.bench import apptime, durability, gc, importtime, latency, proxy, relaypush, replication, transfer
 from tests.bench.common import (
     BUILD,
     PYTHON,
@@ -34,7 +35,9 @@ from tests.bench.common import (
 )
 from tests.bench.servers import Distribution, OurRegistry
 
-SECTIONS = ("awscalls", "import", "transfer", "latency", "apptime", "listing", "gc", "durability")
+SECTIONS = (
+    "awscalls", "import", "transfer", "latency", "apptime", "listing", "gc", "durability", "replication", "proxy",
+)  # fmt: skip
 # ours/distribution medians (issue 11: push and pull below 1.0).
 RATIO_TARGET = 1.0
 
@@ -126,6 +129,10 @@ class Bench:
         self.section("apptime", f"server-side cost per request over {self.runs} skopeo pushes and pulls", self._apptime)
         self.section("durability", "what the journal and fsyncs cost: pushes with and without, start-up after "
                      "100,000 journaled writes (tests/bench/durability.py)", self._durability)  # fmt: skip
+        self.section("replication", "replication throughput: images pushed here, replicated push-based to distribution "
+                     "2.8 (tests/bench/replication.py)", self._replication)  # fmt: skip
+        self.section("proxy", f"proxy-cache cold and warm skopeo pulls vs distribution's proxy mode, {self.runs} "
+                     "interleaved runs (tests/bench/proxy.py)", self._proxy)  # fmt: skip
 
     def _awscalls(self) -> dict[str, Any]:
         result = self._in_subprocess("awscalls", 600)
@@ -160,6 +167,20 @@ class Bench:
     def _durability(self) -> dict[str, Any]:
         args = ("--runs", str(self.runs), "--medium-mb", str(self.medium_mb))
         return self._in_subprocess("durability", 7200, *args)
+
+    def _replication(self) -> dict[str, Any]:
+        result = self._in_subprocess("replication", 1800)
+        if not result["ok"]:
+            self.summary["errors"]["replication"] = f"{result['status']}, {result['tasks']} tasks, " + (
+                f"not on distribution as pushed: {len(result['destination_mismatches'])}"
+            )
+        return result
+
+    def _proxy(self) -> dict[str, Any]:
+        result = self._in_subprocess("proxy", 3600, "--runs", str(self.runs))
+        if not result["ok"]:
+            self.summary["errors"]["proxy"] = f"pulled images not as pushed: {', '.join(result['mismatches'])}"
+        return result
 
     def _import(self) -> dict[str, Any]:
         result = importtime.measure(env_int("BENCH_IMPORT_RUNS", 5))
@@ -350,6 +371,12 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
             ratio = None if stats is None else stats["median"]
             if ratio is None or ratio > target:
                 missed.append(f"durability {kind} push ratio {'n/a' if ratio is None else f'{ratio:.3f}x'} > {target}x")
+    if "replication" in sections:
+        print("\n[8] replication")
+        replication.print_table(sections["replication"])
+    if "proxy" in sections:
+        print("\n[9] proxy cache")
+        proxy.print_table(sections["proxy"])
     if summary["errors"]:
         print("\nERRORS: " + "; ".join(f"{k}: {v}" for k, v in summary["errors"].items()))
     not_run = [name for name in summary["requested"] if name not in sections]

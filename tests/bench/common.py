@@ -103,6 +103,26 @@ def banner(title: str) -> None:
     print(f"\n{'=' * 100}\n== {title}\n{'=' * 100}", flush=True)
 
 
+def run_in_workdir(
+    prefix: str,
+    measure: Callable[[Path], dict[str, Any]],
+    print_table: Callable[[dict[str, Any]], None],
+    json_path: str | None,
+) -> int:
+    """A section's CLI body: `measure` in a temporary directory (removed after), then `report`;
+    exit 0 when the result says `ok`."""
+    import shutil
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        result = measure(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(result, print_table, json_path)
+    return 0 if result["ok"] else 1
+
+
 def report(result: dict[str, Any], print_table: Callable[[dict[str, Any]], None], json_path: str | None) -> None:
     """A section's CLI ending: its table, and its result as JSON where `--json` asked."""
     print_table(result)

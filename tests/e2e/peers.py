@@ -49,7 +49,8 @@ def _wait_for(url: str, timeout: float = 15) -> None:
 
 
 class Distribution:
-    """distribution 2.8 on a free port; `auth="user:pass"` for htpasswd, `token=` for token auth."""
+    """distribution 2.8 on a free port; `auth="user:pass"` for htpasswd, `token=` for token auth,
+    `proxy=URL` for its pull-through cache mode in front of that registry."""
 
     def __init__(
         self,
@@ -57,12 +58,14 @@ class Distribution:
         auth: str | None = None,
         token: TokenServer | None = None,
         tls: tuple[Path, Path] | None = None,
+        proxy: str | None = None,
     ) -> None:
         self.port = free_port()
         self.state = state
         self.auth = auth
         self.token = token
         self.tls = tls  # (certificate, key): serve https
+        self.proxy = proxy
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -70,7 +73,7 @@ class Distribution:
         return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> Distribution:
-        if self.token is None and self.tls is None:
+        if self.token is None and self.tls is None and self.proxy is None:
             harness = find_harness()
             assert harness is not None, "the shared harness (run-distribution) is missing"
             args = [str(harness / "run-distribution"), "start", "--port", str(self.port), "--dir", str(self.state)]
@@ -89,12 +92,15 @@ class Distribution:
     issuer: {self.token.issuer}
     rootcertbundle: {self.token.bundle}
 """
+        if self.proxy:
+            auth += f"proxy:\n  remoteurl: {self.proxy}\n"
         (self.state / "config.yml").write_text(
             f"""version: 0.1
 log: {{level: warn}}
 storage:
   filesystem: {{rootdirectory: {self.state / "storage"}}}
   delete: {{enabled: true}}
+  cache: {{blobdescriptor: inmemory}}
 http:
   {http}
 {auth}"""

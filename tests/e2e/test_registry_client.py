@@ -6,7 +6,6 @@ reach 127.0.0.0/8 here (the last tests show it refuses without that setting)."""
 from __future__ import annotations
 
 import datetime
-import hashlib
 import io
 import ipaddress
 import json
@@ -14,7 +13,6 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -23,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from chalicelib.adapters.egress import EgressPolicy, EgressSession
-from chalicelib.adapters.registry.auth import BasicCredentials, StaticCredentials
+from chalicelib.adapters.egress import EgressPolicy
+from chalicelib.adapters.registry.auth import StaticCredentials
 from chalicelib.adapters.registry.base import HEALTHY, UNHEALTHY, Endpoint
 from chalicelib.adapters.registry.catalog import create_adapter, session_for
 from chalicelib.adapters.registry.client import ClientOptions, Manifest, RegistryClient
@@ -40,62 +38,12 @@ from chalicelib.adapters.registry.transport import RetryPolicy
 from chalicelib.errors import EgressRefused
 
 from .peers import Distribution, HubDouble, TokenServer
-from .support import free_port
+from .replication_support import LOOPBACK, Sleeps, client, push_image, session
+from .support import OCI_MANIFEST, free_port, sha256
 
 pytestmark = pytest.mark.e2e
 
-LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 USER, PASSWORD = "alice", "wonderland"
-
-
-def session(allow: bool = True) -> EgressSession:
-    return EgressSession(EgressPolicy(LOOPBACK if allow else []), 10)
-
-
-class Sleeps(list[float]):
-    """Stands in for time.sleep: records the waits instead of waiting."""
-
-    def __call__(self, seconds: float) -> None:
-        self.append(seconds)
-
-
-def client(url: str, creds: tuple[str, str] | None = None, **options: Any) -> RegistryClient:
-    basic = BasicCredentials(*creds) if creds else None
-    sleep = options.pop("sleep", Sleeps())
-    return RegistryClient(url, StaticCredentials(basic), session(), options=ClientOptions(**options), sleep=sleep)
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def descriptor(media_type: str, data: bytes) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": sha256(data), "size": len(data)}
-
-
-def push_image(c: RegistryClient, repo: str, tag: str, layer: bytes) -> Manifest:
-    """A one-layer OCI image pushed with the client (monolithic uploads)."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "seed": tag}).encode()
-    for blob in (config, layer):
-        if c.blob_exists(repo, sha256(blob)) is None:
-            c.push_blob(repo, sha256(blob), len(blob), blob)
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": sha256(config),
-            "size": len(config),
-        },
-        "layers": [
-            {"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": sha256(layer), "size": len(layer)}
-        ],
-    }
-    data = json.dumps(doc).encode()
-    manifest = Manifest(OCI_MANIFEST, sha256(data), data)
-    c.push_manifest(repo, tag, manifest)
-    return manifest
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ subject."""
 from __future__ import annotations
 
 import io
-import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -23,67 +22,17 @@ from chalicelib.adapters.registry.client import Manifest, RegistryClient
 from chalicelib.adapters.registry.errors import RemoteError
 
 from .peers import Distribution
-from .support import ADMIN, RegistryServer
-from .test_registry_client import LOOPBACK, OCI_MANIFEST, Sleeps, client, descriptor, session, sha256
+from .replication_support import LOOPBACK, SIGNATURE, Sleeps, client, put, seed_multiarch, session
+from .support import ADMIN, OCI_INDEX, RegistryServer, sha256
 
 pytestmark = pytest.mark.e2e
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-SIGNATURE = "application/vnd.dev.cosign.artifact.sig.v1+json"
 CHUNKED_ABOVE = 4 * 1024 * 1024
 
 
 def harbor(registry: RegistryServer, password: str | None = None) -> RegistryAdapter:
     endpoint = Endpoint("harbor", registry.url, ADMIN, password or registry.password)
     return create_adapter(endpoint, session(), sleep=Sleeps())
-
-
-def put(c: RegistryClient, repo: str, ref: str, media_type: str, doc: dict[str, Any]) -> Manifest:
-    data = json.dumps(doc).encode()
-    manifest = Manifest(media_type, sha256(data), data)
-    c.push_manifest(repo, ref, manifest)
-    return manifest
-
-
-def seed_multiarch(c: RegistryClient, repo: str) -> tuple[Manifest, Manifest, bytes]:
-    """An index of two platform images sharing a large layer, and a signature of the index."""
-    shared = os.urandom(6 * 1024 * 1024)
-    c.push_blob(repo, sha256(shared), len(shared), shared)
-    children = []
-    for arch in ("amd64", "arm64"):
-        config = json.dumps({"architecture": arch, "os": "linux"}).encode()
-        own = f"{arch} layer".encode() * 500
-        for blob in (config, own):
-            c.push_blob(repo, sha256(blob), len(blob), blob)
-        doc = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": descriptor("application/vnd.oci.image.config.v1+json", config),
-            "layers": [
-                descriptor("application/vnd.oci.image.layer.v1.tar+gzip", shared),
-                descriptor("application/vnd.oci.image.layer.v1.tar", own),
-            ],
-        }
-        data = json.dumps(doc).encode()
-        image = Manifest(OCI_MANIFEST, sha256(data), data)
-        c.push_manifest(repo, image.digest, image)
-        children.append({**descriptor(OCI_MANIFEST, data), "platform": {"architecture": arch, "os": "linux"}})
-    index = put(c, repo, "v1", OCI_INDEX, {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": children})
-    empty = b"{}"
-    c.push_blob(repo, sha256(empty), 2, empty)
-    doc = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": SIGNATURE,
-        "config": descriptor("application/vnd.oci.empty.v1+json", empty),
-        "layers": [descriptor("application/vnd.oci.empty.v1+json", empty)],
-        "subject": {"mediaType": OCI_INDEX, "digest": index.digest, "size": len(index.data)},
-        "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQ=="},
-    }
-    data = json.dumps(doc).encode()
-    signature = Manifest(OCI_MANIFEST, sha256(data), data)
-    c.push_manifest(repo, signature.digest, signature)
-    return index, signature, shared
 
 
 class Copier:

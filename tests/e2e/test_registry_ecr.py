@@ -17,7 +17,8 @@ from chalicelib.adapters.registry.ecr import AwsEcrAdapter, region_of
 from chalicelib.adapters.registry.errors import RemoteError
 
 from .peers import Distribution
-from .test_registry_client import Sleeps, push_image, session, sha256
+from .replication_support import Sleeps, push_image, session
+from .support import sha256
 
 pytestmark = pytest.mark.e2e
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -22,15 +21,24 @@ import pytest
 from chalicelib.adapters.registry.client import RegistryClient
 
 from .peers import Distribution
-from .support import ADMIN, RegistryServer
-from .test_registry_client import client, push_image, sha256
-from .test_registry_copy import SIGNATURE, seed_multiarch
+from .replication_support import (
+    SIGNATURE,
+    api,
+    client,
+    created_id,
+    local,
+    project,
+    push_image,
+    run,
+    seed_multiarch,
+    task_logs,
+    wait,
+)
+from .support import RegistryServer, sha256
 
 pytestmark = pytest.mark.e2e
 
-API = "/api/v2.0"
 PEER_USER, PEER_PASSWORD = "mirror", "Mirror-Pass-1"
-ENDED = {"Succeed", "Failed", "Stopped"}
 
 
 @pytest.fixture(scope="module")
@@ -52,16 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]
     started.stop()
 
 
-def api(server: RegistryServer, method: str, path: str, body: Any = None) -> Any:
-    response = server.http(method, API + path, json=body)
-    assert response.status_code < 300, (method, path, response.status_code, response.text[:500])
-    return response
-
-
-def created_id(response: Any) -> int:
-    return int(response.headers["Location"].rsplit("/", 1)[1])
-
-
 @pytest.fixture(scope="module")
 def remote_id(server: RegistryServer, peer: Distribution) -> int:
     body = {"name": "dist", "type": "docker-registry", "url": peer.url, "insecure": False,
@@ -69,38 +67,8 @@ def remote_id(server: RegistryServer, peer: Distribution) -> int:
     return created_id(api(server, "POST", "/registries", body))
 
 
-def local(server: RegistryServer) -> RegistryClient:
-    return client(server.url, (ADMIN, server.password))
-
-
 def remote(peer: Distribution) -> RegistryClient:
     return client(peer.url, (PEER_USER, PEER_PASSWORD))
-
-
-def project(server: RegistryServer, name: str) -> None:
-    response = server.http("POST", f"{API}/projects", json={"project_name": name, "metadata": {"public": "false"}})
-    assert response.status_code in (201, 409), response.text
-
-
-def run(server: RegistryServer, policy_id: int, timeout: float = 180) -> dict[str, Any]:
-    execution_id = created_id(api(server, "POST", "/replication/executions", {"policy_id": policy_id}))
-    return wait(server, execution_id, timeout)
-
-
-def wait(server: RegistryServer, execution_id: int, timeout: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = api(server, "GET", f"/replication/executions/{execution_id}").json()
-        if found["status"] in ENDED:
-            return dict(found)
-        time.sleep(0.2)
-    raise AssertionError(f"execution {execution_id} did not end")
-
-
-def task_logs(server: RegistryServer, execution_id: int) -> str:
-    tasks = api(server, "GET", f"/replication/executions/{execution_id}/tasks").json()
-    path = f"/replication/executions/{execution_id}/tasks"
-    return "\n".join(api(server, "GET", f"{path}/{t['id']}/log").text for t in tasks)
 
 
 def test_push_based_copies_a_signed_multiarch_index_with_filters_and_namespace_rewriting(
