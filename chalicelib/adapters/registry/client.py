@@ -292,9 +292,11 @@ class RegistryClient:
 
     # --- referrers ---
 
-    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]]:
+    def referrers(self, repository: str, digest: str, artifact_type: str | None = None, *,
+                  fallback: bool = True) -> list[dict[str, Any]]:  # fmt: skip
         """The descriptors of the manifests whose `subject` is `digest`: the referrers API, or the
-        fallback tag `<alg>-<hex>` when the registry has no such API (it answers 404 there)."""
+        fallback tag `<alg>-<hex>` when the registry has no such API (it answers 404 there).
+        Without `fallback` that 404 is raised as RemoteNotFound (a proxy answers it as it came)."""
         path = f"/v2/{repository}/referrers/{digest}"
         if artifact_type:
             path += "?" + urlencode({"artifactType": artifact_type})
@@ -312,9 +314,11 @@ class RegistryClient:
                 link = page.headers.get("Link", "")
                 found.extend(_json(read_body(page, MAX_MANIFEST_BYTES), "referrers").get("manifests") or [])
             return _by_type(found, artifact_type) if not filtered else found
-        if response.status not in (200, 404):
+        if response.status not in (200, 404) or (response.status == 404 and not fallback):
             raise fail(response, f"referrers of {repository}@{digest}")
         read_body(response, MAX_MANIFEST_BYTES)
+        if not fallback:  # a 200 that is not an image index
+            raise RemoteProtocolError(f"referrers of {repository}@{digest}: the answer is not an image index")
         try:
             index = self.get_manifest(repository, _fallback_tag(digest))
         except RemoteNotFound:
