@@ -339,7 +339,7 @@ def test_delete_of_a_registry_in_use_is_refused(registry: LiveRegistry, remote: 
             else None
         )
     )
-    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 412, "PRECONDITION")
+    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 409, "CONFLICT")
     assert "referenced by replication policies" in message
     assert registry.get(f"{API}/registries/{registry_id}").status_code == 200
 
@@ -536,7 +536,7 @@ def test_a_proxy_cache_project_holds_its_registry(registry: LiveRegistry, remote
     listed = registry.get(f"{API}/projects", query_string={"name": "hub-cache"}).get_json()
     assert [p["registry_id"] for p in listed] == [registry_id]
     assert "registry_id" not in registry.get(f"{API}/projects/library").get_json()  # omitted when 0, as Harbor
-    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 412, "PRECONDITION")
+    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 409, "CONFLICT")
     assert "proxy cache project" in message
     assert registry.get(f"{API}/registries/{registry_id}").status_code == 200
     assert registry.delete(f"{API}/projects/hub-cache").status_code == 200
