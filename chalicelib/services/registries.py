@@ -319,6 +319,24 @@ class RegistryService:
                    FilterStyle("label", STYLE_LIST, tuple(labels)))  # fmt: skip
         return registry_info("harbor", "", filters, (MANUAL, SCHEDULED, EVENT_BASED), True)
 
+    @staticmethod
+    def local_registry(url: str) -> dict[str, Any]:
+        """`/registries/0`: Harbor's "Local" registry (its manager answers id 0 with this registry
+        itself, never stored): type `harbor`, healthy, a `secret` credential whose value is
+        masked, `insecure` when reached over plain HTTP, Go's zero time for both times."""
+        return {
+            "id": 0,
+            "name": core.LOCAL_NAME,
+            "type": "harbor",
+            "url": url,
+            "credential": {"type": "secret", "access_secret": core.MASKED_SECRET},
+            "insecure": url.startswith("http://"),
+            "description": "",
+            "status": core.HEALTHY,
+            "creation_time": core.GO_ZERO_TIME,
+            "update_time": core.GO_ZERO_TIME,
+        }
+
     # Health on a schedule.
 
     def refresh_health(self) -> dict[str, str]:

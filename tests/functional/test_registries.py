@@ -412,6 +412,36 @@ def test_info_of_a_registry_and_of_the_local_registry(registry: LiveRegistry, re
     assert local["supported_resource_filters"][-1] == {"type": "resource", "style": "radio", "values": ["image"]}
 
 
+def test_registry_0_is_the_local_registry_as_harbor_answers_it(registry: LiveRegistry) -> None:
+    local = registry.get(f"{API}/registries/0")
+    assert local.status_code == 200, local.get_data()[:300]
+    # Harbor's manager answers id 0 with its "Local" registry; omit-empty drops id 0 and "".
+    assert local.get_json() == {
+        "id": 0,
+        "name": "Local",
+        "type": "harbor",
+        "url": "http://localhost",
+        "credential": {"type": "secret", "access_secret": "*****"},
+        "insecure": True,
+        "status": "healthy",
+        "creation_time": "0001-01-01T00:00:00.000Z",
+        "update_time": "0001-01-01T00:00:00.000Z",
+    }
+    registry.configure(external_url="https://registry.example.com")
+    answer = registry.get(f"{API}/registries/0").get_json()
+    assert (answer["url"], answer.get("insecure", False)) == ("https://registry.example.com", False)
+    assert [r for r in registry.get(f"{API}/registries").get_json() if r.get("id", 0) == 0] == []  # never listed
+    # It is not a stored registry: it cannot be changed or deleted, and nothing answers 500.
+    harbor_error(registry.put(f"{API}/registries/0", json={"description": "x"}), 404, "NOT_FOUND")
+    harbor_error(registry.delete(f"{API}/registries/0"), 404, "NOT_FOUND")
+    for bad in ("-0", "0x0", "%200", "0.0", "0" * 30 + "1"):
+        response = registry.get(f"{API}/registries/{bad}")
+        assert response.status_code in (400, 404), (bad, response.status_code)
+    # Harbor's system `registry` read, as every registry: not for a user, not without credentials.
+    harbor_error(registry.get(f"{API}/registries/0", auth=make_user(registry)), 403, "FORBIDDEN")
+    harbor_error(registry.get(f"{API}/registries/0", auth=None), 401, "UNAUTHORIZED")
+
+
 def test_adapters_and_adapter_infos(registry: LiveRegistry) -> None:
     types = registry.get(f"{API}/replication/adapters").get_json()
     assert types == sorted(types)
