@@ -76,6 +76,18 @@ def test_the_upstreams_referrers_are_listed_and_filtered(referring: Proxy) -> No
     assert _upstream_referrer_calls(upstream) >= 4
 
 
+def test_endless_upstream_pages_are_not_followed(referring: Proxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.adapters.registry import client
+
+    monkeypatch.setattr(client, "MAX_REFERRER_PAGES", 2)
+    upstream = referring.upstream
+    subject, _, _ = _subject_with_referrers(upstream)
+    upstream.add_referrer("team/app", subject, SBOM, seed="third")
+    upstream.referrers_page = 1  # three pages
+    assert _referrers(referring, subject) == []  # refused after 2 pages: the local answer
+    assert _upstream_referrer_calls(upstream) == 3  # Basic auth's challenge, then two pages: not the third
+
+
 def test_the_setting_off_answers_locally_without_asking(basic_proxy: Proxy) -> None:
     upstream = basic_proxy.upstream
     subject, _, _ = _subject_with_referrers(upstream)

@@ -35,6 +35,9 @@ MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCK
 # distribution refuses manifests above 4 MiB; nothing larger is read into memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_LIST_PAGE_BYTES = 8 * 1024 * 1024
+# A referrers answer spread over more pages than this is refused: an upstream whose `Link` never
+# ends must not keep a request (or a replication task) busy until its timeout.
+MAX_REFERRER_PAGES = 100
 DEFAULT_CHUNK_BYTES = 10 * 1024 * 1024
 # How many times one chunk is resumed after the registry refused its range.
 RESUMES = 3
@@ -307,7 +310,13 @@ class RegistryClient:
             filtered = bool(response.headers.get("OCI-Filters-Applied"))
             link = response.headers.get("Link", "")
             found.extend(_json(read_body(response, MAX_MANIFEST_BYTES), "referrers").get("manifests") or [])
+            pages = 1
             while following := next_link(link):
+                pages += 1
+                if pages > MAX_REFERRER_PAGES:
+                    raise RemoteProtocolError(
+                        f"referrers of {repository}@{digest}: more than {MAX_REFERRER_PAGES} pages"
+                    )
                 page = self._transport.call("GET", self._transport.url(following), (_pull(repository),))
                 if page.status != 200:
                     raise fail(page, f"referrers of {repository}@{digest}")
