@@ -4,7 +4,10 @@ read side (manifests and blobs, GET and HEAD, by tag or digest) on 127.0.0.1.
 Auth is Basic (the challenge flow) or token (a `Bearer realm=.../token` challenge; the token
 service takes the same Basic credentials). It counts requests per (method, path) and blob GETs
 per digest, can answer 429 with Docker Hub's rate-limit headers, can send corrupted bytes for a
-blob, can hold a blob's answer until the test releases it, and can be stopped.
+blob, can hold a blob's answer until the test releases it, and can be stopped. It serves the
+OCI referrers API (optionally paged with `Link`, optionally ignoring the `artifactType` filter, or
+absent: 404 as distribution 2.8 answers), and as much of Harbor's management API as a `harbor`
+registry's listing reads (ping, projects, repositories, artifacts with their tags and `labels`).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -48,6 +52,11 @@ class Upstream:
         self.limit_heads = False  # HEADs answer 429 too
         self.corrupt: set[str] = set()  # blobs sent with one byte changed
         self.hold: dict[str, threading.Event] = {}  # blob GETs that wait for the event
+        self.referrers_api = True  # False: /referrers/ answers 404 (no such API)
+        self.referrers_page = 0  # descriptors per referrers page (0: all in one)
+        self.referrers_filter = True  # False: the artifactType filter is ignored (allowed by the spec)
+        self.referrers_broken = False  # True: the referrers API answers 500
+        self.labels: dict[str, list[str]] = {}  # digest -> Harbor label names (the artifact API shows them)
         self._tokens: set[str] = set()
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -134,8 +143,13 @@ class Upstream:
             challenge = (f'Bearer realm="{self.url}/token",service="upstream"' if self.auth == "token"
                          else 'Basic realm="upstream"')  # fmt: skip
             return self._error(handler, method, 401, "UNAUTHORIZED", {"WWW-Authenticate": challenge})
+        if path.startswith("/api/v2.0/"):
+            return self._harbor(handler, path[len("/api/v2.0/") :])
         if path.rstrip("/") == "/v2":
             return self._answer(handler, method, 200, b"{}", {"Content-Type": "application/json"})
+        if path == "/v2/_catalog":
+            body = json.dumps({"repositories": sorted({r for (r, _) in self.tags})}).encode()
+            return self._answer(handler, method, 200, body, {"Content-Type": "application/json"})
         if path.endswith("/tags/list"):
             repo = path[len("/v2/") : -len("/tags/list")]
             tags = sorted(t for (r, t) in self.tags if r == repo)
@@ -143,6 +157,9 @@ class Upstream:
                 return self._error(handler, method, 404, "NAME_UNKNOWN")
             body = json.dumps({"name": repo, "tags": tags}).encode()
             return self._answer(handler, method, 200, body, {"Content-Type": "application/json"})
+        if "/referrers/" in path:
+            repo, _, digest = path[len("/v2/") :].rpartition("/referrers/")
+            return self._referrers(handler, repo, digest)
         if "/manifests/" in path:
             repo, _, reference = path[len("/v2/") :].rpartition("/manifests/")
             return self._manifest(handler, method, repo, reference)
@@ -190,6 +207,69 @@ class Upstream:
         headers = {"Content-Type": media_type, "Docker-Content-Digest": digest,
                    "RateLimit-Limit": "100;w=21600", "RateLimit-Remaining": "99;w=21600"}  # fmt: skip
         return self._answer(handler, method, 200, body, headers)
+
+    def add_referrer(self, repo: str, subject: str, artifact_type: str, seed: str = "") -> str:
+        """An artifact manifest whose `subject` is `subject` (a signature, an SBOM...)."""
+        config = {**self.add_blob(b"{}"), "mediaType": "application/vnd.oci.empty.v1+json"}
+        document = {"schemaVersion": 2, "mediaType": OCI_MANIFEST, "artifactType": artifact_type,
+                    "config": config, "layers": [self.add_blob((seed or secrets.token_hex(4)).encode())],
+                    "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1},
+                    "annotations": {"seed": seed}}  # fmt: skip
+        return self.add_manifest(repo, canonical(document), OCI_MANIFEST)
+
+    def _referrers(self, handler: BaseHTTPRequestHandler, repo: str, subject: str) -> None:
+        if self.referrers_broken:
+            return self._error(handler, "GET", 500, "UNKNOWN")
+        if not self.referrers_api:
+            return self._error(handler, "GET", 404, "NOT_FOUND")
+        query = parse_qs(urlsplit(handler.path).query)
+        wanted = (query.get("artifactType") or [None])[0]
+        found = []
+        for (r, digest), (media_type, body) in sorted(self.manifests.items()):
+            document = json.loads(body)
+            if r != repo or (document.get("subject") or {}).get("digest") != subject:
+                continue
+            kind = document.get("artifactType") or document["config"]["mediaType"]
+            if wanted and self.referrers_filter and kind != wanted:
+                continue
+            found.append({"mediaType": media_type, "digest": digest, "size": len(body), "artifactType": kind,
+                          "annotations": document.get("annotations") or {}})  # fmt: skip
+        start = int((query.get("start") or ["0"])[0])
+        headers = {"Content-Type": OCI_INDEX}
+        if wanted and self.referrers_filter:
+            headers["OCI-Filters-Applied"] = "artifactType"
+        if self.referrers_page:
+            if start + self.referrers_page < len(found):
+                following = f"/v2/{repo}/referrers/{subject}?start={start + self.referrers_page}"
+                if wanted:
+                    following += "&" + urlencode({"artifactType": wanted})
+                headers["Link"] = f'<{following}>; rel="next"'
+            found = found[start : start + self.referrers_page]
+        body = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": found}).encode()
+        return self._answer(handler, "GET", 200, body, headers)
+
+    def _harbor(self, handler: BaseHTTPRequestHandler, path: str) -> None:
+        """Harbor's listing API, one page each: what `HarborAdapter.artifacts` reads."""
+        parts = path.split("/")
+        repos = sorted({r for (r, _) in self.tags})
+        found: Any
+        if parts == ["ping"]:
+            found = "Pong"
+        elif parts == ["projects"]:
+            found = [{"name": p} for p in sorted({r.split("/", 1)[0] for r in repos})]
+        elif len(parts) == 3 and parts[0] == "projects" and parts[2] == "repositories":
+            found = [{"name": r} for r in repos if r.split("/", 1)[0] == parts[1]]
+        elif len(parts) == 5 and parts[0] == "projects" and parts[4] == "artifacts":
+            repo = f"{parts[1]}/{unquote(unquote(parts[3]))}"
+            digests = sorted({d for (r, _), d in self.tags.items() if r == repo})
+            if not digests:
+                return self._error(handler, "GET", 404, "NOT_FOUND")
+            found = [{"digest": d, "type": "IMAGE",
+                      "tags": [{"name": t} for (r, t), x in sorted(self.tags.items()) if r == repo and x == d],
+                      "labels": [{"name": n} for n in self.labels.get(d, [])]} for d in digests]  # fmt: skip
+        else:
+            return self._error(handler, "GET", 404, "NOT_FOUND")
+        return self._answer(handler, "GET", 200, json.dumps(found).encode(), {"Content-Type": "application/json"})
 
     def _blob(self, handler: BaseHTTPRequestHandler, method: str, digest: str) -> None:
         if self._limited(handler, method):

@@ -27,6 +27,10 @@ CREDENTIAL_BASIC = "basic"
 CREDENTIAL_OAUTH = "oauth"
 CREDENTIAL_SECRET = "secret"  # noqa: S105 (a type name, not a secret)
 CREDENTIAL_TYPES = (CREDENTIAL_BASIC, CREDENTIAL_OAUTH, CREDENTIAL_SECRET)
+# Harbor's id and name of the registry itself (never stored), and how Go writes a zero time.
+LOCAL_ID = 0
+LOCAL_NAME = "Local"
+GO_ZERO_TIME = "0001-01-01T00:00:00.000Z"
 MASKED_SECRET = "*****"  # noqa: S105 (what Harbor answers in place of a stored secret)
 
 MAX_NAME_LENGTH = 64  # Harbor's rule

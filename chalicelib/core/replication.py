@@ -6,7 +6,7 @@ remote registry: `src_registry` set means pull-based (remote -> local), `dest_re
 push-based (local -> remote); exactly one of them is set (Harbor's rule). Filters are Harbor's
 `[{type, value, decoration}]`: `name` (doublestar on the repository), `tag` (doublestar on a tag,
 `matches`/`excludes`), `label` (a list of label names, `matches`: the artifact has them all,
-`excludes`: it has none of them) and `resource` (`image` or `artifact`).
+`excludes`: it has not all of them) and `resource` (`image` or `artifact`).
 """
 
 from __future__ import annotations
@@ -89,9 +89,9 @@ class Filters:
     def labels_kept(self, names: set[str]) -> bool:
         if not self.labels:
             return True
-        if self.label_decoration == EXCLUDES:
-            return not (set(self.labels) & names)
-        return set(self.labels) <= names
+        # Harbor's `artifactLabelFilter`: `matches` keeps an artifact carrying every label named,
+        # `excludes` keeps the others (one carrying only some of them included).
+        return (set(self.labels) <= names) != (self.label_decoration == EXCLUDES)
 
     def resource_kept(self, media_type: str, config_type: str | None) -> bool:
         if self.resource != RESOURCE_IMAGE:

@@ -45,7 +45,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.adapters.registry.errors import (
     RemoteError,
@@ -62,6 +62,7 @@ from chalicelib.errors import (
     BlobUnknown,
     ManifestUnknown,
     NameUnknown,
+    NotFound,
     QuotaExceeded,
     RegistryError,
     TooManyRequests,
@@ -101,6 +102,8 @@ _PLAIN_PROJECT_CACHE_SECONDS = 300.0
 _TOO_MANY = "too many requests to upstream registry"
 # A merged tag list reads at most this many tags from each side.
 _MERGED_TAGS = 10_000
+# An upstream's referrers answer is cut at this many descriptors.
+_MAX_REFERRERS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +117,7 @@ class _Proxy:
     filter_pattern: str
     filter_kind: str
     local_on_not_found: bool
+    referrer_api: bool
 
 
 @dataclass
@@ -171,6 +175,7 @@ class ProxyCacheService:
         self._index_cache: OrderedDict[tuple[str, str], tuple[float, str, bytes]] = OrderedDict()
         self._tag_hints: OrderedDict[tuple[str, str], tuple[float, str]] = OrderedDict()
         self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
+        self._referrer_cache: OrderedDict[tuple[str, str, str], tuple[float, list[dict[str, Any]]]] = OrderedDict()
 
     # --- what the routes call ---
 
@@ -249,6 +254,57 @@ class ProxyCacheService:
         logger.warning("proxy cache: upstream manifest call failed, serving the cache",
                        extra={"repository": repository, "error": str(exc)[:300]})  # fmt: skip
         return
+
+    def referrers(self, repository: str, subject_text: str, artifact_type: str | None) -> list[dict[str, Any]]:
+        """The referrers API. In a proxy-cache project with `proxy_referrer_api` (Harbor's
+        `ProxyReferrerMiddleware`) the upstream's referrers API is asked, with the same filter, and
+        the referrers this repository holds that it did not name are added; an upstream 404 (no
+        such API, or no such repository) is answered as 404, so a client falls back to the tag
+        schema through the manifest proxy. The upstream's answer is kept for 7 days in this
+        process (Harbor keeps it in Redis) and served when the registry is not healthy or the call
+        fails; without it, the local answer (the referrers cached by earlier pulls)."""
+        proxy = self._proxy_of(repository)
+        if proxy is None or not proxy.referrer_api:
+            return self._repositories.referrers(repository, subject_text, artifact_type)
+        subject = str(Digest.parse(subject_text))
+        self._check_filter(proxy, repository)
+        key = (repository, subject, artifact_type or "")
+        registry = self._registry(proxy)
+        if registry is None or registry.status != HEALTHY:
+            return self._cached_referrers(key) or self._repositories.referrers(repository, subject, artifact_type)
+        try:
+            with self._connection(proxy):
+                remote = self._adapter(registry, proxy).client.referrers(
+                    self._remote_repository(repository, proxy), subject, artifact_type, fallback=False
+                )
+        except RemoteNotFound:
+            raise NotFound(f"referrers for {repository}@{subject} not found upstream",
+                           {"digest": subject}) from None  # fmt: skip
+        except RegistryError as exc:
+            logger.warning("proxy cache: upstream referrers call failed, serving the cache",
+                           extra={"repository": repository, "error": str(exc)[:300]})  # fmt: skip
+            return self._cached_referrers(key) or self._repositories.referrers(repository, subject, artifact_type)
+        count("ProxyReferrerFetches")
+        descriptors = _descriptors(remote, artifact_type)
+        named = {d["digest"] for d in descriptors}
+        local = self._repositories.referrers(repository, subject, artifact_type)
+        descriptors.extend(d for d in local if d.get("digest") not in named)
+        with self._lock:
+            self._referrer_cache[key] = (self._clock() + INDEX_CACHE_SECONDS, descriptors)
+            self._referrer_cache.move_to_end(key)
+            while len(self._referrer_cache) > _INDEX_CACHE_ENTRIES:
+                self._referrer_cache.popitem(last=False)
+        return descriptors
+
+    def _cached_referrers(self, key: tuple[str, str, str]) -> list[dict[str, Any]] | None:
+        with self._lock:
+            entry = self._referrer_cache.get(key)
+            if entry is None:
+                return None
+            if entry[0] <= self._clock():
+                del self._referrer_cache[key]
+                return None
+            return list(entry[1])
 
     def blob_stat(self, repository: str, digest_text: str) -> tuple[str, int] | Moved:
         """HEAD of a blob: the local blob, or (not landing it) what the upstream says of it."""
@@ -658,7 +714,33 @@ def _settings(project: Project) -> _Proxy:
         filter_pattern=meta.get("proxy_cache_filter_pattern", ""),
         filter_kind=meta.get("proxy_cache_filter_kind", "") or "doublestar",
         local_on_not_found=meta.get("proxy_cache_local_on_not_found", "").lower() == "true",
+        referrer_api=meta.get("proxy_referrer_api", "").lower() == "true",
     )
+
+
+def _descriptors(found: list[Any], artifact_type: str | None) -> list[dict[str, Any]]:
+    """The upstream's descriptors that are descriptors (a digest, a size), with the fields the
+    referrers API shows, filtered by type (again: an upstream may ignore the filter)."""
+    keep = ("mediaType", "digest", "size", "artifactType", "annotations")
+    descriptors: list[dict[str, Any]] = []
+    for entry in found[:_MAX_REFERRERS]:
+        if not isinstance(entry, dict) or not _is_descriptor(entry):
+            continue
+        if artifact_type is not None and entry.get("artifactType") != artifact_type:
+            continue
+        descriptors.append({k: entry[k] for k in keep if k in entry})
+    return descriptors
+
+
+def _is_descriptor(entry: dict[str, Any]) -> bool:
+    try:
+        Digest.parse(str(entry.get("digest", "")))
+    except RegistryError:
+        return False
+    size = entry.get("size")
+    return (isinstance(size, int) and not isinstance(size, bool) and size >= 0
+            and all(isinstance(entry.get(k, ""), str) for k in ("mediaType", "artifactType"))
+            and isinstance(entry.get("annotations", {}), dict))  # fmt: skip
 
 
 def _int(value: str | None) -> int:

@@ -39,7 +39,7 @@ from chalicelib.adapters.registry.transport import RetryPolicy
 from chalicelib.core import registries as core
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.registries import Credential, Registry
-from chalicelib.errors import BadRequest, Conflict, EgressRefused, NotFound, Precondition
+from chalicelib.errors import BadRequest, Conflict, EgressRefused, NotFound
 from chalicelib.events import EventBus, EventType
 from chalicelib.observability import logger
 
@@ -258,12 +258,13 @@ class RegistryService:
         return updated
 
     def delete(self, registry_id: int) -> Registry:
-        """Harbor's delete: refused (412) while a replication policy or a proxy-cache project uses
-        the registry."""
+        """Refused with 409 CONFLICT while a replication policy or a proxy-cache project uses the
+        registry (Harbor's messages; Harbor answers 412 PRECONDITION there): the registry is in a
+        state that conflicts with the request, which is what 409 means to a client."""
         registry = self.get(registry_id)
         reason = self.in_use(registry_id)
         if reason:
-            raise Precondition(reason)
+            raise Conflict(reason)
         if not self._store.delete(registry):
             raise NotFound(f"registry {registry_id} not found")
         self._forget(registry.credential, None)
@@ -317,6 +318,24 @@ class RegistryService:
         filters = (FilterStyle("name", STYLE_INPUT), FilterStyle("tag", STYLE_INPUT),
                    FilterStyle("label", STYLE_LIST, tuple(labels)))  # fmt: skip
         return registry_info("harbor", "", filters, (MANUAL, SCHEDULED, EVENT_BASED), True)
+
+    @staticmethod
+    def local_registry(url: str) -> dict[str, Any]:
+        """`/registries/0`: Harbor's "Local" registry (its manager answers id 0 with this registry
+        itself, never stored): type `harbor`, healthy, a `secret` credential whose value is
+        masked, `insecure` when reached over plain HTTP, Go's zero time for both times."""
+        return {
+            "id": 0,
+            "name": core.LOCAL_NAME,
+            "type": "harbor",
+            "url": url,
+            "credential": {"type": "secret", "access_secret": core.MASKED_SECRET},
+            "insecure": url.startswith("http://"),
+            "description": "",
+            "status": core.HEALTHY,
+            "creation_time": core.GO_ZERO_TIME,
+            "update_time": core.GO_ZERO_TIME,
+        }
 
     # Health on a schedule.
 

@@ -263,9 +263,17 @@ class Copier:
         if self.wrote and self.clock() >= self.deadline:
             raise OutOfTime
 
-    def artifact(self, src_repo: str, dst_repo: str, digest: str | None, tags: list[str]) -> str:
-        """Copy one artifact (by digest, or by its first tag) with its tags and referrers; its digest."""
+    def artifact(self, src_repo: str, dst_repo: str, digest: str | None, tags: list[str],
+                 keep: Callable[[Manifest], bool] | None = None) -> str:  # fmt: skip
+        """Copy one artifact (by digest, or by its first tag) with its tags and referrers; its digest.
+        `keep` is a filter only the manifest can answer (a remote listing does not say what a tag
+        names): an artifact it refuses is left where it is."""
         top = self.src.pull_manifest(src_repo, digest or tags[0])
+        if keep is not None and not keep(top):
+            self.outcome.log.append(
+                f"{src_repo}@{top.digest} ({top.media_type}) is not selected by the filters: skipped"
+            )
+            return top.digest
         wanted: list[str] = []
         for tag in tags:
             there = self.dst.head_manifest(dst_repo, tag)

@@ -43,6 +43,7 @@ from chalicelib.services.jobs import JobEnded
 from chalicelib.services.replication_copy import Copier, LocalSide, OutOfTime, RemoteSide, Side, local_candidates
 
 if TYPE_CHECKING:
+    from chalicelib.adapters.registry.client import Manifest
     from chalicelib.services.blobs import BlobService
     from chalicelib.services.jobs import JobService
     from chalicelib.services.labels import LabelService
@@ -155,8 +156,9 @@ class ReplicationRun:
         elif policy.pull_based:
             assert isinstance(src, RemoteSide)
             name, tag = selection.name, selection.tag
-            labels = selection.labels if selection.label_decoration != "excludes" else ()
-            for repository, tags in src.adapter.artifacts(name, tag, selection.tag_decoration, labels):
+            listing = src.adapter.artifacts(name, tag, selection.tag_decoration, selection.labels,
+                                            selection.label_decoration)  # fmt: skip
+            for repository, tags in listing:
                 found += [(repository, None, [t], False, False) for t in tags]
         else:
             for name, artifact, kept in local_candidates(self._repositories, self._artifacts, self._labels,
@@ -235,7 +237,8 @@ class ReplicationRun:
                 _delete(dst, str(p["dst"]), p.get("digest"), list(p.get("tags") or []), bool(p.get("tag_only")))
                 copier.outcome.log.append(f"deleted {p['dst_resource']}")
             else:
-                copier.artifact(str(p["src"]), str(p["dst"]), p.get("digest"), list(p.get("tags") or []))
+                copier.artifact(str(p["src"]), str(p["dst"]), p.get("digest"), list(p.get("tags") or []),
+                                keep=_resource_filter(policy))  # fmt: skip
         except OutOfTime:
             lines = [*copier.outcome.log[-_LOG_LINES:], "the invocation's time budget is spent: continued by the next"]
             self._jobs.note_task(task, run_count=task.run_count + 1, log=lines)
@@ -351,3 +354,19 @@ def _with_speed(options: Any, speed_kb: int) -> Any:
     import dataclasses  # noqa: PLC0415
 
     return dataclasses.replace(options, speed_kb=speed_kb)
+
+
+def _resource_filter(policy: Policy) -> Callable[[Manifest], bool] | None:
+    """A pull-based policy's `resource: image` filter, applied to the manifest the task reads (a
+    remote listing names tags, not what they point at); a push-based policy's candidates were
+    already filtered from the local artifact records."""
+    selection = policy.parsed_filters()
+    if not policy.pull_based or selection.resource != RESOURCE_IMAGE:
+        return None
+
+    def kept(manifest: Manifest) -> bool:
+        config = manifest.document.get("config")
+        config_type = config.get("mediaType") if isinstance(config, dict) else None
+        return selection.resource_kept(manifest.media_type, config_type)
+
+    return kept

@@ -19,7 +19,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.registries import Credential, Registry
-from chalicelib.errors import Conflict, NotFound, Precondition
+from chalicelib.errors import Conflict, NotFound
 from chalicelib.stores import keys
 from chalicelib.stores.tables import RegistryNameRow, RegistryRow, batch_get_raw, connection, next_id
 
@@ -118,7 +118,7 @@ class RegistryStore:
         return True
 
     def delete(self, registry: Registry) -> bool:
-        """Delete the registry and its name; False if it was already gone. Refused (Precondition)
+        """Delete the registry and its name; False if it was already gone. Refused (Conflict)
         while a proxy-cache project counts itself on the row: the condition is part of the delete,
         so a project created meanwhile either counted first (and the delete fails) or finds the
         registry gone (and its create fails)."""
@@ -132,7 +132,7 @@ class RegistryStore:
             if "ConditionalCheckFailed" not in _reasons(exc):
                 raise
             if self.project_refs(registry.id) > 0:
-                raise Precondition(
+                raise Conflict(
                     f"the registry {registry.id} is referenced by proxy cache project, cannot delete it"
                 ) from None
             return False

@@ -85,7 +85,7 @@ def created_id(response: requests.Response) -> int:
 def error_of(response: requests.Response, status: int) -> str:
     assert response.status_code == status, (response.status_code, response.text)
     errors = response.json()["errors"]
-    assert errors[0]["code"] == {400: "BAD_REQUEST", 404: "NOT_FOUND", 412: "PRECONDITION"}[status]
+    assert errors[0]["code"] == {400: "BAD_REQUEST", 404: "NOT_FOUND", 409: "CONFLICT"}[status]
     return str(errors[0]["message"])
 
 
@@ -159,7 +159,7 @@ def test_registries_and_their_secrets_survive_a_restart(server: RegistryServer, 
     server.start()
     assert api(server, "POST", "/registries/ping", {"id": registry_id}).status_code == 200
     assert api(server, "GET", "/projects/durable-cache").json()["registry_id"] == registry_id
-    assert "proxy cache project" in error_of(api(server, "DELETE", f"/registries/{registry_id}"), 412)
+    assert "proxy cache project" in error_of(api(server, "DELETE", f"/registries/{registry_id}"), 409)
     assert api(server, "DELETE", "/projects/durable-cache").status_code == 200
     assert api(server, "DELETE", f"/registries/{registry_id}").status_code == 200
 

@@ -339,7 +339,7 @@ def test_delete_of_a_registry_in_use_is_refused(registry: LiveRegistry, remote: 
             else None
         )
     )
-    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 412, "PRECONDITION")
+    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 409, "CONFLICT")
     assert "referenced by replication policies" in message
     assert registry.get(f"{API}/registries/{registry_id}").status_code == 200
 
@@ -410,6 +410,36 @@ def test_info_of_a_registry_and_of_the_local_registry(registry: LiveRegistry, re
     assert {"type": "label", "style": "list", "values": ["release"]} in local["supported_resource_filters"]
     assert local["supported_triggers"] == ["manual", "scheduled", "event_based"]
     assert local["supported_resource_filters"][-1] == {"type": "resource", "style": "radio", "values": ["image"]}
+
+
+def test_registry_0_is_the_local_registry_as_harbor_answers_it(registry: LiveRegistry) -> None:
+    local = registry.get(f"{API}/registries/0")
+    assert local.status_code == 200, local.get_data()[:300]
+    # Harbor's manager answers id 0 with its "Local" registry; omit-empty drops id 0 and "".
+    assert local.get_json() == {
+        "id": 0,
+        "name": "Local",
+        "type": "harbor",
+        "url": "http://localhost",
+        "credential": {"type": "secret", "access_secret": "*****"},
+        "insecure": True,
+        "status": "healthy",
+        "creation_time": "0001-01-01T00:00:00.000Z",
+        "update_time": "0001-01-01T00:00:00.000Z",
+    }
+    registry.configure(external_url="https://registry.example.com")
+    answer = registry.get(f"{API}/registries/0").get_json()
+    assert (answer["url"], answer.get("insecure", False)) == ("https://registry.example.com", False)
+    assert [r for r in registry.get(f"{API}/registries").get_json() if r.get("id", 0) == 0] == []  # never listed
+    # It is not a stored registry: it cannot be changed or deleted, and nothing answers 500.
+    harbor_error(registry.put(f"{API}/registries/0", json={"description": "x"}), 404, "NOT_FOUND")
+    harbor_error(registry.delete(f"{API}/registries/0"), 404, "NOT_FOUND")
+    for bad in ("-0", "0x0", "%200", "0.0", "0" * 30 + "1"):
+        response = registry.get(f"{API}/registries/{bad}")
+        assert response.status_code in (400, 404), (bad, response.status_code)
+    # Harbor's system `registry` read, as every registry: not for a user, not without credentials.
+    harbor_error(registry.get(f"{API}/registries/0", auth=make_user(registry)), 403, "FORBIDDEN")
+    harbor_error(registry.get(f"{API}/registries/0", auth=None), 401, "UNAUTHORIZED")
 
 
 def test_adapters_and_adapter_infos(registry: LiveRegistry) -> None:
@@ -536,7 +566,7 @@ def test_a_proxy_cache_project_holds_its_registry(registry: LiveRegistry, remote
     listed = registry.get(f"{API}/projects", query_string={"name": "hub-cache"}).get_json()
     assert [p["registry_id"] for p in listed] == [registry_id]
     assert "registry_id" not in registry.get(f"{API}/projects/library").get_json()  # omitted when 0, as Harbor
-    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 412, "PRECONDITION")
+    message = harbor_error(registry.delete(f"{API}/registries/{registry_id}"), 409, "CONFLICT")
     assert "proxy cache project" in message
     assert registry.get(f"{API}/registries/{registry_id}").status_code == 200
     assert registry.delete(f"{API}/projects/hub-cache").status_code == 200

@@ -103,6 +103,9 @@ def test_filters_select_as_harbor() -> None:
     assert not selection.resource_kept("application/vnd.oci.image.manifest.v1+json", "application/vnd.cncf.helm.config")
     assert parse_filters([Filter("label", ("a",), "excludes")]).labels_kept({"b"})
     assert not parse_filters([Filter("label", ("a",), "excludes")]).labels_kept({"a"})
+    # Harbor's `excludes` leaves out only an artifact carrying every label named.
+    both = parse_filters([Filter("label", ("a", "b"), "excludes")])
+    assert both.labels_kept({"a"}) and both.labels_kept(set()) and not both.labels_kept({"a", "b", "c"})
     # A decoration on a name filter means nothing in Harbor: it is dropped, not stored.
     assert check_filter({"type": "name", "value": "x", "decoration": "excludes"}).decoration == ""
 

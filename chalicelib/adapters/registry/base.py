@@ -178,16 +178,18 @@ class RegistryAdapter:
         return self.client.tags(self.remote_repository(repository))
 
     def artifacts(
-        self, name: str = "", tag: str = "", tag_decoration: str = "", labels: tuple[str, ...] = ()
-    ) -> Iterator[tuple[str, list[str]]]:
+        self, name: str = "", tag: str = "", tag_decoration: str = "", labels: tuple[str, ...] = (),
+        label_decoration: str = "",
+    ) -> Iterator[tuple[str, list[str]]]:  # fmt: skip
         """Each repository matching the `name` filter, with its tags the `tag` filter keeps
         (doublestar patterns, as Harbor's filters; `tag_decoration="excludes"` inverts the tag
         filter; empty patterns keep everything). A name filter naming repositories literally
         (`a/b`, `{a/b,c/d}`) is not matched against a listing: no catalogue is read, which is how
         registries that refuse `_catalog` are replicated. Repositories without a kept tag are left out.
-        Label filters need labels, which only Harbor has: here they are refused, not ignored."""
-        if labels:
-            raise RemoteError(f"a {self.type} registry has no labels to filter on")
+        Only Harbor has labels. Here every artifact has none, and Harbor's label filter treats it so:
+        `matches` (carries every label named) selects nothing, `excludes` everything."""
+        if labels and label_decoration != EXCLUDES:
+            return
         for repository in self.matching_repositories(name):
             try:
                 tags = [t for t in self.tags(repository) if matches(tag, t) != (tag_decoration == EXCLUDES)]

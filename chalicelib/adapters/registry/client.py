@@ -35,6 +35,9 @@ MANIFEST_ACCEPT = ", ".join([OCI_INDEX, OCI_MANIFEST, DOCKER_MANIFEST_LIST, DOCK
 # distribution refuses manifests above 4 MiB; nothing larger is read into memory.
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 MAX_LIST_PAGE_BYTES = 8 * 1024 * 1024
+# A referrers answer spread over more pages than this is refused: an upstream whose `Link` never
+# ends must not keep a request (or a replication task) busy until its timeout.
+MAX_REFERRER_PAGES = 100
 DEFAULT_CHUNK_BYTES = 10 * 1024 * 1024
 # How many times one chunk is resumed after the registry refused its range.
 RESUMES = 3
@@ -292,9 +295,11 @@ class RegistryClient:
 
     # --- referrers ---
 
-    def referrers(self, repository: str, digest: str, artifact_type: str | None = None) -> list[dict[str, Any]]:
+    def referrers(self, repository: str, digest: str, artifact_type: str | None = None, *,
+                  fallback: bool = True) -> list[dict[str, Any]]:  # fmt: skip
         """The descriptors of the manifests whose `subject` is `digest`: the referrers API, or the
-        fallback tag `<alg>-<hex>` when the registry has no such API (it answers 404 there)."""
+        fallback tag `<alg>-<hex>` when the registry has no such API (it answers 404 there).
+        Without `fallback` that 404 is raised as RemoteNotFound (a proxy answers it as it came)."""
         path = f"/v2/{repository}/referrers/{digest}"
         if artifact_type:
             path += "?" + urlencode({"artifactType": artifact_type})
@@ -305,16 +310,24 @@ class RegistryClient:
             filtered = bool(response.headers.get("OCI-Filters-Applied"))
             link = response.headers.get("Link", "")
             found.extend(_json(read_body(response, MAX_MANIFEST_BYTES), "referrers").get("manifests") or [])
+            pages = 1
             while following := next_link(link):
+                pages += 1
+                if pages > MAX_REFERRER_PAGES:
+                    raise RemoteProtocolError(
+                        f"referrers of {repository}@{digest}: more than {MAX_REFERRER_PAGES} pages"
+                    )
                 page = self._transport.call("GET", self._transport.url(following), (_pull(repository),))
                 if page.status != 200:
                     raise fail(page, f"referrers of {repository}@{digest}")
                 link = page.headers.get("Link", "")
                 found.extend(_json(read_body(page, MAX_MANIFEST_BYTES), "referrers").get("manifests") or [])
             return _by_type(found, artifact_type) if not filtered else found
-        if response.status not in (200, 404):
+        if response.status not in (200, 404) or (response.status == 404 and not fallback):
             raise fail(response, f"referrers of {repository}@{digest}")
         read_body(response, MAX_MANIFEST_BYTES)
+        if not fallback:  # a 200 that is not an image index
+            raise RemoteProtocolError(f"referrers of {repository}@{digest}: the answer is not an image index")
         try:
             index = self.get_manifest(repository, _fallback_tag(digest))
         except RemoteNotFound:

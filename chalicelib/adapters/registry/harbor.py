@@ -62,10 +62,12 @@ class HarborAdapter(RegistryAdapter):
                 yield str(repository["name"])
 
     def artifacts(
-        self, name: str = "", tag: str = "", tag_decoration: str = "", labels: tuple[str, ...] = ()
-    ) -> Iterator[tuple[str, list[str]]]:
-        """As the base listing, but from Harbor's artifact API, so a label filter applies: an
-        artifact is kept when it carries every label named (Harbor's label filter)."""
+        self, name: str = "", tag: str = "", tag_decoration: str = "", labels: tuple[str, ...] = (),
+        label_decoration: str = "",
+    ) -> Iterator[tuple[str, list[str]]]:  # fmt: skip
+        """As the base listing, but from Harbor's artifact API, so a label filter applies (Harbor's
+        `artifactLabelFilter`): an artifact carrying every label named is kept by `matches` and
+        left out by `excludes`."""
         if not labels:
             yield from super().artifacts(name, tag, tag_decoration)
             return
@@ -76,7 +78,7 @@ class HarborAdapter(RegistryAdapter):
             try:
                 for artifact in api.pages(f"{path}/artifacts?page_size=100&with_tag=true&with_label=true"):
                     names = {label.get("name") for label in artifact.get("labels") or []}
-                    if set(labels) <= names:
+                    if (set(labels) <= names) != (label_decoration == EXCLUDES):
                         tags = [t["name"] for t in artifact.get("tags") or []]
                         kept += [t for t in tags if matches(tag, t) != (tag_decoration == EXCLUDES)]
             except RemoteNotFound:

@@ -12,7 +12,7 @@ from chalicelib.api.mgmt._edge import int_param
 from chalicelib.api.mgmt._route import Created, Page, Routes
 from chalicelib.api.mgmt.wire import shape
 from chalicelib.core import registries as core
-from chalicelib.core.registries import Registry
+from chalicelib.core.registries import LOCAL_ID, Registry
 from chalicelib.wiring import services
 
 routes = Routes(__name__)
@@ -124,7 +124,11 @@ def ping_registry(request: HttpRequest, body: RegistryPingReq) -> None:
 
 @routes.get("/registries/{id}")
 def get_registry(request: HttpRequest) -> dict[str, Any]:
-    return registry_view(services().registries.get(_registry_id(request)))
+    registry_id = _registry_id(request)
+    built = services()
+    if registry_id == LOCAL_ID:  # Harbor's "Local": this registry, at the address it is reached by
+        return built.registries.local_registry(request.base_url(built.settings.external_url))
+    return registry_view(built.registries.get(registry_id))
 
 
 @routes.put("/registries/{id}", body=RegistryUpdateReq)
@@ -141,7 +145,7 @@ def delete_registry(request: HttpRequest) -> None:
 def registry_info(request: HttpRequest) -> dict[str, Any]:
     registry_id = _registry_id(request)
     built = services()
-    if registry_id == 0:  # Harbor's id of the local registry: the source of push-based policies
+    if registry_id == LOCAL_ID:  # Harbor's id of the local registry: the source of push-based policies
         return built.registries.local_info(sorted(label.name for label in built.labels.in_scope("g", None)))
     return built.registries.info(registry_id)
 

@@ -35,7 +35,8 @@ def catalog(request: HttpRequest) -> Response:
 
 def referrers(request: HttpRequest) -> Response:
     artifact_type = request.arg("artifactType")
-    descriptors = services().repositories.referrers(request.params["name"], request.params["digest"], artifact_type)
+    # In a proxy-cache project with `proxy_referrer_api` the upstream is asked (services/proxy_cache.py).
+    descriptors = services().proxy.referrers(request.params["name"], request.params["digest"], artifact_type)
     headers = {"Content-Type": mt.OCI_INDEX}
     if artifact_type is not None:
         headers["OCI-Filters-Applied"] = "artifactType"
