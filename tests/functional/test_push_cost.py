@@ -9,16 +9,16 @@ the writes behind them are right (visibility, session cleanup, quota and its war
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import requests
 
+from tests.functional import test_relay
 from tests.functional.helpers import MIB, Registry, descriptor, digest_of, dynamodb_calls, image_manifest, random_bytes
-from tests.functional.test_relay import KEY, PART, Relay
+from tests.functional.test_relay import PART
+
+relay = test_relay.relay  # the relay module's fixture: its server beside the app, parts of PART bytes
 
 # One chunk's session close on the Lambda path (skopeo and podman PATCH the whole blob, then PUT).
 LAMBDA_CLOSE = [
@@ -47,38 +47,10 @@ MANIFEST_PUT = [
 ]
 
 
-@contextmanager
-def relay_calls(relay: Relay) -> Iterator[list[str]]:
-    """The DynamoDB operations the relay's request threads make inside the block."""
-    from botocore.client import BaseClient
-
-    calls: list[str] = []
-    original = BaseClient._make_api_call
-
-    def counted(client: Any, operation: str, params: Any) -> Any:
-        # The relay serves each request on a thread of its HTTP server (werkzeug's threaded server
-        # names them after `process_request_thread`); event subscribers work on threads of their own.
-        thread = threading.current_thread()
-        if client.meta.service_model.service_name == "dynamodb" and "process_request_thread" in thread.name:
-            calls.append(operation)
-        return original(client, operation, params)
-
-    BaseClient._make_api_call = counted  # type: ignore[method-assign]
-    try:
-        yield calls
-    finally:
-        BaseClient._make_api_call = original  # type: ignore[method-assign]
-
-
-@pytest.fixture
-def relay(registry: Any) -> Iterator[Relay]:
-    live = Relay(registry)
-    live.start()
-    registry.configure(relay_url=live.url, relay_key=KEY, part_size_bytes=PART, max_body_bytes=MIB)
-    try:
-        yield live
-    finally:
-        live.stop()
+def relay_calls() -> Any:
+    """The DynamoDB operations of the relay's request threads inside the block (werkzeug's threaded
+    server runs each request on a thread named after `process_request_thread`)."""
+    return dynamodb_calls(thread_name="process_request_thread")
 
 
 def _limited_project(registry: Any, name: str, limit: int) -> None:
@@ -141,7 +113,7 @@ def test_closing_a_streamed_upload_on_the_relay(relay, registry, limited):
     digest = digest_of(data)
     patched = requests.patch(relay.session(repo), data=data, timeout=60)
     assert patched.status_code == 202, patched.text
-    with relay_calls(relay) as calls:
+    with relay_calls() as calls:
         put = requests.put(patched.headers["Location"], params={"digest": digest}, timeout=60)
     assert put.status_code == 201, put.text
     assert calls == (RELAY_CLOSE_LIMITED if limited else RELAY_CLOSE_UNLIMITED)

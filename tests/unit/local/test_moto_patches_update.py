@@ -4,35 +4,18 @@ existing items, transactions, a failed condition, an expression that does not pa
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto import mock_aws
 
 from chalicelib.local import moto_patches
+from tests.unit.local import test_moto_patches_reads as reads
 
-TABLE = "updates"
+TABLE = reads.TABLE
+client = reads.client  # the reads module's fixture: moto with the patches applied, a (pk, sk) table
 # The shape of the upload store's claim: SET with placeholders, an ADD-like increment, a REMOVE.
 EXPRESSION = "SET #a = :a, #b = :b, #n = if_not_exists(#n, :zero) + :step REMOVE #gone"
-
-
-@pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
-        monkeypatch.setenv(name, "testing")
-    moto_patches.apply()
-    with mock_aws():
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
-            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield dynamodb
 
 
 def _shape(node: Any) -> Any:
@@ -46,7 +29,7 @@ def _shape(node: Any) -> Any:
 def _update(client: Any, pk: str, names: dict[str, str], values: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return client.update_item(  # type: ignore[no-any-return]
         TableName=TABLE,
-        Key={"pk": {"S": pk}},
+        Key={"pk": {"S": pk}, "sk": {"S": "s"}},
         UpdateExpression=EXPRESSION,
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values,
@@ -63,17 +46,32 @@ def test_one_expression_serves_other_names_values_and_items_unchanged(client: An
     assert moto_patches.UpdateExpressionParser.make is not moto_patches._parse_update
     names_1 = {"#a": "owner", "#b": "size", "#n": "seq", "#gone": "lease"}
     names_2 = {"#a": "state", "#b": "version", "#n": "next", "#gone": "owner"}
-    client.put_item(TableName=TABLE, Item={"pk": {"S": "old"}, "lease": {"S": "x"}, "seq": {"N": "5"}})
+    client.put_item(
+        TableName=TABLE, Item={"pk": {"S": "old"}, "sk": {"S": "s"}, "lease": {"S": "x"}, "seq": {"N": "5"}}
+    )
     before = moto_patches._parsed_update.cache_info()
 
     first = _update(client, "new", names_1, _values("alice", "10", 1))  # creates the item
     second = _update(client, "old", names_1, _values("bob", "20", 3))  # existing item, REMOVE applies
     third = _update(client, "old", names_2, _values("none", "7", 2))  # other names, same string
 
-    assert first == {"pk": {"S": "new"}, "owner": {"S": "alice"}, "size": {"N": "10"}, "seq": {"N": "1"}}
-    assert second == {"pk": {"S": "old"}, "owner": {"S": "bob"}, "size": {"N": "20"}, "seq": {"N": "8"}}
+    assert first == {
+        "pk": {"S": "new"},
+        "sk": {"S": "s"},
+        "owner": {"S": "alice"},
+        "size": {"N": "10"},
+        "seq": {"N": "1"},
+    }
+    assert second == {
+        "pk": {"S": "old"},
+        "sk": {"S": "s"},
+        "owner": {"S": "bob"},
+        "size": {"N": "20"},
+        "seq": {"N": "8"},
+    }
     assert third == {
         "pk": {"S": "old"},
+        "sk": {"S": "s"},
         "size": {"N": "20"},
         "seq": {"N": "8"},
         "state": {"S": "none"},
@@ -98,7 +96,7 @@ def test_the_shared_tree_is_never_changed_by_the_calls_that_use_it(client: Any) 
             {
                 "Update": {
                     "TableName": TABLE,
-                    "Key": {"pk": {"S": "t"}},
+                    "Key": {"pk": {"S": "t"}, "sk": {"S": "s"}},
                     "UpdateExpression": EXPRESSION,
                     "ExpressionAttributeNames": names,
                     "ExpressionAttributeValues": _values("carol", "3", 2),
@@ -110,9 +108,9 @@ def test_the_shared_tree_is_never_changed_by_the_calls_that_use_it(client: Any) 
         _update(client, "k", names, _values("dave", "4", 1), ConditionExpression="attribute_not_exists(pk)")
     assert failed.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
     assert _shape(moto_patches._parsed_update(EXPRESSION)) == picture
-    item = client.get_item(TableName=TABLE, Key={"pk": {"S": "t"}})["Item"]
-    assert item == {"pk": {"S": "t"}, "owner": {"S": "carol"}, "size": {"N": "3"}, "seq": {"N": "2"}}
-    assert client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}})["Item"]["owner"] == {"S": "bob"}
+    item = client.get_item(TableName=TABLE, Key={"pk": {"S": "t"}, "sk": {"S": "s"}})["Item"]
+    assert item == {"pk": {"S": "t"}, "sk": {"S": "s"}, "owner": {"S": "carol"}, "size": {"N": "3"}, "seq": {"N": "2"}}
+    assert client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}, "sk": {"S": "s"}})["Item"]["owner"] == {"S": "bob"}
 
 
 @pytest.mark.parametrize("attempt", [1, 2])
@@ -120,10 +118,10 @@ def test_an_expression_that_does_not_parse_is_refused_every_time(client: Any, at
     with pytest.raises(ClientError) as refused:
         client.update_item(
             TableName=TABLE,
-            Key={"pk": {"S": "bad"}},
+            Key={"pk": {"S": "bad"}, "sk": {"S": "s"}},
             UpdateExpression="SET #a = = :a",
             ExpressionAttributeNames={"#a": "x"},
             ExpressionAttributeValues={":a": {"S": "v"}},
         )
     assert refused.value.response["Error"]["Code"] == "ValidationException"
-    assert "Item" not in client.get_item(TableName=TABLE, Key={"pk": {"S": "bad"}})
+    assert "Item" not in client.get_item(TableName=TABLE, Key={"pk": {"S": "bad"}, "sk": {"S": "s"}})
