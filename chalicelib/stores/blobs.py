@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 _HIDDEN_STATES = frozenset({"deleting", "deletefailed", "deleted"})
 # States whose bytes may be gone: an upload that lands on one checks the object before reviving it.
 _MAYBE_GONE = frozenset({"deletefailed", "deleted"})
+# Tries of a blob's insert transaction that another transaction on the same items cancelled.
+_CONFLICT_ATTEMPTS = 3
 
 
 class BlobMetaStore:
@@ -164,7 +166,21 @@ class BlobMetaStore:
         the upload is refused (404, the client uploads again); over a tombstone, the bytes this
         upload wrote may have been deleted by that sweep, so the object is checked first.
         `present` (a read in this request found the row) skips the insert that would fail."""
-        if not present:
+        if not present and self._insert(digest, size, repository, closing):
+            return
+        self._revive(digest)
+        self.link(repository, digest, size)
+        if closing is not None:
+            delete_where(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK), UploadRow.pk.exists())
+
+    def _insert(self, digest: str, size: int, repository: str, closing: str | None) -> bool:
+        """The new blob's row, its link and the session's delete in one transaction; False when
+        the blob row exists (the insert is the transaction's only condition). Another transaction
+        on one of these items at the same moment (DynamoDB cancels one of the two with
+        `TransactionConflict`: two repositories closing one new blob) is retried a few times."""
+        attempt = 0
+        while True:
+            attempt += 1
             now = int(self._clock())
             try:
                 with TransactWrite(connection=connection()) as tx:
@@ -173,16 +189,13 @@ class BlobMetaStore:
                     tx.save(LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=now))
                     if closing is not None:
                         tx.delete(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK))
-                return
+                return True
             except TransactWriteError as exc:
-                # The blob row's insert is the transaction's only condition.
                 reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-                if "ConditionalCheckFailed" not in reasons:
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+                if "TransactionConflict" not in reasons or attempt >= _CONFLICT_ATTEMPTS:
                     raise
-        self._revive(digest)
-        self.link(repository, digest, size)
-        if closing is not None:
-            delete_where(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK), UploadRow.pk.exists())
 
     def _revive(self, digest: str) -> None:
         lost_to: int | None = None  # the version our touch lost against
