@@ -232,11 +232,14 @@ class _Scanner:
 
 def _warm_clients() -> None:
     """Build every table model's botocore client now (PynamoDB builds one per model class, lazily,
-    ~40 ms each): otherwise the first push after a start pays for a dozen of them."""
+    ~40 ms each), and the tracer (the X-Ray SDK's import and its client): otherwise the first push
+    after a start pays for them."""
+    from chalicelib import observability  # noqa: PLC0415
     from chalicelib.stores import tables  # noqa: PLC0415
 
     for model in tables.MODELS:
         model._get_connection().connection.client  # noqa: B018 (the property builds the client)
+    observability.prepare_tracer()
 
 
 def _gate_bodies(settings: Settings) -> None:

@@ -49,9 +49,14 @@ class QuotaService:
         self._events = events
         self._warning_percent = warning_percent
 
-    def charge(self, project: str, digest: str, size: int, repository: str) -> bool:
+    def charge(self, project: str, digest: str, size: int, repository: str, *, unlimited: bool = False) -> bool:
         """Count a blob in its project once; QuotaExceeded (403) if that passes the limit (and a
-        QUOTA_EXCEED event naming the repository the push was for)."""
+        QUOTA_EXCEED event naming the repository the push was for).
+
+        `unlimited`: a read earlier in this request found the project without a storage limit, so
+        the warning check (a read after the charge) is skipped. The charge itself still enforces
+        whatever limit the project has when it is written; only a limit set while this push runs
+        can go unwarned, until the next charge, as if that limit had been set just after it."""
         try:
             counted = self._store.associate_blob(project, digest, size)
         except QuotaExceededError as exc:
@@ -71,7 +76,7 @@ class QuotaService:
                 detail={"details": message},
             )
             raise QuotaExceeded(message, {"project": p.name}) from None
-        if counted:
+        if counted and not unlimited:
             self._warn_once(project, repository, digest, size)
         return counted
 
@@ -119,11 +124,11 @@ class QuotaService:
         Returns the digests charged here (the caller releases them if the push fails)."""
         charged: list[str] = []
         try:
-            counted = self._store.counted(project, list(sizes))
+            counted, unlimited = self._store.counted_and_limit(project, list(sizes))
             for digest, size in sizes.items():
                 if digest in counted and (not counted[digest] or self._store.keep_blob(project, digest)):
                     continue
-                if self.charge(project, digest, size, repository):
+                if self.charge(project, digest, size, repository, unlimited=unlimited):
                     charged.append(digest)
         except BaseException:
             for digest in charged:

@@ -132,8 +132,9 @@ class UploadService:
             upload, seq, token = self._claim(upload_id, None, 1, location, repository)
         completed = False
         try:
+            # Making the blob visible also deletes the session row, in the same write.
             if whole_body:
-                self._store_verified_bytes(repository, digest, _checked(data, digest))
+                self._store_verified_bytes(repository, digest, _checked(data, digest), closing=upload.id)
             else:
                 completed = self._verify_and_store(upload, digest, seq)
         except (DigestInvalid, QuotaExceeded):
@@ -146,7 +147,6 @@ class UploadService:
             self._uploads.release(upload.id, token)
             raise
         self._discard(upload, completed=completed)
-        self._uploads.delete(upload.id)
         return str(digest)
 
     def append_stream(
@@ -224,7 +224,7 @@ class UploadService:
             return False
         if size is None:
             return False
-        self._make_visible(repository, digest, size, None)
+        self._make_visible(repository, digest, size, None, present=True)
         return True
 
     def link_existing(self, repository: str, digest_text: str) -> bool:
@@ -235,7 +235,7 @@ class UploadService:
         size = self._blobs.global_size(digest)
         if size is None:
             return False
-        self._make_visible(repository, digest, size, None)
+        self._make_visible(repository, digest, size, None, present=True)
         return True
 
     # Internals.
@@ -366,10 +366,11 @@ class UploadService:
         return hasher.state()
 
     def _verify_and_store(self, upload: Upload, digest: Digest, tail_part: int) -> bool:
-        """Verify the upload against `digest` and make the blob visible; True if the multipart upload
-        was completed (so there is nothing left to abort)."""
+        """Verify the upload against `digest` and make the blob visible, deleting the session row in
+        the same write; True if the multipart upload was completed (nothing left to abort)."""
+        closing = upload.id
         if upload.offset == 0:
-            self._store_verified_bytes(upload.repository, digest, _checked(b"", digest))
+            self._store_verified_bytes(upload.repository, digest, _checked(b"", digest), closing=closing)
             return False
         incremental = None
         if upload.hash_state and upload.hash_algorithm == digest.algorithm:
@@ -379,17 +380,22 @@ class UploadService:
             raise DigestInvalid("content does not match digest", {"digest": str(digest)})
         if not upload.parts and len(upload.pending) == 1 and upload.pending[0].key == keys.blob_object_key(str(digest)):
             # One chunk, already at this digest's address: its bytes hash to the digest by construction.
-            self._make_visible(upload.repository, str(digest), upload.offset, None)
+            self._make_visible(upload.repository, str(digest), upload.offset, None, closing=closing)
             return False
         if not upload.parts:
             # Everything is staged in small chunks (< one part): assemble in memory.
             body = b"".join(self._objects.get(c.key) for c in upload.pending)
-            self._store_verified_bytes(upload.repository, digest, _checked(body, digest))
+            self._store_verified_bytes(upload.repository, digest, _checked(body, digest), closing=closing)
             return False
-        if incremental is not None and self._blobs.global_size(str(digest)) is not None:
-            # Deduplicated: the bytes are already stored under this digest.
-            self._make_visible(upload.repository, str(digest), upload.offset, None)
-            return False
+        if incremental is not None:
+            held, unlimited = self._blobs.probe(str(digest), project_of(upload.repository))
+            if held is not None:
+                # Deduplicated: the bytes are already stored under this digest.
+                self._make_visible(upload.repository, str(digest), upload.offset, None, closing=closing,
+                                   unlimited=unlimited, present=True)  # fmt: skip
+                return False
+        else:
+            unlimited = False
         data_key = _data_key(upload.id)
         self._complete_multipart(upload, data_key, tail_part)
         if incremental is None:
@@ -397,6 +403,7 @@ class UploadService:
         self._make_visible(
             upload.repository, str(digest), upload.offset,
             lambda: self._objects.copy(data_key, keys.blob_object_key(str(digest)), upload.offset),
+            closing=closing, unlimited=unlimited,
         )  # fmt: skip
         return True
 
@@ -409,26 +416,34 @@ class UploadService:
             parts.append((tail_part, self._objects.upload_part(data_key, upload.multipart_id, tail_part, tail)))
         self._objects.complete_multipart(data_key, upload.multipart_id, parts)
 
-    def _store_verified_bytes(self, repository: str, digest: Digest, data: bytes) -> None:
+    def _store_verified_bytes(
+        self, repository: str, digest: Digest, data: bytes, *, closing: str | None = None
+    ) -> None:
         digest_text = str(digest)
         write = None
-        if self._blobs.global_size(digest_text) is None:
+        held, unlimited = self._blobs.probe(digest_text, project_of(repository))
+        if held is None:
             sha256 = digest.hex if digest.algorithm == "sha256" else None
             write = partial(self._objects.put, keys.blob_object_key(digest_text), data, sha256_hex=sha256)
-        self._make_visible(repository, digest_text, len(data), write)
+        self._make_visible(repository, digest_text, len(data), write, closing=closing, unlimited=unlimited,
+                           present=held is not None)  # fmt: skip
 
-    def _make_visible(self, repository: str, digest: str, size: int, write: Callable[[], None] | None) -> None:
-        """Charge the project's quota, write the bytes if needed, then the blob row and link.
+    def _make_visible(self, repository: str, digest: str, size: int, write: Callable[[], None] | None, *,
+                      closing: str | None = None, unlimited: bool = False, present: bool = False) -> None:  # fmt: skip
+        """Charge the project's quota, write the bytes if needed, then the blob row and link (and,
+        with `closing`, delete that upload session in the same transaction).
 
         The quota is charged first so a push over the limit costs no S3 write; a failure after the
-        charge gives it back.
+        charge gives it back. `unlimited` and `present` are what a read earlier in this request
+        found (the project has no limit, the blob row exists): they save the reads or the failed
+        insert that would find out again.
         """
         project = project_of(repository)
-        charged = self._quota.charge(project, digest, size, repository)
+        charged = self._quota.charge(project, digest, size, repository, unlimited=unlimited)
         try:
             if write is not None:
                 write()
-            self._blobs.record(digest, size, repository)
+            self._blobs.record(digest, size, repository, closing=closing, present=present)
         except BaseException:
             if charged:
                 self._quota.release(project, digest)

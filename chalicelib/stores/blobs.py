@@ -12,12 +12,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.exceptions import TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import Clock, system_clock
+from chalicelib.core.identity import UNLIMITED
 from chalicelib.errors import BlobUnknown
 from chalicelib.stores import keys
-from chalicelib.stores.tables import BlobRow, LinkRow, batch_get_raw, delete_where
+from chalicelib.stores.tables import (
+    BlobRow,
+    LinkRow,
+    UploadRow,
+    batch_get_raw,
+    connection,
+    delete_where,
+    raw_storage_limit,
+)
 
 if TYPE_CHECKING:
     from chalicelib.stores.objects import ObjectStore
@@ -26,6 +36,8 @@ if TYPE_CHECKING:
 _HIDDEN_STATES = frozenset({"deleting", "deletefailed", "deleted"})
 # States whose bytes may be gone: an upload that lands on one checks the object before reviving it.
 _MAYBE_GONE = frozenset({"deletefailed", "deleted"})
+# Tries of a blob's insert transaction that another transaction on the same items cancelled.
+_CONFLICT_ATTEMPTS = 3
 
 
 class BlobMetaStore:
@@ -96,6 +108,22 @@ class BlobMetaStore:
             raise
         return True
 
+    def probe(self, digest: str, project: str) -> tuple[int | None, bool]:
+        """What closing an upload needs to know, in one BatchGetItem: the size of the verified blob
+        if the registry holds it (as `global_size`), and whether `project` is known to have no
+        storage limit (its quota warning then needs no read after the charge; a project not found
+        counts as limited, so the charge decides as it would without this read)."""
+        items = batch_get_raw([(keys.blob_pk(digest), keys.BLOB_SK), (keys.project_pk(project), keys.ENTITY_SK)])
+        size: int | None = None
+        unlimited = False
+        for item in items:
+            if item["sk"]["S"] == keys.BLOB_SK:
+                blob = BlobRow.from_raw_data(item)
+                size = None if blob.state in _HIDDEN_STATES else int(blob.size)
+            else:
+                unlimited = raw_storage_limit(item) == UNLIMITED
+        return size, unlimited
+
     def global_size(self, digest: str) -> int | None:
         """Size of a verified blob anywhere in the registry (dedupe and automatic mount)."""
         try:
@@ -128,22 +156,46 @@ class BlobMetaStore:
         items = batch_get_raw([(pk, keys.link_sk(d)) for d in digests])
         return {item["sk"]["S"].removeprefix(keys.BLOB_PREFIX): int(item["size"]["N"]) for item in items}
 
-    def record(self, digest: str, size: int, repository: str) -> None:
-        """Make a verified blob visible in `repository`: the global blob row (once) and the link.
+    def record(self, digest: str, size: int, repository: str, *, closing: str | None = None,
+               present: bool = False) -> None:  # fmt: skip
+        """Make a verified blob visible in `repository`: the global blob row (once) and the link;
+        with `closing`, that upload session's row goes in the same transaction (the one write
+        that ends a push's blob PUT: the session is gone exactly when the blob is visible).
 
         An existing row is touched (Harbor's probe on blob PUT). While a sweep is deleting the blob
         the upload is refused (404, the client uploads again); over a tombstone, the bytes this
-        upload wrote may have been deleted by that sweep, so the object is checked first."""
-        now = int(self._clock())
-        try:
-            BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now).save(
-                condition=BlobRow.pk.does_not_exist()
-            )
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            self._revive(digest)
+        upload wrote may have been deleted by that sweep, so the object is checked first.
+        `present` (a read in this request found the row) skips the insert that would fail."""
+        if not present and self._insert(digest, size, repository, closing):
+            return
+        self._revive(digest)
         self.link(repository, digest, size)
+        if closing is not None:
+            delete_where(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK), UploadRow.pk.exists())
+
+    def _insert(self, digest: str, size: int, repository: str, closing: str | None) -> bool:
+        """The new blob's row, its link and the session's delete in one transaction; False when
+        the blob row exists (the insert is the transaction's only condition). Another transaction
+        on one of these items at the same moment (DynamoDB cancels one of the two with
+        `TransactionConflict`: two repositories closing one new blob) is retried a few times."""
+        attempt = 0
+        while True:
+            attempt += 1
+            now = int(self._clock())
+            try:
+                with TransactWrite(connection=connection()) as tx:
+                    tx.save(BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now),
+                            condition=BlobRow.pk.does_not_exist())  # fmt: skip
+                    tx.save(LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=now))
+                    if closing is not None:
+                        tx.delete(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK))
+                return True
+            except TransactWriteError as exc:
+                reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+                if "ConditionalCheckFailed" in reasons:
+                    return False
+                if "TransactionConflict" not in reasons or attempt >= _CONFLICT_ATTEMPTS:
+                    raise
 
     def _revive(self, digest: str) -> None:
         lost_to: int | None = None  # the version our touch lost against

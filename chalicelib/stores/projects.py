@@ -33,6 +33,7 @@ from chalicelib.stores.tables import (
     connection,
     delete_where,
     next_id,
+    raw_storage_limit,
 )
 
 # A DynamoDB transaction holds 100 items: the project row, its id row, a proxy-cache project's
@@ -283,6 +284,22 @@ class ProjectStore(NamedEntityStore[Project]):
         BatchGetItem per 100 keys)."""
         items = batch_get_raw([(keys.project_pk(project), keys.link_sk(d)) for d in digests])
         return {i["sk"]["S"].removeprefix(keys.BLOB_PREFIX): "releasing" in i for i in items}
+
+    def counted_and_limit(self, project: str, digests: list[str]) -> tuple[dict[str, bool], bool]:
+        """`counted`, plus whether the project has no storage limit, read in the same first
+        BatchGetItem (the project row shares the partition). A project not found counts as
+        limited (a charge then finds it missing as it would have)."""
+        items = batch_get_raw([(keys.project_pk(project), keys.ENTITY_SK),
+                               *((keys.project_pk(project), keys.link_sk(d)) for d in digests)])  # fmt: skip
+        counted: dict[str, bool] = {}
+        unlimited = False
+        for item in items:
+            sk = item["sk"]["S"]
+            if sk == keys.ENTITY_SK:
+                unlimited = raw_storage_limit(item) == UNLIMITED
+            else:
+                counted[sk.removeprefix(keys.BLOB_PREFIX)] = "releasing" in item
+        return counted, unlimited
 
     def keep_blob(self, project: str, digest: str) -> bool:
         """Stop a release in progress (see `release_blob`); False if there was none to stop."""

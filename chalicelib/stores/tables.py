@@ -240,6 +240,12 @@ class ProjectRow(_Base):
     registry_id = NumberAttribute(null=True)
 
 
+def raw_storage_limit(item: dict[str, Any]) -> int:
+    """A raw project row's storage limit as the model reads it (absent: the default, unlimited),
+    without deserialising the rest of the row (a read that fetched it beside other rows)."""
+    return int(item.get("storage_limit", {"N": "-1"})["N"])
+
+
 class MemberRow(_Base):
     member_id = NumberAttribute()
     entity_id = NumberAttribute()

@@ -5,6 +5,8 @@ reserves part numbers), writes its bytes to S3 under those reserved numbers, the
 state on the condition that it still holds the lease. Two writers can therefore never interleave
 bytes: the second gets a failed claim (416 to the client), and a writer whose lease expired cannot
 commit, while the part numbers it used are never listed in the final CompleteMultipartUpload.
+A session that closes successfully is deleted by the transaction that makes its blob visible
+(`BlobMetaStore.record(closing=...)`), not here.
 """
 
 from __future__ import annotations

@@ -290,9 +290,18 @@ def _push(repo: str, style: str) -> Scenario:
 
 @contextmanager
 def in_process_app(counter: CallCounter) -> Iterator[Any]:
-    """The app behind werkzeug's test client on a fresh moto world, with `counter` installed."""
+    """The app behind werkzeug's test client on a fresh moto world, with `counter` installed.
+
+    moto runs with the local runner's patches (`chalicelib/local/moto_patches.py`), as under `make
+    serve`: unpatched moto is not thread-safe, and an event subscriber's transaction on its worker
+    thread could break a request's (a 500 in the middle of a measured push). The patches sit below
+    botocore, so the calls counted are the same."""
     _configure_environment()
     from moto import mock_aws
+
+    from chalicelib.local import moto_patches
+
+    moto_patches.apply()
 
     with mock_aws():
         counter.install()

@@ -55,10 +55,17 @@ def measure(baseline: Path, runs: int, medium_mb: float, workdir: Path) -> dict[
             order = targets[index % 3 :] + targets[: index % 3]
             order = order if index % 2 else list(reversed(order))
             for label, url, creds in order:
+                usage = {"this": this, "baseline": other}.get(label)
+                cpu = _cpu_seconds(usage)
                 one = transfer.timing_baseline(
                     label, url, 1, medium_mb, workdir / f"{label}-{index}.json", f"library/builds-{index}", creds
                 )
-                measured[label] += [{"run": index, "push_s": r["push_s"], "pull_s": r["pull_s"]} for r in one["runs"]]
+                cpu = _cpu_seconds(usage) - cpu
+                measured[label] += [
+                    {"run": index, "push_s": r["push_s"], "pull_s": r["pull_s"], "bytes": r["bytes"],
+                     "server_cpu_s": round(cpu, 3) if usage is not None else None}
+                    for r in one["runs"]
+                ]  # fmt: skip
             loads.append(round(os.getloadavg()[0], 2))
     result: dict[str, Any] = {"runs": measured, "loadavg_per_round": loads, "medium_mb": medium_mb, "ratios": {}}
     for kind in ("push", "pull"):
@@ -70,7 +77,26 @@ def measure(baseline: Path, runs: int, medium_mb: float, workdir: Path) -> dict[
             theirs = {r["run"]: r[f"{kind}_s"] for r in measured[b]}
             pairs = [(mine[i], theirs[i]) for i in sorted(set(mine) & set(theirs))]
             result["ratios"][f"{kind} {a}/{b}"] = pair_ratios(pairs)
+    # Server CPU (user + system of the whole process, the relay's threads included) over a round's
+    # push and pull, per MB moved (the image's bytes twice): less load-sensitive than wall time.
+    result["server_cpu_ms_per_mb"] = {
+        label: round(statistics.median(r["server_cpu_s"] * 1000 / (2 * r["bytes"] / 1e6) for r in rows), 2)
+        for label, rows in measured.items()
+        if rows and rows[0]["server_cpu_s"] is not None
+    }
+    mine = {r["run"]: r["server_cpu_s"] for r in measured["this"]}
+    theirs = {r["run"]: r["server_cpu_s"] for r in measured["baseline"]}
+    result["ratios"]["cpu this/baseline"] = pair_ratios([(mine[i], theirs[i]) for i in sorted(set(mine) & set(theirs))])
     return result
+
+
+def _cpu_seconds(server: OurRegistry | None) -> float:
+    """CPU time (user + system, every thread) of one of our servers so far; 0 for distribution."""
+    if server is None or server.process is None:
+        return 0.0
+    from tests.e2e.support import ProcessUsage
+
+    return ProcessUsage(server.process.pid).cpu_seconds()
 
 
 def print_table(result: dict[str, Any]) -> None:
@@ -81,6 +107,9 @@ def print_table(result: dict[str, Any]) -> None:
         for name, stats in result["ratios"].items():
             if name.startswith(kind):
                 print(f"      {name}: {ratio_text(stats)}")
+    per_mb = ", ".join(f"{k} {v:.2f}" for k, v in result.get("server_cpu_ms_per_mb", {}).items())
+    print(f"    server CPU per MB moved (push + pull), median ms: {per_mb}")
+    print(f"      cpu this/baseline: {ratio_text(result['ratios'].get('cpu this/baseline'))}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -324,9 +324,10 @@ def serialise_aws_calls(monkeypatch: Any) -> None:
 
 
 @contextmanager
-def dynamodb_calls() -> Iterator[list[str]]:
+def dynamodb_calls(thread_name: str | None = None) -> Iterator[list[str]]:
     """The DynamoDB operations this thread makes inside the block: what a request costs (an event
-    subscriber's writes on its worker thread are not counted)."""
+    subscriber's writes on its worker thread are not counted). With `thread_name`, those of the
+    threads whose name contains it instead (a server's request threads)."""
     from botocore.client import BaseClient
 
     calls: list[str] = []
@@ -334,7 +335,8 @@ def dynamodb_calls() -> Iterator[list[str]]:
     me = threading.get_ident()
 
     def counted(client: Any, operation: str, params: Any) -> Any:
-        if client.meta.service_model.service_name == "dynamodb" and threading.get_ident() == me:
+        mine = threading.get_ident() == me if thread_name is None else thread_name in threading.current_thread().name
+        if client.meta.service_model.service_name == "dynamodb" and mine:
             calls.append(operation)
         return original(client, operation, params)
 

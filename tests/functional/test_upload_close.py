@@ -1,0 +1,82 @@
+"""The transaction that closes an upload (blob row, link, session delete) when DynamoDB cancels it
+because another transaction holds one of its items (`TransactionConflict`, which moto never
+answers: it runs one transaction at a time): retried a few times, and when it keeps failing the
+push fails cleanly (nothing visible, the charge given back, the session kept for a retry)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseClientError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.stores import keys
+from tests.functional.helpers import digest_of, random_bytes
+
+REPO = "library/close-conflict"
+
+
+def _conflicting(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
+    """The next `times` commits of a transaction that inserts a blob row are cancelled as DynamoDB
+    cancels one of two transactions on the same item; returns the count of those attempts."""
+    original = TransactWrite._commit
+    attempts: list[int] = []
+
+    def commit(self: TransactWrite) -> Any:
+        inserts_blob = any(put["Item"]["sk"]["S"] == keys.BLOB_SK for put in self._put_items)
+        if inserts_blob:
+            attempts.append(1)
+            if len(attempts) <= times:
+                reasons = [None] * (len(self._delete_items) + len(self._put_items))
+                reasons[len(self._delete_items)] = CancellationReason(code="TransactionConflict")
+                error = {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}}
+                cause = VerboseClientError(error, "TransactWriteItems", cancellation_reasons=reasons)
+                raise TransactWriteError("Failed to write transaction items", cause)
+        return original(self)
+
+    monkeypatch.setattr(TransactWrite, "_commit", commit)
+    return attempts
+
+
+def _used(registry: Any) -> int:
+    quotas = registry.get("/api/v2.0/quotas", query_string={"reference": "project", "reference_id": 1})
+    return int(quotas.get_json()[0]["used"]["storage"])
+
+
+def _assert_visible(registry: Any, digest: str, data: bytes) -> None:
+    head = registry.head(f"/v2/{REPO}/blobs/{digest}")
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(data))
+    assert registry.read_object(keys.blob_object_key(digest)) == data
+
+
+def test_a_conflict_on_the_closing_transaction_is_retried(registry, monkeypatch):
+    data = random_bytes(40_000)
+    digest = digest_of(data)
+    location = registry.start_upload(REPO).headers["Location"]
+    attempts = _conflicting(monkeypatch, times=2)
+    put = registry.finish_upload(location, digest, data)
+    assert put.status_code == 201, put.get_data()[:300]
+    assert len(attempts) == 3
+    _assert_visible(registry, digest, data)
+    assert registry.get(location).status_code == 404  # the session ended with the blob
+
+
+def test_a_conflict_that_persists_fails_the_close_and_leaves_a_session_to_retry(registry, monkeypatch):
+    data = random_bytes(40_000)
+    digest = digest_of(data)
+    before = _used(registry)
+    location = registry.start_upload(REPO).headers["Location"]
+    patched = registry.patch_chunk(location, data)
+    assert patched.status_code == 202
+    attempts = _conflicting(monkeypatch, times=100)
+    failed = registry.finish_upload(patched.headers["Location"], digest)
+    assert failed.status_code == 500  # a server-side failure, not the client's input
+    assert len(attempts) == 3  # bounded
+    assert registry.head(f"/v2/{REPO}/blobs/{digest}").status_code == 404
+    assert _used(registry) == before  # the charge was given back
+    monkeypatch.undo()
+    retried = registry.finish_upload(patched.headers["Location"], digest)  # the lease was released
+    assert retried.status_code == 201, retried.get_data()[:300]
+    _assert_visible(registry, digest, data)
+    assert _used(registry) == before + len(data)
