@@ -45,6 +45,7 @@ from moto.core.responses import BaseResponse
 from moto.core.utils import get_service_model, utcnow
 from moto.dynamodb.responses import DynamoHandler
 from moto.iam.models import mark_account_as_visited
+from moto.utilities.aws_headers import gen_amzn_requestid_long
 from moto.utilities.utils import get_partition
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 from werkzeug.exceptions import HTTPException
@@ -190,6 +191,17 @@ class _Handler(DynamoHandler):
         mark_account_as_visited(
             account_id=self.current_account, access_key=self.access_key, service="dynamodb", region=self.region
         )
+
+    @staticmethod
+    def _enrich_response(headers: dict[str, str], body: Any) -> tuple[dict[str, str], Any]:
+        """moto's, without its search of the whole answer for an XML `<RequestId>` to rewrite when
+        there is none (a JSON answer has none; a Query page is tens of kilobytes)."""
+        if isinstance(body, str) and "<RequestId>" not in body:
+            if "status" in headers:
+                headers["status"] = str(headers["status"])
+            gen_amzn_requestid_long(headers)
+            return headers, body
+        return DynamoHandler._enrich_response(headers, body)
 
 
 def _attribute_value_parser(parser: Any) -> Any:
