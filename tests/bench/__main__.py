@@ -1,4 +1,4 @@
-"""`python -m tests.bench [awscalls] [import] [transfer] [latency] [apptime] [listing] [gc] [durability]
+"""`python -m tests.bench [awscalls] [dynamocalls] [import] [transfer] [latency] [apptime] [listing] [gc] [durability]
 [replication] [proxy]`.
 
 All sections run when none is named."""
@@ -36,7 +36,8 @@ from tests.bench.common import (
 from tests.bench.servers import Distribution, OurRegistry
 
 SECTIONS = (
-    "awscalls", "import", "transfer", "latency", "apptime", "listing", "gc", "durability", "replication", "proxy",
+    "awscalls", "dynamocalls", "import", "transfer", "latency", "apptime", "listing", "gc", "durability",
+    "replication", "proxy",
 )  # fmt: skip
 # ours/distribution medians (issue 11: push and pull below 1.0).
 RATIO_TARGET = 1.0
@@ -101,6 +102,8 @@ class Bench:
 
     def run(self) -> None:
         self.section("awscalls", "AWS calls per operation (in-process, moto mock_aws)", self._awscalls)
+        self.section("dynamocalls", "CPU per DynamoDB call on moto, direct path and botocore's (tests/bench/"
+                     "dynamocalls.py)", lambda: self._in_subprocess("dynamocalls", 900))  # fmt: skip
         self.section("import", "import time of the Lambda handler module (`import app`)", self._import)
         self.section("listing", "artifact and tag lists of a 5,000-artifact, 10,000-tag repository", self._listing)
         self.section("gc", "GC mark and sweep throughput on moto, workers 1 and 4 (tests/bench/gc.py)", self._gc)
@@ -314,6 +317,12 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
             print(f"    FLAG: Scan/ListObjects on a request path: {', '.join(a['forbidden_calls'])}")
         else:
             print("    Scan/ListObjects on these paths: none (OK)")
+    if "dynamocalls" in sections:
+        d = sections["dynamocalls"]
+        print(f"\n[2b] CPU per DynamoDB call on moto (ms, direct / botocore), load {d['loadavg_start']}")
+        for op, direct_path in d["per_call_cpu"]["direct"].items():
+            botocore_path = d["per_call_cpu"]["botocore"][op]
+            print(f"    {op:<12}{direct_path['median_ms']:>8.3f}{botocore_path['median_ms']:>8.3f}")
     if "import" in sections:
         i = sections["import"]
         ok = i["meets_target"]

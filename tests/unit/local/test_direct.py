@@ -35,6 +35,9 @@ ITEM = {
     "set": {"SS": ["p", "q"]},
     "flag": {"BOOL": True},
     "nothing": {"NULL": True},
+    "blobs": {"BS": [b"\x00", b"\xff\xfe", b""]},
+    "text_blob": {"B": "text given as a blob"},  # botocore encodes it; it comes back as bytes
+    "deep": {"L": [{"M": {"n": {"NS": ["1", "2.5"]}, "x": {"L": [{"NULL": True}, {"BOOL": False}]}}}]},
 }
 MISSING_TABLE = "no-such-table"
 
@@ -116,7 +119,38 @@ CALLS: list[tuple[str, dict[str, Any]]] = [
             "ScanIndexForward": False,
         },
     ),
+    (
+        "query",  # the next page: the previous one's LastEvaluatedKey as ExclusiveStartKey
+        {
+            "TableName": TABLE,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": "b"}},
+            "Limit": 3,
+            "ScanIndexForward": False,
+            "ExclusiveStartKey": _key("b", "2"),
+            "ReturnConsumedCapacity": "TOTAL",
+        },
+    ),
+    (
+        "query",
+        {
+            "TableName": TABLE,
+            "KeyConditionExpression": "pk = :p AND begins_with(sk, :s)",
+            "FilterExpression": "attribute_exists(#b)",
+            "ProjectionExpression": "pk, #b, nested.l, deep",
+            "ExpressionAttributeNames": {"#b": "blob"},
+            "ExpressionAttributeValues": {":p": {"S": "a"}, ":s": {"S": "1"}},
+            "ReturnConsumedCapacity": "INDEXES",
+        },
+    ),
     ("scan", {"TableName": TABLE, "Limit": 4}),
+    ("scan", {"TableName": TABLE, "Limit": 4, "ExclusiveStartKey": _key("b", "3"), "Select": "COUNT"}),
+    ("get_item", {"TableName": TABLE, "Key": _key("a", "1"), "ReturnConsumedCapacity": "TOTAL"}),
+    ("get_item", {"TableName": TABLE, "Key": _key("a", "1"), "ReturnConsumedCapacity": "SOMETIMES"}),
+    ("put_item", {"TableName": TABLE, "Item": _key("d", "1"), "ReturnConsumedCapacity": "INDEXES"}),
+    ("get_item", {"TableName": TABLE, "Key": _key("a", "1"), "Limit": 3}),
+    ("query", {"TableName": TABLE, "KeyConditionExpression": "pk = :p", "Limit": "3"}),
+    ("list_tables", {}),
     ("delete_item", {"TableName": TABLE, "Key": _key("a", "2"), "ReturnValues": "ALL_OLD"}),
     ("update_item", {"TableName": TABLE, "Key": _key("a", "1"), "UpdateExpression": "SET"}),
     ("get_item", {"TableName": MISSING_TABLE, "Key": _key("a", "1")}),
@@ -134,9 +168,18 @@ def _outcome(client: Any, name: str, params: dict[str, Any]) -> tuple[Any, ...]:
     except ClientError as exc:
         response = {k: v for k, v in exc.response.items() if k != "ResponseMetadata"}
         metadata = exc.response["ResponseMetadata"]
-        return ("error", type(exc).__name__, str(exc), response, metadata["HTTPStatusCode"], metadata["RetryAttempts"])
-    metadata = answer.pop("ResponseMetadata")
-    return ("ok", answer, metadata["HTTPStatusCode"], metadata["RetryAttempts"])
+        return ("error", type(exc).__name__, str(exc), response, *_metadata(metadata))
+    return ("ok", answer, *_metadata(answer.pop("ResponseMetadata")))
+
+
+def _metadata(metadata: dict[str, Any]) -> tuple[Any, ...]:
+    """What does not vary per call: the status, the headers' names, the request id's length."""
+    headers = metadata["HTTPHeaders"]
+    checksum = headers.get("x-amz-crc32")
+    return (
+        metadata["HTTPStatusCode"], metadata["RetryAttempts"], sorted(headers), len(metadata.get("RequestId", "")),
+        checksum is None or checksum.isdigit(),
+    )  # fmt: skip
 
 
 @pytest.fixture
@@ -212,3 +255,92 @@ def test_only_clients_of_the_mock_take_the_direct_path(emulator: Emulator) -> No
     elsewhere = BaseClient.__new__(BaseClient)
     elsewhere.meta = type("Meta", (), {"endpoint_url": "http://localhost:8000"})()  # type: ignore[assignment]
     assert not direct._mocked(elsewhere)
+
+
+def _moto_parse(operation_model: Any, params: dict[str, Any], client: Any) -> Any:
+    """What moto's handler reads out of botocore's JSON body of `params`."""
+    from moto.core.parse import PROTOCOL_PARSERS
+    from moto.core.utils import get_service_model
+
+    body = client._serializer.serialize_to_request(params, operation_model)["body"]
+    moto_model = get_service_model("dynamodb").operation_model(operation_model.name)
+    request: Any = {"method": "POST", "values": {}, "headers": {}, "body": body, "url_path": "/", "url_params": {}}
+    return PROTOCOL_PARSERS["json"](moto_model, map_type=dict).parse(request)
+
+
+def test_the_parameters_reach_moto_as_its_json_parser_reads_them(emulator: Emulator) -> None:
+    client = emulator.client("dynamodb")
+    extra = [
+        ("put_item", {"TableName": TABLE, "Item": {**_key("x", "1"), "b": {"B": bytearray(b"\x00\x01")}}}),
+        ("put_item", {"TableName": TABLE, "Item": {**_key("x", "1"), "b": {"B": "é text"}, "e": {"S": ""}}}),
+        ("query", {"TableName": TABLE, "Limit": 1, "ScanIndexForward": True, "ExclusiveStartKey": _key("x", "1")}),
+    ]
+    checked = invalid = 0
+    for name, params in [*CALLS, *extra]:
+        operation_model = client.meta.service_model.operation_model(client.meta.method_to_api_mapping[name])
+        try:
+            expected = _moto_parse(operation_model, params, client)
+        except ParamValidationError:
+            with pytest.raises(ParamValidationError):
+                direct._moto_params(client, operation_model, params)
+            invalid += 1
+            continue
+        copied = direct._moto_params(client, operation_model, params)
+        assert copied == expected, name
+        assert type(copied) is type(expected)
+        checked += 1
+    assert (checked, invalid) == (len(CALLS) + len(extra) - invalid, 3)
+
+
+def test_values_the_copy_does_not_reproduce_take_the_json_round_trip(emulator: Emulator) -> None:
+    from botocore.config import Config
+
+    emulator.create_resources()
+    unchecked = boto3_client_without_validation(Config(parameter_validation=False))
+    operation_model = unchecked.meta.service_model.operation_model("Query")
+    params = {"TableName": TABLE, "KeyConditionExpression": "pk = :p", "Limit": "2",
+              "ExpressionAttributeValues": {":p": {"S": "b"}}}  # fmt: skip
+    assert direct._moto_params(unchecked, operation_model, params)["Limit"] == 2  # moto's int("2")
+    through_botocore = _outcome(unchecked, "query", params)
+    direct.install()
+    assert _outcome(unchecked, "query", params) == through_botocore
+
+
+def boto3_client_without_validation(config: Any) -> Any:
+    import boto3
+
+    return boto3.session.Session().client(
+        "dynamodb", region_name=REGION, aws_access_key_id="local", aws_secret_access_key="local", config=config
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "attribute",
+    [
+        {"S": "x"},
+        {"B": "AAE="},
+        {"BS": ["AAE=", ""]},
+        {"M": {"k": {"L": [{"N": "1"}, None, {"NULL": True}]}}},
+        {"S": None},
+        {"Unknown": "x"},
+        {"S": "x", "N": "1"},
+        {},
+    ],
+)
+def test_attribute_values_are_read_as_botocore_reads_them(emulator: Emulator, attribute: dict[str, Any]) -> None:
+    import json
+
+    client = emulator.client("dynamodb")
+    output_shape = client.meta.service_model.operation_model("GetItem").output_shape
+    response = {
+        "status_code": 200, "headers": {}, "context": {"operation_name": "GetItem"},
+        "body": json.dumps({"Item": {"a": attribute, "b": {"L": [attribute]}}}).encode(),
+    }  # fmt: skip
+
+    def parse(parser: Any) -> Any:
+        try:
+            return parser.parse(dict(response), output_shape)
+        except Exception as exc:
+            return (type(exc), str(exc))
+
+    assert parse(direct._attribute_value_parser(client._response_parser)) == parse(client._response_parser)
