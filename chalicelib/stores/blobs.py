@@ -17,7 +17,7 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import UNLIMITED
-from chalicelib.errors import BlobUnknown
+from chalicelib.errors import BlobUnknown, TooManyRequests
 from chalicelib.stores import keys
 from chalicelib.stores.tables import (
     BlobRow,
@@ -177,7 +177,8 @@ class BlobMetaStore:
         """The new blob's row, its link and the session's delete in one transaction; False when
         the blob row exists (the insert is the transaction's only condition). Another transaction
         on one of these items at the same moment (DynamoDB cancels one of the two with
-        `TransactionConflict`: two repositories closing one new blob) is retried a few times."""
+        `TransactionConflict`: two repositories closing one new blob) is retried a few times, then
+        answered 429 with `Retry-After`."""
         attempt = 0
         while True:
             attempt += 1
@@ -194,8 +195,11 @@ class BlobMetaStore:
                 reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
                 if "ConditionalCheckFailed" in reasons:
                     return False
-                if "TransactionConflict" not in reasons or attempt >= _CONFLICT_ATTEMPTS:
+                if "TransactionConflict" not in reasons:
                     raise
+                if attempt >= _CONFLICT_ATTEMPTS:
+                    # Contention, not a fault: the client is told to retry (its session stays).
+                    raise TooManyRequests("another write to this blob is in progress; retry", retry_after=1) from exc
 
     def _revive(self, digest: str) -> None:
         lost_to: int | None = None  # the version our touch lost against

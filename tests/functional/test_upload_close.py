@@ -71,7 +71,8 @@ def test_a_conflict_that_persists_fails_the_close_and_leaves_a_session_to_retry(
     assert patched.status_code == 202
     attempts = _conflicting(monkeypatch, times=100)
     failed = registry.finish_upload(patched.headers["Location"], digest)
-    assert failed.status_code == 500  # a server-side failure, not the client's input
+    assert failed.status_code == 429 and failed.headers["Retry-After"] == "1"  # contention: retry
+    assert failed.get_json()["errors"][0]["code"] == "TOOMANYREQUESTS"
     assert len(attempts) == 3  # bounded
     assert registry.head(f"/v2/{REPO}/blobs/{digest}").status_code == 404
     assert _used(registry) == before  # the charge was given back
