@@ -65,6 +65,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """Distinct free ports: every socket stays bound until all are chosen (two `free_port()` calls in
+    a row may be handed the same port)."""
+    with contextlib.ExitStack() as stack:
+        sockets = [stack.enter_context(socket.socket()) for _ in range(count)]
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in sockets]
+
+
 def canon(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
 
@@ -188,9 +198,10 @@ class RegistryServer:
         (`relay_proxy`), so a test can see which requests a client sent there."""
         self.data_dir = data_dir
         self.log_path = log_path
-        self.port = port or free_port()
+        ports = [p for p in free_ports(2) if p != port]
+        self.port = port or ports[0]
         # The upload relay `make serve` runs beside the app; kept across restarts (clients hold its URLs).
-        self.relay_port = free_port()
+        self.relay_port = ports[-1]
         # The admin password the first start creates the admin with (a restart must pass the same one).
         self.password = password or "E2e-" + secrets.token_hex(12)
         self.extra_env = extra_env
