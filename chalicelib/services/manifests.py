@@ -34,6 +34,7 @@ from chalicelib.stores.manifests import StillReferenced, StillTagged
 
 if TYPE_CHECKING:
     from chalicelib.core.scans import ReportSummary
+    from chalicelib.services.gate import PullGate
     from chalicelib.services.immutability import ImmutabilityService
     from chalicelib.services.quotas import QuotaService
     from chalicelib.stores.artifacts import ArtifactStore
@@ -136,15 +137,18 @@ class ManifestService:
             raise ManifestBlobUnknown("blobs are being garbage collected; push them again", {"digests": gone[:20]})
 
     def get(self, repository: str, reference: str, accept: list[str], *, with_body: bool = True,
-            gate: Callable[[str], None] | None = None) -> Manifest:  # fmt: skip
+            gate: PullGate | None = None) -> Manifest:  # fmt: skip
         """A pull: by digest from the manifest row, by tag from the tag row alone (one read).
 
-        `gate(digest)` may refuse the pull (the project's vulnerability policy) before it counts."""
+        `gate` (the project's vulnerability policy) may refuse the pull before it counts; the rows
+        it needs are read with the manifest, in the same call."""
         require_nameable(reference)
+        also = None if gate is None else gate.also
         if is_digest(reference):
-            manifest = self._manifests.get(repository, str(Digest.parse(reference)), with_body=with_body)
+            pulled = self._manifests.pull(repository, str(Digest.parse(reference)), with_body=with_body, also=also)
         else:
-            manifest = self._manifests.get_by_tag(repository, validate_tag(reference), with_body=with_body)
+            pulled = self._manifests.pull_by_tag(repository, validate_tag(reference), with_body=with_body, also=also)
+        manifest = pulled.manifest
         if manifest is None:
             raise ManifestUnknown(detail={"reference": reference})
         if accept and not _accepts(accept, manifest.media_type):
@@ -153,7 +157,7 @@ class ManifestService:
                 {"reference": reference, "mediaType": manifest.media_type},
             )
         if gate is not None:
-            gate(manifest.digest)
+            gate.check(manifest.digest, pulled.found)
         if with_body:
             self._events.emit(
                 EventType.PULL_ARTIFACT,

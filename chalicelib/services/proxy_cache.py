@@ -43,7 +43,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,7 @@ if TYPE_CHECKING:
     from chalicelib.core.identity import Project
     from chalicelib.core.registries import Registry
     from chalicelib.services.blobs import BlobService
+    from chalicelib.services.gate import PullGate
     from chalicelib.services.manifests import ManifestService
     from chalicelib.services.registries import RegistryService
     from chalicelib.services.repositories import RepositoryService
@@ -180,7 +181,7 @@ class ProxyCacheService:
     # --- what the routes call ---
 
     def get_manifest(self, repository: str, reference: str, accept: list[str], *, with_body: bool,
-                     gate: Callable[[str], None] | None = None) -> Manifest | Moved:  # fmt: skip
+                     gate: PullGate | None = None) -> Manifest | Moved:  # fmt: skip
         proxy = self._proxy_of(repository)
         if proxy is not None:
             moved = self._library(proxy, repository, f"manifests/{reference}")

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.artifacts import ArtifactRecord
@@ -37,8 +38,15 @@ from chalicelib.stores.tables import (
 _ANNOTATIONS_COPY_MAX = 64_000
 # Children of an index written inside its push transaction (2 items each; DynamoDB allows 100).
 _TX_CHILDREN = 45
+# What a pull reads of a tag row and of a manifest row (and `body`, unless it is a HEAD).
+_TAG_ATTRIBUTES = ("digest", "media_type", "size", "in_s3")
+_MANIFEST_ATTRIBUTES = ("media_type", "size", "in_s3", "subject")
 # Tags deleted in the same transaction as their manifest's row (DynamoDB allows 100 items).
 _TX_TAGS = 90
+
+# A raw DynamoDB item (attribute name -> typed value) by its (pk, sk).
+RawItems = Mapping[tuple[str, str], dict[str, Any]]
+_M = TypeVar("_M", bound=Model)
 
 
 class StillReferenced(Exception):
@@ -61,6 +69,24 @@ class _Copy:
     size: int
     body: bytes | None  # None when the body is kept in S3
     in_s3: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AlsoRead:
+    """Rows a caller wants read in the same BatchGetItem as a pulled manifest (the pull gate's
+    policy rows): their keys, and the attributes wanted of them (one projection covers every key
+    of a request, so the pull adds its own to these)."""
+
+    keys: tuple[tuple[str, str], ...]
+    attributes: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Pulled:
+    """A pull's read: the manifest (None: not there) and the raw items it read (`AlsoRead`)."""
+
+    manifest: Manifest | None
+    found: RawItems
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,30 +117,40 @@ class ManifestStore:
         return str(row.digest)
 
     def get_by_tag(self, repository: str, tag: str, *, with_body: bool = True) -> Manifest | None:
-        """The manifest a tag points at, from the tag row alone (one GetItem: the row carries a copy
-        written by the same write that moved the tag, so digest and body always belong together).
-        A body kept in S3 is fetched by its digest when `with_body`; a row written before the copy
-        existed falls back to the manifest row."""
-        try:
-            row = TagRow.get(keys.repo_pk(repository), keys.tag_sk(tag))
-        except TagRow.DoesNotExist:
-            return None
+        return self.pull_by_tag(repository, tag, with_body=with_body).manifest
+
+    def get(self, repository: str, digest: str, *, with_body: bool = True) -> Manifest | None:
+        return self.pull(repository, digest, with_body=with_body).manifest
+
+    def pull_by_tag(self, repository: str, tag: str, *, with_body: bool = True, also: AlsoRead | None = None) -> Pulled:
+        """The manifest a tag points at, from the tag row alone (the row carries a copy written by
+        the same write that moved the tag, so digest and body always belong together), and the rows
+        `also` names, in one call. A body kept in S3 is fetched by its digest when `with_body`;
+        without it (HEAD) no body is read at all. A row written before the copy existed falls back
+        to the manifest row."""
+        key = (keys.repo_pk(repository), keys.tag_sk(tag))
+        row, found = _read_with(TagRow, key, _wanted(_TAG_ATTRIBUTES, with_body), also)
+        if row is None:
+            return Pulled(None, found)
         digest = str(row.digest)
         if row.media_type is None:
-            return self.get(repository, digest, with_body=with_body)
-        return Manifest(
+            return Pulled(self.get(repository, digest, with_body=with_body), found)
+        manifest = Manifest(
             digest=digest, media_type=row.media_type, size=int(row.size or 0),
             body=self._body(digest, bool(row.in_s3), row.body, with_body),
         )  # fmt: skip
+        return Pulled(manifest, found)
 
-    def get(self, repository: str, digest: str, *, with_body: bool = True) -> Manifest | None:
-        """The manifest; without `with_body` (HEAD) a body kept in S3 is not fetched."""
-        try:
-            row = ManifestRow.get(keys.repo_pk(repository), keys.manifest_sk(digest))
-        except ManifestRow.DoesNotExist:
-            return None
+    def pull(self, repository: str, digest: str, *, with_body: bool = True, also: AlsoRead | None = None) -> Pulled:
+        """The manifest from its row, and the rows `also` names, in one call (the row itself is
+        among the raw items then); without `with_body` (HEAD) no body is read at all."""
+        key = (keys.repo_pk(repository), keys.manifest_sk(digest))
+        row, found = _read_with(ManifestRow, key, _wanted(_MANIFEST_ATTRIBUTES, with_body), also)
+        if row is None:
+            return Pulled(None, found)
         body = self._body(digest, bool(row.in_s3), row.body, with_body)
-        return Manifest(digest=digest, media_type=row.media_type, size=int(row.size), body=body, subject=row.subject)
+        return Pulled(Manifest(digest=digest, media_type=row.media_type, size=int(row.size), body=body,
+                               subject=row.subject), found)  # fmt: skip
 
     def _body(self, digest: str, in_s3: bool, inline: bytes | None, with_body: bool) -> bytes:
         if not with_body:
@@ -449,6 +485,26 @@ class ManifestStore:
     def _connection() -> Connection:
         """The models' cached connection, so a transaction does not build a new botocore client."""
         return ManifestRow._get_connection().connection
+
+
+def _read_with(model: type[_M], key: tuple[str, str], attributes: list[str],
+               also: AlsoRead | None) -> tuple[_M | None, RawItems]:  # fmt: skip
+    """The item at `key` as a `model` (only `attributes`), and the raw items `also` names, in one
+    call: a GetItem when there is nothing else to read, else one BatchGetItem (strongly consistent,
+    as every batch read here is; the item itself is among the raw items then)."""
+    if also is None or not also.keys:
+        try:
+            return model.get(*key, attributes_to_get=attributes), {}
+        except model.DoesNotExist:
+            return None, {}
+    wanted = list(dict.fromkeys(["pk", "sk", *attributes, *also.attributes]))  # a path may appear once
+    found = {(i["pk"]["S"], i["sk"]["S"]): i for i in batch_get_raw([key, *also.keys], wanted)}
+    own = found.get(key)
+    return (None if own is None else model.from_raw_data(own)), found
+
+
+def _wanted(attributes: tuple[str, ...], with_body: bool) -> list[str]:
+    return [*attributes, "body"] if with_body else list(attributes)
 
 
 def _failed(reason: Any) -> bool:

@@ -28,9 +28,7 @@ def get_manifest(request: HttpRequest) -> Response:
     name, reference = request.params["name"], request.params["reference"]
     tag = None if ":" in reference else reference
 
-    def gate(digest: str) -> None:
-        registry.gate.check(name, digest, tag, lambda: _exempt(request, name))
-
+    gate = registry.gate.pull(name, tag, lambda: _exempt(request, name))
     # In a proxy-cache project the pull goes through to the upstream (services/proxy_cache.py).
     manifest = registry.proxy.get_manifest(
         name, reference, _accepted(request.header("accept")), with_body=request.method == "GET", gate=gate
