@@ -163,8 +163,9 @@ class PullTarget:
 
 @dataclass(frozen=True)
 class GateRead:
-    """Everything a gated pull needs, read in one BatchGetItem: the project's metadata and own
-    allowlist, the artifact, the system allowlist and whether any scanner is enabled."""
+    """Everything a gated pull needs: the project's metadata and own allowlist, the artifact, the
+    system allowlist and whether any scanner is enabled (read with the pulled manifest; `target`
+    None: the artifact's row is gone, or not read yet on a pull by tag)."""
 
     metadata: Mapping[str, str]
     project_allowlist: CveAllowlist

@@ -47,7 +47,7 @@ def system_key() -> tuple[str, str]:
 
 
 def from_raw(item: dict[str, Any] | None) -> CveAllowlist:
-    """The list from a raw BatchGetItem item (the gate's one read), or the empty list."""
+    """The list from a raw BatchGetItem item (read with a pulled manifest), or the empty list."""
     if not item:
         return CveAllowlist()
     row = SystemAllowlistRow.from_raw_data(item)

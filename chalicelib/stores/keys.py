@@ -510,8 +510,8 @@ def secret_pk(secret_id: str) -> str:
 
 # CVE allowlists and the pull gate (`stores/allowlists.py`, `stores/gate.py`): the system list is one
 # item beside the configuration row; a project's own list is on its project row (`cve_allowlist`).
-# A gated manifest pull reads the project row, the artifact row (with its scan summary) and the
-# system list in ONE BatchGetItem.
+# A manifest pull reads the project row, the system list and the scanner registrations in the same
+# BatchGetItem as its tag or manifest row (the manifest row carries the scan summaries).
 SYSTEM_ALLOWLIST_SK = "CVEALLOWLIST"
 
 

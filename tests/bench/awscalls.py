@@ -162,24 +162,19 @@ def _scenarios(http: oci.Http) -> list[tuple[str, str, Scenario]]:
     large = oci.image_manifest(config, layers, {"bench.padding": "x" * 400_000})
     absent = oci.random_blob(16).digest
     _gated_image(http, config, layers)
+    # Manifest pulls: GET and HEAD, by tag and by digest, without and with the pull gate.
+    pulls = [
+        (
+            f"manifest_{method.lower()}_{by}{'_gated' if gated else ''}",
+            f"manifest {method} by {by}{', pull gate on (scanned, allowed)' if gated else ''}",
+            one(method, f"/v2/{GATED if gated else repo}/manifests/{ref}", method, 200, accept),
+        )
+        for gated in (False, True)
+        for method in ("GET", "HEAD")
+        for by, ref in (("tag", "v1"), ("digest", digest))
+    ]
     return [
-        ("manifest_get_tag", "manifest GET by tag", one("GET", f"/v2/{repo}/manifests/v1", "GET", 200, accept)),
-        (
-            "manifest_get_digest",
-            "manifest GET by digest",
-            one("GET", f"/v2/{repo}/manifests/{digest}", "GET", 200, accept),
-        ),
-        ("manifest_head_tag", "manifest HEAD by tag", one("HEAD", f"/v2/{repo}/manifests/v1", "HEAD", 200, accept)),
-        (
-            "manifest_get_tag_gated",
-            "manifest GET by tag, pull gate on (scanned, allowed)",
-            one("GET", f"/v2/{GATED}/manifests/v1", "GET", 200, accept),
-        ),
-        (
-            "manifest_get_digest_gated",
-            "manifest GET by digest, pull gate on (scanned, allowed)",
-            one("GET", f"/v2/{GATED}/manifests/{digest}", "GET", 200, accept),
-        ),
+        *pulls,
         (
             "security_summary",
             "security hub summary, with dangerous CVEs and artifacts",

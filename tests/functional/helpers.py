@@ -10,7 +10,7 @@ import hashlib
 import json
 import os
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -328,20 +328,34 @@ def dynamodb_calls(thread_name: str | None = None) -> Iterator[list[str]]:
     """The DynamoDB operations this thread makes inside the block: what a request costs (an event
     subscriber's writes on its worker thread are not counted). With `thread_name`, those of the
     threads whose name contains it instead (a server's request threads)."""
+    calls: list[str] = []
+    with _dynamodb_spy(thread_name, lambda operation, _params: calls.append(operation)):
+        yield calls
+
+
+@contextmanager
+def dynamodb_requests(thread_name: str | None = None) -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """As `dynamodb_calls`, with each call's parameters: (operation, parameters)."""
+    requests: list[tuple[str, dict[str, Any]]] = []
+    with _dynamodb_spy(thread_name, lambda operation, params: requests.append((operation, params))):
+        yield requests
+
+
+@contextmanager
+def _dynamodb_spy(thread_name: str | None, record: Callable[[str, dict[str, Any]], None]) -> Iterator[None]:
     from botocore.client import BaseClient
 
-    calls: list[str] = []
     original = BaseClient._make_api_call
     me = threading.get_ident()
 
     def counted(client: Any, operation: str, params: Any) -> Any:
         mine = threading.get_ident() == me if thread_name is None else thread_name in threading.current_thread().name
         if client.meta.service_model.service_name == "dynamodb" and mine:
-            calls.append(operation)
+            record(operation, params)
         return original(client, operation, params)
 
     BaseClient._make_api_call = counted  # type: ignore[method-assign]
     try:
-        yield calls
+        yield
     finally:
         BaseClient._make_api_call = original  # type: ignore[method-assign]

@@ -1,5 +1,6 @@
 """What a push costs in DynamoDB calls, pinned: the close of a blob upload (PUT ?digest=) and a
-manifest PUT, on the Lambda path and through the upload relay, with and without a storage limit.
+manifest PUT, on the Lambda path and through the upload relay, with and without a storage limit;
+and what a manifest pull (GET and HEAD, by tag and by digest) costs with the pull gate off and on.
 
 A push's time locally is mostly moto's CPU per call, and on AWS each call is a round trip: a change
 that adds one to these paths should fail here and say so. The sequences are exact on purpose; what
@@ -15,7 +16,18 @@ import pytest
 import requests
 
 from tests.functional import test_relay
-from tests.functional.helpers import MIB, Registry, descriptor, digest_of, dynamodb_calls, image_manifest, random_bytes
+from tests.functional.helpers import (
+    MIB,
+    OCI_MANIFEST,
+    Registry,
+    descriptor,
+    digest_of,
+    dynamodb_calls,
+    dynamodb_requests,
+    image_manifest,
+    random_bytes,
+)
+from tests.functional.scanning.gate_support import create_project, register_scanner, write_summary
 from tests.functional.test_relay import PART
 
 relay = test_relay.relay  # the relay module's fixture: its server beside the app, parts of PART bytes
@@ -45,6 +57,14 @@ MANIFEST_PUT = [
     "BatchGetItem",  # GC protection of the referenced blobs
     "TransactWriteItems",  # manifest row, tag, repository
 ]
+
+# A manifest pull, GET or HEAD, by tag or by digest: the tag row (its copy of the manifest) or the
+# manifest row, read with the pull gate's policy rows (project, system CVE allowlist, scanner
+# registrations) in one call.
+PULL = ["BatchGetItem"]
+# With the project's vulnerability policy on, a pull by tag also reads the manifest row's scan
+# summaries (the tag row's copy has none); a pull by digest has read them with the manifest row.
+GATED_PULL_BY_TAG = [*PULL, "GetItem"]
 
 
 def relay_calls() -> Any:
@@ -161,3 +181,32 @@ def test_a_manifest_put(registry, limited):
     assert response.status_code == 201, response.get_data()[:300]
     # With a limit, the manifest's own charge is followed by the quota warning's usage read.
     assert calls == ([*MANIFEST_PUT[:4], "GetItem", *MANIFEST_PUT[4:]] if limited else MANIFEST_PUT)
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+@pytest.mark.parametrize("gate", ["off", "on"])
+def test_a_manifest_pull(registry, clock, gate, method):
+    project = "costgated" if gate == "on" else "costopen"
+    register_scanner()
+    create_project(registry, project, **({"prevent_vul": "true", "severity": "high"} if gate == "on" else {}))
+    repo = f"{project}/app"
+    digest, body = registry.push_image(repo, "v1")
+    write_summary(repo, digest, "Success", [("CVE-2024-1", "Low")])  # below the threshold: allowed
+    client = _with_token(registry, repo)
+    for ref, expected in (("v1", GATED_PULL_BY_TAG if gate == "on" else PULL), (digest, PULL)):
+        with clock.frozen(), dynamodb_requests() as requests:
+            response = client.request(method, f"/v2/{repo}/manifests/{ref}", headers={"Accept": OCI_MANIFEST})
+        assert response.status_code == 200, response.get_data()[:300]
+        assert [operation for operation, _ in requests] == expected, ref
+        # Every read is projected, and only a GET reads the inline body (with the tag or manifest row).
+        projected = [_projection(params) for _, params in requests]
+        assert all(projected) and ("body" in projected[0]) == (method == "GET")
+        assert all("body" not in attributes for attributes in projected[1:])
+        assert response.get_data() == (body if method == "GET" else b"")
+        assert response.headers["Docker-Content-Digest"] == digest
+
+
+def _projection(params: dict[str, Any]) -> set[str]:
+    """The attribute names a GetItem or BatchGetItem projects to (empty: whole items)."""
+    request = next(iter(params["RequestItems"].values())) if "RequestItems" in params else params
+    return set(request.get("ExpressionAttributeNames", {}).values())
