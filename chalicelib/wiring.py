@@ -113,6 +113,12 @@ class Services:
 
 
 def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
+    return _s3_client(settings.aws_region, endpoint_url, max(10, settings.server_threads * 2))
+
+
+@lru_cache(maxsize=8)
+def _s3_client(region: str, endpoint_url: str | None, pool: int) -> S3Client:
+    """One client per (region, endpoint, pool size), kept across rebuilt wirings (see `_aws_client`)."""
     import boto3
     from botocore.config import Config
 
@@ -123,14 +129,24 @@ def s3_client(settings: Settings, endpoint_url: str | None) -> S3Client:
         # Requests carry their own SHA-256 checksum where it matters (and go over TLS on AWS), so
         # SigV4 need not hash every payload a second time.
         s3={"addressing_style": addressing, "payload_signing_enabled": False},  # type: ignore[arg-type]
-        max_pool_connections=max(10, settings.server_threads * 2),
+        max_pool_connections=pool,
         retries={"mode": "standard", "max_attempts": 4},
         # The registry sends its own SHA-256 where it matters; skip botocore's extra CRC pass.
         request_checksum_calculation="when_required",
     )
-    return boto3.session.Session().client(
-        "s3", region_name=settings.aws_region, endpoint_url=endpoint_url, config=config
-    )
+    return boto3.session.Session().client("s3", region_name=region, endpoint_url=endpoint_url, config=config)
+
+
+@lru_cache(maxsize=16)
+def _aws_client(service: str, region: str, endpoint_url: str | None) -> Any:
+    """A boto3 client, built once per (service, region, endpoint) and process.
+
+    botocore clients are thread-safe and cost tens of milliseconds to build; the services are
+    rebuilt whenever settings change (tests do it between cases), the clients need not be.
+    """
+    import boto3
+
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint_url)  # type: ignore[call-overload]
 
 
 def object_store(settings: Settings, clock: Clock = system_clock) -> ObjectStore:
@@ -146,30 +162,22 @@ def object_store(settings: Settings, clock: Clock = system_clock) -> ObjectStore
 
 def _event_publisher(settings: Settings) -> EventBridgePublisher | None:
     """EventBridge on AWS; None (the in-process worker) locally."""
-    import boto3
-
     from chalicelib.stores.eventbus import EventBridgePublisher
 
     if not settings.event_bus_name:
         return None
 
     def client() -> Any:
-        return boto3.session.Session().client(
-            "events", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-        )
+        return _aws_client("events", settings.aws_region, settings.aws_endpoint_url)
 
     return EventBridgePublisher(client, settings.event_bus_name)
 
 
 def _job_runner(settings: Settings) -> StepFunctionsRunner:
-    import boto3
-
     from chalicelib.stores.jobs import StepFunctionsRunner
 
     def client() -> Any:
-        return boto3.session.Session().client(
-            "stepfunctions", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-        )
+        return _aws_client("stepfunctions", settings.aws_region, settings.aws_endpoint_url)
 
     machines = {"GARBAGE_COLLECTION": settings.gc_state_machine_arn} if settings.gc_state_machine_arn else {}
     if settings.retention_state_machine_arn:
@@ -260,14 +268,10 @@ def secret_store(settings: Settings, clock: Clock = system_clock) -> SecretStore
 
         key = base64.b64decode(settings.local_secret_key_file.read_text().strip())
         return LocalSecretStore(key, clock)
-    import boto3
-
     from chalicelib.stores.secrets import SecretsManagerStore
 
     def client() -> Any:
-        return boto3.session.Session().client(
-            "secretsmanager", region_name=settings.aws_region, endpoint_url=settings.aws_endpoint_url
-        )
+        return _aws_client("secretsmanager", settings.aws_region, settings.aws_endpoint_url)
 
     return SecretsManagerStore(client, settings.secrets_prefix)
 

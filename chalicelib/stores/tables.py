@@ -6,6 +6,7 @@ wiring time (not at import), so nothing here touches AWS or reads the environmen
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import botocore.loaders
@@ -21,6 +22,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UnicodeSetAttribute,
 )
+from pynamodb.connection.table import TableConnection
 from pynamodb.exceptions import DeleteError, TransactWriteError
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
@@ -41,6 +43,15 @@ class _Base(Model):
 
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
+
+    @classmethod
+    def _get_connection(cls) -> TableConnection:
+        """PynamoDB's connection for this model, carrying the one client all models share."""
+        connection = super()._get_connection()
+        inner = connection.connection
+        if inner._client is None:
+            inner._client = _shared_client(inner)
+        return connection
 
 
 class BlobRow(_Base):
@@ -659,6 +670,24 @@ def bind(table_name: str, region: str, host: str | None) -> None:
 
 
 _loader: list[botocore.loaders.Loader] = []
+_clients: dict[tuple[str, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(connection: pynamodb_connection.Connection) -> Any:
+    """One botocore client per (region, endpoint) for every model and thread.
+
+    PynamoDB builds a client per model class, each with a botocore session of its own (~15-40 ms
+    together): a cold Lambda paid that for every model its first request touched, and each rebind
+    paid it again. botocore clients are thread-safe and the models' connection settings are the
+    same (`_Base.Meta`), so the first client built for an endpoint serves them all.
+    """
+    key = (connection.region, connection.host)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = connection.client  # built by PynamoDB, with its settings
+        return client
 
 
 def _shared_session(env_vars: Any = None) -> botocore.session.Session:
