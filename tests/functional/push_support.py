@@ -77,7 +77,8 @@ class Served:
         self.faults = Faults(app)
         self._server = make_server("127.0.0.1", 0, self.faults, threaded=True)
         self.host = f"127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # Polled every 50 ms: shutdown() waits for the loop's next poll (0.5 s by default).
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def close(self) -> None:

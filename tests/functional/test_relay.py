@@ -47,7 +47,8 @@ class Relay:
                     raise
                 time.sleep(0.2)
         self.port = self.httpd.server_port
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        # Polled every 50 ms: shutdown() waits for the loop's next poll (0.5 s by default).
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
 
     def stop(self) -> None:
         self.httpd.shutdown()
