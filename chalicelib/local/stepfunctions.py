@@ -13,6 +13,11 @@ error, as on AWS.
 before the execution's thread has built its environment, and silently ignores a stop that arrives
 before the program's first state is set. On AWS a StopExecution of a running execution always
 aborts it; `_stop` waits for the program to start (it does within milliseconds) and then stops it.
+It also remembers which definitions moto's `StepFunctionsParserBackend._validate_definition` has
+accepted: moto parses a definition with its ANTLR grammar in pure Python (tens of milliseconds per
+machine) on every CreateStateMachine and UpdateStateMachine, and the registry creates the same
+eight machines whenever it starts (the in-process tests: for every fresh mock). Validation is a
+pure function of the text; a definition that fails is checked again each time.
 
 On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubstitutions in
 `infra/resources.json`); here they become moto Lambda ARNs named after the handlers.
@@ -71,6 +76,25 @@ def _invoke(self: Any, function_name: str, *args: Any) -> bytes:
         return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
 
 
+_VALIDATED: set[str] = set()
+
+
+def _validate_definitions_once() -> None:
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend  # noqa: PLC0415 (see above)
+
+    validate = StepFunctionsParserBackend._validate_definition
+    if getattr(validate, "remembers", False):
+        return
+
+    def validate_once(definition: str) -> None:
+        if definition not in _VALIDATED:
+            validate(definition=definition)  # raises InvalidDefinition, which is not remembered
+            _VALIDATED.add(definition)
+
+    validate_once.remembers = True  # type: ignore[attr-defined]
+    StepFunctionsParserBackend._validate_definition = staticmethod(validate_once)  # type: ignore[method-assign]
+
+
 # How long StopExecution waits for a just-started execution's program to begin; it takes
 # milliseconds, so reaching this means the interpreter thread died before its first state.
 STOP_WAIT_SECONDS = 10.0
@@ -105,6 +129,7 @@ def create_state_machines(client: Any, region: str) -> dict[str, str]:
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
 
     ExecutionWorker.stop = _stop  # type: ignore[method-assign]
+    _validate_definitions_once()
     role = f"arn:aws:iam::{ACCOUNT}:role/registry-jobs"
     existing = {m["name"]: m["stateMachineArn"] for m in client.list_state_machines().get("stateMachines", [])}
     for stem in dict.fromkeys(MACHINES.values()):
