@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.functional.conftest import LiveRegistry, _scan
+from tests.functional.conftest import LiveRegistry, table_items
 
 API = "/api/v2.0"
 PROJECT = "hostile"
@@ -268,8 +268,8 @@ def _state(registry: LiveRegistry) -> list[str]:
     from chalicelib import wiring
 
     wiring.services().events.drain()
-    rows = (item for item in _scan() if not item["pk"]["S"].startswith("COUNTER#"))
-    return sorted(json.dumps(item, sort_keys=True, default=bytes.hex) for item in rows)
+    rows = (item for item in table_items() if not item["pk"]["S"].startswith("COUNTER#"))
+    return sorted(json.dumps(item, sort_keys=True) for item in rows)
 
 
 def _mutations(template: Any, at: tuple[Any, ...] = ()) -> Iterator[tuple[str, Any]]:
