@@ -343,10 +343,12 @@ _housekeeping_stop = threading.Event()
 def _start_job_engine(emulator: Any, settings: Settings) -> threading.Thread:
     """moto executes the state machines of `infra/statemachines/`, its Lambda Tasks dispatched to the
     registry's handlers (chalicelib/local/stepfunctions.py). Created on a thread (loading moto's
-    interpreter takes seconds); joined before the server accepts requests."""
+    interpreter takes seconds) while the server starts and serves; a job started before the
+    machines exist waits for them."""
     from chalicelib.local import stepfunctions  # noqa: PLC0415
 
     stepfunctions.install()
+    stepfunctions.hold_starts_until_created()
     arns = stepfunctions.machine_arns(settings.aws_region)
     os.environ.setdefault("REGISTRY_GC_STATE_MACHINE_ARN", arns["GARBAGE_COLLECTION"])
     os.environ.setdefault("REGISTRY_RETENTION_STATE_MACHINE_ARN", arns["RETENTION"])
@@ -470,11 +472,7 @@ def main() -> int:  # noqa: PLR0915 (the runner's start and stop steps, in order
     settings = get_settings()
 
     server = _build_server(settings, files)
-    engine.join()
     stop_scanner = scanner.register() if scanner is not None else _no_relay
-    scheduler = _start_scheduler(settings)
-    _resume_webhooks()
-    housekeeping = _start_housekeeping(persistence, files, settings.snapshot_interval_seconds)
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     print(
@@ -487,6 +485,10 @@ def main() -> int:  # noqa: PLR0915 (the runner's start and stop steps, in order
               "to choose it)", flush=True)  # fmt: skip
     serving = threading.Thread(target=server.run, name="waitress", daemon=True)
     serving.start()
+    engine.join()  # what starts jobs comes after the machines exist
+    scheduler = _start_scheduler(settings)
+    _resume_webhooks()
+    housekeeping = _start_housekeeping(persistence, files, settings.snapshot_interval_seconds)
     try:
         while not _stop_reason and serving.is_alive():
             time.sleep(0.2)

@@ -17,7 +17,12 @@ It also remembers which definitions moto's `StepFunctionsParserBackend._validate
 accepted: moto parses a definition with its ANTLR grammar in pure Python (tens of milliseconds per
 machine) on every CreateStateMachine and UpdateStateMachine, and the registry creates the same
 eight machines whenever it starts (the in-process tests: for every fresh mock). Validation is a
-pure function of the text; a definition that fails is checked again each time.
+pure function of the text; a definition that fails is checked again each time. And the package
+`moto.batch` is imported without its `__init__` (`_defer_batch_models`), which the interpreter
+would otherwise run to reach one enum, importing all of `moto.ec2` for it (~1 s of every start).
+
+The local runner serves while the machines are being created: `hold_starts_until_created` makes
+a StartExecution that arrives before they exist wait for them.
 
 On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubstitutions in
 `infra/resources.json`); here they become moto Lambda ARNs named after the handlers.
@@ -25,7 +30,11 @@ On AWS, CloudFormation fills the `${<Function>Arn}` placeholders (DefinitionSubs
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import json
+import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -76,6 +85,28 @@ def _invoke(self: Any, function_name: str, *args: Any) -> bytes:
         return json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}).encode()
 
 
+def _defer_batch_models() -> None:
+    """Import the package `moto.batch` without running its `__init__`, which imports its models and
+    with them all of `moto.ec2` (~1 s): the interpreter needs only `moto.batch.utils`. The package's
+    `__init__` re-exports `batch_backends` alone; the module built here loads the models the first
+    time an attribute of the package is asked for, so anything that does use them gets them."""
+    import moto  # noqa: PLC0415
+
+    if "moto.batch" in sys.modules:
+        return
+    spec = importlib.util.find_spec("moto.batch")
+    if spec is None or spec.submodule_search_locations is None:
+        return
+
+    def load(name: str) -> Any:
+        return getattr(importlib.import_module("moto.batch.models"), name)
+
+    package = importlib.util.module_from_spec(spec)
+    package.__getattr__ = load  # type: ignore[method-assign]  # PEP 562: asked only for what is not set
+    sys.modules["moto.batch"] = package
+    moto.batch = package  # as the import system binds a loaded submodule
+
+
 _VALIDATED: set[str] = set()
 
 
@@ -115,6 +146,30 @@ def install() -> None:
     LambdaSimpleBackend.invoke = _invoke  # type: ignore[method-assign,assignment]
 
 
+# Set once `create_state_machines` has created every machine (see `hold_starts_until_created`).
+CREATED = threading.Event()
+# How long a StartExecution waits for the machines; they take a few seconds when the runner starts.
+CREATE_WAIT_SECONDS = 120.0
+
+
+def hold_starts_until_created() -> None:
+    """Make StartExecution wait until the machines exist, so that the local runner can serve while
+    they are being created (a job started meanwhile starts once they are, instead of failing with
+    StateMachineDoesNotExist). Every other Step Functions call answers at once."""
+    from moto.stepfunctions.responses import StepFunctionResponse  # noqa: PLC0415
+
+    start = StepFunctionResponse.start_execution
+    if getattr(start, "holds", False):
+        return
+
+    def start_execution(self: StepFunctionResponse) -> Any:
+        CREATED.wait(CREATE_WAIT_SECONDS)  # past it, moto answers as it would (the machine is missing)
+        return start(self)
+
+    start_execution.holds = True  # type: ignore[attr-defined]
+    StepFunctionResponse.start_execution = start_execution  # type: ignore[method-assign]
+
+
 def machine_arns(region: str) -> dict[str, str]:
     """Job kind -> the ARN its local state machine has (known before it is created)."""
     return {v: f"arn:aws:states:{region}:{ACCOUNT}:stateMachine:registry-{stem}" for v, stem in MACHINES.items()}
@@ -126,6 +181,7 @@ def create_state_machines(client: Any, region: str) -> dict[str, str]:
     The first call loads moto's ASL interpreter (~2 s), so the local runner does this on a thread
     while it restores its state."""
     # Here rather than in `install`: importing the interpreter takes ~1 s, and this runs on a thread.
+    _defer_batch_models()
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker  # noqa: PLC0415
 
     ExecutionWorker.stop = _stop  # type: ignore[method-assign]
@@ -139,4 +195,5 @@ def create_state_machines(client: Any, region: str) -> dict[str, str]:
             client.update_state_machine(stateMachineArn=existing[name], definition=text)
         else:
             client.create_state_machine(name=name, definition=text, roleArn=role)
+    CREATED.set()
     return machine_arns(region)

@@ -73,7 +73,11 @@ def test_a_webhook_delivery_survives_a_restart(tmp_path: Path) -> None:
 
         second = RegistryServer(data, tmp_path / "server-2.log", password=first.password, **env).start()
         try:
-            assert "resumed 1 interrupted webhook deliveries" in second.log_text(second.started_at_offset)
+            # Resumed once the job engine is up, which may be just after the server answers.
+            _wait(
+                "the resume",
+                lambda: "resumed 1 interrupted webhook deliveries" in second.log_text(second.started_at_offset),
+            )
             executions = f"{API}/projects/library/webhook/policies/{policy_id}/executions"
 
             def ended() -> dict[str, Any] | None:
