@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from .support import find_harness, free_port
+from .support import find_harness, free_port, proc_stat
 
 DIST_BIN = "/usr/bin/docker-registry"
 
@@ -140,11 +140,8 @@ def _wait_gone(pid: int, timeout: float = 10.0) -> None:
     init reaps it, when it gets to it: a zombie counts as gone."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return
-        if state in ("Z", "X"):
+        fields = proc_stat(pid)
+        if fields is None or fields[0] in ("Z", "X"):
             return
         time.sleep(0.01)
 

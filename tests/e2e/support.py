@@ -151,18 +151,23 @@ def require_tool(name: str) -> str:
 # The server, started exactly like a developer does: `make serve`.
 
 
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of `/proc/<pid>/stat` after the command name (state, ppid, pgrp, ...); None when
+    there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _pgrp_members(pgid: int) -> list[int]:
     members = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        # fields: state ppid pgrp ...; a zombie no longer counts as running code
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        fields = proc_stat(int(entry.name))
+        # a zombie no longer counts as running code
+        if fields is not None and int(fields[2]) == pgid and fields[0] != "Z":
             members.append(int(entry.name))
     return members
 
@@ -696,7 +701,8 @@ class ProcessUsage:
         return self._status("VmHWM")
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = proc_stat(self.pid)
+        assert fields is not None, f"process {self.pid} is gone"
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
