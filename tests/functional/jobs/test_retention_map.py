@@ -107,14 +107,16 @@ def test_repositories_run_in_parallel_each_task_with_its_own_counts(
     sizes = {"r1": 3, "r2": 2, "r3": 1, "r4": 4}
     pushed = {repo: _push(ret, repo, n) for repo, n in sizes.items()}
     seen = _announced(ret)
-    lock, running, peak = threading.Lock(), [0], [0]
+    started, running, peak = threading.Condition(), [0], [0]
 
     def slow(repository: str) -> None:
-        with lock:
+        with started:
             running[0] += 1
             peak[0] = max(peak[0], running[0])
-        time.sleep(0.5)
-        with lock:
+            started.notify_all()
+            # Held until three run at once, however slowly a loaded machine starts them: a fixed
+            # sleep let two finish before the third began. A Map running fewer waits out the bound.
+            started.wait_for(lambda: peak[0] >= 3, timeout=30)
             running[0] -= 1
 
     _wrap_items(monkeypatch, slow)
