@@ -54,15 +54,8 @@ in-process tests, which thereby run what it runs.
    answer with the first `SET` applied and not the second (a job seen `Success` without the counts
    the same UpdateItem wrote). DynamoDB answers with the item before or after the whole update. The
    wrapper reads under the lock and answers with a copy.
-8. `UpdateExpressionParser.make` (replaced by the memo `_parsed_update`). An UpdateItem's
-   expression is tokenised and parsed twice, by the handler (to list the names and values it
-   uses) and by the backend (to validate and apply it), ~0.4 ms each: a third of the call, and
-   the store's expressions are a few dozen strings (placeholders, never values). The parse is a
-   pure function of the string, so each string is parsed once and its tree shared. Sharing is
-   safe because no caller changes the tree: the handler only reads it (`find_clauses`), and the
-   backend hands it to `UpdateExpressionValidator`, which deep-copies it before resolving names
-   and values into it (the copy is what is normalised and executed). An expression that does
-   not parse raises every time (a failed call is not remembered).
+8. Update expressions: parsed once per string, validated in time linear in their size
+   (`moto_expressions.py`, installed by `apply`).
 """
 
 from __future__ import annotations
@@ -93,8 +86,9 @@ from moto.dynamodb.exceptions import (
 from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
-from moto.dynamodb.parsing.expressions import UpdateExpressionParser  # type: ignore[attr-defined]
 from moto.dynamodb.responses import DynamoResult
+
+from chalicelib.local import moto_expressions
 
 CHECKED_MOTO_VERSION = "5.2.5"
 WRITE_LOCK = threading.RLock()
@@ -265,14 +259,6 @@ def json_default(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 
-_parse_update = UpdateExpressionParser.make
-
-
-@functools.lru_cache(maxsize=1024)
-def _parsed_update(expression: str) -> Any:
-    return _parse_update(expression)
-
-
 @functools.cache
 def _method_names(clazz: type) -> list[str]:
     return [name for name, _ in inspect.getmembers(clazz, predicate=inspect.isfunction)]
@@ -401,8 +387,8 @@ def check_version(installed: str | None = None) -> None:
     if installed != CHECKED_MOTO_VERSION:
         raise UncheckedMotoVersion(
             f"moto {installed} is installed, but the local runner's fixes to moto internals "
-            f"(chalicelib/local/moto_patches.py, persistence.py, stepfunctions.py) were checked against "
-            f"moto {CHECKED_MOTO_VERSION} only. Install that release (`make install`, or "
+            f"(chalicelib/local/moto_patches.py, moto_expressions.py, persistence.py, stepfunctions.py) "
+            f"were checked against moto {CHECKED_MOTO_VERSION} only. Install that release (`make install`, or "
             f"`pip install 'moto[dynamodb,stepfunctions]=={CHECKED_MOTO_VERSION}'`), or check every patch "
             f"against {installed} and move the pin in requirements-dev.txt and CHECKED_MOTO_VERSION together."
         )
@@ -426,4 +412,4 @@ def apply() -> None:
     Table.get_item = _inserting_nothing(Table.get_item)  # type: ignore[method-assign]
     Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
     Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]
-    UpdateExpressionParser.make = staticmethod(_parsed_update)
+    moto_expressions.install()

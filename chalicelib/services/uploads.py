@@ -541,13 +541,11 @@ class _StreamWriter:
         if self._number > _MAX_PART_NUMBER:
             raise BlobUploadInvalid("too many chunks in one upload; send larger chunks")
         self._await_part()
-        data_key = _data_key(self._state.id)
-        if self._state.multipart_id is None:
-            self._state = replace(self._state, multipart_id=self._objects.start_multipart(data_key))
+        multipart_id = self._multipart_id()
         if self._writer is None:
             self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer")
         write = self._writer.submit(
-            self._objects.upload_part, data_key, str(self._state.multipart_id), self._number, self._buffer
+            self._objects.upload_part, _data_key(self._state.id), multipart_id, self._number, self._buffer
         )
         hash_state = self._hasher.state() if self._hasher is not None else None
         self._inflight = (write, self._number, len(self._buffer), self._fresh, hash_state)
@@ -595,8 +593,13 @@ class _StreamWriter:
             self._folded = []
 
     def _stage_tail(self) -> None:
-        """Stage the bytes after the last part, as the Lambda path stages a small chunk."""
+        """Keep the bytes after the last part: as one more part when the store takes a part that
+        small in the middle of an upload (the file store takes any size; S3 from 5 MiB), so the
+        closing PUT has nothing left to copy; else staged, as the Lambda path stages a small chunk."""
         if not self._fresh:
+            return
+        if len(self._buffer) >= max(1, self._objects.min_part_bytes) and self._number < self._reserved_end:
+            self._write_last_part()
             return
         state = self._state
         tail = memoryview(self._buffer)[len(self._buffer) - self._fresh :]
@@ -608,6 +611,28 @@ class _StreamWriter:
             pending=[*state.pending, Chunk(key, self._fresh)],
             hash_state=self._hasher.state() if self._hasher is not None else None,
         )
+
+    def _write_last_part(self) -> None:
+        """The whole buffer (carried chunks and new bytes) as the next reserved part, in this
+        thread: the request's commit follows at once, so no checkpoint."""
+        etag = self._objects.upload_part(_data_key(self._state.id), self._multipart_id(), self._number, self._buffer)
+        state = self._state
+        self._state = replace(
+            state,
+            offset=state.offset + self._fresh,
+            parts=[*state.parts, Part(self._number, etag, len(self._buffer))],
+            pending=[],
+            hash_state=self._hasher.state() if self._hasher is not None else None,
+        )
+        self._number += 1
+        self._folded, self._carried = self._folded + self._carried, []
+
+    def _multipart_id(self) -> str:
+        """The session's multipart upload, started on its first part."""
+        if self._state.multipart_id is None:
+            started = self._objects.start_multipart(_data_key(self._state.id))
+            self._state = replace(self._state, multipart_id=started)
+        return str(self._state.multipart_id)
 
 
 def _resume_hasher(upload: Upload) -> ResumableHash | None:

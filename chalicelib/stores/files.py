@@ -190,6 +190,9 @@ class DownloadRefused(Exception):
 class FileObjectStore:
     """`ObjectStore` over a directory; thread-safe through atomic renames (no locks)."""
 
+    # Parts are appended to one data file in whatever sizes they come.
+    min_part_bytes = 0
+
     def __init__(self, root: Path, *, sync: bool = True, clock: Clock = system_clock) -> None:
         self.root = root
         self._clock = clock

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from chalicelib.config import S3_MIN_PART_BYTES
 from chalicelib.errors import BlobUploadUnknown, DigestInvalid
 
 if TYPE_CHECKING:
@@ -28,7 +29,13 @@ class ObjectStore(Protocol):
     `put`'s `sha256_hex` is the caller's digest of exactly `data`, computed in this process from
     those bytes (the upload service has verified it against the client's digest by then). S3
     checks it again on arrival, because the bytes cross a network; the local file store, where
-    they do not, writes them without a second pass."""
+    they do not, writes them without a second pass.
+
+    `min_part_bytes`: the smallest a multipart part other than the last may be (S3 refuses to
+    complete an upload with a smaller one before its end), so the upload service knows whether the
+    bytes a request leaves after its last full part can be a part of their own or must be staged."""
+
+    min_part_bytes: int
 
     def put(self, key: str, data: bytes, *, sha256_hex: str | None = None) -> None: ...
     def get(self, key: str) -> bytes: ...
@@ -63,6 +70,8 @@ class StoredObject:
 
 class S3ObjectStore:
     """Thin, typed wrapper over one bucket; boto3 errors become registry errors here."""
+
+    min_part_bytes = S3_MIN_PART_BYTES
 
     def __init__(self, client: S3Client, bucket: str, presign_client: S3Client | None = None) -> None:
         self._s3 = client

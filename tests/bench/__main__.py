@@ -322,7 +322,7 @@ def print_summary(summary: dict[str, Any]) -> list[str]:
         print(f"\n[2b] CPU per DynamoDB call on moto (ms, direct / botocore), load {d['loadavg_start']}")
         for op, direct_path in d["per_call_cpu"]["direct"].items():
             botocore_path = d["per_call_cpu"]["botocore"][op]
-            print(f"    {op:<12}{direct_path['median_ms']:>8.3f}{botocore_path['median_ms']:>8.3f}")
+            print(f"    {op:<20}{direct_path['median_ms']:>8.3f}{botocore_path['median_ms']:>8.3f}")
     if "import" in sections:
         i = sections["import"]
         ok = i["meets_target"]

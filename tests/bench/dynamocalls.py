@@ -2,8 +2,9 @@
 
 Run as `python -m tests.bench.dynamocalls [--calls N] [--json FILE]`. On moto's mock with
 `moto_patches` applied (as `make serve` and the functional tests run it), the same loop of PutItem,
-GetItem, UpdateItem and Query calls (the shapes the registry's stores make: a dozen attributes, a
-binary one, a conditional write, an ADD/SET update, a one-partition Query of 20 items) runs once
+GetItem, UpdateItem, Query and TransactWriteItems calls (the shapes the registry's stores make: a
+dozen attributes, a binary one, a conditional write, an ADD/SET update, a one-partition Query of 20
+items, the manifest PUT's two-row transaction with an 18-action update) runs once
 through `local/direct.py` and once through botocore's pipeline. Per call: process CPU
 (`time.process_time`, so other processes on a shared machine count little) divided by the calls;
 the median of `--rounds` rounds is reported, with the load average.
@@ -23,7 +24,9 @@ from tests.bench.common import report
 
 TABLE = "bench-dynamocalls"
 REGION = "us-east-1"
-OPERATIONS = ("PutItem", "GetItem", "UpdateItem", "Query")
+OPERATIONS = ("PutItem", "GetItem", "UpdateItem", "Query", "TransactWriteItems")
+# The manifest PUT's transaction: the manifest row's update (18 actions) and the repository row's.
+_MANIFEST_ACTIONS = 18
 
 
 def _key(pk: str, sk: str) -> dict[str, Any]:
@@ -62,12 +65,30 @@ def _calls(client: Any, n: int) -> dict[str, Callable[[int], Any]]:
             ExpressionAttributeValues={":one": {"N": "1"}, ":t": {"N": str(i)}, ":z": {"N": "0"}},
             ReturnValues="ALL_NEW",
         ),
+        "TransactWriteItems": lambda i: client.transact_write_items(TransactItems=_manifest_transaction(i)),
         "Query": lambda i: client.query(
             TableName=TABLE, KeyConditionExpression="pk = :p AND begins_with(sk, :a)",
             ExpressionAttributeValues={":p": {"S": "bench#repo"}, ":a": {"S": "artifact#"}}, Limit=20,
             ExclusiveStartKey=_key("bench#repo", f"artifact#{(i * 20) % max(n - 20, 1):06d}"),
         ),
     }  # fmt: skip
+
+
+def _manifest_transaction(i: int) -> list[dict[str, Any]]:
+    names = {f"#a{k}": f"attr{k}" for k in range(_MANIFEST_ACTIONS)}
+    values: dict[str, Any] = {f":v{k}": {"S": f"value{k}-{i}"} for k in range(_MANIFEST_ACTIONS - 1)}
+    values[":one"] = {"N": "1"}
+    sets = ", ".join(f"#a{k} = :v{k}" for k in range(_MANIFEST_ACTIONS - 2))
+    last = _MANIFEST_ACTIONS - 2
+    expression = f"SET {sets}, #a{last} = if_not_exists(#a{last}, :v{last}) ADD #a{last + 1} :one"
+    return [
+        {"Update": {"TableName": TABLE, "Key": _key(f"bench#tx{i}", "manifest"), "UpdateExpression": expression,
+                    "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}},
+        {"Update": {"TableName": TABLE, "Key": _key("bench#repos", f"repo{i}"),
+                    "UpdateExpression": "SET #p = :p, #c = if_not_exists(#c, :c), #u = :c",
+                    "ExpressionAttributeNames": {"#p": "project", "#c": "created_at", "#u": "updated_at"},
+                    "ExpressionAttributeValues": {":p": {"S": "library"}, ":c": {"N": str(i)}}}},
+    ]  # fmt: skip
 
 
 def _per_call_ms(call: Callable[[int], Any], n: int) -> float:
@@ -114,10 +135,10 @@ def measure(calls: int, rounds: int) -> dict[str, Any]:
 def print_table(result: dict[str, Any]) -> None:
     print(f"CPU per call (ms, median of {result['rounds']} rounds of {result['calls_per_round']} calls), "
           f"load {result['loadavg_start']} -> {result['loadavg_end']}")  # fmt: skip
-    print(f"{'operation':<12}{'direct':>10}{'botocore':>10}")
+    print(f"{'operation':<20}{'direct':>10}{'botocore':>10}")
     for op in OPERATIONS:
         row = [result["per_call_cpu"][p][op]["median_ms"] for p in ("direct", "botocore")]
-        print(f"{op:<12}{row[0]:>10.3f}{row[1]:>10.3f}")
+        print(f"{op:<20}{row[0]:>10.3f}{row[1]:>10.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -148,6 +148,29 @@ def test_one_put_with_the_whole_body_and_extra_query(relay, registry):
     assert relay.nothing_staged()
 
 
+def test_a_tail_s3_takes_as_a_part_is_not_staged(relay, registry):
+    """The bytes a body leaves after its last full part become a part of their own when S3 takes
+    a part that size before the end (5 MiB): the closing PUT then has nothing to copy. A smaller
+    tail is staged as before, and both kinds make one byte-exact blob."""
+    registry.configure(part_size_bytes=8 * MIB)
+    data = random_bytes(14 * MIB + 5)
+    location = relay.session()
+    first = requests.patch(location, data=_blocks(data[: 14 * MIB]), timeout=60)
+    assert first.status_code == 202, first.text
+    assert registry.object_keys("uploads/") == []
+    [upload] = registry.multipart_uploads()
+    listed = registry.s3.list_parts(Bucket=registry.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+    assert [part["Size"] for part in listed["Parts"]] == [8 * MIB, 6 * MIB]
+    rest = {"Content-Range": f"{14 * MIB}-{len(data) - 1}"}
+    second = requests.patch(first.headers["Location"], data=data[14 * MIB :], headers=rest, timeout=60)
+    assert second.status_code == 202, second.text
+    assert len(registry.object_keys("uploads/")) == 1  # the 5 bytes, staged
+    put = requests.put(second.headers["Location"], params={"digest": digest_of(data)}, timeout=60)
+    assert put.status_code == 201, put.text
+    assert relay.pull(REPO, digest_of(data)) == data
+    assert relay.nothing_staged()
+
+
 def test_content_range_with_and_without_bytes_prefix(relay):
     data = random_bytes(6 * MIB + 7)
     location = relay.session()

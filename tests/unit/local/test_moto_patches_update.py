@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.local import moto_patches
+from chalicelib.local import moto_expressions
 from tests.unit.local import test_moto_patches_reads as reads
 
 TABLE = reads.TABLE
@@ -43,13 +43,13 @@ def _values(a: str, b: str, step: int) -> dict[str, Any]:
 
 
 def test_one_expression_serves_other_names_values_and_items_unchanged(client: Any) -> None:
-    assert moto_patches.UpdateExpressionParser.make is not moto_patches._parse_update
+    assert moto_expressions.UpdateExpressionParser.make is not moto_expressions._parse_update
     names_1 = {"#a": "owner", "#b": "size", "#n": "seq", "#gone": "lease"}
     names_2 = {"#a": "state", "#b": "version", "#n": "next", "#gone": "owner"}
     client.put_item(
         TableName=TABLE, Item={"pk": {"S": "old"}, "sk": {"S": "s"}, "lease": {"S": "x"}, "seq": {"N": "5"}}
     )
-    before = moto_patches._parsed_update.cache_info()
+    before = moto_expressions._parsed_update.cache_info()
 
     first = _update(client, "new", names_1, _values("alice", "10", 1))  # creates the item
     second = _update(client, "old", names_1, _values("bob", "20", 3))  # existing item, REMOVE applies
@@ -78,7 +78,7 @@ def test_one_expression_serves_other_names_values_and_items_unchanged(client: An
         "version": {"N": "7"},
         "next": {"N": "2"},
     }
-    after = moto_patches._parsed_update.cache_info()
+    after = moto_expressions._parsed_update.cache_info()
     # Two parses per UpdateItem (handler and backend), one miss at most: the rest are hits.
     assert after.hits - before.hits >= 5
     assert after.misses - before.misses <= 1
@@ -87,9 +87,9 @@ def test_one_expression_serves_other_names_values_and_items_unchanged(client: An
 def test_the_shared_tree_is_never_changed_by_the_calls_that_use_it(client: Any) -> None:
     names = {"#a": "owner", "#b": "size", "#n": "seq", "#gone": "lease"}
     _update(client, "k", names, _values("alice", "1", 1))
-    shared = moto_patches._parsed_update(EXPRESSION)
+    shared = moto_expressions._parsed_update(EXPRESSION)
     picture = _shape(shared)
-    assert moto_patches._parsed_update(EXPRESSION) is shared  # the memo answers with the one tree
+    assert moto_expressions._parsed_update(EXPRESSION) is shared  # the memo answers with the one tree
     _update(client, "k", names, _values("bob", "2", 4))
     client.transact_write_items(
         TransactItems=[
@@ -107,7 +107,7 @@ def test_the_shared_tree_is_never_changed_by_the_calls_that_use_it(client: Any) 
     with pytest.raises(ClientError) as failed:
         _update(client, "k", names, _values("dave", "4", 1), ConditionExpression="attribute_not_exists(pk)")
     assert failed.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
-    assert _shape(moto_patches._parsed_update(EXPRESSION)) == picture
+    assert _shape(moto_expressions._parsed_update(EXPRESSION)) == picture
     item = client.get_item(TableName=TABLE, Key={"pk": {"S": "t"}, "sk": {"S": "s"}})["Item"]
     assert item == {"pk": {"S": "t"}, "sk": {"S": "s"}, "owner": {"S": "carol"}, "size": {"N": "3"}, "seq": {"N": "2"}}
     assert client.get_item(TableName=TABLE, Key={"pk": {"S": "k"}, "sk": {"S": "s"}})["Item"]["owner"] == {"S": "bob"}
