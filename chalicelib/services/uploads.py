@@ -14,9 +14,11 @@ Design (docs/architecture.md, "The upload data plane"):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import queue
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from functools import partial
@@ -44,6 +46,8 @@ _STREAM_BLOCK = 1024**2
 # of moto's CPU per 8 MiB locally, and resuming 32 MiB earlier costs a client little.
 _CHECKPOINT_BYTES = 32 * 1024**2
 _CHECKPOINT_SECONDS = 10.0
+# How often a request waiting to hand a block to a full part feed checks that its writer still runs.
+_FEED_POLL_SECONDS = 0.05
 # S3 parts are at most 5 GiB; a larger single request body is split into parts of this size.
 _MAX_PART_BYTES = 1024**3
 
@@ -470,17 +474,22 @@ class BodyReader(Protocol):
 
 
 class _StreamWriter:
-    """One streamed body under one lease: buffer a part, upload it, checkpoint, repeat.
+    """One streamed body under one lease: fill a part, write it, checkpoint, repeat.
 
-    A full part is written by a thread of its own while the next one is read from the client, so
-    the network and the object store work at the same time (one part in flight at most). Memory is
-    two parts' buffers (plus staged bytes carried over from earlier chunks, less than a part)."""
+    Parts are written by a thread of their own while the next bytes are read from the client, so
+    the network and the object store work at the same time (one part in flight at most). Where the
+    store takes parts of any size (`min_part_bytes` 0: the local file store), each part is written
+    while it arrives (a `_PartFeed`), so the body is on disk moments after its last byte. Where it
+    does not (S3), a part's bytes are gathered first, because bytes left after the last full part
+    may have to be staged instead. Memory is about two parts either way (plus staged bytes carried
+    over from earlier chunks, less than a part)."""
 
     def __init__(self, service: UploadService, claimed: Upload, seq: int, token: str, location: str) -> None:
         self._service = service
         self._uploads = service._uploads
         self._objects = service._objects
         self._part_size = service._part_size
+        self._streams_parts = self._objects.min_part_bytes == 0
         self._state = claimed
         self._number = seq
         self._reserved_end = seq + self.parts_between_checkpoints(self._part_size)
@@ -489,8 +498,10 @@ class _StreamWriter:
         self._hasher = _resume_hasher(claimed)
         self._carried = list(claimed.pending)  # staged bytes this stream folds into its first part
         self._folded: list[Chunk] = []  # those of them in a part that is not durable yet
-        self._buffer = bytearray()
-        self._fresh = 0  # bytes in the buffer that arrived in this request
+        self._buffer = bytearray()  # the part's bytes, when they are gathered before it is written
+        self._feed: _PartFeed | None = None  # the part being written as it arrives, when streamed
+        self._filled = 0  # bytes in the current part
+        self._fresh = 0  # of them, bytes that arrived in this request
         self._durable_offset = claimed.offset
         self._durable_at = time.monotonic()
         self._writer: ThreadPoolExecutor | None = None
@@ -506,26 +517,32 @@ class _StreamWriter:
         from chalicelib.stores.uploads import LeaseLost  # noqa: PLC0415 (exception type only)
 
         try:
-            for chunk in self._carried:
-                self._buffer += self._objects.get(chunk.key)
+            # Staged chunks lead the first part, read once the body is known to bring bytes.
+            unread = sum(chunk.size for chunk in self._carried)
             while True:
-                if len(self._buffer) >= self._part_size:
+                if self._filled >= self._part_size:
                     self._flush_part()
-                block = body.read(min(_STREAM_BLOCK, self._part_size - len(self._buffer)))
+                block = body.read(min(_STREAM_BLOCK, self._part_size - self._filled - unread))
                 if not block:
                     break
+                if unread:
+                    for chunk in self._carried:
+                        self._add(self._objects.get(chunk.key))
+                    unread = 0
                 if self._hasher is not None:
                     self._hasher.update(block)
-                self._buffer += block
+                self._add(block)
                 self._fresh += len(block)
             self._await_part()
-            self._stage_tail()
+            self._end_tail()
             self._uploads.commit(self._state, self._token)
         except LeaseLost:
             raise RangeInvalid(
                 "the upload changed during this request", location=self._location, offset=self._durable_offset
             ) from None
         except BaseException:
+            if self._feed is not None:
+                self._feed.abort()
             if self._inflight is not None:
                 self._inflight[0].exception()  # let the write end; the part is not listed anywhere
             self._uploads.release(self._state.id, self._token)
@@ -536,25 +553,41 @@ class _StreamWriter:
         self._drop_folded()
         return self._state
 
-    def _flush_part(self) -> None:
-        """Hand the full buffer to the writer thread (after the part before it is written)."""
+    def _add(self, data: bytes) -> None:
+        """Bytes of the current part: to its feed (the part's write starts with its first bytes),
+        or to the buffer."""
+        if self._streams_parts:
+            if self._feed is None:
+                self._feed = _PartFeed(
+                    self._writer_pool(), self._objects, _data_key(self._state.id), self._multipart_id(), self._number,
+                    max_blocks=max(2, self._part_size // _STREAM_BLOCK),
+                )  # fmt: skip
+            self._feed.put(data)
+        else:
+            self._buffer += data
+        self._filled += len(data)
+
+    def _flush_part(self, *, last: bool = False) -> None:
+        """End the current part: its write is handed to (or finished by) the writer thread, after the
+        part before it is written; then a checkpoint when one is due, unless this is the request's
+        `last` part (its commit follows)."""
         if self._number > _MAX_PART_NUMBER:
             raise BlobUploadInvalid("too many chunks in one upload; send larger chunks")
         self._await_part()
-        multipart_id = self._multipart_id()
-        if self._writer is None:
-            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer")
-        write = self._writer.submit(
-            self._objects.upload_part, _data_key(self._state.id), multipart_id, self._number, self._buffer
-        )
+        if self._feed is not None:
+            write, self._feed = self._feed.close(), None
+        else:
+            write = self._writer_pool().submit(
+                self._objects.upload_part, _data_key(self._state.id), self._multipart_id(), self._number, self._buffer
+            )
         hash_state = self._hasher.state() if self._hasher is not None else None
-        self._inflight = (write, self._number, len(self._buffer), self._fresh, hash_state)
+        self._inflight = (write, self._number, self._filled, self._fresh, hash_state)
         queued = self._state.offset + self._fresh
         self._buffer = bytearray()
-        self._fresh = 0
+        self._filled = self._fresh = 0
         self._number += 1
         self._folded, self._carried = self._folded + self._carried, []
-        if (
+        if not last and (
             self._number >= self._reserved_end
             or queued - self._durable_offset >= _CHECKPOINT_BYTES
             or time.monotonic() - self._durable_at >= _CHECKPOINT_SECONDS
@@ -592,14 +625,17 @@ class _StreamWriter:
             _delete_staging(self._objects, [c.key for c in self._folded])
             self._folded = []
 
-    def _stage_tail(self) -> None:
-        """Keep the bytes after the last part: as one more part when the store takes a part that
-        small in the middle of an upload (the file store takes any size; S3 from 5 MiB), so the
-        closing PUT has nothing left to copy; else staged, as the Lambda path stages a small chunk."""
+    def _end_tail(self) -> None:
+        """Keep the bytes after the last full part: as one more part when the store takes a part
+        that small in the middle of an upload (the file store takes any size; S3 from 5 MiB), so
+        the closing PUT has nothing left to copy; else staged, as the Lambda path stages a small
+        chunk. A part number is always left for it: a full part that uses the last one reserved
+        ends in a checkpoint, which reserves more."""
         if not self._fresh:
             return
-        if len(self._buffer) >= max(1, self._objects.min_part_bytes) and self._number < self._reserved_end:
-            self._write_last_part()
+        if self._feed is not None or len(self._buffer) >= max(1, self._objects.min_part_bytes):
+            self._flush_part(last=True)
+            self._await_part()
             return
         state = self._state
         tail = memoryview(self._buffer)[len(self._buffer) - self._fresh :]
@@ -612,20 +648,10 @@ class _StreamWriter:
             hash_state=self._hasher.state() if self._hasher is not None else None,
         )
 
-    def _write_last_part(self) -> None:
-        """The whole buffer (carried chunks and new bytes) as the next reserved part, in this
-        thread: the request's commit follows at once, so no checkpoint."""
-        etag = self._objects.upload_part(_data_key(self._state.id), self._multipart_id(), self._number, self._buffer)
-        state = self._state
-        self._state = replace(
-            state,
-            offset=state.offset + self._fresh,
-            parts=[*state.parts, Part(self._number, etag, len(self._buffer))],
-            pending=[],
-            hash_state=self._hasher.state() if self._hasher is not None else None,
-        )
-        self._number += 1
-        self._folded, self._carried = self._folded + self._carried, []
+    def _writer_pool(self) -> ThreadPoolExecutor:
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="part-writer")
+        return self._writer
 
     def _multipart_id(self) -> str:
         """The session's multipart upload, started on its first part."""
@@ -633,6 +659,61 @@ class _StreamWriter:
             started = self._objects.start_multipart(_data_key(self._state.id))
             self._state = replace(self._state, multipart_id=started)
         return str(self._state.multipart_id)
+
+
+class _FeedAborted(Exception):
+    """The request ended before its part did: the part is not written (nothing lists it)."""
+
+
+class _PartFeed:
+    """A part written while its bytes arrive: the request thread puts blocks, the writer thread's
+    `upload_part_stream` takes them. The queue is bounded, so a disk slower than the client slows
+    the reading instead of filling memory; a writer that failed is reported to the next `put`."""
+
+    _END = object()
+    _ABORT = object()
+
+    def __init__(
+        self, writer: ThreadPoolExecutor, objects: ObjectStore, key: str, multipart_id: str, number: int, *,
+        max_blocks: int,
+    ) -> None:  # fmt: skip
+        self._queue: queue.Queue[object] = queue.Queue(max_blocks)
+        self._write = writer.submit(objects.upload_part_stream, key, multipart_id, number, self._blocks())
+
+    def _blocks(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if item is self._ABORT:
+                raise _FeedAborted
+            assert isinstance(item, bytes)
+            yield item
+
+    def put(self, block: bytes) -> None:
+        self._put(block)
+
+    def close(self) -> Future[str]:
+        """No more bytes: the part's write, which ends once the writer has taken them all."""
+        self._put(self._END)
+        return self._write
+
+    def abort(self) -> None:
+        """Stop the write without a part; waits for the writer to let go of it."""
+        with contextlib.suppress(Exception):
+            self._put(self._ABORT)
+        with contextlib.suppress(BaseException):
+            self._write.exception()
+
+    def _put(self, item: object) -> None:
+        while True:
+            try:
+                self._queue.put(item, timeout=_FEED_POLL_SECONDS)
+                return
+            except queue.Full:
+                if self._write.done():
+                    self._write.result()  # the writer's failure
+                    raise BlobUploadInvalid("the part writer stopped before its part ended") from None
 
 
 def _resume_hasher(upload: Upload) -> ResumableHash | None:

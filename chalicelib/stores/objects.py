@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -50,6 +50,11 @@ class ObjectStore(Protocol):
     def presigned_get(self, key: str, ttl_seconds: int) -> str: ...
     def start_multipart(self, key: str) -> str: ...
     def upload_part(self, key: str, upload_id: str, number: int, data: bytes | bytearray) -> str: ...
+    def upload_part_stream(self, key: str, upload_id: str, number: int, blocks: Iterable[bytes]) -> str:
+        """`upload_part` of the bytes `blocks` yields, taken as they come; an exception from
+        `blocks` ends the call with no part."""
+        ...
+
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None: ...
     def abort_multipart(self, key: str, upload_id: str) -> None: ...
     def copy(self, source: str, target: str, size: int) -> None: ...
@@ -156,6 +161,13 @@ class S3ObjectStore:
                 raise BlobUploadUnknown("upload staging was lost; restart the upload") from None
             raise
         return result["ETag"]
+
+    def upload_part_stream(self, key: str, upload_id: str, number: int, blocks: Iterable[bytes]) -> str:
+        """One request per part, sent once its bytes are all there (S3 wants the length first)."""
+        body = bytearray()
+        for block in blocks:
+            body += block
+        return self.upload_part(key, upload_id, number, body)
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         try:

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -27,8 +28,10 @@ PART = 5 * MIB
 
 
 class Relay:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, files: Path | None = None) -> None:
+        """`files`: the object store is the local one (`make serve`'s) under that directory, not S3."""
         self.registry = registry
+        self.files = files
         self.httpd: Any = None
         self.port = 0
 
@@ -74,21 +77,50 @@ class Relay:
     def pull(self, repo: str, digest: str) -> bytes:
         response = self.registry.get(f"/v2/{repo}/blobs/{digest}")
         assert response.status_code == 307, (response.status_code, response.get_data()[:300])
+        if self.files is not None:  # a signed URL the local WSGI adapter serves: read the file it names
+            return (self.files / f"blobs/{digest.replace(':', '/')}").read_bytes()
         return requests.get(response.headers["Location"], timeout=60).content
 
+    def keys(self, prefix: str = "") -> list[str]:
+        """The object keys under `prefix`, in the bucket or in the local store's directory."""
+        if self.files is None:
+            return list(self.registry.object_keys(prefix))
+        found = (str(p.relative_to(self.files)) for p in self.files.rglob("*") if p.is_file())
+        return sorted(key for key in found if not key.startswith(".") and key.startswith(prefix))
+
     def nothing_staged(self) -> bool:
+        if self.files is not None:
+            return self.keys("uploads/") == [] and not any((self.files / ".multipart").iterdir())
         return self.registry.object_keys("uploads/") == [] and self.registry.multipart_uploads() == []
 
 
-@pytest.fixture
-def relay(registry: Any) -> Iterator[Relay]:
-    live = Relay(registry)
+def _serve(registry: Any, files: Path | None) -> Iterator[Relay]:
+    live = Relay(registry, files)
     live.start()
-    registry.configure(relay_url=live.url, relay_key=KEY, part_size_bytes=PART, max_body_bytes=MIB)
+    registry.configure(
+        relay_url=live.url, relay_key=KEY, part_size_bytes=PART, max_body_bytes=MIB, local_object_dir=files
+    )
     try:
         yield live
     finally:
         live.stop()
+
+
+@pytest.fixture(params=["s3", "files"])
+def relay(registry: Any, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Relay]:
+    """The relay on S3 (the AWS deployment: parts gathered, short tails staged) and on the local
+    file store (`make serve`: parts written while they arrive)."""
+    yield from _serve(registry, tmp_path / "objects" if request.param == "files" else None)
+
+
+@pytest.fixture
+def s3_relay(registry: Any) -> Iterator[Relay]:
+    yield from _serve(registry, None)
+
+
+@pytest.fixture
+def files_relay(registry: Any, tmp_path: Path) -> Iterator[Relay]:
+    yield from _serve(registry, tmp_path / "objects")
 
 
 def _blocks(data: bytes, size: int = 256 * 1024) -> Iterator[bytes]:
@@ -124,6 +156,8 @@ def test_chunked_patch_then_empty_put_is_byte_exact(relay, registry):
     assert patched.headers["Range"] == f"0-{len(data) - 1}"
     # The session moved on by exactly the body; its Location is still on the relay.
     assert patched.headers["Location"].startswith(relay.url)
+    # The 2 MiB after the last full part: a part of their own on the file store, staged on S3.
+    assert (relay.keys("uploads/") == []) == (relay.files is not None)
     put = requests.put(patched.headers["Location"], params={"digest": digest}, timeout=60)
     assert put.status_code == 201, put.text
     assert put.headers["Docker-Content-Digest"] == digest
@@ -131,7 +165,7 @@ def test_chunked_patch_then_empty_put_is_byte_exact(relay, registry):
     assert head.status_code == 200 and head.headers["Content-Length"] == str(len(data))
     assert relay.pull(REPO, digest) == data
     assert relay.nothing_staged()
-    assert registry.object_keys("blobs/") == [f"blobs/sha256/{digest.split(':')[1]}"]
+    assert relay.keys("blobs/") == [f"blobs/sha256/{digest.split(':')[1]}"]
 
 
 def test_one_put_with_the_whole_body_and_extra_query(relay, registry):
@@ -148,13 +182,13 @@ def test_one_put_with_the_whole_body_and_extra_query(relay, registry):
     assert relay.nothing_staged()
 
 
-def test_a_tail_s3_takes_as_a_part_is_not_staged(relay, registry):
+def test_a_tail_s3_takes_as_a_part_is_not_staged(s3_relay, registry):
     """The bytes a body leaves after its last full part become a part of their own when S3 takes
     a part that size before the end (5 MiB): the closing PUT then has nothing to copy. A smaller
     tail is staged as before, and both kinds make one byte-exact blob."""
     registry.configure(part_size_bytes=8 * MIB)
     data = random_bytes(14 * MIB + 5)
-    location = relay.session()
+    location = s3_relay.session()
     first = requests.patch(location, data=_blocks(data[: 14 * MIB]), timeout=60)
     assert first.status_code == 202, first.text
     assert registry.object_keys("uploads/") == []
@@ -167,8 +201,8 @@ def test_a_tail_s3_takes_as_a_part_is_not_staged(relay, registry):
     assert len(registry.object_keys("uploads/")) == 1  # the 5 bytes, staged
     put = requests.put(second.headers["Location"], params={"digest": digest_of(data)}, timeout=60)
     assert put.status_code == 201, put.text
-    assert relay.pull(REPO, digest_of(data)) == data
-    assert relay.nothing_staged()
+    assert s3_relay.pull(REPO, digest_of(data)) == data
+    assert s3_relay.nothing_staged()
 
 
 def test_content_range_with_and_without_bytes_prefix(relay):
@@ -228,7 +262,7 @@ def test_a_bad_capability_is_unknown_and_writes_nothing(relay, registry, tamper)
         response = requests.request(method, target, timeout=60, **kwargs)
         _json_error(response, 404, "BLOB_UPLOAD_UNKNOWN")
     assert relay.offset(location) == 0  # the real session is untouched and still usable
-    assert registry.object_keys() == []
+    assert relay.keys() == []
     assert registry.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status_code == 404
 
 
@@ -251,7 +285,7 @@ def test_digest_mismatch_is_never_visible_and_cleaned(relay, registry):
     assert registry.head(f"/v2/{REPO}/blobs/{digest_of(data)}").status_code == 404
     _json_error(requests.get(location, timeout=30), 404, "BLOB_UPLOAD_UNKNOWN")
     assert relay.nothing_staged()
-    assert registry.object_keys("blobs/") == []
+    assert relay.keys("blobs/") == []
 
 
 def test_whole_body_put_with_a_wrong_digest_leaves_nothing(relay, registry):
@@ -259,7 +293,7 @@ def test_whole_body_put_with_a_wrong_digest_leaves_nothing(relay, registry):
     put = requests.put(relay.session(), params={"digest": digest_of(b"other")}, data=data, timeout=60)
     _json_error(put, 400, "DIGEST_INVALID")
     assert relay.nothing_staged()
-    assert registry.object_keys("blobs/") == []
+    assert relay.keys("blobs/") == []
 
 
 def _send_partially(location: str, total: int, body: bytes, *, close: bool = True) -> socket.socket:
@@ -311,10 +345,45 @@ def test_disconnect_before_a_whole_part_leaves_the_session_at_zero(relay, regist
     location = relay.session()
     _send_partially(location, len(data), data[: 3 * MIB])
     _wait_for_release(location, 0, relay)
-    assert registry.object_keys("blobs/") == []
+    assert relay.keys("blobs/") == []
     put = requests.put(location, params={"digest": digest_of(data)}, data=data, timeout=60)
     assert put.status_code == 201, put.text
     assert relay.pull(REPO, digest_of(data)) == data
+
+
+def test_a_disk_failure_mid_part_fails_the_request_and_keeps_the_session(files_relay, registry, monkeypatch):
+    """A part written while it arrives: when the disk fails under it, the request fails (and
+    does not hang on its full feed), the lease is given back, the session stays at its last durable
+    offset, and a retry once the disk is back makes the exact blob."""
+    from chalicelib.stores.files import FileObjectStore
+
+    written = FileObjectStore.upload_part_stream
+
+    def failing(self: Any, key: str, upload_id: str, number: int, blocks: Any) -> str:
+        def then_fail() -> Iterator[bytes]:
+            for index, block in enumerate(blocks):
+                if index == 2 and number > 1:
+                    raise OSError(28, "No space left on device")
+                yield block
+
+        return written(self, key, upload_id, number, then_fail())
+
+    data = random_bytes(3 * PART + 7)
+    digest = digest_of(data)
+    location = files_relay.session()
+    first = requests.patch(location, data=data[:PART], headers={"Content-Range": f"0-{PART - 1}"}, timeout=60)
+    assert first.status_code == 202, first.text
+    monkeypatch.setattr(FileObjectStore, "upload_part_stream", failing)
+    failed = requests.patch(location, data=_blocks(data[PART:]), timeout=60)
+    assert failed.status_code == 500, failed.text
+    monkeypatch.setattr(FileObjectStore, "upload_part_stream", written)
+    assert files_relay.offset(location) == PART
+    assert registry.head(f"/v2/{REPO}/blobs/{digest}").status_code == 404
+    rest = requests.patch(location, data=data[PART:], headers={"Content-Range": f"{PART}-{len(data) - 1}"})
+    assert rest.status_code == 202, rest.text
+    assert requests.put(location, params={"digest": digest}, timeout=60).status_code == 201
+    assert files_relay.pull(REPO, digest) == data
+    assert files_relay.nothing_staged()
 
 
 def test_two_writers_on_one_session_one_wins_the_other_gets_416(relay, registry):
