@@ -77,6 +77,8 @@ _KEY = re.compile(r"[A-Za-z0-9_\-=:][A-Za-z0-9_.\-=:]*(/[A-Za-z0-9_\-=:][A-Za-z0
 # Bodies from this size on are written with O_DIRECT (`_write_direct`), in blocks of this size.
 _DIRECT_MIN = 1024**2
 _DIRECT_BLOCK = 4 * 1024**2
+# A part written while it arrives (`upload_part_stream`) goes to the disk in blocks of this size.
+_STREAM_BLOCK = 1024**2
 _ALIGN = 4096
 _per_thread = threading.local()
 # The bucket's lifecycle rules for staging (`infra/resources.json`), applied by `expire_staging`.
@@ -470,7 +472,8 @@ class FileObjectStore:
         writer = None
         if self._direct_ok and offset % _ALIGN == 0:
             try:
-                writer = _DirectWriter(path, at=offset)
+                # Written a block at a time: what is left when the last byte arrives is one block.
+                writer = _DirectWriter(path, at=offset, block=_STREAM_BLOCK)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
@@ -548,10 +551,12 @@ class _DirectWriter:
     per MB. Writes are gathered into 4 MiB blocks; the last one is padded to 4 KiB and the file
     truncated to its real length. A filesystem that refuses O_DIRECT raises OSError(EINVAL)."""
 
-    def __init__(self, path: Path, *, at: int | None = None, sync: bool = False) -> None:
+    def __init__(self, path: Path, *, at: int | None = None, sync: bool = False, block: int = _DIRECT_BLOCK) -> None:
         """A new file, or (`at`, a multiple of 4 KiB) the existing file from that byte on; `sync`:
-        fsync'ed on close (O_DIRECT skips the page cache, not the device's cache or the file's size)."""
+        fsync'ed on close (O_DIRECT skips the page cache, not the device's cache or the file's size);
+        `block`: bytes gathered per write (a multiple of 4 KiB, at most `_DIRECT_BLOCK`)."""
         self._sync = sync
+        self._block = block
         self._buffer = _direct_buffer()
         self._filled = 0
         self._length = 0
@@ -565,11 +570,11 @@ class _DirectWriter:
     def write(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
-            take = min(len(view), _DIRECT_BLOCK - self._filled)
+            take = min(len(view), self._block - self._filled)
             self._buffer[self._filled : self._filled + take] = view[:take]
             self._filled += take
             view = view[take:]
-            if self._filled == _DIRECT_BLOCK:
+            if self._filled == self._block:
                 self._flush()
 
     def _flush(self) -> None:
