@@ -520,3 +520,49 @@ OQrfkCR/cx5RvzsdMAA8BrClQslBkvoOdOQ9fpixTNReJeezgOVcYNNgDmtNA6I5
 cwIDAQAB
 -----END PUBLIC KEY-----
 """
+
+
+# --- the verified-token memo -------------------------------------------------------------------------
+
+
+def test_a_token_is_checked_once_and_its_times_on_every_use(
+    issuer: TokenIssuer, verifier: TokenVerifier, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[str] = []
+    decode = verifier._decode
+
+    def counting(token: str, key: Any) -> dict[str, Any]:
+        decoded.append(token)
+        return decode(token, key)
+
+    monkeypatch.setattr(verifier, "_decode", counting)
+    token = issuer.issue("alice", AUDIENCE, [Access("repository", "proj/app", ["pull"])]).token
+    first, second = verifier.verify(token), verifier.verify(token)
+    assert first == second and decoded == [token]
+    clock.now = T0 + TTL  # remembered, and expired all the same
+    with pytest.raises(InvalidToken, match="expired"):
+        verifier.verify(token)
+
+
+def test_a_remembered_token_vouches_for_no_other_text(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    token = issuer.issue("alice", AUDIENCE, []).token
+    verifier.verify(token)
+    header, payload, signature = token.split(".")
+    raw = bytearray(_unb64(signature))
+    raw[0] ^= 0x01
+    with pytest.raises(InvalidToken, match=r"[Ss]ignature"):
+        verifier.verify(f"{header}.{payload}.{_b64(bytes(raw))}")
+    with pytest.raises(InvalidToken):
+        verifier.verify(token + "x")
+
+
+def test_the_memo_is_bounded(issuer: TokenIssuer, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.auth import tokens
+
+    monkeypatch.setattr(tokens, "_VERIFIED_KEPT", 3)
+    issued = [issuer.issue(f"user{i}", AUDIENCE, []).token for i in range(5)]
+    for token in issued:
+        verifier.verify(token)
+    assert list(verifier._verified) == issued[2:]
+    assert verifier.verify(issued[0]).subject == "user0"  # checked again, then remembered
+    assert list(verifier._verified) == [*issued[3:], issued[0]]
