@@ -123,6 +123,11 @@ class AccessService:
     def _key(self) -> SigningKey:
         return self._signing()[0]
 
+    def prepare(self) -> None:
+        """Load the signing key now rather than on the first token (checking an RSA key on load
+        took ~100 ms): for a server that starts ahead of its requests."""
+        self._signing()
+
     # Authentication.
 
     def authenticate(self, authorization: str | None, source: str | None = None) -> tuple[Principal, Claims | None]:
