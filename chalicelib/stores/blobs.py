@@ -17,16 +17,17 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.identity import UNLIMITED
-from chalicelib.errors import BlobUnknown, TooManyRequests
+from chalicelib.errors import BlobUnknown
 from chalicelib.stores import keys
 from chalicelib.stores.tables import (
     BlobRow,
     LinkRow,
     UploadRow,
     batch_get_raw,
-    connection,
+    cancellation_codes,
     delete_where,
     raw_storage_limit,
+    write_transaction,
 )
 
 if TYPE_CHECKING:
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 _HIDDEN_STATES = frozenset({"deleting", "deletefailed", "deleted"})
 # States whose bytes may be gone: an upload that lands on one checks the object before reviving it.
 _MAYBE_GONE = frozenset({"deletefailed", "deleted"})
-# Tries of a blob's insert transaction that another transaction on the same items cancelled.
-_CONFLICT_ATTEMPTS = 3
 
 
 class BlobMetaStore:
@@ -175,31 +174,24 @@ class BlobMetaStore:
 
     def _insert(self, digest: str, size: int, repository: str, closing: str | None) -> bool:
         """The new blob's row, its link and the session's delete in one transaction; False when
-        the blob row exists (the insert is the transaction's only condition). Another transaction
-        on one of these items at the same moment (DynamoDB cancels one of the two with
-        `TransactionConflict`: two repositories closing one new blob) is retried a few times, then
-        answered 429 with `Retry-After`."""
-        attempt = 0
-        while True:
-            attempt += 1
+        the blob row exists (the insert is the transaction's only condition). A conflict with
+        another transaction on these items is retried, then answered 429 (`write_transaction`)."""
+
+        def writes(tx: TransactWrite) -> None:
             now = int(self._clock())
-            try:
-                with TransactWrite(connection=connection()) as tx:
-                    tx.save(BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now),
-                            condition=BlobRow.pk.does_not_exist())  # fmt: skip
-                    tx.save(LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=now))
-                    if closing is not None:
-                        tx.delete(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK))
-                return True
-            except TransactWriteError as exc:
-                reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-                if "ConditionalCheckFailed" in reasons:
-                    return False
-                if "TransactionConflict" not in reasons:
-                    raise
-                if attempt >= _CONFLICT_ATTEMPTS:
-                    # Contention, not a fault: the client is told to retry (its session stays).
-                    raise TooManyRequests("another write to this blob is in progress; retry", retry_after=1) from exc
+            tx.save(BlobRow(keys.blob_pk(digest), keys.BLOB_SK, size=size, created_at=now, updated_at=now),
+                    condition=BlobRow.pk.does_not_exist())  # fmt: skip
+            tx.save(LinkRow(keys.repo_pk(repository), keys.link_sk(digest), size=size, created_at=now))
+            if closing is not None:
+                tx.delete(UploadRow(keys.upload_pk(closing), keys.UPLOAD_SK))
+
+        try:
+            write_transaction(writes, busy="another write to this blob is in progress; retry")
+        except TransactWriteError as exc:
+            if "ConditionalCheckFailed" in cancellation_codes(exc):
+                return False
+            raise
+        return True
 
     def _revive(self, digest: str) -> None:
         lost_to: int | None = None  # the version our touch lost against

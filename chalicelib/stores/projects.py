@@ -30,10 +30,12 @@ from chalicelib.stores.tables import (
     ProjectRow,
     RegistryRow,
     batch_get_raw,
+    cancellation_codes,
     connection,
     delete_where,
     next_id,
     raw_storage_limit,
+    write_transaction,
 )
 
 # A DynamoDB transaction holds 100 items: the project row, its id row, a proxy-cache project's
@@ -253,24 +255,28 @@ class ProjectStore(NamedEntityStore[Project]):
     def associate_blob(self, project: str, digest: str, size: int) -> bool:
         """Count `digest` in the project once; False if it was already counted.
 
-        Raises QuotaExceededError when the project's limit would be passed (or it does not exist).
+        Raises QuotaExceededError when the project's limit would be passed (or it does not exist),
+        and TooManyRequests when other pushes to the project keep the row busy.
         """
-        now = int(self._clock())
         pk = keys.project_pk(project)
         limit_ok = (ProjectRow.storage_limit == UNLIMITED) | (ProjectRow.storage_free >= size)
+
+        def writes(tx: TransactWrite) -> None:
+            tx.save(
+                ProjectBlobRow(pk, keys.link_sk(digest), size=size, created_at=int(self._clock())),
+                condition=ProjectBlobRow.pk.does_not_exist(),
+            )
+            tx.update(
+                ProjectRow(pk, keys.ENTITY_SK),
+                actions=[ProjectRow.storage_used.add(size), ProjectRow.storage_free.add(-size)],
+                condition=ProjectRow.pk.exists() & limit_ok,
+            )
+
         try:
-            with TransactWrite(connection=connection()) as tx:
-                tx.save(
-                    ProjectBlobRow(pk, keys.link_sk(digest), size=size, created_at=now),
-                    condition=ProjectBlobRow.pk.does_not_exist(),
-                )
-                tx.update(
-                    ProjectRow(pk, keys.ENTITY_SK),
-                    actions=[ProjectRow.storage_used.add(size), ProjectRow.storage_free.add(-size)],
-                    condition=ProjectRow.pk.exists() & limit_ok,
-                )
+            # Every push to the project charges its row: concurrent ones may conflict, and retry.
+            write_transaction(writes, busy="another push to this project is being counted; retry")
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            reasons = cancellation_codes(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return False
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":

@@ -7,6 +7,7 @@ wiring time (not at import), so nothing here touches AWS or reads the environmen
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import botocore.loaders
@@ -28,7 +29,7 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
-from chalicelib.errors import Conflict
+from chalicelib.errors import Conflict, TooManyRequests
 from chalicelib.stores import keys
 
 
@@ -779,6 +780,34 @@ def name_by_id(kind: str, entity_id: int) -> str | None:
 def connection() -> Any:
     """The models' cached low-level connection, for transactions (no new botocore client each time)."""
     return _Base._get_connection().connection
+
+
+def cancellation_codes(exc: TransactWriteError) -> list[str | None]:
+    """Why DynamoDB cancelled a transaction, per item in the order it was sent (None: that item was fine)."""
+    return [getattr(reason, "code", None) for reason in (exc.cancellation_reasons or [])]
+
+
+def write_transaction(build: Callable[[TransactWrite], None], *, busy: str, attempts: int = 3) -> None:
+    """One TransactWriteItems of the writes `build` adds, written again (built anew) when DynamoDB
+    cancelled it only because another transaction held one of its items at that moment
+    (`TransactionConflict`: two pushes charging one project's row, two repositories closing one new
+    blob); after `attempts` such cancellations, TooManyRequests (429 with Retry-After: contention,
+    which the client's retry resolves). Any other cancellation, such as a failed condition, is the
+    caller's to read (`cancellation_codes`). moto runs one transaction at a time, so only AWS
+    answers with a conflict."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            with TransactWrite(connection=connection()) as tx:
+                build(tx)
+            return
+        except TransactWriteError as exc:
+            codes = cancellation_codes(exc)
+            if "TransactionConflict" not in codes or "ConditionalCheckFailed" in codes:
+                raise
+            if attempt >= attempts:
+                raise TooManyRequests(busy, retry_after=1) from exc
 
 
 def next_id(kind: str, count: int = 1) -> int:

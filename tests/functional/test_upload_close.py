@@ -1,7 +1,8 @@
-"""The transaction that closes an upload (blob row, link, session delete) when DynamoDB cancels it
-because another transaction holds one of its items (`TransactionConflict`, which moto never
-answers: it runs one transaction at a time): retried a few times, and when it keeps failing the
-push fails cleanly (nothing visible, the charge given back, the session kept for a retry)."""
+"""The transactions that close an upload, the quota charge (project blob row, project row) and the
+blob's (blob row, link, session delete), when DynamoDB cancels one because another transaction
+holds one of its items (`TransactionConflict`, which moto never answers: it runs one transaction
+at a time): retried a few times, and when it keeps failing the push fails cleanly (429, nothing
+visible, nothing charged, the session kept for a retry)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,23 @@ from tests.functional.helpers import digest_of, random_bytes
 REPO = "library/close-conflict"
 
 
-def _conflicting(monkeypatch: pytest.MonkeyPatch, times: int) -> list[int]:
-    """The next `times` commits of a transaction that inserts a blob row are cancelled as DynamoDB
-    cancels one of two transactions on the same item; returns the count of those attempts."""
+def _inserts_blob(put: dict[str, Any]) -> bool:
+    return bool(put["Item"]["sk"]["S"] == keys.BLOB_SK)
+
+
+def _charges_project(put: dict[str, Any]) -> bool:
+    return bool(put["Item"]["pk"]["S"].startswith("PROJECT#") and put["Item"]["sk"]["S"].startswith(keys.BLOB_PREFIX))
+
+
+def _conflicting(monkeypatch: pytest.MonkeyPatch, times: int, writes: Any = _inserts_blob) -> list[int]:
+    """The next `times` commits of a transaction with a put that `writes` picks (by default: one
+    inserting a blob row) are cancelled as DynamoDB cancels one of two transactions on the same
+    item; returns the count of those attempts."""
     original = TransactWrite._commit
     attempts: list[int] = []
 
     def commit(self: TransactWrite) -> Any:
-        inserts_blob = any(put["Item"]["sk"]["S"] == keys.BLOB_SK for put in self._put_items)
-        if inserts_blob:
+        if any(writes(put) for put in self._put_items):
             attempts.append(1)
             if len(attempts) <= times:
                 reasons = [None] * (len(self._delete_items) + len(self._put_items))
@@ -78,6 +87,40 @@ def test_a_conflict_that_persists_fails_the_close_and_leaves_a_session_to_retry(
     assert _used(registry) == before  # the charge was given back
     monkeypatch.undo()
     retried = registry.finish_upload(patched.headers["Location"], digest)  # the lease was released
+    assert retried.status_code == 201, retried.get_data()[:300]
+    _assert_visible(registry, digest, data)
+    assert _used(registry) == before + len(data)
+
+
+def test_a_conflict_on_the_quota_charge_is_retried(registry, monkeypatch):
+    """Every push to a project charges its row: two at once can conflict on AWS."""
+    data = random_bytes(30_000)
+    digest = digest_of(data)
+    before = _used(registry)
+    location = registry.start_upload(REPO).headers["Location"]
+    attempts = _conflicting(monkeypatch, times=2, writes=_charges_project)
+    put = registry.finish_upload(location, digest, data)
+    assert put.status_code == 201, put.get_data()[:300]
+    assert len(attempts) == 3
+    _assert_visible(registry, digest, data)
+    assert _used(registry) == before + len(data)  # counted once
+
+
+def test_a_conflict_on_the_quota_charge_that_persists_is_a_429_with_nothing_charged(registry, monkeypatch):
+    data = random_bytes(30_000)
+    digest = digest_of(data)
+    before = _used(registry)
+    location = registry.start_upload(REPO).headers["Location"]
+    patched = registry.patch_chunk(location, data)
+    assert patched.status_code == 202
+    attempts = _conflicting(monkeypatch, times=100, writes=_charges_project)
+    failed = registry.finish_upload(patched.headers["Location"], digest)
+    assert failed.status_code == 429 and failed.headers["Retry-After"] == "1"
+    assert len(attempts) == 3
+    assert registry.head(f"/v2/{REPO}/blobs/{digest}").status_code == 404
+    assert _used(registry) == before
+    monkeypatch.undo()
+    retried = registry.finish_upload(patched.headers["Location"], digest)
     assert retried.status_code == 201, retried.get_data()[:300]
     _assert_visible(registry, digest, data)
     assert _used(registry) == before + len(data)
