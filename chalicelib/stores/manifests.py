@@ -32,6 +32,7 @@ from chalicelib.stores.tables import (
     TagRow,
     batch_get_raw,
     delete_where,
+    write_transaction,
 )
 
 # Annotations up to this size (JSON) are copied into the manifest and referrer rows.
@@ -287,36 +288,40 @@ class ManifestStore:
         early, in_tx = (children, []) if len(children) > _TX_CHILDREN else ([], children)
         for child in early:
             self._adopt(repository, child, manifest.digest, None)
-        try:
-            with TransactWrite(connection=self._connection()) as tx:
-                tx.update(row, actions=actions)
-                tx.update(
-                    RepositoryRow(keys.REPOS_PK, repository),
-                    actions=[
-                        RepositoryRow.project.set(project_of(repository)),
-                        RepositoryRow.created_at.set(RepositoryRow.created_at | now),
-                        RepositoryRow.updated_at.set(now),
-                    ],
-                )
-                if manifest.subject:
-                    tx.save(
-                        ReferrerRow(
-                            pk,
-                            keys.referrer_sk(manifest.subject, manifest.digest),
-                            digest=manifest.digest,
-                            media_type=manifest.media_type,
-                            size=manifest.size,
-                            artifact_type=manifest.referrer_artifact_type,
-                            annotations=annotations,
-                            annotations_in_body=not copy_annotations,
-                        )
+
+        def writes(tx: TransactWrite) -> None:
+            tx.update(row, actions=actions)
+            tx.update(
+                RepositoryRow(keys.REPOS_PK, repository),
+                actions=[
+                    RepositoryRow.project.set(project_of(repository)),
+                    RepositoryRow.created_at.set(RepositoryRow.created_at | now),
+                    RepositoryRow.updated_at.set(now),
+                ],
+            )
+            if manifest.subject:
+                tx.save(
+                    ReferrerRow(
+                        pk,
+                        keys.referrer_sk(manifest.subject, manifest.digest),
+                        digest=manifest.digest,
+                        media_type=manifest.media_type,
+                        size=manifest.size,
+                        artifact_type=manifest.referrer_artifact_type,
+                        annotations=annotations,
+                        annotations_in_body=not copy_annotations,
                     )
-                if tag:
-                    kept = None if tag_may_move else TagRow.pk.does_not_exist() | (TagRow.digest == manifest.digest)
-                    copy = _Copy(manifest.media_type, manifest.size, None if in_s3 else body, in_s3)
-                    tx.save(self._tag_row(repository, tag, manifest.digest, now, copy), condition=kept)
-                for child in in_tx:
-                    self._adopt(repository, child, manifest.digest, tx)
+                )
+            if tag:
+                kept = None if tag_may_move else TagRow.pk.does_not_exist() | (TagRow.digest == manifest.digest)
+                copy = _Copy(manifest.media_type, manifest.size, None if in_s3 else body, in_s3)
+                tx.save(self._tag_row(repository, tag, manifest.digest, now, copy), condition=kept)
+            for child in in_tx:
+                self._adopt(repository, child, manifest.digest, tx)
+
+        try:
+            # Every push to the repository updates its row: concurrent pushes may conflict, and retry.
+            write_transaction(writes, busy="another push to this repository is being written; retry")
         except TransactWriteError as exc:
             reasons = exc.cancellation_reasons or []
             # The tag's place among the items: PynamoDB sends condition checks, deletes, puts, then

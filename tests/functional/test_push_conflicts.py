@@ -1,8 +1,9 @@
-"""The transactions that close an upload, the quota charge (project blob row, project row) and the
-blob's (blob row, link, session delete), when DynamoDB cancels one because another transaction
-holds one of its items (`TransactionConflict`, which moto never answers: it runs one transaction
-at a time): retried a few times, and when it keeps failing the push fails cleanly (429, nothing
-visible, nothing charged, the session kept for a retry)."""
+"""The transactions of a push when DynamoDB cancels one because another transaction holds one of its
+items (`TransactionConflict`, which moto never answers: it runs one transaction at a time): the
+quota charge (project blob row, project row) and the blob's (blob row, link, session delete) that
+close an upload, and the manifest's (manifest row, repository row, tag). Each is retried a few
+times; when the conflict persists the request fails cleanly (429, nothing visible, nothing charged,
+the upload session kept for a retry) and the client's retry succeeds."""
 
 from __future__ import annotations
 
@@ -13,28 +14,44 @@ from pynamodb.exceptions import CancellationReason, TransactWriteError, VerboseC
 from pynamodb.transactions import TransactWrite
 
 from chalicelib.stores import keys
-from tests.functional.helpers import digest_of, random_bytes
+from tests.functional.helpers import (
+    OCI_CONFIG,
+    OCI_LAYER,
+    OCI_MANIFEST,
+    canonical,
+    descriptor,
+    digest_of,
+    image_manifest,
+    random_bytes,
+)
 
 REPO = "library/close-conflict"
 
 
-def _inserts_blob(put: dict[str, Any]) -> bool:
-    return bool(put["Item"]["sk"]["S"] == keys.BLOB_SK)
+def _inserts_blob(tx: TransactWrite) -> bool:
+    return any(put["Item"]["sk"]["S"] == keys.BLOB_SK for put in tx._put_items)
 
 
-def _charges_project(put: dict[str, Any]) -> bool:
-    return bool(put["Item"]["pk"]["S"].startswith("PROJECT#") and put["Item"]["sk"]["S"].startswith(keys.BLOB_PREFIX))
+def _charges_project(tx: TransactWrite) -> bool:
+    return any(
+        put["Item"]["pk"]["S"].startswith("PROJECT#") and put["Item"]["sk"]["S"].startswith(keys.BLOB_PREFIX)
+        for put in tx._put_items
+    )
+
+
+def _writes_manifest(tx: TransactWrite) -> bool:
+    return any(update["Key"]["pk"]["S"] == keys.REPOS_PK for update in tx._update_items)
 
 
 def _conflicting(monkeypatch: pytest.MonkeyPatch, times: int, writes: Any = _inserts_blob) -> list[int]:
-    """The next `times` commits of a transaction with a put that `writes` picks (by default: one
-    inserting a blob row) are cancelled as DynamoDB cancels one of two transactions on the same
-    item; returns the count of those attempts."""
+    """The next `times` commits of a transaction that `writes` picks (by default: one inserting a
+    blob row) are cancelled as DynamoDB cancels one of two transactions on the same item; returns
+    the count of those attempts."""
     original = TransactWrite._commit
     attempts: list[int] = []
 
     def commit(self: TransactWrite) -> Any:
-        if any(writes(put) for put in self._put_items):
+        if writes(self):
             attempts.append(1)
             if len(attempts) <= times:
                 reasons = [None] * (len(self._delete_items) + len(self._put_items))
@@ -99,3 +116,38 @@ def test_a_conflict_that_persists_fails_the_close_and_leaves_a_session_to_retry(
     assert retried.status_code == 201, retried.get_data()[:300]
     _assert_visible(registry, digest, data)
     assert _used(registry) == before + len(data)
+
+
+def _image(registry: Any) -> bytes:
+    """The manifest (bytes) of a config and a layer, both pushed to REPO first."""
+    config = canonical({"architecture": "amd64", "os": "linux", "seed": random_bytes(8).hex()})
+    layer = random_bytes(1000)
+    registry.push_blob(REPO, config)
+    registry.push_blob(REPO, layer)
+    manifest = canonical(image_manifest(descriptor(OCI_CONFIG, config), [descriptor(OCI_LAYER, layer)]))
+    return manifest
+
+
+def test_a_conflict_on_the_manifest_transaction_is_retried(registry, monkeypatch):
+    """Every manifest push updates its repository's row: two tags pushed at once can conflict."""
+    manifest = _image(registry)
+    attempts = _conflicting(monkeypatch, times=2, writes=_writes_manifest)
+    put = registry.put_manifest(REPO, "v1", manifest, OCI_MANIFEST)
+    assert put.status_code == 201, put.get_data()[:300]
+    assert len(attempts) == 3
+    assert registry.get(f"/v2/{REPO}/manifests/v1").get_data() == manifest
+
+
+def test_a_conflict_on_the_manifest_transaction_that_persists_is_a_429_and_the_retry_succeeds(registry, monkeypatch):
+    manifest = _image(registry)
+    before = _used(registry)
+    attempts = _conflicting(monkeypatch, times=100, writes=_writes_manifest)
+    failed = registry.put_manifest(REPO, "v1", manifest, OCI_MANIFEST)
+    assert failed.status_code == 429 and failed.headers["Retry-After"] == "1"
+    assert failed.get_json()["errors"][0]["code"] == "TOOMANYREQUESTS"
+    assert len(attempts) == 3
+    assert registry.get(f"/v2/{REPO}/manifests/v1").status_code == 404
+    monkeypatch.undo()
+    assert registry.put_manifest(REPO, "v1", manifest, OCI_MANIFEST).status_code == 201
+    assert registry.get(f"/v2/{REPO}/manifests/v1").get_data() == manifest
+    assert _used(registry) == before + len(manifest)
