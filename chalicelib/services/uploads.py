@@ -522,7 +522,8 @@ class _StreamWriter:
             while True:
                 if self._filled >= self._part_size:
                     self._flush_part()
-                block = body.read(min(_STREAM_BLOCK, self._part_size - self._filled - unread))
+                # At least a byte: staged chunks can outgrow a part size lowered since they were staged.
+                block = body.read(max(1, min(_STREAM_BLOCK, self._part_size - self._filled - unread)))
                 if not block:
                     break
                 if unread:

@@ -232,6 +232,25 @@ def test_chunks_through_the_app_and_the_relay_make_one_blob(relay, registry):
     assert relay.pull(REPO, digest_of(data)) == data
 
 
+def test_staged_chunks_past_a_lowered_part_size_lead_the_relay_body(relay, registry):
+    """Chunks the app staged under a larger part size (7 MiB of them) and a part size lowered to
+    5 MiB since: the relay's body still follows them, whole, and the blob is exact."""
+    registry.configure(part_size_bytes=8 * MIB)
+    data = random_bytes(9 * MIB + 11)
+    upload_id = registry.start_upload(REPO).headers["Docker-Upload-UUID"]
+    app_location = f"/v2/{REPO}/blobs/uploads/{upload_id}"
+    for start in range(0, 7 * MIB, MIB):
+        assert registry.patch_chunk(app_location, data[start : start + MIB], start).status_code == 202
+    registry.configure(part_size_bytes=PART)
+    location = registry.get(app_location).headers["Location"]
+    rest = requests.patch(location, data=data[7 * MIB :], headers={"Content-Range": f"{7 * MIB}-{len(data) - 1}"})
+    assert rest.status_code == 202, rest.text
+    assert rest.headers["Range"] == f"0-{len(data) - 1}"
+    assert requests.put(location, params={"digest": digest_of(data)}, timeout=60).status_code == 201
+    assert relay.pull(REPO, digest_of(data)) == data
+    assert relay.nothing_staged()
+
+
 @pytest.mark.parametrize("tamper", ["forged", "expired", "other-repository", "other-session", "malformed"])
 def test_a_bad_capability_is_unknown_and_writes_nothing(relay, registry, tamper):
     from chalicelib.core import capability
