@@ -54,8 +54,9 @@ in-process tests, which thereby run what it runs.
    answer with the first `SET` applied and not the second (a job seen `Success` without the counts
    the same UpdateItem wrote). DynamoDB answers with the item before or after the whole update. The
    wrapper reads under the lock and answers with a copy.
-8. Update expressions: parsed once per string, validated in time linear in their size
-   (`moto_expressions.py`, installed by `apply`).
+8. Update and condition expressions: an update parsed once per string and validated in time
+   linear in its size, a condition's tokens kept per string (`moto_expressions.py`, installed by
+   `apply`).
 """
 
 from __future__ import annotations

@@ -164,10 +164,7 @@ class S3ObjectStore:
 
     def upload_part_stream(self, key: str, upload_id: str, number: int, blocks: Iterable[bytes]) -> str:
         """One request per part, sent once its bytes are all there (S3 wants the length first)."""
-        body = bytearray()
-        for block in blocks:
-            body += block
-        return self.upload_part(key, upload_id, number, body)
+        return self.upload_part(key, upload_id, number, b"".join(blocks))
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
         try:
