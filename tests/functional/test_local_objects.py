@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,11 @@ class LocalRegistry(Registry):
         return sorted(found)
 
     def scratch(self) -> list[str]:
+        """What is left in the store's scratch directories once its background removals are done
+        (a completed multipart upload's parts are removed on a thread of their own)."""
+        for thread in threading.enumerate():
+            if thread.name == "multipart-cleanup":
+                thread.join(30)
         return sorted(str(p.relative_to(self.root)) for d in (".tmp", ".multipart") for p in (self.root / d).rglob("*"))
 
     def download(self, repo: str, digest: str, **kwargs: Any) -> Any:

@@ -345,6 +345,18 @@ def _send_partially(location: str, total: int, body: bytes, *, close: bool = Tru
     return conn
 
 
+def _wait_for_lease(location: str) -> None:
+    """Until a writer holds the session's lease (read from its row: no request shows a lease)."""
+    from chalicelib.stores import keys
+    from chalicelib.stores.tables import UploadRow
+
+    upload_id = urlsplit(location).path.split("/blobs/uploads/", 1)[1].split("/", 1)[0]
+    deadline = time.monotonic() + 30
+    while UploadRow.get(keys.upload_pk(upload_id), keys.UPLOAD_SK, consistent_read=True).lease_token is None:
+        assert time.monotonic() < deadline, "the first writer never took the lease"
+        time.sleep(0.02)
+
+
 def _wait_for_release(location: str, expected_offset: int, relay: Relay) -> None:
     """The relay notices the hang-up, keeps what is durable and gives the lease back."""
     deadline = time.monotonic() + 30
@@ -426,7 +438,7 @@ def test_two_writers_on_one_session_one_wins_the_other_gets_416(relay, registry)
     location = relay.session()
     first = _send_partially(location, len(data), data[:MIB], close=False)
     try:
-        time.sleep(0.5)  # the first writer holds the session's lease while its body arrives
+        _wait_for_lease(location)  # the first writer holds the session's lease while its body arrives
         second = requests.patch(location, data=b"intruder", timeout=30)
         assert second.status_code == 416, second.text
         assert second.headers["Range"] == "0-0"
