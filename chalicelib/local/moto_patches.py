@@ -57,6 +57,12 @@ in-process tests, which thereby run what it runs.
 8. Update and condition expressions: an update parsed once per string and validated in time
    linear in its size, a condition's tokens kept per string (`moto_expressions.py`, installed by
    `apply`).
+9. `FakeKey.__init__` (wrapped by `_eager_etag`). moto stores a new S3 object in its bucket, then
+   computes the ETag for the PUT's answer from the object's buffer, which a DELETE of the same key
+   on another thread (a GC sweep beside a push of the same blob) has closed by then: the PUT failed
+   with "I/O operation on closed file". S3 answers such a PUT with its ETag. The ETag is computed
+   when the object is made, before any other thread can see it. (moto's S3 serves the in-process
+   tests; the runner keeps blobs as files.)
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoResult
+from moto.s3.models import FakeKey
 
 from chalicelib.local import moto_expressions
 
@@ -368,6 +375,15 @@ def _inserting_nothing(get_item: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _eager_etag(init: Callable[..., None]) -> Callable[..., None]:
+    @wraps(init)
+    def wrapper(self: FakeKey, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _ = self.etag  # computed from the buffer now, kept for every later answer
+
+    return wrapper
+
+
 def atomic_calls() -> dict[str, Callable[..., Any]]:
     """moto's DynamoDB methods wrapped so each call runs alone, as each DynamoDB call is atomic:
     writes, table operations, the reads that iterate, and GetItem (answered with a copy). `apply`
@@ -414,3 +430,4 @@ def apply() -> None:
     Table.put_item = _counting_writes(Table.put_item)  # type: ignore[method-assign]
     Table.delete_item = _counting_writes(Table.delete_item)  # type: ignore[method-assign]
     moto_expressions.install()
+    FakeKey.__init__ = _eager_etag(FakeKey.__init__)  # type: ignore[method-assign]
