@@ -24,7 +24,7 @@ from chalicelib.stores.tables import (
     LinkRow,
     UploadRow,
     batch_get_raw,
-    cancellation_codes,
+    condition_failed,
     delete_where,
     raw_storage_limit,
     write_transaction,
@@ -188,7 +188,7 @@ class BlobMetaStore:
         try:
             write_transaction(writes, busy="another write to this blob is in progress; retry")
         except TransactWriteError as exc:
-            if "ConditionalCheckFailed" in cancellation_codes(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True

@@ -30,6 +30,7 @@ from chalicelib.stores.tables import (
     ProjectRow,
     _Base,
     batch_get_raw,
+    condition_failed,
     connection,
     delete_where,
 )
@@ -352,8 +353,7 @@ class GcStore:
                 tx.update(GcCandidateRow(pk, keys.GC_COUNTS_SK),
                           actions=[GcCandidateRow.size.add(size), GcCandidateRow.version.add(1)])  # fmt: skip
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-            if "ConditionalCheckFailed" in reasons:
+            if condition_failed(exc):
                 return False
             raise
         return True

@@ -30,6 +30,7 @@ from chalicelib.stores.tables import (
     ScheduleRow,
     TaskRow,
     batch_get_raw,
+    condition_failed,
     connection,
     delete_where,
     next_id,
@@ -269,8 +270,7 @@ class JobStore:
                     tx.update(JobRow(pk, keys.JOB_SK), actions=[old.set((old | 0) - 1), new.set((new | 0) + 1)],
                               condition=JobRow.metrics.exists())  # fmt: skip
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
-            if "ConditionalCheckFailed" in reasons:
+            if condition_failed(exc):
                 return False
             raise
         return True

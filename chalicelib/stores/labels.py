@@ -30,6 +30,8 @@ from chalicelib.stores.tables import (
     LabelRow,
     ManifestRow,
     batch_get_raw,
+    cancellation_codes,
+    condition_failed,
     connection,
     delete_where,
     next_id,
@@ -53,7 +55,7 @@ class LabelStore:
                 tx.save(self._name_row(label.scope, label.project_id, label.name, label_id),
                         condition=LabelNameRow.pk.does_not_exist())  # fmt: skip
         except TransactWriteError as exc:
-            if _failed(exc):
+            if condition_failed(exc):
                 raise Conflict(f"a label named {label.name!r} already exists in this scope") from None
             raise
         return _to_label(row)
@@ -91,7 +93,7 @@ class LabelStore:
                     tx.save(self._name_row(current.scope, current.project_id, name, current.label_id),
                             condition=LabelNameRow.pk.does_not_exist())  # fmt: skip
         except TransactWriteError as exc:
-            reasons = _reasons(exc)
+            reasons = cancellation_codes(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise NotFound(f"label {current.label_id} was changed or deleted meanwhile; read it again") from None
             if "ConditionalCheckFailed" in reasons:
@@ -105,7 +107,7 @@ class LabelStore:
                 tx.delete(LabelRow(keys.label_pk(label.label_id), keys.ENTITY_SK), condition=LabelRow.pk.exists())
                 tx.delete(self._name_row(label.scope, label.project_id, label.name, label.label_id))
         except TransactWriteError as exc:
-            if _failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         self.detach_everywhere(label.label_id)
@@ -145,7 +147,7 @@ class LabelStore:
                 # PynamoDB sends updates after checks and puts: the reasons below keep their places.
                 tx.update(_label_set(repository, digest), actions=[ArtifactLabelsRow.label_ids.add({label_id})])
         except TransactWriteError as exc:
-            reasons = _reasons(exc)
+            reasons = cancellation_codes(exc)
             if reasons[:1] == ["ConditionalCheckFailed"]:
                 raise NotFound(f"label {label_id} not found") from None
             if reasons[1:2] == ["ConditionalCheckFailed"]:
@@ -163,7 +165,7 @@ class LabelStore:
                 tx.delete(LabelRefRow(keys.label_pk(label_id), keys.label_ref_sk(repository, digest)))
                 tx.update(_label_set(repository, digest), actions=[ArtifactLabelsRow.label_ids.delete({label_id})])
         except TransactWriteError as exc:
-            if _failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -204,14 +206,6 @@ class LabelStore:
 
 def _label_set(repository: str, digest: str) -> ArtifactLabelsRow:
     return ArtifactLabelsRow(keys.repo_pk(repository), keys.artifact_labels_sk(digest))
-
-
-def _reasons(exc: TransactWriteError) -> list[str | None]:
-    return [getattr(r, "code", None) for r in exc.cancellation_reasons or []]
-
-
-def _failed(exc: TransactWriteError) -> bool:
-    return "ConditionalCheckFailed" in _reasons(exc)
 
 
 def _to_label(row: LabelRow) -> Label:

@@ -31,6 +31,8 @@ from chalicelib.stores.tables import (
     RepositoryRow,
     TagRow,
     batch_get_raw,
+    cancellation_codes,
+    condition_failed,
     delete_where,
     write_transaction,
 )
@@ -323,13 +325,13 @@ class ManifestStore:
             # Every push to the repository updates its row: concurrent pushes may conflict, and retry.
             write_transaction(writes, busy="another push to this repository is being written; retry")
         except TransactWriteError as exc:
-            reasons = exc.cancellation_reasons or []
+            reasons = cancellation_codes(exc)
             # The tag's place among the items: PynamoDB sends condition checks, deletes, puts, then
             # updates, so the puts (referrer edge, tag, index edges) come first.
             tag_at = 1 if manifest.subject else 0
-            if tag and not tag_may_move and len(reasons) > tag_at and _failed(reasons[tag_at]):
+            if tag and not tag_may_move and len(reasons) > tag_at and reasons[tag_at] == "ConditionalCheckFailed":
                 raise Conflict(f"tag {tag} points at another manifest") from exc
-            if any(_failed(r) for r in reasons):
+            if condition_failed(exc):
                 raise ManifestBlobUnknown("a manifest the index references was deleted meanwhile") from exc
             if exc.cause_response_code == "TransactionCanceledException":
                 raise Conflict("a concurrent write to this artifact won; retry") from exc
@@ -388,10 +390,10 @@ class ManifestStore:
                 )
         except TransactWriteError as exc:
             # PynamoDB sends the put (the tag) before the update (the manifest row).
-            reasons = exc.cancellation_reasons or []
-            if len(reasons) > 1 and _failed(reasons[1]):
+            reasons = cancellation_codes(exc)
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 raise ManifestUnknown(detail={"digest": digest}) from exc
-            if reasons and _failed(reasons[0]):
+            if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise Conflict(f"tag {tag} already exists", {"tag": tag}) from exc
             if exc.cause_response_code == "TransactionCanceledException":
                 raise Conflict("a concurrent write to this tag won; retry", {"tag": tag}) from exc
@@ -510,7 +512,3 @@ def _read_with(model: type[_M], key: tuple[str, str], attributes: list[str],
 
 def _wanted(attributes: tuple[str, ...], with_body: bool) -> list[str]:
     return [*attributes, "body"] if with_body else list(attributes)
-
-
-def _failed(reason: Any) -> bool:
-    return reason is not None and reason.code == "ConditionalCheckFailed"

@@ -81,7 +81,7 @@ class ProjectStore(NamedEntityStore[Project]):
                 tx.update(RegistryRow(keys.registry_pk(project.registry_id), keys.ENTITY_SK),
                           actions=[RegistryRow.project_refs.add(1)], condition=RegistryRow.pk.exists())  # fmt: skip
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in exc.cancellation_reasons or []]
+            reasons = cancellation_codes(exc)
             if len(reasons) > 2 and reasons[2] == "ConditionalCheckFailed":
                 raise NotFound(f"registry {project.registry_id} not found") from None
             raise Conflict(f"project {project.name!r} already exists") from exc
@@ -352,7 +352,7 @@ class ProjectStore(NamedEntityStore[Project]):
                 tx.update(ProjectRow(pk, keys.ENTITY_SK),
                           actions=[ProjectRow.storage_used.add(-size), ProjectRow.storage_free.add(size)])  # fmt: skip
         except TransactWriteError as exc:
-            reasons = [getattr(r, "code", None) for r in (exc.cancellation_reasons or [])]
+            reasons = cancellation_codes(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return None  # a push kept it, or another release took over
             raise

@@ -21,7 +21,15 @@ from chalicelib.core.clock import Clock, system_clock
 from chalicelib.core.registries import Credential, Registry
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.stores import keys
-from chalicelib.stores.tables import RegistryNameRow, RegistryRow, batch_get_raw, connection, next_id
+from chalicelib.stores.tables import (
+    RegistryNameRow,
+    RegistryRow,
+    batch_get_raw,
+    cancellation_codes,
+    condition_failed,
+    connection,
+    next_id,
+)
 
 
 class RegistryStore:
@@ -38,7 +46,7 @@ class RegistryStore:
                 tx.save(row, condition=RegistryRow.pk.does_not_exist())
                 tx.save(_name_row(registry.name, registry_id), condition=RegistryNameRow.pk.does_not_exist())
         except TransactWriteError as exc:
-            if "ConditionalCheckFailed" in _reasons(exc):
+            if condition_failed(exc):
                 raise Conflict(f"registry {registry.name!r} already exists") from None
             raise
         return _to_registry(row)
@@ -93,7 +101,7 @@ class RegistryStore:
                     tx.delete(_name_row(current.name, current.id))
                     tx.save(_name_row(new.name, current.id), condition=RegistryNameRow.pk.does_not_exist())
         except TransactWriteError as exc:
-            reasons = _reasons(exc)
+            reasons = cancellation_codes(exc)
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 raise NotFound(f"registry {current.id} was changed or deleted meanwhile; read it again") from None
             if "ConditionalCheckFailed" in reasons:
@@ -129,7 +137,7 @@ class RegistryStore:
                           condition=RegistryRow.pk.exists() & unused)  # fmt: skip
                 tx.delete(_name_row(registry.name, registry.id))
         except TransactWriteError as exc:
-            if "ConditionalCheckFailed" not in _reasons(exc):
+            if not condition_failed(exc):
                 raise
             if self.project_refs(registry.id) > 0:
                 raise Conflict(
@@ -145,10 +153,6 @@ class RegistryStore:
         except RegistryRow.DoesNotExist:
             return 0
         return int(row.project_refs or 0)
-
-
-def _reasons(exc: TransactWriteError) -> list[str | None]:
-    return [getattr(r, "code", None) for r in exc.cancellation_reasons or []]
 
 
 def _name_row(name: str, registry_id: int) -> RegistryNameRow:

@@ -18,7 +18,15 @@ from chalicelib.core.catalog import Repository
 from chalicelib.core.clock import Clock, system_clock
 from chalicelib.stores import keys
 from chalicelib.stores.artifacts import ArtifactStore
-from chalicelib.stores.tables import IdRow, ManifestRow, RepositoryRow, connection, name_by_id, next_id
+from chalicelib.stores.tables import (
+    IdRow,
+    ManifestRow,
+    RepositoryRow,
+    condition_failed,
+    connection,
+    name_by_id,
+    next_id,
+)
 
 _KIND = "REPOSITORY"
 
@@ -58,7 +66,7 @@ class RepositoryStore:
                 )
                 tx.save(IdRow(keys.id_pk(_KIND, new_id), keys.ENTITY_SK, name=repository.name))
         except TransactWriteError as exc:
-            if not _condition_failed(exc):
+            if not condition_failed(exc):
                 raise
             current = self.get(repository.name)
             return current if current is not None and current.repository_id else repository
@@ -122,7 +130,7 @@ class RepositoryStore:
                 if repository.repository_id:
                     tx.delete(IdRow(keys.id_pk(_KIND, repository.repository_id), keys.ENTITY_SK))
         except TransactWriteError as exc:
-            if _condition_failed(exc):
+            if condition_failed(exc):
                 return False
             raise
         return True
@@ -137,10 +145,6 @@ def _update_existing(name: str, actions: list[Any]) -> bool:
             return False
         raise
     return True
-
-
-def _condition_failed(exc: TransactWriteError) -> bool:
-    return any(getattr(r, "code", None) == "ConditionalCheckFailed" for r in exc.cancellation_reasons or [])
 
 
 def _to_repository(row: RepositoryRow) -> Repository:

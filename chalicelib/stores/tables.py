@@ -787,6 +787,11 @@ def cancellation_codes(exc: TransactWriteError) -> list[str | None]:
     return [getattr(reason, "code", None) for reason in (exc.cancellation_reasons or [])]
 
 
+def condition_failed(exc: TransactWriteError) -> bool:
+    """Whether DynamoDB cancelled the transaction because a condition of one of its items failed."""
+    return "ConditionalCheckFailed" in cancellation_codes(exc)
+
+
 def write_transaction(build: Callable[[TransactWrite], None], *, busy: str, attempts: int = 3) -> None:
     """One TransactWriteItems of the writes `build` adds, written again (built anew) when DynamoDB
     cancelled it only because another transaction held one of its items at that moment
